@@ -1,0 +1,1 @@
+//! Shared helpers for Strata's criterion benchmarks (`benches/benches/*.rs`).

@@ -1,0 +1,435 @@
+//! The dense Raft entry table of one segment (`NNNNNNNNNNNNNNNNNNNN.entries`).
+//!
+//! One fixed-size record per Raft entry, in Raft-index order, so the Raft storage can find
+//! an entry's term, kind and bytes by arithmetic. Data entries point into the segment's
+//! `.log` (a Kafka batch, which takes Kafka offsets); non-data entries (leader no-ops,
+//! configuration changes) keep their small payload in the segment's `.entrydata` file and
+//! take no Kafka offset, so clients never see them.
+//!
+//! The table is the authority on which bytes of the `.log` belong to the log: recovery
+//! walks it, checks every record against the `.log` and `.entrydata`, and cuts all three
+//! files at the first record that does not check out. A batch in the `.log` without a
+//! record is an unacknowledged tail and is dropped.
+//!
+//! Layout, little-endian (our own format):
+//!
+//! ```text
+//! header (32 bytes): magic "STRE" | version u16 | reserved u16 | base_offset u64
+//!                    | base_raft_index u64 | reserved u32 | crc32 u32 (of bytes 0..28)
+//! record (48 bytes): raft_index u64 | term u64 | base_offset u64 | position u64
+//!                    | length u32 | kind u8 | reserved [u8; 3] | aux u32
+//!                    | crc32 u32 (crc32fast of bytes 0..44)
+//! ```
+//!
+//! `base_offset` of a data record is its batch's base offset; of a non-data record, the
+//! next Kafka offset at the time it was appended. `aux` is the batch's offset count for data
+//! records and the crc32 of the payload for non-data records.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use memmap2::{MmapMut, MmapOptions};
+
+use crate::error::{LogError, Result};
+
+/// Size of the table's header.
+pub const ENTRY_TABLE_HEADER_BYTES: usize = 32;
+/// Size of one record.
+pub const ENTRY_RECORD_BYTES: usize = 48;
+const MAGIC: &[u8; 4] = b"STRE";
+const VERSION: u16 = 1;
+/// Records the file grows by when full (doubling up to this step).
+const MAX_GROWTH_RECORDS: usize = 1 << 16;
+const INITIAL_CAPACITY_RECORDS: usize = 1024;
+
+/// What a Raft entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A Kafka record batch in the `.log`; takes Kafka offsets.
+    Data,
+    /// A Raft no-op (an empty normal entry, as a new leader appends).
+    Noop,
+    /// A raft-rs `ConfChange`.
+    ConfChange,
+    /// A raft-rs `ConfChangeV2`.
+    ConfChangeV2,
+}
+
+impl EntryKind {
+    fn code(self) -> u8 {
+        match self {
+            EntryKind::Data => 0,
+            EntryKind::Noop => 1,
+            EntryKind::ConfChange => 2,
+            EntryKind::ConfChangeV2 => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => EntryKind::Data,
+            1 => EntryKind::Noop,
+            2 => EntryKind::ConfChange,
+            3 => EntryKind::ConfChangeV2,
+            _ => return None,
+        })
+    }
+
+    /// True for entries whose payload is a Kafka batch in the `.log`.
+    pub fn is_data(self) -> bool {
+        self == EntryKind::Data
+    }
+}
+
+/// One Raft entry's place in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub raft_index: u64,
+    pub term: u64,
+    /// Data: the batch's base offset. Non-data: the next Kafka offset when appended.
+    pub base_offset: u64,
+    /// Byte position in `.log` (data) or `.entrydata` (non-data).
+    pub position: u64,
+    pub length: u32,
+    pub kind: EntryKind,
+    /// Data: offsets the batch occupies. Non-data: crc32 of the payload.
+    pub aux: u32,
+}
+
+impl EntryRecord {
+    /// The next Kafka offset after this entry.
+    pub fn next_offset(&self) -> u64 {
+        if self.kind.is_data() {
+            self.base_offset + u64::from(self.aux)
+        } else {
+            self.base_offset
+        }
+    }
+
+    /// End position in its file.
+    pub fn end_position(&self) -> u64 {
+        self.position + u64::from(self.length)
+    }
+
+    fn encode(&self, buf: &mut [u8]) {
+        buf[0..8].copy_from_slice(&self.raft_index.to_le_bytes());
+        buf[8..16].copy_from_slice(&self.term.to_le_bytes());
+        buf[16..24].copy_from_slice(&self.base_offset.to_le_bytes());
+        buf[24..32].copy_from_slice(&self.position.to_le_bytes());
+        buf[32..36].copy_from_slice(&self.length.to_le_bytes());
+        buf[36] = self.kind.code();
+        buf[37..40].copy_from_slice(&[0, 0, 0]);
+        buf[40..44].copy_from_slice(&self.aux.to_le_bytes());
+        let crc = crc32fast::hash(&buf[0..44]);
+        buf[44..48].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Decodes a record, or `None` when its checksum or kind is wrong.
+    fn decode(buf: &[u8]) -> Option<Self> {
+        let u64_at = |at: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&buf[at..at + 8]);
+            u64::from_le_bytes(a)
+        };
+        let u32_at =
+            |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        if crc32fast::hash(&buf[0..44]) != u32_at(44) {
+            return None;
+        }
+        Some(EntryRecord {
+            raft_index: u64_at(0),
+            term: u64_at(8),
+            base_offset: u64_at(16),
+            position: u64_at(24),
+            length: u32_at(32),
+            kind: EntryKind::from_code(buf[36])?,
+            aux: u32_at(40),
+        })
+    }
+}
+
+/// The memory-mapped entry table of one segment.
+#[derive(Debug)]
+pub struct EntryTable {
+    path: PathBuf,
+    file: File,
+    map: MmapMut,
+    base_offset: u64,
+    base_raft_index: u64,
+    /// Records considered part of the log.
+    len: usize,
+    /// Records the file can hold.
+    capacity: usize,
+    /// Records `[0, synced)` are known durable.
+    synced: usize,
+}
+
+impl EntryTable {
+    /// Creates a new, empty table with its header. The caller syncs the directory.
+    pub fn create(path: &Path, base_offset: u64, base_raft_index: u64) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| LogError::io(path, e))?;
+        let mut header = [0u8; ENTRY_TABLE_HEADER_BYTES];
+        header[0..4].copy_from_slice(MAGIC);
+        header[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        header[8..16].copy_from_slice(&base_offset.to_le_bytes());
+        header[16..24].copy_from_slice(&base_raft_index.to_le_bytes());
+        let crc = crc32fast::hash(&header[0..28]);
+        header[28..32].copy_from_slice(&crc.to_le_bytes());
+        file.write_all(&header).map_err(|e| LogError::io(path, e))?;
+        let mut table = Self::map_file(path, file, base_offset, base_raft_index, 0)?;
+        table.ensure_capacity(INITIAL_CAPACITY_RECORDS)?;
+        Ok(table)
+    }
+
+    /// Opens an existing table and checks its header. `len()` starts at the number of whole
+    /// record slots in the file; the caller validates records (all of them after an
+    /// unclean stop, the last one after a clean one) and `truncate`s.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| LogError::io(path, e))?;
+        let mut header = [0u8; ENTRY_TABLE_HEADER_BYTES];
+        std::io::Read::read_exact(&mut file, &mut header)
+            .map_err(|_| LogError::corrupt(path, "entry table shorter than its header"))?;
+        let stored_crc = u32::from_le_bytes([header[28], header[29], header[30], header[31]]);
+        if &header[0..4] != MAGIC || crc32fast::hash(&header[0..28]) != stored_crc {
+            return Err(LogError::corrupt(
+                path,
+                "entry table header checksum mismatch",
+            ));
+        }
+        let version = u16::from_le_bytes([header[4], header[5]]);
+        if version != VERSION {
+            return Err(LogError::corrupt(
+                path,
+                format!("entry table version {version} is not {VERSION}"),
+            ));
+        }
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&header[8..16]);
+        let base_offset = u64::from_le_bytes(a);
+        a.copy_from_slice(&header[16..24]);
+        let base_raft_index = u64::from_le_bytes(a);
+        let file_len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
+        let slots = (file_len.saturating_sub(ENTRY_TABLE_HEADER_BYTES as u64)
+            / ENTRY_RECORD_BYTES as u64) as usize;
+        let mut table = Self::map_file(path, file, base_offset, base_raft_index, slots)?;
+        table.len = slots;
+        table.synced = slots;
+        Ok(table)
+    }
+
+    fn map_file(
+        path: &Path,
+        file: File,
+        base_offset: u64,
+        base_raft_index: u64,
+        capacity: usize,
+    ) -> Result<Self> {
+        let bytes = ENTRY_TABLE_HEADER_BYTES + capacity * ENTRY_RECORD_BYTES;
+        // SAFETY: the table file is private to its segment; it is only shrunk in `trim`,
+        // which replaces this mapping first.
+        let map = unsafe { MmapOptions::new().len(bytes).map_mut(&file) }
+            .map_err(|e| LogError::io(path, e))?;
+        Ok(EntryTable {
+            path: path.to_path_buf(),
+            file,
+            map,
+            base_offset,
+            base_raft_index,
+            len: 0,
+            capacity,
+            synced: 0,
+        })
+    }
+
+    fn ensure_capacity(&mut self, records: usize) -> Result<()> {
+        if records <= self.capacity {
+            return Ok(());
+        }
+        let bytes = (ENTRY_TABLE_HEADER_BYTES + records * ENTRY_RECORD_BYTES) as u64;
+        self.file
+            .set_len(bytes)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        // SAFETY: as in `map_file`; the old mapping is dropped on assignment.
+        self.map = unsafe { MmapOptions::new().len(bytes as usize).map_mut(&self.file) }
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.capacity = records;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+    pub fn base_raft_index(&self) -> u64 {
+        self.base_raft_index
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The Raft index the next appended record must have.
+    pub fn next_raft_index(&self) -> u64 {
+        self.base_raft_index + self.len as u64
+    }
+
+    /// The record in slot `i`, or `None` when its checksum or kind is bad. `i` must be
+    /// below the number of slots.
+    pub fn slot(&self, i: usize) -> Option<EntryRecord> {
+        if i >= self.capacity {
+            return None;
+        }
+        let at = ENTRY_TABLE_HEADER_BYTES + i * ENTRY_RECORD_BYTES;
+        EntryRecord::decode(&self.map[at..at + ENTRY_RECORD_BYTES])
+    }
+
+    /// The record `i` of the log, checked.
+    pub fn get(&self, i: usize) -> Result<EntryRecord> {
+        if i >= self.len {
+            return Err(LogError::corrupt(
+                &self.path,
+                format!("record {i} is past the end"),
+            ));
+        }
+        let rec = self.slot(i).ok_or_else(|| {
+            LogError::corrupt(&self.path, format!("record {i} checksum mismatch"))
+        })?;
+        if rec.raft_index != self.base_raft_index + i as u64 {
+            return Err(LogError::corrupt(
+                &self.path,
+                format!(
+                    "record {i} holds raft index {} instead of {}",
+                    rec.raft_index,
+                    self.base_raft_index + i as u64
+                ),
+            ));
+        }
+        Ok(rec)
+    }
+
+    pub fn last(&self) -> Result<Option<EntryRecord>> {
+        if self.len == 0 {
+            return Ok(None);
+        }
+        self.get(self.len - 1).map(Some)
+    }
+
+    /// Appends a record; its raft index must be `next_raft_index()`.
+    pub fn push(&mut self, rec: &EntryRecord) -> Result<()> {
+        debug_assert_eq!(rec.raft_index, self.next_raft_index());
+        if self.len == self.capacity {
+            let grow = self
+                .capacity
+                .clamp(INITIAL_CAPACITY_RECORDS, MAX_GROWTH_RECORDS);
+            self.ensure_capacity(self.capacity + grow)?;
+        }
+        let at = ENTRY_TABLE_HEADER_BYTES + self.len * ENTRY_RECORD_BYTES;
+        rec.encode(&mut self.map[at..at + ENTRY_RECORD_BYTES]);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Keeps the first `len` records. The dropped slots are zeroed so that a later crash
+    /// can't resurrect them.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            self.len = len.min(self.len);
+            return;
+        }
+        let from = ENTRY_TABLE_HEADER_BYTES + len * ENTRY_RECORD_BYTES;
+        let to = ENTRY_TABLE_HEADER_BYTES + self.len * ENTRY_RECORD_BYTES;
+        self.map[from..to].fill(0);
+        self.len = len;
+        self.synced = self.synced.min(len);
+    }
+
+    /// Forgets every slot past `len` as well (zeroing the slots beyond the valid records
+    /// found by recovery).
+    pub fn clear_slots_after(&mut self, len: usize) {
+        let from = ENTRY_TABLE_HEADER_BYTES + len * ENTRY_RECORD_BYTES;
+        let to = ENTRY_TABLE_HEADER_BYTES + self.capacity * ENTRY_RECORD_BYTES;
+        if from < to {
+            self.map[from..to].fill(0);
+        }
+        self.len = len.min(self.len);
+        self.synced = self.synced.min(self.len);
+    }
+
+    /// Makes every record written so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        // The header and any zeroed slots are included: flush from the first unsynced
+        // record to the end of the written ones, plus one slot for a zeroed tail.
+        let from = ENTRY_TABLE_HEADER_BYTES + self.synced.min(self.len) * ENTRY_RECORD_BYTES;
+        let to =
+            (ENTRY_TABLE_HEADER_BYTES + (self.len + 1) * ENTRY_RECORD_BYTES).min(self.map.len());
+        if to > from {
+            self.map
+                .flush_range(from, to - from)
+                .map_err(|e| LogError::io(&self.path, e))?;
+        }
+        self.synced = self.len;
+        Ok(())
+    }
+
+    /// Shrinks the file to its records and syncs it (segment close).
+    pub fn trim(&mut self) -> Result<()> {
+        self.map.flush().map_err(|e| LogError::io(&self.path, e))?;
+        let bytes = (ENTRY_TABLE_HEADER_BYTES + self.len * ENTRY_RECORD_BYTES) as u64;
+        // Replace the mapping with one that fits the shrunk file before shrinking it.
+        // SAFETY: as in `map_file`.
+        self.map = unsafe {
+            MmapOptions::new()
+                .len(ENTRY_TABLE_HEADER_BYTES)
+                .map_mut(&self.file)
+        }
+        .map_err(|e| LogError::io(&self.path, e))?;
+        self.file
+            .set_len(bytes)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| LogError::io(&self.path, e))?;
+        // SAFETY: as in `map_file`.
+        self.map = unsafe { MmapOptions::new().len(bytes as usize).map_mut(&self.file) }
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.capacity = self.len;
+        self.synced = self.len;
+        Ok(())
+    }
+
+    /// Grows the file again so the segment can take appends (it became active).
+    pub fn reserve_for_appends(&mut self) -> Result<()> {
+        self.ensure_capacity(self.len + INITIAL_CAPACITY_RECORDS)
+    }
+
+    /// Index of the first record whose `next_offset() > offset`, i.e. the entry that
+    /// holds `offset` or the first one after it, by binary search over the records'
+    /// base offsets (non-decreasing in a valid table).
+    pub fn first_ending_after(&self, offset: u64) -> Result<usize> {
+        let (mut lo, mut hi) = (0usize, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid)?.next_offset() <= offset {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+}

@@ -1,0 +1,843 @@
+//! `Log`: one partition's log, an ordered run of segments of which the last is active.
+//!
+//! Offsets: every data entry (a Kafka batch) takes `base_offset = next_offset()`, patched
+//! into its header, so offsets are strictly increasing and gap-free. Raft: every entry,
+//! data or not, takes the next Raft index and a term that never decreases; the batch's
+//! `partitionLeaderEpoch` field carries the term (saturated at `i32::MAX`).
+//!
+//! Durability: `append*` writes to the page cache; `flush` makes everything appended so far
+//! durable and moves `flushed_offset`. `close` flushes, seals the active segment and writes
+//! a clean-shutdown marker, which lets the next `open` skip the recovery scan. Dropping a
+//! `Log` without `close` is an unclean stop, exactly like `kill -9`.
+//!
+//! Concurrency: mutations take `&mut self`, reads `&self`; a caller shares a `Log` behind a
+//! lock of its choice. Bytes returned by reads stay valid after the lock is released and
+//! after any later truncation, retention or close.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{debug, info, info_span, warn};
+
+use crate::batch::{self, BatchError, BatchHeader};
+use crate::checkpoint::{sync_dir, Checkpoint};
+use crate::clock::{Clock, SystemClock};
+use crate::config::LogConfig;
+use crate::entries::{EntryKind, EntryRecord};
+use crate::error::{LogError, Result};
+use crate::segment::{self, parse_segment_file_name, Segment};
+
+/// Marker file written by `close`; its presence at `open` means the previous run ended
+/// cleanly and no recovery scan is needed.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub raft_index: u64,
+    pub term: u64,
+    pub max_timestamp: i64,
+}
+
+/// A Raft entry as the log holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryInfo {
+    pub raft_index: u64,
+    pub term: u64,
+    pub kind: EntryKind,
+    /// Data: the batch's base offset. Non-data: the next offset when it was appended.
+    pub base_offset: u64,
+    /// The next Kafka offset after this entry.
+    pub next_offset: u64,
+    pub length: u32,
+}
+
+impl From<EntryRecord> for EntryInfo {
+    fn from(r: EntryRecord) -> Self {
+        EntryInfo {
+            raft_index: r.raft_index,
+            term: r.term,
+            kind: r.kind,
+            base_offset: r.base_offset,
+            next_offset: r.next_offset(),
+            length: r.length,
+        }
+    }
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    pub deleted_segments: usize,
+    pub deleted_bytes: u64,
+}
+
+/// A summary of one segment, for tools, metrics and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: u64,
+    pub next_offset: u64,
+    pub base_raft_index: u64,
+    pub size_bytes: u64,
+    pub max_timestamp: i64,
+    pub active: bool,
+    pub path: PathBuf,
+}
+
+/// How `open` found the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    /// The clean-shutdown marker was present.
+    pub clean: bool,
+    /// Segments validated entry by entry.
+    pub recovered_segments: usize,
+    /// Log bytes cut as a torn or corrupt tail.
+    pub truncated_bytes: u64,
+    /// Segments removed because they followed a cut, or lay wholly before the log start.
+    pub removed_segments: usize,
+}
+
+/// One partition log. See the module documentation for its guarantees.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    clock: Arc<dyn Clock>,
+    /// Ordered by base offset (and Raft index); never empty; the last is active.
+    segments: Vec<Segment>,
+    checkpoint: Checkpoint,
+    flushed_offset: u64,
+    flushed_raft_index: u64,
+    open_report: OpenReport,
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating it if absent, with the system clock.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
+        Self::open_with_clock(dir, config, Arc::new(SystemClock))
+    }
+
+    /// Opens the log in `dir` with an injected clock (roll and retention by time use it).
+    ///
+    /// After an unclean stop, the segments from the recovery point on are validated entry
+    /// by entry and cut at the first torn or corrupt entry, so the log that opens is always
+    /// a prefix of what was appended. Index files are checked and rebuilt when wrong.
+    pub fn open_with_clock(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Log> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let span = info_span!("log_open", dir = %dir.display());
+        let _enter = span.enter();
+        std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let mut clean = marker.exists();
+        let checkpoint = match Checkpoint::read(&dir) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "damaged checkpoint; recovering every segment");
+                clean = false;
+                None
+            }
+        };
+        let fresh_checkpoint = checkpoint.is_none();
+        let checkpoint = checkpoint.unwrap_or_default();
+        let bases = list_segments(&dir)?;
+        let mut log = Log {
+            dir: dir.clone(),
+            config,
+            clock,
+            segments: Vec::with_capacity(bases.len()),
+            checkpoint,
+            flushed_offset: 0,
+            flushed_raft_index: 0,
+            open_report: OpenReport {
+                clean,
+                ..OpenReport::default()
+            },
+        };
+        log.load_segments(&bases, clean, fresh_checkpoint)?;
+        if log.segments.is_empty() {
+            let start = log.checkpoint.log_start_offset;
+            let seg =
+                Segment::create(&dir, start, log.checkpoint.prev_raft_index + 1, &log.config)?;
+            log.segments.push(seg);
+            sync_dir(&dir)?;
+        }
+        let config = log.config.clone();
+        log.active_mut().activate(&config)?;
+        let first_base = log.segments[0].base_offset();
+        log.checkpoint.log_start_offset = log.checkpoint.log_start_offset.max(first_base);
+        log.flush()?;
+        log.checkpoint.recovery_point = log.active().base_offset();
+        log.checkpoint.write(&dir)?;
+        if marker.exists() {
+            std::fs::remove_file(&marker).map_err(|e| LogError::io(&marker, e))?;
+            sync_dir(&dir)?;
+        }
+        info!(
+            clean,
+            segments = log.segments.len(),
+            log_start = log.log_start_offset(),
+            next_offset = log.next_offset(),
+            recovered = log.open_report.recovered_segments,
+            truncated_bytes = log.open_report.truncated_bytes,
+            "log opened"
+        );
+        Ok(log)
+    }
+
+    fn load_segments(&mut self, bases: &[u64], clean: bool, fresh_checkpoint: bool) -> Result<()> {
+        // Segments from the one holding the recovery point on get the full scan.
+        let recover_from = if clean {
+            u64::MAX
+        } else if fresh_checkpoint {
+            0
+        } else {
+            let rp = self.checkpoint.recovery_point;
+            bases
+                .iter()
+                .copied()
+                .filter(|b| *b <= rp)
+                .max()
+                .unwrap_or(0)
+        };
+        let mut prev_term = self.checkpoint.prev_raft_term;
+        for (i, &base) in bases.iter().enumerate() {
+            let last = i + 1 == bases.len();
+            let scan = base >= recover_from;
+            let mut seg = match Segment::open_files(&self.dir, base) {
+                Ok(s) => s,
+                Err(e) if scan || last => {
+                    warn!(base, error = %e, "segment unreadable after unclean stop; cutting the log here");
+                    self.remove_from(bases, i)?;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            // Segments must continue each other in offsets and Raft indexes.
+            if let Some(prev) = self.segments.last() {
+                if seg.base_offset() != prev.next_offset()
+                    || seg.base_raft_index() != prev.next_raft_index()
+                {
+                    let e = LogError::corrupt(
+                        seg.log_path(),
+                        format!(
+                            "segment starts at offset {} / raft index {} but the previous one ends at {} / {}",
+                            seg.base_offset(),
+                            seg.base_raft_index(),
+                            prev.next_offset(),
+                            prev.next_raft_index()
+                        ),
+                    );
+                    if scan {
+                        warn!(error = %e, "cutting the log here");
+                        drop(seg);
+                        self.remove_from(bases, i)?;
+                        break;
+                    }
+                    return Err(e);
+                }
+            }
+            let outcome = if scan {
+                self.open_report.recovered_segments += 1;
+                Some(seg.recover(&self.config, prev_term)?)
+            } else {
+                match seg.load_clean(&self.config, true) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        warn!(base, error = %e, "segment fails its checks; validating it entry by entry");
+                        self.open_report.recovered_segments += 1;
+                        Some(seg.recover(&self.config, prev_term)?)
+                    }
+                }
+            };
+            prev_term = seg.last_term()?.unwrap_or(prev_term);
+            self.segments.push(seg);
+            if let Some(o) = outcome {
+                self.open_report.truncated_bytes += o.truncated_log_bytes;
+                if o.truncated && !last {
+                    warn!(
+                        base,
+                        "log cut inside a segment; removing the segments after it"
+                    );
+                    self.remove_from(bases, i + 1)?;
+                    break;
+                }
+            }
+        }
+        // A crash during retention may leave segments wholly before the log start.
+        while self.segments.len() > 1
+            && self.segments[0].next_offset() <= self.checkpoint.log_start_offset
+        {
+            let seg = self.segments.remove(0);
+            self.note_deleted(&seg)?;
+            seg.delete()?;
+            self.open_report.removed_segments += 1;
+        }
+        Ok(())
+    }
+
+    /// Deletes the segment files for `bases[from..]` (not loaded into `self.segments`).
+    fn remove_from(&mut self, bases: &[u64], from: usize) -> Result<()> {
+        for &base in &bases[from..] {
+            for suffix in [
+                segment::LOG_SUFFIX,
+                segment::OFFSET_INDEX_SUFFIX,
+                segment::TIME_INDEX_SUFFIX,
+                segment::ENTRYDATA_SUFFIX,
+                segment::ENTRIES_SUFFIX,
+            ] {
+                let p = self.dir.join(segment::segment_file_name(base, suffix));
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(LogError::io(p, e)),
+                }
+            }
+            self.open_report.removed_segments += 1;
+        }
+        sync_dir(&self.dir)
+    }
+
+    // ------------------------------------------------------------ accessors
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// How the last `open` found the log.
+    pub fn open_report(&self) -> OpenReport {
+        self.open_report
+    }
+
+    fn active(&self) -> &Segment {
+        // Invariant: `segments` is never empty after `open`.
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        // Invariant: `segments` is never empty after `open`.
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    /// The first offset readers may see.
+    pub fn log_start_offset(&self) -> u64 {
+        self.checkpoint.log_start_offset
+    }
+    /// The offset the next batch will get (the log end offset).
+    pub fn next_offset(&self) -> u64 {
+        self.active().next_offset()
+    }
+    /// Every offset below this one is durable (survives power loss).
+    pub fn flushed_offset(&self) -> u64 {
+        self.flushed_offset
+    }
+    /// Every Raft entry up to and including this index is durable.
+    pub fn flushed_raft_index(&self) -> u64 {
+        self.flushed_raft_index
+    }
+    /// Bytes of batch data across all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::size_bytes).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .iter()
+            .map(|s| SegmentInfo {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset(),
+                base_raft_index: s.base_raft_index(),
+                size_bytes: s.size_bytes(),
+                max_timestamp: s.max_timestamp(),
+                active: s.is_active(),
+                path: s.log_path().to_path_buf(),
+            })
+            .collect()
+    }
+
+    // ------------------------------------------------------------ Raft view
+
+    /// Index of the first Raft entry the log holds (`last_raft_index() + 1` when empty).
+    pub fn first_raft_index(&self) -> u64 {
+        self.segments[0].base_raft_index()
+    }
+    /// Index of the last Raft entry (`first_raft_index() - 1` when empty).
+    pub fn last_raft_index(&self) -> u64 {
+        self.active().next_raft_index() - 1
+    }
+    /// Term of the last entry, or of the entry before the first when the log is empty.
+    pub fn last_term(&self) -> u64 {
+        for seg in self.segments.iter().rev() {
+            if let Ok(Some(t)) = seg.last_term() {
+                return t;
+            }
+        }
+        self.checkpoint.prev_raft_term
+    }
+    /// Raft index and term of the entry just before `first_raft_index()`.
+    pub fn prev_raft_entry(&self) -> (u64, u64) {
+        (
+            self.checkpoint.prev_raft_index,
+            self.checkpoint.prev_raft_term,
+        )
+    }
+
+    fn segment_for_raft_index(&self, raft_index: u64) -> Result<&Segment> {
+        let i = self
+            .segments
+            .partition_point(|s| s.base_raft_index() <= raft_index);
+        if i == 0 || raft_index > self.last_raft_index() {
+            return Err(LogError::RaftIndexOutOfRange {
+                requested: raft_index,
+                first: self.first_raft_index(),
+                last: self.last_raft_index(),
+            });
+        }
+        Ok(&self.segments[i - 1])
+    }
+
+    /// The entry at `raft_index`.
+    pub fn entry(&self, raft_index: u64) -> Result<EntryInfo> {
+        self.segment_for_raft_index(raft_index)?
+            .entry(raft_index)
+            .map(EntryInfo::from)
+    }
+
+    /// The term of `raft_index`, including the entry just before the first.
+    pub fn term_of(&self, raft_index: u64) -> Result<u64> {
+        if raft_index == self.checkpoint.prev_raft_index
+            && raft_index + 1 == self.first_raft_index()
+        {
+            return Ok(self.checkpoint.prev_raft_term);
+        }
+        Ok(self.entry(raft_index)?.term)
+    }
+
+    /// The bytes of an entry: the Kafka batch of a data entry (zero-copy), the payload of
+    /// a non-data entry.
+    pub fn entry_payload(&self, raft_index: u64) -> Result<Bytes> {
+        let seg = self.segment_for_raft_index(raft_index)?;
+        let rec = seg.entry(raft_index)?;
+        if rec.kind.is_data() {
+            seg.slice(rec.position, rec.end_position())
+        } else {
+            seg.meta_payload(&rec)
+        }
+    }
+
+    // ------------------------------------------------------------ appends
+
+    /// Appends a batch under the current term (the term of the last entry).
+    pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo> {
+        let term = self.last_term();
+        self.append_with_term(term, batch)
+    }
+
+    /// Appends a Kafka RecordBatch v2 as the next Raft entry of `term`.
+    ///
+    /// The batch is validated (magic 2, length, CRC-32C, size ≤ `max.message.bytes`); its
+    /// `baseOffset` is set to `next_offset()` and its `partitionLeaderEpoch` to `term`,
+    /// both outside the CRC. Nothing is written for a batch that fails validation.
+    pub fn append_with_term(&mut self, term: u64, batch: &mut [u8]) -> Result<AppendInfo> {
+        let header = BatchHeader::parse_validated(batch)?;
+        if header.size_bytes != batch.len() {
+            return Err(LogError::CorruptBatch(BatchError::BadField(
+                "bytes follow the batch's declared length",
+            )));
+        }
+        if batch.len() > self.config.max_message_bytes as usize {
+            return Err(LogError::BatchTooLarge {
+                size_bytes: batch.len(),
+                limit_bytes: self.config.max_message_bytes,
+            });
+        }
+        self.check_term(term)?;
+        let base_offset = self.next_offset();
+        let last_offset = base_offset
+            .checked_add(u64::from(header.last_offset_delta as u32))
+            .filter(|o| *o < i64::MAX as u64)
+            .ok_or_else(|| LogError::InvalidArgument("offset space exhausted".into()))?;
+        let now_ms = self.clock.now_ms();
+        if self
+            .active()
+            .should_roll(&self.config, batch.len(), last_offset, now_ms)
+        {
+            self.roll()?;
+        }
+        batch::patch_base_offset(batch, base_offset);
+        batch::patch_leader_epoch(batch, term);
+        let header = BatchHeader {
+            base_offset: base_offset as i64,
+            partition_leader_epoch: i32::try_from(term).unwrap_or(i32::MAX),
+            ..header
+        };
+        let config = &self.config;
+        // Invariant: `segments` is never empty after `open`.
+        let seg = self
+            .segments
+            .last_mut()
+            .expect("a log always has an active segment");
+        let rec = seg.append_data(batch, &header, term, config, now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            raft_index: rec.raft_index,
+            term,
+            max_timestamp: header.max_timestamp,
+        })
+    }
+
+    /// Appends a non-data Raft entry (no-op, configuration change). It takes a Raft index
+    /// but no Kafka offset. Returns its Raft index.
+    pub fn append_meta(&mut self, term: u64, kind: EntryKind, payload: &[u8]) -> Result<u64> {
+        if kind.is_data() {
+            return Err(LogError::InvalidArgument(
+                "data entries are appended with append_with_term".into(),
+            ));
+        }
+        if payload.len() > self.config.max_message_bytes as usize {
+            return Err(LogError::BatchTooLarge {
+                size_bytes: payload.len(),
+                limit_bytes: self.config.max_message_bytes,
+            });
+        }
+        self.check_term(term)?;
+        Ok(self
+            .active_mut()
+            .append_meta(kind, term, payload)?
+            .raft_index)
+    }
+
+    fn check_term(&self, term: u64) -> Result<()> {
+        let last = self.last_term();
+        if term < last {
+            return Err(LogError::InvalidArgument(format!(
+                "term {term} is below the last entry's term {last}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at `next_offset()`.
+    pub fn roll(&mut self) -> Result<()> {
+        if !self.active().has_data() {
+            return Ok(());
+        }
+        let (next_offset, next_raft) = (self.next_offset(), self.active().next_raft_index());
+        let span = info_span!("log_roll", dir = %self.dir.display(), base_offset = next_offset);
+        let _enter = span.enter();
+        self.active_mut().close()?;
+        let seg = Segment::create(&self.dir, next_offset, next_raft, &self.config)?;
+        self.segments.push(seg);
+        sync_dir(&self.dir)?;
+        self.flushed_offset = next_offset;
+        self.flushed_raft_index = next_raft - 1;
+        self.checkpoint.recovery_point = next_offset;
+        self.checkpoint.write(&self.dir)?;
+        debug!("segment rolled");
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ durability
+
+    /// Makes every entry appended so far durable; returns the new `flushed_offset()`.
+    pub fn flush(&mut self) -> Result<u64> {
+        self.active_mut().flush()?;
+        self.flushed_offset = self.next_offset();
+        self.flushed_raft_index = self.last_raft_index();
+        Ok(self.flushed_offset)
+    }
+
+    /// Flushes, seals the active segment's files and writes the clean-shutdown marker.
+    pub fn close(mut self) -> Result<()> {
+        self.flush()?;
+        self.active_mut().close()?;
+        self.checkpoint.recovery_point = self.next_offset();
+        self.checkpoint.write(&self.dir)?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| LogError::io(&marker, e))?;
+        sync_dir(&self.dir)
+    }
+
+    // ------------------------------------------------------------ reads
+
+    fn check_offset(&self, offset: u64) -> Result<()> {
+        let (start, next) = (self.log_start_offset(), self.next_offset());
+        if offset < start || offset > next {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: start,
+                next,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch,
+    /// however large), from a single segment, as zero-copy bytes. Empty at the log end.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Bytes> {
+        self.read_bounded(offset, max_bytes, self.next_offset())
+    }
+
+    /// Like `read`, but never returns a batch at or past `limit_offset` (the high
+    /// watermark for consumers).
+    pub fn read_bounded(&self, offset: u64, max_bytes: usize, limit_offset: u64) -> Result<Bytes> {
+        self.check_offset(offset)?;
+        if offset >= limit_offset {
+            return Ok(Bytes::new());
+        }
+        let i = self.segments.partition_point(|s| s.next_offset() <= offset);
+        match self.segments.get(i) {
+            Some(seg) => seg.read(offset, max_bytes, limit_offset),
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// The base offset of the earliest batch whose max timestamp is at least
+    /// `timestamp_ms`, at or after the log start; `None` when every batch is older.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        let start = self.log_start_offset();
+        for seg in self.segments.iter().filter(|s| s.next_offset() > start) {
+            if seg.max_timestamp() >= timestamp_ms {
+                if let Some(o) = seg.offset_for_timestamp(timestamp_ms, start)? {
+                    return Ok(Some(o.max(start)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    // ------------------------------------------------------------ truncation
+
+    /// Removes every batch that holds an offset at or past `offset` (and the non-data
+    /// entries after it); `next_offset()` becomes the base of the first removed batch.
+    pub fn truncate_from(&mut self, offset: u64) -> Result<()> {
+        if offset >= self.next_offset() {
+            return Ok(());
+        }
+        self.check_offset(offset)?;
+        let i = self.segments.partition_point(|s| s.next_offset() <= offset);
+        let seg = &self.segments[i];
+        let mut raft_index = seg.next_raft_index();
+        for idx in seg.base_raft_index()..seg.next_raft_index() {
+            let rec = seg.entry(idx)?;
+            if rec.next_offset() > offset && rec.kind.is_data() {
+                raft_index = idx;
+                break;
+            }
+        }
+        self.truncate_from_raft_index(raft_index)
+    }
+
+    /// Removes the Raft entries from `raft_index` on (Raft conflict resolution). Offsets
+    /// rewind with them.
+    pub fn truncate_from_raft_index(&mut self, raft_index: u64) -> Result<()> {
+        if raft_index > self.last_raft_index() {
+            return Ok(());
+        }
+        if raft_index < self.first_raft_index() {
+            return Err(LogError::RaftIndexOutOfRange {
+                requested: raft_index,
+                first: self.first_raft_index(),
+                last: self.last_raft_index(),
+            });
+        }
+        let span = info_span!("log_truncate", dir = %self.dir.display(), raft_index);
+        let _enter = span.enter();
+        let i = self
+            .segments
+            .partition_point(|s| s.base_raft_index() <= raft_index)
+            - 1;
+        for seg in self.segments.drain(i + 1..).rev().collect::<Vec<_>>() {
+            seg.delete()?;
+        }
+        let config = self.config.clone();
+        self.segments[i].truncate_from_raft_index(raft_index, &config)?;
+        sync_dir(&self.dir)?;
+        let next = self.next_offset();
+        self.flushed_offset = self.flushed_offset.min(next);
+        self.flushed_raft_index = self.flushed_raft_index.min(self.last_raft_index());
+        self.checkpoint.log_start_offset = self.checkpoint.log_start_offset.min(next);
+        let base = self.active().base_offset();
+        if self.checkpoint.recovery_point > base {
+            self.checkpoint.recovery_point = base;
+        }
+        self.checkpoint.write(&self.dir)?;
+        info!(next_offset = next, "log truncated");
+        Ok(())
+    }
+
+    /// Empties the log and restarts it at `next_offset` / `next_raft_index`, with
+    /// `prev_term` as the term of entry `next_raft_index - 1` (installing a Raft snapshot).
+    pub fn reset(&mut self, next_offset: u64, next_raft_index: u64, prev_term: u64) -> Result<()> {
+        if next_raft_index == 0 {
+            return Err(LogError::InvalidArgument("raft indexes start at 1".into()));
+        }
+        self.checkpoint = Checkpoint {
+            log_start_offset: next_offset,
+            recovery_point: next_offset,
+            prev_raft_index: next_raft_index - 1,
+            prev_raft_term: prev_term,
+        };
+        // The checkpoint goes first: old segments left by a crash are then below the log
+        // start and removed at the next open.
+        self.checkpoint.write(&self.dir)?;
+        for seg in std::mem::take(&mut self.segments) {
+            seg.delete()?;
+        }
+        let seg = Segment::create(&self.dir, next_offset, next_raft_index, &self.config)?;
+        self.segments.push(seg);
+        sync_dir(&self.dir)?;
+        self.flushed_offset = next_offset;
+        self.flushed_raft_index = next_raft_index - 1;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ deletion
+
+    /// Kafka DeleteRecords: moves the log start to `offset` (never backwards) and deletes
+    /// the closed segments wholly before it. Returns the new log start offset.
+    pub fn delete_before(&mut self, offset: u64) -> Result<u64> {
+        if offset > self.next_offset() {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset(),
+                next: self.next_offset(),
+            });
+        }
+        if offset > self.checkpoint.log_start_offset {
+            self.checkpoint.log_start_offset = offset;
+            let n = self
+                .segments
+                .iter()
+                .take(self.segments.len() - 1)
+                .take_while(|s| s.next_offset() <= offset)
+                .count();
+            self.delete_oldest(n)?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes closed segments past `retention.ms` (by their newest timestamp) or beyond
+    /// `retention.bytes`, oldest first. The active segment is never deleted.
+    pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
+        let closed = self.segments.len() - 1;
+        let now_ms = self.clock.now_ms();
+        let by_time = match self.config.retention_ms {
+            Some(ms) => self.segments[..closed]
+                .iter()
+                .take_while(|s| now_ms.saturating_sub(s.max_timestamp()) > ms)
+                .count(),
+            None => 0,
+        };
+        let by_size = match self.config.retention_bytes {
+            Some(limit) => {
+                let mut excess = self.size_bytes().saturating_sub(limit);
+                self.segments[..closed]
+                    .iter()
+                    .take_while(|s| {
+                        let fits = s.size_bytes() <= excess;
+                        if fits {
+                            excess -= s.size_bytes();
+                        }
+                        fits
+                    })
+                    .count()
+            }
+            None => 0,
+        };
+        let n = by_time.max(by_size);
+        if n == 0 {
+            return Ok(RetentionOutcome::default());
+        }
+        let deleted_bytes = self.segments[..n].iter().map(Segment::size_bytes).sum();
+        let new_start = self.segments[n].base_offset();
+        self.checkpoint.log_start_offset = self.checkpoint.log_start_offset.max(new_start);
+        self.delete_oldest(n)?;
+        info!(
+            segments = n,
+            bytes = deleted_bytes,
+            log_start = new_start,
+            "retention deleted segments"
+        );
+        Ok(RetentionOutcome {
+            deleted_segments: n,
+            deleted_bytes,
+        })
+    }
+
+    fn note_deleted(&mut self, seg: &Segment) -> Result<()> {
+        if seg.next_raft_index() > seg.base_raft_index() {
+            let last = seg.next_raft_index() - 1;
+            self.checkpoint.prev_raft_index = last;
+            self.checkpoint.prev_raft_term = seg.entry(last)?.term;
+        }
+        Ok(())
+    }
+
+    /// Deletes the `n` oldest segments (closed ones) after writing the checkpoint that
+    /// already excludes them, so a crash midway leaves removable leftovers, never a hole.
+    fn delete_oldest(&mut self, n: usize) -> Result<()> {
+        debug_assert!(n < self.segments.len());
+        for i in 0..n {
+            let (idx, term) = {
+                let seg = &self.segments[i];
+                if seg.next_raft_index() > seg.base_raft_index() {
+                    let last = seg.next_raft_index() - 1;
+                    (last, seg.entry(last)?.term)
+                } else {
+                    (
+                        self.checkpoint.prev_raft_index,
+                        self.checkpoint.prev_raft_term,
+                    )
+                }
+            };
+            self.checkpoint.prev_raft_index = idx;
+            self.checkpoint.prev_raft_term = term;
+        }
+        self.checkpoint.write(&self.dir)?;
+        for seg in self.segments.drain(..n).collect::<Vec<_>>() {
+            seg.delete()?;
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work.
+fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut bases = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".tmp") && name != "log.checkpoint.tmp" {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        if let Some((base, suffix)) = parse_segment_file_name(name) {
+            if suffix == segment::LOG_SUFFIX || suffix == segment::ENTRIES_SUFFIX {
+                bases.push(base);
+            }
+        }
+    }
+    bases.sort_unstable();
+    bases.dedup();
+    Ok(bases)
+}

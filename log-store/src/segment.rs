@@ -1,0 +1,1064 @@
+//! One segment: a `.log` of Kafka batches with its `.index`, `.timeindex`, `.entries`
+//! (dense Raft entry table) and optional `.entrydata` (payloads of non-data entries), all
+//! named by the segment's base offset.
+//!
+//! Writes go through `pwrite` at the logical end of the `.log`; reads slice one shared
+//! memory map of the file, so they copy nothing and never take the append path's lock.
+//! A segment's file never shrinks while a reader still holds bytes of it: truncation
+//! shrinks the file only when no slice of the mapping is alive, and otherwise moves the
+//! logical end alone (the stale tail beyond it is cut at close or by the next recovery).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use memmap2::{Mmap, MmapOptions};
+use tracing::{debug, warn};
+
+use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
+use crate::config::LogConfig;
+use crate::entries::{EntryKind, EntryRecord, EntryTable};
+use crate::error::{LogError, Result};
+use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+
+/// File name suffixes of a segment's files.
+pub const LOG_SUFFIX: &str = "log";
+pub const OFFSET_INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+pub const ENTRIES_SUFFIX: &str = "entries";
+pub const ENTRYDATA_SUFFIX: &str = "entrydata";
+
+/// `NNNNNNNNNNNNNNNNNNNN.suffix`: the base offset zero-padded to 20 digits, as Kafka names
+/// its segment files.
+pub fn segment_file_name(base_offset: u64, suffix: &str) -> String {
+    format!("{base_offset:020}.{suffix}")
+}
+
+/// Parses a segment file name back into (base offset, suffix).
+pub fn parse_segment_file_name(name: &str) -> Option<(u64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, suffix))
+}
+
+/// Owner of a slice of a segment's memory map, so `Bytes` can point into it.
+struct MapSlice {
+    map: Arc<Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MapSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.start..self.end]
+    }
+}
+
+/// Outcome of validating a segment's files against each other after an unclean stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryOutcome {
+    /// Raft entries that checked out.
+    pub valid_entries: usize,
+    /// Bytes of `.log` dropped past the last valid batch.
+    pub truncated_log_bytes: u64,
+    /// True when anything at all was cut (the following segments must go too).
+    pub truncated: bool,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: u64,
+    log_path: PathBuf,
+    log_file: File,
+    /// Logical size: bytes of the `.log` that belong to the log.
+    log_size: u64,
+    /// Length of the `.log` file; larger than `log_size` after a truncation that had to
+    /// leave the file alone because readers held slices of it.
+    file_size: u64,
+    log_dirty: bool,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    entries: EntryTable,
+    entrydata_path: PathBuf,
+    entrydata: Option<File>,
+    entrydata_size: u64,
+    entrydata_dirty: bool,
+    next_offset: u64,
+    /// Largest batch max timestamp in the segment, -1 when none.
+    max_timestamp: i64,
+    offset_of_max_timestamp: u64,
+    /// Time the segment started counting towards `segment.ms`.
+    roll_base_ms: Option<i64>,
+    bytes_since_index_entry: u64,
+    /// Length to map the `.log` with: past the file's end while the segment is active, so
+    /// appends become readable without remapping.
+    map_len: u64,
+    map: OnceLock<Arc<Mmap>>,
+    /// Mappings replaced while readers still held slices of them.
+    retired_maps: Vec<std::sync::Weak<Mmap>>,
+    active: bool,
+}
+
+fn open_rw(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| LogError::io(path, e))
+}
+
+impl Segment {
+    fn paths(dir: &Path, base_offset: u64) -> [PathBuf; 5] {
+        [
+            LOG_SUFFIX,
+            OFFSET_INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            ENTRIES_SUFFIX,
+            ENTRYDATA_SUFFIX,
+        ]
+        .map(|s| dir.join(segment_file_name(base_offset, s)))
+    }
+
+    fn active_map_len(config: &LogConfig, log_size: u64) -> u64 {
+        log_size.max(config.segment_bytes) + u64::from(config.max_message_bytes)
+    }
+
+    /// Creates a new, empty active segment. The entry table is written first, so a crash
+    /// can never leave a `.log` without its table. The caller syncs the directory.
+    pub fn create(
+        dir: &Path,
+        base_offset: u64,
+        base_raft_index: u64,
+        config: &LogConfig,
+    ) -> Result<Segment> {
+        let [log_path, index_path, time_path, entries_path, entrydata_path] =
+            Self::paths(dir, base_offset);
+        let entries = EntryTable::create(&entries_path, base_offset, base_raft_index)?;
+        let log_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| LogError::io(&log_path, e))?;
+        let _ = std::fs::remove_file(&index_path);
+        let _ = std::fs::remove_file(&time_path);
+        let _ = std::fs::remove_file(&entrydata_path);
+        let offset_index = OffsetIndex::open(&index_path, Some(config.segment_index_bytes))?;
+        let time_index = TimeIndex::open(&time_path, Some(config.segment_index_bytes))?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log_file,
+            log_size: 0,
+            file_size: 0,
+            log_dirty: false,
+            offset_index,
+            time_index,
+            entries,
+            entrydata_path,
+            entrydata: None,
+            entrydata_size: 0,
+            entrydata_dirty: false,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            roll_base_ms: None,
+            bytes_since_index_entry: 0,
+            map_len: Self::active_map_len(config, 0),
+            map: OnceLock::new(),
+            retired_maps: Vec::new(),
+            active: true,
+        })
+    }
+
+    /// Opens an existing segment's files without judging their content; follow with
+    /// `load_clean` or `recover`. Fails when the entry table is missing or its header is
+    /// bad: such a segment can't say which bytes are part of the log.
+    pub fn open_files(dir: &Path, base_offset: u64) -> Result<Segment> {
+        let [log_path, index_path, time_path, entries_path, entrydata_path] =
+            Self::paths(dir, base_offset);
+        let entries = EntryTable::open(&entries_path)?;
+        if entries.base_offset() != base_offset {
+            return Err(LogError::corrupt(
+                &entries_path,
+                format!(
+                    "entry table says base offset {} but the file is named for {base_offset}",
+                    entries.base_offset()
+                ),
+            ));
+        }
+        let log_file = open_rw(&log_path, true)?;
+        let file_size = log_file
+            .metadata()
+            .map_err(|e| LogError::io(&log_path, e))?
+            .len();
+        // An index whose size is not whole entries is rebuilt later; open it empty.
+        let offset_index = match OffsetIndex::open(&index_path, None) {
+            Ok(i) => i,
+            Err(_) => {
+                let _ = std::fs::remove_file(&index_path);
+                OffsetIndex::open(&index_path, None)?
+            }
+        };
+        let time_index = match TimeIndex::open(&time_path, None) {
+            Ok(i) => i,
+            Err(_) => {
+                let _ = std::fs::remove_file(&time_path);
+                TimeIndex::open(&time_path, None)?
+            }
+        };
+        let (entrydata, entrydata_size) = match std::fs::metadata(&entrydata_path) {
+            Ok(m) => (Some(open_rw(&entrydata_path, false)?), m.len()),
+            Err(_) => (None, 0),
+        };
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log_file,
+            log_size: file_size,
+            file_size,
+            log_dirty: false,
+            offset_index,
+            time_index,
+            entries,
+            entrydata_path,
+            entrydata,
+            entrydata_size,
+            entrydata_dirty: false,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            roll_base_ms: None,
+            bytes_since_index_entry: 0,
+            map_len: file_size,
+            map: OnceLock::new(),
+            retired_maps: Vec::new(),
+            active: false,
+        })
+    }
+
+    // ---------------------------------------------------------------- accessors
+
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+    pub fn base_raft_index(&self) -> u64 {
+        self.entries.base_raft_index()
+    }
+    pub fn next_raft_index(&self) -> u64 {
+        self.entries.next_raft_index()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.log_size
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+    pub fn has_data(&self) -> bool {
+        self.next_offset > self.base_offset
+    }
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn offset_index_len(&self) -> usize {
+        self.offset_index.len()
+    }
+    pub fn time_index_len(&self) -> usize {
+        self.time_index.len()
+    }
+
+    /// The term of the last entry, if any.
+    pub fn last_term(&self) -> Result<Option<u64>> {
+        Ok(self.entries.last()?.map(|r| r.term))
+    }
+
+    /// The entry record for `raft_index`, which must lie in this segment.
+    pub fn entry(&self, raft_index: u64) -> Result<EntryRecord> {
+        let slot = raft_index
+            .checked_sub(self.base_raft_index())
+            .filter(|s| (*s as usize) < self.entries.len())
+            .ok_or_else(|| LogError::RaftIndexOutOfRange {
+                requested: raft_index,
+                first: self.base_raft_index(),
+                last: self.next_raft_index().saturating_sub(1),
+            })?;
+        self.entries.get(slot as usize)
+    }
+
+    /// True when the segment should roll before taking a batch of `size_bytes` ending at
+    /// `last_offset`, stamped `max_timestamp`, at `now_ms`.
+    pub fn should_roll(
+        &self,
+        config: &LogConfig,
+        size_bytes: usize,
+        last_offset: u64,
+        now_ms: i64,
+    ) -> bool {
+        if !self.has_data() {
+            // Rolling an empty segment would create a second one with the same name.
+            return false;
+        }
+        let too_big = self.log_size + size_bytes as u64 > config.segment_bytes;
+        // Keep one slot of each index for the final time entry written at close.
+        let index_full = self.offset_index.len() + 2 > self.offset_index_capacity()
+            || self.time_index.len() + 2 > self.time_index_capacity();
+        let offset_overflow = last_offset - self.base_offset > i32::MAX as u64;
+        let too_old = match (config.segment_ms, self.roll_base_ms) {
+            (Some(ms), Some(base)) => now_ms.saturating_sub(base) >= ms,
+            _ => false,
+        };
+        too_big || index_full || offset_overflow || too_old
+    }
+
+    fn offset_index_capacity(&self) -> usize {
+        if self.offset_index.is_full() {
+            self.offset_index.len()
+        } else {
+            usize::MAX
+        }
+    }
+
+    fn time_index_capacity(&self) -> usize {
+        if self.time_index.is_full() {
+            self.time_index.len()
+        } else {
+            usize::MAX
+        }
+    }
+
+    // ---------------------------------------------------------------- appends
+
+    /// Writes an already validated and patched batch at the end of the `.log` and records
+    /// it as Raft entry `raft_index` of `term`.
+    pub fn append_data(
+        &mut self,
+        batch: &[u8],
+        header: &BatchHeader,
+        term: u64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<EntryRecord> {
+        debug_assert!(self.active);
+        let position = self.log_size;
+        self.log_file
+            .write_all_at(batch, position)
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        self.log_size += batch.len() as u64;
+        self.file_size = self.file_size.max(self.log_size);
+        self.log_dirty = true;
+        let rec = EntryRecord {
+            raft_index: self.entries.next_raft_index(),
+            term,
+            base_offset: self.next_offset,
+            position,
+            length: batch.len() as u32,
+            kind: EntryKind::Data,
+            aux: header.offset_count() as u32,
+        };
+        self.entries.push(&rec)?;
+        self.next_offset = rec.next_offset();
+        if self.roll_base_ms.is_none() {
+            self.roll_base_ms = Some(if header.max_timestamp >= 0 {
+                header.max_timestamp
+            } else {
+                now_ms
+            });
+        }
+        self.index_batch(
+            position,
+            header.last_offset() as u64,
+            header.max_timestamp,
+            batch.len(),
+            config,
+        );
+        if self.log_size > self.map_len {
+            // Only reachable when the config changed under an active segment.
+            self.map_len = Self::active_map_len(config, self.log_size);
+            self.reset_map();
+        }
+        Ok(rec)
+    }
+
+    /// Kafka's index maintenance: an offset and a time entry once `index.interval.bytes`
+    /// have accumulated since the last one; the running max timestamp tracked per batch.
+    fn index_batch(
+        &mut self,
+        position: u64,
+        last_offset: u64,
+        max_timestamp: i64,
+        size_bytes: usize,
+        config: &LogConfig,
+    ) {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        if self.bytes_since_index_entry > config.index_interval_bytes {
+            let relative_offset = (last_offset - self.base_offset) as u32;
+            if self.offset_index.push(OffsetEntry {
+                relative_offset,
+                position: position as u32,
+            }) {
+                self.push_time_entry();
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += size_bytes as u64;
+    }
+
+    /// Appends the running max timestamp to the time index if it moved forward.
+    fn push_time_entry(&mut self) {
+        if self.max_timestamp < 0 {
+            return;
+        }
+        let newer = self
+            .time_index
+            .last()
+            .is_none_or(|last| self.max_timestamp > last.timestamp);
+        if newer {
+            self.time_index.push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
+            });
+        }
+    }
+
+    /// Records a non-data entry (no-op, configuration change) whose payload goes to
+    /// `.entrydata`; it takes no Kafka offset.
+    pub fn append_meta(
+        &mut self,
+        kind: EntryKind,
+        term: u64,
+        payload: &[u8],
+    ) -> Result<EntryRecord> {
+        debug_assert!(self.active && !kind.is_data());
+        let file = match &mut self.entrydata {
+            Some(f) => f,
+            None => {
+                let f = open_rw(&self.entrydata_path, true)?;
+                f.set_len(0)
+                    .map_err(|e| LogError::io(&self.entrydata_path, e))?;
+                self.entrydata_size = 0;
+                self.entrydata.insert(f)
+            }
+        };
+        let position = self.entrydata_size;
+        file.write_all_at(payload, position)
+            .map_err(|e| LogError::io(&self.entrydata_path, e))?;
+        self.entrydata_size += payload.len() as u64;
+        self.entrydata_dirty = true;
+        let rec = EntryRecord {
+            raft_index: self.entries.next_raft_index(),
+            term,
+            base_offset: self.next_offset,
+            position,
+            length: payload.len() as u32,
+            kind,
+            aux: crc32fast::hash(payload),
+        };
+        self.entries.push(&rec)?;
+        Ok(rec)
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    fn map(&self) -> Result<Option<&Arc<Mmap>>> {
+        if let Some(m) = self.map.get() {
+            return Ok(Some(m));
+        }
+        if self.map_len == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the mapping may extend past the file's end while the segment is active;
+        // only bytes below `log_size` (always within the file) are ever read through it,
+        // and the file is never shrunk below a byte that a live slice covers.
+        let map = unsafe {
+            MmapOptions::new()
+                .len(self.map_len as usize)
+                .map(&self.log_file)
+        }
+        .map_err(|e| LogError::io(&self.log_path, e))?;
+        let _ = self.map.set(Arc::new(map));
+        Ok(self.map.get())
+    }
+
+    /// Zero-copy bytes `[start, end)` of the `.log`; `end <= log_size`.
+    pub fn slice(&self, start: u64, end: u64) -> Result<Bytes> {
+        debug_assert!(start <= end && end <= self.log_size);
+        if start == end {
+            return Ok(Bytes::new());
+        }
+        match self.map()? {
+            Some(map) if end <= map.len() as u64 => Ok(Bytes::from_owner(MapSlice {
+                map: Arc::clone(map),
+                start: start as usize,
+                end: end as usize,
+            })),
+            _ => {
+                let mut buf = BytesMut::zeroed((end - start) as usize);
+                self.log_file
+                    .read_exact_at(&mut buf, start)
+                    .map_err(|e| LogError::io(&self.log_path, e))?;
+                Ok(buf.freeze())
+            }
+        }
+    }
+
+    /// The header of the batch at `position` (which must be a batch start).
+    fn header_at(&self, position: u64) -> Result<BatchHeader> {
+        let end = (position + BATCH_HEADER_BYTES as u64).min(self.log_size);
+        let bytes = self.slice(position, end)?;
+        BatchHeader::parse_header(&bytes)
+            .map_err(|e| LogError::corrupt(&self.log_path, format!("at position {position}: {e}")))
+    }
+
+    /// Position of the batch holding `offset` (or the first batch after it; `log_size`
+    /// when there is none): offset index floor, then a walk over batch headers.
+    pub fn position_of(&self, offset: u64) -> Result<u64> {
+        let mut position = 0;
+        if offset >= self.base_offset {
+            let relative = (offset - self.base_offset).min(u32::MAX as u64) as u32;
+            if let Some(i) = self.offset_index.floor_by(relative, |e| e.relative_offset) {
+                position = u64::from(self.offset_index.get(i).position);
+            }
+        }
+        while position < self.log_size {
+            let header = self.header_at(position)?;
+            if header.last_offset() as u64 >= offset {
+                break;
+            }
+            position += header.size_bytes as u64;
+        }
+        Ok(position)
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
+    /// even if larger, as KIP-74 asks) and stopping before any batch at or past
+    /// `limit_offset`.
+    pub fn read(&self, offset: u64, max_bytes: usize, limit_offset: u64) -> Result<Bytes> {
+        let start = self.position_of(offset)?;
+        let mut end = start;
+        while end < self.log_size {
+            let header = self.header_at(end)?;
+            if header.base_offset as u64 >= limit_offset {
+                break;
+            }
+            let next = end + header.size_bytes as u64;
+            if end > start && next - start > max_bytes as u64 {
+                break;
+            }
+            end = next;
+        }
+        self.slice(start, end)
+    }
+
+    /// Base offset of the first batch at or after `min_offset` whose max timestamp is at
+    /// least `timestamp`, using the time index to skip ahead.
+    pub fn offset_for_timestamp(&self, timestamp: i64, min_offset: u64) -> Result<Option<u64>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let mut from = min_offset.max(self.base_offset);
+        if let Some(i) = self
+            .time_index
+            .floor_by(timestamp.saturating_sub(1), |e| e.timestamp)
+        {
+            from = from.max(self.base_offset + u64::from(self.time_index.get(i).relative_offset));
+        }
+        let mut position = self.position_of(from)?;
+        while position < self.log_size {
+            let header = self.header_at(position)?;
+            if header.max_timestamp >= timestamp && header.last_offset() as u64 >= min_offset {
+                return Ok(Some(header.base_offset as u64));
+            }
+            position += header.size_bytes as u64;
+        }
+        Ok(None)
+    }
+
+    /// The payload of a non-data entry.
+    pub fn meta_payload(&self, rec: &EntryRecord) -> Result<Bytes> {
+        let file = self
+            .entrydata
+            .as_ref()
+            .ok_or_else(|| LogError::corrupt(&self.entrydata_path, "entry data file is missing"))?;
+        let mut buf = BytesMut::zeroed(rec.length as usize);
+        file.read_exact_at(&mut buf, rec.position)
+            .map_err(|e| LogError::io(&self.entrydata_path, e))?;
+        if crc32fast::hash(&buf) != rec.aux {
+            return Err(LogError::corrupt(
+                &self.entrydata_path,
+                format!(
+                    "payload of raft entry {} fails its checksum",
+                    rec.raft_index
+                ),
+            ));
+        }
+        Ok(buf.freeze())
+    }
+
+    // ---------------------------------------------------------------- durability
+
+    /// Makes every append so far durable: `.log` and `.entrydata` data, then the table.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.log_dirty {
+            self.log_file
+                .sync_data()
+                .map_err(|e| LogError::io(&self.log_path, e))?;
+            self.log_dirty = false;
+        }
+        if self.entrydata_dirty {
+            if let Some(f) = &self.entrydata {
+                f.sync_data()
+                    .map_err(|e| LogError::io(&self.entrydata_path, e))?;
+            }
+            self.entrydata_dirty = false;
+        }
+        self.entries.sync()
+    }
+
+    /// Seals the segment: final time-index entry, indexes and table trimmed to their
+    /// content, everything synced, the `.log` cut to its logical end when no reader holds
+    /// a slice of the stale tail.
+    pub fn close(&mut self) -> Result<()> {
+        self.push_time_entry();
+        self.flush()?;
+        self.offset_index.trim()?;
+        self.time_index.trim()?;
+        self.entries.trim()?;
+        self.cut_file_to_logical_size()?;
+        self.active = false;
+        Ok(())
+    }
+
+    /// Drops the cached mapping, remembering it while readers still hold slices of it.
+    fn reset_map(&mut self) {
+        if let Some(old) = self.map.take() {
+            if Arc::strong_count(&old) > 1 {
+                self.retired_maps.push(Arc::downgrade(&old));
+            }
+        }
+    }
+
+    /// True while any slice handed out by `slice` is alive.
+    fn readers_alive(&mut self) -> bool {
+        self.retired_maps.retain(|w| w.strong_count() > 0);
+        !self.retired_maps.is_empty() || self.map.get().is_some_and(|m| Arc::strong_count(m) > 1)
+    }
+
+    /// Shrinks the `.log` file to `log_size` if nothing outside holds a slice of it.
+    fn cut_file_to_logical_size(&mut self) -> Result<()> {
+        if self.file_size == self.log_size {
+            return Ok(());
+        }
+        if self.readers_alive() {
+            debug!(path = %self.log_path.display(), "readers hold the segment; tail cut deferred");
+            return Ok(());
+        }
+        self.reset_map();
+        self.log_file
+            .set_len(self.log_size)
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        self.log_file
+            .sync_all()
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        self.file_size = self.log_size;
+        Ok(())
+    }
+
+    /// Makes a closed segment take appends again (after a truncation reached into it).
+    pub fn reactivate(&mut self, config: &LogConfig) -> Result<()> {
+        if self.active {
+            return Ok(());
+        }
+        self.offset_index
+            .ensure_capacity_bytes(config.segment_index_bytes)?;
+        self.time_index
+            .ensure_capacity_bytes(config.segment_index_bytes)?;
+        self.entries.reserve_for_appends()?;
+        let want = Self::active_map_len(config, self.log_size);
+        if want != self.map_len {
+            self.map_len = want;
+            self.reset_map();
+        }
+        self.roll_base_ms = self.first_batch_timestamp()?;
+        self.active = true;
+        Ok(())
+    }
+
+    fn first_batch_timestamp(&self) -> Result<Option<i64>> {
+        if self.log_size == 0 {
+            return Ok(None);
+        }
+        let h = self.header_at(0)?;
+        Ok((h.max_timestamp >= 0).then_some(h.max_timestamp))
+    }
+
+    /// Removes every file of the segment.
+    pub fn delete(self) -> Result<()> {
+        let paths = [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+            self.entrydata_path.clone(),
+            // The table goes last: a crash midway leaves a table without a `.log`, which
+            // opens as an empty segment, never a `.log` without its table.
+            self.entries.path().to_path_buf(),
+        ];
+        drop(self);
+        for p in paths {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- truncation
+
+    /// Drops Raft entries from `raft_index` on (and their batches and payloads). The
+    /// segment becomes the active one; the caller deletes the segments after it.
+    pub fn truncate_from_raft_index(&mut self, raft_index: u64, config: &LogConfig) -> Result<()> {
+        let keep = raft_index.saturating_sub(self.base_raft_index()) as usize;
+        let keep = keep.min(self.entries.len());
+        let mut log_end = self.log_size;
+        let mut data_end = self.entrydata_size;
+        let mut next_offset = self.next_offset;
+        let mut found_data = false;
+        let mut found_meta = false;
+        for slot in keep..self.entries.len() {
+            let rec = self.entries.get(slot)?;
+            if slot == keep {
+                next_offset = rec.base_offset;
+            }
+            if rec.kind.is_data() && !found_data {
+                log_end = rec.position;
+                found_data = true;
+            } else if !rec.kind.is_data() && !found_meta {
+                data_end = rec.position;
+                found_meta = true;
+            }
+        }
+        self.reactivate(config)?;
+        self.entries.truncate(keep);
+        self.entries.sync()?;
+        self.log_size = log_end;
+        self.next_offset = next_offset;
+        if let Some(f) = &self.entrydata {
+            f.set_len(data_end)
+                .map_err(|e| LogError::io(&self.entrydata_path, e))?;
+        }
+        self.entrydata_size = data_end;
+        self.cut_file_to_logical_size()?;
+        if self.map.get().is_none() {
+            self.map_len = Self::active_map_len(config, self.log_size);
+        }
+        self.rebuild_indexes(config)?;
+        self.roll_base_ms = self.first_batch_timestamp()?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    /// Rebuilds `.index` and `.timeindex` from the entry table and batch headers.
+    pub fn rebuild_indexes(&mut self, config: &LogConfig) -> Result<()> {
+        self.offset_index.clear();
+        self.time_index.clear();
+        self.offset_index
+            .ensure_capacity_bytes(config.segment_index_bytes)?;
+        self.time_index
+            .ensure_capacity_bytes(config.segment_index_bytes)?;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.bytes_since_index_entry = 0;
+        for slot in 0..self.entries.len() {
+            let rec = self.entries.get(slot)?;
+            if !rec.kind.is_data() {
+                continue;
+            }
+            let header = self.header_at(rec.position)?;
+            self.index_batch(
+                rec.position,
+                header.last_offset() as u64,
+                header.max_timestamp,
+                rec.length as usize,
+                config,
+            );
+        }
+        if !self.active {
+            self.push_time_entry();
+            self.offset_index.trim()?;
+            self.time_index.trim()?;
+        }
+        Ok(())
+    }
+
+    /// Loads a segment that was closed cleanly (or lies before the recovery point): cheap
+    /// consistency checks of table and indexes against the `.log`. A table that fails
+    /// them is an error (the caller falls back to `recover`); indexes that fail them are
+    /// rebuilt.
+    pub fn load_clean(&mut self, config: &LogConfig, expect_whole_table: bool) -> Result<()> {
+        let path = self.entries.path().to_path_buf();
+        if expect_whole_table {
+            let expected = crate::entries::ENTRY_TABLE_HEADER_BYTES as u64
+                + self.entries.len() as u64 * crate::entries::ENTRY_RECORD_BYTES as u64;
+            let actual = std::fs::metadata(&path)
+                .map_err(|e| LogError::io(&path, e))?
+                .len();
+            if actual != expected {
+                return Err(LogError::corrupt(
+                    &path,
+                    "entry table size is not whole records",
+                ));
+            }
+        }
+        // The last data record must end exactly at the end of the `.log`, and the last
+        // non-data record at the end of `.entrydata`.
+        let mut last_data: Option<EntryRecord> = None;
+        let mut last_meta: Option<EntryRecord> = None;
+        for slot in (0..self.entries.len()).rev() {
+            let rec = self.entries.get(slot)?;
+            if rec.kind.is_data() && last_data.is_none() {
+                last_data = Some(rec);
+            } else if !rec.kind.is_data() && last_meta.is_none() {
+                last_meta = Some(rec);
+            }
+            if last_data.is_some() && (last_meta.is_some() || self.entrydata.is_none()) {
+                break;
+            }
+        }
+        let log_end = last_data.map_or(0, |r| r.end_position());
+        if log_end != self.file_size {
+            return Err(LogError::corrupt(
+                &self.log_path,
+                format!(
+                    "log is {} bytes but its entries end at {log_end}",
+                    self.file_size
+                ),
+            ));
+        }
+        let meta_end = last_meta.map_or(0, |r| r.end_position());
+        if meta_end != self.entrydata_size {
+            return Err(LogError::corrupt(
+                &self.entrydata_path,
+                format!(
+                    "entry data is {} bytes but its entries end at {meta_end}",
+                    self.entrydata_size
+                ),
+            ));
+        }
+        if let Some(rec) = last_data {
+            let header = self.header_at(rec.position)?;
+            if header.base_offset as u64 != rec.base_offset
+                || header.offset_count() != u64::from(rec.aux)
+                || header.size_bytes != rec.length as usize
+            {
+                return Err(LogError::corrupt(
+                    &self.log_path,
+                    "last batch disagrees with its entry",
+                ));
+            }
+        }
+        self.log_size = log_end;
+        self.next_offset = self
+            .entries
+            .last()?
+            .map_or(self.base_offset, |r| r.next_offset());
+        if self.entries.len() > 0 && self.entries.get(0)?.base_offset != self.base_offset {
+            return Err(LogError::corrupt(
+                &path,
+                "first entry does not start at the base offset",
+            ));
+        }
+        self.map_len = self.log_size;
+        if let Err(reason) = self.check_indexes() {
+            warn!(path = %self.log_path.display(), %reason, "rebuilding segment indexes");
+            self.rebuild_indexes(config)?;
+        } else {
+            let last = self.time_index.last();
+            self.max_timestamp = last.map_or(-1, |e| e.timestamp);
+            self.offset_of_max_timestamp =
+                self.base_offset + last.map_or(0, |e| u64::from(e.relative_offset));
+        }
+        Ok(())
+    }
+
+    /// Checks both indexes against the `.log`: sorted, in range, and pointing at batch
+    /// starts that hold the indexed offsets.
+    fn check_indexes(&self) -> std::result::Result<(), String> {
+        let span = self.next_offset - self.base_offset;
+        let mut prev: Option<OffsetEntry> = None;
+        for i in 0..self.offset_index.len() {
+            let e = self.offset_index.get(i);
+            if u64::from(e.relative_offset) >= span || u64::from(e.position) >= self.log_size {
+                return Err(format!("offset index entry {i} is out of range"));
+            }
+            if let Some(p) = prev {
+                if e.relative_offset <= p.relative_offset || e.position <= p.position {
+                    return Err(format!("offset index entry {i} is out of order"));
+                }
+            }
+            prev = Some(e);
+        }
+        if let Some(e) = prev {
+            let h = self
+                .header_at(u64::from(e.position))
+                .map_err(|e| e.to_string())?;
+            if h.last_offset() as u64 != self.base_offset + u64::from(e.relative_offset) {
+                return Err("last offset index entry does not match its batch".into());
+            }
+        }
+        let mut prev_ts: Option<TimeEntry> = None;
+        for i in 0..self.time_index.len() {
+            let e = self.time_index.get(i);
+            if u64::from(e.relative_offset) >= span {
+                return Err(format!("time index entry {i} is out of range"));
+            }
+            if let Some(p) = prev_ts {
+                if e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset {
+                    return Err(format!("time index entry {i} is out of order"));
+                }
+            }
+            prev_ts = Some(e);
+        }
+        if self.has_data() && self.time_index.is_empty() && !self.active {
+            // A closed segment always ends with its max-timestamp entry unless no batch
+            // carried a timestamp; rebuilding settles which.
+            return Err("time index of a closed segment is empty".into());
+        }
+        Ok(())
+    }
+
+    /// Validates every entry against the `.log` and `.entrydata` after an unclean stop,
+    /// keeping the longest valid prefix: each record's checksum, its Raft index, a term
+    /// that never goes back, positions that tile the files, offsets that continue, and a
+    /// batch (CRC-32C) or payload (crc32) that checks out. Indexes are rebuilt.
+    pub fn recover(&mut self, config: &LogConfig, prev_term: u64) -> Result<RecoveryOutcome> {
+        let slots = self.entries.len();
+        let mut log_pos = 0u64;
+        let mut data_pos = 0u64;
+        let mut next_offset = self.base_offset;
+        let mut term = prev_term;
+        let mut valid = 0usize;
+        self.log_size = self.file_size;
+        self.map_len = self.file_size;
+        self.reset_map();
+        let mut payload = Vec::new();
+        for slot in 0..slots {
+            let Some(rec) = self.entries.slot(slot) else {
+                break;
+            };
+            let ok = rec.raft_index == self.base_raft_index() + slot as u64
+                && rec.term >= term
+                && rec.base_offset == next_offset
+                && if rec.kind.is_data() {
+                    rec.position == log_pos && self.batch_matches(&rec)
+                } else {
+                    rec.position == data_pos && self.payload_matches(&rec, &mut payload)
+                };
+            if !ok {
+                break;
+            }
+            if rec.kind.is_data() {
+                log_pos = rec.end_position();
+            } else {
+                data_pos = rec.end_position();
+            }
+            next_offset = rec.next_offset();
+            term = rec.term;
+            valid += 1;
+        }
+        let nonzero_tail = (valid..slots).any(|s| self.entries.slot(s).is_some());
+        self.entries.clear_slots_after(valid);
+        self.entries.truncate(valid);
+        let truncated_log_bytes = self.file_size - log_pos;
+        let truncated = truncated_log_bytes > 0 || nonzero_tail || self.entrydata_size > data_pos;
+        self.log_size = log_pos;
+        self.next_offset = next_offset;
+        self.reset_map();
+        if self.file_size != log_pos {
+            self.log_file
+                .set_len(log_pos)
+                .map_err(|e| LogError::io(&self.log_path, e))?;
+            self.file_size = log_pos;
+        }
+        if self.entrydata_size > data_pos {
+            if let Some(f) = &self.entrydata {
+                f.set_len(data_pos)
+                    .map_err(|e| LogError::io(&self.entrydata_path, e))?;
+            }
+            self.entrydata_size = data_pos;
+        }
+        self.map_len = self.log_size;
+        self.rebuild_indexes(config)?;
+        Ok(RecoveryOutcome {
+            valid_entries: valid,
+            truncated_log_bytes,
+            truncated,
+        })
+    }
+
+    fn batch_matches(&self, rec: &EntryRecord) -> bool {
+        let end = rec.end_position();
+        if end > self.file_size || (rec.length as usize) < BATCH_HEADER_BYTES {
+            return false;
+        }
+        let Ok(bytes) = self.slice(rec.position, end) else {
+            return false;
+        };
+        match BatchHeader::parse_validated(&bytes) {
+            Ok(h) => {
+                h.size_bytes == rec.length as usize
+                    && h.base_offset as u64 == rec.base_offset
+                    && h.offset_count() == u64::from(rec.aux)
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn payload_matches(&self, rec: &EntryRecord, buf: &mut Vec<u8>) -> bool {
+        let Some(file) = &self.entrydata else {
+            return false;
+        };
+        if rec.end_position() > self.entrydata_size {
+            return false;
+        }
+        buf.resize(rec.length as usize, 0);
+        file.read_exact_at(buf, rec.position).is_ok() && crc32fast::hash(buf) == rec.aux
+    }
+
+    /// Prepares a loaded segment to be the active one.
+    pub fn activate(&mut self, config: &LogConfig) -> Result<()> {
+        self.active = false;
+        self.reactivate(config)
+    }
+}
+
+/// Reads the whole of a small file, for tools and tests.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let mut f = File::open(path).map_err(|e| LogError::io(path, e))?;
+    let mut v = Vec::new();
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| LogError::io(path, e))?;
+    f.read_to_end(&mut v).map_err(|e| LogError::io(path, e))?;
+    Ok(v)
+}

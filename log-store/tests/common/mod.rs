@@ -1,0 +1,77 @@
+//! Test helpers: real Kafka RecordBatch v2 bytes made by the `kafka-protocol` encoder.
+#![allow(dead_code)]
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// A batch of `records` records with values of `value_bytes` bytes; record `i` has key
+/// `key-{seed}-{i}` and timestamp `timestamp_ms + i`.
+pub fn batch(seed: u64, records: usize, value_bytes: usize, timestamp_ms: i64) -> Vec<u8> {
+    let recs: Vec<Record> = (0..records)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: 7,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: timestamp_ms + i as i64,
+            key: Some(Bytes::from(format!("key-{seed}-{i}"))),
+            value: Some(Bytes::from(vec![(seed % 251) as u8; value_bytes])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encoding a small uncompressed batch cannot fail");
+    buf.to_vec()
+}
+
+/// Splits log bytes into (base offset, batch bytes) pairs.
+pub fn split(bytes: &Bytes) -> Vec<(u64, Bytes)> {
+    log_store::Batches::new(bytes.clone())
+        .map(|r| {
+            let (h, b) = r.expect("log returned a malformed batch");
+            (h.base_offset as u64, b)
+        })
+        .collect()
+}
+
+/// Reads the whole log from `from` as (base offset, batch bytes) pairs.
+pub fn read_all(log: &log_store::Log, from: u64) -> Vec<(u64, Bytes)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let bytes = log.read(offset, 1 << 20).expect("read within range");
+        if bytes.is_empty() {
+            break;
+        }
+        for (base, b) in split(&bytes) {
+            let h = log_store::BatchHeader::parse_validated(&b).expect("valid stored batch");
+            offset = h.last_offset() as u64 + 1;
+            out.push((base, b));
+        }
+    }
+    out
+}
+
+/// The batch bytes with the fields the log patches (base offset, leader epoch) zeroed, for
+/// comparing what was appended with what is read back.
+pub fn unpatched(b: &[u8]) -> Vec<u8> {
+    let mut v = b.to_vec();
+    v[0..8].fill(0);
+    v[12..16].fill(0);
+    v
+}
