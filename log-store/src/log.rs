@@ -734,8 +734,9 @@ impl Log {
         Ok(self.log_start_offset())
     }
 
-    /// Deletes closed segments past `retention.ms` (by their newest timestamp) or beyond
-    /// `retention.bytes`, oldest first. The active segment is never deleted.
+    /// Deletes closed segments past `retention.ms` (by their newest timestamp), beyond
+    /// `retention.bytes`, or wholly before the log start, oldest first. The active segment
+    /// is never deleted.
     pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
         let closed = self.segments.len() - 1;
         let now_ms = self.clock.now_ms();
@@ -762,7 +763,13 @@ impl Log {
             }
             None => 0,
         };
-        let n = by_time.max(by_size);
+        // Segments wholly before the log start (after DeleteRecords) go too, as in Kafka.
+        let start = self.checkpoint.log_start_offset;
+        let by_start = self.segments[..closed]
+            .iter()
+            .take_while(|s| s.next_offset() <= start)
+            .count();
+        let n = by_time.max(by_size).max(by_start);
         if n == 0 {
             return Ok(RetentionOutcome::default());
         }

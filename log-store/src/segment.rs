@@ -1027,9 +1027,12 @@ impl Segment {
         };
         match BatchHeader::parse_validated(&bytes) {
             Ok(h) => {
+                // baseOffset and partitionLeaderEpoch are outside the CRC: check them
+                // against the entry, which wrote them.
                 h.size_bytes == rec.length as usize
                     && h.base_offset as u64 == rec.base_offset
                     && h.offset_count() == u64::from(rec.aux)
+                    && h.partition_leader_epoch == i32::try_from(rec.term).unwrap_or(i32::MAX)
             }
             Err(_) => false,
         }
