@@ -164,8 +164,13 @@ impl Log {
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         if log.segments.is_empty() {
             let start = log.checkpoint.log_start_offset;
-            let seg =
-                Segment::create(&dir, start, log.checkpoint.prev_raft_index + 1, &log.config)?;
+            let seg = Segment::create(
+                &dir,
+                start,
+                log.checkpoint.prev_raft_index + 1,
+                &log.config,
+                log.clock.now_ms(),
+            )?;
             log.segments.push(seg);
             sync_dir(&dir)?;
         }
@@ -211,7 +216,7 @@ impl Log {
         for (i, &base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
             let scan = base >= recover_from;
-            let mut seg = match Segment::open_files(&self.dir, base) {
+            let mut seg = match Segment::open_files(&self.dir, base, self.clock.now_ms()) {
                 Ok(s) => s,
                 Err(e) if scan || last => {
                     warn!(base, error = %e, "segment unreadable after unclean stop; cutting the log here");
@@ -472,10 +477,13 @@ impl Log {
             .filter(|o| *o < i64::MAX as u64)
             .ok_or_else(|| LogError::InvalidArgument("offset space exhausted".into()))?;
         let now_ms = self.clock.now_ms();
-        if self
-            .active()
-            .should_roll(&self.config, batch.len(), last_offset, now_ms)
-        {
+        if self.active().should_roll(
+            &self.config,
+            batch.len(),
+            last_offset,
+            header.max_timestamp,
+            now_ms,
+        ) {
             self.roll()?;
         }
         batch::patch_base_offset(batch, base_offset);
@@ -491,7 +499,7 @@ impl Log {
             .segments
             .last_mut()
             .expect("a log always has an active segment");
-        let rec = seg.append_data(batch, &header, term, config, now_ms)?;
+        let rec = seg.append_data(batch, &header, term, config)?;
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -541,7 +549,13 @@ impl Log {
         let span = info_span!("log_roll", dir = %self.dir.display(), base_offset = next_offset);
         let _enter = span.enter();
         self.active_mut().close()?;
-        let seg = Segment::create(&self.dir, next_offset, next_raft, &self.config)?;
+        let seg = Segment::create(
+            &self.dir,
+            next_offset,
+            next_raft,
+            &self.config,
+            self.clock.now_ms(),
+        )?;
         self.segments.push(seg);
         sync_dir(&self.dir)?;
         self.flushed_offset = next_offset;
@@ -701,7 +715,13 @@ impl Log {
         for seg in std::mem::take(&mut self.segments) {
             seg.delete()?;
         }
-        let seg = Segment::create(&self.dir, next_offset, next_raft_index, &self.config)?;
+        let seg = Segment::create(
+            &self.dir,
+            next_offset,
+            next_raft_index,
+            &self.config,
+            self.clock.now_ms(),
+        )?;
         self.segments.push(seg);
         sync_dir(&self.dir)?;
         self.flushed_offset = next_offset;

@@ -92,8 +92,11 @@ pub struct Segment {
     /// Largest batch max timestamp in the segment, -1 when none.
     max_timestamp: i64,
     offset_of_max_timestamp: u64,
-    /// Time the segment started counting towards `segment.ms`.
+    /// Max timestamp of the segment's first batch (message time), when it had one.
     roll_base_ms: Option<i64>,
+    /// Wall-clock time the segment was created or loaded; `segment.ms` counts from here
+    /// when batches carry no timestamps.
+    created_ms: i64,
     bytes_since_index_entry: u64,
     /// Length to map the `.log` with: past the file's end while the segment is active, so
     /// appends become readable without remapping.
@@ -137,6 +140,7 @@ impl Segment {
         base_offset: u64,
         base_raft_index: u64,
         config: &LogConfig,
+        now_ms: i64,
     ) -> Result<Segment> {
         let [log_path, index_path, time_path, entries_path, entrydata_path] =
             Self::paths(dir, base_offset);
@@ -171,6 +175,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             roll_base_ms: None,
+            created_ms: now_ms,
             bytes_since_index_entry: 0,
             map_len: Self::active_map_len(config, 0),
             map: OnceLock::new(),
@@ -182,7 +187,7 @@ impl Segment {
     /// Opens an existing segment's files without judging their content; follow with
     /// `load_clean` or `recover`. Fails when the entry table is missing or its header is
     /// bad: such a segment can't say which bytes are part of the log.
-    pub fn open_files(dir: &Path, base_offset: u64) -> Result<Segment> {
+    pub fn open_files(dir: &Path, base_offset: u64, now_ms: i64) -> Result<Segment> {
         let [log_path, index_path, time_path, entries_path, entrydata_path] =
             Self::paths(dir, base_offset);
         let entries = EntryTable::open(&entries_path)?;
@@ -237,6 +242,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             roll_base_ms: None,
+            created_ms: now_ms,
             bytes_since_index_entry: 0,
             map_len: file_size,
             map: OnceLock::new(),
@@ -303,12 +309,16 @@ impl Segment {
     }
 
     /// True when the segment should roll before taking a batch of `size_bytes` ending at
-    /// `last_offset`, stamped `max_timestamp`, at `now_ms`.
+    /// `last_offset` with max timestamp `batch_max_timestamp`, at wall time `now_ms`.
+    ///
+    /// Age follows Kafka: message time of the new batch minus that of the segment's first
+    /// batch, or wall time since creation when the first batch had no timestamp.
     pub fn should_roll(
         &self,
         config: &LogConfig,
         size_bytes: usize,
         last_offset: u64,
+        batch_max_timestamp: i64,
         now_ms: i64,
     ) -> bool {
         if !self.has_data() {
@@ -321,8 +331,9 @@ impl Segment {
             || self.time_index.len() + 2 > self.time_index_capacity();
         let offset_overflow = last_offset - self.base_offset > i32::MAX as u64;
         let too_old = match (config.segment_ms, self.roll_base_ms) {
-            (Some(ms), Some(base)) => now_ms.saturating_sub(base) >= ms,
-            _ => false,
+            (Some(ms), Some(base)) => batch_max_timestamp.saturating_sub(base) >= ms,
+            (Some(ms), None) => now_ms.saturating_sub(self.created_ms) >= ms,
+            (None, _) => false,
         };
         too_big || index_full || offset_overflow || too_old
     }
@@ -353,7 +364,6 @@ impl Segment {
         header: &BatchHeader,
         term: u64,
         config: &LogConfig,
-        now_ms: i64,
     ) -> Result<EntryRecord> {
         debug_assert!(self.active);
         let position = self.log_size;
@@ -374,12 +384,8 @@ impl Segment {
         };
         self.entries.push(&rec)?;
         self.next_offset = rec.next_offset();
-        if self.roll_base_ms.is_none() {
-            self.roll_base_ms = Some(if header.max_timestamp >= 0 {
-                header.max_timestamp
-            } else {
-                now_ms
-            });
+        if self.log_size == batch.len() as u64 && header.max_timestamp >= 0 {
+            self.roll_base_ms = Some(header.max_timestamp);
         }
         self.index_batch(
             position,
