@@ -246,3 +246,78 @@ impl Iterator for Batches {
         Some(Ok((header, batch)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A minimal valid batch header with no records, CRC filled in.
+    fn empty_batch(last_offset_delta: i32) -> Vec<u8> {
+        let mut b = vec![0u8; BATCH_HEADER_BYTES];
+        b[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4]
+            .copy_from_slice(&((BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32).to_be_bytes());
+        b[MAGIC_AT] = 2;
+        b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+            .copy_from_slice(&last_offset_delta.to_be_bytes());
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn a_valid_header_parses_and_patching_keeps_the_crc() {
+        let mut b = empty_batch(4);
+        let h = BatchHeader::parse_validated(&b).unwrap();
+        assert_eq!((h.size_bytes, h.offset_count(), h.compression()), (61, 5, 0));
+        patch_base_offset(&mut b, 1234);
+        patch_leader_epoch(&mut b, 7);
+        let h = BatchHeader::parse_validated(&b).unwrap();
+        assert_eq!((h.base_offset, h.last_offset(), h.partition_leader_epoch), (1234, 1238, 7));
+        patch_leader_epoch(&mut b, u64::MAX);
+        assert_eq!(BatchHeader::parse_validated(&b).unwrap().partition_leader_epoch, i32::MAX);
+    }
+
+    #[test]
+    fn each_kind_of_damage_has_its_error() {
+        let good = empty_batch(0);
+        assert!(matches!(BatchHeader::parse_validated(&good[..11]), Err(BatchError::ShortHeader { .. })));
+        assert!(matches!(BatchHeader::parse_validated(&good[..60]), Err(BatchError::ShortHeader { .. })));
+        let mut b = good.clone();
+        b[MAGIC_AT] = 1;
+        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadMagic { magic: 1 })));
+        let mut b = good.clone();
+        b[BATCH_LENGTH_AT + 3] = 10;
+        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadLength { .. })));
+        let mut b = good.clone();
+        b[BATCH_LENGTH_AT + 2] = 1;
+        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::Truncated { .. })));
+        let mut b = good.clone();
+        b[60] ^= 1;
+        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadCrc { .. })));
+        let b = empty_batch(-1);
+        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadField(_))));
+    }
+
+    #[test]
+    fn batches_iterator_stops_at_a_partial_tail() {
+        let mut buf = empty_batch(0);
+        buf.extend(empty_batch(1));
+        buf.extend(&empty_batch(2)[..30]);
+        let got: Vec<_> = Batches::new(bytes::Bytes::from(buf)).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|r| r.is_ok()));
+    }
+
+    proptest! {
+        /// Arbitrary bytes never panic the parser, and whatever it accepts is consistent.
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(h) = BatchHeader::parse_validated(&bytes) {
+                prop_assert!(h.size_bytes <= bytes.len());
+                prop_assert!(h.size_bytes >= BATCH_HEADER_BYTES);
+            }
+            let _ = Batches::new(bytes::Bytes::from(bytes)).count();
+        }
+    }
+}
