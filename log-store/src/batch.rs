@@ -269,34 +269,66 @@ mod tests {
     fn a_valid_header_parses_and_patching_keeps_the_crc() {
         let mut b = empty_batch(4);
         let h = BatchHeader::parse_validated(&b).unwrap();
-        assert_eq!((h.size_bytes, h.offset_count(), h.compression()), (61, 5, 0));
+        assert_eq!(
+            (h.size_bytes, h.offset_count(), h.compression()),
+            (61, 5, 0)
+        );
         patch_base_offset(&mut b, 1234);
         patch_leader_epoch(&mut b, 7);
         let h = BatchHeader::parse_validated(&b).unwrap();
-        assert_eq!((h.base_offset, h.last_offset(), h.partition_leader_epoch), (1234, 1238, 7));
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.partition_leader_epoch),
+            (1234, 1238, 7)
+        );
         patch_leader_epoch(&mut b, u64::MAX);
-        assert_eq!(BatchHeader::parse_validated(&b).unwrap().partition_leader_epoch, i32::MAX);
+        assert_eq!(
+            BatchHeader::parse_validated(&b)
+                .unwrap()
+                .partition_leader_epoch,
+            i32::MAX
+        );
     }
 
     #[test]
     fn each_kind_of_damage_has_its_error() {
         let good = empty_batch(0);
-        assert!(matches!(BatchHeader::parse_validated(&good[..11]), Err(BatchError::ShortHeader { .. })));
-        assert!(matches!(BatchHeader::parse_validated(&good[..60]), Err(BatchError::ShortHeader { .. })));
+        assert!(matches!(
+            BatchHeader::parse_validated(&good[..11]),
+            Err(BatchError::ShortHeader { .. })
+        ));
+        assert!(matches!(
+            BatchHeader::parse_validated(&good[..60]),
+            Err(BatchError::ShortHeader { .. })
+        ));
         let mut b = good.clone();
         b[MAGIC_AT] = 1;
-        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadMagic { magic: 1 })));
+        assert!(matches!(
+            BatchHeader::parse_validated(&b),
+            Err(BatchError::BadMagic { magic: 1 })
+        ));
         let mut b = good.clone();
         b[BATCH_LENGTH_AT + 3] = 10;
-        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadLength { .. })));
+        assert!(matches!(
+            BatchHeader::parse_validated(&b),
+            Err(BatchError::BadLength { .. })
+        ));
         let mut b = good.clone();
         b[BATCH_LENGTH_AT + 2] = 1;
-        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            BatchHeader::parse_validated(&b),
+            Err(BatchError::Truncated { .. })
+        ));
         let mut b = good.clone();
         b[60] ^= 1;
-        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadCrc { .. })));
+        assert!(matches!(
+            BatchHeader::parse_validated(&b),
+            Err(BatchError::BadCrc { .. })
+        ));
         let b = empty_batch(-1);
-        assert!(matches!(BatchHeader::parse_validated(&b), Err(BatchError::BadField(_))));
+        assert!(matches!(
+            BatchHeader::parse_validated(&b),
+            Err(BatchError::BadField(_))
+        ));
     }
 
     #[test]

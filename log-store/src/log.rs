@@ -647,15 +647,7 @@ impl Log {
         }
         self.check_offset(offset)?;
         let i = self.segments.partition_point(|s| s.next_offset() <= offset);
-        let seg = &self.segments[i];
-        let mut raft_index = seg.next_raft_index();
-        for idx in seg.base_raft_index()..seg.next_raft_index() {
-            let rec = seg.entry(idx)?;
-            if rec.next_offset() > offset && rec.kind.is_data() {
-                raft_index = idx;
-                break;
-            }
-        }
+        let raft_index = self.segments[i].raft_index_of_offset(offset)?;
         self.truncate_from_raft_index(raft_index)
     }
 

@@ -290,6 +290,16 @@ impl Segment {
         self.time_index.len()
     }
 
+    /// Raft index of the data entry whose batch holds `offset` (or the first batch after
+    /// it), by binary search of the entry table; `next_raft_index()` when there is none.
+    pub fn raft_index_of_offset(&self, offset: u64) -> Result<u64> {
+        let mut slot = self.entries.first_ending_after(offset)?;
+        while slot < self.entries.len() && !self.entries.get(slot)?.kind.is_data() {
+            slot += 1;
+        }
+        Ok(self.base_raft_index() + slot as u64)
+    }
+
     /// The term of the last entry, if any.
     pub fn last_term(&self) -> Result<Option<u64>> {
         Ok(self.entries.last()?.map(|r| r.term))
@@ -527,11 +537,24 @@ impl Segment {
         }
     }
 
-    /// The header of the batch at `position` (which must be a batch start).
+    /// The header of the batch at `position` (which must be a batch start), parsed in
+    /// place from the memory map: no allocation, no copy.
     fn header_at(&self, position: u64) -> Result<BatchHeader> {
         let end = (position + BATCH_HEADER_BYTES as u64).min(self.log_size);
-        let bytes = self.slice(position, end)?;
-        BatchHeader::parse_header(&bytes)
+        let parsed = match self.map()? {
+            Some(map) if end <= map.len() as u64 => {
+                BatchHeader::parse_header(&map[position as usize..end as usize])
+            }
+            _ => {
+                let mut buf = [0u8; BATCH_HEADER_BYTES];
+                let buf = &mut buf[..(end - position) as usize];
+                self.log_file
+                    .read_exact_at(buf, position)
+                    .map_err(|e| LogError::io(&self.log_path, e))?;
+                BatchHeader::parse_header(buf)
+            }
+        };
+        parsed
             .map_err(|e| LogError::corrupt(&self.log_path, format!("at position {position}: {e}")))
     }
 
@@ -889,7 +912,7 @@ impl Segment {
             .entries
             .last()?
             .map_or(self.base_offset, |r| r.next_offset());
-        if self.entries.len() > 0 && self.entries.get(0)?.base_offset != self.base_offset {
+        if !self.entries.is_empty() && self.entries.get(0)?.base_offset != self.base_offset {
             return Err(LogError::corrupt(
                 &path,
                 "first entry does not start at the base offset",

@@ -188,6 +188,9 @@ fn assert_prefix(dir: &Path, appended: &[Appended]) -> usize {
     k
 }
 
+/// A way to damage an index file.
+type Damage = dyn Fn(&Path, &mut Rng);
+
 /// A small deterministic generator (xorshift64*), so failures replay.
 struct Rng(u64);
 impl Rng {
@@ -361,7 +364,7 @@ fn damaged_or_missing_indexes_are_rebuilt_without_loss() {
             Log::open(&src, config()).unwrap().close().unwrap();
         }
         let mut rng = Rng(0xD00D_F00D);
-        let damages: [&dyn Fn(&Path, &mut Rng); 5] = [
+        let damages: [&Damage; 5] = [
             &|p, _| fs::remove_file(p).unwrap(),
             &|p, _| fs::write(p, b"").unwrap(),
             &|p, _| fs::write(p, [1u8, 2, 3]).unwrap(),
