@@ -125,8 +125,12 @@ impl EntryRecord {
         buf[44..48].copy_from_slice(&crc.to_le_bytes());
     }
 
-    /// Decodes a record, or `None` when its checksum or kind is wrong.
-    fn decode(buf: &[u8]) -> Option<Self> {
+    /// Decodes a record from `ENTRY_RECORD_BYTES` bytes, or `None` when its checksum or
+    /// kind is wrong.
+    pub fn decode(buf: &[u8]) -> Option<Self> {
+        if buf.len() < ENTRY_RECORD_BYTES {
+            return None;
+        }
         let u64_at = |at: usize| {
             let mut a = [0u8; 8];
             a.copy_from_slice(&buf[at..at + 8]);
@@ -147,6 +151,26 @@ impl EntryRecord {
             aux: u32_at(40),
         })
     }
+}
+
+/// Parses a table header into (base offset, base Raft index).
+pub fn parse_header(header: &[u8]) -> std::result::Result<(u64, u64), String> {
+    if header.len() < ENTRY_TABLE_HEADER_BYTES {
+        return Err("entry table shorter than its header".into());
+    }
+    let stored_crc = u32::from_le_bytes([header[28], header[29], header[30], header[31]]);
+    if &header[0..4] != MAGIC || crc32fast::hash(&header[0..28]) != stored_crc {
+        return Err("entry table header checksum mismatch".into());
+    }
+    let version = u16::from_le_bytes([header[4], header[5]]);
+    if version != VERSION {
+        return Err(format!("entry table version {version} is not {VERSION}"));
+    }
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&header[8..16]);
+    let base_offset = u64::from_le_bytes(a);
+    a.copy_from_slice(&header[16..24]);
+    Ok((base_offset, u64::from_le_bytes(a)))
 }
 
 /// The memory-mapped entry table of one segment.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::batch::{BatchError, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use crate::checkpoint::{Checkpoint, CHECKPOINT_FILE};
-use crate::entries::{EntryTable, ENTRY_RECORD_BYTES, ENTRY_TABLE_HEADER_BYTES};
+use crate::entries::{self, EntryRecord, ENTRY_RECORD_BYTES, ENTRY_TABLE_HEADER_BYTES};
 use crate::error::{LogError, Result};
 use crate::index::{IndexEntry, OffsetEntry, TimeEntry};
 use crate::segment::{self, parse_segment_file_name};
@@ -322,7 +322,14 @@ pub fn verify_dir(dir: &Path, mut on_progress: impl FnMut(u64, u64)) -> Result<D
         prev_next = Some(expect_at_least);
         check_offset_index(&mut report, dir, *base, &batches);
         check_time_index(&mut report, dir, *base, &batches);
-        prev_raft_next = check_entry_table(&mut report, dir, *base, &batches, prev_raft_next);
+        prev_raft_next = check_entry_table(
+            &mut report,
+            dir,
+            *base,
+            &batches,
+            prev_raft_next,
+            last_segment,
+        );
     }
     if let (Some(c), Some(first)) = (checkpoint, logs.first()) {
         if c.log_start_offset < first.0 {
@@ -365,7 +372,9 @@ fn check_offset_index(report: &mut DirReport, dir: &Path, base: u64, batches: &[
     let mut prev: Option<OffsetEntry> = None;
     for (i, e) in entries.iter().enumerate() {
         // A preallocated, never-trimmed index ends in zero entries (after an unclean stop).
-        if i > 0 && e.relative_offset == 0 && e.position == 0 {
+        // Position 0 is never indexed (a segment's first batch gets no entry), so a zero
+        // entry is the unused, preallocated tail of an index left by an unclean stop.
+        if e.relative_offset == 0 && e.position == 0 {
             report.push(
                 Severity::Warning,
                 &path,
@@ -410,7 +419,7 @@ fn check_time_index(report: &mut DirReport, dir: &Path, base: u64, batches: &[Ba
         .map_or(base, |b| b.header.last_offset().max(0) as u64 + 1);
     let mut prev: Option<TimeEntry> = None;
     for (i, e) in entries.iter().enumerate() {
-        if i > 0 && e.timestamp == 0 && e.relative_offset == 0 {
+        if e.timestamp == 0 && e.relative_offset == 0 {
             return; // preallocated tail
         }
         let offset = base + u64::from(e.relative_offset);
@@ -432,55 +441,67 @@ fn check_entry_table(
     base: u64,
     batches: &[BatchInfo],
     prev_raft_next: Option<u64>,
+    last_segment: bool,
 ) -> Option<u64> {
     let path = dir.join(segment::segment_file_name(base, segment::ENTRIES_SUFFIX));
     if !path.exists() {
         return None;
     }
-    let table = match EntryTable::open(&path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
         Err(e) => {
             report.push(Severity::Error, &path, e.to_string());
             return None;
         }
     };
+    let (_, base_raft_index) = match entries::parse_header(&bytes) {
+        Ok(h) => h,
+        Err(reason) => {
+            report.push(Severity::Error, &path, reason);
+            return None;
+        }
+    };
     if let Some(expected) = prev_raft_next {
-        if table.base_raft_index() != expected {
-            report.push(
-                Severity::Error,
-                &path,
-                format!(
-                    "starts at raft index {} but the previous segment ends before {expected}",
-                    table.base_raft_index()
-                ),
-            );
+        if base_raft_index != expected {
+            report.push(Severity::Error, &path, format!(
+                "starts at raft index {base_raft_index} but the previous segment ends before {expected}"
+            ));
         }
     }
-    let file_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let whole = (file_len - ENTRY_TABLE_HEADER_BYTES as u64) % ENTRY_RECORD_BYTES as u64 == 0;
+    let records: Vec<&[u8]> = bytes[ENTRY_TABLE_HEADER_BYTES..]
+        .chunks(ENTRY_RECORD_BYTES)
+        .collect();
     let mut data = batches.iter();
     let mut count = 0usize;
     let entrydata =
         std::fs::read(dir.join(segment::segment_file_name(base, segment::ENTRYDATA_SUFFIX)))
             .unwrap_or_default();
-    for slot in 0..table.len() {
-        let rec = match table.get(slot) {
-            Ok(r) => r,
-            Err(e) => {
+    for (slot, raw) in records.iter().enumerate() {
+        let rec = match EntryRecord::decode(raw) {
+            Some(r) if r.raft_index == base_raft_index + slot as u64 => r,
+            _ if raw.len() < ENTRY_RECORD_BYTES => {
+                report.push(
+                    Severity::Warning,
+                    &path,
+                    "ends in a partial record (torn write); recovery cuts it on open",
+                );
+                break;
+            }
+            _ => {
                 // Zeroed preallocated slots after an unclean stop end the table.
-                if table.slot(slot).is_none()
-                    && (slot..table.len()).all(|s| table.slot(s).is_none())
-                {
-                    if !whole {
-                        report.push(
-                            Severity::Warning,
-                            &path,
-                            "table was not trimmed (unclean stop); recovery validates it on open",
-                        );
-                    }
+                if records[slot..].iter().all(|r| r.iter().all(|b| *b == 0)) {
+                    report.push(
+                        Severity::Warning,
+                        &path,
+                        "table was not trimmed (unclean stop); recovery validates it on open",
+                    );
                     break;
                 }
-                report.push(Severity::Error, &path, e.to_string());
+                report.push(
+                    Severity::Error,
+                    &path,
+                    format!("record {slot} is damaged (checksum, kind or raft index)"),
+                );
                 return None;
             }
         };
@@ -499,11 +520,18 @@ fn check_entry_table(
                     return None;
                 }
                 None => {
+                    // In the last segment, entries past a torn tail were never flushed
+                    // (open cuts them); anywhere else the data is gone.
+                    let (severity, note) = if last_segment {
+                        (Severity::Warning, " (torn tail); the log cuts it on open")
+                    } else {
+                        (Severity::Error, "")
+                    };
                     report.push(
-                        Severity::Error,
+                        severity,
                         &path,
                         format!(
-                            "raft entry {} points at position {} past the last whole batch",
+                            "raft entry {} points at position {} past the last whole batch{note}",
                             rec.raft_index, rec.position
                         ),
                     );
@@ -533,5 +561,5 @@ fn check_entry_table(
             "{leftover} batches at the end of the log have no raft entry (unacknowledged tail); the log cuts them on open"
         ));
     }
-    Some(table.base_raft_index() + count as u64)
+    Some(base_raft_index + count as u64)
 }
