@@ -637,6 +637,17 @@ impl Log {
         Ok(None)
     }
 
+    /// Housekeeping: drops the memory maps of closed segments that no read used since
+    /// the previous call (call it periodically, e.g. with retention). Keeps the pages of
+    /// cold segments from counting as resident memory of the process; reads map a segment
+    /// again on demand. Returns how many maps were dropped.
+    pub fn release_idle_maps(&mut self) -> usize {
+        self.segments
+            .iter_mut()
+            .map(|s| usize::from(s.release_idle_map()))
+            .sum()
+    }
+
     // ------------------------------------------------------------ truncation
 
     /// Removes every batch that holds an offset at or past `offset` (and the non-data

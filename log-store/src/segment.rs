@@ -102,6 +102,8 @@ pub struct Segment {
     /// appends become readable without remapping.
     map_len: u64,
     map: OnceLock<Arc<Mmap>>,
+    /// Set by every read through the map; cleared by `release_idle_map`.
+    map_used: std::sync::atomic::AtomicBool,
     /// Mappings replaced while readers still held slices of them.
     retired_maps: Vec<std::sync::Weak<Mmap>>,
     active: bool,
@@ -179,6 +181,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             map_len: Self::active_map_len(config, 0),
             map: OnceLock::new(),
+            map_used: std::sync::atomic::AtomicBool::new(false),
             retired_maps: Vec::new(),
             active: true,
         })
@@ -246,6 +249,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             map_len: file_size,
             map: OnceLock::new(),
+            map_used: std::sync::atomic::AtomicBool::new(false),
             retired_maps: Vec::new(),
             active: false,
         })
@@ -495,7 +499,10 @@ impl Segment {
 
     // ---------------------------------------------------------------- reads
 
+    /// The segment's memory map, created on first use.
     fn map(&self) -> Result<Option<&Arc<Mmap>>> {
+        self.map_used
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(m) = self.map.get() {
             return Ok(Some(m));
         }
@@ -513,6 +520,20 @@ impl Segment {
         .map_err(|e| LogError::io(&self.log_path, e))?;
         let _ = self.map.set(Arc::new(map));
         Ok(self.map.get())
+    }
+
+    /// Drops the map of a closed segment that no read used since the last call, so the
+    /// pages of cold segments stop counting as this process's resident memory. Slices
+    /// already handed out keep their own reference. Returns true if a map was dropped.
+    pub fn release_idle_map(&mut self) -> bool {
+        let used = self
+            .map_used
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if self.active || used || self.map.get().is_none() {
+            return false;
+        }
+        self.reset_map();
+        true
     }
 
     /// Zero-copy bytes `[start, end)` of the `.log`; `end <= log_size`.
@@ -541,7 +562,9 @@ impl Segment {
     /// place from the memory map: no allocation, no copy.
     fn header_at(&self, position: u64) -> Result<BatchHeader> {
         let end = (position + BATCH_HEADER_BYTES as u64).min(self.log_size);
-        let parsed = match self.map()? {
+        // Use the map only if it exists: checks at open read a header or two per segment
+        // and must not map (and fault in) every segment of the log.
+        let parsed = match self.map.get() {
             Some(map) if end <= map.len() as u64 => {
                 BatchHeader::parse_header(&map[position as usize..end as usize])
             }
@@ -582,6 +605,7 @@ impl Segment {
     /// even if larger, as KIP-74 asks) and stopping before any batch at or past
     /// `limit_offset`.
     pub fn read(&self, offset: u64, max_bytes: usize, limit_offset: u64) -> Result<Bytes> {
+        self.map()?;
         let start = self.position_of(offset)?;
         let mut end = start;
         while end < self.log_size {
@@ -604,6 +628,7 @@ impl Segment {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
+        self.map()?;
         let mut from = min_offset.max(self.base_offset);
         if let Some(i) = self
             .time_index

@@ -470,3 +470,36 @@ fn read_respects_max_bytes_and_the_limit_offset() {
     assert!(log.read_bounded(9, 1 << 20, 9).unwrap().is_empty());
     assert!(log.read(20, 100).unwrap().is_empty());
 }
+
+#[test]
+fn idle_segment_maps_are_released_and_reads_remap_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 4096,
+            ..small()
+        },
+    )
+    .unwrap();
+    for i in 0..40u64 {
+        let mut b = common::batch(i, 1, 300, 0);
+        log.append(&mut b).unwrap();
+    }
+    let closed = log.segment_count() - 1;
+    let everything = common::read_all(&log, 0);
+    // The first call only clears the "used" marks of segments just read.
+    assert_eq!(log.release_idle_maps(), 0);
+    let held = log.read(0, 100).unwrap().to_vec();
+    assert_eq!(
+        log.release_idle_maps(),
+        closed - 1,
+        "all closed segments but the one just read"
+    );
+    assert_eq!(log.release_idle_maps(), 1);
+    assert_eq!(log.release_idle_maps(), 0);
+    // Reads map again and see the same bytes.
+    let again = common::read_all(&log, 0);
+    assert_eq!(again, everything);
+    assert_eq!(log.read(0, 100).unwrap().to_vec(), held);
+}
