@@ -52,6 +52,9 @@ pub struct EntryInfo {
     pub base_offset: u64,
     /// The next Kafka offset after this entry.
     pub next_offset: u64,
+    /// Byte position of the payload: in the segment's `.log` for data entries, in its
+    /// `.entrydata` otherwise.
+    pub position: u64,
     pub length: u32,
 }
 
@@ -63,6 +66,7 @@ impl From<EntryRecord> for EntryInfo {
             kind: r.kind,
             base_offset: r.base_offset,
             next_offset: r.next_offset(),
+            position: r.position,
             length: r.length,
         }
     }
@@ -218,7 +222,9 @@ impl Log {
             let scan = base >= recover_from;
             let mut seg = match Segment::open_files(&self.dir, base, self.clock.now_ms()) {
                 Ok(s) => s,
-                Err(e) if scan || last => {
+                // Past the recovery point an unreadable segment is a torn tail; before it
+                // (or after a clean stop) it is damage the operator must look at.
+                Err(e) if scan => {
                     warn!(base, error = %e, "segment unreadable after unclean stop; cutting the log here");
                     self.remove_from(bases, i)?;
                     break;

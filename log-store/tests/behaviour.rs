@@ -503,3 +503,41 @@ fn idle_segment_maps_are_released_and_reads_remap_on_demand() {
     assert_eq!(again, everything);
     assert_eq!(log.read(0, 100).unwrap().to_vec(), held);
 }
+
+#[test]
+fn after_a_clean_stop_damage_is_reported_never_silently_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 4096,
+            ..small()
+        },
+    )
+    .unwrap();
+    let mut positions = Vec::new();
+    for i in 0..30u64 {
+        let mut b = common::batch(i, 1, 300, 0);
+        let a = log.append(&mut b).unwrap();
+        positions.push((a.raft_index, b.len()));
+    }
+    // Lookup of term and position by Raft index.
+    let seg = log.segments().pop().unwrap();
+    let first = log.entry(seg.base_raft_index).unwrap();
+    assert_eq!(first.position, 0);
+    let second = log.entry(seg.base_raft_index + 1).unwrap();
+    assert_eq!(second.position, u64::from(first.length));
+    let last_log = seg.path.clone();
+    log.close().unwrap();
+    let entries = last_log.with_extension("entries");
+    std::fs::remove_file(&entries).unwrap();
+    let err = Log::open(dir.path(), small()).unwrap_err();
+    assert!(
+        matches!(err, LogError::Io { .. } | LogError::CorruptFile { .. }),
+        "{err}"
+    );
+    assert!(
+        last_log.exists(),
+        "a cleanly closed segment must not be deleted"
+    );
+}
