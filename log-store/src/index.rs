@@ -178,6 +178,11 @@ impl<E: IndexEntry> MmapIndex<E> {
         self.len == 0
     }
 
+    /// Entries the file can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn is_full(&self) -> bool {
         self.len >= self.capacity
     }

@@ -341,8 +341,8 @@ impl Segment {
         }
         let too_big = self.log_size + size_bytes as u64 > config.segment_bytes;
         // Keep one slot of each index for the final time entry written at close.
-        let index_full = self.offset_index.len() + 2 > self.offset_index_capacity()
-            || self.time_index.len() + 2 > self.time_index_capacity();
+        let index_full = self.offset_index.len() + 2 > self.offset_index.capacity()
+            || self.time_index.len() + 2 > self.time_index.capacity();
         let offset_overflow = last_offset - self.base_offset > i32::MAX as u64;
         let too_old = match (config.segment_ms, self.roll_base_ms) {
             (Some(ms), Some(base)) => batch_max_timestamp.saturating_sub(base) >= ms,
@@ -350,22 +350,6 @@ impl Segment {
             (None, _) => false,
         };
         too_big || index_full || offset_overflow || too_old
-    }
-
-    fn offset_index_capacity(&self) -> usize {
-        if self.offset_index.is_full() {
-            self.offset_index.len()
-        } else {
-            usize::MAX
-        }
-    }
-
-    fn time_index_capacity(&self) -> usize {
-        if self.time_index.is_full() {
-            self.time_index.len()
-        } else {
-            usize::MAX
-        }
     }
 
     // ---------------------------------------------------------------- appends

@@ -541,3 +541,36 @@ fn after_a_clean_stop_damage_is_reported_never_silently_cut() {
         "a cleanly closed segment must not be deleted"
     );
 }
+
+#[test]
+fn a_nearly_full_index_rolls_the_segment_and_keeps_the_max_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1024 bytes of time index = 85 entries; one entry per ~100 bytes of log.
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 100,
+        segment_index_bytes: 1024,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config.clone()).unwrap();
+    for i in 0..400u64 {
+        let mut b = common::batch(i, 1, 100, 1_000 + i as i64);
+        log.append(&mut b).unwrap();
+    }
+    assert!(
+        log.segment_count() >= 3,
+        "index capacity must roll segments"
+    );
+    let segs = log.segments();
+    log.close().unwrap();
+    let log = Log::open(dir.path(), config).unwrap();
+    assert!(log.open_report().clean);
+    for (before, after) in segs.iter().zip(log.segments()) {
+        assert_eq!(
+            before.max_timestamp, after.max_timestamp,
+            "segment {}",
+            before.base_offset
+        );
+    }
+    assert_eq!(log.offset_for_timestamp(1_399).unwrap(), Some(399));
+}
