@@ -84,7 +84,8 @@ fn a_torn_tail_is_a_warning_and_a_kafka_only_directory_verifies() {
         .unwrap()
         .set_len(len - 7)
         .unwrap();
-    let scan = inspect::scan_log_file(last, |_| {}, |_| {}).unwrap();
+    let scan =
+        inspect::scan_log_file(last, |_| std::ops::ControlFlow::Continue(()), |_| {}).unwrap();
     assert!(matches!(scan.end, ScanEnd::TornTail { .. }));
     let report = inspect::verify_dir(dir.path(), |_, _| {}).unwrap();
     assert!(report.is_ok(), "{:?}", report.findings);
@@ -101,4 +102,94 @@ fn a_torn_tail_is_a_warning_and_a_kafka_only_directory_verifies() {
     let report = inspect::verify_dir(kafka.path(), |_, _| {}).unwrap();
     assert!(report.is_ok(), "{:?}", report.findings);
     assert_eq!(report.segments, logs.len());
+}
+
+#[test]
+fn a_zero_filled_tail_is_a_preallocated_end_not_a_bad_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), true);
+    let logs = inspect::segment_logs(dir.path()).unwrap();
+    let last = &logs.last().unwrap().1;
+    let len = std::fs::metadata(last).unwrap().len();
+    // As Kafka leaves an active segment with file.preallocate=true.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(last)
+        .unwrap()
+        .set_len(len + 100_000)
+        .unwrap();
+    let scan =
+        inspect::scan_log_file(last, |_| std::ops::ControlFlow::Continue(()), |_| {}).unwrap();
+    assert_eq!(
+        scan.end,
+        ScanEnd::ZeroTail {
+            position: len,
+            zero_bytes: 100_000
+        }
+    );
+    let kafka = tempfile::tempdir().unwrap();
+    for (_, p) in &logs {
+        std::fs::copy(p, kafka.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let report = inspect::verify_dir(kafka.path(), |_, _| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    // In a closed segment the same zeros are damage.
+    let first = kafka.path().join(logs[0].1.file_name().unwrap());
+    let flen = std::fs::metadata(&first).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(flen + 64)
+        .unwrap();
+    assert!(!inspect::verify_dir(kafka.path(), |_, _| {})
+        .unwrap()
+        .is_ok());
+}
+
+#[test]
+fn offsets_of_a_batch_with_a_bad_crc_are_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), true);
+    let logs = inspect::segment_logs(dir.path()).unwrap();
+    let victim = &logs[0].1;
+    let mut bytes = std::fs::read(victim).unwrap();
+    // lastOffsetDelta of the first batch (inside the CRC) becomes huge.
+    bytes[23..27].copy_from_slice(&1_000_000i32.to_be_bytes());
+    std::fs::write(victim, bytes).unwrap();
+    let report = inspect::verify_dir(dir.path(), |_, _| {}).unwrap();
+    let errors: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "only the CRC mismatch, no knock-on offset errors: {errors:?}"
+    );
+    assert!(errors[0].message.contains("CRC mismatch"));
+}
+
+#[test]
+fn a_scan_stops_when_the_caller_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), true);
+    let first = &inspect::segment_logs(dir.path()).unwrap()[0].1;
+    let mut seen = 0;
+    let scan = inspect::scan_log_file(
+        first,
+        |_| {
+            seen += 1;
+            if seen == 2 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(seen, 2);
+    assert!(matches!(scan.end, ScanEnd::Stopped { .. }));
 }
