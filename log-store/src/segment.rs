@@ -571,8 +571,23 @@ impl Segment {
         let mut position = 0;
         if offset >= self.base_offset {
             let relative = (offset - self.base_offset).min(u32::MAX as u64) as u32;
-            if let Some(i) = self.offset_index.floor_by(relative, |e| e.relative_offset) {
-                position = u64::from(self.offset_index.get(i).position);
+            let floor = self.offset_index.floor_by(relative, |e| e.relative_offset);
+            if let Some(i) = floor {
+                let e = self.offset_index.get(i);
+                if e.relative_offset == relative {
+                    // Entries key batches by their last offset: this batch holds `offset`.
+                    return Ok(u64::from(e.position));
+                }
+                position = u64::from(e.position);
+            }
+            // The next entry's batch ends at or after `offset`; when it also starts at or
+            // before it, it is the batch, found with one header read instead of two.
+            let ceil = floor.map_or(0, |i| i + 1);
+            if ceil < self.offset_index.len() {
+                let e = self.offset_index.get(ceil);
+                if self.header_at(u64::from(e.position))?.base_offset as u64 <= offset {
+                    return Ok(u64::from(e.position));
+                }
             }
         }
         while position < self.log_size {
@@ -593,6 +608,10 @@ impl Segment {
         let start = self.position_of(offset)?;
         let mut end = start;
         while end < self.log_size {
+            // No batch is smaller than a header: stop without touching the next one.
+            if end > start && end - start + BATCH_HEADER_BYTES as u64 > max_bytes as u64 {
+                break;
+            }
             let header = self.header_at(end)?;
             if header.base_offset as u64 >= limit_offset {
                 break;
