@@ -410,6 +410,23 @@ impl EntryTable {
         Ok(())
     }
 
+    /// A duplicate handle on the table's file, for a sync done without `&mut self`
+    /// (`Log::prepare_flush`). On Linux `fdatasync` of the file writes back the pages
+    /// dirtied through the shared map, as `msync` would.
+    pub fn sync_handle(&self) -> Result<(PathBuf, File)> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| LogError::io(&self.path, e))?;
+        Ok((self.path.clone(), file))
+    }
+
+    /// Records that the first `len` records are durable (a sync through
+    /// [`EntryTable::sync_handle`] finished).
+    pub fn mark_synced(&mut self, len: usize) {
+        self.synced = self.synced.max(len.min(self.len));
+    }
+
     /// Shrinks the file to its records and syncs it (segment close).
     pub fn trim(&mut self) -> Result<()> {
         self.map.flush().map_err(|e| LogError::io(&self.path, e))?;

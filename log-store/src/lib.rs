@@ -46,4 +46,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::LogConfig;
 pub use entries::EntryKind;
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, EntryInfo, Log, OpenReport, RetentionOutcome, SegmentInfo};
+pub use log::{
+    AppendInfo, EntryInfo, Log, OpenReport, PendingFlush, RetentionOutcome, SegmentInfo,
+};

@@ -115,7 +115,39 @@ pub struct Log {
     checkpoint: Checkpoint,
     flushed_offset: u64,
     flushed_raft_index: u64,
+    /// Bumped by every truncation and reset, so a [`PendingFlush`] prepared before one
+    /// cannot move the flushed watermark over entries that were replaced.
+    generation: u64,
     open_report: OpenReport,
+}
+
+/// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
+/// ([`PendingFlush::sync`]) runs without it, so appends and reads go on during the
+/// `fdatasync`; [`Log::complete_flush`] then moves the flushed watermark.
+#[derive(Debug)]
+pub struct PendingFlush {
+    files: Vec<(PathBuf, std::fs::File)>,
+    entries: usize,
+    segment_base_offset: u64,
+    offset: u64,
+    raft_index: u64,
+    generation: u64,
+}
+
+impl PendingFlush {
+    /// The offset `flushed_offset()` becomes when this flush completes.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Makes the prepared entries durable (`fdatasync` of each file of the active
+    /// segment). Blocking; call it off the async runtime's threads.
+    pub fn sync(&self) -> Result<()> {
+        for (path, file) in &self.files {
+            file.sync_data().map_err(|e| LogError::io(path, e))?;
+        }
+        Ok(())
+    }
 }
 
 impl Log {
@@ -159,6 +191,7 @@ impl Log {
             segments: Vec::with_capacity(bases.len()),
             checkpoint,
             flushed_offset: 0,
+            generation: 0,
             flushed_raft_index: 0,
             open_report: OpenReport {
                 clean,
@@ -321,9 +354,20 @@ impl Log {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Replaces the log's settings (Kafka AlterConfigs). Size and time limits apply from
+    /// the next append, roll or retention pass; existing segments keep the index size they
+    /// were created with. Invalid settings are refused and the old ones stay.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
+
     /// How the last `open` found the log.
     pub fn open_report(&self) -> OpenReport {
         self.open_report
@@ -582,6 +626,45 @@ impl Log {
         Ok(self.flushed_offset)
     }
 
+    /// Prepares a flush of everything appended so far, to be synced without `&mut self`
+    /// ([`PendingFlush::sync`]) and then recorded with [`Log::complete_flush`]. `None`
+    /// when everything is already durable. Segments closed by a roll were synced by it,
+    /// so only the active segment's files are involved.
+    pub fn prepare_flush(&self) -> Result<Option<PendingFlush>> {
+        if self.flushed_offset == self.next_offset()
+            && self.flushed_raft_index == self.last_raft_index()
+        {
+            return Ok(None);
+        }
+        let active = self.active();
+        let (files, entries) = active.sync_handles()?;
+        Ok(Some(PendingFlush {
+            files,
+            entries,
+            segment_base_offset: active.base_offset(),
+            offset: self.next_offset(),
+            raft_index: self.last_raft_index(),
+            generation: self.generation,
+        }))
+    }
+
+    /// Records a [`PendingFlush`] whose `sync` succeeded: the flushed watermark moves to
+    /// what it covered (never backwards; not at all when the log was truncated or reset
+    /// since it was prepared). Returns `flushed_offset()`.
+    pub fn complete_flush(&mut self, done: PendingFlush) -> u64 {
+        if done.generation == self.generation {
+            self.flushed_offset = self.flushed_offset.max(done.offset.min(self.next_offset()));
+            self.flushed_raft_index = self
+                .flushed_raft_index
+                .max(done.raft_index.min(self.last_raft_index()));
+            let active = self.active_mut();
+            if active.base_offset() == done.segment_base_offset {
+                active.mark_synced(done.entries);
+            }
+        }
+        self.flushed_offset
+    }
+
     /// Flushes, seals the active segment's files and writes the clean-shutdown marker.
     pub fn close(mut self) -> Result<()> {
         self.flush()?;
@@ -681,6 +764,7 @@ impl Log {
                 last: self.last_raft_index(),
             });
         }
+        self.generation += 1;
         let span = info_span!("log_truncate", dir = %self.dir.display(), raft_index);
         let _enter = span.enter();
         let i = self
@@ -718,6 +802,7 @@ impl Log {
             prev_raft_index: next_raft_index - 1,
             prev_raft_term: prev_term,
         };
+        self.generation += 1;
         // The checkpoint goes first: old segments left by a crash are then below the log
         // start and removed at the next open.
         self.checkpoint.write(&self.dir)?;

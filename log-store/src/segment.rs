@@ -691,6 +691,29 @@ impl Segment {
         self.entries.sync()
     }
 
+    /// Duplicate handles on every file a flush must sync (`.log`, `.entrydata` when it
+    /// exists, the entry table), and how many table records they cover. For
+    /// [`crate::Log::prepare_flush`].
+    pub fn sync_handles(&self) -> Result<(Vec<(PathBuf, File)>, usize)> {
+        let dup = |path: &PathBuf, f: &File| {
+            f.try_clone()
+                .map(|f| (path.clone(), f))
+                .map_err(|e| LogError::io(path, e))
+        };
+        let mut files = vec![dup(&self.log_path, &self.log_file)?];
+        if let Some(f) = &self.entrydata {
+            files.push(dup(&self.entrydata_path, f)?);
+        }
+        files.push(self.entries.sync_handle()?);
+        Ok((files, self.entries.len()))
+    }
+
+    /// Records that a sync through [`Segment::sync_handles`] covering `entries` table
+    /// records finished.
+    pub fn mark_synced(&mut self, entries: usize) {
+        self.entries.mark_synced(entries);
+    }
+
     /// Seals the segment: final time-index entry, indexes and table trimmed to their
     /// content, everything synced, the `.log` cut to its logical end when no reader holds
     /// a slice of the stale tail.

@@ -574,3 +574,61 @@ fn a_nearly_full_index_rolls_the_segment_and_keeps_the_max_timestamp() {
     }
     assert_eq!(log.offset_for_timestamp(1_399).unwrap(), Some(399));
 }
+
+#[test]
+fn a_prepared_flush_moves_the_watermark_to_what_it_covered_and_never_over_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small()).unwrap();
+    assert!(
+        log.prepare_flush().unwrap().is_none(),
+        "an empty log is durable"
+    );
+    for i in 0..3 {
+        log.append(&mut common::batch(i, 2, 100, 1000)).unwrap();
+    }
+    let pending = log
+        .prepare_flush()
+        .unwrap()
+        .expect("three batches to flush");
+    assert_eq!(pending.offset(), 6);
+    // Appends go on while the sync runs; the watermark covers only what was prepared.
+    log.append(&mut common::batch(3, 2, 100, 1000)).unwrap();
+    pending.sync().unwrap();
+    assert_eq!(log.complete_flush(pending), 6);
+    assert_eq!(log.flushed_offset(), 6);
+
+    let pending = log.prepare_flush().unwrap().expect("one batch to flush");
+    assert_eq!(pending.offset(), 8);
+    log.truncate_from(4).unwrap();
+    log.append(&mut common::batch(9, 4, 100, 1000)).unwrap();
+    pending.sync().unwrap();
+    // Offsets 4..8 now hold other entries than the ones the sync covered.
+    assert_eq!(log.complete_flush(pending), 4);
+    assert_eq!(log.flush().unwrap(), 8);
+    assert!(log.prepare_flush().unwrap().is_none());
+}
+
+#[test]
+fn set_config_refuses_invalid_settings_and_keeps_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small()).unwrap();
+    let bad = LogConfig {
+        segment_bytes: 1,
+        ..small()
+    };
+    assert!(matches!(
+        log.set_config(bad),
+        Err(LogError::InvalidArgument(_))
+    ));
+    assert_eq!(log.config(), &small());
+    let smaller = LogConfig {
+        max_message_bytes: 100,
+        ..small()
+    };
+    log.set_config(smaller.clone()).unwrap();
+    assert_eq!(log.config(), &smaller);
+    assert!(matches!(
+        log.append(&mut common::batch(1, 1, 200, 1000)),
+        Err(LogError::BatchTooLarge { .. })
+    ));
+}
