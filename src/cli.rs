@@ -2,6 +2,7 @@
 //! they share: how a finished command maps to an exit status, how errors are reported.
 
 pub mod log;
+pub mod serve;
 
 mod json;
 mod timestamp;

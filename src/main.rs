@@ -4,6 +4,10 @@
 
 mod cli;
 
+/// Forged array lengths in Kafka requests must not abort the broker (see the module).
+#[global_allocator]
+static ALLOCATOR: broker::alloc::LazyHugeAlloc = broker::alloc::LazyHugeAlloc;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -15,12 +19,13 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "strata", version, propagate_version = true)]
 struct Cli {
     /// Diagnostics on stderr: a level (`warn`, `debug`, …) or a tracing filter
-    /// (`log_store=trace`).
+    /// (`log_store=trace`). Default: `warn`, and `info` for `serve` (or the config
+    /// file's `log-level`).
     #[arg(
         long,
         global = true,
         env = "RUST_LOG",
-        default_value = "warn",
+        default_value = DEFAULT_LOG_LEVEL,
         value_name = "FILTER"
     )]
     log_level: String,
@@ -34,14 +39,32 @@ enum Command {
     /// Inspect partition logs on disk (offline; safe while a broker runs).
     #[command(subcommand)]
     Log(cli::log::LogCommand),
+    /// Run a broker: Kafka protocol, admin HTTP, partition logs.
+    Serve(cli::serve::ServeArgs),
     /// Print the version.
     Version,
 }
 
+const DEFAULT_LOG_LEVEL: &str = "warn";
+
+impl Cli {
+    fn log_level_is_default(&self) -> bool {
+        self.log_level == DEFAULT_LOG_LEVEL && std::env::var_os("RUST_LOG").is_none()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = init_tracing(&cli.log_level).and_then(|()| match cli.command {
+    // `serve` reads its level from the config file when no flag or RUST_LOG says.
+    let level = match &cli.command {
+        Command::Serve(args) if cli.log_level_is_default() => {
+            args.file_log_level().unwrap_or_else(|| "info".into())
+        }
+        _ => cli.log_level.clone(),
+    };
+    let result = init_tracing(&level).and_then(|()| match cli.command {
         Command::Log(cmd) => cmd.run(),
+        Command::Serve(args) => args.run(),
         Command::Version => cli::print_version(),
     });
     match result {
@@ -55,6 +78,7 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
         .with_context(|| format!("invalid --log-level / RUST_LOG filter {filter:?}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     Ok(())

@@ -1,9 +1,66 @@
-//! # broker — the Kafka-protocol server (not yet built)
+//! # broker — the Kafka-protocol server
 //!
-//! This crate will own everything a Kafka client talks to, per `../shared/ARCHITECTURE.md`
-//! and the broker issue: the TCP listener and request framing (`connection.rs`), one handler
-//! file per Kafka API under `handlers/` (encoded and decoded only with the `kafka-protocol`
-//! crate), partitions backed by `log-store` logs, idempotent-producer state, the group
-//! coordinator, and the admin HTTP server (`/health`, `/metrics`).
+//! What a Kafka client talks to: [`server`] binds the Kafka and admin listeners and runs
+//! until shutdown; [`connection`] frames requests and answers them in order;
+//! `handlers/` holds one file per Kafka API (decoded and encoded only with the
+//! `kafka-protocol` crate); [`partition`] puts a `log-store` log behind the high
+//! watermark and group commit; [`topics`] keeps the topic registry; [`producer_state`]
+//! and [`producer_ids`] make producers idempotent; [`admin_http`] serves `/health` and
+//! `/metrics`.
 //!
-//! It holds no code yet.
+//! ## Guarantees
+//! - A Produce with acks=all is answered once its batch is durable (`fdatasync`); the
+//!   high watermark is the durable end of the log and consumers never read past it.
+//! - Batches are stored and served as the bytes that arrived (compression passes
+//!   through); the broker validates the RecordBatch v2 header and CRC, patches the base
+//!   offset, and does no per-record work.
+//! - Malformed bytes get a Kafka error code or close their own connection only.
+//!
+//! ## Departures from `../shared/ARCHITECTURE.md` (until the replication and cluster
+//! issues)
+//! - Single node: no Raft group per partition yet; the high watermark is the flushed
+//!   offset, which is what a one-voter Raft group commits.
+//! - Topic metadata lives in `<data-dir>/topics.toml`, not in a controller group.
+//! - Fetch reads mmap'd segment slices and writes them with the response; no sendfile.
+//! - Requests on one connection are decoded and applied in order; only the wait for
+//!   durability (acks=all) and Fetch long polls overlap, and responses still leave in
+//!   order (Kafka processes one request per connection at a time).
+
+pub mod admin_http;
+pub mod alloc;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod handlers;
+pub mod metrics;
+pub mod partition;
+pub mod producer_ids;
+pub mod producer_state;
+pub mod server;
+pub mod shutdown;
+pub mod topics;
+pub mod versions;
+
+use std::sync::{Arc, Mutex};
+
+pub use config::{BrokerConfig, TopicConfig, TopicDefaults};
+pub use error::{BrokerError, Result};
+pub use server::{run, Running};
+
+use crate::metrics::Metrics;
+use crate::producer_ids::ProducerIds;
+use crate::topics::Topics;
+
+/// Everything the request handlers share.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Host and port clients are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub topics: Topics,
+    pub producer_ids: Mutex<ProducerIds>,
+    pub metrics: Arc<Metrics>,
+}

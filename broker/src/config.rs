@@ -1,0 +1,384 @@
+//! Broker configuration: defaults, the TOML file (`strata serve --config FILE`), and the
+//! topic-level settings with Kafka's names.
+//!
+//! The file uses the same keys as the flags (`data-dir`, `kafka-addr`, …) and Kafka's
+//! dotted names for topic defaults (`num.partitions`, `retention.ms`, …), quoted or not:
+//! `num.partitions = 3` and `"num.partitions" = 3` mean the same. Unknown keys are an
+//! error, so a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use log_store::LogConfig;
+
+use crate::error::{BrokerError, Result};
+
+/// Kafka's `socket.request.max.bytes`: a larger request frame closes its connection.
+pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
+/// Connections served at once; more wait in the kernel's accept queue.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Everything `strata serve` needs. Built from defaults, then the file, then flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    /// Partition directories (`<topic>-<partition>`) and the broker's own files.
+    pub data_dir: PathBuf,
+    /// Where the Kafka protocol listens (`host:port`).
+    pub kafka_addr: String,
+    /// The address clients are told to use; the bound address when `None`.
+    pub advertised_kafka_addr: Option<String>,
+    /// Admin HTTP (`/health`, `/metrics`).
+    pub admin_addr: String,
+    /// This broker's id in Metadata responses.
+    pub node_id: i32,
+    /// Inter-broker Raft address; reserved for the cluster issue, unused by a single node.
+    pub raft_addr: Option<String>,
+    /// Diagnostics filter (`info`, `broker=debug`, …); the binary applies it.
+    pub log_level: Option<String>,
+    /// Kafka's `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Defaults for topics and automatic creation.
+    pub topics: TopicDefaults,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("./strata-data"),
+            kafka_addr: "127.0.0.1:9092".into(),
+            advertised_kafka_addr: None,
+            admin_addr: "127.0.0.1:9644".into(),
+            node_id: 0,
+            raft_addr: None,
+            log_level: None,
+            socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            topics: TopicDefaults::default(),
+        }
+    }
+}
+
+/// Broker-wide topic defaults, Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicDefaults {
+    /// `num.partitions`: partitions of an automatically created topic (and of
+    /// CreateTopics asking for -1).
+    pub num_partitions: i32,
+    /// `auto.create.topics.enable`: Metadata and Produce for an unknown topic create it.
+    pub auto_create_topics: bool,
+    /// Settings every topic starts from (`retention.ms`, `segment.bytes`, …).
+    pub log: TopicConfig,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            num_partitions: 1,
+            auto_create_topics: true,
+            log: TopicConfig::default(),
+        }
+    }
+}
+
+/// The settings a topic can override, with Kafka's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<u64>,
+    pub segment_bytes: u64,
+    pub segment_ms: Option<i64>,
+    pub max_message_bytes: u32,
+    pub cleanup_policy: String,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        let log = LogConfig::default();
+        TopicConfig {
+            retention_ms: log.retention_ms,
+            retention_bytes: log.retention_bytes,
+            segment_bytes: log.segment_bytes,
+            segment_ms: log.segment_ms,
+            max_message_bytes: log.max_message_bytes,
+            cleanup_policy: "delete".into(),
+        }
+    }
+}
+
+/// The topic-level keys, in the order DescribeConfigs lists them.
+pub const TOPIC_CONFIG_KEYS: [&str; 6] = [
+    "cleanup.policy",
+    "max.message.bytes",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+/// Why a topic setting was refused (becomes INVALID_CONFIG with this message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigValueError {
+    pub key: String,
+    pub reason: String,
+}
+
+fn bad(key: &str, reason: impl Into<String>) -> ConfigValueError {
+    ConfigValueError {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `-1` means unlimited, as in Kafka.
+fn parse_limit(key: &str, value: &str) -> std::result::Result<Option<i64>, ConfigValueError> {
+    let v: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| bad(key, format!("{value:?} is not an integer")))?;
+    match v {
+        -1 => Ok(None),
+        v if v >= 0 => Ok(Some(v)),
+        _ => Err(bad(key, "must be -1 (unlimited) or at least 0")),
+    }
+}
+
+impl TopicConfig {
+    /// Sets one key from its string form (as CreateTopics and AlterConfigs carry it).
+    pub fn set(&mut self, key: &str, value: &str) -> std::result::Result<(), ConfigValueError> {
+        match key {
+            "retention.ms" => self.retention_ms = parse_limit(key, value)?,
+            "retention.bytes" => {
+                self.retention_bytes = parse_limit(key, value)?.map(|v| v as u64);
+            }
+            "segment.ms" => {
+                self.segment_ms = Some(
+                    parse_limit(key, value)?
+                        .filter(|&v| v >= 1)
+                        .ok_or_else(|| bad(key, "must be at least 1"))?,
+                );
+            }
+            "segment.bytes" => {
+                let v = parse_limit(key, value)?.ok_or_else(|| bad(key, "must be set"))?;
+                self.segment_bytes = v as u64;
+            }
+            "max.message.bytes" => {
+                let v = parse_limit(key, value)?.ok_or_else(|| bad(key, "must be set"))?;
+                self.max_message_bytes = u32::try_from(v)
+                    .ok()
+                    .filter(|&v| v <= i32::MAX as u32)
+                    .ok_or_else(|| bad(key, "must fit in an int32"))?;
+            }
+            "cleanup.policy" => match value.trim() {
+                "delete" => self.cleanup_policy = "delete".into(),
+                "compact" | "compact,delete" | "delete,compact" => {
+                    return Err(bad(
+                        key,
+                        "compaction is not supported yet; only \"delete\" is accepted",
+                    ))
+                }
+                other => return Err(bad(key, format!("unknown policy {other:?}"))),
+            },
+            _ => return Err(bad(key, "unknown topic config")),
+        }
+        // Checked here so a bad combination is refused when set, not when a log opens.
+        self.log_config()
+            .validate()
+            .map_err(|e| bad(key, e.to_string()))
+    }
+
+    /// Resets one key to `defaults`' value (AlterConfigs DELETE).
+    pub fn reset(
+        &mut self,
+        key: &str,
+        defaults: &TopicConfig,
+    ) -> std::result::Result<(), ConfigValueError> {
+        let value = defaults
+            .get(key)
+            .ok_or_else(|| bad(key, "unknown topic config"))?;
+        self.set(key, &value)
+    }
+
+    /// One key's value in Kafka's string form; `None` for unknown keys.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let limit = |v: Option<i64>| v.unwrap_or(-1).to_string();
+        Some(match key {
+            "retention.ms" => limit(self.retention_ms),
+            "retention.bytes" => limit(self.retention_bytes.map(|v| v as i64)),
+            "segment.ms" => limit(self.segment_ms),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "cleanup.policy" => self.cleanup_policy.clone(),
+            _ => return None,
+        })
+    }
+
+    /// The partition-log settings these give.
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            max_message_bytes: self.max_message_bytes,
+            ..LogConfig::default()
+        }
+    }
+}
+
+/// Flattens nested tables into dotted keys: `num.partitions = 3` is `{num = {partitions = 3}}`
+/// to TOML, and the same setting as `"num.partitions" = 3`.
+fn flatten(prefix: &str, table: toml::Table, out: &mut BTreeMap<String, toml::Value>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            v => {
+                out.insert(key, v);
+            }
+        }
+    }
+}
+
+fn as_string(key: &str, v: &toml::Value) -> Result<String> {
+    match v {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(BrokerError::Config(format!(
+            "{key}: expected a string or number, found {}",
+            other.type_str()
+        ))),
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML configuration file over the defaults.
+    pub fn from_file(path: &Path) -> Result<BrokerConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| BrokerError::io(path, e))?;
+        let mut config = BrokerConfig::default();
+        config
+            .apply_toml(&text)
+            .map_err(|e| BrokerError::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    /// Applies the keys of a TOML document.
+    pub fn apply_toml(&mut self, text: &str) -> Result<()> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| BrokerError::Config(e.to_string()))?;
+        let mut keys = BTreeMap::new();
+        flatten("", table, &mut keys);
+        for (key, value) in &keys {
+            self.set(key, &as_string(key, value)?)?;
+        }
+        Ok(())
+    }
+
+    /// Sets one key (file key or Kafka name) from its string form.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let parse_err = |what: &str| BrokerError::Config(format!("{key}: {value:?} is not {what}"));
+        match key {
+            "data-dir" => self.data_dir = PathBuf::from(value),
+            "kafka-addr" => self.kafka_addr = value.to_string(),
+            "advertised-kafka-addr" => self.advertised_kafka_addr = Some(value.to_string()),
+            "admin-addr" => self.admin_addr = value.to_string(),
+            "raft-addr" => self.raft_addr = Some(value.to_string()),
+            "log-level" => self.log_level = Some(value.to_string()),
+            "node-id" => {
+                self.node_id = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &i32| n >= 0)
+                    .ok_or_else(|| parse_err("a node id (0 or more)"))?
+            }
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n >= 1024)
+                    .ok_or_else(|| parse_err("a size of at least 1024 bytes"))?
+            }
+            "max.connections" => {
+                self.max_connections = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n >= 1)
+                    .ok_or_else(|| parse_err("a count of at least 1"))?
+            }
+            "num.partitions" => {
+                self.topics.num_partitions = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &i32| n >= 1)
+                    .ok_or_else(|| parse_err("a partition count of at least 1"))?
+            }
+            "auto.create.topics.enable" | "auto.create.topics" => {
+                self.topics.auto_create_topics =
+                    value.parse().map_err(|_| parse_err("true or false"))?
+            }
+            _ => self
+                .topics
+                .log
+                .set(key, value)
+                .map_err(|e| BrokerError::Config(e.to_string()))?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_dotted_or_quoted_and_typos_refused() {
+        let mut c = BrokerConfig::default();
+        c.apply_toml(
+            "data-dir = \"/tmp/x\"\nnode-id = 3\nnum.partitions = 4\n\"retention.ms\" = 1000\n\
+             [auto.create.topics]\nenable = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.topics.num_partitions, 4);
+        assert!(!c.topics.auto_create_topics);
+        assert_eq!(c.topics.log.retention_ms, Some(1000));
+
+        for bad in [
+            "data-dirr = \"x\"",
+            "num.partitions = 0",
+            "node-id = -1",
+            "segment.bytes = 3",
+            "retention.ms = -5",
+            "cleanup.policy = \"compact\"",
+            "kafka-addr = [1]",
+            "not toml",
+        ] {
+            let err = BrokerConfig::default().apply_toml(bad).unwrap_err();
+            assert!(matches!(err, BrokerError::Config(_)), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn topic_config_round_trips_through_strings() {
+        let mut t = TopicConfig::default();
+        t.set("retention.bytes", "1048576").unwrap();
+        t.set("retention.ms", "-1").unwrap();
+        assert_eq!(t.get("retention.bytes").as_deref(), Some("1048576"));
+        assert_eq!(t.get("retention.ms").as_deref(), Some("-1"));
+        assert_eq!(t.log_config().retention_ms, None);
+        t.reset("retention.bytes", &TopicConfig::default()).unwrap();
+        assert_eq!(t.retention_bytes, None);
+        assert!(t.set("max.message.bytes", "abc").is_err());
+        assert!(t.set("no.such.key", "1").is_err());
+        assert!(t.get("no.such.key").is_none());
+    }
+}

@@ -1,0 +1,274 @@
+//! One client connection: length-prefixed frames in, responses out in request order.
+//!
+//! The reader decodes each request and runs its handler up to the point where the
+//! answer is known or only waiting remains (durability for acks=all, data for a Fetch
+//! long poll); the writer awaits those answers in order and writes them. So requests
+//! are applied in the order they arrived (a producer's batches stay in sequence), while
+//! the waits of pipelined requests overlap (`MAX_IN_FLIGHT_PER_CONNECTION`).
+//!
+//! A frame longer than `socket.request.max.bytes`, an unknown API key, a header or body
+//! the codec cannot decode, or an API version we do not answer closes this connection
+//! only, as Kafka does; ApiVersions at an unknown version gets UNSUPPORTED_VERSION in
+//! the v0 layout so the client can retry lower.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::{debug, debug_span, warn, Instrument};
+
+use crate::handlers::{self, Reply};
+use crate::metrics::{ApiLabels, RequestLabels};
+use crate::shutdown::Shutdown;
+use crate::Broker;
+
+/// Requests whose answers may be pending at once on one connection.
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
+/// Bytes of the smallest request header (api key, version, correlation id).
+const MIN_HEADER_BYTES: usize = 8;
+
+/// What a handler knows about the request it answers, and the error codes it returned
+/// (for metrics).
+#[derive(Debug)]
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub api: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<StrBytes>,
+    errors: Mutex<Vec<i16>>,
+}
+
+impl RequestContext {
+    /// Passes `code` through, noting it when it is an error.
+    pub fn code(&self, code: i16) -> i16 {
+        if code != 0 {
+            if let Ok(mut errors) = self.errors.lock() {
+                errors.push(code);
+            }
+        }
+        code
+    }
+
+    fn take_errors(&self) -> Vec<i16> {
+        self.errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+}
+
+/// Why a connection is being closed.
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("frame of {0} bytes is outside 0..=socket.request.max.bytes")]
+    BadLength(i64),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame; `None` at a clean end of stream between frames.
+async fn read_frame(
+    reader: &mut BufReader<OwnedReadHalf>,
+    max_bytes: usize,
+) -> Result<Option<Bytes>, FrameError> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = i32::from_be_bytes(len);
+    if len < 0 || len as usize > max_bytes {
+        return Err(FrameError::BadLength(len as i64));
+    }
+    let mut buf = BytesMut::zeroed(len as usize);
+    reader.read_exact(&mut buf).await?;
+    Ok(Some(buf.freeze()))
+}
+
+/// A request whose answer the writer awaits.
+struct Pending {
+    ctx: Arc<RequestContext>,
+    /// The version the response is encoded at (0 for an unsupported ApiVersions).
+    response_version: i16,
+    reply: Reply,
+    started: Instant,
+}
+
+/// Serves one connection until the client closes it, it misbehaves, or shutdown.
+pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdown) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT_PER_CONNECTION);
+    let writer = tokio::spawn(write_responses(write_half, rx, broker.clone()));
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut reader, max) => frame,
+            _ = shutdown.wait() => break,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
+        let started = Instant::now();
+        match decode_and_dispatch(&broker, frame).await {
+            Ok(pending) => {
+                let pending = Pending { started, ..pending };
+                if tx.send(pending).await.is_err() {
+                    break; // the writer failed: the socket is gone
+                }
+            }
+            Err(why) => {
+                warn!(peer, error = why, "closing connection");
+                break;
+            }
+        }
+    }
+    // Answers already accepted are still written (in-flight requests finish).
+    drop(tx);
+    let _ = writer.await;
+    debug!(peer, "connection closed");
+}
+
+async fn decode_and_dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Pending, String> {
+    if frame.len() < MIN_HEADER_BYTES {
+        return Err(format!("request of {} bytes has no header", frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
+    let header_version = api.request_header_version(version);
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| format!("undecodable {api:?} v{version} header: {e}"))?;
+    let ctx = Arc::new(RequestContext {
+        broker: broker.clone(),
+        api,
+        version,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id,
+        errors: Mutex::new(Vec::new()),
+    });
+    let span = debug_span!("request", api = ?api, version, correlation_id = ctx.correlation_id);
+    let (reply, response_version) = handlers::dispatch(ctx.clone(), frame)
+        .instrument(span)
+        .await?;
+    Ok(Pending {
+        ctx,
+        response_version,
+        reply,
+        started: Instant::now(),
+    })
+}
+
+/// Encodes a response frame: length, header (at the API's response header version),
+/// body.
+pub fn encode_response(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0); // patched below
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, api.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let len = i32::try_from(buf.len() - 4).map_err(|_| "response larger than 2 GiB".to_string())?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+async fn write_responses(
+    write_half: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Pending>,
+    broker: Arc<Broker>,
+) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
+    while let Some(p) = rx.recv().await {
+        let body = match p.reply {
+            Reply::Now(body) => Some(*body),
+            Reply::Later(fut) => Some(fut.await),
+            Reply::Nothing => None,
+        };
+        let errors = p.ctx.take_errors();
+        let api_name = format!("{:?}", p.ctx.api);
+        broker
+            .metrics
+            .latency
+            .get_or_create(&ApiLabels {
+                api: api_name.clone(),
+            })
+            .observe(p.started.elapsed().as_secs_f64());
+        broker
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                api: api_name.clone(),
+                error: error_name(errors.first().copied().unwrap_or(0)),
+            })
+            .inc();
+        for code in errors {
+            broker
+                .metrics
+                .errors
+                .get_or_create(&RequestLabels {
+                    api: api_name.clone(),
+                    error: error_name(code),
+                })
+                .inc();
+        }
+        let Some(body) = body else { continue };
+        let frame = match encode_response(
+            p.ctx.api,
+            p.response_version,
+            p.ctx.correlation_id,
+            &body,
+        ) {
+            Ok(frame) => frame,
+            Err(e) => {
+                warn!(api = ?p.ctx.api, version = p.response_version, error = e, "cannot encode a response; closing");
+                break;
+            }
+        };
+        broker.metrics.bytes_out.inc_by(frame.len() as u64);
+        let mut frame = frame.freeze();
+        if writer.write_all_buf(&mut frame).await.is_err() {
+            break;
+        }
+        // Flush when nothing else is ready, so pipelined answers share a write.
+        if rx.is_empty() && writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+}
+
+/// The Kafka name of an error code, for metric labels.
+pub fn error_name(code: i16) -> String {
+    use kafka_protocol::error::ParseResponseErrorCode;
+    match code.err() {
+        None => "NONE".into(),
+        Some(e) => format!("{e:?}"),
+    }
+}

@@ -1,0 +1,313 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
+//!
+//! Topics: the keys in `config::TOPIC_CONFIG_KEYS`, with their source (set on the topic,
+//! or the broker default). The broker resource (name = node id) is described read-only:
+//! broker settings come from the config file and flags and change with a restart.
+//! AlterConfigs replaces a topic's whole set of overrides (Kafka's semantics);
+//! IncrementalAlterConfigs sets or deletes single keys (APPEND/SUBTRACT apply to list
+//! settings only, and `cleanup.policy` has one accepted value, so they are refused).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::create_topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER};
+use super::message;
+use crate::config::TOPIC_CONFIG_KEYS;
+use crate::connection::RequestContext;
+use crate::topics::TopicError;
+use crate::Broker;
+
+/// Kafka's resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's config types (DescribeConfigs v3+).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+fn topic_key_type(key: &str) -> i8 {
+    match key {
+        "cleanup.policy" => TYPE_LIST,
+        "max.message.bytes" | "segment.bytes" => TYPE_INT,
+        _ => TYPE_LONG,
+    }
+}
+
+/// The broker's settings as DescribeConfigs shows them: `(name, value, type)`.
+fn broker_entries(b: &Broker) -> Vec<(&'static str, String, i8)> {
+    let c = &b.config;
+    let log = &c.topics.log;
+    vec![
+        ("broker.id", b.node_id.to_string(), TYPE_INT),
+        (
+            "num.partitions",
+            c.topics.num_partitions.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "auto.create.topics.enable",
+            c.topics.auto_create_topics.to_string(),
+            TYPE_BOOLEAN,
+        ),
+        ("log.dirs", c.data_dir.display().to_string(), TYPE_STRING),
+        (
+            "log.retention.ms",
+            log.get("retention.ms").unwrap_or_default(),
+            TYPE_LONG,
+        ),
+        (
+            "log.retention.bytes",
+            log.get("retention.bytes").unwrap_or_default(),
+            TYPE_LONG,
+        ),
+        ("log.segment.bytes", log.segment_bytes.to_string(), TYPE_INT),
+        (
+            "log.roll.ms",
+            log.get("segment.ms").unwrap_or_default(),
+            TYPE_LONG,
+        ),
+        (
+            "message.max.bytes",
+            log.max_message_bytes.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "socket.request.max.bytes",
+            c.socket_request_max_bytes.to_string(),
+            TYPE_INT,
+        ),
+        ("log.cleanup.policy", log.cleanup_policy.clone(), TYPE_LIST),
+    ]
+}
+
+fn entry(
+    ctx: &RequestContext,
+    name: &str,
+    value: String,
+    source: i8,
+    kind: i8,
+) -> DescribeConfigsResourceResult {
+    let mut e = DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_config_source(source)
+        .with_read_only(source == SOURCE_STATIC_BROKER);
+    if ctx.version >= 3 {
+        e = e.with_config_type(kind);
+    }
+    e
+}
+
+pub fn describe(ctx: &RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let b = &ctx.broker;
+    let results = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let wanted = |key: &str| {
+                r.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match r.resource_type {
+                RESOURCE_TOPIC => match b.topics.get(r.resource_name.as_str()) {
+                    Some(t) => result.with_configs(
+                        TOPIC_CONFIG_KEYS
+                            .iter()
+                            .filter(|k| wanted(k))
+                            .map(|&k| {
+                                let source = if t.overrides.contains_key(k) {
+                                    SOURCE_DYNAMIC_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                entry(
+                                    ctx,
+                                    k,
+                                    t.config.get(k).unwrap_or_default(),
+                                    source,
+                                    topic_key_type(k),
+                                )
+                            })
+                            .collect(),
+                    ),
+                    None => result
+                        .with_error_code(ctx.code(ResponseError::UnknownTopicOrPartition.code()))
+                        .with_error_message(message(format!(
+                            "topic {:?} does not exist",
+                            r.resource_name.as_str()
+                        ))),
+                },
+                RESOURCE_BROKER if is_this_broker(b, r.resource_name.as_str()) => result
+                    .with_configs(
+                        broker_entries(b)
+                            .into_iter()
+                            .filter(|(k, _, _)| wanted(k))
+                            .map(|(k, v, kind)| entry(ctx, k, v, SOURCE_STATIC_BROKER, kind))
+                            .collect(),
+                    ),
+                _ => result
+                    .with_error_code(ctx.code(ResponseError::InvalidRequest.code()))
+                    .with_error_message(message(format!(
+                        "resource type {} named {:?} is not described by this broker",
+                        r.resource_type,
+                        r.resource_name.as_str()
+                    ))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// An empty name means "the broker answering" (Kafka's default-broker resource).
+fn is_this_broker(b: &Broker, name: &str) -> bool {
+    name.is_empty() || name == b.node_id.to_string()
+}
+
+/// Applies `change` to a topic's overrides, or says why not. Broker resources are
+/// read-only.
+async fn alter_one(
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
+) -> Result<(), TopicError> {
+    let b = &ctx.broker;
+    match resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER => return Err(TopicError {
+            code: ResponseError::InvalidRequest.code(),
+            message:
+                "broker settings are read-only: set them in the config file or flags and restart"
+                    .into(),
+        }),
+        other => {
+            return Err(TopicError {
+                code: ResponseError::InvalidRequest.code(),
+                message: format!("resource type {other} cannot be altered"),
+            })
+        }
+    }
+    let Some(topic) = b.topics.get(name) else {
+        return Err(TopicError {
+            code: ResponseError::UnknownTopicOrPartition.code(),
+            message: format!("topic {name:?} does not exist"),
+        });
+    };
+    let mut overrides = topic.overrides.clone();
+    change(&mut overrides)?;
+    b.topics.set_overrides(name, overrides, validate_only).await
+}
+
+fn invalid_config(message: String) -> TopicError {
+    TopicError {
+        code: ResponseError::InvalidConfig.code(),
+        message,
+    }
+}
+
+pub async fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let outcome = alter_one(
+            ctx,
+            r.resource_type,
+            r.resource_name.as_str(),
+            request.validate_only,
+            |o| {
+                // Kafka's AlterConfigs replaces every override with the given set.
+                o.clear();
+                for c in &r.configs {
+                    let value = c.value.as_ref().ok_or_else(|| {
+                        invalid_config(format!("{} has no value", c.name.as_str()))
+                    })?;
+                    o.insert(c.name.to_string(), value.to_string());
+                }
+                Ok(())
+            },
+        )
+        .await;
+        let response = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err(e) => response
+                .with_error_code(ctx.code(e.code))
+                .with_error_message(message(e.message)),
+        });
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+pub async fn incremental_alter(
+    ctx: &RequestContext,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let outcome = alter_one(
+            ctx,
+            r.resource_type,
+            r.resource_name.as_str(),
+            request.validate_only,
+            |o| {
+                for c in &r.configs {
+                    let key = c.name.as_str();
+                    if !TOPIC_CONFIG_KEYS.contains(&key) {
+                        return Err(invalid_config(format!("{key}: unknown topic config")));
+                    }
+                    match c.config_operation {
+                        OP_SET => {
+                            let value = c.value.as_ref().ok_or_else(|| {
+                                invalid_config(format!("{key}: SET needs a value"))
+                            })?;
+                            o.insert(key.to_string(), value.to_string());
+                        }
+                        OP_DELETE => {
+                            o.remove(key);
+                        }
+                        op => {
+                            return Err(invalid_config(format!(
+                                "{key}: operation {op} is not supported (only SET and DELETE)"
+                            )))
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await;
+        let response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err(e) => response
+                .with_error_code(ctx.code(e.code))
+                .with_error_message(message(e.message)),
+        });
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

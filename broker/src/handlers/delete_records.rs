@@ -1,0 +1,52 @@
+//! DeleteRecords: moves partitions' log start offsets forward (-1 means the high
+//! watermark), deleting whole segments before them.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use crate::connection::RequestContext;
+
+pub fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let b = &ctx.broker;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = b.topics.get(t.name.as_str());
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|dp| {
+                    let out = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(dp.partition_index)
+                        .with_low_watermark(-1);
+                    let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index))
+                    else {
+                        return out.with_error_code(
+                            ctx.code(ResponseError::UnknownTopicOrPartition.code()),
+                        );
+                    };
+                    let target = match dp.offset {
+                        -1 => p.high_watermark(),
+                        o if o >= 0 => o as u64,
+                        _ => {
+                            return out
+                                .with_error_code(ctx.code(ResponseError::OffsetOutOfRange.code()))
+                        }
+                    };
+                    match p.delete_before(target) {
+                        Ok(start) => out.with_low_watermark(start as i64),
+                        Err(code) => out.with_error_code(ctx.code(code)),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

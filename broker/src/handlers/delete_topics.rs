@@ -1,0 +1,51 @@
+//! DeleteTopics: by name (v0–5) or by name or id (v6).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::message;
+use crate::connection::RequestContext;
+
+pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let b = &ctx.broker;
+    let wanted: Vec<(Option<TopicName>, Uuid)> = if ctx.version >= 6 {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let name = match name {
+            Some(n) => Some(n),
+            None => b
+                .topics
+                .get_by_id(id)
+                .map(|t| TopicName(StrBytes::from_string(t.name.to_string()))),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone())
+            .with_topic_id(id);
+        let Some(name) = name else {
+            responses.push(result.with_error_code(ctx.code(ResponseError::UnknownTopicId.code())));
+            continue;
+        };
+        responses.push(match b.topics.delete(name.as_str()).await {
+            Ok(deleted_id) => result.with_topic_id(deleted_id),
+            Err(e) => result
+                .with_error_code(ctx.code(e.code))
+                .with_error_message(message(e.message)),
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,24 @@
+//! DescribeCluster: the cluster id, the controller, and the brokers (this one).
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::AUTHORIZED_OPERATIONS_OMITTED;
+use crate::connection::RequestContext;
+
+/// `endpoint_type` 1: the brokers' client listeners.
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
+
+pub fn handle(ctx: &RequestContext, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let b = &ctx.broker;
+    DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
+        .with_cluster_id(StrBytes::from_string(b.cluster_id.clone()))
+        .with_controller_id(b.node_id.into())
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(b.node_id.into())
+            .with_host(StrBytes::from_string(b.advertised_host.clone()))
+            .with_port(b.advertised_port)])
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

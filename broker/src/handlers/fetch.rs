@@ -1,0 +1,154 @@
+//! Fetch: whole batches from each requested partition, never past its high watermark,
+//! as the stored bytes (zero-copy slices of the segment map).
+//!
+//! Limits follow Kafka (KIP-74): `partition_max_bytes` per partition and `max_bytes` for
+//! the response, except that the first batch of the first partition with data is
+//! returned whole however large, so a consumer can always make progress. Long poll:
+//! when fewer than `min_bytes` are ready, the answer waits until a high watermark moves
+//! or `max_wait_ms` passes, then is built again. Transactions are not supported, so
+//! read_committed sees what read_uncommitted sees and the last stable offset is the
+//! high watermark. Fetch sessions (KIP-227) are not kept: every answer is a full one
+//! with session id 0, which clients treat as sessionless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::time::Instant;
+
+use super::Reply;
+use crate::connection::RequestContext;
+
+/// Longest long poll honoured, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+pub fn handle(ctx: Arc<RequestContext>, request: FetchRequest) -> Reply {
+    // Subscribe before the first read, so data arriving in between still wakes us.
+    let mut changed = ctx.broker.topics.watch_data();
+    changed.borrow_and_update();
+    let (response, bytes) = build(&ctx, &request);
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    if bytes >= request.min_bytes.max(0) as usize || wait.is_zero() || has_error(&response) {
+        return Reply::now(response);
+    }
+    // Nothing sent yet: the answer is built again when data arrives or time is up.
+    drop(response);
+    Reply::Later(Box::pin(async move {
+        let deadline = Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {
+                    changed.borrow_and_update();
+                    let (response, bytes) = build(&ctx, &request);
+                    if bytes >= request.min_bytes.max(0) as usize || has_error(&response) {
+                        return response.into();
+                    }
+                }
+                // Deadline, or the broker is shutting down: answer with what there is.
+                Ok(Err(_)) | Err(_) => return build(&ctx, &request).0.into(),
+            }
+        }
+    }))
+}
+
+fn has_error(r: &FetchResponse) -> bool {
+    r.responses
+        .iter()
+        .any(|t| t.partitions.iter().any(|p| p.error_code != 0))
+}
+
+/// One full answer, and the record bytes in it. Error codes are noted in `ctx` only
+/// for the answer actually sent; a rebuilt answer repeats them, which is harmless for
+/// the counters' purpose (a long poll rebuilds only when nothing was wrong).
+fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize) {
+    let b = &ctx.broker;
+    let mut remaining = request.max_bytes.max(0) as usize;
+    if ctx.version < 3 {
+        remaining = usize::MAX;
+    }
+    let mut total = 0usize;
+    let mut first_data_seen = false;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for ft in &request.topics {
+        let topic = b.topics.get(ft.topic.as_str());
+        let mut partitions = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let mut out = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica((-1).into())
+                .with_aborted_transactions(Some(Vec::new()));
+            let Some(p) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
+                out.error_code = ctx.code(ResponseError::UnknownTopicOrPartition.code());
+                partitions.push(out);
+                continue;
+            };
+            if fp.current_leader_epoch > 0 {
+                // Every partition is at leader epoch 0 until replication arrives.
+                out.error_code = ctx.code(ResponseError::UnknownLeaderEpoch.code());
+                partitions.push(out);
+                continue;
+            }
+            let offsets = match p.offsets() {
+                Ok(o) => o,
+                Err(code) => {
+                    out.error_code = ctx.code(code);
+                    partitions.push(out);
+                    continue;
+                }
+            };
+            out.high_watermark = offsets.high_watermark as i64;
+            out.last_stable_offset = offsets.high_watermark as i64;
+            out.log_start_offset = offsets.log_start as i64;
+            let offset = fp.fetch_offset;
+            if offset < offsets.log_start as i64 || offset > offsets.log_end as i64 {
+                out.error_code = ctx.code(ResponseError::OffsetOutOfRange.code());
+                partitions.push(out);
+                continue;
+            }
+            let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            let records = if limit == 0 && first_data_seen {
+                Bytes::new()
+            } else {
+                match p.read(offset as u64, limit.max(1)) {
+                    Ok(r) => r,
+                    Err(code) => {
+                        out.error_code = ctx.code(code);
+                        partitions.push(out);
+                        continue;
+                    }
+                }
+            };
+            // Only the first batch of the first partition with data may exceed the limit.
+            let records = if records.len() > limit && first_data_seen {
+                Bytes::new()
+            } else {
+                records
+            };
+            if !records.is_empty() {
+                first_data_seen = true;
+                remaining = remaining.saturating_sub(records.len());
+                total += records.len();
+            }
+            out.records = Some(records);
+            partitions.push(out);
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics),
+        total,
+    )
+}

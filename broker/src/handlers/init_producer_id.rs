@@ -1,0 +1,42 @@
+//! InitProducerId for idempotent producers: a new producer id (epoch 0), or, when the
+//! client presents its current id and epoch (v3+, after a sequence error), the same id
+//! with the next epoch. Transactional ids are refused: transactions are not supported.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+use tracing::warn;
+
+use crate::connection::RequestContext;
+
+pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let fail = |code: ResponseError| {
+        InitProducerIdResponse::default()
+            .with_error_code(ctx.code(code.code()))
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1)
+    };
+    if request.transactional_id.is_some() {
+        return fail(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    let (id, epoch) = (*request.producer_id, request.producer_epoch);
+    if id >= 0 && (0..i16::MAX).contains(&epoch) {
+        return InitProducerIdResponse::default()
+            .with_producer_id(id.into())
+            .with_producer_epoch(epoch + 1);
+    }
+    let allocated = ctx
+        .broker
+        .producer_ids
+        .lock()
+        .map_err(|_| "producer id lock poisoned".to_string())
+        .and_then(|mut ids| ids.allocate().map_err(|e| e.to_string()));
+    match allocated {
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(id.into())
+            .with_producer_epoch(0),
+        Err(e) => {
+            warn!(error = e, "cannot allocate a producer id");
+            fail(ResponseError::KafkaStorageError)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! One file per Kafka API. [`dispatch`] checks the version against what ApiVersions
+//! advertises, decodes the body with the `kafka-protocol` codec and calls the handler.
+
+mod api_versions;
+mod configs;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod unsupported;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::connection::RequestContext;
+use crate::versions;
+
+/// A response body still being waited for (durability, Fetch data).
+pub type Deferred = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
+
+/// What a handler hands the connection's writer.
+pub enum Reply {
+    /// The answer, known now.
+    Now(Box<ResponseKind>),
+    /// The answer, once a wait completes; later answers on the connection queue behind it.
+    Later(Deferred),
+    /// No answer at all (Produce with acks=0).
+    Nothing,
+}
+
+impl Reply {
+    /// An answer known now.
+    pub fn now(response: impl Into<ResponseKind>) -> Reply {
+        Reply::Now(Box::new(response.into()))
+    }
+}
+
+/// `i32::MIN`: "authorized operations not requested / not supported".
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Decodes and handles one request. `Err` closes the connection with that reason.
+/// Returns the reply and the version to encode it at.
+pub async fn dispatch(ctx: Arc<RequestContext>, mut body: Bytes) -> Result<(Reply, i16), String> {
+    let (api, version) = (ctx.api, ctx.version);
+    if api == ApiKey::ApiVersions {
+        return Ok(api_versions::handle(&ctx));
+    }
+    if !versions::accepted(api, version) {
+        return unsupported::reply(&ctx, &mut body).map(|r| (r, version));
+    }
+    let request = RequestKind::decode(api, &mut body, version)
+        .map_err(|e| format!("undecodable {api:?} v{version} request: {e}"))?;
+    let reply = match request {
+        RequestKind::Metadata(r) => Reply::now(metadata::handle(&ctx, r).await),
+        RequestKind::Produce(r) => produce::handle(ctx.clone(), r)?,
+        RequestKind::Fetch(r) => fetch::handle(ctx.clone(), r),
+        RequestKind::ListOffsets(r) => Reply::now(list_offsets::handle(&ctx, r)),
+        RequestKind::CreateTopics(r) => Reply::now(create_topics::handle(&ctx, r).await),
+        RequestKind::DeleteTopics(r) => Reply::now(delete_topics::handle(&ctx, r).await),
+        RequestKind::CreatePartitions(r) => Reply::now(create_partitions::handle(&ctx, r).await),
+        RequestKind::DeleteRecords(r) => Reply::now(delete_records::handle(&ctx, r)),
+        RequestKind::InitProducerId(r) => Reply::now(init_producer_id::handle(&ctx, r)),
+        RequestKind::DescribeCluster(r) => Reply::now(describe_cluster::handle(&ctx, r)),
+        RequestKind::DescribeConfigs(r) => Reply::now(configs::describe(&ctx, r)),
+        RequestKind::AlterConfigs(r) => Reply::now(configs::alter(&ctx, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Reply::now(configs::incremental_alter(&ctx, r).await)
+        }
+        other => {
+            // `versions::accepted` lists only the APIs matched above.
+            return Err(format!("no handler for {other:?}"));
+        }
+    };
+    Ok((reply, version))
+}
+
+/// A message for an `error_message` field.
+pub(crate) fn message(text: impl Into<String>) -> Option<StrBytes> {
+    Some(StrBytes::from_string(text.into()))
+}

@@ -1,0 +1,180 @@
+//! Produce: validate each partition's RecordBatch, append it (idempotence checked in the
+//! same step), and answer by acks: 0 never, 1 once appended, all (-1) once durable.
+//!
+//! Kafka's rules kept here: v3+ carries exactly one RecordBatch v2 per partition
+//! (otherwise INVALID_RECORD); a batch above `max.message.bytes` is MESSAGE_TOO_LARGE,
+//! one above `segment.bytes` RECORD_LIST_TOO_LARGE; a bad CRC or frame
+//! CORRUPT_MESSAGE. Transactions are not supported.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use log_store::BatchHeader;
+
+use super::{message, Reply};
+use crate::connection::RequestContext;
+use crate::partition::Partition;
+
+/// How long acks=all waits when the request gives no timeout.
+const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A partition's answer, and for acks=all what to wait for first.
+struct Outcome {
+    response: PartitionProduceResponse,
+    wait_for: Option<(Arc<Partition>, u64)>,
+}
+
+fn refused(ctx: &RequestContext, index: i32, code: i16, why: Option<&str>) -> Outcome {
+    Outcome {
+        response: PartitionProduceResponse::default()
+            .with_index(index)
+            .with_error_code(ctx.code(code))
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(-1)
+            .with_error_message(why.and_then(message)),
+        wait_for: None,
+    }
+}
+
+fn produce_one(
+    ctx: &RequestContext,
+    topic: &str,
+    index: i32,
+    records: Option<bytes::Bytes>,
+) -> Outcome {
+    let b = &ctx.broker;
+    let Some(t) = b.topics.get(topic) else {
+        return refused(
+            ctx,
+            index,
+            ResponseError::UnknownTopicOrPartition.code(),
+            None,
+        );
+    };
+    let Some(p) = t.partition(index) else {
+        return refused(
+            ctx,
+            index,
+            ResponseError::UnknownTopicOrPartition.code(),
+            None,
+        );
+    };
+    let records = records.unwrap_or_default();
+    let frame = match BatchHeader::frame_size(&records) {
+        Ok(n) => n,
+        Err(e) => {
+            return refused(
+                ctx,
+                index,
+                ResponseError::CorruptMessage.code(),
+                Some(&e.to_string()),
+            )
+        }
+    };
+    if frame < records.len() {
+        return refused(
+            ctx,
+            index,
+            ResponseError::InvalidRecord.code(),
+            Some("a produce request must carry exactly one record batch per partition"),
+        );
+    }
+    if records.len() as u64 > t.config.segment_bytes {
+        return refused(ctx, index, ResponseError::RecordListTooLarge.code(), None);
+    }
+    // The log patches the base offset and leader epoch in place: one copy of the batch.
+    let mut batch = records.to_vec();
+    match p.append(&mut batch) {
+        Ok(appended) => {
+            let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
+            Outcome {
+                response: PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(appended.base_offset as i64)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(start),
+                wait_for: Some((p.clone(), appended.last_offset)),
+            }
+        }
+        Err(code) => refused(ctx, index, code, None),
+    }
+}
+
+pub fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result<Reply, String> {
+    let acks = request.acks;
+    let mut waits = Vec::new();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.as_str().to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let outcome = if !matches!(acks, -1..=1) {
+                refused(
+                    &ctx,
+                    data.index,
+                    ResponseError::InvalidRequiredAcks.code(),
+                    None,
+                )
+            } else if request.transactional_id.is_some() {
+                refused(
+                    &ctx,
+                    data.index,
+                    ResponseError::TransactionalIdAuthorizationFailed.code(),
+                    Some("transactions are not supported"),
+                )
+            } else {
+                produce_one(&ctx, &name, data.index, data.records)
+            };
+            if let Some(w) = outcome.wait_for {
+                waits.push((partitions.len(), w));
+            }
+            partitions.push(outcome.response);
+        }
+        responses.push((topic.name, partitions, std::mem::take(&mut waits)));
+    }
+    let build = |responses: Vec<(
+        kafka_protocol::messages::TopicName,
+        Vec<PartitionProduceResponse>,
+    )>| {
+        ProduceResponse::default().with_responses(
+            responses
+                .into_iter()
+                .map(|(name, partitions)| {
+                    TopicProduceResponse::default()
+                        .with_name(name)
+                        .with_partition_responses(partitions)
+                })
+                .collect(),
+        )
+    };
+    match acks {
+        0 => Ok(Reply::Nothing),
+        -1 => {
+            let timeout = u64::try_from(request.timeout_ms)
+                .ok()
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_ACK_TIMEOUT);
+            Ok(Reply::Later(Box::pin(async move {
+                let mut done = Vec::with_capacity(responses.len());
+                for (name, mut partitions, waits) in responses {
+                    for (i, (p, last_offset)) in waits {
+                        if let Err(code) = p.wait_durable(last_offset, timeout).await {
+                            partitions[i].error_code = ctx.code(code);
+                            partitions[i].base_offset = -1;
+                        }
+                    }
+                    done.push((name, partitions));
+                }
+                build(done).into()
+            })))
+        }
+        _ => Ok(Reply::now(build(
+            responses.into_iter().map(|(n, p, _)| (n, p)).collect(),
+        ))),
+    }
+}

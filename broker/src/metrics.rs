@@ -1,0 +1,178 @@
+//! Prometheus metrics served on the admin port (`GET /metrics`).
+//!
+//! Request counters and latency histograms are updated on the request path; partition
+//! offsets and sizes are read from the partitions when scraped, so they cost nothing
+//! between scrapes.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::topics::Topics;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub api: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub api: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~13 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+}
+
+/// Every metric the broker exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Requests by API and the first error code in the response (`NONE` when none).
+    pub requests: Family<RequestLabels, Counter>,
+    /// Error codes by API: every partition- or topic-level error counts once.
+    pub errors: Family<RequestLabels, Counter>,
+    pub latency: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub connections_open: Gauge,
+    pub connections_total: Counter,
+    log_start: Family<PartitionLabels, Gauge>,
+    log_end: Family<PartitionLabels, Gauge>,
+    high_watermark: Family<PartitionLabels, Gauge>,
+    size_bytes: Family<PartitionLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Mutex::new(Registry::with_prefix("strata")),
+            requests: Family::default(),
+            errors: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_total: Counter::default(),
+            log_start: Family::default(),
+            log_end: Family::default(),
+            high_watermark: Family::default(),
+            size_bytes: Family::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.register(
+                "kafka_requests",
+                "Kafka requests by API and first error code",
+                m.requests.clone(),
+            );
+            r.register(
+                "kafka_errors",
+                "Kafka error codes returned, by API",
+                m.errors.clone(),
+            );
+            r.register(
+                "kafka_request_duration_seconds",
+                "Time from a request's arrival to its response being ready",
+                m.latency.clone(),
+            );
+            r.register(
+                "kafka_request_bytes",
+                "Bytes of Kafka request frames received",
+                m.bytes_in.clone(),
+            );
+            r.register(
+                "kafka_response_bytes",
+                "Bytes of Kafka response frames sent",
+                m.bytes_out.clone(),
+            );
+            r.register(
+                "kafka_connections_open",
+                "Kafka client connections open now",
+                m.connections_open.clone(),
+            );
+            r.register(
+                "kafka_connections",
+                "Kafka client connections accepted",
+                m.connections_total.clone(),
+            );
+            r.register(
+                "partition_log_start_offset",
+                "First offset a consumer can read",
+                m.log_start.clone(),
+            );
+            r.register(
+                "partition_log_end_offset",
+                "Offset the next batch will get",
+                m.log_end.clone(),
+            );
+            r.register(
+                "partition_high_watermark",
+                "End of the durable log; consumers read up to here",
+                m.high_watermark.clone(),
+            );
+            r.register(
+                "partition_size_bytes",
+                "Bytes of the partition's segments",
+                m.size_bytes.clone(),
+            );
+        }
+        m
+    }
+
+    /// The Prometheus text exposition of every metric, partition gauges refreshed.
+    pub fn render(&self, topics: &Topics) -> String {
+        for family in [
+            &self.log_start,
+            &self.log_end,
+            &self.high_watermark,
+            &self.size_bytes,
+        ] {
+            family.clear();
+        }
+        for p in topics.partitions() {
+            let Ok(o) = p.offsets() else { continue };
+            let labels = PartitionLabels {
+                topic: p.topic().to_string(),
+                partition: p.index().to_string(),
+            };
+            let set = |f: &Family<PartitionLabels, Gauge>, v: u64| {
+                f.get_or_create(&labels)
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
+            };
+            set(&self.log_start, o.log_start);
+            set(&self.log_end, o.log_end);
+            set(&self.high_watermark, o.high_watermark);
+            set(&self.size_bytes, o.size_bytes);
+        }
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}

@@ -1,0 +1,383 @@
+//! One partition on this broker: its log, its idempotent-producer state, and its high
+//! watermark.
+//!
+//! Single-node semantics, chosen to match what the Raft issue will give: the high
+//! watermark is the *durable* end of the log. Appends go to the page cache at once; a
+//! flusher task per partition makes them durable in groups (one `fdatasync` covers every
+//! append that arrived while the previous one ran: group commit) and then advances the
+//! high watermark. Consumers never read past it, and acks=all answers once it covers the
+//! batch, so an acknowledged acks=all write survives power loss.
+//!
+//! The log sits behind a `std::sync::RwLock`: appends take it for writing, reads for
+//! reading, both for microseconds; the `fdatasync` itself runs without it
+//! (`Log::prepare_flush`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use log_store::{BatchHeader, Batches, Log, LogConfig, LogError};
+use tokio::sync::{watch, Notify};
+use tracing::{error, info, warn};
+
+use crate::error::{log_error_code, BrokerError, Result};
+use crate::producer_state::{ProducerStates, SequenceCheck};
+
+/// Bytes read per step when rebuilding producer state from the log at open.
+const REBUILD_READ_BYTES: usize = 1 << 20;
+
+/// Where an accepted batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    /// A retry of a batch already in the log: nothing was written.
+    pub duplicate: bool,
+}
+
+/// Offsets a client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start: u64,
+    pub high_watermark: u64,
+    pub log_end: u64,
+    pub size_bytes: u64,
+}
+
+struct Inner {
+    log: Log,
+    producers: ProducerStates,
+}
+
+/// A partition. Shared by every request that touches it (`Arc`).
+pub struct Partition {
+    topic: Arc<str>,
+    index: i32,
+    /// `None` once closed (shutdown) or deleted.
+    inner: RwLock<Option<Inner>>,
+    high_watermark: watch::Sender<u64>,
+    dirty: Notify,
+    /// Bumped (broker-wide) whenever any high watermark moves: wakes Fetch long polls.
+    data_changed: Arc<watch::Sender<u64>>,
+    /// Set after an `fdatasync` failed: nothing more is accepted or served, since the
+    /// kernel may have dropped pages the log believes written.
+    failed: AtomicBool,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Partition({}-{})", self.topic, self.index)
+    }
+}
+
+fn log_err(topic: &str, partition: i32, source: LogError) -> BrokerError {
+    BrokerError::Log {
+        topic: topic.to_string(),
+        partition,
+        source,
+    }
+}
+
+impl Partition {
+    /// Opens (or creates) the partition's log in `dir`, makes everything recovered
+    /// durable, and rebuilds the producer state from the batch headers.
+    pub fn open(
+        topic: Arc<str>,
+        index: i32,
+        dir: &std::path::Path,
+        config: LogConfig,
+        data_changed: Arc<watch::Sender<u64>>,
+    ) -> Result<Arc<Partition>> {
+        let err = |e| log_err(&topic, index, e);
+        let mut log = Log::open(dir, config).map_err(err)?;
+        let report = log.open_report();
+        if report.truncated_bytes > 0 || report.removed_segments > 0 {
+            warn!(topic = %topic, partition = index, ?report, "partition recovered after an unclean stop");
+        }
+        let hw = log.flush().map_err(err)?;
+        let producers = rebuild_producers(&log).map_err(err)?;
+        info!(topic = %topic, partition = index, log_start = log.log_start_offset(), high_watermark = hw, producers = producers.len(), "partition open");
+        let partition = Arc::new(Partition {
+            topic,
+            index,
+            inner: RwLock::new(Some(Inner { log, producers })),
+            high_watermark: watch::channel(hw).0,
+            dirty: Notify::new(),
+            data_changed,
+            failed: AtomicBool::new(false),
+        });
+        // Outside a runtime (offline tools) nothing is appended, so no flusher is needed.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(partition.clone().run_flusher());
+        }
+        Ok(partition)
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    fn check_usable(&self) -> std::result::Result<(), i16> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ResponseError::KafkaStorageError.code());
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the log under the read lock; an error code when the partition is gone.
+    pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> std::result::Result<T, i16> {
+        self.check_usable()?;
+        // A poisoned lock means a panic while appending; refuse rather than guess.
+        let guard = self
+            .inner
+            .read()
+            .map_err(|_| ResponseError::KafkaStorageError.code())?;
+        match guard.as_ref() {
+            Some(inner) => Ok(f(&inner.log)),
+            None => Err(ResponseError::UnknownTopicOrPartition.code()),
+        }
+    }
+
+    fn with_inner_mut<T>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> std::result::Result<T, i16>,
+    ) -> std::result::Result<T, i16> {
+        self.check_usable()?;
+        let mut guard = self
+            .inner
+            .write()
+            .map_err(|_| ResponseError::KafkaStorageError.code())?;
+        match guard.as_mut() {
+            Some(inner) => f(inner),
+            None => Err(ResponseError::UnknownTopicOrPartition.code()),
+        }
+    }
+
+    /// Validates and appends one produced batch (idempotence checked in the same step).
+    /// Errors are Kafka error codes. The batch is durable and visible to consumers once
+    /// [`Partition::wait_durable`] returns for its last offset.
+    pub fn append(&self, batch: &mut [u8]) -> std::result::Result<Appended, i16> {
+        let header = BatchHeader::parse_validated(batch)
+            .map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
+        if header.is_control() || header.is_transactional() {
+            // Transactions are not supported; a non-transactional producer never sends
+            // control batches.
+            return Err(ResponseError::InvalidRecord.code());
+        }
+        if header.records_count < 1 || header.records_count != header.last_offset_delta + 1 {
+            return Err(ResponseError::InvalidRecord.code());
+        }
+        let appended = self.with_inner_mut(|inner| match inner.producers.check(&header) {
+            SequenceCheck::Refuse(code) => Err(code),
+            SequenceCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } => Ok(Appended {
+                base_offset,
+                last_offset,
+                duplicate: true,
+            }),
+            SequenceCheck::Append => {
+                let info = inner.log.append(batch).map_err(|e| {
+                    if matches!(e, LogError::Io { .. }) {
+                        error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
+                    }
+                    log_error_code(&e)
+                })?;
+                inner
+                    .producers
+                    .record(&header, info.base_offset, info.last_offset);
+                Ok(Appended {
+                    base_offset: info.base_offset,
+                    last_offset: info.last_offset,
+                    duplicate: false,
+                })
+            }
+        })?;
+        if !appended.duplicate {
+            self.dirty.notify_one();
+        }
+        Ok(appended)
+    }
+
+    /// The high watermark: the end of the durable log, the limit of what consumers see.
+    pub fn high_watermark(&self) -> u64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// A receiver that changes whenever the high watermark moves.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<u64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Waits until the high watermark passes `offset` (the batch holding it is durable),
+    /// or `timeout`. `Err` with a Kafka error code on timeout or failure.
+    pub async fn wait_durable(
+        &self,
+        offset: u64,
+        timeout: Duration,
+    ) -> std::result::Result<(), i16> {
+        let mut rx = self.high_watermark.subscribe();
+        let failed = &self.failed;
+        let waited = tokio::time::timeout(timeout, async {
+            rx.wait_for(|&hw| hw > offset || failed.load(Ordering::Acquire))
+                .await
+                .map(|_| ())
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => self.check_usable(),
+            Ok(Err(_)) => Err(ResponseError::KafkaStorageError.code()),
+            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+        }
+    }
+
+    /// Log start, high watermark, log end and size.
+    pub fn offsets(&self) -> std::result::Result<Offsets, i16> {
+        let hw = self.high_watermark();
+        self.with_log(|log| Offsets {
+            log_start: log.log_start_offset(),
+            high_watermark: hw.min(log.next_offset()),
+            log_end: log.next_offset(),
+            size_bytes: log.size_bytes(),
+        })
+    }
+
+    /// Whole batches from `offset`, up to `max_bytes` (at least one batch), never past the
+    /// high watermark. Zero-copy.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> std::result::Result<Bytes, i16> {
+        let hw = self.high_watermark();
+        self.with_log(|log| log.read_bounded(offset, max_bytes, hw))?
+            .map_err(|e| log_error_code(&e))
+    }
+
+    /// Applies new settings to the log.
+    pub fn set_config(&self, config: LogConfig) -> std::result::Result<(), i16> {
+        self.with_inner_mut(|inner| inner.log.set_config(config).map_err(|e| log_error_code(&e)))
+    }
+
+    /// Kafka DeleteRecords: moves the log start (never past the high watermark).
+    pub fn delete_before(&self, offset: u64) -> std::result::Result<u64, i16> {
+        let hw = self.high_watermark();
+        if offset > hw {
+            return Err(ResponseError::OffsetOutOfRange.code());
+        }
+        self.with_inner_mut(|inner| {
+            inner
+                .log
+                .delete_before(offset)
+                .map_err(|e| log_error_code(&e))
+        })
+    }
+
+    /// Housekeeping: retention and idle map release.
+    pub fn housekeeping(&self) {
+        let result = self.with_inner_mut(|inner| {
+            let outcome = inner.log.apply_retention().map_err(|e| {
+                warn!(topic = %self.topic, partition = self.index, error = %e, "retention failed");
+                log_error_code(&e)
+            })?;
+            inner.log.release_idle_maps();
+            Ok(outcome)
+        });
+        if let Ok(outcome) = result {
+            if outcome.deleted_segments > 0 {
+                info!(topic = %self.topic, partition = self.index, ?outcome, "retention deleted segments");
+            }
+        }
+    }
+
+    /// One group commit: prepares under the lock, syncs without it, publishes the new
+    /// high watermark. Returns false when the partition is closed or failed.
+    async fn flush_once(self: &Arc<Self>) -> bool {
+        let pending = match self.with_log(|log| log.prepare_flush()) {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => return true,
+            Ok(Err(e)) => return self.fail(&e.to_string()),
+            Err(_) => return false,
+        };
+        let synced = tokio::task::spawn_blocking(move || pending.sync().map(|()| pending)).await;
+        match synced {
+            Ok(Ok(pending)) => {
+                let hw = self.with_inner_mut(|inner| Ok(inner.log.complete_flush(pending)));
+                match hw {
+                    Ok(hw) => {
+                        let moved = self.high_watermark.send_if_modified(|cur| {
+                            let moved = hw > *cur;
+                            *cur = (*cur).max(hw);
+                            moved
+                        });
+                        if moved {
+                            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            Ok(Err(e)) => self.fail(&e.to_string()),
+            Err(e) => self.fail(&format!("flush task died: {e}")),
+        }
+    }
+
+    fn fail(&self, why: &str) -> bool {
+        error!(topic = %self.topic, partition = self.index, error = why, "fdatasync failed; partition taken offline");
+        self.failed.store(true, Ordering::Release);
+        // Wake acks=all waiters so they answer KAFKA_STORAGE_ERROR now.
+        self.high_watermark.send_modify(|_| {});
+        false
+    }
+
+    /// The group-commit loop: flushes whenever something was appended, until the
+    /// partition closes. One task per partition, started by `open`.
+    async fn run_flusher(self: Arc<Self>) {
+        loop {
+            self.dirty.notified().await;
+            if !self.flush_once().await {
+                return;
+            }
+        }
+    }
+
+    /// Flushes, writes the clean-shutdown marker and closes the log; later requests get
+    /// an error code. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        let mut guard = match self.inner.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(inner) = guard.take() {
+            inner
+                .log
+                .close()
+                .map_err(|e| log_err(&self.topic, self.index, e))?;
+        }
+        self.dirty.notify_one();
+        Ok(())
+    }
+}
+
+/// Producer state from the batch headers of the whole log (idempotence across restarts).
+fn rebuild_producers(log: &Log) -> std::result::Result<ProducerStates, LogError> {
+    let mut states = ProducerStates::default();
+    let mut offset = log.log_start_offset();
+    loop {
+        let chunk = log.read(offset, REBUILD_READ_BYTES)?;
+        if chunk.is_empty() {
+            return Ok(states);
+        }
+        for item in Batches::new(chunk) {
+            let (header, _) = item.map_err(LogError::CorruptBatch)?;
+            let base = header.base_offset as u64;
+            let last = header.last_offset() as u64;
+            states.record(&header, base, last);
+            offset = last + 1;
+        }
+    }
+}

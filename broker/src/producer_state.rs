@@ -1,0 +1,242 @@
+//! Idempotent-producer state of one partition: for each producer id, its epoch and the
+//! sequence ranges of its last five batches (Kafka keeps five, matching the clients'
+//! `max.in.flight.requests.per.connection` limit under idempotence).
+//!
+//! A retried batch whose sequence range matches one of those five is a duplicate: it is
+//! not appended again, and the client is told where the original landed. A batch that
+//! does not continue the last sequence is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. The
+//! state is rebuilt at open by reading the batch headers of the log, so it survives
+//! restarts without a snapshot file.
+
+use std::collections::{HashMap, VecDeque};
+
+use kafka_protocol::error::ResponseError;
+use log_store::BatchHeader;
+
+/// Batches remembered per producer for duplicate detection.
+pub const BATCHES_REMEMBERED_PER_PRODUCER: usize = 5;
+
+/// `producerId` of a batch that is not idempotent.
+pub const NO_PRODUCER_ID: i64 = -1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SequencedBatch {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: u64,
+    last_offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<SequencedBatch>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Not idempotent, or the next batch in sequence: append it.
+    Append,
+    /// Already in the log at these offsets: answer success, append nothing.
+    Duplicate { base_offset: u64, last_offset: u64 },
+    /// Refuse with this Kafka error code.
+    Refuse(i16),
+}
+
+/// The last sequence number a batch covers (sequences wrap at `i32::MAX` to 0).
+fn last_sequence(h: &BatchHeader) -> i32 {
+    let delta = h.last_offset_delta.max(0) as i64;
+    ((h.base_sequence as i64 + delta) % (i32::MAX as i64 + 1)) as i32
+}
+
+fn next_sequence(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+/// Per-partition producer state. Not synchronized: the partition holds it under the same
+/// lock as its log, so the check and the append are one step.
+#[derive(Debug, Default)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStates {
+    /// How a batch with this header fits the producer's sequence.
+    pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
+        if h.producer_id == NO_PRODUCER_ID {
+            return SequenceCheck::Append;
+        }
+        if h.base_sequence < 0 || h.producer_epoch < 0 {
+            return SequenceCheck::Refuse(ResponseError::InvalidRecord.code());
+        }
+        let Some(entry) = self.producers.get(&h.producer_id) else {
+            // A producer this partition has not seen starts at sequence 0.
+            return if h.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code())
+            };
+        };
+        if h.producer_epoch < entry.epoch {
+            return SequenceCheck::Refuse(ResponseError::InvalidProducerEpoch.code());
+        }
+        if h.producer_epoch > entry.epoch {
+            // A bumped epoch restarts the sequence.
+            return if h.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code())
+            };
+        }
+        let last = last_sequence(h);
+        if let Some(b) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == h.base_sequence && b.last_seq == last)
+        {
+            return SequenceCheck::Duplicate {
+                base_offset: b.base_offset,
+                last_offset: b.last_offset,
+            };
+        }
+        match entry.batches.back() {
+            Some(b) if h.base_sequence != next_sequence(b.last_seq) => {
+                SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code())
+            }
+            _ => SequenceCheck::Append,
+        }
+    }
+
+    /// Records a batch appended at `base_offset..=last_offset` (also used when rebuilding
+    /// from the log, where every batch was accepted once).
+    pub fn record(&mut self, h: &BatchHeader, base_offset: u64, last_offset: u64) {
+        if h.producer_id == NO_PRODUCER_ID || h.base_sequence < 0 {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::with_capacity(BATCHES_REMEMBERED_PER_PRODUCER),
+            });
+        if h.producer_epoch != entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == BATCHES_REMEMBERED_PER_PRODUCER {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(SequencedBatch {
+            first_seq: h.base_sequence,
+            last_seq: last_sequence(h),
+            base_offset,
+            last_offset,
+        });
+    }
+
+    /// Producers tracked.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// No producer tracked.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            size_bytes: 100,
+            partition_leader_epoch: 0,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            records_count: records,
+        }
+    }
+
+    #[test]
+    fn in_order_duplicates_gaps_and_epochs() {
+        let mut s = ProducerStates::default();
+        let out_of_order = SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code());
+        assert_eq!(s.check(&header(-1, -1, -1, 3)), SequenceCheck::Append);
+        assert_eq!(
+            s.check(&header(7, 0, 5, 3)),
+            out_of_order,
+            "new producers start at 0"
+        );
+        let mut offset = 0;
+        for seq in (0..30).step_by(3) {
+            let h = header(7, 0, seq, 3);
+            assert_eq!(s.check(&h), SequenceCheck::Append, "seq {seq}");
+            s.record(&h, offset, offset + 2);
+            offset += 3;
+        }
+        // The last five batches are duplicates; older ones are not remembered.
+        assert_eq!(
+            s.check(&header(7, 0, 27, 3)),
+            SequenceCheck::Duplicate {
+                base_offset: 27,
+                last_offset: 29
+            }
+        );
+        assert_eq!(
+            s.check(&header(7, 0, 15, 3)),
+            SequenceCheck::Duplicate {
+                base_offset: 15,
+                last_offset: 17
+            }
+        );
+        assert_eq!(s.check(&header(7, 0, 12, 3)), out_of_order);
+        assert_eq!(s.check(&header(7, 0, 31, 3)), out_of_order, "a gap");
+        assert_eq!(s.check(&header(7, 0, 30, 1)), SequenceCheck::Append);
+        assert_eq!(
+            s.check(&header(7, -1, 30, 1)),
+            SequenceCheck::Refuse(ResponseError::InvalidRecord.code())
+        );
+        // Epochs: older refused, newer restarts at 0.
+        s.record(&header(7, 2, 0, 1), 100, 100);
+        assert_eq!(
+            s.check(&header(7, 1, 1, 1)),
+            SequenceCheck::Refuse(ResponseError::InvalidProducerEpoch.code())
+        );
+        assert_eq!(s.check(&header(7, 3, 4, 1)), out_of_order);
+        assert_eq!(s.check(&header(7, 3, 0, 1)), SequenceCheck::Append);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn sequences_wrap_at_int32_max() {
+        let mut s = ProducerStates::default();
+        let h = header(9, 0, 0, 1);
+        s.record(&h, 0, 0);
+        let near_max = header(9, 0, i32::MAX - 1, 2);
+        s.producers
+            .get_mut(&9)
+            .unwrap()
+            .batches
+            .back_mut()
+            .unwrap()
+            .last_seq = i32::MAX - 2;
+        assert_eq!(s.check(&near_max), SequenceCheck::Append);
+        s.record(&near_max, 1, 2);
+        assert_eq!(s.check(&header(9, 0, 0, 1)), SequenceCheck::Append);
+    }
+}

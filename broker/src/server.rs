@@ -1,0 +1,282 @@
+//! Starting and stopping the broker: the data directory (locked against a second
+//! broker), the topic registry, the Kafka and admin listeners, housekeeping, and an
+//! orderly shutdown (stop accepting, finish in-flight requests, flush, write the
+//! clean-shutdown markers).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::BrokerConfig;
+use crate::error::{BrokerError, Result};
+use crate::metrics::Metrics;
+use crate::producer_ids::{write_atomically, ProducerIds};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::topics::Topics;
+use crate::{admin_http, connection, Broker};
+
+/// How often retention and idle-map release run.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long shutdown waits for connections to finish their in-flight requests.
+pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+const LOCK_FILE: &str = ".lock";
+const CLUSTER_ID_FILE: &str = "cluster.id";
+
+/// A started broker.
+pub struct Running {
+    /// Where the Kafka listener is bound (useful with port 0).
+    pub kafka_addr: SocketAddr,
+    /// Where the admin HTTP listener is bound.
+    pub admin_addr: SocketAddr,
+    pub broker: Arc<Broker>,
+    trigger: ShutdownTrigger,
+    task: JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Begins an orderly shutdown.
+    pub fn shutdown(&self) {
+        self.trigger.trigger();
+    }
+
+    /// Waits until the broker has stopped; the error, if closing the logs failed.
+    pub async fn wait(self) -> Result<()> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(BrokerError::Config(format!("broker task failed: {e}"))),
+        }
+    }
+}
+
+/// Locks the data directory for this process (released when the process exits, however
+/// it exits).
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| BrokerError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::Config(format!(
+            "data directory {} is in use by another strata process",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(BrokerError::io(&path, e)),
+    }
+}
+
+/// The cluster id, made once per data directory.
+fn cluster_id(dir: &Path) -> Result<String> {
+    let path = dir.join(CLUSTER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() && id.trim().len() <= 64 => Ok(id.trim().to_string()),
+        Ok(_) => Err(BrokerError::CorruptFile {
+            path,
+            reason: "empty or overlong cluster id".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            write_atomically(&path, id.as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(BrokerError::io(&path, e)),
+    }
+}
+
+/// `host:port` → (host, port).
+fn split_host_port(addr: &str) -> Result<(String, i32)> {
+    let bad = || BrokerError::Config(format!("{addr:?} is not host:port"));
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_string(), i32::from(port)))
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| BrokerError::Config(format!("{what} {addr:?}: {e}")))?
+        .collect();
+    let first = *resolved
+        .first()
+        .ok_or_else(|| BrokerError::Config(format!("{what} {addr:?} resolves to nothing")))?;
+    TcpListener::bind(first)
+        .await
+        .map_err(|source| BrokerError::Bind {
+            what,
+            addr: first,
+            source,
+        })
+}
+
+/// Opens the data directory and starts serving. Returns once both listeners are bound.
+pub async fn run(config: BrokerConfig) -> Result<Running> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
+    let lock = lock_data_dir(&data_dir)?;
+    let cluster_id = cluster_id(&data_dir)?;
+    let kafka = bind("kafka-addr", &config.kafka_addr).await?;
+    let admin = bind("admin-addr", &config.admin_addr).await?;
+    let kafka_addr = kafka
+        .local_addr()
+        .map_err(|e| BrokerError::Config(format!("kafka listener address: {e}")))?;
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|e| BrokerError::Config(format!("admin listener address: {e}")))?;
+    let (advertised_host, advertised_port) = match &config.advertised_kafka_addr {
+        Some(a) => split_host_port(a)?,
+        None if kafka_addr.ip().is_unspecified() => {
+            return Err(BrokerError::Config(format!(
+                "kafka-addr {kafka_addr} is a wildcard address; clients need a routable one: set advertised-kafka-addr"
+            )))
+        }
+        None => (kafka_addr.ip().to_string(), i32::from(kafka_addr.port())),
+    };
+    let topics = {
+        let dir = data_dir.clone();
+        let defaults = config.topics.clone();
+        Topics::open(&dir, defaults)?
+    };
+    let producer_ids = ProducerIds::open(&data_dir)?;
+    let broker = Arc::new(Broker {
+        node_id: config.node_id,
+        cluster_id,
+        advertised_host,
+        advertised_port,
+        topics,
+        producer_ids: Mutex::new(producer_ids),
+        metrics: Arc::new(Metrics::new()),
+        config,
+    });
+    info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
+
+    let (trigger, shutdown) = shutdown::channel();
+    let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
+    let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
+    let task = tokio::spawn(accept_loop(
+        kafka,
+        broker.clone(),
+        shutdown,
+        admin_task,
+        housekeeping,
+        lock,
+    ));
+    Ok(Running {
+        kafka_addr,
+        admin_addr,
+        broker,
+        trigger,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    mut shutdown: Shutdown,
+    admin_task: JoinHandle<std::io::Result<()>>,
+    housekeeping: JoinHandle<()>,
+    _lock: std::fs::File,
+) -> Result<()> {
+    let max = broker.config.max_connections;
+    let slots = Arc::new(Semaphore::new(max));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p,
+            _ = shutdown.wait() => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait() => break,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let broker = broker.clone();
+                let shutdown = shutdown.clone();
+                broker.metrics.connections_total.inc();
+                broker.metrics.connections_open.inc();
+                tokio::spawn(async move {
+                    connection::serve(stream, broker.clone(), shutdown).await;
+                    broker.metrics.connections_open.dec();
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    info!("shutting down: finishing in-flight requests");
+    let drained =
+        tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, slots.acquire_many(max as u32)).await;
+    if drained.is_err() {
+        warn!("connections still busy after {SHUTDOWN_DRAIN_TIMEOUT:?}; closing the logs anyway");
+    }
+    let _ = housekeeping.await;
+    match admin_task.await {
+        Ok(Err(e)) => warn!(error = %e, "admin server"),
+        Err(e) => warn!(error = %e, "admin server task"),
+        Ok(Ok(())) => {}
+    }
+    let closed = tokio::task::spawn_blocking(move || broker.topics.close_all()).await;
+    match closed {
+        Ok(Ok(())) => {
+            info!("all partitions flushed and closed cleanly");
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            error!(error = %e, "closing partitions");
+            Err(e)
+        }
+        Err(e) => Err(BrokerError::Config(format!("close task failed: {e}"))),
+    }
+}
+
+async fn housekeeping(broker: Arc<Broker>, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in b.topics.partitions() {
+                p.housekeeping();
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_splitting() {
+        assert_eq!(split_host_port("a.b:9092").unwrap(), ("a.b".into(), 9092));
+        assert_eq!(split_host_port("[::1]:1").unwrap(), ("::1".into(), 1));
+        for bad in ["nohost", ":9092", "h:99999", "h:x"] {
+            assert!(split_host_port(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! The topics this broker holds: names, ids, partition counts and config overrides,
+//! persisted in `<data-dir>/topics.toml`, with partition logs in `<data-dir>/<topic>-<n>/`
+//! (Kafka's layout, so `strata log verify` and Kafka's own tools find them).
+//!
+//! Departure from ARCHITECTURE.md until the cluster issue: topic metadata lives in this
+//! file, not in a controller Raft group. Changes are serialized by one lock and written
+//! atomically (temporary file, rename, directory sync) before they take effect.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use kafka_protocol::error::ResponseError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::config::{ConfigValueError, TopicConfig, TopicDefaults};
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+use crate::producer_ids::write_atomically;
+
+const REGISTRY_FILE: &str = "topics.toml";
+/// Kafka's limit on topic name length.
+pub const MAX_TOPIC_NAME_CHARS: usize = 249;
+/// Partitions one topic may have (bounds what one request can make the broker create).
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// One topic and its open partitions.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    /// Settings explicitly set on this topic (Kafka's "dynamic topic configs").
+    pub overrides: BTreeMap<String, String>,
+    /// Defaults with the overrides applied.
+    pub config: TopicConfig,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RegistryFile {
+    #[serde(default)]
+    topics: BTreeMap<String, TopicRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TopicRecord {
+    id: String,
+    partitions: i32,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+/// Why a topic operation was refused: a Kafka error code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicError {
+    pub code: i16,
+    pub message: String,
+}
+
+impl TopicError {
+    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        TopicError {
+            code: code.code(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ConfigValueError> for TopicError {
+    fn from(e: ConfigValueError) -> Self {
+        TopicError::new(ResponseError::InvalidConfig, e.to_string())
+    }
+}
+
+/// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> std::result::Result<(), TopicError> {
+    let invalid = |why: &str| {
+        Err(TopicError::new(
+            ResponseError::InvalidTopicException,
+            format!("invalid topic name {name:?}: {why}"),
+        ))
+    };
+    if name.is_empty() {
+        return invalid("empty");
+    }
+    if name.len() > MAX_TOPIC_NAME_CHARS {
+        return invalid("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("'.' and '..' are reserved");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// All topics. Lookups are lock-free snapshots (`Arc<Topic>`); changes are serialized.
+#[derive(Debug)]
+pub struct Topics {
+    data_dir: PathBuf,
+    defaults: TopicDefaults,
+    topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    /// Bumped whenever a partition's high watermark moves (Fetch long polls wait on it).
+    data_changed: Arc<watch::Sender<u64>>,
+    /// Serializes create/delete/alter so the registry file and the map agree.
+    change: tokio::sync::Mutex<()>,
+}
+
+fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{index}"))
+}
+
+impl Topics {
+    /// Loads the registry and opens every partition (recovering logs after a crash);
+    /// removes partition directories of topics deleted before a crash.
+    pub fn open(data_dir: &Path, defaults: TopicDefaults) -> Result<Topics> {
+        std::fs::create_dir_all(data_dir).map_err(|e| BrokerError::io(data_dir, e))?;
+        let path = data_dir.join(REGISTRY_FILE);
+        let file: RegistryFile = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| BrokerError::CorruptFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistryFile::default(),
+            Err(e) => return Err(BrokerError::io(&path, e)),
+        };
+        let data_changed = Arc::new(watch::channel(0u64).0);
+        let mut topics = HashMap::new();
+        for (name, record) in file.topics {
+            let corrupt = |reason: String| BrokerError::CorruptFile {
+                path: path.clone(),
+                reason: format!("topic {name:?}: {reason}"),
+            };
+            validate_topic_name(&name).map_err(|e| corrupt(e.message))?;
+            let id = Uuid::parse_str(&record.id).map_err(|e| corrupt(e.to_string()))?;
+            if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&record.partitions) {
+                return Err(corrupt(format!("{} partitions", record.partitions)));
+            }
+            let mut config = defaults.log.clone();
+            for (k, v) in &record.config {
+                config.set(k, v).map_err(|e| corrupt(e.to_string()))?;
+            }
+            let name: Arc<str> = name.into();
+            let partitions = (0..record.partitions)
+                .map(|i| {
+                    Partition::open(
+                        name.clone(),
+                        i,
+                        &partition_dir(data_dir, &name, i),
+                        config.log_config(),
+                        data_changed.clone(),
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            topics.insert(
+                name.clone(),
+                Arc::new(Topic {
+                    name,
+                    id,
+                    overrides: record.config,
+                    config,
+                    partitions,
+                }),
+            );
+        }
+        remove_orphans(data_dir, &topics);
+        Ok(Topics {
+            data_dir: data_dir.to_path_buf(),
+            defaults,
+            topics: RwLock::new(topics),
+            data_changed,
+            change: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// A receiver that changes whenever any partition's high watermark moves.
+    pub fn watch_data(&self) -> watch::Receiver<u64> {
+        self.data_changed.subscribe()
+    }
+
+    pub fn defaults(&self) -> &TopicDefaults {
+        &self.defaults
+    }
+
+    /// The topic named `name`, if it exists.
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_map().get(name).cloned()
+    }
+
+    /// The topic with id `id`, if it exists.
+    pub fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read_map().values().find(|t| t.id == id).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.read_map().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
+        // Writers only swap whole entries; a poisoned lock still holds a consistent map.
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn persist(&self, map: &HashMap<Arc<str>, Arc<Topic>>) -> Result<()> {
+        let file = RegistryFile {
+            topics: map
+                .values()
+                .map(|t| {
+                    (
+                        t.name.to_string(),
+                        TopicRecord {
+                            id: t.id.to_string(),
+                            partitions: t.partitions.len() as i32,
+                            config: t.overrides.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let text = toml::to_string(&file).map_err(|e| BrokerError::CorruptFile {
+            path: self.data_dir.join(REGISTRY_FILE),
+            reason: format!("cannot encode the registry: {e}"),
+        })?;
+        write_atomically(&self.data_dir.join(REGISTRY_FILE), text.as_bytes())
+    }
+
+    /// The effective config for `overrides` on top of the defaults.
+    pub fn config_with(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> std::result::Result<TopicConfig, TopicError> {
+        let mut config = self.defaults.log.clone();
+        for (k, v) in overrides {
+            config.set(k, v)?;
+        }
+        Ok(config)
+    }
+
+    /// Checks a creation without doing it (CreateTopics `validate_only`, and the first
+    /// step of `create`).
+    pub fn validate_create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        overrides: &BTreeMap<String, String>,
+    ) -> std::result::Result<TopicConfig, TopicError> {
+        validate_topic_name(name)?;
+        if self.get(name).is_some() {
+            return Err(TopicError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("topic {name:?} already exists"),
+            ));
+        }
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("partitions must be 1..={MAX_PARTITIONS_PER_TOPIC}, got {partitions}"),
+            ));
+        }
+        // A single node holds one replica of everything.
+        if replication_factor != 1 && replication_factor != -1 {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {replication_factor} is larger than the 1 available broker"
+                ),
+            ));
+        }
+        self.config_with(overrides)
+    }
+
+    /// Creates a topic: its partition logs first, then the registry entry, so a crash
+    /// leaves either nothing or a whole topic (orphan directories are removed at open).
+    pub async fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        overrides: BTreeMap<String, String>,
+    ) -> std::result::Result<Arc<Topic>, TopicError> {
+        let _change = self.change.lock().await;
+        let partitions = if partitions == -1 {
+            self.defaults.num_partitions
+        } else {
+            partitions
+        };
+        let config = self.validate_create(name, partitions, replication_factor, &overrides)?;
+        let name: Arc<str> = name.into();
+        let storage = |e: BrokerError| {
+            warn!(topic = %name, error = %e, "topic creation failed");
+            TopicError::new(ResponseError::KafkaStorageError, e.to_string())
+        };
+        let opened = (0..partitions)
+            .map(|i| {
+                Partition::open(
+                    name.clone(),
+                    i,
+                    &partition_dir(&self.data_dir, &name, i),
+                    config.log_config(),
+                    self.data_changed.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()
+            .map_err(storage)?;
+        let topic = Arc::new(Topic {
+            name: name.clone(),
+            id: Uuid::new_v4(),
+            overrides,
+            config,
+            partitions: opened,
+        });
+        let mut next = self.read_map().clone();
+        next.insert(name.clone(), topic.clone());
+        self.persist(&next).map_err(storage)?;
+        *self.write_map() = next;
+        info!(topic = %name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: the registry entry first (so a crash never resurrects it), then
+    /// its partitions' files.
+    pub async fn delete(&self, name: &str) -> std::result::Result<Uuid, TopicError> {
+        let _change = self.change.lock().await;
+        let Some(topic) = self.get(name) else {
+            return Err(TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic {name:?} does not exist"),
+            ));
+        };
+        let mut next = self.read_map().clone();
+        next.remove(name);
+        self.persist(&next)
+            .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        *self.write_map() = next;
+        for p in &topic.partitions {
+            if let Err(e) = p.close() {
+                warn!(error = %e, "closing a deleted partition");
+            }
+            let dir = partition_dir(&self.data_dir, name, p.index());
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                warn!(dir = %dir.display(), error = %e, "removing a deleted partition's files; removed at next start");
+            }
+        }
+        info!(topic = name, "topic deleted");
+        Ok(topic.id)
+    }
+
+    /// Grows a topic to `count` partitions (Kafka never shrinks them).
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> std::result::Result<Vec<Arc<Partition>>, TopicError> {
+        let _change = self.change.lock().await;
+        let Some(topic) = self.get(name) else {
+            return Err(TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic {name:?} does not exist"),
+            ));
+        };
+        let have = topic.partitions.len() as i32;
+        if count <= have || count > MAX_PARTITIONS_PER_TOPIC {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!("topic {name:?} has {have} partitions; the new count must be more, at most {MAX_PARTITIONS_PER_TOPIC}, got {count}"),
+            ));
+        }
+        if validate_only {
+            return Ok(Vec::new());
+        }
+        let storage =
+            |e: BrokerError| TopicError::new(ResponseError::KafkaStorageError, e.to_string());
+        let new = (have..count)
+            .map(|i| {
+                Partition::open(
+                    topic.name.clone(),
+                    i,
+                    &partition_dir(&self.data_dir, name, i),
+                    topic.config.log_config(),
+                    self.data_changed.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()
+            .map_err(storage)?;
+        let grown = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            overrides: topic.overrides.clone(),
+            config: topic.config.clone(),
+            partitions: topic.partitions.iter().chain(&new).cloned().collect(),
+        });
+        let mut next = self.read_map().clone();
+        next.insert(topic.name.clone(), grown);
+        self.persist(&next).map_err(storage)?;
+        *self.write_map() = next;
+        info!(topic = name, partitions = count, "partitions added");
+        Ok(new)
+    }
+
+    /// Replaces a topic's overrides (AlterConfigs / IncrementalAlterConfigs) and applies
+    /// the result to its partition logs.
+    pub async fn set_overrides(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> std::result::Result<(), TopicError> {
+        let _change = self.change.lock().await;
+        let Some(topic) = self.get(name) else {
+            return Err(TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic {name:?} does not exist"),
+            ));
+        };
+        let config = self.config_with(&overrides)?;
+        if validate_only {
+            return Ok(());
+        }
+        let changed = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            overrides,
+            config: config.clone(),
+            partitions: topic.partitions.clone(),
+        });
+        let mut next = self.read_map().clone();
+        next.insert(topic.name.clone(), changed);
+        self.persist(&next)
+            .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        *self.write_map() = next;
+        for p in &topic.partitions {
+            p.set_config(config.log_config())
+                .map_err(|code| TopicError {
+                    code,
+                    message: format!("applying the config to {name}-{}", p.index()),
+                })?;
+        }
+        info!(topic = name, "topic config changed");
+        Ok(())
+    }
+
+    /// Every partition of every topic.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.all()
+            .iter()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Closes every partition cleanly (shutdown).
+    pub fn close_all(&self) -> Result<()> {
+        let mut first_error = None;
+        for p in self.partitions() {
+            if let Err(e) = p.close() {
+                warn!(error = %e, "closing partition");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Removes `<topic>-<n>` directories that no registered topic owns (a topic deleted, or
+/// a creation interrupted, before a crash). Only directories that look like partition
+/// logs (holding a `log.checkpoint` or segment files) are touched.
+fn remove_orphans(data_dir: &Path, topics: &HashMap<Arc<str>, Arc<Topic>>) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some((topic, index)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(index) = index.parse::<i32>() else {
+            continue;
+        };
+        let owned = topics
+            .get(topic)
+            .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len());
+        if owned || !looks_like_partition(&path) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                warn!(dir = %path.display(), "removed the files of a partition no topic owns")
+            }
+            Err(e) => warn!(dir = %path.display(), error = %e, "cannot remove an orphan partition"),
+        }
+    }
+}
+
+fn looks_like_partition(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name == "log.checkpoint"
+                || name.starts_with('.')
+                || [
+                    ".log",
+                    ".index",
+                    ".timeindex",
+                    ".entries",
+                    ".entrydata",
+                    ".tmp",
+                ]
+                .iter()
+                .any(|s| name.ends_with(s))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        for ok in ["a", "orders.v1", "A_b-9", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "ü", "a/b", &"x".repeat(250)] {
+            let e = validate_topic_name(bad).unwrap_err();
+            assert_eq!(e.code, ResponseError::InvalidTopicException.code(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn create_reopen_alter_grow_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path(), TopicDefaults::default()).unwrap();
+        let overrides = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let t = topics.create("t", 2, 1, overrides).await.unwrap();
+        assert_eq!(t.config.retention_ms, Some(1000));
+        assert_eq!(
+            topics
+                .create("t", 1, 1, BTreeMap::new())
+                .await
+                .unwrap_err()
+                .code,
+            ResponseError::TopicAlreadyExists.code()
+        );
+        assert_eq!(
+            topics
+                .create("u", 1, 3, BTreeMap::new())
+                .await
+                .unwrap_err()
+                .code,
+            ResponseError::InvalidReplicationFactor.code()
+        );
+        topics.create_partitions("t", 3, false).await.unwrap();
+        topics.close_all().unwrap();
+        drop(topics);
+
+        // A stray partition directory of an unknown topic is removed at open.
+        std::fs::create_dir(dir.path().join("ghost-0")).unwrap();
+        std::fs::write(dir.path().join("ghost-0/log.checkpoint"), b"x").unwrap();
+        let topics = Topics::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert!(!dir.path().join("ghost-0").exists());
+        let t = topics.get("t").unwrap();
+        assert_eq!(t.partitions.len(), 3);
+        assert_eq!(topics.get_by_id(t.id).unwrap().name, t.name);
+        assert_eq!(t.config.retention_ms, Some(1000));
+        topics
+            .set_overrides("t", BTreeMap::new(), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            topics.get("t").unwrap().config.retention_ms,
+            TopicConfig::default().retention_ms
+        );
+        topics.delete("t").await.unwrap();
+        assert!(topics.get("t").is_none());
+        assert!(!dir.path().join("t-0").exists());
+        drop(topics);
+        let topics = Topics::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert!(topics.all().is_empty());
+    }
+}

@@ -1,0 +1,74 @@
+//! The API versions this broker implements: exactly what ApiVersions advertises.
+//!
+//! Produce advertises v0–v2 although only v3+ (RecordBatch v2) is accepted: librdkafka
+//! derives features (compression, message format) from the advertised ranges and turns
+//! them off when the low versions are missing (KAFKA-18659); Kafka 4 does the same. A
+//! Produce request below v3 closes its connection.
+
+use kafka_protocol::messages::ApiKey;
+
+/// `(api, min, max)` for every API this broker answers.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Lowest Produce version actually accepted (RecordBatch v2 only).
+pub const PRODUCE_MIN_ACCEPTED: i16 = 3;
+
+/// The advertised range of `api`, if this broker implements it.
+pub fn range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Whether requests of `api` at `version` are answered.
+pub fn accepted(api: ApiKey, version: i16) -> bool {
+    let min_accepted = |min: i16| {
+        if api == ApiKey::Produce {
+            min.max(PRODUCE_MIN_ACCEPTED)
+        } else {
+            min
+        }
+    };
+    range(api).is_some_and(|(min, max)| (min_accepted(min)..=max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_lie_within_what_the_codec_encodes() {
+        for &(api, min, max) in SUPPORTED {
+            let codec = api.valid_versions();
+            assert!(min <= max, "{api:?}");
+            let lowest = if api == ApiKey::Produce {
+                PRODUCE_MIN_ACCEPTED
+            } else {
+                min
+            };
+            assert!(
+                codec.min <= lowest && max <= codec.max,
+                "{api:?}: {min}..={max} vs {codec:?}"
+            );
+        }
+        assert!(!accepted(ApiKey::Produce, 2));
+        assert!(accepted(ApiKey::Produce, 3));
+        assert!(!accepted(ApiKey::JoinGroup, 0));
+    }
+}
