@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -30,8 +30,6 @@ use crate::Broker;
 
 /// Requests whose answers may be pending at once on one connection.
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
-/// Bytes of the smallest request header (api key, version, correlation id).
-const MIN_HEADER_BYTES: usize = 8;
 
 /// What a handler knows about the request it answers, and the error codes it returned
 /// (for metrics).
@@ -148,26 +146,19 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
     debug!(peer, "connection closed");
 }
 
-async fn decode_and_dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Pending, String> {
-    if frame.len() < MIN_HEADER_BYTES {
-        return Err(format!("request of {} bytes has no header", frame.len()));
-    }
-    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let api = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
-    let header_version = api.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| format!("undecodable {api:?} v{version} header: {e}"))?;
+async fn decode_and_dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, String> {
+    let request = crate::request::decode(frame)?;
+    let (api, version) = (request.api, request.version);
     let ctx = Arc::new(RequestContext {
         broker: broker.clone(),
         api,
         version,
-        correlation_id: header.correlation_id,
-        client_id: header.client_id,
+        correlation_id: request.header.correlation_id,
+        client_id: request.header.client_id,
         errors: Mutex::new(Vec::new()),
     });
     let span = debug_span!("request", api = ?api, version, correlation_id = ctx.correlation_id);
-    let (reply, response_version) = handlers::dispatch(ctx.clone(), frame)
+    let (reply, response_version) = handlers::dispatch(ctx.clone(), request.body)
         .instrument(span)
         .await?;
     Ok(Pending {

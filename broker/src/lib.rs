@@ -2,6 +2,7 @@
 //!
 //! What a Kafka client talks to: [`server`] binds the Kafka and admin listeners and runs
 //! until shutdown; [`connection`] frames requests and answers them in order;
+//! [`request`] decodes a frame (the fuzzed path);
 //! `handlers/` holds one file per Kafka API (decoded and encoded only with the
 //! `kafka-protocol` crate); [`partition`] puts a `log-store` log behind the high
 //! watermark and group commit; [`topics`] keeps the topic registry; [`producer_state`]
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod request;
 pub mod server;
 pub mod shutdown;
 pub mod topics;

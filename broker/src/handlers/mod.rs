@@ -19,12 +19,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::RequestContext;
-use crate::versions;
+use crate::request::Body;
 
 /// A response body still being waited for (durability, Fetch data).
 pub type Deferred = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
@@ -49,18 +48,17 @@ impl Reply {
 /// `i32::MIN`: "authorized operations not requested / not supported".
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// Decodes and handles one request. `Err` closes the connection with that reason.
+/// Handles one decoded request. `Err` closes the connection with that reason.
 /// Returns the reply and the version to encode it at.
-pub async fn dispatch(ctx: Arc<RequestContext>, mut body: Bytes) -> Result<(Reply, i16), String> {
-    let (api, version) = (ctx.api, ctx.version);
-    if api == ApiKey::ApiVersions {
-        return Ok(api_versions::handle(&ctx));
-    }
-    if !versions::accepted(api, version) {
-        return unsupported::reply(&ctx, &mut body).map(|r| (r, version));
-    }
-    let request = RequestKind::decode(api, &mut body, version)
-        .map_err(|e| format!("undecodable {api:?} v{version} request: {e}"))?;
+pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i16), String> {
+    let version = ctx.version;
+    let request = match body {
+        Body::ApiVersions => return Ok(api_versions::handle(&ctx)),
+        Body::Unsupported(mut body) => {
+            return unsupported::reply(&ctx, &mut body).map(|r| (r, version))
+        }
+        Body::Decoded(request) => *request,
+    };
     let reply = match request {
         RequestKind::Metadata(r) => Reply::now(metadata::handle(&ctx, r).await),
         RequestKind::Produce(r) => produce::handle(ctx.clone(), r)?,
