@@ -263,9 +263,10 @@ impl BrokerConfig {
     pub fn from_file(path: &Path) -> Result<BrokerConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| BrokerError::io(path, e))?;
         let mut config = BrokerConfig::default();
-        config
-            .apply_toml(&text)
-            .map_err(|e| BrokerError::Config(format!("{}: {e}", path.display())))?;
+        config.apply_toml(&text).map_err(|e| match e {
+            BrokerError::Config(m) => BrokerError::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -324,11 +325,12 @@ impl BrokerConfig {
                 self.topics.auto_create_topics =
                     value.parse().map_err(|_| parse_err("true or false"))?
             }
-            _ => self
+            _ if TOPIC_CONFIG_KEYS.contains(&key) => self
                 .topics
                 .log
                 .set(key, value)
                 .map_err(|e| BrokerError::Config(e.to_string()))?,
+            _ => return Err(BrokerError::Config(format!("unknown setting {key:?}"))),
         }
         Ok(())
     }
