@@ -117,10 +117,11 @@ pub fn describe(ctx: &RequestContext, request: DescribeConfigsRequest) -> Descri
         .resources
         .into_iter()
         .map(|r| {
+            // Null or empty: every key.
             let wanted = |key: &str| {
                 r.configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == key))
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)

@@ -27,11 +27,14 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
                 .partitions
                 .into_iter()
                 .map(|lp| {
-                    let out = ListOffsetsPartitionResponse::default()
+                    let mut out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(lp.partition_index)
                         .with_timestamp(-1)
-                        .with_offset(-1)
-                        .with_leader_epoch(0);
+                        .with_offset(-1);
+                    if ctx.version >= 4 {
+                        // The field exists from v4; every partition is at epoch 0.
+                        out.leader_epoch = 0;
+                    }
                     let Some(p) = topic.as_ref().and_then(|t| t.partition(lp.partition_index))
                     else {
                         return out.with_error_code(
