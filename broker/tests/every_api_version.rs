@@ -219,10 +219,12 @@ async fn roundtrip(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_advertised_version_is_answered() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = broker::BrokerConfig::default();
-    config.data_dir = dir.path().to_path_buf();
-    config.kafka_addr = "127.0.0.1:0".into();
-    config.admin_addr = "127.0.0.1:0".into();
+    let config = broker::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        kafka_addr: "127.0.0.1:0".into(),
+        admin_addr: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
     let running = broker::run(config).await.unwrap();
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
 
