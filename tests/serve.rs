@@ -42,28 +42,42 @@ fn start(data_dir: &Path, extra: &[&str]) -> Broker {
             }
         }
     });
+    match banner(&rx) {
+        Ok((kafka, admin)) => Broker {
+            child,
+            kafka,
+            admin,
+            stderr: rx,
+        },
+        Err(why) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("strata serve did not start: {why}");
+        }
+    }
+}
+
+/// Reads stderr lines until the banner; the Kafka and admin addresses it names.
+fn banner(rx: &mpsc::Receiver<String>) -> Result<(String, String), String> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
-            .expect("strata serve printed its banner in time");
-        assert!(!line.contains("panicked"), "strata panicked: {line}");
+            .map_err(|e| format!("no banner: {e}"))?;
+        if line.contains("panicked") {
+            return Err(line);
+        }
         // "strata 0.1.0 serving Kafka on 127.0.0.1:PORT, admin on http://127.0.0.1:PORT, data in …"
-        if let Some(rest) = line.split_once("serving Kafka on ").map(|(_, r)| r) {
-            let kafka = rest.split(',').next().expect("address").to_string();
+        if let Some((_, rest)) = line.split_once("serving Kafka on ") {
+            let kafka = rest.split(',').next().unwrap_or_default().to_string();
             let admin = rest
                 .split("admin on http://")
                 .nth(1)
                 .and_then(|r| r.split(',').next())
-                .expect("admin address")
+                .ok_or_else(|| format!("banner without an admin address: {line}"))?
                 .to_string();
-            return Broker {
-                child,
-                kafka,
-                admin,
-                stderr: rx,
-            };
+            return Ok((kafka, admin));
         }
     }
 }
