@@ -60,7 +60,8 @@ pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 /// The Kafka error code a client gets for a log error on its request.
 pub fn log_error_code(e: &LogError) -> i16 {
     match e {
-        LogError::CorruptBatch(BatchError::BadMagic { .. }) => {
+        // Kafka's older formats are well-formed but not stored; any other magic is noise.
+        LogError::CorruptBatch(BatchError::BadMagic { magic: 0 | 1 }) => {
             ResponseError::UnsupportedForMessageFormat.code()
         }
         LogError::CorruptBatch(_) => ResponseError::CorruptMessage.code(),

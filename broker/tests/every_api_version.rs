@@ -4,53 +4,14 @@
 //! response version cannot carry (the codec then refuses to encode and the connection
 //! closes) and handlers that mishandle a version's layout.
 
-use std::time::Duration;
+mod common;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{batch, roundtrip, s, start_broker, topic};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn topic(v: &str) -> TopicName {
-    TopicName(s(v))
-}
-
-fn batch() -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from_static(b"v")),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [record].iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding one small record cannot fail");
-    buf.freeze()
-}
 
 /// A request of `api` at `version` that exercises the handler's main path.
 fn request(api: ApiKey, version: i16) -> RequestKind {
@@ -177,55 +138,10 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
     }
 }
 
-async fn roundtrip(
-    conn: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &RequestKind,
-) -> ResponseKind {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(s("every-version")))
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    conn.write_all(&buf).await.unwrap();
-
-    let read = async {
-        let len = conn.read_i32().await?;
-        let mut frame = vec![0u8; len as usize];
-        conn.read_exact(&mut frame).await?;
-        Ok::<_, std::io::Error>(Bytes::from(frame))
-    };
-    let mut frame = tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .unwrap_or_else(|_| panic!("{api:?} v{version}: no answer"))
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: connection closed ({e})"));
-    let header = ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id, "{api:?} v{version}");
-    let response = ResponseKind::decode(api, &mut frame, version)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: undecodable answer: {e}"));
-    assert_eq!(frame.remaining(), 0, "{api:?} v{version}: trailing bytes");
-    response
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_advertised_version_is_answered() {
     let dir = tempfile::tempdir().unwrap();
-    let config = broker::BrokerConfig {
-        data_dir: dir.path().to_path_buf(),
-        kafka_addr: "127.0.0.1:0".into(),
-        admin_addr: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
-    let running = broker::run(config).await.unwrap();
+    let running = start_broker(dir.path()).await;
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
 
     // Topics the version loops below rely on.

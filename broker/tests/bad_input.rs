@@ -1,0 +1,247 @@
+//! Bad input gets Kafka's own error codes over a real connection, the connection stays
+//! usable where Kafka keeps it, and nothing malformed reaches the log.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{batch, batch_of, roundtrip, s, start_broker, topic};
+use kafka_error::ResponseError;
+use kafka_protocol::error as kafka_error;
+use kafka_protocol::messages::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// As in the `strata` binary: a forged array length must not abort the process.
+#[global_allocator]
+static ALLOCATOR: broker::alloc::LazyHugeAlloc = broker::alloc::LazyHugeAlloc;
+
+fn produce(topic_name: &str, partition: i32, records: Bytes, acks: i16) -> RequestKind {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(topic(topic_name))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records)),
+            ])])
+        .into()
+}
+
+/// A batch whose magic byte says message format v1 (what pre-0.11 clients send).
+fn old_format() -> Bytes {
+    let mut b = batch().to_vec();
+    b[16] = 1;
+    Bytes::from(b)
+}
+
+async fn produce_code(conn: &mut TcpStream, id: i32, req: RequestKind) -> i16 {
+    match roundtrip(conn, ApiKey::Produce, 9, id, &req).await {
+        ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+        other => panic!("not a produce response: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_errors_use_kafkas_codes_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_broker(dir.path()).await;
+    let overrides = BTreeMap::from([("max.message.bytes".to_string(), "500".to_string())]);
+    running
+        .broker
+        .topics
+        .create("t", 2, 1, overrides)
+        .await
+        .unwrap();
+    let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+
+    let mut bad_crc = batch().to_vec();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0x55;
+    let mut truncated = batch().to_vec();
+    truncated.truncate(truncated.len() - 3);
+    let two = [batch(), batch()].concat();
+    let cases: Vec<(&str, RequestKind, ResponseError)> = vec![
+        (
+            "bad CRC",
+            produce("t", 0, Bytes::from(bad_crc), -1),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "truncated batch",
+            produce("t", 0, Bytes::from(truncated), 1),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "two batches",
+            produce("t", 0, Bytes::from(two), 1),
+            ResponseError::InvalidRecord,
+        ),
+        (
+            "garbage",
+            produce("t", 0, Bytes::from_static(&[7u8; 80]), 1),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "old format",
+            produce("t", 0, old_format(), 1),
+            ResponseError::UnsupportedForMessageFormat,
+        ),
+        (
+            "too large",
+            produce("t", 0, batch_of(600), 1),
+            ResponseError::MessageTooLarge,
+        ),
+        (
+            "unknown topic",
+            produce("nope", 0, batch(), 1),
+            ResponseError::UnknownTopicOrPartition,
+        ),
+        (
+            "unknown partition",
+            produce("t", 7, batch(), 1),
+            ResponseError::UnknownTopicOrPartition,
+        ),
+        (
+            "bad acks",
+            produce("t", 0, batch(), 3),
+            ResponseError::InvalidRequiredAcks,
+        ),
+    ];
+    for (i, (what, req, code)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            produce_code(&mut conn, i as i32, req).await,
+            code.code(),
+            "{what}"
+        );
+    }
+    // The connection still works and the log holds only what was valid: nothing yet.
+    assert_eq!(
+        produce_code(&mut conn, 100, produce("t", 0, batch(), -1)).await,
+        0
+    );
+    let p = running.broker.topics.get("t").unwrap().partitions[0].clone();
+    let offsets = p.offsets().unwrap();
+    assert_eq!((offsets.log_start, offsets.log_end), (0, 1));
+
+    // Fetch and ListOffsets errors.
+    let fetch = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(topic("t"))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(99)
+                .with_partition_max_bytes(1 << 20)])]);
+    match roundtrip(&mut conn, ApiKey::Fetch, 12, 101, &fetch.into()).await {
+        ResponseKind::Fetch(r) => assert_eq!(
+            r.responses[0].partitions[0].error_code,
+            ResponseError::OffsetOutOfRange.code()
+        ),
+        other => panic!("{other:?}"),
+    }
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic("bad/name"))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic("t"))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic("rf3"))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+        create_topics_request::CreatableTopic::default()
+            .with_name(topic("badcfg"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(s("retention.ms"))
+                .with_value(Some(s("soon")))]),
+    ]);
+    match roundtrip(&mut conn, ApiKey::CreateTopics, 7, 102, &create.into()).await {
+        ResponseKind::CreateTopics(r) => {
+            let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
+            assert_eq!(
+                codes,
+                vec![
+                    ResponseError::InvalidTopicException.code(),
+                    ResponseError::TopicAlreadyExists.code(),
+                    ResponseError::InvalidReplicationFactor.code(),
+                    ResponseError::InvalidConfig.code(),
+                ]
+            );
+            assert!(r.topics.iter().all(|t| t.error_message.is_some()));
+        }
+        other => panic!("{other:?}"),
+    }
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
+/// Sends raw bytes as one frame and reports whether the broker closed the connection.
+async fn closes_after(conn: &mut TcpStream, frame: &[u8]) -> bool {
+    let mut buf = BytesMut::new();
+    buf.put_i32(frame.len() as i32);
+    buf.put_slice(frame);
+    if conn.write_all(&buf).await.is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut byte)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_broker(dir.path()).await;
+    let mut forged = vec![0, 3, 0, 1, 0, 0, 0, 1, 0, 0];
+    forged.extend_from_slice(&i32::MAX.to_be_bytes());
+    let frames: Vec<Vec<u8>> = vec![
+        vec![0, 3],                         // shorter than a header
+        vec![0x7f, 0, 0, 0, 0, 0, 0, 1],    // unknown API key
+        vec![0, 3, 0, 1, 0, 0, 0, 1, 0x7f], // header with a bad client id
+        forged,                             // Metadata claiming 2^31 - 1 topics
+        vec![0, 8, 0, 2, 0, 0, 0, 1, 0, 0], // OffsetCommit v2: not answered by this broker
+    ];
+    for frame in frames {
+        let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+        assert!(closes_after(&mut conn, &frame).await, "{frame:?}");
+    }
+    // A length prefix above socket.request.max.bytes closes without reading the body.
+    let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+    conn.write_all(&(200 * 1024 * 1024i32).to_be_bytes())
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(conn.read(&mut byte).await.unwrap_or(0), 0);
+
+    // A group API is answered with UNSUPPORTED_VERSION (consumer groups come later).
+    let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+    let join: RequestKind = JoinGroupRequest::default().into();
+    match roundtrip(&mut conn, ApiKey::JoinGroup, 0, 2, &join).await {
+        ResponseKind::JoinGroup(r) => {
+            assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code())
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Everyone else is still served.
+    let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+    let req: RequestKind = ApiVersionsRequest::default().into();
+    assert!(matches!(
+        roundtrip(&mut conn, ApiKey::ApiVersions, 0, 1, &req).await,
+        ResponseKind::ApiVersions(_)
+    ));
+    running.shutdown();
+    running.wait().await.unwrap();
+}

@@ -1,0 +1,106 @@
+//! Helpers for the broker's in-process TCP tests: a broker on ephemeral ports, request
+//! encoding with the codec's client side, and one request/answer round trip.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A broker serving a fresh temporary directory on ephemeral ports.
+pub async fn start_broker(dir: &std::path::Path) -> broker::Running {
+    let config = broker::BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        kafka_addr: "127.0.0.1:0".into(),
+        admin_addr: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    broker::run(config).await.expect("start the broker")
+}
+
+pub fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+pub fn topic(v: &str) -> TopicName {
+    TopicName(s(v))
+}
+
+pub fn batch() -> Bytes {
+    batch_of(1)
+}
+
+/// One uncompressed record with a value of `value_len` bytes.
+pub fn batch_of(value_len: usize) -> Bytes {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from(vec![b'v'; value_len])),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [record].iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encoding one small record cannot fail");
+    buf.freeze()
+}
+
+pub async fn roundtrip(
+    conn: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &RequestKind,
+) -> ResponseKind {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(s("every-version")))
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    conn.write_all(&buf).await.unwrap();
+
+    let read = async {
+        let len = conn.read_i32().await?;
+        let mut frame = vec![0u8; len as usize];
+        conn.read_exact(&mut frame).await?;
+        Ok::<_, std::io::Error>(Bytes::from(frame))
+    };
+    let mut frame = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("{api:?} v{version}: no answer"))
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: connection closed ({e})"));
+    let header = ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, correlation_id, "{api:?} v{version}");
+    let response = ResponseKind::decode(api, &mut frame, version)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: undecodable answer: {e}"));
+    assert_eq!(frame.remaining(), 0, "{api:?} v{version}: trailing bytes");
+    response
+}
