@@ -36,6 +36,38 @@ pub fn batch() -> Bytes {
     batch_of(1)
 }
 
+/// A batch of `records` records from an idempotent producer, first sequence `seq`.
+pub fn idempotent_batch(producer_id: i64, epoch: i16, seq: i32, records: usize) -> Bytes {
+    let recs: Vec<Record> = (0..records)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(Bytes::from(format!("{seq}+{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encoding small records cannot fail");
+    buf.freeze()
+}
+
 /// One uncompressed record with a value of `value_len` bytes.
 pub fn batch_of(value_len: usize) -> Bytes {
     let record = Record {
