@@ -49,6 +49,12 @@ pub struct Metrics {
     pub bytes_out: Counter,
     pub connections_open: Gauge,
     pub connections_total: Counter,
+    /// Group commits: one `fdatasync` of a partition covering every append before it.
+    pub flushes: Counter,
+    pub flush_duration: Histogram,
+    /// Produced batches appended, and retries answered without appending.
+    pub appended_batches: Counter,
+    pub duplicate_batches: Counter,
     log_start: Family<PartitionLabels, Gauge>,
     log_end: Family<PartitionLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
@@ -78,6 +84,10 @@ impl Metrics {
             bytes_out: Counter::default(),
             connections_open: Gauge::default(),
             connections_total: Counter::default(),
+            flushes: Counter::default(),
+            flush_duration: latency_histogram(),
+            appended_batches: Counter::default(),
+            duplicate_batches: Counter::default(),
             log_start: Family::default(),
             log_end: Family::default(),
             high_watermark: Family::default(),
@@ -119,6 +129,26 @@ impl Metrics {
                 "kafka_connections",
                 "Kafka client connections accepted",
                 m.connections_total.clone(),
+            );
+            r.register(
+                "log_flushes",
+                "Group commits (one fdatasync covering every append before it)",
+                m.flushes.clone(),
+            );
+            r.register(
+                "log_flush_duration_seconds",
+                "Time one group commit's fdatasync took",
+                m.flush_duration.clone(),
+            );
+            r.register(
+                "produced_batches_appended",
+                "Produced record batches appended to a log",
+                m.appended_batches.clone(),
+            );
+            r.register(
+                "produced_batches_duplicate",
+                "Idempotent retries answered with the original offsets, not appended",
+                m.duplicate_batches.clone(),
             );
             r.register(
                 "partition_log_start_offset",

@@ -23,6 +23,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
 use crate::error::{log_error_code, BrokerError, Result};
+use crate::metrics::Metrics;
 use crate::producer_state::{ProducerStates, SequenceCheck};
 
 /// Bytes read per step when rebuilding producer state from the log at open.
@@ -46,6 +47,23 @@ pub struct Offsets {
     pub size_bytes: u64,
 }
 
+/// What every partition of a broker shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// Bumped whenever any high watermark moves: wakes Fetch long polls.
+    pub data_changed: watch::Sender<u64>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Shared> {
+        Arc::new(Shared {
+            data_changed: watch::channel(0).0,
+            metrics,
+        })
+    }
+}
+
 struct Inner {
     log: Log,
     producers: ProducerStates,
@@ -59,8 +77,8 @@ pub struct Partition {
     inner: RwLock<Option<Inner>>,
     high_watermark: watch::Sender<u64>,
     dirty: Notify,
-    /// Bumped (broker-wide) whenever any high watermark moves: wakes Fetch long polls.
-    data_changed: Arc<watch::Sender<u64>>,
+    /// Broker-wide: the data-changed signal and the metrics.
+    shared: Arc<Shared>,
     /// Set after an `fdatasync` failed: nothing more is accepted or served, since the
     /// kernel may have dropped pages the log believes written.
     failed: AtomicBool,
@@ -88,7 +106,7 @@ impl Partition {
         index: i32,
         dir: &std::path::Path,
         config: LogConfig,
-        data_changed: Arc<watch::Sender<u64>>,
+        shared: Arc<Shared>,
     ) -> Result<Arc<Partition>> {
         let err = |e| log_err(&topic, index, e);
         let mut log = Log::open(dir, config).map_err(err)?;
@@ -105,7 +123,7 @@ impl Partition {
             inner: RwLock::new(Some(Inner { log, producers })),
             high_watermark: watch::channel(hw).0,
             dirty: Notify::new(),
-            data_changed,
+            shared,
             failed: AtomicBool::new(false),
         });
         // Outside a runtime (offline tools) nothing is appended, so no flusher is needed.
@@ -200,7 +218,10 @@ impl Partition {
                 })
             }
         })?;
-        if !appended.duplicate {
+        if appended.duplicate {
+            self.shared.metrics.duplicate_batches.inc();
+        } else {
+            self.shared.metrics.appended_batches.inc();
             self.dirty.notify_one();
         }
         Ok(appended)
@@ -302,7 +323,13 @@ impl Partition {
             Ok(Err(e)) => return self.fail(&e.to_string()),
             Err(_) => return false,
         };
+        let started = std::time::Instant::now();
         let synced = tokio::task::spawn_blocking(move || pending.sync().map(|()| pending)).await;
+        self.shared.metrics.flushes.inc();
+        self.shared
+            .metrics
+            .flush_duration
+            .observe(started.elapsed().as_secs_f64());
         match synced {
             Ok(Ok(pending)) => {
                 let hw = self.with_inner_mut(|inner| Ok(inner.log.complete_flush(pending)));
@@ -314,7 +341,9 @@ impl Partition {
                             moved
                         });
                         if moved {
-                            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+                            self.shared
+                                .data_changed
+                                .send_modify(|v| *v = v.wrapping_add(1));
                         }
                         true
                     }

@@ -145,11 +145,8 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         }
         None => (kafka_addr.ip().to_string(), i32::from(kafka_addr.port())),
     };
-    let topics = {
-        let dir = data_dir.clone();
-        let defaults = config.topics.clone();
-        Topics::open(&dir, defaults)?
-    };
+    let metrics = Arc::new(Metrics::new());
+    let topics = Topics::open(&data_dir, config.topics.clone(), metrics.clone())?;
     let producer_ids = ProducerIds::open(&data_dir)?;
     let broker = Arc::new(Broker {
         node_id: config.node_id,
@@ -158,7 +155,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         advertised_port,
         topics,
         producer_ids: Mutex::new(producer_ids),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         config,
     });
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");

@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use crate::config::{ConfigValueError, TopicConfig, TopicDefaults};
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::metrics::Metrics;
+use crate::partition::{Partition, Shared};
 use crate::producer_ids::write_atomically;
 
 const REGISTRY_FILE: &str = "topics.toml";
@@ -115,8 +116,8 @@ pub struct Topics {
     data_dir: PathBuf,
     defaults: TopicDefaults,
     topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
-    /// Bumped whenever a partition's high watermark moves (Fetch long polls wait on it).
-    data_changed: Arc<watch::Sender<u64>>,
+    /// What the partitions share (data-changed signal, metrics).
+    shared: Arc<Shared>,
     /// Serializes create/delete/alter so the registry file and the map agree.
     change: tokio::sync::Mutex<()>,
 }
@@ -128,7 +129,7 @@ fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 impl Topics {
     /// Loads the registry and opens every partition (recovering logs after a crash);
     /// removes partition directories of topics deleted before a crash.
-    pub fn open(data_dir: &Path, defaults: TopicDefaults) -> Result<Topics> {
+    pub fn open(data_dir: &Path, defaults: TopicDefaults, metrics: Arc<Metrics>) -> Result<Topics> {
         std::fs::create_dir_all(data_dir).map_err(|e| BrokerError::io(data_dir, e))?;
         let path = data_dir.join(REGISTRY_FILE);
         let file: RegistryFile = match std::fs::read_to_string(&path) {
@@ -139,7 +140,7 @@ impl Topics {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistryFile::default(),
             Err(e) => return Err(BrokerError::io(&path, e)),
         };
-        let data_changed = Arc::new(watch::channel(0u64).0);
+        let shared = Shared::new(metrics);
         let mut topics = HashMap::new();
         for (name, record) in file.topics {
             let corrupt = |reason: String| BrokerError::CorruptFile {
@@ -163,7 +164,7 @@ impl Topics {
                         i,
                         &partition_dir(data_dir, &name, i),
                         config.log_config(),
-                        data_changed.clone(),
+                        shared.clone(),
                     )
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -183,14 +184,14 @@ impl Topics {
             data_dir: data_dir.to_path_buf(),
             defaults,
             topics: RwLock::new(topics),
-            data_changed,
+            shared,
             change: tokio::sync::Mutex::new(()),
         })
     }
 
     /// A receiver that changes whenever any partition's high watermark moves.
     pub fn watch_data(&self) -> watch::Receiver<u64> {
-        self.data_changed.subscribe()
+        self.shared.data_changed.subscribe()
     }
 
     pub fn defaults(&self) -> &TopicDefaults {
@@ -320,7 +321,7 @@ impl Topics {
                     i,
                     &partition_dir(&self.data_dir, &name, i),
                     config.log_config(),
-                    self.data_changed.clone(),
+                    self.shared.clone(),
                 )
             })
             .collect::<Result<Vec<_>>>()
@@ -401,7 +402,7 @@ impl Topics {
                     i,
                     &partition_dir(&self.data_dir, name, i),
                     topic.config.log_config(),
-                    self.data_changed.clone(),
+                    self.shared.clone(),
                 )
             })
             .collect::<Result<Vec<_>>>()
@@ -559,7 +560,12 @@ mod tests {
     #[tokio::test]
     async fn create_reopen_alter_grow_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = Topics::open(dir.path(), TopicDefaults::default()).unwrap();
+        let topics = Topics::open(
+            dir.path(),
+            TopicDefaults::default(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
         let overrides = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
         let t = topics.create("t", 2, 1, overrides).await.unwrap();
         assert_eq!(t.config.retention_ms, Some(1000));
@@ -586,7 +592,12 @@ mod tests {
         // A stray partition directory of an unknown topic is removed at open.
         std::fs::create_dir(dir.path().join("ghost-0")).unwrap();
         std::fs::write(dir.path().join("ghost-0/log.checkpoint"), b"x").unwrap();
-        let topics = Topics::open(dir.path(), TopicDefaults::default()).unwrap();
+        let topics = Topics::open(
+            dir.path(),
+            TopicDefaults::default(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
         assert!(!dir.path().join("ghost-0").exists());
         let t = topics.get("t").unwrap();
         assert_eq!(t.partitions.len(), 3);
@@ -604,7 +615,12 @@ mod tests {
         assert!(topics.get("t").is_none());
         assert!(!dir.path().join("t-0").exists());
         drop(topics);
-        let topics = Topics::open(dir.path(), TopicDefaults::default()).unwrap();
+        let topics = Topics::open(
+            dir.path(),
+            TopicDefaults::default(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
         assert!(topics.all().is_empty());
     }
 }
