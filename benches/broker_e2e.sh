@@ -66,7 +66,8 @@ measure() {
     local b0 t0 t1 b1 kcat_cpu
     b0="$(cpu_ticks "$broker_pid")"
     t0="$(now)"
-    kcat_cpu="$( { /usr/bin/time -f '%U %S' "$@" >/dev/null 2>"$work/kcat.err"; } 2>&1 | tail -n 1)"
+    /usr/bin/time -o "$work/time.out" -f '%U %S' "$@" >/dev/null 2>"$work/kcat.err"
+    kcat_cpu="$(tail -n 1 "$work/time.out")"
     t1="$(now)"
     b1="$(cpu_ticks "$broker_pid")"
     awk -v t0="$t0" -v t1="$t1" -v b0="$b0" -v b1="$b1" -v hz="$hz" -v k="$kcat_cpu" \
@@ -80,7 +81,7 @@ report() {
 }
 
 echo "# strata e2e — $(date -u '+%Y-%m-%dT%H:%M:%SZ'), $messages x 100-byte values, $(nproc) cpus, $(uname -sr)"
-echo "# broker: $bin ($("$bin" --version)), kcat $(kcat -V 2>&1 | grep -o 'librdkafka version [^ ]*')"
+echo "# broker: $bin ($("$bin" --version)), $(kcat -V 2>&1 | grep -io 'librdkafka [^ ]* *[^ ]*' | head -n 1)"
 for partitions in 1 8; do
     start_broker "$partitions"
     topic="e2e-$partitions"
