@@ -1,16 +1,20 @@
-//! # replication — one Raft group per partition (not yet built)
+//! # replication — one Raft group per partition (in progress)
 //!
-//! This crate will own partition replication, as `../shared/ARCHITECTURE.md` lays out and
-//! the replication issue specifies:
+//! Partition replication as `../shared/ARCHITECTURE.md` lays out and the replication
+//! issue specifies. Built so far:
 //!
-//! - a raft-rs (tikv `raft` 0.7) `Storage` implementation over `log-store`'s dense Raft entry
-//!   table, so the partition log *is* the Raft log (no second write-ahead log);
-//! - a multi-Raft node with one tick driver and a Ready loop that batches persistence across
-//!   groups (one fsync for many appends) before sending messages;
-//! - the inter-broker TCP transport (one connection per peer pair, coalesced heartbeats,
-//!   bounded queues);
-//! - leadership (check-quorum, pre-vote, transfer), catch-up by snapshot, and membership
-//!   change through joint consensus.
+//! - [`storage::LogStorage`]: raft-rs (tikv `raft` 0.7) `Storage` over `log-store`'s dense
+//!   Raft entry table, so the partition log *is* the Raft log (no second write-ahead log);
+//! - [`state`]: the hard state and configuration, persisted crash-safely beside the log.
 //!
-//! It holds no code yet: the `log-store` APIs it will build on (append with a term,
-//! truncation by Raft index, term lookup, non-data entries, a flush watermark) exist already.
+//! To come (the issue's later items): the multi-Raft node and Ready loop that batches
+//! persistence across groups, the inter-broker transport, leadership tools, catch-up by
+//! snapshot (`LogStorage::snapshot` answers "temporarily unavailable" until then), and
+//! membership change.
+
+pub mod error;
+pub mod state;
+pub mod storage;
+
+pub use error::{ReplicationError, Result};
+pub use storage::LogStorage;

@@ -1,0 +1,35 @@
+//! The error type at the `replication` crate boundary.
+
+use std::path::PathBuf;
+
+/// What can go wrong in a partition's Raft group. Each variant says where.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// The partition log failed.
+    #[error("raft log {dir}: {source}")]
+    Log {
+        dir: PathBuf,
+        #[source]
+        source: log_store::LogError,
+    },
+
+    /// The persisted Raft state (hard state, configuration) could not be read or written.
+    #[error("raft state {path}: {source}")]
+    StateIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The persisted Raft state holds something this code did not write.
+    #[error("corrupt raft state {path}: {reason}")]
+    CorruptState { path: PathBuf, reason: String },
+
+    /// Entries handed to the storage do not continue the log (a caller bug or a
+    /// corrupted message).
+    #[error("raft log {dir}: {reason}")]
+    BadEntries { dir: PathBuf, reason: String },
+}
+
+/// Short alias used throughout the crate.
+pub type Result<T, E = ReplicationError> = std::result::Result<T, E>;

@@ -1,0 +1,205 @@
+//! `LogStorage` meets raft-rs's expectations of a `Storage`: terms and entries by index,
+//! bounds (`Compacted` below the first index, `Unavailable` past the last), the size
+//! limit that still returns one entry, conflict truncation that rewinds Kafka offsets,
+//! and hard state / configuration that survive a reopen.
+
+use std::sync::{Arc, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use log_store::{Log, LogConfig};
+use raft::eraftpb::{ConfState, Entry, EntryType, HardState};
+use raft::{GetEntriesContext, Storage, StorageError};
+use replication::LogStorage;
+
+fn batch(records: usize) -> Bytes {
+    let recs: Vec<Record> = (0..records)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch unless offset - sequence is constant; this
+            // keeps one batch with base sequence -1 (not idempotent).
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(vec![b'x'; 100])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn entry(index: u64, term: u64, kind: EntryType, data: Bytes) -> Entry {
+    let mut e = Entry {
+        index,
+        term,
+        data,
+        ..Default::default()
+    };
+    e.set_entry_type(kind);
+    e
+}
+
+fn data(index: u64, term: u64, records: usize) -> Entry {
+    entry(index, term, EntryType::EntryNormal, batch(records))
+}
+
+fn open(dir: &std::path::Path) -> LogStorage {
+    let config = LogConfig {
+        segment_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir, config).unwrap();
+    LogStorage::new(Arc::new(RwLock::new(log))).unwrap()
+}
+
+fn ctx() -> GetEntriesContext {
+    GetEntriesContext::empty(false)
+}
+
+#[test]
+fn entries_terms_and_bounds_follow_raft_rs_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (1, 0));
+    assert_eq!(s.term(0).unwrap(), 0);
+
+    let mut entries = vec![entry(1, 1, EntryType::EntryNormal, Bytes::new())];
+    for i in 2..=20 {
+        entries.push(data(i, 1 + i / 10, 3));
+    }
+    entries.push(entry(
+        21,
+        3,
+        EntryType::EntryConfChangeV2,
+        Bytes::from_static(b"cc"),
+    ));
+    s.append(&entries).unwrap();
+    assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (1, 21));
+    for e in &entries {
+        assert_eq!(s.term(e.index).unwrap(), e.term, "term of {}", e.index);
+    }
+    assert!(matches!(
+        s.term(22),
+        Err(raft::Error::Store(StorageError::Unavailable))
+    ));
+
+    let got = s.entries(1, 22, None, ctx()).unwrap();
+    assert_eq!(got.len(), 21);
+    assert_eq!(got[0].get_entry_type(), EntryType::EntryNormal);
+    assert!(got[0].data.is_empty(), "the no-op keeps no data");
+    assert_eq!(got[20].get_entry_type(), EntryType::EntryConfChangeV2);
+    assert_eq!(&got[20].data[..], b"cc");
+    // Data entries come back as stored: same length, offsets assigned in order, 3 each.
+    for (i, e) in got[1..20].iter().enumerate() {
+        assert_eq!(e.data.len(), entries[i + 1].data.len());
+        let base = i64::from_be_bytes(e.data[..8].try_into().unwrap());
+        assert_eq!(base, 3 * i as i64, "entry {}", e.index);
+    }
+    // max_size: always at least one entry, never more than fits.
+    let one = s.entries(2, 22, 1, ctx()).unwrap();
+    assert_eq!(one.len(), 1);
+    let size = (entries[1].data.len() + 16) as u64;
+    assert_eq!(s.entries(2, 22, size * 3, ctx()).unwrap().len(), 3);
+    assert!(matches!(
+        s.entries(2, 23, None, ctx()),
+        Err(raft::Error::Store(StorageError::Unavailable))
+    ));
+
+    // Retention moves the first index: below it is compacted, the term just before stays.
+    {
+        let mut log = s.log().write().unwrap();
+        log.delete_before(30).unwrap();
+    }
+    let first = s.first_index().unwrap();
+    assert!(first > 1, "whole segments before offset 30 were deleted");
+    assert!(matches!(
+        s.entries(first - 1, first + 1, None, ctx()),
+        Err(raft::Error::Store(StorageError::Compacted))
+    ));
+    assert_eq!(
+        s.term(first - 1).unwrap(),
+        entries[(first - 2) as usize].term
+    );
+    if first >= 3 {
+        assert!(matches!(
+            s.term(first - 2),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
+    }
+}
+
+#[test]
+fn conflicting_entries_truncate_the_suffix_and_offsets_rewind() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.append(&(1..=10).map(|i| data(i, 1, 2)).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(s.log().read().unwrap().next_offset(), 20);
+    // A new leader in term 2 overwrites from index 6: offsets 10.. are reassigned.
+    s.append(&[data(6, 2, 5), data(7, 2, 5)]).unwrap();
+    assert_eq!(s.last_index().unwrap(), 7);
+    assert_eq!(s.term(5).unwrap(), 1);
+    assert_eq!(s.term(6).unwrap(), 2);
+    assert_eq!(s.log().read().unwrap().next_offset(), 20);
+    let e7 = &s.entries(7, 8, None, ctx()).unwrap()[0];
+    assert_eq!(i64::from_be_bytes(e7.data[..8].try_into().unwrap()), 15);
+    // Entries that skip an index are refused.
+    assert!(s.append(&[data(9, 2, 1)]).is_err());
+    assert_eq!(s.last_index().unwrap(), 7);
+}
+
+#[test]
+fn hard_state_configuration_and_entries_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        s.append(&(1..=5).map(|i| data(i, 3, 1)).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(s.flush().unwrap(), 5);
+        s.set_hard_state(HardState {
+            term: 3,
+            vote: 2,
+            commit: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        s.set_conf_state(ConfState {
+            voters: vec![1, 2, 3],
+            ..Default::default()
+        })
+        .unwrap();
+        s.set_commit(5).unwrap();
+    }
+    let s = open(dir.path());
+    let state = s.initial_state().unwrap();
+    assert_eq!(
+        (
+            state.hard_state.term,
+            state.hard_state.vote,
+            state.hard_state.commit
+        ),
+        (3, 2, 5)
+    );
+    assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
+    assert_eq!(s.last_index().unwrap(), 5);
+    assert_eq!(s.term(5).unwrap(), 3);
+}
