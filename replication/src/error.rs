@@ -25,6 +25,14 @@ pub enum ReplicationError {
     #[error("corrupt raft state {path}: {reason}")]
     CorruptState { path: PathBuf, reason: String },
 
+    /// raft-rs refused an operation (`what`).
+    #[error("raft {what}: {source}")]
+    Raft {
+        what: &'static str,
+        #[source]
+        source: raft::Error,
+    },
+
     /// Entries handed to the storage do not continue the log (a caller bug or a
     /// corrupted message).
     #[error("raft log {dir}: {reason}")]

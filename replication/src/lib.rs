@@ -5,14 +5,18 @@
 //!
 //! - [`storage::LogStorage`]: raft-rs (tikv `raft` 0.7) `Storage` over `log-store`'s dense
 //!   Raft entry table, so the partition log *is* the Raft log (no second write-ahead log);
-//! - [`state`]: the hard state and configuration, persisted crash-safely beside the log.
+//! - [`state`]: the hard state and configuration, persisted crash-safely beside the log;
+//! - [`group::Group`]: one replica of a partition's group, a `RawNode` with the Ready
+//!   handling (persist, then send, then apply and move the commit watermark), driven by
+//!   the caller's ticks and messages (the deterministic simulation in `tests/sim.rs`).
 //!
-//! To come (the later items): the multi-Raft node and Ready loop that batches
-//! persistence across groups, the inter-broker transport, leadership tools, catch-up by
+//! To come (the later items): the multi-Raft node that batches persistence across
+//! groups (one fsync for many), the inter-broker transport, leadership tools, catch-up by
 //! snapshot (`LogStorage::snapshot` answers "temporarily unavailable" until then), and
 //! membership change.
 
 pub mod error;
+pub mod group;
 pub mod state;
 pub mod storage;
 
