@@ -11,7 +11,7 @@ static ALLOCATOR: broker::alloc::LazyHugeAlloc = broker::alloc::LazyHugeAlloc;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// Strata: a Kafka-compatible partitioned commit log.
@@ -47,17 +47,20 @@ enum Command {
 
 const DEFAULT_LOG_LEVEL: &str = "warn";
 
-impl Cli {
-    fn log_level_is_default(&self) -> bool {
-        self.log_level == DEFAULT_LOG_LEVEL && std::env::var_os("RUST_LOG").is_none()
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    // Whether --log-level or RUST_LOG chose the level (rather than the default).
+    let level_given = !matches!(
+        matches.value_source("log_level"),
+        Some(clap::parser::ValueSource::DefaultValue) | None
+    );
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // `serve` reads its level from the config file when no flag or RUST_LOG says.
     let level = match &cli.command {
-        Command::Serve(args) if cli.log_level_is_default() => {
+        Command::Serve(args) if !level_given => {
             args.file_log_level().unwrap_or_else(|| "info".into())
         }
         _ => cli.log_level.clone(),
