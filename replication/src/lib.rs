@@ -8,10 +8,12 @@
 //! - [`state`]: the hard state and configuration, persisted crash-safely beside the log;
 //! - [`group::Group`]: one replica of a partition's group, a `RawNode` with the Ready
 //!   handling (persist, then send, then apply and move the commit watermark), driven by
-//!   the caller's ticks and messages (the deterministic simulation in `tests/sim.rs`).
+//!   the caller's ticks and messages (the deterministic simulation in `tests/sim.rs`);
+//! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
+//!   group's messages, with bounded queues and reconnection.
 //!
 //! To come (the later items): the multi-Raft node that batches persistence across
-//! groups (one fsync for many), the inter-broker transport, leadership tools, catch-up by
+//! groups (one fsync for many) and heartbeat coalescing, leadership tools, catch-up by
 //! snapshot (`LogStorage::snapshot` answers "temporarily unavailable" until then), and
 //! membership change.
 
@@ -19,6 +21,7 @@ pub mod error;
 pub mod group;
 pub mod state;
 pub mod storage;
+pub mod transport;
 
 pub use error::{ReplicationError, Result};
 pub use storage::LogStorage;
