@@ -59,6 +59,22 @@ pub struct ReadyOutput {
     pub committed: Vec<Entry>,
 }
 
+/// Where a proposal went: its Raft index and the term it was proposed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposal {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// What became of a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposalStatus {
+    Pending,
+    Committed,
+    /// Another leader's entry took its place; it will never commit.
+    Lost,
+}
+
 /// Why a proposal was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposeError {
@@ -196,16 +212,46 @@ impl Group {
     }
 
     /// Proposes a Kafka batch. It is appended (offsets assigned) at the next Ready and
-    /// committed once a quorum has it durably.
-    pub fn propose(&mut self, batch: Vec<u8>) -> Result<(), ProposeError> {
+    /// committed once a quorum has it durably. Returns where it will be: pass that to
+    /// [`Group::proposal_status`] to learn whether it committed or was lost with a change
+    /// of leader.
+    pub fn propose(&mut self, batch: Vec<u8>) -> Result<Proposal, ProposeError> {
         if !self.is_leader() {
             return Err(ProposeError::NotLeader {
                 leader: self.node.raft.leader_id,
             });
         }
+        let term = self.node.raft.term;
         self.node
             .propose(Vec::new(), batch)
-            .map_err(|e| ProposeError::Dropped(e.to_string()))
+            .map_err(|e| ProposeError::Dropped(e.to_string()))?;
+        Ok(Proposal {
+            index: self.node.raft.raft_log.last_index(),
+            term,
+        })
+    }
+
+    /// Whether a proposal committed, is still pending, or was replaced by another
+    /// leader's entry (the client must retry; with an idempotent producer the retry is
+    /// safe).
+    pub fn proposal_status(&self, p: Proposal) -> ProposalStatus {
+        if p.index > self.applied {
+            return if self.node.raft.term == p.term {
+                ProposalStatus::Pending
+            } else {
+                // A new term: the entry may still commit if the new leader kept it.
+                match self.storage.log().read().map(|l| l.term_of(p.index)) {
+                    Ok(Ok(t)) if t != p.term => ProposalStatus::Lost,
+                    _ => ProposalStatus::Pending,
+                }
+            };
+        }
+        match self.storage.log().read().map(|l| l.term_of(p.index)) {
+            Ok(Ok(t)) if t == p.term => ProposalStatus::Committed,
+            Ok(Ok(_)) => ProposalStatus::Lost,
+            // Retention already removed it, so it had committed.
+            _ => ProposalStatus::Committed,
+        }
     }
 
     /// Hands leadership to `to` (it must be a voter and caught up to take it).

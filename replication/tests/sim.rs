@@ -24,7 +24,7 @@ use kafka_protocol::records::{
 };
 use log_store::{Log, LogConfig};
 use raft::eraftpb::{EntryType, Message};
-use replication::group::{discard_logger, Group, Timing};
+use replication::group::{discard_logger, Group, Proposal, ProposalStatus, Timing};
 use replication::LogStorage;
 
 const REPLICAS: u64 = 3;
@@ -102,6 +102,8 @@ struct Sim {
     committed: BTreeMap<u64, Committed>,
     leaders: HashMap<u64, u64>,
     proposed: u64,
+    /// Proposals a leader accepted: (replica, proposal).
+    tracked: Vec<(u64, Proposal)>,
     step: u64,
 }
 
@@ -157,6 +159,7 @@ impl Sim {
             committed: BTreeMap::new(),
             leaders: HashMap::new(),
             proposed: 0,
+            tracked: Vec::new(),
             step: 0,
         }
     }
@@ -256,8 +259,9 @@ impl Sim {
         if let Some(id) = leader {
             let seq = self.proposed;
             if let Some(g) = self.group(id) {
-                if g.propose(batch(seq)).is_ok() {
+                if let Ok(p) = g.propose(batch(seq)) {
                     self.proposed += 1;
+                    self.tracked.push((id, p));
                 }
             }
         }
@@ -418,6 +422,28 @@ fn run_seed(seed: u64, steps: u64) {
         .count() as u64;
     if sim.proposed > 0 && data_committed == 0 {
         sim.fail(format!("{} proposals, none committed", sim.proposed));
+    }
+    // Every proposal is settled by now, and says the truth: Committed exactly when the
+    // committed entry at its index is from its term.
+    let settled_group = sim
+        .replicas
+        .iter()
+        .filter_map(|r| r.group.as_ref())
+        .max_by_key(|g| g.committed_index());
+    if let Some(g) = settled_group {
+        for &(_, p) in &sim.tracked {
+            let status = g.proposal_status(p);
+            let truth = match sim.committed.get(&p.index) {
+                Some(c) if c.term == p.term => ProposalStatus::Committed,
+                Some(_) => ProposalStatus::Lost,
+                None => ProposalStatus::Pending,
+            };
+            if status != truth {
+                sim.fail(format!(
+                    "proposal {p:?}: status {status:?}, truth {truth:?}"
+                ));
+            }
+        }
     }
     // Every replica holds the committed prefix it reports, identical to the others'.
     let offsets: HashSet<u64> = sim
