@@ -10,15 +10,17 @@
 //!   handling (persist, then send, then apply and move the commit watermark), driven by
 //!   the caller's ticks and messages (the deterministic simulation in `tests/sim.rs`);
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
-//!   group's messages, with bounded queues and reconnection.
+//!   group's messages, with bounded queues and reconnection;
+//! - [`node`]: the task that drives every group of a broker (ticks, peers' messages,
+//!   proposals; one flush per group per turn) and resolves proposals when they commit.
 //!
-//! To come (the later items): the multi-Raft node that batches persistence across
-//! groups (one fsync for many) and heartbeat coalescing, leadership tools, catch-up by
+//! To come (the later items): heartbeat coalescing, leadership tools, catch-up by
 //! snapshot (`LogStorage::snapshot` answers "temporarily unavailable" until then), and
 //! membership change.
 
 pub mod error;
 pub mod group;
+pub mod node;
 pub mod state;
 pub mod storage;
 pub mod transport;
