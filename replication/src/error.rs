@@ -25,6 +25,14 @@ pub enum ReplicationError {
     #[error("corrupt raft state {path}: {reason}")]
     CorruptState { path: PathBuf, reason: String },
 
+    /// A socket operation of the transport failed.
+    #[error("network {what}: {source}")]
+    Network {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// raft-rs refused an operation (`what`).
     #[error("raft {what}: {source}")]
     Raft {

@@ -12,7 +12,9 @@
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
 //!   group's messages, with bounded queues and reconnection;
 //! - [`node`]: the task that drives every group of a broker (ticks, peers' messages,
-//!   proposals; one flush per group per turn) and resolves proposals when they commit.
+//!   proposals; one flush per group per turn) and resolves proposals when they commit;
+//! - [`local_cluster::LocalCluster`]: N nodes in one process over loopback TCP, for the
+//!   cluster tests and the replication benchmark.
 //!
 //! To come (the later items): heartbeat coalescing, leadership tools, catch-up by
 //! snapshot (`LogStorage::snapshot` answers "temporarily unavailable" until then), and
@@ -20,6 +22,7 @@
 
 pub mod error;
 pub mod group;
+pub mod local_cluster;
 pub mod node;
 pub mod state;
 pub mod storage;
