@@ -5,44 +5,14 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+mod common;
+
+use bytes::Bytes;
 use log_store::{Log, LogConfig};
 use replication::local_cluster::LocalCluster;
 
 const GROUPS: u64 = 4;
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn batch(n: u64) -> Vec<u8> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(format!("value {n}"))),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [record].iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding one small record cannot fail");
-    buf.to_vec()
-}
 
 /// (term, bytes) of every entry in a log.
 fn entries(log: &Arc<RwLock<Log>>) -> Vec<(u64, Bytes)> {
@@ -66,14 +36,20 @@ async fn proposals_commit_everywhere_and_survive_a_stopped_node() {
     .unwrap();
     for n in 0..50 {
         for g in 1..=GROUPS {
-            cluster.propose(g, batch(n), TIMEOUT).await.unwrap();
+            cluster
+                .propose(g, common::batch(n, 1).to_vec(), TIMEOUT)
+                .await
+                .unwrap();
         }
     }
     // Stop node 1; the others still form a quorum for every group.
     cluster.stop(1);
     for n in 50..80 {
         for g in 1..=GROUPS {
-            let c = cluster.propose(g, batch(n), TIMEOUT).await.unwrap();
+            let c = cluster
+                .propose(g, common::batch(n, 1).to_vec(), TIMEOUT)
+                .await
+                .unwrap();
             assert!(
                 c.high_watermark > n,
                 "group {g}: high watermark {} after proposal {n}",

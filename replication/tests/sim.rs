@@ -18,10 +18,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+mod common;
+
+use bytes::Bytes;
 use log_store::{Log, LogConfig};
 use raft::eraftpb::{EntryType, Message};
 use replication::group::{discard_logger, Group, Proposal, ProposalStatus, Timing};
@@ -46,35 +45,6 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
-}
-
-fn batch(seq: u64) -> Vec<u8> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000 + seq as i64,
-        key: None,
-        value: Some(Bytes::from(format!("proposal {seq}"))),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [record].iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding one small record cannot fail");
-    buf.to_vec()
 }
 
 /// What every replica must agree on for a committed index.
@@ -259,7 +229,7 @@ impl Sim {
         if let Some(id) = leader {
             let seq = self.proposed;
             if let Some(g) = self.group(id) {
-                if let Ok(p) = g.propose(batch(seq)) {
+                if let Ok(p) = g.propose(common::batch(seq, 1).to_vec()) {
                     self.proposed += 1;
                     self.tracked.push((id, p));
                 }

@@ -5,47 +5,13 @@
 
 use std::sync::{Arc, RwLock};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+mod common;
+
+use bytes::Bytes;
 use log_store::{Log, LogConfig};
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState};
 use raft::{GetEntriesContext, Storage, StorageError};
 use replication::LogStorage;
-
-fn batch(records: usize) -> Bytes {
-    let recs: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch unless offset - sequence is constant; this
-            // keeps one batch with base sequence -1 (not idempotent).
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; 100])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
 
 fn entry(index: u64, term: u64, kind: EntryType, data: Bytes) -> Entry {
     let mut e = Entry {
@@ -59,12 +25,17 @@ fn entry(index: u64, term: u64, kind: EntryType, data: Bytes) -> Entry {
 }
 
 fn data(index: u64, term: u64, records: usize) -> Entry {
-    entry(index, term, EntryType::EntryNormal, batch(records))
+    entry(
+        index,
+        term,
+        EntryType::EntryNormal,
+        common::batch(index, records),
+    )
 }
 
 fn open(dir: &std::path::Path) -> LogStorage {
     let config = LogConfig {
-        segment_bytes: 4096,
+        segment_bytes: 1024,
         ..LogConfig::default()
     };
     let log = Log::open(dir, config).unwrap();
