@@ -100,7 +100,13 @@ async fn bench(replicas: u64, entries: usize, concurrency: usize) -> Result<(), 
         "{replicas} replica(s), max load:  {:7.1} MB/s  {:7.0} entries/s  commit p50 {:6.2} ms  p99 {:6.2} ms",
         max.mb_per_s, max.entries_per_s, max.p50_ms, max.p99_ms
     );
-    let half = run(cluster.clone(), entries / 2, concurrency, Some(max.entries_per_s / 2.0)).await?;
+    let half = run(
+        cluster.clone(),
+        entries / 2,
+        concurrency,
+        Some(max.entries_per_s / 2.0),
+    )
+    .await?;
     println!(
         "{replicas} replica(s), half load: {:7.1} MB/s  {:7.0} entries/s  commit p50 {:6.2} ms  p99 {:6.2} ms",
         half.mb_per_s, half.entries_per_s, half.p50_ms, half.p99_ms
@@ -119,7 +125,10 @@ fn main() -> ExitCode {
         eprintln!("usage: replication_bench [ENTRIES > 0] [CONCURRENCY > 0]");
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("replication_bench: starting the runtime: {e}");
