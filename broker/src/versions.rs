@@ -4,6 +4,10 @@
 //! derives features (compression, message format) from the advertised ranges and turns
 //! them off when the low versions are missing (KAFKA-18659); Kafka 4 does the same. A
 //! Produce request below v3 closes its connection.
+//!
+//! FindCoordinator is advertised for the same reason: librdkafka enables LZ4 only when
+//! FindCoordinator v0 is in the list. Until consumer groups exist it answers
+//! COORDINATOR_NOT_AVAILABLE (see `handlers/find_coordinator.rs`).
 
 use kafka_protocol::messages::ApiKey;
 
@@ -23,6 +27,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
 ];
 
 /// Lowest Produce version actually accepted (RecordBatch v2 only).

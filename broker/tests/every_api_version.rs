@@ -134,6 +134,12 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
             ])
             .into(),
         ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
+        ApiKey::FindCoordinator if version < 4 => FindCoordinatorRequest::default()
+            .with_key(s("group-a"))
+            .into(),
+        ApiKey::FindCoordinator => FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![s("group-a"), s("group-b")])
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -211,6 +217,15 @@ async fn every_advertised_version_is_answered() {
                         r.responses[0].partitions[0].error_code, 0,
                         "Fetch v{version}"
                     );
+                }
+                ResponseKind::FindCoordinator(r) => {
+                    let not_available = 15;
+                    if version < 4 {
+                        assert_eq!(r.error_code, not_available, "FindCoordinator v{version}");
+                    } else {
+                        assert_eq!(r.coordinators.len(), 2);
+                        assert!(r.coordinators.iter().all(|c| c.error_code == not_available));
+                    }
                 }
                 ResponseKind::DeleteRecords(r) => {
                     assert_eq!(r.topics[0].partitions[0].error_code, 0);

@@ -81,18 +81,20 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
     }
     let batch = p.read(base, 1)?;
     // A batch the decoder cannot read (an unknown codec) is answered at batch precision.
-    let found = first_record_at_or_after(batch, timestamp).unwrap_or((-1, base as i64));
+    let found = first_record_at_or_after(batch, timestamp, offsets.log_start as i64)
+        .unwrap_or((-1, base as i64));
     if found.1 < 0 || found.1 as u64 >= offsets.high_watermark {
         return Ok((-1, -1));
     }
     Ok(found)
 }
 
-/// The first record of the first batch in `bytes` with a timestamp ≥ `t`.
-fn first_record_at_or_after(mut bytes: Bytes, t: i64) -> Option<(i64, i64)> {
+/// The first record of the first batch in `bytes` with a timestamp ≥ `t`, at or after
+/// the log start (DeleteRecords may have moved it into the middle of this batch).
+fn first_record_at_or_after(mut bytes: Bytes, t: i64, log_start: i64) -> Option<(i64, i64)> {
     let set = RecordBatchDecoder::decode(&mut bytes).ok()?;
     set.records
         .iter()
-        .find(|r| r.timestamp >= t)
+        .find(|r| r.timestamp >= t && r.offset >= log_start)
         .map(|r| (r.timestamp, r.offset))
 }

@@ -9,6 +9,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod fetch;
+mod find_coordinator;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -70,6 +71,7 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::DeleteRecords(r) => Reply::now(delete_records::handle(&ctx, r)),
         RequestKind::InitProducerId(r) => Reply::now(init_producer_id::handle(&ctx, r)),
         RequestKind::DescribeCluster(r) => Reply::now(describe_cluster::handle(&ctx, r)),
+        RequestKind::FindCoordinator(r) => Reply::now(find_coordinator::handle(&ctx, r)),
         RequestKind::DescribeConfigs(r) => Reply::now(configs::describe(&ctx, r)),
         RequestKind::AlterConfigs(r) => Reply::now(configs::alter(&ctx, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {

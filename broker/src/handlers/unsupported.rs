@@ -8,11 +8,9 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse,
-    LeaveGroupResponse, ListGroupsResponse, RequestKind, ResponseKind, SaslHandshakeResponse,
-    SyncGroupResponse,
+    ApiKey, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
+    RequestKind, ResponseKind, SaslHandshakeResponse, SyncGroupResponse,
 };
 
 use super::Reply;
@@ -32,7 +30,8 @@ pub fn reply(ctx: &RequestContext, body: &mut Bytes) -> Result<Reply, String> {
                 Ok(RequestKind::FindCoordinator(r)) => r,
                 _ => return close(),
             };
-            find_coordinator(request, code).into()
+            super::find_coordinator::answer(request, version, code, "this version is not supported")
+                .into()
         }
         ApiKey::JoinGroup => JoinGroupResponse::default().with_error_code(code).into(),
         ApiKey::SyncGroup => SyncGroupResponse::default().with_error_code(code).into(),
@@ -45,25 +44,4 @@ pub fn reply(ctx: &RequestContext, body: &mut Bytes) -> Result<Reply, String> {
         _ => return close(),
     };
     Ok(Reply::now(response))
-}
-
-/// v0–3 carry one key and a top-level error; v4+ a list of coordinators.
-fn find_coordinator(request: FindCoordinatorRequest, code: i16) -> FindCoordinatorResponse {
-    let message = super::message("consumer groups are not supported yet");
-    let coordinators = request
-        .coordinator_keys
-        .into_iter()
-        .map(|key| {
-            Coordinator::default()
-                .with_key(key)
-                .with_node_id((-1).into())
-                .with_error_code(code)
-                .with_error_message(message.clone())
-        })
-        .collect();
-    FindCoordinatorResponse::default()
-        .with_error_code(code)
-        .with_error_message(message)
-        .with_node_id((-1).into())
-        .with_coordinators(coordinators)
 }
