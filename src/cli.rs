@@ -1,8 +1,11 @@
 //! Command implementations, one module per command family (`strata log …`), and what
 //! they share: how a finished command maps to an exit status, how errors are reported.
 
+pub mod consume;
 pub mod log;
+pub mod produce;
 pub mod serve;
+pub mod topic;
 
 mod json;
 mod timestamp;

@@ -43,6 +43,12 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Print the version.
     Version,
+    /// Create, list, describe, alter and delete topics on a running broker.
+    Topic(cli::topic::TopicArgs),
+    /// Write stdin lines to a topic, one record per line.
+    Produce(cli::produce::ProduceArgs),
+    /// Print a topic's records, from earliest, latest, an offset or a time.
+    Consume(cli::consume::ConsumeArgs),
 }
 
 const DEFAULT_LOG_LEVEL: &str = "warn";
@@ -69,6 +75,9 @@ fn main() -> ExitCode {
         Command::Log(cmd) => cmd.run(),
         Command::Serve(args) => args.run(),
         Command::Version => cli::print_version(),
+        Command::Topic(args) => args.run(),
+        Command::Produce(args) => args.run(),
+        Command::Consume(args) => args.run(),
     });
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -1,0 +1,493 @@
+//! One TCP connection to one broker: size-prefixed frames, request headers, correlation
+//! ids, per-request timeouts, and the API versions negotiated at connect.
+//!
+//! A connection carries one request at a time (`&mut self`): responses come back in
+//! order, so ordering per connection is the caller's ordering. After any failure that
+//! may leave a response half-read (I/O error, timeout, oversized or undecodable frame)
+//! the connection marks itself broken and refuses further requests; owners reconnect.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, trace};
+
+use crate::error::{Error, Result, UNSUPPORTED_VERSION};
+
+/// Default cap on one response frame: Kafka's `socket.request.max.bytes` (100 MiB). A
+/// larger announced size closes the connection instead of allocating.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+/// Default time to establish a TCP connection and negotiate versions.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time for one request to be answered (Kafka's `request.timeout.ms`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The ApiVersions version tried first; brokers that do not know it answer
+/// UNSUPPORTED_VERSION in the v0 layout and the client retries.
+const API_VERSIONS_FIRST: i16 = 3;
+
+/// `(api, min, max)`: the versions of each API this client encodes and interprets
+/// correctly. Fetch and Produce stop at 12, the last versions that name topics (13+
+/// use topic ids); Metadata starts at 1, the first where "no topics" means all.
+pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// A request this client sends, with its API key and response type. (The codec's own
+/// `Request` trait also needs request decoders, which only brokers compile.)
+pub trait Request: Encodable {
+    /// The API this request belongs to.
+    const KEY: ApiKey;
+    /// What the broker answers.
+    type Response: Decodable;
+}
+
+macro_rules! requests {
+    ($($request:ty => $response:ty, $key:ident;)*) => {
+        $(impl Request for $request {
+            const KEY: ApiKey = ApiKey::$key;
+            type Response = $response;
+        })*
+    };
+}
+
+requests! {
+    ProduceRequest => ProduceResponse, Produce;
+    FetchRequest => FetchResponse, Fetch;
+    ListOffsetsRequest => ListOffsetsResponse, ListOffsets;
+    MetadataRequest => MetadataResponse, Metadata;
+    CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
+    DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
+    CreatePartitionsRequest => CreatePartitionsResponse, CreatePartitions;
+    InitProducerIdRequest => InitProducerIdResponse, InitProducerId;
+    DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs;
+    IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs;
+    DescribeClusterRequest => DescribeClusterResponse, DescribeCluster;
+}
+
+/// Settings shared by every connection of a client.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Sent in every request header (`client.id`).
+    pub client_id: String,
+    /// Bound on TCP connect plus version negotiation.
+    pub connect_timeout: Duration,
+    /// Bound on each request's round trip (long-poll fetches add their wait).
+    pub request_timeout: Duration,
+    /// Largest response frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            client_id: "strata-client".to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+/// A negotiated connection to one broker.
+#[derive(Debug)]
+pub struct Connection {
+    addr: String,
+    stream: TcpStream,
+    config: ConnectionConfig,
+    next_correlation_id: i32,
+    /// api key → the highest version both sides speak.
+    versions: HashMap<i16, i16>,
+    broken: bool,
+}
+
+impl Connection {
+    /// Connects to `addr` and negotiates API versions (ApiVersions v3, falling back to
+    /// v0 when the broker answers UNSUPPORTED_VERSION). Fails with [`Error::Connect`]
+    /// when the whole exchange does not finish within `config.connect_timeout`.
+    pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection> {
+        let connect_timeout = config.connect_timeout;
+        let attempt = async {
+            let stream = TcpStream::connect(addr).await.map_err(|e| Error::Connect {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+            // Small requests (acks, fetch polls) must not wait for Nagle.
+            let _ = stream.set_nodelay(true);
+            let mut conn = Connection {
+                addr: addr.to_string(),
+                stream,
+                config,
+                next_correlation_id: 1,
+                versions: HashMap::new(),
+                broken: false,
+            };
+            conn.negotiate().await?;
+            Ok(conn)
+        };
+        match tokio::time::timeout(connect_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Connect {
+                addr: addr.to_string(),
+                reason: format!("no connection and API versions within {connect_timeout:?}"),
+            }),
+        }
+    }
+
+    /// The address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether an earlier failure left the stream unusable.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// The version that will be used for `api`, if the broker and client share one.
+    pub fn api_version(&self, api: ApiKey) -> Option<i16> {
+        self.versions.get(&(api as i16)).copied()
+    }
+
+    /// Sends `request` at the negotiated version and waits for its response, within the
+    /// request timeout.
+    pub async fn send<R: Request>(&mut self, request: &R) -> Result<R::Response> {
+        let timeout = self.config.request_timeout;
+        self.send_with_timeout(request, timeout).await
+    }
+
+    /// As [`Connection::send`] with an explicit bound (a long-poll fetch waits longer).
+    pub async fn send_with_timeout<R: Request>(
+        &mut self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let (api, version) = self.negotiated::<R>()?;
+        let body = self
+            .round_trip(api, version, request, true, timeout)
+            .await?
+            .unwrap_or_default();
+        self.decode_body::<R::Response>(api, version, body)
+    }
+
+    /// Sends `request` without waiting for a response (Produce with acks=0, where the
+    /// broker sends none). Returns once the bytes are written to the socket.
+    pub async fn send_no_response<R: Request>(&mut self, request: &R) -> Result<()> {
+        let (api, version) = self.negotiated::<R>()?;
+        let timeout = self.config.request_timeout;
+        self.round_trip(api, version, request, false, timeout)
+            .await
+            .map(|_| ())
+    }
+
+    fn negotiated<R: Request>(&self) -> Result<(ApiKey, i16)> {
+        let api = R::KEY;
+        let version = self.api_version(api).ok_or_else(|| {
+            let (client_min, client_max) = client_range(api).unwrap_or((-1, -1));
+            Error::UnsupportedApi {
+                addr: self.addr.clone(),
+                api,
+                client_min,
+                client_max,
+            }
+        })?;
+        Ok((api, version))
+    }
+
+    fn decode_body<T: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        mut body: Bytes,
+    ) -> Result<T> {
+        T::decode(&mut body, version).map_err(|e| {
+            self.broken = true;
+            Error::Decode {
+                addr: self.addr.clone(),
+                api,
+                version,
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Writes one request frame and, if `expect_response`, reads one response frame and
+    /// returns its body (after the response header). Any failure breaks the connection.
+    async fn round_trip<B: Encodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        body: &B,
+        expect_response: bool,
+        timeout: Duration,
+    ) -> Result<Option<Bytes>> {
+        if self.broken {
+            return Err(Error::io(
+                &self.addr,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "connection closed after an earlier failure",
+                ),
+            ));
+        }
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = self.encode_frame(api, version, correlation_id, body)?;
+        trace!(api = ?api, version, correlation_id, bytes = frame.len(), addr = %self.addr, "request");
+        let exchange = async {
+            self.stream
+                .write_all(&frame)
+                .await
+                .map_err(|e| self.io(e))?;
+            if !expect_response {
+                return Ok(None);
+            }
+            let frame = self.read_frame().await?;
+            Ok(Some(frame))
+        };
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                addr: self.addr.clone(),
+                api,
+                timeout,
+            }),
+        };
+        let mut frame = match result {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                debug!(api = ?api, correlation_id, addr = %self.addr, error = %e, "request failed; closing connection");
+                self.broken = true;
+                return Err(e);
+            }
+        };
+        let header_version = api.response_header_version(version);
+        let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
+            self.broken = true;
+            Error::Decode {
+                addr: self.addr.clone(),
+                api,
+                version,
+                reason: format!("response header: {e}"),
+            }
+        })?;
+        if header.correlation_id != correlation_id {
+            self.broken = true;
+            return Err(Error::Decode {
+                addr: self.addr.clone(),
+                api,
+                version,
+                reason: format!(
+                    "correlation id {} answers no request (expected {correlation_id})",
+                    header.correlation_id
+                ),
+            });
+        }
+        Ok(Some(frame))
+    }
+
+    fn encode_frame<B: Encodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &B,
+    ) -> Result<BytesMut> {
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.config.client_id.clone())));
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_i32(0); // size, patched below
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .map_err(|e| Error::Encode {
+                api,
+                version,
+                reason: format!("request header: {e}"),
+            })?;
+        body.encode(&mut buf, version).map_err(|e| Error::Encode {
+            api,
+            version,
+            reason: e.to_string(),
+        })?;
+        let size = i32::try_from(buf.len() - 4).map_err(|_| Error::Encode {
+            api,
+            version,
+            reason: format!(
+                "request of {} bytes exceeds the frame size field",
+                buf.len()
+            ),
+        })?;
+        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        Ok(buf)
+    }
+
+    async fn read_frame(&mut self) -> Result<Bytes> {
+        let size = self.stream.read_i32().await.map_err(|e| self.io(e))?;
+        let limit = self.config.max_frame_bytes;
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s <= limit)
+            .ok_or_else(|| Error::FrameSize {
+                addr: self.addr.clone(),
+                size_bytes: i64::from(size),
+                limit_bytes: limit,
+            })?;
+        let mut body = vec![0u8; size];
+        self.stream
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| self.io(e))?;
+        Ok(Bytes::from(body))
+    }
+
+    fn io(&self, source: std::io::Error) -> Error {
+        Error::io(&self.addr, source)
+    }
+
+    /// ApiVersions: v3 first; on UNSUPPORTED_VERSION (answered in the v0 layout) retry
+    /// with v0, which every broker speaks.
+    async fn negotiate(&mut self) -> Result<()> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("strata-client"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut response = self.api_versions(&request, API_VERSIONS_FIRST).await?;
+        if response.error_code == UNSUPPORTED_VERSION {
+            debug!(addr = %self.addr, "ApiVersions v{API_VERSIONS_FIRST} unsupported; retrying with v0");
+            response = self.api_versions(&request, 0).await?;
+        }
+        Error::check(
+            response.error_code,
+            || format!("ApiVersions with {}", self.addr),
+            None,
+        )?;
+        self.versions = common_versions(&response);
+        debug!(addr = %self.addr, versions = ?self.versions, "negotiated API versions");
+        Ok(())
+    }
+
+    /// One ApiVersions exchange at `version`. An error answer may come in the v0 layout
+    /// whatever was asked, so a body that does not decode at `version` is tried as v0.
+    async fn api_versions(
+        &mut self,
+        request: &ApiVersionsRequest,
+        version: i16,
+    ) -> Result<ApiVersionsResponse> {
+        let api = ApiKey::ApiVersions;
+        let timeout = self.config.request_timeout;
+        let body = self
+            .round_trip(api, version, request, true, timeout)
+            .await?
+            .unwrap_or_default();
+        let first = match ApiVersionsResponse::decode(&mut body.clone(), version) {
+            Ok(r) if r.error_code != UNSUPPORTED_VERSION || version == 0 => return Ok(r),
+            other => other.ok(),
+        };
+        match (ApiVersionsResponse::decode(&mut body.clone(), 0), first) {
+            (Ok(v0), _) => Ok(v0),
+            (Err(_), Some(r)) => Ok(r),
+            (Err(e), None) => {
+                self.broken = true;
+                Err(Error::Decode {
+                    addr: self.addr.clone(),
+                    api,
+                    version,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// For each API this client speaks, the highest version inside both ranges.
+fn common_versions(response: &ApiVersionsResponse) -> HashMap<i16, i16> {
+    let mut versions = HashMap::new();
+    for &(api, client_min, client_max) in CLIENT_VERSIONS {
+        let Some(broker) = response.api_keys.iter().find(|k| k.api_key == api as i16) else {
+            continue;
+        };
+        let max = client_max.min(broker.max_version);
+        if max >= client_min.max(broker.min_version) {
+            versions.insert(api as i16, max);
+        }
+    }
+    versions
+}
+
+fn client_range(api: ApiKey) -> Option<(i16, i16)> {
+    CLIENT_VERSIONS
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+
+    fn broker(ranges: &[(ApiKey, i16, i16)]) -> ApiVersionsResponse {
+        ApiVersionsResponse::default().with_api_keys(
+            ranges
+                .iter()
+                .map(|&(k, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(k as i16)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn negotiation_picks_the_highest_common_version() {
+        let v = common_versions(&broker(&[
+            (ApiKey::Produce, 0, 11),
+            (ApiKey::Fetch, 4, 17),
+            (ApiKey::Metadata, 0, 0),
+            (ApiKey::CreateTopics, 8, 9),
+        ]));
+        assert_eq!(v.get(&(ApiKey::Produce as i16)), Some(&11));
+        assert_eq!(v.get(&(ApiKey::Fetch as i16)), Some(&12));
+        // Only v0, which this client does not speak.
+        assert_eq!(v.get(&(ApiKey::Metadata as i16)), None);
+        // Broker's range starts above ours.
+        assert_eq!(v.get(&(ApiKey::CreateTopics as i16)), None);
+        // Not advertised at all.
+        assert_eq!(v.get(&(ApiKey::ListOffsets as i16)), None);
+    }
+
+    #[test]
+    fn client_ranges_lie_within_the_codec() {
+        for &(api, min, max) in CLIENT_VERSIONS {
+            let codec = api.valid_versions();
+            assert!(codec.min <= min && max <= codec.max, "{api:?}");
+        }
+    }
+}

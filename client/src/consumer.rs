@@ -1,0 +1,264 @@
+//! A partition consumer: reads one partition in offset order from a chosen start, by
+//! long-poll Fetch requests on a connection of its own to the partition's leader.
+//!
+//! Guarantees: records come in strictly increasing offset order, none below the start
+//! offset, none twice (the position only moves past records already returned), control
+//! batches never; offset gaps (compaction) are skipped. Leader changes and broken
+//! connections are retried with backoff within the request timeout; OFFSET_OUT_OF_RANGE
+//! and other fatal errors are returned.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tracing::debug;
+
+use crate::batch::decode_records;
+use crate::cluster::Cluster;
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::offsets::{list_offset, refreshable, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::record::ConsumerRecord;
+
+/// Largest per-partition fetch size the consumer grows to when a single batch does not
+/// fit (brokers that do not follow KIP-74 cut it short instead of sending it whole).
+pub const MAX_PARTITION_FETCH_BYTES: i32 = 64 * 1024 * 1024;
+/// First wait after a retriable fetch failure; doubles up to [`RETRY_BACKOFF_MAX`].
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Where a consumer starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOffset {
+    /// The log start offset.
+    Earliest,
+    /// The high watermark: only records produced from now on.
+    Latest,
+    /// This offset.
+    Offset(i64),
+    /// The first record with a timestamp at or after this time (ms since the epoch);
+    /// the high watermark if there is none.
+    Timestamp(i64),
+}
+
+/// Fetch sizes and waits.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// How long the broker may hold a fetch waiting for `min_bytes`.
+    pub max_wait: Duration,
+    /// Bytes the broker waits for before answering early.
+    pub min_bytes: i32,
+    /// Bound on one response's record bytes (the first batch is sent whole anyway).
+    pub max_bytes: i32,
+    /// Bound on record bytes per partition per fetch.
+    pub partition_max_bytes: i32,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            max_bytes: 50 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Reads one partition. See the module documentation for its guarantees.
+#[derive(Debug)]
+pub struct PartitionConsumer {
+    cluster: Arc<Cluster>,
+    topic: String,
+    partition: i32,
+    config: FetchConfig,
+    partition_max_bytes: i32,
+    position: i64,
+    high_watermark: Option<i64>,
+    connection: Option<(i32, Connection)>,
+}
+
+impl PartitionConsumer {
+    /// A consumer of `topic`-`partition` positioned at `start` (resolved now with
+    /// ListOffsets where needed). Fails if the topic or partition does not exist.
+    pub async fn new(
+        cluster: Arc<Cluster>,
+        topic: &str,
+        partition: i32,
+        start: StartOffset,
+        config: FetchConfig,
+    ) -> Result<PartitionConsumer> {
+        if cluster.metadata().topic(topic).is_err() {
+            cluster
+                .refresh_metadata(Some(&[topic.to_string()]), false)
+                .await?;
+        }
+        cluster.metadata().leader(topic, partition).or_else(|e| {
+            // A partition without a leader right now may get one; other errors stand.
+            if matches!(e, Error::NoLeader { .. }) {
+                Ok((-1, String::new()))
+            } else {
+                Err(e)
+            }
+        })?;
+        let mut consumer = PartitionConsumer {
+            cluster,
+            topic: topic.to_string(),
+            partition,
+            partition_max_bytes: config.partition_max_bytes.max(1),
+            config,
+            position: 0,
+            high_watermark: None,
+            connection: None,
+        };
+        consumer.seek(start).await?;
+        Ok(consumer)
+    }
+
+    /// Moves the position to `start`; the next poll reads from there.
+    pub async fn seek(&mut self, start: StartOffset) -> Result<()> {
+        self.position = match start {
+            StartOffset::Offset(offset) => offset,
+            StartOffset::Earliest => self.list(EARLIEST_TIMESTAMP).await?,
+            StartOffset::Latest => self.list(LATEST_TIMESTAMP).await?,
+            StartOffset::Timestamp(ms) => match self.list(ms).await? {
+                -1 => self.list(LATEST_TIMESTAMP).await?,
+                offset => offset,
+            },
+        };
+        Ok(())
+    }
+
+    async fn list(&self, timestamp: i64) -> Result<i64> {
+        Ok(
+            list_offset(&self.cluster, &self.topic, self.partition, timestamp)
+                .await?
+                .offset,
+        )
+    }
+
+    /// The topic read.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition read.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The offset the next fetch starts at.
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
+    /// The high watermark the last fetch reported.
+    pub fn high_watermark(&self) -> Option<i64> {
+        self.high_watermark
+    }
+
+    /// One fetch: the records after the position (possibly none, after `max_wait`),
+    /// and the position moved past them. Retriable failures are retried with backoff
+    /// for up to the request timeout before being returned.
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let deadline = Instant::now() + self.cluster.request_timeout();
+        let mut backoff = RETRY_BACKOFF;
+        loop {
+            match self.fetch_once().await {
+                Ok(records) => return Ok(records),
+                Err(e) if refreshable(&e) && Instant::now() < deadline => {
+                    debug!(topic = %self.topic, partition = self.partition, error = %e, "fetch failed; retrying");
+                    self.connection = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                    let _ = self
+                        .cluster
+                        .refresh_metadata(Some(std::slice::from_ref(&self.topic)), false)
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn fetch_once(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let (leader, _) = self
+            .cluster
+            .metadata()
+            .leader(&self.topic, self.partition)?;
+        let conn = match &mut self.connection {
+            Some((node, conn)) if *node == leader && !conn.is_broken() => conn,
+            slot => {
+                let conn = self.cluster.connect_node(leader).await?;
+                &mut slot.insert((leader, conn)).1
+            }
+        };
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(duration_ms(self.config.max_wait))
+            .with_min_bytes(self.config.min_bytes)
+            .with_max_bytes(self.config.max_bytes)
+            .with_isolation_level(0)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(self.topic.clone())))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(self.partition)
+                    .with_fetch_offset(self.position)
+                    .with_partition_max_bytes(self.partition_max_bytes)])]);
+        let timeout = self.cluster.request_timeout() + self.config.max_wait;
+        let response = conn.send_with_timeout(&request, timeout).await?;
+        let context = || {
+            format!(
+                "fetch {}-{} at {}",
+                self.topic, self.partition, self.position
+            )
+        };
+        Error::check(response.error_code, context, None)?;
+        let Some(data) = response
+            .responses
+            .iter()
+            .filter(|t| t.topic.0.as_str() == self.topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == self.partition)
+        else {
+            return Ok(Vec::new());
+        };
+        Error::check(data.error_code, context, None)?;
+        self.high_watermark = Some(data.high_watermark);
+        let bytes = data.records.clone().unwrap_or_default();
+        let decoded = decode_records(&self.topic, self.partition, self.position, bytes)?;
+        match decoded.next_offset {
+            Some(next) => {
+                self.position = self.position.max(next);
+                self.partition_max_bytes = self.config.partition_max_bytes.max(1);
+            }
+            None if decoded.partial_tail_bytes > 0 => {
+                // Not even one whole batch fit: ask for more next time.
+                if self.partition_max_bytes >= MAX_PARTITION_FETCH_BYTES {
+                    return Err(Error::CorruptBatch {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        offset: self.position,
+                        reason: format!(
+                            "no complete batch within {MAX_PARTITION_FETCH_BYTES} bytes"
+                        ),
+                    });
+                }
+                self.partition_max_bytes = self
+                    .partition_max_bytes
+                    .saturating_mul(2)
+                    .min(MAX_PARTITION_FETCH_BYTES);
+            }
+            None => {}
+        }
+        Ok(decoded.records)
+    }
+}
+
+fn duration_ms(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
