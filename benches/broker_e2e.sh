@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end produce and consume throughput of a release `strata serve`, driven by
-# librdkafka through kcat (linger.ms=5, batch.size=1000000, acks=1), for 100-byte values
+# librdkafka through kcat (linger.ms=5, batch.size=1000000, acks=1) and by the client
+# crate through `strata produce` / `strata consume` (same settings), for 100-byte values
 # into topics of 1 and 8 partitions. Prints messages/s, MB/s, and the CPU each side used
 # (cores = CPU seconds / wall seconds; 1.0 means one core saturated).
 #
@@ -77,7 +78,7 @@ measure() {
 report() {
     local what="$1" wall="$2" kcpu="$3" bcpu="$4"
     awk -v w="$wall" -v n="$messages" -v b="$value_bytes" -v k="$kcpu" -v c="$bcpu" -v what="$what" \
-        'BEGIN { printf "%-34s %9.0f msg/s %7.1f MB/s   kcat %.2f cores, broker %.2f cores\n", what, n / w, b / w / 1e6, k / w, c / w }'
+        'BEGIN { printf "%-38s %9.0f msg/s %7.1f MB/s   client %.2f cores, broker %.2f cores\n", what, n / w, b / w / 1e6, k / w, c / w }'
 }
 
 echo "# strata e2e — $(date -u '+%Y-%m-%dT%H:%M:%SZ'), $messages x 100-byte values, $(nproc) cpus, $(uname -sr)"
@@ -95,5 +96,15 @@ for partitions in 1 8; do
     report "consume, $partitions partition(s), librdkafka" "$wall" "$kcpu" "$bcpu"
     got="$(kcat -C -b "127.0.0.1:$port" -t "$topic" -o beginning -e -q -f '%s\n' | wc -l)"
     [[ "$got" -eq "$messages" ]] || { echo "consumed $got of $messages messages" >&2; exit 1; }
+
+    # The client crate, through the strata CLI (bulk: large batches, acks=1).
+    topic="e2e-client-$partitions"
+    kcat -L -b "127.0.0.1:$port" -t "$topic" >/dev/null
+    read -r wall kcpu bcpu < <(measure "$bin" produce "$topic" --brokers "127.0.0.1:$port" \
+        --acks 1 --linger-ms 5 --batch-size 1000000 <"$payload")
+    report "produce, $partitions partition(s), client crate" "$wall" "$kcpu" "$bcpu"
+    read -r wall kcpu bcpu < <(measure "$bin" consume "$topic" --brokers "127.0.0.1:$port" \
+        --from earliest --count "$messages" --format '{value}')
+    report "consume, $partitions partition(s), client crate" "$wall" "$kcpu" "$bcpu"
     stop_broker
 done
