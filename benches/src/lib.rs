@@ -8,11 +8,9 @@
 
 use std::path::PathBuf;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use log_store::{Log, Result};
+use strata_testkit::{encode_batch, Compression, Producer, RecordSpec};
 
 /// Size of a typical producer batch (Kafka's `batch.size` defaults to 16 KiB).
 pub const SMALL_BATCH_BYTES: usize = 16 * 1024;
@@ -68,40 +66,23 @@ impl Mode {
 /// Panics when not even one record fits, or when the encoder fails (it cannot for
 /// uncompressed records): both are mistakes in the bench, not conditions to handle.
 pub fn record_batch(max_batch_bytes: usize, value_bytes: usize) -> Vec<u8> {
+    let value = Bytes::from(
+        (0..value_bytes)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>(),
+    );
     let encode = |records: usize| -> Vec<u8> {
-        let value = Bytes::from(
-            (0..value_bytes)
-                .map(|i| b'a' + (i % 26) as u8)
-                .collect::<Vec<u8>>(),
-        );
-        let recs: Vec<Record> = (0..records)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: 7,
-                producer_epoch: 0,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32,
-                timestamp: BATCH_TIMESTAMP_MS + i as i64,
-                key: None,
-                value: Some(value.clone()),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            recs.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encoding uncompressed records into a BytesMut cannot fail");
-        buf.to_vec()
+        let specs = (0..records).map(|i| RecordSpec {
+            key: None,
+            value: Some(value.clone()),
+            timestamp_ms: BATCH_TIMESTAMP_MS + i as i64,
+        });
+        let producer = Producer {
+            id: 7,
+            epoch: 0,
+            first_sequence: 0,
+        };
+        encode_batch(specs, producer, Compression::None).to_vec()
     };
     // Records grow with their varint offset and timestamp deltas, so the cost of the
     // second record bounds the count from above; binary search down from there.

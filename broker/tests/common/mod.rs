@@ -7,9 +7,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use strata_testkit::{encode_batch, Compression, Producer, RecordSpec, NO_PRODUCER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -38,64 +36,27 @@ pub fn batch() -> Bytes {
 
 /// A batch of `records` records from an idempotent producer, first sequence `seq`.
 pub fn idempotent_batch(producer_id: i64, epoch: i16, seq: i32, records: usize) -> Bytes {
-    let recs: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: seq + i as i32,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::from(format!("{seq}+{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding small records cannot fail");
-    buf.freeze()
+    let specs = (0..records).map(|i| RecordSpec {
+        key: None,
+        value: Some(Bytes::from(format!("{seq}+{i}"))),
+        timestamp_ms: 1_700_000_000_000 + i as i64,
+    });
+    let producer = Producer {
+        id: producer_id,
+        epoch,
+        first_sequence: seq,
+    };
+    encode_batch(specs, producer, Compression::None).freeze()
 }
 
 /// One uncompressed record with a value of `value_len` bytes.
 pub fn batch_of(value_len: usize) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
+    let spec = RecordSpec {
         key: Some(Bytes::from_static(b"k")),
         value: Some(Bytes::from(vec![b'v'; value_len])),
-        headers: Default::default(),
+        timestamp_ms: 1_700_000_000_000,
     };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [record].iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding one small record cannot fail");
-    buf.freeze()
+    encode_batch([spec], NO_PRODUCER, Compression::None).freeze()
 }
 
 pub async fn roundtrip(

@@ -1,42 +1,12 @@
 //! Test helpers: real Kafka RecordBatch v2 bytes made by the `kafka-protocol` encoder.
 #![allow(dead_code)]
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 
 /// A batch of `records` records with values of `value_bytes` bytes; record `i` has key
-/// `key-{seed}-{i}` and timestamp `timestamp_ms + i`.
+/// `key-{seed}-{i}` and timestamp `timestamp_ms + i` (see `strata_testkit::keyed_batch`).
 pub fn batch(seed: u64, records: usize, value_bytes: usize, timestamp_ms: i64) -> Vec<u8> {
-    let recs: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: 7,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: timestamp_ms + i as i64,
-            key: Some(Bytes::from(format!("key-{seed}-{i}"))),
-            value: Some(Bytes::from(vec![(seed % 251) as u8; value_bytes])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding a small uncompressed batch cannot fail");
-    buf.to_vec()
+    strata_testkit::keyed_batch(seed, records, value_bytes, timestamp_ms)
 }
 
 /// Splits log bytes into (base offset, batch bytes) pairs.
