@@ -154,11 +154,12 @@ impl TopicConfig {
                 self.retention_bytes = parse_limit(key, value)?.map(|v| v as u64);
             }
             "segment.ms" => {
-                self.segment_ms = Some(
-                    parse_limit(key, value)?
-                        .filter(|&v| v >= 1)
-                        .ok_or_else(|| bad(key, "must be at least 1"))?,
-                );
+                // -1 (what DescribeConfigs shows for "no age limit") turns rolling by age off.
+                self.segment_ms = match parse_limit(key, value)? {
+                    None => None,
+                    Some(v) if v >= 1 => Some(v),
+                    Some(_) => return Err(bad(key, "must be -1 or at least 1")),
+                };
             }
             "segment.bytes" => {
                 let v = parse_limit(key, value)?.ok_or_else(|| bad(key, "must be set"))?;

@@ -188,7 +188,9 @@ impl Partition {
             // control batches.
             return Err(ResponseError::InvalidRecord.code());
         }
-        if header.records_count < 1 || header.records_count != header.last_offset_delta + 1 {
+        if header.records_count < 1
+            || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
+        {
             return Err(ResponseError::InvalidRecord.code());
         }
         let appended = self.with_inner_mut(|inner| match inner.producers.check(&header) {
@@ -381,14 +383,35 @@ impl Partition {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(inner) = guard.take() {
-            inner
-                .log
-                .close()
-                .map_err(|e| log_err(&self.topic, self.index, e))?;
+        let closed = match guard.take() {
+            Some(inner) => {
+                let end = inner.log.next_offset();
+                inner
+                    .log
+                    .close()
+                    .map_err(|e| log_err(&self.topic, self.index, e))
+                    .map(|()| end)
+            }
+            None => Ok(self.high_watermark()),
+        };
+        drop(guard);
+        match &closed {
+            // Everything is durable now: acks=all waiters answer success.
+            Ok(end) => {
+                let end = *end;
+                self.high_watermark.send_if_modified(|hw| {
+                    let moved = end > *hw;
+                    *hw = (*hw).max(end);
+                    moved
+                });
+            }
+            // Not durable: waiters answer an error instead of timing out.
+            Err(_) => {
+                self.fail("closing the log failed");
+            }
         }
         self.dirty.notify_one();
-        Ok(())
+        closed.map(|_| ())
     }
 }
 

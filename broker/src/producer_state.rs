@@ -4,7 +4,9 @@
 //!
 //! A retried batch whose sequence range matches one of those five is a duplicate: it is
 //! not appended again, and the client is told where the original landed. A batch that
-//! does not continue the last sequence is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. The
+//! does not continue the last sequence is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. A
+//! producer the partition has no state for is accepted at any sequence, as Kafka does:
+//! retention or DeleteRecords may have removed its batches before a restart. The
 //! state is rebuilt at open by reading the batch headers of the log, so it survives
 //! restarts without a snapshot file.
 
@@ -75,12 +77,9 @@ impl ProducerStates {
             return SequenceCheck::Refuse(ResponseError::InvalidRecord.code());
         }
         let Some(entry) = self.producers.get(&h.producer_id) else {
-            // A producer this partition has not seen starts at sequence 0.
-            return if h.base_sequence == 0 {
-                SequenceCheck::Append
-            } else {
-                SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code())
-            };
+            // Unknown here: new, or its batches were deleted by retention or
+            // DeleteRecords before a restart. Kafka accepts any sequence then.
+            return SequenceCheck::Append;
         };
         if h.producer_epoch < entry.epoch {
             return SequenceCheck::Refuse(ResponseError::InvalidProducerEpoch.code());
@@ -178,9 +177,9 @@ mod tests {
         let out_of_order = SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code());
         assert_eq!(s.check(&header(-1, -1, -1, 3)), SequenceCheck::Append);
         assert_eq!(
-            s.check(&header(7, 0, 5, 3)),
-            out_of_order,
-            "new producers start at 0"
+            s.check(&header(8, 0, 5, 3)),
+            SequenceCheck::Append,
+            "a producer without state (retention removed it) may continue anywhere"
         );
         let mut offset = 0;
         for seq in (0..30).step_by(3) {

@@ -24,6 +24,9 @@ use crate::connection::RequestContext;
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+/// Kafka's `fetch.max.bytes` default: the most record bytes one answer carries (beyond
+/// the one whole first batch KIP-74 allows), whatever the client asks.
+pub const FETCH_MAX_BYTES: usize = 57_671_680;
 
 pub fn handle(ctx: Arc<RequestContext>, request: FetchRequest) -> Reply {
     // Subscribe before the first read, so data arriving in between still wakes us.
@@ -65,10 +68,7 @@ fn has_error(r: &FetchResponse) -> bool {
 /// the counters' purpose (a long poll rebuilds only when nothing was wrong).
 fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize) {
     let b = &ctx.broker;
-    let mut remaining = request.max_bytes.max(0) as usize;
-    if ctx.version < 3 {
-        remaining = usize::MAX;
-    }
+    let mut remaining = (request.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
     let mut total = 0usize;
     let mut first_data_seen = false;
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -111,7 +111,9 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
                 partitions.push(out);
                 continue;
             }
-            let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
+            let limit = (fp.partition_max_bytes.max(0) as usize)
+                .min(FETCH_MAX_BYTES)
+                .min(remaining);
             let records = if limit == 0 && first_data_seen {
                 Bytes::new()
             } else {

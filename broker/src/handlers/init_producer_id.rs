@@ -1,6 +1,7 @@
-//! InitProducerId for idempotent producers: a new producer id (epoch 0), or, when the
-//! client presents its current id and epoch (v3+, after a sequence error), the same id
-//! with the next epoch. Transactional ids are refused: transactions are not supported.
+//! InitProducerId for idempotent producers: always a new producer id (epoch 0), as Kafka
+//! does without a transactional id — also when the client presents an old id and epoch
+//! (v3+), which could otherwise be forged or stale. Transactional ids are refused:
+//! transactions are not supported.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
@@ -17,12 +18,6 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> InitProdu
     };
     if request.transactional_id.is_some() {
         return fail(ResponseError::TransactionalIdAuthorizationFailed);
-    }
-    let (id, epoch) = (*request.producer_id, request.producer_epoch);
-    if id >= 0 && (0..i16::MAX).contains(&epoch) {
-        return InitProducerIdResponse::default()
-            .with_producer_id(id.into())
-            .with_producer_epoch(epoch + 1);
     }
     let allocated = ctx
         .broker

@@ -1,14 +1,19 @@
 //! ListOffsets: earliest (-2), latest (-1, the high watermark) and by timestamp — the
 //! first record whose timestamp is at or after T, found with the time index and then
-//! by reading that one batch's records.
+//! by walking that one batch's records.
+//!
+//! The walk reads only each record's length, timestamp delta and offset delta (zigzag
+//! varints, via `integer-encoding`), allocating nothing: decoding stored records with
+//! the codec would let a producer's forged header count or a compression bomb make
+//! this request allocate gigabytes. Compressed batches are answered at batch precision
+//! (the batch's first offset at or after the log start), as decompressing them would
+//! be unbounded work on a client's say-so.
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::connection::RequestContext;
 use crate::partition::Partition;
@@ -80,21 +85,76 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
         return Ok((-1, -1));
     }
     let batch = p.read(base, 1)?;
-    // A batch the decoder cannot read (an unknown codec) is answered at batch precision.
-    let found = first_record_at_or_after(batch, timestamp, offsets.log_start as i64)
-        .unwrap_or((-1, base as i64));
+    let start = offsets.log_start.max(base);
+    let found = first_record_at_or_after(&batch, timestamp, offsets.log_start as i64)
+        .unwrap_or((-1, start as i64));
     if found.1 < 0 || found.1 as u64 >= offsets.high_watermark {
         return Ok((-1, -1));
     }
     Ok(found)
 }
 
-/// The first record of the first batch in `bytes` with a timestamp ≥ `t`, at or after
-/// the log start (DeleteRecords may have moved it into the middle of this batch).
-fn first_record_at_or_after(mut bytes: Bytes, t: i64, log_start: i64) -> Option<(i64, i64)> {
-    let set = RecordBatchDecoder::decode(&mut bytes).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= t && r.offset >= log_start)
-        .map(|r| (r.timestamp, r.offset))
+/// Bytes of a RecordBatch v2 header; records follow.
+const RECORDS_AT: usize = 61;
+
+/// The first record of the first batch in `batch` with a timestamp ≥ `t`, at or after
+/// `log_start`: `(timestamp, offset)`. `None` for a compressed batch or one whose
+/// records do not walk cleanly (then the caller answers at batch precision).
+fn first_record_at_or_after(batch: &[u8], t: i64, log_start: i64) -> Option<(i64, i64)> {
+    use integer_encoding::VarInt;
+    let header = log_store::BatchHeader::parse_header(batch).ok()?;
+    if header.compression() != 0 || batch.len() < header.size_bytes {
+        return None;
+    }
+    let mut rest = batch.get(RECORDS_AT..header.size_bytes)?;
+    for _ in 0..header.records_count {
+        let (len, n) = i64::decode_var(rest)?;
+        let len = usize::try_from(len).ok()?;
+        let record = rest.get(n..n.checked_add(len)?)?;
+        rest = &rest[n + len..];
+        // attributes (1 byte), timestampDelta (varlong), offsetDelta (varint), …
+        let body = record.get(1..)?;
+        let (ts_delta, m) = i64::decode_var(body)?;
+        let (offset_delta, _) = i32::decode_var(body.get(m..)?)?;
+        let timestamp = header.base_timestamp.checked_add(ts_delta)?;
+        let offset = header.base_offset.checked_add(i64::from(offset_delta))?;
+        if timestamp >= t && offset >= log_start {
+            return Some((timestamp, offset));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_uncompressed_records_and_refuses_garbage() {
+        // Five records with timestamps 100, 110, …, 140 at offsets 20..=24.
+        let specs = (0..5).map(|i| strata_testkit::RecordSpec {
+            key: None,
+            value: Some(bytes::Bytes::from(vec![b'v'; 10])),
+            timestamp_ms: 100 + 10 * i,
+        });
+        let mut b = strata_testkit::encode_batch(
+            specs,
+            strata_testkit::NO_PRODUCER,
+            strata_testkit::Compression::None,
+        )
+        .to_vec();
+        b[..8].copy_from_slice(&20i64.to_be_bytes());
+        assert_eq!(first_record_at_or_after(&b, 0, 0), Some((100, 20)));
+        assert_eq!(first_record_at_or_after(&b, 115, 0), Some((120, 22)));
+        assert_eq!(first_record_at_or_after(&b, 0, 23), Some((130, 23)));
+        assert_eq!(first_record_at_or_after(&b, 141, 0), None);
+        for cut in [0, 30, 61, 70, b.len() - 1] {
+            assert_eq!(first_record_at_or_after(&b[..cut], 0, 0), None, "cut {cut}");
+        }
+        let mut garbage = b.clone();
+        for byte in &mut garbage[61..] {
+            *byte = 0xff;
+        }
+        assert_eq!(first_record_at_or_after(&garbage, 0, 0), None);
+    }
 }

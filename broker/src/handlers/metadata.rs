@@ -100,6 +100,13 @@ async fn lookup(
     let Some(name) = name else {
         return match b.topics.get_by_id(id) {
             Some(t) => describe_topic(b, &t),
+            // The response's name is nullable only from v12.
+            None if ctx.version < 12 => topic_error(
+                ctx,
+                Some(TopicName(StrBytes::from_string(String::new()))),
+                id,
+                ResponseError::UnknownTopicId,
+            ),
             None => topic_error(ctx, None, id, ResponseError::UnknownTopicId),
         };
     };

@@ -160,10 +160,13 @@ pub fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result<Reply
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_ACK_TIMEOUT);
             Ok(Reply::Later(Box::pin(async move {
+                // One deadline for the whole request, as the client's timeout is.
+                let deadline = std::time::Instant::now() + timeout;
                 let mut done = Vec::with_capacity(responses.len());
                 for (name, mut partitions, waits) in responses {
                     for (i, (p, last_offset)) in waits {
-                        if let Err(code) = p.wait_durable(last_offset, timeout).await {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if let Err(code) = p.wait_durable(last_offset, left).await {
                             partitions[i].error_code = ctx.code(code);
                             partitions[i].base_offset = -1;
                         }
