@@ -134,6 +134,39 @@ impl Cluster {
         result
     }
 
+    /// As [`Cluster::send_any`], for requests whose fields depend on the version:
+    /// `build` gets the version negotiated with the broker that will receive it.
+    pub async fn send_any_with<R: Request>(
+        &self,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response> {
+        let conn = self.any_connection().await?;
+        let mut guard = conn.lock().await;
+        let result = send_built(&mut guard, build).await;
+        if guard.is_broken() {
+            drop(guard);
+            *self.bootstrap.lock().await = None;
+        }
+        result
+    }
+
+    /// As [`Cluster::send_node`], for requests whose fields depend on the version:
+    /// `build` gets the version negotiated with `node`.
+    pub async fn send_node_with<R: Request>(
+        &self,
+        node: i32,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response> {
+        let conn = self.node_connection(node).await?;
+        let mut guard = conn.lock().await;
+        let result = send_built(&mut guard, build).await;
+        if guard.is_broken() {
+            drop(guard);
+            self.nodes.lock().await.remove(&node);
+        }
+        result
+    }
+
     /// Sends `request` to the controller if metadata names one, else to any broker.
     /// Admin requests (create/delete topics, configs) go here.
     pub async fn send_controller<R: Request>(&self, request: &R) -> Result<R::Response> {
@@ -229,6 +262,15 @@ impl Cluster {
         }
         Err(last_error.unwrap_or_else(|| Error::InvalidArgument("no bootstrap servers".into())))
     }
+}
+
+/// Builds a request for the version `conn` negotiated for `R` and sends it.
+async fn send_built<R: Request>(
+    conn: &mut Connection,
+    build: impl FnOnce(i16) -> R,
+) -> Result<R::Response> {
+    let timeout = conn.request_timeout();
+    conn.send_built(build, timeout).await
 }
 
 /// Whether a pooled connection is known to be broken. One in use (locked) is assumed

@@ -5,6 +5,8 @@
 //! order, so ordering per connection is the caller's ordering. After any failure that
 //! may leave a response half-read (I/O error, timeout, oversized or undecodable frame)
 //! the connection marks itself broken and refuses further requests; owners reconnect.
+//! So does a request whose future is dropped before its response is read (cancel
+//! safety: the next request never reads a stale answer).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,12 +14,18 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest,
-    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
+    DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FetchResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, InitProducerIdRequest,
+    InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,6 +61,19 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    // Consumer groups (the classic protocol). OffsetCommit starts at 2 and OffsetFetch
+    // at 1, where the codec starts; JoinGroup at 1, the first with a rebalance timeout.
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 1, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// A request this client sends, with its API key and response type. (The codec's own
@@ -85,6 +106,17 @@ requests! {
     DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs;
     IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs;
     DescribeClusterRequest => DescribeClusterResponse, DescribeCluster;
+    FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator;
+    JoinGroupRequest => JoinGroupResponse, JoinGroup;
+    SyncGroupRequest => SyncGroupResponse, SyncGroup;
+    HeartbeatRequest => HeartbeatResponse, Heartbeat;
+    LeaveGroupRequest => LeaveGroupResponse, LeaveGroup;
+    OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
+    OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
+    ListGroupsRequest => ListGroupsResponse, ListGroups;
+    DescribeGroupsRequest => DescribeGroupsResponse, DescribeGroups;
+    DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups;
+    OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete;
 }
 
 /// Settings shared by every connection of a client.
@@ -202,6 +234,22 @@ impl Connection {
             .map(|_| ())
     }
 
+    /// Builds the request for the negotiated version of its API (for requests whose
+    /// fields differ between versions) and sends it, waiting at most `timeout`.
+    pub async fn send_built<R: Request>(
+        &mut self,
+        build: impl FnOnce(i16) -> R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let (_, version) = self.negotiated::<R>()?;
+        self.send_with_timeout(&build(version), timeout).await
+    }
+
+    /// The bound [`Connection::send`] puts on a round trip.
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
+    }
+
     fn negotiated<R: Request>(&self) -> Result<(ApiKey, i16)> {
         let api = R::KEY;
         let version = self.api_version(api).ok_or_else(|| {
@@ -256,6 +304,9 @@ impl Connection {
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = self.encode_frame(api, version, correlation_id, body)?;
         trace!(api = ?api, version, correlation_id, bytes = frame.len(), addr = %self.addr, "request");
+        // Broken until the exchange completes: a caller that drops this future midway
+        // (a `select!`, a cancelled task) leaves a response unread on the stream.
+        self.broken = true;
         let exchange = async {
             self.stream
                 .write_all(&frame)
@@ -276,8 +327,14 @@ impl Connection {
             }),
         };
         let mut frame = match result {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return Ok(None),
+            Ok(Some(frame)) => {
+                self.broken = false;
+                frame
+            }
+            Ok(None) => {
+                self.broken = false;
+                return Ok(None);
+            }
             Err(e) => {
                 debug!(api = ?api, correlation_id, addr = %self.addr, error = %e, "request failed; closing connection");
                 self.broken = true;

@@ -25,6 +25,30 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// Kafka's `TOPIC_ALREADY_EXISTS`.
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// Kafka's `COORDINATOR_LOAD_IN_PROGRESS`: the coordinator is still loading the group.
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+/// Kafka's `COORDINATOR_NOT_AVAILABLE`.
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+/// Kafka's `NOT_COORDINATOR`: the group lives on another broker now.
+pub const NOT_COORDINATOR: i16 = 16;
+/// Kafka's `ILLEGAL_GENERATION`: the member's generation is over.
+pub const ILLEGAL_GENERATION: i16 = 22;
+/// Kafka's `INCONSISTENT_GROUP_PROTOCOL`.
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+/// Kafka's `UNKNOWN_MEMBER_ID`: the coordinator does not know the member (any more).
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+/// Kafka's `REBALANCE_IN_PROGRESS`: the member must rejoin.
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+/// Kafka's `NON_EMPTY_GROUP`: the group still has members.
+pub const NON_EMPTY_GROUP: i16 = 68;
+/// Kafka's `GROUP_ID_NOT_FOUND`.
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+/// Kafka's `MEMBER_ID_REQUIRED`: JoinGroup v4+ assigns an id the member must rejoin with.
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+/// Kafka's `FENCED_INSTANCE_ID`: another member took this `group.instance.id`.
+pub const FENCED_INSTANCE_ID: i16 = 82;
+/// Kafka's `GROUP_SUBSCRIBED_TO_TOPIC`: OffsetDelete of a topic the group consumes.
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 
 /// A Kafka error code from a response, with its protocol name and retriability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +237,61 @@ pub enum Error {
     /// The producer's background task has stopped; nothing more can be sent.
     #[error("the producer is closed")]
     ProducerClosed,
+
+    /// No broker named a coordinator for the group within the bound (the broker keeps
+    /// answering COORDINATOR_NOT_AVAILABLE, or none is reachable).
+    #[error("no coordinator found for group {group:?} within {timeout:?}: {last_error}")]
+    NoCoordinator {
+        /// The group id.
+        group: String,
+        /// The bound that passed.
+        timeout: Duration,
+        /// The last answer or failure.
+        last_error: String,
+    },
+
+    /// The group protocol went wrong in a way retrying does not fix: undecodable
+    /// subscription or assignment bytes, an assignor the client does not know, an
+    /// assignment naming partitions that do not exist.
+    #[error("group {group:?}: {reason}")]
+    Group {
+        /// The group id.
+        group: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// Another consumer joined with this consumer's `group.instance.id`
+    /// (FENCED_INSTANCE_ID); this consumer must stop.
+    #[error("group {group:?}: static member {instance_id:?} was fenced by a newer member with the same group.instance.id")]
+    Fenced {
+        /// The group id.
+        group: String,
+        /// The `group.instance.id`.
+        instance_id: String,
+    },
+
+    /// An offset commit was refused because the group rebalanced (or is rebalancing)
+    /// and this member's generation is over; the partitions may belong to another
+    /// member now, and records since the last commit may be read again there.
+    #[error("group {group:?}: commit failed: {reason}")]
+    CommitFailed {
+        /// The group id.
+        group: String,
+        /// The broker's answer.
+        reason: String,
+    },
+
+    /// A partition has no committed offset and `auto.offset.reset` is `none`.
+    #[error("group {group:?} has no committed offset for {topic}-{partition} and auto.offset.reset is none")]
+    NoOffset {
+        /// The group id.
+        group: String,
+        /// The topic.
+        topic: String,
+        /// The partition index.
+        partition: i32,
+    },
 
     /// A record was not acknowledged within the producer's delivery timeout.
     #[error("record to {topic}-{partition} not acknowledged within {timeout:?}: {last_error}")]

@@ -13,6 +13,27 @@
 //!   acks 0/1/all, idempotence, retries with backoff, compression.
 //! - [`PartitionConsumer`]: reads one partition from earliest, latest, an offset or a
 //!   time.
+//! - [`GroupConsumer`]: a consumer group member (Kafka's classic group protocol):
+//!   subscribe to topics, share their partitions with the group's other members,
+//!   commit progress; [`GroupAdmin`] lists, describes, resets and deletes groups.
+//!
+//! ## Consumer groups: what is guaranteed
+//!
+//! Delivery is **at least once** when the application finishes processing the records
+//! of one [`GroupConsumer::poll`] before the next poll (auto commit, the default, commits
+//! the positions after returned records every `auto_commit_interval`, before every
+//! rebalance and on close) or before calling [`GroupConsumer::commit`] (manual commit).
+//! Committed offsets never run ahead of what `poll` returned.
+//!
+//! On a rebalance (a member joins or leaves, a session times out, partitions are added)
+//! each member, inside `poll`, stops reading, commits (auto commit), and reports the
+//! partitions it loses to [`group::RebalanceListener::on_partitions_revoked`]; the group
+//! then assigns partitions afresh (eager protocol; the leader runs the `range`,
+//! `roundrobin` or `sticky` assignor) and each member resumes its new partitions at the
+//! group's committed offsets, or at `auto_offset_reset` where there are none. Records
+//! returned after the last successful commit are read again by the partition's next
+//! owner: that is the "at least" in at least once. A member whose generation is over
+//! (it missed a rebalance) cannot commit: [`Error::CommitFailed`].
 //!
 //! Errors are one enum, [`Error`]; nothing here panics on what the network sends.
 //! One caveat, from the codec: `kafka-protocol` 0.18 pre-allocates each decoded array
@@ -31,16 +52,20 @@ pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod metadata;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 pub mod record;
+pub mod topic_partition;
 
 pub use admin::Admin;
 pub use cluster::{ClientConfig, Cluster};
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{FetchConfig, PartitionConsumer, StartOffset};
 pub use error::{Error, KafkaCode, Result};
+pub use group::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig};
 pub use record::{Compression, ConsumerRecord, Header, ProducerRecord, RecordMetadata};
+pub use topic_partition::TopicPartition;
