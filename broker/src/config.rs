@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use log_store::LogConfig;
 
@@ -41,6 +42,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Defaults for topics and automatic creation.
     pub topics: TopicDefaults,
+    /// Consumer groups and `__consumer_offsets`.
+    pub groups: GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -56,6 +59,50 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             topics: TopicDefaults::default(),
+            groups: GroupConfig::default(),
+        }
+    }
+}
+
+/// Consumer-group settings, Kafka's names and defaults (except the partition count of
+/// `__consumer_offsets`, see `offsets_topic_partitions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupConfig {
+    /// `offsets.topic.num.partitions`: fixed once the topic exists (a group's place is a
+    /// hash modulo this). Kafka's default is 50; ours is 16, as Redpanda's, since a single
+    /// node gains nothing from more.
+    pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: u64,
+    /// `offsets.retention.minutes`: committed offsets of an empty group are removed this
+    /// long after it became empty.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval: Duration,
+    /// `offset.metadata.max.bytes`: larger commit metadata is OFFSET_METADATA_TOO_LARGE.
+    pub offset_metadata_max_bytes: usize,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`: the first rebalance of an empty group waits this
+    /// long for more members.
+    pub initial_rebalance_delay: Duration,
+    /// `group.max.size`: members per group.
+    pub max_size: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            offsets_topic_partitions: 16,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check_interval: Duration::from_secs(600),
+            offset_metadata_max_bytes: 4096,
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay: Duration::from_millis(3_000),
+            max_size: 10_000,
         }
     }
 }
@@ -172,16 +219,22 @@ impl TopicConfig {
                     .filter(|&v| v <= i32::MAX as u32)
                     .ok_or_else(|| bad(key, "must fit in an int32"))?;
             }
-            "cleanup.policy" => match value.trim() {
-                "delete" => self.cleanup_policy = "delete".into(),
-                "compact" | "compact,delete" | "delete,compact" => {
-                    return Err(bad(
-                        key,
-                        "compaction is not supported yet; only \"delete\" is accepted",
-                    ))
-                }
-                other => return Err(bad(key, format!("unknown policy {other:?}"))),
-            },
+            "cleanup.policy" => {
+                let mut policies: Vec<&str> = value.split(',').map(str::trim).collect();
+                policies.sort_unstable();
+                policies.dedup();
+                self.cleanup_policy = match policies.as_slice() {
+                    ["delete"] => "delete".into(),
+                    ["compact"] => "compact".into(),
+                    ["compact", "delete"] => "compact,delete".into(),
+                    _ => {
+                        return Err(bad(
+                            key,
+                            format!("{value:?}: expected delete, compact or compact,delete"),
+                        ))
+                    }
+                };
+            }
             _ => return Err(bad(key, "unknown topic config")),
         }
         // Checked here so a bad combination is refused when set, not when a log opens.
@@ -322,6 +375,74 @@ impl BrokerConfig {
                     .filter(|&n: &i32| n >= 1)
                     .ok_or_else(|| parse_err("a partition count of at least 1"))?
             }
+            "offsets.topic.num.partitions" => {
+                self.groups.offsets_topic_partitions = value
+                    .parse()
+                    .ok()
+                    .filter(|n: &i32| (1..=1000).contains(n))
+                    .ok_or_else(|| parse_err("a partition count from 1 to 1000"))?
+            }
+            "offsets.topic.segment.bytes" => {
+                self.groups.offsets_topic_segment_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| n >= 1024 * 1024)
+                    .ok_or_else(|| parse_err("a size of at least 1 MiB"))?
+            }
+            "offsets.retention.minutes" => {
+                let minutes: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| n >= 1)
+                    .ok_or_else(|| parse_err("a number of minutes (1 or more)"))?;
+                self.groups.offsets_retention = Duration::from_secs(minutes.saturating_mul(60));
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.groups.offsets_retention_check_interval = Duration::from_millis(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &u64| n >= 1)
+                        .ok_or_else(|| parse_err("a positive number of milliseconds"))?,
+                )
+            }
+            "offset.metadata.max.bytes" => {
+                self.groups.offset_metadata_max_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n <= 1024 * 1024)
+                    .ok_or_else(|| parse_err("a size of at most 1 MiB"))?
+            }
+            "group.min.session.timeout.ms" => {
+                self.groups.min_session_timeout_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &i32| n >= 1)
+                    .ok_or_else(|| parse_err("a positive number of milliseconds"))?
+            }
+            "group.max.session.timeout.ms" => {
+                self.groups.max_session_timeout_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &i32| n >= 1)
+                    .ok_or_else(|| parse_err("a positive number of milliseconds"))?
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.groups.initial_rebalance_delay = Duration::from_millis(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &u64| n <= 300_000)
+                        .ok_or_else(|| parse_err("0 to 300000 milliseconds"))?,
+                )
+            }
+            "group.max.size" => {
+                self.groups.max_size = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n >= 1)
+                    .ok_or_else(|| parse_err("a member count of at least 1"))?
+            }
             "auto.create.topics.enable" | "auto.create.topics" => {
                 self.topics.auto_create_topics =
                     value.parse().map_err(|_| parse_err("true or false"))?
@@ -361,7 +482,7 @@ mod tests {
             "node-id = -1",
             "segment.bytes = 3",
             "retention.ms = -5",
-            "cleanup.policy = \"compact\"",
+            "cleanup.policy = \"shred\"",
             "kafka-addr = [1]",
             "not toml",
         ] {

@@ -40,6 +40,8 @@ pub struct RequestContext {
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<StrBytes>,
+    /// The client's address (DescribeGroups shows it as the member's host).
+    pub peer: Option<std::net::SocketAddr>,
     errors: Mutex<Vec<i16>>,
 }
 
@@ -52,6 +54,21 @@ impl RequestContext {
             }
         }
         code
+    }
+
+    /// The request header's client id, empty when absent.
+    pub fn client_id_string(&self) -> String {
+        self.client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The client's host as Kafka shows it (`/127.0.0.1`).
+    pub fn client_host(&self) -> String {
+        self.peer
+            .map(|p| format!("/{}", p.ip()))
+            .unwrap_or_default()
     }
 
     fn take_errors(&self) -> Vec<i16> {
@@ -102,10 +119,10 @@ struct Pending {
 
 /// Serves one connection until the client closes it, it misbehaves, or shutdown.
 pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdown) {
-    let peer = stream
-        .peer_addr()
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr
         .map(|a| a.to_string())
-        .unwrap_or_else(|_| "unknown".into());
+        .unwrap_or_else(|| "unknown".into());
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
@@ -127,7 +144,7 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
         };
         broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
         let started = Instant::now();
-        match decode_and_dispatch(&broker, frame).await {
+        match decode_and_dispatch(&broker, frame, peer_addr).await {
             Ok(pending) => {
                 let pending = Pending { started, ..pending };
                 if tx.send(pending).await.is_err() {
@@ -146,7 +163,11 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
     debug!(peer, "connection closed");
 }
 
-async fn decode_and_dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, String> {
+async fn decode_and_dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Pending, String> {
     let request = crate::request::decode(frame)?;
     let (api, version) = (request.api, request.version);
     let ctx = Arc::new(RequestContext {
@@ -155,6 +176,7 @@ async fn decode_and_dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Pendi
         version,
         correlation_id: request.header.correlation_id,
         client_id: request.header.client_id,
+        peer,
         errors: Mutex::new(Vec::new()),
     });
     let span = debug_span!("request", api = ?api, version, correlation_id = ctx.correlation_id);

@@ -32,6 +32,7 @@ pub mod alloc;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod metrics;
 pub mod partition;
@@ -49,6 +50,7 @@ pub use config::{BrokerConfig, TopicConfig, TopicDefaults};
 pub use error::{BrokerError, Result};
 pub use server::{run, Running};
 
+use crate::group::Coordinator;
 use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
 use crate::topics::Topics;
@@ -65,4 +67,6 @@ pub struct Broker {
     pub topics: Topics,
     pub producer_ids: Mutex<ProducerIds>,
     pub metrics: Arc<Metrics>,
+    /// The consumer-group coordinator (every group, on a single node).
+    pub groups: Arc<Coordinator>,
 }

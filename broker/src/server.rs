@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
+use crate::group::Coordinator;
 use crate::metrics::Metrics;
 use crate::producer_ids::{write_atomically, ProducerIds};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -148,6 +149,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let topics = Topics::open(&data_dir, config.topics.clone(), metrics.clone())?;
     let producer_ids = ProducerIds::open(&data_dir)?;
+    let groups = Arc::new(Coordinator::open(&topics, config.groups.clone()).await?);
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         cluster_id,
@@ -156,6 +158,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         topics,
         producer_ids: Mutex::new(producer_ids),
         metrics,
+        groups: groups.clone(),
         config,
     });
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
@@ -163,6 +166,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let (trigger, shutdown) = shutdown::channel();
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
+    tokio::spawn(groups.run(shutdown.clone()));
     let task = tokio::spawn(accept_loop(
         kafka,
         broker.clone(),

@@ -84,6 +84,22 @@ impl From<ConfigValueError> for TopicError {
     }
 }
 
+/// Topics the broker writes itself (`__consumer_offsets`): clients may read them but
+/// not produce to, delete or grow them.
+pub fn is_internal(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC
+}
+
+fn refuse_internal(name: &str) -> std::result::Result<(), TopicError> {
+    if is_internal(name) {
+        return Err(TopicError::new(
+            ResponseError::InvalidTopicException,
+            format!("{name} is an internal topic"),
+        ));
+    }
+    Ok(())
+}
+
 /// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> std::result::Result<(), TopicError> {
     let invalid = |why: &str| {
@@ -344,6 +360,7 @@ impl Topics {
     /// Deletes a topic: the registry entry first (so a crash never resurrects it), then
     /// its partitions' files.
     pub async fn delete(&self, name: &str) -> std::result::Result<Uuid, TopicError> {
+        refuse_internal(name)?;
         let _change = self.change.lock().await;
         let Some(topic) = self.get(name) else {
             return Err(TopicError::new(
@@ -376,6 +393,7 @@ impl Topics {
         count: i32,
         validate_only: bool,
     ) -> std::result::Result<Vec<Arc<Partition>>, TopicError> {
+        refuse_internal(name)?;
         let _change = self.change.lock().await;
         let Some(topic) = self.get(name) else {
             return Err(TopicError::new(

@@ -5,9 +5,12 @@
 //! them off when the low versions are missing (KAFKA-18659); Kafka 4 does the same. A
 //! Produce request below v3 closes its connection.
 //!
-//! FindCoordinator is advertised for the same reason: librdkafka enables LZ4 only when
-//! FindCoordinator v0 is in the list. Until consumer groups exist it answers
-//! COORDINATOR_NOT_AVAILABLE (see `handlers/find_coordinator.rs`).
+//! FindCoordinator v0 matters for the same reason: librdkafka enables LZ4 only when it
+//! is in the list.
+//!
+//! The group APIs stop below Kafka's newest versions where those belong to KIP-848's
+//! consumer protocol (OffsetCommit v9 and OffsetFetch v9 carry member epochs);
+//! OffsetCommit v0–1 are gone from Kafka 4 and from the codec.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -28,6 +31,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Lowest Produce version actually accepted (RecordBatch v2 only).
@@ -74,6 +87,7 @@ mod tests {
         }
         assert!(!accepted(ApiKey::Produce, 2));
         assert!(accepted(ApiKey::Produce, 3));
-        assert!(!accepted(ApiKey::JoinGroup, 0));
+        assert!(accepted(ApiKey::JoinGroup, 0));
+        assert!(!accepted(ApiKey::OffsetCommit, 9));
     }
 }

@@ -211,7 +211,7 @@ async fn undecodable_frames_close_only_their_connection() {
         vec![0x7f, 0, 0, 0, 0, 0, 0, 1],    // unknown API key
         vec![0, 3, 0, 1, 0, 0, 0, 1, 0x7f], // header with a bad client id
         forged,                             // Metadata claiming 2^31 - 1 topics
-        vec![0, 8, 0, 2, 0, 0, 0, 1, 0, 0], // OffsetCommit v2: not answered by this broker
+        vec![0, 8, 0, 1, 0, 0, 0, 1, 0, 0], // OffsetCommit v1: gone from Kafka 4 and the codec
     ];
     for frame in frames {
         let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
@@ -225,11 +225,12 @@ async fn undecodable_frames_close_only_their_connection() {
     let mut byte = [0u8; 1];
     assert_eq!(conn.read(&mut byte).await.unwrap_or(0), 0);
 
-    // A group API is answered with UNSUPPORTED_VERSION (consumer groups come later).
+    // An API we do not implement is answered with UNSUPPORTED_VERSION where its response
+    // has a top-level error code.
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
-    let join: RequestKind = JoinGroupRequest::default().into();
-    match roundtrip(&mut conn, ApiKey::JoinGroup, 0, 2, &join).await {
-        ResponseKind::JoinGroup(r) => {
+    let sasl: RequestKind = SaslHandshakeRequest::default().into();
+    match roundtrip(&mut conn, ApiKey::SaslHandshake, 0, 2, &sasl).await {
+        ResponseKind::SaslHandshake(r) => {
             assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code())
         }
         other => panic!("{other:?}"),

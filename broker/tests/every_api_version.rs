@@ -140,6 +140,85 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
         ApiKey::FindCoordinator => FindCoordinatorRequest::default()
             .with_coordinator_keys(vec![s("group-a"), s("group-b")])
             .into(),
+        ApiKey::JoinGroup => JoinGroupRequest::default()
+            .with_group_id(GroupId(s(&format!("join-v{version}"))))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(""))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"sub"))])
+            .into(),
+        ApiKey::SyncGroup => SyncGroupRequest::default()
+            .with_group_id(GroupId(s("nobody")))
+            .with_generation_id(1)
+            .with_member_id(s("m"))
+            .into(),
+        ApiKey::Heartbeat => HeartbeatRequest::default()
+            .with_group_id(GroupId(s("nobody")))
+            .with_generation_id(1)
+            .with_member_id(s("m"))
+            .into(),
+        ApiKey::LeaveGroup if version < 3 => LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("nobody")))
+            .with_member_id(s("m"))
+            .into(),
+        ApiKey::LeaveGroup => LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("nobody")))
+            .with_members(vec![
+                leave_group_request::MemberIdentity::default().with_member_id(s("m"))
+            ])
+            .into(),
+        ApiKey::OffsetCommit => OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(&format!("commit-v{version}"))))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic("t"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(i64::from(version))
+                            .with_committed_metadata(Some(s("meta"))),
+                    ]),
+            ])
+            .into(),
+        ApiKey::OffsetFetch if version < 8 => OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("commit-v2")))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(topic("t"))
+                    .with_partition_indexes(vec![0, 7]),
+            ]))
+            .into(),
+        ApiKey::OffsetFetch => OffsetFetchRequest::default()
+            .with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(s("commit-v2")))
+                    .with_topics(None),
+            ])
+            .into(),
+        ApiKey::ListGroups => ListGroupsRequest::default().into(),
+        ApiKey::DescribeGroups => DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(s("commit-v2")), GroupId(s("nobody"))])
+            .into(),
+        ApiKey::DeleteGroups => DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(s(&format!("commit-v{}", version + 6)))])
+            .into(),
+        ApiKey::OffsetDelete => OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s("commit-v3")))
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(topic("t"))
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(0),
+                    ]),
+            ])
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -219,13 +298,79 @@ async fn every_advertised_version_is_answered() {
                     );
                 }
                 ResponseKind::FindCoordinator(r) => {
-                    let not_available = 15;
+                    let port = i32::from(running.kafka_addr.port());
                     if version < 4 {
-                        assert_eq!(r.error_code, not_available, "FindCoordinator v{version}");
+                        assert_eq!(r.error_code, 0, "FindCoordinator v{version}");
+                        assert_eq!(r.port, port);
                     } else {
                         assert_eq!(r.coordinators.len(), 2);
-                        assert!(r.coordinators.iter().all(|c| c.error_code == not_available));
+                        assert!(r
+                            .coordinators
+                            .iter()
+                            .all(|c| c.error_code == 0 && c.port == port));
                     }
+                }
+                ResponseKind::JoinGroup(r) => {
+                    if version >= 4 {
+                        assert_eq!(r.error_code, 79, "JoinGroup v{version}: MEMBER_ID_REQUIRED");
+                        assert!(!r.member_id.is_empty());
+                    } else {
+                        assert_eq!(r.error_code, 0, "JoinGroup v{version}");
+                        assert_eq!(r.generation_id, 1);
+                        assert_eq!(r.leader, r.member_id);
+                        assert_eq!(r.members.len(), 1);
+                    }
+                }
+                ResponseKind::SyncGroup(r) => assert_eq!(r.error_code, 25, "SyncGroup v{version}"),
+                ResponseKind::Heartbeat(r) => assert_eq!(r.error_code, 25, "Heartbeat v{version}"),
+                ResponseKind::LeaveGroup(r) => {
+                    if version < 3 {
+                        assert_eq!(r.error_code, 25);
+                    } else {
+                        assert_eq!(r.members[0].error_code, 25, "LeaveGroup v{version}");
+                    }
+                }
+                ResponseKind::OffsetCommit(r) => {
+                    assert_eq!(
+                        r.topics[0].partitions[0].error_code, 0,
+                        "OffsetCommit v{version}"
+                    );
+                }
+                ResponseKind::OffsetFetch(r) => {
+                    let partitions: Vec<(i32, i64)> = if version < 8 {
+                        r.topics[0]
+                            .partitions
+                            .iter()
+                            .map(|p| (p.partition_index, p.committed_offset))
+                            .collect()
+                    } else {
+                        r.groups[0].topics[0]
+                            .partitions
+                            .iter()
+                            .map(|p| (p.partition_index, p.committed_offset))
+                            .collect()
+                    };
+                    // commit-v2 committed offset 2 for t-0; t-7 has no commit.
+                    let want = if version < 8 {
+                        vec![(0, 2), (7, -1)]
+                    } else {
+                        vec![(0, 2)]
+                    };
+                    assert_eq!(partitions, want, "OffsetFetch v{version}");
+                }
+                ResponseKind::ListGroups(r) => {
+                    assert!(r.groups.iter().any(|g| g.group_id.as_str() == "commit-v2"));
+                }
+                ResponseKind::DescribeGroups(r) => {
+                    assert_eq!(r.groups[0].group_state.as_str(), "Empty", "v{version}");
+                    assert_eq!(r.groups[1].group_state.as_str(), "Dead", "v{version}");
+                }
+                ResponseKind::DeleteGroups(r) => {
+                    assert_eq!(r.results[0].error_code, 0, "DeleteGroups v{version}");
+                }
+                ResponseKind::OffsetDelete(r) => {
+                    assert_eq!(r.error_code, 0);
+                    assert_eq!(r.topics[0].partitions[0].error_code, 0);
                 }
                 ResponseKind::DeleteRecords(r) => {
                     assert_eq!(r.topics[0].partitions[0].error_code, 0);

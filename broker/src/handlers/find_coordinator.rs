@@ -1,31 +1,82 @@
-//! FindCoordinator, until consumer groups exist (the consumer-groups issue): every key
-//! gets COORDINATOR_NOT_AVAILABLE, Kafka's answer while a group's coordinator cannot be
-//! reached, so a group consumer waits and retries instead of failing, and consumers that
-//! use `assign` with explicit offsets (which still look the coordinator up) work.
+//! FindCoordinator: this broker coordinates every consumer group (a single node owns
+//! every `__consumer_offsets` partition; with the cluster issue the answer becomes the
+//! leader of the group's partition). Transaction coordinators (key type 1) answer
+//! COORDINATOR_NOT_AVAILABLE: transactions are not supported. v0–3 carry one key, v4+
+//! a batch.
 //!
-//! Advertised because librdkafka turns LZ4 compression on only when FindCoordinator v0
-//! is in the ApiVersions list (`rdkafka_feature.c`), the same kind of quirk as
-//! KAFKA-18659.
+//! librdkafka turns LZ4 compression on only when FindCoordinator v0 is in the
+//! ApiVersions list (`rdkafka_feature.c`), one more reason to advertise the whole range.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use super::message;
 use crate::connection::RequestContext;
 
-pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let code = ctx.code(ResponseError::CoordinatorNotAvailable.code());
-    answer(
-        request,
-        ctx.version,
-        code,
-        "consumer groups are not supported yet",
-    )
+/// Key type of a consumer group.
+const KEY_TYPE_GROUP: i8 = 0;
+/// Key type of a transactional id.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// The answer for one key: error code and message (`None` when this broker is it).
+fn lookup(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
+    match key_type {
+        KEY_TYPE_GROUP if key.is_empty() => Some((
+            ResponseError::InvalidRequest.code(),
+            "the group id is empty",
+        )),
+        KEY_TYPE_GROUP => None,
+        KEY_TYPE_TRANSACTION => Some((
+            ResponseError::CoordinatorNotAvailable.code(),
+            "transactions are not supported",
+        )),
+        _ => Some((ResponseError::InvalidRequest.code(), "unknown key type")),
+    }
 }
 
-/// Every key of `request` answered with `code`: v0–3 carry one key and a top-level error,
-/// v4+ a list of coordinators.
+pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let b = &ctx.broker;
+    let host = StrBytes::from_string(b.advertised_host.clone());
+    let key_type = if ctx.version >= 1 {
+        request.key_type
+    } else {
+        KEY_TYPE_GROUP
+    };
+    if ctx.version < 4 {
+        return match lookup(key_type, request.key.as_str()) {
+            None => FindCoordinatorResponse::default()
+                .with_node_id(b.node_id.into())
+                .with_host(host)
+                .with_port(b.advertised_port),
+            Some((code, why)) => FindCoordinatorResponse::default()
+                .with_error_code(ctx.code(code))
+                .with_error_message(if ctx.version >= 1 { message(why) } else { None })
+                .with_node_id((-1).into()),
+        };
+    }
+    let coordinators = request
+        .coordinator_keys
+        .into_iter()
+        .map(|key| match lookup(key_type, key.as_str()) {
+            None => Coordinator::default()
+                .with_key(key)
+                .with_node_id(b.node_id.into())
+                .with_host(host.clone())
+                .with_port(b.advertised_port),
+            Some((code, why)) => Coordinator::default()
+                .with_key(key)
+                .with_node_id((-1).into())
+                .with_error_code(ctx.code(code))
+                .with_error_message(message(why)),
+        })
+        .collect();
+    FindCoordinatorResponse::default().with_coordinators(coordinators)
+}
+
+/// Every key of `request` answered with `code` (UNSUPPORTED_VERSION for versions this
+/// broker does not answer): v0–3 carry one key and a top-level error, v4+ a list.
 pub fn answer(
     request: FindCoordinatorRequest,
     version: i16,

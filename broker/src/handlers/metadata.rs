@@ -42,6 +42,7 @@ pub fn describe_topic(b: &Broker, t: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.to_string()))))
         .with_topic_id(t.id)
+        .with_is_internal(crate::topics::is_internal(&t.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

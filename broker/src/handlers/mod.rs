@@ -5,15 +5,25 @@ mod api_versions;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 mod unsupported;
 
 use std::future::Future;
@@ -72,6 +82,16 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::InitProducerId(r) => Reply::now(init_producer_id::handle(&ctx, r)),
         RequestKind::DescribeCluster(r) => Reply::now(describe_cluster::handle(&ctx, r)),
         RequestKind::FindCoordinator(r) => Reply::now(find_coordinator::handle(&ctx, r)),
+        RequestKind::JoinGroup(r) => join_group::handle(ctx.clone(), r),
+        RequestKind::SyncGroup(r) => sync_group::handle(ctx.clone(), r),
+        RequestKind::Heartbeat(r) => Reply::now(heartbeat::handle(&ctx, r)),
+        RequestKind::LeaveGroup(r) => Reply::now(leave_group::handle(&ctx, r)),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(ctx.clone(), r),
+        RequestKind::OffsetFetch(r) => Reply::now(offset_fetch::handle(&ctx, r)),
+        RequestKind::ListGroups(r) => Reply::now(list_groups::handle(&ctx, r)),
+        RequestKind::DescribeGroups(r) => Reply::now(describe_groups::handle(&ctx, r)),
+        RequestKind::DeleteGroups(r) => delete_groups::handle(ctx.clone(), r),
+        RequestKind::OffsetDelete(r) => offset_delete::handle(ctx.clone(), r),
         RequestKind::DescribeConfigs(r) => Reply::now(configs::describe(&ctx, r)),
         RequestKind::AlterConfigs(r) => Reply::now(configs::alter(&ctx, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {

@@ -47,6 +47,14 @@ fn produce_one(
     records: Option<bytes::Bytes>,
 ) -> Outcome {
     let b = &ctx.broker;
+    if crate::topics::is_internal(topic) {
+        return refused(
+            ctx,
+            index,
+            ResponseError::InvalidTopicException.code(),
+            Some("cannot produce to an internal topic"),
+        );
+    }
     let Some(t) = b.topics.get(topic) else {
         return refused(
             ctx,

@@ -17,6 +17,12 @@ pub async fn start_broker(dir: &std::path::Path) -> broker::Running {
         data_dir: dir.to_path_buf(),
         kafka_addr: "127.0.0.1:0".into(),
         admin_addr: "127.0.0.1:0".into(),
+        groups: broker::config::GroupConfig {
+            // No waiting for more members in tests: a join completes at once.
+            initial_rebalance_delay: Duration::ZERO,
+            offsets_topic_partitions: 4,
+            ..Default::default()
+        },
         ..Default::default()
     };
     broker::run(config).await.expect("start the broker")

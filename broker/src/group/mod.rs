@@ -1,0 +1,1040 @@
+//! The group coordinator: Kafka's classic consumer-group protocol, with group metadata
+//! and committed offsets stored as records in the compacted internal topic
+//! `__consumer_offsets` ([`records`] has the layout, [`state`] the membership state
+//! machine).
+//!
+//! ## Guarantees
+//! - An OffsetCommit is answered once its records are durable in `__consumer_offsets`
+//!   (the same `fdatasync` group commit as acks=all produce). A commit that was answered
+//!   survives `kill -9` and power loss.
+//! - A SyncGroup is answered once the leader's assignment is durable, so after a broker
+//!   restart the group comes back Stable with the same generation and assignment, and
+//!   members that keep heartbeating carry on without a rebalance.
+//! - At start-up the coordinator replays every `__consumer_offsets` partition up to its
+//!   high watermark; the latest record per key wins, tombstones delete.
+//! - A group lives on partition `abs(javaHashCode(group)) % offsets.topic.num.partitions`,
+//!   as in Kafka. On a single node this broker coordinates every group; with the cluster
+//!   issue the coordinator is the leader of that partition.
+//!
+//! ## Departures from Kafka (documented in docs/broker.md)
+//! - An offset is visible to OffsetFetch from the moment it is appended, slightly before
+//!   it is durable; the commit is only *answered* once durable.
+//! - Offsets of an empty group expire `offsets.retention.minutes` after the later of
+//!   the commit and the moment the group became empty (Kafka uses only the latter, which
+//!   expires offsets an admin just reset on a long-empty group).
+
+pub mod records;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use log_store::BatchHeader;
+use tracing::{info, warn};
+
+use crate::config::GroupConfig;
+use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
+use crate::shutdown::Shutdown;
+use crate::topics::Topics;
+use records::{GroupValue, OffsetValue, RecordKey};
+use state::{Answer, Group, GroupState, JoinParams, JoinResult, SyncParams, SyncResult};
+
+/// Kafka's name for the internal topic of group metadata and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often sessions, pending members and rebalance deadlines are checked.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// How long an OffsetCommit or SyncGroup waits for its records to become durable
+/// (Kafka's `offsets.commit.timeout.ms`).
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read per step when replaying a `__consumer_offsets` partition.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+/// The smallest encoded record (length, attributes, three varints, key and value
+/// lengths, header count): bounds the record count a batch header may claim.
+const MIN_RECORD_BYTES: usize = 7;
+
+/// A committed offset's place: topic and partition.
+pub type TopicPartition = (String, i32);
+
+/// OffsetFetch results: per topic, per partition, the committed offset if any.
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+
+/// One partition of an OffsetCommit.
+#[derive(Debug, Clone)]
+pub struct CommitEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups and ListGroups show it.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberSummary>,
+}
+
+/// What `/metrics` shows per group.
+#[derive(Debug, Clone)]
+pub struct GroupMetrics {
+    pub group_id: String,
+    pub state: GroupState,
+    pub members: usize,
+    /// Committed offset per partition.
+    pub committed: Vec<(TopicPartition, i64)>,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn lock(g: &Mutex<Group>) -> MutexGuard<'_, Group> {
+    // Group operations never leave a group half-changed across a panic point that
+    // matters more than answering: keep serving.
+    g.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The error code a member gets when writing to `__consumer_offsets` failed (Kafka's
+/// mapping: the client retries or finds the coordinator again).
+fn storage_error_to_group_error(code: i16) -> i16 {
+    let e = |r: ResponseError| r.code();
+    if code == e(ResponseError::MessageTooLarge) || code == e(ResponseError::RecordListTooLarge) {
+        e(ResponseError::InvalidCommitOffsetSize)
+    } else if code == e(ResponseError::NotLeaderOrFollower) {
+        e(ResponseError::NotCoordinator)
+    } else {
+        e(ResponseError::CoordinatorNotAvailable)
+    }
+}
+
+/// The group coordinator of this broker.
+#[derive(Debug)]
+pub struct Coordinator {
+    config: GroupConfig,
+    /// `__consumer_offsets` partitions, by index.
+    partitions: Vec<Arc<Partition>>,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+}
+
+impl Coordinator {
+    /// Creates `__consumer_offsets` if absent (compacted, `offsets.topic.num.partitions`)
+    /// and rebuilds every group from it.
+    pub async fn open(topics: &Topics, config: GroupConfig) -> Result<Coordinator> {
+        let topic = match topics.get(OFFSETS_TOPIC) {
+            Some(t) => {
+                if t.partitions.len() as i32 != config.offsets_topic_partitions {
+                    warn!(
+                        existing = t.partitions.len(),
+                        configured = config.offsets_topic_partitions,
+                        "{OFFSETS_TOPIC} already exists; its partition count cannot change, keeping it"
+                    );
+                }
+                t
+            }
+            None => {
+                let overrides = BTreeMap::from([
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    (
+                        "segment.bytes".to_string(),
+                        config.offsets_topic_segment_bytes.to_string(),
+                    ),
+                ]);
+                topics
+                    .create(
+                        OFFSETS_TOPIC,
+                        config.offsets_topic_partitions,
+                        -1,
+                        overrides,
+                    )
+                    .await
+                    .map_err(|e| {
+                        BrokerError::Config(format!("cannot create {OFFSETS_TOPIC}: {}", e.message))
+                    })?
+            }
+        };
+        let coordinator = Coordinator {
+            config,
+            partitions: topic.partitions.clone(),
+            groups: Mutex::new(HashMap::new()),
+        };
+        coordinator.replay()?;
+        Ok(coordinator)
+    }
+
+    /// Settings in force.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<String, Arc<Mutex<Group>>>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn partition_of(&self, group: &str) -> Option<&Arc<Partition>> {
+        let n = self.partitions.len() as i32;
+        self.partitions
+            .get(records::partition_for(group, n) as usize)
+    }
+
+    fn get(&self, group: &str) -> Option<Arc<Mutex<Group>>> {
+        self.groups().get(group).cloned()
+    }
+
+    fn get_or_create(&self, group: &str) -> Arc<Mutex<Group>> {
+        self.groups()
+            .entry(group.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Group::new(group, wall_ms()))))
+            .clone()
+    }
+
+    /// Every group id known, sorted.
+    pub fn group_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.groups().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Replays every partition of `__consumer_offsets` into the group cache.
+    fn replay(&self) -> Result<()> {
+        let started = Instant::now();
+        let now = Instant::now();
+        let mut records_read = 0u64;
+        for p in &self.partitions {
+            let mut offset = p.offsets().map(|o| o.log_start).unwrap_or(0);
+            loop {
+                let chunk = p.read(offset, REPLAY_READ_BYTES).map_err(|code| {
+                    BrokerError::Config(format!(
+                        "cannot read {OFFSETS_TOPIC}-{} at offset {offset}: error code {code}",
+                        p.index()
+                    ))
+                })?;
+                if chunk.is_empty() {
+                    break;
+                }
+                for item in log_store::Batches::new(chunk) {
+                    let (header, bytes) = item.map_err(|e| BrokerError::Log {
+                        topic: OFFSETS_TOPIC.into(),
+                        partition: p.index(),
+                        source: log_store::LogError::CorruptBatch(e),
+                    })?;
+                    offset = header.last_offset() as u64 + 1;
+                    records_read += self.replay_batch(&header, bytes, now, p.index());
+                }
+            }
+        }
+        // Groups whose metadata was deleted and that hold no offsets are gone.
+        self.groups().retain(|_, g| {
+            let g = lock(g);
+            !(g.state == GroupState::Dead && g.offsets.is_empty())
+        });
+        info!(
+            groups = self.groups().len(),
+            records = records_read,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "consumer groups loaded from {OFFSETS_TOPIC}"
+        );
+        Ok(())
+    }
+
+    fn replay_batch(&self, header: &BatchHeader, bytes: Bytes, now: Instant, index: i32) -> u64 {
+        if header.is_control() {
+            return 0;
+        }
+        let claimed = header.records_count.max(0) as usize;
+        if claimed > bytes.len() / MIN_RECORD_BYTES {
+            warn!(
+                partition = index,
+                offset = header.base_offset,
+                "{OFFSETS_TOPIC} batch claims more records than it holds; skipped"
+            );
+            return 0;
+        }
+        let mut buf = bytes;
+        let set = match RecordBatchDecoder::decode(&mut buf) {
+            Ok(set) => set,
+            Err(e) => {
+                warn!(partition = index, offset = header.base_offset, error = %e, "undecodable {OFFSETS_TOPIC} batch skipped");
+                return 0;
+            }
+        };
+        let mut n = 0;
+        for record in set.records {
+            n += 1;
+            let Some(key) = record.key else { continue };
+            match RecordKey::decode(key) {
+                Ok(key) => self.apply(key, record.value, now),
+                Err(e) => {
+                    warn!(partition = index, offset = record.offset, error = %e, "skipping a {OFFSETS_TOPIC} record")
+                }
+            }
+        }
+        n
+    }
+
+    fn apply(&self, key: RecordKey, value: Option<Bytes>, now: Instant) {
+        let group = self.get_or_create(key.group());
+        let mut g = lock(&group);
+        match (key, value) {
+            (
+                RecordKey::Offset {
+                    topic, partition, ..
+                },
+                None,
+            ) => {
+                g.offsets.remove(&(topic, partition));
+            }
+            (
+                RecordKey::Offset {
+                    topic, partition, ..
+                },
+                Some(v),
+            ) => match OffsetValue::decode(v) {
+                Ok(value) => {
+                    g.offsets
+                        .insert((topic, partition), state::Committed { value });
+                }
+                Err(e) => warn!(group = %g.id, error = %e, "skipping an offset record"),
+            },
+            (RecordKey::Group { .. }, None) => {
+                g.restore(
+                    GroupValue {
+                        protocol_type: String::new(),
+                        generation: 0,
+                        protocol: None,
+                        leader: None,
+                        state_timestamp_ms: wall_ms(),
+                        members: Vec::new(),
+                    },
+                    now,
+                );
+                g.state = GroupState::Dead;
+            }
+            (RecordKey::Group { .. }, Some(v)) => match GroupValue::decode(v) {
+                Ok(value) => g.restore(value, now),
+                Err(e) => warn!(group = %g.id, error = %e, "skipping a group metadata record"),
+            },
+        }
+        if g.state == GroupState::Dead && g.offsets.is_empty() {
+            return;
+        }
+        if g.state == GroupState::Dead {
+            // Offsets committed after a delete bring the group back, empty.
+            g.state = GroupState::Empty;
+        }
+    }
+
+    /// Appends records (key, value or tombstone) to `partition` as one batch; the last
+    /// offset written, or a Kafka error code.
+    fn append(
+        partition: &Partition,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> std::result::Result<u64, i16> {
+        let now = wall_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder starts a new batch whenever `offset - sequence` changes, and
+                // takes the first record's sequence as the batch's: -1, "no producer".
+                sequence: i as i32 - 1,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::with_capacity(128);
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|_| ResponseError::UnknownServerError.code())?;
+        let mut batch = buf.to_vec();
+        partition.append(&mut batch).map(|a| a.last_offset)
+    }
+
+    /// Writes a group's metadata when it changed and releases waiting SyncGroups.
+    fn after_change(&self, g: &mut Group) {
+        if !g.take_persist() {
+            g.fire_syncs(Ok(None));
+            return;
+        }
+        let Some(p) = self.partition_of(&g.id) else {
+            g.fire_syncs(Err(ResponseError::CoordinatorNotAvailable.code()));
+            return;
+        };
+        let key = RecordKey::Group {
+            group: g.id.clone(),
+        }
+        .encode();
+        match Self::append(p, vec![(key, Some(g.to_value().encode()))]) {
+            Ok(at) => g.fire_syncs(Ok(Some(at))),
+            Err(code) => {
+                warn!(group = %g.id, code, "storing group metadata failed");
+                g.fire_syncs(Err(storage_error_to_group_error(code)));
+                g.assignment_lost(Instant::now(), wall_ms());
+            }
+        }
+    }
+
+    /// JoinGroup: an answer now, or a receiver that gets it when the rebalance completes.
+    pub fn join(&self, group_id: &str, p: JoinParams) -> Answer<JoinResult> {
+        if group_id.is_empty() {
+            return Answer::Now(JoinResult {
+                error: ResponseError::InvalidGroupId.code(),
+                generation: -1,
+                member_id: p.member_id,
+                ..JoinResult::default()
+            });
+        }
+        let group = if p.member_id.is_empty() {
+            self.get_or_create(group_id)
+        } else {
+            match self.get(group_id) {
+                Some(g) => g,
+                None => {
+                    return Answer::Now(JoinResult {
+                        error: ResponseError::UnknownMemberId.code(),
+                        generation: -1,
+                        member_id: p.member_id,
+                        ..JoinResult::default()
+                    })
+                }
+            }
+        };
+        let mut g = lock(&group);
+        let answer = g.join(p, &self.config, Instant::now(), wall_ms());
+        self.after_change(&mut g);
+        answer
+    }
+
+    /// SyncGroup, answered once the assignment is durable.
+    pub async fn sync(&self, group_id: &str, p: SyncParams) -> SyncResult {
+        let error = |code: ResponseError| SyncResult {
+            error: code.code(),
+            ..SyncResult::default()
+        };
+        if group_id.is_empty() {
+            return error(ResponseError::InvalidGroupId);
+        }
+        let Some(group) = self.get(group_id) else {
+            return error(ResponseError::UnknownMemberId);
+        };
+        let answer = {
+            let mut g = lock(&group);
+            let answer = g.sync(p, Instant::now(), wall_ms());
+            self.after_change(&mut g);
+            answer
+        };
+        let result = match answer {
+            Answer::Now(r) => r,
+            Answer::Wait(rx) => match rx.await {
+                Ok(r) => r,
+                Err(_) => return error(ResponseError::CoordinatorNotAvailable),
+            },
+        };
+        if let (Some(at), Some(p)) = (result.durable_at, self.partition_of(group_id)) {
+            if let Err(code) = p.wait_durable(at, COMMIT_TIMEOUT).await {
+                return SyncResult {
+                    error: storage_error_to_group_error(code),
+                    ..SyncResult::default()
+                };
+            }
+        }
+        result
+    }
+
+    /// Heartbeat.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        if group_id.is_empty() {
+            return ResponseError::InvalidGroupId.code();
+        }
+        let Some(group) = self.get(group_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        let mut g = lock(&group);
+        let code = g.heartbeat(member_id, instance_id, generation, Instant::now());
+        self.after_change(&mut g);
+        code
+    }
+
+    /// LeaveGroup: one error code per leaving member.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+        let Some(group) = self.get(group_id) else {
+            return vec![ResponseError::UnknownMemberId.code(); members.len()];
+        };
+        let mut g = lock(&group);
+        let (now, wall) = (Instant::now(), wall_ms());
+        let codes = members
+            .iter()
+            .map(|(id, instance)| g.leave(id, instance.as_deref(), now, wall))
+            .collect();
+        self.after_change(&mut g);
+        codes
+    }
+
+    /// OffsetCommit: one error code per entry, answered once the offsets are durable.
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        entries: &[CommitEntry],
+        topics: &Topics,
+    ) -> Vec<i16> {
+        let all = |code: i16| vec![code; entries.len()];
+        if group_id.is_empty() {
+            return all(ResponseError::InvalidGroupId.code());
+        }
+        let Some(partition) = self.partition_of(group_id).cloned() else {
+            return all(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let group = match self.get(group_id) {
+            Some(g) => g,
+            None if generation < 0 => self.get_or_create(group_id),
+            None => return all(ResponseError::IllegalGeneration.code()),
+        };
+        let mut codes = vec![0i16; entries.len()];
+        let mut valid = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let exists = topics
+                .get(&e.topic)
+                .is_some_and(|t| t.partition(e.partition).is_some());
+            codes[i] = if !exists {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else if e.metadata.as_ref().map_or(0, String::len)
+                > self.config.offset_metadata_max_bytes
+            {
+                ResponseError::OffsetMetadataTooLarge.code()
+            } else {
+                valid.push(i);
+                0
+            };
+        }
+        let written = {
+            let mut g = lock(&group);
+            if let Err(code) = g.check_commit(member_id, instance_id, generation, Instant::now()) {
+                return all(code);
+            }
+            if valid.is_empty() {
+                return codes;
+            }
+            let now = wall_ms();
+            let values: Vec<(usize, OffsetValue)> = valid
+                .iter()
+                .map(|&i| {
+                    let e = &entries[i];
+                    (
+                        i,
+                        OffsetValue {
+                            offset: e.offset,
+                            leader_epoch: e.leader_epoch,
+                            metadata: e.metadata.clone().unwrap_or_default(),
+                            commit_timestamp_ms: now,
+                        },
+                    )
+                })
+                .collect();
+            let records = values
+                .iter()
+                .map(|(i, v)| {
+                    let e = &entries[*i];
+                    let key = RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: e.topic.clone(),
+                        partition: e.partition,
+                    };
+                    (key.encode(), Some(v.encode()))
+                })
+                .collect();
+            let written = Self::append(&partition, records);
+            if written.is_ok() {
+                for (i, value) in values {
+                    let e = &entries[i];
+                    g.offsets
+                        .insert((e.topic.clone(), e.partition), state::Committed { value });
+                }
+            }
+            written
+        };
+        let outcome = match written {
+            Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
+            Err(code) => Err(code),
+        };
+        if let Err(code) = outcome {
+            warn!(group = group_id, code, "committing offsets failed");
+            let code = storage_error_to_group_error(code);
+            for &i in &valid {
+                codes[i] = code;
+            }
+        }
+        codes
+    }
+
+    /// OffsetFetch: committed offsets of the partitions asked for (all when `None`);
+    /// `None` for a partition without one.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> FetchedOffsets {
+        let group = self.get(group_id);
+        let g = group.as_ref().map(|g| lock(g));
+        let offsets = g.as_ref().map(|g| &g.offsets);
+        match wanted {
+            Some(wanted) => wanted
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|p| {
+                            let v = offsets
+                                .and_then(|o| o.get(&(topic.clone(), p)))
+                                .map(|c| c.value.clone());
+                            (p, v)
+                        })
+                        .collect();
+                    (topic, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<OffsetValue>)>> =
+                    BTreeMap::new();
+                for ((topic, p), c) in offsets.into_iter().flatten() {
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*p, Some(c.value.clone())));
+                }
+                by_topic
+                    .into_iter()
+                    .map(|(t, mut ps)| {
+                        ps.sort_by_key(|(p, _)| *p);
+                        (t, ps)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// A group as DescribeGroups shows it (`Dead` with no members when unknown).
+    pub fn describe(&self, group_id: &str) -> GroupSummary {
+        let Some(group) = self.get(group_id) else {
+            return GroupSummary {
+                group_id: group_id.to_string(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let g = lock(&group);
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| MemberSummary {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                // Kafka shows metadata and assignment only once the group is stable.
+                metadata: if stable {
+                    m.protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default()
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        GroupSummary {
+            group_id: g.id.clone(),
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if stable { protocol } else { String::new() },
+            members,
+        }
+    }
+
+    /// Every group's id, state and protocol type.
+    pub fn list(&self) -> Vec<(String, GroupState, String)> {
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups().values().cloned().collect();
+        let mut out: Vec<(String, GroupState, String)> = groups
+            .iter()
+            .map(|g| {
+                let g = lock(g);
+                (
+                    g.id.clone(),
+                    g.state,
+                    g.protocol_type.clone().unwrap_or_default(),
+                )
+            })
+            .filter(|(_, s, _)| *s != GroupState::Dead)
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// DeleteGroups: only empty groups; their offsets and metadata get tombstones.
+    pub async fn delete(&self, group_id: &str) -> i16 {
+        let Some(group) = self.get(group_id) else {
+            return ResponseError::GroupIdNotFound.code();
+        };
+        let Some(partition) = self.partition_of(group_id).cloned() else {
+            return ResponseError::CoordinatorNotAvailable.code();
+        };
+        let written = {
+            let mut g = lock(&group);
+            match g.state {
+                GroupState::Dead => return ResponseError::GroupIdNotFound.code(),
+                GroupState::Empty => {}
+                _ => return ResponseError::NonEmptyGroup.code(),
+            }
+            let mut tombstones: Vec<(Bytes, Option<Bytes>)> = g
+                .offsets
+                .keys()
+                .map(|(topic, p)| {
+                    let key = RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    };
+                    (key.encode(), None)
+                })
+                .collect();
+            tombstones.push((
+                RecordKey::Group {
+                    group: group_id.to_string(),
+                }
+                .encode(),
+                None,
+            ));
+            let written = Self::append(&partition, tombstones);
+            if written.is_ok() {
+                g.offsets.clear();
+                g.state = GroupState::Dead;
+                self.groups().remove(group_id);
+            }
+            written
+        };
+        let outcome = match written {
+            Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
+            Err(code) => Err(code),
+        };
+        match outcome {
+            Ok(()) => {
+                info!(group = group_id, "group deleted");
+                0
+            }
+            Err(code) => storage_error_to_group_error(code),
+        }
+    }
+
+    /// OffsetDelete: removes committed offsets the group no longer consumes. A group-level
+    /// error, or one code per partition.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[TopicPartition],
+    ) -> std::result::Result<Vec<i16>, i16> {
+        let Some(group) = self.get(group_id) else {
+            return Err(ResponseError::GroupIdNotFound.code());
+        };
+        let Some(partition) = self.partition_of(group_id).cloned() else {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let mut codes = vec![0i16; partitions.len()];
+        let written = {
+            let mut g = lock(&group);
+            if g.state == GroupState::Dead {
+                return Err(ResponseError::GroupIdNotFound.code());
+            }
+            let subscribed = if g.members.is_empty() {
+                Vec::new()
+            } else {
+                match g.subscribed_topics() {
+                    Some(t) => t,
+                    None => return Err(ResponseError::NonEmptyGroup.code()),
+                }
+            };
+            let mut tombstones = Vec::new();
+            let mut removed = Vec::new();
+            for (i, (topic, p)) in partitions.iter().enumerate() {
+                if subscribed.contains(topic) {
+                    codes[i] = ResponseError::GroupSubscribedToTopic.code();
+                } else if g.offsets.contains_key(&(topic.clone(), *p)) {
+                    let key = RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    };
+                    tombstones.push((key.encode(), None));
+                    removed.push((topic.clone(), *p));
+                }
+            }
+            if tombstones.is_empty() {
+                return Ok(codes);
+            }
+            let written = Self::append(&partition, tombstones);
+            if written.is_ok() {
+                for k in removed {
+                    g.offsets.remove(&k);
+                }
+            }
+            written
+        };
+        let outcome = match written {
+            Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
+            Err(code) => Err(code),
+        };
+        outcome.map_err(storage_error_to_group_error)?;
+        Ok(codes)
+    }
+
+    /// One pass of session and rebalance deadlines over every group.
+    pub fn expire_sessions(&self) {
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups().values().cloned().collect();
+        let (now, wall) = (Instant::now(), wall_ms());
+        for group in groups {
+            let mut g = lock(&group);
+            g.expire(now, wall);
+            self.after_change(&mut g);
+        }
+    }
+
+    /// Removes offsets of empty groups older than `offsets.retention.minutes` (and the
+    /// group when nothing is left). Returns how many offsets expired.
+    pub fn expire_offsets(&self, now_wall_ms: i64) -> usize {
+        let retention_ms = self.config.offsets_retention.as_millis() as i64;
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups().values().cloned().collect();
+        let mut expired_total = 0;
+        for group in groups {
+            let mut g = lock(&group);
+            if g.state != GroupState::Empty {
+                continue;
+            }
+            let since = g.state_since_ms;
+            let expired: Vec<TopicPartition> = g
+                .offsets
+                .iter()
+                .filter(|(_, c)| {
+                    now_wall_ms.saturating_sub(c.value.commit_timestamp_ms.max(since))
+                        >= retention_ms
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let drop_group = expired.len() == g.offsets.len();
+            if expired.is_empty() && !drop_group {
+                continue;
+            }
+            let Some(partition) = self.partition_of(&g.id) else {
+                continue;
+            };
+            let mut tombstones: Vec<(Bytes, Option<Bytes>)> = expired
+                .iter()
+                .map(|(topic, p)| {
+                    let key = RecordKey::Offset {
+                        group: g.id.clone(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    };
+                    (key.encode(), None)
+                })
+                .collect();
+            if drop_group {
+                tombstones.push((
+                    RecordKey::Group {
+                        group: g.id.clone(),
+                    }
+                    .encode(),
+                    None,
+                ));
+            }
+            match Self::append(partition, tombstones) {
+                Ok(_) => {
+                    expired_total += expired.len();
+                    for k in &expired {
+                        g.offsets.remove(k);
+                    }
+                    if drop_group {
+                        g.state = GroupState::Dead;
+                        let id = g.id.clone();
+                        drop(g);
+                        self.groups().remove(&id);
+                        info!(group = %id, "empty group removed after offsets.retention.minutes");
+                    }
+                }
+                Err(code) => warn!(group = %g.id, code, "expiring offsets failed"),
+            }
+        }
+        expired_total
+    }
+
+    /// Per-group figures for `/metrics`.
+    pub fn metrics(&self) -> Vec<GroupMetrics> {
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups().values().cloned().collect();
+        groups
+            .iter()
+            .map(|g| {
+                let g = lock(g);
+                GroupMetrics {
+                    group_id: g.id.clone(),
+                    state: g.state,
+                    members: g.members.len(),
+                    committed: g
+                        .offsets
+                        .iter()
+                        .map(|(k, c)| (k.clone(), c.value.offset))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Drives sessions, rebalance deadlines and offset retention until shutdown.
+    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut tick = tokio::time::interval(TICK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_retention = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait() => return,
+            }
+            self.expire_sessions();
+            if last_retention.elapsed() >= self.config.offsets_retention_check_interval {
+                last_retention = Instant::now();
+                let n = self.expire_offsets(wall_ms());
+                if n > 0 {
+                    info!(offsets = n, "expired committed offsets");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TopicDefaults;
+    use crate::metrics::Metrics;
+
+    async fn open(dir: &std::path::Path) -> (Topics, Coordinator) {
+        let topics = Topics::open(dir, TopicDefaults::default(), Arc::new(Metrics::new())).unwrap();
+        let config = GroupConfig {
+            offsets_topic_partitions: 4,
+            ..GroupConfig::default()
+        };
+        let c = Coordinator::open(&topics, config).await.unwrap();
+        (topics, c)
+    }
+
+    fn entry(topic: &str, partition: i32, offset: i64) -> CommitEntry {
+        CommitEntry {
+            topic: topic.into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: Some("m".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_survive_reopen_and_deletes_leave_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (topics, c) = open(dir.path()).await;
+            topics.create("t", 2, 1, BTreeMap::new()).await.unwrap();
+            let codes = c
+                .commit(
+                    "g",
+                    "",
+                    None,
+                    -1,
+                    &[entry("t", 0, 5), entry("t", 1, 7), entry("nope", 0, 1)],
+                    &topics,
+                )
+                .await;
+            assert_eq!(
+                codes,
+                vec![0, 0, ResponseError::UnknownTopicOrPartition.code()]
+            );
+            let codes = c
+                .commit("h", "", None, -1, &[entry("t", 0, 9)], &topics)
+                .await;
+            assert_eq!(codes, vec![0]);
+            assert_eq!(c.delete("h").await, 0);
+            assert_eq!(c.delete("h").await, ResponseError::GroupIdNotFound.code());
+            topics.close_all().unwrap();
+        }
+        let (topics, c) = open(dir.path()).await;
+        let got = c.fetch_offsets("g", None);
+        assert_eq!(got.len(), 1);
+        let offsets: Vec<(i32, i64)> = got[0]
+            .1
+            .iter()
+            .map(|(p, v)| (*p, v.as_ref().unwrap().offset))
+            .collect();
+        assert_eq!(offsets, vec![(0, 5), (1, 7)]);
+        assert_eq!(c.group_ids(), vec!["g".to_string()]);
+        assert!(c.fetch_offsets("h", None).is_empty());
+        // Offsets of an empty group expire after the retention period.
+        let later = wall_ms() + c.config().offsets_retention.as_millis() as i64 + 1;
+        assert_eq!(c.expire_offsets(later), 2);
+        assert!(c.group_ids().is_empty());
+        topics.close_all().unwrap();
+    }
+}

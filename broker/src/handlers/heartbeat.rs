@@ -1,0 +1,18 @@
+//! Heartbeat: keeps a member's session alive and tells it when to rejoin
+//! (REBALANCE_IN_PROGRESS), or that it was fenced (ILLEGAL_GENERATION,
+//! UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID).
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use crate::connection::RequestContext;
+
+pub fn handle(ctx: &RequestContext, r: HeartbeatRequest) -> HeartbeatResponse {
+    let instance = r.group_instance_id.map(|i| i.to_string());
+    let code = ctx.broker.groups.heartbeat(
+        r.group_id.as_str(),
+        r.member_id.as_str(),
+        instance.as_deref(),
+        r.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(ctx.code(code))
+}

@@ -1,0 +1,41 @@
+//! LeaveGroup: one member (v0–2) or a batch of members by member or instance id (v3+).
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+
+use crate::connection::RequestContext;
+
+pub fn handle(ctx: &RequestContext, r: LeaveGroupRequest) -> LeaveGroupResponse {
+    let group_id = r.group_id.to_string();
+    if ctx.version < 3 {
+        let codes = ctx
+            .broker
+            .groups
+            .leave(&group_id, &[(r.member_id.to_string(), None)]);
+        return LeaveGroupResponse::default()
+            .with_error_code(ctx.code(codes.first().copied().unwrap_or(0)));
+    }
+    let leaving: Vec<(String, Option<String>)> = r
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.group_instance_id.as_ref().map(|i| i.to_string()),
+            )
+        })
+        .collect();
+    let codes = ctx.broker.groups.leave(&group_id, &leaving);
+    let members = r
+        .members
+        .into_iter()
+        .zip(codes)
+        .map(|(m, code)| {
+            MemberResponse::default()
+                .with_member_id(m.member_id)
+                .with_group_instance_id(m.group_instance_id)
+                .with_error_code(ctx.code(code))
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}

@@ -1,0 +1,70 @@
+//! OffsetCommit: stores a group's consumed positions in `__consumer_offsets`; answered
+//! once they are durable. A member commits with its generation and member id; a
+//! consumer outside any group (or an admin tool) commits with generation -1 and an empty
+//! member id, which is accepted only while the group has no members.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::Reply;
+use crate::connection::RequestContext;
+use crate::group::CommitEntry;
+
+pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
+    let mut entries = Vec::new();
+    let mut shape = Vec::with_capacity(r.topics.len());
+    for t in r.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            partitions.push(p.partition_index);
+            entries.push(CommitEntry {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.map(|m| m.to_string()),
+            });
+        }
+        shape.push((t.name, partitions));
+    }
+    let group_id = r.group_id.to_string();
+    let member_id = r.member_id.to_string();
+    let instance_id = r.group_instance_id.map(|i| i.to_string());
+    let generation = r.generation_id_or_member_epoch;
+    Reply::Later(Box::pin(async move {
+        let b = &ctx.broker;
+        let codes = b
+            .groups
+            .commit(
+                &group_id,
+                &member_id,
+                instance_id.as_deref(),
+                generation,
+                &entries,
+                &b.topics,
+            )
+            .await;
+        let mut codes = codes.into_iter();
+        let topics = shape
+            .into_iter()
+            .map(|(name, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|index| {
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_error_code(ctx.code(codes.next().unwrap_or(0)))
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics).into()
+    }))
+}
