@@ -19,7 +19,7 @@ async fn health() -> &'static str {
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
-    let body = broker.metrics.render(&broker.topics);
+    let body = broker.metrics.render(&broker.topics, &broker.groups);
     ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body)
 }
 

@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::group::Coordinator;
 use crate::topics::Topics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +60,29 @@ pub struct Metrics {
     log_end: Family<PartitionLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
     size_bytes: Family<PartitionLabels, Gauge>,
+    group_state: Family<GroupStateLabels, Gauge>,
+    group_members: Family<GroupLabels, Gauge>,
+    group_generation: Family<GroupLabels, Gauge>,
+    group_committed: Family<GroupPartitionLabels, Gauge>,
+    group_lag: Family<GroupPartitionLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupStateLabels {
+    pub group: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupPartitionLabels {
+    pub group: String,
+    pub topic: String,
+    pub partition: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -92,6 +116,11 @@ impl Metrics {
             log_end: Family::default(),
             high_watermark: Family::default(),
             size_bytes: Family::default(),
+            group_state: Family::default(),
+            group_members: Family::default(),
+            group_generation: Family::default(),
+            group_committed: Family::default(),
+            group_lag: Family::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,12 +199,37 @@ impl Metrics {
                 "Bytes of the partition's segments",
                 m.size_bytes.clone(),
             );
+            r.register(
+                "group_state",
+                "1 for a consumer group's current state (Empty, PreparingRebalance, CompletingRebalance, Stable)",
+                m.group_state.clone(),
+            );
+            r.register(
+                "group_members",
+                "Members of a consumer group",
+                m.group_members.clone(),
+            );
+            r.register(
+                "group_generation",
+                "A consumer group's generation: it grows by one per completed rebalance",
+                m.group_generation.clone(),
+            );
+            r.register(
+                "group_committed_offset",
+                "A consumer group's committed offset of a partition",
+                m.group_committed.clone(),
+            );
+            r.register(
+                "group_lag",
+                "High watermark minus the group's committed offset (0 when ahead)",
+                m.group_lag.clone(),
+            );
         }
         m
     }
 
     /// The Prometheus text exposition of every metric, partition gauges refreshed.
-    pub fn render(&self, topics: &Topics) -> String {
+    pub fn render(&self, topics: &Topics, groups: &Coordinator) -> String {
         for family in [
             &self.log_start,
             &self.log_end,
@@ -199,10 +253,55 @@ impl Metrics {
             set(&self.high_watermark, o.high_watermark);
             set(&self.size_bytes, o.size_bytes);
         }
+        self.refresh_groups(topics, groups);
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+
+    /// Per-group gauges, rebuilt at each scrape so deleted groups disappear.
+    fn refresh_groups(&self, topics: &Topics, groups: &Coordinator) {
+        self.group_state.clear();
+        self.group_members.clear();
+        self.group_generation.clear();
+        self.group_committed.clear();
+        self.group_lag.clear();
+        for g in groups.metrics() {
+            let group = GroupLabels {
+                group: g.group_id.clone(),
+            };
+            self.group_state
+                .get_or_create(&GroupStateLabels {
+                    group: g.group_id.clone(),
+                    state: g.state.name().to_string(),
+                })
+                .set(1);
+            self.group_members
+                .get_or_create(&group)
+                .set(g.members as i64);
+            self.group_generation
+                .get_or_create(&group)
+                .set(i64::from(g.generation));
+            for ((topic, partition), committed) in g.committed {
+                let labels = GroupPartitionLabels {
+                    group: g.group_id.clone(),
+                    topic: topic.clone(),
+                    partition: partition.to_string(),
+                };
+                self.group_committed.get_or_create(&labels).set(committed);
+                let hw = topics
+                    .get(&topic)
+                    .and_then(|t| t.partition(partition).cloned())
+                    .map(|p| p.high_watermark());
+                if let Some(hw) = hw {
+                    let hw = i64::try_from(hw).unwrap_or(i64::MAX);
+                    self.group_lag
+                        .get_or_create(&labels)
+                        .set(hw.saturating_sub(committed).max(0));
+                }
+            }
+        }
     }
 }

@@ -102,6 +102,7 @@ pub struct GroupMetrics {
     pub group_id: String,
     pub state: GroupState,
     pub members: usize,
+    pub generation: i32,
     /// Committed offset per partition.
     pub committed: Vec<(TopicPartition, i64)>,
 }
@@ -934,6 +935,7 @@ impl Coordinator {
                     group_id: g.id.clone(),
                     state: g.state,
                     members: g.members.len(),
+                    generation: g.generation,
                     committed: g
                         .offsets
                         .iter()
@@ -1016,6 +1018,12 @@ mod tests {
                 .commit("h", "", None, -1, &[entry("t", 0, 9)], &topics)
                 .await;
             assert_eq!(codes, vec![0]);
+            let text = Metrics::new().render(&topics, &c);
+            assert!(text.contains(
+                "strata_group_committed_offset{group=\"g\",topic=\"t\",partition=\"0\"} 5"
+            ));
+            assert!(text.contains("strata_group_lag{group=\"g\",topic=\"t\",partition=\"1\"} 0"));
+            assert!(text.contains("strata_group_state{group=\"h\",state=\"Empty\"} 1"));
             assert_eq!(c.delete("h").await, 0);
             assert_eq!(c.delete("h").await, ResponseError::GroupIdNotFound.code());
             topics.close_all().unwrap();
