@@ -662,7 +662,11 @@ impl Group {
     }
 
     fn all_joined(&self) -> bool {
-        self.pending.is_empty() && self.members.values().all(|m| m.join_waiter.is_some())
+        self.pending.is_empty()
+            && self
+                .members
+                .values()
+                .all(|m| m.join_waiter.as_ref().is_some_and(|w| !w.is_closed()))
     }
 
     fn try_complete_join(&mut self, now: Instant, now_wall_ms: i64) {
@@ -991,6 +995,16 @@ impl Group {
     /// the coordinator calls this on its tick.
     pub fn expire(&mut self, now: Instant, now_wall_ms: i64) {
         self.pending.retain(|_, deadline| *deadline > now);
+        // A member whose connection closed while it waited for its JoinGroup or
+        // SyncGroup answer is no longer waiting: its session decides from here.
+        for m in self.members.values_mut() {
+            if m.join_waiter.as_ref().is_some_and(|w| w.is_closed()) {
+                m.join_waiter = None;
+            }
+            if m.sync_waiter.as_ref().is_some_and(|w| w.is_closed()) {
+                m.sync_waiter = None;
+            }
+        }
         let expired: Vec<String> = self
             .members
             .values()
@@ -1215,6 +1229,25 @@ mod tests {
         assert_eq!(jb.error, 0);
         assert_eq!(g.members.len(), 1);
         assert_eq!(jb.leader, jb.member_id);
+    }
+
+    #[test]
+    fn a_member_that_hung_up_while_joining_is_not_waited_for() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let (a, _rx_a) = join_new(&mut g, now);
+        // `b` joins, which starts a rebalance, and then its connection closes.
+        let (_b, rx_b) = join_new(&mut g, now);
+        drop(rx_b);
+        let mut rx_a = waited(g.join(params(&a), &config(), now, 0));
+        assert!(rx_a.try_recv().is_err(), "b's session has not ended yet");
+        g.expire(now + Duration::from_secs(5), 0);
+        assert_eq!(g.members.len(), 2);
+        // b's session (10 s) ends: it is removed and the rebalance completes without it.
+        g.expire(now + Duration::from_secs(11), 0);
+        assert_eq!(g.members.len(), 1);
+        let ja = rx_a.try_recv().unwrap();
+        assert_eq!((ja.error, ja.members.len()), (0, 1));
     }
 
     #[test]
