@@ -2,12 +2,14 @@
 //! they share: how a finished command maps to an exit status, how errors are reported.
 
 pub mod consume;
+pub mod group;
 pub mod log;
 pub mod produce;
 pub mod serve;
 pub mod topic;
 
 mod json;
+mod table;
 mod timestamp;
 
 use std::io::{self, Write};

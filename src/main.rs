@@ -47,8 +47,11 @@ enum Command {
     Topic(cli::topic::TopicArgs),
     /// Write stdin lines to a topic, one record per line.
     Produce(cli::produce::ProduceArgs),
-    /// Print a topic's records, from earliest, latest, an offset or a time.
+    /// Print a topic's records, from earliest, latest, an offset or a time, or as a
+    /// member of a consumer group (--group).
     Consume(cli::consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups on a running broker.
+    Group(cli::group::GroupArgs),
 }
 
 const DEFAULT_LOG_LEVEL: &str = "warn";
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => args.run(),
         Command::Produce(args) => args.run(),
         Command::Consume(args) => args.run(),
+        Command::Group(args) => args.run(),
     });
     match result {
         Ok(outcome) => outcome.exit_code(),

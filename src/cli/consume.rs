@@ -1,6 +1,11 @@
 //! `strata consume TOPIC`: prints records of one partition or all, from a chosen start,
 //! one line each, formatted by `--format` or as JSON. Stops after `--count` records, or
 //! follows the topic until Ctrl-C (exit 0).
+//!
+//! With `--group G` it reads as a member of consumer group G instead: the group assigns
+//! the partitions and remembers how far it read (commits as it goes, and on exit commits
+//! exactly what was printed), so the next run resumes there; `--from` then only says
+//! where to start partitions the group has no offset for.
 
 use std::io::{self, BufWriter, Write};
 use std::time::Duration;
@@ -8,11 +13,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use client::consumer::{FetchConfig, PartitionConsumer, StartOffset};
-use client::ConsumerRecord;
+use client::{ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset};
 use tokio::sync::mpsc;
 
 use super::json::JsonObject;
-use super::timestamp::iso8601_utc;
+use super::timestamp::{iso8601_utc, parse_iso8601};
 use super::topic::{block_on, BrokersArg};
 use super::Outcome;
 
@@ -36,8 +41,16 @@ pub struct ConsumeArgs {
           allow_hyphen_values = true)]
     from: StartOffset,
     /// Read only this partition (default: all).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", conflicts_with = "group")]
     partition: Option<i32>,
+    /// Read as a member of this consumer group: partitions are shared with the
+    /// group's other members and progress is committed. `--from` (earliest or latest)
+    /// then only applies to partitions without a committed offset.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+    /// With --group: a static member id (`group.instance.id`).
+    #[arg(long, value_name = "ID", requires = "group")]
+    group_instance_id: Option<String>,
     /// Exit after printing this many records (default: follow until Ctrl-C).
     #[arg(long, value_name = "N")]
     count: Option<u64>,
@@ -73,85 +86,6 @@ fn parse_from(s: &str) -> Result<StartOffset, String> {
     })
 }
 
-/// Milliseconds since the epoch of `YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM]` (a space
-/// may replace `T`; no zone means UTC).
-fn parse_iso8601(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date, rest) = match s.find(['T', 't', ' ']) {
-        Some(i) => (&s[..i], &s[i + 1..]),
-        None => (s, ""),
-    };
-    let mut d = date.splitn(3, '-');
-    let year: i64 = d.next()?.parse().ok()?;
-    let month: i64 = d.next()?.parse().ok()?;
-    let day: i64 = d.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
-        return None;
-    }
-    // Split off the zone: Z, or +HH:MM / -HH:MM after the time.
-    let (time, offset_minutes) = if let Some(t) = rest.strip_suffix(['Z', 'z']) {
-        (t, 0)
-    } else if let Some(i) = rest.rfind(['+', '-']) {
-        let zone = &rest[i + 1..];
-        let (h, m) = zone.split_once(':').unwrap_or((zone, "0"));
-        let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
-        let sign = if rest.as_bytes()[i] == b'-' { -1 } else { 1 };
-        (&rest[..i], sign * minutes)
-    } else {
-        (rest, 0)
-    };
-    let mut ms_of_day = 0;
-    if !time.is_empty() {
-        let mut parts = time.splitn(3, ':');
-        let hour: i64 = parts.next()?.parse().ok()?;
-        let minute: i64 = parts.next()?.parse().ok()?;
-        let (second, milli) = match parts.next() {
-            None => (0, 0),
-            Some(sec) => {
-                let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
-                let second: i64 = whole.parse().ok()?;
-                let digits: String = frac.chars().take(3).collect();
-                if !frac.chars().all(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                let milli = if digits.is_empty() {
-                    0
-                } else {
-                    format!("{digits:0<3}").parse::<i64>().ok()?
-                };
-                (second, milli)
-            }
-        };
-        if hour > 23 || minute > 59 || second > 60 {
-            return None;
-        }
-        ms_of_day = ((hour * 60 + minute) * 60 + second) * 1000 + milli;
-    }
-    let days = days_from_civil(year, month, day);
-    Some(days * 86_400_000 + ms_of_day - offset_minutes * 60_000)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date: Howard Hinnant's
-/// `days_from_civil`, the inverse of `timestamp::civil_from_days`.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y.rem_euclid(400);
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 /// What partition readers send the printer.
 type Fetched = client::Result<Vec<ConsumerRecord>>;
 
@@ -161,6 +95,9 @@ impl ConsumeArgs {
     }
 
     async fn consume(self) -> Result<Outcome> {
+        if self.group.is_some() {
+            return self.consume_as_group().await;
+        }
         let cluster = self.brokers.connect().await?;
         let metadata = match cluster.metadata().topic(&self.topic) {
             Ok(_) => cluster.metadata(),
@@ -218,6 +155,81 @@ impl ConsumeArgs {
         }
         out.flush()?;
         Ok(Outcome::Clean)
+    }
+}
+
+/// How long one group poll waits for records before checking for Ctrl-C again.
+const GROUP_POLL_WAIT: Duration = Duration::from_secs(1);
+
+impl ConsumeArgs {
+    async fn consume_as_group(self) -> Result<Outcome> {
+        let Some(group) = self.group.clone() else {
+            bail!("no --group given");
+        };
+        let reset = match self.from {
+            StartOffset::Earliest => OffsetReset::Earliest,
+            StartOffset::Latest => OffsetReset::Latest,
+            _ => bail!(
+                "with --group, --from takes earliest or latest (where partitions without a \
+                 committed offset start); move the group with `strata group reset`"
+            ),
+        };
+        let cluster = self.brokers.connect().await?;
+        if cluster.metadata().topic(&self.topic).is_err() {
+            cluster
+                .refresh_metadata(Some(std::slice::from_ref(&self.topic)), false)
+                .await?;
+        }
+        cluster.metadata().topic(&self.topic)?;
+        let mut config = GroupConfig::new(group.clone());
+        config.auto_offset_reset = reset;
+        config.group_instance_id = self.group_instance_id.clone();
+        config.fetch.max_wait = Duration::from_millis(self.max_wait_ms);
+        let mut consumer = GroupConsumer::new(cluster, config)?;
+        consumer.subscribe([self.topic.clone()])?;
+        let result = self.print_group(&mut consumer).await;
+        // Commits exactly what was printed (positions never pass returned records),
+        // then leaves the group so its partitions move to the other members at once.
+        let closed = consumer
+            .close()
+            .await
+            .with_context(|| format!("committing and leaving group {group}"));
+        result?;
+        closed?;
+        Ok(Outcome::Clean)
+    }
+
+    /// Prints records as the group assigns them, until `--count` or Ctrl-C.
+    async fn print_group(&self, consumer: &mut GroupConsumer) -> Result<()> {
+        let printer = Printer::new(&self.format);
+        let mut out = BufWriter::new(io::stdout().lock());
+        let mut printed = 0u64;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            if let Some(n) = self.count {
+                if printed >= n {
+                    break;
+                }
+                let left = usize::try_from(n - printed).unwrap_or(usize::MAX);
+                consumer.set_max_poll_records(
+                    left.min(client::group::consumer::DEFAULT_MAX_POLL_RECORDS),
+                )?;
+            }
+            let polled = tokio::select! {
+                polled = consumer.poll(GROUP_POLL_WAIT) => polled,
+                _ = &mut ctrl_c => break,
+            };
+            for record in polled.with_context(|| {
+                format!("reading {} as group {}", self.topic, consumer.group_id())
+            })? {
+                printer.print(&record, &mut out)?;
+                printed += 1;
+            }
+            out.flush()?;
+        }
+        out.flush()?;
+        Ok(())
     }
 }
 
@@ -387,7 +399,6 @@ fn json_line(r: &ConsumerRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::timestamp::iso8601_utc;
 
     #[test]
     fn from_accepts_names_offsets_and_times() {
@@ -404,22 +415,6 @@ mod tests {
         );
         assert!(parse_from("-3").is_err());
         assert!(parse_from("yesterday").is_err());
-    }
-
-    #[test]
-    fn iso8601_round_trips_with_the_renderer() {
-        for ms in [0, 951_782_400_000, 1_700_000_000_004, 4_107_542_400_000, -1] {
-            assert_eq!(parse_iso8601(&iso8601_utc(ms)), Some(ms), "{ms}");
-        }
-        assert_eq!(parse_iso8601("1970-01-02"), Some(86_400_000));
-        assert_eq!(parse_iso8601("1970-01-01T01:00"), Some(3_600_000));
-        assert_eq!(parse_iso8601("1970-01-01 00:00:01.5"), Some(1_500));
-        assert_eq!(parse_iso8601("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_iso8601("1970-01-01T00:00:00-00:30"), Some(1_800_000));
-        assert_eq!(parse_iso8601("2023-02-29T00:00:00Z"), None);
-        assert_eq!(parse_iso8601("2023-13-01"), None);
-        assert_eq!(parse_iso8601("2023-01-01T25:00"), None);
-        assert_eq!(parse_iso8601("2023-01-01T00:00:00.x"), None);
     }
 
     fn record() -> ConsumerRecord {

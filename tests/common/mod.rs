@@ -2,6 +2,8 @@
 //! Strata log built from them, and a runner for the `strata` binary.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

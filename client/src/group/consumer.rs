@@ -310,6 +310,16 @@ impl GroupConsumer {
         Ok(())
     }
 
+    /// Changes `max.poll.records` (e.g. to stop exactly at a record count: positions,
+    /// and so commits, never pass the records returned). Fails on 0.
+    pub fn set_max_poll_records(&mut self, max_records: usize) -> Result<()> {
+        if max_records == 0 {
+            return Err(Error::InvalidArgument("max.poll.records is 0".into()));
+        }
+        self.config.max_poll_records = max_records;
+        Ok(())
+    }
+
     /// The group id.
     pub fn group_id(&self) -> &str {
         &self.config.group_id
