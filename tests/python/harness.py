@@ -5,7 +5,8 @@ loopback ports, waits until the Kafka port accepts TCP and the admin port answer
 `GET /health` with 200, and stops it with SIGTERM (asserting exit status 0) or SIGKILL.
 A restart reuses the same data directory and the same ports, so clients that were
 connected before reconnect to the same address. The broker's stderr goes to a file that
-conftest.py attaches to the report of a failed test.
+conftest.py attaches to the report of a failed test. Broker settings (docs/broker.md's
+table) can be given as a dict: they are written to a TOML file passed with `--config`.
 """
 
 from __future__ import annotations
@@ -59,14 +60,34 @@ def wait_until(cond: Callable[[], object], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
+def toml_text(settings: dict) -> str:
+    """`"key" = value` lines (quoted keys, so dotted Kafka names stay one key)."""
+    lines = []
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            v = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            v = repr(value)
+        elif isinstance(value, str):
+            v = json.dumps(value)
+        else:
+            raise TypeError(f"setting {key}: unsupported value {value!r}")
+        lines.append(f"{json.dumps(key)} = {v}")
+    return "\n".join(lines) + "\n"
+
+
 class Broker:
     """One `strata serve` on a data directory; restartable."""
 
-    def __init__(self, data_dir: Path, stderr_path: Path, extra_args: tuple[str, ...] = ()):
+    def __init__(self, data_dir: Path, stderr_path: Path, extra_args: tuple[str, ...] = (),
+                 config: Optional[dict] = None):
         self.bin = strata_bin()
         self.data_dir = Path(data_dir)
         self.stderr_path = Path(stderr_path)
         self.extra_args = tuple(extra_args)
+        #: Settings written to `<stderr dir>/strata.toml` and passed with `--config`.
+        self.config = dict(config) if config else None
+        self.config_path = self.stderr_path.parent / "strata.toml" if config else None
         self.kafka_port = free_port()
         self.admin_port = free_port()
         while self.admin_port == self.kafka_port:
@@ -102,6 +123,9 @@ class Broker:
             "--log-level", "info",
             *self.extra_args,
         ]
+        if self.config is not None:
+            self.config_path.write_text(toml_text(self.config))
+            cmd += ["--config", str(self.config_path)]
         env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
         with open(self.stderr_path, "ab") as err:
             err.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())

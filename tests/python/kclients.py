@@ -37,8 +37,9 @@ def create_topic(bootstrap: str, name: str, partitions: int, config: Optional[di
 
 
 def consumer(bootstrap: str, **extra) -> Consumer:
-    """A confluent-kafka consumer for assign()+seek reading: no group membership, no
-    commits (the broker has no group coordinator yet)."""
+    """A confluent-kafka consumer for assign()+seek reading: no group membership and no
+    commits, so reading a partition leaves the broker's group coordinator untouched
+    (test_group*.py exercise the groups)."""
     conf = {
         "bootstrap.servers": bootstrap,
         # librdkafka needs a group.id string to build a consumer; with assign() it never
