@@ -14,9 +14,20 @@ pub const DEFAULT_SEGMENT_INDEX_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka's default `max.message.bytes` (1 MiB plus record overhead).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1_048_588;
+/// Kafka's default `delete.retention.ms` (1 day): how long a tombstone outlives the first
+/// cleaning that saw it.
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+/// Kafka's default `min.cleanable.dirty.ratio`.
+pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
+/// Kafka's default `min.compaction.lag.ms`.
+pub const DEFAULT_MIN_COMPACTION_LAG_MS: i64 = 0;
 
 /// Settings for one partition log. `None` means "unlimited", Kafka's `-1`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Kafka's `cleanup.policy` is the pair of flags `delete` and `compact`: `delete` (the
+/// default) is `{delete: true, compact: false}`, `compact` is `{delete: false, compact:
+/// true}`, `compact,delete` sets both.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment before the active one would exceed this.
     pub segment_bytes: u64,
@@ -34,6 +45,22 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// `max.message.bytes`: the largest batch `append` accepts.
     pub max_message_bytes: u32,
+    /// `cleanup.policy` contains `delete`: `apply_retention` deletes closed segments by
+    /// `retention.ms` and `retention.bytes`. Without it only segments wholly before the log
+    /// start (DeleteRecords) are deleted.
+    pub delete: bool,
+    /// `cleanup.policy` contains `compact`: `prepare_clean` offers cleanings that keep the
+    /// latest record per key (see [`crate::cleaner`]).
+    pub compact: bool,
+    /// `delete.retention.ms`: a tombstone is kept at least this long after the cleaning
+    /// that first saw it (its batch's delete horizon, Kafka's KIP-534).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: a cleaning starts when the never-cleaned bytes are at
+    /// least this fraction of the cleanable bytes (0.0 to 1.0).
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment whose newest timestamp is younger than this is
+    /// never rewritten, so every record stays uncompacted at least this long.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -46,6 +73,11 @@ impl Default for LogConfig {
             retention_ms: Some(DEFAULT_RETENTION_MS),
             retention_bytes: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            delete: true,
+            compact: false,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
+            min_compaction_lag_ms: DEFAULT_MIN_COMPACTION_LAG_MS,
         }
     }
 }
@@ -91,6 +123,18 @@ impl LogConfig {
                 "max.message.bytes {} is smaller than a batch header",
                 self.max_message_bytes
             ));
+        }
+        if self.delete_retention_ms < 0 {
+            return bad("delete.retention.ms must be non-negative".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return bad(format!(
+                "min.cleanable.dirty.ratio {} must be between 0 and 1",
+                self.min_cleanable_dirty_ratio
+            ));
+        }
+        if self.min_compaction_lag_ms < 0 {
+            return bad("min.compaction.lag.ms must be non-negative".into());
         }
         Ok(())
     }

@@ -15,6 +15,7 @@
 //! after any later truncation, retention or close.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,6 +23,10 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::checkpoint::{sync_dir, Checkpoint};
+use crate::clean_checkpoint::CleanCheckpoint;
+use crate::cleaner::{
+    self, CleanGuard, CleanJob, CleanOutcome, Cleaned, SourceSegment, Steps, SwapError,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::entries::{EntryKind, EntryRecord};
@@ -102,6 +107,8 @@ pub struct OpenReport {
     pub truncated_bytes: u64,
     /// Segments removed because they followed a cut, or lay wholly before the log start.
     pub removed_segments: usize,
+    /// Segment swaps of an interrupted cleaning that were committed and got finished.
+    pub finished_clean_swaps: usize,
 }
 
 /// One partition log. See the module documentation for its guarantees.
@@ -119,6 +126,13 @@ pub struct Log {
     /// cannot move the flushed watermark over entries that were replaced.
     generation: u64,
     open_report: OpenReport,
+    /// How far compaction got, and when tombstones next come due.
+    clean_checkpoint: CleanCheckpoint,
+    /// Set while a [`CleanJob`] or its [`Cleaned`] is alive: one cleaning at a time.
+    cleaning: Arc<AtomicBool>,
+    /// A swap failed midway: the files are consistent (open finishes or drops the swap)
+    /// but this `Log` no longer matches them, so it refuses further cleanings.
+    clean_poisoned: bool,
 }
 
 /// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
@@ -171,6 +185,13 @@ impl Log {
         let span = info_span!("log_open", dir = %dir.display());
         let _enter = span.enter();
         std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        // An interrupted cleaning: finish its committed swaps, drop the rest, before any
+        // segment is looked at.
+        let finished_clean_swaps = cleaner::finish_interrupted(&dir)?;
+        let (clean_checkpoint, clean_checkpoint_ok) = CleanCheckpoint::read(&dir)?;
+        if !clean_checkpoint_ok {
+            warn!("damaged cleaner checkpoint; the whole log counts as dirty");
+        }
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let mut clean = marker.exists();
         let checkpoint = match Checkpoint::read(&dir) {
@@ -195,8 +216,12 @@ impl Log {
             flushed_raft_index: 0,
             open_report: OpenReport {
                 clean,
+                finished_clean_swaps,
                 ..OpenReport::default()
             },
+            clean_checkpoint,
+            cleaning: Arc::new(AtomicBool::new(false)),
+            clean_poisoned: false,
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         if log.segments.is_empty() {
@@ -218,6 +243,8 @@ impl Log {
         log.flush()?;
         log.checkpoint.recovery_point = log.active().base_offset();
         log.checkpoint.write(&dir)?;
+        // Recovery may have cut the log below where cleaning got.
+        log.lower_first_dirty(log.next_offset())?;
         if marker.exists() {
             std::fs::remove_file(&marker).map_err(|e| LogError::io(&marker, e))?;
             sync_dir(&dir)?;
@@ -786,6 +813,7 @@ impl Log {
             self.checkpoint.recovery_point = base;
         }
         self.checkpoint.write(&self.dir)?;
+        self.lower_first_dirty(next)?;
         info!(next_offset = next, "log truncated");
         Ok(())
     }
@@ -820,6 +848,7 @@ impl Log {
         sync_dir(&self.dir)?;
         self.flushed_offset = next_offset;
         self.flushed_raft_index = next_raft_index - 1;
+        self.lower_first_dirty(next_offset)?;
         Ok(())
     }
 
@@ -850,18 +879,20 @@ impl Log {
 
     /// Deletes closed segments past `retention.ms` (by their newest timestamp), beyond
     /// `retention.bytes`, or wholly before the log start, oldest first. The active segment
-    /// is never deleted.
+    /// is never deleted. Without `delete` in `cleanup.policy` only the segments wholly
+    /// before the log start go.
     pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
         let closed = self.segments.len() - 1;
         let now_ms = self.clock.now_ms();
-        let by_time = match self.config.retention_ms {
+        let delete = self.config.delete;
+        let by_time = match self.config.retention_ms.filter(|_| delete) {
             Some(ms) => self.segments[..closed]
                 .iter()
                 .take_while(|s| now_ms.saturating_sub(s.max_timestamp()) > ms)
                 .count(),
             None => 0,
         };
-        let by_size = match self.config.retention_bytes {
+        let by_size = match self.config.retention_bytes.filter(|_| delete) {
             Some(limit) => {
                 let mut excess = self.size_bytes().saturating_sub(limit);
                 self.segments[..closed]
@@ -937,6 +968,259 @@ impl Log {
             seg.delete()?;
         }
         sync_dir(&self.dir)
+    }
+}
+
+// ---------------------------------------------------------------- compaction
+
+impl Log {
+    /// Where compaction got: offsets below this were cleaned; the rest is dirty.
+    pub fn first_dirty_offset(&self) -> u64 {
+        self.clean_checkpoint.first_dirty_offset
+    }
+
+    /// The earliest delete horizon of the tombstones kept by past cleanings, if known.
+    pub fn next_delete_horizon_ms(&self) -> Option<i64> {
+        self.clean_checkpoint.next_delete_horizon_ms
+    }
+
+    /// Lowers the first dirty offset to `offset` (the log was cut there) and makes it
+    /// durable, so records appended after a cut are never mistaken for cleaned ones.
+    fn lower_first_dirty(&mut self, offset: u64) -> Result<()> {
+        if self.clean_checkpoint.first_dirty_offset > offset {
+            self.clean_checkpoint.first_dirty_offset = offset;
+            self.clean_checkpoint.write(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Decides whether the log should be compacted now and, if so, snapshots what a
+    /// [`CleanJob`] needs. Needs only `&self` and is cheap (no file is read): call it under
+    /// a read lock, then [`CleanJob::run`] without the lock, then
+    /// [`Log::complete_clean`] under the write lock.
+    ///
+    /// `clean_up_to_offset` is the high watermark: nothing at or above it is read, so the
+    /// offset map never counts a record Raft could still truncate. `now_ms` is the
+    /// wall-clock time used for `min.compaction.lag.ms` and delete horizons.
+    ///
+    /// `None` unless `cleanup.policy` includes `compact` and either the dirty bytes (never
+    /// cleaned, in closed segments wholly below `clean_up_to_offset` and older than
+    /// `min.compaction.lag.ms`) are at least `min.cleanable.dirty.ratio` of all such bytes,
+    /// or a delete horizon came due. Errors when another cleaning of this log is under way
+    /// (its job or result is alive) or an earlier swap failed midway (reopen the log).
+    pub fn prepare_clean(&self, clean_up_to_offset: u64, now_ms: i64) -> Result<Option<CleanJob>> {
+        if !self.config.compact {
+            return Ok(None);
+        }
+        if self.clean_poisoned {
+            return Err(LogError::InvalidArgument(format!(
+                "a cleaning of {} failed midway; reopen the log before cleaning it again",
+                self.dir.display()
+            )));
+        }
+        let clean_up_to = clean_up_to_offset.min(self.next_offset());
+        let closed = self.segments.len() - 1;
+        let lag_ms = self.config.min_compaction_lag_ms;
+        let rewritable = self.segments[..closed]
+            .iter()
+            .take_while(|s| {
+                s.next_offset() <= clean_up_to
+                    && (lag_ms == 0 || s.max_timestamp() <= now_ms.saturating_sub(lag_ms))
+            })
+            .count();
+        if rewritable == 0 {
+            return Ok(None);
+        }
+        let first_dirty = self
+            .clean_checkpoint
+            .first_dirty_offset
+            .max(self.segments[0].base_offset());
+        let (mut dirty_bytes, mut total_bytes) = (0u64, 0u64);
+        for s in &self.segments[..rewritable] {
+            total_bytes += s.size_bytes();
+            if s.next_offset() > first_dirty {
+                dirty_bytes += s.size_bytes();
+            }
+        }
+        let ratio_due = dirty_bytes > 0
+            && dirty_bytes as f64 >= self.config.min_cleanable_dirty_ratio * total_bytes as f64;
+        let horizon = self.clean_checkpoint.next_delete_horizon_ms;
+        let horizon_due = horizon.is_some_and(|h| now_ms >= h);
+        if !ratio_due && !horizon_due {
+            return Ok(None);
+        }
+        if self
+            .cleaning
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(LogError::InvalidArgument(format!(
+                "a cleaning of {} is already under way",
+                self.dir.display()
+            )));
+        }
+        let guard = Arc::new(CleanGuard(Arc::clone(&self.cleaning)));
+        // Every segment holding offsets below `clean_up_to` feeds the map.
+        let mapped = self
+            .segments
+            .partition_point(|s| s.base_offset() < clean_up_to);
+        let segments = self.segments[..mapped.max(rewritable)]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(SourceSegment {
+                    base_offset: s.base_offset(),
+                    next_offset: s.next_offset(),
+                    base_raft_index: s.base_raft_index(),
+                    next_raft_index: s.next_raft_index(),
+                    entry_count: s.entry_count(),
+                    size_bytes: s.size_bytes(),
+                    log_path: s.log_path().to_path_buf(),
+                    log: s.slice(0, s.size_bytes())?,
+                    handles: if i < rewritable {
+                        Some(s.clean_handles()?)
+                    } else {
+                        None
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        debug!(
+            dir = %self.dir.display(),
+            rewritable,
+            dirty_bytes,
+            total_bytes,
+            horizon_due,
+            "cleaning prepared"
+        );
+        Ok(Some(CleanJob {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            now_ms,
+            clean_up_to,
+            first_dirty,
+            generation: self.generation,
+            old_horizon_ms: horizon,
+            segments,
+            rewritable,
+            guard,
+        }))
+    }
+
+    /// Swaps in the segments a [`CleanJob`] cleaned. Short: a few renames and directory
+    /// fsyncs per segment, plus cheap checks of each new segment.
+    ///
+    /// Discards the job (`applied: false`, nothing changed) when the log was truncated or
+    /// reset since `prepare_clean`, or a rewritten segment changed or disappeared other
+    /// than by retention of the oldest segments. Each segment is swapped atomically with
+    /// respect to crashes (see [`crate::cleaner`]); reads that hold bytes of an old segment
+    /// keep them. An error midway leaves valid files (the next open finishes or drops the
+    /// swap) and makes this `Log` refuse further cleanings until reopened.
+    pub fn complete_clean(&mut self, cleaned: Cleaned) -> Result<CleanOutcome> {
+        match self.complete_clean_steps(cleaned, None)? {
+            Some(outcome) => Ok(outcome),
+            None => Err(LogError::InvalidArgument(
+                "cleaning stopped without a failpoint".into(),
+            )),
+        }
+    }
+
+    /// `complete_clean` with a failpoint: stops (as if the process died) before step
+    /// `stop_after` of the on-disk swap, returning `None`. For the crash tests.
+    pub(crate) fn complete_clean_steps(
+        &mut self,
+        cleaned: Cleaned,
+        stop_after: Option<usize>,
+    ) -> Result<Option<CleanOutcome>> {
+        if cleaned.dir != self.dir {
+            return Err(LogError::InvalidArgument(format!(
+                "a cleaning of {} can't complete on {}",
+                cleaned.dir.display(),
+                self.dir.display()
+            )));
+        }
+        let span = info_span!("log_clean_swap", dir = %self.dir.display());
+        let _enter = span.enter();
+        let mut outcome = cleaned.outcome;
+        let plan = self.swap_plan(&cleaned);
+        let Some(plan) = plan else {
+            let stage = self.dir.join(cleaner::STAGING_DIR);
+            if let Err(e) = std::fs::remove_dir_all(&stage) {
+                debug!(error = %e, "staging directory not removed; the next cleaning or open will");
+            }
+            info!("log changed during the cleaning; result discarded");
+            return Ok(Some(outcome));
+        };
+        let mut steps = Steps::new(stop_after);
+        let now_ms = self.clock.now_ms();
+        for (j, staged) in &plan {
+            match cleaner::swap_segment(&self.dir, staged.base_offset, &mut steps) {
+                Ok(()) => {}
+                Err(SwapError::Stopped) => return Ok(None),
+                Err(SwapError::Failed(e)) => {
+                    self.clean_poisoned = true;
+                    return Err(e);
+                }
+            }
+            let reopened = Segment::open_files(&self.dir, staged.base_offset, now_ms)
+                .and_then(|mut seg| seg.load_clean(&self.config, true).map(|()| seg));
+            match reopened {
+                Ok(seg) => self.segments[*j] = seg,
+                Err(e) => {
+                    self.clean_poisoned = true;
+                    return Err(e);
+                }
+            }
+        }
+        if steps.next().is_err() {
+            return Ok(None);
+        }
+        let checkpoint = CleanCheckpoint {
+            first_dirty_offset: cleaned.first_dirty.min(self.next_offset()),
+            next_delete_horizon_ms: cleaned.next_delete_horizon_ms,
+        };
+        checkpoint.write(&self.dir)?;
+        self.clean_checkpoint = checkpoint;
+        outcome.applied = true;
+        outcome.segments_cleaned = plan.len();
+        info!(
+            segments = plan.len(),
+            bytes_before = outcome.bytes_before,
+            bytes_after = outcome.bytes_after,
+            first_dirty = checkpoint.first_dirty_offset,
+            "cleaned segments swapped in"
+        );
+        Ok(Some(outcome))
+    }
+
+    /// Where each staged segment goes in `self.segments`, or `None` when the job no longer
+    /// fits the log.
+    fn swap_plan(&self, cleaned: &Cleaned) -> Option<Vec<(usize, cleaner::StagedSegment)>> {
+        if cleaned.generation != self.generation {
+            return None;
+        }
+        let first_base = self.segments[0].base_offset();
+        let closed = self.segments.len() - 1;
+        let mut plan = Vec::with_capacity(cleaned.segments.len());
+        for staged in &cleaned.segments {
+            if staged.base_offset < first_base {
+                // Deleted by retention meanwhile; the ones after it are still valid.
+                continue;
+            }
+            let j = self.segments[..closed]
+                .iter()
+                .position(|s| s.base_offset() == staged.base_offset)?;
+            let s = &self.segments[j];
+            let same = s.next_offset() == staged.next_offset
+                && s.base_raft_index() == staged.base_raft_index
+                && s.next_raft_index() == staged.next_raft_index
+                && s.size_bytes() == staged.old_size_bytes;
+            if !same {
+                return None;
+            }
+            plan.push((j, *staged));
+        }
+        (!plan.is_empty()).then_some(plan)
     }
 }
 

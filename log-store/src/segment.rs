@@ -70,6 +70,14 @@ pub struct RecoveryOutcome {
     pub truncated: bool,
 }
 
+/// Handles on a segment's entry files for the cleaner (see [`Segment::clean_handles`]).
+#[derive(Debug)]
+pub(crate) struct CleanHandles {
+    pub table_path: PathBuf,
+    pub table: File,
+    pub entrydata: Option<(PathBuf, File)>,
+}
+
 #[derive(Debug)]
 pub struct Segment {
     base_offset: u64,
@@ -706,6 +714,26 @@ impl Segment {
         }
         files.push(self.entries.sync_handle()?);
         Ok((files, self.entries.len()))
+    }
+
+    /// Duplicate handles on the entry table and `.entrydata` (when present), so the
+    /// cleaner can read a closed segment's entries without the log's lock. Closed segments
+    /// never change in place, and a handle outlives the file's deletion.
+    pub(crate) fn clean_handles(&self) -> Result<CleanHandles> {
+        let (table_path, table) = self.entries.sync_handle()?;
+        let entrydata = match &self.entrydata {
+            Some(f) => Some((
+                self.entrydata_path.clone(),
+                f.try_clone()
+                    .map_err(|e| LogError::io(&self.entrydata_path, e))?,
+            )),
+            None => None,
+        };
+        Ok(CleanHandles {
+            table_path,
+            table,
+            entrydata,
+        })
     }
 
     /// Records that a sync through [`Segment::sync_handles`] covering `entries` table

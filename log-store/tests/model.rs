@@ -102,6 +102,7 @@ fn config() -> LogConfig {
         retention_ms: Some(30_000),
         retention_bytes: Some(6000),
         max_message_bytes: 4096,
+        ..LogConfig::default()
     }
 }
 

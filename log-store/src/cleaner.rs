@@ -1,0 +1,1020 @@
+//! Log compaction (`cleanup.policy=compact`): rewrites closed segments keeping, per key,
+//! only the latest record, as Kafka's `LogCleaner` does.
+//!
+//! ## Driving it
+//!
+//! A cleaning has three steps, so the log's lock is held only briefly:
+//!
+//! 1. [`crate::Log::prepare_clean`] (`&self`, cheap): decides whether the log is worth
+//!    cleaning (`min.cleanable.dirty.ratio`, or a delete horizon that came due) and
+//!    snapshots what to read: zero-copy slices of the segments' `.log` maps and duplicate
+//!    handles on their entry tables.
+//! 2. [`CleanJob::run`] (no lock; blocking I/O, run it off the async runtime): builds the
+//!    offset map (key → latest offset) over the dirty section up to `clean_up_to_offset`,
+//!    then writes the cleaned copy of every segment to rewrite into a staging directory.
+//! 3. [`crate::Log::complete_clean`] (`&mut self`, short): checks that the segments it
+//!    rewrote are still there and unchanged (truncation, reset, retention or DeleteRecords
+//!    may have run meanwhile; then the job is discarded) and swaps the files in.
+//!
+//! ## What is kept
+//!
+//! - Only closed segments wholly below `clean_up_to_offset` (the high watermark: committed
+//!   records are never truncated, so the map never points at a record Raft could remove)
+//!   and older than `min.compaction.lag.ms` are rewritten; the map also holds the keys of
+//!   later records below `clean_up_to_offset`, the active segment's included.
+//! - A keyed record is removed when the map knows a higher offset for its key. Records
+//!   without a key are kept (Kafka refuses them on compacted topics at produce time; a log
+//!   that got some anyway keeps them). Control and transactional batches are kept as they
+//!   are and their records don't enter the map (Strata has no transaction coordinator to
+//!   say which were aborted).
+//! - **Every batch is kept**, with its base offset, last offset delta, producer id, epoch,
+//!   base sequence, partition leader epoch, timestamps and attributes; only its records,
+//!   length, record count and CRC-32C change. A batch left without records stays as an
+//!   empty batch (61 bytes, uncompressed), as Kafka writes one. So every Raft entry keeps
+//!   its index, term, base offset and offset count: the entry table stays dense, lookups
+//!   by Raft index stay arithmetic, and a lagging follower that is sent a cleaned entry
+//!   derives the same offsets. Offsets inside a batch get gaps, which consumers tolerate.
+//! - Compressed batches are decompressed, filtered and recompressed with the same codec.
+//!
+//! ## Tombstones (KIP-534's delete horizon)
+//!
+//! A tombstone (a record with a null value) that is the latest for its key is kept, and the
+//! first cleaning that rewrites its batch sets the batch's delete horizon (`now +
+//! delete.retention.ms`, stored in the base timestamp under attribute bit 6, record
+//! timestamps unchanged). A later cleaning removes the tombstone when its batch lies in the
+//! clean section (below the first dirty offset) and `now >= horizon`. Removing it is then
+//! safe: the cleaning that set the horizon had the key in its map and removed every older
+//! record of it. The log remembers the earliest horizon, so a due horizon starts a cleaning
+//! on its own.
+//!
+//! ## On disk and crash safety
+//!
+//! `run` writes each cleaned segment with the ordinary segment code into `.cleaner/` in the
+//! partition directory and fsyncs it. `complete_clean` swaps segments in ascending offset
+//! order; for segment `B`: rename `.cleaner/B.entries` to `B.entries.swap` and fsync the
+//! directory (the commit point), move `.cleaner/B.{log,index,timeindex,entrydata}` over the
+//! old files, rename `B.entries.swap` to `B.entries`, fsync the directory. `Log::open`
+//! completes every committed swap (a `B.entries.swap` exists) and removes `.cleaner/`, so
+//! each segment is either wholly old or wholly new. Ascending order means a segment whose
+//! tombstone was removed is never newer than an earlier segment still holding an older
+//! value of that key; and a removed record always has a newer one at a higher offset that
+//! no cleaning removes, so no mix of old and new segments loses a latest value.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::{debug, info, info_span, warn};
+
+use crate::batch::{BatchHeader, Batches};
+use crate::checkpoint::sync_dir;
+use crate::config::LogConfig;
+use crate::entries::{self, EntryRecord, ENTRY_RECORD_BYTES, ENTRY_TABLE_HEADER_BYTES};
+use crate::error::{LogError, Result};
+use crate::offset_map::OffsetMap;
+use crate::records::{self, Rebuild, MAX_DECOMPRESSED_BATCH_BYTES};
+use crate::segment::{self, Segment};
+use crate::throttle::Throttle;
+
+/// The staging directory, inside the partition directory, where `run` writes cleaned
+/// segments.
+pub const STAGING_DIR: &str = ".cleaner";
+/// Suffix of an entry table whose segment swap is committed but not finished.
+pub const SWAP_SUFFIX: &str = "entries.swap";
+/// Kafka's default `log.cleaner.dedupe.buffer.size` (128 MiB).
+pub const DEFAULT_DEDUPE_BUFFER_BYTES: u64 = 128 * 1024 * 1024;
+/// Entry-table records read per `pread` while rewriting a segment.
+const TABLE_READ_RECORDS: usize = 1024;
+/// The files a swap moves from the staging directory, before the entry table.
+const MOVED_SUFFIXES: [&str; 4] = [
+    segment::LOG_SUFFIX,
+    segment::OFFSET_INDEX_SUFFIX,
+    segment::TIME_INDEX_SUFFIX,
+    segment::ENTRYDATA_SUFFIX,
+];
+
+/// Broker-wide cleaner settings, Kafka's `log.cleaner.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.dedupe.buffer.size`: memory for one cleaning's offset map. A dirty
+    /// section with more keys is cleaned in several passes, a prefix of segments each.
+    pub dedupe_buffer_bytes: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: bytes read plus written by all cleanings
+    /// sharing the [`Cleaner`]; `None` is unlimited (Kafka's default).
+    pub io_max_bytes_per_second: Option<u64>,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            dedupe_buffer_bytes: DEFAULT_DEDUPE_BUFFER_BYTES,
+            io_max_bytes_per_second: None,
+        }
+    }
+}
+
+/// What every cleaning of a broker shares: the settings and the I/O throttle. `Sync`;
+/// keep one behind an `Arc` and pass it to each [`CleanJob::run`].
+#[derive(Debug)]
+pub struct Cleaner {
+    config: CleanerConfig,
+    throttle: Throttle,
+}
+
+impl Cleaner {
+    pub fn new(config: CleanerConfig) -> Cleaner {
+        Cleaner {
+            config,
+            throttle: Throttle::new(config.io_max_bytes_per_second),
+        }
+    }
+
+    pub fn config(&self) -> &CleanerConfig {
+        &self.config
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+}
+
+impl Default for Cleaner {
+    fn default() -> Self {
+        Cleaner::new(CleanerConfig::default())
+    }
+}
+
+/// What a cleaning did, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CleanOutcome {
+    /// False when the job was discarded because the log changed under it (truncation,
+    /// reset, or retention of a segment it rewrote other than the oldest ones): nothing
+    /// on disk changed, counts below describe the work thrown away.
+    pub applied: bool,
+    /// Segments swapped for their cleaned copies.
+    pub segments_cleaned: usize,
+    /// Batch bytes read (map pass and rewrite pass).
+    pub bytes_read: u64,
+    /// Batch bytes written to cleaned segments.
+    pub bytes_written: u64,
+    /// Size of the rewritten segments before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Records dropped (tombstones included).
+    pub records_removed: u64,
+    /// Tombstones dropped, superseded or past their delete horizon.
+    pub tombstones_removed: u64,
+    /// Batches whose bytes changed.
+    pub batches_rewritten: u64,
+    /// Keys in the offset map.
+    pub map_keys: u64,
+    /// The first dirty offset after this cleaning.
+    pub first_dirty_offset: u64,
+    /// Time `run` took.
+    pub run_ms: u64,
+}
+
+/// Clears the log's "a cleaning is under way" flag when the job and its result are both
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct CleanGuard(pub(crate) Arc<AtomicBool>);
+
+impl Drop for CleanGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// What `run` reads of one segment, taken under the log's lock by `prepare_clean`.
+#[derive(Debug)]
+pub(crate) struct SourceSegment {
+    pub base_offset: u64,
+    pub next_offset: u64,
+    pub base_raft_index: u64,
+    pub next_raft_index: u64,
+    pub entry_count: usize,
+    pub size_bytes: u64,
+    pub log_path: PathBuf,
+    /// The segment's batches: a zero-copy slice of its map.
+    pub log: Bytes,
+    /// Entry files, for segments to rewrite.
+    pub handles: Option<segment::CleanHandles>,
+}
+
+/// A cleaning prepared by [`crate::Log::prepare_clean`]; [`CleanJob::run`] does the work
+/// without the log's lock. Dropping it abandons the cleaning.
+#[derive(Debug)]
+pub struct CleanJob {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) now_ms: i64,
+    pub(crate) clean_up_to: u64,
+    pub(crate) first_dirty: u64,
+    pub(crate) generation: u64,
+    pub(crate) old_horizon_ms: Option<i64>,
+    /// Segments from the first on, through the last one holding offsets below
+    /// `clean_up_to`.
+    pub(crate) segments: Vec<SourceSegment>,
+    /// The first `rewritable` of `segments` may be rewritten.
+    pub(crate) rewritable: usize,
+    pub(crate) guard: Arc<CleanGuard>,
+}
+
+/// The identity of a segment a job rewrote, checked again before the swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StagedSegment {
+    pub base_offset: u64,
+    pub next_offset: u64,
+    pub base_raft_index: u64,
+    pub next_raft_index: u64,
+    pub old_size_bytes: u64,
+    pub new_size_bytes: u64,
+}
+
+/// The result of [`CleanJob::run`]: cleaned segments waiting in the staging directory for
+/// [`crate::Log::complete_clean`]. Dropping it abandons them (the next cleaning or open
+/// removes them).
+#[derive(Debug)]
+pub struct Cleaned {
+    pub(crate) dir: PathBuf,
+    pub(crate) generation: u64,
+    pub(crate) segments: Vec<StagedSegment>,
+    pub(crate) first_dirty: u64,
+    pub(crate) next_delete_horizon_ms: Option<i64>,
+    pub(crate) outcome: CleanOutcome,
+    pub(crate) _guard: Arc<CleanGuard>,
+}
+
+impl Cleaned {
+    /// The counts of the work done, as `complete_clean` will report them.
+    pub fn outcome(&self) -> CleanOutcome {
+        self.outcome
+    }
+}
+
+/// Per-run state shared by the map pass and the rewrite pass.
+struct Pass<'a> {
+    job: &'a CleanJob,
+    throttle: &'a Throttle,
+    map: OffsetMap,
+    outcome: CleanOutcome,
+    /// Earliest delete horizon of the tombstones kept by this pass.
+    horizon_ms: Option<i64>,
+}
+
+fn corrupt_batch(path: &Path, offset: u64, reason: impl std::fmt::Display) -> LogError {
+    LogError::corrupt(path, format!("batch at offset {offset}: {reason}"))
+}
+
+impl CleanJob {
+    /// The offset below which the cleaning looks (the `clean_up_to_offset` given, capped at
+    /// the log end).
+    pub fn clean_up_to_offset(&self) -> u64 {
+        self.clean_up_to
+    }
+
+    /// Segments the job may rewrite.
+    pub fn segments_to_clean(&self) -> usize {
+        self.rewritable
+    }
+
+    /// Builds the offset map and writes the cleaned segments to the staging directory,
+    /// fsynced. Blocking I/O, paced by `cleaner`'s throttle; takes no lock. Bytes on disk
+    /// are checked as they are read (batch CRC-32C, entry checksums, record framing):
+    /// damage is a [`LogError::CorruptFile`] naming the file and offset, and nothing is
+    /// swapped.
+    pub fn run(&self, cleaner: &Cleaner) -> Result<Cleaned> {
+        let started = Instant::now();
+        let span = info_span!("log_clean", dir = %self.dir.display());
+        let _enter = span.enter();
+        let mut pass = Pass {
+            job: self,
+            throttle: cleaner.throttle(),
+            map: OffsetMap::with_buffer_bytes(cleaner.config().dedupe_buffer_bytes),
+            outcome: CleanOutcome::default(),
+            horizon_ms: None,
+        };
+        let map_end = pass.build_map()?;
+        pass.outcome.map_keys = pass.map.len() as u64;
+        let n = self.segments[..self.rewritable]
+            .iter()
+            .take_while(|s| s.next_offset <= map_end)
+            .count();
+        let covers_dirty = self.segments[..n]
+            .last()
+            .is_some_and(|s| s.next_offset > self.first_dirty);
+        let horizon_due = self.old_horizon_ms.is_some_and(|h| self.now_ms >= h);
+        if n == 0 || (!covers_dirty && !horizon_due) {
+            return Err(LogError::InvalidArgument(format!(
+                "log.cleaner.dedupe.buffer.size {} bytes holds {} keys, too few for the first dirty segment of {} (offset {})",
+                cleaner.config().dedupe_buffer_bytes,
+                pass.map.capacity(),
+                self.dir.display(),
+                self.first_dirty
+            )));
+        }
+        let stage = self.dir.join(STAGING_DIR);
+        reset_staging_dir(&stage)?;
+        let mut staged = Vec::with_capacity(n);
+        for source in &self.segments[..n] {
+            staged.push(pass.rewrite_segment(source, &stage)?);
+        }
+        sync_dir(&stage)?;
+        let first_dirty = self.first_dirty.max(self.segments[n - 1].next_offset);
+        // Horizons of tombstones outside the rewritten segments are unknown here: keep the
+        // old one unless the whole clean section was rewritten.
+        let mut next_horizon = pass.horizon_ms;
+        if self.segments[n - 1].next_offset < self.first_dirty {
+            next_horizon = min_opt(next_horizon, self.old_horizon_ms);
+        }
+        let mut outcome = pass.outcome;
+        outcome.first_dirty_offset = first_dirty;
+        outcome.bytes_before = staged.iter().map(|s| s.old_size_bytes).sum();
+        outcome.bytes_after = staged.iter().map(|s| s.new_size_bytes).sum();
+        outcome.run_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        info!(
+            segments = n,
+            bytes_before = outcome.bytes_before,
+            bytes_after = outcome.bytes_after,
+            records_removed = outcome.records_removed,
+            tombstones_removed = outcome.tombstones_removed,
+            map_keys = outcome.map_keys,
+            run_ms = outcome.run_ms,
+            "cleaned segments staged"
+        );
+        Ok(Cleaned {
+            dir: self.dir.clone(),
+            generation: self.generation,
+            segments: staged,
+            first_dirty,
+            next_delete_horizon_ms: next_horizon,
+            outcome,
+            _guard: Arc::clone(&self.guard),
+        })
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Empties (or creates) the staging directory. Only called while no swap is pending: a
+/// committed swap is finished before `complete_clean` returns, or else the log refuses
+/// further cleanings until it is reopened.
+fn reset_staging_dir(stage: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(stage) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LogError::io(stage, e)),
+    }
+    std::fs::create_dir(stage).map_err(|e| LogError::io(stage, e))
+}
+
+impl Pass<'_> {
+    /// Maps every keyed record of the dirty section below `clean_up_to` to its latest
+    /// offset. Returns the offset the map is complete up to: `clean_up_to`, or the base of
+    /// the segment where the map filled up.
+    fn build_map(&mut self) -> Result<u64> {
+        let job = self.job;
+        for source in job
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > job.first_dirty)
+        {
+            if source.base_offset >= job.clean_up_to {
+                break;
+            }
+            for item in Batches::new(source.log.clone()) {
+                let (header, batch) = item.map_err(|e| {
+                    LogError::corrupt(&source.log_path, format!("while mapping keys: {e}"))
+                })?;
+                let base = header.base_offset as u64;
+                if base >= job.clean_up_to {
+                    break;
+                }
+                let header = BatchHeader::parse_validated(&batch)
+                    .map_err(|e| corrupt_batch(&source.log_path, base, e))?;
+                self.account_read(batch.len());
+                if header.is_control() || header.is_transactional() {
+                    continue;
+                }
+                let data = records::records_section(&batch, &header, MAX_DECOMPRESSED_BATCH_BYTES)
+                    .map_err(|e| corrupt_batch(&source.log_path, base, e))?;
+                let recs = records::parse_records(&data, header.records_count)
+                    .map_err(|e| corrupt_batch(&source.log_path, base, e))?;
+                for r in recs {
+                    let offset = record_offset(&header, r.offset_delta).ok_or_else(|| {
+                        corrupt_batch(&source.log_path, base, "offset delta out of range")
+                    })?;
+                    let Some(key) = r.key else { continue };
+                    if offset >= job.clean_up_to {
+                        break;
+                    }
+                    if !self.map.put(key, offset) {
+                        debug!(
+                            keys = self.map.len(),
+                            segment = source.base_offset,
+                            "offset map full; cleaning the segments before this one"
+                        );
+                        return Ok(source.base_offset);
+                    }
+                }
+            }
+        }
+        Ok(job.clean_up_to)
+    }
+
+    fn account_read(&mut self, bytes: usize) {
+        self.outcome.bytes_read += bytes as u64;
+        self.throttle.consume(bytes as u64);
+    }
+
+    /// Writes the cleaned copy of `source` into `stage` with the ordinary segment code,
+    /// entry by entry, seals it (fsync), and re-opens it to check it.
+    fn rewrite_segment(&mut self, source: &SourceSegment, stage: &Path) -> Result<StagedSegment> {
+        let job = self.job;
+        let handles = source.handles.as_ref().ok_or_else(|| {
+            LogError::InvalidArgument("segment to rewrite has no entry handles".into())
+        })?;
+        let mut out = Segment::create(
+            stage,
+            source.base_offset,
+            source.base_raft_index,
+            &job.config,
+            job.now_ms,
+        )?;
+        let mut table_buf = vec![0u8; TABLE_READ_RECORDS * ENTRY_RECORD_BYTES];
+        let mut payload = Vec::new();
+        let mut slot = 0usize;
+        while slot < source.entry_count {
+            let n = (source.entry_count - slot).min(TABLE_READ_RECORDS);
+            let buf = &mut table_buf[..n * ENTRY_RECORD_BYTES];
+            let at = (ENTRY_TABLE_HEADER_BYTES + slot * ENTRY_RECORD_BYTES) as u64;
+            handles
+                .table
+                .read_exact_at(buf, at)
+                .map_err(|e| LogError::io(&handles.table_path, e))?;
+            for (i, raw) in buf.chunks_exact(ENTRY_RECORD_BYTES).enumerate() {
+                let expected = source.base_raft_index + (slot + i) as u64;
+                let rec = EntryRecord::decode(raw)
+                    .filter(|r| r.raft_index == expected)
+                    .ok_or_else(|| {
+                        LogError::corrupt(
+                            &handles.table_path,
+                            format!("entry for raft index {expected} is damaged"),
+                        )
+                    })?;
+                if rec.kind.is_data() {
+                    self.rewrite_entry(source, &rec, &mut out)?;
+                } else {
+                    let (path, file) = handles.entrydata.as_ref().ok_or_else(|| {
+                        LogError::corrupt(&handles.table_path, "entry data file is missing")
+                    })?;
+                    payload.resize(rec.length as usize, 0);
+                    file.read_exact_at(&mut payload, rec.position)
+                        .map_err(|e| LogError::io(path, e))?;
+                    if crc32fast::hash(&payload) != rec.aux {
+                        return Err(LogError::corrupt(
+                            path,
+                            format!(
+                                "payload of raft entry {} fails its checksum",
+                                rec.raft_index
+                            ),
+                        ));
+                    }
+                    out.append_meta(rec.kind, rec.term, &payload)?;
+                }
+            }
+            slot += n;
+        }
+        out.close()?;
+        let new_size_bytes = out.size_bytes();
+        drop(out);
+        let mut check = Segment::open_files(stage, source.base_offset, job.now_ms)?;
+        check.load_clean(&job.config, true)?;
+        if check.next_offset() != source.next_offset
+            || check.next_raft_index() != source.next_raft_index
+        {
+            return Err(LogError::corrupt(
+                check.log_path(),
+                format!(
+                    "cleaned segment ends at offset {} / raft index {}, the original at {} / {}",
+                    check.next_offset(),
+                    check.next_raft_index(),
+                    source.next_offset,
+                    source.next_raft_index
+                ),
+            ));
+        }
+        debug!(
+            base_offset = source.base_offset,
+            bytes_before = source.size_bytes,
+            bytes_after = new_size_bytes,
+            "segment cleaned"
+        );
+        Ok(StagedSegment {
+            base_offset: source.base_offset,
+            next_offset: source.next_offset,
+            base_raft_index: source.base_raft_index,
+            next_raft_index: source.next_raft_index,
+            old_size_bytes: source.size_bytes,
+            new_size_bytes,
+        })
+    }
+
+    /// Filters the batch of data entry `rec` and appends the result to `out`.
+    fn rewrite_entry(
+        &mut self,
+        source: &SourceSegment,
+        rec: &EntryRecord,
+        out: &mut Segment,
+    ) -> Result<()> {
+        let path = &source.log_path;
+        let start = usize::try_from(rec.position).unwrap_or(usize::MAX);
+        let batch = start
+            .checked_add(rec.length as usize)
+            .and_then(|end| source.log.get(start..end))
+            .ok_or_else(|| corrupt_batch(path, rec.base_offset, "entry points past the log"))?;
+        let header = BatchHeader::parse_validated(batch)
+            .map_err(|e| corrupt_batch(path, rec.base_offset, e))?;
+        if header.base_offset as u64 != rec.base_offset
+            || header.offset_count() != u64::from(rec.aux)
+            || header.size_bytes != batch.len()
+        {
+            return Err(corrupt_batch(
+                path,
+                rec.base_offset,
+                "batch disagrees with its raft entry",
+            ));
+        }
+        self.account_read(batch.len());
+        let filtered = self.filter_batch(path, batch, &header)?;
+        let bytes: &[u8] = filtered.as_deref().unwrap_or(batch);
+        let new_header = BatchHeader::parse_validated(bytes)
+            .map_err(|e| corrupt_batch(path, rec.base_offset, format!("rebuilt batch: {e}")))?;
+        out.append_data(bytes, &new_header, rec.term, &self.job.config)?;
+        if filtered.is_some() {
+            self.outcome.batches_rewritten += 1;
+        }
+        self.outcome.bytes_written += bytes.len() as u64;
+        self.throttle.consume(bytes.len() as u64);
+        Ok(())
+    }
+
+    /// The cleaned batch, or `None` when it stays as it is.
+    fn filter_batch(
+        &mut self,
+        path: &Path,
+        batch: &[u8],
+        header: &BatchHeader,
+    ) -> Result<Option<Vec<u8>>> {
+        let job = self.job;
+        if header.is_control() || header.is_transactional() {
+            return Ok(None);
+        }
+        let base = header.base_offset as u64;
+        let data = records::records_section(batch, header, MAX_DECOMPRESSED_BATCH_BYTES)
+            .map_err(|e| corrupt_batch(path, base, e))?;
+        let recs = records::parse_records(&data, header.records_count)
+            .map_err(|e| corrupt_batch(path, base, e))?;
+        let horizon = records::delete_horizon_ms(header);
+        // Only batches an earlier cleaning already rewrote (the clean section) lose their
+        // tombstones to the horizon: see the module documentation.
+        let in_clean_section = (header.last_offset() as u64) < job.first_dirty;
+        let horizon_passed = in_clean_section && horizon.is_some_and(|h| job.now_ms >= h);
+        let mut kept = Vec::with_capacity(recs.len());
+        let (mut removed, mut tombstones_removed, mut kept_tombstones) = (0u64, 0u64, false);
+        for r in &recs {
+            let offset = record_offset(header, r.offset_delta)
+                .ok_or_else(|| corrupt_batch(path, base, "offset delta out of range"))?;
+            let keep = match r.key {
+                None => true,
+                Some(key) => {
+                    let superseded = self.map.get(key).is_some_and(|latest| latest > offset);
+                    !superseded && (r.has_value || !horizon_passed)
+                }
+            };
+            if keep {
+                kept_tombstones |= r.key.is_some() && !r.has_value;
+                kept.push(*r);
+            } else {
+                removed += 1;
+                tombstones_removed += u64::from(!r.has_value);
+            }
+        }
+        let set_horizon = kept_tombstones && horizon.is_none();
+        if removed == 0 && !set_horizon {
+            if kept_tombstones {
+                self.horizon_ms = min_opt(self.horizon_ms, horizon);
+            }
+            return Ok(None);
+        }
+        let new_horizon = job.now_ms.saturating_add(job.config.delete_retention_ms);
+        let mut rebuilt = records::rebuild_batch(
+            batch,
+            header,
+            &kept,
+            Rebuild {
+                delete_horizon_ms: set_horizon.then_some(new_horizon),
+            },
+        )
+        .map_err(|e| corrupt_batch(path, base, e))?;
+        let limit = batch.len().max(job.config.max_message_bytes as usize);
+        let mut batch_horizon = if set_horizon {
+            Some(new_horizon)
+        } else {
+            horizon
+        };
+        if set_horizon && rebuilt.len() > limit {
+            // Re-encoded timestamp deltas made the batch too big to replicate: keep the
+            // tombstones without a horizon (they stay until superseded).
+            warn!(
+                offset = base,
+                "batch too large for a delete horizon; its tombstones stay"
+            );
+            batch_horizon = None;
+            rebuilt = records::rebuild_batch(
+                batch,
+                header,
+                &kept,
+                Rebuild {
+                    delete_horizon_ms: None,
+                },
+            )
+            .map_err(|e| corrupt_batch(path, base, e))?;
+            if removed == 0 {
+                return Ok(None);
+            }
+        }
+        if kept_tombstones {
+            self.horizon_ms = min_opt(self.horizon_ms, batch_horizon);
+        }
+        self.outcome.records_removed += removed;
+        self.outcome.tombstones_removed += tombstones_removed;
+        Ok(Some(rebuilt))
+    }
+}
+
+/// The offset of a record, checked to lie within its batch.
+fn record_offset(header: &BatchHeader, offset_delta: i32) -> Option<u64> {
+    if offset_delta < 0 || offset_delta > header.last_offset_delta {
+        return None;
+    }
+    Some(header.base_offset as u64 + offset_delta as u64)
+}
+
+/// A step of a swap, for the crash tests' failpoint.
+pub(crate) struct Steps {
+    done: usize,
+    stop_after: Option<usize>,
+}
+
+/// Returned by a swap stopped at its failpoint.
+#[derive(Debug)]
+pub(crate) struct Stopped;
+
+impl Steps {
+    pub(crate) fn new(stop_after: Option<usize>) -> Steps {
+        Steps {
+            done: 0,
+            stop_after,
+        }
+    }
+
+    /// Counts a step about to be taken; `Err(Stopped)` when the failpoint says the process
+    /// dies before it.
+    pub(crate) fn next(&mut self) -> std::result::Result<(), Stopped> {
+        if self.stop_after.is_some_and(|n| self.done >= n) {
+            return Err(Stopped);
+        }
+        self.done += 1;
+        Ok(())
+    }
+}
+
+/// Either a real error or the failpoint.
+#[derive(Debug)]
+pub(crate) enum SwapError {
+    Failed(LogError),
+    Stopped,
+}
+
+impl From<LogError> for SwapError {
+    fn from(e: LogError) -> Self {
+        SwapError::Failed(e)
+    }
+}
+
+impl From<Stopped> for SwapError {
+    fn from(_: Stopped) -> Self {
+        SwapError::Stopped
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| LogError::io(from, e))
+}
+
+/// Swaps the staged copy of segment `base` in: commit (entry table to `.swap`, directory
+/// fsync), move the other files over the old ones, finish (table in place, fsync).
+pub(crate) fn swap_segment(
+    dir: &Path,
+    base: u64,
+    steps: &mut Steps,
+) -> std::result::Result<(), SwapError> {
+    let stage = dir.join(STAGING_DIR);
+    let staged = |suffix: &str| stage.join(segment::segment_file_name(base, suffix));
+    let live = |suffix: &str| dir.join(segment::segment_file_name(base, suffix));
+    let swap = live(SWAP_SUFFIX);
+    steps.next()?;
+    rename(&staged(segment::ENTRIES_SUFFIX), &swap)?;
+    sync_dir(dir)?;
+    sync_dir(&stage)?;
+    for suffix in MOVED_SUFFIXES {
+        let from = staged(suffix);
+        if from.exists() {
+            steps.next()?;
+            rename(&from, &live(suffix))?;
+        }
+    }
+    steps.next()?;
+    rename(&swap, &live(segment::ENTRIES_SUFFIX))?;
+    sync_dir(dir)?;
+    Ok(())
+}
+
+/// At open: finishes every committed swap (a `B.entries.swap` exists) and removes the
+/// staging directory, so each segment is wholly old or wholly new. A swap file whose
+/// header is unreadable is dropped if nothing was moved yet (the old segment is intact);
+/// otherwise it is finished and the segment's own checks judge it. Returns the number of
+/// swaps finished.
+pub(crate) fn finish_interrupted(dir: &Path) -> Result<usize> {
+    let stage = dir.join(STAGING_DIR);
+    let mut finished = 0;
+    let mut touched = false;
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((base, SWAP_SUFFIX)) = segment::parse_segment_file_name(name) else {
+            continue;
+        };
+        touched = true;
+        let swap = entry.path();
+        let staged_log = stage.join(segment::segment_file_name(base, segment::LOG_SUFFIX));
+        let header_ok = read_table_header(&swap).is_some_and(|(b, _)| b == base);
+        if !header_ok && staged_log.exists() {
+            warn!(path = %swap.display(), "damaged swap file before any move; keeping the old segment");
+            std::fs::remove_file(&swap).map_err(|e| LogError::io(&swap, e))?;
+            continue;
+        }
+        for suffix in MOVED_SUFFIXES {
+            let from = stage.join(segment::segment_file_name(base, suffix));
+            if from.exists() {
+                rename(&from, &dir.join(segment::segment_file_name(base, suffix)))?;
+            }
+        }
+        rename(
+            &swap,
+            &dir.join(segment::segment_file_name(base, segment::ENTRIES_SUFFIX)),
+        )?;
+        info!(base_offset = base, "finished an interrupted segment swap");
+        finished += 1;
+    }
+    if stage.exists() {
+        touched = true;
+        std::fs::remove_dir_all(&stage).map_err(|e| LogError::io(&stage, e))?;
+    }
+    if touched {
+        sync_dir(dir)?;
+    }
+    Ok(finished)
+}
+
+fn read_table_header(path: &Path) -> Option<(u64, u64)> {
+    let file = File::open(path).ok()?;
+    let mut header = [0u8; ENTRY_TABLE_HEADER_BYTES];
+    file.read_exact_at(&mut header, 0).ok()?;
+    entries::parse_header(&header).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Crash tests: a cleaning stopped before every step of its swaps (as if the process
+    //! died there) leaves a log that opens, verifies, keeps every latest value, and holds
+    //! each segment either wholly as it was or wholly cleaned. Damaged leftovers are
+    //! dropped or refused with a typed error, never a panic.
+
+    use super::*;
+    use crate::{EntryKind, Log};
+    use std::collections::BTreeMap;
+    use strata_testkit::{encode_batch, Compression, RecordSpec, NO_PRODUCER};
+
+    const NOW_MS: i64 = 1_000_000;
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 3000,
+            index_interval_bytes: 200,
+            segment_index_bytes: 4096,
+            compact: true,
+            delete: false,
+            min_cleanable_dirty_ratio: 0.0,
+            delete_retention_ms: 0,
+            ..LogConfig::default()
+        }
+    }
+
+    /// A log of several segments: keyed updates (some compressed, some tombstones), a
+    /// non-data entry, a second term, and a cleaning already done so horizons exist.
+    /// Returns the latest value per key (`None`: deleted).
+    fn build(dir: &Path) -> (Log, BTreeMap<String, Option<Vec<u8>>>) {
+        let mut log = Log::open(dir, config()).unwrap();
+        let mut latest = BTreeMap::new();
+        for i in 0..150u64 {
+            if i == 70 {
+                log.append_meta(2, EntryKind::Noop, b"leader").unwrap();
+            }
+            let key = format!("k{}", (i * 7) % 23);
+            let value = (i % 11 != 5).then(|| format!("v{i}").into_bytes());
+            latest.insert(key.clone(), value.clone());
+            let codec = if i % 4 == 0 {
+                Compression::Zstd
+            } else {
+                Compression::None
+            };
+            let spec = RecordSpec {
+                key: Some(Bytes::from(key)),
+                value: value.map(Bytes::from),
+                timestamp_ms: NOW_MS,
+            };
+            let mut b = encode_batch([spec], NO_PRODUCER, codec).to_vec();
+            log.append_with_term(if i < 70 { 1 } else { 2 }, &mut b)
+                .unwrap();
+            if i == 60 {
+                log.roll().unwrap();
+                let hw = log.next_offset();
+                clean(&mut log, hw, NOW_MS);
+            }
+        }
+        log.roll().unwrap();
+        (log, latest)
+    }
+
+    fn clean(log: &mut Log, up_to: u64, now_ms: i64) {
+        let job = log.prepare_clean(up_to, now_ms).unwrap().unwrap();
+        let cleaned = job.run(&Cleaner::default()).unwrap();
+        drop(job);
+        assert!(log.complete_clean(cleaned).unwrap().applied);
+    }
+
+    /// Batches per segment, by base offset.
+    fn by_segment(log: &Log) -> BTreeMap<u64, Vec<Bytes>> {
+        let mut out = BTreeMap::new();
+        for s in log.segments() {
+            let mut batches = Vec::new();
+            let mut offset = s.base_offset;
+            while offset < s.next_offset {
+                let bytes = log.read(offset, 1).unwrap();
+                let (h, b) = crate::Batches::new(bytes).next().unwrap().unwrap();
+                offset = h.last_offset() as u64 + 1;
+                batches.push(b);
+            }
+            out.insert(s.base_offset, batches);
+        }
+        out
+    }
+
+    fn latest_of(log: &Log) -> BTreeMap<String, Option<Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        for batches in by_segment(log).values() {
+            for b in batches {
+                let mut buf = b.clone();
+                let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
+                for r in set.records {
+                    let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+                    out.insert(key, r.value.map(|v| v.to_vec()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Copies the files of a closed log (no subdirectories) to `to`.
+    fn copy_dir(from: &Path, to: &Path) {
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_at_any_step_of_the_swap_keeps_a_valid_log() {
+        let template = tempfile::tempdir().unwrap();
+        let (log, latest) = build(template.path());
+        let original = by_segment(&log);
+        assert!(original.len() >= 4, "{} segments", original.len());
+        let hw = log.next_offset();
+        log.close().unwrap();
+        // The fully cleaned result, for comparison.
+        let full_dir = tempfile::tempdir().unwrap();
+        copy_dir(template.path(), full_dir.path());
+        let mut full = Log::open(full_dir.path(), config()).unwrap();
+        clean(&mut full, hw, NOW_MS + 10);
+        let cleaned_segments = by_segment(&full);
+        let mut stop = 0;
+        loop {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(template.path(), dir.path());
+            let mut log = Log::open(dir.path(), config()).unwrap();
+            let terms: Vec<u64> = (1..=log.last_raft_index())
+                .map(|i| log.term_of(i).unwrap())
+                .collect();
+            let job = log.prepare_clean(hw, NOW_MS + 10).unwrap().unwrap();
+            let cleaned = job.run(&Cleaner::default()).unwrap();
+            drop(job);
+            let finished = log
+                .complete_clean_steps(cleaned, Some(stop))
+                .unwrap()
+                .is_some();
+            drop(log); // the process dies here
+            let log = Log::open(dir.path(), config()).unwrap();
+            let report = crate::inspect::verify_dir(dir.path(), |_, _| {}).unwrap();
+            assert!(report.is_ok(), "stop {stop}: {:#?}", report.findings);
+            assert!(!dir.path().join(STAGING_DIR).exists());
+            let got = by_segment(&log);
+            for (base, batches) in &got {
+                assert!(
+                    original.get(base) == Some(batches)
+                        || cleaned_segments.get(base) == Some(batches),
+                    "stop {stop}: segment {base} is a mix"
+                );
+            }
+            // Every live key keeps its latest value; deleted keys keep nothing older.
+            let now = latest_of(&log);
+            for (k, v) in &latest {
+                match v {
+                    Some(v) => assert_eq!(now.get(k), Some(&Some(v.clone())), "stop {stop}: {k}"),
+                    None => assert!(matches!(now.get(k), None | Some(None)), "stop {stop}: {k}"),
+                }
+            }
+            let after: Vec<u64> = (1..=log.last_raft_index())
+                .map(|i| log.term_of(i).unwrap())
+                .collect();
+            assert_eq!(after, terms, "stop {stop}");
+            if finished {
+                assert_eq!(got, cleaned_segments);
+                break;
+            }
+            stop += 1;
+        }
+        assert!(stop >= 6, "only {stop} steps");
+    }
+
+    #[test]
+    fn damaged_leftovers_are_dropped_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, latest) = build(dir.path());
+        let first = log.segments()[0].base_offset;
+        log.close().unwrap();
+        // A cleaning that died while writing: partial staging files, no swap.
+        let stage = dir.path().join(STAGING_DIR);
+        std::fs::create_dir_all(&stage).unwrap();
+        std::fs::write(
+            stage.join(segment::segment_file_name(first, "log")),
+            b"partial",
+        )
+        .unwrap();
+        std::fs::write(
+            stage.join(segment::segment_file_name(first, "entries")),
+            b"xx",
+        )
+        .unwrap();
+        // A damaged swap file before anything moved: dropped, the old segment stays.
+        let swap = dir
+            .path()
+            .join(segment::segment_file_name(first, SWAP_SUFFIX));
+        std::fs::write(&swap, b"garbage garbage garbage garbage garbage").unwrap();
+        let log = Log::open(dir.path(), config()).unwrap();
+        assert!(!swap.exists() && !stage.exists());
+        assert_eq!(latest_of(&log).len(), latest.len());
+        log.close().unwrap();
+        // A damaged swap with nothing left to move: finished, and the segment's own checks
+        // refuse it with a typed error.
+        std::fs::write(&swap, b"garbage garbage garbage garbage garbage").unwrap();
+        match Log::open(dir.path(), config()) {
+            Err(LogError::CorruptFile { .. }) => {}
+            other => panic!("expected a corrupt-file error, got {other:?}"),
+        }
+    }
+}
