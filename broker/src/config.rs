@@ -44,6 +44,33 @@ pub struct BrokerConfig {
     pub topics: TopicDefaults,
     /// Consumer groups and `__consumer_offsets`.
     pub groups: GroupConfig,
+    /// The log cleaner (`cleanup.policy=compact`).
+    pub cleaner: CleanerSettings,
+}
+
+/// Kafka's `log.cleaner.*` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerSettings {
+    /// `log.cleaner.enable`.
+    pub enabled: bool,
+    /// `log.cleaner.backoff.ms`: pause between passes over the compacted partitions.
+    pub backoff: Duration,
+    /// `log.cleaner.dedupe.buffer.size`: memory for one cleaning's key map.
+    pub dedupe_buffer_bytes: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: I/O of all cleanings; `None` is unlimited.
+    pub io_max_bytes_per_second: Option<u64>,
+}
+
+impl Default for CleanerSettings {
+    fn default() -> Self {
+        let d = log_store::CleanerConfig::default();
+        CleanerSettings {
+            enabled: true,
+            backoff: Duration::from_secs(15),
+            dedupe_buffer_bytes: d.dedupe_buffer_bytes,
+            io_max_bytes_per_second: d.io_max_bytes_per_second,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -60,6 +87,7 @@ impl Default for BrokerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             topics: TopicDefaults::default(),
             groups: GroupConfig::default(),
+            cleaner: CleanerSettings::default(),
         }
     }
 }
@@ -130,7 +158,7 @@ impl Default for TopicDefaults {
 }
 
 /// The settings a topic can override, with Kafka's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<u64>,
@@ -138,6 +166,12 @@ pub struct TopicConfig {
     pub segment_ms: Option<i64>,
     pub max_message_bytes: u32,
     pub cleanup_policy: String,
+    /// `delete.retention.ms`: how long tombstones outlive the cleaning that first saw them.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of never-cleaned bytes that starts a cleaning.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted away.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for TopicConfig {
@@ -150,14 +184,20 @@ impl Default for TopicConfig {
             segment_ms: log.segment_ms,
             max_message_bytes: log.max_message_bytes,
             cleanup_policy: "delete".into(),
+            delete_retention_ms: log.delete_retention_ms,
+            min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: log.min_compaction_lag_ms,
         }
     }
 }
 
 /// The topic-level keys, in the order DescribeConfigs lists them.
-pub const TOPIC_CONFIG_KEYS: [&str; 6] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 9] = [
     "cleanup.policy",
+    "delete.retention.ms",
     "max.message.bytes",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -219,6 +259,27 @@ impl TopicConfig {
                     .filter(|&v| v <= i32::MAX as u32)
                     .ok_or_else(|| bad(key, "must fit in an int32"))?;
             }
+            "delete.retention.ms" | "min.compaction.lag.ms" => {
+                let v: i64 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|&v: &i64| v >= 0)
+                    .ok_or_else(|| bad(key, format!("{value:?} is not a non-negative integer")))?;
+                if key == "delete.retention.ms" {
+                    self.delete_retention_ms = v;
+                } else {
+                    self.min_compaction_lag_ms = v;
+                }
+            }
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| (0.0..=1.0).contains(v))
+                    .ok_or_else(|| bad(key, format!("{value:?} is not a ratio from 0 to 1")))?;
+            }
             "cleanup.policy" => {
                 let mut policies: Vec<&str> = value.split(',').map(str::trim).collect();
                 policies.sort_unstable();
@@ -265,6 +326,9 @@ impl TopicConfig {
             "segment.bytes" => self.segment_bytes.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "cleanup.policy" => self.cleanup_policy.clone(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             _ => return None,
         })
     }
@@ -277,6 +341,11 @@ impl TopicConfig {
             retention_ms: self.retention_ms,
             retention_bytes: self.retention_bytes,
             max_message_bytes: self.max_message_bytes,
+            delete: self.cleanup_policy.contains("delete"),
+            compact: self.cleanup_policy.contains("compact"),
+            delete_retention_ms: self.delete_retention_ms,
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
             ..LogConfig::default()
         }
     }
@@ -374,6 +443,33 @@ impl BrokerConfig {
                     .ok()
                     .filter(|&n: &i32| n >= 1)
                     .ok_or_else(|| parse_err("a partition count of at least 1"))?
+            }
+            "log.cleaner.enable" => {
+                self.cleaner.enabled = value.parse().map_err(|_| parse_err("true or false"))?
+            }
+            "log.cleaner.backoff.ms" => {
+                self.cleaner.backoff = Duration::from_millis(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &u64| n >= 1)
+                        .ok_or_else(|| parse_err("a positive number of milliseconds"))?,
+                )
+            }
+            "log.cleaner.dedupe.buffer.size" => {
+                self.cleaner.dedupe_buffer_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| n >= 1024 * 1024)
+                    .ok_or_else(|| parse_err("a size of at least 1 MiB"))?
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                // Kafka's default is Double.MAX_VALUE: anything beyond u64 is unlimited.
+                self.cleaner.io_max_bytes_per_second = match value.parse::<f64>() {
+                    Ok(v) if v >= u64::MAX as f64 => None,
+                    Ok(v) if v >= 1.0 => Some(v as u64),
+                    _ => return Err(parse_err("a positive number of bytes per second")),
+                }
             }
             "offsets.topic.num.partitions" => {
                 self.groups.offsets_topic_partitions = value

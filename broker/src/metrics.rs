@@ -56,6 +56,12 @@ pub struct Metrics {
     /// Produced batches appended, and retries answered without appending.
     pub appended_batches: Counter,
     pub duplicate_batches: Counter,
+    /// Log cleaner (compaction) work.
+    pub cleanings: Counter,
+    pub cleaner_failures: Counter,
+    pub cleaner_bytes_read: Counter,
+    pub cleaner_bytes_written: Counter,
+    pub cleaner_records_removed: Counter,
     log_start: Family<PartitionLabels, Gauge>,
     log_end: Family<PartitionLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
@@ -112,6 +118,11 @@ impl Metrics {
             flush_duration: latency_histogram(),
             appended_batches: Counter::default(),
             duplicate_batches: Counter::default(),
+            cleanings: Counter::default(),
+            cleaner_failures: Counter::default(),
+            cleaner_bytes_read: Counter::default(),
+            cleaner_bytes_written: Counter::default(),
+            cleaner_records_removed: Counter::default(),
             log_start: Family::default(),
             log_end: Family::default(),
             high_watermark: Family::default(),
@@ -200,6 +211,31 @@ impl Metrics {
                 m.size_bytes.clone(),
             );
             r.register(
+                "log_cleanings",
+                "Compaction passes that rewrote segments",
+                m.cleanings.clone(),
+            );
+            r.register(
+                "log_cleaner_failures",
+                "Compaction passes that failed",
+                m.cleaner_failures.clone(),
+            );
+            r.register(
+                "log_cleaner_read_bytes",
+                "Bytes the log cleaner read",
+                m.cleaner_bytes_read.clone(),
+            );
+            r.register(
+                "log_cleaner_written_bytes",
+                "Bytes the log cleaner wrote",
+                m.cleaner_bytes_written.clone(),
+            );
+            r.register(
+                "log_cleaner_removed_records",
+                "Records (superseded values and expired tombstones) compaction removed",
+                m.cleaner_records_removed.clone(),
+            );
+            r.register(
                 "group_state",
                 "1 for a consumer group's current state (Empty, PreparingRebalance, CompletingRebalance, Stable)",
                 m.group_state.clone(),
@@ -259,6 +295,19 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+
+    /// Counts one compaction pass.
+    pub fn record_cleaning(&self, o: &log_store::CleanOutcome) {
+        if o.applied {
+            self.cleanings.inc();
+        }
+        self.cleaner_bytes_read.inc_by(o.bytes_read);
+        self.cleaner_bytes_written.inc_by(o.bytes_written);
+        if o.applied {
+            self.cleaner_records_removed
+                .inc_by(o.records_removed + o.tombstones_removed);
+        }
     }
 
     /// Per-group gauges, rebuilt at each scrape so deleted groups disappear.

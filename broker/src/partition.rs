@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use log_store::{BatchHeader, Batches, Log, LogConfig, LogError};
+use log_store::{BatchHeader, Batches, CleanOutcome, Cleaner, Log, LogConfig, LogError};
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
@@ -274,9 +274,15 @@ impl Partition {
 
     /// Whole batches from `offset`, up to `max_bytes` (at least one batch), never past the
     /// high watermark. Zero-copy.
+    ///
+    /// Batches that compaction emptied (no records, offsets kept) are passed over into
+    /// the next segments until a batch with records is included, `max_bytes` is reached
+    /// or the high watermark: librdkafka treats an answer without a single record as "the
+    /// limit was too small", doubles its fetch size and, after ten such answers, fails
+    /// with MSG_SIZE_TOO_LARGE. Zero-copy unless such a stretch is crossed.
     pub fn read(&self, offset: u64, max_bytes: usize) -> std::result::Result<Bytes, i16> {
         let hw = self.high_watermark();
-        self.with_log(|log| log.read_bounded(offset, max_bytes, hw))?
+        self.with_log(|log| read_past_empty_batches(log, offset, max_bytes, hw))?
             .map_err(|e| log_error_code(&e))
     }
 
@@ -297,6 +303,32 @@ impl Partition {
                 .delete_before(offset)
                 .map_err(|e| log_error_code(&e))
         })
+    }
+
+    /// One compaction pass when the log wants one (`cleanup.policy` with `compact` and
+    /// enough dirty bytes): prepared under the read lock, rewritten without any lock, and
+    /// swapped in under the write lock, so produce and fetch wait at most for the swap.
+    /// Blocking I/O: call it from a blocking thread. `Ok(None)` when nothing was due.
+    pub fn clean(
+        &self,
+        cleaner: &Cleaner,
+        now_ms: i64,
+    ) -> std::result::Result<Option<CleanOutcome>, String> {
+        // Only committed (durable) records enter the key map.
+        let hw = self.high_watermark();
+        let job = match self.with_log(|log| log.prepare_clean(hw, now_ms)) {
+            Err(_) => return Ok(None), // closed, deleted or offline
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Ok(Some(job))) => job,
+            Ok(Err(e)) => return Err(e.to_string()),
+        };
+        let cleaned = job.run(cleaner).map_err(|e| e.to_string())?;
+        drop(job);
+        let outcome = self
+            .with_inner_mut(|inner| Ok(inner.log.complete_clean(cleaned)))
+            .map_err(|code| format!("partition unavailable (error code {code})"))?
+            .map_err(|e| e.to_string())?;
+        Ok(Some(outcome))
     }
 
     /// Housekeeping: retention and idle map release.
@@ -413,6 +445,46 @@ impl Partition {
         self.dirty.notify_one();
         closed.map(|_| ())
     }
+}
+
+/// The offset after the last whole batch of `chunk`, and whether any batch of it holds
+/// records.
+fn scan_batches(chunk: &Bytes) -> (Option<u64>, bool) {
+    let mut next = None;
+    let mut any_records = false;
+    for (header, _) in Batches::new(chunk.clone()).map_while(|b| b.ok()) {
+        next = Some(header.last_offset() as u64 + 1);
+        any_records |= header.records_count > 0;
+    }
+    (next, any_records)
+}
+
+/// `Log::read_bounded`, continued past segments that hold only emptied batches.
+fn read_past_empty_batches(
+    log: &Log,
+    offset: u64,
+    max_bytes: usize,
+    hw: u64,
+) -> std::result::Result<Bytes, LogError> {
+    let first = log.read_bounded(offset, max_bytes, hw)?;
+    let (mut next, any_records) = scan_batches(&first);
+    if first.is_empty() || any_records {
+        return Ok(first);
+    }
+    let mut out = bytes::BytesMut::from(&first[..]);
+    while let Some(at) = next.filter(|&n| n < hw && out.len() < max_bytes) {
+        let chunk = log.read_bounded(at, max_bytes - out.len(), hw)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let (chunk_next, chunk_records) = scan_batches(&chunk);
+        out.extend_from_slice(&chunk);
+        if chunk_records {
+            break;
+        }
+        next = chunk_next.filter(|&n| n > at);
+    }
+    Ok(out.freeze())
 }
 
 /// Producer state from the batch headers of the whole log (idempotence across restarts).

@@ -167,6 +167,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
     tokio::spawn(groups.run(shutdown.clone()));
+    tokio::spawn(run_cleaner(broker.clone(), shutdown.clone()));
     let task = tokio::spawn(accept_loop(
         kafka,
         broker.clone(),
@@ -265,6 +266,66 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: Shutdown) {
             }
         })
         .await;
+    }
+}
+
+/// The log cleaner: every `log.cleaner.backoff.ms`, one compaction pass over each
+/// partition of a topic with `cleanup.policy` containing `compact`, one partition at a
+/// time on a blocking thread, sharing one I/O throttle
+/// (`log.cleaner.io.max.bytes.per.second`) so it cannot starve produce and fetch.
+async fn run_cleaner(broker: Arc<Broker>, mut shutdown: Shutdown) {
+    let settings = broker.config.cleaner.clone();
+    if !settings.enabled {
+        return;
+    }
+    let cleaner = Arc::new(log_store::Cleaner::new(log_store::CleanerConfig {
+        dedupe_buffer_bytes: settings.dedupe_buffer_bytes,
+        io_max_bytes_per_second: settings.io_max_bytes_per_second,
+    }));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(settings.backoff) => {}
+            _ = shutdown.wait() => return,
+        }
+        let compacted = broker
+            .topics
+            .all()
+            .into_iter()
+            .filter(|t| t.config.cleanup_policy.contains("compact"))
+            .flat_map(|t| t.partitions.clone());
+        for p in compacted {
+            if shutdown.is_triggered() {
+                return;
+            }
+            let (c, partition) = (cleaner.clone(), p.clone());
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let result = tokio::task::spawn_blocking(move || partition.clean(&c, now_ms)).await;
+            match result {
+                Ok(Ok(Some(outcome))) => {
+                    broker.metrics.record_cleaning(&outcome);
+                    info!(
+                        topic = p.topic(),
+                        partition = p.index(),
+                        ?outcome,
+                        "log cleaned"
+                    );
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    broker.metrics.cleaner_failures.inc();
+                    warn!(
+                        topic = p.topic(),
+                        partition = p.index(),
+                        error = e,
+                        "log cleaning failed"
+                    );
+                }
+                Err(e) => warn!(error = %e, "log cleaning task failed"),
+            }
+        }
     }
 }
 

@@ -37,11 +37,13 @@ const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
+const TYPE_DOUBLE: i8 = 6;
 
 fn topic_key_type(key: &str) -> i8 {
     match key {
         "cleanup.policy" => TYPE_LIST,
         "max.message.bytes" | "segment.bytes" => TYPE_INT,
+        "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
         _ => TYPE_LONG,
     }
 }

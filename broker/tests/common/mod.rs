@@ -13,7 +13,15 @@ use tokio::net::TcpStream;
 
 /// A broker serving a fresh temporary directory on ephemeral ports.
 pub async fn start_broker(dir: &std::path::Path) -> broker::Running {
-    let config = broker::BrokerConfig {
+    start_broker_with(dir, |_| {}).await
+}
+
+/// [`start_broker`] with settings changed by `adjust`.
+pub async fn start_broker_with(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut broker::BrokerConfig),
+) -> broker::Running {
+    let mut config = broker::BrokerConfig {
         data_dir: dir.to_path_buf(),
         kafka_addr: "127.0.0.1:0".into(),
         admin_addr: "127.0.0.1:0".into(),
@@ -25,6 +33,7 @@ pub async fn start_broker(dir: &std::path::Path) -> broker::Running {
         },
         ..Default::default()
     };
+    adjust(&mut config);
     broker::run(config).await.expect("start the broker")
 }
 
