@@ -24,7 +24,7 @@ fn update_batch(round: usize, keys: std::ops::Range<usize>, tombstone: bool) -> 
         timestamp_ms: 1_700_000_000_000 + round as i64,
     });
     // Alternate codecs: the cleaner must rewrite compressed batches too.
-    let codec = if round % 2 == 0 {
+    let codec = if round.is_multiple_of(2) {
         Compression::None
     } else {
         Compression::Gzip
