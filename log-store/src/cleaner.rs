@@ -391,11 +391,20 @@ impl Pass<'_> {
             if source.base_offset >= job.clean_up_to {
                 break;
             }
+            let mut expected_base = source.base_offset;
             for item in Batches::new(source.log.clone()) {
                 let (header, batch) = item.map_err(|e| {
                     LogError::corrupt(&source.log_path, format!("while mapping keys: {e}"))
                 })?;
                 let base = header.base_offset as u64;
+                if header.base_offset < 0 || base != expected_base {
+                    return Err(corrupt_batch(
+                        &source.log_path,
+                        expected_base,
+                        format!("header says base offset {}", header.base_offset),
+                    ));
+                }
+                expected_base = base.saturating_add(header.offset_count());
                 if base >= job.clean_up_to {
                     break;
                 }
@@ -450,6 +459,10 @@ impl Pass<'_> {
             &job.config,
             job.now_ms,
         )?;
+        let entrydata_bytes = match &handles.entrydata {
+            Some((path, file)) => file.metadata().map_err(|e| LogError::io(path, e))?.len(),
+            None => 0,
+        };
         let mut table_buf = vec![0u8; TABLE_READ_RECORDS * ENTRY_RECORD_BYTES];
         let mut payload = Vec::new();
         let mut slot = 0usize;
@@ -477,6 +490,15 @@ impl Pass<'_> {
                     let (path, file) = handles.entrydata.as_ref().ok_or_else(|| {
                         LogError::corrupt(&handles.table_path, "entry data file is missing")
                     })?;
+                    if rec.end_position() > entrydata_bytes {
+                        return Err(LogError::corrupt(
+                            path,
+                            format!(
+                                "payload of raft entry {} runs past the file",
+                                rec.raft_index
+                            ),
+                        ));
+                    }
                     payload.resize(rec.length as usize, 0);
                     file.read_exact_at(&mut payload, rec.position)
                         .map_err(|e| LogError::io(path, e))?;
@@ -667,7 +689,7 @@ fn record_offset(header: &BatchHeader, offset_delta: i32) -> Option<u64> {
     if offset_delta < 0 || offset_delta > header.last_offset_delta {
         return None;
     }
-    Some(header.base_offset as u64 + offset_delta as u64)
+    (header.base_offset as u64).checked_add(offset_delta as u64)
 }
 
 /// A step of a swap, for the crash tests' failpoint.

@@ -759,3 +759,98 @@ fn unkeyed_records_are_kept() {
     assert_eq!(got.iter().filter(|r| r.key.is_some()).count(), 1);
     verify(&log);
 }
+
+/// Rewrites a batch's record count and fixes its CRC, so only the record walk can tell.
+fn lie_about_record_count(batch: &mut [u8], count: i32) {
+    batch[57..61].copy_from_slice(&count.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[test]
+fn damaged_bytes_stop_the_cleaning_with_a_typed_error() {
+    // A batch whose CRC is right but whose records don't match its count.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), compact_config(1024)).unwrap();
+    for i in 0..20u64 {
+        let v = format!("v{i}");
+        let mut b = encode_batch(
+            [spec(Some("k"), Some(v.as_bytes()), T0_MS)],
+            NO_PRODUCER,
+            Compression::None,
+        )
+        .to_vec();
+        if i == 3 {
+            lie_about_record_count(&mut b, i32::MAX);
+        }
+        log.append(&mut b).unwrap();
+    }
+    log.roll().unwrap();
+    let before = common::read_all(&log, 0);
+    let job = log
+        .prepare_clean(log.next_offset(), T0_MS)
+        .unwrap()
+        .unwrap();
+    match job.run(&Cleaner::default()) {
+        Err(log_store::LogError::CorruptFile { reason, .. }) => {
+            assert!(reason.contains("offset 3"), "{reason}")
+        }
+        other => panic!("expected a corrupt-file error, got {other:?}"),
+    }
+    drop(job);
+    assert_eq!(common::read_all(&log, 0), before);
+
+    // A flipped bit in a closed segment (found by the CRC check while cleaning).
+    let first = log.segments()[0].path.clone();
+    log.close().unwrap();
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[70] ^= 0x10;
+    std::fs::write(&first, bytes).unwrap();
+    let log = Log::open(dir.path(), compact_config(1024)).unwrap();
+    let job = log
+        .prepare_clean(log.next_offset(), T0_MS)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        job.run(&Cleaner::default()),
+        Err(log_store::LogError::CorruptFile { .. })
+    ));
+}
+
+#[test]
+fn the_throttle_paces_a_cleaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), compact_config(16 * 1024)).unwrap();
+    for i in 0..200u64 {
+        let v = vec![b'x'; 400];
+        let key = format!("k{}", i % 50);
+        let mut b = encode_batch(
+            [spec(Some(&key), Some(&v), T0_MS)],
+            NO_PRODUCER,
+            Compression::None,
+        )
+        .to_vec();
+        log.append(&mut b).unwrap();
+    }
+    log.roll().unwrap();
+    const RATE_BYTES_PER_SECOND: u64 = 400_000;
+    let cleaner = Cleaner::new(CleanerConfig {
+        io_max_bytes_per_second: Some(RATE_BYTES_PER_SECOND),
+        ..CleanerConfig::default()
+    });
+    let job = log
+        .prepare_clean(log.next_offset(), T0_MS)
+        .unwrap()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let cleaned = job.run(&cleaner).unwrap();
+    let elapsed = started.elapsed();
+    let o = cleaned.outcome();
+    let io = o.bytes_read + o.bytes_written;
+    // The rate may be exceeded by at most what one window's start allows.
+    let floor = std::time::Duration::from_secs_f64(io as f64 / RATE_BYTES_PER_SECOND as f64 * 0.8);
+    assert!(
+        elapsed >= floor,
+        "{io} bytes in {elapsed:?}, floor {floor:?}"
+    );
+}
