@@ -691,6 +691,57 @@ fn two_members_split_a_topic_and_one_takes_over_when_the_other_leaves() {
 }
 
 #[test]
+fn a_rebalance_commits_before_partitions_move() {
+    let broker = Broker::start();
+    runtime().block_on(async {
+        let cluster = Cluster::connect(broker.cluster_config())
+            .await
+            .expect("connect");
+        create_topic(&cluster, "moving", 2).await;
+        produce(&cluster, "moving", 0, 100).await;
+        let shared = Arc::new(Shared::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // No interval commits: only the commit before revoking can save `a`'s progress.
+        let mut config = test_config("movers");
+        config.auto_commit_interval = Duration::from_secs(600);
+        let spawn = |name: &str| {
+            let mut consumer =
+                GroupConsumer::new(cluster.clone(), config.clone()).expect("consumer");
+            consumer.subscribe(["moving"]).expect("subscribe");
+            tokio::spawn(member(
+                consumer,
+                name.to_string(),
+                shared.clone(),
+                stop.clone(),
+            ))
+        };
+        let a = spawn("a");
+        let read_count = || shared.reads.lock().expect("reads").len();
+        wait_for("a to read everything alone", || read_count() >= 100).await;
+        let b = spawn("b");
+        let split = || {
+            let a = shared.assignments.lock().expect("assignments");
+            a.len() == 2 && a.values().all(|x| x.len() == 1)
+        };
+        wait_for("a and b to hold one partition each", split).await;
+        produce(&cluster, "moving", 100, 100).await;
+        wait_for("200 records read", || read_count() >= 200).await;
+        stop.store(true, Ordering::SeqCst);
+        a.await.expect("member a");
+        b.await.expect("member b");
+        let reads = shared.reads.lock().expect("reads");
+        assert_eq!(reads.len(), 200);
+        for ((p, o), readers) in reads.iter() {
+            assert_eq!(
+                readers.len(),
+                1,
+                "{p}/{o} read by {readers:?}: the commit before the rebalance was lost"
+            );
+        }
+    });
+}
+
+#[test]
 fn a_static_member_gets_its_partitions_back_without_waiting_for_its_session() {
     let broker = Broker::start();
     runtime().block_on(async {

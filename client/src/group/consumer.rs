@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
-use kafka_protocol::messages::{GroupId, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest};
+use kafka_protocol::messages::{
+    ApiKey, GroupId, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
@@ -650,6 +652,18 @@ impl GroupConsumer {
 
     async fn join_and_sync(&mut self) -> Result<JoinFlow> {
         let join = self.join_request_parts()?;
+        if self.config.group_instance_id.is_some() {
+            let conn = self.link.connection(&self.cluster).await?;
+            if conn.api_version(ApiKey::JoinGroup).is_some_and(|v| v < 5) {
+                return Err(Error::Group {
+                    group: self.config.group_id.clone(),
+                    reason: format!(
+                        "group.instance.id needs JoinGroup v5+, which {} does not speak",
+                        conn.addr()
+                    ),
+                });
+            }
+        }
         let timeout = self.config.rebalance_timeout + JOIN_TIMEOUT_MARGIN;
         let instance_id = self.config.group_instance_id.clone();
         let response = self
@@ -667,14 +681,6 @@ impl GroupConsumer {
         match self.member.on_join(&response) {
             Step::Proceed => {}
             step => return self.flow(step),
-        }
-        if self.config.group_instance_id.is_some() && response.member_id.is_empty() {
-            return Err(Error::Group {
-                group: self.config.group_id.clone(),
-                reason:
-                    "static membership needs JoinGroup v5+, which the coordinator does not speak"
-                        .into(),
-            });
         }
         let assignments = if self.member.is_leader() && !self.member.members().is_empty() {
             self.assign().await?
