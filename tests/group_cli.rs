@@ -851,3 +851,60 @@ fn ctrl_c_commits_what_was_printed_and_leaves_the_group() {
         ("5".into(), "5".into(), "0".into())
     );
 }
+
+#[test]
+fn a_newer_member_with_the_same_instance_id_fences_the_older() {
+    let broker = Broker::start();
+    runtime().block_on(async {
+        let cluster = Cluster::connect(broker.cluster_config())
+            .await
+            .expect("connect");
+        create_topic(&cluster, "fenced", 1).await;
+        let mut config = test_config("fencing");
+        config.group_instance_id = Some("host-1".into());
+        let mut older = GroupConsumer::new(cluster.clone(), config.clone()).expect("consumer");
+        older.subscribe(["fenced"]).expect("subscribe");
+        join(&mut older).await;
+        let mut newer = GroupConsumer::new(cluster.clone(), config).expect("consumer");
+        newer.subscribe(["fenced"]).expect("subscribe");
+        join(&mut newer).await;
+        assert_eq!(newer.assignment(), vec![TopicPartition::new("fenced", 0)]);
+        let deadline = Instant::now() + DEADLINE;
+        let error = loop {
+            assert!(
+                Instant::now() < deadline,
+                "the older member was never fenced"
+            );
+            match older.poll(Duration::from_millis(100)).await {
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(error, client::Error::Fenced { .. }), "{error}");
+        newer.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_session_timeout_below_the_brokers_minimum_is_an_error() {
+    let broker = Broker::start();
+    runtime().block_on(async {
+        let cluster = Cluster::connect(broker.cluster_config())
+            .await
+            .expect("connect");
+        create_topic(&cluster, "short", 1).await;
+        let mut config = test_config("impatient");
+        config.session_timeout = Duration::from_millis(1000);
+        config.heartbeat_interval = Duration::from_millis(300);
+        let mut consumer = GroupConsumer::new(cluster, config).expect("consumer");
+        consumer.subscribe(["short"]).expect("subscribe");
+        let error = tokio::time::timeout(DEADLINE, consumer.poll(Duration::from_millis(100)))
+            .await
+            .expect("an answer, not a hang")
+            .expect_err("the broker refuses a 1 s session");
+        assert!(
+            error.to_string().contains("INVALID_SESSION_TIMEOUT"),
+            "{error}"
+        );
+    });
+}
