@@ -336,7 +336,8 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpus": os.cpu_count(), "cpu": model, "kernel": platform.release(),
-            "python": platform.python_version()}
+            "python": platform.python_version(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main() -> None:
@@ -371,9 +372,13 @@ def main() -> None:
             }
         finally:
             broker.stop()
+    # Other work on the machine skews every figure: say how busy it was.
+    results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     print(f"\nconsumer groups — {results['date']}, {results['machine']['cpus']} CPUs "
-          f"({results['machine']['cpu']}), {results['client']}")
+          f"({results['machine']['cpu']}), {results['client']}; load average "
+          f"{results['machine']['loadavg_at_start'][0]} at start, "
+          f"{results['machine']['loadavg_at_end'][0]} at end")
     print(f"{'measurement':58} {'median':>12} {'min':>10} {'max':>10}")
     for r in results["rebalance"]:
         for key, label in (("leave_3_to_2_ms", "3→2 (LeaveGroup)"), ("join_2_to_3_ms", "2→3 (new member)")):

@@ -54,7 +54,7 @@ def test_static_member_replaced_keeps_partitions_without_rebalance(gbroker, memb
     send LeaveGroup) or is SIGKILLed; a new process with the same group.instance.id
     rejoins within the session timeout, gets the same partitions and resumes at its
     commits; the other members see no rebalance. Nothing hangs."""
-    topic, group, session_ms = "static", f"static-{how}", 10000
+    topic, group, session_ms = "static", f"static-{how}", 6000
     create_topic(gbroker.bootstrap, topic, PARTITIONS)
 
     def spawn(name, instance):

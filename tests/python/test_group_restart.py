@@ -35,8 +35,10 @@ def test_members_resume_at_committed_offsets_after_broker_restart(gbroker, membe
 
     # (a) A member commits part of the log and dies; the broker restarts; two new members
     # start exactly at what was committed.
+    # (x comes back from the group's replay as a member until its session expires: a
+    # short session lets y and z in sooner.)
     x = members("x", gbroker.bootstrap, group, topic, client=client, delay_ms=2,
-                fetch_bytes=1024, batch=7)
+                fetch_bytes=1024, batch=7, session_ms=2000)
     wait_until(lambda: x.check_alive() and len(x.consumed()) >= 300, 60,
                "x to consume 300 records")
     x.kill()
