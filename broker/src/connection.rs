@@ -129,6 +129,8 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT_PER_CONNECTION);
     let writer = tokio::spawn(write_responses(write_half, rx, broker.clone()));
     let max = broker.config.socket_request_max_bytes;
+    // The client hung up (end of stream or a read error): nobody is left to answer.
+    let mut client_gone = false;
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max) => frame,
@@ -136,8 +138,12 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
-            Ok(None) => break,
+            Ok(None) => {
+                client_gone = true;
+                break;
+            }
             Err(e) => {
+                client_gone = matches!(e, FrameError::Io(_));
                 warn!(peer, error = %e, "closing connection");
                 break;
             }
@@ -157,8 +163,14 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
             }
         }
     }
-    // Answers already accepted are still written (in-flight requests finish).
     drop(tx);
+    if client_gone {
+        // Drop the answers still waiting (a JoinGroup parked in a rebalance, a Fetch
+        // long poll): their waits end now, so the group coordinator sees the member's
+        // JoinGroup abandoned and the connection slot is freed at once.
+        writer.abort();
+    }
+    // Otherwise (shutdown, a bad frame) answers already accepted are still written.
     let _ = writer.await;
     debug!(peer, "connection closed");
 }

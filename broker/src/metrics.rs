@@ -38,6 +38,25 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
 }
 
+/// Consumer groups that get per-group series (any client can create groups; the first
+/// this many by id are exported).
+pub const MAX_GROUPS_IN_METRICS: usize = 10_000;
+
+/// Escapes a label value for the Prometheus text format (prometheus-client writes label
+/// values as they are): backslash, double quote and newline.
+pub fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Every metric the broker exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -266,6 +285,8 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric, partition gauges refreshed.
     pub fn render(&self, topics: &Topics, groups: &Coordinator) -> String {
+        // One scrape at a time: the gauges below are cleared and refilled.
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         for family in [
             &self.log_start,
             &self.log_end,
@@ -291,7 +312,6 @@ impl Metrics {
         }
         self.refresh_groups(topics, groups);
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
@@ -317,7 +337,12 @@ impl Metrics {
         self.group_generation.clear();
         self.group_committed.clear();
         self.group_lag.clear();
-        for g in groups.metrics() {
+        let mut all = groups.metrics();
+        all.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        all.truncate(MAX_GROUPS_IN_METRICS);
+        for mut g in all {
+            // Group ids are arbitrary client strings; the text format needs them escaped.
+            g.group_id = escape_label_value(&g.group_id);
             let group = GroupLabels {
                 group: g.group_id.clone(),
             };

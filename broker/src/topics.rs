@@ -456,6 +456,12 @@ impl Topics {
             ));
         };
         let config = self.config_with(&overrides)?;
+        if is_internal(name) && config.cleanup_policy != "compact" {
+            return Err(TopicError::new(
+                ResponseError::InvalidConfig,
+                format!("{name} must stay cleanup.policy=compact: its latest records are the groups' state"),
+            ));
+        }
         if validate_only {
             return Ok(());
         }

@@ -107,6 +107,15 @@ pub struct GroupMetrics {
     pub committed: Vec<(TopicPartition, i64)>,
 }
 
+/// Longest id (group, member, instance, protocol) the coordinator stores: records
+/// keep them in int16-length strings, as Kafka does.
+pub const MAX_ID_BYTES: usize = i16::MAX as usize;
+
+/// A group id the coordinator accepts: not empty, and short enough to store.
+fn valid_group_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_BYTES
+}
+
 fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -248,9 +257,14 @@ impl Coordinator {
                 }
             }
         }
-        // Groups whose metadata was deleted and that hold no offsets are gone.
+        // Groups whose metadata was deleted and that hold no offsets are gone. Groups known
+        // only from their offsets (no metadata record) have no "empty since": their
+        // offsets expire by commit time, however often the broker restarts.
         self.groups().retain(|_, g| {
-            let g = lock(g);
+            let mut g = lock(g);
+            if g.protocol_type.is_none() && g.members.is_empty() {
+                g.state_since_ms = i64::MIN;
+            }
             !(g.state == GroupState::Dead && g.offsets.is_empty())
         });
         info!(
@@ -393,12 +407,13 @@ impl Coordinator {
 
     /// Writes a group's metadata when it changed and releases waiting SyncGroups.
     fn after_change(&self, g: &mut Group) {
+        let now = Instant::now();
         if !g.take_persist() {
-            g.fire_syncs(Ok(None));
+            g.fire_syncs(Ok(None), now);
             return;
         }
         let Some(p) = self.partition_of(&g.id) else {
-            g.fire_syncs(Err(ResponseError::CoordinatorNotAvailable.code()));
+            g.fire_syncs(Err(ResponseError::CoordinatorNotAvailable.code()), now);
             return;
         };
         let key = RecordKey::Group {
@@ -406,24 +421,36 @@ impl Coordinator {
         }
         .encode();
         match Self::append(p, vec![(key, Some(g.to_value().encode()))]) {
-            Ok(at) => g.fire_syncs(Ok(Some(at))),
+            Ok(at) => g.fire_syncs(Ok(Some(at)), now),
             Err(code) => {
                 warn!(group = %g.id, code, "storing group metadata failed");
-                g.fire_syncs(Err(storage_error_to_group_error(code)));
-                g.assignment_lost(Instant::now(), wall_ms());
+                g.fire_syncs(Err(storage_error_to_group_error(code)), now);
+                g.assignment_lost(now, wall_ms());
             }
         }
     }
 
     /// JoinGroup: an answer now, or a receiver that gets it when the rebalance completes.
     pub fn join(&self, group_id: &str, p: JoinParams) -> Answer<JoinResult> {
-        if group_id.is_empty() {
-            return Answer::Now(JoinResult {
-                error: ResponseError::InvalidGroupId.code(),
+        let refuse = |e: ResponseError, member_id: String| {
+            Answer::Now(JoinResult {
+                error: e.code(),
                 generation: -1,
-                member_id: p.member_id,
+                member_id,
                 ..JoinResult::default()
-            });
+            })
+        };
+        if !valid_group_id(group_id) {
+            return refuse(ResponseError::InvalidGroupId, p.member_id);
+        }
+        let too_long = p.member_id.len() > MAX_ID_BYTES
+            || p.instance_id
+                .as_ref()
+                .is_some_and(|i| i.len() > MAX_ID_BYTES)
+            || p.protocol_type.len() > MAX_ID_BYTES
+            || p.protocols.iter().any(|(n, _)| n.len() > MAX_ID_BYTES);
+        if too_long {
+            return refuse(ResponseError::InvalidRequest, p.member_id);
         }
         let group = if p.member_id.is_empty() {
             self.get_or_create(group_id)
@@ -452,7 +479,7 @@ impl Coordinator {
             error: code.code(),
             ..SyncResult::default()
         };
-        if group_id.is_empty() {
+        if !valid_group_id(group_id) {
             return error(ResponseError::InvalidGroupId);
         }
         let Some(group) = self.get(group_id) else {
@@ -490,7 +517,7 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> i16 {
-        if group_id.is_empty() {
+        if !valid_group_id(group_id) {
             return ResponseError::InvalidGroupId.code();
         }
         let Some(group) = self.get(group_id) else {
@@ -504,6 +531,9 @@ impl Coordinator {
 
     /// LeaveGroup: one error code per leaving member.
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+        if !valid_group_id(group_id) {
+            return vec![ResponseError::InvalidGroupId.code(); members.len()];
+        }
         let Some(group) = self.get(group_id) else {
             return vec![ResponseError::UnknownMemberId.code(); members.len()];
         };
@@ -528,16 +558,11 @@ impl Coordinator {
         topics: &Topics,
     ) -> Vec<i16> {
         let all = |code: i16| vec![code; entries.len()];
-        if group_id.is_empty() {
+        if !valid_group_id(group_id) {
             return all(ResponseError::InvalidGroupId.code());
         }
         let Some(partition) = self.partition_of(group_id).cloned() else {
             return all(ResponseError::CoordinatorNotAvailable.code());
-        };
-        let group = match self.get(group_id) {
-            Some(g) => g,
-            None if generation < 0 => self.get_or_create(group_id),
-            None => return all(ResponseError::IllegalGeneration.code()),
         };
         let mut codes = vec![0i16; entries.len()];
         let mut valid = Vec::new();
@@ -556,6 +581,13 @@ impl Coordinator {
                 0
             };
         }
+        let group = match self.get(group_id) {
+            Some(g) => g,
+            // Nothing to store: no group is made for it.
+            None if valid.is_empty() => return codes,
+            None if generation < 0 => self.get_or_create(group_id),
+            None => return all(ResponseError::IllegalGeneration.code()),
+        };
         let written = {
             let mut g = lock(&group);
             if let Err(code) = g.check_commit(member_id, instance_id, generation, Instant::now()) {
@@ -767,10 +799,14 @@ impl Coordinator {
             if written.is_ok() {
                 g.offsets.clear();
                 g.state = GroupState::Dead;
-                self.groups().remove(group_id);
             }
             written
         };
+        if written.is_ok() {
+            // The map lock is never taken while a group's lock is held.
+            self.groups()
+                .retain(|id, g| id != group_id || !Arc::ptr_eq(g, &group));
+        }
         let outcome = match written {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
             Err(code) => Err(code),
@@ -946,6 +982,14 @@ impl Coordinator {
             .collect()
     }
 
+    /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR (shutdown).
+    pub fn unload(&self) {
+        let groups: Vec<Arc<Mutex<Group>>> = self.groups().values().cloned().collect();
+        for group in groups {
+            lock(&group).unload();
+        }
+    }
+
     /// Drives sessions, rebalance deadlines and offset retention until shutdown.
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut tick = tokio::time::interval(TICK_INTERVAL);
@@ -954,7 +998,10 @@ impl Coordinator {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => {
+                    self.unload();
+                    return;
+                }
             }
             self.expire_sessions();
             if last_retention.elapsed() >= self.config.offsets_retention_check_interval {
@@ -1024,6 +1071,23 @@ mod tests {
             ));
             assert!(text.contains("strata_group_lag{group=\"g\",topic=\"t\",partition=\"1\"} 0"));
             assert!(text.contains("strata_group_state{group=\"h\",state=\"Empty\"} 1"));
+            // A hostile group id cannot break the exposition format.
+            let evil = "x\"} 1\nfake_metric 1";
+            assert_eq!(
+                c.commit(evil, "", None, -1, &[entry("t", 0, 1)], &topics)
+                    .await,
+                vec![0]
+            );
+            let text = Metrics::new().render(&topics, &c);
+            assert!(!text.contains("\nfake_metric 1"));
+            assert!(text.contains("group=\"x\\\"} 1\\nfake_metric 1\""));
+            // Nothing valid to store: no group is made.
+            assert_eq!(
+                c.commit("ghost", "", None, -1, &[entry("nope", 0, 1)], &topics)
+                    .await,
+                vec![ResponseError::UnknownTopicOrPartition.code()]
+            );
+            assert!(!c.group_ids().contains(&"ghost".to_string()));
             assert_eq!(c.delete("h").await, 0);
             assert_eq!(c.delete("h").await, ResponseError::GroupIdNotFound.code());
             topics.close_all().unwrap();
@@ -1037,11 +1101,11 @@ mod tests {
             .map(|(p, v)| (*p, v.as_ref().unwrap().offset))
             .collect();
         assert_eq!(offsets, vec![(0, 5), (1, 7)]);
-        assert_eq!(c.group_ids(), vec!["g".to_string()]);
+        assert_eq!(c.group_ids().len(), 2, "g and the hostile id");
         assert!(c.fetch_offsets("h", None).is_empty());
         // Offsets of an empty group expire after the retention period.
         let later = wall_ms() + c.config().offsets_retention.as_millis() as i64 + 1;
-        assert_eq!(c.expire_offsets(later), 2);
+        assert_eq!(c.expire_offsets(later), 3);
         assert!(c.group_ids().is_empty());
         topics.close_all().unwrap();
     }

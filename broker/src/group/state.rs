@@ -170,8 +170,6 @@ pub struct Member {
     pub session_deadline: Instant,
     join_waiter: Option<oneshot::Sender<JoinResult>>,
     sync_waiter: Option<oneshot::Sender<SyncResult>>,
-    /// Joined during the current rebalance for the first time.
-    is_new: bool,
 }
 
 impl Member {
@@ -185,6 +183,11 @@ impl Member {
 
     fn supports(&self, protocol: &str) -> bool {
         self.protocols.iter().any(|(name, _)| name == protocol)
+    }
+
+    /// Waiting for the rebalance to complete, on a connection that is still open.
+    fn rejoined(&self) -> bool {
+        self.join_waiter.as_ref().is_some_and(|w| !w.is_closed())
     }
 }
 
@@ -221,6 +224,8 @@ pub struct Group {
     next_seq: u64,
     persist: bool,
     syncs_ready: bool,
+    /// Where the current generation's assignment was stored in `__consumer_offsets`.
+    assignment_at: Option<u64>,
 }
 
 fn new_member_id(client_id: &str) -> String {
@@ -249,6 +254,7 @@ impl Group {
             next_seq: 0,
             persist: false,
             syncs_ready: false,
+            assignment_at: None,
         }
     }
 
@@ -324,7 +330,6 @@ impl Group {
                     session_deadline: now + session,
                     join_waiter: None,
                     sync_waiter: None,
-                    is_new: false,
                 },
             );
         }
@@ -465,6 +470,10 @@ impl Group {
         if let Some(i) = &p.instance_id {
             self.statics.insert(i.clone(), id.clone());
         }
+        if self.members.is_empty() {
+            // An empty group belongs to whichever protocol type joins it next.
+            self.protocol_type = Some(p.protocol_type.clone());
+        }
         let session = Duration::from_millis(p.session_timeout_ms as u64);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -484,12 +493,8 @@ impl Group {
                 session_deadline: now + session,
                 join_waiter: Some(tx),
                 sync_waiter: None,
-                is_new: true,
             },
         );
-        if self.protocol_type.is_none() {
-            self.protocol_type = Some(p.protocol_type);
-        }
         match self.state {
             GroupState::PreparingRebalance => {
                 if let Some(not_before) = self.join_not_before {
@@ -662,11 +667,7 @@ impl Group {
     }
 
     fn all_joined(&self) -> bool {
-        self.pending.is_empty()
-            && self
-                .members
-                .values()
-                .all(|m| m.join_waiter.as_ref().is_some_and(|w| !w.is_closed()))
+        self.pending.is_empty() && self.members.values().all(Member::rejoined)
     }
 
     fn try_complete_join(&mut self, now: Instant, now_wall_ms: i64) {
@@ -683,16 +684,29 @@ impl Group {
     /// Ends the join phase: members that did not rejoin are removed, the generation moves
     /// on, a protocol is chosen, and every joined member gets its answer.
     fn complete_join(&mut self, now: Instant, now_wall_ms: i64) {
+        // Dynamic members that did not rejoin are gone; static ones stay until their
+        // session ends (a restarting static member must not cost a second rebalance).
         let gone: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.join_waiter.is_none())
+            .filter(|m| !m.rejoined() && m.instance_id.is_none())
             .map(|m| m.id.clone())
             .collect();
         for id in gone {
             self.drop_member(&id);
         }
-        self.pending.clear();
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
+        if !self.members.is_empty() && !self.members.values().any(Member::rejoined) {
+            // Only absent static members: nobody can lead. Wait another rebalance
+            // timeout; their sessions end meanwhile if they never come back.
+            self.rebalance_deadline = Some(now + timeout);
+            return;
+        }
         self.join_not_before = None;
         self.generation = self.generation.wrapping_add(1).max(1);
         if self.members.is_empty() {
@@ -704,23 +718,19 @@ impl Group {
             return;
         }
         self.protocol = self.select_protocol();
-        let leader_present = self
+        let leader_rejoined = self
             .leader
             .as_ref()
-            .is_some_and(|l| self.members.contains_key(l));
-        if !leader_present {
+            .and_then(|l| self.members.get(l))
+            .is_some_and(Member::rejoined);
+        if !leader_rejoined {
             self.leader = self
                 .members
                 .values()
+                .filter(|m| m.rejoined())
                 .min_by_key(|m| m.joined_seq)
                 .map(|m| m.id.clone());
         }
-        let timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or_default();
         self.rebalance_deadline = Some(now + timeout);
         self.set_state(GroupState::CompletingRebalance, now_wall_ms);
         let protocol = self.protocol.clone().unwrap_or_default();
@@ -728,9 +738,8 @@ impl Group {
         let all = self.joined_members(&protocol);
         let (generation, protocol_type) = (self.generation, self.protocol_type.clone());
         for m in self.members.values_mut() {
-            m.is_new = false;
-            m.session_deadline = now + m.session_timeout;
             if let Some(w) = m.join_waiter.take() {
+                m.session_deadline = now + m.session_timeout;
                 let _ = w.send(JoinResult {
                     error: 0,
                     generation,
@@ -846,7 +855,7 @@ impl Group {
                     protocol_type: self.protocol_type.clone(),
                     protocol_name: self.protocol.clone(),
                     assignment: m.assignment.clone(),
-                    durable_at: None,
+                    durable_at: self.assignment_at,
                 })
             }
             GroupState::CompletingRebalance => {
@@ -876,13 +885,18 @@ impl Group {
     /// Answers every waiting SyncGroup once the leader's assignment is stored
     /// (`durable_at` is the offset of the stored metadata, `None` when storing failed:
     /// the members then get `error` and rejoin).
-    pub fn fire_syncs(&mut self, durable_at: Result<Option<u64>, i16>) {
+    pub fn fire_syncs(&mut self, durable_at: Result<Option<u64>, i16>, now: Instant) {
         if !std::mem::take(&mut self.syncs_ready) {
             return;
+        }
+        if let Ok(at) = durable_at {
+            self.assignment_at = at;
         }
         let (protocol_type, protocol) = (self.protocol_type.clone(), self.protocol.clone());
         for m in self.members.values_mut() {
             if let Some(w) = m.sync_waiter.take() {
+                // Its session was paused while it waited; it starts again now.
+                m.session_deadline = now + m.session_timeout;
                 let result = match durable_at {
                     Ok(at) => SyncResult {
                         error: 0,
@@ -894,6 +908,20 @@ impl Group {
                     Err(c) => SyncResult::error(c),
                 };
                 let _ = w.send(result);
+            }
+        }
+    }
+
+    /// The coordinator is stopping: every waiting JoinGroup and SyncGroup is answered
+    /// NOT_COORDINATOR, so clients look for the coordinator again instead of waiting.
+    pub fn unload(&mut self) {
+        let not_coordinator = code(ResponseError::NotCoordinator);
+        for m in self.members.values_mut() {
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(JoinResult::error(not_coordinator, &m.id));
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult::error(not_coordinator));
             }
         }
     }
@@ -977,14 +1005,15 @@ impl Group {
         if self.state == GroupState::Dead {
             return Err(code(ResponseError::CoordinatorNotAvailable));
         }
-        if generation < 0 && member_id.is_empty() && self.state == GroupState::Empty {
+        if generation < 0 && self.state == GroupState::Empty {
             // A consumer that only stores offsets (assign + commit), or an admin tool.
             return Ok(());
         }
+        // A zombie learns it is one (and resets) before it hears about a rebalance.
+        self.check_member(member_id, instance_id, generation)?;
         if self.state == GroupState::CompletingRebalance {
             return Err(code(ResponseError::RebalanceInProgress));
         }
-        self.check_member(member_id, instance_id, generation)?;
         if let Some(m) = self.members.get_mut(member_id) {
             m.session_deadline = now + m.session_timeout;
         }
@@ -1164,7 +1193,7 @@ mod tests {
         ));
         assert_eq!(g.state, GroupState::Stable);
         assert!(g.take_persist());
-        g.fire_syncs(Ok(Some(7)));
+        g.fire_syncs(Ok(Some(7)), now);
         assert_eq!(sa.try_recv().unwrap().assignment, Bytes::from_static(b"A"));
         let rb = sb.try_recv().unwrap();
         assert_eq!(
@@ -1204,7 +1233,7 @@ mod tests {
             assignments: vec![],
         };
         let _sa = waited(g.sync(s, now, 0));
-        g.fire_syncs(Ok(None));
+        g.fire_syncs(Ok(None), now);
         assert_eq!(g.state, GroupState::Stable);
         g.expire(now + Duration::from_secs(5), 0);
         assert_eq!(g.members.len(), 1);
@@ -1271,7 +1300,7 @@ mod tests {
             now,
             0,
         ));
-        g.fire_syncs(Ok(None));
+        g.fire_syncs(Ok(None), now);
         // The process restarts: unknown member id, same instance id; v9 leader skips
         // the assignment.
         p.supports_skip_assignment = true;
@@ -1295,6 +1324,136 @@ mod tests {
         );
         assert_eq!(g.leave(&again.member_id, Some("i1"), now, 0), 0);
         assert_eq!(g.state, GroupState::Empty);
+    }
+
+    /// Joins a static member (no MEMBER_ID_REQUIRED round) and returns its receiver.
+    fn join_static(g: &mut Group, instance: &str, now: Instant) -> oneshot::Receiver<JoinResult> {
+        let mut p = params("");
+        p.instance_id = Some(instance.into());
+        waited(g.join(p, &config(), now, 0))
+    }
+
+    fn sync_all(g: &mut Group, leader: &str, generation: i32, now: Instant) {
+        let ids: Vec<String> = g.members.keys().cloned().collect();
+        let _rx = waited(
+            g.sync(
+                SyncParams {
+                    member_id: leader.into(),
+                    instance_id: g.members[leader].instance_id.clone(),
+                    generation,
+                    protocol_type: None,
+                    protocol_name: None,
+                    assignments: ids
+                        .into_iter()
+                        .map(|id| (id, Bytes::from_static(b"a")))
+                        .collect(),
+                },
+                now,
+                0,
+            ),
+        );
+        g.fire_syncs(Ok(Some(1)), now);
+    }
+
+    #[test]
+    fn complete_join_keeps_static_members_that_did_not_rejoin() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let mut rx1 = join_static(&mut g, "i1", now);
+        let j1 = rx1.try_recv().unwrap();
+        sync_all(&mut g, &j1.member_id, j1.generation, now);
+        // b joins; i1 does not rejoin; at the rebalance deadline (20 s) i1 is kept
+        // (dynamic members would be dropped) if its session still runs: make it long.
+        g.members.get_mut(&j1.member_id).unwrap().session_timeout = Duration::from_secs(60);
+        g.members.get_mut(&j1.member_id).unwrap().session_deadline = now + Duration::from_secs(60);
+        let (b, mut rx_b) = join_new(&mut g, now);
+        g.expire(now + Duration::from_secs(21), 0);
+        let jb = rx_b.try_recv().unwrap();
+        assert_eq!((jb.error, jb.generation), (0, 2));
+        assert_eq!(
+            jb.leader, b,
+            "the leader is chosen among members that rejoined"
+        );
+        assert_eq!(
+            jb.members.len(),
+            2,
+            "the absent static member is still assigned"
+        );
+        assert!(g.members.contains_key(&j1.member_id));
+        // When it comes back with a new process it takes its place without a rebalance.
+        sync_all(&mut g, &b, 2, now + Duration::from_secs(21));
+        let mut p = params("");
+        p.instance_id = Some("i1".into());
+        p.supports_skip_assignment = true;
+        let back = now_answer(g.join(p, &config(), now + Duration::from_secs(22), 0));
+        assert_eq!((back.error, back.generation), (0, 2));
+        assert_eq!(g.state, GroupState::Stable);
+    }
+
+    #[test]
+    fn an_empty_group_takes_the_protocol_type_of_its_next_member() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let (a, _) = join_new(&mut g, now);
+        assert_eq!(g.leave(&a, None, now, 0), 0);
+        assert_eq!(g.state, GroupState::Empty);
+        let mut p = params("");
+        p.protocol_type = "connect".into();
+        p.require_known_member_id = false;
+        let mut rx = waited(g.join(p, &config(), now, 0));
+        let j = rx.try_recv().unwrap();
+        assert_eq!(j.protocol_type.as_deref(), Some("connect"));
+    }
+
+    #[test]
+    fn a_synced_follower_gets_a_fresh_session_and_zombies_are_fenced_first() {
+        let now = Instant::now();
+        let mut g = Group::new("g", 0);
+        let (a, _) = join_new(&mut g, now);
+        let (b, _rx_b) = join_new(&mut g, now);
+        let _ = g.join(params(&a), &config(), now, 0);
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        // A zombie from generation 1 commits during CompletingRebalance: fenced by its
+        // generation before it hears of the rebalance.
+        assert_eq!(
+            g.check_commit(&a, None, 1, now),
+            Err(ResponseError::IllegalGeneration.code())
+        );
+        assert_eq!(
+            g.check_commit(&a, None, 2, now),
+            Err(ResponseError::RebalanceInProgress.code())
+        );
+        // b syncs at once; the leader takes 9 s (b's session is 10 s).
+        let _sb = waited(g.sync(
+            SyncParams {
+                member_id: b.clone(),
+                instance_id: None,
+                generation: 2,
+                protocol_type: None,
+                protocol_name: None,
+                assignments: vec![],
+            },
+            now,
+            0,
+        ));
+        let late = now + Duration::from_secs(9);
+        let _sa = waited(g.sync(
+            SyncParams {
+                member_id: a.clone(),
+                instance_id: None,
+                generation: 2,
+                protocol_type: None,
+                protocol_name: None,
+                assignments: vec![],
+            },
+            late,
+            0,
+        ));
+        g.fire_syncs(Ok(Some(3)), late);
+        // 12 s after the start b has not heartbeated, but its session restarted at 9 s.
+        g.expire(now + Duration::from_secs(12), 0);
+        assert!(g.members.contains_key(&b));
+        assert_eq!(g.state, GroupState::Stable);
     }
 
     #[test]

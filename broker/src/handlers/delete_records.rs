@@ -23,6 +23,12 @@ pub fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteReco
                     let out = DeleteRecordsPartitionResult::default()
                         .with_partition_index(dp.partition_index)
                         .with_low_watermark(-1);
+                    if crate::topics::is_internal(t.name.as_str()) {
+                        // Kafka's rule: the group coordinator owns these records.
+                        return out.with_error_code(
+                            ctx.code(ResponseError::InvalidTopicException.code()),
+                        );
+                    }
                     let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index))
                     else {
                         return out.with_error_code(

@@ -2,6 +2,7 @@
 //! shown once the group is Stable (as Kafka does). An unknown group is `Dead` with no
 //! error, which is what `kafka-consumer-groups --describe` expects.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -16,6 +17,12 @@ pub fn handle(ctx: &RequestContext, r: DescribeGroupsRequest) -> DescribeGroupsR
         .groups
         .into_iter()
         .map(|id| {
+            if id.is_empty() {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(ctx.code(ResponseError::InvalidGroupId.code()))
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            }
             let g = ctx.broker.groups.describe(id.as_str());
             let members = g
                 .members
