@@ -120,6 +120,10 @@ impl ServeArgs {
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
+    // Handlers first: a SIGTERM or SIGINT during start-up (opening logs, replaying
+    // `__consumer_offsets`) is held and answered with an orderly stop once serving,
+    // instead of killing the process half-way.
+    let signals = Signals::install()?;
     let running = broker::run(config)
         .await
         .with_context(|| format!("starting the broker on {}", data_dir.display()))?;
@@ -130,20 +134,33 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         running.admin_addr,
         data_dir.display()
     );
-    wait_for_signal().await?;
+    signals.wait().await;
     eprintln!("strata: shutting down");
     running.shutdown();
     running.wait().await.context("shutting down")?;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from installation on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Resolves at the first signal since installation.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
