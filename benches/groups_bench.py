@@ -20,7 +20,8 @@ recommended) with the default group settings:
     apart).
 
 Usage: .venv/bin/python benches/groups_bench.py --strata target/release/strata
-       [--rounds 10] [--runs 3] [--records 1000000] [--committers 4] [--json-out FILE]
+       [--rounds 10] [--runs 5] [--records 1000000] [--committers 4] [--json-out FILE]
+       [--only rebalance,commits,consume]
 """
 
 from __future__ import annotations
@@ -344,13 +345,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--strata", default=str(REPO / "target" / "release" / "strata"))
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--commit-seconds", type=float, default=5.0)
     ap.add_argument("--commit-window", type=int, default=32)
     ap.add_argument("--committers", type=int, default=4)
     ap.add_argument("--json-out")
+    ap.add_argument("--only", default="rebalance,commits,consume",
+                    help="comma-separated subset of rebalance,commits,consume")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     os.environ["STRATA_BIN"] = str(Path(args.strata).resolve())
     import confluent_kafka
 
@@ -364,12 +368,15 @@ def main() -> None:
                 "strata": args.strata,
                 "client": f"confluent-kafka {confluent_kafka.version()[0]}, "
                           f"librdkafka {confluent_kafka.libversion()[0]}",
-                "rebalance": [bench_rebalance(broker.bootstrap, args.rounds, hb)
-                              for hb in (3000, 100)],
-                "offset_commit": bench_commits(broker.bootstrap, args.commit_seconds,
-                                               args.commit_window, args.committers),
-                "consume": bench_consume(broker.bootstrap, args.records, args.runs),
             }
+            if "rebalance" in only:
+                results["rebalance"] = [bench_rebalance(broker.bootstrap, args.rounds, hb)
+                                        for hb in (3000, 100)]
+            if "commits" in only:
+                results["offset_commit"] = bench_commits(broker.bootstrap, args.commit_seconds,
+                                                         args.commit_window, args.committers)
+            if "consume" in only:
+                results["consume"] = bench_consume(broker.bootstrap, args.records, args.runs)
         finally:
             broker.stop()
     # Other work on the machine skews every figure: say how busy it was.
@@ -380,24 +387,26 @@ def main() -> None:
           f"{results['machine']['loadavg_at_start'][0]} at start, "
           f"{results['machine']['loadavg_at_end'][0]} at end")
     print(f"{'measurement':58} {'median':>12} {'min':>10} {'max':>10}")
-    for r in results["rebalance"]:
+    for r in results.get("rebalance", []):
         for key, label in (("leave_3_to_2_ms", "3→2 (LeaveGroup)"), ("join_2_to_3_ms", "2→3 (new member)")):
             s = r[key]
             print(f"{'rebalance ' + label + ', 24 partitions, heartbeat ' + str(r['heartbeat_interval_ms']) + ' ms':58} "
                   f"{s['median']:>9.1f} ms {s['min']:>7.1f} ms {s['max']:>7.1f} ms")
-    oc = results["offset_commit"]
-    print(f"{'OffsetCommit, 24 partitions/commit, synchronous':58} {oc['sync_commits_per_s']:>10.0f}/s")
-    print(f"{'OffsetCommit, 24 partitions/commit, async window ' + str(oc['async_window']):58} "
-          f"{oc['async_commits_per_s']:>10.0f}/s")
-    print(f"{'OffsetCommit, 24 partitions/commit, ' + str(oc['parallel_committers']) + ' groups committing at once (sum)':58} "
-          f"{oc['parallel_sync_commits_per_s']:>10.0f}/s")
-    cs = results["consume"]
-    for mode in ("group", "assign"):
+    oc = results.get("offset_commit")
+    if oc:
+        print(f"{'OffsetCommit, 24 partitions/commit, synchronous':58} {oc['sync_commits_per_s']:>10.0f}/s")
+        print(f"{'OffsetCommit, 24 partitions/commit, async window ' + str(oc['async_window']):58} "
+              f"{oc['async_commits_per_s']:>10.0f}/s")
+        print(f"{'OffsetCommit, 24 partitions/commit, ' + str(oc['parallel_committers']) + ' groups committing at once (sum)':58} "
+              f"{oc['parallel_sync_commits_per_s']:>10.0f}/s")
+    cs = results.get("consume")
+    for mode in ("group", "assign") if cs else ():
         m = cs[mode]
         print(f"{'consume ' + format(cs['records'], ',') + ' x 100 B, 8 partitions, ' + mode:58} "
               f"{m['records_per_s_median']:>10,}/s  runs {m['records_per_s_runs']}, "
               f"join {m['join_s_median']:.2f} s")
-    print(f"{'group vs assign':58} {cs['group_vs_assign_pct']:>+9.1f} %")
+    if cs:
+        print(f"{'group vs assign':58} {cs['group_vs_assign_pct']:>+9.1f} %")
     print(json.dumps(results, indent=2))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
