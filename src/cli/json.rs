@@ -57,6 +57,31 @@ impl JsonObject {
         }
     }
 
+    /// A finite number in Rust's shortest round-trip form (`2000`, `0.2`); NaN and
+    /// infinities, which JSON cannot hold, as null.
+    pub fn float(mut self, key: &str, value: f64) -> Self {
+        if !value.is_finite() {
+            return self.null(key);
+        }
+        self.key(key);
+        let _ = write!(self.text, "{value}");
+        self
+    }
+
+    pub fn opt_float(self, key: &str, value: Option<f64>) -> Self {
+        match value {
+            Some(v) => self.float(key, v),
+            None => self.null(key),
+        }
+    }
+
+    /// A value that is already JSON (a nested object from another `JsonObject`).
+    pub fn raw(mut self, key: &str, json: &str) -> Self {
+        self.key(key);
+        self.text.push_str(json);
+        self
+    }
+
     pub fn null(mut self, key: &str) -> Self {
         self.key(key);
         self.text.push_str("null");
@@ -105,10 +130,13 @@ mod tests {
             .bool("b", true)
             .opt_int("none", None::<u64>)
             .opt_str("some", Some("y"))
+            .float("f", 0.25)
+            .float("nan", f64::NAN)
+            .raw("o", "{}")
             .finish();
         assert_eq!(
             line,
-            r#"{"s":"x","neg":-1,"big":18446744073709551615,"b":true,"none":null,"some":"y"}"#
+            r#"{"s":"x","neg":-1,"big":18446744073709551615,"b":true,"none":null,"some":"y","f":0.25,"nan":null,"o":{}}"#
         );
         assert_eq!(JsonObject::new().finish(), "{}");
     }
