@@ -1,6 +1,7 @@
 //! Command implementations, one module per command family (`strata log …`), and what
 //! they share: how a finished command maps to an exit status, how errors are reported.
 
+pub mod bench;
 pub mod consume;
 pub mod group;
 pub mod log;

@@ -52,6 +52,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe, reset and delete consumer groups on a running broker.
     Group(cli::group::GroupArgs),
+    /// Load-test a broker (any Kafka-compatible one): produce, consume, end to end.
+    Bench(cli::bench::BenchArgs),
 }
 
 const DEFAULT_LOG_LEVEL: &str = "warn";
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => args.run(),
         Command::Consume(args) => args.run(),
         Command::Group(args) => args.run(),
+        Command::Bench(args) => args.run(),
     });
     match result {
         Ok(outcome) => outcome.exit_code(),

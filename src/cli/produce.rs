@@ -47,7 +47,7 @@ pub struct ProduceArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum CompressionArg {
+pub(super) enum CompressionArg {
     None,
     Gzip,
     Snappy,
@@ -67,7 +67,7 @@ impl From<CompressionArg> for Compression {
     }
 }
 
-fn parse_acks(s: &str) -> Result<Acks, String> {
+pub(super) fn parse_acks(s: &str) -> Result<Acks, String> {
     match s {
         "0" => Ok(Acks::None),
         "1" => Ok(Acks::Leader),
