@@ -167,6 +167,26 @@ fn rate_paces_the_producers() {
     assert!(number(&report, "elapsed_s") >= 0.5, "{report}");
     assert_eq!(report["rate_msgs_per_sec"], 2000);
     assert_eq!(report["messages"], 2000);
+
+    // --duration bounds the run by the clock; at a rate, records follow the schedule.
+    let report = bench_json(
+        &broker,
+        &[
+            "bench",
+            "produce",
+            "--duration",
+            "1s",
+            "--rate",
+            "1000",
+            "--acks",
+            "1",
+            "--json",
+        ],
+    );
+    let messages = number(&report, "messages");
+    assert!(messages > 0.0 && messages <= 1000.0, "{report}");
+    assert!(report["messages_requested"].is_null(), "{report}");
+    assert_eq!(report["duration_s"], 1.0);
 }
 
 #[test]
