@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{roundtrip, s, start_broker_with};
+use common::{roundtrip, s, send, start_broker_with};
 use kafka_protocol::messages::*;
 use tokio::net::TcpStream;
 
@@ -64,26 +64,6 @@ async fn describe(conn: &mut TcpStream, group: &str) -> (String, usize) {
     (g.group_state.to_string(), g.members.len())
 }
 
-/// Sends a request without reading its answer (it is parked in the coordinator).
-async fn send(conn: &mut TcpStream, api: ApiKey, version: i16, body: &RequestKind) {
-    use bytes::BufMut;
-    use kafka_protocol::protocol::Encodable;
-    use tokio::io::AsyncWriteExt;
-    let mut buf = bytes::BytesMut::new();
-    buf.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(77)
-        .with_client_id(Some(s("parked")))
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    conn.write_all(&buf).await.unwrap();
-}
-
 async fn wait_for_state(conn: &mut TcpStream, group: &str, state: &str, members: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -98,6 +78,21 @@ async fn wait_for_state(conn: &mut TcpStream, group: &str, state: &str, members:
     }
 }
 
+/// Group "g" with one stable member (generation 1) and a second member whose JoinGroup
+/// is parked in the rebalance it started: (first's connection, first's id, second's).
+async fn stable_member_and_parked_joiner(
+    addr: std::net::SocketAddr,
+) -> (TcpStream, String, TcpStream) {
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let (first_id, generation) = stable_member(&mut first, "g").await;
+    assert_eq!(generation, 1);
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    send(&mut second, ApiKey::JoinGroup, 3, 77, &join("g", "")).await;
+    let mut admin = TcpStream::connect(addr).await.unwrap();
+    wait_for_state(&mut admin, "g", "PreparingRebalance", 2).await;
+    (first, first_id, second)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_that_hangs_up_is_not_counted_as_joined() {
     let dir = tempfile::tempdir().unwrap();
@@ -105,17 +100,9 @@ async fn a_joiner_that_hangs_up_is_not_counted_as_joined() {
         c.groups.min_session_timeout_ms = 1_000;
     })
     .await;
-    let addr = running.kafka_addr;
-    let mut first = TcpStream::connect(addr).await.unwrap();
-    let (first_id, generation) = stable_member(&mut first, "g").await;
-    assert_eq!(generation, 1);
-
     // A second member joins (its JoinGroup parks: the first has not rejoined), then its
     // process goes away.
-    let mut second = TcpStream::connect(addr).await.unwrap();
-    send(&mut second, ApiKey::JoinGroup, 3, &join("g", "")).await;
-    let mut admin = TcpStream::connect(addr).await.unwrap();
-    wait_for_state(&mut admin, "g", "PreparingRebalance", 2).await;
+    let (mut first, first_id, second) = stable_member_and_parked_joiner(running.kafka_addr).await;
     drop(second);
 
     // The first member rejoins. The rebalance must not complete with the vanished
@@ -144,13 +131,7 @@ async fn shutdown_answers_parked_joins_with_not_coordinator() {
         c.groups.min_session_timeout_ms = 1_000;
     })
     .await;
-    let addr = running.kafka_addr;
-    let mut first = TcpStream::connect(addr).await.unwrap();
-    stable_member(&mut first, "g").await;
-    let mut second = TcpStream::connect(addr).await.unwrap();
-    send(&mut second, ApiKey::JoinGroup, 3, &join("g", "")).await;
-    let mut admin = TcpStream::connect(addr).await.unwrap();
-    wait_for_state(&mut admin, "g", "PreparingRebalance", 2).await;
+    let (_first, _, mut second) = stable_member_and_parked_joiner(running.kafka_addr).await;
 
     running.shutdown();
     // The parked JoinGroup is answered (NOT_COORDINATOR) rather than cut off.

@@ -74,13 +74,14 @@ pub fn batch_of(value_len: usize) -> Bytes {
     encode_batch([spec], NO_PRODUCER, Compression::None).freeze()
 }
 
-pub async fn roundtrip(
+/// Writes one request frame without reading the answer.
+pub async fn send(
     conn: &mut TcpStream,
     api: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &RequestKind,
-) -> ResponseKind {
+) {
     let mut buf = BytesMut::new();
     buf.put_i32(0);
     RequestHeader::default()
@@ -94,7 +95,16 @@ pub async fn roundtrip(
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     conn.write_all(&buf).await.unwrap();
+}
 
+pub async fn roundtrip(
+    conn: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &RequestKind,
+) -> ResponseKind {
+    send(conn, api, version, correlation_id, body).await;
     let read = async {
         let len = conn.read_i32().await?;
         let mut frame = vec![0u8; len as usize];
