@@ -305,7 +305,18 @@ impl BenchOptions {
             .refresh_metadata(Some(std::slice::from_ref(&self.topic)), false)
             .await?;
         match metadata.partition_count(&self.topic) {
-            Ok(count) => return Ok(count),
+            Ok(count) => {
+                if let Some(asked) = self.partitions.filter(|n| *n != count) {
+                    // Not fatal: the figures say which count they ran with.
+                    let _ = writeln!(
+                        io::stderr(),
+                        "strata: topic {} exists with {count} partitions; --partitions \
+                         {asked} applies only when the topic is created",
+                        self.topic
+                    );
+                }
+                return Ok(count);
+            }
             Err(client::Error::UnknownTopic { .. }) if mode != Mode::Consume => {}
             Err(client::Error::UnknownTopic { .. }) => {
                 bail!("topic {} does not exist: nothing to consume", self.topic)
@@ -367,7 +378,7 @@ impl BenchOptions {
 
     async fn run_produce(&self, params: Params) -> Result<Report> {
         let progress = Arc::new(Progress::default());
-        let bar = self.progress_bar(Mode::Produce);
+        let mut bar = self.progress_bar(Mode::Produce);
         let mut producers = JoinSet::new();
         let start = self.start_producers(&progress, &mut producers).await?;
         let mut stats = Vec::new();
@@ -375,7 +386,7 @@ impl BenchOptions {
         while !producers.is_empty() {
             tokio::select! {
                 Some(joined) = producers.join_next() => stats.push(joined??),
-                _ = tick.tick() => bar.set_position(progress.acked.load(Ordering::Relaxed)),
+                _ = tick.tick() => bar.show(progress.acked.load(Ordering::Relaxed)),
             }
         }
         bar.finish_and_clear();
@@ -454,7 +465,7 @@ impl BenchOptions {
             self.duration.and_then(|d| start.checked_add(d)),
         ));
         let mut readers = JoinSet::new();
-        let bar = self.progress_bar(Mode::Consume);
+        let mut bar = self.progress_bar(Mode::Consume);
         self.start_readers(
             params.partitions,
             params.consumers,
@@ -468,7 +479,7 @@ impl BenchOptions {
         )
         .await?;
         let (read, _) = self
-            .wait_for_readers(&mut readers, JoinSet::new(), &limit, &progress, &bar)
+            .wait_for_readers(&mut readers, JoinSet::new(), &limit, &progress, &mut bar)
             .await?;
         bar.finish_and_clear();
         if let Some(n) = self.messages {
@@ -498,7 +509,7 @@ impl BenchOptions {
         let progress = Arc::new(Progress::default());
         let limit = Arc::new(ReadLimit::new(self.messages_target(Mode::E2e), None));
         let mut readers = JoinSet::new();
-        let bar = self.progress_bar(Mode::E2e);
+        let mut bar = self.progress_bar(Mode::E2e);
         // Readers are positioned at the end before the first record is sent.
         self.start_readers(
             params.partitions,
@@ -515,7 +526,7 @@ impl BenchOptions {
         let mut producers = JoinSet::new();
         let start = self.start_producers(&progress, &mut producers).await?;
         let (read, stats) = self
-            .wait_for_readers(&mut readers, producers, &limit, &progress, &bar)
+            .wait_for_readers(&mut readers, producers, &limit, &progress, &mut bar)
             .await?;
         bar.finish_and_clear();
         let produced = Produced::sum(stats)?;
@@ -556,7 +567,7 @@ impl BenchOptions {
         mut producers: JoinSet<Result<ProducerStats>>,
         limit: &ReadLimit,
         progress: &Progress,
-        bar: &ProgressBar,
+        bar: &mut RateBar,
     ) -> Result<(ReaderStats, Vec<ProducerStats>)> {
         let mut total = ReaderStats::new();
         let mut produced = Vec::new();
@@ -584,7 +595,7 @@ impl BenchOptions {
                 }
                 _ = tick.tick() => {
                     let read = progress.read.load(Ordering::Relaxed);
-                    bar.set_position(read);
+                    bar.show(read);
                     if read != last_count {
                         last_count = read;
                         last_change = Instant::now();
@@ -601,9 +612,9 @@ impl BenchOptions {
         Ok((total, produced))
     }
 
-    /// A bar of records done with the current rate on stderr; hidden with `--json`
+    /// A bar of records done and the current rate on stderr; hidden with `--json`
     /// (and by indicatif when stderr is not a terminal).
-    fn progress_bar(&self, mode: Mode) -> ProgressBar {
+    fn progress_bar(&self, mode: Mode) -> RateBar {
         let target = if self.json {
             ProgressDrawTarget::hidden()
         } else {
@@ -612,19 +623,48 @@ impl BenchOptions {
         let length = self.messages_target(mode);
         let bar = ProgressBar::with_draw_target(length, target);
         let template = if length.is_some() {
-            "{msg} {wide_bar} {human_pos}/{human_len} msgs  {per_sec}  [{elapsed}]"
+            "{prefix} {wide_bar} {human_pos}/{human_len} msgs  {msg}  [{elapsed}]"
         } else {
-            "{msg} {spinner} {human_pos} msgs  {per_sec}  [{elapsed}]"
+            "{prefix} {spinner} {human_pos} msgs  {msg}  [{elapsed}]"
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
-        bar.set_message(match mode {
+        bar.set_prefix(match mode {
             Mode::Produce => "produce",
             Mode::Consume => "consume",
             Mode::E2e => "e2e",
         });
-        bar
+        RateBar {
+            bar,
+            last_count: 0,
+            last_at: Instant::now(),
+        }
+    }
+}
+
+/// A progress bar whose message is the rate since the previous update.
+struct RateBar {
+    bar: ProgressBar,
+    last_count: u64,
+    last_at: Instant,
+}
+
+impl RateBar {
+    fn show(&mut self, count: u64) {
+        self.bar.set_position(count);
+        let now = Instant::now();
+        let secs = now.saturating_duration_since(self.last_at).as_secs_f64();
+        if secs > 0.0 {
+            let rate = count.saturating_sub(self.last_count) as f64 / secs;
+            self.bar.set_message(format!("{:.0} msgs/s", rate));
+        }
+        self.last_count = count;
+        self.last_at = now;
+    }
+
+    fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
     }
 }
 
