@@ -101,6 +101,9 @@ def run_confluent(args, log: Log) -> None:
     }
     if args.instance_id:
         conf["group.instance.id"] = args.instance_id
+    if os.environ.get("GROUP_MEMBER_RDKAFKA_DEBUG"):
+        # librdkafka's own log (e.g. "cgrp,fetch") on stderr, for diagnosing a failure.
+        conf["debug"] = os.environ["GROUP_MEMBER_RDKAFKA_DEBUG"]
     if args.fetch_bytes:
         # Small fetches interleave the partitions, so commits land mid-partition.
         conf["max.partition.fetch.bytes"] = args.fetch_bytes

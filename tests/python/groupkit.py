@@ -245,6 +245,29 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int,
         c.close()
 
 
+def commit_start(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    """Commits offset 0 of every partition for an Empty group (generation -1), so members
+    start from a committed offset and never need auto.offset.reset.
+
+    Why: librdkafka 2.16.0 has a client-side race — when an eager rebalance revokes a
+    partition while its ListOffsets(BEGINNING) is in flight (members joining one after
+    another), the outdated reply restarts the offset query and fetching for the no longer
+    assigned partition; if the partition comes back later, those stale records (from
+    offset 0) reach the application before the committed offset applies (seen with
+    debug=fetch: "outdated offset response: (re)starting offset query timer", then
+    "Fetch topic T [p] at offset 0 (v5)" after "Stop consuming T [p] (v4)"). The broker
+    answered OffsetFetch correctly; with a committed offset the client takes no
+    ListOffsets path."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        res = c.commit(offsets=[TopicPartition(topic, p, 0) for p in range(partitions)],
+                       asynchronous=False)
+        assert all(tp.error is None for tp in res), res
+    finally:
+        c.close()
+
+
 def end_offsets(records: dict[tuple[int, int], str], partitions: int) -> dict[int, int]:
     out = {p: 0 for p in range(partitions)}
     for p, o in records:

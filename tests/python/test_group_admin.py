@@ -15,7 +15,7 @@ from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, K
 from kafka import TopicPartition as KTopicPartition
 from kafka.admin import KafkaAdminClient
 
-from groupkit import committed, end_offsets, gbroker, members, produce  # noqa: F401
+from groupkit import commit_start, committed, end_offsets, gbroker, members, produce  # noqa: F401
 from groupkit import wait_assignments
 from harness import wait_until
 from kclients import admin, create_topic
@@ -59,6 +59,7 @@ def test_admin_client_lists_describes_alters_and_deletes_groups(gbroker, members
     create_topic(gbroker.bootstrap, topic, PARTITIONS)
     records = produce(gbroker.bootstrap, topic, PARTITIONS, 200, "a")
     ends = end_offsets(records, PARTITIONS)
+    commit_start(gbroker.bootstrap, group, topic, PARTITIONS)
     ms = [members(n, gbroker.bootstrap, group, topic) for n in ("m1", "m2")]
     wait_assignments(ms, None, PARTITIONS, 60, "two members with 2 partitions each")
     wait_until(lambda: consumed_all(ms, records), 60, "the members to consume everything")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from groupkit import HEARTBEAT_MS, committed, end_offsets, gbroker, members, produce  # noqa: F401
+from groupkit import HEARTBEAT_MS, commit_start, committed, end_offsets, gbroker, members, produce  # noqa: F401,E501
 from groupkit import wait_assignments
 from harness import wait_until
 from kclients import create_topic
@@ -56,6 +56,7 @@ def test_static_member_replaced_keeps_partitions_without_rebalance(gbroker, memb
     commits; the other members see no rebalance. Nothing hangs."""
     topic, group, session_ms = "static", f"static-{how}", 6000
     create_topic(gbroker.bootstrap, topic, PARTITIONS)
+    commit_start(gbroker.bootstrap, group, topic, PARTITIONS)
 
     def spawn(name, instance):
         return members(name, gbroker.bootstrap, group, topic, instance_id=instance,
@@ -116,6 +117,7 @@ def test_member_paused_past_session_timeout_is_fenced_and_rejoins(gbroker, membe
     partitions, rejoins, and consumes again."""
     topic, group, session_ms = "fenced", "fenced", 4000
     create_topic(gbroker.bootstrap, topic, PARTITIONS)
+    commit_start(gbroker.bootstrap, group, topic, PARTITIONS)
     a = members("a", gbroker.bootstrap, group, topic, session_ms=session_ms, commit_on_cont=True)
     b = members("b", gbroker.bootstrap, group, topic, session_ms=session_ms)
     wait_assignments([a, b], None, PARTITIONS, 60, "a and b with 3 partitions each")
@@ -135,8 +137,8 @@ def test_member_paused_past_session_timeout_is_fenced_and_rejoins(gbroker, membe
     second = produce(gbroker.bootstrap, topic, PARTITIONS, 300, "two", start=300)
     wait_until(lambda: consumed_all([b], second), 60, "b to consume what came while a was paused")
 
+    t_cont = time.monotonic()  # before the signal: a logs its commit at once
     a.cont_process()
-    t_cont = time.monotonic()
 
     def commit_outcome():
         a.check_alive()

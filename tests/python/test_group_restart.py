@@ -10,7 +10,7 @@ import collections
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from groupkit import committed, end_offsets, gbroker, members, produce  # noqa: F401
+from groupkit import commit_start, committed, end_offsets, gbroker, members, produce  # noqa: F401
 from harness import wait_until
 from kclients import create_topic
 from test_groups import assert_no_committed_record_reconsumed, consumed_all
@@ -31,6 +31,7 @@ def bounce(broker, how: str) -> None:
 def test_members_resume_at_committed_offsets_after_broker_restart(gbroker, members, client, how):
     topic, group = "payments", f"resume-{client}-{how}"
     create_topic(gbroker.bootstrap, topic, PARTITIONS)
+    commit_start(gbroker.bootstrap, group, topic, PARTITIONS)
     first = produce(gbroker.bootstrap, topic, PARTITIONS, 1200, "one")
 
     # (a) A member commits part of the log and dies; the broker restarts; two new members
@@ -49,7 +50,7 @@ def test_members_resume_at_committed_offsets_after_broker_restart(gbroker, membe
     at_restart = committed(gbroker.bootstrap, group, topic, PARTITIONS)
     for p in range(PARTITIONS):
         floor = logged.get(p, 0)
-        got = at_restart[p] if at_restart[p] >= 0 else 0
+        got = at_restart[p]
         assert floor <= got <= x_next[p], (
             f"{how}: partition {p}: x's commit of {floor} returned, x consumed up to "
             f"{x_next[p]}, after the restart OffsetFetch says {at_restart[p]}")
@@ -59,11 +60,11 @@ def test_members_resume_at_committed_offsets_after_broker_restart(gbroker, membe
 
     ys = [members(n, gbroker.bootstrap, group, topic, client=client, delay_ms=2)
           for n in ("y", "z")]
-    rest = {(p, o): v for (p, o), v in first.items() if o >= max(at_restart[p], 0)}
+    rest = {(p, o): v for (p, o), v in first.items() if o >= at_restart[p]}
     wait_until(lambda: consumed_all(ys, rest), 60, "y and z to consume the rest")
     ends = end_offsets(first, PARTITIONS)
     for p in range(PARTITIONS):
-        start = max(at_restart[p], 0)
+        start = at_restart[p]
         got = sorted(o for m in ys for q, o, _, _ in m.consumed() if q == p)
         assert got == list(range(start, ends[p])), (
             f"partition {p}: committed {start} before the restart; y and z consumed "

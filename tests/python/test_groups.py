@@ -11,8 +11,8 @@ import collections
 
 import pytest
 
-from groupkit import (HEARTBEAT_MS, SESSION_MS, committed, end_offsets, gbroker,  # noqa: F401
-                      members, produce, wait_assignments)
+from groupkit import (HEARTBEAT_MS, SESSION_MS, commit_start, committed, end_offsets,  # noqa: F401
+                      gbroker, members, produce, wait_assignments)
 from harness import wait_until
 from kclients import create_topic
 
@@ -63,6 +63,7 @@ def assert_no_committed_record_reconsumed(ms, extra_commits=()) -> None:
 def test_killed_member_partitions_move_and_resume_at_commits(gbroker, members, strategy):
     topic, group = "orders", f"g-{strategy}"
     create_topic(gbroker.bootstrap, topic, PARTITIONS)
+    commit_start(gbroker.bootstrap, group, topic, PARTITIONS)
     # 2 ms of "processing" per record, so the victim dies with work left.
     ms = [members(n, gbroker.bootstrap, group, topic, strategy=strategy, delay_ms=2)
           for n in ("a", "b", "c")]
