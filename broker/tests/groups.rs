@@ -104,6 +104,17 @@ async fn a_joiner_that_hangs_up_is_not_counted_as_joined() {
     // process goes away.
     let (mut first, first_id, second) = stable_member_and_parked_joiner(running.kafka_addr).await;
     drop(second);
+    // Wait until the broker has seen the hang-up (and the admin connection's): only the
+    // first member's connection is left open.
+    let open = &running.broker.metrics.connections_open;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while open.get() != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connections never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // The first member rejoins. The rebalance must not complete with the vanished
     // member: it waits for that member's session to end, then completes with one.
