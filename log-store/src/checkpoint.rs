@@ -87,20 +87,26 @@ impl Checkpoint {
 
     /// Replaces the checkpoint atomically and durably.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join(CHECKPOINT_TMP);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| LogError::io(&tmp, e))?;
-        f.write_all(&self.encode())
-            .map_err(|e| LogError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| LogError::io(&tmp, e))?;
-        let path = dir.join(CHECKPOINT_FILE);
-        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
-        sync_dir(dir)
+        replace_file(dir, CHECKPOINT_TMP, CHECKPOINT_FILE, &self.encode())
     }
+}
+
+/// Replaces `dir/name` with `bytes` atomically and durably: written to `dir/tmp_name`,
+/// fsynced, renamed over `name`, then the directory fsynced. A crash leaves the old file
+/// or the new one, never a mix.
+pub fn replace_file(dir: &Path, tmp_name: &str, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(tmp_name);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| LogError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| LogError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| LogError::io(&tmp, e))?;
+    let path = dir.join(name);
+    std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+    sync_dir(dir)
 }
 
 /// Makes a directory's entries (created, renamed, removed files) durable.

@@ -9,11 +9,9 @@
 //! Layout, little-endian: magic "STCL" | version u16 | reserved u16 | first_dirty_offset
 //! u64 | next_delete_horizon_ms i64 (`i64::MIN`: none) | crc32 u32 (of bytes 0..24).
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 
-use crate::checkpoint::sync_dir;
+use crate::checkpoint::replace_file;
 use crate::error::{LogError, Result};
 
 pub const CLEAN_CHECKPOINT_FILE: &str = "cleaner.checkpoint";
@@ -85,19 +83,12 @@ impl CleanCheckpoint {
 
     /// Replaces the checkpoint atomically and durably.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join(CLEAN_CHECKPOINT_TMP);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| LogError::io(&tmp, e))?;
-        f.write_all(&self.encode())
-            .map_err(|e| LogError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| LogError::io(&tmp, e))?;
-        let path = dir.join(CLEAN_CHECKPOINT_FILE);
-        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
-        sync_dir(dir)
+        replace_file(
+            dir,
+            CLEAN_CHECKPOINT_TMP,
+            CLEAN_CHECKPOINT_FILE,
+            &self.encode(),
+        )
     }
 }
 
