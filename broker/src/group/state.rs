@@ -1121,6 +1121,22 @@ mod tests {
         }
     }
 
+    /// A SyncGroup of `member_id` at `generation` handing in `assignments`.
+    fn sync_params(
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncParams {
+        SyncParams {
+            member_id: member_id.into(),
+            instance_id: None,
+            generation,
+            protocol_type: None,
+            protocol_name: None,
+            assignments,
+        }
+    }
+
     fn now_answer<T>(a: Answer<T>) -> T {
         match a {
             Answer::Now(t) => t,
@@ -1171,12 +1187,9 @@ mod tests {
 
         // The follower's sync waits for the leader's.
         let sync = |id: &str, assignments: Vec<(String, Bytes)>| SyncParams {
-            member_id: id.into(),
-            instance_id: None,
-            generation: 2,
             protocol_type: Some("consumer".into()),
             protocol_name: Some("range".into()),
-            assignments,
+            ..sync_params(id, 2, assignments)
         };
         let mut sb = waited(g.sync(sync(&b, vec![]), now, 0));
         assert!(sb.try_recv().is_err());
@@ -1224,14 +1237,7 @@ mod tests {
         let mut g = Group::new("g", 0);
         let (a, _rx) = join_new(&mut g, now);
         let generation = g.generation;
-        let s = SyncParams {
-            member_id: a.clone(),
-            instance_id: None,
-            generation,
-            protocol_type: None,
-            protocol_name: None,
-            assignments: vec![],
-        };
+        let s = sync_params(&a, generation, vec![]);
         let _sa = waited(g.sync(s, now, 0));
         g.fire_syncs(Ok(None), now);
         assert_eq!(g.state, GroupState::Stable);
@@ -1290,12 +1296,12 @@ mod tests {
         let old = first.member_id.clone();
         let _s = waited(g.sync(
             SyncParams {
-                member_id: old.clone(),
                 instance_id: Some("i1".into()),
-                generation: first.generation,
-                protocol_type: None,
-                protocol_name: None,
-                assignments: vec![(old.clone(), Bytes::from_static(b"X"))],
+                ..sync_params(
+                    &old,
+                    first.generation,
+                    vec![(old.clone(), Bytes::from_static(b"X"))],
+                )
             },
             now,
             0,
@@ -1338,15 +1344,14 @@ mod tests {
         let _rx = waited(
             g.sync(
                 SyncParams {
-                    member_id: leader.into(),
                     instance_id: g.members[leader].instance_id.clone(),
-                    generation,
-                    protocol_type: None,
-                    protocol_name: None,
-                    assignments: ids
-                        .into_iter()
-                        .map(|id| (id, Bytes::from_static(b"a")))
-                        .collect(),
+                    ..sync_params(
+                        leader,
+                        generation,
+                        ids.into_iter()
+                            .map(|id| (id, Bytes::from_static(b"a")))
+                            .collect(),
+                    )
                 },
                 now,
                 0,
@@ -1424,31 +1429,9 @@ mod tests {
             Err(ResponseError::RebalanceInProgress.code())
         );
         // b syncs at once; the leader takes 9 s (b's session is 10 s).
-        let _sb = waited(g.sync(
-            SyncParams {
-                member_id: b.clone(),
-                instance_id: None,
-                generation: 2,
-                protocol_type: None,
-                protocol_name: None,
-                assignments: vec![],
-            },
-            now,
-            0,
-        ));
+        let _sb = waited(g.sync(sync_params(&b, 2, vec![]), now, 0));
         let late = now + Duration::from_secs(9);
-        let _sa = waited(g.sync(
-            SyncParams {
-                member_id: a.clone(),
-                instance_id: None,
-                generation: 2,
-                protocol_type: None,
-                protocol_name: None,
-                assignments: vec![],
-            },
-            late,
-            0,
-        ));
+        let _sa = waited(g.sync(sync_params(&a, 2, vec![]), late, 0));
         g.fire_syncs(Ok(Some(3)), late);
         // 12 s after the start b has not heartbeated, but its session restarted at 9 s.
         g.expire(now + Duration::from_secs(12), 0);
