@@ -447,16 +447,18 @@ impl Partition {
     }
 }
 
-/// The offset after the last whole batch of `chunk`, and whether any batch of it holds
-/// records.
+/// Whether `chunk` holds a batch with records, and if not, the offset after its last
+/// whole batch. Stops at the first batch with records, so the usual case (the first
+/// batch has some) parses one header.
 fn scan_batches(chunk: &Bytes) -> (Option<u64>, bool) {
     let mut next = None;
-    let mut any_records = false;
     for (header, _) in Batches::new(chunk.clone()).map_while(|b| b.ok()) {
+        if header.records_count > 0 {
+            return (None, true);
+        }
         next = Some(header.last_offset() as u64 + 1);
-        any_records |= header.records_count > 0;
     }
-    (next, any_records)
+    (next, false)
 }
 
 /// `Log::read_bounded`, continued past segments that hold only emptied batches.
