@@ -14,9 +14,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use std::io::IoSlice;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -25,8 +27,12 @@ use tracing::{debug, debug_span, warn, Instrument};
 
 use crate::handlers::{self, Reply};
 use crate::metrics::{ApiLabels, RequestLabels};
+use crate::response_frame::{self, ResponseFrame};
 use crate::shutdown::Shutdown;
 use crate::Broker;
+
+/// The connection's write buffer: smaller answers are gathered in it.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Requests whose answers may be pending at once on one connection.
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
@@ -103,8 +109,15 @@ async fn read_frame(
     if len < 0 || len as usize > max_bytes {
         return Err(FrameError::BadLength(len as i64));
     }
-    let mut buf = BytesMut::zeroed(len as usize);
-    reader.read_exact(&mut buf).await?;
+    // Read into uninitialised capacity: no zeroing pass over every byte that arrives.
+    let len = len as usize;
+    let mut buf = BytesMut::with_capacity(len);
+    while buf.len() < len {
+        let want = (len - buf.len()) as u64;
+        if (&mut *reader).take(want).read_buf(&mut buf).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
@@ -204,23 +217,61 @@ async fn decode_and_dispatch(
 }
 
 /// Encodes a response frame: length, header (at the API's response header version),
-/// body.
+/// body, as one contiguous buffer. The connection itself writes
+/// [`crate::response_frame::encode`]'s chunks instead, which keep Fetch records by
+/// reference.
 pub fn encode_response(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
-) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0); // patched below
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, api.response_header_version(version))
-        .map_err(|e| e.to_string())?;
-    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
-    let len = i32::try_from(buf.len() - 4).map_err(|_| "response larger than 2 GiB".to_string())?;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
+) -> Result<Bytes, String> {
+    response_frame::encode(api, version, correlation_id, body)
+        .map(|f| f.to_contiguous())
+        .map_err(|e| e.to_string())
+}
+
+/// Writes one frame. A frame smaller than the write buffer is copied into it, so
+/// pipelined answers share a `write`; a larger one goes to the socket as one vectored
+/// write of its chunks (record bytes straight from the segment maps).
+async fn write_frame(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    frame: &ResponseFrame,
+) -> std::io::Result<()> {
+    if frame.len_bytes() < WRITE_BUFFER_BYTES {
+        for chunk in frame.chunks() {
+            writer.write_all(chunk).await?;
+        }
+        return Ok(());
+    }
+    writer.flush().await?;
+    write_all_vectored(writer.get_mut(), frame.chunks()).await
+}
+
+/// iovecs handed to one `writev` (Linux allows 1024).
+const MAX_IOVECS_PER_WRITE: usize = 64;
+
+/// Writes every chunk, in order, with vectored writes.
+async fn write_all_vectored(out: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Result<()> {
+    let (mut chunk, mut at) = (0usize, 0usize);
+    while chunk < chunks.len() {
+        let mut slices = Vec::with_capacity(MAX_IOVECS_PER_WRITE);
+        slices.push(IoSlice::new(&chunks[chunk][at..]));
+        for c in chunks[chunk + 1..].iter().take(MAX_IOVECS_PER_WRITE - 1) {
+            slices.push(IoSlice::new(c));
+        }
+        let mut written = out.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while chunk < chunks.len() && written >= chunks[chunk].len() - at {
+            written -= chunks[chunk].len() - at;
+            chunk += 1;
+            at = 0;
+        }
+        at += written;
+    }
+    Ok(())
 }
 
 async fn write_responses(
@@ -228,7 +279,7 @@ async fn write_responses(
     mut rx: mpsc::Receiver<Pending>,
     broker: Arc<Broker>,
 ) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
     while let Some(p) = rx.recv().await {
         let body = match p.reply {
             Reply::Now(body) => Some(*body),
@@ -263,7 +314,7 @@ async fn write_responses(
                 .inc();
         }
         let Some(body) = body else { continue };
-        let frame = match encode_response(
+        let frame = match response_frame::encode(
             p.ctx.api,
             p.response_version,
             p.ctx.correlation_id,
@@ -271,13 +322,14 @@ async fn write_responses(
         ) {
             Ok(frame) => frame,
             Err(e) => {
-                warn!(api = ?p.ctx.api, version = p.response_version, error = e, "cannot encode a response; closing");
+                warn!(api = ?p.ctx.api, version = p.response_version, error = %e, "cannot encode a response; closing");
                 break;
             }
         };
-        broker.metrics.bytes_out.inc_by(frame.len() as u64);
-        let mut frame = frame.freeze();
-        if writer.write_all_buf(&mut frame).await.is_err() {
+        // The records now live in the frame's chunks; drop the rest of the body first.
+        drop(body);
+        broker.metrics.bytes_out.inc_by(frame.len_bytes() as u64);
+        if write_frame(&mut writer, &frame).await.is_err() {
             break;
         }
         // Flush when nothing else is ready, so pipelined answers share a write.

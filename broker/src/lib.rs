@@ -39,6 +39,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod request;
+pub mod response_frame;
 pub mod server;
 pub mod shutdown;
 pub mod topics;
