@@ -180,30 +180,42 @@ impl Partition {
     /// Validates and appends one produced batch (idempotence checked in the same step).
     /// Errors are Kafka error codes. The batch is durable and visible to consumers once
     /// [`Partition::wait_durable`] returns for its last offset.
+    ///
+    /// The CRC-32C is computed once per batch: by `Log::append` when the batch is
+    /// appended, and here only when the batch is refused or answered as a duplicate
+    /// without reaching the log (a corrupt batch is CORRUPT_MESSAGE whatever else is
+    /// wrong with it, as in Kafka). Nothing is decoded per record.
     pub fn append(&self, batch: &mut [u8]) -> std::result::Result<Appended, i16> {
-        let header = BatchHeader::parse_validated(batch)
+        let header = BatchHeader::parse_header(batch)
             .map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
+        if batch.len() < header.size_bytes {
+            return Err(corrupt_or(batch, ResponseError::CorruptMessage.code()));
+        }
         if header.is_control() || header.is_transactional() {
             // Transactions are not supported; a non-transactional producer never sends
             // control batches.
-            return Err(ResponseError::InvalidRecord.code());
+            return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
         }
         if header.records_count < 1
             || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
         {
-            return Err(ResponseError::InvalidRecord.code());
+            return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
         }
         let appended = self.with_inner_mut(|inner| match inner.producers.check(&header) {
-            SequenceCheck::Refuse(code) => Err(code),
+            SequenceCheck::Refuse(code) => Err(corrupt_or(batch, code)),
             SequenceCheck::Duplicate {
                 base_offset,
                 last_offset,
-            } => Ok(Appended {
-                base_offset,
-                last_offset,
-                duplicate: true,
-            }),
+            } => match BatchHeader::parse_validated(batch) {
+                Ok(_) => Ok(Appended {
+                    base_offset,
+                    last_offset,
+                    duplicate: true,
+                }),
+                Err(e) => Err(log_error_code(&LogError::CorruptBatch(e))),
+            },
             SequenceCheck::Append => {
+                // Validates the whole batch (CRC-32C included) before writing anything.
                 let info = inner.log.append(batch).map_err(|e| {
                     if matches!(e, LogError::Io { .. }) {
                         error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
@@ -447,6 +459,15 @@ impl Partition {
     }
 }
 
+/// `code`, unless the batch fails validation (CRC-32C, truncation): then
+/// CORRUPT_MESSAGE, which Kafka reports before any other problem of a batch.
+fn corrupt_or(batch: &[u8], code: i16) -> i16 {
+    match BatchHeader::parse_validated(batch) {
+        Ok(_) => code,
+        Err(e) => log_error_code(&LogError::CorruptBatch(e)),
+    }
+}
+
 /// Whether `chunk` holds a batch with records, and if not, the offset after its last
 /// whole batch. Stops at the first batch with records, so the usual case (the first
 /// batch has some) parses one header.
@@ -505,5 +526,86 @@ fn rebuild_producers(log: &Log) -> std::result::Result<ProducerStates, LogError>
             states.record(&header, base, last);
             offset = last + 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> Arc<Partition> {
+        // Opened outside a runtime: no flusher task, so the test decides when to flush.
+        let shared = Shared::new(Arc::new(Metrics::new()));
+        Partition::open("t".into(), 0, dir, LogConfig::default(), shared).expect("open")
+    }
+
+    #[test]
+    fn one_flush_makes_every_waiting_produce_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut waiters = Vec::new();
+            for _ in 0..5 {
+                let specs = (0..3).map(|i| strata_testkit::RecordSpec {
+                    key: None,
+                    value: Some(Bytes::from(vec![b'v'; 10])),
+                    timestamp_ms: 1_700_000_000_000 + i,
+                });
+                let mut batch = strata_testkit::encode_batch(
+                    specs,
+                    strata_testkit::NO_PRODUCER,
+                    strata_testkit::Compression::None,
+                )
+                .to_vec();
+                let appended = p.append(&mut batch).expect("append");
+                let p = p.clone();
+                waiters.push(tokio::spawn(async move {
+                    p.wait_durable(appended.last_offset, Duration::from_secs(30))
+                        .await
+                }));
+            }
+            // Let every waiter subscribe; none can finish before the flush.
+            tokio::task::yield_now().await;
+            assert!(waiters.iter().all(|w| !w.is_finished()));
+            assert_eq!(p.high_watermark(), 0);
+            assert!(p.flush_once().await);
+            for w in waiters {
+                assert_eq!(w.await.expect("waiter"), Ok(()));
+            }
+            assert_eq!(p.high_watermark(), 15);
+            assert_eq!(p.shared.metrics.flushes.get(), 1);
+        });
+    }
+
+    #[test]
+    fn a_corrupt_batch_is_refused_before_its_sequence_is_judged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path());
+        let mut first = strata_testkit::keyed_batch(1, 2, 10, 1_700_000_000_000);
+        let mut control = first.clone();
+        p.append(&mut first).expect("append");
+        // Attributes bit 5 (control) is under the CRC: flipping it is corruption first.
+        control[22] ^= 0x20;
+        assert_eq!(
+            p.append(&mut control),
+            Err(ResponseError::CorruptMessage.code())
+        );
+        // A retry of the appended batch (a duplicate by its sequence) with a bad CRC.
+        let mut retry = strata_testkit::keyed_batch(1, 2, 10, 1_700_000_000_000);
+        let last = retry.len() - 1;
+        retry[last] ^= 1;
+        assert_eq!(
+            p.append(&mut retry),
+            Err(ResponseError::CorruptMessage.code())
+        );
+        let mut truncated = first[..first.len() - 1].to_vec();
+        assert_eq!(
+            p.append(&mut truncated),
+            Err(ResponseError::CorruptMessage.code())
+        );
     }
 }

@@ -21,6 +21,16 @@ use crate::partition::Partition;
 /// How long acks=all waits when the request gives no timeout.
 const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest batch buffer a thread keeps between produce requests; a larger batch
+/// gets its buffer freed after use (`max.message.bytes` may be raised well above this).
+const SCRATCH_KEEP_BYTES: usize = 2 << 20;
+
+thread_local! {
+    /// Where a produced batch is copied for the log to patch its offsets: reused, so
+    /// the produce path allocates nothing per batch.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A partition's answer, and for acks=all what to wait for first.
 struct Outcome {
     response: PartitionProduceResponse,
@@ -94,9 +104,22 @@ fn produce_one(
     if records.len() as u64 > t.config.segment_bytes {
         return refused(ctx, index, ResponseError::RecordListTooLarge.code(), None);
     }
-    // The log patches the base offset and leader epoch in place: one copy of the batch.
-    let mut batch = records.to_vec();
-    match p.append(&mut batch) {
+    // The log patches the base offset and leader epoch in place, so the batch is copied
+    // once, into a buffer this thread reuses (no allocation per batch).
+    let appended = SCRATCH.with(|scratch| {
+        // Never borrowed twice (`append` does not produce); copy afresh if it were.
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            return p.append(&mut records.to_vec());
+        };
+        scratch.clear();
+        scratch.extend_from_slice(&records);
+        let appended = p.append(&mut scratch);
+        if scratch.capacity() > SCRATCH_KEEP_BYTES {
+            *scratch = Vec::new();
+        }
+        appended
+    });
+    match appended {
         Ok(appended) => {
             let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
             Outcome {
