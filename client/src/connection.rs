@@ -378,7 +378,11 @@ impl Connection {
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(StrBytes::from_string(self.config.client_id.clone())));
-        let mut buf = BytesMut::with_capacity(64);
+        // One allocation for the whole frame: a Produce request carries batches of up to
+        // max.request.size, which growing from a small buffer would copy many times.
+        let body_bytes = body.compute_size(version).unwrap_or(0);
+        let header_bytes = 32 + self.config.client_id.len();
+        let mut buf = BytesMut::with_capacity(4 + header_bytes + body_bytes);
         buf.put_i32(0); // size, patched below
         header
             .encode(&mut buf, api.request_header_version(version))

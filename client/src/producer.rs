@@ -1,19 +1,33 @@
-//! The producer: records are partitioned, gathered into one batch per partition until
-//! the batch holds `batch_size_bytes` or is `linger` old, then sent to the partition's
-//! leader, at most one request per broker and one batch per partition in flight.
+//! The producer: records are partitioned and encoded straight into one batch per
+//! partition until the batch holds `batch_size_bytes` or is `linger` old, then sent to
+//! the partition's leader. Up to `max_in_flight_requests` Produce requests per broker
+//! are outstanding at once (each on a connection of the producer's own), but at most one
+//! batch per partition; while a partition's batch is in flight (or waits to be
+//! retried), its next batch keeps taking records up to `max_request_bytes`, so one
+//! partition's throughput is not capped at `batch_size_bytes` per round trip.
 //!
 //! Guarantees:
 //! - Per partition, records are written in the order `send`/`enqueue` was called, also
-//!   across retries (one batch in flight per partition).
+//!   across retries: a partition's next batch is sent only once the broker has
+//!   answered its previous one (one batch in flight per partition), so whichever
+//!   connection it takes, the broker has already appended (or refused) the one before.
+//!   With acks=0 there is no answer, so the producer uses one connection per broker
+//!   and a partition's batches reach the broker in that connection's order.
 //! - With idempotence (acks=all), a retried batch carries the same producer id, epoch
 //!   and sequence, so the broker never stores it twice; DUPLICATE_SEQUENCE_NUMBER counts
 //!   as success.
 //! - Every record's [`Delivery`] resolves exactly once: with its partition and offset
 //!   when acknowledged, or with the error that ended its retries (non-retriable error,
 //!   `retries` exhausted, or `delivery_timeout` passed).
-//! - Memory is bounded: `send` waits while `buffer_bytes` of records are unacknowledged.
+//! - Memory is bounded: `send` waits while `buffer_bytes` of records are unacknowledged
+//!   (plus at most [`COMMAND_QUEUE_RECORDS`] records taken from the queue at once).
+//!
+//! Costs: the background task takes records from its queue in bulk, reads the clock
+//! once per wake-up (not per record), and does its housekeeping (expiry, metadata age,
+//! flushes, sending) per wake-up; a record costs one partition choice and one append
+//! to its batch's buffer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,14 +42,20 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-use crate::batch::{encode_batch, BatchRecord, ProducerIdentity, BATCH_HEADER_BYTES};
+use crate::batch::{restamp, BatchBuilder, ProducerIdentity, BATCH_HEADER_BYTES};
 use crate::cluster::Cluster;
+use crate::connection::Connection;
 use crate::error::{Error, Result, DUPLICATE_SEQUENCE_NUMBER};
+use crate::metadata::Metadata;
 use crate::partitioner::{partition_for_key, NullKeyPartitioning, NullKeyState};
 use crate::record::{Compression, ProducerRecord, RecordMetadata};
 
-/// Records that may wait in the channel between `send` and the producer task.
-const COMMAND_QUEUE_RECORDS: usize = 1024;
+/// Records that may wait in the channel between `send` and the producer task; also the
+/// most the task takes from it per wake-up.
+pub const COMMAND_QUEUE_RECORDS: usize = 1024;
+/// Initial room of a batch's buffer, in bytes, when `batch_size_bytes` is larger: big
+/// batches grow as records come instead of reserving their whole size up front.
+const BATCH_INITIAL_CAPACITY_BYTES: usize = 256 * 1024;
 /// How often metadata of the topics written to is refreshed even without errors, so
 /// added partitions and moved leaders are seen (Java's `metadata.max.age.ms`).
 const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
@@ -75,6 +95,11 @@ pub struct ProducerConfig {
     pub batch_size_bytes: usize,
     /// `max.request.size`: bound on one Produce request; larger records are refused.
     pub max_request_bytes: usize,
+    /// Produce requests outstanding per broker at once (Kafka's
+    /// `max.in.flight.requests.per.connection`); each has a connection of its own, so
+    /// this is also the most connections the producer opens to one broker. With acks=0
+    /// it is 1 whatever is set (see the ordering guarantee).
+    pub max_in_flight_requests: usize,
     /// `buffer.memory`: unacknowledged record bytes before `send` waits.
     pub buffer_bytes: usize,
     /// `compression.type`.
@@ -101,6 +126,7 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             batch_size_bytes: 16 * 1024,
             max_request_bytes: 1024 * 1024,
+            max_in_flight_requests: 5,
             buffer_bytes: 32 * 1024 * 1024,
             compression: Compression::None,
             retries: u32::MAX,
@@ -159,29 +185,7 @@ impl Producer {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let task = tokio::spawn(
-            Accumulator {
-                cluster,
-                config,
-                rx,
-                identity,
-                seed,
-                topics: HashMap::new(),
-                unassigned: VecDeque::new(),
-                queues: HashMap::new(),
-                in_flight: JoinSet::new(),
-                busy_nodes: HashSet::new(),
-                flushes: Vec::new(),
-                buffered_bytes: 0,
-                next_serial: 0,
-                needs_reset: false,
-                closing: false,
-                next_metadata_refresh: Instant::now(),
-                next_background_refresh: Instant::now(),
-                last_age_refresh: Instant::now(),
-            }
-            .run(),
-        );
+        let task = tokio::spawn(Accumulator::new(cluster, config, rx, identity, seed).run());
         Ok(Producer { tx, task })
     }
 
@@ -231,6 +235,9 @@ fn validate(config: &ProducerConfig) -> Result<()> {
     if config.buffer_bytes < config.max_request_bytes {
         return bad("buffer_bytes must hold at least one maximal request");
     }
+    if config.max_in_flight_requests == 0 {
+        return bad("max_in_flight_requests must allow one request");
+    }
     Ok(())
 }
 
@@ -258,14 +265,12 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-type TopicPartition = (String, i32);
+type TopicPartition = (Arc<str>, i32);
 
-/// A record waiting in a batch.
+/// A record waiting in a batch for its outcome.
 struct Pending {
-    record: BatchRecord,
-    size_bytes: usize,
-    serial: u64,
     reply: Reply,
+    timestamp_ms: i64,
 }
 
 /// A record whose topic's partition count is not known yet.
@@ -277,23 +282,52 @@ struct Unassigned {
     since: Instant,
 }
 
-/// The bytes of a batch as first sent, reused verbatim by every retry.
-struct Encoded {
-    bytes: Bytes,
+/// A batch's bytes: still taking records, or closed (header and CRC written) and
+/// reused verbatim by every retry.
+enum Body {
+    Open(BatchBuilder),
+    Sealed {
+        bytes: Bytes,
+        /// The producer id was renewed since: the next send re-stamps the batch with
+        /// the new id and a new base sequence.
+        stale_sequence: bool,
+    },
 }
 
 struct Batch {
+    body: Body,
     records: Vec<Pending>,
+    /// The serial of the first record: records of a batch have consecutive serials.
+    first_serial: u64,
+    /// Sum of the records' size estimates: what the batch holds of `buffer_bytes`.
     size_bytes: usize,
     created: Instant,
     attempts: u32,
-    encoded: Option<Encoded>,
     last_error: Option<Error>,
 }
 
 impl Batch {
-    fn min_serial(&self) -> u64 {
-        self.records.first().map_or(u64::MAX, |r| r.serial)
+    fn open(first_serial: u64, capacity_bytes: usize, created: Instant) -> Batch {
+        Batch {
+            body: Body::Open(BatchBuilder::with_capacity(capacity_bytes)),
+            records: Vec::new(),
+            first_serial,
+            size_bytes: 0,
+            created,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    /// Whether the broker may have seen this batch under its current sequence numbers.
+    fn sent_with_sequence(&self) -> bool {
+        matches!(
+            self.body,
+            Body::Sealed {
+                stale_sequence: false,
+                ..
+            }
+        )
     }
 }
 
@@ -303,11 +337,55 @@ struct PartitionQueue {
     in_flight: bool,
     next_sequence: i32,
     backoff_until: Option<Instant>,
+    /// Bytes of the batch sent last: the room a new batch behind a busy one reserves.
+    last_batch_bytes: usize,
+}
+
+impl PartitionQueue {
+    /// Whether the front batch cannot go now (in flight, or waiting out a backoff):
+    /// then the batch behind it may grow past `batch_size_bytes`.
+    fn blocked(&self) -> bool {
+        self.in_flight || self.backoff_until.is_some()
+    }
 }
 
 struct TopicState {
+    /// The topic's name, shared by its requests and its records' [`RecordMetadata`].
+    name: Arc<str>,
+    /// The partition count records are spread over.
     partitions: i32,
     null_key: NullKeyState,
+    /// One queue per partition index.
+    queues: Vec<PartitionQueue>,
+}
+
+impl TopicState {
+    fn new(name: &str, partitions: i32, null_key: NullKeyState) -> TopicState {
+        let mut state = TopicState {
+            name: Arc::from(name),
+            partitions: 0,
+            null_key,
+            queues: Vec::new(),
+        };
+        state.grow(partitions);
+        state
+    }
+
+    /// Takes up a partition count that grew (counts never shrink in Kafka).
+    fn grow(&mut self, partitions: i32) {
+        if partitions > self.partitions {
+            self.partitions = partitions;
+            let count = usize::try_from(partitions).unwrap_or(0);
+            self.queues.resize_with(count, PartitionQueue::default);
+        }
+    }
+}
+
+/// The producer's connections to one broker: idle ones, and how many carry a request.
+#[derive(Default)]
+struct NodeConnections {
+    idle: Vec<Connection>,
+    in_flight: usize,
 }
 
 /// What one request task reports back.
@@ -315,6 +393,8 @@ struct Outcome {
     node: i32,
     partitions: Vec<TopicPartition>,
     result: Result<Option<ProduceResponse>>,
+    /// The connection, unless it broke.
+    connection: Option<Connection>,
 }
 
 /// The producer's background task: owns every buffered record.
@@ -326,9 +406,8 @@ struct Accumulator {
     seed: u32,
     topics: HashMap<String, TopicState>,
     unassigned: VecDeque<Unassigned>,
-    queues: HashMap<TopicPartition, PartitionQueue>,
     in_flight: JoinSet<Outcome>,
-    busy_nodes: HashSet<i32>,
+    nodes: HashMap<i32, NodeConnections>,
     /// Flush waiters with the last serial they cover.
     flushes: Vec<(u64, oneshot::Sender<()>)>,
     buffered_bytes: usize,
@@ -342,53 +421,148 @@ struct Accumulator {
     next_background_refresh: Instant,
     /// When the topics' metadata was last refreshed because of its age.
     last_age_refresh: Instant,
+    /// The metadata snapshot whose partition counts were last taken up.
+    seen_metadata: Option<Arc<Metadata>>,
+    /// The earliest time a batch not in flight reaches its delivery timeout.
+    next_expiry: Option<Instant>,
 }
 
 impl Accumulator {
+    fn new(
+        cluster: Arc<Cluster>,
+        config: ProducerConfig,
+        rx: mpsc::Receiver<Command>,
+        identity: Option<ProducerIdentity>,
+        seed: u32,
+    ) -> Accumulator {
+        let now = Instant::now();
+        Accumulator {
+            cluster,
+            config,
+            rx,
+            identity,
+            seed,
+            topics: HashMap::new(),
+            unassigned: VecDeque::new(),
+            in_flight: JoinSet::new(),
+            nodes: HashMap::new(),
+            flushes: Vec::new(),
+            buffered_bytes: 0,
+            next_serial: 0,
+            needs_reset: false,
+            closing: false,
+            next_metadata_refresh: now,
+            next_background_refresh: now,
+            last_age_refresh: now,
+            seen_metadata: None,
+            next_expiry: None,
+        }
+    }
+
+    /// One wake-up per event (records queued, a request answered, a timer): the clock
+    /// is read once, then every record taken is appended and housekeeping runs once.
     async fn run(mut self) {
+        let mut commands = Vec::with_capacity(COMMAND_QUEUE_RECORDS);
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut timer_at: Option<Instant> = None;
+        let mut now = Instant::now();
         loop {
-            self.expire();
-            if self.needs_reset && self.in_flight.is_empty() {
-                self.reset_producer_id().await;
-            }
-            self.assign_unassigned().await;
-            self.refresh_if_old();
-            if !self.needs_reset {
-                self.drain();
-            }
-            self.finish_flushes();
+            now = self.housekeeping(now).await;
             if self.closing && self.is_idle() {
                 return;
             }
-            let wake = self.next_wakeup();
+            let wake = self.next_wakeup(now);
+            if timer_at != Some(wake) {
+                timer.as_mut().reset(wake.into());
+                timer_at = Some(wake);
+            }
             let accepting = !self.closing && self.buffered_bytes < self.config.buffer_bytes;
             tokio::select! {
-                command = self.rx.recv(), if accepting => match command {
-                    Some(Command::Send(record, reply)) => self.append(record, reply),
-                    Some(Command::Flush(done)) => {
-                        let upto = self.next_serial;
-                        self.flushes.push((upto, done));
-                    }
-                    None => self.closing = true,
-                },
+                biased;
                 Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
-                    match joined {
-                        Ok(outcome) => self.complete(outcome),
-                        Err(e) => warn!(error = %e, "produce request task failed"),
+                    now = Instant::now();
+                    self.joined(joined, now);
+                    while let Some(joined) = self.in_flight.try_join_next() {
+                        self.joined(joined, now);
                     }
                 }
-                _ = tokio::time::sleep_until(wake.into()) => {}
+                taken = self.rx.recv_many(&mut commands, COMMAND_QUEUE_RECORDS), if accepting => {
+                    now = Instant::now();
+                    if taken == 0 {
+                        self.closing = true;
+                    }
+                    self.take(&mut commands, now);
+                }
+                () = &mut timer => {
+                    now = Instant::now();
+                    timer_at = None;
+                }
             }
+        }
+    }
+
+    /// Expiry, producer id renewal, topic metadata, sending and flushes; returns the
+    /// time now (later than `now` only when it had to wait for the network).
+    async fn housekeeping(&mut self, mut now: Instant) -> Instant {
+        if self.next_expiry.is_some_and(|t| now >= t) {
+            self.expire(now);
+        }
+        if self.needs_reset && self.in_flight.is_empty() {
+            self.reset_producer_id().await;
+            now = Instant::now();
+        }
+        if !self.unassigned.is_empty() && now >= self.next_metadata_refresh {
+            self.assign_unassigned(now).await;
+            now = Instant::now();
+        }
+        self.refresh_if_old(now);
+        if !self.needs_reset {
+            self.drain(now);
+        }
+        self.finish_flushes();
+        now
+    }
+
+    fn joined(
+        &mut self,
+        joined: std::result::Result<Outcome, tokio::task::JoinError>,
+        now: Instant,
+    ) {
+        match joined {
+            Ok(outcome) => self.complete(outcome, now),
+            Err(e) => warn!(error = %e, "produce request task failed"),
         }
     }
 
     fn is_idle(&self) -> bool {
         self.in_flight.is_empty()
             && self.unassigned.is_empty()
-            && self.queues.values().all(|q| q.batches.is_empty())
+            && self
+                .topics
+                .values()
+                .all(|t| t.queues.iter().all(|q| q.batches.is_empty()))
     }
 
-    fn append(&mut self, record: ProducerRecord, reply: Reply) {
+    /// Appends the records (and registers the flushes) taken from the queue.
+    fn take(&mut self, commands: &mut Vec<Command>, now: Instant) {
+        // Read the wall clock only if a record needs stamping, once for all of them.
+        let mut stamp_ms = None;
+        for command in commands.drain(..) {
+            match command {
+                Command::Send(record, reply) => self.append(record, reply, now, &mut stamp_ms),
+                Command::Flush(done) => self.flushes.push((self.next_serial, done)),
+            }
+        }
+    }
+
+    fn append(
+        &mut self,
+        record: ProducerRecord,
+        reply: Reply,
+        now: Instant,
+        stamp_ms: &mut Option<i64>,
+    ) {
         let size_bytes = record.size_estimate_bytes();
         if size_bytes + BATCH_HEADER_BYTES > self.config.max_request_bytes {
             let _ = reply.send(Err(Error::InvalidArgument(format!(
@@ -399,22 +573,23 @@ impl Accumulator {
         }
         self.next_serial += 1;
         self.buffered_bytes += size_bytes;
-        let unassigned = Unassigned {
+        let mut record = record;
+        if record.timestamp_ms.is_none() {
+            record.timestamp_ms = Some(*stamp_ms.get_or_insert_with(now_ms));
+        }
+        let u = Unassigned {
             record,
             size_bytes,
             serial: self.next_serial,
             reply,
-            since: Instant::now(),
+            since: now,
         };
-        if self.topics.contains_key(&unassigned.record.topic) {
-            self.assign(unassigned);
-        } else {
-            self.unassigned.push_back(unassigned);
-        }
+        self.assign(u, now);
     }
 
-    /// Puts a record whose topic is known into its partition's open batch.
-    fn assign(&mut self, u: Unassigned) {
+    /// Puts a record into its partition's open batch, or among the unassigned records
+    /// while its topic's partition count is unknown.
+    fn assign(&mut self, u: Unassigned, now: Instant) {
         let Some(topic) = self.topics.get_mut(&u.record.topic) else {
             self.unassigned.push_back(u);
             return;
@@ -430,7 +605,11 @@ impl Accumulator {
                 self.config.batch_size_bytes,
             ),
         };
-        if partition < 0 || partition >= partitions {
+        let queue = usize::try_from(partition)
+            .ok()
+            .filter(|_| partition < partitions)
+            .and_then(|p| topic.queues.get_mut(p));
+        let Some(queue) = queue else {
             self.buffered_bytes -= u.size_bytes;
             let _ = u.reply.send(Err(Error::UnknownPartition {
                 topic: u.record.topic,
@@ -438,49 +617,69 @@ impl Accumulator {
                 partitions,
             }));
             return;
-        }
-        let record = BatchRecord {
-            key: u.record.key,
-            value: u.record.value,
-            headers: u.record.headers,
-            timestamp_ms: u.record.timestamp_ms.unwrap_or_else(now_ms),
         };
-        let pending = Pending {
-            record,
-            size_bytes: u.size_bytes,
-            serial: u.serial,
-            reply: u.reply,
-        };
-        let limit = self.config.batch_size_bytes;
         let request_limit = self.config.max_request_bytes - BATCH_HEADER_BYTES;
-        let queue = self.queues.entry((u.record.topic, partition)).or_default();
-        let open = queue.batches.back_mut().filter(|b| {
-            b.encoded.is_none()
-                && b.size_bytes + pending.size_bytes <= limit.max(pending.size_bytes)
-                && b.size_bytes + pending.size_bytes <= request_limit
-        });
-        match open {
-            Some(batch) => {
-                batch.size_bytes += pending.size_bytes;
-                batch.records.push(pending);
+        // A batch that cannot go yet keeps growing, up to what one request may carry.
+        let limit = if queue.blocked() || queue.batches.len() > 1 {
+            request_limit
+        } else {
+            self.config
+                .batch_size_bytes
+                .max(u.size_bytes)
+                .min(request_limit)
+        };
+        // Sizes are the records' estimates, as the sticky partitioner counts them.
+        let fits =
+            |b: &Batch| matches!(b.body, Body::Open(_)) && b.size_bytes + u.size_bytes <= limit;
+        if !queue.batches.back().is_some_and(fits) {
+            // A batch that may grow past batch_size is likely to grow as big as the one
+            // before it: reserve that much rather than copy it while growing.
+            let grows = limit == request_limit;
+            let capacity = self
+                .config
+                .batch_size_bytes
+                .min(BATCH_INITIAL_CAPACITY_BYTES)
+                .max(if grows { queue.last_batch_bytes } else { 0 })
+                .max(u.size_bytes);
+            queue
+                .batches
+                .push_back(Batch::open(u.serial, capacity, now));
+        }
+        let Some(batch) = queue.batches.back_mut() else {
+            return; // unreachable: a batch was pushed just above when none fitted
+        };
+        let Body::Open(builder) = &mut batch.body else {
+            return; // unreachable: the back batch is open, checked or pushed above
+        };
+        let record = u.record;
+        let timestamp_ms = record.timestamp_ms.unwrap_or_default(); // stamped in append
+        let pushed = builder.push(
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            timestamp_ms,
+        );
+        match pushed {
+            Ok(()) => {
+                batch.size_bytes += u.size_bytes;
+                batch.records.push(Pending {
+                    reply: u.reply,
+                    timestamp_ms,
+                });
             }
-            None => queue.batches.push_back(Batch {
-                size_bytes: pending.size_bytes,
-                records: vec![pending],
-                created: Instant::now(),
-                attempts: 0,
-                encoded: None,
-                last_error: None,
-            }),
+            Err(e) => {
+                self.buffered_bytes -= u.size_bytes;
+                let _ = u.reply.send(Err(e));
+                if batch.records.is_empty() {
+                    queue.batches.pop_back();
+                }
+            }
         }
     }
 
     /// Learns the partition counts of topics that records wait for (rate-limited to one
     /// metadata request per retry backoff), and assigns those records.
-    async fn assign_unassigned(&mut self) {
-        if self.unassigned.is_empty() || Instant::now() < self.next_metadata_refresh {
-            return;
-        }
+    async fn assign_unassigned(&mut self, now: Instant) {
         let mut wanted: Vec<String> = self
             .unassigned
             .iter()
@@ -488,28 +687,29 @@ impl Accumulator {
             .collect();
         wanted.sort();
         wanted.dedup();
-        self.next_metadata_refresh = Instant::now() + self.config.retry_backoff;
+        self.next_metadata_refresh = now + self.config.retry_backoff;
         let refreshed = self
             .cluster
             .refresh_metadata(Some(&wanted), self.config.allow_auto_create_topics)
             .await;
+        let now = Instant::now();
         let metadata = self.cluster.metadata();
         for name in &wanted {
             if let Ok(count) = metadata.partition_count(name) {
-                if count > 0 {
+                if count > 0 && !self.topics.contains_key(name) {
                     let start = self.seed.wrapping_add(self.topics.len() as u32);
-                    self.topics.entry(name.clone()).or_insert(TopicState {
-                        partitions: count,
-                        null_key: NullKeyState::starting_at(start),
-                    });
+                    self.topics.insert(
+                        name.clone(),
+                        TopicState::new(name, count, NullKeyState::starting_at(start)),
+                    );
                 }
             }
         }
         let waiting = std::mem::take(&mut self.unassigned);
         for u in waiting {
             if self.topics.contains_key(&u.record.topic) {
-                self.assign(u);
-            } else if u.since.elapsed() >= self.config.delivery_timeout {
+                self.assign(u, now);
+            } else if now.saturating_duration_since(u.since) >= self.config.delivery_timeout {
                 self.buffered_bytes -= u.size_bytes;
                 let error = match (&refreshed, metadata.topic(&u.record.topic)) {
                     (Err(e), _) => e.clone(),
@@ -525,112 +725,106 @@ impl Accumulator {
         }
     }
 
-    /// Whether the front batch of `queue` should go now.
-    fn ready(&self, queue: &PartitionQueue, now: Instant) -> bool {
-        let Some(batch) = queue.batches.front() else {
-            return false;
+    /// Starts requests for ready partitions, per broker while it has a free slot.
+    fn drain(&mut self, now: Instant) {
+        let flush_upto = self.flushes.iter().map(|(upto, _)| *upto).max();
+        let batch_size = self.config.batch_size_bytes;
+        let linger = self.config.linger;
+        let closing = self.closing;
+        let ready = |q: &PartitionQueue| {
+            let Some(batch) = q.batches.front() else {
+                return false;
+            };
+            if q.in_flight || q.backoff_until.is_some_and(|t| now < t) {
+                return false;
+            }
+            matches!(batch.body, Body::Sealed { .. })
+                || q.batches.len() > 1
+                || batch.size_bytes >= batch_size
+                || now >= batch.created + linger
+                || closing
+                || flush_upto.is_some_and(|upto| batch.first_serial <= upto)
         };
-        if queue.in_flight || queue.backoff_until.is_some_and(|t| now < t) {
-            return false;
-        }
-        batch.encoded.is_some()
-            || queue.batches.len() > 1
-            || batch.size_bytes >= self.config.batch_size_bytes
-            || now >= batch.created + self.config.linger
-            || self.closing
-            || self
-                .flushes
-                .iter()
-                .any(|(upto, _)| batch.min_serial() <= *upto)
-    }
-
-    /// Starts a request for every broker that is not busy and leads a ready partition.
-    fn drain(&mut self) {
-        let now = Instant::now();
-        let metadata = self.cluster.metadata();
-        let mut by_node: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
-        let mut need_metadata = false;
-        let mut ready: Vec<TopicPartition> = self
-            .queues
-            .iter()
-            .filter(|(_, q)| self.ready(q, now))
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        ready.sort();
-        for tp in ready {
-            match metadata.leader(&tp.0, tp.1) {
-                Ok((node, _)) if !self.busy_nodes.contains(&node) => {
-                    by_node.entry(node).or_default().push(tp)
+        let mut due: Vec<TopicPartition> = Vec::new();
+        for topic in self.topics.values() {
+            for (p, q) in topic.queues.iter().enumerate() {
+                if ready(q) {
+                    // p < partitions ≤ i32::MAX
+                    due.push((
+                        Arc::clone(&topic.name),
+                        i32::try_from(p).unwrap_or(i32::MAX),
+                    ));
                 }
-                Ok(_) => {}
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        due.sort();
+        let metadata = self.cluster.metadata();
+        let mut by_node: HashMap<i32, VecDeque<TopicPartition>> = HashMap::new();
+        let mut need_metadata = false;
+        for tp in due {
+            match metadata.leader(&tp.0, tp.1) {
+                Ok((node, _)) => by_node.entry(node).or_default().push_back(tp),
                 Err(_) => need_metadata = true,
             }
         }
         if need_metadata {
-            let topics: Vec<String> = self.queues.keys().map(|tp| tp.0.clone()).collect();
-            self.refresh_in_background(topics);
+            let topics: Vec<String> = self.topics.keys().cloned().collect();
+            self.refresh_in_background(topics, now);
         }
-        for (node, partitions) in by_node {
-            self.send_to(node, partitions);
+        let limit = self.in_flight_limit();
+        for (node, mut partitions) in by_node {
+            while !partitions.is_empty() && self.nodes.get(&node).map_or(0, |n| n.in_flight) < limit
+            {
+                self.send_to(node, &mut partitions);
+            }
         }
     }
 
-    /// Encodes (first attempt) and sends the front batches of `partitions` to `node`
-    /// in one Produce request within `max_request_bytes`.
-    fn send_to(&mut self, node: i32, partitions: Vec<TopicPartition>) {
+    /// Requests outstanding per broker: one with acks=0, whose ordering rests on a
+    /// single connection (see the module guarantees).
+    fn in_flight_limit(&self) -> usize {
+        if self.config.acks == Acks::None {
+            1
+        } else {
+            self.config.max_in_flight_requests
+        }
+    }
+
+    /// Closes (first attempt) or re-stamps (after a producer id renewal) the front
+    /// batches of `partitions` and sends as many as fit `max_request_bytes` to `node`
+    /// in one Produce request; the rest stay in `partitions`.
+    fn send_to(&mut self, node: i32, partitions: &mut VecDeque<TopicPartition>) {
         let mut request_bytes = 0usize;
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
         let mut sent: Vec<TopicPartition> = Vec::new();
-        for tp in partitions {
-            let Some(queue) = self.queues.get_mut(&tp) else {
+        while let Some(tp) = partitions.pop_front() {
+            let Some(bytes) = self.prepare(&tp) else {
+                continue;
+            };
+            if !sent.is_empty() && request_bytes + bytes.len() > self.config.max_request_bytes {
+                partitions.push_front(tp);
+                break;
+            }
+            let Some(queue) = self.queue_mut(&tp) else {
                 continue;
             };
             let Some(batch) = queue.batches.front_mut() else {
                 continue;
             };
-            if batch.encoded.is_none() {
-                let base_sequence = queue.next_sequence;
-                let records: Vec<BatchRecord> =
-                    batch.records.iter().map(|p| p.record.clone()).collect();
-                match encode_batch(
-                    &records,
-                    self.identity,
-                    base_sequence,
-                    self.config.compression,
-                ) {
-                    Ok(bytes) => {
-                        if self.identity.is_some() {
-                            let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
-                            queue.next_sequence = base_sequence.wrapping_add(count) & i32::MAX;
-                        }
-                        batch.encoded = Some(Encoded { bytes });
-                    }
-                    Err(e) => {
-                        if let Some(batch) = queue.batches.pop_front() {
-                            self.buffered_bytes -= batch.size_bytes;
-                            fail(batch, &e);
-                        }
-                        continue;
-                    }
-                }
-            }
-            let Some(bytes) = batch.encoded.as_ref().map(|e| e.bytes.clone()) else {
-                continue;
-            };
-            if !sent.is_empty() && request_bytes + bytes.len() > self.config.max_request_bytes {
-                continue;
-            }
             request_bytes += bytes.len();
             queue.in_flight = true;
             batch.attempts += 1;
             let data = PartitionProduceData::default()
                 .with_index(tp.1)
                 .with_records(Some(bytes));
-            match topic_data.iter_mut().find(|t| t.name.0.as_str() == tp.0) {
+            match topic_data.iter_mut().find(|t| t.name.0.as_str() == &*tp.0) {
                 Some(t) => t.partition_data.push(data),
                 None => topic_data.push(
                     TopicProduceData::default()
-                        .with_name(TopicName(StrBytes::from_string(tp.0.clone())))
+                        .with_name(TopicName(StrBytes::from_string(tp.0.to_string())))
                         .with_partition_data(vec![data]),
                 ),
             }
@@ -648,114 +842,192 @@ impl Accumulator {
             .with_topic_data(topic_data);
         let cluster = Arc::clone(&self.cluster);
         let acks = self.config.acks;
-        self.busy_nodes.insert(node);
+        let slot = self.nodes.entry(node).or_default();
+        slot.in_flight += 1;
+        let connection = slot.idle.pop();
         self.in_flight.spawn(async move {
-            let result = if acks == Acks::None {
-                send_without_response(&cluster, node, &request)
-                    .await
-                    .map(|()| None)
-            } else {
-                cluster.send_node(node, &request).await.map(Some)
-            };
+            let (result, connection) = produce(&cluster, node, connection, acks, &request).await;
             Outcome {
                 node,
                 partitions: sent,
                 result,
+                connection,
             }
         });
     }
 
+    /// The bytes of `tp`'s front batch ready to send: closed on its first attempt (its
+    /// sequence numbers taken), re-stamped after a producer id renewal. A batch that
+    /// cannot be encoded fails and is dropped.
+    fn prepare(&mut self, tp: &TopicPartition) -> Option<Bytes> {
+        let identity = self.identity;
+        let compression = self.config.compression;
+        let queue = self.queue_mut(tp)?;
+        let batch = queue.batches.front_mut()?;
+        let base_sequence = queue.next_sequence;
+        let sealed = match std::mem::replace(
+            &mut batch.body,
+            Body::Sealed {
+                bytes: Bytes::new(),
+                stale_sequence: true,
+            },
+        ) {
+            Body::Open(builder) => builder.finish(identity, base_sequence, compression),
+            Body::Sealed {
+                bytes,
+                stale_sequence: true,
+            } => restamp(&bytes, identity, base_sequence),
+            Body::Sealed {
+                bytes,
+                stale_sequence: false,
+            } => {
+                batch.body = Body::Sealed {
+                    bytes: bytes.clone(),
+                    stale_sequence: false,
+                };
+                return Some(bytes);
+            }
+        };
+        match sealed {
+            Ok(bytes) => {
+                queue.last_batch_bytes = bytes.len();
+                if identity.is_some() {
+                    let count = i32::try_from(batch.records.len()).unwrap_or(i32::MAX);
+                    queue.next_sequence = base_sequence.wrapping_add(count) & i32::MAX;
+                }
+                batch.body = Body::Sealed {
+                    bytes: bytes.clone(),
+                    stale_sequence: false,
+                };
+                Some(bytes)
+            }
+            Err(e) => {
+                let batch = queue.batches.pop_front()?;
+                self.buffered_bytes -= batch.size_bytes;
+                fail(batch, &e);
+                None
+            }
+        }
+    }
+
+    fn queue_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartitionQueue> {
+        let p = usize::try_from(tp.1).ok()?;
+        self.topics.get_mut(&*tp.0)?.queues.get_mut(p)
+    }
+
     /// Applies a request's outcome to each of its partitions.
-    fn complete(&mut self, outcome: Outcome) {
-        self.busy_nodes.remove(&outcome.node);
+    fn complete(&mut self, outcome: Outcome, now: Instant) {
+        let slot = self.nodes.entry(outcome.node).or_default();
+        slot.in_flight = slot.in_flight.saturating_sub(1);
+        if let Some(connection) = outcome.connection {
+            slot.idle.push(connection);
+        }
         for tp in outcome.partitions {
             let result = match &outcome.result {
                 Err(e) => Err(e.clone()),
                 Ok(None) => Ok(None), // acks=0
                 Ok(Some(response)) => partition_result(response, &tp),
             };
-            self.complete_partition(&tp, result);
+            self.complete_partition(&tp, result, now);
         }
     }
 
-    fn complete_partition(&mut self, tp: &TopicPartition, result: Result<Option<i64>>) {
-        let Some(queue) = self.queues.get_mut(tp) else {
+    fn complete_partition(
+        &mut self,
+        tp: &TopicPartition,
+        result: Result<Option<i64>>,
+        now: Instant,
+    ) {
+        let identity = self.identity;
+        let config = &self.config;
+        let Some(queue) = usize::try_from(tp.1)
+            .ok()
+            .and_then(|p| self.topics.get_mut(&*tp.0)?.queues.get_mut(p))
+        else {
             return;
         };
         queue.in_flight = false;
         let Some(batch) = queue.batches.front_mut() else {
             return;
         };
-        match result {
+        let e = match result {
             Ok(base_offset) => {
                 queue.backoff_until = None;
                 if let Some(batch) = queue.batches.pop_front() {
                     self.buffered_bytes -= batch.size_bytes;
                     succeed(batch, tp, base_offset);
                 }
+                return;
             }
-            Err(e) => {
-                let elapsed = batch.created.elapsed();
-                let retry = e.is_retriable()
-                    && batch.attempts <= self.config.retries
-                    && elapsed < self.config.delivery_timeout;
-                if retry {
-                    let shift = batch.attempts.saturating_sub(1).min(16);
-                    let backoff = self
-                        .config
-                        .retry_backoff
-                        .saturating_mul(1 << shift)
-                        .min(self.config.retry_backoff_max);
-                    debug!(topic = %tp.0, partition = tp.1, attempts = batch.attempts, error = %e, ?backoff, "retrying batch");
-                    batch.last_error = Some(e);
-                    queue.backoff_until = Some(Instant::now() + backoff);
-                    self.refresh_in_background(vec![tp.0.clone()]);
-                } else {
-                    let error = if e.is_retriable() {
-                        Error::DeliveryTimeout {
-                            topic: tp.0.clone(),
-                            partition: tp.1,
-                            timeout: self.config.delivery_timeout,
-                            last_error: e.to_string(),
-                        }
-                    } else {
-                        e
-                    };
-                    if let Some(batch) = queue.batches.pop_front() {
-                        self.buffered_bytes -= batch.size_bytes;
-                        // The broker may hold part of this partition's sequence range.
-                        if self.identity.is_some() && batch.encoded.is_some() {
-                            self.needs_reset = true;
-                        }
-                        fail(batch, &error);
-                    }
-                }
+            Err(e) => e,
+        };
+        let elapsed = now.saturating_duration_since(batch.created);
+        let retry = e.is_retriable()
+            && batch.attempts <= config.retries
+            && elapsed < config.delivery_timeout;
+        if retry {
+            let shift = batch.attempts.saturating_sub(1).min(16);
+            let backoff = config
+                .retry_backoff
+                .saturating_mul(1 << shift)
+                .min(config.retry_backoff_max);
+            debug!(topic = %tp.0, partition = tp.1, attempts = batch.attempts, error = %e, ?backoff, "retrying batch");
+            batch.last_error = Some(e);
+            queue.backoff_until = Some(now + backoff);
+            self.refresh_in_background(vec![tp.0.to_string()], now);
+            return;
+        }
+        let error = if e.is_retriable() {
+            Error::DeliveryTimeout {
+                topic: tp.0.to_string(),
+                partition: tp.1,
+                timeout: config.delivery_timeout,
+                last_error: e.to_string(),
             }
+        } else {
+            e
+        };
+        queue.backoff_until = None;
+        if let Some(batch) = queue.batches.pop_front() {
+            self.buffered_bytes -= batch.size_bytes;
+            // The broker may hold part of this partition's sequence range.
+            if identity.is_some() && batch.sent_with_sequence() {
+                self.needs_reset = true;
+            }
+            fail(batch, &error);
         }
     }
 
-    /// Refreshes the topics' metadata every [`METADATA_MAX_AGE`], and takes up partition
-    /// counts that grew.
-    fn refresh_if_old(&mut self) {
+    /// Takes up partition counts that grew in a newer metadata snapshot, and refreshes
+    /// the topics' metadata every [`METADATA_MAX_AGE`].
+    fn refresh_if_old(&mut self, now: Instant) {
         let metadata = self.cluster.metadata();
-        for (name, state) in &mut self.topics {
-            if let Ok(count) = metadata.partition_count(name) {
-                state.partitions = state.partitions.max(count);
+        if !self
+            .seen_metadata
+            .as_ref()
+            .is_some_and(|seen| Arc::ptr_eq(seen, &metadata))
+        {
+            for (name, state) in &mut self.topics {
+                if let Ok(count) = metadata.partition_count(name) {
+                    state.grow(count);
+                }
             }
+            self.seen_metadata = Some(metadata);
         }
-        if self.topics.is_empty() || self.last_age_refresh.elapsed() < METADATA_MAX_AGE {
+        if self.topics.is_empty()
+            || now.saturating_duration_since(self.last_age_refresh) < METADATA_MAX_AGE
+        {
             return;
         }
-        self.last_age_refresh = Instant::now();
+        self.last_age_refresh = now;
         let topics: Vec<String> = self.topics.keys().cloned().collect();
-        self.next_background_refresh = Instant::now();
-        self.refresh_in_background(topics);
+        self.next_background_refresh = now;
+        self.refresh_in_background(topics, now);
     }
 
     /// Refreshes metadata for `topics` without holding up the task, at most once per
     /// retry backoff.
-    fn refresh_in_background(&mut self, topics: Vec<String>) {
-        let now = Instant::now();
+    fn refresh_in_background(&mut self, topics: Vec<String>, now: Instant) {
         if now < self.next_background_refresh {
             return;
         }
@@ -767,51 +1039,56 @@ impl Accumulator {
     }
 
     /// Fails batches (not in flight) older than the delivery timeout.
-    fn expire(&mut self) {
+    fn expire(&mut self, now: Instant) {
         let timeout = self.config.delivery_timeout;
         let mut reset = false;
-        for (tp, queue) in &mut self.queues {
-            if queue.in_flight {
-                continue;
-            }
-            while queue
-                .batches
-                .front()
-                .is_some_and(|b| b.created.elapsed() >= timeout)
-            {
-                let Some(batch) = queue.batches.pop_front() else {
-                    break;
-                };
-                self.buffered_bytes -= batch.size_bytes;
-                reset |= batch.encoded.is_some() && self.identity.is_some();
-                let error = Error::DeliveryTimeout {
-                    topic: tp.0.clone(),
-                    partition: tp.1,
-                    timeout,
-                    last_error: batch
-                        .last_error
-                        .as_ref()
-                        .map_or_else(|| "not sent".to_string(), Error::to_string),
-                };
-                fail(batch, &error);
+        for (name, topic) in &mut self.topics {
+            for (p, queue) in topic.queues.iter_mut().enumerate() {
+                if queue.in_flight {
+                    continue;
+                }
+                while queue
+                    .batches
+                    .front()
+                    .is_some_and(|b| now.saturating_duration_since(b.created) >= timeout)
+                {
+                    let Some(batch) = queue.batches.pop_front() else {
+                        break;
+                    };
+                    queue.backoff_until = None;
+                    self.buffered_bytes -= batch.size_bytes;
+                    reset |= batch.sent_with_sequence() && self.identity.is_some();
+                    let error = Error::DeliveryTimeout {
+                        topic: name.clone(),
+                        partition: i32::try_from(p).unwrap_or(i32::MAX),
+                        timeout,
+                        last_error: batch
+                            .last_error
+                            .as_ref()
+                            .map_or_else(|| "not sent".to_string(), Error::to_string),
+                    };
+                    fail(batch, &error);
+                }
             }
         }
         self.needs_reset |= reset;
-        self.queues
-            .retain(|_, q| !q.batches.is_empty() || q.in_flight || q.next_sequence != 0);
     }
 
     /// After an idempotent batch failed for good the partition's sequence numbers can
     /// no longer be trusted: take a new producer id and restart every sequence at 0,
-    /// re-encoding batches that were encoded but not acknowledged.
+    /// re-stamping batches that were sent but not acknowledged.
     async fn reset_producer_id(&mut self) {
         match init_producer_id(&self.cluster).await {
             Ok(identity) => {
                 self.identity = Some(identity);
-                for queue in self.queues.values_mut() {
-                    queue.next_sequence = 0;
-                    for batch in &mut queue.batches {
-                        batch.encoded = None;
+                for topic in self.topics.values_mut() {
+                    for queue in &mut topic.queues {
+                        queue.next_sequence = 0;
+                        for batch in &mut queue.batches {
+                            if let Body::Sealed { stale_sequence, .. } = &mut batch.body {
+                                *stale_sequence = true;
+                            }
+                        }
                     }
                 }
                 self.needs_reset = false;
@@ -828,9 +1105,10 @@ impl Accumulator {
             return;
         }
         let oldest = self
-            .queues
+            .topics
             .values()
-            .flat_map(|q| q.batches.iter().map(Batch::min_serial))
+            .flat_map(|t| t.queues.iter())
+            .flat_map(|q| q.batches.iter().map(|b| b.first_serial))
             .chain(self.unassigned.iter().map(|u| u.serial))
             .min()
             .unwrap_or(u64::MAX);
@@ -844,13 +1122,20 @@ impl Accumulator {
     }
 
     /// The next time something may become due: a linger expiring, a backoff ending, a
-    /// metadata retry, a delivery timeout. Batches already due but held by a busy
-    /// broker or an in-flight batch are woken by that request's completion; those held
-    /// by an unknown leader are looked at again after a retry backoff.
-    fn next_wakeup(&self) -> Instant {
-        let now = Instant::now();
+    /// metadata retry, a delivery timeout (also remembered for [`Accumulator::expire`]).
+    /// Batches already due but held by a busy broker or an in-flight batch are woken
+    /// by that request's completion; those held by an unknown leader are looked at
+    /// again after a retry backoff.
+    fn next_wakeup(&mut self, now: Instant) -> Instant {
         let mut wake = now + Duration::from_secs(3600);
-        for q in self.queues.values() {
+        let mut expiry: Option<Instant> = None;
+        for q in self.topics.values().flat_map(|t| t.queues.iter()) {
+            if let Some(t) = q.backoff_until {
+                wake = wake.min(t);
+            }
+            if q.in_flight {
+                continue;
+            }
             if let Some(b) = q.batches.front() {
                 let linger_end = b.created + self.config.linger;
                 wake = wake.min(if linger_end > now {
@@ -858,11 +1143,13 @@ impl Accumulator {
                 } else {
                     now + self.config.retry_backoff
                 });
-                wake = wake.min(b.created + self.config.delivery_timeout);
+                let expires = b.created + self.config.delivery_timeout;
+                expiry = Some(expiry.map_or(expires, |e| e.min(expires)));
             }
-            if let Some(t) = q.backoff_until {
-                wake = wake.min(t);
-            }
+        }
+        self.next_expiry = expiry;
+        if let Some(e) = expiry {
+            wake = wake.min(e);
         }
         if !self.unassigned.is_empty() {
             wake = wake.min(self.next_metadata_refresh);
@@ -874,15 +1161,29 @@ impl Accumulator {
     }
 }
 
-/// acks=0: the request goes out on the node's shared connection and nothing comes back.
-async fn send_without_response(
+/// Sends `request` to `node` on `connection` (a new one if `None`); returns the result
+/// and the connection unless it broke. With acks=0 nothing comes back.
+async fn produce(
     cluster: &Cluster,
     node: i32,
+    connection: Option<Connection>,
+    acks: Acks,
     request: &ProduceRequest,
-) -> Result<()> {
-    let conn = cluster.node_connection(node).await?;
-    let mut guard = conn.lock().await;
-    guard.send_no_response(request).await
+) -> (Result<Option<ProduceResponse>>, Option<Connection>) {
+    let mut connection = match connection {
+        Some(c) => c,
+        None => match cluster.connect_node(node).await {
+            Ok(c) => c,
+            Err(e) => return (Err(e), None),
+        },
+    };
+    let result = if acks == Acks::None {
+        connection.send_no_response(request).await.map(|()| None)
+    } else {
+        connection.send(request).await.map(Some)
+    };
+    let keep = !connection.is_broken();
+    (result, keep.then_some(connection))
 }
 
 /// The base offset a Produce response gives `tp`, or its error.
@@ -890,7 +1191,7 @@ fn partition_result(response: &ProduceResponse, tp: &TopicPartition) -> Result<O
     let p = response
         .responses
         .iter()
-        .filter(|t| t.name.0.as_str() == tp.0)
+        .filter(|t| t.name.0.as_str() == &*tp.0)
         .flat_map(|t| t.partition_responses.iter())
         .find(|p| p.index == tp.1);
     let Some(p) = p else {
@@ -915,10 +1216,10 @@ fn succeed(batch: Batch, tp: &TopicPartition, base_offset: Option<i64>) {
     for (i, p) in batch.records.into_iter().enumerate() {
         let offset = base_offset.map(|b| b + i as i64);
         let _ = p.reply.send(Ok(RecordMetadata {
-            topic: tp.0.clone(),
+            topic: Arc::clone(&tp.0),
             partition: tp.1,
             offset,
-            timestamp_ms: p.record.timestamp_ms,
+            timestamp_ms: p.timestamp_ms,
         }));
     }
 }
@@ -947,7 +1248,7 @@ mod tests {
 
     #[test]
     fn duplicates_count_as_success_and_errors_map() {
-        let tp = ("t".to_string(), 1);
+        let tp: TopicPartition = (Arc::from("t"), 1);
         assert_eq!(partition_result(&response(0, 40), &tp).unwrap(), Some(40));
         assert_eq!(
             partition_result(&response(DUPLICATE_SEQUENCE_NUMBER, 40), &tp).unwrap(),
@@ -961,7 +1262,7 @@ mod tests {
         assert!(e.is_retriable(), "NOT_LEADER_OR_FOLLOWER retries");
         let e = partition_result(&response(10, -1), &tp).unwrap_err();
         assert!(!e.is_retriable(), "MESSAGE_TOO_LARGE does not");
-        let e = partition_result(&response(0, 0), &("t".to_string(), 2)).unwrap_err();
+        let e = partition_result(&response(0, 0), &(Arc::from("t"), 2)).unwrap_err();
         assert_eq!(e.kafka_code(), Some(3));
     }
 

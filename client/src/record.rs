@@ -1,5 +1,7 @@
 //! The records users hand to the producer and get from the consumer.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 pub use kafka_protocol::records::{Compression, TimestampType};
@@ -89,8 +91,8 @@ impl ProducerRecord {
 /// Where an acknowledged record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: String,
+    /// The topic (one allocation shared by all records of the producer's topic).
+    pub topic: Arc<str>,
     /// The partition index.
     pub partition: i32,
     /// The record's offset; `None` with acks=0 (the broker does not answer) or when the
