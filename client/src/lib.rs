@@ -51,6 +51,7 @@ pub mod batch;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
+mod delivery;
 pub mod error;
 pub mod group;
 pub mod metadata;

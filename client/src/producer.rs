@@ -28,10 +28,7 @@
 //! to its batch's buffer.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -45,6 +42,8 @@ use tracing::{debug, warn};
 use crate::batch::{restamp, BatchBuilder, ProducerIdentity, BATCH_HEADER_BYTES};
 use crate::cluster::Cluster;
 use crate::connection::Connection;
+pub use crate::delivery::Delivery;
+use crate::delivery::{Reply, Slots};
 use crate::error::{Error, Result, DUPLICATE_SEQUENCE_NUMBER};
 use crate::metadata::Metadata;
 use crate::partitioner::{partition_for_key, NullKeyPartitioning, NullKeyState};
@@ -139,24 +138,6 @@ impl Default for ProducerConfig {
     }
 }
 
-/// The outcome of one record, resolved once: see the module guarantees.
-#[derive(Debug)]
-pub struct Delivery {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for Delivery {
-    type Output = Result<RecordMetadata>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::ProducerClosed)))
-    }
-}
-
-type Reply = oneshot::Sender<Result<RecordMetadata>>;
-
 enum Command {
     Send(ProducerRecord, Reply),
     Flush(oneshot::Sender<()>),
@@ -167,6 +148,7 @@ enum Command {
 #[derive(Debug)]
 pub struct Producer {
     tx: mpsc::Sender<Command>,
+    slots: Slots,
     task: JoinHandle<()>,
 }
 
@@ -186,18 +168,22 @@ impl Producer {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let task = tokio::spawn(Accumulator::new(cluster, config, rx, identity, seed).run());
-        Ok(Producer { tx, task })
+        Ok(Producer {
+            tx,
+            slots: Slots::new(),
+            task,
+        })
     }
 
     /// Hands `record` to the producer and returns its [`Delivery`] without waiting for
     /// the broker. Waits only while the buffer is full.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<Delivery> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, delivery) = self.slots.next();
         self.tx
             .send(Command::Send(record, reply))
             .await
             .map_err(|_| Error::ProducerClosed)?;
-        Ok(Delivery { rx })
+        Ok(delivery)
     }
 
     /// Sends `record` and waits until it is acknowledged (or has failed for good).
@@ -218,7 +204,7 @@ impl Producer {
 
     /// Flushes, then stops the background task.
     pub async fn close(self) -> Result<()> {
-        let Producer { tx, task } = self;
+        let Producer { tx, task, .. } = self;
         drop(tx);
         task.await.map_err(|_| Error::ProducerClosed)
     }
@@ -565,7 +551,7 @@ impl Accumulator {
     ) {
         let size_bytes = record.size_estimate_bytes();
         if size_bytes + BATCH_HEADER_BYTES > self.config.max_request_bytes {
-            let _ = reply.send(Err(Error::InvalidArgument(format!(
+            reply.send(Err(Error::InvalidArgument(format!(
                 "a record of about {size_bytes} bytes exceeds max_request_bytes {}",
                 self.config.max_request_bytes
             ))));
@@ -611,7 +597,7 @@ impl Accumulator {
             .and_then(|p| topic.queues.get_mut(p));
         let Some(queue) = queue else {
             self.buffered_bytes -= u.size_bytes;
-            let _ = u.reply.send(Err(Error::UnknownPartition {
+            u.reply.send(Err(Error::UnknownPartition {
                 topic: u.record.topic,
                 partition,
                 partitions,
@@ -669,7 +655,7 @@ impl Accumulator {
             }
             Err(e) => {
                 self.buffered_bytes -= u.size_bytes;
-                let _ = u.reply.send(Err(e));
+                u.reply.send(Err(e));
                 if batch.records.is_empty() {
                     queue.batches.pop_back();
                 }
@@ -718,7 +704,7 @@ impl Accumulator {
                         topic: u.record.topic.clone(),
                     },
                 };
-                let _ = u.reply.send(Err(error));
+                u.reply.send(Err(error));
             } else {
                 self.unassigned.push_back(u);
             }
@@ -1215,7 +1201,7 @@ fn partition_result(response: &ProduceResponse, tp: &TopicPartition) -> Result<O
 fn succeed(batch: Batch, tp: &TopicPartition, base_offset: Option<i64>) {
     for (i, p) in batch.records.into_iter().enumerate() {
         let offset = base_offset.map(|b| b + i as i64);
-        let _ = p.reply.send(Ok(RecordMetadata {
+        p.reply.send(Ok(RecordMetadata {
             topic: Arc::clone(&tp.0),
             partition: tp.1,
             offset,
@@ -1226,7 +1212,7 @@ fn succeed(batch: Batch, tp: &TopicPartition, base_offset: Option<i64>) {
 
 fn fail(batch: Batch, error: &Error) {
     for p in batch.records {
-        let _ = p.reply.send(Err(error.clone()));
+        p.reply.send(Err(error.clone()));
     }
 }
 
