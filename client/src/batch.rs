@@ -345,6 +345,9 @@ pub fn restamp(
 /// Bytes of `n` as a zigzag varint (Kafka's varint and varlong share the encoding for
 /// values in `i32` range).
 fn varlong_bytes(n: i64) -> usize {
+    if (0..64).contains(&n) {
+        return 1; // the usual case: counts, deltas and lengths of small records
+    }
     let zigzag = ((n << 1) ^ (n >> 63)) as u64;
     let bits = 64 - (zigzag | 1).leading_zeros() as usize;
     bits.div_ceil(7)

@@ -67,6 +67,6 @@ pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{FetchConfig, PartitionConsumer, StartOffset};
 pub use error::{Error, KafkaCode, Result};
 pub use group::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset};
-pub use producer::{Acks, Delivery, Producer, ProducerConfig};
+pub use producer::{Acks, Delivery, Producer, ProducerConfig, TryEnqueueError};
 pub use record::{Compression, ConsumerRecord, Header, ProducerRecord, RecordMetadata};
 pub use topic_partition::TopicPartition;

@@ -81,6 +81,18 @@ impl Acks {
     }
 }
 
+/// Why [`Producer::try_enqueue`] did not take a record.
+#[derive(Debug, thiserror::Error)]
+pub enum TryEnqueueError {
+    /// The queue is full (the producer holds `buffer_bytes` of records): the record,
+    /// back to the caller (boxed: this is the slow path, the result stays small).
+    #[error("the producer's queue is full")]
+    Full(Box<ProducerRecord>),
+    /// The producer was closed.
+    #[error("the producer is closed")]
+    Closed,
+}
+
 /// Producer settings; names follow the Java client's where it has the concept.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -184,6 +196,24 @@ impl Producer {
             .await
             .map_err(|_| Error::ProducerClosed)?;
         Ok(delivery)
+    }
+
+    /// As [`Producer::enqueue`], but never waits: while the producer's queue is full
+    /// the record comes back in [`TryEnqueueError::Full`]. For callers that must not
+    /// block, or that want to know when they would have.
+    pub fn try_enqueue(
+        &self,
+        record: ProducerRecord,
+    ) -> std::result::Result<Delivery, TryEnqueueError> {
+        let (reply, delivery) = self.slots.next();
+        match self.tx.try_send(Command::Send(record, reply)) {
+            Ok(()) => Ok(delivery),
+            // The unsent reply resolves its slot, whose delivery is dropped here.
+            Err(mpsc::error::TrySendError::Full(Command::Send(record, _))) => {
+                Err(TryEnqueueError::Full(Box::new(record)))
+            }
+            Err(_) => Err(TryEnqueueError::Closed),
+        }
     }
 
     /// Sends `record` and waits until it is acknowledged (or has failed for good).

@@ -322,3 +322,42 @@ async fn one_request_in_flight_still_delivers_everything_in_order() {
     assert_eq!(state.max_parked, 1);
     assert_eq!(state.produce_connections.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_enqueue_hands_the_record_back_while_the_buffer_is_full() {
+    // Produce requests are held until released: the buffer fills, then the queue.
+    let broker = Broker::start(usize::MAX, 0).await;
+    let cluster = Cluster::connect(ClientConfig::new(&broker.addr()))
+        .await
+        .expect("connect");
+    let config = ProducerConfig {
+        max_request_bytes: 4096,
+        buffer_bytes: 4096,
+        ..config(5)
+    };
+    let producer = Producer::new(cluster, config).await.expect("producer");
+    let mut deliveries = Vec::new();
+    let mut refused = None;
+    for i in 0..100_000 {
+        let record = ProducerRecord::new("t", format!("p0-{i:05}")).with_partition(0);
+        match producer.try_enqueue(record) {
+            Ok(d) => deliveries.push(d),
+            Err(client::TryEnqueueError::Full(record)) => {
+                refused = Some(record);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let refused = refused.expect("the queue filled up");
+    assert_eq!(
+        refused.value.as_deref(),
+        Some(format!("p0-{:05}", deliveries.len()).as_bytes())
+    );
+    broker.released.send_replace(true);
+    deliveries.push(producer.enqueue(*refused).await.expect("enqueue"));
+    for (i, d) in deliveries.into_iter().enumerate() {
+        assert_eq!(d.await.expect("acknowledged").offset, Some(i as i64));
+    }
+    producer.close().await.expect("close");
+}

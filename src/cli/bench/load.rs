@@ -20,9 +20,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use client::consumer::PartitionConsumer;
-use client::{Delivery, Producer, ProducerRecord};
+use client::{Delivery, Producer, ProducerRecord, TryEnqueueError};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 
 use super::report::{latency_histogram, merge};
 
@@ -149,23 +150,35 @@ pub async fn produce(
             value: Some(plan.value.clone()),
             ..ProducerRecord::default()
         };
-        let (enqueued, waited) = await_noting_wait(producer.enqueue(record)).await;
-        if waited {
-            clock.refresh();
-        }
-        let delivery = match enqueued {
+        // The waiting paths only when needed: their futures are what a record costs most
+        // to move around.
+        let delivery = match producer.try_enqueue(record) {
             Ok(d) => d,
-            Err(e) => {
-                send_error = Some(e);
+            Err(TryEnqueueError::Full(record)) => {
+                let enqueued = producer.enqueue(*record).await;
+                clock.refresh();
+                match enqueued {
+                    Ok(d) => d,
+                    Err(e) => {
+                        send_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            Err(TryEnqueueError::Closed) => {
+                send_error = Some(client::Error::ProducerClosed);
                 break;
             }
         };
-        let (settling, waited) = await_noting_wait(tx.send((scheduled, delivery))).await;
-        if waited {
-            clock.refresh();
-        }
-        if settling.is_err() {
-            break;
+        match tx.try_send((scheduled, delivery)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(item)) => {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+                clock.refresh();
+            }
+            Err(TrySendError::Closed(_)) => break,
         }
         sent += 1;
     }
@@ -195,7 +208,11 @@ async fn settle(
     let mut unreported = 0u64;
     let mut clock = CoarseClock::new();
     loop {
-        let (next, waited_for_send) = await_noting_wait(rx.recv()).await;
+        let (next, waited_for_send) = match rx.try_recv() {
+            Ok(next) => (Some(next), false),
+            Err(TryRecvError::Empty) => (rx.recv().await, true),
+            Err(TryRecvError::Disconnected) => (None, false),
+        };
         let Some((sent_at, delivery)) = next else {
             break;
         };
