@@ -423,6 +423,8 @@ struct Accumulator {
     topics: HashMap<String, TopicState>,
     unassigned: VecDeque<Unassigned>,
     in_flight: JoinSet<Outcome>,
+    /// What each request task carries, to settle its batches if the task fails.
+    requests: HashMap<tokio::task::Id, (i32, Vec<TopicPartition>)>,
     nodes: HashMap<i32, NodeConnections>,
     /// Flush waiters with the last serial they cover.
     flushes: Vec<(u64, oneshot::Sender<()>)>,
@@ -461,6 +463,7 @@ impl Accumulator {
             topics: HashMap::new(),
             unassigned: VecDeque::new(),
             in_flight: JoinSet::new(),
+            requests: HashMap::new(),
             nodes: HashMap::new(),
             flushes: Vec::new(),
             buffered_bytes: 0,
@@ -496,10 +499,10 @@ impl Accumulator {
             let accepting = !self.closing && self.buffered_bytes < self.config.buffer_bytes;
             tokio::select! {
                 biased;
-                Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                Some(joined) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
                     now = Instant::now();
                     self.joined(joined, now);
-                    while let Some(joined) = self.in_flight.try_join_next() {
+                    while let Some(joined) = self.in_flight.try_join_next_with_id() {
                         self.joined(joined, now);
                     }
                 }
@@ -542,13 +545,33 @@ impl Accumulator {
 
     fn joined(
         &mut self,
-        joined: std::result::Result<Outcome, tokio::task::JoinError>,
+        joined: std::result::Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
         now: Instant,
     ) {
-        match joined {
-            Ok(outcome) => self.complete(outcome, now),
-            Err(e) => warn!(error = %e, "produce request task failed"),
-        }
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, outcome),
+            Err(e) => {
+                // Its batches are retried like after a lost connection, so that every
+                // delivery still resolves (at worst by its delivery timeout).
+                warn!(error = %e, "produce request task failed");
+                let Some((node, partitions)) = self.requests.remove(&e.id()) else {
+                    return;
+                };
+                let error = Error::io(
+                    &format!("node {node}"),
+                    std::io::Error::other(format!("produce request task failed: {e}")),
+                );
+                let outcome = Outcome {
+                    node,
+                    partitions,
+                    result: Err(error),
+                    connection: None,
+                };
+                (e.id(), outcome)
+            }
+        };
+        self.requests.remove(&id);
+        self.complete(outcome, now);
     }
 
     fn is_idle(&self) -> bool {
@@ -861,7 +884,8 @@ impl Accumulator {
         let slot = self.nodes.entry(node).or_default();
         slot.in_flight += 1;
         let connection = slot.idle.pop();
-        self.in_flight.spawn(async move {
+        let carried = sent.clone();
+        let task = self.in_flight.spawn(async move {
             let (result, connection) = produce(&cluster, node, connection, acks, &request).await;
             Outcome {
                 node,
@@ -870,6 +894,7 @@ impl Accumulator {
                 connection,
             }
         });
+        self.requests.insert(task.id(), (node, carried));
     }
 
     /// The bytes of `tp`'s front batch ready to send: closed on its first attempt (its
@@ -1146,7 +1171,8 @@ impl Accumulator {
         let mut wake = now + Duration::from_secs(3600);
         let mut expiry: Option<Instant> = None;
         for q in self.topics.values().flat_map(|t| t.queues.iter()) {
-            if let Some(t) = q.backoff_until {
+            // A backoff that is over (its retry may be in flight) wakes nothing.
+            if let Some(t) = q.backoff_until.filter(|t| *t > now) {
                 wake = wake.min(t);
             }
             if q.in_flight {
