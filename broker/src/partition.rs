@@ -6,13 +6,15 @@
 //! flusher task per partition makes them durable in groups (one `fdatasync` covers every
 //! append that arrived while the previous one ran: group commit) and then advances the
 //! high watermark. Consumers never read past it, and acks=all answers once it covers the
-//! batch, so an acknowledged acks=all write survives power loss.
+//! batch, so an acknowledged acks=all write survives power loss. A flush starts at once
+//! when someone waits for it (acks=all, a commit, a Fetch long poll) and otherwise
+//! [`UNWAITED_FLUSH_DELAY`] after the append, so unwatched acks=1 traffic shares syncs.
 //!
 //! The log sits behind a `std::sync::RwLock`: appends take it for writing, reads for
 //! reading, both for microseconds; the `fdatasync` itself runs without it
 //! (`Log::prepare_flush`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -28,6 +30,13 @@ use crate::producer_state::{ProducerStates, SequenceCheck};
 
 /// Bytes read per step when rebuilding producer state from the log at open.
 const REBUILD_READ_BYTES: usize = 1 << 20;
+
+/// How long appended data may wait for its flush while nobody waits for it (no acks=all
+/// produce, offset commit or Fetch long poll on the partition): the flush then covers
+/// every append of that interval, where acks=1 producers would otherwise trigger one
+/// `fdatasync` per request. Bounds how far the high watermark trails the log end when
+/// nobody is waiting; anyone who waits gets the flush at once.
+pub const UNWAITED_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
 /// Where an accepted batch is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +85,13 @@ pub struct Partition {
     /// `None` once closed (shutdown) or deleted.
     inner: RwLock<Option<Inner>>,
     high_watermark: watch::Sender<u64>,
+    /// Something was appended since the last flush started.
     dirty: Notify,
+    /// Someone waits for the high watermark to move (acks=all, a commit, a long poll).
+    flush_wanted: Notify,
+    /// Fetch long polls waiting on this partition now ([`FlushDemand`]): while there
+    /// are any, every flush starts at once.
+    fetch_waiters: AtomicUsize,
     /// Broker-wide: the data-changed signal and the metrics.
     shared: Arc<Shared>,
     /// Set after an `fdatasync` failed: nothing more is accepted or served, since the
@@ -123,6 +138,8 @@ impl Partition {
             inner: RwLock::new(Some(Inner { log, producers })),
             high_watermark: watch::channel(hw).0,
             dirty: Notify::new(),
+            flush_wanted: Notify::new(),
+            fetch_waiters: AtomicUsize::new(0),
             shared,
             failed: AtomicBool::new(false),
         });
@@ -259,6 +276,9 @@ impl Partition {
         timeout: Duration,
     ) -> std::result::Result<(), i16> {
         let mut rx = self.high_watermark.subscribe();
+        if *rx.borrow() <= offset {
+            self.flush_wanted.notify_one();
+        }
         let failed = &self.failed;
         let waited = tokio::time::timeout(timeout, async {
             rx.wait_for(|&hw| hw > offset || failed.load(Ordering::Acquire))
@@ -270,6 +290,29 @@ impl Partition {
             Ok(Ok(())) => self.check_usable(),
             Ok(Err(_)) => Err(ResponseError::KafkaStorageError.code()),
             Err(_) => Err(ResponseError::RequestTimedOut.code()),
+        }
+    }
+
+    /// Marks a Fetch long poll waiting on this partition until the returned guard is
+    /// dropped: meanwhile flushes start at once, so a consumer at the end of the log
+    /// sees new data as soon as it is durable, never [`UNWAITED_FLUSH_DELAY`] later.
+    pub fn flush_demand(self: &Arc<Self>) -> FlushDemand {
+        self.fetch_waiters.fetch_add(1, Ordering::AcqRel);
+        // Data appended before the poll began may be waiting out the delay: flush it.
+        self.want_flush();
+        FlushDemand {
+            partition: Arc::clone(self),
+        }
+    }
+
+    /// Asks for the next flush now rather than after [`UNWAITED_FLUSH_DELAY`], when
+    /// appended data is not durable yet.
+    fn want_flush(&self) {
+        let behind = self
+            .with_log(|log| log.next_offset() > self.high_watermark())
+            .unwrap_or(false);
+        if behind {
+            self.flush_wanted.notify_one();
         }
     }
 
@@ -409,11 +452,19 @@ impl Partition {
         false
     }
 
-    /// The group-commit loop: flushes whenever something was appended, until the
-    /// partition closes. One task per partition, started by `open`.
+    /// The group-commit loop, until the partition closes: after an append, flushes at
+    /// once if someone waits for durability, otherwise after [`UNWAITED_FLUSH_DELAY`]
+    /// (or as soon as someone starts waiting). Appends made during a flush are covered by
+    /// the next one. One task per partition, started by `open`.
     async fn run_flusher(self: Arc<Self>) {
         loop {
             self.dirty.notified().await;
+            if self.fetch_waiters.load(Ordering::Acquire) == 0 {
+                tokio::select! {
+                    _ = self.flush_wanted.notified() => {}
+                    _ = tokio::time::sleep(UNWAITED_FLUSH_DELAY) => {}
+                }
+            }
             if !self.flush_once().await {
                 return;
             }
@@ -455,7 +506,20 @@ impl Partition {
             }
         }
         self.dirty.notify_one();
+        self.flush_wanted.notify_one();
         closed.map(|_| ())
+    }
+}
+
+/// A Fetch long poll waiting on a partition ([`Partition::flush_demand`]).
+#[derive(Debug)]
+pub struct FlushDemand {
+    partition: Arc<Partition>,
+}
+
+impl Drop for FlushDemand {
+    fn drop(&mut self) {
+        self.partition.fetch_waiters.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -539,6 +603,21 @@ mod tests {
         Partition::open("t".into(), 0, dir, LogConfig::default(), shared).expect("open")
     }
 
+    /// `records` records of 10 bytes, not idempotent (never a duplicate).
+    fn plain_batch(records: i64) -> Vec<u8> {
+        let specs = (0..records).map(|i| strata_testkit::RecordSpec {
+            key: None,
+            value: Some(Bytes::from(vec![b'v'; 10])),
+            timestamp_ms: 1_700_000_000_000 + i,
+        });
+        strata_testkit::encode_batch(
+            specs,
+            strata_testkit::NO_PRODUCER,
+            strata_testkit::Compression::None,
+        )
+        .to_vec()
+    }
+
     #[test]
     fn one_flush_makes_every_waiting_produce_durable() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -550,17 +629,7 @@ mod tests {
         runtime.block_on(async {
             let mut waiters = Vec::new();
             for _ in 0..5 {
-                let specs = (0..3).map(|i| strata_testkit::RecordSpec {
-                    key: None,
-                    value: Some(Bytes::from(vec![b'v'; 10])),
-                    timestamp_ms: 1_700_000_000_000 + i,
-                });
-                let mut batch = strata_testkit::encode_batch(
-                    specs,
-                    strata_testkit::NO_PRODUCER,
-                    strata_testkit::Compression::None,
-                )
-                .to_vec();
+                let mut batch = plain_batch(3);
                 let appended = p.append(&mut batch).expect("append");
                 let p = p.clone();
                 waiters.push(tokio::spawn(async move {
@@ -579,6 +648,34 @@ mod tests {
             assert_eq!(p.high_watermark(), 15);
             assert_eq!(p.shared.metrics.flushes.get(), 1);
         });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_nobody_waits_for_still_become_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = Shared::new(Arc::new(Metrics::new()));
+        // Opened inside the runtime: the flusher task runs.
+        let p =
+            Partition::open("t".into(), 0, dir.path(), LogConfig::default(), shared).expect("open");
+        let mut hw = p.watch_high_watermark();
+        let mut batch = plain_batch(4);
+        p.append(&mut batch).expect("append");
+        // No waiter asked: the flush comes after UNWAITED_FLUSH_DELAY on its own.
+        tokio::time::timeout(Duration::from_secs(30), hw.wait_for(|&h| h == 4))
+            .await
+            .expect("the high watermark moves without a waiter")
+            .expect("partition open");
+        let mut batch = plain_batch(4);
+        let last = p.append(&mut batch).expect("append").last_offset;
+        assert_eq!(last, 7);
+        assert_eq!(p.wait_durable(last, Duration::from_secs(30)).await, Ok(()));
+        // A long poll's demand lasts exactly as long as its guard.
+        let demand = p.flush_demand();
+        let second = p.flush_demand();
+        assert_eq!(p.fetch_waiters.load(Ordering::Acquire), 2);
+        drop((demand, second));
+        assert_eq!(p.fetch_waiters.load(Ordering::Acquire), 0);
+        p.close().expect("close");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::Reply;
 use crate::connection::RequestContext;
+use crate::partition::FlushDemand;
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -41,6 +42,8 @@ pub fn handle(ctx: Arc<RequestContext>, request: FetchRequest) -> Reply {
     drop(response);
     Reply::Later(Box::pin(async move {
         let deadline = Instant::now() + wait;
+        // While this poll waits, the requested partitions flush as soon as data arrives.
+        let _demand = flush_demand(&ctx, &request);
         loop {
             match tokio::time::timeout_at(deadline, changed.changed()).await {
                 Ok(Ok(())) => {
@@ -55,6 +58,22 @@ pub fn handle(ctx: Arc<RequestContext>, request: FetchRequest) -> Reply {
             }
         }
     }))
+}
+
+/// Marks this long poll as waiting on each requested partition (see
+/// [`crate::partition::UNWAITED_FLUSH_DELAY`]); dropping the result unmarks them.
+fn flush_demand(ctx: &RequestContext, request: &FetchRequest) -> Vec<FlushDemand> {
+    let mut demand = Vec::new();
+    for ft in &request.topics {
+        if let Some(topic) = ctx.broker.topics.get(ft.topic.as_str()) {
+            for fp in &ft.partitions {
+                if let Some(p) = topic.partition(fp.partition) {
+                    demand.push(p.flush_demand());
+                }
+            }
+        }
+    }
+    demand
 }
 
 fn has_error(r: &FetchResponse) -> bool {
