@@ -3,8 +3,9 @@
 //! the partition's leader. Up to `max_in_flight_requests` Produce requests per broker
 //! are outstanding at once (each on a connection of the producer's own), but at most one
 //! batch per partition; while a partition's batch is in flight (or waits to be
-//! retried), its next batch keeps taking records up to `max_request_bytes`, so one
-//! partition's throughput is not capped at `batch_size_bytes` per round trip.
+//! retried), its next batch keeps taking records up to `max_request_bytes` (and at most
+//! [`MAX_GROWN_BATCH_BYTES`] unless `batch_size_bytes` is larger), so one partition's
+//! throughput is not capped at `batch_size_bytes` per round trip.
 //!
 //! Guarantees:
 //! - Per partition, records are written in the order `send`/`enqueue` was called, also
@@ -55,6 +56,11 @@ pub const COMMAND_QUEUE_RECORDS: usize = 1024;
 /// Initial room of a batch's buffer, in bytes, when `batch_size_bytes` is larger: big
 /// batches grow as records come instead of reserving their whole size up front.
 const BATCH_INITIAL_CAPACITY_BYTES: usize = 256 * 1024;
+/// How far a batch waiting behind a busy one may grow past `batch_size_bytes` (record
+/// size estimates; encoded, a batch is at most this plus its header): 1 MiB, so that it
+/// stays within a broker's default `message.max.bytes` (1 048 588) even when
+/// `max_request_bytes` is set higher for the odd large record.
+pub const MAX_GROWN_BATCH_BYTES: usize = 1024 * 1024 - BATCH_HEADER_BYTES;
 /// How often metadata of the topics written to is refreshed even without errors, so
 /// added partitions and moved leaders are seen (Java's `metadata.max.age.ms`).
 const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
@@ -658,9 +664,15 @@ impl Accumulator {
             return;
         };
         let request_limit = self.config.max_request_bytes - BATCH_HEADER_BYTES;
-        // A batch that cannot go yet keeps growing, up to what one request may carry.
-        let limit = if queue.blocked() || queue.batches.len() > 1 {
-            request_limit
+        // A batch that cannot go yet keeps growing, up to what one request may carry
+        // and a default broker accepts (unless batch_size_bytes itself asks for more).
+        let grows = queue.blocked() || queue.batches.len() > 1;
+        let limit = if grows {
+            self.config
+                .batch_size_bytes
+                .max(MAX_GROWN_BATCH_BYTES)
+                .max(u.size_bytes)
+                .min(request_limit)
         } else {
             self.config
                 .batch_size_bytes
@@ -673,7 +685,6 @@ impl Accumulator {
         if !queue.batches.back().is_some_and(fits) {
             // A batch that may grow past batch_size is likely to grow as big as the one
             // before it: reserve that much rather than copy it while growing.
-            let grows = limit == request_limit;
             let capacity = self
                 .config
                 .batch_size_bytes

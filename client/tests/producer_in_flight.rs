@@ -43,6 +43,8 @@ struct State {
     max_parked: usize,
     /// Connections that carried a Produce request.
     produce_connections: HashSet<usize>,
+    /// The largest batch received: bytes, records.
+    max_batch: (usize, usize),
     /// Produce attempts for partition 0 refused so far, and how many to refuse.
     refused: usize,
     refuse_partition_0: usize,
@@ -143,7 +145,9 @@ impl Broker {
         let mut partitions = Vec::new();
         for data in &request.topic_data[0].partition_data {
             let mut records = data.records.clone().expect("records");
+            let batch_bytes = records.len();
             let batch = RecordBatchDecoder::decode(&mut records).expect("a batch");
+            state.max_batch = state.max_batch.max((batch_bytes, batch.records.len()));
             let response = PartitionProduceResponse::default().with_index(data.index);
             if data.index == 0 && state.refused < state.refuse_partition_0 {
                 state.refused += 1;
@@ -360,4 +364,38 @@ async fn try_enqueue_hands_the_record_back_while_the_buffer_is_full() {
         assert_eq!(d.await.expect("acknowledged").offset, Some(i as i64));
     }
     producer.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_behind_a_busy_one_grows_but_stays_within_a_default_broker_limit() {
+    // The first request is held while ~2.7 MB of records arrive for its partition.
+    let broker = Broker::start(usize::MAX, 0).await;
+    let cluster = Cluster::connect(ClientConfig::new(&broker.addr()))
+        .await
+        .expect("connect");
+    let config = ProducerConfig {
+        batch_size_bytes: 16 * 1024,
+        max_request_bytes: 4 * 1024 * 1024,
+        buffer_bytes: 8 * 1024 * 1024,
+        ..config(5)
+    };
+    let producer = Producer::new(cluster, config).await.expect("producer");
+    let value = "x".repeat(100);
+    let mut deliveries = Vec::new();
+    for _ in 0..20_000 {
+        let record = ProducerRecord::new("t", value.clone()).with_partition(0);
+        deliveries.push(producer.enqueue(record).await.expect("enqueue"));
+    }
+    broker.released.send_replace(true);
+    for (i, d) in deliveries.into_iter().enumerate() {
+        assert_eq!(d.await.expect("acknowledged").offset, Some(i as i64));
+    }
+    producer.close().await.expect("close");
+    let (bytes, records) = broker.state.lock().unwrap().max_batch;
+    // Kafka's default message.max.bytes.
+    assert!(bytes <= 1_048_588, "a batch of {bytes} bytes");
+    assert!(
+        records > 1000,
+        "batches grew past 16 KiB: {records} records"
+    );
 }
