@@ -695,11 +695,19 @@ impl Accumulator {
                 .batches
                 .push_back(Batch::open(u.serial, capacity, now));
         }
-        let Some(batch) = queue.batches.back_mut() else {
-            return; // unreachable: a batch was pushed just above when none fitted
+        // The back batch is open: checked by `fits` or pushed just above. (Were it
+        // not, the record's dropped reply would resolve as ProducerClosed.)
+        let Some(batch) = queue
+            .batches
+            .back_mut()
+            .filter(|b| matches!(b.body, Body::Open(_)))
+        else {
+            self.buffered_bytes -= u.size_bytes;
+            return;
         };
         let Body::Open(builder) = &mut batch.body else {
-            return; // unreachable: the back batch is open, checked or pushed above
+            self.buffered_bytes -= u.size_bytes;
+            return;
         };
         let record = u.record;
         let timestamp_ms = record.timestamp_ms.unwrap_or_default(); // stamped in append
