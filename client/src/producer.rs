@@ -20,8 +20,9 @@
 //! - Every record's [`Delivery`] resolves exactly once: with its partition and offset
 //!   when acknowledged, or with the error that ended its retries (non-retriable error,
 //!   `retries` exhausted, or `delivery_timeout` passed).
-//! - Memory is bounded: `send` waits while `buffer_bytes` of records are unacknowledged
-//!   (plus at most [`COMMAND_QUEUE_RECORDS`] records taken from the queue at once).
+//! - Memory is bounded: `send` waits while `buffer_bytes` of records are unacknowledged,
+//!   give or take the records in the producer's queue and those it takes from the
+//!   queue at once (each at most [`COMMAND_QUEUE_RECORDS`]).
 //!
 //! Costs: the background task takes records from its queue in bulk, reads the clock
 //! once per wake-up (not per record), and does its housekeeping (expiry, metadata age,
