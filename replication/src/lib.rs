@@ -20,6 +20,7 @@
 //! snapshot (`LogStorage::snapshot` answers "temporarily unavailable" until then), and
 //! membership change.
 
+pub mod balance;
 pub mod error;
 pub mod group;
 pub mod local_cluster;

@@ -9,7 +9,9 @@ mod common;
 
 use bytes::Bytes;
 use log_store::{Log, LogConfig};
+use replication::group::ProposeError;
 use replication::local_cluster::LocalCluster;
+use replication::node::Ack;
 
 const GROUPS: u64 = 4;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,10 +44,34 @@ async fn proposals_commit_everywhere_and_survive_a_stopped_node() {
                 .unwrap();
         }
     }
+    // acks=1: resolves once the leader appended it, with the batch's base offset.
+    let leader = cluster.leader(1).await.expect("a leader");
+    let c = cluster
+        .handle(leader)
+        .unwrap()
+        .propose(1, common::batch(50, 1).to_vec(), Ack::Leader)
+        .await
+        .unwrap();
+    assert_eq!(c.base_offset, 50);
+    // acks=all on a follower is refused with the leader's id.
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let refused = cluster
+        .handle(follower)
+        .unwrap()
+        .propose(1, common::batch(51, 1).to_vec(), Ack::Quorum)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ProposeError::NotLeader { leader: l } if l == leader || l == 0),
+        "{refused:?}"
+    );
     // Stop node 1; the others still form a quorum for every group.
-    cluster.stop(1);
+    cluster.stop(1).await;
     for n in 50..80 {
         for g in 1..=GROUPS {
+            if g == 1 && n == 50 {
+                continue; // proposed above with acks=1
+            }
             let c = cluster
                 .propose(g, common::batch(n, 1).to_vec(), TIMEOUT)
                 .await
