@@ -457,6 +457,11 @@ impl Group {
         Ok(())
     }
 
+    /// Whether [`Group::handle_ready`] has anything to do.
+    pub fn has_ready(&self) -> bool {
+        self.node.has_ready()
+    }
+
     /// Processes everything raft-rs has ready; see the module documentation for order.
     pub fn handle_ready(&mut self) -> Result<ReadyOutput> {
         let mut out = ReadyOutput::default();

@@ -110,6 +110,19 @@ impl std::fmt::Debug for Command {
     }
 }
 
+impl Command {
+    /// The group a command is about.
+    fn group(&self) -> Option<u64> {
+        match self {
+            Command::Propose { group, .. }
+            | Command::ChangeMembership { group, .. }
+            | Command::TransferLeader { group, .. }
+            | Command::AddGroup { group, .. } => Some(*group),
+            Command::RemoveGroup { .. } | Command::Status { .. } => None,
+        }
+    }
+}
+
 fn stopped() -> ProposeError {
     ProposeError::Dropped("the node has stopped".into())
 }
@@ -241,11 +254,19 @@ async fn run(
                 break;
             }
         }
+        // Only groups that an event touched can have something ready (a tick touches
+        // all); with thousands of idle groups, most turns touch a few.
+        let mut touched: Vec<u64> = Vec::new();
+        let mut all = false;
         for event in events {
             match event {
-                Event::Tick => groups.values_mut().for_each(Group::tick),
+                Event::Tick => {
+                    groups.values_mut().for_each(Group::tick);
+                    all = true;
+                }
                 Event::Message(e) => match groups.get_mut(&e.group) {
                     Some(g) => {
+                        touched.push(e.group);
                         if let Err(err) = g.step(e.message) {
                             warn!(group = e.group, error = %err, "raft message refused");
                         }
@@ -255,13 +276,29 @@ async fn run(
                         "message for a group this node does not have"
                     ),
                 },
-                Event::Command(c) => command(&mut groups, &mut waiting, c),
+                Event::Command(c) => {
+                    touched.extend(c.group());
+                    command(&mut groups, &mut waiting, c);
+                }
             }
+        }
+        if all {
+            touched = groups.keys().copied().collect();
+        } else {
+            touched.sort_unstable();
+            touched.dedup();
+        }
+        touched.retain(|id| groups.get(id).is_some_and(Group::has_ready));
+        if touched.is_empty() {
+            continue;
         }
         // Readies: persistence blocks this task, so let the runtime move other tasks
         // (transport, connections) off this thread meanwhile.
         tokio::task::block_in_place(|| {
-            for (&id, g) in groups.iter_mut() {
+            for id in touched {
+                let Some(g) = groups.get_mut(&id) else {
+                    continue;
+                };
                 match g.handle_ready() {
                     Ok(out) => {
                         for m in out.messages {
