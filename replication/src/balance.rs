@@ -72,6 +72,7 @@ mod tests {
             voters: voters.to_vec(),
             learners: Vec::new(),
             joint: false,
+            quiesced: false,
             matched: Vec::new(),
         }
     }

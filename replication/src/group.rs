@@ -113,6 +113,8 @@ pub struct GroupStatus {
     pub learners: Vec<u64>,
     /// Whether a joint configuration is in force (a change is half done).
     pub joint: bool,
+    /// Whether the group is quiet on this node (idle, not ticking; set by the node).
+    pub quiesced: bool,
     /// On the leader: each other replica's matched index.
     pub matched: Vec<(u64, u64)>,
 }
@@ -414,6 +416,7 @@ impl Group {
             committed_offset: self.committed_offset,
             last_index: self.node.raft.raft_log.last_index(),
             joint: !conf.voters_outgoing.is_empty(),
+            quiesced: false,
             voters: conf.voters,
             learners: conf.learners,
             matched,
@@ -455,6 +458,50 @@ impl Group {
             "installed a snapshot that predates this replica's membership"
         );
         Ok(())
+    }
+
+    /// Whether this leader's group is fully idle and may go quiet (see `quiesce.rs`):
+    /// every replica on a live node (`alive`) has every entry, all committed and
+    /// applied, no membership change, leader transfer or Ready pending. A replica on a
+    /// dead node does not hold the group awake; when it returns, its election attempt
+    /// wakes the leader, which then catches it up.
+    pub fn can_quiesce(&self, alive: impl Fn(u64) -> bool) -> bool {
+        let r = &self.node.raft;
+        if r.state != StateRole::Leader
+            || r.lead_transferee.is_some()
+            || r.has_pending_conf()
+            || self.joint()
+            || self.node.has_ready()
+        {
+            return false;
+        }
+        let last = r.raft_log.last_index();
+        r.raft_log.committed == last
+            && self.applied == last
+            && r.prs()
+                .iter()
+                .all(|(&id, pr)| pr.matched == last || (id != self.id && !alive(id)))
+    }
+
+    /// The heartbeats that tell every other replica the group goes quiet. Like raft-rs's
+    /// own, each carries the commit index capped at what that replica is known to hold
+    /// (raft-rs refuses, fatally, to commit past its last entry).
+    pub fn quiesce_messages(&self) -> Vec<Message> {
+        let r = &self.node.raft;
+        r.prs()
+            .iter()
+            .filter(|(&id, _)| id != self.id)
+            .map(|(&to, pr)| {
+                let mut m = Message::default();
+                m.set_msg_type(MessageType::MsgHeartbeat);
+                m.to = to;
+                m.from = self.id;
+                m.term = r.term;
+                m.commit = r.raft_log.committed.min(pr.matched);
+                m.context = crate::quiesce::QUIESCE_CONTEXT.to_vec().into();
+                m
+            })
+            .collect()
     }
 
     /// Whether [`Group::handle_ready`] has anything to do.

@@ -17,18 +17,20 @@
 //!   and removed, status;
 //! - [`local_cluster::LocalCluster`]: N nodes in one process over loopback TCP, for the
 //!   cluster tests and the replication benchmark;
+//! - [`quiesce`]: idle groups stop ticking; liveness is kept per peer node instead;
 //! - [`balance`]: a plan of leader transfers that evens leaderships out over brokers.
 //!
 //! Catch-up past retention uses a snapshot that carries no records: it restarts the
 //! follower's log at the leader's first retained entry, and the records follow as
-//! ordinary appends (docs/replication.md says why). To come: heartbeat coalescing for
-//! idle groups, and wiring into the broker (the cluster issue).
+//! ordinary appends (docs/replication.md says why). To come: wiring into the broker
+//! (the cluster issue).
 
 pub mod balance;
 pub mod error;
 pub mod group;
 pub mod local_cluster;
 pub mod node;
+pub mod quiesce;
 pub mod state;
 pub mod storage;
 pub mod transport;

@@ -120,7 +120,8 @@ impl LocalCluster {
         for g in self.replicas.get(&id).cloned().unwrap_or_default() {
             map.insert(g, self.open_replica(id, g, voters)?);
         }
-        let (handle, task) = node::start(map, transport.clone(), inbound_rx, self.tick, stop_rx);
+        let (handle, task) =
+            node::start(id, map, transport.clone(), inbound_rx, self.tick, stop_rx);
         self.running.insert(
             id,
             Running {

@@ -14,15 +14,21 @@
 //! high watermark; or fails when the replica is not the leader or a new leader replaced
 //! the entry. Membership changes, leader transfers, adding and removing groups and
 //! status queries go through the same task, so they are ordered with everything else.
+//!
+//! Idle groups go quiet and stop ticking; liveness is then one beat per peer node per
+//! tick (`quiesce.rs`), so a thousand idle partitions cost almost nothing.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use crate::group::{Group, GroupStatus, MemberChange, Proposal, ProposalStatus, ProposeError};
+use crate::group::{
+    Group, GroupStatus, MemberChange, Proposal, ProposalStatus, ProposeError, ELECTION_TICKS,
+};
+use crate::quiesce::{self, Incoming, Quiescence, NODE_GROUP};
 use crate::transport::{Envelope, Transport};
 
 /// Commands queued to the node task before it pushes back.
@@ -206,9 +212,10 @@ impl NodeHandle {
     }
 }
 
-/// Starts the node task over `groups` (keyed by group id). Messages from peers arrive on
-/// `inbound` (from `transport::serve`); messages to peers leave through `transport`.
+/// Starts node `id`'s task over `groups` (keyed by group id). Messages from peers arrive
+/// on `inbound` (from `transport::serve`); messages to peers leave through `transport`.
 pub fn start(
+    id: u64,
     groups: HashMap<u64, Group>,
     transport: Transport,
     inbound: mpsc::Receiver<Envelope>,
@@ -216,7 +223,14 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let task = tokio::spawn(run(groups, transport, rx, inbound, tick, shutdown));
+    let node = Node {
+        id,
+        groups,
+        transport,
+        waiting: HashMap::new(),
+        quiet: Quiescence::new(ELECTION_TICKS as u64),
+    };
+    let task = tokio::spawn(node.run(rx, inbound, tick, shutdown));
     (NodeHandle { commands: tx }, task)
 }
 
@@ -226,95 +240,152 @@ enum Event {
     Message(Envelope),
 }
 
-async fn run(
-    mut groups: HashMap<u64, Group>,
+/// The node task's state.
+struct Node {
+    id: u64,
+    groups: HashMap<u64, Group>,
     transport: Transport,
-    mut commands: mpsc::Receiver<Command>,
-    mut inbound: mpsc::Receiver<Envelope>,
-    tick: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut waiting: Waiting = HashMap::new();
-    loop {
-        let first = tokio::select! {
-            _ = ticker.tick() => Event::Tick,
-            Some(c) = commands.recv() => Event::Command(c),
-            Some(m) = inbound.recv() => Event::Message(m),
-            _ = shutdown.changed() => break,
-        };
-        let mut events = vec![first];
-        while events.len() < EVENTS_PER_TURN {
-            if let Ok(m) = inbound.try_recv() {
-                events.push(Event::Message(m));
-            } else if let Ok(c) = commands.try_recv() {
-                events.push(Event::Command(c));
-            } else {
-                break;
-            }
-        }
-        // Only groups that an event touched can have something ready (a tick touches
-        // all); with thousands of idle groups, most turns touch a few.
-        let mut touched: Vec<u64> = Vec::new();
-        let mut all = false;
-        for event in events {
-            match event {
-                Event::Tick => {
-                    groups.values_mut().for_each(Group::tick);
-                    all = true;
+    waiting: Waiting,
+    quiet: Quiescence,
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut inbound: mpsc::Receiver<Envelope>,
+        tick: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let first = tokio::select! {
+                _ = ticker.tick() => Event::Tick,
+                Some(c) = commands.recv() => Event::Command(c),
+                Some(m) = inbound.recv() => Event::Message(m),
+                _ = shutdown.changed() => break,
+            };
+            let mut events = vec![first];
+            while events.len() < EVENTS_PER_TURN {
+                if let Ok(m) = inbound.try_recv() {
+                    events.push(Event::Message(m));
+                } else if let Ok(c) = commands.try_recv() {
+                    events.push(Event::Command(c));
+                } else {
+                    break;
                 }
-                Event::Message(e) => match groups.get_mut(&e.group) {
-                    Some(g) => {
-                        touched.push(e.group);
-                        if let Err(err) = g.step(e.message) {
-                            warn!(group = e.group, error = %err, "raft message refused");
+            }
+            // Only groups an event touched can have something ready; with thousands of
+            // idle groups, most turns touch a few.
+            let mut touched: Vec<u64> = Vec::new();
+            for event in events {
+                match event {
+                    Event::Tick => self.tick(&mut touched),
+                    Event::Message(e) => self.message(e, &mut touched),
+                    Event::Command(c) => {
+                        if let Some(g) = c.group() {
+                            self.quiet.wake(g);
+                            touched.push(g);
                         }
+                        self.command(c);
                     }
-                    None => warn!(
-                        group = e.group,
-                        "message for a group this node does not have"
-                    ),
-                },
-                Event::Command(c) => {
-                    touched.extend(c.group());
-                    command(&mut groups, &mut waiting, c);
                 }
             }
-        }
-        if all {
-            touched = groups.keys().copied().collect();
-        } else {
             touched.sort_unstable();
             touched.dedup();
-        }
-        touched.retain(|id| groups.get(id).is_some_and(Group::has_ready));
-        if touched.is_empty() {
-            continue;
-        }
-        // Readies: persistence blocks this task, so let the runtime move other tasks
-        // (transport, connections) off this thread meanwhile.
-        tokio::task::block_in_place(|| {
-            for id in touched {
-                let Some(g) = groups.get_mut(&id) else {
-                    continue;
-                };
-                match g.handle_ready() {
-                    Ok(out) => {
-                        for m in out.messages {
-                            send(&transport, id, m);
-                        }
-                    }
-                    Err(e) => warn!(group = id, error = %e, "ready failed"),
-                }
-                resolve(id, g, &mut waiting);
+            touched.retain(|id| self.groups.get(id).is_some_and(Group::has_ready));
+            if !touched.is_empty() {
+                // Persistence blocks this task, so let the runtime move other tasks
+                // (transport, connections) off this thread meanwhile.
+                tokio::task::block_in_place(|| self.readies(touched));
             }
-        });
-    }
-    for (_, list) in waiting.drain() {
-        for (_, _, reply) in list {
-            let _ = reply.send(Err(ProposeError::Dropped("the node stopped".into())));
         }
+        for (_, list) in self.waiting.drain() {
+            for (_, _, reply) in list {
+                let _ = reply.send(Err(ProposeError::Dropped("the node stopped".into())));
+            }
+        }
+    }
+
+    /// One tick: a liveness beat to every peer; awake groups tick; idle leaders go
+    /// quiet; quiet followers whose leader's node went silent wake.
+    fn tick(&mut self, touched: &mut Vec<u64>) {
+        self.quiet.tick();
+        for peer in self.transport.peers() {
+            let mut beat = Message::default();
+            beat.set_msg_type(MessageType::MsgHeartbeat);
+            beat.from = self.id;
+            beat.to = peer;
+            self.transport.send(NODE_GROUP, beat);
+        }
+        for (&id, g) in self.groups.iter_mut() {
+            if self.quiet.is_quiet(id) {
+                let leader = g.leader().0;
+                if g.is_leader() || (leader != 0 && self.quiet.alive(leader)) {
+                    continue;
+                }
+                self.quiet.wake(id);
+            } else if g.can_quiesce(|peer| self.quiet.alive(peer))
+                && self.waiting.get(&id).is_none_or(|w| w.is_empty())
+            {
+                for m in g.quiesce_messages() {
+                    self.transport.send(id, m);
+                }
+                self.quiet.quiet(id);
+                continue;
+            }
+            g.tick();
+            touched.push(id);
+        }
+    }
+
+    fn message(&mut self, e: Envelope, touched: &mut Vec<u64>) {
+        self.quiet.heard_from(e.message.from);
+        if e.group == NODE_GROUP {
+            return;
+        }
+        let Some(g) = self.groups.get_mut(&e.group) else {
+            warn!(
+                group = e.group,
+                "message for a group this node does not have"
+            );
+            return;
+        };
+        let mut message = e.message;
+        let from = message.from;
+        let incoming = quiesce::classify(&mut message);
+        if incoming == Incoming::Wake {
+            self.quiet.wake(e.group);
+        }
+        if let Err(err) = g.step(message) {
+            warn!(group = e.group, error = %err, "raft message refused");
+        }
+        if incoming == Incoming::Quiesce && !g.is_leader() && g.leader().0 == from {
+            self.quiet.quiet(e.group);
+        }
+        touched.push(e.group);
+    }
+
+    fn readies(&mut self, touched: Vec<u64>) {
+        for id in touched {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            match g.handle_ready() {
+                Ok(out) => {
+                    for m in out.messages {
+                        send(&self.transport, id, m);
+                    }
+                }
+                Err(e) => warn!(group = id, error = %e, "ready failed"),
+            }
+            resolve(id, g, &mut self.waiting);
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        command(&mut self.groups, &mut self.waiting, &self.quiet, c)
     }
 }
 
@@ -325,7 +396,12 @@ fn send(transport: &Transport, group: u64, m: Message) {
 /// Proposals of each group waiting to resolve.
 type Waiting = HashMap<u64, Vec<(Proposal, Ack, Reply)>>;
 
-fn command(groups: &mut HashMap<u64, Group>, waiting: &mut Waiting, c: Command) {
+fn command(
+    groups: &mut HashMap<u64, Group>,
+    waiting: &mut Waiting,
+    quiet: &Quiescence,
+    c: Command,
+) {
     let no_group = |group: u64| ProposeError::Dropped(format!("no group {group} on this node"));
     match c {
         Command::Propose {
@@ -403,6 +479,7 @@ fn command(groups: &mut HashMap<u64, Group>, waiting: &mut Waiting, c: Command) 
                 .iter()
                 .map(|(&id, g)| GroupStatus {
                     group: id,
+                    quiesced: quiet.is_quiet(id),
                     ..g.status()
                 })
                 .collect();

@@ -1,8 +1,8 @@
 //! Idle cost of many Raft groups: 3 nodes in one process over loopback TCP (the real
 //! transport), `GROUPS` groups each replicated on all three, nothing proposed after one
 //! entry per group. Measures the process's CPU time (user + system, from
-//! `/proc/self/stat`) over a window once every group has a leader, and the transport's
-//! frames per second: what heartbeats of idle partitions cost.
+//! `/proc/self/stat`) over a window once every group has a leader, and how many replicas
+//! are quiet at the end (`replication::quiesce`): what idle partitions cost.
 //!
 //! Run: `cargo run --release -p strata-benches --bin replication_idle [GROUPS] [TICK_MS] [SECONDS]`
 //! (defaults 1000, 100 and 10; data under STRATA_BENCH_DIR, default the system temp dir).
@@ -36,6 +36,17 @@ fn arg(i: usize, default: u64) -> Result<u64, String> {
     }
 }
 
+/// Replicas of all groups on all nodes that are quiet.
+async fn quiet_replicas(cluster: &LocalCluster) -> usize {
+    let mut quiet = 0;
+    for id in cluster.live() {
+        if let Some(h) = cluster.handle(id) {
+            quiet += h.status().await.iter().filter(|s| s.quiesced).count();
+        }
+    }
+    quiet
+}
+
 async fn measure(groups: u64, tick: Duration, window: Duration) -> Result<(), String> {
     let dir = scratch_dir().map_err(|e| e.to_string())?;
     let cluster = LocalCluster::start(dir.path(), 3, groups, LogConfig::default(), tick)
@@ -52,13 +63,21 @@ async fn measure(groups: u64, tick: Duration, window: Duration) -> Result<(), St
         "{groups} groups led and written once in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    // Let the proposals' traffic settle before measuring.
-    tokio::time::sleep(4 * tick * 10).await;
+    // Measure once every replica has gone quiet (or after a minute: then the figure
+    // includes groups still settling, and the count printed below says so).
+    let settle = Instant::now();
+    while quiet_replicas(&cluster).await < 3 * groups as usize
+        && settle.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(tick).await;
+    }
     let cpu0 = cpu_seconds().ok_or("no /proc/self/stat")?;
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let cpu = cpu_seconds().ok_or("no /proc/self/stat")? - cpu0;
     let secs = t0.elapsed().as_secs_f64();
+    let quiet = quiet_replicas(&cluster).await;
+    println!("{quiet} of {} replicas quiet at the end", 3 * groups);
     println!(
         "groups {groups}, tick {} ms, 3 nodes: CPU {:.1} % of one core ({:.3} s over {secs:.1} s)",
         tick.as_millis(),
