@@ -14,9 +14,11 @@
 //! code runs under the deterministic simulation in `tests/` and, later, the multi-Raft
 //! node with its transport.
 
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType,
+};
 use raft::prelude::Config;
-use raft::{RawNode, StateRole};
+use raft::{RawNode, SnapshotStatus, StateRole};
 
 use crate::error::{ReplicationError, Result};
 use crate::storage::LogStorage;
@@ -28,6 +30,13 @@ pub const HEARTBEAT_TICKS: usize = 2;
 pub const MAX_BYTES_PER_MESSAGE: u64 = 1 << 20;
 /// Append messages in flight per follower.
 pub const MAX_INFLIGHT_MESSAGES: usize = 256;
+/// A new group's log starts after this index, as if a snapshot at it (term
+/// [`BOOTSTRAP_TERM`]) held the initial configuration. A replica added later starts
+/// empty and receives a snapshot, which carries the configuration it must start from;
+/// an initial configuration that lived only in the first replicas' state files would
+/// never reach it.
+pub const BOOTSTRAP_INDEX: u64 = 1;
+pub const BOOTSTRAP_TERM: u64 = 1;
 
 /// Election timing. Production jitters each replica's election timeout within
 /// `[election_ticks, 2 × election_ticks)` so replicas rarely campaign together; a
@@ -57,6 +66,8 @@ pub struct ReadyOutput {
     pub messages: Vec<Message>,
     /// Entries that became committed, in order (already applied to the watermark).
     pub committed: Vec<Entry>,
+    /// The index of the snapshot this replica installed, if it installed one.
+    pub snapshot: Option<u64>,
 }
 
 /// Where a proposal went: its Raft index and the term it was proposed in.
@@ -75,6 +86,39 @@ pub enum ProposalStatus {
     Lost,
 }
 
+/// One change of a membership change (see [`Group::change_membership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Adds a learner: it receives the log but does not vote.
+    AddLearner(u64),
+    /// Adds a voter, or promotes a learner to voter.
+    AddVoter(u64),
+    /// Removes a voter or learner.
+    Remove(u64),
+}
+
+/// A replica's view of its group, for status pages and leadership balancing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub group: u64,
+    pub id: u64,
+    /// The leader this replica knows (0: none) and the term.
+    pub leader: u64,
+    pub term: u64,
+    pub committed_index: u64,
+    /// The high watermark.
+    pub committed_offset: u64,
+    pub last_index: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// Whether a joint configuration is in force (a change is half done).
+    pub joint: bool,
+    /// Whether the group is quiet on this node (idle, not ticking; set by the node).
+    pub quiesced: bool,
+    /// On the leader: each other replica's matched index.
+    pub matched: Vec<(u64, u64)>,
+}
+
 /// Why a proposal was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProposeError {
@@ -84,6 +128,9 @@ pub enum ProposeError {
     /// raft-rs refused the proposal (a leader transfer in progress, …).
     #[error("proposal dropped: {0}")]
     Dropped(String),
+    /// A membership change is already under way; one at a time.
+    #[error("a membership change is already in progress")]
+    ChangeInProgress,
 }
 
 fn raft_err(what: &'static str, source: raft::Error) -> ReplicationError {
@@ -93,12 +140,16 @@ fn raft_err(what: &'static str, source: raft::Error) -> ReplicationError {
 /// One replica of a partition's Raft group.
 pub struct Group {
     id: u64,
+    config: Config,
+    logger: slog::Logger,
     node: RawNode<LogStorage>,
     storage: LogStorage,
     /// Last committed and applied Raft index.
     applied: u64,
     /// Kafka offset after the last committed entry: the high watermark.
     committed_offset: u64,
+    /// Snapshots this replica installed since it opened.
+    snapshots_installed: u64,
 }
 
 impl std::fmt::Debug for Group {
@@ -114,7 +165,10 @@ impl std::fmt::Debug for Group {
 impl Group {
     /// Opens this replica (`id`) over `storage`. A replica with no configuration yet
     /// starts with `voters` as its initial configuration (every replica of a new group
-    /// must be given the same list); an existing one keeps what it persisted.
+    /// must be given the same list): its empty log restarts after [`BOOTSTRAP_INDEX`].
+    /// With `voters` empty it starts uninitialized, to be added to an existing group by
+    /// a membership change: the leader's first snapshot initializes it. An existing
+    /// replica keeps what it persisted.
     pub fn open(
         id: u64,
         storage: LogStorage,
@@ -133,13 +187,11 @@ impl Group {
         timing: Timing,
     ) -> Result<Group> {
         let persisted = storage.persisted();
-        if persisted.conf.voters.is_empty() && persisted.conf.learners.is_empty() {
-            storage.set_conf_state(raft::eraftpb::ConfState {
-                voters: voters.to_vec(),
-                ..Default::default()
-            })?;
+        let unconfigured = persisted.conf.voters.is_empty() && persisted.conf.learners.is_empty();
+        if unconfigured && !voters.is_empty() {
+            bootstrap(&storage, voters)?;
         }
-        let applied = persisted.hard.commit;
+        let applied = storage.persisted().hard.commit;
         let config = Config {
             id,
             election_tick: timing.election_ticks,
@@ -163,10 +215,13 @@ impl Group {
         let committed_offset = offset_after(&storage, applied);
         Ok(Group {
             id,
+            config,
+            logger: logger.clone(),
             node,
             storage,
             applied,
             committed_offset,
+            snapshots_installed: 0,
         })
     }
 
@@ -197,6 +252,12 @@ impl Group {
         self.committed_offset
     }
 
+    /// Snapshots this replica installed since it opened (it had fallen behind the
+    /// leader's retention).
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed
+    }
+
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
         self.node.tick();
@@ -205,6 +266,9 @@ impl Group {
     /// Delivers a message from another replica of this group. Messages that make no
     /// sense for this replica's state are ignored by raft-rs; a malformed one is an error.
     pub fn step(&mut self, message: Message) -> Result<()> {
+        if message.get_msg_type() == MessageType::MsgSnapshot {
+            self.install_snapshot_naming_others(&message)?;
+        }
         match self.node.step(message) {
             Ok(()) | Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
             Err(e) => Err(raft_err("step", e)),
@@ -254,9 +318,195 @@ impl Group {
         }
     }
 
-    /// Hands leadership to `to` (it must be a voter and caught up to take it).
+    /// Whether proposal `p` is in this replica's log (appended, not necessarily durable
+    /// or committed).
+    pub fn is_appended(&self, p: Proposal) -> bool {
+        let log = self.storage.log().read().unwrap_or_else(|e| e.into_inner());
+        p.index <= log.last_raft_index() && log.term_of(p.index).is_ok_and(|t| t == p.term)
+    }
+
+    /// The Kafka offset of the first record of entry `index` (for a non-data entry, the
+    /// next offset when it was appended); the log start when retention removed it.
+    pub fn base_offset(&self, index: u64) -> u64 {
+        let log = self.storage.log().read().unwrap_or_else(|e| e.into_inner());
+        log.entry(index)
+            .map(|e| e.base_offset)
+            .unwrap_or_else(|_| log.log_start_offset())
+    }
+
+    /// Hands leadership to `to` (it must be a voter and caught up to take it). raft-rs
+    /// stops accepting proposals until the transfer ends (it gives up after an election
+    /// timeout).
     pub fn transfer_leader(&mut self, to: u64) {
         self.node.transfer_leader(to);
+    }
+
+    /// Proposes a membership change. One change goes through simple consensus; several
+    /// at once (e.g. add 4 and remove 3, a replica move) through joint consensus
+    /// (ConfChangeV2), which raft-rs leaves automatically once the joint configuration
+    /// commits. Resolves like a data proposal (see [`Group::proposal_status`]); the new
+    /// configuration is in force on each replica once it applies the entry.
+    pub fn change_membership(
+        &mut self,
+        changes: &[MemberChange],
+    ) -> Result<Proposal, ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader {
+                leader: self.node.raft.leader_id,
+            });
+        }
+        // raft-rs would silently turn a second change into an empty entry.
+        if self.node.raft.has_pending_conf() || self.joint() {
+            return Err(ProposeError::ChangeInProgress);
+        }
+        let mut cc = ConfChangeV2::default();
+        for change in changes {
+            let mut single = raft::eraftpb::ConfChangeSingle::default();
+            let (kind, node) = match *change {
+                MemberChange::AddLearner(n) => (ConfChangeType::AddLearnerNode, n),
+                MemberChange::AddVoter(n) => (ConfChangeType::AddNode, n),
+                MemberChange::Remove(n) => (ConfChangeType::RemoveNode, n),
+            };
+            single.set_change_type(kind);
+            single.node_id = node;
+            cc.mut_changes().push(single);
+        }
+        let term = self.node.raft.term;
+        self.node
+            .propose_conf_change(Vec::new(), cc)
+            .map_err(|e| ProposeError::Dropped(e.to_string()))?;
+        Ok(Proposal {
+            index: self.node.raft.raft_log.last_index(),
+            term,
+        })
+    }
+
+    fn joint(&self) -> bool {
+        !self
+            .node
+            .raft
+            .prs()
+            .conf()
+            .to_conf_state()
+            .voters_outgoing
+            .is_empty()
+    }
+
+    /// This replica's view of the group.
+    pub fn status(&self) -> GroupStatus {
+        let conf = self.node.raft.prs().conf().to_conf_state();
+        let mut matched: Vec<(u64, u64)> = if self.is_leader() {
+            self.node
+                .raft
+                .prs()
+                .iter()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(id, pr)| (*id, pr.matched))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        matched.sort_unstable();
+        GroupStatus {
+            group: 0,
+            id: self.id,
+            leader: self.node.raft.leader_id,
+            term: self.node.raft.term,
+            committed_index: self.applied,
+            committed_offset: self.committed_offset,
+            last_index: self.node.raft.raft_log.last_index(),
+            joint: !conf.voters_outgoing.is_empty(),
+            quiesced: false,
+            voters: conf.voters,
+            learners: conf.learners,
+            matched,
+        }
+    }
+
+    /// raft-rs refuses a snapshot whose configuration does not name this replica. That
+    /// is the normal case for a replica just added to a group whose log start is older
+    /// than its addition: the configuration at the leader's log start predates it, and
+    /// the entry adding it follows as an ordinary append. Such a snapshot (newer than
+    /// anything committed here) is installed directly and the Raft node restarted over
+    /// the installed state; the message is then stepped as usual, and raft-rs answers
+    /// the leader that this replica has everything up to the snapshot.
+    fn install_snapshot_naming_others(&mut self, message: &Message) -> Result<()> {
+        let snap = message.get_snapshot();
+        let meta = snap.get_metadata();
+        let cs = meta.get_conf_state();
+        let named = cs
+            .voters
+            .iter()
+            .chain(&cs.learners)
+            .chain(&cs.voters_outgoing)
+            .any(|&n| n == self.id);
+        if named || meta.index <= self.applied || snap.data.is_empty() {
+            return Ok(());
+        }
+        let data = self.storage.apply_snapshot(snap)?;
+        let mut config = self.config.clone();
+        config.applied = meta.index;
+        self.node = RawNode::new(&config, self.storage.clone(), &self.logger)
+            .map_err(|e| raft_err("restart after a snapshot", e))?;
+        self.applied = meta.index;
+        self.committed_offset = data.next_offset;
+        self.snapshots_installed += 1;
+        tracing::info!(
+            group = self.id,
+            index = meta.index,
+            next_offset = data.next_offset,
+            "installed a snapshot that predates this replica's membership"
+        );
+        Ok(())
+    }
+
+    /// Whether this leader's group is fully idle and may go quiet (see `quiesce.rs`):
+    /// every replica on a live node (`alive`) has every entry, all committed and
+    /// applied, no membership change, leader transfer or Ready pending. A replica on a
+    /// dead node does not hold the group awake; when it returns, its election attempt
+    /// wakes the leader, which then catches it up.
+    pub fn can_quiesce(&self, alive: impl Fn(u64) -> bool) -> bool {
+        let r = &self.node.raft;
+        if r.state != StateRole::Leader
+            || r.lead_transferee.is_some()
+            || r.has_pending_conf()
+            || self.joint()
+            || self.node.has_ready()
+        {
+            return false;
+        }
+        let last = r.raft_log.last_index();
+        r.raft_log.committed == last
+            && self.applied == last
+            && r.prs()
+                .iter()
+                .all(|(&id, pr)| pr.matched == last || (id != self.id && !alive(id)))
+    }
+
+    /// The heartbeats that tell every other replica the group goes quiet. Like raft-rs's
+    /// own, each carries the commit index capped at what that replica is known to hold
+    /// (raft-rs refuses, fatally, to commit past its last entry).
+    pub fn quiesce_messages(&self) -> Vec<Message> {
+        let r = &self.node.raft;
+        r.prs()
+            .iter()
+            .filter(|(&id, _)| id != self.id)
+            .map(|(&to, pr)| {
+                let mut m = Message::default();
+                m.set_msg_type(MessageType::MsgHeartbeat);
+                m.to = to;
+                m.from = self.id;
+                m.term = r.term;
+                m.commit = r.raft_log.committed.min(pr.matched);
+                m.context = crate::quiesce::QUIESCE_CONTEXT.to_vec().into();
+                m
+            })
+            .collect()
+    }
+
+    /// Whether [`Group::handle_ready`] has anything to do.
+    pub fn has_ready(&self) -> bool {
+        self.node.has_ready()
     }
 
     /// Processes everything raft-rs has ready; see the module documentation for order.
@@ -268,12 +518,20 @@ impl Group {
         let mut ready = self.node.ready();
         out.messages.extend(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            // LogStorage never produces snapshots yet (see `LogStorage::snapshot`), so
-            // no peer can send one.
-            return Err(ReplicationError::Raft {
-                what: "ready",
-                source: raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable),
-            });
+            // This replica fell behind the leader's retention: restart the log where the
+            // leader's retained entries begin (they follow as ordinary appends).
+            let snap = ready.snapshot();
+            let data = self.storage.apply_snapshot(snap)?;
+            self.applied = snap.get_metadata().index;
+            self.committed_offset = data.next_offset;
+            self.snapshots_installed += 1;
+            out.snapshot = Some(self.applied);
+            tracing::info!(
+                group = self.id,
+                index = self.applied,
+                next_offset = data.next_offset,
+                "installed a snapshot from the leader"
+            );
         }
         let committed = ready.take_committed_entries();
         self.apply(committed, &mut out)?;
@@ -293,6 +551,19 @@ impl Group {
         let committed = light.take_committed_entries();
         self.apply(committed, &mut out)?;
         self.node.advance_apply();
+        // A snapshot is one small message (it carries no records, see
+        // `LogStorage::snapshot`), so it counts as sent once handed to the network: the
+        // follower's progress goes back to probing, and if the message was lost the
+        // follower's rejection of the next append asks for another.
+        for to in out
+            .messages
+            .iter()
+            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+            .map(|m| m.to)
+            .collect::<Vec<_>>()
+        {
+            self.node.report_snapshot(to, SnapshotStatus::Finish);
+        }
         Ok(out)
     }
 
@@ -305,7 +576,7 @@ impl Group {
                         .node
                         .apply_conf_change(&cc)
                         .map_err(|x| raft_err("conf change", x))?;
-                    self.storage.set_conf_state(cs)?;
+                    self.storage.set_conf_state(e.index, cs)?;
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc: ConfChangeV2 = protobuf_decode(&e.data)?;
@@ -313,7 +584,7 @@ impl Group {
                         .node
                         .apply_conf_change(&cc)
                         .map_err(|x| raft_err("conf change", x))?;
-                    self.storage.set_conf_state(cs)?;
+                    self.storage.set_conf_state(e.index, cs)?;
                 }
                 EntryType::EntryNormal => {}
             }
@@ -323,6 +594,45 @@ impl Group {
         }
         Ok(())
     }
+}
+
+/// Starts a new group's replica: its empty log restarts after [`BOOTSTRAP_INDEX`], whose
+/// (virtual) snapshot holds `voters`.
+fn bootstrap(storage: &LogStorage, voters: &[u64]) -> Result<()> {
+    let conf = raft::eraftpb::ConfState {
+        voters: voters.to_vec(),
+        ..Default::default()
+    };
+    {
+        let log = storage.log().read().unwrap_or_else(|p| p.into_inner());
+        let empty = log.last_raft_index() <= BOOTSTRAP_INDEX && log.next_offset() == 0;
+        drop(log);
+        if !empty {
+            // A log written before bootstrapping existed (or by the single-node broker):
+            // keep it; the configuration applies from the start.
+            return storage.set_conf_state(0, conf);
+        }
+    }
+    let mut snap = raft::eraftpb::Snapshot {
+        data: crate::storage::SnapshotData {
+            next_offset: 0,
+            log_start_offset: 0,
+        }
+        .encode()
+        .into(),
+        ..Default::default()
+    };
+    let meta = snap.mut_metadata();
+    meta.index = BOOTSTRAP_INDEX;
+    meta.term = BOOTSTRAP_TERM;
+    meta.set_conf_state(conf);
+    storage.apply_snapshot(&snap)?;
+    storage.set_hard_state(raft::eraftpb::HardState {
+        term: BOOTSTRAP_TERM,
+        vote: 0,
+        commit: BOOTSTRAP_INDEX,
+        ..Default::default()
+    })
 }
 
 /// The Kafka offset after Raft entry `index` (0 before any entry).

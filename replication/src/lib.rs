@@ -12,18 +12,25 @@
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
 //!   group's messages, with bounded queues and reconnection;
 //! - [`node`]: the task that drives every group of a broker (ticks, peers' messages,
-//!   proposals; one flush per group per turn) and resolves proposals when they commit;
+//!   proposals; one flush per group per turn); proposals resolve on local append
+//!   (acks=1) or commit (acks=all); membership changes, leader transfers, groups added
+//!   and removed, status;
 //! - [`local_cluster::LocalCluster`]: N nodes in one process over loopback TCP, for the
-//!   cluster tests and the replication benchmark.
+//!   cluster tests and the replication benchmark;
+//! - [`quiesce`]: idle groups stop ticking; liveness is kept per peer node instead;
+//! - [`balance`]: a plan of leader transfers that evens leaderships out over brokers.
 //!
-//! To come (the issue's later items): heartbeat coalescing, leadership tools, catch-up by
-//! snapshot (`LogStorage::snapshot` answers "temporarily unavailable" until then), and
-//! membership change.
+//! Catch-up past retention uses a snapshot that carries no records: it restarts the
+//! follower's log at the leader's first retained entry, and the records follow as
+//! ordinary appends (docs/replication.md says why). To come: wiring into the broker
+//! (the cluster issue).
 
+pub mod balance;
 pub mod error;
 pub mod group;
 pub mod local_cluster;
 pub mod node;
+pub mod quiesce;
 pub mod state;
 pub mod storage;
 pub mod transport;

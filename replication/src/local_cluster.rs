@@ -1,34 +1,59 @@
 //! N Raft nodes in one process over real loopback TCP (the real transport), each with
 //! its own partition logs: what the cluster tests and the replication benchmark run.
+//! Nodes can be stopped (their task, listener and connections end; the files stay),
+//! restarted from their files on the same address, and added; replicas can be added
+//! to a node for a membership change.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use log_store::{Log, LogConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::error::{ReplicationError, Result};
-use crate::group::{discard_logger, Group, ProposeError};
-use crate::node::{self, Committed, NodeHandle};
+use crate::group::{discard_logger, Group, GroupStatus, ProposeError};
+use crate::node::{self, Ack, Committed, NodeHandle};
 use crate::storage::LogStorage;
 use crate::transport::{self, Transport};
 
 /// Inbound messages queued per node before the transport's readers wait.
 const INBOUND_QUEUE: usize = 8192;
 
+struct Running {
+    handle: NodeHandle,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    transport: Transport,
+}
+
 /// A running in-process cluster.
 pub struct LocalCluster {
-    handles: HashMap<u64, NodeHandle>,
-    stops: HashMap<u64, watch::Sender<bool>>,
+    dir: PathBuf,
+    config: LogConfig,
+    tick: Duration,
+    addrs: HashMap<u64, SocketAddr>,
+    /// Groups each node replicates (kept across restarts).
+    replicas: HashMap<u64, Vec<u64>>,
+    running: HashMap<u64, Running>,
     logs: HashMap<(u64, u64), Arc<RwLock<Log>>>,
 }
 
+fn bind_err(addr: &str) -> impl Fn(std::io::Error) -> ReplicationError + '_ {
+    move |source| ReplicationError::Network {
+        what: format!("binding {addr}"),
+        source,
+    }
+}
+
 impl LocalCluster {
-    /// Starts `nodes` nodes (ids 1..=nodes), each replicating groups 1..=groups, with
-    /// logs under `dir/node-<id>/p-<group>`, ticking every `tick`.
+    /// Starts `nodes` nodes (ids 1..=nodes), each replicating groups 1..=groups with
+    /// every node a voter, with logs under `dir/node-<id>/p-<group>`, ticking every
+    /// `tick`.
     pub async fn start(
         dir: &Path,
         nodes: u64,
@@ -36,83 +61,172 @@ impl LocalCluster {
         config: LogConfig,
         tick: Duration,
     ) -> Result<LocalCluster> {
-        let mut listeners = HashMap::new();
-        let mut addrs = HashMap::new();
-        for id in 1..=nodes {
-            let l = TcpListener::bind("127.0.0.1:0").await.map_err(|source| {
-                ReplicationError::StateIo {
-                    path: "127.0.0.1:0".into(),
-                    source,
-                }
-            })?;
-            let addr = l.local_addr().map_err(|source| ReplicationError::StateIo {
-                path: "127.0.0.1:0".into(),
-                source,
-            })?;
-            addrs.insert(id, addr);
-            listeners.insert(id, l);
-        }
-        let voters: Vec<u64> = (1..=nodes).collect();
         let mut cluster = LocalCluster {
-            handles: HashMap::new(),
-            stops: HashMap::new(),
+            dir: dir.to_path_buf(),
+            config,
+            tick,
+            addrs: HashMap::new(),
+            replicas: HashMap::new(),
+            running: HashMap::new(),
             logs: HashMap::new(),
         };
+        let mut listeners = HashMap::new();
         for id in 1..=nodes {
-            let (stop, stop_rx) = watch::channel(false);
-            let transport = Transport::new(stop_rx.clone());
-            for (&peer, &addr) in &addrs {
-                if peer != id {
-                    transport.add_peer(peer, addr);
-                }
-            }
-            let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-            if let Some(listener) = listeners.remove(&id) {
-                tokio::spawn(transport::serve(
-                    listener,
-                    inbound_tx,
-                    transport.stats().clone(),
-                    stop_rx.clone(),
-                ));
-            }
-            let mut map = HashMap::new();
-            for g in 1..=groups {
-                let path = dir.join(format!("node-{id}/p-{g}"));
-                let log =
-                    Log::open(&path, config.clone()).map_err(|source| ReplicationError::Log {
-                        dir: path.clone(),
-                        source,
-                    })?;
-                let log = Arc::new(RwLock::new(log));
-                cluster.logs.insert((id, g), log.clone());
-                let storage = LogStorage::new(log)?;
-                map.insert(g, Group::open(id, storage, &voters, &discard_logger())?);
-            }
-            let (handle, _task) = node::start(map, transport, inbound_rx, tick, stop_rx);
-            cluster.handles.insert(id, handle);
-            cluster.stops.insert(id, stop);
+            let l = TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(bind_err("127.0.0.1:0"))?;
+            cluster
+                .addrs
+                .insert(id, l.local_addr().map_err(bind_err("127.0.0.1:0"))?);
+            listeners.insert(id, l);
+            cluster.replicas.insert(id, (1..=groups).collect());
+        }
+        let voters: Vec<u64> = (1..=nodes).collect();
+        for (id, listener) in listeners {
+            cluster.spawn(id, listener, &voters)?;
         }
         Ok(cluster)
     }
 
-    /// The ids of the nodes still running.
+    fn open_replica(&mut self, id: u64, group: u64, voters: &[u64]) -> Result<Group> {
+        let path = self.dir.join(format!("node-{id}/p-{group}"));
+        let log =
+            Log::open(&path, self.config.clone()).map_err(|source| ReplicationError::Log {
+                dir: path.clone(),
+                source,
+            })?;
+        let log = Arc::new(RwLock::new(log));
+        self.logs.insert((id, group), log.clone());
+        let storage = LogStorage::new(log)?;
+        Group::open(id, storage, voters, &discard_logger())
+    }
+
+    fn spawn(&mut self, id: u64, listener: TcpListener, voters: &[u64]) -> Result<()> {
+        let (stop, stop_rx) = watch::channel(false);
+        let transport = Transport::new(stop_rx.clone());
+        for (&peer, &addr) in &self.addrs {
+            if peer != id {
+                transport.add_peer(peer, addr);
+            }
+        }
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        tokio::spawn(transport::serve(
+            listener,
+            inbound_tx,
+            transport.stats().clone(),
+            stop_rx.clone(),
+        ));
+        let mut map = HashMap::new();
+        for g in self.replicas.get(&id).cloned().unwrap_or_default() {
+            map.insert(g, self.open_replica(id, g, voters)?);
+        }
+        let (handle, task) =
+            node::start(id, map, transport.clone(), inbound_rx, self.tick, stop_rx);
+        self.running.insert(
+            id,
+            Running {
+                handle,
+                stop,
+                task,
+                transport,
+            },
+        );
+        Ok(())
+    }
+
+    /// The ids of the nodes running.
     pub fn live(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.handles.keys().copied().collect();
+        let mut ids: Vec<u64> = self.running.keys().copied().collect();
         ids.sort_unstable();
         ids
     }
 
-    /// The log of `group` on node `id`.
+    /// The handle of running node `id`.
+    pub fn handle(&self, id: u64) -> Option<&NodeHandle> {
+        self.running.get(&id).map(|r| &r.handle)
+    }
+
+    /// The log of `group` on node `id` (the latest opened, also after a stop).
     pub fn log(&self, id: u64, group: u64) -> Option<&Arc<RwLock<Log>>> {
         self.logs.get(&(id, group))
     }
 
-    /// Stops node `id` (its task, transport and listener).
-    pub fn stop(&mut self, id: u64) {
-        if let Some(stop) = self.stops.remove(&id) {
-            stop.send_replace(true);
+    /// Stops node `id` (its task, transport and listener) and waits for its task to
+    /// end; its files stay for [`LocalCluster::restart`].
+    pub async fn stop(&mut self, id: u64) {
+        if let Some(r) = self.running.remove(&id) {
+            r.stop.send_replace(true);
+            let _ = r.task.await;
         }
-        self.handles.remove(&id);
+    }
+
+    /// Starts stopped node `id` again from its files, on its old address.
+    pub async fn restart(&mut self, id: u64) -> Result<()> {
+        let Some(addr) = self.addrs.get(&id).copied() else {
+            return Err(ReplicationError::Network {
+                what: format!("restarting node {id}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such node"),
+            });
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(bind_err("the node's old address"))?;
+        self.spawn(id, listener, &[])
+    }
+
+    /// Starts a new node `id` with no groups; every running node learns its address.
+    pub async fn add_node(&mut self, id: u64) -> Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(bind_err("127.0.0.1:0"))?;
+        let addr = listener.local_addr().map_err(bind_err("127.0.0.1:0"))?;
+        for r in self.running.values() {
+            r.transport.add_peer(id, addr);
+        }
+        self.addrs.insert(id, addr);
+        self.replicas.insert(id, Vec::new());
+        self.spawn(id, listener, &[])
+    }
+
+    /// Opens an empty, uninitialized replica of `group` on running node `id`, ready to
+    /// be added by a membership change (the leader's snapshot initializes it).
+    pub async fn add_replica(&mut self, id: u64, group: u64) -> Result<()> {
+        let replica = self.open_replica(id, group, &[])?;
+        let Some(r) = self.running.get(&id) else {
+            return Err(ReplicationError::Network {
+                what: format!("adding group {group} to node {id}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "node not running"),
+            });
+        };
+        r.handle
+            .add_group(group, replica)
+            .await
+            .map_err(|e| ReplicationError::Network {
+                what: format!("adding group {group} to node {id}"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        self.replicas.entry(id).or_default().push(group);
+        Ok(())
+    }
+
+    /// The status of `group` on every running node.
+    pub async fn status(&self, group: u64) -> Vec<GroupStatus> {
+        let mut out = Vec::new();
+        for id in self.live() {
+            if let Some(h) = self.handle(id) {
+                out.extend(h.status().await.into_iter().filter(|s| s.group == group));
+            }
+        }
+        out
+    }
+
+    /// The running node that leads `group` now, if one does.
+    pub async fn leader(&self, group: u64) -> Option<u64> {
+        self.status(group)
+            .await
+            .into_iter()
+            .find(|s| s.leader == s.id)
+            .map(|s| s.id)
     }
 
     /// Proposes `batch` to `group` through whichever live node leads it (following
@@ -129,10 +243,10 @@ impl LocalCluster {
         let mut i = 0usize;
         let mut target = *live.first().ok_or(ProposeError::NotLeader { leader: 0 })?;
         loop {
-            let Some(h) = self.handles.get(&target) else {
+            let Some(h) = self.handle(target) else {
                 return Err(ProposeError::NotLeader { leader: target });
             };
-            let err = match h.propose(group, batch.clone()).await {
+            let err = match h.propose(group, batch.clone(), Ack::Quorum).await {
                 Ok(c) => return Ok(c),
                 Err(e) => e,
             };
@@ -140,7 +254,7 @@ impl LocalCluster {
                 return Err(err);
             }
             match err {
-                ProposeError::NotLeader { leader } if self.handles.contains_key(&leader) => {
+                ProposeError::NotLeader { leader } if self.running.contains_key(&leader) => {
                     target = leader;
                 }
                 _ => {
@@ -155,10 +269,9 @@ impl LocalCluster {
 
     /// Stops every node.
     pub fn shutdown(&mut self) {
-        for (_, stop) in self.stops.drain() {
-            stop.send_replace(true);
+        for (_, r) in self.running.drain() {
+            r.stop.send_replace(true);
         }
-        self.handles.clear();
     }
 }
 

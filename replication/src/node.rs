@@ -9,18 +9,26 @@
 //! without a shared write-ahead log, which ARCHITECTURE.md rules out (the partition log
 //! is the Raft log); each group's flush covers all of that group's appends of the turn.
 //!
-//! A proposal resolves when its entry commits (the caller's acks=all) with the Kafka
-//! offset after it, or fails when the replica is not the leader or a new leader replaced
-//! the entry.
+//! A proposal resolves, as its caller asks ([`Ack`]), when its entry is in the leader's
+//! log (acks=1) or when it commits (acks=all), with the batch's base offset and the
+//! high watermark; or fails when the replica is not the leader or a new leader replaced
+//! the entry. Membership changes, leader transfers, adding and removing groups and
+//! status queries go through the same task, so they are ordered with everything else.
+//!
+//! Idle groups go quiet and stop ticking; liveness is then one beat per peer node per
+//! tick (`quiesce.rs`), so a thousand idle partitions cost almost nothing.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use crate::group::{Group, Proposal, ProposalStatus, ProposeError};
+use crate::group::{
+    Group, GroupStatus, MemberChange, Proposal, ProposalStatus, ProposeError, ELECTION_TICKS,
+};
+use crate::quiesce::{self, Incoming, Quiescence, NODE_GROUP};
 use crate::transport::{Envelope, Transport};
 
 /// Commands queued to the node task before it pushes back.
@@ -28,11 +36,25 @@ pub const COMMAND_QUEUE: usize = 4096;
 /// Events handled per turn before Readies are processed (bounds latency under load).
 pub const EVENTS_PER_TURN: usize = 4096;
 
-/// What a committed proposal reports.
+/// When a proposal resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Once the leader appended it (Kafka acks=0/1): not yet durable anywhere, and lost
+    /// if a new leader never received it.
+    Leader,
+    /// Once a quorum holds it durably (acks=all): it survives any minority of failures.
+    Quorum,
+}
+
+/// What a resolved proposal reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
     pub index: u64,
-    /// The group's committed Kafka offset once this entry committed (its high watermark).
+    /// The Kafka offset the log gave the batch's first record (for a membership change,
+    /// the next offset at the time).
+    pub base_offset: u64,
+    /// The group's high watermark when the proposal resolved (with [`Ack::Leader`] it may
+    /// still be below `base_offset`).
     pub high_watermark: u64,
 }
 
@@ -42,7 +64,30 @@ enum Command {
     Propose {
         group: u64,
         batch: Vec<u8>,
+        ack: Ack,
         reply: Reply,
+    },
+    ChangeMembership {
+        group: u64,
+        changes: Vec<MemberChange>,
+        reply: Reply,
+    },
+    TransferLeader {
+        group: u64,
+        to: u64,
+        reply: oneshot::Sender<Result<(), ProposeError>>,
+    },
+    AddGroup {
+        group: u64,
+        replica: Box<Group>,
+        reply: oneshot::Sender<Result<(), ProposeError>>,
+    },
+    RemoveGroup {
+        group: u64,
+        reply: oneshot::Sender<Option<Group>>,
+    },
+    Status {
+        reply: oneshot::Sender<Vec<GroupStatus>>,
     },
 }
 
@@ -58,30 +103,119 @@ impl std::fmt::Debug for Command {
             Command::Propose { group, batch, .. } => {
                 write!(f, "Propose(group {group}, {} bytes)", batch.len())
             }
+            Command::ChangeMembership { group, changes, .. } => {
+                write!(f, "ChangeMembership(group {group}, {changes:?})")
+            }
+            Command::TransferLeader { group, to, .. } => {
+                write!(f, "TransferLeader(group {group} to {to})")
+            }
+            Command::AddGroup { group, .. } => write!(f, "AddGroup({group})"),
+            Command::RemoveGroup { group, .. } => write!(f, "RemoveGroup({group})"),
+            Command::Status { .. } => write!(f, "Status"),
         }
     }
 }
 
-impl NodeHandle {
-    /// Proposes a Kafka batch to `group` and waits until it commits.
-    pub async fn propose(&self, group: u64, batch: Vec<u8>) -> Result<Committed, ProposeError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Propose {
-                group,
-                batch,
-                reply,
-            })
-            .await
-            .map_err(|_| ProposeError::Dropped("the node has stopped".into()))?;
-        rx.await
-            .map_err(|_| ProposeError::Dropped("the node has stopped".into()))?
+impl Command {
+    /// The group a command is about.
+    fn group(&self) -> Option<u64> {
+        match self {
+            Command::Propose { group, .. }
+            | Command::ChangeMembership { group, .. }
+            | Command::TransferLeader { group, .. }
+            | Command::AddGroup { group, .. } => Some(*group),
+            Command::RemoveGroup { .. } | Command::Status { .. } => None,
+        }
     }
 }
 
-/// Starts the node task over `groups` (keyed by group id). Messages from peers arrive on
-/// `inbound` (from `transport::serve`); messages to peers leave through `transport`.
+fn stopped() -> ProposeError {
+    ProposeError::Dropped("the node has stopped".into())
+}
+
+impl NodeHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Proposes a Kafka batch to `group`; resolves as `ack` says.
+    pub async fn propose(
+        &self,
+        group: u64,
+        batch: Vec<u8>,
+        ack: Ack,
+    ) -> Result<Committed, ProposeError> {
+        self.ask(|reply| Command::Propose {
+            group,
+            batch,
+            ack,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Changes `group`'s membership (this node must lead it); resolves when the change
+    /// commits. Several changes at once go through joint consensus, which raft-rs
+    /// leaves by itself right after: wait for [`GroupStatus::joint`] to clear before the
+    /// next change.
+    pub async fn change_membership(
+        &self,
+        group: u64,
+        changes: Vec<MemberChange>,
+    ) -> Result<Committed, ProposeError> {
+        self.ask(|reply| Command::ChangeMembership {
+            group,
+            changes,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Asks this node, leader of `group`, to hand leadership to `to`. Returns once the
+    /// request is made; the transfer completes when `to` wins its election (watch
+    /// [`NodeHandle::status`]).
+    pub async fn transfer_leader(&self, group: u64, to: u64) -> Result<(), ProposeError> {
+        self.ask(|reply| Command::TransferLeader { group, to, reply })
+            .await
+            .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Starts driving another group's replica on this node (e.g. one opened with no
+    /// voters, about to be added by a membership change).
+    pub async fn add_group(&self, group: u64, replica: Group) -> Result<(), ProposeError> {
+        self.ask(|reply| Command::AddGroup {
+            group,
+            replica: Box::new(replica),
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Stops driving `group` here and hands its replica back (after the group removed
+    /// this replica, or when the partition is deleted). Waiting proposals fail.
+    pub async fn remove_group(&self, group: u64) -> Option<Group> {
+        self.ask(|reply| Command::RemoveGroup { group, reply })
+            .await
+            .flatten()
+    }
+
+    /// Every group's status as this node sees it, ordered by group id.
+    pub async fn status(&self) -> Vec<GroupStatus> {
+        self.ask(|reply| Command::Status { reply })
+            .await
+            .unwrap_or_default()
+    }
+}
+
+/// Starts node `id`'s task over `groups` (keyed by group id). Messages from peers arrive
+/// on `inbound` (from `transport::serve`); messages to peers leave through `transport`.
 pub fn start(
+    id: u64,
     groups: HashMap<u64, Group>,
     transport: Transport,
     inbound: mpsc::Receiver<Envelope>,
@@ -89,7 +223,14 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let task = tokio::spawn(run(groups, transport, rx, inbound, tick, shutdown));
+    let node = Node {
+        id,
+        groups,
+        transport,
+        waiting: HashMap::new(),
+        quiet: Quiescence::new(ELECTION_TICKS as u64),
+    };
+    let task = tokio::spawn(node.run(rx, inbound, tick, shutdown));
     (NodeHandle { commands: tx }, task)
 }
 
@@ -99,87 +240,152 @@ enum Event {
     Message(Envelope),
 }
 
-async fn run(
-    mut groups: HashMap<u64, Group>,
+/// The node task's state.
+struct Node {
+    id: u64,
+    groups: HashMap<u64, Group>,
     transport: Transport,
-    mut commands: mpsc::Receiver<Command>,
-    mut inbound: mpsc::Receiver<Envelope>,
-    tick: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut waiting: HashMap<u64, Vec<(Proposal, Reply)>> = HashMap::new();
-    loop {
-        let first = tokio::select! {
-            _ = ticker.tick() => Event::Tick,
-            Some(c) = commands.recv() => Event::Command(c),
-            Some(m) = inbound.recv() => Event::Message(m),
-            _ = shutdown.changed() => break,
-        };
-        let mut events = vec![first];
-        while events.len() < EVENTS_PER_TURN {
-            if let Ok(m) = inbound.try_recv() {
-                events.push(Event::Message(m));
-            } else if let Ok(c) = commands.try_recv() {
-                events.push(Event::Command(c));
-            } else {
-                break;
-            }
-        }
-        for event in events {
-            match event {
-                Event::Tick => groups.values_mut().for_each(Group::tick),
-                Event::Message(e) => match groups.get_mut(&e.group) {
-                    Some(g) => {
-                        if let Err(err) = g.step(e.message) {
-                            warn!(group = e.group, error = %err, "raft message refused");
-                        }
-                    }
-                    None => warn!(
-                        group = e.group,
-                        "message for a group this node does not have"
-                    ),
-                },
-                Event::Command(Command::Propose {
-                    group,
-                    batch,
-                    reply,
-                }) => match groups.get_mut(&group) {
-                    Some(g) => match g.propose(batch) {
-                        Ok(p) => waiting.entry(group).or_default().push((p, reply)),
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                        }
-                    },
-                    None => {
-                        let _ = reply.send(Err(ProposeError::Dropped(format!(
-                            "no group {group} on this node"
-                        ))));
-                    }
-                },
-            }
-        }
-        // Readies: persistence blocks this task, so let the runtime move other tasks
-        // (transport, connections) off this thread meanwhile.
-        tokio::task::block_in_place(|| {
-            for (&id, g) in groups.iter_mut() {
-                match g.handle_ready() {
-                    Ok(out) => {
-                        for m in out.messages {
-                            send(&transport, id, m);
-                        }
-                    }
-                    Err(e) => warn!(group = id, error = %e, "ready failed"),
+    waiting: Waiting,
+    quiet: Quiescence,
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut inbound: mpsc::Receiver<Envelope>,
+        tick: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let first = tokio::select! {
+                _ = ticker.tick() => Event::Tick,
+                Some(c) = commands.recv() => Event::Command(c),
+                Some(m) = inbound.recv() => Event::Message(m),
+                _ = shutdown.changed() => break,
+            };
+            let mut events = vec![first];
+            while events.len() < EVENTS_PER_TURN {
+                if let Ok(m) = inbound.try_recv() {
+                    events.push(Event::Message(m));
+                } else if let Ok(c) = commands.try_recv() {
+                    events.push(Event::Command(c));
+                } else {
+                    break;
                 }
-                resolve(id, g, &mut waiting);
             }
-        });
-    }
-    for (_, list) in waiting.drain() {
-        for (_, reply) in list {
-            let _ = reply.send(Err(ProposeError::Dropped("the node stopped".into())));
+            // Only groups an event touched can have something ready; with thousands of
+            // idle groups, most turns touch a few.
+            let mut touched: Vec<u64> = Vec::new();
+            for event in events {
+                match event {
+                    Event::Tick => self.tick(&mut touched),
+                    Event::Message(e) => self.message(e, &mut touched),
+                    Event::Command(c) => {
+                        if let Some(g) = c.group() {
+                            self.quiet.wake(g);
+                            touched.push(g);
+                        }
+                        self.command(c);
+                    }
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            touched.retain(|id| self.groups.get(id).is_some_and(Group::has_ready));
+            if !touched.is_empty() {
+                // Persistence blocks this task, so let the runtime move other tasks
+                // (transport, connections) off this thread meanwhile.
+                tokio::task::block_in_place(|| self.readies(touched));
+            }
         }
+        for (_, list) in self.waiting.drain() {
+            for (_, _, reply) in list {
+                let _ = reply.send(Err(ProposeError::Dropped("the node stopped".into())));
+            }
+        }
+    }
+
+    /// One tick: a liveness beat to every peer; awake groups tick; idle leaders go
+    /// quiet; quiet followers whose leader's node went silent wake.
+    fn tick(&mut self, touched: &mut Vec<u64>) {
+        self.quiet.tick();
+        for peer in self.transport.peers() {
+            let mut beat = Message::default();
+            beat.set_msg_type(MessageType::MsgHeartbeat);
+            beat.from = self.id;
+            beat.to = peer;
+            self.transport.send(NODE_GROUP, beat);
+        }
+        for (&id, g) in self.groups.iter_mut() {
+            if self.quiet.is_quiet(id) {
+                let leader = g.leader().0;
+                if g.is_leader() || (leader != 0 && self.quiet.alive(leader)) {
+                    continue;
+                }
+                self.quiet.wake(id);
+            } else if g.can_quiesce(|peer| self.quiet.alive(peer))
+                && self.waiting.get(&id).is_none_or(|w| w.is_empty())
+            {
+                for m in g.quiesce_messages() {
+                    self.transport.send(id, m);
+                }
+                self.quiet.quiet(id);
+                continue;
+            }
+            g.tick();
+            touched.push(id);
+        }
+    }
+
+    fn message(&mut self, e: Envelope, touched: &mut Vec<u64>) {
+        self.quiet.heard_from(e.message.from);
+        if e.group == NODE_GROUP {
+            return;
+        }
+        let Some(g) = self.groups.get_mut(&e.group) else {
+            warn!(
+                group = e.group,
+                "message for a group this node does not have"
+            );
+            return;
+        };
+        let mut message = e.message;
+        let from = message.from;
+        let incoming = quiesce::classify(&mut message);
+        if incoming == Incoming::Wake {
+            self.quiet.wake(e.group);
+        }
+        if let Err(err) = g.step(message) {
+            warn!(group = e.group, error = %err, "raft message refused");
+        }
+        if incoming == Incoming::Quiesce && !g.is_leader() && g.leader().0 == from {
+            self.quiet.quiet(e.group);
+        }
+        touched.push(e.group);
+    }
+
+    fn readies(&mut self, touched: Vec<u64>) {
+        for id in touched {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            match g.handle_ready() {
+                Ok(out) => {
+                    for m in out.messages {
+                        send(&self.transport, id, m);
+                    }
+                }
+                Err(e) => warn!(group = id, error = %e, "ready failed"),
+            }
+            resolve(id, g, &mut self.waiting);
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        command(&mut self.groups, &mut self.waiting, &self.quiet, c)
     }
 }
 
@@ -187,18 +393,120 @@ fn send(transport: &Transport, group: u64, m: Message) {
     transport.send(group, m);
 }
 
-/// Answers the proposals of `group` that committed or were lost.
-fn resolve(group: u64, g: &Group, waiting: &mut HashMap<u64, Vec<(Proposal, Reply)>>) {
+/// Proposals of each group waiting to resolve.
+type Waiting = HashMap<u64, Vec<(Proposal, Ack, Reply)>>;
+
+fn command(
+    groups: &mut HashMap<u64, Group>,
+    waiting: &mut Waiting,
+    quiet: &Quiescence,
+    c: Command,
+) {
+    let no_group = |group: u64| ProposeError::Dropped(format!("no group {group} on this node"));
+    match c {
+        Command::Propose {
+            group,
+            batch,
+            ack,
+            reply,
+        } => match groups.get_mut(&group).map(|g| g.propose(batch)) {
+            Some(Ok(p)) => waiting.entry(group).or_default().push((p, ack, reply)),
+            Some(Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            None => {
+                let _ = reply.send(Err(no_group(group)));
+            }
+        },
+        Command::ChangeMembership {
+            group,
+            changes,
+            reply,
+        } => match groups
+            .get_mut(&group)
+            .map(|g| g.change_membership(&changes))
+        {
+            Some(Ok(p)) => waiting
+                .entry(group)
+                .or_default()
+                .push((p, Ack::Quorum, reply)),
+            Some(Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            None => {
+                let _ = reply.send(Err(no_group(group)));
+            }
+        },
+        Command::TransferLeader { group, to, reply } => {
+            let result = match groups.get_mut(&group) {
+                Some(g) if g.is_leader() => {
+                    g.transfer_leader(to);
+                    Ok(())
+                }
+                Some(g) => Err(ProposeError::NotLeader {
+                    leader: g.leader().0,
+                }),
+                None => Err(no_group(group)),
+            };
+            let _ = reply.send(result);
+        }
+        Command::AddGroup {
+            group,
+            replica,
+            reply,
+        } => {
+            let result = match groups.entry(group) {
+                std::collections::hash_map::Entry::Occupied(_) => Err(ProposeError::Dropped(
+                    format!("group {group} already runs on this node"),
+                )),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(*replica);
+                    Ok(())
+                }
+            };
+            let _ = reply.send(result);
+        }
+        Command::RemoveGroup { group, reply } => {
+            for (_, _, r) in waiting.remove(&group).unwrap_or_default() {
+                let _ = r.send(Err(ProposeError::Dropped(format!(
+                    "group {group} was removed from this node"
+                ))));
+            }
+            let _ = reply.send(groups.remove(&group));
+        }
+        Command::Status { reply } => {
+            let mut all: Vec<GroupStatus> = groups
+                .iter()
+                .map(|(&id, g)| GroupStatus {
+                    group: id,
+                    quiesced: quiet.is_quiet(id),
+                    ..g.status()
+                })
+                .collect();
+            all.sort_unstable_by_key(|s| s.group);
+            let _ = reply.send(all);
+        }
+    }
+}
+
+/// Answers the proposals of `group` that resolved: appended here (acks=1), committed,
+/// or lost to another leader's entry.
+fn resolve(group: u64, g: &Group, waiting: &mut Waiting) {
     let Some(list) = waiting.get_mut(&group) else {
         return;
     };
     let mut still = Vec::with_capacity(list.len());
-    for (p, reply) in list.drain(..) {
-        match g.proposal_status(p) {
-            ProposalStatus::Pending => still.push((p, reply)),
+    for (p, ack, reply) in list.drain(..) {
+        let status = match (ack, g.proposal_status(p)) {
+            (Ack::Leader, ProposalStatus::Pending) if g.is_appended(p) => ProposalStatus::Committed,
+            (_, s) => s,
+        };
+        match status {
+            ProposalStatus::Pending => still.push((p, ack, reply)),
             ProposalStatus::Committed => {
                 let _ = reply.send(Ok(Committed {
                     index: p.index,
+                    base_offset: g.base_offset(p.index),
                     high_watermark: g.committed_offset(),
                 }));
             }

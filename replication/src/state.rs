@@ -2,12 +2,20 @@
 //! configuration (voters, learners, joint-consensus halves), persisted in `raft.state`
 //! next to the partition's segments.
 //!
-//! Format (little endian): magic `SRST`, version 1, payload length u32, payload, CRC-32
+//! Format (little endian): magic `SRST`, version 2, payload length u32, payload, CRC-32
 //! (`crc32fast`) of version, length and payload. The payload is the hard state's three
-//! u64s, `auto_leave` as one byte, then four lists (voters, learners, voters_outgoing,
-//! learners_next), each a u32 count and that many u64 ids. Writes go through a synced
-//! temporary file and a rename, then a directory sync: after a crash the file holds the
-//! old state or the new one, never a mix.
+//! u64s, then the current configuration, then the configuration history: a u32 count
+//! and that many (Raft index u64, configuration) pairs. A configuration is `auto_leave`
+//! as one byte, then four lists (voters, learners, voters_outgoing, learners_next), each
+//! a u32 count and that many u64 ids. Version 1 (no history) is still read. Writes go
+//! through a synced temporary file and a rename, then a directory sync: after a crash the
+//! file holds the old state or the new one, never a mix.
+//!
+//! The history exists for snapshots: a snapshot taken at the entry just before the log's
+//! first retained entry must carry the configuration *as of that entry*, and the
+//! configuration changes after it are replayed by the follower from the entries. Each
+//! applied change is recorded with its index; entries older than the log's start are
+//! pruned (the newest of them stays, it is the configuration at the start).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,16 +27,59 @@ use crate::error::{ReplicationError, Result};
 /// File name of the persisted Raft state inside a partition directory.
 pub const STATE_FILE: &str = "raft.state";
 const MAGIC: &[u8; 4] = b"SRST";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_WITHOUT_HISTORY: u8 = 1;
 /// Ids per list a sane configuration never exceeds; bounds what a damaged file can make
 /// us allocate.
 pub const MAX_IDS_PER_LIST: u32 = 1024;
+/// Configurations kept in the history; the oldest go first beyond it (a log would need
+/// this many membership changes in its retained part before a snapshot could carry a
+/// configuration that is too new).
+pub const MAX_CONF_HISTORY: usize = 256;
 
 /// Hard state and configuration as last persisted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PersistedState {
     pub hard: HardState,
+    /// The configuration after the last applied change.
     pub conf: ConfState,
+    /// (Raft index, configuration from that index on), oldest first.
+    pub conf_history: Vec<(u64, ConfState)>,
+}
+
+impl PersistedState {
+    /// The configuration in force at Raft index `index` (after applying it): the newest
+    /// history entry at or below `index`; the current configuration when the history
+    /// does not reach back that far (a state written before the history existed).
+    pub fn conf_at(&self, index: u64) -> ConfState {
+        self.conf_history
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| self.conf.clone())
+    }
+
+    /// Records `conf` as the configuration from `index` on, dropping history entries the
+    /// log no longer needs: all but the newest below `log_floor` (the index just before
+    /// the log's first entry), and the oldest beyond [`MAX_CONF_HISTORY`].
+    pub fn record_conf(&mut self, index: u64, conf: ConfState, log_floor: u64) {
+        self.conf_history.retain(|(i, _)| *i < index);
+        self.conf_history.push((index, conf.clone()));
+        let below = self
+            .conf_history
+            .iter()
+            .filter(|(i, _)| *i <= log_floor)
+            .count();
+        if below > 1 {
+            self.conf_history.drain(..below - 1);
+        }
+        if self.conf_history.len() > MAX_CONF_HISTORY {
+            let extra = self.conf_history.len() - MAX_CONF_HISTORY;
+            self.conf_history.drain(..extra);
+        }
+        self.conf = conf;
+    }
 }
 
 fn corrupt(path: &Path, reason: impl Into<String>) -> ReplicationError {
@@ -38,22 +89,31 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> ReplicationError {
     }
 }
 
-fn encode(state: &PersistedState) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(64);
-    payload.extend_from_slice(&state.hard.term.to_le_bytes());
-    payload.extend_from_slice(&state.hard.vote.to_le_bytes());
-    payload.extend_from_slice(&state.hard.commit.to_le_bytes());
-    payload.push(u8::from(state.conf.auto_leave));
+fn encode_conf(conf: &ConfState, payload: &mut Vec<u8>) {
+    payload.push(u8::from(conf.auto_leave));
     for list in [
-        &state.conf.voters,
-        &state.conf.learners,
-        &state.conf.voters_outgoing,
-        &state.conf.learners_next,
+        &conf.voters,
+        &conf.learners,
+        &conf.voters_outgoing,
+        &conf.learners_next,
     ] {
         payload.extend_from_slice(&(list.len() as u32).to_le_bytes());
         for id in list {
             payload.extend_from_slice(&id.to_le_bytes());
         }
+    }
+}
+
+fn encode(state: &PersistedState) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(64);
+    payload.extend_from_slice(&state.hard.term.to_le_bytes());
+    payload.extend_from_slice(&state.hard.vote.to_le_bytes());
+    payload.extend_from_slice(&state.hard.commit.to_le_bytes());
+    encode_conf(&state.conf, &mut payload);
+    payload.extend_from_slice(&(state.conf_history.len() as u32).to_le_bytes());
+    for (index, conf) in &state.conf_history {
+        payload.extend_from_slice(&index.to_le_bytes());
+        encode_conf(conf, &mut payload);
     }
     let mut out = Vec::with_capacity(payload.len() + 13);
     out.extend_from_slice(MAGIC);
@@ -94,8 +154,9 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<PersistedState> {
     if crc32fast::hash(body) != stored {
         return Err(corrupt(path, "checksum mismatch"));
     }
-    if body[0] != VERSION {
-        return Err(corrupt(path, format!("unknown version {}", body[0])));
+    let version = body[0];
+    if version != VERSION && version != VERSION_WITHOUT_HISTORY {
+        return Err(corrupt(path, format!("unknown version {version}")));
     }
     let len = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
     let payload = &body[5..];
@@ -110,6 +171,30 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<PersistedState> {
         commit: r.u64().ok_or_else(short)?,
         ..Default::default()
     };
+    let conf = decode_conf(path, &mut r)?;
+    let mut conf_history = Vec::new();
+    if version == VERSION {
+        let n = r.u32().ok_or_else(short)? as usize;
+        if n > MAX_CONF_HISTORY {
+            return Err(corrupt(path, format!("{n} configurations in the history")));
+        }
+        for _ in 0..n {
+            let index = r.u64().ok_or_else(short)?;
+            conf_history.push((index, decode_conf(path, &mut r)?));
+        }
+    }
+    if !r.0.is_empty() {
+        return Err(corrupt(path, "bytes after the last list"));
+    }
+    Ok(PersistedState {
+        hard,
+        conf,
+        conf_history,
+    })
+}
+
+fn decode_conf(path: &Path, r: &mut Reader<'_>) -> Result<ConfState> {
+    let short = || corrupt(path, "payload ends early");
     let auto_leave = match r.take::<1>().ok_or_else(short)?[0] {
         0 => false,
         1 => true,
@@ -125,19 +210,15 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<PersistedState> {
             list.push(r.u64().ok_or_else(short)?);
         }
     }
-    if !r.0.is_empty() {
-        return Err(corrupt(path, "bytes after the last list"));
-    }
     let [voters, learners, voters_outgoing, learners_next] = lists;
-    let conf = ConfState {
+    Ok(ConfState {
         voters,
         learners,
         voters_outgoing,
         learners_next,
         auto_leave,
         ..Default::default()
-    };
-    Ok(PersistedState { hard, conf })
+    })
 }
 
 /// Loads the state persisted in `dir`; the default (term 0, no configuration) when the
@@ -189,7 +270,63 @@ mod tests {
                 auto_leave: true,
                 ..Default::default()
             },
+            conf_history: vec![(
+                0,
+                ConfState {
+                    voters: vec![1, 2, 3],
+                    ..Default::default()
+                },
+            )],
         }
+    }
+
+    fn voters(ids: &[u64]) -> ConfState {
+        ConfState {
+            voters: ids.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn history_answers_the_configuration_at_an_index_and_is_pruned() {
+        let mut st = PersistedState::default();
+        st.record_conf(0, voters(&[1, 2, 3]), 0);
+        st.record_conf(10, voters(&[1, 2, 3, 4]), 0);
+        st.record_conf(20, voters(&[2, 3, 4]), 0);
+        assert_eq!(st.conf_at(5), voters(&[1, 2, 3]));
+        assert_eq!(st.conf_at(10), voters(&[1, 2, 3, 4]));
+        assert_eq!(st.conf_at(99), voters(&[2, 3, 4]));
+        assert_eq!(st.conf, voters(&[2, 3, 4]));
+        // The log now starts after index 15: the configuration at 10 still answers 15.
+        st.record_conf(30, voters(&[2, 3, 5]), 15);
+        assert_eq!(st.conf_history.len(), 3);
+        assert_eq!(st.conf_at(15), voters(&[1, 2, 3, 4]));
+        // Re-recording an index (a replaced entry) drops what followed it.
+        st.record_conf(20, voters(&[9]), 15);
+        assert_eq!(st.conf_at(99), voters(&[9]));
+        for i in 0..(MAX_CONF_HISTORY as u64 + 10) {
+            st.record_conf(100 + i, voters(&[i]), 0);
+        }
+        assert_eq!(st.conf_history.len(), MAX_CONF_HISTORY);
+    }
+
+    #[test]
+    fn version_one_files_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = sample();
+        old.conf_history.clear();
+        let mut bytes = encode(&old);
+        // Rewrite as version 1: no history count.
+        bytes[4] = VERSION_WITHOUT_HISTORY;
+        let len = bytes.len();
+        bytes.drain(len - 8..len - 4);
+        let payload_len = (bytes.len() - 13) as u32;
+        bytes[5..9].copy_from_slice(&payload_len.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[4..bytes.len() - 4]);
+        let n = bytes.len();
+        bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(dir.path().join(STATE_FILE), &bytes).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), old);
     }
 
     #[test]

@@ -117,10 +117,7 @@ impl LogStorage {
         if st.hard == hard {
             return Ok(());
         }
-        let next = PersistedState {
-            hard,
-            conf: st.conf.clone(),
-        };
+        let next = PersistedState { hard, ..st.clone() };
         state::save(&self.dir, &next)?;
         *st = next;
         Ok(())
@@ -134,19 +131,47 @@ impl LogStorage {
         self.set_hard_state(hard)
     }
 
-    /// Persists a new configuration durably before returning.
-    pub fn set_conf_state(&self, conf: ConfState) -> Result<()> {
+    /// Persists the configuration in force from Raft index `index` on (0: the initial
+    /// configuration of a new group), durably before returning.
+    pub fn set_conf_state(&self, index: u64, conf: ConfState) -> Result<()> {
         let mut st = write(&self.state);
-        if st.conf == conf {
+        if st.conf == conf && st.conf_history.last().is_some_and(|(i, _)| *i <= index) {
             return Ok(());
         }
-        let next = PersistedState {
-            hard: st.hard.clone(),
-            conf,
-        };
+        let log_floor = read(&self.log).prev_raft_entry().0;
+        let mut next = st.clone();
+        next.record_conf(index, conf, log_floor);
         state::save(&self.dir, &next)?;
         *st = next;
         Ok(())
+    }
+
+    /// Installs a snapshot sent by the leader (see [`LogStorage::snapshot`]): the log is
+    /// emptied and restarts after the snapshot's index at the Kafka offset the snapshot
+    /// names, the configuration becomes the snapshot's, and the commit index moves to
+    /// the snapshot's index (term and vote are raft-rs's to move). The leader then replicates its retained entries from the
+    /// next index on by ordinary appends.
+    pub fn apply_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotData> {
+        let meta = snapshot.get_metadata();
+        let data = SnapshotData::decode(&snapshot.data).map_err(|reason| {
+            ReplicationError::BadEntries {
+                dir: self.dir.clone(),
+                reason: format!("snapshot at index {}: {reason}", meta.index),
+            }
+        })?;
+        {
+            let mut log = write(&self.log);
+            log.reset(data.next_offset, meta.index + 1, meta.term)
+                .map_err(|e| self.log_err(e))?;
+        }
+        let mut st = write(&self.state);
+        let mut next = st.clone();
+        next.hard.commit = next.hard.commit.max(meta.index);
+        next.conf_history.clear();
+        next.record_conf(meta.index, meta.get_conf_state().clone(), meta.index);
+        state::save(&self.dir, &next)?;
+        *st = next;
+        Ok(data)
     }
 
     /// The persisted hard state and configuration.
@@ -242,12 +267,87 @@ impl Storage for LogStorage {
         Ok(read(&self.log).last_raft_index())
     }
 
+    /// A snapshot at the entry just before the first retained one: its index, term and
+    /// the configuration then, and in its data the Kafka offset where the log continues.
+    /// It carries no records: the follower empties its log, restarts it there, and the
+    /// leader sends every retained entry after it by ordinary appends. So a follower that
+    /// fell behind retention ends up with exactly the leader's retained log, offsets
+    /// included.
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Catching up a follower whose needed entries retention already deleted needs
-        // segment-shipping snapshots (the replication issue, item 5); until then raft-rs
-        // retries later and the follower stays behind.
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+        let log = read(&self.log);
+        let (index, term) = log.prev_raft_entry();
+        let st = read(&self.state);
+        // A snapshot may only hold committed entries (retention is bounded by the commit
+        // index; this guards against a log whose prefix went some other way).
+        if index == 0 || index > st.hard.commit {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let next_offset = log
+            .segments()
+            .first()
+            .map(|s| s.base_offset)
+            .unwrap_or_else(|| log.next_offset());
+        let data = SnapshotData {
+            next_offset,
+            log_start_offset: log.log_start_offset(),
+        };
+        let mut snap = Snapshot {
+            data: data.encode().into(),
+            ..Default::default()
+        };
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(st.conf_at(index));
+        Ok(snap)
+    }
+}
+
+/// What a Strata snapshot's data holds (see [`LogStorage::snapshot`]): 1 version byte,
+/// then two u64 (big endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotData {
+    /// The Kafka offset of the first entry after the snapshot's index.
+    pub next_offset: u64,
+    /// The leader's log start offset (DeleteRecords may have moved it past
+    /// `next_offset`).
+    pub log_start_offset: u64,
+}
+
+const SNAPSHOT_DATA_VERSION: u8 = 1;
+
+impl SnapshotData {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17);
+        out.push(SNAPSHOT_DATA_VERSION);
+        out.extend_from_slice(&self.next_offset.to_be_bytes());
+        out.extend_from_slice(&self.log_start_offset.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> std::result::Result<SnapshotData, String> {
+        let [version, rest @ ..] = bytes else {
+            return Err("empty snapshot data".into());
+        };
+        if *version != SNAPSHOT_DATA_VERSION {
+            return Err(format!("unknown snapshot data version {version}"));
+        }
+        let (Some(a), Some(b)) = (rest.get(..8), rest.get(8..16)) else {
+            return Err("snapshot data too short".into());
+        };
+        if rest.len() != 16 {
+            return Err("snapshot data too long".into());
+        }
+        let u = |s: &[u8]| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(s);
+            u64::from_be_bytes(b)
+        };
+        Ok(SnapshotData {
+            next_offset: u(a),
+            log_start_offset: u(b),
+        })
     }
 }

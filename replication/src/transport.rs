@@ -130,6 +130,14 @@ impl Transport {
         }
     }
 
+    /// The peers this transport has connections to.
+    pub fn peers(&self) -> Vec<u64> {
+        self.peers
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Queues a message for its destination (`message.to`). Never blocks: when the
     /// peer's queue is full or the peer is unknown, the message is dropped and counted.
     pub fn send(&self, group: u64, message: Message) {

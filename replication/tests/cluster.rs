@@ -9,7 +9,9 @@ mod common;
 
 use bytes::Bytes;
 use log_store::{Log, LogConfig};
+use replication::group::ProposeError;
 use replication::local_cluster::LocalCluster;
+use replication::node::Ack;
 
 const GROUPS: u64 = 4;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,10 +44,34 @@ async fn proposals_commit_everywhere_and_survive_a_stopped_node() {
                 .unwrap();
         }
     }
+    // acks=1: resolves once the leader appended it, with the batch's base offset.
+    let leader = cluster.leader(1).await.expect("a leader");
+    let c = cluster
+        .handle(leader)
+        .unwrap()
+        .propose(1, common::batch(50, 1).to_vec(), Ack::Leader)
+        .await
+        .unwrap();
+    assert_eq!(c.base_offset, 50);
+    // acks=all on a follower is refused with the leader's id.
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let refused = cluster
+        .handle(follower)
+        .unwrap()
+        .propose(1, common::batch(51, 1).to_vec(), Ack::Quorum)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ProposeError::NotLeader { leader: l } if l == leader || l == 0),
+        "{refused:?}"
+    );
     // Stop node 1; the others still form a quorum for every group.
-    cluster.stop(1);
+    cluster.stop(1).await;
     for n in 50..80 {
         for g in 1..=GROUPS {
+            if g == 1 && n == 50 {
+                continue; // proposed above with acks=1
+            }
             let c = cluster
                 .propose(g, common::batch(n, 1).to_vec(), TIMEOUT)
                 .await
@@ -79,5 +105,72 @@ async fn proposals_commit_everywhere_and_survive_a_stopped_node() {
         let common = a.len().min(b.len());
         assert_eq!(a[..common], b[..common], "group {g}");
     }
+    cluster.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_groups_go_quiet_and_wake_when_their_leaders_node_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups = 12;
+    let mut cluster = LocalCluster::start(
+        dir.path(),
+        3,
+        groups,
+        LogConfig::default(),
+        Duration::from_millis(20),
+    )
+    .await
+    .unwrap();
+    for g in 1..=groups {
+        cluster
+            .propose(g, common::batch(g, 1).to_vec(), TIMEOUT)
+            .await
+            .unwrap();
+    }
+    // Idle: every replica of every group goes quiet.
+    let all_quiet = async |cluster: &LocalCluster, nodes: &[u64]| {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let mut quiet = 0;
+            for &id in nodes {
+                let s = cluster.handle(id).unwrap().status().await;
+                quiet += s.iter().filter(|s| s.quiesced).count();
+            }
+            if quiet == nodes.len() * groups as usize {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let mut all = Vec::new();
+                for &id in nodes {
+                    all.extend(cluster.handle(id).unwrap().status().await);
+                }
+                panic!("only {quiet} replicas went quiet: {all:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    all_quiet(&cluster, &[1, 2, 3]).await;
+    // Stop the node leading the most groups: its groups' followers wake and elect.
+    let mut led = [0usize; 4];
+    for g in 1..=groups {
+        led[cluster.leader(g).await.unwrap() as usize] += 1;
+    }
+    let victim = (1..=3).max_by_key(|&id| led[id as usize]).unwrap() as u64;
+    assert!(led[victim as usize] > 0);
+    cluster.stop(victim).await;
+    for g in 1..=groups {
+        let c = cluster
+            .propose(g, common::batch(100 + g, 1).to_vec(), TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(c.base_offset, 1, "group {g}");
+    }
+    let live: Vec<u64> = cluster.live();
+    all_quiet(&cluster, &live).await;
+    // A quiet group takes a proposal at once (the command wakes it).
+    cluster
+        .propose(1, common::batch(200, 1).to_vec(), TIMEOUT)
+        .await
+        .unwrap();
     cluster.shutdown();
 }

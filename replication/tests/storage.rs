@@ -153,10 +153,13 @@ fn hard_state_configuration_and_entries_survive_reopen() {
             ..Default::default()
         })
         .unwrap();
-        s.set_conf_state(ConfState {
-            voters: vec![1, 2, 3],
-            ..Default::default()
-        })
+        s.set_conf_state(
+            0,
+            ConfState {
+                voters: vec![1, 2, 3],
+                ..Default::default()
+            },
+        )
         .unwrap();
         s.set_commit(5).unwrap();
     }
