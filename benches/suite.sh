@@ -3,7 +3,7 @@
 # and the broker against them, on this machine, in the same run.
 #
 #   1. Builds the release `strata` binary and the `plot_latency` chart tool.
-#   2. Machine limits: `dd` into the data directory's filesystem, once into the page cache
+#   2. Machine limits: `dd` into the data directory's filesystem (median of 3), into the page cache
 #      and once with `conv=fdatasync`, and `iperf3` over loopback (installed with apt-get
 #      when missing, as scripts/test.sh does for kcat).
 #   3. Starts its own `strata serve` on private ports (never the defaults) with a data
@@ -52,7 +52,7 @@ if $quick; then
     msgs_100b=200000 msgs_1kib=50000
     sweep_max_s=3 sweep_step_s=2 idle_s=5
 else
-    dd_cache_mib=2048 dd_sync_mib=1024 iperf_s=5
+    dd_cache_mib=1024 dd_sync_mib=1024 iperf_s=5
     msgs_100b=2000000 msgs_1kib=500000
     sweep_max_s=10 sweep_step_s=10 idle_s=30
 fi
@@ -124,15 +124,26 @@ echo "== run $stamp ($($quick && echo quick || echo full)), load average $load_s
 # -- machine limits ----------------------------------------------------------------------
 # MB/s (10^6 bytes) from dd's summary line: "N bytes (...) copied, T s, ...".
 dd_mb_per_sec() {
-    LC_ALL=C dd "$@" 2>&1 | awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1); printf "%.1f\n", $1 / t / 1e6 }'
+    LC_ALL=C dd "$@" 2>&1 | awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1) }
+        END { if (t <= 0) { print "dd output not understood" > "/dev/stderr"; exit 1 }; printf "%.1f\n", $1 / t / 1e6 }'
 }
+# Median of DD_RUNS runs of dd into a fresh file in the data directory (dd is noisy on a
+# shared machine: single page-cache runs spread 3x); prints "median (all runs)".
+dd_median() {
+    local runs=() r
+    for _ in $(seq "$dd_runs"); do
+        r="$(dd_mb_per_sec if=/dev/zero of="$work/data/dd.bin" bs=1M "$@")"
+        rm -f "$work/data/dd.bin"
+        runs+=("$r")
+    done
+    printf '%s\n' "${runs[@]}" | sort -g | awk -v all="${runs[*]}" '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], all }'
+}
+dd_runs=3
 mkdir -p "$work/data"
-echo "== dd: ${dd_cache_mib} MiB into the page cache, ${dd_sync_mib} MiB with conv=fdatasync ($work)"
-dd_cache="$(dd_mb_per_sec if=/dev/zero of="$work/data/dd.bin" bs=1M count="$dd_cache_mib")"
-rm -f "$work/data/dd.bin"
-dd_sync="$(dd_mb_per_sec if=/dev/zero of="$work/data/dd.bin" bs=1M count="$dd_sync_mib" conv=fdatasync)"
-rm -f "$work/data/dd.bin"
-echo "   page cache $dd_cache MB/s, fdatasync $dd_sync MB/s"
+echo "== dd, median of $dd_runs: ${dd_cache_mib} MiB into the page cache, ${dd_sync_mib} MiB with conv=fdatasync ($work)"
+read -r dd_cache dd_cache_all <<<"$(dd_median count="$dd_cache_mib")"
+read -r dd_sync dd_sync_all <<<"$(dd_median count="$dd_sync_mib" conv=fdatasync)"
+echo "   page cache $dd_cache MB/s ($dd_cache_all), fdatasync $dd_sync MB/s ($dd_sync_all)"
 
 echo "== iperf3 loopback, ${iperf_s} s"
 iperf3 -s -p "$iperf_port" -B 127.0.0.1 >"$work/iperf3-server.log" 2>&1 &
@@ -148,11 +159,13 @@ jq -n --arg stamp "$stamp" --argjson quick "$quick" --arg rev "$(git rev-parse -
     --arg cpu "$machine_cpu" --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
     --arg fs "$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')" --arg load "$load_start" \
     --argjson dd_cache "$dd_cache" --argjson dd_sync "$dd_sync" --argjson iperf "$iperf_mb" \
-    --argjson cache_mib "$dd_cache_mib" --argjson sync_mib "$dd_sync_mib" \
+    --argjson cache_mib "$dd_cache_mib" --argjson sync_mib "$dd_sync_mib" --argjson dd_runs "$dd_runs" \
+    --arg cache_all "$dd_cache_all" --arg sync_all "$dd_sync_all" \
     '{stamp: $stamp, quick: $quick, git: $rev, cpu: $cpu, cores: $cores, kernel: $kernel,
       filesystem: $fs, load_average_start: $load,
       dd_page_cache_mb_per_sec: $dd_cache, dd_page_cache_mib: $cache_mib,
       dd_fdatasync_mb_per_sec: $dd_sync, dd_fdatasync_mib: $sync_mib,
+      dd_runs: $dd_runs, dd_page_cache_runs: $cache_all, dd_fdatasync_runs: $sync_all,
       iperf3_loopback_mb_per_sec: $iperf}' >"$out/limits.json"
 
 # -- the broker --------------------------------------------------------------------------
@@ -282,8 +295,9 @@ fi
     echo "$(nproc) cores ($machine_cpu), Linux $(uname -r), data on $(jq -r .filesystem "$out/limits.json")."
     echo "Load average (1/5/15 min): start $load_start, matrix $load_matrix, sweep $load_sweep, end $load_end."
     echo
-    echo "**Machine limits (this run):** dd into the page cache ${dd_cache} MB/s (${dd_cache_mib} MiB);"
-    echo "dd \`conv=fdatasync\` ${dd_sync} MB/s (${dd_sync_mib} MiB); iperf3 loopback ${iperf_mb} MB/s (${iperf_s} s, one stream)."
+    echo "**Machine limits (this run; dd = median of $dd_runs runs, \`bs=1M\`):** dd into the page cache ${dd_cache} MB/s"
+    echo "(${dd_cache_mib} MiB; runs ${dd_cache_all}); dd \`conv=fdatasync\` ${dd_sync} MB/s (${dd_sync_mib} MiB; runs ${dd_sync_all});"
+    echo "iperf3 loopback ${iperf_mb} MB/s (${iperf_s} s, one stream)."
     echo
     echo "**Matrix** (\`strata bench produce --messages N --size S --acks A --partitions P\`, then"
     echo "\`strata bench consume\` of the same topic; client defaults: linger 5 ms, 16 KiB batches, 1 producer;"

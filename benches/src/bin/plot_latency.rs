@@ -186,13 +186,17 @@ fn draw(points: &[SweepPoint], out: &Path, title: &str) -> Result<(), String> {
         .map(|p| p.achieved_msgs_per_sec / 1000.0)
         .fold(1.0_f64, f64::max)
         * AXIS_HEADROOM;
-    // A log axis needs a positive lower bound: 0.1 ms is below any loopback round trip.
-    let min_ms = points
-        .iter()
-        .map(|p| p.p50_ms)
-        .fold(f64::INFINITY, f64::min)
-        .max(0.1)
-        / AXIS_HEADROOM;
+    // A log axis needs a positive lower bound (0.1 ms is below any loopback round trip);
+    // starting it at a power of ten makes the axis label its lowest decade.
+    let min_ms = 10f64.powf(
+        points
+            .iter()
+            .map(|p| p.p50_ms)
+            .fold(f64::INFINITY, f64::min)
+            .max(0.1)
+            .log10()
+            .floor(),
+    );
     let max_ms = points.iter().map(|p| p.p99_ms).fold(1.0_f64, f64::max) * AXIS_HEADROOM;
 
     let err = |e: &dyn std::fmt::Display| format!("drawing {}: {e}", out.display());
