@@ -3,9 +3,9 @@
 # and the broker against them, on this machine, in the same run.
 #
 #   1. Builds the release `strata` binary and the `plot_latency` chart tool.
-#   2. Machine limits: `dd` into the data directory's filesystem (median of 3), into the page cache
-#      and once with `conv=fdatasync`, and `iperf3` over loopback (installed with apt-get
-#      when missing, as scripts/test.sh does for kcat).
+#   2. Machine limits: `dd` into the data directory's filesystem, into the page cache and
+#      with `conv=fdatasync` (median of 3 each), and `iperf3` over loopback (iperf3 and jq
+#      are installed with apt-get when missing, as scripts/test.sh does for kcat).
 #   3. Starts its own `strata serve` on private ports (never the defaults) with a data
 #      directory under a temp directory, and waits until it accepts connections.
 #   4. The matrix: 1 and 8 partitions × 100 B and 1 KiB values × acks=1 and acks=all;
