@@ -70,4 +70,5 @@ pub use error::{LogError, Result};
 pub use log::{
     AppendInfo, EntryInfo, Log, OpenReport, PendingFlush, RetentionOutcome, SegmentInfo,
 };
+pub use segment::MAP_RESIDENT_BYTES;
 pub use throttle::Throttle;

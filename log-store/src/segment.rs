@@ -30,6 +30,12 @@ pub const OFFSET_INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const ENTRIES_SUFFIX: &str = "entries";
 pub const ENTRYDATA_SUFFIX: &str = "entrydata";
+/// Bytes handed out through one segment's map after which its pages are dropped from
+/// this process's page tables (`MADV_DONTNEED`; they stay in the page cache and the
+/// next read faults them back in). Bounds how much of a segment that consumers stream
+/// through counts as the broker's resident memory: a 1 GiB active segment read end to
+/// end would otherwise be resident in full until the map is released.
+pub const MAP_RESIDENT_BYTES: u64 = 32 << 20;
 
 /// `NNNNNNNNNNNNNNNNNNNN.suffix`: the base offset zero-padded to 20 digits, as Kafka names
 /// its segment files.
@@ -112,6 +118,8 @@ pub struct Segment {
     map: OnceLock<Arc<Mmap>>,
     /// Set by every read through the map; cleared by `release_idle_map`.
     map_used: std::sync::atomic::AtomicBool,
+    /// Bytes handed out through the map since its pages were last dropped.
+    map_read_bytes: std::sync::atomic::AtomicU64,
     /// Mappings replaced while readers still held slices of them.
     retired_maps: Vec<std::sync::Weak<Mmap>>,
     active: bool,
@@ -190,6 +198,7 @@ impl Segment {
             map_len: Self::active_map_len(config, 0),
             map: OnceLock::new(),
             map_used: std::sync::atomic::AtomicBool::new(false),
+            map_read_bytes: std::sync::atomic::AtomicU64::new(0),
             retired_maps: Vec::new(),
             active: true,
         })
@@ -258,6 +267,7 @@ impl Segment {
             map_len: file_size,
             map: OnceLock::new(),
             map_used: std::sync::atomic::AtomicBool::new(false),
+            map_read_bytes: std::sync::atomic::AtomicU64::new(0),
             retired_maps: Vec::new(),
             active: false,
         })
@@ -514,14 +524,34 @@ impl Segment {
         Ok(self.map.get())
     }
 
-    /// Drops the map of a closed segment that no read used since the last call, so the
-    /// pages of cold segments stop counting as this process's resident memory. Slices
-    /// already handed out keep their own reference. Returns true if a map was dropped.
+    /// Counts `read` bytes handed out through `map`; past [`MAP_RESIDENT_BYTES`], drops
+    /// the map's pages from the process's page tables.
+    fn drop_resident_pages_past_limit(&self, map: &Mmap, read: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let total = self.map_read_bytes.fetch_add(read, Relaxed) + read;
+        if total < MAP_RESIDENT_BYTES {
+            return;
+        }
+        self.map_read_bytes.store(0, Relaxed);
+        // SAFETY: the map is a read-only, shared mapping of a file. MADV_DONTNEED on such
+        // a mapping only unmaps its pages from this process: a later access (by a slice
+        // already handed out, too) faults the same bytes back in from the page cache, so
+        // no reader can observe different contents. (It would zero a private anonymous
+        // mapping, which this is not.)
+        if let Err(e) = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) } {
+            debug!(path = %self.log_path.display(), error = %e, "madvise(DONTNEED) failed");
+        }
+    }
+
+    /// Drops the map of a segment (the active one too) that no read used since the last
+    /// call, so the pages of cold segments stop counting as this process's resident
+    /// memory; a later read maps it again. Slices already handed out keep their own
+    /// reference. Returns true if a map was dropped.
     pub fn release_idle_map(&mut self) -> bool {
         let used = self
             .map_used
             .swap(false, std::sync::atomic::Ordering::Relaxed);
-        if self.active || used || self.map.get().is_none() {
+        if used || self.map.get().is_none() {
             return false;
         }
         self.reset_map();
@@ -535,11 +565,15 @@ impl Segment {
             return Ok(Bytes::new());
         }
         match self.map()? {
-            Some(map) if end <= map.len() as u64 => Ok(Bytes::from_owner(MapSlice {
-                map: Arc::clone(map),
-                start: start as usize,
-                end: end as usize,
-            })),
+            Some(map) if end <= map.len() as u64 => {
+                let bytes = Bytes::from_owner(MapSlice {
+                    map: Arc::clone(map),
+                    start: start as usize,
+                    end: end as usize,
+                });
+                self.drop_resident_pages_past_limit(map, end - start);
+                Ok(bytes)
+            }
             _ => {
                 let mut buf = BytesMut::zeroed((end - start) as usize);
                 self.log_file

@@ -2,7 +2,10 @@
 //! over loopback TCP (the real transport), against a 1-replica group on the same disk.
 //! Proposals are ~16 KiB Kafka batches; `concurrency` proposals are kept in flight.
 //! Prints committed MB/s and commit latency p50/p99, then the same at half the measured
-//! maximum rate (the latency target is stated at half load).
+//! maximum rate (the latency target is stated at half load). Last, the ceiling a
+//! 3-replica group can reach on *this* machine, where all replicas share one disk and two
+//! cores: three independent 1-replica groups (three nodes) loaded at once, each writing
+//! what a replica of the 3-replica group writes; their per-group MB/s is that ceiling.
 //!
 //! Run: `cargo run --release -p strata-benches --bin replication_bench [ENTRIES] [CONCURRENCY]`
 //! (defaults 4000 and 64; data under STRATA_BENCH_DIR, default the system temp dir).
@@ -114,6 +117,49 @@ async fn bench(replicas: u64, entries: usize, concurrency: usize) -> Result<(), 
     Ok(())
 }
 
+/// Three 1-replica groups on three nodes (one disk), loaded at once: what each of three
+/// copies of a stream can get here.
+async fn ceiling(entries: usize, concurrency: usize) -> Result<(), String> {
+    let mut clusters = Vec::new();
+    let mut dirs = Vec::new();
+    for _ in 0..3 {
+        let dir = scratch_dir().map_err(|e| e.to_string())?;
+        let cluster = LocalCluster::start(
+            dir.path(),
+            1,
+            1,
+            LogConfig::default(),
+            Duration::from_millis(10),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let cluster = Arc::new(cluster);
+        run(cluster.clone(), 64, 8, None).await?;
+        clusters.push(cluster);
+        dirs.push(dir);
+    }
+    let runs: Vec<_> = clusters
+        .iter()
+        .map(|c| tokio::spawn(run(c.clone(), entries, concurrency, None)))
+        .collect();
+    let mut outcomes = Vec::new();
+    for r in runs {
+        outcomes.push(r.await.map_err(|e| e.to_string())??);
+    }
+    let mb: f64 = outcomes.iter().map(|o| o.mb_per_s).sum::<f64>() / 3.0;
+    let eps: f64 = outcomes.iter().map(|o| o.entries_per_s).sum::<f64>() / 3.0;
+    println!(
+        "3 x 1 replica at once (ceiling per copy): {mb:7.1} MB/s  {eps:7.0} entries/s  (p99 of each: {})",
+        outcomes
+            .iter()
+            .map(|o| format!("{:.2} ms", o.p99_ms))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    drop(dirs);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let arg = |i: usize, default: usize| {
         std::env::args()
@@ -144,6 +190,10 @@ fn main() -> ExitCode {
             eprintln!("replication_bench: {replicas} replica(s): {e}");
             return ExitCode::FAILURE;
         }
+    }
+    if let Err(e) = runtime.block_on(ceiling(entries, concurrency)) {
+        eprintln!("replication_bench: 3 x 1 replica: {e}");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
