@@ -6,6 +6,8 @@
 //! counts DUPLICATE_SEQUENCE_NUMBER as success). Everything the client does against the
 //! real broker is tested in `tests/client_cli.rs` and `tests/python`.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,12 +21,11 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, InitProducerIdResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, RequestHeader, ResponseHeader,
-    TopicName,
+    MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, RequestHeader, TopicName,
 };
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the scripted broker does with one request.
@@ -60,35 +61,14 @@ async fn fake_broker(handler: Handler) -> String {
 }
 
 async fn serve(mut stream: TcpStream, handler: Handler) {
-    loop {
-        let Ok(size) = stream.read_i32().await else {
-            return;
-        };
-        let mut frame = vec![0u8; size as usize];
-        if stream.read_exact(&mut frame).await.is_err() {
-            return;
-        }
-        let mut frame = Bytes::from(frame);
-        let header = decode_request_header_from_buffer(&mut frame).expect("request header");
-        let api = ApiKey::try_from(header.request_api_key).expect("known api");
+    while let Some((header, frame)) = common::read_request(&mut stream).await {
         match handler(&header, frame) {
             Reply::Silence => {}
             Reply::Raw(bytes) => {
                 let _ = stream.write_all(&bytes).await;
             }
             Reply::Body(body) => {
-                let mut out = BytesMut::new();
-                out.put_i32(0);
-                ResponseHeader::default()
-                    .with_correlation_id(header.correlation_id)
-                    .encode(
-                        &mut out,
-                        api.response_header_version(header.request_api_version),
-                    )
-                    .expect("response header");
-                out.extend_from_slice(&body);
-                let size = (out.len() - 4) as i32;
-                out[0..4].copy_from_slice(&size.to_be_bytes());
+                let out = common::response_frame(&header, &body);
                 if stream.write_all(&out).await.is_err() {
                     return;
                 }

@@ -4,11 +4,13 @@
 //! also when one partition's batch is refused and retried while others go on, and every
 //! delivery resolves once with the offset the broker gave its record.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use client::{Acks, ClientConfig, Cluster, Producer, ProducerConfig, ProducerRecord};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_response::{
@@ -17,11 +19,11 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, MetadataResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    RequestHeader, TopicName,
 };
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -89,30 +91,9 @@ impl Broker {
     }
 
     async fn serve(self: Arc<Self>, connection: usize, mut stream: TcpStream) {
-        loop {
-            let Ok(size) = stream.read_i32().await else {
-                return;
-            };
-            let mut frame = vec![0u8; size as usize];
-            if stream.read_exact(&mut frame).await.is_err() {
-                return;
-            }
-            let mut frame = Bytes::from(frame);
-            let header = decode_request_header_from_buffer(&mut frame).expect("header");
+        while let Some((header, frame)) = common::read_request(&mut stream).await {
             let body = self.answer(connection, &header, frame).await;
-            let api = ApiKey::try_from(header.request_api_key).expect("api");
-            let mut out = BytesMut::new();
-            out.put_i32(0);
-            ResponseHeader::default()
-                .with_correlation_id(header.correlation_id)
-                .encode(
-                    &mut out,
-                    api.response_header_version(header.request_api_version),
-                )
-                .expect("response header");
-            out.extend_from_slice(&body);
-            let size = (out.len() - 4) as i32;
-            out[0..4].copy_from_slice(&size.to_be_bytes());
+            let out = common::response_frame(&header, &body);
             if stream.write_all(&out).await.is_err() {
                 return;
             }
