@@ -295,6 +295,22 @@ impl Group {
         })
     }
 
+    /// Hands `data` to raft-rs as a proposal even on a follower: raft-rs forwards it to
+    /// the leader it knows (fire and forget; nothing tracks it here). For idempotent
+    /// records such as the controller's, whose effect the caller watches for in the
+    /// applied state and retries. Fails when no leader is known.
+    pub fn forward(&mut self, data: Vec<u8>) -> Result<(), ProposeError> {
+        if self.is_leader() {
+            return self.propose(data).map(|_| ());
+        }
+        if self.node.raft.leader_id == raft::INVALID_ID {
+            return Err(ProposeError::NotLeader { leader: 0 });
+        }
+        self.node
+            .propose(Vec::new(), data)
+            .map_err(|e| ProposeError::Dropped(e.to_string()))
+    }
+
     /// Whether a proposal committed, is still pending, or was replaced by another
     /// leader's entry (the client must retry; with an idempotent producer the retry is
     /// safe).

@@ -60,12 +60,61 @@ pub struct Committed {
 
 type Reply = oneshot::Sender<Result<Committed, ProposeError>>;
 
+/// What a broker needs to know of one of its groups at any moment: who leads, in which
+/// term, and how far the group committed. Published by the node task after every turn
+/// that touched the group ([`NodeHandle::watch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupView {
+    /// The leader this replica knows (0: none).
+    pub leader: u64,
+    pub term: u64,
+    /// Whether this replica is the leader.
+    pub is_leader: bool,
+    /// The high watermark: the Kafka offset after the last committed entry.
+    pub committed_offset: u64,
+    /// The last committed Raft index.
+    pub committed_index: u64,
+}
+
+impl GroupView {
+    fn of(g: &Group) -> GroupView {
+        let (leader, term) = g.leader();
+        GroupView {
+            leader,
+            term,
+            is_leader: g.is_leader(),
+            committed_offset: g.committed_offset(),
+            committed_index: g.committed_index(),
+        }
+    }
+}
+
+/// The two answers of [`NodeHandle::propose_tracked`].
+#[derive(Debug)]
+pub struct Tracked {
+    /// Where the entry went in the leader's log (Kafka offsets assigned).
+    pub appended: Committed,
+    /// Resolves when the entry commits, or fails when another leader replaced it.
+    pub committed: oneshot::Receiver<Result<Committed, ProposeError>>,
+}
+
 enum Command {
     Propose {
         group: u64,
         batch: Vec<u8>,
         ack: Ack,
         reply: Reply,
+        /// Also answer here when the entry commits ([`NodeHandle::propose_tracked`]).
+        then: Option<Reply>,
+    },
+    Forward {
+        group: u64,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), ProposeError>>,
+    },
+    Watch {
+        group: u64,
+        reply: oneshot::Sender<Option<watch::Receiver<GroupView>>>,
     },
     ChangeMembership {
         group: u64,
@@ -103,6 +152,10 @@ impl std::fmt::Debug for Command {
             Command::Propose { group, batch, .. } => {
                 write!(f, "Propose(group {group}, {} bytes)", batch.len())
             }
+            Command::Forward { group, data, .. } => {
+                write!(f, "Forward(group {group}, {} bytes)", data.len())
+            }
+            Command::Watch { group, .. } => write!(f, "Watch({group})"),
             Command::ChangeMembership { group, changes, .. } => {
                 write!(f, "ChangeMembership(group {group}, {changes:?})")
             }
@@ -121,10 +174,11 @@ impl Command {
     fn group(&self) -> Option<u64> {
         match self {
             Command::Propose { group, .. }
+            | Command::Forward { group, .. }
             | Command::ChangeMembership { group, .. }
             | Command::TransferLeader { group, .. }
             | Command::AddGroup { group, .. } => Some(*group),
-            Command::RemoveGroup { .. } | Command::Status { .. } => None,
+            Command::RemoveGroup { .. } | Command::Status { .. } | Command::Watch { .. } => None,
         }
     }
 }
@@ -152,9 +206,54 @@ impl NodeHandle {
             batch,
             ack,
             reply,
+            then: None,
         })
         .await
         .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Proposes a Kafka batch and answers twice: once the leader appended it (its
+    /// offsets are then known, [`Tracked::appended`]) and, through
+    /// [`Tracked::committed`], once it commits or is lost to another leader. For a
+    /// partition leader that must record where a batch went before it answers the next
+    /// request, and answer acks=all producers only on commit.
+    pub async fn propose_tracked(
+        &self,
+        group: u64,
+        batch: Vec<u8>,
+    ) -> Result<Tracked, ProposeError> {
+        let (then, committed) = oneshot::channel();
+        let appended = self
+            .ask(|reply| Command::Propose {
+                group,
+                batch,
+                ack: Ack::Leader,
+                reply,
+                then: Some(then),
+            })
+            .await
+            .unwrap_or_else(|| Err(stopped()))?;
+        Ok(Tracked {
+            appended,
+            committed,
+        })
+    }
+
+    /// Hands `data` to `group`'s leader, wherever it is: proposed here on the leader,
+    /// forwarded by raft-rs from a follower. Nothing reports whether it committed: for
+    /// idempotent records whose effect the caller watches for and retries.
+    pub async fn forward(&self, group: u64, data: Vec<u8>) -> Result<(), ProposeError> {
+        self.ask(|reply| Command::Forward { group, data, reply })
+            .await
+            .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// A receiver of `group`'s [`GroupView`], updated after every turn that touched the
+    /// group; `None` when the group does not run on this node.
+    pub async fn watch(&self, group: u64) -> Option<watch::Receiver<GroupView>> {
+        self.ask(|reply| Command::Watch { group, reply })
+            .await
+            .flatten()
     }
 
     /// Changes `group`'s membership (this node must lead it); resolves when the change
@@ -227,6 +326,7 @@ pub fn start(
         id,
         groups,
         transport,
+        views: HashMap::new(),
         waiting: HashMap::new(),
         quiet: Quiescence::new(ELECTION_TICKS as u64),
     };
@@ -245,6 +345,8 @@ struct Node {
     id: u64,
     groups: HashMap<u64, Group>,
     transport: Transport,
+    /// Published views of the groups someone watches.
+    views: HashMap<u64, watch::Sender<GroupView>>,
     waiting: Waiting,
     quiet: Quiescence,
 }
@@ -294,12 +396,14 @@ impl Node {
             }
             touched.sort_unstable();
             touched.dedup();
-            touched.retain(|id| self.groups.get(id).is_some_and(Group::has_ready));
-            if !touched.is_empty() {
+            let mut ready = touched.clone();
+            ready.retain(|id| self.groups.get(id).is_some_and(Group::has_ready));
+            if !ready.is_empty() {
                 // Persistence blocks this task, so let the runtime move other tasks
                 // (transport, connections) off this thread meanwhile.
-                tokio::task::block_in_place(|| self.readies(touched));
+                tokio::task::block_in_place(|| self.readies(ready));
             }
+            self.publish(&touched);
         }
         for (_, list) in self.waiting.drain() {
             for (_, _, reply) in list {
@@ -367,6 +471,24 @@ impl Node {
         touched.push(e.group);
     }
 
+    /// Publishes the views of the touched groups that someone watches.
+    fn publish(&mut self, touched: &[u64]) {
+        if self.views.is_empty() {
+            return;
+        }
+        for id in touched {
+            let (Some(tx), Some(g)) = (self.views.get(id), self.groups.get(id)) else {
+                continue;
+            };
+            let view = GroupView::of(g);
+            tx.send_if_modified(|v| {
+                let changed = *v != view;
+                *v = view;
+                changed
+            });
+        }
+    }
+
     fn readies(&mut self, touched: Vec<u64>) {
         for id in touched {
             let Some(g) = self.groups.get_mut(&id) else {
@@ -385,7 +507,28 @@ impl Node {
     }
 
     fn command(&mut self, c: Command) {
-        command(&mut self.groups, &mut self.waiting, &self.quiet, c)
+        match c {
+            Command::Watch { group, reply } => {
+                let rx = self.groups.get(&group).map(|g| {
+                    self.views
+                        .entry(group)
+                        .or_insert_with(|| watch::channel(GroupView::of(g)).0)
+                        .subscribe()
+                });
+                let _ = reply.send(rx);
+            }
+            Command::RemoveGroup { group, reply } => {
+                // Watchers see the sender go away: the group left this node.
+                self.views.remove(&group);
+                command(
+                    &mut self.groups,
+                    &mut self.waiting,
+                    &self.quiet,
+                    Command::RemoveGroup { group, reply },
+                )
+            }
+            c => command(&mut self.groups, &mut self.waiting, &self.quiet, c),
+        }
     }
 }
 
@@ -409,8 +552,15 @@ fn command(
             batch,
             ack,
             reply,
+            then,
         } => match groups.get_mut(&group).map(|g| g.propose(batch)) {
-            Some(Ok(p)) => waiting.entry(group).or_default().push((p, ack, reply)),
+            Some(Ok(p)) => {
+                let list = waiting.entry(group).or_default();
+                list.push((p, ack, reply));
+                if let Some(then) = then {
+                    list.push((p, Ack::Quorum, then));
+                }
+            }
             Some(Err(e)) => {
                 let _ = reply.send(Err(e));
             }
@@ -418,6 +568,16 @@ fn command(
                 let _ = reply.send(Err(no_group(group)));
             }
         },
+        Command::Forward { group, data, reply } => {
+            let result = match groups.get_mut(&group) {
+                Some(g) => g.forward(data),
+                None => Err(no_group(group)),
+            };
+            let _ = reply.send(result);
+        }
+        Command::Watch { reply, .. } => {
+            let _ = reply.send(None);
+        }
         Command::ChangeMembership {
             group,
             changes,

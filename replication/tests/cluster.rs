@@ -174,3 +174,70 @@ async fn idle_groups_go_quiet_and_wake_when_their_leaders_node_dies() {
         .unwrap();
     cluster.shutdown();
 }
+
+/// What a broker uses: a view of each group that follows leadership and the commit
+/// point, proposals answered on append and again on commit, and records forwarded by a
+/// follower to the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_tracked_proposals_and_forwarding() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(
+        dir.path(),
+        3,
+        1,
+        LogConfig::default(),
+        Duration::from_millis(20),
+    )
+    .await
+    .unwrap();
+    cluster
+        .propose(1, common::batch(0, 2).to_vec(), TIMEOUT)
+        .await
+        .unwrap();
+    let leader = cluster.leader(1).await.expect("a leader");
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let mut view = cluster.handle(follower).unwrap().watch(1).await.unwrap();
+    assert!(cluster.handle(follower).unwrap().watch(99).await.is_none());
+    let seen = *tokio::time::timeout(TIMEOUT, view.wait_for(|v| v.committed_offset == 2))
+        .await
+        .expect("the follower's view reaches the first batch")
+        .unwrap();
+    assert_eq!(seen.leader, leader);
+    assert!(!seen.is_leader);
+
+    // Tracked: the offsets first, then the commit.
+    let tracked = cluster
+        .handle(leader)
+        .unwrap()
+        .propose_tracked(1, common::batch(2, 3).to_vec())
+        .await
+        .unwrap();
+    assert_eq!(tracked.appended.base_offset, 2);
+    let committed = tokio::time::timeout(TIMEOUT, tracked.committed)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(committed.index, tracked.appended.index);
+    assert!(committed.high_watermark >= 5);
+    // A follower cannot track a proposal...
+    assert!(matches!(
+        cluster
+            .handle(follower)
+            .unwrap()
+            .propose_tracked(1, common::batch(5, 1).to_vec())
+            .await,
+        Err(ProposeError::NotLeader { .. })
+    ));
+    // ...but can forward one, which the leader appends and everyone commits.
+    cluster
+        .handle(follower)
+        .unwrap()
+        .forward(1, common::batch(5, 1).to_vec())
+        .await
+        .unwrap();
+    tokio::time::timeout(TIMEOUT, view.wait_for(|v| v.committed_offset == 6))
+        .await
+        .expect("the forwarded batch commits")
+        .unwrap();
+}
