@@ -2,6 +2,7 @@
 //! they share: how a finished command maps to an exit status, how errors are reported.
 
 pub mod bench;
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod log;

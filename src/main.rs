@@ -54,6 +54,11 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// Load-test a broker (any Kafka-compatible one): produce, consume, end to end.
     Bench(cli::bench::BenchArgs),
+    /// Inspect and operate a Strata cluster through its brokers' admin HTTP.
+    Cluster(cli::cluster::ClusterArgs),
+    /// Run a local cluster of N brokers on 127.0.0.1 (data under one folder) until
+    /// Ctrl-C.
+    DevCluster(cli::cluster::DevClusterArgs),
 }
 
 const DEFAULT_LOG_LEVEL: &str = "warn";
@@ -85,6 +90,8 @@ fn main() -> ExitCode {
         Command::Consume(args) => args.run(),
         Command::Group(args) => args.run(),
         Command::Bench(args) => args.run(),
+        Command::Cluster(args) => args.run(),
+        Command::DevCluster(args) => args.run(),
     });
     match result {
         Ok(outcome) => outcome.exit_code(),

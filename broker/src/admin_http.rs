@@ -1,5 +1,7 @@
-//! The admin HTTP server: `GET /health` (200 `ok` while serving) and `GET /metrics`
-//! (Prometheus / OpenMetrics text).
+//! The admin HTTP server: `GET /health` (200 `ok` while serving), `GET /metrics`
+//! (Prometheus / OpenMetrics text) and `GET /cluster` (JSON: this node, the controller
+//! leader, the registered brokers and this node's partition replicas with their Raft
+//! view; what `strata cluster status` shows; 404 on a single node).
 
 use std::sync::Arc;
 
@@ -23,6 +25,94 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body)
 }
 
+/// This node's view of the cluster as JSON.
+async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response {
+    let Some(c) = broker.topics.cluster() else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            "not a cluster node (start with --raft-addr and --peers)\n",
+        )
+            .into_response();
+    };
+    let statuses: std::collections::HashMap<u64, replication::group::GroupStatus> =
+        c.status().await.into_iter().map(|s| (s.group, s)).collect();
+    let mut partitions = Vec::new();
+    let mut placement = Vec::new();
+    let (brokers, controller) = {
+        let state = c.state();
+        for (name, t) in &state.topics {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let reported = state.leaders.get(&p.group).copied();
+                placement.push(serde_json::json!({
+                    "topic": name,
+                    "partition": i,
+                    "group": p.group,
+                    "replicas": p.replicas,
+                    "leader": reported.map_or(0, |(l, _)| l),
+                    "term": reported.map_or(0, |(_, t)| t),
+                }));
+                let Some(s) = statuses.get(&p.group) else {
+                    continue;
+                };
+                let isr = c.isr(p.group).map(|i| i.in_sync);
+                partitions.push(serde_json::json!({
+                    "topic": name,
+                    "partition": i,
+                    "group": p.group,
+                    "replicas": p.replicas,
+                    "leader": s.leader,
+                    "term": s.term,
+                    "committed_index": s.committed_index,
+                    "high_watermark": s.committed_offset,
+                    "last_index": s.last_index,
+                    "voters": s.voters,
+                    "matched": s.matched,
+                    "isr": isr,
+                    "local": true,
+                }));
+            }
+        }
+        let brokers: Vec<_> = state
+            .brokers
+            .iter()
+            .map(|(id, b)| {
+                serde_json::json!({
+                    "id": id,
+                    "kafka_addr": format!("{}:{}", b.host, b.port),
+                    "admin_addr": b.admin,
+                })
+            })
+            .collect();
+        (brokers, c.controller_leader().unwrap_or(0))
+    };
+    let body = serde_json::json!({
+        "node_id": c.node_id,
+        "controller_leader": controller,
+        "brokers": brokers,
+        "partitions": partitions,
+        "placement": placement,
+        "under_replicated": c.under_replicated(),
+        "transport_dropped": c.transport_dropped(),
+    });
+    ([(CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
+}
+
+/// `POST /cluster/rebalance-leaders`: plans leader transfers that even leaderships out
+/// and asks the leaders to carry them out; answers the plan.
+async fn rebalance_leaders(State(broker): State<Arc<Broker>>) -> axum::response::Response {
+    let Some(c) = broker.topics.cluster() else {
+        return (axum::http::StatusCode::NOT_FOUND, "not a cluster node\n").into_response();
+    };
+    let plan: Vec<_> = c
+        .rebalance_leaders()
+        .await
+        .into_iter()
+        .map(|t| serde_json::json!({"group": t.group, "from": t.from, "to": t.to}))
+        .collect();
+    let body = serde_json::json!({ "transfers": plan });
+    ([(CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
+}
+
 /// Serves until shutdown begins.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -32,6 +122,11 @@ pub async fn serve(
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/cluster", get(cluster))
+        .route(
+            "/cluster/rebalance-leaders",
+            axum::routing::post(rebalance_leaders),
+        )
         .with_state(broker);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })

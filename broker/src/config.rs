@@ -16,6 +16,8 @@ use crate::error::{BrokerError, Result};
 
 /// Kafka's `socket.request.max.bytes`: a larger request frame closes its connection.
 pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
+/// Kafka's default `replica.lag.time.max.ms`.
+pub const DEFAULT_REPLICA_LAG_TIME_MAX: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait in the kernel's accept queue.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
@@ -32,14 +34,20 @@ pub struct BrokerConfig {
     pub admin_addr: String,
     /// This broker's id in Metadata responses.
     pub node_id: i32,
-    /// Inter-broker Raft address; reserved for the cluster issue, unused by a single node.
+    /// Inter-broker Raft listener (cluster mode; a single node does not use it).
     pub raft_addr: Option<String>,
+    /// Every cluster node's Raft address by node id (`peers = "1=h:p,2=h:p"`); empty on
+    /// a single node. With `raft-addr`, turns cluster mode on.
+    pub peers: std::collections::BTreeMap<u64, String>,
     /// Diagnostics filter (`info`, `broker=debug`, …); the binary applies it.
     pub log_level: Option<String>,
     /// Kafka's `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Kafka's `replica.lag.time.max.ms`: a follower that has not held everything
+    /// committed for this long drops out of the ISR (cluster mode).
+    pub replica_lag_time_max: Duration,
     /// Defaults for topics and automatic creation.
     pub topics: TopicDefaults,
     /// Consumer groups and `__consumer_offsets`.
@@ -82,9 +90,11 @@ impl Default for BrokerConfig {
             admin_addr: "127.0.0.1:9644".into(),
             node_id: 0,
             raft_addr: None,
+            peers: std::collections::BTreeMap::new(),
             log_level: None,
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            replica_lag_time_max: DEFAULT_REPLICA_LAG_TIME_MAX,
             topics: TopicDefaults::default(),
             groups: GroupConfig::default(),
             cleaner: CleanerSettings::default(),
@@ -172,6 +182,9 @@ pub struct TopicConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.compaction.lag.ms`: records younger than this are never compacted away.
     pub min_compaction_lag_ms: i64,
+    /// `min.insync.replicas`: in a cluster, an acks=all produce is refused with
+    /// NOT_ENOUGH_REPLICAS while fewer replicas than this are in sync.
+    pub min_insync_replicas: u32,
 }
 
 impl Default for TopicConfig {
@@ -187,17 +200,19 @@ impl Default for TopicConfig {
             delete_retention_ms: log.delete_retention_ms,
             min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
             min_compaction_lag_ms: log.min_compaction_lag_ms,
+            min_insync_replicas: 1,
         }
     }
 }
 
 /// The topic-level keys, in the order DescribeConfigs lists them.
-pub const TOPIC_CONFIG_KEYS: [&str; 9] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 10] = [
     "cleanup.policy",
     "delete.retention.ms",
     "max.message.bytes",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
+    "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -272,6 +287,14 @@ impl TopicConfig {
                     self.min_compaction_lag_ms = v;
                 }
             }
+            "min.insync.replicas" => {
+                self.min_insync_replicas = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|&v: &u32| v >= 1)
+                    .ok_or_else(|| bad(key, format!("{value:?} is not a count of at least 1")))?;
+            }
             "min.cleanable.dirty.ratio" => {
                 self.min_cleanable_dirty_ratio = value
                     .trim()
@@ -329,6 +352,7 @@ impl TopicConfig {
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
             _ => return None,
         })
     }
@@ -406,6 +430,38 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// Cluster mode's settings when `raft-addr` and `peers` are both set; `None` on a
+    /// single node. Half a cluster configuration is an error.
+    pub fn cluster(&self) -> Result<Option<crate::cluster::ClusterSettings>> {
+        match (&self.raft_addr, self.peers.is_empty()) {
+            (None, true) => Ok(None),
+            (Some(_), true) => Err(BrokerError::Config(
+                "raft-addr is set but peers is not: a cluster needs --peers ID=HOST:PORT,…".into(),
+            )),
+            (None, false) => Err(BrokerError::Config(
+                "peers is set but raft-addr is not: this node needs --raft-addr HOST:PORT".into(),
+            )),
+            (Some(addr), false) => {
+                let node_id = u64::try_from(self.node_id)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        BrokerError::Config("a cluster node needs --node-id of 1 or more".into())
+                    })?;
+                if !self.peers.contains_key(&node_id) {
+                    return Err(BrokerError::Config(format!(
+                        "peers does not list this node ({node_id})"
+                    )));
+                }
+                Ok(Some(crate::cluster::ClusterSettings {
+                    node_id,
+                    raft_addr: addr.clone(),
+                    peers: self.peers.clone(),
+                }))
+            }
+        }
+    }
+
     /// Sets one key (file key or Kafka name) from its string form.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let parse_err = |what: &str| BrokerError::Config(format!("{key}: {value:?} is not {what}"));
@@ -415,6 +471,10 @@ impl BrokerConfig {
             "advertised-kafka-addr" => self.advertised_kafka_addr = Some(value.to_string()),
             "admin-addr" => self.admin_addr = value.to_string(),
             "raft-addr" => self.raft_addr = Some(value.to_string()),
+            "peers" => {
+                self.peers = crate::cluster::ClusterSettings::parse_peers(value)
+                    .map_err(|why| BrokerError::Config(format!("peers: {why}")))?
+            }
             "log-level" => self.log_level = Some(value.to_string()),
             "node-id" => {
                 self.node_id = value
@@ -429,6 +489,14 @@ impl BrokerConfig {
                     .ok()
                     .filter(|&n: &usize| n >= 1024)
                     .ok_or_else(|| parse_err("a size of at least 1024 bytes"))?
+            }
+            "replica.lag.time.max.ms" => {
+                self.replica_lag_time_max = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| n >= 1)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| parse_err("a time in milliseconds of at least 1"))?
             }
             "max.connections" => {
                 self.max_connections = value

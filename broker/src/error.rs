@@ -43,6 +43,18 @@ pub enum BrokerError {
         #[source]
         source: LogError,
     },
+
+    /// A partition's Raft group could not be opened or driven.
+    #[error("partition {topic}-{partition} replication: {reason}")]
+    Replication {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
+
+    /// The cluster (controller group, transport) could not start or answer.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl BrokerError {

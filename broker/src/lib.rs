@@ -29,6 +29,7 @@
 
 pub mod admin_http;
 pub mod alloc;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -85,11 +85,25 @@ pub struct Metrics {
     log_end: Family<PartitionLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
     size_bytes: Family<PartitionLabels, Gauge>,
+    /// Cluster mode: Raft leadership changes seen by this node's replicas.
+    pub leader_changes: Counter,
+    raft_term: Family<PartitionLabels, Gauge>,
+    raft_commit_index: Family<PartitionLabels, Gauge>,
+    raft_leader: Family<PartitionLabels, Gauge>,
+    follower_lag: Family<FollowerLabels, Gauge>,
+    under_replicated: Gauge,
     group_state: Family<GroupStateLabels, Gauge>,
     group_members: Family<GroupLabels, Gauge>,
     group_generation: Family<GroupLabels, Gauge>,
     group_committed: Family<GroupPartitionLabels, Gauge>,
     group_lag: Family<GroupPartitionLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FollowerLabels {
+    pub topic: String,
+    pub partition: String,
+    pub follower: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -145,6 +159,12 @@ impl Metrics {
             log_start: Family::default(),
             log_end: Family::default(),
             high_watermark: Family::default(),
+            leader_changes: Counter::default(),
+            raft_term: Family::default(),
+            raft_commit_index: Family::default(),
+            raft_leader: Family::default(),
+            follower_lag: Family::default(),
+            under_replicated: Gauge::default(),
             size_bytes: Family::default(),
             group_state: Family::default(),
             group_members: Family::default(),
@@ -230,6 +250,36 @@ impl Metrics {
                 m.size_bytes.clone(),
             );
             r.register(
+                "raft_leader_changes",
+                "Leader changes seen by this node's partition replicas (cluster mode)",
+                m.leader_changes.clone(),
+            );
+            r.register(
+                "raft_term",
+                "Raft term of this node's replica of the partition (its leader epoch)",
+                m.raft_term.clone(),
+            );
+            r.register(
+                "raft_commit_index",
+                "Last committed Raft index of this node's replica",
+                m.raft_commit_index.clone(),
+            );
+            r.register(
+                "raft_is_leader",
+                "1 where this node leads the partition's Raft group",
+                m.raft_leader.clone(),
+            );
+            r.register(
+                "raft_follower_lag_entries",
+                "On the leader: Raft entries each follower is missing",
+                m.follower_lag.clone(),
+            );
+            r.register(
+                "under_replicated_partitions",
+                "Partitions this node leads with fewer in-sync replicas than replicas",
+                m.under_replicated.clone(),
+            );
+            r.register(
                 "log_cleanings",
                 "Compaction passes that rewrote segments",
                 m.cleanings.clone(),
@@ -292,8 +342,17 @@ impl Metrics {
             &self.log_end,
             &self.high_watermark,
             &self.size_bytes,
+            &self.raft_term,
+            &self.raft_commit_index,
+            &self.raft_leader,
         ] {
             family.clear();
+        }
+        self.follower_lag.clear();
+        let cluster = topics.cluster();
+        if let Some(c) = cluster {
+            self.under_replicated
+                .set(i64::try_from(c.under_replicated()).unwrap_or(i64::MAX));
         }
         for p in topics.partitions() {
             let Ok(o) = p.offsets() else { continue };
@@ -309,6 +368,22 @@ impl Metrics {
             set(&self.log_end, o.log_end);
             set(&self.high_watermark, o.high_watermark);
             set(&self.size_bytes, o.size_bytes);
+            if let (Some(v), Some(c)) = (p.view(), cluster) {
+                set(&self.raft_term, v.term);
+                set(&self.raft_commit_index, v.committed_index);
+                set(&self.raft_leader, u64::from(v.is_leader));
+                if let Some(isr) = p.group().and_then(|g| c.isr(g)) {
+                    for &(follower, lag) in &isr.lag {
+                        self.follower_lag
+                            .get_or_create(&FollowerLabels {
+                                topic: labels.topic.clone(),
+                                partition: labels.partition.clone(),
+                                follower: follower.to_string(),
+                            })
+                            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+                    }
+                }
+            }
         }
         self.refresh_groups(topics, groups);
         let mut out = String::new();

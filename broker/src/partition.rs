@@ -13,6 +13,18 @@
 //! The log sits behind a `std::sync::RwLock`: appends take it for writing, reads for
 //! reading, both for microseconds; the `fdatasync` itself runs without it
 //! (`Log::prepare_flush`).
+//!
+//! **In a cluster** ([`Partition::open_replica`]) the partition is one replica of its
+//! Raft group (the `replication` crate): the log is the group's Raft log, shared with
+//! the node task that appends and flushes it; the high watermark is the group's commit
+//! point, published by the node; only the leader accepts produce and serves reads
+//! (NOT_LEADER_OR_FOLLOWER elsewhere). A produce is checked against the producer state,
+//! proposed, and recorded once the leader appended it (offsets are known then), all
+//! under one per-partition async lock, so batches enter the Raft log in the order their
+//! sequences were checked; acks=all waits for that entry to commit. A new leader
+//! rebuilds the producer state from its own log, which holds every entry of the old
+//! leader that may have been acknowledged. A partition this broker holds no replica of
+//! is [`Partition::remote`]: it only answers NOT_LEADER_OR_FOLLOWER.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -21,6 +33,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use log_store::{BatchHeader, Batches, CleanOutcome, Cleaner, Log, LogConfig, LogError};
+use replication::group::{discard_logger, Group, ProposeError};
+use replication::node::{GroupView, NodeHandle, Tracked};
+use replication::LogStorage;
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
@@ -78,6 +93,30 @@ struct Inner {
     producers: ProducerStates,
 }
 
+/// A replica of a partition's Raft group hosted on this broker.
+struct Hosted {
+    group: u64,
+    node: NodeHandle,
+    /// The Raft log, shared with the group on the node task.
+    log: Arc<RwLock<Log>>,
+    producers: std::sync::Mutex<ProducerStates>,
+    view: watch::Receiver<GroupView>,
+    /// Serializes produce on the leader: check, propose, record. Holds the term whose
+    /// producer state is loaded (0: none).
+    appending: tokio::sync::Mutex<u64>,
+    closed: AtomicBool,
+}
+
+/// How this partition is stored.
+enum Mode {
+    /// Single node: the log is here and only here.
+    Local,
+    /// A replica of a Raft group, on this broker.
+    Hosted(Box<Hosted>),
+    /// A partition of the cluster with no replica on this broker.
+    Remote { group: u64 },
+}
+
 /// A partition. Shared by every request that touches it (`Arc`).
 pub struct Partition {
     topic: Arc<str>,
@@ -97,6 +136,20 @@ pub struct Partition {
     /// Set after an `fdatasync` failed: nothing more is accepted or served, since the
     /// kernel may have dropped pages the log believes written.
     failed: AtomicBool,
+    mode: Mode,
+}
+
+/// A produce accepted by a cluster partition's leader.
+#[derive(Debug)]
+pub struct ReplicaAppend {
+    pub appended: Appended,
+    /// Resolves when the batch commits (acks=all); `None` for a duplicate, which waits
+    /// on the high watermark instead.
+    pub committed: Option<
+        tokio::sync::oneshot::Receiver<
+            std::result::Result<replication::node::Committed, ProposeError>,
+        >,
+    >,
 }
 
 impl std::fmt::Debug for Partition {
@@ -142,12 +195,264 @@ impl Partition {
             fetch_waiters: AtomicUsize::new(0),
             shared,
             failed: AtomicBool::new(false),
+            mode: Mode::Local,
         });
         // Outside a runtime (offline tools) nothing is appended, so no flusher is needed.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(partition.clone().run_flusher());
         }
         Ok(partition)
+    }
+
+    /// Opens this broker's replica of a cluster partition: its log in `dir` becomes the
+    /// Raft log of group `group` (created with `voters` if new), driven by `node`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_replica(
+        topic: Arc<str>,
+        index: i32,
+        dir: &std::path::Path,
+        config: LogConfig,
+        shared: Arc<Shared>,
+        node: NodeHandle,
+        self_id: u64,
+        group: u64,
+        voters: &[u64],
+    ) -> Result<Arc<Partition>> {
+        let err = |e| log_err(&topic, index, e);
+        let log = Log::open(dir, config).map_err(err)?;
+        let report = log.open_report();
+        if report.truncated_bytes > 0 || report.removed_segments > 0 {
+            warn!(topic = %topic, partition = index, ?report, "replica recovered after an unclean stop");
+        }
+        let log = Arc::new(RwLock::new(log));
+        let replication = |e: replication::ReplicationError| BrokerError::Replication {
+            topic: topic.to_string(),
+            partition: index,
+            reason: e.to_string(),
+        };
+        let storage = LogStorage::new(log.clone()).map_err(replication)?;
+        let replica =
+            Group::open(self_id, storage, voters, &discard_logger()).map_err(replication)?;
+        let hw = replica.committed_offset();
+        let gone = |what: &str| BrokerError::Replication {
+            topic: topic.to_string(),
+            partition: index,
+            reason: what.to_string(),
+        };
+        node.add_group(group, replica)
+            .await
+            .map_err(|e| gone(&e.to_string()))?;
+        let view = node
+            .watch(group)
+            .await
+            .ok_or_else(|| gone("the node lost the group just added"))?;
+        info!(topic = %topic, partition = index, group, high_watermark = hw, "replica open");
+        let partition = Arc::new(Partition {
+            topic,
+            index,
+            inner: RwLock::new(None),
+            high_watermark: watch::channel(hw).0,
+            dirty: Notify::new(),
+            flush_wanted: Notify::new(),
+            fetch_waiters: AtomicUsize::new(0),
+            shared,
+            failed: AtomicBool::new(false),
+            mode: Mode::Hosted(Box::new(Hosted {
+                group,
+                node,
+                log,
+                producers: std::sync::Mutex::new(ProducerStates::default()),
+                view: view.clone(),
+                appending: tokio::sync::Mutex::new(0),
+                closed: AtomicBool::new(false),
+            })),
+        });
+        tokio::spawn(partition.clone().follow_view(view));
+        Ok(partition)
+    }
+
+    /// A cluster partition with no replica here.
+    pub fn remote(topic: Arc<str>, index: i32, shared: Arc<Shared>, group: u64) -> Arc<Partition> {
+        Arc::new(Partition {
+            topic,
+            index,
+            inner: RwLock::new(None),
+            high_watermark: watch::channel(0).0,
+            dirty: Notify::new(),
+            flush_wanted: Notify::new(),
+            fetch_waiters: AtomicUsize::new(0),
+            shared,
+            failed: AtomicBool::new(false),
+            mode: Mode::Remote { group },
+        })
+    }
+
+    /// Publishes the group's commit point as the high watermark, until the group
+    /// leaves this node.
+    async fn follow_view(self: Arc<Self>, mut view: watch::Receiver<GroupView>) {
+        let mut leader = view.borrow().leader;
+        loop {
+            let v = *view.borrow_and_update();
+            if v.leader != leader && v.leader != 0 {
+                leader = v.leader;
+                self.shared.metrics.leader_changes.inc();
+                info!(topic = %self.topic, partition = self.index, leader, term = v.term, "partition leader changed");
+            }
+            let hw = v.committed_offset;
+            let moved = self.high_watermark.send_if_modified(|cur| {
+                let moved = hw != *cur;
+                *cur = hw;
+                moved
+            });
+            if moved {
+                self.shared
+                    .data_changed
+                    .send_modify(|v| *v = v.wrapping_add(1));
+            }
+            if view.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The Raft group of a cluster partition; `None` on a single node.
+    pub fn group(&self) -> Option<u64> {
+        match &self.mode {
+            Mode::Local => None,
+            Mode::Hosted(h) => Some(h.group),
+            Mode::Remote { group } => Some(*group),
+        }
+    }
+
+    /// This replica's view of its group (leader, term, commit point); `None` unless a
+    /// replica is hosted here.
+    pub fn view(&self) -> Option<GroupView> {
+        match &self.mode {
+            Mode::Hosted(h) => Some(*h.view.borrow()),
+            _ => None,
+        }
+    }
+
+    /// Ok where this broker may serve the partition's data: always on a single node,
+    /// only on the leader in a cluster.
+    pub fn check_leader(&self) -> std::result::Result<(), i16> {
+        match &self.mode {
+            Mode::Local => Ok(()),
+            Mode::Hosted(h) if h.view.borrow().is_leader => Ok(()),
+            _ => Err(ResponseError::NotLeaderOrFollower.code()),
+        }
+    }
+
+    /// Checks a client's `current_leader_epoch` (-1: none given). A single node is
+    /// always at epoch 0 and knows no other; a cluster partition's epoch is its Raft
+    /// term: a newer one is UNKNOWN_LEADER_EPOCH (this broker has not caught up), an
+    /// older one FENCED_LEADER_EPOCH (the client's metadata is stale).
+    pub fn check_epoch(&self, epoch: i32) -> std::result::Result<(), i16> {
+        if epoch < 0 {
+            return Ok(());
+        }
+        let current = match &self.mode {
+            Mode::Local => 0,
+            Mode::Hosted(h) => h.view.borrow().term,
+            Mode::Remote { .. } => return Err(ResponseError::NotLeaderOrFollower.code()),
+        };
+        match (epoch as u64).cmp(&current) {
+            std::cmp::Ordering::Greater => Err(ResponseError::UnknownLeaderEpoch.code()),
+            std::cmp::Ordering::Less if current > 0 => Err(ResponseError::FencedLeaderEpoch.code()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The leader epoch clients are told: 0 on a single node, the Raft term of a
+    /// hosted cluster replica, -1 when unknown here.
+    pub fn leader_epoch(&self) -> i32 {
+        match &self.mode {
+            Mode::Local => 0,
+            Mode::Hosted(h) => i32::try_from(h.view.borrow().term).unwrap_or(i32::MAX),
+            Mode::Remote { .. } => -1,
+        }
+    }
+
+    /// Produce on a cluster partition's leader: checks the batch and the producer's
+    /// sequence, proposes the batch to the group, and returns once the leader appended
+    /// it (its offsets assigned), with a receiver for its commit.
+    pub async fn append_replica(&self, batch: &[u8]) -> std::result::Result<ReplicaAppend, i16> {
+        self.check_usable()?;
+        let Mode::Hosted(h) = &self.mode else {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        };
+        let header = check_produced_header(batch)?;
+        let mut loaded_term = h.appending.lock().await;
+        let view = *h.view.borrow();
+        if !view.is_leader {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
+        if h.closed.load(Ordering::Acquire) {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
+        if *loaded_term != view.term {
+            // New leadership: this log holds every entry the old leader may have
+            // acknowledged; rebuild the producers' sequences from it.
+            let log = h
+                .log
+                .read()
+                .map_err(|_| ResponseError::KafkaStorageError.code())?;
+            let rebuilt = rebuild_producers(&log).map_err(|e| log_error_code(&e))?;
+            drop(log);
+            *lock_producers(&h.producers) = rebuilt;
+            *loaded_term = view.term;
+        }
+        let check = lock_producers(&h.producers).check(&header);
+        match check {
+            SequenceCheck::Refuse(code) => return Err(corrupt_or(batch, code)),
+            SequenceCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } => {
+                BatchHeader::parse_validated(batch)
+                    .map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
+                self.shared.metrics.duplicate_batches.inc();
+                return Ok(ReplicaAppend {
+                    appended: Appended {
+                        base_offset,
+                        last_offset,
+                        duplicate: true,
+                    },
+                    committed: None,
+                });
+            }
+            SequenceCheck::Append => {}
+        }
+        // The Raft entry is appended by the node without another check: validate the
+        // whole batch (CRC-32C included) here.
+        BatchHeader::parse_validated(batch)
+            .map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
+        let tracked: Tracked = match tokio::time::timeout(
+            REPLICA_APPEND_TIMEOUT,
+            h.node.propose_tracked(h.group, batch.to_vec()),
+        )
+        .await
+        {
+            Ok(Ok(t)) => t,
+            Ok(Err(ProposeError::NotLeader { .. })) | Ok(Err(ProposeError::Dropped(_))) => {
+                return Err(ResponseError::NotLeaderOrFollower.code())
+            }
+            Ok(Err(ProposeError::ChangeInProgress)) | Err(_) => {
+                return Err(ResponseError::RequestTimedOut.code())
+            }
+        };
+        let base_offset = tracked.appended.base_offset;
+        let last_offset = base_offset + header.last_offset_delta.max(0) as u64;
+        lock_producers(&h.producers).record(&header, base_offset, last_offset);
+        self.shared.metrics.appended_batches.inc();
+        Ok(ReplicaAppend {
+            appended: Appended {
+                base_offset,
+                last_offset,
+                duplicate: false,
+            },
+            committed: Some(tracked.committed),
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -165,9 +470,24 @@ impl Partition {
         Ok(())
     }
 
-    /// Runs `f` on the log under the read lock; an error code when the partition is gone.
+    /// Runs `f` on the log under the read lock; an error code when the partition is gone
+    /// (or, in a cluster, has no replica here).
     pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> std::result::Result<T, i16> {
         self.check_usable()?;
+        match &self.mode {
+            Mode::Local => {}
+            Mode::Hosted(h) => {
+                if h.closed.load(Ordering::Acquire) {
+                    return Err(ResponseError::UnknownTopicOrPartition.code());
+                }
+                let log = h
+                    .log
+                    .read()
+                    .map_err(|_| ResponseError::KafkaStorageError.code())?;
+                return Ok(f(&log));
+            }
+            Mode::Remote { .. } => return Err(ResponseError::NotLeaderOrFollower.code()),
+        }
         // A poisoned lock means a panic while appending; refuse rather than guess.
         let guard = self
             .inner
@@ -184,6 +504,10 @@ impl Partition {
         f: impl FnOnce(&mut Inner) -> std::result::Result<T, i16>,
     ) -> std::result::Result<T, i16> {
         self.check_usable()?;
+        if !matches!(self.mode, Mode::Local) {
+            // Cluster partitions change only through their Raft group.
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
         let mut guard = self
             .inner
             .write()
@@ -203,21 +527,7 @@ impl Partition {
     /// without reaching the log (a corrupt batch is CORRUPT_MESSAGE whatever else is
     /// wrong with it, as in Kafka). Nothing is decoded per record.
     pub fn append(&self, batch: &mut [u8]) -> std::result::Result<Appended, i16> {
-        let header = BatchHeader::parse_header(batch)
-            .map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
-        if batch.len() < header.size_bytes {
-            return Err(corrupt_or(batch, ResponseError::CorruptMessage.code()));
-        }
-        if header.is_control() || header.is_transactional() {
-            // Transactions are not supported; a non-transactional producer never sends
-            // control batches.
-            return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
-        }
-        if header.records_count < 1
-            || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
-        {
-            return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
-        }
+        let header = check_produced_header(batch)?;
         let appended = self.with_inner_mut(|inner| match inner.producers.check(&header) {
             SequenceCheck::Refuse(code) => Err(corrupt_or(batch, code)),
             SequenceCheck::Duplicate {
@@ -343,11 +653,27 @@ impl Partition {
 
     /// Applies new settings to the log.
     pub fn set_config(&self, config: LogConfig) -> std::result::Result<(), i16> {
+        match &self.mode {
+            Mode::Local => {}
+            Mode::Hosted(h) => {
+                let mut log = h
+                    .log
+                    .write()
+                    .map_err(|_| ResponseError::KafkaStorageError.code())?;
+                return log.set_config(config).map_err(|e| log_error_code(&e));
+            }
+            Mode::Remote { .. } => return Ok(()),
+        }
         self.with_inner_mut(|inner| inner.log.set_config(config).map_err(|e| log_error_code(&e)))
     }
 
     /// Kafka DeleteRecords: moves the log start (never past the high watermark).
     pub fn delete_before(&self, offset: u64) -> std::result::Result<u64, i16> {
+        if self.group().is_some() {
+            // The log start must move on every replica alike: a replicated entry, not
+            // built yet.
+            return Err(ResponseError::PolicyViolation.code());
+        }
         let hw = self.high_watermark();
         if offset > hw {
             return Err(ResponseError::OffsetOutOfRange.code());
@@ -386,8 +712,30 @@ impl Partition {
         Ok(Some(outcome))
     }
 
-    /// Housekeeping: retention and idle map release.
+    /// Housekeeping: retention and idle map release. A cluster replica applies
+    /// retention only while its whole log is committed, so it never deletes an entry
+    /// its group may still need to replicate or truncate.
     pub fn housekeeping(&self) {
+        if let Mode::Hosted(h) = &self.mode {
+            if h.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let hw = self.high_watermark();
+            let Ok(mut log) = h.log.write() else { return };
+            if log.next_offset() == hw {
+                match log.apply_retention() {
+                    Ok(o) if o.deleted_segments > 0 => {
+                        info!(topic = %self.topic, partition = self.index, outcome = ?o, "retention deleted segments")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(topic = %self.topic, partition = self.index, error = %e, "retention failed")
+                    }
+                }
+            }
+            log.release_idle_maps();
+            return;
+        }
         let result = self.with_inner_mut(|inner| {
             let outcome = inner.log.apply_retention().map_err(|e| {
                 warn!(topic = %self.topic, partition = self.index, error = %e, "retention failed");
@@ -474,6 +822,25 @@ impl Partition {
     /// Flushes, writes the clean-shutdown marker and closes the log; later requests get
     /// an error code. Idempotent.
     pub fn close(&self) -> Result<()> {
+        match &self.mode {
+            Mode::Local => {}
+            Mode::Remote { .. } => return Ok(()),
+            Mode::Hosted(h) => {
+                // The node task owns the group; make what this replica holds durable.
+                // The next open recovers the active segment (no clean-shutdown marker).
+                if h.closed.swap(true, Ordering::AcqRel) {
+                    return Ok(());
+                }
+                let mut log = match h.log.write() {
+                    Ok(l) => l,
+                    Err(p) => p.into_inner(),
+                };
+                return log
+                    .flush()
+                    .map(|_| ())
+                    .map_err(|e| log_err(&self.topic, self.index, e));
+            }
+        }
         let mut guard = match self.inner.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -521,6 +888,38 @@ impl Drop for FlushDemand {
     fn drop(&mut self) {
         self.partition.fetch_waiters.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// How long a produce waits for the leader's node to append its batch.
+const REPLICA_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn lock_producers(
+    m: &std::sync::Mutex<ProducerStates>,
+) -> std::sync::MutexGuard<'_, ProducerStates> {
+    // Updates are single calls that leave the map consistent; a panic in one cannot
+    // leave it half-changed.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The header of a produced batch, refused (as Kafka does) when it is a control or
+/// transactional batch or its record count and offset delta disagree.
+fn check_produced_header(batch: &[u8]) -> std::result::Result<BatchHeader, i16> {
+    let header =
+        BatchHeader::parse_header(batch).map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
+    if batch.len() < header.size_bytes {
+        return Err(corrupt_or(batch, ResponseError::CorruptMessage.code()));
+    }
+    if header.is_control() || header.is_transactional() {
+        // Transactions are not supported; a non-transactional producer never sends
+        // control batches.
+        return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
+    }
+    if header.records_count < 1
+        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
+    {
+        return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
+    }
+    Ok(header)
 }
 
 /// `code`, unless the batch fails validation (CRC-32C, truncation): then

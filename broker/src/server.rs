@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::cluster::{Cluster, ClusterSettings};
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::Coordinator;
@@ -24,6 +25,10 @@ use crate::{admin_http, connection, Broker};
 
 /// How often retention and idle-map release run.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+/// How often a cluster node samples the followers of the groups it leads (ISR).
+pub const ISR_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a cluster node's shutdown waits for its leaderships to move elsewhere.
+pub const LEADERSHIP_HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for connections to finish their in-flight requests.
 pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -123,6 +128,15 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener> {
         })
 }
 
+/// The cluster id every node of a cluster reports: derived from the peer list, which
+/// every node is given alike.
+fn shared_cluster_id(settings: &ClusterSettings) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    settings.peers.hash(&mut h);
+    format!("strata-{:016x}", h.finish())
+}
+
 /// Opens the data directory and starts serving. Returns once both listeners are bound.
 pub async fn run(config: BrokerConfig) -> Result<Running> {
     let data_dir = config.data_dir.clone();
@@ -147,9 +161,27 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         None => (kafka_addr.ip().to_string(), i32::from(kafka_addr.port())),
     };
     let metrics = Arc::new(Metrics::new());
-    let topics = Topics::open(&data_dir, config.topics.clone(), metrics.clone())?;
-    let producer_ids = ProducerIds::open(&data_dir)?;
-    let groups = Arc::new(Coordinator::open(&topics, config.groups.clone()).await?);
+    let (trigger, shutdown) = shutdown::channel();
+    let cluster = match config.cluster()? {
+        Some(settings) => Some(Cluster::start(settings, &data_dir).await?),
+        None => None,
+    };
+    let (topics, groups, cluster_id) = match &cluster {
+        Some(c) => (
+            Topics::open_cluster(&data_dir, config.topics.clone(), metrics.clone(), c.clone())?,
+            Arc::new(Coordinator::disabled(config.groups.clone())),
+            shared_cluster_id(&c.settings),
+        ),
+        None => {
+            let topics = Topics::open(&data_dir, config.topics.clone(), metrics.clone())?;
+            let groups = Arc::new(Coordinator::open(&topics, config.groups.clone()).await?);
+            (topics, groups, cluster_id)
+        }
+    };
+    let producer_ids = match &cluster {
+        Some(c) => ProducerIds::open_for_node(&data_dir, c.node_id)?,
+        None => ProducerIds::open(&data_dir)?,
+    };
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         cluster_id,
@@ -163,7 +195,27 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     });
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
 
-    let (trigger, shutdown) = shutdown::channel();
+    if let Some(c) = cluster {
+        tokio::spawn(c.clone().track_isr(
+            ISR_SAMPLE_INTERVAL,
+            broker.config.replica_lag_time_max,
+            shutdown.clone(),
+        ));
+        let b = broker.clone();
+        tokio::spawn(c.clone().run(
+            move |change| {
+                let b = b.clone();
+                async move { b.topics.reconcile(change).await }
+            },
+            shutdown.clone(),
+        ));
+        tokio::spawn(c.register(
+            broker.advertised_host.clone(),
+            broker.advertised_port,
+            admin_addr.to_string(),
+            shutdown.clone(),
+        ));
+    }
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
     tokio::spawn(groups.run(shutdown.clone()));
@@ -225,6 +277,10 @@ async fn accept_loop(
         }
     }
     drop(listener);
+    if let Some(c) = broker.topics.cluster() {
+        info!("shutting down: handing leaderships over");
+        c.hand_over_leadership(LEADERSHIP_HANDOVER_TIMEOUT).await;
+    }
     info!("shutting down: finishing in-flight requests");
     let drained =
         tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, slots.acquire_many(max as u32)).await;
@@ -236,6 +292,9 @@ async fn accept_loop(
         Ok(Err(e)) => warn!(error = %e, "admin server"),
         Err(e) => warn!(error = %e, "admin server task"),
         Ok(Ok(())) => {}
+    }
+    if let Some(c) = broker.topics.cluster() {
+        c.stop();
     }
     let closed = tokio::task::spawn_blocking(move || broker.topics.close_all()).await;
     match closed {

@@ -30,6 +30,11 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
+    /// The underlying receiver (true once shutdown has begun), for crates that take one.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.0.clone()
+    }
+
     /// Whether shutdown has begun.
     pub fn is_triggered(&self) -> bool {
         *self.0.borrow()

@@ -2,9 +2,11 @@
 //! persisted in `<data-dir>/topics.toml`, with partition logs in `<data-dir>/<topic>-<n>/`
 //! (Kafka's layout, so `strata log verify` and Kafka's own tools find them).
 //!
-//! Departure from ARCHITECTURE.md until the cluster issue: topic metadata lives in this
-//! file, not in a controller Raft group. Changes are serialized by one lock and written
-//! atomically (temporary file, rename, directory sync) before they take effect.
+//! On a single node topic metadata lives in this file. Changes are serialized by one
+//! lock and written atomically (temporary file, rename, directory sync) before they
+//! take effect. In a cluster ([`Topics::open_cluster`]) the controller group holds the
+//! metadata instead: changes are submitted to it, and the map is rebuilt from its
+//! applied records ([`Topics::reconcile`]); `topics.toml` is not used.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::cluster::metadata::{Change, MetaRecord, Refusal, TopicMeta};
+use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
 use crate::config::{ConfigValueError, TopicConfig, TopicDefaults};
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
@@ -78,6 +82,15 @@ impl TopicError {
     }
 }
 
+impl From<Refusal> for TopicError {
+    fn from(r: Refusal) -> Self {
+        TopicError {
+            code: r.code,
+            message: r.message,
+        }
+    }
+}
+
 impl From<ConfigValueError> for TopicError {
     fn from(e: ConfigValueError) -> Self {
         TopicError::new(ResponseError::InvalidConfig, e.to_string())
@@ -136,6 +149,8 @@ pub struct Topics {
     shared: Arc<Shared>,
     /// Serializes create/delete/alter so the registry file and the map agree.
     change: tokio::sync::Mutex<()>,
+    /// In a cluster: where metadata changes go, and what the map follows.
+    cluster: Option<Arc<Cluster>>,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
@@ -202,7 +217,169 @@ impl Topics {
             topics: RwLock::new(topics),
             shared,
             change: tokio::sync::Mutex::new(()),
+            cluster: None,
         })
+    }
+
+    /// Topics of a cluster node: empty until the controller's records are applied
+    /// ([`Topics::reconcile`]).
+    pub fn open_cluster(
+        data_dir: &Path,
+        defaults: TopicDefaults,
+        metrics: Arc<Metrics>,
+        cluster: Arc<Cluster>,
+    ) -> Result<Topics> {
+        std::fs::create_dir_all(data_dir).map_err(|e| BrokerError::io(data_dir, e))?;
+        Ok(Topics {
+            data_dir: data_dir.to_path_buf(),
+            defaults,
+            topics: RwLock::new(HashMap::new()),
+            shared: Shared::new(metrics),
+            change: tokio::sync::Mutex::new(()),
+            cluster: Some(cluster),
+        })
+    }
+
+    /// The cluster this node belongs to, if any.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Brings the map in line with one applied controller change: opens this node's
+    /// replicas of a new or grown topic (others are remote), applies a config change,
+    /// closes and removes the replicas of a deleted topic.
+    pub async fn reconcile(&self, change: Change) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        match change {
+            Change::Topic(name) => {
+                let meta = cluster.state().topics.get(&name).cloned();
+                if let Some(meta) = meta {
+                    self.install(&cluster, &name, meta).await;
+                }
+            }
+            Change::TopicDeleted(name, meta) => self.uninstall(&cluster, &name, &meta).await,
+            Change::Transfer(group, to) => cluster.transfer_if_leading(group, to).await,
+            Change::None | Change::Brokers | Change::Leader(_) => {}
+        }
+    }
+
+    async fn install(&self, cluster: &Arc<Cluster>, name: &str, meta: TopicMeta) {
+        let existing = self.get(name);
+        let config = self.config_with(&meta.config).unwrap_or_else(|e| {
+            warn!(topic = name, error = %e.message, "invalid topic config in the controller; using the defaults");
+            self.defaults.log.clone()
+        });
+        let topic_name: Arc<str> = name.into();
+        let mut partitions = Vec::with_capacity(meta.partitions.len());
+        for (i, placed) in meta.partitions.iter().enumerate() {
+            let index = i as i32;
+            if let Some(p) = existing
+                .as_ref()
+                .and_then(|t| t.partitions.get(i))
+                .filter(|p| p.group() == Some(placed.group))
+            {
+                if existing.as_ref().is_some_and(|t| t.config != config) {
+                    if let Err(code) = p.set_config(config.log_config()) {
+                        warn!(
+                            topic = name,
+                            partition = index,
+                            code,
+                            "applying a config change"
+                        );
+                    }
+                }
+                partitions.push(p.clone());
+                continue;
+            }
+            let p = if placed.replicas.contains(&cluster.node_id) {
+                let opened = Partition::open_replica(
+                    topic_name.clone(),
+                    index,
+                    &partition_dir(&self.data_dir, name, index),
+                    config.log_config(),
+                    self.shared.clone(),
+                    cluster.node.clone(),
+                    cluster.node_id,
+                    placed.group,
+                    &placed.replicas,
+                )
+                .await;
+                match opened {
+                    Ok(p) => {
+                        if let Some(view) = cluster.node.watch(placed.group).await {
+                            tokio::spawn(cluster.clone().report_leadership(placed.group, view));
+                        }
+                        p
+                    }
+                    Err(e) => {
+                        warn!(topic = name, partition = index, error = %e, "cannot open a replica placed here; serving it as remote");
+                        Partition::remote(
+                            topic_name.clone(),
+                            index,
+                            self.shared.clone(),
+                            placed.group,
+                        )
+                    }
+                }
+            } else {
+                Partition::remote(topic_name.clone(), index, self.shared.clone(), placed.group)
+            };
+            partitions.push(p);
+        }
+        let id = Uuid::parse_str(&meta.id).unwrap_or(Uuid::nil());
+        let topic = Arc::new(Topic {
+            name: topic_name.clone(),
+            id,
+            overrides: meta.config,
+            config,
+            partitions,
+        });
+        self.write_map().insert(topic_name, topic);
+        info!(topic = name, "topic applied from the controller");
+    }
+
+    async fn uninstall(&self, cluster: &Arc<Cluster>, name: &str, meta: &TopicMeta) {
+        let removed = self.write_map().remove(name);
+        for (i, placed) in meta.partitions.iter().enumerate() {
+            if !placed.replicas.contains(&cluster.node_id) {
+                continue;
+            }
+            // Dropping the group ends its view, and the tasks that follow it.
+            drop(cluster.node.remove_group(placed.group).await);
+            if let Some(p) = removed.as_ref().and_then(|t| t.partitions.get(i)) {
+                if let Err(e) = p.close() {
+                    warn!(error = %e, "closing a deleted replica");
+                }
+            }
+            let dir = partition_dir(&self.data_dir, name, i as i32);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(dir = %dir.display(), error = %e, "removing a deleted replica's files");
+                }
+            }
+        }
+        info!(topic = name, "topic deleted by the controller");
+    }
+
+    /// Waits until the applied map satisfies `done` (after a submitted change).
+    async fn await_map(
+        &self,
+        cluster: &Cluster,
+        done: impl Fn(&Topics) -> bool,
+    ) -> std::result::Result<(), TopicError> {
+        if cluster
+            .wait_applied(CONTROLLER_TIMEOUT, || done(self))
+            .await
+        {
+            Ok(())
+        } else {
+            Err(TopicError::new(
+                ResponseError::RequestTimedOut,
+                "the change was applied by the controller but not yet on this broker",
+            ))
+        }
     }
 
     /// A receiver that changes whenever any partition's high watermark moves.
@@ -297,8 +474,9 @@ impl Topics {
                 format!("partitions must be 1..={MAX_PARTITIONS_PER_TOPIC}, got {partitions}"),
             ));
         }
-        // A single node holds one replica of everything.
-        if replication_factor != 1 && replication_factor != -1 {
+        // A single node holds one replica of everything; in a cluster the controller
+        // judges the factor against the brokers it knows.
+        if self.cluster.is_none() && replication_factor != 1 && replication_factor != -1 {
             return Err(TopicError::new(
                 ResponseError::InvalidReplicationFactor,
                 format!(
@@ -325,6 +503,22 @@ impl Topics {
             partitions
         };
         let config = self.validate_create(name, partitions, replication_factor, &overrides)?;
+        if let Some(cluster) = self.cluster.clone() {
+            drop(config);
+            let record = MetaRecord::CreateTopic {
+                request: cluster.request_id(),
+                name: name.to_string(),
+                id: Uuid::new_v4().to_string(),
+                partitions,
+                replication_factor,
+                config: overrides,
+            };
+            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+            self.await_map(&cluster, |t| t.get(name).is_some()).await?;
+            return self.get(name).ok_or_else(|| {
+                TopicError::new(ResponseError::UnknownTopicOrPartition, "deleted meanwhile")
+            });
+        }
         let name: Arc<str> = name.into();
         let storage = |e: BrokerError| {
             warn!(topic = %name, error = %e, "topic creation failed");
@@ -368,6 +562,16 @@ impl Topics {
                 format!("topic {name:?} does not exist"),
             ));
         };
+        if let Some(cluster) = self.cluster.clone() {
+            let record = MetaRecord::DeleteTopic {
+                request: cluster.request_id(),
+                name: name.to_string(),
+            };
+            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+            self.await_map(&cluster, |t| t.get(name).is_none_or(|t| t.id != topic.id))
+                .await?;
+            return Ok(topic.id);
+        }
         let mut next = self.read_map().clone();
         next.remove(name);
         self.persist(&next)
@@ -410,6 +614,24 @@ impl Topics {
         }
         if validate_only {
             return Ok(Vec::new());
+        }
+        if let Some(cluster) = self.cluster.clone() {
+            let record = MetaRecord::CreatePartitions {
+                request: cluster.request_id(),
+                name: name.to_string(),
+                count,
+            };
+            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+            self.await_map(&cluster, |t| {
+                t.get(name)
+                    .is_some_and(|t| t.partitions.len() as i32 >= count)
+            })
+            .await?;
+            let grown = self
+                .get(name)
+                .map(|t| t.partitions.clone())
+                .unwrap_or_default();
+            return Ok(grown.into_iter().skip(have as usize).collect());
         }
         let storage =
             |e: BrokerError| TopicError::new(ResponseError::KafkaStorageError, e.to_string());
@@ -463,6 +685,19 @@ impl Topics {
             ));
         }
         if validate_only {
+            return Ok(());
+        }
+        if let Some(cluster) = self.cluster.clone() {
+            let record = MetaRecord::SetOverrides {
+                request: cluster.request_id(),
+                name: name.to_string(),
+                config: overrides.clone(),
+            };
+            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+            self.await_map(&cluster, |t| {
+                t.get(name).is_none_or(|t| t.overrides == overrides)
+            })
+            .await?;
             return Ok(());
         }
         let changed = Arc::new(Topic {

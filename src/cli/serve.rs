@@ -34,9 +34,12 @@ pub struct ServeArgs {
     /// This broker's id [default: 0].
     #[arg(long, value_name = "ID")]
     node_id: Option<i32>,
-    /// Inter-broker Raft listener (reserved for clusters; a single node does not use it).
+    /// Inter-broker Raft listener; with --peers, runs this broker as a cluster node.
     #[arg(long, value_name = "HOST:PORT")]
     raft_addr: Option<String>,
+    /// Every cluster node's Raft address, this one's included: `1=H:P,2=H:P,3=H:P`.
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    peers: Option<String>,
     /// num.partitions: partitions of automatically created topics [default: 1].
     #[arg(long, value_name = "N")]
     num_partitions: Option<i32>,
@@ -82,6 +85,7 @@ impl ServeArgs {
         set("admin-addr", s(&self.admin_addr))?;
         set("node-id", self.node_id.map(|v| v.to_string()))?;
         set("raft-addr", s(&self.raft_addr))?;
+        set("peers", s(&self.peers))?;
         set("num.partitions", self.num_partitions.map(|v| v.to_string()))?;
         set(
             "auto.create.topics.enable",

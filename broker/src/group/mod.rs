@@ -196,6 +196,22 @@ impl Coordinator {
         Ok(coordinator)
     }
 
+    /// A coordinator with no `__consumer_offsets` partitions: FindCoordinator answers
+    /// COORDINATOR_NOT_AVAILABLE (cluster mode, until groups follow the leaders of
+    /// replicated `__consumer_offsets` partitions).
+    pub fn disabled(config: GroupConfig) -> Coordinator {
+        Coordinator {
+            config,
+            partitions: Vec::new(),
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether this broker coordinates groups at all.
+    pub fn is_enabled(&self) -> bool {
+        !self.partitions.is_empty()
+    }
+
     /// Settings in force.
     pub fn config(&self) -> &GroupConfig {
         &self.config

@@ -1,4 +1,5 @@
-//! DescribeCluster: the cluster id, the controller, and the brokers (this one).
+//! DescribeCluster: the cluster id, the controller, and the brokers (this one on a single
+//! node, every registered broker in a cluster).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
@@ -15,10 +16,17 @@ pub fn handle(ctx: &RequestContext, _request: DescribeClusterRequest) -> Describ
     DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
         .with_cluster_id(StrBytes::from_string(b.cluster_id.clone()))
-        .with_controller_id(b.node_id.into())
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(b.node_id.into())
-            .with_host(StrBytes::from_string(b.advertised_host.clone()))
-            .with_port(b.advertised_port)])
+        .with_controller_id(super::metadata::controller_id(b).into())
+        .with_brokers(
+            super::metadata::all_brokers(b)
+                .into_iter()
+                .map(|m| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(m.node_id)
+                        .with_host(m.host)
+                        .with_port(m.port)
+                })
+                .collect(),
+        )
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

@@ -107,9 +107,12 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
                 partitions.push(out);
                 continue;
             };
-            if fp.current_leader_epoch > 0 {
-                // Every partition is at leader epoch 0 until replication arrives.
-                out.error_code = ctx.code(ResponseError::UnknownLeaderEpoch.code());
+            // Only the leader serves (always, on a single node), at the client's epoch.
+            if let Err(code) = p
+                .check_leader()
+                .and_then(|()| p.check_epoch(fp.current_leader_epoch))
+            {
+                out.error_code = ctx.code(code);
                 partitions.push(out);
                 continue;
             }

@@ -21,8 +21,12 @@ const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// The answer for one key: error code and message (`None` when this broker is it).
-fn lookup(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
+fn lookup(enabled: bool, key_type: i8, key: &str) -> Option<(i16, &'static str)> {
     match key_type {
+        KEY_TYPE_GROUP if !enabled => Some((
+            ResponseError::CoordinatorNotAvailable.code(),
+            "consumer groups are not available in cluster mode yet",
+        )),
         KEY_TYPE_GROUP if key.is_empty() => Some((
             ResponseError::InvalidRequest.code(),
             "the group id is empty",
@@ -45,7 +49,7 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoor
         KEY_TYPE_GROUP
     };
     if ctx.version < 4 {
-        return match lookup(key_type, request.key.as_str()) {
+        return match lookup(b.groups.is_enabled(), key_type, request.key.as_str()) {
             None => FindCoordinatorResponse::default()
                 .with_node_id(b.node_id.into())
                 .with_host(host)
@@ -59,18 +63,20 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoor
     let coordinators = request
         .coordinator_keys
         .into_iter()
-        .map(|key| match lookup(key_type, key.as_str()) {
-            None => Coordinator::default()
-                .with_key(key)
-                .with_node_id(b.node_id.into())
-                .with_host(host.clone())
-                .with_port(b.advertised_port),
-            Some((code, why)) => Coordinator::default()
-                .with_key(key)
-                .with_node_id((-1).into())
-                .with_error_code(ctx.code(code))
-                .with_error_message(message(why)),
-        })
+        .map(
+            |key| match lookup(b.groups.is_enabled(), key_type, key.as_str()) {
+                None => Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(b.node_id.into())
+                    .with_host(host.clone())
+                    .with_port(b.advertised_port),
+                Some((code, why)) => Coordinator::default()
+                    .with_key(key)
+                    .with_node_id((-1).into())
+                    .with_error_code(ctx.code(code))
+                    .with_error_message(message(why)),
+            },
+        )
         .collect();
     FindCoordinatorResponse::default().with_coordinators(coordinators)
 }

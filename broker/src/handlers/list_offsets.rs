@@ -36,19 +36,22 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
                         .with_partition_index(lp.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    if ctx.version >= 4 {
-                        // The field exists from v4; every partition is at epoch 0.
-                        out.leader_epoch = 0;
-                    }
                     let Some(p) = topic.as_ref().and_then(|t| t.partition(lp.partition_index))
                     else {
                         return out.with_error_code(
                             ctx.code(ResponseError::UnknownTopicOrPartition.code()),
                         );
                     };
-                    if lp.current_leader_epoch > 0 {
-                        return out
-                            .with_error_code(ctx.code(ResponseError::UnknownLeaderEpoch.code()));
+                    if ctx.version >= 4 {
+                        // The field exists from v4: 0 on a single node, the Raft term
+                        // in a cluster.
+                        out.leader_epoch = p.leader_epoch();
+                    }
+                    if let Err(code) = p
+                        .check_leader()
+                        .and_then(|()| p.check_epoch(lp.current_leader_epoch))
+                    {
+                        return out.with_error_code(ctx.code(code));
                     }
                     match lookup(p, lp.timestamp) {
                         Ok((timestamp, offset)) => {

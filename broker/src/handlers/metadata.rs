@@ -24,19 +24,85 @@ pub fn this_broker(b: &Broker) -> MetadataResponseBroker {
         .with_port(b.advertised_port)
 }
 
-/// One topic's entry: every partition led by this broker, epoch 0.
+/// Every broker clients may connect to: this one on a single node, every registered
+/// broker in a cluster.
+pub fn all_brokers(b: &Broker) -> Vec<MetadataResponseBroker> {
+    let Some(c) = b.topics.cluster() else {
+        return vec![this_broker(b)];
+    };
+    let state = c.state();
+    state
+        .brokers
+        .iter()
+        .map(|(&id, meta)| {
+            MetadataResponseBroker::default()
+                .with_node_id((id as i32).into())
+                .with_host(StrBytes::from_string(meta.host.clone()))
+                .with_port(meta.port)
+        })
+        .collect()
+}
+
+/// The controller clients are told about: this broker on a single node, the controller
+/// group's leader in a cluster (-1 while there is none).
+pub fn controller_id(b: &Broker) -> i32 {
+    match b.topics.cluster() {
+        None => b.node_id,
+        Some(c) => c.controller_leader().map_or(-1, |l| l as i32),
+    }
+}
+
+/// One topic's entry. A single node leads every partition at epoch 0; in a cluster,
+/// each partition's leader is what this broker's replica knows, else the controller's
+/// latest report, and the epoch is the Raft term (LEADER_NOT_AVAILABLE while no leader
+/// is known).
 pub fn describe_topic(b: &Broker, t: &Topic) -> MetadataResponseTopic {
     let node = b.node_id.into();
+    let cluster = b.topics.cluster();
+    let placed = cluster.and_then(|c| c.state().topics.get(&*t.name).cloned());
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p.index())
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+            let out = MetadataResponsePartition::default().with_partition_index(p.index());
+            let (Some(c), Some(group)) = (cluster, p.group()) else {
+                return out
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node]);
+            };
+            let replicas: Vec<_> = placed
+                .as_ref()
+                .and_then(|m| m.partitions.get(p.index() as usize))
+                .map(|m| m.replicas.iter().map(|&r| (r as i32).into()).collect())
+                .unwrap_or_default();
+            let view = p.view();
+            let leader = c.leader_of(group, view);
+            let epoch = match view {
+                Some(v) if v.term > 0 => i32::try_from(v.term).unwrap_or(i32::MAX),
+                _ => c
+                    .state()
+                    .leaders
+                    .get(&group)
+                    .map_or(-1, |&(_, t)| i32::try_from(t).unwrap_or(i32::MAX)),
+            };
+            // The leader's own measurement when it is this broker; elsewhere the
+            // replica list (Kafka clients only display the ISR).
+            let isr = match c.isr(group) {
+                Some(isr) => isr.in_sync.iter().map(|&r| (r as i32).into()).collect(),
+                None => replicas.clone(),
+            };
+            let out = out
+                .with_replica_nodes(replicas)
+                .with_isr_nodes(isr)
+                .with_leader_epoch(epoch);
+            match leader {
+                Some(l) => out.with_leader_id((l as i32).into()),
+                None => out
+                    .with_leader_id((-1).into())
+                    .with_error_code(ResponseError::LeaderNotAvailable.code()),
+            }
         })
         .collect();
     MetadataResponseTopic::default()
@@ -84,9 +150,9 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         out
     };
     MetadataResponse::default()
-        .with_brokers(vec![this_broker(b)])
+        .with_brokers(all_brokers(b))
         .with_cluster_id(Some(StrBytes::from_string(b.cluster_id.clone())))
-        .with_controller_id(b.node_id.into())
+        .with_controller_id(controller_id(b).into())
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

@@ -72,7 +72,7 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
     };
     let reply = match request {
         RequestKind::Metadata(r) => Reply::now(metadata::handle(&ctx, r).await),
-        RequestKind::Produce(r) => produce::handle(ctx.clone(), r)?,
+        RequestKind::Produce(r) => produce::handle(ctx.clone(), r).await?,
         RequestKind::Fetch(r) => fetch::handle(ctx.clone(), r),
         RequestKind::ListOffsets(r) => Reply::now(list_offsets::handle(&ctx, r)),
         RequestKind::CreateTopics(r) => Reply::now(create_topics::handle(&ctx, r).await),

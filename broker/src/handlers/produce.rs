@@ -31,10 +31,22 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// What an acks=all answer waits for.
+enum Wait {
+    /// The high watermark passing an offset (a single node's flush, or a duplicate).
+    Durable(Arc<Partition>, u64),
+    /// A cluster partition's Raft entry committing (or being lost to a new leader).
+    Commit(
+        tokio::sync::oneshot::Receiver<
+            Result<replication::node::Committed, replication::group::ProposeError>,
+        >,
+    ),
+}
+
 /// A partition's answer, and for acks=all what to wait for first.
 struct Outcome {
     response: PartitionProduceResponse,
-    wait_for: Option<(Arc<Partition>, u64)>,
+    wait_for: Option<Wait>,
 }
 
 fn refused(ctx: &RequestContext, index: i32, code: i16, why: Option<&str>) -> Outcome {
@@ -50,8 +62,9 @@ fn refused(ctx: &RequestContext, index: i32, code: i16, why: Option<&str>) -> Ou
     }
 }
 
-fn produce_one(
+async fn produce_one(
     ctx: &RequestContext,
+    acks: i16,
     topic: &str,
     index: i32,
     records: Option<bytes::Bytes>,
@@ -104,6 +117,45 @@ fn produce_one(
     if records.len() as u64 > t.config.segment_bytes {
         return refused(ctx, index, ResponseError::RecordListTooLarge.code(), None);
     }
+    if let Some(group) = p.group() {
+        // A cluster partition: proposed to its Raft group by the leader. acks=all needs
+        // `min.insync.replicas` in sync first, as in Kafka.
+        let in_sync = b
+            .topics
+            .cluster()
+            .and_then(|c| c.isr(group))
+            .map_or(1, |isr| isr.in_sync.len());
+        if acks == -1 && (in_sync as u32) < t.config.min_insync_replicas && p.check_leader().is_ok()
+        {
+            return refused(
+                ctx,
+                index,
+                ResponseError::NotEnoughReplicas.code(),
+                Some(&format!(
+                    "{in_sync} replicas in sync, min.insync.replicas is {}",
+                    t.config.min_insync_replicas
+                )),
+            );
+        }
+        return match p.append_replica(&records).await {
+            Ok(r) => {
+                let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
+                let wait_for = match r.committed {
+                    Some(rx) => Wait::Commit(rx),
+                    None => Wait::Durable(p.clone(), r.appended.last_offset),
+                };
+                Outcome {
+                    response: PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_base_offset(r.appended.base_offset as i64)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(start),
+                    wait_for: Some(wait_for),
+                }
+            }
+            Err(code) => refused(ctx, index, code, None),
+        };
+    }
     // The log patches the base offset and leader epoch in place, so the batch is copied
     // once, into a buffer this thread reuses (no allocation per batch).
     let appended = SCRATCH.with(|scratch| {
@@ -128,14 +180,28 @@ fn produce_one(
                     .with_base_offset(appended.base_offset as i64)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(start),
-                wait_for: Some((p.clone(), appended.last_offset)),
+                wait_for: Some(Wait::Durable(p.clone(), appended.last_offset)),
             }
         }
         Err(code) => refused(ctx, index, code, None),
     }
 }
 
-pub fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result<Reply, String> {
+/// Waits for an acks=all answer to be true: the batch durable (single node) or its
+/// Raft entry committed (cluster). A cluster entry lost to a new leader answers
+/// NOT_LEADER_OR_FOLLOWER, so the client retries (safely, when idempotent).
+async fn wait_for(wait: Wait, left: Duration) -> Result<(), i16> {
+    match wait {
+        Wait::Durable(p, last_offset) => p.wait_durable(last_offset, left).await,
+        Wait::Commit(rx) => match tokio::time::timeout(left, rx).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(_))) | Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower.code()),
+            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+        },
+    }
+}
+
+pub async fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result<Reply, String> {
     let acks = request.acks;
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -158,7 +224,7 @@ pub fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result<Reply
                     Some("transactions are not supported"),
                 )
             } else {
-                produce_one(&ctx, &name, data.index, data.records)
+                produce_one(&ctx, acks, &name, data.index, data.records).await
             };
             if let Some(w) = outcome.wait_for {
                 waits.push((partitions.len(), w));
@@ -195,9 +261,9 @@ pub fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result<Reply
                 let deadline = std::time::Instant::now() + timeout;
                 let mut done = Vec::with_capacity(responses.len());
                 for (name, mut partitions, waits) in responses {
-                    for (i, (p, last_offset)) in waits {
+                    for (i, wait) in waits {
                         let left = deadline.saturating_duration_since(std::time::Instant::now());
-                        if let Err(code) = p.wait_durable(last_offset, left).await {
+                        if let Err(code) = wait_for(wait, left).await {
                             partitions[i].error_code = ctx.code(code);
                             partitions[i].base_offset = -1;
                         }

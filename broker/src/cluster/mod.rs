@@ -1,0 +1,774 @@
+//! Cluster mode: this broker as one node of a Strata cluster.
+//!
+//! `strata serve --node-id N --raft-addr H:P --peers 1=H:P,2=H:P,3=H:P` starts it. The
+//! broker then runs one Raft node (`replication::node`) that drives
+//!
+//! - the **controller group** ([`metadata::CONTROLLER_GROUP`]), whose voters are the
+//!   lowest `MAX_CONTROLLER_VOTERS` peer ids and whose committed records are the
+//!   cluster metadata ([`metadata`]): brokers and their Kafka addresses, topics, their
+//!   partitions' Raft groups and replicas, topic configs, reported partition leaders;
+//! - one **Raft group per partition** it holds a replica of (the partition log is the
+//!   group's Raft log; [`crate::partition::Partition::open_replica`]).
+//!
+//! Every broker applies the controller's committed records in order ([`Cluster::run`])
+//! and reconciles its topics with them: it opens the replicas placed on it, knows the
+//! others as remote, closes and removes the replicas of deleted topics. Requests that
+//! change metadata (CreateTopics, DeleteTopics, CreatePartitions, config changes) may
+//! arrive at any broker: it proposes the record to the controller (raft-rs forwards a
+//! follower's proposal to the leader), then waits until the record's outcome appears
+//! in its own applied state, re-sending it while it does not (records carry a request
+//! id and are applied once). A broker registers its Kafka address the same way at
+//! start, and reports each partition leadership it wins, so every broker can answer
+//! Metadata for every partition.
+//!
+//! Departures from ARCHITECTURE.md, for now: the controller log is not snapshotted
+//! (it is small and replayed whole at start); placement is rack-unaware; consumer
+//! groups are not available in cluster mode yet (FindCoordinator answers
+//! COORDINATOR_NOT_AVAILABLE); producer-id blocks are not in the controller (ids are
+//! drawn per broker from a range keyed by the node id).
+
+pub mod metadata;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use log_store::{Batches, Log, LogConfig};
+use replication::group::{discard_logger, Group, GroupStatus};
+use replication::node::{self, GroupView, NodeHandle};
+use replication::transport::{self, Transport};
+use replication::LogStorage;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::error::{BrokerError, Result};
+use metadata::{Change, MetaRecord, MetadataState, Refusal, CONTROLLER_GROUP};
+
+/// Voters of the controller group at most (Raft quorums beyond five only cost latency).
+pub const MAX_CONTROLLER_VOTERS: usize = 5;
+/// The Raft tick: elections after 10–20 ticks, heartbeats every 2.
+pub const RAFT_TICK: Duration = Duration::from_millis(50);
+/// Messages from peers queued before the transport stops reading.
+const INBOUND_QUEUE: usize = 8192;
+/// How often a request to the controller is sent again while its outcome is unknown.
+const RESUBMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a metadata change waits for the controller before giving up.
+pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of the controller log read per step when applying.
+const APPLY_READ_BYTES: usize = 1 << 20;
+/// Directory of the controller group's log under the data directory.
+pub const CONTROLLER_DIR: &str = "cluster-controller";
+
+/// Who this node is and who its peers are (from `--node-id`, `--raft-addr`, `--peers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub node_id: u64,
+    pub raft_addr: String,
+    /// Every node's Raft address, this one's included.
+    pub peers: BTreeMap<u64, String>,
+}
+
+impl ClusterSettings {
+    /// Parses `--peers`: `1=host:port,2=host:port`.
+    pub fn parse_peers(text: &str) -> std::result::Result<BTreeMap<u64, String>, String> {
+        let mut peers = BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not ID=HOST:PORT"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&n| n > 0 && n <= i32::MAX as u64)
+                .ok_or_else(|| format!("{id:?} is not a node id (1..2^31)"))?;
+            let addr = addr.trim();
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                return Err(format!("{addr:?} is not HOST:PORT"));
+            }
+            if peers.insert(id, addr.to_string()).is_some() {
+                return Err(format!("node {id} is listed twice"));
+            }
+        }
+        Ok(peers)
+    }
+
+    /// The controller's voters: the lowest peer ids, at most [`MAX_CONTROLLER_VOTERS`].
+    pub fn controller_voters(&self) -> Vec<u64> {
+        self.peers
+            .keys()
+            .copied()
+            .take(MAX_CONTROLLER_VOTERS)
+            .collect()
+    }
+}
+
+/// This node's part of the cluster.
+pub struct Cluster {
+    pub node_id: u64,
+    pub node: NodeHandle,
+    pub settings: ClusterSettings,
+    state: RwLock<MetadataState>,
+    /// Bumped after every applied record (and its reconciliation).
+    applied: watch::Sender<u64>,
+    controller: watch::Receiver<GroupView>,
+    controller_log: Arc<RwLock<Log>>,
+    next_request: AtomicU64,
+    transport: Transport,
+    /// Stops the node and the transport: after the broker drained its connections and
+    /// handed its leaderships over, before it closes the logs.
+    stop: watch::Sender<bool>,
+    /// In-sync replicas of the groups this node leads ([`Cluster::track_isr`]).
+    isr: RwLock<HashMap<u64, Isr>>,
+}
+
+/// The in-sync replicas of a group this node leads, and how many replicas it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Isr {
+    pub in_sync: Vec<u64>,
+    pub replicas: usize,
+    /// Entries each follower is missing, as of the last sample.
+    pub lag: Vec<(u64, u64)>,
+}
+
+/// Per follower of a led group: the last time it held everything committed.
+#[derive(Debug, Default)]
+struct CaughtUp {
+    at: HashMap<(u64, u64), Instant>,
+    /// The commit index seen at the previous sample, per group.
+    commit: HashMap<u64, u64>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cluster(node {})", self.node_id)
+    }
+}
+
+fn cluster_err(what: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Cluster(what.to_string())
+}
+
+async fn resolve(addr: &str) -> Result<SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| cluster_err(format!("raft address {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| cluster_err(format!("raft address {addr:?} resolves to nothing")))
+}
+
+impl Cluster {
+    /// Binds the Raft listener, connects to the peers and starts the node with the
+    /// controller group. Partition groups are added as the metadata is applied
+    /// ([`Cluster::run`]).
+    pub async fn start(settings: ClusterSettings, data_dir: &Path) -> Result<Arc<Cluster>> {
+        let (stop, shutdown) = watch::channel(false);
+        let me = settings.node_id;
+        if !settings.peers.contains_key(&me) {
+            return Err(cluster_err(format!(
+                "--peers does not list this node ({me})"
+            )));
+        }
+        let bind_addr = resolve(&settings.raft_addr).await?;
+        let listener = TcpListener::bind(bind_addr)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                what: "raft-addr",
+                addr: bind_addr,
+                source,
+            })?;
+        let transport = Transport::new(shutdown.clone());
+        for (&id, addr) in &settings.peers {
+            if id != me {
+                transport.add_peer(id, resolve(addr).await?);
+            }
+        }
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        tokio::spawn(transport::serve(
+            listener,
+            inbound_tx,
+            transport.stats().clone(),
+            shutdown.clone(),
+        ));
+        let dir = data_dir.join(CONTROLLER_DIR);
+        let log = Log::open(&dir, LogConfig::default()).map_err(|source| BrokerError::Log {
+            topic: CONTROLLER_DIR.into(),
+            partition: 0,
+            source,
+        })?;
+        let log = Arc::new(RwLock::new(log));
+        let storage = LogStorage::new(log.clone()).map_err(cluster_err)?;
+        let voters = settings.controller_voters();
+        let controller =
+            Group::open(me, storage, &voters, &discard_logger()).map_err(cluster_err)?;
+        let groups = HashMap::from([(CONTROLLER_GROUP, controller)]);
+        let (node, _task) = node::start(
+            me,
+            groups,
+            transport.clone(),
+            inbound_rx,
+            RAFT_TICK,
+            shutdown,
+        );
+        let view = node
+            .watch(CONTROLLER_GROUP)
+            .await
+            .ok_or_else(|| cluster_err("the node did not start the controller group"))?;
+        info!(
+            node = me,
+            ?voters,
+            peers = settings.peers.len(),
+            "cluster node started"
+        );
+        Ok(Arc::new(Cluster {
+            node_id: me,
+            node,
+            settings,
+            state: RwLock::new(MetadataState::new()),
+            applied: watch::channel(0).0,
+            controller: view,
+            controller_log: log,
+            // Request ids unique across nodes and restarts: node id, then start time.
+            next_request: AtomicU64::new(
+                (me << 48)
+                    ^ (std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as u64)
+                        .unwrap_or(0)
+                        & ((1 << 48) - 1)),
+            ),
+            transport,
+            stop,
+            isr: RwLock::new(HashMap::new()),
+        }))
+    }
+
+    /// Stops the Raft node and its transport (the last step of a broker's shutdown).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Graceful shutdown's first step: hands every leadership this node holds to the
+    /// most caught-up other voter, and waits (at most `timeout`) until it holds none,
+    /// so clients see a leader change rather than an election timeout.
+    pub async fn hand_over_leadership(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut asked = std::collections::HashSet::new();
+        loop {
+            let led: Vec<GroupStatus> = self
+                .node
+                .status()
+                .await
+                .into_iter()
+                .filter(|s| s.leader == self.node_id && !s.joint)
+                .collect();
+            if led.is_empty() || Instant::now() >= deadline {
+                if !led.is_empty() {
+                    warn!(
+                        groups = led.len(),
+                        "shutting down while still leading; followers will elect after a timeout"
+                    );
+                }
+                return;
+            }
+            for s in &led {
+                // A transfer that raft-rs gave up on is asked for again after a while.
+                if !asked.insert((s.group, s.term)) {
+                    continue;
+                }
+                let target = s
+                    .matched
+                    .iter()
+                    .filter(|(id, _)| s.voters.contains(id))
+                    .max_by_key(|(_, matched)| *matched)
+                    .map(|(id, _)| *id);
+                if let Some(to) = target {
+                    let _ = self.node.transfer_leader(s.group, to).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Samples the groups this node leads every `interval` and keeps their in-sync
+    /// replicas: the leader, and each voter that held everything committed within
+    /// the last `lag` (Kafka's `replica.lag.time.max.ms`).
+    pub async fn track_isr(
+        self: Arc<Self>,
+        interval: Duration,
+        lag: Duration,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
+        let mut caught = CaughtUp::default();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.wait() => return,
+            }
+            let now = Instant::now();
+            let mut isr = HashMap::new();
+            for s in self.node.status().await {
+                if s.leader != self.node_id || s.group == CONTROLLER_GROUP {
+                    continue;
+                }
+                let floor = caught
+                    .commit
+                    .insert(s.group, s.committed_index)
+                    .unwrap_or(0);
+                let mut in_sync = vec![self.node_id];
+                for &(follower, matched) in &s.matched {
+                    if !s.voters.contains(&follower) {
+                        continue;
+                    }
+                    let at = caught.at.entry((s.group, follower)).or_insert(now);
+                    if matched >= floor {
+                        *at = now;
+                    }
+                    if now.duration_since(*at) <= lag {
+                        in_sync.push(follower);
+                    }
+                }
+                in_sync.sort_unstable();
+                let lag = s
+                    .matched
+                    .iter()
+                    .map(|&(f, m)| (f, s.last_index.saturating_sub(m)))
+                    .collect();
+                isr.insert(
+                    s.group,
+                    Isr {
+                        in_sync,
+                        replicas: s.voters.len(),
+                        lag,
+                    },
+                );
+            }
+            caught.at.retain(|(g, _), _| isr.contains_key(g));
+            caught.commit.retain(|g, _| isr.contains_key(g));
+            *self.isr.write().unwrap_or_else(|p| p.into_inner()) = isr;
+        }
+    }
+
+    /// The in-sync replicas of `group` when this node leads it.
+    pub fn isr(&self, group: u64) -> Option<Isr> {
+        self.isr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .cloned()
+    }
+
+    /// Groups this node leads with fewer in-sync replicas than replicas.
+    pub fn under_replicated(&self) -> usize {
+        self.isr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|i| i.in_sync.len() < i.replicas)
+            .count()
+    }
+
+    /// The applied metadata (a read guard: do not hold it across an await).
+    pub fn state(&self) -> RwLockReadGuard<'_, MetadataState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The controller leader this node knows, if any.
+    pub fn controller_leader(&self) -> Option<u64> {
+        Some(self.controller.borrow().leader).filter(|&l| l != 0)
+    }
+
+    /// Messages dropped because a peer's queue was full or it was unreachable.
+    pub fn transport_dropped(&self) -> u64 {
+        self.transport
+            .stats()
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The leader of partition group `group` as far as this node knows: its own replica's
+    /// view first, else the controller's latest report.
+    pub fn leader_of(&self, group: u64, local: Option<GroupView>) -> Option<u64> {
+        let reported = self.state().leaders.get(&group).copied();
+        match (local, reported) {
+            (Some(v), Some((l, t))) if t > v.term => Some(l),
+            (Some(v), _) if v.leader != 0 => Some(v.leader),
+            (_, Some((l, _))) => Some(l),
+            _ => None,
+        }
+        .filter(|&l| l != 0)
+    }
+
+    /// Every group's status on this node (controller included).
+    pub async fn status(&self) -> Vec<GroupStatus> {
+        self.node.status().await
+    }
+
+    /// A fresh request id.
+    pub fn request_id(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Hands `record` to the controller leader (fire and forget).
+    async fn send(&self, record: &MetaRecord) {
+        let batch = encode_record(record);
+        if let Err(e) = self.node.forward(CONTROLLER_GROUP, batch).await {
+            debug!(error = %e, "controller record not sent (no leader yet)");
+        }
+    }
+
+    /// Submits a request record and waits until it is applied here: its outcome.
+    /// Sent again every [`RESUBMIT_INTERVAL`] until then (applied once: its request id).
+    pub async fn submit(
+        &self,
+        record: MetaRecord,
+        timeout: Duration,
+    ) -> std::result::Result<(), Refusal> {
+        let Some(request) = record.request() else {
+            self.send(&record).await;
+            return Ok(());
+        };
+        let deadline = Instant::now() + timeout;
+        let mut applied = self.applied.subscribe();
+        loop {
+            self.send(&record).await;
+            let resend_at = Instant::now() + RESUBMIT_INTERVAL;
+            loop {
+                if let Some(outcome) = self.state().outcome(request) {
+                    return outcome.clone();
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(Refusal {
+                        code: kafka_protocol::error::ResponseError::RequestTimedOut.code(),
+                        message: format!(
+                            "the cluster controller did not apply the change within {timeout:?} (no quorum?)"
+                        ),
+                    });
+                }
+                let wake = resend_at.min(deadline);
+                if now >= resend_at {
+                    break;
+                }
+                let _ = tokio::time::timeout(wake - now, applied.changed()).await;
+            }
+        }
+    }
+
+    /// Waits until `done` holds for the applied state (after reconciliation), or the
+    /// timeout passes. Returns whether it held.
+    pub async fn wait_applied(&self, timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let mut applied = self.applied.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = tokio::time::timeout(left.min(RESUBMIT_INTERVAL), applied.changed()).await;
+        }
+    }
+
+    /// Announces this broker's Kafka address until the controller has it.
+    pub async fn register(
+        self: Arc<Self>,
+        host: String,
+        port: i32,
+        admin: String,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
+        let me = self.node_id;
+        let record = MetaRecord::RegisterBroker {
+            id: me,
+            host: host.clone(),
+            port,
+            admin: admin.clone(),
+        };
+        loop {
+            let registered = self
+                .state()
+                .brokers
+                .get(&me)
+                .is_some_and(|b| b.host == host && b.port == port && b.admin == admin);
+            if registered {
+                info!(node = me, "registered with the controller");
+                return;
+            }
+            self.send(&record).await;
+            tokio::select! {
+                _ = self.wait_applied(RESUBMIT_INTERVAL, || false) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+
+    /// Reports this node's leadership of partition groups to the controller: whenever
+    /// one of `view`'s changes shows this node leading in a term the controller has not
+    /// recorded, until the view's group leaves the node.
+    pub async fn report_leadership(
+        self: Arc<Self>,
+        group: u64,
+        mut view: watch::Receiver<GroupView>,
+    ) {
+        loop {
+            let v = *view.borrow_and_update();
+            let recorded = self.state().leaders.get(&group).copied();
+            if v.is_leader && recorded != Some((self.node_id, v.term)) {
+                self.send(&MetaRecord::Leader {
+                    group,
+                    leader: self.node_id,
+                    term: v.term,
+                })
+                .await;
+                // Check again after a while: the record may have been lost.
+                let _ = tokio::time::timeout(RESUBMIT_INTERVAL, view.changed()).await;
+                continue;
+            }
+            if view.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Applies the controller's committed records, in order, forever: each goes into
+    /// the state, then `reconcile` acts on the change (opens or removes replicas), then
+    /// waiters are woken.
+    pub async fn run<F, Fut>(
+        self: Arc<Self>,
+        mut reconcile: F,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) where
+        F: FnMut(Change) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut view = self.controller.clone();
+        let mut next = self
+            .controller_log
+            .read()
+            .map(|l| l.log_start_offset())
+            .unwrap_or(0);
+        loop {
+            let hw = view.borrow_and_update().committed_offset;
+            while next < hw {
+                let chunk = match self.read_controller(next, hw) {
+                    Ok(c) if !c.is_empty() => c,
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(offset = next, error = e, "reading the controller log");
+                        break;
+                    }
+                };
+                for item in Batches::new(chunk) {
+                    let Ok((header, bytes)) = item else {
+                        warn!(
+                            offset = next,
+                            "undecodable controller batch; stopping this pass"
+                        );
+                        break;
+                    };
+                    next = header.last_offset() as u64 + 1;
+                    for record in decode_records(bytes) {
+                        let change = self
+                            .state
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .apply(record);
+                        if change != Change::None {
+                            reconcile(change).await;
+                        }
+                    }
+                    self.applied.send_modify(|v| *v = next);
+                }
+            }
+            tokio::select! {
+                changed = view.changed() => if changed.is_err() { return },
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+
+    fn read_controller(&self, from: u64, hw: u64) -> std::result::Result<Bytes, String> {
+        let log = self
+            .controller_log
+            .read()
+            .map_err(|_| "lock poisoned".to_string())?;
+        log.read_bounded(from, APPLY_READ_BYTES, hw)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Plans leader transfers that even leaderships out over the registered brokers
+    /// (from the leaders the controller recorded) and asks the leaders, through the
+    /// controller log, to carry them out. Returns the plan.
+    pub async fn rebalance_leaders(&self) -> Vec<replication::balance::Transfer> {
+        let (statuses, nodes) = {
+            let state = self.state();
+            let statuses: Vec<GroupStatus> = state
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|p| {
+                    let &(leader, term) = state.leaders.get(&p.group)?;
+                    Some(GroupStatus {
+                        group: p.group,
+                        id: leader,
+                        leader,
+                        term,
+                        committed_index: 0,
+                        committed_offset: 0,
+                        last_index: 0,
+                        voters: p.replicas.clone(),
+                        learners: Vec::new(),
+                        joint: false,
+                        quiesced: false,
+                        matched: Vec::new(),
+                    })
+                })
+                .collect();
+            let nodes: Vec<u64> = state.brokers.keys().copied().collect();
+            (statuses, nodes)
+        };
+        let plan = replication::balance::plan_leader_transfers(&statuses, &nodes);
+        for t in &plan {
+            self.send(&MetaRecord::TransferLeader {
+                group: t.group,
+                to: t.to,
+            })
+            .await;
+        }
+        plan
+    }
+
+    /// Acts on an applied [`MetaRecord::TransferLeader`]: hands the leadership over when
+    /// this node leads the group (raft-rs ignores the request otherwise).
+    pub async fn transfer_if_leading(&self, group: u64, to: u64) {
+        if let Err(e) = self.node.transfer_leader(group, to).await {
+            debug!(group, to, error = %e, "leader transfer not started here");
+        }
+    }
+
+    /// Where this node keeps partition replicas' logs (the broker's data directory).
+    pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
+        data_dir.join(format!("{topic}-{index}"))
+    }
+}
+
+/// One controller record as a one-record Kafka batch.
+fn encode_record(record: &MetaRecord) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let records = [Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: now,
+        key: None,
+        value: Some(Bytes::from(record.encode())),
+        headers: Default::default(),
+    }];
+    let mut buf = BytesMut::with_capacity(256);
+    // Encoding an uncompressed batch into memory has no failure path for valid records.
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("an uncompressed one-record batch always encodes");
+    buf.to_vec()
+}
+
+/// The metadata records of one stored batch; undecodable ones are skipped with a
+/// warning (every broker skips the same ones, so states still agree).
+fn decode_records(mut batch: Bytes) -> Vec<MetaRecord> {
+    let set = match RecordBatchDecoder::decode(&mut batch) {
+        Ok(set) => set,
+        Err(e) => {
+            warn!(error = %e, "undecodable controller batch skipped");
+            return Vec::new();
+        }
+    };
+    set.records
+        .into_iter()
+        .filter_map(|r| {
+            let value = r.value?;
+            match MetaRecord::decode(&value) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    warn!(
+                        offset = r.offset,
+                        error = e,
+                        "undecodable controller record skipped"
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_refuse_nonsense() {
+        let p = ClusterSettings::parse_peers("1=127.0.0.1:9093, 2=h:1,3=[::1]:5").unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[&3], "[::1]:5");
+        for bad in [
+            "1",
+            "x=h:1",
+            "0=h:1",
+            "1=h",
+            "1=h:99999",
+            "1=:5",
+            "1=h:1,1=h:2",
+        ] {
+            assert!(ClusterSettings::parse_peers(bad).is_err(), "{bad}");
+        }
+        let s = ClusterSettings {
+            node_id: 1,
+            raft_addr: "h:1".into(),
+            peers: (1..=7).map(|i| (i, format!("h:{i}"))).collect(),
+        };
+        assert_eq!(s.controller_voters(), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn records_survive_the_batch_round_trip() {
+        let r = MetaRecord::RegisterBroker {
+            id: 2,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            admin: "127.0.0.1:9644".into(),
+        };
+        let batch = encode_record(&r);
+        log_store::BatchHeader::parse_validated(&batch).expect("a valid RecordBatch v2");
+        assert_eq!(decode_records(Bytes::from(batch)), vec![r]);
+        assert!(decode_records(Bytes::from_static(b"garbage")).is_empty());
+    }
+}

@@ -1,0 +1,404 @@
+//! `strata cluster status | rebalance-leaders` (against the brokers' admin HTTP) and
+//! `strata dev-cluster` (a local cluster of `strata serve` processes for trying things
+//! out and for tests).
+//!
+//! `status` asks one broker's `GET /cluster` for the brokers and the partition
+//! placement, then every broker's for its own replicas: a partition's leader knows each
+//! follower's matched Raft index, so the lag printed is the leader's.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use super::table::Table;
+use super::Outcome;
+
+/// How long one admin HTTP request may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(clap::Args, Debug)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ClusterCommand {
+    /// Brokers, the controller leader, and every partition's leader, replicas, ISR,
+    /// high watermark and follower lag.
+    Status(AdminArgs),
+    /// Moves partition leaderships so every broker leads about as many.
+    RebalanceLeaders(AdminArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct AdminArgs {
+    /// Any broker's admin HTTP address.
+    #[arg(
+        long,
+        env = "STRATA_ADMIN",
+        default_value = "127.0.0.1:9644",
+        value_name = "HOST:PORT"
+    )]
+    admin: String,
+    /// Print the raw JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn get(admin: &str, path: &str) -> anyhow::Result<Value> {
+    let url = format!("http://{admin}{path}");
+    let text = ureq::get(&url)
+        .timeout(HTTP_TIMEOUT)
+        .call()
+        .with_context(|| format!("GET {url}"))?
+        .into_string()
+        .with_context(|| format!("reading {url}"))?;
+    serde_json::from_str(&text).with_context(|| format!("{url} did not answer JSON"))
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn ids(v: Option<&Value>) -> String {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+impl ClusterArgs {
+    pub fn run(self) -> anyhow::Result<Outcome> {
+        match self.command {
+            ClusterCommand::Status(a) => status(&a),
+            ClusterCommand::RebalanceLeaders(a) => rebalance(&a),
+        }
+    }
+}
+
+fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
+    let first = get(&args.admin, "/cluster")?;
+    let brokers = first
+        .get("brokers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    // Each broker's own view; unreachable brokers are reported, not fatal.
+    let mut views: BTreeMap<u64, Option<Value>> = BTreeMap::new();
+    for b in &brokers {
+        let id = num(b, "id");
+        let admin = b.get("admin_addr").and_then(Value::as_str).unwrap_or("");
+        let view = if admin.is_empty() {
+            None
+        } else {
+            get(admin, "/cluster").ok()
+        };
+        views.insert(id, view);
+    }
+    if args.json {
+        let all: BTreeMap<String, Value> = views
+            .iter()
+            .map(|(id, v)| (id.to_string(), v.clone().unwrap_or(Value::Null)))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(Outcome::Clean);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Controller leader: {}",
+        match num(&first, "controller_leader") {
+            0 => "none".to_string(),
+            n => n.to_string(),
+        }
+    )?;
+    let mut table = Table::new(&["BROKER", "KAFKA", "ADMIN", "STATE", "LEADS"]);
+    for b in &brokers {
+        let id = num(b, "id");
+        let view = views.get(&id).cloned().flatten();
+        let leads = view
+            .as_ref()
+            .and_then(|v| v.get("partitions").and_then(Value::as_array))
+            .map(|ps| ps.iter().filter(|p| num(p, "leader") == id).count());
+        table.row(vec![
+            id.to_string(),
+            b.get("kafka_addr")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            b.get("admin_addr")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            if view.is_some() { "up" } else { "unreachable" }.to_string(),
+            leads.map_or("-".into(), |n| n.to_string()),
+        ]);
+    }
+    table.print(&mut out)?;
+    writeln!(out)?;
+    // The leader's own entry for each partition, where the leader answered.
+    let mut led: BTreeMap<(String, u64), Value> = BTreeMap::new();
+    for (id, view) in &views {
+        let Some(parts) = view
+            .as_ref()
+            .and_then(|v| v.get("partitions"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for p in parts.iter().filter(|p| num(p, "leader") == *id) {
+            let topic = p
+                .get("topic")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            led.insert((topic, num(p, "partition")), p.clone());
+        }
+    }
+    let mut table = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "LEADER",
+        "TERM",
+        "REPLICAS",
+        "ISR",
+        "HIGH-WATERMARK",
+        "LAG",
+    ]);
+    let placement = first
+        .get("placement")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for p in &placement {
+        let topic = p
+            .get("topic")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let index = num(p, "partition");
+        let leader_view = led.get(&(topic.clone(), index));
+        let (leader, term, isr, hw, lag) = match leader_view {
+            Some(l) => {
+                let last = num(l, "last_index");
+                let lag = l
+                    .get("matched")
+                    .and_then(Value::as_array)
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|pair| {
+                                let f = pair.get(0)?.as_u64()?;
+                                let matched = pair.get(1)?.as_u64()?;
+                                Some(format!("{f}:{}", last.saturating_sub(matched)))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                (
+                    num(l, "leader").to_string(),
+                    num(l, "term").to_string(),
+                    ids(l.get("isr")),
+                    num(l, "high_watermark").to_string(),
+                    lag,
+                )
+            }
+            None => (
+                match num(p, "leader") {
+                    0 => "none".to_string(),
+                    n => format!("{n}?"),
+                },
+                num(p, "term").to_string(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ),
+        };
+        table.row(vec![
+            topic,
+            index.to_string(),
+            leader,
+            term,
+            ids(p.get("replicas")),
+            isr,
+            hw,
+            lag,
+        ]);
+    }
+    table.print(&mut out)?;
+    writeln!(
+        out,
+        "\nLAG is follower:entries behind, from the leader; a leader marked ? did not answer."
+    )?;
+    Ok(Outcome::Clean)
+}
+
+fn rebalance(args: &AdminArgs) -> anyhow::Result<Outcome> {
+    let url = format!("http://{}/cluster/rebalance-leaders", args.admin);
+    let text = ureq::post(&url)
+        .timeout(HTTP_TIMEOUT)
+        .call()
+        .with_context(|| format!("POST {url}"))?
+        .into_string()?;
+    let plan: Value = serde_json::from_str(&text).context("the broker did not answer JSON")?;
+    if args.json {
+        println!("{plan}");
+        return Ok(Outcome::Clean);
+    }
+    let transfers = plan
+        .get("transfers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if transfers.is_empty() {
+        println!("Leaderships are already balanced.");
+        return Ok(Outcome::Clean);
+    }
+    for t in &transfers {
+        println!(
+            "group {}: leader {} -> {}",
+            num(t, "group"),
+            num(t, "from"),
+            num(t, "to")
+        );
+    }
+    println!(
+        "{} transfer(s) requested; `strata cluster status` shows them as they complete.",
+        transfers.len()
+    );
+    Ok(Outcome::Clean)
+}
+
+/// `strata dev-cluster`: N brokers on 127.0.0.1 with consecutive ports, data under one
+/// folder, until Ctrl-C or SIGTERM (then each is stopped with SIGTERM, in order).
+#[derive(clap::Args, Debug)]
+pub struct DevClusterArgs {
+    /// Brokers to start (node ids 1..=N).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    nodes: u16,
+    /// Folder for the brokers' data (`node-<id>/`) and logs (`node-<id>.log`).
+    #[arg(long, default_value = "./strata-dev", value_name = "DIR")]
+    dir: PathBuf,
+    /// Node i listens for Kafka on BASE+i-1, for Raft on BASE+100+i-1 and for admin
+    /// HTTP on BASE+200+i-1.
+    #[arg(long, default_value_t = 19092, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1024..=65000))]
+    base_port: u16,
+}
+
+impl DevClusterArgs {
+    pub fn run(self) -> anyhow::Result<Outcome> {
+        let exe = std::env::current_exe().context("finding the strata binary")?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let port = |offset: u16, i: u16| self.base_port + offset + i - 1;
+        let peers: Vec<String> = (1..=self.nodes)
+            .map(|i| format!("{i}=127.0.0.1:{}", port(100, i)))
+            .collect();
+        let peers = peers.join(",");
+        let mut children: Vec<(u16, Child)> = Vec::new();
+        for i in 1..=self.nodes {
+            let log_path = self.dir.join(format!("node-{i}.log"));
+            let log = std::fs::File::create(&log_path)
+                .with_context(|| format!("creating {}", log_path.display()))?;
+            let mut command = Process::new(&exe);
+            command
+                .arg("serve")
+                .args(["--node-id", &i.to_string()])
+                .args(["--kafka-addr", &format!("127.0.0.1:{}", port(0, i))])
+                .args(["--raft-addr", &format!("127.0.0.1:{}", port(100, i))])
+                .args(["--admin-addr", &format!("127.0.0.1:{}", port(200, i))])
+                .args(["--peers", &peers])
+                .arg("--data-dir")
+                .arg(self.dir.join(format!("node-{i}")))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            match command.spawn() {
+                Ok(child) => children.push((i, child)),
+                Err(e) => {
+                    stop_all(&mut children);
+                    return Err(e).context("starting strata serve");
+                }
+            }
+        }
+        let brokers: Vec<String> = (1..=self.nodes)
+            .map(|i| format!("127.0.0.1:{}", port(0, i)))
+            .collect();
+        eprintln!(
+            "strata dev-cluster: {} brokers; Kafka bootstrap {}; admin http://127.0.0.1:{}/cluster; data and logs in {}",
+            self.nodes,
+            brokers.join(","),
+            port(200, 1),
+            self.dir.display()
+        );
+        eprintln!(
+            "  try: strata cluster status --admin 127.0.0.1:{}",
+            port(200, 1)
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let result = runtime.block_on(watch(&mut children));
+        stop_all(&mut children);
+        result.map(|()| Outcome::Clean)
+    }
+}
+
+/// Waits for SIGINT/SIGTERM, or for a broker to exit on its own (an error).
+async fn watch(children: &mut [(u16, Child)]) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = poll.tick() => {}
+        }
+        for (id, c) in children.iter_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                bail!("broker {id} exited ({status}); see its log");
+            }
+        }
+    }
+}
+
+/// SIGTERM to every broker still running, then waits for each (10 s, then SIGKILL).
+fn stop_all(children: &mut Vec<(u16, Child)>) {
+    for (_, c) in children.iter() {
+        if let Ok(pid) = i32::try_from(c.id()) {
+            // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+    for (id, mut c) in children.drain(..) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    eprintln!("strata dev-cluster: broker {id} did not stop; killing it");
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
