@@ -1,0 +1,360 @@
+//! Three `strata serve` processes forming a cluster on loopback ports, driven through
+//! the `strata` CLI: a replicated topic takes acks=all writes, its leader is killed
+//! with SIGKILL, writes go on through the new leader, the killed broker comes back and
+//! catches up, nothing acknowledged is lost, and every replica ends byte-identical.
+//! Plus the cluster flags' refusals.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::broker::{free_port, wait_with_deadline, DEADLINE};
+use common::{path_str, strata, Run};
+
+struct Node {
+    id: u16,
+    kafka: String,
+    admin: String,
+    raft: String,
+    data: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    peers: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(n: u16) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nodes: Vec<Node> = (1..=n)
+            .map(|id| Node {
+                id,
+                kafka: format!("127.0.0.1:{}", free_port()),
+                admin: format!("127.0.0.1:{}", free_port()),
+                raft: format!("127.0.0.1:{}", free_port()),
+                data: dir.path().join(format!("node-{id}")),
+                child: None,
+            })
+            .collect();
+        let peers = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, n.raft))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster { nodes, peers, dir };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{}.log", i + 1)))
+            .expect("log file");
+        let n = &mut self.nodes[i];
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["serve", "--node-id", &n.id.to_string()])
+            .args(["--kafka-addr", &n.kafka, "--admin-addr", &n.admin])
+            .args(["--raft-addr", &n.raft, "--peers", &self.peers])
+            .args(["--data-dir", path_str(&n.data)])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start strata serve");
+        n.child = Some(child);
+    }
+
+    fn kill(&mut self, id: u16) {
+        let n = &mut self.nodes[usize::from(id) - 1];
+        if let Some(mut c) = n.child.take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reap");
+        }
+    }
+
+    /// SIGTERM to every node; each must exit 0.
+    fn stop_all(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(c) = &n.child {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &c.id().to_string()])
+                    .status();
+            }
+        }
+        for n in &mut self.nodes {
+            if let Some(c) = n.child.take() {
+                let out = wait_with_deadline(c, &["serve"]);
+                assert!(
+                    out.status.success(),
+                    "node {} stopped with {}",
+                    n.id,
+                    out.status
+                );
+            }
+        }
+    }
+
+    fn brokers(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.kafka.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `strata ARGS` against the live brokers, with `stdin`.
+    fn run(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .env("STRATA_BROKERS", self.brokers())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run strata");
+        let mut input = child.stdin.take().expect("stdin is piped");
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+        drop(input);
+        let out = wait_with_deadline(child, args);
+        let run = Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+        run
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.nodes.len())
+            .map(|i| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("node-{i}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                format!(
+                    "--- node {i} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Polls `ok` until it holds, failing with the nodes' logs past [`DEADLINE`].
+    fn wait_for(&self, what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: timed out\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// The leader of `topic`'s partition `p` per `strata topic describe`.
+fn leader_of(c: &Cluster, topic: &str, p: u32) -> Option<u16> {
+    let run = c.run(&["topic", "describe", topic], "");
+    let want = format!("Partition: {p}\t");
+    run.stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&want))
+        .and_then(|l| l.split("Leader: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+}
+
+/// Each partition's (high watermark, last index) per node, from `strata cluster status
+/// --json` (every node's own `/cluster`).
+fn replica_positions(admin: &str) -> Option<Vec<(String, u64, u64)>> {
+    let run = strata(&["cluster", "status", "--json", "--admin", admin]);
+    if run.code != Some(0) {
+        return None;
+    }
+    let all: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+    let mut out = Vec::new();
+    for (node, view) in all.as_object()? {
+        let parts = view.get("partitions")?.as_array()?;
+        for p in parts {
+            out.push((
+                format!("{node}/{}-{}", p["topic"].as_str()?, p["partition"]),
+                p["high_watermark"].as_u64()?,
+                p["last_index"].as_u64()?,
+            ));
+        }
+    }
+    Some(out)
+}
+
+fn segment_bytes(dir: &Path) -> Vec<u8> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("partition dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.iter()
+        .flat_map(|p| std::fs::read(p).expect("read segment"))
+        .collect()
+}
+
+#[test]
+fn a_replicated_topic_survives_its_leader_being_killed() {
+    let mut c = Cluster::start(3);
+    let admin = c.nodes[0].admin.clone();
+    c.wait_for("three brokers registered", || {
+        let run = strata(&["cluster", "status", "--admin", &admin]);
+        run.code == Some(0) && run.stdout.matches(" up ").count() == 3
+    });
+    let created = c.run(
+        &[
+            "topic",
+            "create",
+            "ev",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+        ],
+        "",
+    );
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    c.wait_for("every partition has a leader", || {
+        (0..3).all(|p| leader_of(&c, "ev", p).is_some())
+    });
+
+    let first: String = (1..=300).map(|i| format!("{i}\n")).collect();
+    let run = c.run(&["produce", "ev", "--acks", "all"], &first);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("300 records acknowledged"),
+        "{}",
+        run.stderr
+    );
+
+    // SIGKILL the leader of partition 0; the others elect and keep taking writes.
+    let victim = leader_of(&c, "ev", 0).expect("a leader");
+    c.kill(victim);
+    c.wait_for("a new leader for partition 0", || {
+        leader_of(&c, "ev", 0).is_some_and(|l| l != victim)
+    });
+    let second: String = (301..=600).map(|i| format!("{i}\n")).collect();
+    let run = c.run(&["produce", "ev", "--acks", "all"], &second);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, c.logs());
+    assert!(
+        run.stderr.contains("300 records acknowledged"),
+        "{}",
+        run.stderr
+    );
+
+    // The killed broker returns and catches up: every replica at the same place.
+    c.spawn(usize::from(victim) - 1);
+    c.wait_for("all replicas converge", || {
+        let Some(pos) = replica_positions(&admin) else {
+            return false;
+        };
+        let mut by_partition = std::collections::BTreeMap::<String, BTreeSet<(u64, u64)>>::new();
+        for (key, hw, last) in &pos {
+            let partition = key.split('/').nth(1).unwrap_or_default().to_string();
+            by_partition
+                .entry(partition)
+                .or_default()
+                .insert((*hw, *last));
+        }
+        pos.len() == 9 && by_partition.values().all(|s| s.len() == 1)
+    });
+
+    // Nothing acknowledged is missing or doubled.
+    let run = c.run(
+        &[
+            "consume", "ev", "--from", "earliest", "--count", "600", "--format", "{value}",
+        ],
+        "",
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let mut values: Vec<u32> = run
+        .stdout
+        .lines()
+        .map(|l| l.parse().expect("a number"))
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (1..=600).collect::<Vec<_>>());
+
+    // Clean stop, then every replica of a partition holds the same bytes and verifies.
+    c.stop_all();
+    let mut total_bytes = 0;
+    for p in 0..3 {
+        let dirs: Vec<PathBuf> = c
+            .nodes
+            .iter()
+            .map(|n| n.data.join(format!("ev-{p}")))
+            .collect();
+        let first = segment_bytes(&dirs[0]);
+        total_bytes += first.len();
+        for d in &dirs[1..] {
+            assert!(segment_bytes(d) == first, "ev-{p}: replicas differ");
+        }
+        for d in &dirs {
+            let run = strata(&["log", "verify", path_str(d)]);
+            assert_eq!(run.code, Some(0), "{}: {}", d.display(), run.stdout);
+        }
+    }
+    // The producer may leave a partition empty (keyless records), never all of them.
+    assert!(total_bytes > 0);
+}
+
+#[test]
+fn half_a_cluster_configuration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = path_str(dir.path());
+    let raft = format!("127.0.0.1:{}", free_port());
+    for (args, says) in [
+        (vec!["--raft-addr", raft.as_str()], "peers"),
+        (vec!["--peers", "1=127.0.0.1:1"], "raft-addr"),
+        (
+            vec![
+                "--node-id",
+                "2",
+                "--raft-addr",
+                raft.as_str(),
+                "--peers",
+                "1=127.0.0.1:1",
+            ],
+            "does not list this node",
+        ),
+        (vec!["--peers", "1=nohost"], "HOST:PORT"),
+    ] {
+        let mut all = vec!["serve", "--data-dir", data, "--kafka-addr", "127.0.0.1:0"];
+        all.extend(["--admin-addr", "127.0.0.1:0"]);
+        all.extend(args.iter().copied());
+        let run = strata(&all);
+        assert_eq!(run.code, Some(2), "{all:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{all:?}: {}", run.stderr);
+    }
+}
