@@ -527,6 +527,20 @@ impl Partition {
     /// without reaching the log (a corrupt batch is CORRUPT_MESSAGE whatever else is
     /// wrong with it, as in Kafka). Nothing is decoded per record.
     pub fn append(&self, batch: &mut [u8]) -> std::result::Result<Appended, i16> {
+        if let Mode::Hosted(_) = &self.mode {
+            // The group coordinator's synchronous path on a cluster partition: wait for
+            // the leader's append here. Only reached from the broker's multi-threaded
+            // runtime (cluster mode), where blocking in place hands this worker's other
+            // tasks to another thread.
+            let handle = tokio::runtime::Handle::try_current()
+                .map_err(|_| ResponseError::NotLeaderOrFollower.code())?;
+            if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+                return Err(ResponseError::NotLeaderOrFollower.code());
+            }
+            let batch: &[u8] = batch;
+            return tokio::task::block_in_place(|| handle.block_on(self.append_replica(batch)))
+                .map(|r| r.appended);
+        }
         let header = check_produced_header(batch)?;
         let appended = self.with_inner_mut(|inner| match inner.producers.check(&header) {
             SequenceCheck::Refuse(code) => Err(corrupt_or(batch, code)),
@@ -585,6 +599,9 @@ impl Partition {
         offset: u64,
         timeout: Duration,
     ) -> std::result::Result<(), i16> {
+        if let Mode::Hosted(h) = &self.mode {
+            return self.wait_committed_in_term(h, offset, timeout).await;
+        }
         let mut rx = self.high_watermark.subscribe();
         if *rx.borrow() <= offset {
             self.flush_wanted.notify_one();
@@ -599,6 +616,35 @@ impl Partition {
         match waited {
             Ok(Ok(())) => self.check_usable(),
             Ok(Err(_)) => Err(ResponseError::KafkaStorageError.code()),
+            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+        }
+    }
+
+    /// A cluster replica's [`Partition::wait_durable`]: the high watermark passing
+    /// `offset` while this node still leads in the term it led when the wait began.
+    /// Within one leadership term the leader's log is never truncated, so the entry at
+    /// `offset` is the one this leader appended; once the term changes that is no
+    /// longer certain, and the answer is NOT_LEADER_OR_FOLLOWER (the client retries).
+    async fn wait_committed_in_term(
+        &self,
+        h: &Hosted,
+        offset: u64,
+        timeout: Duration,
+    ) -> std::result::Result<(), i16> {
+        let mut view = h.view.clone();
+        let start = *view.borrow_and_update();
+        if !start.is_leader {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
+        let waited = tokio::time::timeout(timeout, async {
+            view.wait_for(|v| v.term != start.term || v.committed_offset > offset)
+                .await
+                .map(|v| *v)
+        })
+        .await;
+        match waited {
+            Ok(Ok(v)) if v.term == start.term => Ok(()),
+            Ok(_) => Err(ResponseError::NotLeaderOrFollower.code()),
             Err(_) => Err(ResponseError::RequestTimedOut.code()),
         }
     }
@@ -695,6 +741,10 @@ impl Partition {
         cleaner: &Cleaner,
         now_ms: i64,
     ) -> std::result::Result<Option<CleanOutcome>, String> {
+        if !matches!(self.mode, Mode::Local) {
+            // Not on cluster partitions yet: replicas would clean on their own.
+            return Ok(None);
+        }
         // Only committed (durable) records enter the key map.
         let hw = self.high_watermark();
         let job = match self.with_log(|log| log.prepare_clean(hw, now_ms)) {

@@ -25,6 +25,9 @@ use crate::{admin_http, connection, Broker};
 
 /// How often retention and idle-map release run.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long the controller leader waits for every peer to register before creating
+/// `__consumer_offsets` with the brokers it has.
+pub const OFFSETS_TOPIC_WAIT: Duration = Duration::from_secs(30);
 /// How often a cluster node samples the followers of the groups it leads (ISR).
 pub const ISR_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a cluster node's shutdown waits for its leaderships to move elsewhere.
@@ -169,7 +172,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let (topics, groups, cluster_id) = match &cluster {
         Some(c) => (
             Topics::open_cluster(&data_dir, config.topics.clone(), metrics.clone(), c.clone())?,
-            Arc::new(Coordinator::disabled(config.groups.clone())),
+            Arc::new(Coordinator::for_cluster(config.groups.clone())),
             shared_cluster_id(&c.settings),
         ),
         None => {
@@ -196,6 +199,11 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
 
     if let Some(c) = cluster {
+        tokio::spawn(ensure_offsets_topic(
+            broker.clone(),
+            c.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(c.clone().track_isr(
             ISR_SAMPLE_INTERVAL,
             broker.config.replica_lag_time_max,
@@ -235,6 +243,39 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         trigger,
         task,
     })
+}
+
+/// Cluster mode: hands the coordinator the `__consumer_offsets` partitions once the
+/// topic exists. The controller leader creates it, once every peer registered (or
+/// after [`OFFSETS_TOPIC_WAIT`], with the brokers there are), so it gets its full
+/// replication factor on a cluster starting up.
+async fn ensure_offsets_topic(broker: Arc<Broker>, c: Arc<Cluster>, mut shutdown: Shutdown) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(t) = broker.topics.get(crate::group::OFFSETS_TOPIC) {
+            broker.groups.set_partitions(t.partitions.clone());
+            info!(
+                partitions = t.partitions.len(),
+                "consumer groups served from the replicated {}",
+                crate::group::OFFSETS_TOPIC
+            );
+            return;
+        }
+        let registered = c.state().brokers.len();
+        let ready = registered >= c.settings.peers.len()
+            || (registered > 0 && started.elapsed() >= OFFSETS_TOPIC_WAIT);
+        if ready && c.controller_leader() == Some(c.node_id) {
+            if let Err(e) =
+                crate::group::create_offsets_topic(&broker.topics, broker.groups.config()).await
+            {
+                warn!(error = %e.message, "creating {} failed; retrying", crate::group::OFFSETS_TOPIC);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
 }
 
 async fn accept_loop(

@@ -356,8 +356,10 @@ impl DevClusterArgs {
     }
 }
 
-/// Waits for SIGINT/SIGTERM, or for a broker to exit on its own (an error).
-async fn watch(children: &mut [(u16, Child)]) -> anyhow::Result<()> {
+/// Waits for SIGINT/SIGTERM. A broker that exits meanwhile (killed to watch a
+/// failover, say) is reported and the others keep running; when none is left the
+/// command ends with an error.
+async fn watch(children: &mut Vec<(u16, Child)>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -368,10 +370,17 @@ async fn watch(children: &mut [(u16, Child)]) -> anyhow::Result<()> {
             _ = int.recv() => return Ok(()),
             _ = poll.tick() => {}
         }
-        for (id, c) in children.iter_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                bail!("broker {id} exited ({status}); see its log");
+        children.retain_mut(|(id, c)| match c.try_wait() {
+            Ok(Some(status)) => {
+                eprintln!(
+                    "strata dev-cluster: broker {id} exited ({status}); the others keep running"
+                );
+                false
             }
+            _ => true,
+        });
+        if children.is_empty() {
+            bail!("every broker exited; see their logs");
         }
     }
 }

@@ -142,12 +142,40 @@ fn storage_error_to_group_error(code: i16) -> i16 {
     }
 }
 
+/// Creates `__consumer_offsets`: compacted, `offsets.topic.num.partitions` partitions,
+/// the default replication factor (in a cluster, up to three replicas).
+pub async fn create_offsets_topic(
+    topics: &Topics,
+    config: &GroupConfig,
+) -> std::result::Result<Arc<crate::topics::Topic>, crate::topics::TopicError> {
+    let overrides = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        (
+            "segment.bytes".to_string(),
+            config.offsets_topic_segment_bytes.to_string(),
+        ),
+    ]);
+    topics
+        .create(
+            OFFSETS_TOPIC,
+            config.offsets_topic_partitions,
+            -1,
+            overrides,
+        )
+        .await
+}
+
 /// The group coordinator of this broker.
 #[derive(Debug)]
 pub struct Coordinator {
     config: GroupConfig,
-    /// `__consumer_offsets` partitions, by index.
-    partitions: Vec<Arc<Partition>>,
+    /// `__consumer_offsets` partitions, by index (set once the topic exists, in a
+    /// cluster).
+    partitions: std::sync::RwLock<Vec<Arc<Partition>>>,
+    /// In a cluster: the partitions whose groups are loaded here, with the Raft term of
+    /// the leadership they were loaded in. A group is served only while its
+    /// partition is led here and loaded in the current term.
+    loaded: Option<Mutex<HashMap<i32, u64>>>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
 }
 
@@ -166,50 +194,158 @@ impl Coordinator {
                 }
                 t
             }
-            None => {
-                let overrides = BTreeMap::from([
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    (
-                        "segment.bytes".to_string(),
-                        config.offsets_topic_segment_bytes.to_string(),
-                    ),
-                ]);
-                topics
-                    .create(
-                        OFFSETS_TOPIC,
-                        config.offsets_topic_partitions,
-                        -1,
-                        overrides,
-                    )
-                    .await
-                    .map_err(|e| {
-                        BrokerError::Config(format!("cannot create {OFFSETS_TOPIC}: {}", e.message))
-                    })?
-            }
+            None => create_offsets_topic(topics, &config).await.map_err(|e| {
+                BrokerError::Config(format!("cannot create {OFFSETS_TOPIC}: {}", e.message))
+            })?,
         };
         let coordinator = Coordinator {
             config,
-            partitions: topic.partitions.clone(),
+            partitions: std::sync::RwLock::new(topic.partitions.clone()),
+            loaded: None,
             groups: Mutex::new(HashMap::new()),
         };
         coordinator.replay()?;
         Ok(coordinator)
     }
 
-    /// A coordinator with no `__consumer_offsets` partitions: FindCoordinator answers
-    /// COORDINATOR_NOT_AVAILABLE (cluster mode, until groups follow the leaders of
-    /// replicated `__consumer_offsets` partitions).
-    pub fn disabled(config: GroupConfig) -> Coordinator {
+    /// A cluster node's coordinator: it serves the groups of the `__consumer_offsets`
+    /// partitions this node leads, loading each partition's groups when it becomes
+    /// the leader ([`Coordinator::follow_leadership`]) and dropping them when it stops.
+    /// Until the topic exists ([`Coordinator::set_partitions`]) it serves none.
+    pub fn for_cluster(config: GroupConfig) -> Coordinator {
         Coordinator {
             config,
-            partitions: Vec::new(),
+            partitions: std::sync::RwLock::new(Vec::new()),
+            loaded: Some(Mutex::new(HashMap::new())),
             groups: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether this broker coordinates groups at all.
+    /// Whether the `__consumer_offsets` partitions are known here.
     pub fn is_enabled(&self) -> bool {
-        !self.partitions.is_empty()
+        !self.partitions().is_empty()
+    }
+
+    /// Whether this coordinator follows partition leadership (cluster mode).
+    pub fn is_cluster(&self) -> bool {
+        self.loaded.is_some()
+    }
+
+    /// The `__consumer_offsets` partitions, once the topic exists (cluster mode).
+    pub fn set_partitions(&self, partitions: Vec<Arc<Partition>>) {
+        *self.partitions.write().unwrap_or_else(|p| p.into_inner()) = partitions;
+    }
+
+    fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The `__consumer_offsets` partition index of `group` (None before the topic
+    /// exists).
+    pub fn partition_index(&self, group: &str) -> Option<(i32, Arc<Partition>)> {
+        let parts = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        let index = records::partition_for(group, parts.len() as i32);
+        parts.get(index as usize).map(|p| (index, p.clone()))
+    }
+
+    /// Ok when this broker coordinates `group` now. In a cluster: NOT_COORDINATOR unless
+    /// it leads the group's partition, COORDINATOR_LOAD_IN_PROGRESS until that
+    /// partition's groups are loaded, COORDINATOR_NOT_AVAILABLE before the topic exists.
+    pub fn serves(&self, group: &str) -> std::result::Result<(), i16> {
+        let Some(loaded) = &self.loaded else {
+            return Ok(());
+        };
+        let Some((index, p)) = self.partition_index(group) else {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let Some(view) = p.view().filter(|v| v.is_leader) else {
+            return Err(ResponseError::NotCoordinator.code());
+        };
+        let loaded = loaded.lock().unwrap_or_else(|p| p.into_inner());
+        match loaded.get(&index) {
+            Some(&term) if term == view.term => Ok(()),
+            _ => Err(ResponseError::CoordinatorLoadInProgress.code()),
+        }
+    }
+
+    /// Cluster mode: loads the groups of each `__consumer_offsets` partition this node
+    /// has come to lead (once the new leader's log is fully committed, so it holds
+    /// every acknowledged commit), and drops those of partitions it no longer leads.
+    /// Called every tick.
+    fn follow_leadership(&self) {
+        let Some(loaded) = &self.loaded else { return };
+        for p in self.partitions() {
+            let index = p.index();
+            let view = p.view();
+            let current = loaded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&index)
+                .copied();
+            match view {
+                Some(v) if v.is_leader => {
+                    if current == Some(v.term) {
+                        continue;
+                    }
+                    let caught_up = p.offsets().is_ok_and(|o| o.high_watermark == o.log_end);
+                    if !caught_up {
+                        continue;
+                    }
+                    self.unload_partition(index);
+                    match self.replay_partition(&p, Instant::now()) {
+                        Ok(records) => {
+                            info!(
+                                partition = index,
+                                term = v.term,
+                                records,
+                                "now coordinating the groups of this {OFFSETS_TOPIC} partition"
+                            );
+                            loaded
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(index, v.term);
+                        }
+                        Err(e) => {
+                            warn!(partition = index, error = %e, "loading groups failed; will retry")
+                        }
+                    }
+                }
+                _ => {
+                    if current.is_some() {
+                        loaded
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&index);
+                        self.unload_partition(index);
+                        info!(
+                            partition = index,
+                            "no longer coordinating the groups of this {OFFSETS_TOPIC} partition"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the cached groups of `__consumer_offsets` partition `index` (their
+    /// coordinator moved); waiting joins and syncs answer NOT_COORDINATOR.
+    fn unload_partition(&self, index: i32) {
+        let n = self.partitions().len() as i32;
+        let gone: Vec<Arc<Mutex<Group>>> = {
+            let mut groups = self.groups();
+            let ids: Vec<String> = groups
+                .keys()
+                .filter(|id| records::partition_for(id, n) == index)
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        for g in gone {
+            lock(&g).unload();
+        }
     }
 
     /// Settings in force.
@@ -221,10 +357,8 @@ impl Coordinator {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn partition_of(&self, group: &str) -> Option<&Arc<Partition>> {
-        let n = self.partitions.len() as i32;
-        self.partitions
-            .get(records::partition_for(group, n) as usize)
+    fn partition_of(&self, group: &str) -> Option<Arc<Partition>> {
+        self.partition_index(group).map(|(_, p)| p)
     }
 
     fn get(&self, group: &str) -> Option<Arc<Mutex<Group>>> {
@@ -250,28 +384,8 @@ impl Coordinator {
         let started = Instant::now();
         let now = Instant::now();
         let mut records_read = 0u64;
-        for p in &self.partitions {
-            let mut offset = p.offsets().map(|o| o.log_start).unwrap_or(0);
-            loop {
-                let chunk = p.read(offset, REPLAY_READ_BYTES).map_err(|code| {
-                    BrokerError::Config(format!(
-                        "cannot read {OFFSETS_TOPIC}-{} at offset {offset}: error code {code}",
-                        p.index()
-                    ))
-                })?;
-                if chunk.is_empty() {
-                    break;
-                }
-                for item in log_store::Batches::new(chunk) {
-                    let (header, bytes) = item.map_err(|e| BrokerError::Log {
-                        topic: OFFSETS_TOPIC.into(),
-                        partition: p.index(),
-                        source: log_store::LogError::CorruptBatch(e),
-                    })?;
-                    offset = header.last_offset() as u64 + 1;
-                    records_read += self.replay_batch(&header, bytes, now, p.index());
-                }
-            }
+        for p in self.partitions() {
+            records_read += self.replay_partition(&p, now)?;
         }
         // Groups whose metadata was deleted and that hold no offsets are gone. Groups known
         // only from their offsets (no metadata record) have no "empty since": their
@@ -290,6 +404,33 @@ impl Coordinator {
             "consumer groups loaded from {OFFSETS_TOPIC}"
         );
         Ok(())
+    }
+
+    /// Replays one `__consumer_offsets` partition into the group cache, up to its high
+    /// watermark; the records read.
+    fn replay_partition(&self, p: &Partition, now: Instant) -> Result<u64> {
+        let mut records_read = 0;
+        let mut offset = p.offsets().map(|o| o.log_start).unwrap_or(0);
+        loop {
+            let chunk = p.read(offset, REPLAY_READ_BYTES).map_err(|code| {
+                BrokerError::Config(format!(
+                    "cannot read {OFFSETS_TOPIC}-{} at offset {offset}: error code {code}",
+                    p.index()
+                ))
+            })?;
+            if chunk.is_empty() {
+                return Ok(records_read);
+            }
+            for item in log_store::Batches::new(chunk) {
+                let (header, bytes) = item.map_err(|e| BrokerError::Log {
+                    topic: OFFSETS_TOPIC.into(),
+                    partition: p.index(),
+                    source: log_store::LogError::CorruptBatch(e),
+                })?;
+                offset = header.last_offset() as u64 + 1;
+                records_read += self.replay_batch(&header, bytes, now, p.index());
+            }
+        }
     }
 
     fn replay_batch(&self, header: &BatchHeader, bytes: Bytes, now: Instant, index: i32) -> u64 {
@@ -436,7 +577,7 @@ impl Coordinator {
             group: g.id.clone(),
         }
         .encode();
-        match Self::append(p, vec![(key, Some(g.to_value().encode()))]) {
+        match Self::append(&p, vec![(key, Some(g.to_value().encode()))]) {
             Ok(at) => g.fire_syncs(Ok(Some(at)), now),
             Err(code) => {
                 warn!(group = %g.id, code, "storing group metadata failed");
@@ -458,6 +599,14 @@ impl Coordinator {
         };
         if !valid_group_id(group_id) {
             return refuse(ResponseError::InvalidGroupId, p.member_id);
+        }
+        if let Err(code) = self.serves(group_id) {
+            return Answer::Now(JoinResult {
+                error: code,
+                generation: -1,
+                member_id: p.member_id,
+                ..JoinResult::default()
+            });
         }
         let too_long = p.member_id.len() > MAX_ID_BYTES
             || p.instance_id
@@ -498,6 +647,12 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return error(ResponseError::InvalidGroupId);
         }
+        if let Err(code) = self.serves(group_id) {
+            return SyncResult {
+                error: code,
+                ..SyncResult::default()
+            };
+        }
         let Some(group) = self.get(group_id) else {
             return error(ResponseError::UnknownMemberId);
         };
@@ -536,6 +691,9 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return ResponseError::InvalidGroupId.code();
         }
+        if let Err(code) = self.serves(group_id) {
+            return code;
+        }
         let Some(group) = self.get(group_id) else {
             return ResponseError::UnknownMemberId.code();
         };
@@ -549,6 +707,9 @@ impl Coordinator {
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
         if !valid_group_id(group_id) {
             return vec![ResponseError::InvalidGroupId.code(); members.len()];
+        }
+        if let Err(code) = self.serves(group_id) {
+            return vec![code; members.len()];
         }
         let Some(group) = self.get(group_id) else {
             return vec![ResponseError::UnknownMemberId.code(); members.len()];
@@ -577,7 +738,10 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return all(ResponseError::InvalidGroupId.code());
         }
-        let Some(partition) = self.partition_of(group_id).cloned() else {
+        if let Err(code) = self.serves(group_id) {
+            return all(code);
+        }
+        let Some(partition) = self.partition_of(group_id) else {
             return all(ResponseError::CoordinatorNotAvailable.code());
         };
         let mut codes = vec![0i16; entries.len()];
@@ -779,10 +943,13 @@ impl Coordinator {
 
     /// DeleteGroups: only empty groups; their offsets and metadata get tombstones.
     pub async fn delete(&self, group_id: &str) -> i16 {
+        if let Err(code) = self.serves(group_id) {
+            return code;
+        }
         let Some(group) = self.get(group_id) else {
             return ResponseError::GroupIdNotFound.code();
         };
-        let Some(partition) = self.partition_of(group_id).cloned() else {
+        let Some(partition) = self.partition_of(group_id) else {
             return ResponseError::CoordinatorNotAvailable.code();
         };
         let written = {
@@ -843,10 +1010,11 @@ impl Coordinator {
         group_id: &str,
         partitions: &[TopicPartition],
     ) -> std::result::Result<Vec<i16>, i16> {
+        self.serves(group_id)?;
         let Some(group) = self.get(group_id) else {
             return Err(ResponseError::GroupIdNotFound.code());
         };
-        let Some(partition) = self.partition_of(group_id).cloned() else {
+        let Some(partition) = self.partition_of(group_id) else {
             return Err(ResponseError::CoordinatorNotAvailable.code());
         };
         let mut codes = vec![0i16; partitions.len()];
@@ -956,7 +1124,7 @@ impl Coordinator {
                     None,
                 ));
             }
-            match Self::append(partition, tombstones) {
+            match Self::append(&partition, tombstones) {
                 Ok(_) => {
                     expired_total += expired.len();
                     for k in &expired {
@@ -1018,6 +1186,10 @@ impl Coordinator {
                     self.unload();
                     return;
                 }
+            }
+            if self.is_cluster() {
+                // Replaying a partition reads its log: off the async threads.
+                tokio::task::block_in_place(|| self.follow_leadership());
             }
             self.expire_sessions();
             if last_retention.elapsed() >= self.config.offsets_retention_check_interval {

@@ -1,6 +1,6 @@
-//! FindCoordinator: this broker coordinates every consumer group (a single node owns
-//! every `__consumer_offsets` partition; with the cluster issue the answer becomes the
-//! leader of the group's partition). Transaction coordinators (key type 1) answer
+//! FindCoordinator: on a single node this broker coordinates every consumer group; in a
+//! cluster the coordinator is the leader of the group's `__consumer_offsets` partition
+//! (COORDINATOR_NOT_AVAILABLE until the topic exists and that partition has a leader). Transaction coordinators (key type 1) answer
 //! COORDINATOR_NOT_AVAILABLE: transactions are not supported. v0–3 carry one key, v4+
 //! a batch.
 //!
@@ -21,12 +21,34 @@ const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// The answer for one key: error code and message (`None` when this broker is it).
-fn lookup(enabled: bool, key_type: i8, key: &str) -> Option<(i16, &'static str)> {
+/// The broker coordinating `key`: (node id, host, port), or an error code and message.
+fn coordinator(
+    b: &crate::Broker,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), (i16, &'static str)> {
+    if let Some(refused) = lookup(key_type, key) {
+        return Err(refused);
+    }
+    let Some(cluster) = b.topics.cluster() else {
+        return Ok((b.node_id, b.advertised_host.clone(), b.advertised_port));
+    };
+    let unavailable = (
+        ResponseError::CoordinatorNotAvailable.code(),
+        "the group's __consumer_offsets partition has no leader yet",
+    );
+    let (_, partition) = b.groups.partition_index(key).ok_or(unavailable)?;
+    let group = partition.group().ok_or(unavailable)?;
+    let leader = cluster
+        .leader_of(group, partition.view())
+        .ok_or(unavailable)?;
+    let state = cluster.state();
+    let broker = state.brokers.get(&leader).ok_or(unavailable)?;
+    Ok((leader as i32, broker.host.clone(), broker.port))
+}
+
+fn lookup(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
     match key_type {
-        KEY_TYPE_GROUP if !enabled => Some((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "consumer groups are not available in cluster mode yet",
-        )),
         KEY_TYPE_GROUP if key.is_empty() => Some((
             ResponseError::InvalidRequest.code(),
             "the group id is empty",
@@ -42,19 +64,18 @@ fn lookup(enabled: bool, key_type: i8, key: &str) -> Option<(i16, &'static str)>
 
 pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let b = &ctx.broker;
-    let host = StrBytes::from_string(b.advertised_host.clone());
     let key_type = if ctx.version >= 1 {
         request.key_type
     } else {
         KEY_TYPE_GROUP
     };
     if ctx.version < 4 {
-        return match lookup(b.groups.is_enabled(), key_type, request.key.as_str()) {
-            None => FindCoordinatorResponse::default()
-                .with_node_id(b.node_id.into())
-                .with_host(host)
-                .with_port(b.advertised_port),
-            Some((code, why)) => FindCoordinatorResponse::default()
+        return match coordinator(b, key_type, request.key.as_str()) {
+            Ok((node, host, port)) => FindCoordinatorResponse::default()
+                .with_node_id(node.into())
+                .with_host(StrBytes::from_string(host))
+                .with_port(port),
+            Err((code, why)) => FindCoordinatorResponse::default()
                 .with_error_code(ctx.code(code))
                 .with_error_message(if ctx.version >= 1 { message(why) } else { None })
                 .with_node_id((-1).into()),
@@ -63,20 +84,18 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoor
     let coordinators = request
         .coordinator_keys
         .into_iter()
-        .map(
-            |key| match lookup(b.groups.is_enabled(), key_type, key.as_str()) {
-                None => Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(b.node_id.into())
-                    .with_host(host.clone())
-                    .with_port(b.advertised_port),
-                Some((code, why)) => Coordinator::default()
-                    .with_key(key)
-                    .with_node_id((-1).into())
-                    .with_error_code(ctx.code(code))
-                    .with_error_message(message(why)),
-            },
-        )
+        .map(|key| match coordinator(b, key_type, key.as_str()) {
+            Ok((node, host, port)) => Coordinator::default()
+                .with_key(key)
+                .with_node_id(node.into())
+                .with_host(StrBytes::from_string(host))
+                .with_port(port),
+            Err((code, why)) => Coordinator::default()
+                .with_key(key)
+                .with_node_id((-1).into())
+                .with_error_code(ctx.code(code))
+                .with_error_message(message(why)),
+        })
         .collect();
     FindCoordinatorResponse::default().with_coordinators(coordinators)
 }

@@ -76,11 +76,37 @@ pub fn handle(ctx: &RequestContext, r: OffsetFetchRequest) -> OffsetFetchRespons
     let groups = &ctx.broker.groups;
     let version = ctx.version;
     if version < 8 {
-        let wanted = r.topics.map(|ts| {
+        let wanted: Option<Vec<(String, Vec<i32>)>> = r.topics.map(|ts| {
             ts.into_iter()
                 .map(|t| (t.name.to_string(), t.partition_indexes))
                 .collect()
         });
+        if let Err(code) = groups.serves(r.group_id.as_str()) {
+            if version >= 2 {
+                return OffsetFetchResponse::default().with_error_code(ctx.code(code));
+            }
+            // v1 has no top-level error: each requested partition carries it.
+            let topics = wanted
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, ps)| {
+                    let partitions = ps
+                        .into_iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(-1)
+                                .with_metadata(Some(StrBytes::from_static_str("")))
+                                .with_error_code(ctx.code(code))
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(name(t))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            return OffsetFetchResponse::default().with_topics(topics);
+        }
         let found = groups.fetch_offsets(r.group_id.as_str(), wanted);
         return OffsetFetchResponse::default().with_topics(single(found, version));
     }
@@ -93,6 +119,11 @@ pub fn handle(ctx: &RequestContext, r: OffsetFetchRequest) -> OffsetFetchRespons
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
+            if let Err(code) = groups.serves(g.group_id.as_str()) {
+                return OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(ctx.code(code));
+            }
             let found = groups.fetch_offsets(g.group_id.as_str(), wanted);
             OffsetFetchResponseGroup::default()
                 .with_group_id(g.group_id)
