@@ -1,7 +1,8 @@
 //! Three `strata serve` processes forming a cluster on loopback ports, driven through
 //! the `strata` CLI: a replicated topic takes acks=all writes, its leader is killed
 //! with SIGKILL, writes go on through the new leader, the killed broker comes back and
-//! catches up, nothing acknowledged is lost, and every replica ends byte-identical.
+//! catches up, nothing acknowledged is lost, and every replica ends byte-identical; a
+//! consumer group's committed offsets survive the loss of its coordinator's broker.
 //! Plus the cluster flags' refusals.
 
 mod common;
@@ -327,6 +328,92 @@ fn a_replicated_topic_survives_its_leader_being_killed() {
     }
     // The producer may leave a partition empty (keyless records), never all of them.
     assert!(total_bytes > 0);
+}
+
+/// Java's `String.hashCode`, as Kafka places a group on `__consumer_offsets`.
+fn java_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The leader of a partition per the `placement` of a node's `/cluster` (the
+/// controller's latest leader record).
+fn placed_leader(admin: &str, topic: &str, partition: u64) -> Option<u16> {
+    let run = strata(&["cluster", "status", "--json", "--admin", admin]);
+    let all: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+    all.as_object()?.values().find_map(|view| {
+        view.get("partitions")?.as_array()?.iter().find_map(|p| {
+            let mine = p["topic"] == topic
+                && p["partition"].as_u64() == Some(partition)
+                && p["leader"] == view["node_id"];
+            mine.then(|| p["leader"].as_u64().map(|l| l as u16))
+                .flatten()
+        })
+    })
+}
+
+#[test]
+fn committed_offsets_survive_the_coordinators_broker() {
+    let mut c = Cluster::start(3);
+    let admin = c.nodes[0].admin.clone();
+    c.wait_for("three brokers registered", || {
+        let run = strata(&["cluster", "status", "--admin", &admin]);
+        run.code == Some(0) && run.stdout.matches(" up ").count() == 3
+    });
+    let created = c.run(
+        &[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "2",
+            "--replication-factor",
+            "3",
+        ],
+        "",
+    );
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    let lines: String = (1..=400).map(|i| format!("{i}\n")).collect();
+    let run = c.run(&["produce", "orders", "--acks", "all"], &lines);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    // A member reads 150 records and commits exactly those as it leaves.
+    let args = [
+        "consume", "orders", "--group", "billing", "--from", "earliest", "--count", "150",
+        "--format", "{value}",
+    ];
+    let first = c.run(&args, "");
+    assert_eq!(first.code, Some(0), "{}\n{}", first.stderr, c.logs());
+    // SIGKILL the broker coordinating the group: the leader of its partition.
+    let partition = u64::from(java_hash("billing").unsigned_abs() % 16);
+    let mut coordinator = None;
+    c.wait_for("the group's coordinator is known", || {
+        coordinator = placed_leader(&admin, "__consumer_offsets", partition);
+        coordinator.is_some()
+    });
+    let victim = coordinator.expect("a coordinator");
+    c.kill(victim);
+    let survivor = c
+        .nodes
+        .iter()
+        .find(|n| n.child.is_some())
+        .expect("a live node");
+    let survivor_admin = survivor.admin.clone();
+    c.wait_for("a new leader for the group's partition", || {
+        placed_leader(&survivor_admin, "__consumer_offsets", partition).is_some_and(|l| l != victim)
+    });
+    // The next member resumes after what was committed: together the two runs read
+    // every record exactly once.
+    let second = c.run(&[&args[..7], &["250"], &args[8..]].concat(), "");
+    assert_eq!(second.code, Some(0), "{}\n{}", second.stderr, c.logs());
+    let mut values: Vec<u32> = first
+        .stdout
+        .lines()
+        .chain(second.stdout.lines())
+        .map(|l| l.parse().expect("a number"))
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (1..=400).collect::<Vec<_>>());
 }
 
 #[test]
