@@ -308,6 +308,15 @@ impl Topics {
                 .await;
                 match opened {
                     Ok(p) => {
+                        // A new partition's first replica (its preferred leader) stands at
+                        // once: the topic is writable as soon as it exists, and
+                        // leaderships start spread like the placement.
+                        let fresh = p
+                            .view()
+                            .is_some_and(|v| v.committed_index <= 1 && v.term <= 1);
+                        if fresh && placed.replicas.first() == Some(&cluster.node_id) {
+                            let _ = cluster.node.campaign(placed.group).await;
+                        }
                         if let Some(view) = cluster.node.watch(placed.group).await {
                             tokio::spawn(cluster.clone().report_leadership(placed.group, view));
                         }

@@ -295,6 +295,13 @@ impl Group {
         })
     }
 
+    /// Starts an election now instead of after an election timeout (a new group's
+    /// preferred leader, so a topic is writable as soon as it exists). With pre-vote,
+    /// a replica that cannot win does not disturb a sitting leader.
+    pub fn campaign(&mut self) -> Result<()> {
+        self.node.campaign().map_err(|e| raft_err("campaign", e))
+    }
+
     /// Hands `data` to raft-rs as a proposal even on a follower: raft-rs forwards it to
     /// the leader it knows (fire and forget; nothing tracks it here). For idempotent
     /// records such as the controller's, whose effect the caller watches for in the

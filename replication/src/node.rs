@@ -116,6 +116,10 @@ enum Command {
         group: u64,
         reply: oneshot::Sender<Option<watch::Receiver<GroupView>>>,
     },
+    Campaign {
+        group: u64,
+        reply: oneshot::Sender<Result<(), ProposeError>>,
+    },
     ChangeMembership {
         group: u64,
         changes: Vec<MemberChange>,
@@ -156,6 +160,7 @@ impl std::fmt::Debug for Command {
                 write!(f, "Forward(group {group}, {} bytes)", data.len())
             }
             Command::Watch { group, .. } => write!(f, "Watch({group})"),
+            Command::Campaign { group, .. } => write!(f, "Campaign({group})"),
             Command::ChangeMembership { group, changes, .. } => {
                 write!(f, "ChangeMembership(group {group}, {changes:?})")
             }
@@ -175,6 +180,7 @@ impl Command {
         match self {
             Command::Propose { group, .. }
             | Command::Forward { group, .. }
+            | Command::Campaign { group, .. }
             | Command::ChangeMembership { group, .. }
             | Command::TransferLeader { group, .. }
             | Command::AddGroup { group, .. } => Some(*group),
@@ -244,6 +250,14 @@ impl NodeHandle {
     /// idempotent records whose effect the caller watches for and retries.
     pub async fn forward(&self, group: u64, data: Vec<u8>) -> Result<(), ProposeError> {
         self.ask(|reply| Command::Forward { group, data, reply })
+            .await
+            .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Makes this node's replica of `group` stand for election now (a new group's
+    /// preferred leader).
+    pub async fn campaign(&self, group: u64) -> Result<(), ProposeError> {
+        self.ask(|reply| Command::Campaign { group, reply })
             .await
             .unwrap_or_else(|| Err(stopped()))
     }
@@ -577,6 +591,15 @@ fn command(
         }
         Command::Watch { reply, .. } => {
             let _ = reply.send(None);
+        }
+        Command::Campaign { group, reply } => {
+            let result = match groups.get_mut(&group) {
+                Some(g) => g
+                    .campaign()
+                    .map_err(|e| ProposeError::Dropped(e.to_string())),
+                None => Err(no_group(group)),
+            };
+            let _ = reply.send(result);
         }
         Command::ChangeMembership {
             group,

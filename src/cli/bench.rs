@@ -41,6 +41,9 @@ use report::{Latency, Params, Report};
 
 /// Records per run when neither `--messages` nor `--duration` is given.
 const DEFAULT_MESSAGES: u64 = 1_000_000;
+/// How long a new topic may take to appear in every broker's metadata (a cluster's
+/// brokers apply the controller's records a moment after the one that answered).
+const TOPIC_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the progress bar and the stop conditions are looked at.
 const TICK: Duration = Duration::from_millis(100);
 /// Readers give up when nothing new arrived for this long after the producers are done
@@ -335,10 +338,28 @@ impl BenchOptions {
             Err(e) if e.kafka_code().is_some_and(|c| c == TOPIC_ALREADY_EXISTS) => {}
             Err(e) => return Err(anyhow!(e).context(format!("creating topic {}", self.topic))),
         }
-        let metadata = cluster
-            .refresh_metadata(Some(std::slice::from_ref(&self.topic)), false)
-            .await?;
-        Ok(metadata.partition_count(&self.topic)?)
+        // In a cluster the other brokers learn of the topic a moment after the one that
+        // created it answered, and its partitions elect leaders: ask until every
+        // partition has one (as Kafka clients wait for metadata to propagate).
+        let deadline = Instant::now() + TOPIC_PROPAGATION_TIMEOUT;
+        loop {
+            let metadata = cluster
+                .refresh_metadata(Some(std::slice::from_ref(&self.topic)), false)
+                .await;
+            let ready = metadata.map(|m| {
+                // Usable once every partition has a leader.
+                let count = m.partition_count(&self.topic)?;
+                (0..count)
+                    .try_for_each(|p| m.leader(&self.topic, p).map(|_| ()))
+                    .map(|()| count)
+            });
+            match ready {
+                Ok(Ok(count)) => return Ok(count),
+                Ok(Err(e)) if Instant::now() >= deadline => return Err(e.into()),
+                Err(e) if Instant::now() >= deadline => return Err(e.into()),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Starts the producers (each connected and ready) as tasks of `set`.
