@@ -72,3 +72,14 @@ pub struct Broker {
     /// The consumer-group coordinator (every group, on a single node).
     pub groups: Arc<Coordinator>,
 }
+
+impl Broker {
+    /// The cluster id clients see: this data directory's on a single node; in a cluster
+    /// the one the controller recorded (`None` until it has).
+    pub fn client_cluster_id(&self) -> Option<String> {
+        match self.topics.cluster() {
+            Some(c) => c.cluster_id(),
+            None => Some(self.cluster_id.clone()),
+        }
+    }
+}

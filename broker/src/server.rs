@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::cluster::{Cluster, ClusterSettings};
+use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::Coordinator;
@@ -131,15 +131,6 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener> {
         })
 }
 
-/// The cluster id every node of a cluster reports: derived from the peer list, which
-/// every node is given alike.
-fn shared_cluster_id(settings: &ClusterSettings) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    settings.peers.hash(&mut h);
-    format!("strata-{:016x}", h.finish())
-}
-
 /// Opens the data directory and starts serving. Returns once both listeners are bound.
 pub async fn run(config: BrokerConfig) -> Result<Running> {
     let data_dir = config.data_dir.clone();
@@ -173,7 +164,8 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         Some(c) => (
             Topics::open_cluster(&data_dir, config.topics.clone(), metrics.clone(), c.clone())?,
             Arc::new(Coordinator::for_cluster(config.groups.clone())),
-            shared_cluster_id(&c.settings),
+            // Unused in a cluster: clients get the controller's id.
+            cluster_id,
         ),
         None => {
             let topics = Topics::open(&data_dir, config.topics.clone(), metrics.clone())?;

@@ -38,6 +38,9 @@ pub const MAX_INFLIGHT_MESSAGES: usize = 256;
 pub const BOOTSTRAP_INDEX: u64 = 1;
 pub const BOOTSTRAP_TERM: u64 = 1;
 
+/// The hasher of raft-rs's sets.
+type FxBuild = std::hash::BuildHasherDefault<fxhash::FxHasher>;
+
 /// Election timing. Production jitters each replica's election timeout within
 /// `[election_ticks, 2 × election_ticks)` so replicas rarely campaign together; a
 /// simulation turns the jitter off (raft-rs draws it from a generator the seed does not
@@ -504,6 +507,25 @@ impl Group {
             && r.prs()
                 .iter()
                 .all(|(&id, pr)| pr.matched == last || (id != self.id && !alive(id)))
+    }
+
+    /// Whether the replicas on live nodes (`alive`), with this one, form a quorum. A
+    /// quiet leader that lost its quorum must wake: ticking again, check-quorum makes it
+    /// step down, so it stops telling clients it leads.
+    pub fn quorum_alive(&self, alive: impl Fn(u64) -> bool) -> bool {
+        let prs = self.node.raft.prs();
+        // raft-rs's own set type (an FxHash set) is what `has_quorum` takes.
+        let live: std::collections::HashSet<u64, FxBuild> = prs
+            .iter()
+            .map(|(&id, _)| id)
+            .filter(|&id| id == self.id || alive(id))
+            .collect();
+        prs.has_quorum(&live)
+    }
+
+    /// Whether `peer` holds a replica of this group (voter or learner).
+    pub fn has_replica(&self, peer: u64) -> bool {
+        peer != self.id && self.node.raft.prs().get(peer).is_some()
     }
 
     /// The heartbeats that tell every other replica the group goes quiet. Like raft-rs's

@@ -340,6 +340,7 @@ pub fn start(
         id,
         groups,
         transport,
+        alive: std::collections::HashSet::new(),
         views: HashMap::new(),
         waiting: HashMap::new(),
         quiet: Quiescence::new(ELECTION_TICKS as u64),
@@ -359,6 +360,8 @@ struct Node {
     id: u64,
     groups: HashMap<u64, Group>,
     transport: Transport,
+    /// Peer nodes alive at the last tick.
+    alive: std::collections::HashSet<u64>,
     /// Published views of the groups someone watches.
     views: HashMap<u64, watch::Sender<GroupView>>,
     waiting: Waiting,
@@ -430,6 +433,17 @@ impl Node {
     /// quiet; quiet followers whose leader's node went silent wake.
     fn tick(&mut self, touched: &mut Vec<u64>) {
         self.quiet.tick();
+        // Peers that came back since the last tick (restarted, or a network cut healed):
+        // quiet leaders of groups they replicate wake to bring them up to date — the
+        // returning replica may even believe it still leads an older term.
+        let alive_now: std::collections::HashSet<u64> = self
+            .transport
+            .peers()
+            .into_iter()
+            .filter(|&p| self.quiet.alive(p))
+            .collect();
+        let revived: Vec<u64> = alive_now.difference(&self.alive).copied().collect();
+        self.alive = alive_now;
         for peer in self.transport.peers() {
             let mut beat = Message::default();
             beat.set_msg_type(MessageType::MsgHeartbeat);
@@ -440,7 +454,13 @@ impl Node {
         for (&id, g) in self.groups.iter_mut() {
             if self.quiet.is_quiet(id) {
                 let leader = g.leader().0;
-                if g.is_leader() || (leader != 0 && self.quiet.alive(leader)) {
+                if g.is_leader() {
+                    let keep_quiet = g.quorum_alive(|p| self.quiet.alive(p))
+                        && !revived.iter().any(|&p| g.has_replica(p));
+                    if keep_quiet {
+                        continue;
+                    }
+                } else if leader != 0 && self.quiet.alive(leader) {
                     continue;
                 }
                 self.quiet.wake(id);

@@ -76,6 +76,11 @@ pub enum MetaRecord {
         leader: u64,
         term: u64,
     },
+    /// The cluster's id, as every broker reports it to clients (the first one
+    /// applied wins; brokers propose a random one until one is).
+    ClusterId {
+        id: String,
+    },
     /// Asks whoever leads `group` to hand leadership to `to` (leader balancing). Acted
     /// on by the node that leads the group when it applies the record; no state.
     TransferLeader {
@@ -104,7 +109,8 @@ impl MetaRecord {
             | MetaRecord::SetOverrides { request, .. } => Some(*request),
             MetaRecord::RegisterBroker { .. }
             | MetaRecord::Leader { .. }
-            | MetaRecord::TransferLeader { .. } => None,
+            | MetaRecord::TransferLeader { .. }
+            | MetaRecord::ClusterId { .. } => None,
         }
     }
 }
@@ -166,6 +172,8 @@ pub struct MetadataState {
     pub topics: BTreeMap<String, TopicMeta>,
     /// The latest leader reported per partition group, with its term.
     pub leaders: HashMap<u64, (u64, u64)>,
+    /// Set by the first applied [`MetaRecord::ClusterId`].
+    pub cluster_id: Option<String>,
     next_group: u64,
     outcomes: HashMap<u64, Result<(), Refusal>>,
     outcome_order: VecDeque<u64>,
@@ -203,6 +211,12 @@ impl MetadataState {
         }
         let (outcome, change) = match record {
             MetaRecord::TransferLeader { group, to } => return Change::Transfer(group, to),
+            MetaRecord::ClusterId { id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id);
+                }
+                return Change::None;
+            }
             MetaRecord::RegisterBroker {
                 id,
                 host,

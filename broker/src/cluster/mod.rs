@@ -389,6 +389,11 @@ impl Cluster {
         Some(self.controller.borrow().leader).filter(|&l| l != 0)
     }
 
+    /// The cluster id clients are told, once the controller has one.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.state().cluster_id.clone()
+    }
+
     /// Messages dropped because a peer's queue was full or it was unreachable.
     pub fn transport_dropped(&self) -> u64 {
         self.transport
@@ -403,9 +408,11 @@ impl Cluster {
         let reported = self.state().leaders.get(&group).copied();
         match (local, reported) {
             (Some(v), Some((l, t))) if t > v.term => Some(l),
-            (Some(v), _) if v.leader != 0 => Some(v.leader),
-            (_, Some((l, _))) => Some(l),
-            _ => None,
+            // A replica here: its own view, even "unknown" (an election under way):
+            // an older report may name a leader that lost its quorum.
+            (Some(v), _) => Some(v.leader),
+            (None, Some((l, _))) => Some(l),
+            (None, None) => None,
         }
         .filter(|&l| l != 0)
     }
@@ -498,17 +505,29 @@ impl Cluster {
             port,
             admin: admin.clone(),
         };
+        // Whoever is first gives the cluster its id.
+        let id = MetaRecord::ClusterId {
+            id: format!("strata-{}", uuid::Uuid::new_v4().simple()),
+        };
         loop {
-            let registered = self
-                .state()
-                .brokers
-                .get(&me)
-                .is_some_and(|b| b.host == host && b.port == port && b.admin == admin);
-            if registered {
+            let (registered, named) = {
+                let state = self.state();
+                let registered = state
+                    .brokers
+                    .get(&me)
+                    .is_some_and(|b| b.host == host && b.port == port && b.admin == admin);
+                (registered, state.cluster_id.is_some())
+            };
+            if registered && named {
                 info!(node = me, "registered with the controller");
                 return;
             }
-            self.send(&record).await;
+            if !registered {
+                self.send(&record).await;
+            }
+            if !named {
+                self.send(&id).await;
+            }
             tokio::select! {
                 _ = self.wait_applied(RESUBMIT_INTERVAL, || false) => {}
                 _ = shutdown.wait() => return,

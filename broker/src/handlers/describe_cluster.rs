@@ -15,7 +15,9 @@ pub fn handle(ctx: &RequestContext, _request: DescribeClusterRequest) -> Describ
     let b = &ctx.broker;
     DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
-        .with_cluster_id(StrBytes::from_string(b.cluster_id.clone()))
+        .with_cluster_id(StrBytes::from_string(
+            b.client_cluster_id().unwrap_or_default(),
+        ))
         .with_controller_id(super::metadata::controller_id(b).into())
         .with_brokers(
             super::metadata::all_brokers(b)

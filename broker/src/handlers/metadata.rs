@@ -151,7 +151,7 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
     };
     MetadataResponse::default()
         .with_brokers(all_brokers(b))
-        .with_cluster_id(Some(StrBytes::from_string(b.cluster_id.clone())))
+        .with_cluster_id(b.client_cluster_id().map(StrBytes::from_string))
         .with_controller_id(controller_id(b).into())
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
