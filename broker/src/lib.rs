@@ -17,11 +17,16 @@
 //!   offset, and does no per-record work.
 //! - Malformed bytes get a Kafka error code or close their own connection only.
 //!
-//! ## Departures from `../shared/ARCHITECTURE.md` (until the replication and cluster
-//! issues)
-//! - Single node: no Raft group per partition yet; the high watermark is the flushed
-//!   offset, which is what a one-voter Raft group commits.
-//! - Topic metadata lives in `<data-dir>/topics.toml`, not in a controller group.
+//! ## Cluster mode
+//! With `--raft-addr` and `--peers`, [`cluster`] runs this broker as a node of a
+//! cluster: a controller Raft group holds the metadata and every partition is a Raft
+//! group over its replicas (docs/cluster.md). Without them it is a single node.
+//!
+//! ## Departures from `../shared/ARCHITECTURE.md`
+//! - A single node runs no Raft group: the high watermark is the flushed offset, which is
+//!   what a one-voter Raft group commits, and topic metadata lives in
+//!   `<data-dir>/topics.toml`. In a cluster the partitions and the controller are Raft
+//!   groups as the map says; its own departures are in the `cluster` module.
 //! - Fetch reads mmap'd segment slices and writes them with the response; no sendfile.
 //! - Requests on one connection are decoded and applied in order; only the wait for
 //!   durability (acks=all) and Fetch long polls overlap, and responses still leave in

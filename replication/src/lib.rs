@@ -1,4 +1,4 @@
-//! # replication — one Raft group per partition (in progress)
+//! # replication — one Raft group per partition
 //!
 //! Partition replication as `../shared/ARCHITECTURE.md` lays out and the replication
 //! issue specifies. Built so far:
@@ -22,8 +22,10 @@
 //!
 //! Catch-up past retention uses a snapshot that carries no records: it restarts the
 //! follower's log at the leader's first retained entry, and the records follow as
-//! ordinary appends (docs/replication.md says why). To come: wiring into the broker
-//! (the cluster issue).
+//! ordinary appends (docs/replication.md says why). The broker's cluster mode drives
+//! partitions through [`node::NodeHandle`]: a [`node::GroupView`] per group (leader,
+//! term, commit point), proposals answered on append and on commit, proposals forwarded
+//! from followers (controller records), and a preferred leader's campaign.
 
 pub mod balance;
 pub mod error;

@@ -436,7 +436,7 @@ impl Cluster {
     }
 
     /// Submits a request record and waits until it is applied here: its outcome.
-    /// Sent again every [`RESUBMIT_INTERVAL`] until then (applied once: its request id).
+    /// Sent again every `RESUBMIT_INTERVAL` until then (applied once: its request id).
     pub async fn submit(
         &self,
         record: MetaRecord,

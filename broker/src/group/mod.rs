@@ -210,7 +210,7 @@ impl Coordinator {
 
     /// A cluster node's coordinator: it serves the groups of the `__consumer_offsets`
     /// partitions this node leads, loading each partition's groups when it becomes
-    /// the leader ([`Coordinator::follow_leadership`]) and dropping them when it stops.
+    /// the leader (`Coordinator::follow_leadership`) and dropping them when it stops.
     /// Until the topic exists ([`Coordinator::set_partitions`]) it serves none.
     pub fn for_cluster(config: GroupConfig) -> Coordinator {
         Coordinator {
