@@ -8,12 +8,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::broker::{free_port, wait_with_deadline, DEADLINE};
+use common::broker::{free_port, run_against, wait_with_deadline, DEADLINE};
 use common::{path_str, strata, Run};
 
 struct Node {
@@ -117,26 +116,7 @@ impl Cluster {
 
     /// `strata ARGS` against the live brokers, with `stdin`.
     fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(args)
-            .env("STRATA_BROKERS", self.brokers())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run strata");
-        let mut input = child.stdin.take().expect("stdin is piped");
-        input.write_all(stdin.as_bytes()).expect("write stdin");
-        drop(input);
-        let out = wait_with_deadline(child, args);
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
-        run
+        run_against(&self.brokers(), args, stdin)
     }
 
     fn logs(&self) -> String {
@@ -165,6 +145,32 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl Cluster {
+    /// Three brokers, all registered, and `topic` created with `partitions`, RF 3.
+    fn ready_with_topic(topic: &str, partitions: &str) -> Cluster {
+        let c = Cluster::start(3);
+        let admin = c.nodes[0].admin.clone();
+        c.wait_for("three brokers registered", || {
+            let run = strata(&["cluster", "status", "--admin", &admin]);
+            run.code == Some(0) && run.stdout.matches(" up ").count() == 3
+        });
+        let created = c.run(
+            &[
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                partitions,
+                "--replication-factor",
+                "3",
+            ],
+            "",
+        );
+        assert_eq!(created.code, Some(0), "{}", created.stderr);
+        c
     }
 }
 
@@ -227,25 +233,8 @@ fn segment_bytes(dir: &Path) -> Vec<u8> {
 
 #[test]
 fn a_replicated_topic_survives_its_leader_being_killed() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::ready_with_topic("ev", "3");
     let admin = c.nodes[0].admin.clone();
-    c.wait_for("three brokers registered", || {
-        let run = strata(&["cluster", "status", "--admin", &admin]);
-        run.code == Some(0) && run.stdout.matches(" up ").count() == 3
-    });
-    let created = c.run(
-        &[
-            "topic",
-            "create",
-            "ev",
-            "--partitions",
-            "3",
-            "--replication-factor",
-            "3",
-        ],
-        "",
-    );
-    assert_eq!(created.code, Some(0), "{}", created.stderr);
     c.wait_for("every partition has a leader", || {
         (0..3).all(|p| leader_of(&c, "ev", p).is_some())
     });
@@ -359,25 +348,8 @@ fn placed_leader(admin: &str, topic: &str, partition: u64) -> Option<u16> {
 
 #[test]
 fn committed_offsets_survive_the_coordinators_broker() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::ready_with_topic("orders", "2");
     let admin = c.nodes[0].admin.clone();
-    c.wait_for("three brokers registered", || {
-        let run = strata(&["cluster", "status", "--admin", &admin]);
-        run.code == Some(0) && run.stdout.matches(" up ").count() == 3
-    });
-    let created = c.run(
-        &[
-            "topic",
-            "create",
-            "orders",
-            "--partitions",
-            "2",
-            "--replication-factor",
-            "3",
-        ],
-        "",
-    );
-    assert_eq!(created.code, Some(0), "{}", created.stderr);
     let lines: String = (1..=400).map(|i| format!("{i}\n")).collect();
     let run = c.run(&["produce", "orders", "--acks", "all"], &lines);
     assert_eq!(run.code, Some(0), "{}", run.stderr);

@@ -40,6 +40,7 @@ pub mod connection;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod internal_batch;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;

@@ -72,26 +72,7 @@ impl Broker {
 
     /// Runs `strata ARGS` against this broker with `stdin`.
     pub fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(args)
-            .env("STRATA_BROKERS", &self.kafka)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run strata");
-        let mut input = child.stdin.take().expect("stdin is piped");
-        input.write_all(stdin.as_bytes()).expect("write stdin");
-        drop(input);
-        let out = wait_with_deadline(child, args);
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
-        run
+        run_against(&self.kafka, args, stdin)
     }
 
     /// As [`Broker::run`], asserting exit status 0.
@@ -111,6 +92,31 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `strata ARGS` with `STRATA_BROKERS=brokers` and `stdin`, within [`DEADLINE`];
+/// a panic in its output fails the test.
+pub fn run_against(brokers: &str, args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .env("STRATA_BROKERS", brokers)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run strata");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    let out = wait_with_deadline(child, args);
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    run
 }
 
 /// Waits for `child` to exit, killing it past [`DEADLINE`] so a hung command fails the

@@ -36,10 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use log_store::{Batches, Log, LogConfig};
 use replication::group::{discard_logger, Group, GroupStatus};
 use replication::node::{self, GroupView, NodeHandle};
@@ -687,63 +684,29 @@ impl Cluster {
 
 /// One controller record as a one-record Kafka batch.
 fn encode_record(record: &MetaRecord) -> Vec<u8> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let records = [Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now,
-        key: None,
-        value: Some(Bytes::from(record.encode())),
-        headers: Default::default(),
-    }];
-    let mut buf = BytesMut::with_capacity(256);
-    // Encoding an uncompressed batch into memory has no failure path for valid records.
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("an uncompressed one-record batch always encodes");
-    buf.to_vec()
+    let value = Some(Bytes::from(record.encode()));
+    // An uncompressed batch of plain records always encodes.
+    crate::internal_batch::encode(vec![(None, value)], crate::internal_batch::now_ms())
+        .expect("an uncompressed one-record batch always encodes")
 }
 
 /// The metadata records of one stored batch; undecodable ones are skipped with a
 /// warning (every broker skips the same ones, so states still agree).
-fn decode_records(mut batch: Bytes) -> Vec<MetaRecord> {
-    let set = match RecordBatchDecoder::decode(&mut batch) {
-        Ok(set) => set,
+fn decode_records(batch: Bytes) -> Vec<MetaRecord> {
+    let records = match crate::internal_batch::decode(batch) {
+        Ok(r) => r,
         Err(e) => {
-            warn!(error = %e, "undecodable controller batch skipped");
+            warn!(error = e, "undecodable controller batch skipped");
             return Vec::new();
         }
     };
-    set.records
+    records
         .into_iter()
-        .filter_map(|r| {
-            let value = r.value?;
-            match MetaRecord::decode(&value) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    warn!(
-                        offset = r.offset,
-                        error = e,
-                        "undecodable controller record skipped"
-                    );
-                    None
-                }
+        .filter_map(|(_, value, offset)| match MetaRecord::decode(&value?) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                warn!(offset, error = e, "undecodable controller record skipped");
+                None
             }
         })
         .collect()

@@ -30,11 +30,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use log_store::BatchHeader;
 use tracing::{info, warn};
 
@@ -526,39 +524,9 @@ impl Coordinator {
         partition: &Partition,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> std::result::Result<u64, i16> {
-        let now = wall_ms();
-        let records: Vec<Record> = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch whenever `offset - sequence` changes, and
-                // takes the first record's sequence as the batch's: -1, "no producer".
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::with_capacity(128);
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|_| ResponseError::UnknownServerError.code())?;
-        let mut batch = buf.to_vec();
+        let records = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
+        let mut batch = crate::internal_batch::encode(records, wall_ms())
+            .map_err(|_| ResponseError::UnknownServerError.code())?;
         partition.append(&mut batch).map(|a| a.last_offset)
     }
 
