@@ -32,7 +32,8 @@ enum ClusterCommand {
     /// Brokers, the controller leader, and every partition's leader, replicas, ISR,
     /// high watermark and follower lag.
     Status(AdminArgs),
-    /// Moves partition leaderships so every broker leads about as many.
+    /// Moves partition leaderships so every broker leads about as many of each topic's
+    /// partitions.
     RebalanceLeaders(AdminArgs),
 }
 
@@ -66,8 +67,10 @@ fn num(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// A list of node ids as `1,2,3`; `-` when absent or empty (keeps columns aligned).
 fn ids(v: Option<&Value>) -> String {
-    v.and_then(Value::as_array)
+    let text = v
+        .and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_u64)
@@ -75,7 +78,12 @@ fn ids(v: Option<&Value>) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text
+    }
 }
 
 impl ClusterArgs {

@@ -626,38 +626,48 @@ impl Cluster {
             .map_err(|e| e.to_string())
     }
 
-    /// Plans leader transfers that even leaderships out over the registered brokers
-    /// (from the leaders the controller recorded) and asks the leaders, through the
+    /// Plans leader transfers that even each topic's leaderships out over the registered
+    /// brokers (from the leaders the controller recorded) and asks the leaders, through the
     /// controller log, to carry them out. Returns the plan.
     pub async fn rebalance_leaders(&self) -> Vec<replication::balance::Transfer> {
-        let (statuses, nodes) = {
+        // Planned per topic: each topic's leaderships spread over the brokers (and so
+        // the total too). One plan over every partition would even the total only,
+        // and could pile one topic's leaders onto one broker.
+        let (per_topic, nodes) = {
             let state = self.state();
-            let statuses: Vec<GroupStatus> = state
+            let per_topic: Vec<Vec<GroupStatus>> = state
                 .topics
                 .values()
-                .flat_map(|t| t.partitions.iter())
-                .filter_map(|p| {
-                    let &(leader, term) = state.leaders.get(&p.group)?;
-                    Some(GroupStatus {
-                        group: p.group,
-                        id: leader,
-                        leader,
-                        term,
-                        committed_index: 0,
-                        committed_offset: 0,
-                        last_index: 0,
-                        voters: p.replicas.clone(),
-                        learners: Vec::new(),
-                        joint: false,
-                        quiesced: false,
-                        matched: Vec::new(),
-                    })
+                .map(|t| {
+                    t.partitions
+                        .iter()
+                        .filter_map(|p| {
+                            let &(leader, term) = state.leaders.get(&p.group)?;
+                            Some(GroupStatus {
+                                group: p.group,
+                                id: leader,
+                                leader,
+                                term,
+                                committed_index: 0,
+                                committed_offset: 0,
+                                last_index: 0,
+                                voters: p.replicas.clone(),
+                                learners: Vec::new(),
+                                joint: false,
+                                quiesced: false,
+                                matched: Vec::new(),
+                            })
+                        })
+                        .collect()
                 })
                 .collect();
             let nodes: Vec<u64> = state.brokers.keys().copied().collect();
-            (statuses, nodes)
+            (per_topic, nodes)
         };
-        let plan = replication::balance::plan_leader_transfers(&statuses, &nodes);
+        let plan: Vec<_> = per_topic
+            .iter()
+            .flat_map(|statuses| replication::balance::plan_leader_transfers(statuses, &nodes))
+            .collect();
         for t in &plan {
             self.send(&MetaRecord::TransferLeader {
                 group: t.group,
