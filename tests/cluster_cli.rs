@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::{free_port, run_against, wait_with_deadline, DEADLINE};
-use common::{path_str, strata, Run};
+use common::{path_str, segment_logs, strata, Run};
 
 struct Node {
     id: u16,
@@ -220,13 +220,8 @@ fn replica_positions(admin: &str) -> Option<Vec<(String, u64, u64)>> {
 }
 
 fn segment_bytes(dir: &Path) -> Vec<u8> {
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("partition dir")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
-    logs.iter()
+    segment_logs(dir)
+        .iter()
         .flat_map(|p| std::fs::read(p).expect("read segment"))
         .collect()
 }

@@ -34,8 +34,13 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
         )
             .into_response();
     };
-    let statuses: std::collections::HashMap<u64, replication::group::GroupStatus> =
-        c.status().await.into_iter().map(|s| (s.group, s)).collect();
+    let statuses: std::collections::HashMap<u64, replication::group::GroupStatus> = c
+        .node
+        .status()
+        .await
+        .into_iter()
+        .map(|s| (s.group, s))
+        .collect();
     let mut partitions = Vec::new();
     let mut placement = Vec::new();
     let (brokers, controller) = {

@@ -167,6 +167,28 @@ fn log_err(topic: &str, partition: i32, source: LogError) -> BrokerError {
 }
 
 impl Partition {
+    fn new(
+        topic: Arc<str>,
+        index: i32,
+        shared: Arc<Shared>,
+        high_watermark: u64,
+        inner: Option<Inner>,
+        mode: Mode,
+    ) -> Arc<Partition> {
+        Arc::new(Partition {
+            topic,
+            index,
+            inner: RwLock::new(inner),
+            high_watermark: watch::channel(high_watermark).0,
+            dirty: Notify::new(),
+            flush_wanted: Notify::new(),
+            fetch_waiters: AtomicUsize::new(0),
+            shared,
+            failed: AtomicBool::new(false),
+            mode,
+        })
+    }
+
     /// Opens (or creates) the partition's log in `dir`, makes everything recovered
     /// durable, and rebuilds the producer state from the batch headers.
     pub fn open(
@@ -185,18 +207,14 @@ impl Partition {
         let hw = log.flush().map_err(err)?;
         let producers = rebuild_producers(&log).map_err(err)?;
         info!(topic = %topic, partition = index, log_start = log.log_start_offset(), high_watermark = hw, producers = producers.len(), "partition open");
-        let partition = Arc::new(Partition {
+        let partition = Partition::new(
             topic,
             index,
-            inner: RwLock::new(Some(Inner { log, producers })),
-            high_watermark: watch::channel(hw).0,
-            dirty: Notify::new(),
-            flush_wanted: Notify::new(),
-            fetch_waiters: AtomicUsize::new(0),
             shared,
-            failed: AtomicBool::new(false),
-            mode: Mode::Local,
-        });
+            hw,
+            Some(Inner { log, producers }),
+            Mode::Local,
+        );
         // Outside a runtime (offline tools) nothing is appended, so no flusher is needed.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(partition.clone().run_flusher());
@@ -247,17 +265,13 @@ impl Partition {
             .await
             .ok_or_else(|| gone("the node lost the group just added"))?;
         info!(topic = %topic, partition = index, group, high_watermark = hw, "replica open");
-        let partition = Arc::new(Partition {
+        let partition = Partition::new(
             topic,
             index,
-            inner: RwLock::new(None),
-            high_watermark: watch::channel(hw).0,
-            dirty: Notify::new(),
-            flush_wanted: Notify::new(),
-            fetch_waiters: AtomicUsize::new(0),
             shared,
-            failed: AtomicBool::new(false),
-            mode: Mode::Hosted(Box::new(Hosted {
+            hw,
+            None,
+            Mode::Hosted(Box::new(Hosted {
                 group,
                 node,
                 log,
@@ -266,25 +280,14 @@ impl Partition {
                 appending: tokio::sync::Mutex::new(0),
                 closed: AtomicBool::new(false),
             })),
-        });
+        );
         tokio::spawn(partition.clone().follow_view(view));
         Ok(partition)
     }
 
     /// A cluster partition with no replica here.
     pub fn remote(topic: Arc<str>, index: i32, shared: Arc<Shared>, group: u64) -> Arc<Partition> {
-        Arc::new(Partition {
-            topic,
-            index,
-            inner: RwLock::new(None),
-            high_watermark: watch::channel(0).0,
-            dirty: Notify::new(),
-            flush_wanted: Notify::new(),
-            fetch_waiters: AtomicUsize::new(0),
-            shared,
-            failed: AtomicBool::new(false),
-            mode: Mode::Remote { group },
-        })
+        Partition::new(topic, index, shared, 0, None, Mode::Remote { group })
     }
 
     /// Publishes the group's commit point as the high watermark, until the group

@@ -234,8 +234,20 @@ def test_group_offsets_survive_the_coordinators_broker(cluster, capsys):
     kc = KafkaConsumer(bootstrap_servers=c.bootstrap_of(survivors).split(","),
                        group_id=GROUP, enable_auto_commit=False,
                        request_timeout_ms=15000, reconnect_backoff_ms=20)
+    # Metadata still lists the killed broker (registered brokers are listed whether up
+    # or not), and kafka-python raises, rather than retries, when the node it picked for
+    # FindCoordinator refuses the connection: ask again until it picks a live one.
+    from kafka.errors import KafkaConnectionError, NodeNotReadyError
+
+    def kafka_python_committed():
+        try:
+            return {p: kc.committed(KTopicPartition(GROUP_TOPIC, p))
+                    for p in range(GROUP_PARTITIONS)}, "answered"
+        except (KafkaConnectionError, NodeNotReadyError) as e:
+            return None, f"kafka-python: {e!r}"
+
     try:
-        kp = {p: kc.committed(KTopicPartition(GROUP_TOPIC, p)) for p in range(GROUP_PARTITIONS)}
+        kp = wait_for(kafka_python_committed, 60, "kafka-python's committed() from a live broker")
     finally:
         kc.close()
     assert kp == commit, f"kafka-python committed(): {kp}; committed {commit}"

@@ -192,16 +192,6 @@ impl MetadataState {
         self.outcomes.get(&request)
     }
 
-    /// The partition (topic, index) whose group is `group`.
-    pub fn partition_of_group(&self, group: u64) -> Option<(&str, i32)> {
-        self.topics.iter().find_map(|(name, t)| {
-            t.partitions
-                .iter()
-                .position(|p| p.group == group)
-                .map(|i| (name.as_str(), i as i32))
-        })
-    }
-
     /// Applies one committed record.
     pub fn apply(&mut self, record: MetaRecord) -> Change {
         let request = record.request();
@@ -457,7 +447,6 @@ mod tests {
         assert_eq!(first.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
         let groups: Vec<u64> = t.partitions.iter().map(|p| p.group).collect();
         assert_eq!(groups, (1000..1006).collect::<Vec<_>>());
-        assert_eq!(s.partition_of_group(1003), Some(("t", 3)));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub mod metadata;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -366,6 +366,16 @@ impl Cluster {
             .cloned()
     }
 
+    /// How many replicas of `group` are in sync, when this node leads it (no copy: the
+    /// produce path asks this for acks=all).
+    pub fn in_sync_count(&self, group: u64) -> Option<usize> {
+        self.isr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .map(|i| i.in_sync.len())
+    }
+
     /// Groups this node leads with fewer in-sync replicas than replicas.
     pub fn under_replicated(&self) -> usize {
         self.isr
@@ -412,11 +422,6 @@ impl Cluster {
             (None, None) => None,
         }
         .filter(|&l| l != 0)
-    }
-
-    /// Every group's status on this node (controller included).
-    pub async fn status(&self) -> Vec<GroupStatus> {
-        self.node.status().await
     }
 
     /// A fresh request id.
@@ -684,11 +689,6 @@ impl Cluster {
         if let Err(e) = self.node.transfer_leader(group, to).await {
             debug!(group, to, error = %e, "leader transfer not started here");
         }
-    }
-
-    /// Where this node keeps partition replicas' logs (the broker's data directory).
-    pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
-        data_dir.join(format!("{topic}-{index}"))
     }
 }
 

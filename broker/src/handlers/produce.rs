@@ -120,22 +120,23 @@ async fn produce_one(
     if let Some(group) = p.group() {
         // A cluster partition: proposed to its Raft group by the leader. acks=all needs
         // `min.insync.replicas` in sync first, as in Kafka.
-        let in_sync = b
-            .topics
-            .cluster()
-            .and_then(|c| c.isr(group))
-            .map_or(1, |isr| isr.in_sync.len());
-        if acks == -1 && (in_sync as u32) < t.config.min_insync_replicas && p.check_leader().is_ok()
-        {
-            return refused(
-                ctx,
-                index,
-                ResponseError::NotEnoughReplicas.code(),
-                Some(&format!(
-                    "{in_sync} replicas in sync, min.insync.replicas is {}",
-                    t.config.min_insync_replicas
-                )),
-            );
+        if acks == -1 && t.config.min_insync_replicas > 1 && p.check_leader().is_ok() {
+            let in_sync = b
+                .topics
+                .cluster()
+                .and_then(|c| c.in_sync_count(group))
+                .unwrap_or(1);
+            if (in_sync as u32) < t.config.min_insync_replicas {
+                return refused(
+                    ctx,
+                    index,
+                    ResponseError::NotEnoughReplicas.code(),
+                    Some(&format!(
+                        "{in_sync} replicas in sync, min.insync.replicas is {}",
+                        t.config.min_insync_replicas
+                    )),
+                );
+            }
         }
         return match p.append_replica(&records).await {
             Ok(r) => {
