@@ -167,10 +167,12 @@ impl Cluster {
         result
     }
 
-    /// Sends `request` to the controller if metadata names one, else to any broker.
-    /// Admin requests (create/delete topics, configs) go here.
+    /// Sends `request` to the controller if metadata names one it can reach, else to
+    /// any broker. Admin requests (create/delete topics, configs) go here. A controller
+    /// that cannot be reached may just have died: any Strata broker hands admin
+    /// requests to the current controller, and a Kafka broker answers NOT_CONTROLLER.
     pub async fn send_controller<R: Request>(&self, request: &R) -> Result<R::Response> {
-        match self.controller() {
+        match self.reachable_controller().await {
             Some(node) => self.send_node(node, request).await,
             None => self.send_any(request).await,
         }
@@ -178,9 +180,21 @@ impl Cluster {
 
     /// The shared connection [`Cluster::send_controller`] would use.
     pub async fn controller_connection(&self) -> Result<Shared> {
-        match self.controller() {
+        match self.reachable_controller().await {
             Some(node) => self.node_connection(node).await,
             None => self.any_connection().await,
+        }
+    }
+
+    /// The controller, if the metadata names one and a connection to it opens.
+    async fn reachable_controller(&self) -> Option<i32> {
+        let node = self.controller()?;
+        match self.node_connection(node).await {
+            Ok(_) => Some(node),
+            Err(e) => {
+                tracing::debug!(node, error = %e, "controller unreachable; asking any broker");
+                None
+            }
         }
     }
 

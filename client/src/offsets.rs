@@ -13,6 +13,11 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 /// ListOffsets' timestamp for "the log end offset" (the high watermark).
 pub const LATEST_TIMESTAMP: i64 = -1;
 
+/// First and longest wait between ListOffsets attempts (Kafka's retry.backoff.ms and
+/// retry.backoff.max.ms).
+const RETRY_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What ListOffsets answered for one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetAndTimestamp {
@@ -24,8 +29,9 @@ pub struct OffsetAndTimestamp {
 
 /// Asks the leader of `topic`-`partition` for the offset matching `timestamp`
 /// ([`EARLIEST_TIMESTAMP`], [`LATEST_TIMESTAMP`], or ms since the epoch: the first
-/// offset whose timestamp is at or after it). Refreshes metadata once and retries if
-/// the leader moved or was unknown.
+/// offset whose timestamp is at or after it). While the leader moved or is unknown (an
+/// election under way), refreshes metadata and retries with a growing backoff, for up
+/// to the cluster's request timeout, as Kafka clients do.
 pub async fn list_offset(
     cluster: &Cluster,
     topic: &str,
@@ -41,7 +47,8 @@ pub async fn list_offset(
             .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(partition)
                 .with_timestamp(timestamp)])]);
-    let mut refreshed = false;
+    let deadline = tokio::time::Instant::now() + cluster.request_timeout();
+    let mut backoff = RETRY_BACKOFF_MIN;
     loop {
         let attempt = async {
             let (node, _) = cluster.metadata().leader(topic, partition)?;
@@ -68,8 +75,9 @@ pub async fn list_offset(
             })
         };
         match attempt.await {
-            Err(e) if !refreshed && refreshable(&e) => {
-                refreshed = true;
+            Err(e) if refreshable(&e) && tokio::time::Instant::now() + backoff < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 cluster
                     .refresh_metadata(Some(&[topic.to_string()]), false)
                     .await?;
