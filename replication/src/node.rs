@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::group::{
     Group, GroupStatus, MemberChange, Proposal, ProposalStatus, ProposeError, ELECTION_TICKS,
@@ -484,7 +484,9 @@ impl Node {
             return;
         }
         let Some(g) = self.groups.get_mut(&e.group) else {
-            warn!(
+            // Normal for a moment whenever a group is created, moved or deleted: peers
+            // apply the controller's records at slightly different times.
+            debug!(
                 group = e.group,
                 "message for a group this node does not have"
             );
