@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod log;
+pub mod partition;
 pub mod produce;
 pub mod serve;
 pub mod topic;

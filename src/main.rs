@@ -56,6 +56,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Inspect and operate a Strata cluster through its brokers' admin HTTP.
     Cluster(cli::cluster::ClusterArgs),
+    /// Move a partition's replicas to other brokers of a running cluster.
+    Partition(cli::partition::PartitionArgs),
     /// Run a local cluster of N brokers on 127.0.0.1 (data under one folder) until
     /// Ctrl-C.
     DevCluster(cli::cluster::DevClusterArgs),
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => args.run(),
         Command::Cluster(args) => args.run(),
         Command::DevCluster(args) => args.run(),
+        Command::Partition(args) => args.run(),
     });
     match result {
         Ok(outcome) => outcome.exit_code(),

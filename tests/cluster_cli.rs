@@ -48,6 +48,13 @@ impl Cluster {
             .map(|n| format!("{}={}", n.id, n.raft))
             .collect::<Vec<_>>()
             .join(",");
+        // Tiny controller checkpoints and segments, so every test here also runs the
+        // checkpoint path (docs/cluster.md, "The controller").
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            "\"metadata.snapshot.records\" = 20\n\"metadata.log.segment.bytes\" = 4096\n",
+        )
+        .expect("write cluster.toml");
         let mut cluster = Cluster { nodes, peers, dir };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i);
@@ -67,6 +74,7 @@ impl Cluster {
             .args(["--kafka-addr", &n.kafka, "--admin-addr", &n.admin])
             .args(["--raft-addr", &n.raft, "--peers", &self.peers])
             .args(["--data-dir", path_str(&n.data)])
+            .args(["--config", path_str(&self.dir.path().join("cluster.toml"))])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -386,6 +394,132 @@ fn committed_offsets_survive_the_coordinators_broker() {
         .collect();
     values.sort_unstable();
     assert_eq!(values, (1..=400).collect::<Vec<_>>());
+}
+
+/// The base offsets of the controller log's segments on `node`.
+fn controller_segments(node: &Node) -> Vec<u64> {
+    segment_logs(&node.data.join("cluster-controller"))
+        .iter()
+        .filter_map(|p| p.file_stem()?.to_str()?.parse().ok())
+        .collect()
+}
+
+/// The topics `node`'s own `/cluster` places.
+fn placed_topics(node: &Node) -> Option<BTreeSet<String>> {
+    let run = strata(&["cluster", "status", "--json", "--admin", &node.admin]);
+    let all: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+    let view = all.as_object()?.get(&node.id.to_string())?;
+    Some(
+        view.get("placement")?
+            .as_array()?
+            .iter()
+            .filter_map(|p| Some(p["topic"].as_str()?.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_broker_behind_the_controllers_checkpoints_catches_up_from_one() {
+    let mut c = Cluster::ready_with_topic("keep", "1");
+    let run = c.run(&["topic", "create", "gone", "--partitions", "2"], "");
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, c.logs());
+    let gone_dirs = |n: &Node| {
+        (0..2)
+            .filter(|p| n.data.join(format!("gone-{p}")).exists())
+            .count()
+    };
+    c.wait_for("node 3 holds replicas of gone", || {
+        gone_dirs(&c.nodes[2]) == 2
+    });
+
+    // Node 3 misses a deletion and enough records for several checkpoints (every 20
+    // records, 4 KiB segments): the others drop the log it would need.
+    c.kill(3);
+    let run = c.run(&["topic", "delete", "gone"], "");
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, c.logs());
+    let dump = strata(&[
+        "log",
+        "dump",
+        path_str(&c.nodes[2].data.join("cluster-controller")),
+    ]);
+    let behind: u64 = dump
+        .stdout
+        .rsplit("..=")
+        .next()
+        .and_then(|tail| tail.split(';').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("node 3's controller log end in {}", dump.stdout));
+    let trimmed_past_node3 = || {
+        c.nodes[..2].iter().all(|n| {
+            controller_segments(n)
+                .first()
+                .is_some_and(|&b| b > behind + 1)
+        })
+    };
+    let mut want: BTreeSet<String> = ["keep", "__consumer_offsets"].map(String::from).into();
+    let mut last = String::new();
+    for i in 0..60 {
+        last = format!("t{i}");
+        let run = c.run(&["topic", "create", &last, "--partitions", "2"], "");
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, c.logs());
+        want.insert(last.clone());
+        if i >= 3 && trimmed_past_node3() {
+            break;
+        }
+    }
+    c.wait_for(
+        "the live nodes dropped every entry node 3 lacks",
+        trimmed_past_node3,
+    );
+
+    // Back, it rebuilds the metadata from a checkpoint, removes what was deleted
+    // meanwhile, and serves the topics created meanwhile.
+    c.spawn(2);
+    c.wait_for("node 3 places exactly the live topics", || {
+        placed_topics(&c.nodes[2]).is_some_and(|t| t == want)
+    });
+    c.wait_for("node 3 removed gone's replicas", || {
+        gone_dirs(&c.nodes[2]) == 0
+    });
+    let log3 = std::fs::read_to_string(c.dir.path().join("node-3.log")).unwrap_or_default();
+    assert!(
+        log3.contains("controller log restarted at a checkpoint"),
+        "node 3 caught up without a snapshot\n{}",
+        c.logs()
+    );
+    for node in &c.nodes {
+        assert_eq!(
+            placed_topics(node).as_ref(),
+            Some(&want),
+            "node {}",
+            node.id
+        );
+    }
+    let line = "after the checkpoint\n";
+    let node3 = c.nodes[2].kafka.clone();
+    let run = run_against(&node3, &["produce", &last, "--acks", "all"], line);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, c.logs());
+    // A restart replays from the checkpoint at its log start.
+    c.stop_all();
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    c.wait_for("every node places the same topics after a restart", || {
+        c.nodes
+            .iter()
+            .all(|n| placed_topics(n).is_some_and(|t| t == want))
+    });
+    c.wait_for("every partition has a leader", || {
+        (0..2).all(|p| leader_of(&c, &last, p).is_some())
+    });
+    let run = c.run(
+        &[
+            "consume", &last, "--from", "earliest", "--count", "1", "--format", "{value}",
+        ],
+        "",
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, c.logs());
+    assert_eq!(run.stdout.trim(), "after the checkpoint");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The admin HTTP server: `GET /health` (200 `ok` while serving), `GET /metrics`
 //! (Prometheus / OpenMetrics text) and `GET /cluster` (JSON: this node, the controller
 //! leader, the registered brokers and this node's partition replicas with their Raft
-//! view; what `strata cluster status` shows; 404 on a single node).
+//! view; what `strata cluster status` shows; 404 on a single node),
+//! `POST /cluster/rebalance-leaders` and `POST /cluster/move` (cluster operations).
 
 use std::sync::Arc;
 
@@ -53,6 +54,7 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
                     "partition": i,
                     "group": p.group,
                     "replicas": p.replicas,
+                    "target": p.target,
                     "leader": reported.map_or(0, |(l, _)| l),
                     "term": reported.map_or(0, |(_, t)| t),
                 }));
@@ -71,6 +73,8 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
                     "high_watermark": s.committed_offset,
                     "last_index": s.last_index,
                     "voters": s.voters,
+                    "learners": s.learners,
+                    "joint": s.joint,
                     "matched": s.matched,
                     "isr": isr,
                     "local": true,
@@ -118,6 +122,63 @@ async fn rebalance_leaders(State(broker): State<Arc<Broker>>) -> axum::response:
     ([(CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
 }
 
+/// The body of `POST /cluster/move`.
+#[derive(serde::Deserialize)]
+struct MoveRequest {
+    topic: String,
+    partition: i32,
+    to: Vec<u64>,
+}
+
+/// `POST /cluster/move` with `{"topic": T, "partition": P, "to": [1, 2, 4]}`: starts
+/// moving the partition's replicas (through the controller). 200 once the controller
+/// accepted the move (it then runs in the background; `GET /cluster` shows its
+/// `target` until it is done); 400 with the Kafka error for a bad request, 409 while
+/// another move of the partition is under way, 503 without a controller.
+async fn move_partition(
+    State(broker): State<Arc<Broker>>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use kafka_protocol::error::ResponseError;
+    let Some(c) = broker.topics.cluster() else {
+        return (StatusCode::NOT_FOUND, "not a cluster node\n").into_response();
+    };
+    let answer = |status: StatusCode, body: serde_json::Value| {
+        (
+            status,
+            [(CONTENT_TYPE, "application/json")],
+            format!("{body}\n"),
+        )
+            .into_response()
+    };
+    let req: MoveRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("expected {{\"topic\", \"partition\", \"to\"}}: {e}")}),
+            )
+        }
+    };
+    match c.move_partition(req.topic, req.partition, req.to).await {
+        Ok(()) => answer(StatusCode::OK, serde_json::json!({"accepted": true})),
+        Err(r) => {
+            let status = if r.code == ResponseError::ReassignmentInProgress.code() {
+                StatusCode::CONFLICT
+            } else if r.code == ResponseError::RequestTimedOut.code() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            answer(
+                status,
+                serde_json::json!({"error": r.message, "code": r.code}),
+            )
+        }
+    }
+}
+
 /// Serves until shutdown begins.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -132,6 +193,7 @@ pub async fn serve(
             "/cluster/rebalance-leaders",
             axum::routing::post(rebalance_leaders),
         )
+        .route("/cluster/move", axum::routing::post(move_partition))
         .with_state(broker);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })

@@ -48,6 +48,11 @@ pub struct BrokerConfig {
     /// Kafka's `replica.lag.time.max.ms`: a follower that has not held everything
     /// committed for this long drops out of the ISR (cluster mode).
     pub replica_lag_time_max: Duration,
+    /// Records the controller applies between checkpoints (cluster mode); the log before
+    /// the latest checkpoint is deleted.
+    pub metadata_snapshot_records: u64,
+    /// Segment size of the controller log (cluster mode).
+    pub metadata_segment_bytes: u64,
     /// Defaults for topics and automatic creation.
     pub topics: TopicDefaults,
     /// Consumer groups and `__consumer_offsets`.
@@ -95,6 +100,8 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             replica_lag_time_max: DEFAULT_REPLICA_LAG_TIME_MAX,
+            metadata_snapshot_records: crate::cluster::DEFAULT_CHECKPOINT_RECORDS,
+            metadata_segment_bytes: crate::cluster::DEFAULT_CONTROLLER_SEGMENT_BYTES,
             topics: TopicDefaults::default(),
             groups: GroupConfig::default(),
             cleaner: CleanerSettings::default(),
@@ -457,6 +464,8 @@ impl BrokerConfig {
                     node_id,
                     raft_addr: addr.clone(),
                     peers: self.peers.clone(),
+                    checkpoint_records: self.metadata_snapshot_records,
+                    controller_segment_bytes: self.metadata_segment_bytes,
                 }))
             }
         }
@@ -497,6 +506,20 @@ impl BrokerConfig {
                     .filter(|&n: &u64| n >= 1)
                     .map(Duration::from_millis)
                     .ok_or_else(|| parse_err("a time in milliseconds of at least 1"))?
+            }
+            "metadata.snapshot.records" => {
+                self.metadata_snapshot_records = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| n >= 1)
+                    .ok_or_else(|| parse_err("a record count of at least 1"))?
+            }
+            "metadata.log.segment.bytes" => {
+                self.metadata_segment_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u64| n >= 4096)
+                    .ok_or_else(|| parse_err("a size of at least 4096 bytes"))?
             }
             "max.connections" => {
                 self.max_connections = value

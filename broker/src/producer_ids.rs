@@ -2,11 +2,10 @@
 //! broker reserves them in blocks and makes the end of the current block durable in
 //! `producer_ids` before handing out any id from it. A crash wastes the rest of a block.
 //!
-//! In a cluster every node draws from its own range, `node_id × 2^32` onwards
-//! ([`ProducerIds::open_for_node`]), so two brokers never hand out the same id: an id
-//! shared by two producers would make one's sequences look out of order to the other.
-//! Departure from ARCHITECTURE.md: the ranges are fixed by node id, not blocks granted by
-//! the controller (Kafka's AllocateProducerIds); 2^32 ids per node outlast any broker.
+//! This is the single node's allocator. In a cluster the controller grants each broker
+//! blocks of ids (`Cluster::allocate_producer_id`, Kafka's AllocateProducerIds), so two
+//! brokers never hand out the same id: an id shared by two producers would make one's
+//! sequences look out of order to the other.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,8 +20,6 @@ const FILE_NAME: &str = "producer_ids";
 #[derive(Debug)]
 pub struct ProducerIds {
     path: PathBuf,
-    /// Added to every id handed out (the node's range in a cluster; 0 on a single node).
-    base: i64,
     next: i64,
     block_end: i64,
 }
@@ -30,19 +27,6 @@ pub struct ProducerIds {
 impl ProducerIds {
     /// Loads the reservation from `data_dir`; ids start after the last reserved block.
     pub fn open(data_dir: &Path) -> Result<ProducerIds> {
-        Self::open_with_base(data_dir, 0)
-    }
-
-    /// A cluster node's allocator: ids from `node_id × 2^32` on.
-    pub fn open_for_node(data_dir: &Path, node_id: u64) -> Result<ProducerIds> {
-        let base = i64::try_from(node_id)
-            .ok()
-            .and_then(|n| n.checked_mul(1 << 32))
-            .ok_or_else(|| BrokerError::Config(format!("node id {node_id} is too large")))?;
-        Self::open_with_base(data_dir, base)
-    }
-
-    fn open_with_base(data_dir: &Path, base: i64) -> Result<ProducerIds> {
         let path = data_dir.join(FILE_NAME);
         let block_end = match std::fs::read_to_string(&path) {
             Ok(text) => text
@@ -59,7 +43,6 @@ impl ProducerIds {
         };
         Ok(ProducerIds {
             path,
-            base,
             next: block_end,
             block_end,
         })
@@ -74,7 +57,7 @@ impl ProducerIds {
         }
         let id = self.next;
         self.next += 1;
-        Ok(self.base + id)
+        Ok(id)
     }
 }
 
@@ -106,9 +89,6 @@ mod tests {
         drop(ids);
         let mut ids = ProducerIds::open(dir.path()).unwrap();
         assert_eq!(ids.allocate().unwrap(), PRODUCER_ID_BLOCK_SIZE);
-        let other = tempfile::tempdir().unwrap();
-        let mut node2 = ProducerIds::open_for_node(other.path(), 2).unwrap();
-        assert_eq!(node2.allocate().unwrap(), 2 << 32);
         std::fs::write(dir.path().join(FILE_NAME), "garbage").unwrap();
         assert!(matches!(
             ProducerIds::open(dir.path()),

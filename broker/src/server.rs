@@ -173,10 +173,8 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
             (topics, groups, cluster_id)
         }
     };
-    let producer_ids = match &cluster {
-        Some(c) => ProducerIds::open_for_node(&data_dir, c.node_id)?,
-        None => ProducerIds::open(&data_dir)?,
-    };
+    // A single node's own allocator (a cluster node asks the controller for blocks).
+    let producer_ids = ProducerIds::open(&data_dir)?;
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         cluster_id,
@@ -201,6 +199,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
             broker.config.replica_lag_time_max,
             shutdown.clone(),
         ));
+        tokio::spawn(c.clone().drive_moves(shutdown.clone()));
         let b = broker.clone();
         tokio::spawn(c.clone().run(
             move |change| {

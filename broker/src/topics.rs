@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::cluster::metadata::{Change, MetaRecord, Refusal, TopicMeta};
+use crate::cluster::metadata::{Change, MetaRecord, PartitionMeta, Refusal, TopicMeta};
 use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
 use crate::config::{ConfigValueError, TopicConfig, TopicDefaults};
 use crate::error::{BrokerError, Result};
@@ -261,6 +261,38 @@ impl Topics {
             }
             Change::TopicDeleted(name, meta) => self.uninstall(&cluster, &name, &meta).await,
             Change::Transfer(group, to) => cluster.transfer_if_leading(group, to).await,
+            Change::All => {
+                let placed = cluster.state().topics.clone();
+                let gone: Vec<Arc<Topic>> = self
+                    .all()
+                    .into_iter()
+                    .filter(|t| !placed.contains_key(&*t.name))
+                    .collect();
+                for t in gone {
+                    let meta = self.local_meta(&t);
+                    self.uninstall(&cluster, &t.name, &meta).await;
+                }
+                let me = cluster.node_id;
+                let hosted: std::collections::HashSet<(String, i32)> = placed
+                    .iter()
+                    .flat_map(|(name, t)| {
+                        t.partitions
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, p)| p.hosts(me))
+                            .map(move |(i, _)| (name.clone(), i as i32))
+                    })
+                    .collect();
+                for (name, meta) in placed {
+                    self.install(&cluster, &name, meta).await;
+                }
+                // Replicas this broker lost while it was down or behind (a move that
+                // ended, a topic deleted): the checkpoint says it hosts none of them.
+                // The state is whole here, so nothing it still hosts is touched.
+                remove_partition_dirs_except(&self.data_dir, |topic, index| {
+                    hosted.contains(&(topic.to_string(), index))
+                });
+            }
             Change::None | Change::Brokers | Change::Leader(_) => {}
         }
     }
@@ -272,66 +304,41 @@ impl Topics {
             self.defaults.log.clone()
         });
         let topic_name: Arc<str> = name.into();
+        let me = cluster.node_id;
         let mut partitions = Vec::with_capacity(meta.partitions.len());
         for (i, placed) in meta.partitions.iter().enumerate() {
             let index = i as i32;
-            if let Some(p) = existing
+            let current = existing
                 .as_ref()
                 .and_then(|t| t.partitions.get(i))
-                .filter(|p| p.group() == Some(placed.group))
-            {
-                if existing.as_ref().is_some_and(|t| t.config != config) {
-                    if let Err(code) = p.set_config(config.log_config()) {
-                        warn!(
-                            topic = name,
-                            partition = index,
-                            code,
-                            "applying a config change"
-                        );
+                .filter(|p| p.group() == Some(placed.group));
+            let hosted_here = current.is_some_and(|p| p.view().is_some());
+            match current {
+                // The replica stays where it is (or stays elsewhere): a config change at most.
+                Some(p) if hosted_here == placed.hosts(me) => {
+                    if existing.as_ref().is_some_and(|t| t.config != config) {
+                        if let Err(code) = p.set_config(config.log_config()) {
+                            warn!(
+                                topic = name,
+                                partition = index,
+                                code,
+                                "applying a config change"
+                            );
+                        }
                     }
+                    partitions.push(p.clone());
+                    continue;
                 }
-                partitions.push(p.clone());
-                continue;
+                // A move took this broker's replica away.
+                Some(p) if hosted_here => {
+                    self.drop_replica(cluster, name, index, placed.group, Some(p))
+                        .await;
+                }
+                _ => {}
             }
-            let p = if placed.replicas.contains(&cluster.node_id) {
-                let opened = Partition::open_replica(
-                    topic_name.clone(),
-                    index,
-                    &partition_dir(&self.data_dir, name, index),
-                    config.log_config(),
-                    self.shared.clone(),
-                    cluster.node.clone(),
-                    cluster.node_id,
-                    placed.group,
-                    &placed.replicas,
-                )
-                .await;
-                match opened {
-                    Ok(p) => {
-                        // A new partition's first replica (its preferred leader) stands at
-                        // once: the topic is writable as soon as it exists, and
-                        // leaderships start spread like the placement.
-                        let fresh = p
-                            .view()
-                            .is_some_and(|v| v.committed_index <= 1 && v.term <= 1);
-                        if fresh && placed.replicas.first() == Some(&cluster.node_id) {
-                            let _ = cluster.node.campaign(placed.group).await;
-                        }
-                        if let Some(view) = cluster.node.watch(placed.group).await {
-                            tokio::spawn(cluster.clone().report_leadership(placed.group, view));
-                        }
-                        p
-                    }
-                    Err(e) => {
-                        warn!(topic = name, partition = index, error = %e, "cannot open a replica placed here; serving it as remote");
-                        Partition::remote(
-                            topic_name.clone(),
-                            index,
-                            self.shared.clone(),
-                            placed.group,
-                        )
-                    }
-                }
+            let p = if placed.hosts(me) {
+                self.open_hosted(cluster, &topic_name, index, placed, &config)
+                    .await
             } else {
                 Partition::remote(topic_name.clone(), index, self.shared.clone(), placed.group)
             };
@@ -349,25 +356,113 @@ impl Topics {
         info!(topic = name, "topic applied from the controller");
     }
 
+    /// Opens this broker's replica of `placed` (served as remote if it cannot be
+    /// opened). A replica a move is adding starts with no configuration: the group's
+    /// leader initializes it (a snapshot, then the log).
+    async fn open_hosted(
+        &self,
+        cluster: &Arc<Cluster>,
+        topic: &Arc<str>,
+        index: i32,
+        placed: &PartitionMeta,
+        config: &TopicConfig,
+    ) -> Arc<Partition> {
+        let me = cluster.node_id;
+        let original = placed.replicas.contains(&me);
+        let voters: &[u64] = if original { &placed.replicas } else { &[] };
+        let opened = Partition::open_replica(
+            topic.clone(),
+            index,
+            &partition_dir(&self.data_dir, topic, index),
+            config.log_config(),
+            self.shared.clone(),
+            cluster.node.clone(),
+            me,
+            placed.group,
+            voters,
+        )
+        .await;
+        match opened {
+            Ok(p) => {
+                // A new partition's first replica (its preferred leader) stands at
+                // once: the topic is writable as soon as it exists, and leaderships
+                // start spread like the placement.
+                let fresh = p
+                    .view()
+                    .is_some_and(|v| v.committed_index <= 1 && v.term <= 1);
+                if fresh && original && placed.replicas.first() == Some(&me) {
+                    let _ = cluster.node.campaign(placed.group).await;
+                }
+                if let Some(view) = cluster.node.watch(placed.group).await {
+                    tokio::spawn(cluster.clone().report_leadership(placed.group, view));
+                }
+                p
+            }
+            Err(e) => {
+                warn!(topic = %topic, partition = index, error = %e, "cannot open a replica placed here; serving it as remote");
+                Partition::remote(topic.clone(), index, self.shared.clone(), placed.group)
+            }
+        }
+    }
+
+    /// Stops this broker's replica of group `group` and removes its files (its topic
+    /// was deleted, or a move took the replica elsewhere).
+    async fn drop_replica(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+        index: i32,
+        group: u64,
+        partition: Option<&Arc<Partition>>,
+    ) {
+        // Dropping the group ends its view, and the tasks that follow it.
+        drop(cluster.node.remove_group(group).await);
+        if let Some(p) = partition {
+            if let Err(e) = p.close() {
+                warn!(error = %e, "closing a removed replica");
+            }
+        }
+        remove_replica_files(&partition_dir(&self.data_dir, name, index));
+        info!(
+            topic = name,
+            partition = index,
+            group,
+            "replica removed from this broker"
+        );
+    }
+
+    /// What this broker knows of `topic`'s placement: its partitions' groups, with
+    /// itself as the only replica of those it hosts (enough to remove them).
+    fn local_meta(&self, topic: &Topic) -> TopicMeta {
+        let me = self.cluster.as_ref().map_or(0, |c| c.node_id);
+        TopicMeta {
+            id: topic.id.to_string(),
+            config: topic.overrides.clone(),
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|p| PartitionMeta {
+                    group: p.group().unwrap_or(0),
+                    replicas: if p.view().is_some() {
+                        vec![me]
+                    } else {
+                        Vec::new()
+                    },
+                    target: None,
+                })
+                .collect(),
+        }
+    }
+
     async fn uninstall(&self, cluster: &Arc<Cluster>, name: &str, meta: &TopicMeta) {
         let removed = self.write_map().remove(name);
         for (i, placed) in meta.partitions.iter().enumerate() {
-            if !placed.replicas.contains(&cluster.node_id) {
+            if !placed.hosts(cluster.node_id) {
                 continue;
             }
-            // Dropping the group ends its view, and the tasks that follow it.
-            drop(cluster.node.remove_group(placed.group).await);
-            if let Some(p) = removed.as_ref().and_then(|t| t.partitions.get(i)) {
-                if let Err(e) = p.close() {
-                    warn!(error = %e, "closing a deleted replica");
-                }
-            }
-            let dir = partition_dir(&self.data_dir, name, i as i32);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    warn!(dir = %dir.display(), error = %e, "removing a deleted replica's files");
-                }
-            }
+            let p = removed.as_ref().and_then(|t| t.partitions.get(i));
+            self.drop_replica(cluster, name, i as i32, placed.group, p)
+                .await;
         }
         info!(topic = name, "topic deleted by the controller");
     }
@@ -753,10 +848,29 @@ impl Topics {
     }
 }
 
+/// Removes a replica's directory (a missing one is fine).
+fn remove_replica_files(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            warn!(dir = %dir.display(), error = %e, "removing a replica's files");
+        }
+    }
+}
+
 /// Removes `<topic>-<n>` directories that no registered topic owns (a topic deleted, or
 /// a creation interrupted, before a crash). Only directories that look like partition
 /// logs (holding a `log.checkpoint` or segment files) are touched.
 fn remove_orphans(data_dir: &Path, topics: &HashMap<Arc<str>, Arc<Topic>>) {
+    remove_partition_dirs_except(data_dir, |topic, index| {
+        topics
+            .get(topic)
+            .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
+    });
+}
+
+/// Removes the `<topic>-<n>` directories (that look like partition logs) for which
+/// `keep` is false.
+fn remove_partition_dirs_except(data_dir: &Path, keep: impl Fn(&str, i32) -> bool) {
     let Ok(entries) = std::fs::read_dir(data_dir) else {
         return;
     };
@@ -774,10 +888,7 @@ fn remove_orphans(data_dir: &Path, topics: &HashMap<Arc<str>, Arc<Topic>>) {
         let Ok(index) = index.parse::<i32>() else {
             continue;
         };
-        let owned = topics
-            .get(topic)
-            .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len());
-        if owned || !looks_like_partition(&path) {
+        if keep(topic, index) || !looks_like_partition(&path) {
             continue;
         }
         match std::fs::remove_dir_all(&path) {

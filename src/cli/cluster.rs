@@ -19,7 +19,7 @@ use super::table::Table;
 use super::Outcome;
 
 /// How long one admin HTTP request may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args, Debug)]
 pub struct ClusterArgs {
@@ -37,13 +37,16 @@ enum ClusterCommand {
     RebalanceLeaders(AdminArgs),
 }
 
+/// The admin HTTP address of a broker started with the defaults.
+pub(super) const ADMIN_DEFAULT: &str = "127.0.0.1:9644";
+
 #[derive(clap::Args, Debug)]
 struct AdminArgs {
     /// Any broker's admin HTTP address.
     #[arg(
         long,
         env = "STRATA_ADMIN",
-        default_value = "127.0.0.1:9644",
+        default_value = ADMIN_DEFAULT,
         value_name = "HOST:PORT"
     )]
     admin: String,
@@ -52,7 +55,7 @@ struct AdminArgs {
     json: bool,
 }
 
-fn get(admin: &str, path: &str) -> anyhow::Result<Value> {
+pub(super) fn get(admin: &str, path: &str) -> anyhow::Result<Value> {
     let url = format!("http://{admin}{path}");
     let text = ureq::get(&url)
         .timeout(HTTP_TIMEOUT)

@@ -22,7 +22,8 @@ with every acknowledged record. The last one checks that brokers whose --peers t
 differ (as behind the proxies) still report one ClusterId.
 
 Select them with `-m cluster` (the marker comes from cluster_plugin.py). Consumer groups
-are not available in cluster mode yet, so nothing here joins one.
+in a cluster are tested in test_cluster_groups.py, partition moves in
+test_cluster_move.py.
 """
 
 from __future__ import annotations

@@ -21,13 +21,13 @@
 //! start, and reports each partition leadership it wins, so every broker can answer
 //! Metadata for every partition.
 //!
-//! Departures from ARCHITECTURE.md, for now: the controller log is not snapshotted
-//! (it is small and replayed whole at start); placement is rack-unaware; consumer
-//! groups are not available in cluster mode yet (FindCoordinator answers
-//! COORDINATOR_NOT_AVAILABLE); producer-id blocks are not in the controller (ids are
-//! drawn per broker from a range keyed by the node id).
+//! Partition moves are carried out by each partition's leader ([`moves`]).
+//!
+//! The controller's snapshots are checkpoint records in its own log (KRaft keeps them in
+//! separate files; see docs/cluster.md); placement is rack-unaware.
 
 pub mod metadata;
+pub mod moves;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -61,6 +61,17 @@ const RESUBMIT_INTERVAL: Duration = Duration::from_millis(500);
 pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes of the controller log read per step when applying.
 const APPLY_READ_BYTES: usize = 1 << 20;
+/// How long the controller leader waits before proposing a checkpoint again (one that
+/// was overtaken by other records is not valid).
+const CHECKPOINT_RETRY: Duration = Duration::from_secs(2);
+/// Records applied between controller checkpoints, by default
+/// (`metadata.snapshot.records`).
+pub const DEFAULT_CHECKPOINT_RECORDS: u64 = 1000;
+/// Segment size of the controller log (`metadata.log.segment.bytes`): segments wholly
+/// before the latest checkpoint are deleted.
+pub const DEFAULT_CONTROLLER_SEGMENT_BYTES: u64 = 8 << 20;
+/// The largest controller record (a checkpoint holds the whole state).
+const CONTROLLER_MAX_RECORD_BYTES: u32 = 256 << 20;
 /// Directory of the controller group's log under the data directory.
 pub const CONTROLLER_DIR: &str = "cluster-controller";
 
@@ -71,6 +82,10 @@ pub struct ClusterSettings {
     pub raft_addr: String,
     /// Every node's Raft address, this one's included.
     pub peers: BTreeMap<u64, String>,
+    /// Records applied between controller checkpoints (`metadata.snapshot.records`).
+    pub checkpoint_records: u64,
+    /// Segment size of the controller log (`metadata.log.segment.bytes`).
+    pub controller_segment_bytes: u64,
 }
 
 impl ClusterSettings {
@@ -128,6 +143,8 @@ pub struct Cluster {
     stop: watch::Sender<bool>,
     /// In-sync replicas of the groups this node leads ([`Cluster::track_isr`]).
     isr: RwLock<HashMap<u64, Isr>>,
+    /// The producer-id block being handed out: (next, end).
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
 /// The in-sync replicas of a group this node leads, and how many replicas it has.
@@ -199,7 +216,12 @@ impl Cluster {
             shutdown.clone(),
         ));
         let dir = data_dir.join(CONTROLLER_DIR);
-        let log = Log::open(&dir, LogConfig::default()).map_err(|source| BrokerError::Log {
+        let config = LogConfig {
+            segment_bytes: settings.controller_segment_bytes,
+            max_message_bytes: CONTROLLER_MAX_RECORD_BYTES,
+            ..LogConfig::default()
+        };
+        let log = Log::open(&dir, config).map_err(|source| BrokerError::Log {
             topic: CONTROLLER_DIR.into(),
             partition: 0,
             source,
@@ -248,6 +270,7 @@ impl Cluster {
             transport,
             stop,
             isr: RwLock::new(HashMap::new()),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
         }))
     }
 
@@ -567,7 +590,9 @@ impl Cluster {
 
     /// Applies the controller's committed records, in order, forever: each goes into
     /// the state, then `reconcile` acts on the change (opens or removes replicas), then
-    /// waiters are woken.
+    /// waiters are woken. A valid checkpoint lets this node drop the log before it;
+    /// while leading the controller, this node proposes one whenever
+    /// `metadata.snapshot.records` records were applied since the last.
     pub async fn run<F, Fut>(
         self: Arc<Self>,
         mut reconcile: F,
@@ -577,12 +602,24 @@ impl Cluster {
         Fut: std::future::Future<Output = ()>,
     {
         let mut view = self.controller.clone();
-        let mut next = self
-            .controller_log
-            .read()
-            .map(|l| l.log_start_offset())
-            .unwrap_or(0);
+        let mut next = 0;
+        let mut since_checkpoint = 0u64;
+        let mut proposed_at: Option<Instant> = None;
         loop {
+            // The log starts later than the next record when a snapshot from the leader
+            // replaced it (this node fell behind its retention) or at a restart after a
+            // checkpoint: the first record there is a checkpoint with the whole state.
+            let start = self.controller_log_start();
+            if next < start {
+                if next > 0 {
+                    info!(
+                        from = next,
+                        checkpoint = start,
+                        "controller log restarted at a checkpoint (this node fell behind)"
+                    );
+                }
+                next = start;
+            }
             let hw = view.borrow_and_update().committed_offset;
             while next < hw {
                 let chunk = match self.read_controller(next, hw) {
@@ -602,12 +639,18 @@ impl Cluster {
                         break;
                     };
                     next = header.last_offset() as u64 + 1;
-                    for record in decode_records(bytes) {
-                        let change = self
+                    for (offset, record) in decode_records(bytes) {
+                        let (change, checkpoint) = self
                             .state
                             .write()
                             .unwrap_or_else(|p| p.into_inner())
-                            .apply(record);
+                            .apply_at(offset, record);
+                        if checkpoint {
+                            since_checkpoint = 0;
+                            self.trim_controller_log(offset);
+                        } else {
+                            since_checkpoint += 1;
+                        }
                         if change != Change::None {
                             reconcile(change).await;
                         }
@@ -615,10 +658,46 @@ impl Cluster {
                     self.applied.send_modify(|v| *v = next);
                 }
             }
+            let wanted = since_checkpoint >= self.settings.checkpoint_records
+                && self.controller_leader() == Some(self.node_id)
+                && next > 0;
+            if wanted && proposed_at.is_none_or(|t| t.elapsed() >= CHECKPOINT_RETRY) {
+                proposed_at = Some(Instant::now());
+                let state = Box::new(self.state().clone());
+                debug!(through = next - 1, "proposing a controller checkpoint");
+                self.send(&MetaRecord::Checkpoint {
+                    through: next - 1,
+                    state,
+                })
+                .await;
+            }
             tokio::select! {
                 changed = view.changed() => if changed.is_err() { return },
+                // A checkpoint overtaken by other records is proposed again even if
+                // nothing else happens.
+                _ = tokio::time::sleep(CHECKPOINT_RETRY), if wanted => {}
                 _ = shutdown.wait() => return,
             }
+        }
+    }
+
+    fn controller_log_start(&self) -> u64 {
+        self.controller_log
+            .read()
+            .map(|l| l.log_start_offset())
+            .unwrap_or(0)
+    }
+
+    /// Drops the controller log before the checkpoint at `offset` (whole segments; the
+    /// log start moves to the checkpoint, where a restart replays from).
+    fn trim_controller_log(&self, offset: u64) {
+        let mut log = self
+            .controller_log
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match log.delete_before(offset) {
+            Ok(start) => debug!(log_start = start, "controller log trimmed at a checkpoint"),
+            Err(e) => warn!(offset, error = %e, "trimming the controller log at a checkpoint"),
         }
     }
 
@@ -683,6 +762,56 @@ impl Cluster {
         plan
     }
 
+    /// A producer id for InitProducerId: from this node's current block, after asking
+    /// the controller for a new block when it is used up (blocks are never reused,
+    /// also across restarts: a restarted node asks for a fresh one).
+    pub async fn allocate_producer_id(&self) -> std::result::Result<i64, Refusal> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let request = self.request_id();
+            self.submit(
+                MetaRecord::AllocateProducerIds {
+                    request,
+                    node: self.node_id,
+                },
+                CONTROLLER_TIMEOUT,
+            )
+            .await?;
+            // Only this node asks for its blocks, one request at a time (the lock).
+            let start = self
+                .state()
+                .producer_blocks
+                .get(&self.node_id)
+                .copied()
+                .ok_or_else(|| Refusal {
+                    code: kafka_protocol::error::ResponseError::UnknownServerError.code(),
+                    message: "the controller granted no producer ids".into(),
+                })?;
+            *block = (start, start + metadata::PRODUCER_ID_BLOCK);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
+    }
+
+    /// Asks the controller to move `topic`'s partition `partition` to the brokers `to`
+    /// (the first is the preferred leader). Returns once the move is recorded; the
+    /// partition's leader carries it out ([`moves`]).
+    pub async fn move_partition(
+        &self,
+        topic: String,
+        partition: i32,
+        to: Vec<u64>,
+    ) -> std::result::Result<(), Refusal> {
+        let record = MetaRecord::MovePartition {
+            request: self.request_id(),
+            topic,
+            partition,
+            to,
+        };
+        self.submit(record, CONTROLLER_TIMEOUT).await
+    }
+
     /// Acts on an applied [`MetaRecord::TransferLeader`]: hands the leadership over when
     /// this node leads the group (raft-rs ignores the request otherwise).
     pub async fn transfer_if_leading(&self, group: u64, to: u64) {
@@ -702,7 +831,7 @@ fn encode_record(record: &MetaRecord) -> Vec<u8> {
 
 /// The metadata records of one stored batch; undecodable ones are skipped with a
 /// warning (every broker skips the same ones, so states still agree).
-fn decode_records(batch: Bytes) -> Vec<MetaRecord> {
+fn decode_records(batch: Bytes) -> Vec<(u64, MetaRecord)> {
     let records = match crate::internal_batch::decode(batch) {
         Ok(r) => r,
         Err(e) => {
@@ -713,7 +842,8 @@ fn decode_records(batch: Bytes) -> Vec<MetaRecord> {
     records
         .into_iter()
         .filter_map(|(_, value, offset)| match MetaRecord::decode(&value?) {
-            Ok(m) => Some(m),
+            // Offsets read back from our own log are never negative.
+            Ok(m) => Some((u64::try_from(offset).ok()?, m)),
             Err(e) => {
                 warn!(offset, error = e, "undecodable controller record skipped");
                 None
@@ -746,6 +876,8 @@ mod tests {
             node_id: 1,
             raft_addr: "h:1".into(),
             peers: (1..=7).map(|i| (i, format!("h:{i}"))).collect(),
+            checkpoint_records: DEFAULT_CHECKPOINT_RECORDS,
+            controller_segment_bytes: DEFAULT_CONTROLLER_SEGMENT_BYTES,
         };
         assert_eq!(s.controller_voters(), vec![1, 2, 3, 4, 5]);
     }
@@ -760,7 +892,7 @@ mod tests {
         };
         let batch = encode_record(&r);
         log_store::BatchHeader::parse_validated(&batch).expect("a valid RecordBatch v2");
-        assert_eq!(decode_records(Bytes::from(batch)), vec![r]);
+        assert_eq!(decode_records(Bytes::from(batch)), vec![(0, r)]);
         assert!(decode_records(Bytes::from_static(b"garbage")).is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! InitProducerId for idempotent producers: always a new producer id (epoch 0), as Kafka
 //! does without a transactional id — also when the client presents an old id and epoch
 //! (v3+), which could otherwise be forged or stale. Transactional ids are refused:
-//! transactions are not supported.
+//! transactions are not supported. In a cluster the ids come from blocks the controller
+//! grants each broker (`Cluster::allocate_producer_id`).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
@@ -9,7 +10,10 @@ use tracing::warn;
 
 use crate::connection::RequestContext;
 
-pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    ctx: &RequestContext,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let fail = |code: ResponseError| {
         InitProducerIdResponse::default()
             .with_error_code(ctx.code(code.code()))
@@ -18,6 +22,21 @@ pub fn handle(ctx: &RequestContext, request: InitProducerIdRequest) -> InitProdu
     };
     if request.transactional_id.is_some() {
         return fail(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    if let Some(cluster) = ctx.broker.topics.cluster() {
+        return match cluster.allocate_producer_id().await {
+            Ok(id) => InitProducerIdResponse::default()
+                .with_producer_id(id.into())
+                .with_producer_epoch(0),
+            Err(r) => {
+                warn!(
+                    error = r.message,
+                    "cannot get producer ids from the controller"
+                );
+                // Retriable: clients ask again (a controller election, say).
+                fail(ResponseError::CoordinatorNotAvailable)
+            }
+        };
     }
     let allocated = ctx
         .broker

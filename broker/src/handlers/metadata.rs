@@ -75,7 +75,12 @@ pub fn describe_topic(b: &Broker, t: &Topic) -> MetadataResponseTopic {
             let replicas: Vec<_> = placed
                 .as_ref()
                 .and_then(|m| m.partitions.get(p.index() as usize))
-                .map(|m| m.replicas.iter().map(|&r| (r as i32).into()).collect())
+                .map(|m| {
+                    m.all_replicas()
+                        .iter()
+                        .map(|&r| (r as i32).into())
+                        .collect()
+                })
                 .unwrap_or_default();
             let view = p.view();
             let leader = c.leader_of(group, view);
