@@ -257,6 +257,12 @@ fn a_replicated_topic_survives_its_leader_being_killed() {
     c.wait_for("a new leader for partition 0", || {
         leader_of(&c, "ev", 0).is_some_and(|l| l != victim)
     });
+    // Metadata names the dead broker's replicas offline (Kafka's offline_replicas).
+    let offline = format!("Offline: {victim}\t");
+    c.wait_for("the killed broker's replicas are offline", || {
+        let run = c.run(&["topic", "describe", "ev"], "");
+        run.stdout.lines().filter(|l| l.contains(&offline)).count() == 3
+    });
     let second: String = (301..=600).map(|i| format!("{i}\n")).collect();
     let run = c.run(&["produce", "ev", "--acks", "all"], &second);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, c.logs());
@@ -268,6 +274,10 @@ fn a_replicated_topic_survives_its_leader_being_killed() {
 
     // The killed broker returns and catches up: every replica at the same place.
     c.spawn(usize::from(victim) - 1);
+    c.wait_for("no replica is offline once it is back", || {
+        let run = c.run(&["topic", "describe", "ev"], "");
+        run.code == Some(0) && !run.stdout.contains("Offline:")
+    });
     c.wait_for("all replicas converge", || {
         let Some(pos) = replica_positions(&admin) else {
             return false;

@@ -89,6 +89,7 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
                     "id": id,
                     "kafka_addr": format!("{}:{}", b.host, b.port),
                     "admin_addr": b.admin,
+                    "alive": c.is_alive(*id),
                 })
             })
             .collect();

@@ -148,6 +148,8 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
+    /// The peer nodes heard from within an election timeout, as of the last tick.
+    alive: watch::Receiver<Vec<u64>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -317,6 +319,13 @@ impl NodeHandle {
             .flatten()
     }
 
+    /// The peer nodes this node heard from within an election timeout, ascending
+    /// (updated every tick): the brokers a partition's replicas are "offline" on are
+    /// the others.
+    pub fn alive_peers(&self) -> Vec<u64> {
+        self.alive.borrow().clone()
+    }
+
     /// Every group's status as this node sees it, ordered by group id.
     pub async fn status(&self) -> Vec<GroupStatus> {
         self.ask(|reply| Command::Status { reply })
@@ -336,17 +345,25 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> (NodeHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (published_alive, alive) = watch::channel(Vec::new());
     let node = Node {
         id,
         groups,
         transport,
         alive: std::collections::HashSet::new(),
+        published_alive,
         views: HashMap::new(),
         waiting: HashMap::new(),
         quiet: Quiescence::new(ELECTION_TICKS as u64),
     };
     let task = tokio::spawn(node.run(rx, inbound, tick, shutdown));
-    (NodeHandle { commands: tx }, task)
+    (
+        NodeHandle {
+            commands: tx,
+            alive,
+        },
+        task,
+    )
 }
 
 enum Event {
@@ -362,6 +379,8 @@ struct Node {
     transport: Transport,
     /// Peer nodes alive at the last tick.
     alive: std::collections::HashSet<u64>,
+    /// The same, for [`NodeHandle::alive_peers`].
+    published_alive: watch::Sender<Vec<u64>>,
     /// Published views of the groups someone watches.
     views: HashMap<u64, watch::Sender<GroupView>>,
     waiting: Waiting,
@@ -443,6 +462,11 @@ impl Node {
             .filter(|&p| self.quiet.alive(p))
             .collect();
         let revived: Vec<u64> = alive_now.difference(&self.alive).copied().collect();
+        if alive_now != self.alive {
+            let mut sorted: Vec<u64> = alive_now.iter().copied().collect();
+            sorted.sort_unstable();
+            self.published_alive.send_replace(sorted);
+        }
         self.alive = alive_now;
         for peer in self.transport.peers() {
             let mut beat = Message::default();

@@ -203,9 +203,16 @@ async fn describe(
             .info
             .leader
             .map_or_else(|| "none".to_string(), |l| l.to_string());
+        // Replicas on brokers that are down, as kafka-topics.sh shows them (only when
+        // there are some).
+        let offline = if p.info.offline_replicas.is_empty() {
+            String::new()
+        } else {
+            format!("\tOffline: {}", ids(&p.info.offline_replicas))
+        };
         writeln!(
             out,
-            "\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tEarliestOffset: {}\tLatestOffset: {}",
+            "\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{offline}\tEarliestOffset: {}\tLatestOffset: {}",
             p.info.partition,
             leader,
             ids(&p.info.replicas),

@@ -73,6 +73,17 @@ def test_static_member_replaced_keeps_partitions_without_rebalance(gbroker, memb
     callbacks = {m.name: len(m.events("assign", "revoke", "lost")) for m in (a, c)}
     assignments = {m.name: m.assignment() for m in (a, c)}
     b_parts = b.assignment()
+    # A member logs a record before it commits its batch: wait until b's commits cover
+    # everything it consumed, or a SIGKILL may lose the last commit (and b2 rightly reads
+    # those records again — at-least-once, not what this test is about).
+    def b_committed_all():
+        done: dict[int, int] = {}
+        for p, o, _, _ in b.consumed():
+            done[p] = max(done.get(p, 0), o + 1)
+        last = b.last_committed()
+        return all(last.get(p, 0) >= o for p, o in done.items())
+
+    wait_until(b_committed_all, 30, "b's commits to cover what it consumed")
 
     if how == "close":
         b.close()

@@ -414,6 +414,12 @@ impl Cluster {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether broker `id` is up as far as this node can tell: itself, or a peer heard
+    /// from within an election timeout.
+    pub fn is_alive(&self, id: u64) -> bool {
+        id == self.node_id || self.node.alive_peers().contains(&id)
+    }
+
     /// The controller leader this node knows, if any.
     pub fn controller_leader(&self) -> Option<u64> {
         Some(self.controller.borrow().leader).filter(|&l| l != 0)

@@ -7,7 +7,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -98,9 +98,16 @@ pub fn describe_topic(b: &Broker, t: &Topic) -> MetadataResponseTopic {
                 Some(isr) => isr.in_sync.iter().map(|&r| (r as i32).into()).collect(),
                 None => replicas.clone(),
             };
+            // Replicas on brokers this one has not heard from lately.
+            let offline = replicas
+                .iter()
+                .filter(|r: &&BrokerId| !c.is_alive(u64::try_from(r.0).unwrap_or(0)))
+                .copied()
+                .collect();
             let out = out
                 .with_replica_nodes(replicas)
                 .with_isr_nodes(isr)
+                .with_offline_replicas(offline)
                 .with_leader_epoch(epoch);
             match leader {
                 Some(l) => out.with_leader_id((l as i32).into()),
