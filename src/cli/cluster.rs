@@ -202,21 +202,7 @@ fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
         let leader_view = led.get(&(topic.clone(), index));
         let (leader, term, isr, hw, lag) = match leader_view {
             Some(l) => {
-                let last = num(l, "last_index");
-                let lag = l
-                    .get("matched")
-                    .and_then(Value::as_array)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|pair| {
-                                let f = pair.get(0)?.as_u64()?;
-                                let matched = pair.get(1)?.as_u64()?;
-                                Some(format!("{f}:{}", last.saturating_sub(matched)))
-                            })
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .unwrap_or_default();
+                let lag = follower_lag(l).join(",");
                 (
                     num(l, "leader").to_string(),
                     num(l, "term").to_string(),
@@ -253,6 +239,24 @@ fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
         "\nLAG is follower:entries behind, from the leader; a leader marked ? did not answer."
     )?;
     Ok(Outcome::Clean)
+}
+
+/// `follower:entries-behind` for each follower in a leader's `/cluster` partition entry.
+pub(super) fn follower_lag(leader_view: &Value) -> Vec<String> {
+    let last = num(leader_view, "last_index");
+    leader_view
+        .get("matched")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .filter_map(|pair| {
+                    let f = pair.get(0)?.as_u64()?;
+                    let matched = pair.get(1)?.as_u64()?;
+                    Some(format!("{f}:{}", last.saturating_sub(matched)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn rebalance(args: &AdminArgs) -> anyhow::Result<Outcome> {

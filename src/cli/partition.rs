@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use super::cluster::{get, ADMIN_DEFAULT, HTTP_TIMEOUT};
+use super::cluster::{follower_lag, get, ADMIN_DEFAULT, HTTP_TIMEOUT};
 use super::Outcome;
 
 /// How often the move's progress is read.
@@ -201,20 +201,7 @@ fn progress(admin: &str, topic: &str, index: i32) -> anyhow::Result<Progress> {
                     .find(|p| p.get("group").and_then(Value::as_u64) == group)
             });
         if let Some(p) = mine {
-            let last = p.get("last_index").and_then(Value::as_u64).unwrap_or(0);
-            let behind: Vec<String> = p
-                .get("matched")
-                .and_then(Value::as_array)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|pair| {
-                            let id = pair.get(0)?.as_u64()?;
-                            let matched = pair.get(1)?.as_u64()?;
-                            Some(format!("{id}:{}", last.saturating_sub(matched)))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let behind = follower_lag(p);
             what.push_str(&format!(
                 "; leader {leader}, voters {}, learners {}{}, entries behind {}",
                 join(&ids(p.get("voters"))),
