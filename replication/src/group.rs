@@ -73,11 +73,14 @@ pub struct ReadyOutput {
     pub snapshot: Option<u64>,
 }
 
-/// Where a proposal went: its Raft index and the term it was proposed in.
+/// Where a proposal went: its Raft index and the term it was proposed in, and the
+/// Kafka offset its first record gets when the entry is appended (the next offset, for a
+/// non-data entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proposal {
     pub index: u64,
     pub term: u64,
+    pub base_offset: u64,
 }
 
 /// What became of a proposal.
@@ -153,6 +156,9 @@ pub struct Group {
     committed_offset: u64,
     /// Snapshots this replica installed since it opened.
     snapshots_installed: u64,
+    /// (term, raft index, offset): the offset after entry `index` of this leader's term,
+    /// entries not yet in the log included ([`Group::next_offset_after_last`]).
+    predicted: Option<(u64, u64, u64)>,
 }
 
 impl std::fmt::Debug for Group {
@@ -225,6 +231,7 @@ impl Group {
             applied,
             committed_offset,
             snapshots_installed: 0,
+            predicted: None,
         })
     }
 
@@ -289,13 +296,55 @@ impl Group {
             });
         }
         let term = self.node.raft.term;
+        let base_offset = self.next_offset_after_last();
+        // Validated by the proposer; a batch without a header takes no offsets here, as
+        // in the log (which refuses it).
+        let count = log_store::BatchHeader::parse_header(&batch)
+            .map_or(0, |h| u64::from(h.last_offset_delta as u32) + 1);
         self.node
             .propose(Vec::new(), batch)
             .map_err(|e| ProposeError::Dropped(e.to_string()))?;
+        let index = self.node.raft.raft_log.last_index();
+        self.predicted = Some((term, index, base_offset + count));
         Ok(Proposal {
-            index: self.node.raft.raft_log.last_index(),
+            index,
             term,
+            base_offset,
         })
+    }
+
+    /// The Kafka offset the next data entry appended after the last entry of the Raft
+    /// log will get: the log's own next offset plus the records of the entries raft-rs
+    /// holds that are not written yet (this leader's proposals since the last Ready). So
+    /// a proposal learns its offsets at once, before it is written, exactly as the
+    /// append will assign them (`Log::append_with_term`: the next offset, then
+    /// `last_offset_delta + 1` records).
+    fn next_offset_after_last(&self) -> u64 {
+        let term = self.node.raft.term;
+        let last = self.node.raft.raft_log.last_index();
+        if let Some((t, i, next)) = self.predicted {
+            if t == term && i == last {
+                return next;
+            }
+        }
+        let unstable = self.node.raft.raft_log.unstable_entries();
+        let log = self.storage.log().read().unwrap_or_else(|e| e.into_inner());
+        let mut next = match unstable.first() {
+            // Entries that will replace part of the log start where the first replaced
+            // one started.
+            Some(e) if e.index <= log.last_raft_index() => log
+                .entry(e.index)
+                .map_or_else(|_| log.next_offset(), |r| r.base_offset),
+            _ => log.next_offset(),
+        };
+        drop(log);
+        for e in unstable {
+            if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
+                next += log_store::BatchHeader::parse_header(&e.data)
+                    .map_or(0, |h| u64::from(h.last_offset_delta as u32) + 1);
+            }
+        }
+        next
     }
 
     /// Starts an election now instead of after an election timeout (a new group's
@@ -342,13 +391,6 @@ impl Group {
             // Retention already removed it, so it had committed.
             _ => ProposalStatus::Committed,
         }
-    }
-
-    /// Whether proposal `p` is in this replica's log (appended, not necessarily durable
-    /// or committed).
-    pub fn is_appended(&self, p: Proposal) -> bool {
-        let log = self.storage.log().read().unwrap_or_else(|e| e.into_inner());
-        p.index <= log.last_raft_index() && log.term_of(p.index).is_ok_and(|t| t == p.term)
     }
 
     /// The Kafka offset of the first record of entry `index` (for a non-data entry, the
@@ -398,12 +440,16 @@ impl Group {
             cc.mut_changes().push(single);
         }
         let term = self.node.raft.term;
+        let base_offset = self.next_offset_after_last();
         self.node
             .propose_conf_change(Vec::new(), cc)
             .map_err(|e| ProposeError::Dropped(e.to_string()))?;
+        let index = self.node.raft.raft_log.last_index();
+        self.predicted = Some((term, index, base_offset));
         Ok(Proposal {
-            index: self.node.raft.raft_log.last_index(),
+            index,
             term,
+            base_offset,
         })
     }
 

@@ -12,8 +12,8 @@
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
 //!   group's messages, with bounded queues and reconnection;
 //! - [`node`]: the task that drives every group of a broker (ticks, peers' messages,
-//!   proposals; one flush per group per turn); proposals resolve on local append
-//!   (acks=1) or commit (acks=all); membership changes, leader transfers, groups added
+//!   proposals; one flush per group per turn); proposals resolve when the leader accepts
+//!   them (acks=1) or on commit (acks=all); membership changes, leader transfers, groups added
 //!   and removed, status;
 //! - [`local_cluster::LocalCluster`]: N nodes in one process over loopback TCP, for the
 //!   cluster tests and the replication benchmark;

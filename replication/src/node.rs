@@ -9,8 +9,8 @@
 //! without a shared write-ahead log, which ARCHITECTURE.md rules out (the partition log
 //! is the Raft log); each group's flush covers all of that group's appends of the turn.
 //!
-//! A proposal resolves, as its caller asks ([`Ack`]), when its entry is in the leader's
-//! log (acks=1) or when it commits (acks=all), with the batch's base offset and the
+//! A proposal resolves, as its caller asks ([`Ack`]), when the leader accepted its entry
+//! (acks=1; offsets predicted, not yet written) or when it commits (acks=all), with the batch's base offset and the
 //! high watermark; or fails when the replica is not the leader or a new leader replaced
 //! the entry. Membership changes, leader transfers, adding and removing groups and
 //! status queries go through the same task, so they are ordered with everything else.
@@ -39,8 +39,9 @@ pub const EVENTS_PER_TURN: usize = 4096;
 /// When a proposal resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
-    /// Once the leader appended it (Kafka acks=0/1): not yet durable anywhere, and lost
-    /// if a new leader never received it.
+    /// Once the leader accepted it into its log (Kafka acks=0/1), with the offsets the
+    /// append gives it: answered before the node's turn writes it, so not yet durable
+    /// anywhere, and lost if the leader dies first or a new leader never received it.
     Leader,
     /// Once a quorum holds it durably (acks=all): it survives any minority of failures.
     Quorum,
@@ -613,15 +614,30 @@ fn command(
             ack,
             reply,
             then,
-        } => match groups.get_mut(&group).map(|g| g.propose(batch)) {
-            Some(Ok(p)) => {
+        } => match groups
+            .get_mut(&group)
+            .map(|g| (g.propose(batch), g.committed_offset()))
+        {
+            Some((Ok(p), high_watermark)) => {
                 let list = waiting.entry(group).or_default();
-                list.push((p, ack, reply));
+                match ack {
+                    // In the leader's log now, offsets known: answered before the turn
+                    // writes it, so the proposer can send the next one into the same
+                    // turn (one write and flush for all of them).
+                    Ack::Leader => {
+                        let _ = reply.send(Ok(Committed {
+                            index: p.index,
+                            base_offset: p.base_offset,
+                            high_watermark,
+                        }));
+                    }
+                    Ack::Quorum => list.push((p, ack, reply)),
+                }
                 if let Some(then) = then {
                     list.push((p, Ack::Quorum, then));
                 }
             }
-            Some(Err(e)) => {
+            Some((Err(e), _)) => {
                 let _ = reply.send(Err(e));
             }
             None => {
@@ -718,19 +734,15 @@ fn command(
     }
 }
 
-/// Answers the proposals of `group` that resolved: appended here (acks=1), committed,
-/// or lost to another leader's entry.
+/// Answers the proposals of `group` that resolved: committed, or lost to another
+/// leader's entry (acks=1 proposals are answered when proposed).
 fn resolve(group: u64, g: &Group, waiting: &mut Waiting) {
     let Some(list) = waiting.get_mut(&group) else {
         return;
     };
     let mut still = Vec::with_capacity(list.len());
     for (p, ack, reply) in list.drain(..) {
-        let status = match (ack, g.proposal_status(p)) {
-            (Ack::Leader, ProposalStatus::Pending) if g.is_appended(p) => ProposalStatus::Committed,
-            (_, s) => s,
-        };
-        match status {
+        match g.proposal_status(p) {
             ProposalStatus::Pending => still.push((p, ack, reply)),
             ProposalStatus::Committed => {
                 let _ = reply.send(Ok(Committed {
