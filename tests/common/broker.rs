@@ -21,11 +21,31 @@ pub struct Broker {
     _data: tempfile::TempDir,
 }
 
+/// A loopback port nothing listens on now, below Linux's ephemeral range (32768-60999):
+/// a port from that range may be taken by some process's outgoing connection between
+/// here and the broker binding it (seen once: a cluster node failed to bind its Raft
+/// address). Ports are handed out in turn from a per-process start, so concurrent tests
+/// never get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        // LOW + SPAN < 65536, so the port fits.
+        let port = u16::try_from(port).expect("below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
 }
 
 impl Broker {

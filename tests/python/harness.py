@@ -41,11 +41,25 @@ def strata_bin() -> Path:
     return path
 
 
+_PORT_LOW, _PORT_SPAN = 20000, 12000
+_next_port = (os.getpid() * 7919) % _PORT_SPAN
+
+
 def free_port() -> int:
-    """A loopback port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that nothing listens on right now, below Linux's ephemeral range
+    (32768-60999): a port from that range may be taken by an outgoing connection before
+    the broker binds it. Handed out in turn, so one run never gets the same port twice."""
+    global _next_port
+    for _ in range(_PORT_SPAN):
+        port = _PORT_LOW + _next_port % _PORT_SPAN
+        _next_port += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {_PORT_LOW}..{_PORT_LOW + _PORT_SPAN}")
 
 
 def wait_until(cond: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
