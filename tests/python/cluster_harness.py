@@ -11,6 +11,11 @@ Raft address, and node j's `--peers` entry for i names that proxy; `cut(x)` then
 node x from the others at the Raft transport (its Kafka and admin ports stay reachable)
 and `heal(x)` reconnects it.
 
+`Cluster(root, config={...})` gives every broker the same settings (docs/broker.md's
+table, e.g. `{"metadata.snapshot.records": 20}`): each node writes them to its own
+`root/nodeN/strata.toml` (harness.toml_text: quoted keys) and starts with `--config` on
+it; without `config` no file is written and no flag passed.
+
 Each broker's own view comes from its admin endpoint `GET /cluster`:
 `{"node_id", "controller_leader", "brokers": [{"id", "kafka_addr"}], "partitions":
 [{"topic", "partition", "group", "replicas", "leader", "term", "committed_index",
@@ -33,7 +38,7 @@ from typing import Callable, Iterable, Optional
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import START_DEADLINE_S, STOP_DEADLINE_S, Broker, free_port
+from harness import START_DEADLINE_S, STOP_DEADLINE_S, Broker, free_port, toml_text
 from tcp_proxy import TcpProxy
 
 #: How long a cluster may take to elect leaders, register brokers or converge.
@@ -63,8 +68,13 @@ class ClusterNode(Broker):
     """One broker of a cluster: a harness.Broker (stop, kill, verify, partition_dir, …)
     started with cluster flags, whose launch and readiness wait are separate steps."""
 
-    def __init__(self, node_id: int, root: Path, raft_port: int, taken: set[int]):
-        super().__init__(root / f"node{node_id}" / "data", root / f"node{node_id}.log")
+    def __init__(self, node_id: int, root: Path, raft_port: int, taken: set[int],
+                 config: Optional[dict] = None):
+        super().__init__(root / f"node{node_id}" / "data", root / f"node{node_id}.log",
+                         config=config)
+        # One file per node (the base class would put every node's in `root`).
+        if self.config_path is not None:
+            self.config_path = root / f"node{node_id}" / "strata.toml"
         self.node_id = node_id
         self.raft_port = raft_port
         # free_port() can hand the same port to two nodes; keep the cluster's ports apart.
@@ -82,7 +92,7 @@ class ClusterNode(Broker):
         return f"127.0.0.1:{self.raft_port}"
 
     def command(self) -> list[str]:
-        return [
+        cmd = [
             str(self.bin), "serve",
             "--node-id", str(self.node_id),
             "--raft-addr", self.raft_addr,
@@ -92,11 +102,16 @@ class ClusterNode(Broker):
             "--data-dir", str(self.data_dir),
             "--log-level", "info",
         ]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        return cmd
 
     def spawn(self) -> None:
         """Launches the process without waiting for it (see `wait_ready`)."""
         assert not self.running(), f"node {self.node_id} already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.config_path is not None:
+            self.config_path.write_text(toml_text(self.config))
         self.starts += 1
         cmd = self.command()
         with open(self.stderr_path, "ab") as log:
@@ -156,9 +171,11 @@ class ClusterNode(Broker):
 class Cluster:
     """Brokers 1..n on 127.0.0.1; see the module doc."""
 
-    def __init__(self, root: Path, proxied: bool = False):
+    def __init__(self, root: Path, proxied: bool = False, config: Optional[dict] = None):
         self.root = Path(root)
         self.proxied = proxied
+        #: Broker settings every node starts with (see the module doc), or None.
+        self.config = dict(config) if config else None
         self.nodes: dict[int, ClusterNode] = {}
         #: (from, to) -> the proxy node `from` dials to reach node `to`.
         self.proxies: dict[tuple[int, int], TcpProxy] = {}
@@ -178,7 +195,7 @@ class Cluster:
             while raft_port in taken:
                 raft_port = free_port()
             taken.add(raft_port)
-            self.nodes[i] = ClusterNode(i, self.root, raft_port, taken)
+            self.nodes[i] = ClusterNode(i, self.root, raft_port, taken, self.config)
         for j in self.nodes:
             entries = []
             for i, node in self.nodes.items():

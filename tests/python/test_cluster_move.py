@@ -15,8 +15,11 @@ processes (cluster_harness.Cluster), real clients, the real CLI.
    after the move, removes its replica.
 4. Bad requests (unknown topic or partition, unregistered or repeated broker ids, an
    empty list, a malformed TOPIC/P) exit 2 with a clear message and change nothing.
+5. With tiny controller checkpoints (`Cluster(config=…)`), a broker SIGKILLed and moved
+   off a partition while down, started again once every live controller log was
+   trimmed past `move_done`, catches up from a checkpoint and removes its stale replica.
 
-About 40 s with a debug build on two cores. Select them with `-m cluster` (the marker and the log attachment come from
+About 55 s with a debug build on two cores. Select them with `-m cluster` (the marker and the log attachment come from
 cluster_plugin.py, as for test_cluster.py).
 """
 
@@ -32,10 +35,11 @@ from typing import Optional
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 import test_cluster
-from cluster_harness import CLUSTER_DEADLINE_S, Cluster, wait_for
+from cluster_harness import (BATCH_HEADER, CLUSTER_DEADLINE_S, MIN_BATCH_LENGTH, Cluster,
+                             segment_files, wait_for)
 from kclients import read_partitions, watermarks
 from test_cluster import SeqProducer
 
@@ -540,3 +544,214 @@ def test_bad_requests_exit_2_and_change_nothing(cluster):
             if i not in reps:
                 d = c.node(i).partition_dir(BAD_TOPIC, p)
                 assert not d.exists(), f"node {i} has no replica of {BAD_TOPIC}/{p}, yet {d} exists"
+
+
+# --- 5. a broker dropped while down, back after a checkpoint ---------------------------
+
+STALE_TOPIC = "stale"
+#: Tiny controller checkpoints (every 20 records) in 4 KiB segments, as
+#: tests/cluster_cli.rs runs its clusters: a few dozen controller records are enough
+#: for the live brokers to delete the log a broker that was down would need.
+CHECKPOINT_CONFIG = {"metadata.snapshot.records": 20, "metadata.log.segment.bytes": 4096}
+#: Filler topics per CreateTopics request (each makes a create record and its leader's
+#: reports: more than the 20 records a checkpoint waits for), and the most in all.
+FILLER_BATCH = 8
+FILLER_MAX = 64
+#: How long to wait for a checkpoint after a batch of fillers: the controller leader
+#: proposes one again every 2 s while records keep overtaking it (CHECKPOINT_RETRY).
+CHECKPOINT_WAIT_S = 3.0
+
+
+@pytest.fixture
+def checkpointed_cluster(request, tmp_path) -> Cluster:
+    c = Cluster(tmp_path, config=CHECKPOINT_CONFIG)
+    request.node.strata_cluster = c
+    request.addfinalizer(c.kill_all)
+    c.start(BROKERS)
+    return c
+
+
+def controller_dir(c: Cluster, node_id: int):
+    return c.node(node_id).data_dir / "cluster-controller"
+
+
+def controller_segment_bases(c: Cluster, node_id: int) -> list[int]:
+    """Base offsets of node node_id's controller log segments, in order."""
+    return [int(f.stem) for f in segment_files(controller_dir(c, node_id))]
+
+
+def controller_log_end(c: Cluster, node_id: int) -> int:
+    """The offset after the last whole batch of node node_id's controller log (its last
+    segment parsed as RecordBatch v2; a batch being written is not counted). Reading a
+    running node's log is safe: only the tail can be torn."""
+    last = segment_files(controller_dir(c, node_id))[-1]
+    data = last.read_bytes()
+    pos, end = 0, int(last.stem)
+    while pos + BATCH_HEADER.size <= len(data):
+        base, length, _epoch, _magic, _crc, _attrs, last_delta = BATCH_HEADER.unpack_from(data, pos)
+        if length < MIN_BATCH_LENGTH or pos + 12 + length > len(data) or base < end:
+            break
+        pos += 12 + length
+        end = base + last_delta + 1
+    return end
+
+
+def stopped_controller_log_end(c: Cluster, node_id: int) -> int:
+    """`strata log dump --json` of a stopped node's controller log: the offset after its
+    last record (the summary's last_offset + 1)."""
+    r = strata(c, "log", "dump", "--json", str(controller_dir(c, node_id)))
+    assert r.returncode == 0, f"log dump of node {node_id}'s controller log: {shown(r)}"
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary.get("type") == "summary" and summary["ok"], summary
+    return summary["last_offset"] + 1
+
+
+def log_since(c: Cluster, node_id: int, event: str) -> list[str]:
+    """Node node_id's log lines after the last `===== test …: <event>` mark."""
+    text = c.node(node_id).stderr_text(max_lines=10_000_000)
+    return text[text.rindex(f": {event}\n"):].splitlines()
+
+
+def test_a_broker_dropped_while_down_removes_its_replica_after_a_checkpoint(
+        checkpointed_cluster, capsys):
+    """4 brokers checkpointing their controller log every 20 records (4 KiB segments).
+    A 1-partition topic (replication 3) gets acknowledged records; a follower X (not the
+    controller leader when there is a choice) is SIGKILLed and the partition is moved
+    off it (to the other two replicas and the fourth broker): the move completes while
+    X is down, more records are acknowledged. Filler topics are then created until every
+    live broker's first controller segment starts at or after the end its controller log
+    had once the move was done (so past X's log end too): everywhere, the log before a
+    checkpoint that already holds `move_done` is gone.
+
+    The live brokers are then restarted (clean stop, X still down). This matters: while
+    X was down the controller leader's transport queued the appends it kept sending X
+    (up to raft-rs's 256 in-flight messages; the transport keeps 4096 per peer), and X
+    restarted right away replays those stale appends, entries the leader itself already
+    deleted, and may catch up on `move_done` as an ordinary record without any
+    checkpoint (seen: X took offsets 40..295 that way while the leader's log began at
+    296). A restart drops those queues, and the live brokers replay their own log from
+    its checkpoint. Then X is started again: the only way left to catch up is the
+    leader's snapshot, i.e. its log restarted at a checkpoint past the move.
+
+    Asserts: X logs its controller log restarting at a checkpoint at or past that point
+    (and the replication layer's snapshot installation), and removes its replica only
+    after that: its `<topic>-0` directory disappears and /cluster shows no replica of the
+    partition; X's placement (like every node's) is the new list with no target; Kafka
+    Metadata from X lists the new replicas; every acknowledged record reads back at its
+    offset."""
+    c = checkpointed_cluster
+    t_start = time.monotonic()
+    c.create_topic(STALE_TOPIC, 1, REPLICATION)
+    replicas = placed(c, STALE_TOPIC, 0)["replicas"]
+    new = next(i for i in c.ids if i not in replicas)
+    acked = produce(c.bootstrap, STALE_TOPIC, 0, [b"before-%04d" % i for i in range(200)])
+    c.wait_converged([STALE_TOPIC])  # X's replica holds them too
+    leader = c.wait_leader(STALE_TOPIC, 0)
+    followers = [r for r in replicas if r != leader]
+    controller = (c.cluster_json(leader) or {}).get("controller_leader")
+    x = next((f for f in followers if f != controller), followers[0])
+    x_dir = c.node(x).partition_dir(STALE_TOPIC, 0)
+    assert x_dir.is_dir() and segment_files(x_dir), f"node {x} has no replica files in {x_dir}"
+
+    c.kill(x)
+    x_end = stopped_controller_log_end(c, x)
+    live = [i for i in c.ids if i != x]
+    to = [r for r in replicas if r != x] + [new]
+    acked.update(produce(c.bootstrap_of(live), STALE_TOPIC, 0,
+                         [b"x-down-%04d" % i for i in range(100)]))
+    t0 = time.monotonic()
+    r = move(c, STALE_TOPIC, 0, to, leader)
+    t_move = time.monotonic() - t0
+    assert r.returncode == 0, f"moving {STALE_TOPIC}/0 off node {x} while it is down: {shown(r)}"
+    assert f"Moved {STALE_TOPIC}/0 to brokers {','.join(map(str, to))} in " in r.stdout, shown(r)
+    wait_placement(c, STALE_TOPIC, 0, to, None)
+    assert_moved_group(c, STALE_TOPIC, 0, to)
+    # Every live node applied move_done (its placement is the target), so the record
+    # lies below each one's controller log end from now on.
+    done_end = max(controller_log_end(c, i) for i in live)
+    assert done_end > x_end, (done_end, x_end)
+    acked.update(produce(c.bootstrap_of(live), STALE_TOPIC, 0,
+                         [b"moved-%04d" % i for i in range(100)]))
+
+    # A node's log start (its latest checkpoint) lies at or after its first segment's
+    # base: once that base is >= done_end on every live node, none of them holds
+    # move_done or anything X lacks, and every one's checkpoint has the move done.
+    def trimmed():
+        bases = {i: controller_segment_bases(c, i) for i in live}
+        return all(b and b[0] >= done_end for b in bases.values()), bases
+
+    admin = AdminClient({"bootstrap.servers": c.bootstrap_of(live)})
+    fillers = 0
+    while not trimmed()[0]:
+        assert fillers < FILLER_MAX, (
+            f"{fillers} filler topics, yet the live controller segments are {trimmed()[1]}; "
+            f"need every first base >= {done_end}")
+        names = [f"filler-{fillers + k}" for k in range(FILLER_BATCH)]
+        futures = admin.create_topics(
+            [NewTopic(n, num_partitions=1, replication_factor=REPLICATION) for n in names],
+            operation_timeout=30, request_timeout=40)
+        for f in futures.values():
+            f.result(timeout=60)
+        fillers += FILLER_BATCH
+        # The checkpoint lands once the records pause (leader reports trail the
+        # creations): give it that chance before creating more.
+        until = time.monotonic() + CHECKPOINT_WAIT_S
+        while time.monotonic() < until and c.check_alive() and not trimmed()[0]:
+            time.sleep(0.1)
+    live_bases = trimmed()[1]
+    t_trimmed = time.monotonic() - t0
+    c.mark(f"node {x}'s controller log ended at {x_end}, the move was done below "
+           f"{done_end}; live controller segments {live_bases} after {fillers} fillers")
+
+    # Drop the appends queued for X (see the docstring): restart the live nodes.
+    c.stop_all()
+    c.mark(f"start nodes {live} again")
+    for i in live:
+        c.node(i).spawn()
+    for i in live:
+        c.node(i).wait_ready()
+    c.down.difference_update(live)
+    wait_placement(c, STALE_TOPIC, 0, to, None)
+    restarted_bases = {i: controller_segment_bases(c, i) for i in live}
+    assert all(b and b[0] >= done_end for b in restarted_bases.values()), restarted_bases
+
+    t1 = time.monotonic()
+    c.restart(x)
+    assert_replica_gone(c, x, STALE_TOPIC, 0)
+    t_gone = time.monotonic() - t1
+    wait_placement(c, STALE_TOPIC, 0, to, None)
+    assert_moved_group(c, STALE_TOPIC, 0, to)
+    assert sorted(metadata_replicas(c, x, STALE_TOPIC, 0)) == sorted(to)
+
+    # X caught up through a checkpoint past the move, and removed its replica then.
+    lines = log_since(c, x, f"start node {x} again")
+    at = next((n for n, line in enumerate(lines)
+               if "controller log restarted at a checkpoint" in line), None)
+    assert at is not None, (
+        f"node {x} never logged its controller log restarting at a checkpoint; "
+        "it caught up otherwise:\n" + "\n".join(lines[:200]))
+    checkpoint = int(lines[at].rsplit("checkpoint=", 1)[1].split()[0])
+    assert checkpoint >= done_end, (
+        f"node {x} restarted its controller log at {checkpoint}, before the move "
+        f"(done below {done_end}): {lines[at]}")
+    assert any("installed a snapshot from the leader" in line and f"next_offset={checkpoint}" in line
+               for line in lines[:at]), (
+        f"no snapshot installation at {checkpoint} before {lines[at]!r}")
+    removed = [n for n, line in enumerate(lines)
+               if ("replica removed from this broker" in line and f'topic="{STALE_TOPIC}"' in line)
+               or ("removed the files of a partition" in line and f"/{STALE_TOPIC}-0" in line)]
+    assert removed and removed[0] > at, (
+        f"node {x} removed its replica of {STALE_TOPIC}/0 (log lines {removed}) before its "
+        f"controller log restarted at the checkpoint (line {at}): not through the checkpoint")
+
+    acked.update(produce(c.bootstrap, STALE_TOPIC, 0, [b"after-%04d" % i for i in range(100)]))
+    assert_partition_holds(c, STALE_TOPIC, 0, acked)
+    assert not x_dir.exists(), f"{x_dir} came back"
+    assert c.partition_view(x, STALE_TOPIC, 0) is None, f"node {x} hosts {STALE_TOPIC}/0 again"
+    with capsys.disabled():
+        print(f"\nstale replica: {STALE_TOPIC}/0 {replicas} -> {to} while node {x} was down "
+              f"(its controller log ended at {x_end}, move_done below {done_end}); move "
+              f"{t_move:.2f} s; {fillers} filler topics until the live first segments were "
+              f"{live_bases} ({t_trimmed:.2f} s after the move began); node {x}'s replica "
+              f"gone {t_gone:.2f} s after its restart; it logged {lines[at].strip()[-110:]!r}; "
+              f"total {time.monotonic() - t_start:.1f} s")

@@ -57,6 +57,8 @@ pub const RAFT_TICK: Duration = Duration::from_millis(50);
 const INBOUND_QUEUE: usize = 8192;
 /// How often a request to the controller is sent again while its outcome is unknown.
 const RESUBMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// How long InitProducerId waits for a block of producer ids from the controller.
+const PRODUCER_IDS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a metadata change waits for the controller before giving up.
 pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes of the controller log read per step when applying.
@@ -551,6 +553,11 @@ impl Cluster {
             };
             if registered && named {
                 info!(node = me, "registered with the controller");
+                // A block of producer ids at hand, so the first InitProducerId needs
+                // no controller round trip (and works while the controller is away).
+                if let Err(r) = self.producer_id_within(CONTROLLER_TIMEOUT, 0).await {
+                    debug!(error = r.message, "no producer ids from the controller yet");
+                }
                 return;
             }
             if !registered {
@@ -770,8 +777,21 @@ impl Cluster {
 
     /// A producer id for InitProducerId: from this node's current block, after asking
     /// the controller for a new block when it is used up (blocks are never reused,
-    /// also across restarts: a restarted node asks for a fresh one).
+    /// also across restarts: a restarted node asks for a fresh one, at registration).
+    /// Without a controller answer within [`PRODUCER_IDS_TIMEOUT`] the client is told to
+    /// retry (it may pick another broker): an InitProducerId must not wait out the
+    /// producer's whole delivery timeout on a broker cut off from the controller.
     pub async fn allocate_producer_id(&self) -> std::result::Result<i64, Refusal> {
+        self.producer_id_within(PRODUCER_IDS_TIMEOUT, 1).await
+    }
+
+    /// Takes `take` ids (0: only makes sure a block is at hand), asking the controller
+    /// for a block, waiting at most `timeout`, when none is left.
+    async fn producer_id_within(
+        &self,
+        timeout: Duration,
+        take: i64,
+    ) -> std::result::Result<i64, Refusal> {
         let mut block = self.producer_ids.lock().await;
         if block.0 >= block.1 {
             let request = self.request_id();
@@ -780,7 +800,7 @@ impl Cluster {
                     request,
                     node: self.node_id,
                 },
-                CONTROLLER_TIMEOUT,
+                timeout,
             )
             .await?;
             // Only this node asks for its blocks, one request at a time (the lock).
@@ -796,7 +816,7 @@ impl Cluster {
             *block = (start, start + metadata::PRODUCER_ID_BLOCK);
         }
         let id = block.0;
-        block.0 += 1;
+        block.0 += take;
         Ok(id)
     }
 
