@@ -8,7 +8,10 @@
 //!
 //! Limits: each peer has a bounded outbound queue ([`PEER_QUEUE_MESSAGES`]); when a peer
 //! is down or slow and the queue is full, new messages to it are dropped and counted —
-//! memory stays bounded and Raft retries. Frames above [`MAX_FRAME_BYTES`] are refused.
+//! memory stays bounded and Raft retries. While a peer cannot be reached, what was queued
+//! for it is dropped at every failed connection attempt: a returning peer would otherwise
+//! first receive seconds-old appends and heartbeats (a restarted broker replayed its
+//! controller's stale appends instead of taking the snapshot it needed). Frames above [`MAX_FRAME_BYTES`] are refused.
 //! Connections are re-established with exponential backoff up to [`MAX_BACKOFF`].
 
 use std::collections::HashMap;
@@ -150,6 +153,16 @@ impl Transport {
     }
 }
 
+/// Drops (and counts) every message queued for an unreachable peer: Raft resends what
+/// still matters once the peer answers again.
+fn discard_queued(rx: &mut mpsc::Receiver<Envelope>, stats: &TransportStats) {
+    let mut n = 0;
+    while rx.try_recv().is_ok() {
+        n += 1;
+    }
+    stats.dropped.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Keeps one outbound connection up and drains the queue into it.
 async fn run_peer(
     id: u64,
@@ -171,6 +184,7 @@ async fn run_peer(
             Ok(s) => s,
             Err(e) => {
                 debug!(peer = id, %addr, error = %e, "connect failed; retrying");
+                discard_queued(&mut rx, &stats);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return,
@@ -225,6 +239,7 @@ async fn run_peer(
                     // The batch is lost with the connection; Raft resends what matters.
                     debug!(peer = id, error = %e, "connection lost; reconnecting");
                     stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    discard_queued(&mut rx, &stats);
                     break;
                 }
             }

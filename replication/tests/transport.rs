@@ -1,5 +1,6 @@
 //! The transport over real loopback sockets: no loss or reordering between live peers,
-//! reconnection after the peer restarts, and bounded memory while a peer is down.
+//! reconnection after the peer restarts, bounded memory while a peer is down, and no
+//! stale messages for a peer that comes back.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -118,4 +119,41 @@ async fn a_down_peer_costs_bounded_memory() {
     // Unknown peers are dropped too, never queued.
     t.send(1, message(9, 0));
     assert_eq!(t.stats().dropped.load(Ordering::Relaxed), dropped + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_peer_gets_nothing_queued_while_it_was_away() {
+    // An address nobody listens on yet.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let (_down, down_rx) = watch::channel(false);
+    let t = Transport::new(down_rx);
+    t.add_peer(2, addr);
+    for i in 0..100 {
+        t.send(1, message(2, i));
+    }
+    // A failed connection attempt discards them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while t.stats().dropped.load(Ordering::Relaxed) < 100 {
+        assert!(std::time::Instant::now() < deadline, "never discarded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (_stop, stop_rx) = watch::channel(false);
+    let stats = std::sync::Arc::new(transport::TransportStats::default());
+    tokio::spawn(transport::serve(listener, tx, stats, stop_rx));
+    // Fresh messages until one arrives: the first to arrive is a fresh one.
+    let mut commit = 1000;
+    let got = loop {
+        t.send(1, message(2, commit));
+        match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+            Ok(Some(e)) => break e,
+            _ => commit += 1,
+        }
+        assert!(commit < 1000 + 400, "no connection within ~20 s");
+    };
+    assert!(got.message.commit >= 1000, "stale message {got:?}");
 }
