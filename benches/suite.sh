@@ -10,13 +10,16 @@
 #      directory under a temp directory, and waits until it accepts connections.
 #   4. The matrix: 1 and 8 partitions × 100 B and 1 KiB values × acks=1 and acks=all;
 #      each cell `strata bench produce` into a fresh topic, then `strata bench consume` of
-#      what it wrote. (Single node only: 3 nodes join the matrix once clusters land.)
+#      what it wrote (single node here; three nodes in step 6b).
 #   5. The sweep: per acks setting, an unpaced `strata bench e2e` (8 partitions, 1 KiB)
 #      gives the maximum rate R, then `e2e --rate` at 10, 30, 50, 70 and 90 % of R.
 #   6. The broker's VmRSS / RssAnon / RssFile / VmHWM (/proc/PID/status) after the run
 #      and again after an idle wait; then SIGTERM, and the broker must exit cleanly.
+#   6b. Three brokers on this machine (`--peers`, private ports, data under the same temp
+#      directory): the same matrix with replication factor 3 (every topic on all three),
+#      each cell also as a ratio of the single node's; their VmRSS; SIGTERM, clean exits.
 #   7. Writes benches/results/<UTC time>/: results.jsonl (every raw `--json` object),
-#      limits.json, matrix.csv, sweep.csv, summary.md (the BENCHMARKS.md tables) and
+#      limits.json, matrix.csv, cluster_matrix.csv, sweep.csv, summary.md (the BENCHMARKS.md tables) and
 #      latency-vs-throughput.png. A full run also copies the chart to
 #      docs/img/latency-vs-throughput.png (the one README.md shows).
 #
@@ -29,7 +32,8 @@
 #   --quick   a ~1-minute smoke run (small counts, short steps; the chart stays in
 #             benches/results/, docs/img/ is not touched)
 # Environment: STRATA_SUITE_KAFKA_PORT (default 49092), STRATA_SUITE_ADMIN_PORT (49644),
-#   STRATA_SUITE_IPERF_PORT (49201), TMPDIR (where the data directory goes).
+#   STRATA_SUITE_IPERF_PORT (49201), STRATA_SUITE_CLUSTER_BASE (29092: node i on base+i,
+#   Raft base+100+i, admin base+200+i), TMPDIR (where the data directory goes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +48,9 @@ esac
 kafka_port="${STRATA_SUITE_KAFKA_PORT:-49092}"
 admin_port="${STRATA_SUITE_ADMIN_PORT:-49644}"
 iperf_port="${STRATA_SUITE_IPERF_PORT:-49201}"
+# The three brokers' ports are below Linux's ephemeral range (32768-60999): a port in it
+# can be taken by an outgoing connection between two runs' brokers (seen once).
+cluster_base="${STRATA_SUITE_CLUSTER_BASE:-29092}"
 
 # Sizes of the run. Counts (not durations) for the matrix, so every cell moves the same
 # data whatever the load; durations for the e2e sweep, which is paced.
@@ -84,8 +91,11 @@ out="benches/results/$stamp"
 mkdir -p "$out"
 work="$(mktemp -d "${TMPDIR:-/tmp}/strata-suite.XXXXXX")"
 broker_pid="" iperf_pid=""
+cluster_pids=()
 cleanup() {
     if [[ -n "$broker_pid" ]]; then kill -TERM "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; fi
+    for pid in "${cluster_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${cluster_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [[ -n "$iperf_pid" ]]; then kill -TERM "$iperf_pid" 2>/dev/null || true; wait "$iperf_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
@@ -195,30 +205,35 @@ field() { jq -r "$1" <<<"$2"; }
 # -- the matrix --------------------------------------------------------------------------
 load_matrix="$(loadavg)"
 echo "== matrix (load average $load_matrix)"
-echo "partitions,size_bytes,acks,messages,produce_msgs_per_sec,produce_mb_per_sec,p50_ms,p99_ms,produce_limit,produce_ratio,consume_msgs_per_sec,consume_mb_per_sec,consume_ratio" \
-    >"$out/matrix.csv"
-for partitions in 1 8; do
-    for size in 100 1024; do
-        for acks in 1 all; do
-            messages=$msgs_100b
-            [[ "$size" == 1024 ]] && messages=$msgs_1kib
-            topic="suite-$stamp-p$partitions-s$size-a$acks"
-            cell="p$partitions s$size acks=$acks"
-            echo "-- $cell: produce $messages, then consume"
-            p="$(bench "produce $cell" produce --topic "$topic" --partitions "$partitions" \
-                --messages "$messages" --size "$size" --acks "$acks")"
-            c="$(bench "consume $cell" consume --topic "$topic" --messages "$messages")"
-            if [[ "$acks" == 1 ]]; then limit_name=dd_page_cache limit=$dd_cache; else limit_name=dd_fdatasync limit=$dd_sync; fi
-            jq -rn --argjson p "$p" --argjson c "$c" --arg ln "$limit_name" --argjson l "$limit" \
-                --argjson net "$iperf_mb" --arg parts "$partitions" --arg size "$size" --arg acks "$acks" \
-                '[$parts, $size, $acks, $p.messages, ($p.messages_per_sec | round),
-                  ($p.mb_per_sec * 10 | round / 10), $p.latency_ms.p50, $p.latency_ms.p99, $ln,
-                  ($p.mb_per_sec / $l * 1000 | round / 1000), ($c.messages_per_sec | round),
-                  ($c.mb_per_sec * 10 | round / 10), ($c.mb_per_sec / $net * 1000 | round / 1000)]
-                 | map(tostring) | join(",")' >>"$out/matrix.csv"
+# The matrix against $brokers into CSV $1 (cell names prefixed with $2, topics with $3).
+run_matrix() {
+    local csv="$1" prefix="$2" topics="$3" partitions size acks messages topic cell p c limit_name limit
+    echo "partitions,size_bytes,acks,messages,produce_msgs_per_sec,produce_mb_per_sec,p50_ms,p99_ms,produce_limit,produce_ratio,consume_msgs_per_sec,consume_mb_per_sec,consume_ratio" \
+        >"$csv"
+    for partitions in 1 8; do
+        for size in 100 1024; do
+            for acks in 1 all; do
+                messages=$msgs_100b
+                [[ "$size" == 1024 ]] && messages=$msgs_1kib
+                topic="$topics-p$partitions-s$size-a$acks"
+                cell="${prefix}p$partitions s$size acks=$acks"
+                echo "-- $cell: produce $messages, then consume"
+                p="$(bench "produce $cell" produce --topic "$topic" --partitions "$partitions" \
+                    --messages "$messages" --size "$size" --acks "$acks")"
+                c="$(bench "consume $cell" consume --topic "$topic" --messages "$messages")"
+                if [[ "$acks" == 1 ]]; then limit_name=dd_page_cache limit=$dd_cache; else limit_name=dd_fdatasync limit=$dd_sync; fi
+                jq -rn --argjson p "$p" --argjson c "$c" --arg ln "$limit_name" --argjson l "$limit" \
+                    --argjson net "$iperf_mb" --arg parts "$partitions" --arg size "$size" --arg acks "$acks" \
+                    '[$parts, $size, $acks, $p.messages, ($p.messages_per_sec | round),
+                      ($p.mb_per_sec * 10 | round / 10), $p.latency_ms.p50, $p.latency_ms.p99, $ln,
+                      ($p.mb_per_sec / $l * 1000 | round / 1000), ($c.messages_per_sec | round),
+                      ($c.mb_per_sec * 10 | round / 10), ($c.mb_per_sec / $net * 1000 | round / 1000)]
+                     | map(tostring) | join(",")' >>"$csv"
+            done
         done
     done
-done
+}
+run_matrix "$out/matrix.csv" "" "suite-$stamp"
 
 # -- the latency sweep -------------------------------------------------------------------
 load_sweep="$(loadavg)"
@@ -280,6 +295,49 @@ jq --arg lm "$load_matrix" --arg ls "$load_sweep" --arg le "$load_end" --argjson
           data_dir_mib: $data}' "$out/limits.json" >"$work/limits.json"
 mv "$work/limits.json" "$out/limits.json"
 
+# -- three brokers, replication factor 3 ---------------------------------------------------
+# Node i: Kafka on base+i, Raft on base+100+i, admin on base+200+i.
+peers="1=127.0.0.1:$((cluster_base + 101)),2=127.0.0.1:$((cluster_base + 102)),3=127.0.0.1:$((cluster_base + 103))"
+echo "== 3 brokers on 127.0.0.1:$((cluster_base + 1))-$((cluster_base + 3)), replication factor 3"
+for i in 1 2 3; do
+    "$strata" serve --node-id "$i" --data-dir "$work/node-$i" \
+        --kafka-addr "127.0.0.1:$((cluster_base + i))" --admin-addr "127.0.0.1:$((cluster_base + 200 + i))" \
+        --raft-addr "127.0.0.1:$((cluster_base + 100 + i))" --peers "$peers" --log-level warn \
+        2>"$work/node-$i.log" &
+    cluster_pids+=($!)
+done
+for i in 1 2 3; do
+    wait_listening "$((cluster_base + i))" "${cluster_pids[$((i - 1))]}" "strata serve (node $i)" \
+        || { cat "$work/node-$i.log" >&2; exit 1; }
+done
+# Until every broker registered with the controller (topics then get three replicas).
+registered=false
+for _ in $(seq 1 300); do
+    if [[ "$("$strata" cluster status --admin "127.0.0.1:$((cluster_base + 201))" 2>/dev/null | grep -c ' up ')" == 3 ]]; then
+        registered=true
+        break
+    fi
+    sleep 0.1
+done
+$registered || { echo "the three brokers did not all register in 30 s" >&2; cat "$work"/node-*.log >&2; exit 1; }
+brokers="127.0.0.1:$((cluster_base + 1)),127.0.0.1:$((cluster_base + 2)),127.0.0.1:$((cluster_base + 3))"
+load_cluster="$(loadavg)"
+echo "== matrix on 3 brokers (load average $load_cluster)"
+run_matrix "$out/cluster_matrix.csv" "rf3 " "suite-$stamp-rf3"
+cluster_rss=""
+for i in 1 2 3; do
+    cluster_rss+="$(awk '/^VmRSS:/ { printf "%.1f", $2 * 1024 / 1e6 }' "/proc/${cluster_pids[$((i - 1))]}/status") "
+done
+echo "   VmRSS of the three brokers after their matrix (MB): $cluster_rss"
+for pid in "${cluster_pids[@]}"; do kill -TERM "$pid"; done
+for i in 1 2 3; do
+    rc=0
+    wait "${cluster_pids[$((i - 1))]}" || rc=$?
+    [[ "$rc" == 0 ]] || { echo "node $i exited with status $rc; log:" >&2; cat "$work/node-$i.log" >&2; exit 1; }
+done
+cluster_pids=()
+echo "   the three brokers stopped cleanly (SIGTERM)"
+
 # -- chart and markdown ------------------------------------------------------------------
 echo "== chart"
 label="$($quick && echo ", quick run" || true)"
@@ -310,6 +368,19 @@ fi
         lim = ($9 == "dd_page_cache") ? "dd cache" : "dd fdatasync"
         printf "| %s | %s B | %s | %s | %s | %s | %s / %s | %s× %s | %s | %s | %s× |\n",
             $1, $2, $3, $4, $5, $6, $7, $8, $10, lim, $11, $12, $13 }'
+    echo
+    echo "**Matrix on three brokers** (the same cells against three \`strata serve --peers\` on this"
+    echo "machine, every topic with replication factor 3, acks=all = Raft commit on 2 of 3; load average"
+    echo "$load_cluster; VmRSS after it: $cluster_rss MB; × single = msgs/s ÷ the single node's same cell):"
+    echo
+    echo "| partitions | size | acks | produce msgs/s | × single | MB/s | p50 / p99 ms | ratio to limit | consume msgs/s | × single |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    paste -d, <(tail -n +2 "$out/cluster_matrix.csv") <(tail -n +2 "$out/matrix.csv") | awk -F, '{
+        lim = ($9 == "dd_page_cache") ? "dd cache" : "dd fdatasync"
+        ps = ($18 > 0) ? sprintf("%.2f", $5 / $18) : "-"
+        cs = ($24 > 0) ? sprintf("%.2f", $11 / $24) : "-"
+        printf "| %s | %s B | %s | %s | %s× | %s | %s / %s | %s× %s | %s | %s× |\n",
+            $1, $2, $3, $5, ps, $6, $7, $8, $10, lim, $11, cs }'
     echo
     echo "**Sweep** (\`strata bench e2e --partitions $sweep_partitions --size $sweep_size --acks A\`: unpaced for"
     echo "${sweep_max_s} s to find the maximum R, then \`--rate\` at 10–90 % of R for ${sweep_step_s} s each; latency ="
