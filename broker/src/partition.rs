@@ -716,12 +716,48 @@ impl Partition {
         self.with_inner_mut(|inner| inner.log.set_config(config).map_err(|e| log_error_code(&e)))
     }
 
+    /// DeleteRecords on a cluster partition's leader: a replicated entry moves the log
+    /// start to `offset` (at most the high watermark) on every replica when it applies
+    /// it. Returns the new log start once the entry committed (applied here by then).
+    pub async fn delete_before_replicated(&self, offset: u64) -> std::result::Result<u64, i16> {
+        self.check_usable()?;
+        let Mode::Hosted(h) = &self.mode else {
+            return self.delete_before(offset);
+        };
+        self.check_leader()?;
+        if offset > self.high_watermark() {
+            return Err(ResponseError::OffsetOutOfRange.code());
+        }
+        let start = || {
+            h.log
+                .read()
+                .map(|l| l.log_start_offset())
+                .map_err(|_| ResponseError::KafkaStorageError.code())
+        };
+        if offset <= start()? {
+            return start();
+        }
+        match tokio::time::timeout(
+            REPLICA_APPEND_TIMEOUT,
+            h.node.move_log_start(h.group, offset),
+        )
+        .await
+        {
+            Ok(Ok(_)) => start(),
+            Ok(Err(ProposeError::NotLeader { .. })) | Ok(Err(ProposeError::Dropped(_))) => {
+                Err(ResponseError::NotLeaderOrFollower.code())
+            }
+            Ok(Err(ProposeError::ChangeInProgress)) | Err(_) => {
+                Err(ResponseError::RequestTimedOut.code())
+            }
+        }
+    }
+
     /// Kafka DeleteRecords: moves the log start (never past the high watermark).
     pub fn delete_before(&self, offset: u64) -> std::result::Result<u64, i16> {
         if self.group().is_some() {
-            // The log start must move on every replica alike: a replicated entry, not
-            // built yet.
-            return Err(ResponseError::PolicyViolation.code());
+            // The log start moves on every replica alike: `delete_before_replicated`.
+            return Err(ResponseError::NotLeaderOrFollower.code());
         }
         let hw = self.high_watermark();
         if offset > hw {

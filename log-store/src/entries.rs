@@ -54,6 +54,9 @@ pub enum EntryKind {
     ConfChange,
     /// A raft-rs `ConfChangeV2`.
     ConfChangeV2,
+    /// A replicated DeleteRecords: moves the log start to the offset in its payload
+    /// (8 bytes, big-endian) on every replica that applies it.
+    LogStart,
 }
 
 impl EntryKind {
@@ -63,6 +66,7 @@ impl EntryKind {
             EntryKind::Noop => 1,
             EntryKind::ConfChange => 2,
             EntryKind::ConfChangeV2 => 3,
+            EntryKind::LogStart => 4,
         }
     }
 
@@ -72,6 +76,7 @@ impl EntryKind {
             1 => EntryKind::Noop,
             2 => EntryKind::ConfChange,
             3 => EntryKind::ConfChangeV2,
+            4 => EntryKind::LogStart,
             _ => return None,
         })
     }

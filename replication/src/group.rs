@@ -313,6 +313,32 @@ impl Group {
         })
     }
 
+    /// Proposes moving the log start to `offset` on every replica (a replicated
+    /// DeleteRecords): each replica deletes what lies before it when it applies the
+    /// entry. The caller checks `offset` against the high watermark.
+    pub fn propose_log_start(&mut self, offset: u64) -> Result<Proposal, ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader {
+                leader: self.node.raft.leader_id,
+            });
+        }
+        let term = self.node.raft.term;
+        let base_offset = self.next_offset_after_last();
+        self.node
+            .propose(
+                crate::storage::LOG_START_CONTEXT.to_vec(),
+                offset.to_be_bytes().to_vec(),
+            )
+            .map_err(|e| ProposeError::Dropped(e.to_string()))?;
+        let index = self.node.raft.raft_log.last_index();
+        self.predicted = Some((term, index, base_offset));
+        Ok(Proposal {
+            index,
+            term,
+            base_offset,
+        })
+    }
+
     /// The Kafka offset the next data entry appended after the last entry of the Raft
     /// log will get: the log's own next offset plus the records of the entries raft-rs
     /// holds that are not written yet (this leader's proposals since the last Ready). So
@@ -339,7 +365,10 @@ impl Group {
         };
         drop(log);
         for e in unstable {
-            if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
+            if e.get_entry_type() == EntryType::EntryNormal
+                && !e.data.is_empty()
+                && e.context.as_ref() != crate::storage::LOG_START_CONTEXT
+            {
                 next += log_store::BatchHeader::parse_header(&e.data)
                     .map_or(0, |h| u64::from(h.last_offset_delta as u32) + 1);
             }
@@ -677,6 +706,11 @@ impl Group {
                         .map_err(|x| raft_err("conf change", x))?;
                     self.storage.set_conf_state(e.index, cs)?;
                 }
+                EntryType::EntryNormal
+                    if e.context.as_ref() == crate::storage::LOG_START_CONTEXT =>
+                {
+                    self.apply_log_start(e.index, &e.data)
+                }
                 EntryType::EntryNormal => {}
             }
             self.applied = e.index;
@@ -684,6 +718,29 @@ impl Group {
             out.committed.push(e);
         }
         Ok(())
+    }
+}
+
+impl Group {
+    /// Applies a committed replicated DeleteRecords: the log start moves to its offset
+    /// (never past this replica's log end; a malformed payload is skipped, on every
+    /// replica alike).
+    fn apply_log_start(&mut self, index: u64, data: &[u8]) {
+        let Ok(bytes) = <[u8; 8]>::try_from(data) else {
+            tracing::warn!(group = self.id, index, "malformed log-start entry skipped");
+            return;
+        };
+        let offset = u64::from_be_bytes(bytes);
+        let mut log = self
+            .storage
+            .log()
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let target = offset.min(log.next_offset());
+        match log.delete_before(target) {
+            Ok(start) => tracing::debug!(group = self.id, log_start = start, "log start moved"),
+            Err(e) => tracing::warn!(group = self.id, offset, error = %e, "moving the log start"),
+        }
     }
 }
 

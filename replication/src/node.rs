@@ -126,6 +126,11 @@ enum Command {
         changes: Vec<MemberChange>,
         reply: Reply,
     },
+    LogStart {
+        group: u64,
+        offset: u64,
+        reply: Reply,
+    },
     TransferLeader {
         group: u64,
         to: u64,
@@ -167,6 +172,9 @@ impl std::fmt::Debug for Command {
             Command::ChangeMembership { group, changes, .. } => {
                 write!(f, "ChangeMembership(group {group}, {changes:?})")
             }
+            Command::LogStart { group, offset, .. } => {
+                write!(f, "LogStart(group {group}, {offset})")
+            }
             Command::TransferLeader { group, to, .. } => {
                 write!(f, "TransferLeader(group {group} to {to})")
             }
@@ -185,6 +193,7 @@ impl Command {
             | Command::Forward { group, .. }
             | Command::Campaign { group, .. }
             | Command::ChangeMembership { group, .. }
+            | Command::LogStart { group, .. }
             | Command::TransferLeader { group, .. }
             | Command::AddGroup { group, .. } => Some(*group),
             Command::RemoveGroup { .. } | Command::Status { .. } | Command::Watch { .. } => None,
@@ -285,6 +294,19 @@ impl NodeHandle {
         self.ask(|reply| Command::ChangeMembership {
             group,
             changes,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Moves `group`'s log start to `offset` on every replica (a replicated
+    /// DeleteRecords; this node must lead the group); resolves when the entry commits,
+    /// by which time this replica applied it.
+    pub async fn move_log_start(&self, group: u64, offset: u64) -> Result<Committed, ProposeError> {
+        self.ask(|reply| Command::LogStart {
+            group,
+            offset,
             reply,
         })
         .await
@@ -671,6 +693,22 @@ fn command(
             .get_mut(&group)
             .map(|g| g.change_membership(&changes))
         {
+            Some(Ok(p)) => waiting
+                .entry(group)
+                .or_default()
+                .push((p, Ack::Quorum, reply)),
+            Some(Err(e)) => {
+                let _ = reply.send(Err(e));
+            }
+            None => {
+                let _ = reply.send(Err(no_group(group)));
+            }
+        },
+        Command::LogStart {
+            group,
+            offset,
+            reply,
+        } => match groups.get_mut(&group).map(|g| g.propose_log_start(offset)) {
             Some(Ok(p)) => waiting
                 .entry(group)
                 .or_default()

@@ -11,7 +11,11 @@
 //!   entry, which takes no Kafka offset.
 //! - `EntryConfChange` / `EntryConfChangeV2`: non-data entries keeping their payload.
 //!
-//! Not persisted: an entry's `context` and `sync_log` (Strata proposes neither).
+//! - `EntryNormal` whose context is [`LOG_START_CONTEXT`] (a replicated DeleteRecords): a
+//!   `LogStart` entry keeping its 8-byte offset; it takes no Kafka offset, and the
+//!   context is given back when the entry is read.
+//!
+//! Not persisted: any other `context`, and `sync_log` (Strata proposes neither).
 //!
 //! The log is shared (`Arc<RwLock<Log>>`) with the partition's readers. Writes (append,
 //! truncate, hard state) come from the one task that runs this group's Ready loop.
@@ -84,6 +88,9 @@ impl LogStorage {
                 });
             }
             let appended = match (e.get_entry_type(), e.data.is_empty()) {
+                (EntryType::EntryNormal, _) if e.context.as_ref() == LOG_START_CONTEXT => log
+                    .append_meta(e.term, EntryKind::LogStart, &e.data)
+                    .map(|_| ()),
                 (EntryType::EntryNormal, false) => {
                     let mut batch = e.data.to_vec();
                     log.append_with_term(e.term, &mut batch).map(|_| ())
@@ -193,10 +200,17 @@ impl LogStorage {
             data,
             ..Default::default()
         };
+        if info.kind == EntryKind::LogStart {
+            e.context = LOG_START_CONTEXT.to_vec().into();
+        }
         e.set_entry_type(entry_type);
         Ok(e)
     }
 }
+
+/// The context that marks a normal entry as a replicated DeleteRecords
+/// ([`EntryKind::LogStart`]; its data is the new log start offset, 8 bytes big-endian).
+pub const LOG_START_CONTEXT: &[u8] = b"strata:log-start";
 
 /// Locks for reading; a poisoned lock still guards a log whose every method left it
 /// consistent or returned an error, so the data is usable.

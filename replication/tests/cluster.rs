@@ -280,3 +280,64 @@ async fn views_tracked_proposals_and_forwarding() {
         .expect("the forwarded batch commits")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_start_moves_on_every_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::start(
+        dir.path(),
+        3,
+        1,
+        LogConfig::default(),
+        Duration::from_millis(20),
+    )
+    .await
+    .unwrap();
+    for n in 0..30 {
+        cluster
+            .propose(1, common::batch(n, 1).to_vec(), TIMEOUT)
+            .await
+            .unwrap();
+    }
+    let leader = cluster.leader(1).await.expect("a leader");
+    let h = cluster.handle(leader).unwrap().clone();
+    let done = h.move_log_start(1, 20).await.unwrap();
+    assert!(done.high_watermark >= 30);
+    assert_eq!(
+        cluster
+            .log(leader, 1)
+            .unwrap()
+            .read()
+            .unwrap()
+            .log_start_offset(),
+        20,
+        "the leader applied it before answering"
+    );
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    assert!(matches!(
+        cluster
+            .handle(follower)
+            .unwrap()
+            .move_log_start(1, 25)
+            .await,
+        Err(ProposeError::NotLeader { .. })
+    ));
+    let deadline = Instant::now() + TIMEOUT;
+    for id in 1..=3 {
+        let log = cluster.log(id, 1).unwrap();
+        while log.read().unwrap().log_start_offset() != 20 {
+            assert!(
+                Instant::now() < deadline,
+                "node {id}: log start never moved"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // The entry takes no offset: the next batch continues at 30.
+    let c = h
+        .propose(1, common::batch(30, 1).to_vec(), Ack::Quorum)
+        .await
+        .unwrap();
+    assert_eq!(c.base_offset, 30);
+    cluster.shutdown();
+}

@@ -10,6 +10,8 @@
    restart, and writes go on being acknowledged afterwards.
 3. `strata cluster status` lists every broker up and every partition with its leader;
    `--json` parses.
+4. DeleteRecords on a replicated partition moves the log start on every replica: after
+   the leader's SIGKILL the new leader reports the same low watermark.
 
 Select them with `-m cluster` (the marker and the log attachment come from
 cluster_plugin.py, as for test_cluster.py).
@@ -401,3 +403,41 @@ def test_cluster_status_shows_every_partition(cluster):
                 f"status --json: node {r_id}'s view of {topic}/{p}: {e}, expected leader "
                 f"{want['leader']}"
             )
+
+
+# --- 4. DeleteRecords is replicated ---------------------------------------------------
+
+def test_delete_records_moves_the_log_start_on_every_replica(cluster):
+    """DeleteRecords (confluent-kafka AdminClient) on a replicated partition answers the
+    new low watermark once the move committed; after the leader is SIGKILLed, the new
+    leader (another replica) reports the same log start, and a consumer from earliest
+    starts there."""
+    from kclients import read_partitions, watermarks
+
+    topic = "purge"
+    cluster.create_topic(topic, 1, 3)
+    acked = produce_keyed(cluster.bootstrap, topic, 100, "purge")
+    assert sorted(o for _, o in acked) == list(range(100))
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    futures = a.delete_records([TopicPartition(topic, 0, 40)], operation_timeout=30)
+    for tp, fut in futures.items():
+        res = fut.result(timeout=60)
+        assert res.low_watermark == 40, f"{tp}: low watermark {res.low_watermark}"
+    assert watermarks(cluster.bootstrap, topic, 1) == {0: (40, 100)}
+
+    old = cluster.wait_leader(topic, 0)
+    cluster.kill(old)
+    new = cluster.wait_leader(topic, 0, among=[i for i in cluster.ids if i != old])
+    assert new != old
+
+    def moved_everywhere():
+        try:
+            marks = watermarks(cluster.bootstrap_of(cluster.running_ids()), topic, 1)
+        except Exception as e:  # the client may still be finding the new leader
+            return False, f"ListOffsets: {e}"
+        return marks == {0: (40, 100)}, f"watermarks {marks}"
+
+    wait_for(moved_everywhere, CLUSTER_DEADLINE_S, "the new leader's log to start at 40")
+    log = read_partitions(cluster.bootstrap_of(cluster.running_ids()), topic, {0: 100},
+                          start={0: 40})
+    assert [r.offset for r in log[0]] == list(range(40, 100))

@@ -1,5 +1,7 @@
 //! DeleteRecords: moves partitions' log start offsets forward (-1 means the high
-//! watermark), deleting whole segments before them.
+//! watermark), deleting whole segments before them. On a cluster partition the leader
+//! replicates the move (`Partition::delete_before_replicated`) and answers once it
+//! committed; other replicas answer NOT_LEADER_OR_FOLLOWER.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
@@ -9,50 +11,52 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::connection::RequestContext;
 
-pub fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let b = &ctx.broker;
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = b.topics.get(t.name.as_str());
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|dp| {
-                    let out = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(dp.partition_index)
-                        .with_low_watermark(-1);
-                    if crate::topics::is_internal(t.name.as_str()) {
-                        // Kafka's rule: the group coordinator owns these records.
-                        return out.with_error_code(
-                            ctx.code(ResponseError::InvalidTopicException.code()),
-                        );
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let topic = b.topics.get(t.name.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for dp in t.partitions {
+            let result = async {
+                let out = DeleteRecordsPartitionResult::default()
+                    .with_partition_index(dp.partition_index)
+                    .with_low_watermark(-1);
+                if crate::topics::is_internal(t.name.as_str()) {
+                    // Kafka's rule: the group coordinator owns these records.
+                    return out
+                        .with_error_code(ctx.code(ResponseError::InvalidTopicException.code()));
+                }
+                let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index)) else {
+                    return out
+                        .with_error_code(ctx.code(ResponseError::UnknownTopicOrPartition.code()));
+                };
+                let target = match dp.offset {
+                    -1 => p.high_watermark(),
+                    o if o >= 0 => o as u64,
+                    _ => {
+                        return out
+                            .with_error_code(ctx.code(ResponseError::OffsetOutOfRange.code()))
                     }
-                    let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index))
-                    else {
-                        return out.with_error_code(
-                            ctx.code(ResponseError::UnknownTopicOrPartition.code()),
-                        );
-                    };
-                    let target = match dp.offset {
-                        -1 => p.high_watermark(),
-                        o if o >= 0 => o as u64,
-                        _ => {
-                            return out
-                                .with_error_code(ctx.code(ResponseError::OffsetOutOfRange.code()))
-                        }
-                    };
-                    match p.delete_before(target) {
-                        Ok(start) => out.with_low_watermark(start as i64),
-                        Err(code) => out.with_error_code(ctx.code(code)),
-                    }
-                })
-                .collect();
+                };
+                let moved = if p.group().is_some() {
+                    p.delete_before_replicated(target).await
+                } else {
+                    p.delete_before(target)
+                };
+                match moved {
+                    Ok(start) => out.with_low_watermark(start as i64),
+                    Err(code) => out.with_error_code(ctx.code(code)),
+                }
+            }
+            .await;
+            partitions.push(result);
+        }
+        topics.push(
             DeleteRecordsTopicResult::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_name(t.name.clone())
+                .with_partitions(partitions),
+        );
+    }
     DeleteRecordsResponse::default().with_topics(topics)
 }

@@ -78,7 +78,7 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::CreateTopics(r) => Reply::now(create_topics::handle(&ctx, r).await),
         RequestKind::DeleteTopics(r) => Reply::now(delete_topics::handle(&ctx, r).await),
         RequestKind::CreatePartitions(r) => Reply::now(create_partitions::handle(&ctx, r).await),
-        RequestKind::DeleteRecords(r) => Reply::now(delete_records::handle(&ctx, r)),
+        RequestKind::DeleteRecords(r) => Reply::now(delete_records::handle(&ctx, r).await),
         RequestKind::InitProducerId(r) => Reply::now(init_producer_id::handle(&ctx, r).await),
         RequestKind::DescribeCluster(r) => Reply::now(describe_cluster::handle(&ctx, r)),
         RequestKind::FindCoordinator(r) => Reply::now(find_coordinator::handle(&ctx, r)),
