@@ -290,22 +290,37 @@ impl Group {
     /// [`Group::proposal_status`] to learn whether it committed or was lost with a change
     /// of leader.
     pub fn propose(&mut self, batch: Vec<u8>) -> Result<Proposal, ProposeError> {
-        if !self.is_leader() {
-            return Err(ProposeError::NotLeader {
-                leader: self.node.raft.leader_id,
-            });
-        }
-        let term = self.node.raft.term;
-        let base_offset = self.next_offset_after_last();
+        self.check_leader()?;
         // Validated by the proposer; a batch without a header takes no offsets here, as
         // in the log (which refuses it).
         let count = log_store::BatchHeader::parse_header(&batch)
             .map_or(0, |h| u64::from(h.last_offset_delta as u32) + 1);
-        self.node
-            .propose(Vec::new(), batch)
-            .map_err(|e| ProposeError::Dropped(e.to_string()))?;
+        self.submit(count, |node| node.propose(Vec::new(), batch))
+    }
+
+    fn check_leader(&self) -> Result<(), ProposeError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(ProposeError::NotLeader {
+                leader: self.node.raft.leader_id,
+            })
+        }
+    }
+
+    /// Hands raft-rs one proposal (`propose`) whose entry takes `offsets` Kafka offsets,
+    /// and says where it went: its index, term and base offset (kept for the next
+    /// prediction, [`Group::next_offset_after_last`]).
+    fn submit(
+        &mut self,
+        offsets: u64,
+        propose: impl FnOnce(&mut RawNode<LogStorage>) -> raft::Result<()>,
+    ) -> Result<Proposal, ProposeError> {
+        let term = self.node.raft.term;
+        let base_offset = self.next_offset_after_last();
+        propose(&mut self.node).map_err(|e| ProposeError::Dropped(e.to_string()))?;
         let index = self.node.raft.raft_log.last_index();
-        self.predicted = Some((term, index, base_offset + count));
+        self.predicted = Some((term, index, base_offset + offsets));
         Ok(Proposal {
             index,
             term,
@@ -317,25 +332,12 @@ impl Group {
     /// DeleteRecords): each replica deletes what lies before it when it applies the
     /// entry. The caller checks `offset` against the high watermark.
     pub fn propose_log_start(&mut self, offset: u64) -> Result<Proposal, ProposeError> {
-        if !self.is_leader() {
-            return Err(ProposeError::NotLeader {
-                leader: self.node.raft.leader_id,
-            });
-        }
-        let term = self.node.raft.term;
-        let base_offset = self.next_offset_after_last();
-        self.node
-            .propose(
+        self.check_leader()?;
+        self.submit(0, |node| {
+            node.propose(
                 crate::storage::LOG_START_CONTEXT.to_vec(),
                 offset.to_be_bytes().to_vec(),
             )
-            .map_err(|e| ProposeError::Dropped(e.to_string()))?;
-        let index = self.node.raft.raft_log.last_index();
-        self.predicted = Some((term, index, base_offset));
-        Ok(Proposal {
-            index,
-            term,
-            base_offset,
         })
     }
 
@@ -447,11 +449,7 @@ impl Group {
         &mut self,
         changes: &[MemberChange],
     ) -> Result<Proposal, ProposeError> {
-        if !self.is_leader() {
-            return Err(ProposeError::NotLeader {
-                leader: self.node.raft.leader_id,
-            });
-        }
+        self.check_leader()?;
         // raft-rs would silently turn a second change into an empty entry.
         if self.node.raft.has_pending_conf() || self.joint() {
             return Err(ProposeError::ChangeInProgress);
@@ -468,18 +466,7 @@ impl Group {
             single.node_id = node;
             cc.mut_changes().push(single);
         }
-        let term = self.node.raft.term;
-        let base_offset = self.next_offset_after_last();
-        self.node
-            .propose_conf_change(Vec::new(), cc)
-            .map_err(|e| ProposeError::Dropped(e.to_string()))?;
-        let index = self.node.raft.raft_log.last_index();
-        self.predicted = Some((term, index, base_offset));
-        Ok(Proposal {
-            index,
-            term,
-            base_offset,
-        })
+        self.submit(0, |node| node.propose_conf_change(Vec::new(), cc))
     }
 
     fn joint(&self) -> bool {

@@ -689,37 +689,20 @@ fn command(
             group,
             changes,
             reply,
-        } => match groups
-            .get_mut(&group)
-            .map(|g| g.change_membership(&changes))
-        {
-            Some(Ok(p)) => waiting
-                .entry(group)
-                .or_default()
-                .push((p, Ack::Quorum, reply)),
-            Some(Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            None => {
-                let _ = reply.send(Err(no_group(group)));
-            }
-        },
+        } => {
+            let proposed = groups
+                .get_mut(&group)
+                .map(|g| g.change_membership(&changes));
+            until_committed(waiting, group, proposed, reply);
+        }
         Command::LogStart {
             group,
             offset,
             reply,
-        } => match groups.get_mut(&group).map(|g| g.propose_log_start(offset)) {
-            Some(Ok(p)) => waiting
-                .entry(group)
-                .or_default()
-                .push((p, Ack::Quorum, reply)),
-            Some(Err(e)) => {
-                let _ = reply.send(Err(e));
-            }
-            None => {
-                let _ = reply.send(Err(no_group(group)));
-            }
-        },
+        } => {
+            let proposed = groups.get_mut(&group).map(|g| g.propose_log_start(offset));
+            until_committed(waiting, group, proposed, reply);
+        }
         Command::TransferLeader { group, to, reply } => {
             let result = match groups.get_mut(&group) {
                 Some(g) if g.is_leader() => {
@@ -768,6 +751,30 @@ fn command(
                 .collect();
             all.sort_unstable_by_key(|s| s.group);
             let _ = reply.send(all);
+        }
+    }
+}
+
+/// Answers `reply` when the proposal commits (or at once when it was refused, or the
+/// node has no such group).
+fn until_committed(
+    waiting: &mut Waiting,
+    group: u64,
+    proposed: Option<Result<Proposal, ProposeError>>,
+    reply: Reply,
+) {
+    match proposed {
+        Some(Ok(p)) => waiting
+            .entry(group)
+            .or_default()
+            .push((p, Ack::Quorum, reply)),
+        Some(Err(e)) => {
+            let _ = reply.send(Err(e));
+        }
+        None => {
+            let _ = reply.send(Err(ProposeError::Dropped(format!(
+                "no group {group} on this node"
+            ))));
         }
     }
 }

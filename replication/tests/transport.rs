@@ -84,15 +84,7 @@ async fn reconnects_after_the_peer_restarts() {
     tokio::spawn(transport::serve(listener, tx, stats, stop_rx));
     // Messages sent while the connection breaks may be lost (Raft resends); keep sending
     // until the new connection carries one.
-    let mut commit = 100;
-    let got = loop {
-        t.send(1, message(2, commit));
-        match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-            Ok(Some(e)) => break e,
-            _ => commit += 1,
-        }
-        assert!(commit < 100 + 400, "no reconnection within ~20 s");
-    };
+    let got = first_of_fresh_messages(&t, &mut rx, 100).await;
     assert!(got.message.commit >= 100);
     assert!(t.stats().connects.load(Ordering::Relaxed) >= 2);
 }
@@ -145,15 +137,24 @@ async fn a_returning_peer_gets_nothing_queued_while_it_was_away() {
     let (_stop, stop_rx) = watch::channel(false);
     let stats = std::sync::Arc::new(transport::TransportStats::default());
     tokio::spawn(transport::serve(listener, tx, stats, stop_rx));
-    // Fresh messages until one arrives: the first to arrive is a fresh one.
-    let mut commit = 1000;
-    let got = loop {
+    let got = first_of_fresh_messages(&t, &mut rx, 1000).await;
+    assert!(got.message.commit >= 1000, "stale message {got:?}");
+}
+
+/// Sends messages with commit `from`, `from + 1`, … until one arrives (a connection is
+/// being made): the first envelope received.
+async fn first_of_fresh_messages(
+    t: &Transport,
+    rx: &mut mpsc::Receiver<Envelope>,
+    from: u64,
+) -> Envelope {
+    let mut commit = from;
+    loop {
         t.send(1, message(2, commit));
         match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-            Ok(Some(e)) => break e,
+            Ok(Some(e)) => return e,
             _ => commit += 1,
         }
-        assert!(commit < 1000 + 400, "no connection within ~20 s");
-    };
-    assert!(got.message.commit >= 1000, "stale message {got:?}");
+        assert!(commit < from + 400, "no connection within ~20 s");
+    }
 }

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import START_DEADLINE_S, STOP_DEADLINE_S, Broker, free_port, toml_text
@@ -514,6 +515,40 @@ class Cluster:
             f"----- node {i} ({n.stderr_path})\n{n.stderr_text(max_lines=max_lines)}"
             for i, n in self.nodes.items()
         )
+
+
+def produce_values(bootstrap: str, topic: str, partition: int, values: list[bytes],
+                   timeout: float = 60.0) -> dict[bytes, int]:
+    """Idempotent acks=all writes of `values` to topic/partition; asserts every one is
+    acknowledged; value -> offset."""
+    acked, errors = {}, []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append((msg.value(), str(err)))
+        else:
+            acked[msg.value()] = msg.offset()
+
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                  "linger.ms": 5, "message.timeout.ms": int(timeout * 1000),
+                  "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 500})
+    for v in values:
+        p.produce(topic, key=v, value=v, partition=partition, on_delivery=report)
+        p.poll(0)
+    left = p.flush(timeout + 10)
+    assert left == 0 and not errors, f"{left} undelivered, errors: {errors[:5]}"
+    return acked
+
+
+def started_cluster(request, root: Path, n: int, **kw) -> Cluster:
+    """For a test fixture: brokers 1..n under `root` (Cluster's keyword arguments in
+    `kw`), started, SIGKILLed when the test ends, and attached to the test so
+    cluster_plugin adds their logs to a failure report."""
+    c = Cluster(root, **kw)
+    request.node.strata_cluster = c
+    request.addfinalizer(c.kill_all)
+    c.start(n)
+    return c
 
 
 def segment_files(partition_dir: Path) -> list[Path]:

@@ -41,7 +41,7 @@ import pytest
 from confluent_kafka import Producer
 
 import kwire
-from cluster_harness import Cluster
+from cluster_harness import Cluster, produce_values, started_cluster
 from harness import wait_until
 from kclients import read_partitions, watermarks
 
@@ -373,31 +373,13 @@ RAW_PRODUCE_TIMEOUT_MS = 3000
 
 @pytest.fixture
 def proxied_cluster(request, tmp_path) -> Cluster:
-    cluster = Cluster(tmp_path, proxied=True)
-    request.node.strata_cluster = cluster
-    request.addfinalizer(cluster.kill_all)
-    cluster.start(3)
-    return cluster
+    return started_cluster(request, tmp_path, 3, proxied=True)
 
 
 def produce_acked(bootstrap: str, values: list[bytes]) -> dict[bytes, int]:
     """Idempotent acks=all writes of `values` to SPLIT_TOPIC partition 0; asserts every
     one is acknowledged; value -> offset."""
-    acked, errors = {}, []
-
-    def report(err, msg):
-        if err is not None:
-            errors.append((msg.value(), str(err)))
-        else:
-            acked[msg.value()] = msg.offset()
-
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 5, "message.timeout.ms": 30000})
-    for v in values:
-        p.produce(SPLIT_TOPIC, key=v, value=v, partition=0, on_delivery=report)
-    left = p.flush(45)
-    assert left == 0 and not errors, f"{left} undelivered, errors: {errors[:5]}"
-    return acked
+    return produce_values(bootstrap, SPLIT_TOPIC, 0, values, timeout=30)
 
 
 def produce_unsure(bootstrap: str, values: list[bytes]) -> tuple[dict[bytes, int], list]:

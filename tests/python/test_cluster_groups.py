@@ -30,7 +30,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from cluster_harness import CLUSTER_DEADLINE_S, Cluster, wait_for
+from cluster_harness import CLUSTER_DEADLINE_S, Cluster, started_cluster, wait_for
 
 pytest_plugins = ["cluster_plugin"]
 
@@ -61,11 +61,7 @@ def offsets_partition_of(group: str) -> int:
 
 @pytest.fixture
 def cluster(request, tmp_path) -> Cluster:
-    c = Cluster(tmp_path)
-    request.node.strata_cluster = c  # cluster_plugin attaches its logs on failure
-    request.addfinalizer(c.kill_all)
-    c.start(3)
-    return c
+    return started_cluster(request, tmp_path, 3)
 
 
 def produce_keyed(bootstrap: str, topic: str, n: int, tag: str,

@@ -34,12 +34,11 @@ import warnings
 from typing import Optional
 
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import test_cluster
 from cluster_harness import (BATCH_HEADER, CLUSTER_DEADLINE_S, MIN_BATCH_LENGTH, Cluster,
-                             segment_files, wait_for)
+                             produce_values, segment_files, started_cluster, wait_for)
 from kclients import read_partitions, watermarks
 from test_cluster import SeqProducer
 
@@ -60,11 +59,7 @@ MOVE_DEADLINE_S = 30.0
 
 @pytest.fixture
 def cluster(request, tmp_path) -> Cluster:
-    c = Cluster(tmp_path)
-    request.node.strata_cluster = c  # cluster_plugin attaches its logs on failure
-    request.addfinalizer(c.kill_all)
-    c.start(BROKERS)
-    return c
+    return started_cluster(request, tmp_path, BROKERS)
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -156,29 +151,6 @@ def wait_learner(c: Cluster, topic: str, partition: int, learner: int, among: li
 
     return wait_for(cond, CLUSTER_DEADLINE_S, f"node {learner} to join {topic}/{partition} "
                     "as a learner", interval=0.1)
-
-
-def produce(bootstrap: str, topic: str, partition: int, values: list[bytes],
-            timeout: float = 60.0) -> dict[bytes, int]:
-    """Idempotent acks=all writes of `values` to topic/partition; asserts every one is
-    acknowledged; value -> offset."""
-    acked, errors = {}, []
-
-    def report(err, msg):
-        if err is not None:
-            errors.append((msg.value(), str(err)))
-        else:
-            acked[msg.value()] = msg.offset()
-
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 5, "message.timeout.ms": int(timeout * 1000),
-                  "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 500})
-    for v in values:
-        p.produce(topic, key=v, value=v, partition=partition, on_delivery=report)
-        p.poll(0)
-    left = p.flush(timeout + 10)
-    assert left == 0 and not errors, f"{left} undelivered, errors: {errors[:5]}"
-    return acked
 
 
 def assert_partition_holds(c: Cluster, topic: str, partition: int,
@@ -357,12 +329,12 @@ def parked_move(c: Cluster, topic: str, drop_leader: bool):
     before = placed(c, topic, 0)
     replicas = before["replicas"]
     new = next(i for i in c.ids if i not in replicas)
-    acked = produce(c.bootstrap, topic, 0, [b"before-%04d" % i for i in range(200)])
+    acked = produce_values(c.bootstrap, topic, 0, [b"before-%04d" % i for i in range(200)])
     leader = c.wait_leader(topic, 0)
     followers = [r for r in replicas if r != leader]
     c.kill(new)
     live = [i for i in c.ids if i != new]
-    acked.update(produce(c.bootstrap_of(live), topic, 0, [b"new-down-%04d" % i for i in range(200)]))
+    acked.update(produce_values(c.bootstrap_of(live), topic, 0, [b"new-down-%04d" % i for i in range(200)]))
     dropped = leader if drop_leader else followers[-1]
     to = [r for r in replicas if r != dropped] + [new]
 
@@ -400,7 +372,7 @@ def test_second_move_is_refused_while_one_waits_for_a_restarted_broker(cluster, 
     assert third.returncode == 2 and "refused (409)" in third.stderr, shown(third)
     wait_placement(c, PARKED_TOPIC, 0, replicas, to)
 
-    acked.update(produce(c.bootstrap_of([i for i in c.ids if i != new]), PARKED_TOPIC, 0,
+    acked.update(produce_values(c.bootstrap_of([i for i in c.ids if i != new]), PARKED_TOPIC, 0,
                          [b"parked-%04d" % i for i in range(200)]))
     t0 = time.monotonic()
     c.restart(new)
@@ -410,7 +382,7 @@ def test_second_move_is_refused_while_one_waits_for_a_restarted_broker(cluster, 
     assert_replica_gone(c, dropped, PARKED_TOPIC, 0)
     assert sorted(metadata_replicas(c, leader, PARKED_TOPIC, 0)) == sorted(to)
 
-    acked.update(produce(c.bootstrap, PARKED_TOPIC, 0, [b"after-%04d" % i for i in range(200)]))
+    acked.update(produce_values(c.bootstrap, PARKED_TOPIC, 0, [b"after-%04d" % i for i in range(200)]))
     assert_partition_holds(c, PARKED_TOPIC, 0, acked)
     agreed = c.wait_converged([PARKED_TOPIC])
     c.stop_all()
@@ -444,14 +416,14 @@ def test_move_goes_on_when_the_leader_dies_mid_move(cluster, capsys):
     heir = c.wait_leader(LEADER_TOPIC, 0, among=staying)
     # Two of four brokers are down: the controller has no quorum, the partition (two of
     # its three voters up) does.
-    acked.update(produce(c.bootstrap_of(staying), LEADER_TOPIC, 0,
+    acked.update(produce_values(c.bootstrap_of(staying), LEADER_TOPIC, 0,
                          [b"leader-down-%04d" % i for i in range(100)]))
     t0 = time.monotonic()
     c.restart(new)
     wait_placement(c, LEADER_TOPIC, 0, to, None)
     t_done = time.monotonic() - t0
     assert_moved_group(c, LEADER_TOPIC, 0, to)
-    acked.update(produce(c.bootstrap_of(to), LEADER_TOPIC, 0,
+    acked.update(produce_values(c.bootstrap_of(to), LEADER_TOPIC, 0,
                          [b"old-leader-down-%04d" % i for i in range(100)]))
 
     c.restart(leader)
@@ -459,7 +431,7 @@ def test_move_goes_on_when_the_leader_dies_mid_move(cluster, capsys):
     wait_placement(c, LEADER_TOPIC, 0, to, None)
     assert_moved_group(c, LEADER_TOPIC, 0, to)
 
-    acked.update(produce(c.bootstrap, LEADER_TOPIC, 0, [b"after-%04d" % i for i in range(200)]))
+    acked.update(produce_values(c.bootstrap, LEADER_TOPIC, 0, [b"after-%04d" % i for i in range(200)]))
     assert_partition_holds(c, LEADER_TOPIC, 0, acked)
     agreed = c.wait_converged([LEADER_TOPIC])
     c.stop_all()
@@ -564,11 +536,7 @@ CHECKPOINT_WAIT_S = 3.0
 
 @pytest.fixture
 def checkpointed_cluster(request, tmp_path) -> Cluster:
-    c = Cluster(tmp_path, config=CHECKPOINT_CONFIG)
-    request.node.strata_cluster = c
-    request.addfinalizer(c.kill_all)
-    c.start(BROKERS)
-    return c
+    return started_cluster(request, tmp_path, BROKERS, config=CHECKPOINT_CONFIG)
 
 
 def controller_dir(c: Cluster, node_id: int):
@@ -644,7 +612,7 @@ def test_a_broker_dropped_while_down_removes_its_replica_after_a_checkpoint(
     c.create_topic(STALE_TOPIC, 1, REPLICATION)
     replicas = placed(c, STALE_TOPIC, 0)["replicas"]
     new = next(i for i in c.ids if i not in replicas)
-    acked = produce(c.bootstrap, STALE_TOPIC, 0, [b"before-%04d" % i for i in range(200)])
+    acked = produce_values(c.bootstrap, STALE_TOPIC, 0, [b"before-%04d" % i for i in range(200)])
     c.wait_converged([STALE_TOPIC])  # X's replica holds them too
     leader = c.wait_leader(STALE_TOPIC, 0)
     followers = [r for r in replicas if r != leader]
@@ -657,7 +625,7 @@ def test_a_broker_dropped_while_down_removes_its_replica_after_a_checkpoint(
     x_end = stopped_controller_log_end(c, x)
     live = [i for i in c.ids if i != x]
     to = [r for r in replicas if r != x] + [new]
-    acked.update(produce(c.bootstrap_of(live), STALE_TOPIC, 0,
+    acked.update(produce_values(c.bootstrap_of(live), STALE_TOPIC, 0,
                          [b"x-down-%04d" % i for i in range(100)]))
     t0 = time.monotonic()
     r = move(c, STALE_TOPIC, 0, to, leader)
@@ -670,7 +638,7 @@ def test_a_broker_dropped_while_down_removes_its_replica_after_a_checkpoint(
     # lies below each one's controller log end from now on.
     done_end = max(controller_log_end(c, i) for i in live)
     assert done_end > x_end, (done_end, x_end)
-    acked.update(produce(c.bootstrap_of(live), STALE_TOPIC, 0,
+    acked.update(produce_values(c.bootstrap_of(live), STALE_TOPIC, 0,
                          [b"moved-%04d" % i for i in range(100)]))
 
     # A node's log start (its latest checkpoint) lies at or after its first segment's
@@ -744,7 +712,7 @@ def test_a_broker_dropped_while_down_removes_its_replica_after_a_checkpoint(
         f"node {x} removed its replica of {STALE_TOPIC}/0 (log lines {removed}) before its "
         f"controller log restarted at the checkpoint (line {at}): not through the checkpoint")
 
-    acked.update(produce(c.bootstrap, STALE_TOPIC, 0, [b"after-%04d" % i for i in range(100)]))
+    acked.update(produce_values(c.bootstrap, STALE_TOPIC, 0, [b"after-%04d" % i for i in range(100)]))
     assert_partition_holds(c, STALE_TOPIC, 0, acked)
     assert not x_dir.exists(), f"{x_dir} came back"
     assert c.partition_view(x, STALE_TOPIC, 0) is None, f"node {x} hosts {STALE_TOPIC}/0 again"
