@@ -342,11 +342,10 @@ impl NodeHandle {
             .flatten()
     }
 
-    /// The peer nodes this node heard from within an election timeout, ascending
-    /// (updated every tick): the brokers a partition's replicas are "offline" on are
-    /// the others.
-    pub fn alive_peers(&self) -> Vec<u64> {
-        self.alive.borrow().clone()
+    /// Whether this node heard from `peer` within an election timeout, as of its last
+    /// tick (a replica on a peer it did not is "offline" in Metadata).
+    pub fn is_alive(&self, peer: u64) -> bool {
+        self.alive.borrow().binary_search(&peer).is_ok()
     }
 
     /// Every group's status as this node sees it, ordered by group id.
@@ -402,7 +401,7 @@ struct Node {
     transport: Transport,
     /// Peer nodes alive at the last tick.
     alive: std::collections::HashSet<u64>,
-    /// The same, for [`NodeHandle::alive_peers`].
+    /// The same, ascending, for [`NodeHandle::is_alive`].
     published_alive: watch::Sender<Vec<u64>>,
     /// Published views of the groups someone watches.
     views: HashMap<u64, watch::Sender<GroupView>>,

@@ -34,6 +34,12 @@ async fn peer() -> (
     (addr, rx, stop)
 }
 
+/// A loopback address nobody listens on (bound once, then released).
+async fn unused_addr() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
 async fn recv(rx: &mut mpsc::Receiver<Envelope>) -> Envelope {
     tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
@@ -91,11 +97,7 @@ async fn reconnects_after_the_peer_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_peer_costs_bounded_memory() {
-    // An address nobody listens on.
-    let addr = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap()
-    };
+    let addr = unused_addr().await;
     let (_down, down_rx) = watch::channel(false);
     let t = Transport::new(down_rx);
     t.add_peer(2, addr);
@@ -115,11 +117,7 @@ async fn a_down_peer_costs_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_peer_gets_nothing_queued_while_it_was_away() {
-    // An address nobody listens on yet.
-    let addr = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap()
-    };
+    let addr = unused_addr().await;
     let (_down, down_rx) = watch::channel(false);
     let t = Transport::new(down_rx);
     t.add_peer(2, addr);

@@ -133,6 +133,18 @@ class SeqProducer(threading.Thread):
         self.stopping.set()
         self.join(120)
 
+    def assert_finished_cleanly(self) -> list[tuple[int, int, int]]:
+        """After `stop`: the thread ended without errors and every record sent was
+        acknowledged; returns the acknowledgements (partition, offset, seq)."""
+        assert not self.is_alive(), "producer thread did not finish"
+        assert self.crashed is None, f"producer thread died: {self.crashed!r}"
+        assert not self.fatal, f"the idempotent producer hit fatal errors: {self.fatal}"
+        assert self.unflushed == 0, f"{self.unflushed} records still undelivered after 90 s"
+        assert not self.failed, f"{len(self.failed)} deliveries failed, first: {self.failed[:5]}"
+        acked = self.snapshot()
+        assert len(acked) == self.sent, f"{self.sent} sent, {len(acked)} acknowledged"
+        return acked
+
     # -- the producer thread ----------------------------------------------------------
 
     def _report(self, err, msg):
@@ -294,13 +306,7 @@ def test_sigkilled_leaders_lose_no_acknowledged_record(failover_run):
     run = failover_run
     prod = run.producer
     assert len(run.killed) == KILLS, f"{len(run.killed)} of {KILLS} kills done"
-    assert not prod.is_alive(), "producer thread did not finish"
-    assert prod.crashed is None, f"producer thread died: {prod.crashed!r}"
-    assert not prod.fatal, f"the idempotent producer hit fatal errors: {prod.fatal}"
-    assert prod.unflushed == 0, f"{prod.unflushed} records still undelivered after 90 s"
-    assert not prod.failed, f"{len(prod.failed)} deliveries failed, first: {prod.failed[:5]}"
-    acked = prod.snapshot()
-    assert len(acked) == prod.sent, f"{prod.sent} sent, {len(acked)} acknowledged"
+    acked = prod.assert_finished_cleanly()
     positions = collections.Counter((p, o) for p, o, _ in acked)
     reused = [pos for pos, n in positions.items() if n > 1]
     assert not reused, f"offsets acknowledged for two records: {reused[:10]}"

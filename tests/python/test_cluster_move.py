@@ -262,13 +262,7 @@ def test_move_off_the_leader_under_load_loses_nothing(cluster, capsys):
         prod.stop()
     c.mark(f"producer stopped: {prod.sent} sent")
 
-    assert not prod.is_alive(), "producer thread did not finish"
-    assert prod.crashed is None, f"producer thread died: {prod.crashed!r}"
-    assert not prod.fatal, f"the idempotent producer hit fatal errors: {prod.fatal}"
-    assert prod.unflushed == 0, f"{prod.unflushed} records still undelivered after 90 s"
-    assert not prod.failed, f"{len(prod.failed)} deliveries failed, first: {prod.failed[:5]}"
-    acked = prod.snapshot()
-    assert len(acked) == prod.sent, f"{prod.sent} sent, {len(acked)} acknowledged"
+    acked = prod.assert_finished_cleanly()
     reused = [pos for pos, k in collections.Counter((p, o) for p, o, _ in acked).items() if k > 1]
     assert not reused, f"offsets acknowledged for two records: {reused[:10]}"
 

@@ -419,7 +419,7 @@ impl Cluster {
     /// Whether broker `id` is up as far as this node can tell: itself, or a peer heard
     /// from within an election timeout.
     pub fn is_alive(&self, id: u64) -> bool {
-        id == self.node_id || self.node.alive_peers().contains(&id)
+        id == self.node_id || self.node.is_alive(id)
     }
 
     /// The controller leader this node knows, if any.
