@@ -12,7 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::{Bytes, BytesMut};
 use memmap2::{Mmap, MmapOptions};
@@ -30,12 +31,80 @@ pub const OFFSET_INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const ENTRIES_SUFFIX: &str = "entries";
 pub const ENTRYDATA_SUFFIX: &str = "entrydata";
-/// Bytes handed out through one segment's map after which its pages are dropped from
-/// this process's page tables (`MADV_DONTNEED`; they stay in the page cache and the
-/// next read faults them back in). Bounds how much of a segment that consumers stream
-/// through counts as the broker's resident memory: a 1 GiB active segment read end to
-/// end would otherwise be resident in full until the map is released.
-pub const MAP_RESIDENT_BYTES: u64 = 32 << 20;
+/// Bytes handed out through segment maps, by all logs of the process together, after
+/// which the pages of every map read since the last time are dropped from this
+/// process's page tables (`MADV_DONTNEED`; they stay in the page cache and the next
+/// read faults them back in). Bounds how much of the logs that consumers stream through
+/// counts as the broker's resident memory, however many partitions they read: a 1 GiB
+/// active segment read end to end would otherwise be resident in full until its map is
+/// released, and every partition read adds its own.
+pub const MAP_RESIDENT_BYTES: u64 = 128 << 20;
+
+/// The process-wide account behind [`MAP_RESIDENT_BYTES`].
+struct ResidentMaps {
+    /// Bytes handed out through maps since the last sweep.
+    read_bytes: AtomicU64,
+    /// Counts sweeps; a segment registers its map once per epoch.
+    epoch: AtomicU64,
+    /// Maps read since the last sweep (dead ones are skipped).
+    maps: Mutex<Vec<Weak<Mmap>>>,
+}
+
+static RESIDENT_MAPS: ResidentMaps = ResidentMaps::new();
+
+impl ResidentMaps {
+    const fn new() -> ResidentMaps {
+        ResidentMaps {
+            read_bytes: AtomicU64::new(0),
+            epoch: AtomicU64::new(1),
+            maps: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock_maps(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Mmap>>> {
+        // The list is only pushed to and taken whole: a panic cannot leave it half-changed.
+        self.maps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers `map` for the next sweep.
+    fn register(&self, map: &Arc<Mmap>) {
+        let mut maps = self.lock_maps();
+        if maps.len() == maps.capacity() {
+            // Maps dropped and made again between sweeps leave dead entries: shed them
+            // before the list grows (amortised, so pushes stay O(1)).
+            maps.retain(|w| w.strong_count() > 0);
+        }
+        maps.push(Arc::downgrade(map));
+    }
+
+    /// Counts `read` bytes; past [`MAP_RESIDENT_BYTES`], drops the pages of every map
+    /// read since the last sweep.
+    fn account(&self, read: u64) {
+        if self.read_bytes.fetch_add(read, Ordering::Relaxed) + read < MAP_RESIDENT_BYTES {
+            return;
+        }
+        let maps = {
+            let mut maps = self.lock_maps();
+            // Another reader may have swept since this one counted.
+            if self.read_bytes.load(Ordering::Relaxed) < MAP_RESIDENT_BYTES {
+                return;
+            }
+            self.read_bytes.store(0, Ordering::Relaxed);
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            std::mem::take(&mut *maps)
+        };
+        for map in maps.iter().filter_map(Weak::upgrade) {
+            // SAFETY: the map is a read-only, shared mapping of a file. MADV_DONTNEED on
+            // such a mapping only unmaps its pages from this process: a later access (by
+            // a slice already handed out, too) faults the same bytes back in from the page
+            // cache, so no reader can observe different contents. (It would zero a
+            // private anonymous mapping, which this is not.)
+            if let Err(e) = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) } {
+                debug!(error = %e, "madvise(DONTNEED) of a segment map failed");
+            }
+        }
+    }
+}
 
 /// `NNNNNNNNNNNNNNNNNNNN.suffix`: the base offset zero-padded to 20 digits, as Kafka names
 /// its segment files.
@@ -117,9 +186,9 @@ pub struct Segment {
     map_len: u64,
     map: OnceLock<Arc<Mmap>>,
     /// Set by every read through the map; cleared by `release_idle_map`.
-    map_used: std::sync::atomic::AtomicBool,
-    /// Bytes handed out through the map since its pages were last dropped.
-    map_read_bytes: std::sync::atomic::AtomicU64,
+    map_used: AtomicBool,
+    /// The [`RESIDENT_MAPS`] epoch the map was last registered in (0: not yet).
+    map_epoch: AtomicU64,
     /// Mappings replaced while readers still held slices of them.
     retired_maps: Vec<std::sync::Weak<Mmap>>,
     active: bool,
@@ -197,8 +266,8 @@ impl Segment {
             bytes_since_index_entry: 0,
             map_len: Self::active_map_len(config, 0),
             map: OnceLock::new(),
-            map_used: std::sync::atomic::AtomicBool::new(false),
-            map_read_bytes: std::sync::atomic::AtomicU64::new(0),
+            map_used: AtomicBool::new(false),
+            map_epoch: AtomicU64::new(0),
             retired_maps: Vec::new(),
             active: true,
         })
@@ -266,8 +335,8 @@ impl Segment {
             bytes_since_index_entry: 0,
             map_len: file_size,
             map: OnceLock::new(),
-            map_used: std::sync::atomic::AtomicBool::new(false),
-            map_read_bytes: std::sync::atomic::AtomicU64::new(0),
+            map_used: AtomicBool::new(false),
+            map_epoch: AtomicU64::new(0),
             retired_maps: Vec::new(),
             active: false,
         })
@@ -503,8 +572,7 @@ impl Segment {
 
     /// The segment's memory map, created on first use.
     fn map(&self) -> Result<Option<&Arc<Mmap>>> {
-        self.map_used
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.map_used.store(true, Ordering::Relaxed);
         if let Some(m) = self.map.get() {
             return Ok(Some(m));
         }
@@ -524,23 +592,14 @@ impl Segment {
         Ok(self.map.get())
     }
 
-    /// Counts `read` bytes handed out through `map`; past [`MAP_RESIDENT_BYTES`], drops
-    /// the map's pages from the process's page tables.
-    fn drop_resident_pages_past_limit(&self, map: &Mmap, read: u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let total = self.map_read_bytes.fetch_add(read, Relaxed) + read;
-        if total < MAP_RESIDENT_BYTES {
-            return;
+    /// Counts `read` bytes handed out through `map` in the process-wide account
+    /// ([`MAP_RESIDENT_BYTES`]), registering the map for the next sweep first.
+    fn account_map_read(&self, map: &Arc<Mmap>, read: u64) {
+        let epoch = RESIDENT_MAPS.epoch.load(Ordering::Acquire);
+        if self.map_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+            RESIDENT_MAPS.register(map);
         }
-        self.map_read_bytes.store(0, Relaxed);
-        // SAFETY: the map is a read-only, shared mapping of a file. MADV_DONTNEED on such
-        // a mapping only unmaps its pages from this process: a later access (by a slice
-        // already handed out, too) faults the same bytes back in from the page cache, so
-        // no reader can observe different contents. (It would zero a private anonymous
-        // mapping, which this is not.)
-        if let Err(e) = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) } {
-            debug!(path = %self.log_path.display(), error = %e, "madvise(DONTNEED) failed");
-        }
+        RESIDENT_MAPS.account(read);
     }
 
     /// Drops the map of a segment (the active one too) that no read used since the last
@@ -548,9 +607,7 @@ impl Segment {
     /// memory; a later read maps it again. Slices already handed out keep their own
     /// reference. Returns true if a map was dropped.
     pub fn release_idle_map(&mut self) -> bool {
-        let used = self
-            .map_used
-            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        let used = self.map_used.swap(false, Ordering::Relaxed);
         if used || self.map.get().is_none() {
             return false;
         }
@@ -571,7 +628,7 @@ impl Segment {
                     start: start as usize,
                     end: end as usize,
                 });
-                self.drop_resident_pages_past_limit(map, end - start);
+                self.account_map_read(map, end - start);
                 Ok(bytes)
             }
             _ => {
@@ -792,6 +849,8 @@ impl Segment {
 
     /// Drops the cached mapping, remembering it while readers still hold slices of it.
     fn reset_map(&mut self) {
+        // A new map must register itself on its first read.
+        *self.map_epoch.get_mut() = 0;
         if let Some(old) = self.map.take() {
             if Arc::strong_count(&old) > 1 {
                 self.retired_maps.push(Arc::downgrade(&old));
@@ -1206,4 +1265,71 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
         .map_err(|e| LogError::io(path, e))?;
     f.read_to_end(&mut v).map_err(|e| LogError::io(path, e))?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This process's resident bytes of the mapping that starts at `map`'s address.
+    fn resident_bytes(map: &Mmap) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{:x}-", map.as_ptr() as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start)).skip(1);
+        let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+        let kib: u64 = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
+    fn touched_map(dir: &Path, name: &str, fill: u8) -> Arc<Mmap> {
+        let path = dir.join(name);
+        std::fs::write(&path, vec![fill; 4 << 20]).unwrap();
+        let file = File::open(&path).unwrap();
+        // SAFETY: a test's own file, never changed while mapped.
+        let map = Arc::new(unsafe { Mmap::map(&file) }.unwrap());
+        assert!(map.iter().all(|b| *b == fill));
+        map
+    }
+
+    #[test]
+    fn a_sweep_drops_the_pages_of_every_map_read_since_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = ResidentMaps::new();
+        let (a, b) = (
+            touched_map(dir.path(), "a", 1),
+            touched_map(dir.path(), "b", 2),
+        );
+        assert!(resident_bytes(&a) >= 4 << 20 && resident_bytes(&b) >= 4 << 20);
+        account.register(&a);
+        account.register(&b);
+        account.account(MAP_RESIDENT_BYTES - 1);
+        assert_eq!(
+            account.epoch.load(Ordering::Relaxed),
+            1,
+            "below the limit: no sweep"
+        );
+        assert!(resident_bytes(&a) >= 4 << 20);
+        account.account(1);
+        assert_eq!(account.epoch.load(Ordering::Relaxed), 2);
+        assert_eq!(account.read_bytes.load(Ordering::Relaxed), 0);
+        assert!(account.lock_maps().is_empty());
+        assert_eq!((resident_bytes(&a), resident_bytes(&b)), (0, 0));
+        // The same bytes fault back in.
+        assert!(a.iter().all(|x| *x == 1) && b.iter().all(|x| *x == 2));
+    }
+
+    #[test]
+    fn dead_maps_are_shed_before_the_list_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let account = ResidentMaps::new();
+        let live = touched_map(dir.path(), "live", 3);
+        for _ in 0..100 {
+            let dead = touched_map(dir.path(), "dead", 4);
+            account.register(&dead);
+        }
+        account.register(&live);
+        let maps = account.lock_maps();
+        assert!(maps.len() < 40, "{} entries kept", maps.len());
+        assert_eq!(maps.iter().filter(|w| w.strong_count() > 0).count(), 1);
+    }
 }

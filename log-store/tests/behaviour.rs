@@ -633,8 +633,9 @@ fn set_config_refuses_invalid_settings_and_keeps_the_old_ones() {
     ));
 }
 
-/// Reads past `MAP_RESIDENT_BYTES` drop the map's pages from the process (madvise); the
-/// bytes seen afterwards, through slices handed out before and after, are unchanged.
+/// Reads past `MAP_RESIDENT_BYTES` (process-wide) drop the maps' pages from the process
+/// (madvise); the bytes seen afterwards, through slices handed out before and after, are
+/// unchanged.
 #[test]
 fn reads_past_the_resident_limit_see_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
@@ -647,12 +648,15 @@ fn reads_past_the_resident_limit_see_the_same_bytes() {
         log.append(&mut b).unwrap();
     }
     log.flush().unwrap();
-    assert!(log.size_bytes() > 2 * log_store::MAP_RESIDENT_BYTES);
+    // Enough passes to cross the limit twice, whatever other tests counted before.
+    let passes = 3 * log_store::MAP_RESIDENT_BYTES / log.size_bytes() + 1;
     let first = common::read_all(&log, 0);
-    let second = common::read_all(&log, 0);
+    for _ in 1..passes {
+        let again = common::read_all(&log, 0);
+        assert_eq!(again, first);
+    }
     assert_eq!(first.len(), appended.len());
-    for ((a, b), want) in first.iter().zip(&second).zip(&appended) {
-        assert_eq!(a, b);
+    for (a, want) in first.iter().zip(&appended) {
         assert_eq!(&common::unpatched(&a.1), want);
     }
 }
