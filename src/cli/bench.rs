@@ -7,7 +7,9 @@
 //!   partitions split among them (each partition read by a partition consumer, on a
 //!   connection of its own, as `strata consume` does); throughput only.
 //! - `e2e`: both at once, consumers starting at the end of the log; latency is the
-//!   record's age on arrival (now − CreateTime, the producer's clock = the consumer's).
+//!   record's age on arrival: now − the microsecond the producer was handed the record,
+//!   which the first 8 bytes of each value carry (CreateTime, in milliseconds, for
+//!   values shorter than that); the producer's clock is the consumer's.
 //!
 //! Runs stop after `--messages` records (default 1 000 000) or `--duration`. The topic
 //! is created when absent and deleted afterwards with `--cleanup`. A progress bar on
@@ -36,7 +38,7 @@ use tokio::task::JoinSet;
 use super::produce::{parse_acks, CompressionArg};
 use super::topic::BrokersArg;
 use super::Outcome;
-use load::{ProducerPlan, ProducerStats, Progress, ReadLimit, ReaderStats};
+use load::{Dating, ProducerPlan, ProducerStats, Progress, ReadLimit, ReaderStats, STAMP_BYTES};
 use report::{Latency, Params, Report};
 
 /// Records per run when neither `--messages` nor `--duration` is given.
@@ -97,7 +99,8 @@ struct BenchOptions {
     /// Run for this long instead: 30s, 500ms, 2m, or seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Record value size in bytes (no key).
+    /// Record value size in bytes (no key). In e2e, a value's first 8 bytes carry the
+    /// microsecond it was sent.
     #[arg(long, default_value_t = 100, value_name = "BYTES")]
     size: usize,
     /// Acknowledgement: 0, 1 or all (all enables idempotence).
@@ -366,6 +369,7 @@ impl BenchOptions {
     async fn start_producers(
         &self,
         progress: &Arc<Progress>,
+        stamp_values: bool,
         set: &mut JoinSet<Result<ProducerStats>>,
     ) -> Result<Instant> {
         let total = self.messages_target(Mode::Produce);
@@ -391,6 +395,7 @@ impl BenchOptions {
                 deadline,
                 rate_per_sec: self.rate.map(|r| r as f64 / n as f64),
                 start,
+                stamp_values,
             };
             set.spawn(load::produce(producer, plan, Arc::clone(progress)));
         }
@@ -401,7 +406,9 @@ impl BenchOptions {
         let progress = Arc::new(Progress::default());
         let mut bar = self.progress_bar(Mode::Produce);
         let mut producers = JoinSet::new();
-        let start = self.start_producers(&progress, &mut producers).await?;
+        let start = self
+            .start_producers(&progress, false, &mut producers)
+            .await?;
         let mut stats = Vec::new();
         let mut tick = tokio::time::interval(TICK);
         while !producers.is_empty() {
@@ -469,7 +476,7 @@ impl BenchOptions {
                 set.spawn(load::read_partition(
                     consumer,
                     end,
-                    how.timed,
+                    how.dating,
                     Arc::clone(how.limit),
                     Arc::clone(how.progress),
                 ));
@@ -492,7 +499,7 @@ impl BenchOptions {
             params.consumers,
             Reading {
                 start: StartOffset::Earliest,
-                timed: false,
+                dating: Dating::Untimed,
                 limit: &limit,
                 progress: &progress,
             },
@@ -531,13 +538,19 @@ impl BenchOptions {
         let limit = Arc::new(ReadLimit::new(self.messages_target(Mode::E2e), None));
         let mut readers = JoinSet::new();
         let mut bar = self.progress_bar(Mode::E2e);
+        let stamp_values = self.size >= STAMP_BYTES;
+        let dating = if stamp_values {
+            Dating::ValueStamp
+        } else {
+            Dating::CreateTime
+        };
         // Readers are positioned at the end before the first record is sent.
         self.start_readers(
             params.partitions,
             params.consumers,
             Reading {
                 start: StartOffset::Latest,
-                timed: true,
+                dating,
                 limit: &limit,
                 progress: &progress,
             },
@@ -545,7 +558,9 @@ impl BenchOptions {
         )
         .await?;
         let mut producers = JoinSet::new();
-        let start = self.start_producers(&progress, &mut producers).await?;
+        let start = self
+            .start_producers(&progress, stamp_values, &mut producers)
+            .await?;
         let (read, stats) = self
             .wait_for_readers(&mut readers, producers, &limit, &progress, &mut bar)
             .await?;
@@ -702,8 +717,8 @@ fn compression_name(c: CompressionArg) -> &'static str {
 /// Where readers start and what they share.
 struct Reading<'a> {
     start: StartOffset,
-    /// Record each record's age on arrival (e2e).
-    timed: bool,
+    /// How to measure each record's age on arrival (e2e).
+    dating: Dating,
     limit: &'a Arc<ReadLimit>,
     progress: &'a Arc<Progress>,
 }

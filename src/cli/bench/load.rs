@@ -5,7 +5,10 @@
 //! Per record, the producer side allocates only what the client's API requires (the
 //! `ProducerRecord`'s topic `String` and the `Delivery` channel): every record's value
 //! is one shared `Bytes` (a reference count, no copy), and the record timestamp is
-//! stamped by the producer (CreateTime). Send and acknowledgement times come from a
+//! stamped by the producer (CreateTime). In e2e runs each value is a copy instead, whose
+//! first 8 bytes carry the microsecond it was handed to the producer ([`Dating`]):
+//! CreateTime has millisecond resolution, too coarse for millisecond latencies. Send and
+//! acknowledgement times come from a
 //! [`CoarseClock`]: read after every wait and otherwise once per
 //! [`CLOCK_REUSE_RECORDS`] records, so a time is late by at most the few microseconds
 //! that many records take without waiting (the clock was ~10 % of the client's CPU when
@@ -34,6 +37,55 @@ const SETTLE_QUEUE_RECORDS: usize = 64 * 1024;
 const PROGRESS_FLUSH_RECORDS: u64 = 256;
 /// Records that may share one clock reading when nothing waited in between.
 const CLOCK_REUSE_RECORDS: u32 = 64;
+/// How early a paced producer may hand a record over. tokio's timers fire on 1 ms ticks,
+/// so sleeping until a record's exact send time wakes up to 1 ms late, and every record
+/// would carry the pacer's own lateness in its latency. The producer sleeps until this
+/// long before the send time instead and hands the record over on waking; the average
+/// rate is the same, records leave at most this much early, and latency counts from the
+/// hand-over (or from the send time, when the producer is behind its schedule).
+const PACING_LEAD: Duration = Duration::from_millis(1);
+/// Bytes of a value that carry its hand-over time (a little-endian `i64` of
+/// microseconds since the Unix epoch) when the values are stamped.
+pub const STAMP_BYTES: usize = 8;
+
+/// How a reader dates a record to measure its age on arrival (e2e).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dating {
+    /// Not measured (consume).
+    Untimed,
+    /// The record's CreateTime: millisecond resolution, so an age reads 0–1 ms high
+    /// (0.5 ms on average). Used when values are too short to carry a stamp.
+    CreateTime,
+    /// The first [`STAMP_BYTES`] of the value: microsecond resolution.
+    ValueStamp,
+}
+
+/// Microseconds since the Unix epoch at `t`, on one mapping per process from the
+/// monotonic clock to the wall clock, so stamps and arrivals are on the same clock.
+fn unix_micros_at(t: Instant) -> i64 {
+    static ORIGIN: std::sync::OnceLock<(Instant, i64)> = std::sync::OnceLock::new();
+    let (origin, origin_us) = *ORIGIN.get_or_init(|| (Instant::now(), unix_micros()));
+    let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    match t.checked_duration_since(origin) {
+        Some(after) => origin_us.saturating_add(micros(after)),
+        None => origin_us.saturating_sub(micros(origin.saturating_duration_since(t))),
+    }
+}
+
+/// A copy of `template` whose first [`STAMP_BYTES`] are `unix_us`.
+fn stamped(template: &Bytes, unix_us: i64) -> Bytes {
+    let mut value = template.to_vec();
+    if let Some(head) = value.get_mut(..STAMP_BYTES) {
+        head.copy_from_slice(&unix_us.to_le_bytes());
+    }
+    Bytes::from(value)
+}
+
+/// The stamp a value carries, if it is long enough to carry one.
+fn stamp_of(value: &[u8]) -> Option<i64> {
+    let head: [u8; STAMP_BYTES] = value.get(..STAMP_BYTES)?.try_into().ok()?;
+    Some(i64::from_le_bytes(head))
+}
 
 /// A clock read lazily: [`CoarseClock::now`] returns the last reading for up to
 /// [`CLOCK_REUSE_RECORDS`] calls; callers [`CoarseClock::refresh`] it after any wait.
@@ -95,6 +147,8 @@ pub struct ProducerPlan {
     pub rate_per_sec: Option<f64>,
     /// When the run started: the origin of the pacing schedule.
     pub start: Instant,
+    /// Whether each value carries its hand-over time ([`Dating::ValueStamp`]).
+    pub stamp_values: bool,
 }
 
 /// What one producer task measured.
@@ -111,8 +165,9 @@ pub struct ProducerStats {
 /// record from the moment it is handed to the producer to the moment its `Delivery`
 /// resolves: every record of a batch shares the batch's acknowledgement, so a record's
 /// latency includes its wait in the batch (linger). When paced (`--rate`), latency
-/// starts at the scheduled send time, so a producer that falls behind its schedule
-/// shows it in the latency instead of hiding it (no coordinated omission).
+/// starts at the scheduled send time if that is earlier than the hand-over, so a
+/// producer that falls behind its schedule shows it in the latency instead of hiding it
+/// (no coordinated omission); records leave up to [`PACING_LEAD`] early otherwise.
 pub async fn produce(
     producer: Producer,
     plan: ProducerPlan,
@@ -141,13 +196,23 @@ pub async fn produce(
         if plan.deadline.is_some_and(|d| now.max(scheduled) >= d) {
             break;
         }
-        if scheduled > now {
-            tokio::time::sleep_until(scheduled.into()).await;
-            clock.refresh();
-        }
+        let now = match scheduled.checked_sub(PACING_LEAD) {
+            Some(wake) if wake > now => {
+                tokio::time::sleep_until(wake.into()).await;
+                clock.refresh()
+            }
+            _ => now,
+        };
+        // The hand-over, or the send time when the producer is behind it.
+        let handed = now.min(scheduled);
+        let value = if plan.stamp_values {
+            stamped(&plan.value, unix_micros_at(handed))
+        } else {
+            plan.value.clone()
+        };
         let record = ProducerRecord {
             topic: plan.topic.clone(),
-            value: Some(plan.value.clone()),
+            value: Some(value),
             ..ProducerRecord::default()
         };
         // The waiting paths only when needed: their futures are what a record costs most
@@ -170,7 +235,7 @@ pub async fn produce(
                 break;
             }
         };
-        match tx.try_send((scheduled, delivery)) {
+        match tx.try_send((handed, delivery)) {
             Ok(()) => {}
             Err(TrySendError::Full(item)) => {
                 if tx.send(item).await.is_err() {
@@ -301,13 +366,12 @@ impl ReaderStats {
 }
 
 /// Reads one partition until `limit` says stop or the position reaches `end` (an
-/// offset known at the start). With `timed`, records the age of each record on
-/// arrival: now − its CreateTime. CreateTime has millisecond resolution, so that age
-/// reads 0–1 ms high (0.5 ms on average).
+/// offset known at the start), recording each record's age on arrival as `dating`
+/// says.
 pub async fn read_partition(
     mut consumer: PartitionConsumer,
     end: Option<i64>,
-    timed: bool,
+    dating: Dating,
     limit: Arc<ReadLimit>,
     progress: Arc<Progress>,
 ) -> client::Result<ReaderStats> {
@@ -322,18 +386,22 @@ pub async fn read_partition(
         let before = progress.read.fetch_add(fetched, Ordering::Relaxed);
         let n = fetched.min(limit.target.load(Ordering::Relaxed).saturating_sub(before));
         let now = Instant::now();
-        let now_us = unix_micros();
+        let now_us = unix_micros_at(now);
         for r in records
             .iter()
             .take(usize::try_from(n).unwrap_or(usize::MAX))
         {
             stats.value_bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
-            if timed {
-                let age_us = now_us.saturating_sub(r.timestamp_ms.saturating_mul(1000));
-                stats
-                    .latency
-                    .saturating_record(u64::try_from(age_us).unwrap_or(0));
+            let born_us = match dating {
+                Dating::Untimed => continue,
+                Dating::ValueStamp => r.value.as_deref().and_then(stamp_of),
+                Dating::CreateTime => None,
             }
+            .unwrap_or_else(|| r.timestamp_ms.saturating_mul(1000));
+            let age_us = now_us.saturating_sub(born_us);
+            stats
+                .latency
+                .saturating_record(u64::try_from(age_us).unwrap_or(0));
         }
         if n > 0 {
             stats.records += n;
@@ -348,4 +416,32 @@ fn unix_micros() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_reads_back_and_short_values_carry_none() {
+        let template = Bytes::from(vec![b'x'; 100]);
+        let value = stamped(&template, 1_764_750_000_123_456);
+        assert_eq!(value.len(), 100);
+        assert_eq!(stamp_of(&value), Some(1_764_750_000_123_456));
+        assert!(value[STAMP_BYTES..].iter().all(|b| *b == b'x'));
+        assert_eq!(stamp_of(b"short"), None);
+    }
+
+    #[test]
+    fn stamps_follow_the_monotonic_clock_in_microseconds() {
+        let t = Instant::now();
+        let later = t + Duration::from_micros(1500);
+        // (Each side rounds down to a microsecond.)
+        let apart = unix_micros_at(later) - unix_micros_at(t);
+        assert!((1499..=1500).contains(&apart), "{apart}");
+        let earlier = t.checked_sub(Duration::from_millis(3)).unwrap_or(t);
+        assert!(unix_micros_at(earlier) <= unix_micros_at(t));
+        // Close to the wall clock (one mapping per process, taken at first use).
+        assert!((unix_micros_at(Instant::now()) - unix_micros()).abs() < 1_000_000);
+    }
 }
