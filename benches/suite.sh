@@ -4,7 +4,8 @@
 #
 #   1. Builds the release `strata` binary and the `plot_latency` chart tool.
 #   2. Machine limits: `dd` into the data directory's filesystem, into the page cache and
-#      with `conv=fdatasync` (median of 3 each), and `iperf3` over loopback (iperf3 and jq
+#      with `conv=fdatasync` (median of 3 each; also into a growing page cache, each run
+#      into a new file), and `iperf3` over loopback (iperf3 and jq
 #      are installed with apt-get when missing, as scripts/test.sh does for kcat).
 #   3. Starts its own `strata serve` on private ports (never the defaults) with a data
 #      directory under a temp directory, and waits until it accepts connections.
@@ -13,13 +14,15 @@
 #      what it wrote (single node here; three nodes in step 6b).
 #   5. The sweep: per acks setting, an unpaced `strata bench e2e` (8 partitions, 1 KiB)
 #      gives the maximum rate R, then `e2e --rate` at 10, 30, 50, 70 and 90 % of R.
+#   5b. Issue 7's latency target: e2e at 100 000 msgs/s of 1 KiB, 1 partition, linger 0,
+#      acks=1 and acks=all, 3 runs each.
 #   6. The broker's VmRSS / RssAnon / RssFile / VmHWM (/proc/PID/status) after the run
 #      and again after an idle wait; then SIGTERM, and the broker must exit cleanly.
 #   6b. Three brokers on this machine (`--peers`, private ports, data under the same temp
 #      directory): the same matrix with replication factor 3 (every topic on all three),
 #      each cell also as a ratio of the single node's; their VmRSS; SIGTERM, clean exits.
 #   7. Writes benches/results/<UTC time>/: results.jsonl (every raw `--json` object),
-#      limits.json, matrix.csv, cluster_matrix.csv, sweep.csv, summary.md (the BENCHMARKS.md tables) and
+#      limits.json, matrix.csv, cluster_matrix.csv, sweep.csv, target.csv, summary.md (the BENCHMARKS.md tables) and
 #      latency-vs-throughput.png. A full run also copies the chart to
 #      docs/img/latency-vs-throughput.png (the one README.md shows).
 #
@@ -63,6 +66,10 @@ else
     msgs_100b=2000000 msgs_1kib=500000
     sweep_max_s=10 sweep_step_s=10 idle_s=30
 fi
+# Issue 7's latency target: e2e at 100 000 msgs/s of 1 KiB on one partition of one node,
+# the producer sending at once (linger 0), repeated for a median.
+if $quick; then target_runs=1 target_s=3; else target_runs=3 target_s=10; fi
+target_rate=100000
 sweep_pcts=(10 30 50 70 90)
 sweep_partitions=8
 sweep_size=1024
@@ -148,12 +155,24 @@ dd_median() {
     done
     printf '%s\n' "${runs[@]}" | sort -g | awk -v all="${runs[*]}" '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], all }'
 }
+# The same, but every run into a new file while the earlier ones stay: the page cache
+# grows as a log's does. Reusing freed pages (the runs above) can be several times
+# faster than growing the cache on a VM whose free memory the host takes back.
+dd_median_growing() {
+    local runs=() r i
+    for i in $(seq "$dd_runs"); do
+        runs+=("$(dd_mb_per_sec if=/dev/zero of="$work/data/dd-grow-$i.bin" bs=1M "$@")")
+    done
+    rm -f "$work/data"/dd-grow-*.bin
+    printf '%s\n' "${runs[@]}" | sort -g | awk -v all="${runs[*]}" '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], all }'
+}
 dd_runs=3
 mkdir -p "$work/data"
 echo "== dd, median of $dd_runs: ${dd_cache_mib} MiB into the page cache, ${dd_sync_mib} MiB with conv=fdatasync ($work)"
 read -r dd_cache dd_cache_all <<<"$(dd_median count="$dd_cache_mib")"
 read -r dd_sync dd_sync_all <<<"$(dd_median count="$dd_sync_mib" conv=fdatasync)"
-echo "   page cache $dd_cache MB/s ($dd_cache_all), fdatasync $dd_sync MB/s ($dd_sync_all)"
+read -r dd_grow dd_grow_all <<<"$(dd_median_growing count="$dd_cache_mib")"
+echo "   page cache $dd_cache MB/s ($dd_cache_all), fdatasync $dd_sync MB/s ($dd_sync_all), growing page cache $dd_grow MB/s ($dd_grow_all)"
 
 echo "== iperf3 loopback, ${iperf_s} s"
 iperf3 -s -p "$iperf_port" -B 127.0.0.1 >"$work/iperf3-server.log" 2>&1 &
@@ -169,6 +188,7 @@ jq -n --arg stamp "$stamp" --argjson quick "$quick" --arg rev "$(git rev-parse -
     --arg cpu "$machine_cpu" --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
     --arg fs "$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')" --arg load "$load_start" \
     --argjson dd_cache "$dd_cache" --argjson dd_sync "$dd_sync" --argjson iperf "$iperf_mb" \
+    --argjson dd_grow "$dd_grow" --arg grow_all "$dd_grow_all" \
     --argjson cache_mib "$dd_cache_mib" --argjson sync_mib "$dd_sync_mib" --argjson dd_runs "$dd_runs" \
     --arg cache_all "$dd_cache_all" --arg sync_all "$dd_sync_all" \
     '{stamp: $stamp, quick: $quick, git: $rev, cpu: $cpu, cores: $cores, kernel: $kernel,
@@ -176,6 +196,7 @@ jq -n --arg stamp "$stamp" --argjson quick "$quick" --arg rev "$(git rev-parse -
       dd_page_cache_mb_per_sec: $dd_cache, dd_page_cache_mib: $cache_mib,
       dd_fdatasync_mb_per_sec: $dd_sync, dd_fdatasync_mib: $sync_mib,
       dd_runs: $dd_runs, dd_page_cache_runs: $cache_all, dd_fdatasync_runs: $sync_all,
+      dd_growing_page_cache_mb_per_sec: $dd_grow, dd_growing_page_cache_runs: $grow_all,
       iperf3_loopback_mb_per_sec: $iperf}' >"$out/limits.json"
 
 # -- the broker --------------------------------------------------------------------------
@@ -261,6 +282,25 @@ for acks in 1 all; do
             --partitions "$sweep_partitions" --size "$sweep_size" --acks "$acks" \
             --rate "$rate" --duration "${sweep_step_s}s")"
         sweep_row "$series" "$pct" "$r"
+    done
+done
+
+# -- the latency target ------------------------------------------------------------------
+load_target="$(loadavg)"
+echo "== latency target: e2e, 1 partition, $sweep_size B at $target_rate msgs/s, linger 0 (load average $load_target)"
+echo "acks,run,rate_msgs_per_sec,achieved_msgs_per_sec,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,ack_p50_ms,ack_p99_ms" \
+    >"$out/target.csv"
+for acks in 1 all; do
+    for run in $(seq "$target_runs"); do
+        echo "-- acks=$acks: run $run, ${target_s} s"
+        r="$(bench "e2e target acks=$acks $run" e2e --topic "suite-$stamp-target-a$acks-$run" \
+            --partitions 1 --size "$sweep_size" --acks "$acks" --linger-ms 0 \
+            --rate "$target_rate" --duration "${target_s}s")"
+        jq -rn --argjson r "$r" --arg acks "$acks" --arg run "$run" \
+            '[$acks, $run, $r.rate_msgs_per_sec, ($r.messages_per_sec | round), $r.latency_ms.p50,
+              $r.latency_ms.p90, $r.latency_ms.p99, $r.latency_ms.p999, $r.latency_ms.max,
+              $r.produce_latency_ms.p50, $r.produce_latency_ms.p99]
+             | map(tostring) | join(",")' >>"$out/target.csv"
     done
 done
 
@@ -355,7 +395,8 @@ fi
     echo
     echo "**Machine limits (this run; dd = median of $dd_runs runs, \`bs=1M\`):** dd into the page cache ${dd_cache} MB/s"
     echo "(${dd_cache_mib} MiB; runs ${dd_cache_all}); dd \`conv=fdatasync\` ${dd_sync} MB/s (${dd_sync_mib} MiB; runs ${dd_sync_all});"
-    echo "iperf3 loopback ${iperf_mb} MB/s (${iperf_s} s, one stream)."
+    echo "iperf3 loopback ${iperf_mb} MB/s (${iperf_s} s, one stream). Growing the page cache (each dd run into a new"
+    echo "file, the earlier ones kept, as a log grows): ${dd_grow} MB/s (runs ${dd_grow_all})."
     echo
     echo "**Matrix** (\`strata bench produce --messages N --size S --acks A --partitions P\`, then"
     echo "\`strata bench consume\` of the same topic; client defaults: linger 5 ms, 16 KiB batches, 1 producer;"
@@ -390,11 +431,20 @@ fi
     echo "|---|---|---|---|---|---|---|---|"
     tail -n +2 "$out/sweep.csv" | awk -F, '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
     echo
+    echo "**Latency target** (\`strata bench e2e --partitions 1 --size $sweep_size --linger-ms 0 --rate $target_rate"
+    echo "--acks A --duration ${target_s}s\`, $target_runs run(s) each, load average $load_target; e2e = a record's"
+    echo "age when read, from the microsecond stamped in its value; ack = send → acknowledgement; target p99 < 2 ms,"
+    echo "p99.9 < 5 ms):"
+    echo
+    echo "| acks | run | achieved msgs/s | e2e p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 / p99 ms |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    tail -n +2 "$out/target.csv" | awk -F, '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11 }'
+    echo
     echo "**Broker resident memory** (/proc/PID/status, MB; $data_mb MiB of log on disk, no topic deleted):"
     echo
     echo "| when | VmRSS | RssAnon | RssFile | VmHWM |"
     echo "|---|---|---|---|---|"
-    echo "| after the matrix and sweep | $rss_after | $anon_after | $file_after | $hwm_after |"
+    echo "| after the matrix, sweep and latency target | $rss_after | $anon_after | $file_after | $hwm_after |"
     echo "| after ${idle_s} s idle | $rss_idle | $anon_idle | $file_idle | $hwm_idle |"
 } >"$out/summary.md"
 
