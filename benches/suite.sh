@@ -11,7 +11,12 @@
 #      directory under a temp directory, and waits until it accepts connections.
 #   4. The matrix: 1 and 8 partitions × 100 B and 1 KiB values × acks=1 and acks=all;
 #      each cell `strata bench produce` into a fresh topic, then `strata bench consume` of
-#      what it wrote (single node here; three nodes in step 6b).
+#      what it wrote (single node here; three nodes in step 6b). Every cell, sweep step
+#      and target run deletes its topic when done (`--cleanup`): a full run writes ~35 GB,
+#      more than this machine's memory, and once the page cache is full every write pays
+#      for reclaim, so later cells measured the machine's memory state, not the broker
+#      (2026-12-03: the acks=1 sweep fell behind at half its maximum rate, which a fresh
+#      broker sustains).
 #   5. The sweep: per acks setting, an unpaced `strata bench e2e` (8 partitions, 1 KiB)
 #      gives the maximum rate R, then `e2e --rate` at 10, 30, 50, 70 and 90 % of R.
 #   5b. Issue 7's latency target: e2e at 100 000 msgs/s of 1 KiB, 1 partition, linger 0,
@@ -241,7 +246,7 @@ run_matrix() {
                 echo "-- $cell: produce $messages, then consume"
                 p="$(bench "produce $cell" produce --topic "$topic" --partitions "$partitions" \
                     --messages "$messages" --size "$size" --acks "$acks")"
-                c="$(bench "consume $cell" consume --topic "$topic" --messages "$messages")"
+                c="$(bench "consume $cell" consume --topic "$topic" --messages "$messages" --cleanup)"
                 if [[ "$acks" == 1 ]]; then limit_name=dd_page_cache limit=$dd_cache; else limit_name=dd_fdatasync limit=$dd_sync; fi
                 jq -rn --argjson p "$p" --argjson c "$c" --arg ln "$limit_name" --argjson l "$limit" \
                     --argjson net "$iperf_mb" --arg parts "$partitions" --arg size "$size" --arg acks "$acks" \
@@ -271,7 +276,7 @@ for acks in 1 all; do
     series="acks=$acks"
     echo "-- $series: max rate, ${sweep_max_s} s"
     r="$(bench "e2e $series max" e2e --topic "suite-$stamp-sweep-a$acks-max" \
-        --partitions "$sweep_partitions" --size "$sweep_size" --acks "$acks" --duration "${sweep_max_s}s")"
+        --partitions "$sweep_partitions" --size "$sweep_size" --acks "$acks" --duration "${sweep_max_s}s" --cleanup)"
     sweep_row "$series" 100 "$r"
     max_rate="$(field '.messages_per_sec | floor' "$r")"
     for pct in "${sweep_pcts[@]}"; do
@@ -280,7 +285,7 @@ for acks in 1 all; do
         echo "-- $series: $pct % = $rate msgs/s, ${sweep_step_s} s"
         r="$(bench "e2e $series $pct%" e2e --topic "suite-$stamp-sweep-a$acks-r$pct" \
             --partitions "$sweep_partitions" --size "$sweep_size" --acks "$acks" \
-            --rate "$rate" --duration "${sweep_step_s}s")"
+            --rate "$rate" --duration "${sweep_step_s}s" --cleanup)"
         sweep_row "$series" "$pct" "$r"
     done
 done
@@ -295,7 +300,7 @@ for acks in 1 all; do
         echo "-- acks=$acks: run $run, ${target_s} s"
         r="$(bench "e2e target acks=$acks $run" e2e --topic "suite-$stamp-target-a$acks-$run" \
             --partitions 1 --size "$sweep_size" --acks "$acks" --linger-ms 0 \
-            --rate "$target_rate" --duration "${target_s}s")"
+            --rate "$target_rate" --duration "${target_s}s" --cleanup)"
         jq -rn --argjson r "$r" --arg acks "$acks" --arg run "$run" \
             '[$acks, $run, $r.rate_msgs_per_sec, ($r.messages_per_sec | round), $r.latency_ms.p50,
               $r.latency_ms.p90, $r.latency_ms.p99, $r.latency_ms.p999, $r.latency_ms.max,
@@ -440,7 +445,7 @@ fi
     echo "|---|---|---|---|---|---|---|---|---|"
     tail -n +2 "$out/target.csv" | awk -F, '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11 }'
     echo
-    echo "**Broker resident memory** (/proc/PID/status, MB; $data_mb MiB of log on disk, no topic deleted):"
+    echo "**Broker resident memory** (/proc/PID/status, MB; $data_mb MiB of log on disk at the end; each cell's topic is deleted after it):"
     echo
     echo "| when | VmRSS | RssAnon | RssFile | VmHWM |"
     echo "|---|---|---|---|---|"
