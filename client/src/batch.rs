@@ -14,6 +14,8 @@
 //! (to find a trailing partial batch before the decoder sees it) and the last offset
 //! delta (a compacted batch's next offset is past its last surviving record).
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 use kafka_protocol::indexmap::IndexMap;
@@ -385,6 +387,8 @@ pub fn decode_records(
     mut bytes: Bytes,
 ) -> Result<DecodedRecords> {
     let mut out = DecodedRecords::default();
+    // One allocation for the call, shared by every record it decodes.
+    let shared_topic: Arc<str> = Arc::from(topic);
     while bytes.len() >= LOG_OVERHEAD_BYTES {
         let base_offset = (&bytes[0..8]).get_i64();
         let corrupt = |reason: String| Error::CorruptBatch {
@@ -444,7 +448,7 @@ pub fn decode_records(
                 continue;
             }
             out.records.push(ConsumerRecord {
-                topic: topic.to_string(),
+                topic: Arc::clone(&shared_topic),
                 partition,
                 offset: r.offset,
                 timestamp_ms: r.timestamp,
@@ -721,7 +725,7 @@ mod tests {
         assert!(out
             .records
             .iter()
-            .all(|r| r.partition == 2 && r.topic == "t"));
+            .all(|r| r.partition == 2 && &*r.topic == "t"));
     }
 
     #[test]

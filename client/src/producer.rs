@@ -636,7 +636,7 @@ impl Accumulator {
     /// Puts a record into its partition's open batch, or among the unassigned records
     /// while its topic's partition count is unknown.
     fn assign(&mut self, u: Unassigned, now: Instant) {
-        let Some(topic) = self.topics.get_mut(&u.record.topic) else {
+        let Some(topic) = self.topics.get_mut(&*u.record.topic) else {
             self.unassigned.push_back(u);
             return;
         };
@@ -658,7 +658,7 @@ impl Accumulator {
         let Some(queue) = queue else {
             self.buffered_bytes -= u.size_bytes;
             u.reply.send(Err(Error::UnknownPartition {
-                topic: u.record.topic,
+                topic: u.record.topic.to_string(),
                 partition,
                 partitions,
             }));
@@ -742,7 +742,7 @@ impl Accumulator {
         let mut wanted: Vec<String> = self
             .unassigned
             .iter()
-            .map(|u| u.record.topic.clone())
+            .map(|u| u.record.topic.to_string())
             .collect();
         wanted.sort();
         wanted.dedup();
@@ -766,7 +766,7 @@ impl Accumulator {
         }
         let waiting = std::mem::take(&mut self.unassigned);
         for u in waiting {
-            if self.topics.contains_key(&u.record.topic) {
+            if self.topics.contains_key(&*u.record.topic) {
                 self.assign(u, now);
             } else if now.saturating_duration_since(u.since) >= self.config.delivery_timeout {
                 self.buffered_bytes -= u.size_bytes;
@@ -774,7 +774,7 @@ impl Accumulator {
                     (Err(e), _) => e.clone(),
                     (_, Err(e)) => e,
                     (_, Ok(_)) => Error::UnknownTopic {
-                        topic: u.record.topic.clone(),
+                        topic: u.record.topic.to_string(),
                     },
                 };
                 u.reply.send(Err(error));

@@ -19,8 +19,9 @@ pub struct Header {
 /// A record to produce.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProducerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic. Shared: records of one topic can hold one allocation (clone an
+    /// `Arc<str>`) instead of a `String` each.
+    pub topic: Arc<str>,
     /// An explicit partition; `None` lets the partitioner choose (murmur2 of the key,
     /// or sticky/round-robin without a key).
     pub partition: Option<i32>,
@@ -36,7 +37,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with a value and nothing else.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord {
             topic: topic.into(),
             value: Some(value.into()),
@@ -105,8 +106,9 @@ pub struct RecordMetadata {
 /// A record read from a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic, shared by the records of one fetch (a reference count, not a copy
+    /// per record).
+    pub topic: Arc<str>,
     /// The partition index.
     pub partition: i32,
     /// The offset.

@@ -389,7 +389,7 @@ impl BenchOptions {
             // The first `total % n` producers send one record more.
             let messages = total.map(|t| t / n + u64::from(i < t % n));
             let plan = ProducerPlan {
-                topic: self.topic.clone(),
+                topic: self.topic.as_str().into(),
                 value: value.clone(),
                 messages,
                 deadline,

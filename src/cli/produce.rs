@@ -190,7 +190,7 @@ impl ProduceArgs {
 
     fn record(&self, line: &[u8]) -> Result<ProducerRecord> {
         let mut record = ProducerRecord {
-            topic: self.topic.clone(),
+            topic: self.topic.as_str().into(),
             partition: self.partition,
             ..ProducerRecord::default()
         };

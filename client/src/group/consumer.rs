@@ -368,7 +368,7 @@ impl GroupConsumer {
         state.position = Position::At(offset);
         state.fetch_position = offset;
         self.buffer
-            .retain(|r| r.topic != tp.topic || r.partition != tp.partition);
+            .retain(|r| *r.topic != *tp.topic || r.partition != tp.partition);
         Ok(())
     }
 
@@ -951,7 +951,7 @@ impl GroupConsumer {
                     warn!(tp = %result.tp, offset = result.fetch_offset, "offset out of range; applying auto.offset.reset");
                     state.position = Position::Reset;
                     self.buffer.retain(|r| {
-                        r.topic != result.tp.topic || r.partition != result.tp.partition
+                        *r.topic != *result.tp.topic || r.partition != result.tp.partition
                     });
                 }
                 Err(e) if refreshable(&e) => {
@@ -977,7 +977,7 @@ impl GroupConsumer {
             let Some(record) = self.buffer.pop_front() else {
                 break;
             };
-            let tp = TopicPartition::new(record.topic.clone(), record.partition);
+            let tp = TopicPartition::new(record.topic.to_string(), record.partition);
             let Some(state) = self.assignment.get_mut(&tp) else {
                 continue;
             };

@@ -3,7 +3,7 @@
 //! in e2e runs, how old each record is when it arrives.
 //!
 //! Per record, the producer side allocates only what the client's API requires (the
-//! `ProducerRecord`'s topic `String` and the `Delivery` channel): every record's value
+//! `Delivery` channel; the topic is one shared `Arc<str>`): every record's value
 //! is one shared `Bytes` (a reference count, no copy), and the record timestamp is
 //! stamped by the producer (CreateTime). In e2e runs each value is a copy instead, whose
 //! first 8 bytes carry the microsecond it was handed to the producer ([`Dating`]):
@@ -137,7 +137,7 @@ pub struct Progress {
 
 /// What one producer task does.
 pub struct ProducerPlan {
-    pub topic: String,
+    pub topic: Arc<str>,
     /// The value of every record.
     pub value: Bytes,
     /// Records to send; `None` sends until `deadline`.
@@ -211,7 +211,7 @@ pub async fn produce(
             plan.value.clone()
         };
         let record = ProducerRecord {
-            topic: plan.topic.clone(),
+            topic: Arc::clone(&plan.topic),
             value: Some(value),
             ..ProducerRecord::default()
         };
