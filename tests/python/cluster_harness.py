@@ -517,25 +517,36 @@ class Cluster:
         )
 
 
+def deliver(config: dict, topic: str, partition: int, values: list[bytes],
+            flush_timeout: float) -> tuple[dict[bytes, int], list, int]:
+    """Writes `values` (each its own key) to topic/partition with a confluent-kafka
+    Producer of `config`: (value -> offset of the acknowledged ones, [(value, error)] of
+    the failed ones, how many still had no delivery report after `flush_timeout`)."""
+    acked, failed = {}, []
+
+    def report(err, msg):
+        if err is not None:
+            failed.append((msg.value(), str(err)))
+        else:
+            acked[msg.value()] = msg.offset()
+
+    p = Producer(config)
+    for v in values:
+        p.produce(topic, key=v, value=v, partition=partition, on_delivery=report)
+        p.poll(0)
+    left = p.flush(flush_timeout)
+    return acked, failed, left
+
+
 def produce_values(bootstrap: str, topic: str, partition: int, values: list[bytes],
                    timeout: float = 60.0) -> dict[bytes, int]:
     """Idempotent acks=all writes of `values` to topic/partition; asserts every one is
     acknowledged; value -> offset."""
-    acked, errors = {}, []
-
-    def report(err, msg):
-        if err is not None:
-            errors.append((msg.value(), str(err)))
-        else:
-            acked[msg.value()] = msg.offset()
-
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 5, "message.timeout.ms": int(timeout * 1000),
-                  "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 500})
-    for v in values:
-        p.produce(topic, key=v, value=v, partition=partition, on_delivery=report)
-        p.poll(0)
-    left = p.flush(timeout + 10)
+    acked, errors, left = deliver(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+         "linger.ms": 5, "message.timeout.ms": int(timeout * 1000),
+         "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 500},
+        topic, partition, values, timeout + 10)
     assert left == 0 and not errors, f"{left} undelivered, errors: {errors[:5]}"
     return acked
 

@@ -41,7 +41,7 @@ import pytest
 from confluent_kafka import Producer
 
 import kwire
-from cluster_harness import Cluster, produce_values, started_cluster
+from cluster_harness import Cluster, deliver, produce_values, started_cluster
 from harness import wait_until
 from kclients import read_partitions, watermarks
 
@@ -391,19 +391,10 @@ def produce_acked(bootstrap: str, values: list[bytes]) -> dict[bytes, int]:
 def produce_unsure(bootstrap: str, values: list[bytes]) -> tuple[dict[bytes, int], list]:
     """acks=all writes to partition 0 that may fail: (value -> offset of the acknowledged
     ones, [(value, error)] of the others). Waits until every record has a report."""
-    acked, failed = {}, []
-
-    def report(err, msg):
-        if err is not None:
-            failed.append((msg.value(), str(err)))
-        else:
-            acked[msg.value()] = msg.offset()
-
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
-                  "linger.ms": 5, "request.timeout.ms": 3000, "message.timeout.ms": 5000})
-    for v in values:
-        p.produce(SPLIT_TOPIC, key=v, value=v, partition=0, on_delivery=report)
-    left = p.flush(30)
+    acked, failed, left = deliver(
+        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
+         "linger.ms": 5, "request.timeout.ms": 3000, "message.timeout.ms": 5000},
+        SPLIT_TOPIC, 0, values, 30)
     assert left == 0, f"{left} records without a delivery report 30 s after a 5 s message timeout"
     return acked, failed
 
