@@ -973,12 +973,18 @@ impl GroupConsumer {
     /// Up to `max.poll.records` buffered records, moving positions past them.
     fn drain(&mut self) -> Vec<ConsumerRecord> {
         let mut out = Vec::new();
+        // Records come partition by partition: build the lookup key only when it changes.
+        let mut tp: Option<TopicPartition> = None;
         while out.len() < self.config.max_poll_records {
             let Some(record) = self.buffer.pop_front() else {
                 break;
             };
-            let tp = TopicPartition::new(record.topic.to_string(), record.partition);
-            let Some(state) = self.assignment.get_mut(&tp) else {
+            let key = match tp.take() {
+                Some(k) if *k.topic == *record.topic && k.partition == record.partition => k,
+                _ => TopicPartition::new(record.topic.to_string(), record.partition),
+            };
+            let key = tp.insert(key);
+            let Some(state) = self.assignment.get_mut(key) else {
                 continue;
             };
             match state.position {
