@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use client::{Acks, Compression, Delivery, Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
@@ -128,6 +130,8 @@ impl ProduceArgs {
         let producer = Producer::new(cluster, config)
             .await
             .context("starting the producer")?;
+        // One allocation shared by every record.
+        let topic: Arc<str> = self.topic.as_str().into();
         let mut tally = Tally::default();
         let mut pending: VecDeque<Delivery> = VecDeque::new();
         let mut lines = read_lines();
@@ -137,7 +141,7 @@ impl ProduceArgs {
             let mut line = line.context("reading stdin")?;
             line_number += 1;
             strip_line_ending(&mut line);
-            let record = match self.record(&line) {
+            let record = match self.record(&topic, line) {
                 Ok(r) => r,
                 Err(e) => {
                     input_error = Some(e.context(format!("stdin line {line_number}")));
@@ -188,21 +192,23 @@ impl ProduceArgs {
         Ok(Outcome::Clean)
     }
 
-    fn record(&self, line: &[u8]) -> Result<ProducerRecord> {
+    /// The record for one input line; key and value are slices of the line, not copies.
+    fn record(&self, topic: &Arc<str>, line: Vec<u8>) -> Result<ProducerRecord> {
+        let line = Bytes::from(line);
         let mut record = ProducerRecord {
-            topic: self.topic.as_str().into(),
+            topic: Arc::clone(topic),
             partition: self.partition,
             ..ProducerRecord::default()
         };
         match self.key_separator.as_deref() {
-            None => record.value = Some(line.to_vec().into()),
+            None => record.value = Some(line),
             Some(sep) => {
                 let sep = sep.as_bytes();
-                let Some(at) = find(line, sep) else {
+                let Some(at) = find(&line, sep) else {
                     bail!("no key separator {:?}", String::from_utf8_lossy(sep));
                 };
-                record.key = Some(line[..at].to_vec().into());
-                record.value = Some(line[at + sep.len()..].to_vec().into());
+                record.key = Some(line.slice(..at));
+                record.value = Some(line.slice(at + sep.len()..));
             }
         }
         Ok(record)
