@@ -149,6 +149,10 @@ dd_mb_per_sec() {
     LC_ALL=C dd "$@" 2>&1 | awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") t = $(i - 1) }
         END { if (t <= 0) { print "dd output not understood" > "/dev/stderr"; exit 1 }; printf "%.1f\n", $1 / t / 1e6 }'
 }
+# "median (all values)" of the numbers given, the values in the order given.
+median_and_all() {
+    printf '%s\n' "$@" | sort -g | awk -v all="$*" '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], all }'
+}
 # Median of DD_RUNS runs of dd into a fresh file in the data directory (dd is noisy on a
 # shared machine: single page-cache runs spread 3x); prints "median (all runs)".
 dd_median() {
@@ -158,7 +162,7 @@ dd_median() {
         rm -f "$work/data/dd.bin"
         runs+=("$r")
     done
-    printf '%s\n' "${runs[@]}" | sort -g | awk -v all="${runs[*]}" '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], all }'
+    median_and_all "${runs[@]}"
 }
 # The same, but every run into a new file while the earlier ones stay: the page cache
 # grows as a log's does. Reusing freed pages (the runs above) can be several times
@@ -169,7 +173,7 @@ dd_median_growing() {
         runs+=("$(dd_mb_per_sec if=/dev/zero of="$work/data/dd-grow-$i.bin" bs=1M "$@")")
     done
     rm -f "$work/data"/dd-grow-*.bin
-    printf '%s\n' "${runs[@]}" | sort -g | awk -v all="${runs[*]}" '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], all }'
+    median_and_all "${runs[@]}"
 }
 dd_runs=3
 mkdir -p "$work/data"
