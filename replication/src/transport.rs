@@ -49,7 +49,8 @@ pub struct Envelope {
 pub struct TransportStats {
     pub sent: AtomicU64,
     pub received: AtomicU64,
-    /// Dropped because a peer's queue was full.
+    /// Dropped: the peer's queue was full, the peer is unknown, or the peer could not be
+    /// reached and what was queued for it was discarded.
     pub dropped: AtomicU64,
     /// Frames refused (checksum, size, decoding).
     pub bad_frames: AtomicU64,

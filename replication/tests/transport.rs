@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use raft::eraftpb::Message;
 use replication::transport::{self, Envelope, Transport, PEER_QUEUE_MESSAGES};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
 fn message(to: u64, commit: u64) -> Message {
@@ -34,10 +34,19 @@ async fn peer() -> (
     (addr, rx, stop)
 }
 
-/// A loopback address nobody listens on (bound once, then released).
-async fn unused_addr() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
+/// A loopback address nobody listens on, held for as long as the returned socket lives.
+///
+/// The socket is bound but not listening, so a connection to it is refused. Releasing
+/// the port instead (bind, then drop) let the kernel hand it to a listener of another
+/// test running in this binary at the same time, or pick it as the source port of our
+/// own connect (a TCP self-connect); either way the "down" peer was reachable and the
+/// bounded-memory test saw nothing dropped. Call `listen` on the socket to bring the
+/// peer up on the same address.
+fn reserved_addr() -> (std::net::SocketAddr, TcpSocket) {
+    // A plain socket, without SO_REUSEADDR, so no other socket can bind the port.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap(), socket)
 }
 
 async fn recv(rx: &mut mpsc::Receiver<Envelope>) -> Envelope {
@@ -95,9 +104,11 @@ async fn reconnects_after_the_peer_restarts() {
     assert!(t.stats().connects.load(Ordering::Relaxed) >= 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread on purpose: the peer's connection task cannot run (and drain its queue)
+// while the send loop below runs without awaiting, so what the queue holds is exact.
+#[tokio::test(flavor = "current_thread")]
 async fn a_down_peer_costs_bounded_memory() {
-    let addr = unused_addr().await;
+    let (addr, _held) = reserved_addr();
     let (_down, down_rx) = watch::channel(false);
     let t = Transport::new(down_rx);
     t.add_peer(2, addr);
@@ -105,19 +116,28 @@ async fn a_down_peer_costs_bounded_memory() {
     for i in 0..n {
         t.send(1, message(2, i));
     }
+    // The queue took PEER_QUEUE_MESSAGES; every later message was dropped at once.
     let dropped = t.stats().dropped.load(Ordering::Relaxed);
-    assert!(
-        dropped >= n - PEER_QUEUE_MESSAGES as u64,
-        "dropped {dropped} of {n}"
-    );
+    assert_eq!(dropped, n - PEER_QUEUE_MESSAGES as u64);
     // Unknown peers are dropped too, never queued.
     t.send(1, message(9, 0));
     assert_eq!(t.stats().dropped.load(Ordering::Relaxed), dropped + 1);
+    // And nothing stays queued for a down peer: its failed connection attempt drops the rest.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while t.stats().dropped.load(Ordering::Relaxed) < n + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queue never discarded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(t.stats().dropped.load(Ordering::Relaxed), n + 1);
+    assert_eq!(t.stats().connects.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_peer_gets_nothing_queued_while_it_was_away() {
-    let addr = unused_addr().await;
+    let (addr, held) = reserved_addr();
     let (_down, down_rx) = watch::channel(false);
     let t = Transport::new(down_rx);
     t.add_peer(2, addr);
@@ -130,7 +150,7 @@ async fn a_returning_peer_gets_nothing_queued_while_it_was_away() {
         assert!(std::time::Instant::now() < deadline, "never discarded");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let listener = TcpListener::bind(addr).await.unwrap();
+    let listener = held.listen(1024).unwrap();
     let (tx, mut rx) = mpsc::channel(1024);
     let (_stop, stop_rx) = watch::channel(false);
     let stats = std::sync::Arc::new(transport::TransportStats::default());
