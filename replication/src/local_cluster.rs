@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use log_store::{Log, LogConfig};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -40,6 +40,10 @@ pub struct LocalCluster {
     /// Groups each node replicates (kept across restarts).
     replicas: HashMap<u64, Vec<u64>>,
     running: HashMap<u64, Running>,
+    /// The address of each stopped node, held by a bound socket that does not listen:
+    /// peers' connections are refused, and no other socket can take the port before the
+    /// node restarts on it.
+    held: HashMap<u64, TcpSocket>,
     logs: HashMap<(u64, u64), Arc<RwLock<Log>>>,
 }
 
@@ -68,6 +72,7 @@ impl LocalCluster {
             addrs: HashMap::new(),
             replicas: HashMap::new(),
             running: HashMap::new(),
+            held: HashMap::new(),
             logs: HashMap::new(),
         };
         let mut listeners = HashMap::new();
@@ -152,11 +157,17 @@ impl LocalCluster {
     }
 
     /// Stops node `id` (its task, transport and listener) and waits for its task to
-    /// end; its files stay for [`LocalCluster::restart`].
+    /// end; its files stay for [`LocalCluster::restart`], and its address stays reserved
+    /// for it.
     pub async fn stop(&mut self, id: u64) {
         if let Some(r) = self.running.remove(&id) {
             r.stop.send_replace(true);
             let _ = r.task.await;
+        }
+        if let Some(&addr) = self.addrs.get(&id) {
+            if let Some(socket) = hold(addr).await {
+                self.held.insert(id, socket);
+            }
         }
     }
 
@@ -168,9 +179,11 @@ impl LocalCluster {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such node"),
             });
         };
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(bind_err("the node's old address"))?;
+        let listener = match self.held.remove(&id) {
+            Some(socket) => socket.listen(1024),
+            None => TcpListener::bind(addr).await,
+        }
+        .map_err(bind_err("the node's old address"))?;
         self.spawn(id, listener, &[])
     }
 
@@ -271,6 +284,31 @@ impl LocalCluster {
     pub fn shutdown(&mut self) {
         for (_, r) in self.running.drain() {
             r.stop.send_replace(true);
+        }
+    }
+}
+
+/// Binds `addr` without listening, once the stopped node's listener (closed by its serve
+/// task, which ends shortly after the stop) has let go of it; `None` when that takes
+/// more than 10 s, and then a restart binds the address afresh.
+async fn hold(addr: SocketAddr) -> Option<TcpSocket> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .ok()?;
+        // Connections the node accepted may linger on the port (TIME_WAIT); like the
+        // listener itself, the reserving socket shares the port with them.
+        socket.set_reuseaddr(true).ok()?;
+        match socket.bind(addr) {
+            Ok(()) => return Some(socket),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => return None,
         }
     }
 }

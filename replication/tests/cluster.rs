@@ -15,6 +15,10 @@ use replication::node::Ack;
 
 const GROUPS: u64 = 4;
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// The Raft tick. Elections then wait 0.5-1 s without a heartbeat: the tests read the
+/// leader once and use it for several steps, and a shorter timeout let a loaded machine's
+/// scheduling stall start an election in between.
+const TICK: Duration = Duration::from_millis(50);
 
 /// (term, bytes) of every entry in a log.
 fn entries(log: &Arc<RwLock<Log>>) -> Vec<(u64, Bytes)> {
@@ -27,15 +31,9 @@ fn entries(log: &Arc<RwLock<Log>>) -> Vec<(u64, Bytes)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proposals_commit_everywhere_and_survive_a_stopped_node() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(
-        dir.path(),
-        3,
-        GROUPS,
-        LogConfig::default(),
-        Duration::from_millis(20),
-    )
-    .await
-    .unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 3, GROUPS, LogConfig::default(), TICK)
+        .await
+        .unwrap();
     for n in 0..50 {
         for g in 1..=GROUPS {
             cluster
@@ -119,15 +117,9 @@ async fn proposals_commit_everywhere_and_survive_a_stopped_node() {
 async fn idle_groups_go_quiet_and_wake_when_their_leaders_node_dies() {
     let dir = tempfile::tempdir().unwrap();
     let groups = 12;
-    let mut cluster = LocalCluster::start(
-        dir.path(),
-        3,
-        groups,
-        LogConfig::default(),
-        Duration::from_millis(20),
-    )
-    .await
-    .unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 3, groups, LogConfig::default(), TICK)
+        .await
+        .unwrap();
     for g in 1..=groups {
         cluster
             .propose(g, common::batch(g, 1).to_vec(), TIMEOUT)
@@ -188,15 +180,9 @@ async fn idle_groups_go_quiet_and_wake_when_their_leaders_node_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_tracked_proposals_and_forwarding() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = LocalCluster::start(
-        dir.path(),
-        3,
-        1,
-        LogConfig::default(),
-        Duration::from_millis(20),
-    )
-    .await
-    .unwrap();
+    let cluster = LocalCluster::start(dir.path(), 3, 1, LogConfig::default(), TICK)
+        .await
+        .unwrap();
     cluster
         .propose(1, common::batch(0, 2).to_vec(), TIMEOUT)
         .await
@@ -284,15 +270,9 @@ async fn views_tracked_proposals_and_forwarding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_start_moves_on_every_replica() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(
-        dir.path(),
-        3,
-        1,
-        LogConfig::default(),
-        Duration::from_millis(20),
-    )
-    .await
-    .unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 3, 1, LogConfig::default(), TICK)
+        .await
+        .unwrap();
     for n in 0..30 {
         cluster
             .propose(1, common::batch(n, 1).to_vec(), TIMEOUT)

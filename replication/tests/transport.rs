@@ -87,10 +87,18 @@ async fn reconnects_after_the_peer_restarts() {
     // The peer goes away and comes back on the same address.
     stop.send_replace(true);
     drop(rx);
+    // The old listener closes when its serve task sees the stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let listener = loop {
         match TcpListener::bind(addr).await {
             Ok(l) => break l,
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "rebinding {addr}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
     };
     let (tx, mut rx) = mpsc::channel(1024);
