@@ -305,11 +305,11 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_bootstrap_is_a_connect_error() {
-        // Bind then drop: nothing listens on the port any more.
-        let addr = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().to_string()
-        };
+        // A bound socket that never listens holds the port for the whole test, so the
+        // connection is refused (a released port could be taken by another listener).
+        let held = tokio::net::TcpSocket::new_v4().unwrap();
+        held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = held.local_addr().unwrap().to_string();
         let err = Cluster::connect(ClientConfig::new(&addr))
             .await
             .unwrap_err();

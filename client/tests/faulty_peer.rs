@@ -100,9 +100,20 @@ fn full_versions() -> ApiVersionsResponse {
     ])
 }
 
-fn quick() -> ConnectionConfig {
+/// For tests whose fake broker answers: a timeout no slow machine reaches, so only the
+/// behaviour under test can fail them.
+fn patient() -> ConnectionConfig {
     ConnectionConfig {
-        request_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(30),
+        ..ConnectionConfig::default()
+    }
+}
+
+/// For the test that waits for a timeout: short enough to keep it quick, long enough for
+/// the ApiVersions exchange of `connect` on a loaded machine.
+fn impatient() -> ConnectionConfig {
+    ConnectionConfig {
+        request_timeout: Duration::from_secs(2),
         ..ConnectionConfig::default()
     }
 }
@@ -122,7 +133,9 @@ async fn api_versions_falls_back_to_v0_on_unsupported_version() {
         }
     }))
     .await;
-    let conn = Connection::connect(&addr, quick()).await.expect("connect");
+    let conn = Connection::connect(&addr, patient())
+        .await
+        .expect("connect");
     assert_eq!(*seen.lock().unwrap(), vec![3, 0]);
     assert_eq!(conn.api_version(ApiKey::Metadata), Some(12));
     assert_eq!(conn.api_version(ApiKey::Produce), Some(11));
@@ -139,7 +152,9 @@ async fn silence_times_out_and_breaks_the_connection() {
         }
     }))
     .await;
-    let mut conn = Connection::connect(&addr, quick()).await.expect("connect");
+    let mut conn = Connection::connect(&addr, impatient())
+        .await
+        .expect("connect");
     let err = conn
         .send(&MetadataRequest::default().with_topics(None))
         .await
@@ -150,7 +165,9 @@ async fn silence_times_out_and_breaks_the_connection() {
     assert!(matches!(again, Error::Io { .. }), "{again}");
     // Nothing to use: an unsupported API is refused before anything is sent.
     let fetch = kafka_protocol::messages::FetchRequest::default();
-    let mut fresh = Connection::connect(&addr, quick()).await.expect("connect");
+    let mut fresh = Connection::connect(&addr, impatient())
+        .await
+        .expect("connect");
     assert!(matches!(
         fresh.send(&fetch).await,
         Err(Error::UnsupportedApi { .. })
@@ -181,7 +198,7 @@ async fn oversized_and_mismatched_frames_are_refused() {
     .await;
     let config = ConnectionConfig {
         max_frame_bytes: 1024 * 1024,
-        ..quick()
+        ..patient()
     };
     let mut conn = Connection::connect(&addr, config.clone())
         .await
