@@ -751,6 +751,10 @@ fn a_static_member_gets_its_partitions_back_without_waiting_for_its_session() {
         create_topic(&cluster, "static", 2).await;
         let mut config = test_config("statics");
         config.group_instance_id = Some("host-1".into());
+        // A session longer than `join`'s deadline: a broker that made the restarted
+        // instance wait for the old session fails the join, while a slow machine has
+        // the whole deadline to rejoin.
+        config.session_timeout = DEADLINE * 2;
         let mut first = GroupConsumer::new(cluster.clone(), config.clone()).expect("consumer");
         first.subscribe(["static"]).expect("subscribe");
         join(&mut first).await;
@@ -768,17 +772,11 @@ fn a_static_member_gets_its_partitions_back_without_waiting_for_its_session() {
             Some("host-1")
         );
 
-        // The restarted instance rejoins well within the 6 s session timeout.
-        let started = Instant::now();
+        // The restarted instance rejoins within `join`'s deadline, half its session.
         let mut second = GroupConsumer::new(cluster.clone(), config).expect("consumer");
         second.subscribe(["static"]).expect("subscribe");
         join(&mut second).await;
         assert_eq!(second.assignment(), before);
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "rejoin took {:?}",
-            started.elapsed()
-        );
         second.close().await.expect("close");
     });
 }

@@ -11,12 +11,16 @@ use common::{roundtrip, s, send, start_broker_with};
 use kafka_protocol::messages::*;
 use tokio::net::TcpStream;
 
-const SESSION_MS: i32 = 1_500;
+/// The session of a member that must stay in the group for the whole test, however slow
+/// the machine: nothing here heartbeats.
+const LONG_SESSION_MS: i32 = 30_000;
+/// The session of a member whose expiry a test waits for.
+const SHORT_SESSION_MS: i32 = 1_500;
 
-fn join(group: &str, member_id: &str) -> RequestKind {
+fn join(group: &str, member_id: &str, session_ms: i32) -> RequestKind {
     JoinGroupRequest::default()
         .with_group_id(GroupId(s(group)))
-        .with_session_timeout_ms(SESSION_MS)
+        .with_session_timeout_ms(session_ms)
         .with_rebalance_timeout_ms(60_000)
         .with_member_id(s(member_id))
         .with_protocol_type(s("consumer"))
@@ -29,8 +33,14 @@ fn join(group: &str, member_id: &str) -> RequestKind {
 
 /// Joins (v3: no MEMBER_ID_REQUIRED round) and syncs; the member id and generation.
 async fn stable_member(conn: &mut TcpStream, group: &str) -> (String, i32) {
-    let ResponseKind::JoinGroup(j) =
-        roundtrip(conn, ApiKey::JoinGroup, 3, 1, &join(group, "")).await
+    let ResponseKind::JoinGroup(j) = roundtrip(
+        conn,
+        ApiKey::JoinGroup,
+        3,
+        1,
+        &join(group, "", LONG_SESSION_MS),
+    )
+    .await
     else {
         panic!("not a JoinGroup answer")
     };
@@ -79,15 +89,24 @@ async fn wait_for_state(conn: &mut TcpStream, group: &str, state: &str, members:
 }
 
 /// Group "g" with one stable member (generation 1) and a second member whose JoinGroup
-/// is parked in the rebalance it started: (first's connection, first's id, second's).
+/// is parked in the rebalance it started, with a session of `joiner_session_ms`: (first's
+/// connection, first's id, second's).
 async fn stable_member_and_parked_joiner(
     addr: std::net::SocketAddr,
+    joiner_session_ms: i32,
 ) -> (TcpStream, String, TcpStream) {
     let mut first = TcpStream::connect(addr).await.unwrap();
     let (first_id, generation) = stable_member(&mut first, "g").await;
     assert_eq!(generation, 1);
     let mut second = TcpStream::connect(addr).await.unwrap();
-    send(&mut second, ApiKey::JoinGroup, 3, 77, &join("g", "")).await;
+    send(
+        &mut second,
+        ApiKey::JoinGroup,
+        3,
+        77,
+        &join("g", "", joiner_session_ms),
+    )
+    .await;
     let mut admin = TcpStream::connect(addr).await.unwrap();
     wait_for_state(&mut admin, "g", "PreparingRebalance", 2).await;
     (first, first_id, second)
@@ -102,7 +121,8 @@ async fn a_joiner_that_hangs_up_is_not_counted_as_joined() {
     .await;
     // A second member joins (its JoinGroup parks: the first has not rejoined), then its
     // process goes away.
-    let (mut first, first_id, second) = stable_member_and_parked_joiner(running.kafka_addr).await;
+    let (mut first, first_id, second) =
+        stable_member_and_parked_joiner(running.kafka_addr, SHORT_SESSION_MS).await;
     drop(second);
     // Wait until the broker has seen the hang-up (and the admin connection's): only the
     // first member's connection is left open.
@@ -118,8 +138,14 @@ async fn a_joiner_that_hangs_up_is_not_counted_as_joined() {
 
     // The first member rejoins. The rebalance must not complete with the vanished
     // member: it waits for that member's session to end, then completes with one.
-    let ResponseKind::JoinGroup(j) =
-        roundtrip(&mut first, ApiKey::JoinGroup, 3, 3, &join("g", &first_id)).await
+    let ResponseKind::JoinGroup(j) = roundtrip(
+        &mut first,
+        ApiKey::JoinGroup,
+        3,
+        3,
+        &join("g", &first_id, LONG_SESSION_MS),
+    )
+    .await
     else {
         panic!("not a JoinGroup answer")
     };
@@ -142,7 +168,8 @@ async fn shutdown_answers_parked_joins_with_not_coordinator() {
         c.groups.min_session_timeout_ms = 1_000;
     })
     .await;
-    let (_first, _, mut second) = stable_member_and_parked_joiner(running.kafka_addr).await;
+    let (_first, _, mut second) =
+        stable_member_and_parked_joiner(running.kafka_addr, LONG_SESSION_MS).await;
 
     running.shutdown();
     // The parked JoinGroup is answered (NOT_COORDINATOR) rather than cut off.

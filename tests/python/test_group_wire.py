@@ -90,12 +90,14 @@ def test_zombie_and_stale_commits_are_fenced_before_rebalance_in_progress(gbroke
     create_topic(gbroker.bootstrap, TOPIC, 1)
     a, b = Conn(gbroker.kafka_addr), Conn(gbroker.kafka_addr)
     try:
-        err, gen_a, leader, id_a = a.join("", 1000)
+        # a's session must outlast its sync, its commit and b's join on a loaded
+        # machine (b's generation counts on a still being a member when b joins).
+        err, gen_a, leader, id_a = a.join("", 3000)
         assert err == 0 and leader == id_a
         assert a.sync(gen_a, id_a, [id_a]) == 0
         assert a.commit(gen_a, id_a, 5) == 0
 
-        # b joins; a never heartbeats again: its 1 s session expires and b's JoinGroup
+        # b joins; a never heartbeats again: its 3 s session expires and b's JoinGroup
         # completes a new generation with b alone, CompletingRebalance until b syncs.
         answer = {}
         t = threading.Thread(target=lambda: answer.update(b=b.join("", 30000)))

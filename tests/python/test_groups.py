@@ -64,8 +64,12 @@ def test_killed_member_partitions_move_and_resume_at_commits(gbroker, members, s
     topic, group = "orders", f"g-{strategy}"
     create_topic(gbroker.bootstrap, topic, PARTITIONS)
     commit_start(gbroker.bootstrap, group, topic, PARTITIONS)
-    # 2 ms of "processing" per record, so the victim dies with work left.
-    ms = [members(n, gbroker.bootstrap, group, topic, strategy=strategy, delay_ms=2)
+    # Some "processing" per record, so the victim (b) dies with work left: 10 ms for it
+    # leaves at least 2 s of work on each of its partitions when it is killed (200 of
+    # the second batch's 300 records per partition at the least), far more than the
+    # test takes to notice the threshold; 2 ms for the survivors.
+    ms = [members(n, gbroker.bootstrap, group, topic, strategy=strategy,
+                  delay_ms=10 if n == "b" else 2)
           for n in ("a", "b", "c")]
     wait_assignments(ms, None, PARTITIONS, 60, "3 members with 2 partitions each")
     assert all(len(m.assignment()) == 2 for m in ms), {m.name: m.assignment() for m in ms}
