@@ -165,7 +165,7 @@ async fn silence_times_out_and_breaks_the_connection() {
     assert!(matches!(again, Error::Io { .. }), "{again}");
     // Nothing to use: an unsupported API is refused before anything is sent.
     let fetch = kafka_protocol::messages::FetchRequest::default();
-    let mut fresh = Connection::connect(&addr, impatient())
+    let mut fresh = Connection::connect(&addr, patient())
         .await
         .expect("connect");
     assert!(matches!(

@@ -28,6 +28,8 @@ struct Running {
     handle: NodeHandle,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The task accepting peers' connections; it owns the listener.
+    serve: JoinHandle<()>,
     transport: Transport,
 }
 
@@ -41,8 +43,8 @@ pub struct LocalCluster {
     replicas: HashMap<u64, Vec<u64>>,
     running: HashMap<u64, Running>,
     /// The address of each stopped node, held by a bound socket that does not listen:
-    /// peers' connections are refused, and no other socket can take the port before the
-    /// node restarts on it.
+    /// peers' connections are refused, and neither a port-0 bind nor an outgoing
+    /// connection can take the port before the node restarts on it.
     held: HashMap<u64, TcpSocket>,
     logs: HashMap<(u64, u64), Arc<RwLock<Log>>>,
 }
@@ -115,7 +117,7 @@ impl LocalCluster {
             }
         }
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-        tokio::spawn(transport::serve(
+        let serve = tokio::spawn(transport::serve(
             listener,
             inbound_tx,
             transport.stats().clone(),
@@ -133,6 +135,7 @@ impl LocalCluster {
                 handle,
                 stop,
                 task,
+                serve,
                 transport,
             },
         );
@@ -163,6 +166,8 @@ impl LocalCluster {
         if let Some(r) = self.running.remove(&id) {
             r.stop.send_replace(true);
             let _ = r.task.await;
+            // The listener is closed once its task has ended.
+            let _ = r.serve.await;
         }
         if let Some(&addr) = self.addrs.get(&id) {
             if let Some(socket) = hold(addr).await {
@@ -288,9 +293,9 @@ impl LocalCluster {
     }
 }
 
-/// Binds `addr` without listening, once the stopped node's listener (closed by its serve
-/// task, which ends shortly after the stop) has let go of it; `None` when that takes
-/// more than 10 s, and then a restart binds the address afresh.
+/// Binds `addr` without listening. The stopped node's listener is closed by then (its
+/// serve task has ended); retried for up to 10 s should the port still be refused, then
+/// `None`, and a restart binds the address afresh.
 async fn hold(addr: SocketAddr) -> Option<TcpSocket> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -660,6 +660,7 @@ def test_a_broker_dropped_while_down_removes_its_replica_after_a_checkpoint(
     # FILLER_MAX fillers make records for several checkpoints; on a slow machine the
     # last one may still be landing on some node: poll for it rather than give up.
     def trimmed_or_why():
+        c.check_alive()
         ok, bases = trimmed()
         return (bases if ok else None), (
             f"{fillers} filler topics, yet the live controller segments are {bases}; "

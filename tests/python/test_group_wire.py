@@ -92,12 +92,12 @@ def test_zombie_and_stale_commits_are_fenced_before_rebalance_in_progress(gbroke
     try:
         # a's session must outlast its sync, its commit and b's join on a loaded
         # machine (b's generation counts on a still being a member when b joins).
-        err, gen_a, leader, id_a = a.join("", 3000)
+        err, gen_a, leader, id_a = a.join("", 6000)
         assert err == 0 and leader == id_a
         assert a.sync(gen_a, id_a, [id_a]) == 0
         assert a.commit(gen_a, id_a, 5) == 0
 
-        # b joins; a never heartbeats again: its 3 s session expires and b's JoinGroup
+        # b joins; a never heartbeats again: its 6 s session expires and b's JoinGroup
         # completes a new generation with b alone, CompletingRebalance until b syncs.
         answer = {}
         t = threading.Thread(target=lambda: answer.update(b=b.join("", 30000)))
