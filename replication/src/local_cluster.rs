@@ -170,7 +170,7 @@ impl LocalCluster {
             let _ = r.serve.await;
         }
         if let Some(&addr) = self.addrs.get(&id) {
-            if let Some(socket) = hold(addr).await {
+            if let Some(socket) = hold(addr) {
                 self.held.insert(id, socket);
             }
         }
@@ -293,29 +293,21 @@ impl LocalCluster {
     }
 }
 
-/// Binds `addr` without listening. The stopped node's listener is closed by then (its
-/// serve task has ended); retried for up to 10 s should the port still be refused, then
-/// `None`, and a restart binds the address afresh.
-async fn hold(addr: SocketAddr) -> Option<TcpSocket> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .ok()?;
-        // Connections the node accepted may linger on the port (TIME_WAIT); like the
-        // listener itself, the reserving socket shares the port with them.
-        socket.set_reuseaddr(true).ok()?;
-        match socket.bind(addr) {
-            Ok(()) => return Some(socket),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(_) => return None,
-        }
+/// Binds `addr` without listening, once the stopped node's serve task has ended (so its
+/// listener is closed); `None` should that fail, and then a restart binds the address
+/// afresh.
+fn hold(addr: SocketAddr) -> Option<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
     }
+    .ok()?;
+    // Connections the node accepted may linger on the port (TIME_WAIT); like the
+    // listener itself, the reserving socket shares the port with them.
+    socket.set_reuseaddr(true).ok()?;
+    socket.bind(addr).ok()?;
+    Some(socket)
 }
 
 impl Drop for LocalCluster {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use bytes::Bytes;
+use common::TICK;
 use log_store::{Log, LogConfig};
 use replication::group::ProposeError;
 use replication::local_cluster::LocalCluster;
@@ -15,10 +16,6 @@ use replication::node::Ack;
 
 const GROUPS: u64 = 4;
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// The Raft tick. Elections then wait 0.5-1 s without a heartbeat: the tests read the
-/// leader once and use it for several steps, and a shorter timeout let a loaded machine's
-/// scheduling stall start an election in between.
-const TICK: Duration = Duration::from_millis(50);
 
 /// (term, bytes) of every entry in a log.
 fn entries(log: &Arc<RwLock<Log>>) -> Vec<(u64, Bytes)> {

@@ -14,16 +14,13 @@ use std::time::{Duration, Instant};
 mod common;
 
 use bytes::Bytes;
+use common::TICK;
 use log_store::{Log, LogConfig};
 use replication::balance::plan_leader_transfers;
 use replication::group::MemberChange;
 use replication::local_cluster::LocalCluster;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// The Raft tick. Elections then wait 0.5-1 s without a heartbeat: the tests read the
-/// leader once and use it for several steps, and a shorter timeout let a loaded machine's
-/// scheduling stall start an election in between.
-const TICK: Duration = Duration::from_millis(50);
 
 fn small_segments() -> LogConfig {
     LogConfig {

@@ -1,8 +1,16 @@
-//! Shared by the replication tests: Kafka RecordBatch v2 bytes to propose.
+//! Shared by the replication tests: Kafka RecordBatch v2 bytes to propose, and the Raft
+//! tick of the in-process clusters.
 #![allow(dead_code)]
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use strata_testkit::{encode_batch, Compression, RecordSpec, NO_PRODUCER};
+
+/// The Raft tick of the `LocalCluster` tests. Elections then wait 0.5-1 s without a
+/// heartbeat: the tests read the leader once and use it for several steps, and a
+/// shorter timeout let a loaded machine's scheduling stall start an election in between.
+pub const TICK: Duration = Duration::from_millis(50);
 
 /// One batch of `records` records (not idempotent) whose values name `tag`; every batch
 /// with the same record count has the same length.
