@@ -53,6 +53,7 @@ pub mod clock;
 pub mod config;
 pub mod entries;
 pub mod error;
+pub mod failpoint;
 pub mod index;
 pub mod inspect;
 pub mod log;

@@ -342,10 +342,17 @@ impl Log {
                 }
             }
         }
-        // A crash during retention may leave segments wholly before the log start.
-        while self.segments.len() > 1
-            && self.segments[0].next_offset() <= self.checkpoint.log_start_offset
-        {
+        // A crash during retention may leave segments wholly before the log start; one
+        // during a reset (a snapshot install) may leave every old segment, the active
+        // one included: they start at or before the entry the checkpoint says precedes
+        // the first, so none of their entries belongs to the log.
+        while let Some(first) = self.segments.first() {
+            let superseded = first.base_raft_index() <= self.checkpoint.prev_raft_index;
+            let below_start =
+                self.segments.len() > 1 && first.next_offset() <= self.checkpoint.log_start_offset;
+            if !superseded && !below_start {
+                break;
+            }
             let seg = self.segments.remove(0);
             self.note_deleted(&seg)?;
             seg.delete()?;
@@ -637,6 +644,7 @@ impl Log {
         sync_dir(&self.dir)?;
         self.flushed_offset = next_offset;
         self.flushed_raft_index = next_raft - 1;
+        self.crash_point("log.roll.before_checkpoint")?;
         self.checkpoint.recovery_point = next_offset;
         self.checkpoint.write(&self.dir)?;
         debug!("segment rolled");
@@ -834,6 +842,7 @@ impl Log {
         // The checkpoint goes first: old segments left by a crash are then below the log
         // start and removed at the next open.
         self.checkpoint.write(&self.dir)?;
+        self.crash_point("log.reset.before_segments")?;
         for seg in std::mem::take(&mut self.segments) {
             seg.delete()?;
         }
@@ -945,6 +954,12 @@ impl Log {
 
     /// Deletes the `n` oldest segments (closed ones) after writing the checkpoint that
     /// already excludes them, so a crash midway leaves removable leftovers, never a hole.
+    /// A crash test's point of interruption (see [`crate::failpoint`]); `Ok` in normal
+    /// runs.
+    fn crash_point(&self, point: &'static str) -> Result<()> {
+        crate::failpoint::check(point).map_err(|e| LogError::io(&self.dir, e))
+    }
+
     fn delete_oldest(&mut self, n: usize) -> Result<()> {
         debug_assert!(n < self.segments.len());
         for i in 0..n {
@@ -964,6 +979,7 @@ impl Log {
             self.checkpoint.prev_raft_term = term;
         }
         self.checkpoint.write(&self.dir)?;
+        self.crash_point("log.delete.before_segments")?;
         for seg in self.segments.drain(..n).collect::<Vec<_>>() {
             seg.delete()?;
         }

@@ -1,0 +1,122 @@
+//! Named crash points on the persist paths, for crash tests.
+//!
+//! Each step of a persist path that a crash could interrupt calls [`check`] with the
+//! step's name (`"raft.before_flush"`, `"log.reset.after_checkpoint"`, …). Normally that
+//! is one relaxed atomic load and returns `Ok`. A test [`arm`]s a point on its own thread:
+//! the point's next hit (after `skip` hits) returns an I/O error instead, and the caller
+//! stops as if the process died there: whatever the step before it made durable is on
+//! disk, nothing after it is. The test then drops the component, optionally throws away
+//! what was not synced (a power loss), reopens it from its files and checks the
+//! invariants.
+//!
+//! Points are armed per thread, so tests running in parallel in one binary do not fire
+//! each other's points; a point hit on another thread (a runtime worker) never fires.
+//! Every name a persist path uses is listed in [`POINTS`], so a test can crash at each.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Every crash point, by the step it interrupts. A point is hit just *before* its step.
+pub const POINTS: &[&str] = &[
+    // replication: one Ready of a Raft group (replication/src/group.rs)
+    "raft.before_flush",
+    "raft.before_hard_state",
+    "raft.before_conf_save",
+    "raft.before_commit_save",
+    // replication: installing a snapshot (replication/src/storage.rs)
+    "raft.snapshot.before_state",
+    "raft.snapshot.before_log_reset",
+    // replication: the raft.state file (replication/src/state.rs)
+    "raft.state.before_rename",
+    // log-store: restarting a log at a snapshot (Log::reset)
+    "log.reset.before_segments",
+    // log-store: rolling a segment (Log::roll)
+    "log.roll.before_checkpoint",
+    // log-store: retention and DeleteRecords (Log::delete_oldest)
+    "log.delete.before_segments",
+];
+
+/// Threads with an armed point; zero keeps [`check`] to one load.
+static ARMED_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's armed point and the hits it still lets through.
+    static ARMED: RefCell<Option<(&'static str, u32)>> = const { RefCell::new(None) };
+    /// Points that fired on this thread since the last [`take_fired`].
+    static FIRED: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called by a persist path just before the step `point`: `Err` when a test armed it on
+/// this thread and its turn came (the caller returns the error as an I/O failure).
+pub fn check(point: &'static str) -> std::io::Result<()> {
+    if ARMED_THREADS.load(Ordering::Relaxed) == 0 {
+        return Ok(());
+    }
+    let fire = ARMED.with(|armed| {
+        let mut armed = armed.borrow_mut();
+        match armed.as_mut() {
+            Some((name, skip)) if *name == point => {
+                if *skip > 0 {
+                    *skip -= 1;
+                    false
+                } else {
+                    *armed = None;
+                    ARMED_THREADS.fetch_sub(1, Ordering::Relaxed);
+                    true
+                }
+            }
+            _ => false,
+        }
+    });
+    if !fire {
+        return Ok(());
+    }
+    FIRED.with(|f| f.borrow_mut().push(point));
+    Err(std::io::Error::other(format!("crash point {point}")))
+}
+
+/// Arms `point` on this thread: it fires once, at its hit after `skip` others. Replaces
+/// whatever this thread had armed.
+pub fn arm(point: &'static str, skip: u32) {
+    ARMED.with(|armed| {
+        if armed.borrow_mut().replace((point, skip)).is_none() {
+            ARMED_THREADS.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Disarms this thread's point, if it has not fired.
+pub fn disarm() {
+    ARMED.with(|armed| {
+        if armed.borrow_mut().take().is_some() {
+            ARMED_THREADS.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// The points that fired on this thread since the last call, in order.
+pub fn take_fired() -> Vec<&'static str> {
+    FIRED.with(|f| std::mem::take(&mut *f.borrow_mut()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_armed_point_fires_once_after_its_skips_and_only_on_its_thread() {
+        arm("raft.before_flush", 1);
+        std::thread::spawn(|| assert!(check("raft.before_flush").is_ok()))
+            .join()
+            .unwrap();
+        assert!(check("raft.before_hard_state").is_ok());
+        assert!(check("raft.before_flush").is_ok());
+        assert!(check("raft.before_flush").is_err());
+        assert!(check("raft.before_flush").is_ok());
+        assert_eq!(take_fired(), vec!["raft.before_flush"]);
+        assert!(take_fired().is_empty());
+        arm("log.reset.before_segments", 0);
+        disarm();
+        assert!(check("log.reset.before_segments").is_ok());
+    }
+}
