@@ -1,14 +1,24 @@
 //! One partition's Raft group on this broker: a raft-rs `RawNode` over [`LogStorage`],
 //! and the Ready handling that orders persistence before the messages that depend on it.
 //!
-//! [`Group::handle_ready`] follows raft-rs's contract for each Ready:
+//! [`Group::handle_ready`] follows raft-rs's contract for each Ready, in an order that
+//! leaves a replica that opens and catches up after a crash or power loss at any step:
 //! 1. messages a leader may send before persisting (replication to followers) go out
 //!    first, so followers write in parallel with the leader;
-//! 2. new entries are appended to the log and the hard state persisted; then one flush;
-//! 3. messages that required persistence (votes, acknowledgements) go out after it;
-//! 4. committed entries are applied: the commit watermark moves (the partition's high
-//!    watermark is the Kafka offset after the last committed entry) and configuration
-//!    changes take effect.
+//! 2. a snapshot from the leader is installed (state file first, then the log restart;
+//!    see [`LogStorage::apply_snapshot`]);
+//! 3. entries already committed are applied: the commit watermark moves (the partition's
+//!    high watermark is the Kafka offset after the last committed entry) and
+//!    configuration changes take effect, each saved with its index before the next;
+//! 4. new entries are appended and flushed (one `fdatasync`), and only then is a new
+//!    term or vote saved: no saved state ever refers to entries a power loss could take;
+//! 5. messages that required persistence (votes, acknowledgements) go out;
+//! 6. entries the Ready's commit covers are applied as in 3.
+//!
+//! The state file's commit index is the *applied* index, written with the state's other
+//! changes and otherwise every [`crate::state::COMMIT_SAVE_ENTRIES`] entries, never at
+//! every commit move: it may lag what the replica applied (a restart re-applies the
+//! difference, learning the commit from its leader again), never lead it.
 //!
 //! The caller owns timing (ticks) and the network (steps in, messages out), so the same
 //! code runs under the deterministic simulation in `tests/` and, later, the multi-Raft
@@ -454,6 +464,21 @@ impl Group {
         if self.node.raft.has_pending_conf() || self.joint() {
             return Err(ProposeError::ChangeInProgress);
         }
+        // raft-rs accepts the proposal but fails to apply it, on every replica, which
+        // would stop the group for good.
+        let mut voters = self.node.raft.prs().conf().to_conf_state().voters;
+        for change in changes {
+            match *change {
+                MemberChange::AddVoter(n) if !voters.contains(&n) => voters.push(n),
+                MemberChange::AddVoter(_) => {}
+                MemberChange::AddLearner(n) | MemberChange::Remove(n) => voters.retain(|&v| v != n),
+            }
+        }
+        if voters.is_empty() {
+            return Err(ProposeError::Dropped(
+                "the change would leave the group without voters".into(),
+            ));
+        }
         let mut cc = ConfChangeV2::default();
         for change in changes {
             let mut single = raft::eraftpb::ConfChangeSingle::default();
@@ -514,10 +539,16 @@ impl Group {
     /// raft-rs refuses a snapshot whose configuration does not name this replica. That
     /// is the normal case for a replica just added to a group whose log start is older
     /// than its addition: the configuration at the leader's log start predates it, and
-    /// the entry adding it follows as an ordinary append. Such a snapshot (newer than
-    /// anything committed here) is installed directly and the Raft node restarted over
-    /// the installed state; the message is then stepped as usual, and raft-rs answers
-    /// the leader that this replica has everything up to the snapshot.
+    /// the entry adding it follows as an ordinary append. Such a snapshot is installed
+    /// directly and the Raft node restarted over the installed state; the message is then
+    /// stepped as usual, and raft-rs answers the leader that this replica has everything
+    /// up to the snapshot.
+    ///
+    /// Only a snapshot raft-rs itself would not ignore for other reasons is installed:
+    /// from a leader of this replica's term or a newer one (a deposed leader's delayed
+    /// snapshot is ignored, as raft-rs ignores any message of an older term), past this
+    /// replica's commit index, and not matching an entry this replica already holds (a
+    /// duplicate delivered after the entries that followed it must not wipe them).
     fn install_snapshot_naming_others(&mut self, message: &Message) -> Result<()> {
         let snap = message.get_snapshot();
         let meta = snap.get_metadata();
@@ -528,7 +559,13 @@ impl Group {
             .chain(&cs.learners)
             .chain(&cs.voters_outgoing)
             .any(|&n| n == self.id);
-        if named || meta.index <= self.applied || snap.data.is_empty() {
+        let raft = &self.node.raft;
+        if named
+            || snap.data.is_empty()
+            || message.term < raft.term
+            || meta.index <= raft.raft_log.committed
+            || raft.raft_log.match_term(meta.index, meta.term)
+        {
             return Ok(());
         }
         let data = self.storage.apply_snapshot(snap)?;
@@ -625,39 +662,32 @@ impl Group {
         let mut ready = self.node.ready();
         out.messages.extend(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            // This replica fell behind the leader's retention: restart the log where the
-            // leader's retained entries begin (they follow as ordinary appends).
-            let snap = ready.snapshot();
-            let data = self.storage.apply_snapshot(snap)?;
-            self.applied = snap.get_metadata().index;
-            self.committed_offset = data.next_offset;
-            self.snapshots_installed += 1;
-            out.snapshot = Some(self.applied);
-            tracing::info!(
-                group = self.id,
-                index = self.applied,
-                next_offset = data.next_offset,
-                "installed a snapshot from the leader"
-            );
+            self.install_ready_snapshot(ready.snapshot(), &mut out)?;
         }
         let committed = ready.take_committed_entries();
         self.apply(committed, &mut out)?;
         self.storage.append(ready.entries())?;
-        if let Some(hs) = ready.hs() {
-            self.storage.set_hard_state(hs.clone())?;
-        }
         if !ready.entries().is_empty() || ready.must_sync() {
+            self.storage.crash_point("raft.before_flush")?;
             self.storage.flush()?;
         }
-        out.messages.extend(ready.take_persisted_messages());
-        let mut light = self.node.advance(ready);
-        if let Some(commit) = light.commit_index() {
-            self.storage.set_commit(commit)?;
+        // After the flush: a saved term or vote must never come with entries a power
+        // loss could take back (and the state file's commit index is the applied one,
+        // never past the durable log).
+        if let Some(hs) = ready.hs() {
+            self.storage.crash_point("raft.before_hard_state")?;
+            self.storage.set_hard_state(hs)?;
         }
+        out.messages.extend(ready.take_persisted_messages());
+        // raft-rs's new commit index (`commit_index()`) is not written: the state file
+        // learns the applied index as entries are applied (`apply`).
+        let mut light = self.node.advance(ready);
         out.messages.extend(light.take_messages());
         let committed = light.take_committed_entries();
         self.apply(committed, &mut out)?;
         self.node.advance_apply();
+        self.storage
+            .save_commit_if_due(crate::state::COMMIT_SAVE_ENTRIES)?;
         // A snapshot is one small message (it carries no records, see
         // `LogStorage::snapshot`), so it counts as sent once handed to the network: the
         // follower's progress goes back to probing, and if the message was lost the
@@ -672,6 +702,28 @@ impl Group {
             self.node.report_snapshot(to, SnapshotStatus::Finish);
         }
         Ok(out)
+    }
+
+    /// Installs the snapshot of a Ready (raft-rs accepted it: this replica fell behind
+    /// the leader's retention): the log restarts where the leader's retained entries
+    /// begin, and they follow as ordinary appends.
+    fn install_ready_snapshot(
+        &mut self,
+        snap: &raft::eraftpb::Snapshot,
+        out: &mut ReadyOutput,
+    ) -> Result<()> {
+        let data = self.storage.apply_snapshot(snap)?;
+        self.applied = snap.get_metadata().index;
+        self.committed_offset = data.next_offset;
+        self.snapshots_installed += 1;
+        out.snapshot = Some(self.applied);
+        tracing::info!(
+            group = self.id,
+            index = self.applied,
+            next_offset = data.next_offset,
+            "installed a snapshot from the leader"
+        );
+        Ok(())
     }
 
     fn apply(&mut self, entries: Vec<Entry>, out: &mut ReadyOutput) -> Result<()> {
@@ -701,6 +753,7 @@ impl Group {
                 EntryType::EntryNormal => {}
             }
             self.applied = e.index;
+            self.storage.note_applied(e.index);
             self.committed_offset = offset_after(&self.storage, e.index);
             out.committed.push(e);
         }
@@ -761,13 +814,8 @@ fn bootstrap(storage: &LogStorage, voters: &[u64]) -> Result<()> {
     meta.index = BOOTSTRAP_INDEX;
     meta.term = BOOTSTRAP_TERM;
     meta.set_conf_state(conf);
-    storage.apply_snapshot(&snap)?;
-    storage.set_hard_state(raft::eraftpb::HardState {
-        term: BOOTSTRAP_TERM,
-        vote: 0,
-        commit: BOOTSTRAP_INDEX,
-        ..Default::default()
-    })
+    // Sets the term to BOOTSTRAP_TERM and the commit to BOOTSTRAP_INDEX with it.
+    storage.apply_snapshot(&snap).map(|_| ())
 }
 
 /// The Kafka offset after Raft entry `index` (0 before any entry).

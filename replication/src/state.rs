@@ -1,21 +1,34 @@
-//! The Raft state that is not in the log: the hard state (term, vote, commit) and the
-//! configuration (voters, learners, joint-consensus halves), persisted in `raft.state`
-//! next to the partition's segments.
+//! The Raft state that is not in the log: the hard state (term, vote, commit), the
+//! configuration (voters, learners, joint-consensus halves) and the last installed
+//! snapshot, persisted in `raft.state` next to the partition's segments.
 //!
-//! Format (little endian): magic `SRST`, version 2, payload length u32, payload, CRC-32
+//! Format (little endian): magic `SRST`, version 3, payload length u32, payload, CRC-32
 //! (`crc32fast`) of version, length and payload. The payload is the hard state's three
 //! u64s, then the current configuration, then the configuration history: a u32 count
-//! and that many (Raft index u64, configuration) pairs. A configuration is `auto_leave`
-//! as one byte, then four lists (voters, learners, voters_outgoing, learners_next), each
-//! a u32 count and that many u64 ids. Version 1 (no history) is still read. Writes go
-//! through a synced temporary file and a rename, then a directory sync: after a crash the
-//! file holds the old state or the new one, never a mix.
+//! and that many (Raft index u64, configuration) pairs, then the installed snapshot: its
+//! index, term, next Kafka offset and log start offset (four u64s; all zero when none).
+//! A configuration is `auto_leave` as one byte, then four lists (voters, learners,
+//! voters_outgoing, learners_next), each a u32 count and that many u64 ids. Versions 1
+//! (no history, no snapshot) and 2 (no snapshot) are still read. Writes go through a
+//! synced temporary file and a rename, then a directory sync: after a crash the file
+//! holds the old state or the new one, never a mix.
+//!
+//! The stored commit is the *applied* index at the time of the write: every entry up to
+//! it is durable in the log and its effects (configuration changes) are in this file.
+//! It is written when something else must be (term, vote, configuration, snapshot) and
+//! otherwise every [`COMMIT_SAVE_ENTRIES`] applied entries, not at every commit move; a
+//! restarted replica relearns the rest from its leader (`docs/replication.md`).
 //!
 //! The history exists for snapshots: a snapshot taken at the entry just before the log's
 //! first retained entry must carry the configuration *as of that entry*, and the
 //! configuration changes after it are replayed by the follower from the entries. Each
 //! applied change is recorded with its index; entries older than the log's start are
 //! pruned (the newest of them stays, it is the configuration at the start).
+//!
+//! The installed snapshot is the commit point of a snapshot installation: the state
+//! naming it is written first, then the log is restarted after its index. A crash in
+//! between leaves a state whose snapshot lies past the log's start, and opening the
+//! storage finishes the restart ([`crate::LogStorage::new`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,8 +40,12 @@ use crate::error::{ReplicationError, Result};
 /// File name of the persisted Raft state inside a partition directory.
 pub const STATE_FILE: &str = "raft.state";
 const MAGIC: &[u8; 4] = b"SRST";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+const VERSION_WITHOUT_SNAPSHOT: u8 = 2;
 const VERSION_WITHOUT_HISTORY: u8 = 1;
+/// Applied entries after which the commit index is written even though nothing else
+/// changed: a restart re-applies at most this many entries.
+pub const COMMIT_SAVE_ENTRIES: u64 = 1024;
 /// Ids per list a sane configuration never exceeds; bounds what a damaged file can make
 /// us allocate.
 pub const MAX_IDS_PER_LIST: u32 = 1024;
@@ -45,6 +62,19 @@ pub struct PersistedState {
     pub conf: ConfState,
     /// (Raft index, configuration from that index on), oldest first.
     pub conf_history: Vec<(u64, ConfState)>,
+    /// The last snapshot installed (all zero: none).
+    pub snapshot: InstalledSnapshot,
+}
+
+/// Where the last installed snapshot restarted the log: after Raft entry `index` (of
+/// `term`), at Kafka offset `next_offset`, with `log_start_offset` as the leader's log
+/// start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstalledSnapshot {
+    pub index: u64,
+    pub term: u64,
+    pub next_offset: u64,
+    pub log_start_offset: u64,
 }
 
 impl PersistedState {
@@ -115,6 +145,15 @@ fn encode(state: &PersistedState) -> Vec<u8> {
         payload.extend_from_slice(&index.to_le_bytes());
         encode_conf(conf, &mut payload);
     }
+    let snap = &state.snapshot;
+    for v in [
+        snap.index,
+        snap.term,
+        snap.next_offset,
+        snap.log_start_offset,
+    ] {
+        payload.extend_from_slice(&v.to_le_bytes());
+    }
     let mut out = Vec::with_capacity(payload.len() + 13);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
@@ -155,7 +194,10 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<PersistedState> {
         return Err(corrupt(path, "checksum mismatch"));
     }
     let version = body[0];
-    if version != VERSION && version != VERSION_WITHOUT_HISTORY {
+    if !matches!(
+        version,
+        VERSION | VERSION_WITHOUT_SNAPSHOT | VERSION_WITHOUT_HISTORY
+    ) {
         return Err(corrupt(path, format!("unknown version {version}")));
     }
     let len = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
@@ -173,7 +215,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<PersistedState> {
     };
     let conf = decode_conf(path, &mut r)?;
     let mut conf_history = Vec::new();
-    if version == VERSION {
+    if version >= VERSION_WITHOUT_SNAPSHOT {
         let n = r.u32().ok_or_else(short)? as usize;
         if n > MAX_CONF_HISTORY {
             return Err(corrupt(path, format!("{n} configurations in the history")));
@@ -183,6 +225,15 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<PersistedState> {
             conf_history.push((index, decode_conf(path, &mut r)?));
         }
     }
+    let mut snapshot = InstalledSnapshot::default();
+    if version == VERSION {
+        snapshot = InstalledSnapshot {
+            index: r.u64().ok_or_else(short)?,
+            term: r.u64().ok_or_else(short)?,
+            next_offset: r.u64().ok_or_else(short)?,
+            log_start_offset: r.u64().ok_or_else(short)?,
+        };
+    }
     if !r.0.is_empty() {
         return Err(corrupt(path, "bytes after the last list"));
     }
@@ -190,6 +241,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<PersistedState> {
         hard,
         conf,
         conf_history,
+        snapshot,
     })
 }
 
@@ -245,6 +297,7 @@ pub fn save(dir: &Path, state: &PersistedState) -> Result<()> {
     f.write_all(&encode(state))
         .and_then(|()| f.sync_all())
         .map_err(io(&tmp))?;
+    log_store::failpoint::check("raft.state.before_rename").map_err(io(&path))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -277,6 +330,12 @@ mod tests {
                     ..Default::default()
                 },
             )],
+            snapshot: InstalledSnapshot {
+                index: 900,
+                term: 6,
+                next_offset: 51_000,
+                log_start_offset: 50_500,
+            },
         }
     }
 
@@ -310,22 +369,40 @@ mod tests {
         assert_eq!(st.conf_history.len(), MAX_CONF_HISTORY);
     }
 
-    #[test]
-    fn version_one_files_are_still_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut old = sample();
-        old.conf_history.clear();
-        let mut bytes = encode(&old);
-        // Rewrite as version 1: no history count.
-        bytes[4] = VERSION_WITHOUT_HISTORY;
+    /// `state` encoded as an older version: the current encoding with the `drop`
+    /// trailing payload bytes (the fields that version lacks) cut, re-framed.
+    fn encode_as(version: u8, state: &PersistedState, drop: usize) -> Vec<u8> {
+        let mut bytes = encode(state);
+        bytes[4] = version;
         let len = bytes.len();
-        bytes.drain(len - 8..len - 4);
+        bytes.drain(len - 4 - drop..len - 4);
         let payload_len = (bytes.len() - 13) as u32;
         bytes[5..9].copy_from_slice(&payload_len.to_le_bytes());
         let crc = crc32fast::hash(&bytes[4..bytes.len() - 4]);
         let n = bytes.len();
         bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
-        std::fs::write(dir.path().join(STATE_FILE), &bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn older_versions_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = sample();
+        old.snapshot = InstalledSnapshot::default();
+        // Version 2: no installed snapshot (four u64s).
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            encode_as(VERSION_WITHOUT_SNAPSHOT, &old, 32),
+        )
+        .unwrap();
+        assert_eq!(load(dir.path()).unwrap(), old);
+        // Version 1: no history either (its u32 count).
+        old.conf_history.clear();
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            encode_as(VERSION_WITHOUT_HISTORY, &old, 36),
+        )
+        .unwrap();
         assert_eq!(load(dir.path()).unwrap(), old);
     }
 

@@ -35,7 +35,25 @@ use crate::state::{self, PersistedState};
 pub struct LogStorage {
     dir: PathBuf,
     log: Arc<RwLock<Log>>,
-    state: Arc<RwLock<PersistedState>>,
+    state: Arc<RwLock<StateCell>>,
+}
+
+/// The Raft state in memory, and the commit index the file last received.
+#[derive(Debug)]
+struct StateCell {
+    /// Its `hard.commit` is the applied index (see [`LogStorage::note_applied`]).
+    state: PersistedState,
+    saved_commit: u64,
+}
+
+impl StateCell {
+    /// Writes `next` (durably) and makes it the state.
+    fn save(&mut self, dir: &std::path::Path, next: PersistedState) -> Result<()> {
+        state::save(dir, &next)?;
+        self.saved_commit = next.hard.commit;
+        self.state = next;
+        Ok(())
+    }
 }
 
 fn other(e: impl std::fmt::Display) -> raft::Error {
@@ -43,14 +61,43 @@ fn other(e: impl std::fmt::Display) -> raft::Error {
 }
 
 impl LogStorage {
-    /// Wraps an open log, loading the Raft state persisted beside it.
+    /// Wraps an open log, loading the Raft state persisted beside it. A snapshot
+    /// installation that a crash interrupted (its state written, the log not yet
+    /// restarted) is finished here, and the commit index is brought into the log's
+    /// range: never below the entry before the first (that prefix is committed: it went
+    /// by snapshot or by retention, which stays below the commit), never past the last
+    /// entry (a log damaged below its commit; the replica catches up from its leader).
     pub fn new(log: Arc<RwLock<Log>>) -> Result<LogStorage> {
         let dir = read(&log).dir().to_path_buf();
-        let state = state::load(&dir)?;
+        let mut state = state::load(&dir)?;
+        let storage_err = |source| ReplicationError::Log {
+            dir: dir.clone(),
+            source,
+        };
+        {
+            let mut log = write(&log);
+            let snap = state.snapshot;
+            if snap.index > 0 && log.prev_raft_entry().0 < snap.index {
+                tracing::warn!(dir = %dir.display(), index = snap.index,
+                    "finishing a snapshot installation a crash interrupted");
+                log.reset(snap.next_offset, snap.index + 1, snap.term)
+                    .map_err(storage_err)?;
+            }
+            let (floor, last) = (log.prev_raft_entry().0, log.last_raft_index());
+            if state.hard.commit > last {
+                tracing::error!(dir = %dir.display(), commit = state.hard.commit, last,
+                    "the log ends before its saved commit index; catching up from the leader");
+            }
+            state.hard.commit = state.hard.commit.min(last).max(floor);
+        }
+        let saved_commit = state.hard.commit;
         Ok(LogStorage {
             dir,
             log,
-            state: Arc::new(RwLock::new(state)),
+            state: Arc::new(RwLock::new(StateCell {
+                state,
+                saved_commit,
+            })),
         })
     }
 
@@ -118,46 +165,73 @@ impl LogStorage {
         Ok(log.flushed_raft_index())
     }
 
-    /// Persists a new hard state (term, vote, commit) durably before returning.
-    pub fn set_hard_state(&self, hard: HardState) -> Result<()> {
-        let mut st = write(&self.state);
-        if st.hard == hard {
+    /// Persists a new term and vote durably before returning (raft-rs's hard state; its
+    /// commit index is not taken from here, see [`LogStorage::note_applied`]). Nothing is
+    /// written when neither changed.
+    pub fn set_hard_state(&self, hard: &HardState) -> Result<()> {
+        let mut cell = write(&self.state);
+        if cell.state.hard.term == hard.term && cell.state.hard.vote == hard.vote {
             return Ok(());
         }
-        let next = PersistedState { hard, ..st.clone() };
-        state::save(&self.dir, &next)?;
-        *st = next;
-        Ok(())
+        let mut next = cell.state.clone();
+        next.hard.term = hard.term;
+        next.hard.vote = hard.vote;
+        cell.save(&self.dir, next)
     }
 
-    /// Persists only the commit index of the hard state (raft-rs reports it separately
-    /// in a LightReady).
-    pub fn set_commit(&self, commit: u64) -> Result<()> {
-        let mut hard = read(&self.state).hard.clone();
-        hard.commit = commit;
-        self.set_hard_state(hard)
+    /// Records that every entry up to `index` is applied (in memory). The state file
+    /// learns it with its next write, or from [`LogStorage::save_commit_if_due`]: the
+    /// commit index in the file may lag, never lead (docs/replication.md).
+    pub fn note_applied(&self, index: u64) {
+        let mut cell = write(&self.state);
+        cell.state.hard.commit = cell.state.hard.commit.max(index);
+    }
+
+    /// Writes the applied index to the state file when it moved at least `entries`
+    /// past what the file holds (0: whenever it moved). Returns whether it wrote.
+    pub fn save_commit_if_due(&self, entries: u64) -> Result<bool> {
+        let mut cell = write(&self.state);
+        let behind = cell.state.hard.commit.saturating_sub(cell.saved_commit);
+        if behind == 0 || behind < entries {
+            return Ok(false);
+        }
+        log_store::failpoint::check("raft.before_commit_save").map_err(|source| {
+            ReplicationError::StateIo {
+                path: self.dir.join(state::STATE_FILE),
+                source,
+            }
+        })?;
+        let next = cell.state.clone();
+        cell.save(&self.dir, next)?;
+        Ok(true)
     }
 
     /// Persists the configuration in force from Raft index `index` on (0: the initial
-    /// configuration of a new group), durably before returning.
+    /// configuration of a new group), durably before returning, together with the
+    /// applied index (`index`: applying an entry applies everything before it).
     pub fn set_conf_state(&self, index: u64, conf: ConfState) -> Result<()> {
-        let mut st = write(&self.state);
+        let mut cell = write(&self.state);
+        let st = &cell.state;
         if st.conf == conf && st.conf_history.last().is_some_and(|(i, _)| *i <= index) {
             return Ok(());
         }
+        self.crash_point("raft.before_conf_save")?;
         let log_floor = read(&self.log).prev_raft_entry().0;
         let mut next = st.clone();
+        next.hard.commit = next.hard.commit.max(index);
         next.record_conf(index, conf, log_floor);
-        state::save(&self.dir, &next)?;
-        *st = next;
-        Ok(())
+        cell.save(&self.dir, next)
     }
 
     /// Installs a snapshot sent by the leader (see [`LogStorage::snapshot`]): the log is
     /// emptied and restarts after the snapshot's index at the Kafka offset the snapshot
     /// names, the configuration becomes the snapshot's, and the commit index moves to
-    /// the snapshot's index (term and vote are raft-rs's to move). The leader then replicates its retained entries from the
-    /// next index on by ordinary appends.
+    /// the snapshot's index (the vote is raft-rs's to move; the term is raised to the
+    /// snapshot's when it was older). The leader then replicates its retained entries
+    /// from the next index on by ordinary appends.
+    ///
+    /// Crash order: the state naming the snapshot is written first (its commit point),
+    /// then the log restarts; [`LogStorage::new`] finishes a restart a crash cut short.
     pub fn apply_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotData> {
         let meta = snapshot.get_metadata();
         let data = SnapshotData::decode(&snapshot.data).map_err(|reason| {
@@ -166,24 +240,45 @@ impl LogStorage {
                 reason: format!("snapshot at index {}: {reason}", meta.index),
             }
         })?;
+        self.crash_point("raft.snapshot.before_state")?;
         {
-            let mut log = write(&self.log);
-            log.reset(data.next_offset, meta.index + 1, meta.term)
-                .map_err(|e| self.log_err(e))?;
+            let mut cell = write(&self.state);
+            let mut next = cell.state.clone();
+            next.hard.commit = next.hard.commit.max(meta.index);
+            if next.hard.term < meta.term {
+                next.hard.term = meta.term;
+                next.hard.vote = 0;
+            }
+            next.conf_history.clear();
+            next.record_conf(meta.index, meta.get_conf_state().clone(), meta.index);
+            next.snapshot = state::InstalledSnapshot {
+                index: meta.index,
+                term: meta.term,
+                next_offset: data.next_offset,
+                log_start_offset: data.log_start_offset,
+            };
+            cell.save(&self.dir, next)?;
         }
-        let mut st = write(&self.state);
-        let mut next = st.clone();
-        next.hard.commit = next.hard.commit.max(meta.index);
-        next.conf_history.clear();
-        next.record_conf(meta.index, meta.get_conf_state().clone(), meta.index);
-        state::save(&self.dir, &next)?;
-        *st = next;
+        self.crash_point("raft.snapshot.before_log_reset")?;
+        let mut log = write(&self.log);
+        log.reset(data.next_offset, meta.index + 1, meta.term)
+            .map_err(|e| self.log_err(e))?;
         Ok(data)
     }
 
+    /// A crash test's point of interruption (see `log_store::failpoint`); `Ok` in normal
+    /// runs.
+    pub(crate) fn crash_point(&self, point: &'static str) -> Result<()> {
+        log_store::failpoint::check(point).map_err(|source| ReplicationError::StateIo {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
     /// The persisted hard state and configuration.
+    /// (Its commit index is the applied index, which the file may not hold yet.)
     pub fn persisted(&self) -> PersistedState {
-        read(&self.state).clone()
+        read(&self.state).state.clone()
     }
 
     fn entry(&self, log: &Log, index: u64) -> raft::Result<Entry> {
@@ -224,10 +319,10 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl Storage for LogStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        let st = read(&self.state);
+        let cell = read(&self.state);
         Ok(RaftState {
-            hard_state: st.hard.clone(),
-            conf_state: st.conf.clone(),
+            hard_state: cell.state.hard.clone(),
+            conf_state: cell.state.conf.clone(),
         })
     }
 
@@ -290,7 +385,8 @@ impl Storage for LogStorage {
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let log = read(&self.log);
         let (index, term) = log.prev_raft_entry();
-        let st = read(&self.state);
+        let cell = read(&self.state);
+        let st = &cell.state;
         // A snapshot may only hold committed entries (retention is bounded by the commit
         // index; this guards against a log whose prefix went some other way).
         if index == 0 || index > st.hard.commit {

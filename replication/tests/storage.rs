@@ -1,7 +1,9 @@
 //! `LogStorage` meets raft-rs's expectations of a `Storage`: terms and entries by index,
 //! bounds (`Compacted` below the first index, `Unavailable` past the last), the size
 //! limit that still returns one entry, conflict truncation that rewinds Kafka offsets,
-//! and hard state / configuration that survive a reopen.
+//! hard state / configuration that survive a reopen, a commit index in the state file
+//! that may lag the applied one but never leads the log, and a snapshot installation a
+//! crash interrupted, finished at the next open.
 
 use std::sync::{Arc, RwLock};
 
@@ -146,7 +148,7 @@ fn hard_state_configuration_and_entries_survive_reopen() {
         s.append(&(1..=5).map(|i| data(i, 3, 1)).collect::<Vec<_>>())
             .unwrap();
         assert_eq!(s.flush().unwrap(), 5);
-        s.set_hard_state(HardState {
+        s.set_hard_state(&HardState {
             term: 3,
             vote: 2,
             commit: 4,
@@ -161,7 +163,8 @@ fn hard_state_configuration_and_entries_survive_reopen() {
             },
         )
         .unwrap();
-        s.set_commit(5).unwrap();
+        s.note_applied(5);
+        assert!(s.save_commit_if_due(0).unwrap());
     }
     let s = open(dir.path());
     let state = s.initial_state().unwrap();
@@ -176,4 +179,100 @@ fn hard_state_configuration_and_entries_survive_reopen() {
     assert_eq!(state.conf_state.voters, vec![1, 2, 3]);
     assert_eq!(s.last_index().unwrap(), 5);
     assert_eq!(s.term(5).unwrap(), 3);
+}
+
+#[test]
+fn the_saved_commit_lags_the_applied_index_and_is_kept_in_the_log_range() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        s.append(&(1..=60).map(|i| data(i, 1, 1)).collect::<Vec<_>>())
+            .unwrap();
+        s.flush().unwrap();
+        s.set_hard_state(&HardState {
+            term: 1,
+            vote: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        s.note_applied(3);
+        assert!(s.save_commit_if_due(0).unwrap());
+        // Applied further, but not due for a write yet: the file keeps 3.
+        s.note_applied(9);
+        assert!(!s.save_commit_if_due(100).unwrap());
+        assert_eq!(s.initial_state().unwrap().hard_state.commit, 9);
+    }
+    let s = open(dir.path());
+    assert_eq!(s.initial_state().unwrap().hard_state.commit, 3);
+    // Retention moved the log start past the saved commit: the commit rises to the
+    // entry before the first (raft-rs refuses a commit below it).
+    s.log().write().unwrap().delete_before(40).unwrap();
+    drop(s);
+    let s = open(dir.path());
+    let first = s.first_index().unwrap();
+    assert!(
+        first > 4,
+        "retention deleted the first segments (first {first})"
+    );
+    assert_eq!(s.initial_state().unwrap().hard_state.commit, first - 1);
+}
+
+#[test]
+fn a_snapshot_install_cut_short_by_a_crash_is_finished_at_open() {
+    use replication::storage::SnapshotData;
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = |index: u64, term: u64| {
+        let mut snap = raft::eraftpb::Snapshot {
+            data: SnapshotData {
+                next_offset: 500,
+                log_start_offset: 500,
+            }
+            .encode()
+            .into(),
+            ..Default::default()
+        };
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(ConfState {
+            voters: vec![1, 2, 3],
+            ..Default::default()
+        });
+        snap
+    };
+    for point in [
+        "raft.snapshot.before_state",
+        "raft.state.before_rename",
+        "raft.snapshot.before_log_reset",
+        "log.reset.before_segments",
+    ] {
+        let _ = std::fs::remove_dir_all(dir.path());
+        std::fs::create_dir_all(dir.path()).unwrap();
+        {
+            let s = open(dir.path());
+            s.append(&(1..=10).map(|i| data(i, 1, 1)).collect::<Vec<_>>())
+                .unwrap();
+            s.flush().unwrap();
+            log_store::failpoint::arm(point, 0);
+            assert!(s.apply_snapshot(&snapshot(40, 3)).is_err(), "{point}");
+            assert_eq!(log_store::failpoint::take_fired(), vec![point]);
+        }
+        let s = open(dir.path());
+        let state = s.initial_state().unwrap();
+        let installed = s.first_index().unwrap() == 41;
+        if point == "raft.snapshot.before_state" || point == "raft.state.before_rename" {
+            // The commit point was not reached: the old log and state, untouched.
+            assert!(!installed, "{point}");
+            assert_eq!(s.last_index().unwrap(), 10, "{point}");
+            assert!(state.conf_state.voters.is_empty(), "{point}");
+        } else {
+            // Past the commit point: the open finished the log restart.
+            assert!(installed, "{point}");
+            assert_eq!(s.last_index().unwrap(), 40, "{point}");
+            assert_eq!(s.term(40).unwrap(), 3, "{point}");
+            assert_eq!(s.log().read().unwrap().next_offset(), 500, "{point}");
+            assert_eq!(state.hard_state.commit, 40, "{point}");
+            assert_eq!(state.conf_state.voters, vec![1, 2, 3], "{point}");
+        }
+    }
 }
