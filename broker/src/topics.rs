@@ -27,6 +27,9 @@ use crate::partition::{Partition, Shared};
 use crate::producer_ids::write_atomically;
 
 const REGISTRY_FILE: &str = "topics.toml";
+/// The first line of every registry the broker writes, so an empty file (a damaged one)
+/// is never mistaken for a registry with no topics.
+const REGISTRY_HEADER: &str = "# Strata topic registry (written by the broker)\n";
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_CHARS: usize = 249;
 /// Partitions one topic may have (bounds what one request can make the broker create).
@@ -158,19 +161,17 @@ fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 }
 
 impl Topics {
-    /// Loads the registry and opens every partition (recovering logs after a crash);
-    /// removes partition directories of topics deleted before a crash.
+    /// Loads the registry and opens every partition (recovering logs after a crash).
+    /// A data directory with no registry and no partition directories is new: it gets an
+    /// empty registry. A missing or empty registry beside partition directories is an
+    /// error naming the file (starting as if there were no topics would lose them all).
+    /// Partition directories no registered topic owns (leftovers of a crash while a
+    /// topic was created or deleted) are set aside as `<dir>.<uuid>-stray`, as Kafka
+    /// does with stray partitions, never deleted.
     pub fn open(data_dir: &Path, defaults: TopicDefaults, metrics: Arc<Metrics>) -> Result<Topics> {
         std::fs::create_dir_all(data_dir).map_err(|e| BrokerError::io(data_dir, e))?;
         let path = data_dir.join(REGISTRY_FILE);
-        let file: RegistryFile = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| BrokerError::CorruptFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RegistryFile::default(),
-            Err(e) => return Err(BrokerError::io(&path, e)),
-        };
+        let file = read_registry(data_dir, &path)?;
         let shared = Shared::new(metrics);
         let mut topics = HashMap::new();
         for (name, record) in file.topics {
@@ -210,7 +211,7 @@ impl Topics {
                 }),
             );
         }
-        remove_orphans(data_dir, &topics);
+        set_aside_strays(data_dir, &topics);
         Ok(Topics {
             data_dir: data_dir.to_path_buf(),
             defaults,
@@ -541,6 +542,7 @@ impl Topics {
             path: self.data_dir.join(REGISTRY_FILE),
             reason: format!("cannot encode the registry: {e}"),
         })?;
+        let text = format!("{REGISTRY_HEADER}{text}");
         write_atomically(&self.data_dir.join(REGISTRY_FILE), text.as_bytes())
     }
 
@@ -857,23 +859,80 @@ fn remove_replica_files(dir: &Path) {
     }
 }
 
-/// Removes `<topic>-<n>` directories that no registered topic owns (a topic deleted, or
-/// a creation interrupted, before a crash). Only directories that look like partition
-/// logs (holding a `log.checkpoint` or segment files) are touched.
-fn remove_orphans(data_dir: &Path, topics: &HashMap<Arc<str>, Arc<Topic>>) {
-    remove_partition_dirs_except(data_dir, |topic, index| {
+/// Reads the registry at `path` (see [`Topics::open`] for a missing or empty one).
+fn read_registry(data_dir: &Path, path: &Path) -> Result<RegistryFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(BrokerError::io(path, e)),
+    };
+    if let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) {
+        return toml::from_str(text).map_err(|e| BrokerError::CorruptFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        });
+    }
+    let existing = partition_dirs_except(data_dir, |_, _| false);
+    if let Some(example) = existing.first() {
+        let state = if text.is_some() { "empty" } else { "missing" };
+        return Err(BrokerError::CorruptFile {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the topic registry is {state} but {} partition directories exist (e.g. {}); \
+                 restore it from a backup, or move those directories away to start empty",
+                existing.len(),
+                example.display()
+            ),
+        });
+    }
+    write_atomically(path, REGISTRY_HEADER.as_bytes())?;
+    Ok(RegistryFile::default())
+}
+
+/// Renames the `<topic>-<n>` directories that no registered topic owns (a topic deleted,
+/// or a creation interrupted, before a crash) to `<dir>.<uuid>-stray`: out of the way of
+/// a topic created later under the same name, and kept for the operator. Only
+/// directories that look like partition logs (holding a `log.checkpoint` or segment
+/// files) are touched.
+fn set_aside_strays(data_dir: &Path, topics: &HashMap<Arc<str>, Arc<Topic>>) {
+    let strays = partition_dirs_except(data_dir, |topic, index| {
         topics
             .get(topic)
             .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
     });
+    for dir in strays {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".{}-stray", Uuid::new_v4().simple()));
+        let to = dir.with_file_name(name);
+        match std::fs::rename(&dir, &to) {
+            Ok(()) => warn!(dir = %dir.display(), to = %to.display(),
+                "a partition directory no topic owns was set aside"),
+            Err(e) => warn!(dir = %dir.display(), error = %e,
+                "cannot set aside a partition directory no topic owns"),
+        }
+    }
 }
 
 /// Removes the `<topic>-<n>` directories (that look like partition logs) for which
 /// `keep` is false.
 fn remove_partition_dirs_except(data_dir: &Path, keep: impl Fn(&str, i32) -> bool) {
+    for path in partition_dirs_except(data_dir, keep) {
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                warn!(dir = %path.display(), "removed the files of a partition no topic owns")
+            }
+            Err(e) => warn!(dir = %path.display(), error = %e, "cannot remove an orphan partition"),
+        }
+    }
+}
+
+/// The `<topic>-<n>` directories that look like partition logs (not empty, holding only
+/// a log's files) for which `keep` is false.
+fn partition_dirs_except(data_dir: &Path, keep: impl Fn(&str, i32) -> bool) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(data_dir) else {
-        return;
+        return Vec::new();
     };
+    let mut found = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         if !path.is_dir() {
@@ -888,16 +947,12 @@ fn remove_partition_dirs_except(data_dir: &Path, keep: impl Fn(&str, i32) -> boo
         let Ok(index) = index.parse::<i32>() else {
             continue;
         };
-        if keep(topic, index) || !looks_like_partition(&path) {
-            continue;
-        }
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) => {
-                warn!(dir = %path.display(), "removed the files of a partition no topic owns")
-            }
-            Err(e) => warn!(dir = %path.display(), error = %e, "cannot remove an orphan partition"),
+        if !keep(topic, index) && looks_like_partition(&path) {
+            found.push(path);
         }
     }
+    found.sort();
+    found
 }
 
 fn looks_like_partition(dir: &Path) -> bool {
@@ -924,6 +979,44 @@ fn looks_like_partition(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_missing_or_empty_registry_beside_partitions_stops_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            Topics::open(
+                dir.path(),
+                TopicDefaults::default(),
+                Arc::new(Metrics::new()),
+            )
+        };
+        // A new data directory gets an empty registry, which reopens.
+        let topics = open().unwrap();
+        let registry = dir.path().join(REGISTRY_FILE);
+        assert!(std::fs::read_to_string(&registry)
+            .unwrap()
+            .starts_with(REGISTRY_HEADER));
+        topics.create("t", 2, 1, BTreeMap::new()).await.unwrap();
+        topics.close_all().unwrap();
+        drop(topics);
+        for damage in ["remove", "empty"] {
+            let saved = std::fs::read(&registry).unwrap();
+            if damage == "remove" {
+                std::fs::remove_file(&registry).unwrap();
+            } else {
+                std::fs::write(&registry, b"").unwrap();
+            }
+            let err = open().err().expect("the open must fail").to_string();
+            assert!(err.contains("topics.toml"), "{err}");
+            assert!(err.contains("partition directories exist"), "{err}");
+            // Nothing was deleted or set aside.
+            assert!(dir.path().join("t-0").is_dir() && dir.path().join("t-1").is_dir());
+            std::fs::write(&registry, saved).unwrap();
+            let topics = open().unwrap();
+            assert_eq!(topics.get("t").unwrap().partitions.len(), 2);
+            topics.close_all().unwrap();
+        }
+    }
 
     #[test]
     fn topic_names_follow_kafkas_rule() {
@@ -968,7 +1061,7 @@ mod tests {
         topics.close_all().unwrap();
         drop(topics);
 
-        // A stray partition directory of an unknown topic is removed at open.
+        // A stray partition directory of an unknown topic is set aside at open, kept.
         std::fs::create_dir(dir.path().join("ghost-0")).unwrap();
         std::fs::write(dir.path().join("ghost-0/log.checkpoint"), b"x").unwrap();
         let topics = Topics::open(
@@ -978,6 +1071,14 @@ mod tests {
         )
         .unwrap();
         assert!(!dir.path().join("ghost-0").exists());
+        let strays: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ghost-0.") && n.ends_with("-stray"))
+            .collect();
+        assert_eq!(strays.len(), 1, "{strays:?}");
+        assert!(dir.path().join(&strays[0]).join("log.checkpoint").exists());
         let t = topics.get("t").unwrap();
         assert_eq!(t.partitions.len(), 3);
         assert_eq!(topics.get_by_id(t.id).unwrap().name, t.name);
