@@ -61,6 +61,7 @@ pub mod offset_map;
 pub mod records;
 pub mod segment;
 pub mod throttle;
+pub mod validate;
 
 pub use batch::{BatchError, BatchHeader, Batches};
 pub use cleaner::{CleanJob, CleanOutcome, Cleaned, Cleaner, CleanerConfig};
@@ -73,3 +74,4 @@ pub use log::{
 };
 pub use segment::MAP_RESIDENT_BYTES;
 pub use throttle::Throttle;
+pub use validate::{validate_records, RecordError, RecordRule, RecordRules, ValidationError};

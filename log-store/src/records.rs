@@ -115,25 +115,66 @@ impl RecordView<'_> {
 /// Splits `data` (a batch's uncompressed records) into exactly `count` records. Errors
 /// say what is wrong and where, for the caller to wrap with the file and offset.
 pub fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, String> {
-    let count = usize::try_from(count).map_err(|_| format!("negative record count {count}"))?;
-    if count > data.len() / MIN_RECORD_BYTES {
-        return Err(format!(
-            "{count} records can't fit in {} bytes of records",
-            data.len()
-        ));
+    let mut records = RecordIter::new(data, count)?;
+    let out = records.by_ref().collect::<Result<Vec<_>, _>>()?;
+    records.finish()?;
+    Ok(out)
+}
+
+/// Walks exactly `count` records of `data` (a batch's uncompressed records) without
+/// allocating: each item is the next record or why it is not one (the walk then ends).
+/// [`RecordIter::finish`] then checks that nothing follows the last record.
+#[derive(Debug)]
+pub struct RecordIter<'a> {
+    rest: &'a [u8],
+    next: usize,
+    count: usize,
+    failed: bool,
+}
+
+impl<'a> RecordIter<'a> {
+    /// Refuses a count the data cannot hold (every record takes at least
+    /// [`MIN_RECORD_BYTES`]), so a forged count costs nothing.
+    pub fn new(data: &'a [u8], count: i32) -> Result<RecordIter<'a>, String> {
+        let count = usize::try_from(count).map_err(|_| format!("negative record count {count}"))?;
+        if count > data.len() / MIN_RECORD_BYTES {
+            return Err(format!(
+                "{count} records can't fit in {} bytes of records",
+                data.len()
+            ));
+        }
+        Ok(RecordIter {
+            rest: data,
+            next: 0,
+            count,
+            failed: false,
+        })
     }
-    let mut out = Vec::with_capacity(count);
-    let mut rest = data;
-    for i in 0..count {
+
+    /// After the last record: bytes left over are an error.
+    pub fn finish(&self) -> Result<(), String> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} bytes follow the last of {} records",
+                self.rest.len(),
+                self.count
+            ))
+        }
+    }
+
+    fn parse_next(&mut self) -> Result<RecordView<'a>, String> {
+        let i = self.next;
         let bad = |what: &str| format!("record {i}: {what}");
-        let (len, n) = read_varint(rest).ok_or_else(|| bad("bad length varint"))?;
+        let (len, n) = read_varint(self.rest).ok_or_else(|| bad("bad length varint"))?;
         let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
         let end = n
             .checked_add(len)
-            .filter(|e| *e <= rest.len())
+            .filter(|e| *e <= self.rest.len())
             .ok_or_else(|| bad("length runs past the batch"))?;
-        let (raw, tail) = rest.split_at(end);
-        rest = tail;
+        let (raw, tail) = self.rest.split_at(end);
+        self.rest = tail;
         let body = &raw[n..];
         let (&attributes, after_attr) = body.split_first().ok_or_else(|| bad("empty"))?;
         let (timestamp_delta, m) =
@@ -142,26 +183,10 @@ pub fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, Str
         let (offset_delta, m) =
             read_varint(after_timestamp).ok_or_else(|| bad("bad offset delta"))?;
         let mut cursor = &after_timestamp[m..];
-        let mut nullable = |what: &str| -> Result<Option<&[u8]>, String> {
-            let (len, m) = read_varint(cursor).ok_or_else(|| bad(what))?;
-            cursor = &cursor[m..];
-            match len {
-                -1 => Ok(None),
-                l if l < -1 => Err(bad(what)),
-                l => {
-                    let l = l as usize;
-                    if l > cursor.len() {
-                        return Err(bad(what));
-                    }
-                    let (v, t) = cursor.split_at(l);
-                    cursor = t;
-                    Ok(Some(v))
-                }
-            }
-        };
-        let key = nullable("bad key length")?;
-        let value = nullable("bad value length")?;
-        out.push(RecordView {
+        let key = read_nullable(&mut cursor).ok_or_else(|| bad("bad key length"))?;
+        let value = read_nullable(&mut cursor).ok_or_else(|| bad("bad value length"))?;
+        check_headers(cursor).map_err(|what| bad(&what))?;
+        Ok(RecordView {
             raw,
             offset_delta,
             timestamp_delta,
@@ -169,15 +194,66 @@ pub fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, Str
             has_value: value.is_some(),
             attributes,
             after_timestamp,
-        });
+        })
     }
-    if !rest.is_empty() {
-        return Err(format!(
-            "{} bytes follow the last of {count} records",
-            rest.len()
-        ));
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<RecordView<'a>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next >= self.count {
+            return None;
+        }
+        let item = self.parse_next();
+        self.failed = item.is_err();
+        self.next += 1;
+        Some(item)
     }
-    Ok(out)
+}
+
+/// Reads a nullable byte field (varint length, -1 for null) off the front of `cursor`:
+/// `None` when the length is bad or runs past the data.
+fn read_nullable<'a>(cursor: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let (len, m) = read_varint(cursor)?;
+    *cursor = &cursor[m..];
+    match len {
+        -1 => Some(None),
+        l if l < -1 => None,
+        l => {
+            let l = l as usize;
+            if l > cursor.len() {
+                return None;
+            }
+            let (v, t) = cursor.split_at(l);
+            *cursor = t;
+            Some(Some(v))
+        }
+    }
+}
+
+/// Checks a record's headers section (`rest`, what follows its value): a header count,
+/// then that many (key length, key, nullable value), and nothing after.
+fn check_headers(mut rest: &[u8]) -> Result<(), String> {
+    let (count, m) = read_varint(rest).ok_or("bad header count")?;
+    rest = &rest[m..];
+    let count = usize::try_from(count).map_err(|_| "negative header count".to_string())?;
+    // A header takes at least two bytes; a forged count stops here.
+    if count > rest.len() / 2 {
+        return Err(format!("{count} headers can't fit in {} bytes", rest.len()));
+    }
+    for h in 0..count {
+        match read_nullable(&mut rest) {
+            Some(Some(_)) => {}
+            _ => return Err(format!("header {h}: bad key")),
+        }
+        read_nullable(&mut rest).ok_or_else(|| format!("header {h}: bad value"))?;
+    }
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} bytes after the headers", rest.len()))
+    }
 }
 
 /// The uncompressed records section of `batch` (whose header is `header`): borrowed when
