@@ -192,6 +192,11 @@ pub struct TopicConfig {
     /// `min.insync.replicas`: in a cluster, an acks=all produce is refused with
     /// NOT_ENOUGH_REPLICAS while fewer replicas than this are in sync.
     pub min_insync_replicas: u32,
+    /// `message.timestamp.before.max.ms` (KIP-937): how far in the past a produced
+    /// record's CreateTime may lie (Kafka's default: no limit).
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4's default: 1 h).
+    pub message_timestamp_after_max_ms: i64,
 }
 
 impl Default for TopicConfig {
@@ -208,15 +213,19 @@ impl Default for TopicConfig {
             min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
             min_compaction_lag_ms: log.min_compaction_lag_ms,
             min_insync_replicas: 1,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
         }
     }
 }
 
 /// The topic-level keys, in the order DescribeConfigs lists them.
-pub const TOPIC_CONFIG_KEYS: [&str; 10] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 12] = [
     "cleanup.policy",
     "delete.retention.ms",
     "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
     "min.insync.replicas",
@@ -281,17 +290,21 @@ impl TopicConfig {
                     .filter(|&v| v <= i32::MAX as u32)
                     .ok_or_else(|| bad(key, "must fit in an int32"))?;
             }
-            "delete.retention.ms" | "min.compaction.lag.ms" => {
+            "delete.retention.ms"
+            | "min.compaction.lag.ms"
+            | "message.timestamp.before.max.ms"
+            | "message.timestamp.after.max.ms" => {
                 let v: i64 = value
                     .trim()
                     .parse()
                     .ok()
                     .filter(|&v: &i64| v >= 0)
                     .ok_or_else(|| bad(key, format!("{value:?} is not a non-negative integer")))?;
-                if key == "delete.retention.ms" {
-                    self.delete_retention_ms = v;
-                } else {
-                    self.min_compaction_lag_ms = v;
+                match key {
+                    "delete.retention.ms" => self.delete_retention_ms = v,
+                    "min.compaction.lag.ms" => self.min_compaction_lag_ms = v,
+                    "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms = v,
+                    _ => self.message_timestamp_after_max_ms = v,
                 }
             }
             "min.insync.replicas" => {
@@ -360,8 +373,20 @@ impl TopicConfig {
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
             _ => return None,
         })
+    }
+
+    /// The rules produced records must meet (`now_ms`: the broker's clock).
+    pub fn record_rules(&self, now_ms: i64) -> log_store::RecordRules {
+        log_store::RecordRules {
+            require_key: self.cleanup_policy.contains("compact"),
+            now_ms,
+            timestamp_before_max_ms: self.message_timestamp_before_max_ms,
+            timestamp_after_max_ms: self.message_timestamp_after_max_ms,
+        }
     }
 
     /// The partition-log settings these give.

@@ -185,6 +185,119 @@ async fn produce_errors_use_kafkas_codes_and_write_nothing() {
     running.wait().await.unwrap();
 }
 
+/// Rewrites big-endian header fields of a batch and signs it again (CRC-32C of the bytes
+/// from the attributes on), as a forger would.
+fn forged(batch: &Bytes, fields: &[(usize, i32)]) -> Bytes {
+    let mut b = batch.to_vec();
+    for &(at, value) in fields {
+        b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// One record with `key` and CreateTime `timestamp_ms`.
+fn record(key: Option<&'static [u8]>, timestamp_ms: i64) -> Bytes {
+    let spec = strata_testkit::RecordSpec {
+        key: key.map(Bytes::from_static),
+        value: Some(Bytes::from_static(b"v")),
+        timestamp_ms,
+    };
+    strata_testkit::encode_batch(
+        [spec],
+        strata_testkit::NO_PRODUCER,
+        strata_testkit::Compression::None,
+    )
+    .freeze()
+}
+
+async fn produce_answer(
+    conn: &mut TcpStream,
+    id: i32,
+    req: RequestKind,
+) -> produce_response::PartitionProduceResponse {
+    match roundtrip(conn, ApiKey::Produce, 9, id, &req).await {
+        ResponseKind::Produce(mut r) => r.responses.remove(0).partition_responses.remove(0),
+        other => panic!("not a produce response: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_records_are_refused_and_the_partition_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_broker(dir.path()).await;
+    let topics = &running.broker.topics;
+    topics.create("f", 1, 1, BTreeMap::new()).await.unwrap();
+    let compact = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+    topics.create("c", 1, 1, compact).await.unwrap();
+    let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+
+    // One record claiming 2^31-1 (lastOffsetDelta at 23, recordsCount at 57), CRC valid:
+    // it once moved the log end to 2147483647 and broke every consumer.
+    let count_forged = forged(&batch(), &[(23, i32::MAX - 1), (57, i32::MAX)]);
+    let r = produce_answer(&mut conn, 1, produce("f", 0, count_forged, -1)).await;
+    assert_eq!(r.error_code, ResponseError::CorruptMessage.code());
+    assert!(r.error_message.is_some());
+    // A record whose length runs past the batch.
+    let mut long = batch().to_vec();
+    long[61] = 0x7e;
+    let long = forged(&Bytes::from(long), &[]);
+    let r = produce_answer(&mut conn, 2, produce("f", 0, long, 1)).await;
+    assert_eq!(r.error_code, ResponseError::CorruptMessage.code());
+
+    // A keyless record on a compacted topic, and one from two hours ahead: refused with
+    // the record named.
+    let r = produce_answer(&mut conn, 3, produce("c", 0, record(None, now_ms), 1)).await;
+    assert_eq!(r.error_code, ResponseError::InvalidRecord.code());
+    assert_eq!(r.record_errors.len(), 1);
+    assert_eq!(r.record_errors[0].batch_index, 0);
+    let ahead = record(Some(b"k"), now_ms + 7_200_000);
+    let r = produce_answer(&mut conn, 4, produce("f", 0, ahead, 1)).await;
+    assert_eq!(r.error_code, ResponseError::InvalidTimestamp.code());
+    assert_eq!(r.record_errors.len(), 1);
+
+    // Nothing reached either log; the next good batch takes offset 0 and reads back.
+    for t in ["f", "c"] {
+        let p = topics.get(t).unwrap().partitions[0].clone();
+        assert_eq!(p.offsets().unwrap().log_end, 0, "{t}");
+        let r = produce_answer(&mut conn, 5, produce(t, 0, batch(), -1)).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 0), "{t}");
+    }
+    let fetch = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(topic("f"))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    match roundtrip(&mut conn, ApiKey::Fetch, 12, 6, &fetch.into()).await {
+        ResponseKind::Fetch(r) => {
+            let p = &r.responses[0].partitions[0];
+            assert_eq!((p.error_code, p.high_watermark), (0, 1));
+            assert_eq!(p.records.as_deref(), Some(&batch_with_offset(0)[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
+/// `batch()` as the log stores it at `offset` (base offset and leader epoch patched,
+/// both outside the CRC).
+fn batch_with_offset(offset: i64) -> Bytes {
+    let mut b = batch().to_vec();
+    b[..8].copy_from_slice(&offset.to_be_bytes());
+    b[12..16].copy_from_slice(&0i32.to_be_bytes());
+    Bytes::from(b)
+}
+
 /// Sends raw bytes as one frame and reports whether the broker closed the connection.
 async fn closes_after(conn: &mut TcpStream, frame: &[u8]) -> bool {
     let mut buf = BytesMut::new();

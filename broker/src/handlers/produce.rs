@@ -4,17 +4,25 @@
 //! Kafka's rules kept here: v3+ carries exactly one RecordBatch v2 per partition
 //! (otherwise INVALID_RECORD); a batch above `max.message.bytes` is MESSAGE_TOO_LARGE,
 //! one above `segment.bytes` RECORD_LIST_TOO_LARGE; a bad CRC or frame
-//! CORRUPT_MESSAGE. Transactions are not supported.
+//! CORRUPT_MESSAGE. Every record is decoded before the batch is written, as Kafka's
+//! LogValidator does (`log_store::validate`): records that do not match the header
+//! (count, offset deltas, lengths) are CORRUPT_MESSAGE; a keyless record on a compacted
+//! topic INVALID_RECORD and a CreateTime outside `message.timestamp.before.max.ms` /
+//! `after.max.ms` INVALID_TIMESTAMP, each with the offending records listed in
+//! `record_errors` (Produce v8+). Transactions are not supported.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use log_store::BatchHeader;
+use log_store::{BatchHeader, RecordRule, ValidationError};
 
 use super::{message, Reply};
+use crate::config::TopicConfig;
 use crate::connection::RequestContext;
 use crate::partition::Partition;
 
@@ -117,6 +125,9 @@ async fn produce_one(
     if records.len() as u64 > t.config.segment_bytes {
         return refused(ctx, index, ResponseError::RecordListTooLarge.code(), None);
     }
+    if let Some(refusal) = validate(ctx, index, &records, &t.config) {
+        return refusal;
+    }
     if let Some(group) = p.group() {
         // A cluster partition: proposed to its Raft group by the leader. acks=all needs
         // `min.insync.replicas` in sync first, as in Kafka.
@@ -186,6 +197,52 @@ async fn produce_one(
         }
         Err(code) => refused(ctx, index, code, None),
     }
+}
+
+/// Checks every record of the batch against its header and the topic's rules
+/// (`log_store::validate`); the refusal when they fail. A batch whose header does not
+/// parse is left to the partition's own checks, and a bad CRC is CORRUPT_MESSAGE before
+/// anything else, as in Kafka.
+fn validate(
+    ctx: &RequestContext,
+    index: i32,
+    records: &[u8],
+    config: &TopicConfig,
+) -> Option<Outcome> {
+    let header = BatchHeader::parse_header(records).ok()?;
+    if records.len() < header.size_bytes {
+        return None;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let err = log_store::validate_records(records, &header, &config.record_rules(now_ms)).err()?;
+    if let Err(e) = BatchHeader::parse_validated(records) {
+        let code = ResponseError::CorruptMessage.code();
+        return Some(refused(ctx, index, code, Some(&e.to_string())));
+    }
+    let why = err.to_string();
+    Some(match err {
+        ValidationError::Corrupt(_) => {
+            refused(ctx, index, ResponseError::CorruptMessage.code(), Some(&why))
+        }
+        ValidationError::Records { rule, errors } => {
+            let code = match rule {
+                RecordRule::MissingKey => ResponseError::InvalidRecord.code(),
+                RecordRule::Timestamp => ResponseError::InvalidTimestamp.code(),
+            };
+            let mut out = refused(ctx, index, code, Some(&why));
+            out.response.record_errors = errors
+                .into_iter()
+                .map(|e| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(e.index)
+                        .with_batch_index_error_message(message(e.message))
+                })
+                .collect();
+            out
+        }
+    })
 }
 
 /// Waits for an acks=all answer to be true: the batch durable (single node) or its
