@@ -960,7 +960,7 @@ fn looks_like_partition(dir: &Path) -> bool {
         entries.flatten().all(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name == "log.checkpoint"
+            ["log.checkpoint", "cleaner.checkpoint", "raft.state"].contains(&name.as_ref())
                 || name.starts_with('.')
                 || [
                     ".log",
@@ -1006,7 +1006,10 @@ mod tests {
             } else {
                 std::fs::write(&registry, b"").unwrap();
             }
-            let err = open().err().expect("the open must fail").to_string();
+            let err = match open() {
+                Ok(_) => panic!("the open must fail with a {damage} registry"),
+                Err(e) => e.to_string(),
+            };
             assert!(err.contains("topics.toml"), "{err}");
             assert!(err.contains("partition directories exist"), "{err}");
             // Nothing was deleted or set aside.

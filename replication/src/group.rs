@@ -16,9 +16,10 @@
 //! 6. entries the Ready's commit covers are applied as in 3.
 //!
 //! The state file's commit index is the *applied* index, written with the state's other
-//! changes and otherwise every [`crate::state::COMMIT_SAVE_ENTRIES`] entries, never at
-//! every commit move: it may lag what the replica applied (a restart re-applies the
-//! difference, learning the commit from its leader again), never lead it.
+//! changes and otherwise every [`crate::state::COMMIT_SAVE_ENTRIES`] entries or
+//! [`crate::state::COMMIT_SAVE_TICKS`] ticks, never at every commit move: it may lag
+//! what the replica applied (a restart re-applies the difference, learning the commit
+//! from its leader again), never lead it.
 //!
 //! The caller owns timing (ticks) and the network (steps in, messages out), so the same
 //! code runs under the deterministic simulation in `tests/` and, later, the multi-Raft
@@ -169,6 +170,8 @@ pub struct Group {
     /// (term, raft index, offset): the offset after entry `index` of this leader's term,
     /// entries not yet in the log included ([`Group::next_offset_after_last`]).
     predicted: Option<(u64, u64, u64)>,
+    /// Ticks since the applied index was last offered to the state file.
+    ticks_since_commit_save: usize,
 }
 
 impl std::fmt::Debug for Group {
@@ -242,6 +245,7 @@ impl Group {
             committed_offset,
             snapshots_installed: 0,
             predicted: None,
+            ticks_since_commit_save: 0,
         })
     }
 
@@ -280,7 +284,21 @@ impl Group {
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
+        self.ticks_since_commit_save += 1;
         self.node.tick();
+    }
+
+    /// Writes the applied index to the state file when it moved and either
+    /// [`crate::state::COMMIT_SAVE_TICKS`] ticks passed since the last offer or the group
+    /// is `idle` (quiet: nothing else will move it). The driver calls this every tick,
+    /// so a restart re-applies at most about that long of entries (or
+    /// [`crate::state::COMMIT_SAVE_ENTRIES`], whichever is less); returns whether it wrote.
+    pub fn save_commit_if_stale(&mut self, idle: bool) -> Result<bool> {
+        if !idle && self.ticks_since_commit_save < crate::state::COMMIT_SAVE_TICKS {
+            return Ok(false);
+        }
+        self.ticks_since_commit_save = 0;
+        self.storage.save_commit_if_due(1)
     }
 
     /// Delivers a message from another replica of this group. Messages that make no
@@ -646,6 +664,12 @@ impl Group {
                 m
             })
             .collect()
+    }
+
+    /// Writes the applied index to the state file now (a clean stop), so a restart
+    /// re-applies nothing; between stops see [`Group::save_commit_if_stale`].
+    pub fn save_commit(&self) -> Result<()> {
+        self.storage.save_commit_if_due(0).map(|_| ())
     }
 
     /// Whether [`Group::handle_ready`] has anything to do.

@@ -468,6 +468,13 @@ impl Node {
                 let _ = reply.send(Err(ProposeError::Dropped("the node stopped".into())));
             }
         }
+        // A clean stop leaves every group's state file with its applied index, so the
+        // next start re-applies nothing.
+        for (id, g) in &self.groups {
+            if let Err(e) = g.save_commit() {
+                tracing::warn!(group = id, error = %e, "saving the applied index at stop");
+            }
+        }
     }
 
     /// One tick: a liveness beat to every peer; awake groups tick; idle leaders go
@@ -498,6 +505,9 @@ impl Node {
             self.transport.send(NODE_GROUP, beat);
         }
         for (&id, g) in self.groups.iter_mut() {
+            if let Err(e) = g.save_commit_if_stale(self.quiet.is_quiet(id)) {
+                tracing::error!(group = id, error = %e, "saving the applied index");
+            }
             if self.quiet.is_quiet(id) {
                 let leader = g.leader().0;
                 if g.is_leader() {

@@ -16,8 +16,9 @@
 //! The stored commit is the *applied* index at the time of the write: every entry up to
 //! it is durable in the log and its effects (configuration changes) are in this file.
 //! It is written when something else must be (term, vote, configuration, snapshot) and
-//! otherwise every [`COMMIT_SAVE_ENTRIES`] applied entries, not at every commit move; a
-//! restarted replica relearns the rest from its leader (`docs/replication.md`).
+//! otherwise every [`COMMIT_SAVE_ENTRIES`] applied entries or [`COMMIT_SAVE_TICKS`]
+//! ticks, not at every commit move; a restarted replica relearns the rest from its
+//! leader (`docs/replication.md`).
 //!
 //! The history exists for snapshots: a snapshot taken at the entry just before the log's
 //! first retained entry must carry the configuration *as of that entry*, and the
@@ -46,6 +47,10 @@ const VERSION_WITHOUT_HISTORY: u8 = 1;
 /// Applied entries after which the commit index is written even though nothing else
 /// changed: a restart re-applies at most this many entries.
 pub const COMMIT_SAVE_ENTRIES: u64 = 1024;
+/// Ticks after which a moved commit index is written (`Group::save_commit_if_stale`;
+/// about a second at the broker's 100 ms tick): a restarted replica's state, such as the
+/// controller's metadata, is at most that stale before it hears from its leader.
+pub const COMMIT_SAVE_TICKS: usize = 10;
 /// Ids per list a sane configuration never exceeds; bounds what a damaged file can make
 /// us allocate.
 pub const MAX_IDS_PER_LIST: u32 = 1024;

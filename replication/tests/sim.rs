@@ -198,8 +198,10 @@ impl Sim {
                 // Each replica's clock advances on its own: a random subset ticks.
                 for id in 1..=REPLICAS {
                     if self.rng.chance(70) {
-                        if let Some(g) = self.group(id) {
-                            g.tick();
+                        let Some(g) = self.group(id) else { continue };
+                        g.tick();
+                        if let Err(e) = g.save_commit_if_stale(false) {
+                            self.crashed_at_point(id, &format!("saving the commit: {e}"));
                         }
                     }
                 }
@@ -674,18 +676,13 @@ fn seeded_simulation_keeps_raft_invariants() {
     // Retention must have pushed some follower behind a leader's log start, or the
     // snapshot path went untested.
     assert!(snapshots > 0, "no seed exercised catch-up by snapshot");
-    // Every crash point must have fired, but two kinds that depend on luck here and
-    // crash deterministically in tests/storage.rs: a snapshot installation's (a seed
-    // installs few snapshots) and the commit save (due every COMMIT_SAVE_ENTRIES
-    // applied entries, more than a seed proposes).
+    // Every crash point must have fired, but a snapshot installation's, which depend on
+    // luck here (a seed installs few snapshots) and crash deterministically in
+    // tests/storage.rs.
     let missing: Vec<&str> = log_store::failpoint::POINTS
         .iter()
         .copied()
-        .filter(|p| {
-            *p != "raft.before_commit_save"
-                && !SNAPSHOT_POINTS.contains(p)
-                && !fired.contains_key(p)
-        })
+        .filter(|p| !SNAPSHOT_POINTS.contains(p) && !fired.contains_key(p))
         .collect();
     assert!(
         missing.is_empty(),

@@ -618,13 +618,15 @@ impl Cluster {
         let mut next = 0;
         let mut since_checkpoint = 0u64;
         let mut proposed_at: Option<Instant> = None;
+        let mut seen_start: Option<u64> = None;
         loop {
             // The log starts later than the next record when a snapshot from the leader
             // replaced it (this node fell behind its retention) or at a restart after a
             // checkpoint: the first record there is a checkpoint with the whole state.
             let start = self.controller_log_start();
             if next < start {
-                if next > 0 {
+                // A start that moved while this node ran is a snapshot, not the restart.
+                if seen_start.is_some_and(|s| s < start) {
                     info!(
                         from = next,
                         checkpoint = start,
@@ -633,6 +635,7 @@ impl Cluster {
                 }
                 next = start;
             }
+            seen_start = Some(start);
             let hw = view.borrow_and_update().committed_offset;
             while next < hw {
                 let chunk = match self.read_controller(next, hw) {
