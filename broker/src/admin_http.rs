@@ -1,4 +1,5 @@
-//! The admin HTTP server: `GET /health` (200 `ok` while serving), `GET /metrics`
+//! The admin HTTP server: `GET /health` (200 `ok` while serving, 503 with the reasons
+//! after a failure the broker cannot recover from), `GET /metrics`
 //! (Prometheus / OpenMetrics text) and `GET /cluster` (JSON: this node, the controller
 //! leader, the registered brokers and this node's partition replicas with their Raft
 //! view; what `strata cluster status` shows; 404 on a single node),
@@ -17,8 +18,17 @@ use crate::Broker;
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn health() -> &'static str {
-    "ok\n"
+/// 200 `ok` while the broker can keep its promises; 503 with the failures (one per line)
+/// once a task or a partition's storage failed and the broker is stopping.
+async fn health(State(broker): State<Arc<Broker>>) -> axum::response::Response {
+    match broker.metrics.health.status() {
+        Ok(()) => "ok\n".into_response(),
+        Err(reasons) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("failed\n{reasons}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {

@@ -13,8 +13,10 @@
 //! - A Produce with acks=all is answered once its batch is durable (`fdatasync`); the
 //!   high watermark is the durable end of the log and consumers never read past it.
 //! - Batches are stored and served as the bytes that arrived (compression passes
-//!   through); the broker validates the RecordBatch v2 header and CRC, patches the base
-//!   offset, and does no per-record work.
+//!   through); the broker validates the RecordBatch v2 header, CRC and every record
+//!   (as Kafka's LogValidator), patches the base offset, and re-encodes nothing.
+//! - A task or storage failure it cannot recover from is never silent: [`health`] turns
+//!   `/health` into a 503 with the reason and stops the process (fail-stop).
 //! - Malformed bytes get a Kafka error code or close their own connection only.
 //!
 //! ## Cluster mode
@@ -40,6 +42,7 @@ pub mod connection;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod health;
 pub mod internal_batch;
 pub mod metrics;
 pub mod partition;

@@ -60,6 +60,8 @@ pub fn escape_label_value(v: &str) -> String {
 /// Every metric the broker exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Failures the broker cannot recover from (see [`crate::health`]).
+    pub health: crate::health::Health,
     /// Requests by API and the first error code in the response (`NONE` when none).
     pub requests: Family<RequestLabels, Counter>,
     /// Error codes by API: every partition- or topic-level error counts once.
@@ -140,6 +142,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let m = Metrics {
             registry: Mutex::new(Registry::with_prefix("strata")),
+            health: crate::health::Health::default(),
             requests: Family::default(),
             errors: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
@@ -174,6 +177,11 @@ impl Metrics {
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.register(
+                "broker_failures",
+                "Task panics and storage failures that stopped this broker",
+                m.health.failures.clone(),
+            );
             r.register(
                 "kafka_requests",
                 "Kafka requests by API and first error code",

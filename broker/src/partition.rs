@@ -884,6 +884,12 @@ impl Partition {
     fn fail(&self, why: &str) -> bool {
         error!(topic = %self.topic, partition = self.index, error = why, "fdatasync failed; partition taken offline");
         self.failed.store(true, Ordering::Release);
+        // After a failed fdatasync the page cache may hold data the disk lost; nothing
+        // this process holds can be trusted as durable any more (fail-stop).
+        self.shared.metrics.health.fail(format!(
+            "partition {}-{}: fdatasync failed: {why}",
+            self.topic, self.index
+        ));
         // Wake acks=all waiters so they answer KAFKA_STORAGE_ERROR now.
         self.high_watermark.send_modify(|_| {});
         false

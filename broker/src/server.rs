@@ -17,6 +17,7 @@ use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::Coordinator;
+use crate::health::{self, TaskEnd};
 use crate::metrics::Metrics;
 use crate::producer_ids::{write_atomically, ProducerIds};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -53,6 +54,18 @@ impl Running {
     /// Begins an orderly shutdown.
     pub fn shutdown(&self) {
         self.trigger.trigger();
+    }
+
+    /// Resolves when the broker failed in a way it cannot recover from (see
+    /// [`crate::health`]); the caller then shuts it down and exits non-zero, with
+    /// [`Running::failure`] as the reason.
+    pub fn failed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.broker.metrics.health.failed()
+    }
+
+    /// The failures recorded so far, one per line (`None` while healthy).
+    pub fn failure(&self) -> Option<String> {
+        self.broker.metrics.health.status().err()
     }
 
     /// Waits until the broker has stopped; the error, if closing the logs failed.
@@ -189,36 +202,65 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
 
     if let Some(c) = cluster {
-        tokio::spawn(ensure_offsets_topic(
-            broker.clone(),
-            c.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(c.clone().track_isr(
-            ISR_SAMPLE_INTERVAL,
-            broker.config.replica_lag_time_max,
-            shutdown.clone(),
-        ));
-        tokio::spawn(c.clone().drive_moves(shutdown.clone()));
+        let m = &broker.metrics;
+        if let Some(node_task) = c.take_node_task() {
+            let metrics = m.clone();
+            health::supervise("raft node", node_task, move |r| metrics.health.fail(r));
+        }
+        spawn_supervised(
+            m,
+            "offsets topic",
+            ensure_offsets_topic(broker.clone(), c.clone(), shutdown.clone()),
+        );
+        spawn_supervised(
+            m,
+            "ISR tracking",
+            c.clone().track_isr(
+                ISR_SAMPLE_INTERVAL,
+                broker.config.replica_lag_time_max,
+                shutdown.clone(),
+            ),
+        );
+        spawn_supervised(
+            m,
+            "partition moves",
+            c.clone().drive_moves(shutdown.clone()),
+        );
         let b = broker.clone();
-        tokio::spawn(c.clone().run(
-            move |change| {
-                let b = b.clone();
-                async move { b.topics.reconcile(change).await }
-            },
-            shutdown.clone(),
-        ));
-        tokio::spawn(c.register(
-            broker.advertised_host.clone(),
-            broker.advertised_port,
-            admin_addr.to_string(),
-            shutdown.clone(),
-        ));
+        spawn_supervised(
+            m,
+            "controller",
+            c.clone().run(
+                move |change| {
+                    let b = b.clone();
+                    async move { b.topics.reconcile(change).await }
+                },
+                shutdown.clone(),
+            ),
+        );
+        spawn_supervised(
+            m,
+            "registration",
+            c.register(
+                broker.advertised_host.clone(),
+                broker.advertised_port,
+                admin_addr.to_string(),
+                shutdown.clone(),
+            ),
+        );
     }
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
-    tokio::spawn(groups.run(shutdown.clone()));
-    tokio::spawn(run_cleaner(broker.clone(), shutdown.clone()));
+    spawn_supervised(
+        &broker.metrics,
+        "group coordinator",
+        groups.run(shutdown.clone()),
+    );
+    spawn_supervised(
+        &broker.metrics,
+        "log cleaner",
+        run_cleaner(broker.clone(), shutdown.clone()),
+    );
     let task = tokio::spawn(accept_loop(
         kafka,
         broker.clone(),
@@ -234,6 +276,16 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         trigger,
         task,
     })
+}
+
+/// Spawns a long-lived task whose panic or error fails the broker (`health`).
+fn spawn_supervised<T: TaskEnd + Send + 'static>(
+    metrics: &Arc<Metrics>,
+    name: &'static str,
+    task: impl std::future::Future<Output = T> + Send + 'static,
+) {
+    let metrics = metrics.clone();
+    health::supervise(name, tokio::spawn(task), move |r| metrics.health.fail(r));
 }
 
 /// Cluster mode: hands the coordinator the `__consumer_offsets` partitions once the

@@ -27,7 +27,7 @@ const INBOUND_QUEUE: usize = 8192;
 struct Running {
     handle: NodeHandle,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: JoinHandle<crate::Result<()>>,
     /// The task accepting peers' connections; it owns the listener.
     serve: JoinHandle<()>,
     transport: Transport,

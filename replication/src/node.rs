@@ -25,6 +25,7 @@ use raft::eraftpb::{Message, MessageType};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
+use crate::error::ReplicationError;
 use crate::group::{
     Group, GroupStatus, MemberChange, Proposal, ProposalStatus, ProposeError, ELECTION_TICKS,
 };
@@ -358,6 +359,9 @@ impl NodeHandle {
 
 /// Starts node `id`'s task over `groups` (keyed by group id). Messages from peers arrive
 /// on `inbound` (from `transport::serve`); messages to peers leave through `transport`.
+/// The task ends at `shutdown`, or with the error of a group's Ready that failed to
+/// persist (fail-stop: a Ready cannot be retried, and retrying storage in silence would
+/// leave a replica that acknowledges nothing; the owner stops the broker).
 pub fn start(
     id: u64,
     groups: HashMap<u64, Group>,
@@ -365,7 +369,10 @@ pub fn start(
     inbound: mpsc::Receiver<Envelope>,
     tick: Duration,
     shutdown: watch::Receiver<bool>,
-) -> (NodeHandle, tokio::task::JoinHandle<()>) {
+) -> (
+    NodeHandle,
+    tokio::task::JoinHandle<Result<(), ReplicationError>>,
+) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (published_alive, alive) = watch::channel(Vec::new());
     let node = Node {
@@ -416,8 +423,9 @@ impl Node {
         mut inbound: mpsc::Receiver<Envelope>,
         tick: Duration,
         mut shutdown: watch::Receiver<bool>,
-    ) {
+    ) -> Result<(), ReplicationError> {
         let mut ticker = tokio::time::interval(tick);
+        let mut failure = None;
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let first = tokio::select! {
@@ -459,7 +467,10 @@ impl Node {
             if !ready.is_empty() {
                 // Persistence blocks this task, so let the runtime move other tasks
                 // (transport, connections) off this thread meanwhile.
-                tokio::task::block_in_place(|| self.readies(ready));
+                if let Err(e) = tokio::task::block_in_place(|| self.readies(ready)) {
+                    failure = Some(e);
+                    break;
+                }
             }
             self.publish(&touched);
         }
@@ -468,6 +479,9 @@ impl Node {
                 let _ = reply.send(Err(ProposeError::Dropped("the node stopped".into())));
             }
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
         // A clean stop leaves every group's state file with its applied index, so the
         // next start re-applies nothing.
         for (id, g) in &self.groups {
@@ -475,6 +489,7 @@ impl Node {
                 tracing::warn!(group = id, error = %e, "saving the applied index at stop");
             }
         }
+        Ok(())
     }
 
     /// One tick: a liveness beat to every peer; awake groups tick; idle leaders go
@@ -581,7 +596,9 @@ impl Node {
         }
     }
 
-    fn readies(&mut self, touched: Vec<u64>) {
+    /// Handles the Ready of each touched group; the first that fails to persist ends
+    /// the node (see [`start`]).
+    fn readies(&mut self, touched: Vec<u64>) -> Result<(), ReplicationError> {
         for id in touched {
             let Some(g) = self.groups.get_mut(&id) else {
                 continue;
@@ -592,10 +609,14 @@ impl Node {
                         send(&self.transport, id, m);
                     }
                 }
-                Err(e) => warn!(group = id, error = %e, "ready failed"),
+                Err(e) => {
+                    tracing::error!(group = id, error = %e, "a Raft group failed to persist; stopping the node");
+                    return Err(e);
+                }
             }
             resolve(id, g, &mut self.waiting);
         }
+        Ok(())
     }
 
     fn command(&mut self, c: Command) {

@@ -138,10 +138,20 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         running.admin_addr,
         data_dir.display()
     );
-    signals.wait().await;
+    let failed = running.failed();
+    let failure = tokio::select! {
+        () = signals.wait() => None,
+        () = failed => running.failure(),
+    };
     eprintln!("strata: shutting down");
     running.shutdown();
-    running.wait().await.context("shutting down")?;
+    let stopped = running.wait().await.context("shutting down");
+    // Fail-stop: a broker that lost a task or a partition's storage exits non-zero, so a
+    // supervisor restarts it and clients move to the other replicas meanwhile.
+    if let Some(reason) = failure {
+        anyhow::bail!("stopped after a failure it cannot recover from:\n{reason}");
+    }
+    stopped?;
     Ok(())
 }
 

@@ -147,7 +147,12 @@ pub struct Cluster {
     isr: RwLock<HashMap<u64, Isr>>,
     /// The producer-id block being handed out: (next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// The Raft node's task, until the broker takes it to supervise it.
+    node_task: std::sync::Mutex<Option<NodeTask>>,
 }
+
+/// The Raft node's task: it ends at shutdown or with a group's storage error.
+pub type NodeTask = tokio::task::JoinHandle<std::result::Result<(), replication::ReplicationError>>;
 
 /// The in-sync replicas of a group this node leads, and how many replicas it has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -185,6 +190,15 @@ async fn resolve(addr: &str) -> Result<SocketAddr> {
 }
 
 impl Cluster {
+    /// The Raft node's task, once (the broker supervises it: its end before shutdown is
+    /// a failure of every partition this node holds).
+    pub fn take_node_task(&self) -> Option<NodeTask> {
+        self.node_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
     /// Binds the Raft listener, connects to the peers and starts the node with the
     /// controller group. Partition groups are added as the metadata is applied
     /// ([`Cluster::run`]).
@@ -234,7 +248,7 @@ impl Cluster {
         let controller =
             Group::open(me, storage, &voters, &discard_logger()).map_err(cluster_err)?;
         let groups = HashMap::from([(CONTROLLER_GROUP, controller)]);
-        let (node, _task) = node::start(
+        let (node, node_task) = node::start(
             me,
             groups,
             transport.clone(),
@@ -273,6 +287,7 @@ impl Cluster {
             stop,
             isr: RwLock::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
+            node_task: std::sync::Mutex::new(Some(node_task)),
         }))
     }
 
