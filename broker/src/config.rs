@@ -20,6 +20,15 @@ pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
 pub const DEFAULT_REPLICA_LAG_TIME_MAX: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait in the kernel's accept queue.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Kafka's default `connections.max.idle.ms` (10 minutes).
+pub const DEFAULT_CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(600);
+/// Connections one client address may hold. Kafka's default is unlimited; Strata's
+/// keeps one address (a leaking client, a flood of idle sockets) from taking every one
+/// of `max.connections`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+/// Request bytes read and not yet handled, over all connections. Kafka's default is
+/// unlimited; Strata's bounds the memory a burst of large requests can pin.
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 * 1024 * 1024;
 
 /// Everything `strata serve` needs. Built from defaults, then the file, then flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +54,15 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Kafka's `connections.max.idle.ms`: a connection with no request for this long
+    /// (and none in progress) is closed, and so is one whose request frame takes longer
+    /// than this to arrive.
+    pub connections_max_idle: Duration,
+    /// Kafka's `max.connections.per.ip`: more from one address are closed at accept.
+    pub max_connections_per_ip: usize,
+    /// Kafka's `queued.max.request.bytes`: request bytes read and being handled, over
+    /// all connections; reading waits while they would exceed it.
+    pub queued_max_request_bytes: usize,
     /// Kafka's `replica.lag.time.max.ms`: a follower that has not held everything
     /// committed for this long drops out of the ISR (cluster mode).
     pub replica_lag_time_max: Duration,
@@ -99,6 +117,9 @@ impl Default for BrokerConfig {
             log_level: None,
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            connections_max_idle: DEFAULT_CONNECTIONS_MAX_IDLE,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             replica_lag_time_max: DEFAULT_REPLICA_LAG_TIME_MAX,
             metadata_snapshot_records: crate::cluster::DEFAULT_CHECKPOINT_RECORDS,
             metadata_segment_bytes: crate::cluster::DEFAULT_CONTROLLER_SEGMENT_BYTES,
@@ -552,6 +573,31 @@ impl BrokerConfig {
                     .ok()
                     .filter(|&n: &usize| n >= 1)
                     .ok_or_else(|| parse_err("a count of at least 1"))?
+            }
+            "max.connections.per.ip" => {
+                self.max_connections_per_ip = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n >= 1)
+                    .ok_or_else(|| parse_err("a count of at least 1"))?
+            }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle = value
+                    .parse()
+                    .ok()
+                    .filter(|&ms: &u64| ms >= 1)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| parse_err("milliseconds, at least 1"))?
+            }
+            "queued.max.request.bytes" => {
+                self.queued_max_request_bytes = match value.trim() {
+                    "-1" => tokio::sync::Semaphore::MAX_PERMITS,
+                    v => v
+                        .parse()
+                        .ok()
+                        .filter(|&n: &usize| n >= 1024)
+                        .ok_or_else(|| parse_err("-1 (unlimited) or at least 1024 bytes"))?,
+                }
             }
             "num.partitions" => {
                 self.topics.num_partitions = value

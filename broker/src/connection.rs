@@ -90,15 +90,31 @@ impl RequestContext {
 enum FrameError {
     #[error("frame of {0} bytes is outside 0..=socket.request.max.bytes")]
     BadLength(i64),
+    #[error("request frame not complete after connections.max.idle.ms")]
+    Slow,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Reads one frame; `None` at a clean end of stream between frames.
+/// One request frame and its share of `queued.max.request.bytes`, held until the
+/// request has been handled (its frame is then dropped, or detached by a handler that
+/// parks it).
+struct Frame {
+    bytes: Bytes,
+    _queued: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Reads one frame; `None` at a clean end of stream between frames. Waits for the
+/// frame's share of `queued` before reading its body (never more than the whole budget,
+/// so one frame larger than it still gets through, alone), and gives the body at most
+/// `idle` to arrive.
 async fn read_frame(
     reader: &mut BufReader<OwnedReadHalf>,
     max_bytes: usize,
-) -> Result<Option<Bytes>, FrameError> {
+    queued: &Arc<tokio::sync::Semaphore>,
+    queued_max_bytes: usize,
+    idle: std::time::Duration,
+) -> Result<Option<Frame>, FrameError> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -109,16 +125,54 @@ async fn read_frame(
     if len < 0 || len as usize > max_bytes {
         return Err(FrameError::BadLength(len as i64));
     }
-    // Read into uninitialised capacity: no zeroing pass over every byte that arrives.
     let len = len as usize;
+    let share = len.min(queued_max_bytes).min(u32::MAX as usize) as u32;
+    let permit = queued
+        .clone()
+        .acquire_many_owned(share)
+        .await
+        .map_err(|_| std::io::Error::other("the broker is stopping"))?;
+    // Read into uninitialised capacity: no zeroing pass over every byte that arrives.
     let mut buf = BytesMut::with_capacity(len);
-    while buf.len() < len {
-        let want = (len - buf.len()) as u64;
-        if (&mut *reader).take(want).read_buf(&mut buf).await? == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    let body = async {
+        while buf.len() < len {
+            let want = (len - buf.len()) as u64;
+            if (&mut *reader).take(want).read_buf(&mut buf).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(idle, body).await {
+        Ok(read) => read?,
+        Err(_) => return Err(FrameError::Slow),
+    }
+    Ok(Some(Frame {
+        bytes: buf.freeze(),
+        _queued: permit,
+    }))
+}
+
+/// Waits until the next request starts arriving: `Ok(true)` when it does, `Ok(false)`
+/// after `idle` with nothing read and no answer pending (`in_flight` is zero), as
+/// `connections.max.idle.ms` closes such a connection. Cancel-safe: bytes already
+/// buffered stay for [`read_frame`].
+async fn next_request(
+    reader: &mut BufReader<OwnedReadHalf>,
+    idle: std::time::Duration,
+    in_flight: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<bool> {
+    use tokio::io::AsyncBufReadExt;
+    loop {
+        match tokio::time::timeout(idle, reader.fill_buf()).await {
+            Ok(read) => return read.map(|_| true),
+            Err(_) if in_flight.load(std::sync::atomic::Ordering::Acquire) == 0 => {
+                return Ok(false)
+            }
+            // An answer still pending (a long poll, an acks=all wait): not idle.
+            Err(_) => continue,
         }
     }
-    Ok(Some(buf.freeze()))
 }
 
 /// A request whose answer the writer awaits.
@@ -140,13 +194,42 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT_PER_CONNECTION);
-    let writer = tokio::spawn(write_responses(write_half, rx, broker.clone()));
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = tokio::spawn(write_responses(
+        write_half,
+        rx,
+        broker.clone(),
+        in_flight.clone(),
+    ));
     let max = broker.config.socket_request_max_bytes;
+    let idle = broker.config.connections_max_idle;
+    let queued = broker.queued_request_bytes.clone();
+    let queued_max = broker.config.queued_max_request_bytes;
     // The client hung up (end of stream or a read error): nobody is left to answer.
     let mut client_gone = false;
     loop {
+        let arriving = tokio::select! {
+            arriving = next_request(&mut reader, idle, &in_flight) => arriving,
+            _ = shutdown.wait() => break,
+        };
+        match arriving {
+            Ok(true) => {}
+            Ok(false) => {
+                broker.metrics.connections_idle_closed.inc();
+                debug!(
+                    peer,
+                    "closing a connection idle for connections.max.idle.ms"
+                );
+                break;
+            }
+            Err(e) => {
+                client_gone = true;
+                debug!(peer, error = %e, "connection read failed");
+                break;
+            }
+        }
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, max) => frame,
+            frame = read_frame(&mut reader, max, &queued, queued_max, idle) => frame,
             _ = shutdown.wait() => break,
         };
         let frame = match frame {
@@ -161,11 +244,15 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
                 break;
             }
         };
-        broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
+        broker.metrics.bytes_in.inc_by(frame.bytes.len() as u64 + 4);
         let started = Instant::now();
-        match decode_and_dispatch(&broker, frame, peer_addr).await {
+        let Frame { bytes, _queued } = frame;
+        let dispatched = decode_and_dispatch(&broker, bytes, peer_addr).await;
+        drop(_queued);
+        match dispatched {
             Ok(pending) => {
                 let pending = Pending { started, ..pending };
+                in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 if tx.send(pending).await.is_err() {
                     break; // the writer failed: the socket is gone
                 }
@@ -200,7 +287,12 @@ async fn decode_and_dispatch(
         api,
         version,
         correlation_id: request.header.correlation_id,
-        client_id: request.header.client_id,
+        // Copied out of the frame, so a request that waits (a long poll, acks=all)
+        // does not keep the whole frame alive through its context.
+        client_id: request
+            .header
+            .client_id
+            .map(|c| StrBytes::from_string(c.to_string())),
         peer,
         errors: Mutex::new(Vec::new()),
     });
@@ -278,6 +370,7 @@ async fn write_responses(
     write_half: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Pending>,
     broker: Arc<Broker>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
     while let Some(p) = rx.recv().await {
@@ -286,6 +379,8 @@ async fn write_responses(
             Reply::Later(fut) => Some(fut.await),
             Reply::Nothing => None,
         };
+        // Its wait is over: the connection may count as idle again once it is written.
+        in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         let errors = p.ctx.take_errors();
         let api_name = format!("{:?}", p.ctx.api);
         broker

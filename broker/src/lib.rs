@@ -80,6 +80,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// The consumer-group coordinator (every group, on a single node).
     pub groups: Arc<Coordinator>,
+    /// `queued.max.request.bytes`: one permit per request byte read and being handled.
+    pub queued_request_bytes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Broker {

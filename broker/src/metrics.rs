@@ -71,6 +71,10 @@ pub struct Metrics {
     pub bytes_out: Counter,
     pub connections_open: Gauge,
     pub connections_total: Counter,
+    /// Connections closed at accept (`max.connections.per.ip`) or for idling
+    /// (`connections.max.idle.ms`).
+    pub connections_refused: Counter,
+    pub connections_idle_closed: Counter,
     /// Group commits: one `fdatasync` of a partition covering every append before it.
     pub flushes: Counter,
     pub flush_duration: Histogram,
@@ -150,6 +154,8 @@ impl Metrics {
             bytes_out: Counter::default(),
             connections_open: Gauge::default(),
             connections_total: Counter::default(),
+            connections_refused: Counter::default(),
+            connections_idle_closed: Counter::default(),
             flushes: Counter::default(),
             flush_duration: latency_histogram(),
             appended_batches: Counter::default(),
@@ -216,6 +222,16 @@ impl Metrics {
                 "kafka_connections",
                 "Kafka client connections accepted",
                 m.connections_total.clone(),
+            );
+            r.register(
+                "kafka_connections_refused",
+                "Connections closed at accept: max.connections.per.ip reached",
+                m.connections_refused.clone(),
+            );
+            r.register(
+                "kafka_connections_idle_closed",
+                "Connections closed after connections.max.idle.ms without a request",
+                m.connections_idle_closed.clone(),
             );
             r.register(
                 "log_flushes",

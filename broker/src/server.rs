@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
@@ -197,6 +197,9 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         producer_ids: Mutex::new(producer_ids),
         metrics,
         groups: groups.clone(),
+        queued_request_bytes: Arc::new(tokio::sync::Semaphore::new(
+            config.queued_max_request_bytes,
+        )),
         config,
     });
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
@@ -278,6 +281,54 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     })
 }
 
+/// Connections held per client address (`max.connections.per.ip`).
+#[derive(Clone)]
+struct PerAddress {
+    max: usize,
+    held: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One admitted connection; dropping it frees its address's slot.
+struct AddressSlot {
+    ip: std::net::IpAddr,
+    of: PerAddress,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> PerAddress {
+        PerAddress {
+            max,
+            held: Arc::default(),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, unless it holds `max` already.
+    fn admit(&self, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(ip).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            ip,
+            of: self.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self.of.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Spawns a long-lived task whose panic or error fails the broker (`health`).
 fn spawn_supervised<T: TaskEnd + Send + 'static>(
     metrics: &Arc<Metrics>,
@@ -331,6 +382,7 @@ async fn accept_loop(
 ) -> Result<()> {
     let max = broker.config.max_connections;
     let slots = Arc::new(Semaphore::new(max));
+    let per_ip = PerAddress::new(broker.config.max_connections_per_ip);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p,
@@ -342,7 +394,12 @@ async fn accept_loop(
             _ = shutdown.wait() => break,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
+                let Some(held) = per_ip.admit(peer.ip()) else {
+                    broker.metrics.connections_refused.inc();
+                    debug!(%peer, "closed at accept: max.connections.per.ip reached");
+                    continue;
+                };
                 let broker = broker.clone();
                 let shutdown = shutdown.clone();
                 broker.metrics.connections_total.inc();
@@ -350,6 +407,7 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     connection::serve(stream, broker.clone(), shutdown).await;
                     broker.metrics.connections_open.dec();
+                    drop(held);
                     drop(permit);
                 });
             }

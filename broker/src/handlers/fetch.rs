@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
 use super::Reply;
@@ -40,6 +41,7 @@ pub fn handle(ctx: Arc<RequestContext>, request: FetchRequest) -> Reply {
     }
     // Nothing sent yet: the answer is built again when data arrives or time is up.
     drop(response);
+    let request = detached(request);
     Reply::Later(Box::pin(async move {
         let deadline = Instant::now() + wait;
         // While this poll waits, the requested partitions flush as soon as data arrives.
@@ -58,6 +60,28 @@ pub fn handle(ctx: Arc<RequestContext>, request: FetchRequest) -> Reply {
             }
         }
     }))
+}
+
+/// `request` with nothing left that points into its frame (decoded strings and unknown
+/// tagged fields are slices of it): a parked long poll keeps what it needs, not up to
+/// `socket.request.max.bytes` of frame for its whole wait.
+fn detached(mut request: FetchRequest) -> FetchRequest {
+    let own = |s: &StrBytes| StrBytes::from_string(s.to_string());
+    request.cluster_id = request.cluster_id.as_ref().map(own);
+    request.rack_id = own(&request.rack_id);
+    request.unknown_tagged_fields.clear();
+    for t in &mut request.topics {
+        t.topic = TopicName(own(&t.topic));
+        t.unknown_tagged_fields.clear();
+        for p in &mut t.partitions {
+            p.unknown_tagged_fields.clear();
+        }
+    }
+    for t in &mut request.forgotten_topics_data {
+        t.topic = TopicName(own(&t.topic));
+        t.unknown_tagged_fields.clear();
+    }
+    request
 }
 
 /// Marks this long poll as waiting on each requested partition (see
