@@ -286,9 +286,9 @@ impl EntryTable {
             return Ok(());
         }
         let bytes = (ENTRY_TABLE_HEADER_BYTES + records * ENTRY_RECORD_BYTES) as u64;
-        self.file
-            .set_len(bytes)
-            .map_err(|e| LogError::io(&self.path, e))?;
+        // Allocated for real: a write through the map into a hole of a full disk would
+        // be a SIGBUS (prealloc.rs).
+        crate::prealloc::allocate(&self.file, &self.path, bytes)?;
         // SAFETY: as in `map_file`; the old mapping is dropped on assignment.
         self.map = unsafe { MmapOptions::new().len(bytes as usize).map_mut(&self.file) }
             .map_err(|e| LogError::io(&self.path, e))?;
@@ -358,15 +358,23 @@ impl EntryTable {
         self.get(self.len - 1).map(Some)
     }
 
-    /// Appends a record; its raft index must be `next_raft_index()`.
-    pub fn push(&mut self, rec: &EntryRecord) -> Result<()> {
-        debug_assert_eq!(rec.raft_index, self.next_raft_index());
+    /// Makes room for one more record (growing the file when full). Appends call it
+    /// before writing their bytes, so a full disk fails the append before anything of it
+    /// is written, and [`EntryTable::push`] cannot fail.
+    pub fn make_room(&mut self) -> Result<()> {
         if self.len == self.capacity {
             let grow = self
                 .capacity
                 .clamp(INITIAL_CAPACITY_RECORDS, MAX_GROWTH_RECORDS);
             self.ensure_capacity(self.capacity + grow)?;
         }
+        Ok(())
+    }
+
+    /// Appends a record; its raft index must be `next_raft_index()`.
+    pub fn push(&mut self, rec: &EntryRecord) -> Result<()> {
+        debug_assert_eq!(rec.raft_index, self.next_raft_index());
+        self.make_room()?;
         let at = ENTRY_TABLE_HEADER_BYTES + self.len * ENTRY_RECORD_BYTES;
         rec.encode(&mut self.map[at..at + ENTRY_RECORD_BYTES]);
         self.len += 1;

@@ -1,8 +1,11 @@
 //! The sparse, memory-mapped offset and time indexes, in Kafka's on-disk format.
 //!
-//! Both are arrays of fixed-size big-endian entries, preallocated to `segment.index.bytes`
-//! while their segment is active and trimmed to the written entries when it closes, so a
-//! closed index's file size is exactly `entries × ENTRY_BYTES` (as in Kafka).
+//! Both are arrays of fixed-size big-endian entries. While their segment is active they
+//! may hold up to `segment.index.bytes` worth of entries; the file grows toward that in
+//! steps of [`INDEX_GROWTH_BYTES`], each allocated for real (a write through the map into
+//! a hole of a full disk would be a SIGBUS, see `prealloc.rs`). When the segment closes
+//! the file is trimmed to the written entries, so a closed index's file size is exactly
+//! `entries × ENTRY_BYTES` (as in Kafka).
 //!
 //! - `.index`: (relative offset u32, position u32): the *last* offset of a batch relative to
 //!   the segment's base offset, and the file position where that batch starts.
@@ -81,6 +84,9 @@ impl IndexEntry for TimeEntry {
     }
 }
 
+/// Bytes an active index's file grows by when it fills (allocated, not sparse).
+pub const INDEX_GROWTH_BYTES: u64 = 64 * 1024;
+
 /// A memory-mapped array of index entries backed by one file.
 #[derive(Debug)]
 pub struct MmapIndex<E: IndexEntry> {
@@ -92,6 +98,8 @@ pub struct MmapIndex<E: IndexEntry> {
     len: usize,
     /// Entries the current file size can hold.
     capacity: usize,
+    /// Entries the index may grow to (`segment.index.bytes` while active).
+    limit: usize,
     _entry: PhantomData<E>,
 }
 
@@ -122,6 +130,7 @@ impl<E: IndexEntry> MmapIndex<E> {
             map: None,
             len,
             capacity: len,
+            limit: len,
             _entry: PhantomData,
         };
         index.remap(file_len)?;
@@ -153,17 +162,22 @@ impl<E: IndexEntry> MmapIndex<E> {
         Ok(())
     }
 
-    /// Grows the file (sparse) so that it holds `bytes` worth of entries.
+    /// Lets the index grow to `bytes` worth of entries (`segment.index.bytes`), and
+    /// allocates its first step now. Fails (ENOSPC) when the disk has no room for it.
     pub fn ensure_capacity_bytes(&mut self, bytes: u64) -> Result<()> {
-        let want = bytes - bytes % E::ENTRY_BYTES as u64;
-        let have = (self.capacity * E::ENTRY_BYTES) as u64;
-        if want <= have {
+        self.limit = self.limit.max((bytes / E::ENTRY_BYTES as u64) as usize);
+        let step = (INDEX_GROWTH_BYTES / E::ENTRY_BYTES as u64) as usize;
+        self.grow_to((self.len + step).min(self.limit))
+    }
+
+    /// Grows the file, allocated, to hold `entries` (never shrinks it).
+    fn grow_to(&mut self, entries: usize) -> Result<()> {
+        if entries <= self.capacity {
             return Ok(());
         }
-        self.file
-            .set_len(want)
-            .map_err(|e| LogError::io(&self.path, e))?;
-        self.remap(want)
+        let bytes = (entries * E::ENTRY_BYTES) as u64;
+        crate::prealloc::allocate(&self.file, &self.path, bytes)?;
+        self.remap(bytes)
     }
 
     pub fn path(&self) -> &Path {
@@ -178,13 +192,14 @@ impl<E: IndexEntry> MmapIndex<E> {
         self.len == 0
     }
 
-    /// Entries the file can hold without growing.
+    /// Entries the index may hold (`segment.index.bytes` while active); the file grows
+    /// toward it as entries are pushed.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.limit.max(self.capacity)
     }
 
     pub fn is_full(&self) -> bool {
-        self.len >= self.capacity
+        self.len >= self.capacity()
     }
 
     /// The entry at `i`; `i < len()`.
@@ -198,10 +213,20 @@ impl<E: IndexEntry> MmapIndex<E> {
         (self.len > 0).then(|| self.get(self.len - 1))
     }
 
-    /// Appends an entry; returns `false` (and writes nothing) when the index is full.
+    /// Appends an entry; returns `false` (and writes nothing) when the index is full,
+    /// or when the disk has no room to grow it: an index is sparse by design, so a
+    /// missing entry only makes a lookup scan further, and the append goes on.
     pub fn push(&mut self, entry: E) -> bool {
         if self.len >= self.capacity {
-            return false;
+            let step = (INDEX_GROWTH_BYTES / E::ENTRY_BYTES as u64) as usize;
+            let want = (self.capacity + step).min(self.limit);
+            if want <= self.capacity {
+                return false;
+            }
+            if let Err(e) = self.grow_to(want) {
+                tracing::warn!(path = %self.path.display(), error = %e, "index not grown; entry skipped");
+                return false;
+            }
         }
         let map = self.map.as_mut().expect("capacity > 0 implies a mapping");
         let at = self.len * E::ENTRY_BYTES;
@@ -248,6 +273,7 @@ impl<E: IndexEntry> MmapIndex<E> {
         self.file
             .sync_all()
             .map_err(|e| LogError::io(&self.path, e))?;
+        self.limit = self.len;
         self.remap(bytes)
     }
 }

@@ -58,6 +58,7 @@ pub mod index;
 pub mod inspect;
 pub mod log;
 pub mod offset_map;
+pub mod prealloc;
 pub mod records;
 pub mod segment;
 pub mod throttle;

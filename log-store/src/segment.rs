@@ -451,6 +451,8 @@ impl Segment {
         config: &LogConfig,
     ) -> Result<EntryRecord> {
         debug_assert!(self.active);
+        // Room for the entry first: a full disk fails here, before any byte is written.
+        self.entries.make_room()?;
         let position = self.log_size;
         self.log_file
             .write_all_at(batch, position)
@@ -540,6 +542,7 @@ impl Segment {
         payload: &[u8],
     ) -> Result<EntryRecord> {
         debug_assert!(self.active && !kind.is_data());
+        self.entries.make_room()?;
         let file = match &mut self.entrydata {
             Some(f) => f,
             None => {
