@@ -25,7 +25,7 @@ async fn health(State(broker): State<Arc<Broker>>) -> axum::response::Response {
         Ok(()) => "ok\n".into_response(),
         Err(reasons) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("failed\n{reasons}\n"),
+            format!("unhealthy\n{reasons}\n"),
         )
             .into_response(),
     }

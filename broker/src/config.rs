@@ -29,6 +29,9 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
 /// Request bytes read and not yet handled, over all connections. Kafka's default is
 /// unlimited; Strata's bounds the memory a burst of large requests can pin.
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 * 1024 * 1024;
+/// Free bytes below which produce is refused (`storage.min.free.bytes`): headroom for
+/// the broker's own writes (Raft state, checkpoints, group commits).
+pub const DEFAULT_STORAGE_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Everything `strata serve` needs. Built from defaults, then the file, then flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +66,10 @@ pub struct BrokerConfig {
     /// Kafka's `queued.max.request.bytes`: request bytes read and being handled, over
     /// all connections; reading waits while they would exceed it.
     pub queued_max_request_bytes: usize,
+    /// `storage.min.free.bytes` (Redpanda's `storage_min_free_bytes`): below this much
+    /// free space on the data directory's filesystem, produce is refused with
+    /// KAFKA_STORAGE_ERROR and `/health` reports the broker degraded.
+    pub storage_min_free_bytes: u64,
     /// Kafka's `replica.lag.time.max.ms`: a follower that has not held everything
     /// committed for this long drops out of the ISR (cluster mode).
     pub replica_lag_time_max: Duration,
@@ -120,6 +127,7 @@ impl Default for BrokerConfig {
             connections_max_idle: DEFAULT_CONNECTIONS_MAX_IDLE,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            storage_min_free_bytes: DEFAULT_STORAGE_MIN_FREE_BYTES,
             replica_lag_time_max: DEFAULT_REPLICA_LAG_TIME_MAX,
             metadata_snapshot_records: crate::cluster::DEFAULT_CHECKPOINT_RECORDS,
             metadata_segment_bytes: crate::cluster::DEFAULT_CONTROLLER_SEGMENT_BYTES,
@@ -588,6 +596,10 @@ impl BrokerConfig {
                     .filter(|&ms: &u64| ms >= 1)
                     .map(Duration::from_millis)
                     .ok_or_else(|| parse_err("milliseconds, at least 1"))?
+            }
+            "storage.min.free.bytes" => {
+                self.storage_min_free_bytes =
+                    value.parse().map_err(|_| parse_err("a number of bytes"))?
             }
             "queued.max.request.bytes" => {
                 self.queued_max_request_bytes = match value.trim() {

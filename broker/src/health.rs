@@ -25,6 +25,8 @@ pub struct Health {
     /// `strata_broker_failures_total`.
     pub failures: Counter,
     reasons: Mutex<Vec<String>>,
+    /// Conditions that last while they last, by name.
+    degraded: Mutex<std::collections::BTreeMap<&'static str, String>>,
     /// Becomes true at the first failure: the serving process stops.
     failed: watch::Sender<bool>,
 }
@@ -34,6 +36,7 @@ impl Default for Health {
         Health {
             failures: Counter::default(),
             reasons: Mutex::new(Vec::new()),
+            degraded: Mutex::default(),
             failed: watch::channel(false).0,
         }
     }
@@ -54,13 +57,37 @@ impl Health {
         self.failed.send_replace(true);
     }
 
-    /// `Ok` while nothing failed; otherwise the reasons, one per line.
+    /// Sets (`Some`) or clears (`None`) the degraded condition `name`.
+    pub fn set_degraded(&self, name: &'static str, reason: Option<String>) {
+        let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
+        match reason {
+            Some(r) => {
+                if degraded.insert(name, r.clone()).is_none() {
+                    tracing::warn!(condition = name, reason = %r, "broker degraded");
+                }
+            }
+            None => {
+                if degraded.remove(name).is_some() {
+                    tracing::info!(condition = name, "broker no longer degraded");
+                }
+            }
+        }
+    }
+
+    /// `Ok` while nothing failed and nothing is degraded; otherwise the failures, then
+    /// the degraded conditions (`degraded: …`), one per line.
     pub fn status(&self) -> Result<(), String> {
-        let reasons = self.reasons.lock().unwrap_or_else(|p| p.into_inner());
-        if reasons.is_empty() {
+        let mut lines = self
+            .reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
+        lines.extend(degraded.values().map(|r| format!("degraded: {r}")));
+        if lines.is_empty() {
             Ok(())
         } else {
-            Err(reasons.join("\n"))
+            Err(lines.join("\n"))
         }
     }
 

@@ -39,6 +39,7 @@ pub mod alloc;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod disk_space;
 pub mod error;
 pub mod group;
 pub mod handlers;
@@ -82,6 +83,8 @@ pub struct Broker {
     pub groups: Arc<Coordinator>,
     /// `queued.max.request.bytes`: one permit per request byte read and being handled.
     pub queued_request_bytes: Arc<tokio::sync::Semaphore>,
+    /// Free space against `storage.min.free.bytes`.
+    pub disk: disk_space::DiskSpace,
 }
 
 impl Broker {

@@ -75,6 +75,8 @@ pub struct Metrics {
     /// (`connections.max.idle.ms`).
     pub connections_refused: Counter,
     pub connections_idle_closed: Counter,
+    /// Free bytes on the data directory's filesystem, as last measured.
+    pub disk_free_bytes: Gauge,
     /// Group commits: one `fdatasync` of a partition covering every append before it.
     pub flushes: Counter,
     pub flush_duration: Histogram,
@@ -156,6 +158,7 @@ impl Metrics {
             connections_total: Counter::default(),
             connections_refused: Counter::default(),
             connections_idle_closed: Counter::default(),
+            disk_free_bytes: Gauge::default(),
             flushes: Counter::default(),
             flush_duration: latency_histogram(),
             appended_batches: Counter::default(),
@@ -222,6 +225,11 @@ impl Metrics {
                 "kafka_connections",
                 "Kafka client connections accepted",
                 m.connections_total.clone(),
+            );
+            r.register(
+                "disk_free_bytes",
+                "Free bytes on the data directory's filesystem (checked every second)",
+                m.disk_free_bytes.clone(),
             );
             r.register(
                 "kafka_connections_refused",

@@ -200,6 +200,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         queued_request_bytes: Arc::new(tokio::sync::Semaphore::new(
             config.queued_max_request_bytes,
         )),
+        disk: Default::default(),
         config,
     });
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
@@ -263,6 +264,11 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         &broker.metrics,
         "log cleaner",
         run_cleaner(broker.clone(), shutdown.clone()),
+    );
+    spawn_supervised(
+        &broker.metrics,
+        "disk space",
+        crate::disk_space::watch(broker.clone(), shutdown.clone()),
     );
     let task = tokio::spawn(accept_loop(
         kafka,

@@ -359,3 +359,41 @@ async fn undecodable_frames_close_only_their_connection() {
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_creates_a_bounded_number_of_topics_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_broker(dir.path()).await;
+    let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+    let names: Vec<String> = (0..20).map(|i| format!("auto-{i}")).collect();
+    let request: RequestKind = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(
+            names
+                .iter()
+                .map(|n| {
+                    metadata_request::MetadataRequestTopic::default().with_name(Some(topic(n)))
+                })
+                .collect(),
+        ))
+        .into();
+    let codes = |r: ResponseKind| match r {
+        ResponseKind::Metadata(m) => m.topics.iter().map(|t| t.error_code).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let first = codes(roundtrip(&mut conn, ApiKey::Metadata, 9, 1, &request).await);
+    let limit = broker::handlers::metadata::MAX_AUTO_CREATED_PER_REQUEST;
+    assert!(first[..limit].iter().all(|&c| c == 0), "{first:?}");
+    assert!(
+        first[limit..]
+            .iter()
+            .all(|&c| c == ResponseError::LeaderNotAvailable.code()),
+        "{first:?}"
+    );
+    assert_eq!(running.broker.topics.all().len(), limit + 1); // + __consumer_offsets
+                                                              // The client's retry creates the rest.
+    let second = codes(roundtrip(&mut conn, ApiKey::Metadata, 9, 2, &request).await);
+    assert!(second.iter().all(|&c| c == 0), "{second:?}");
+    running.shutdown();
+    running.wait().await.unwrap();
+}

@@ -156,8 +156,18 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
             .collect()
     } else {
         let mut out = Vec::new();
+        let mut creations_left = MAX_AUTO_CREATED_PER_REQUEST;
         for wanted in request.topics.unwrap_or_default() {
-            out.push(lookup(ctx, wanted.name, wanted.topic_id, allow_create).await);
+            out.push(
+                lookup(
+                    ctx,
+                    wanted.name,
+                    wanted.topic_id,
+                    allow_create,
+                    &mut creations_left,
+                )
+                .await,
+            );
         }
         out
     };
@@ -169,11 +179,17 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
 
+/// Topics one Metadata request may create (`auto.create.topics.enable`). Beyond it the
+/// answer is LEADER_NOT_AVAILABLE, which clients retry, so a request naming thousands of
+/// unknown topics cannot make the broker create them all at once.
+pub const MAX_AUTO_CREATED_PER_REQUEST: usize = 16;
+
 async fn lookup(
     ctx: &RequestContext,
     name: Option<TopicName>,
     id: Uuid,
     allow_create: bool,
+    creations_left: &mut usize,
 ) -> MetadataResponseTopic {
     let b = &ctx.broker;
     let Some(name) = name else {
@@ -199,6 +215,10 @@ async fn lookup(
     if !allow_create {
         return topic_error(ctx, Some(name), id, ResponseError::UnknownTopicOrPartition);
     }
+    if *creations_left == 0 {
+        return topic_error(ctx, Some(name), id, ResponseError::LeaderNotAvailable);
+    }
+    *creations_left -= 1;
     match b
         .topics
         .create(name.as_str(), -1, -1, Default::default())

@@ -18,7 +18,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
-mod metadata;
+pub mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;

@@ -102,6 +102,14 @@ async fn produce_one(
             None,
         );
     };
+    if b.disk.low() {
+        return refused(
+            ctx,
+            index,
+            ResponseError::KafkaStorageError.code(),
+            Some("free disk space is below storage.min.free.bytes; retry later"),
+        );
+    }
     let records = records.unwrap_or_default();
     let frame = match BatchHeader::frame_size(&records) {
         Ok(n) => n,
