@@ -128,15 +128,7 @@ async fn produce_errors_use_kafkas_codes_and_write_nothing() {
     assert_eq!((offsets.log_start, offsets.log_end), (0, 1));
 
     // Fetch and ListOffsets errors.
-    let fetch = FetchRequest::default()
-        .with_replica_id((-1).into())
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![fetch_request::FetchTopic::default()
-            .with_topic(topic("t"))
-            .with_partitions(vec![fetch_request::FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(99)
-                .with_partition_max_bytes(1 << 20)])]);
+    let fetch = common::fetch_one("t", 0, 99);
     match roundtrip(&mut conn, ApiKey::Fetch, 12, 101, &fetch.into()).await {
         ResponseKind::Fetch(r) => assert_eq!(
             r.responses[0].partitions[0].error_code,
@@ -268,15 +260,7 @@ async fn forged_records_are_refused_and_the_partition_stays_readable() {
         let r = produce_answer(&mut conn, 5, produce(t, 0, batch(), -1)).await;
         assert_eq!((r.error_code, r.base_offset), (0, 0), "{t}");
     }
-    let fetch = FetchRequest::default()
-        .with_replica_id((-1).into())
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![fetch_request::FetchTopic::default()
-            .with_topic(topic("f"))
-            .with_partitions(vec![fetch_request::FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
+    let fetch = common::fetch_one("f", 0, 0);
     match roundtrip(&mut conn, ApiKey::Fetch, 12, 6, &fetch.into()).await {
         ResponseKind::Fetch(r) => {
             let p = &r.responses[0].partitions[0];

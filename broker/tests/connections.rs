@@ -44,17 +44,9 @@ async fn an_idle_connection_is_closed_but_a_waiting_one_is_not() {
     // A long poll on an empty partition waits 3 s, ten idle periods: the connection
     // must stay open for its answer.
     let mut polling = TcpStream::connect(running.kafka_addr).await.unwrap();
-    let fetch = FetchRequest::default()
-        .with_replica_id((-1).into())
+    let fetch = common::fetch_one("t", 0, 0)
         .with_max_wait_ms(3000)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![fetch_request::FetchTopic::default()
-            .with_topic(topic("t"))
-            .with_partitions(vec![fetch_request::FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
+        .with_min_bytes(1);
     let started = Instant::now();
     match roundtrip(&mut polling, ApiKey::Fetch, 12, 1, &fetch.into()).await {
         ResponseKind::Fetch(r) => assert_eq!(r.responses[0].partitions[0].error_code, 0),

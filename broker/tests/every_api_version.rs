@@ -38,17 +38,9 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                         .with_records(Some(batch())),
                 ])])
             .into(),
-        ApiKey::Fetch => FetchRequest::default()
-            .with_replica_id((-1).into())
+        ApiKey::Fetch => common::fetch_one("t", 0, 0)
             .with_max_wait_ms(0)
             .with_min_bytes(0)
-            .with_max_bytes(1 << 20)
-            .with_topics(vec![fetch_request::FetchTopic::default()
-                .with_topic(topic("t"))
-                .with_partitions(vec![fetch_request::FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 20)])])
             .into(),
         ApiKey::ListOffsets => ListOffsetsRequest::default()
             .with_replica_id((-1).into())

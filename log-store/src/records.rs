@@ -444,7 +444,7 @@ pub fn delete_horizon_ms(header: &BatchHeader) -> Option<i64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use strata_testkit::{encode_batch, Compression, RecordSpec, NO_PRODUCER};
+    use strata_testkit::{encode_batch, RecordSpec, ALL_COMPRESSIONS, NO_PRODUCER};
 
     fn specs(n: usize) -> Vec<RecordSpec> {
         (0..n)
@@ -481,13 +481,7 @@ mod tests {
 
     #[test]
     fn rebuilding_keeps_what_it_is_told_in_every_codec() {
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in ALL_COMPRESSIONS {
             let batch = encode_batch(specs(9), NO_PRODUCER, codec).to_vec();
             let h = BatchHeader::parse_validated(&batch).unwrap();
             let data = records_section(&batch, &h, MAX_DECOMPRESSED_BATCH_BYTES).unwrap();

@@ -186,13 +186,7 @@ mod tests {
 
     #[test]
     fn well_formed_batches_pass_in_every_codec() {
-        for c in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for c in strata_testkit::ALL_COMPRESSIONS {
             let b = batch(&[Some("a"), None, Some("c")], NOW_MS, c);
             assert_eq!(check(&b, &rules()), Ok(()), "{c:?}");
         }

@@ -10,6 +10,15 @@ use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, T
 
 pub use kafka_protocol::records::Compression;
 
+/// Every codec a RecordBatch v2 may use, uncompressed first.
+pub const ALL_COMPRESSIONS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
 /// One record of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSpec {

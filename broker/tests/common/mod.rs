@@ -45,6 +45,20 @@ pub fn topic(v: &str) -> TopicName {
     TopicName(s(v))
 }
 
+/// A Fetch of one partition from `offset` (as a consumer: replica id -1), 1 MiB at most;
+/// the wait settings are the codec's defaults unless the caller sets them.
+pub fn fetch_one(topic_name: &str, partition: i32, offset: i64) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(topic(topic_name))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])])
+}
+
 pub fn batch() -> Bytes {
     batch_of(1)
 }
