@@ -32,6 +32,9 @@ use crate::group::{
 use crate::quiesce::{self, Incoming, Quiescence, NODE_GROUP};
 use crate::transport::{Envelope, Transport};
 
+mod handle;
+pub use handle::NodeHandle;
+
 /// Commands queued to the node task before it pushes back.
 pub const COMMAND_QUEUE: usize = 4096;
 /// Events handled per turn before Readies are processed (bounds latency under load).
@@ -151,14 +154,6 @@ enum Command {
     },
 }
 
-/// A handle to the node task. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct NodeHandle {
-    commands: mpsc::Sender<Command>,
-    /// The peer nodes heard from within an election timeout, as of the last tick.
-    alive: watch::Receiver<Vec<u64>>,
-}
-
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -199,161 +194,6 @@ impl Command {
             | Command::AddGroup { group, .. } => Some(*group),
             Command::RemoveGroup { .. } | Command::Status { .. } | Command::Watch { .. } => None,
         }
-    }
-}
-
-fn stopped() -> ProposeError {
-    ProposeError::Dropped("the node has stopped".into())
-}
-
-impl NodeHandle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.ok()?;
-        rx.await.ok()
-    }
-
-    /// Proposes a Kafka batch to `group`; resolves as `ack` says.
-    pub async fn propose(
-        &self,
-        group: u64,
-        batch: Vec<u8>,
-        ack: Ack,
-    ) -> Result<Committed, ProposeError> {
-        self.ask(|reply| Command::Propose {
-            group,
-            batch,
-            ack,
-            reply,
-            then: None,
-        })
-        .await
-        .unwrap_or_else(|| Err(stopped()))
-    }
-
-    /// Proposes a Kafka batch and answers twice: once the leader appended it (its
-    /// offsets are then known, [`Tracked::appended`]) and, through
-    /// [`Tracked::committed`], once it commits or is lost to another leader. For a
-    /// partition leader that must record where a batch went before it answers the next
-    /// request, and answer acks=all producers only on commit.
-    pub async fn propose_tracked(
-        &self,
-        group: u64,
-        batch: Vec<u8>,
-    ) -> Result<Tracked, ProposeError> {
-        let (then, committed) = oneshot::channel();
-        let appended = self
-            .ask(|reply| Command::Propose {
-                group,
-                batch,
-                ack: Ack::Leader,
-                reply,
-                then: Some(then),
-            })
-            .await
-            .unwrap_or_else(|| Err(stopped()))?;
-        Ok(Tracked {
-            appended,
-            committed,
-        })
-    }
-
-    /// Hands `data` to `group`'s leader, wherever it is: proposed here on the leader,
-    /// forwarded by raft-rs from a follower. Nothing reports whether it committed: for
-    /// idempotent records whose effect the caller watches for and retries.
-    pub async fn forward(&self, group: u64, data: Vec<u8>) -> Result<(), ProposeError> {
-        self.ask(|reply| Command::Forward { group, data, reply })
-            .await
-            .unwrap_or_else(|| Err(stopped()))
-    }
-
-    /// Makes this node's replica of `group` stand for election now (a new group's
-    /// preferred leader).
-    pub async fn campaign(&self, group: u64) -> Result<(), ProposeError> {
-        self.ask(|reply| Command::Campaign { group, reply })
-            .await
-            .unwrap_or_else(|| Err(stopped()))
-    }
-
-    /// A receiver of `group`'s [`GroupView`], updated after every turn that touched the
-    /// group; `None` when the group does not run on this node.
-    pub async fn watch(&self, group: u64) -> Option<watch::Receiver<GroupView>> {
-        self.ask(|reply| Command::Watch { group, reply })
-            .await
-            .flatten()
-    }
-
-    /// Changes `group`'s membership (this node must lead it); resolves when the change
-    /// commits. Several changes at once go through joint consensus, which raft-rs
-    /// leaves by itself right after: wait for [`GroupStatus::joint`] to clear before the
-    /// next change.
-    pub async fn change_membership(
-        &self,
-        group: u64,
-        changes: Vec<MemberChange>,
-    ) -> Result<Committed, ProposeError> {
-        self.ask(|reply| Command::ChangeMembership {
-            group,
-            changes,
-            reply,
-        })
-        .await
-        .unwrap_or_else(|| Err(stopped()))
-    }
-
-    /// Moves `group`'s log start to `offset` on every replica (a replicated
-    /// DeleteRecords; this node must lead the group); resolves when the entry commits,
-    /// by which time this replica applied it.
-    pub async fn move_log_start(&self, group: u64, offset: u64) -> Result<Committed, ProposeError> {
-        self.ask(|reply| Command::LogStart {
-            group,
-            offset,
-            reply,
-        })
-        .await
-        .unwrap_or_else(|| Err(stopped()))
-    }
-
-    /// Asks this node, leader of `group`, to hand leadership to `to`. Returns once the
-    /// request is made; the transfer completes when `to` wins its election (watch
-    /// [`NodeHandle::status`]).
-    pub async fn transfer_leader(&self, group: u64, to: u64) -> Result<(), ProposeError> {
-        self.ask(|reply| Command::TransferLeader { group, to, reply })
-            .await
-            .unwrap_or_else(|| Err(stopped()))
-    }
-
-    /// Starts driving another group's replica on this node (e.g. one opened with no
-    /// voters, about to be added by a membership change).
-    pub async fn add_group(&self, group: u64, replica: Group) -> Result<(), ProposeError> {
-        self.ask(|reply| Command::AddGroup {
-            group,
-            replica: Box::new(replica),
-            reply,
-        })
-        .await
-        .unwrap_or_else(|| Err(stopped()))
-    }
-
-    /// Stops driving `group` here and hands its replica back (after the group removed
-    /// this replica, or when the partition is deleted). Waiting proposals fail.
-    pub async fn remove_group(&self, group: u64) -> Option<Group> {
-        self.ask(|reply| Command::RemoveGroup { group, reply })
-            .await
-            .flatten()
-    }
-
-    /// Whether this node heard from `peer` within an election timeout, as of its last
-    /// tick (a replica on a peer it did not is "offline" in Metadata).
-    pub fn is_alive(&self, peer: u64) -> bool {
-        self.alive.borrow().binary_search(&peer).is_ok()
-    }
-
-    /// Every group's status as this node sees it, ordered by group id.
-    pub async fn status(&self) -> Vec<GroupStatus> {
-        self.ask(|reply| Command::Status { reply })
-            .await
-            .unwrap_or_default()
     }
 }
 

@@ -32,6 +32,9 @@ use raft::prelude::Config;
 use raft::{RawNode, SnapshotStatus, StateRole};
 
 use crate::error::{ReplicationError, Result};
+
+mod quiet;
+mod snapshot;
 use crate::storage::LogStorage;
 
 /// Raft timing in ticks; the driver decides how long a tick is.
@@ -48,9 +51,6 @@ pub const MAX_INFLIGHT_MESSAGES: usize = 256;
 /// never reach it.
 pub const BOOTSTRAP_INDEX: u64 = 1;
 pub const BOOTSTRAP_TERM: u64 = 1;
-
-/// The hasher of raft-rs's sets.
-type FxBuild = std::hash::BuildHasherDefault<fxhash::FxHasher>;
 
 /// Election timing. Production jitters each replica's election timeout within
 /// `[election_ticks, 2 × election_ticks)` so replicas rarely campaign together; a
@@ -211,7 +211,7 @@ impl Group {
         let persisted = storage.persisted();
         let unconfigured = persisted.conf.voters.is_empty() && persisted.conf.learners.is_empty();
         if unconfigured && !voters.is_empty() {
-            bootstrap(&storage, voters)?;
+            snapshot::bootstrap(&storage, voters)?;
         }
         let applied = storage.persisted().hard.commit;
         let config = Config {
@@ -554,118 +554,6 @@ impl Group {
         }
     }
 
-    /// raft-rs refuses a snapshot whose configuration does not name this replica. That
-    /// is the normal case for a replica just added to a group whose log start is older
-    /// than its addition: the configuration at the leader's log start predates it, and
-    /// the entry adding it follows as an ordinary append. Such a snapshot is installed
-    /// directly and the Raft node restarted over the installed state; the message is then
-    /// stepped as usual, and raft-rs answers the leader that this replica has everything
-    /// up to the snapshot.
-    ///
-    /// Only a snapshot raft-rs itself would not ignore for other reasons is installed:
-    /// from a leader of this replica's term or a newer one (a deposed leader's delayed
-    /// snapshot is ignored, as raft-rs ignores any message of an older term), past this
-    /// replica's commit index, and not matching an entry this replica already holds (a
-    /// duplicate delivered after the entries that followed it must not wipe them).
-    fn install_snapshot_naming_others(&mut self, message: &Message) -> Result<()> {
-        let snap = message.get_snapshot();
-        let meta = snap.get_metadata();
-        let cs = meta.get_conf_state();
-        let named = cs
-            .voters
-            .iter()
-            .chain(&cs.learners)
-            .chain(&cs.voters_outgoing)
-            .any(|&n| n == self.id);
-        let raft = &self.node.raft;
-        if named
-            || snap.data.is_empty()
-            || message.term < raft.term
-            || meta.index <= raft.raft_log.committed
-            || raft.raft_log.match_term(meta.index, meta.term)
-        {
-            return Ok(());
-        }
-        let data = self.storage.apply_snapshot(snap)?;
-        let mut config = self.config.clone();
-        config.applied = meta.index;
-        self.node = RawNode::new(&config, self.storage.clone(), &self.logger)
-            .map_err(|e| raft_err("restart after a snapshot", e))?;
-        self.applied = meta.index;
-        self.committed_offset = data.next_offset;
-        self.snapshots_installed += 1;
-        tracing::info!(
-            group = self.id,
-            index = meta.index,
-            next_offset = data.next_offset,
-            "installed a snapshot that predates this replica's membership"
-        );
-        Ok(())
-    }
-
-    /// Whether this leader's group is fully idle and may go quiet (see `quiesce.rs`):
-    /// every replica on a live node (`alive`) has every entry, all committed and
-    /// applied, no membership change, leader transfer or Ready pending. A replica on a
-    /// dead node does not hold the group awake; when it returns, its election attempt
-    /// wakes the leader, which then catches it up.
-    pub fn can_quiesce(&self, alive: impl Fn(u64) -> bool) -> bool {
-        let r = &self.node.raft;
-        if r.state != StateRole::Leader
-            || r.lead_transferee.is_some()
-            || r.has_pending_conf()
-            || self.joint()
-            || self.node.has_ready()
-        {
-            return false;
-        }
-        let last = r.raft_log.last_index();
-        r.raft_log.committed == last
-            && self.applied == last
-            && r.prs()
-                .iter()
-                .all(|(&id, pr)| pr.matched == last || (id != self.id && !alive(id)))
-    }
-
-    /// Whether the replicas on live nodes (`alive`), with this one, form a quorum. A
-    /// quiet leader that lost its quorum must wake: ticking again, check-quorum makes it
-    /// step down, so it stops telling clients it leads.
-    pub fn quorum_alive(&self, alive: impl Fn(u64) -> bool) -> bool {
-        let prs = self.node.raft.prs();
-        // raft-rs's own set type (an FxHash set) is what `has_quorum` takes.
-        let live: std::collections::HashSet<u64, FxBuild> = prs
-            .iter()
-            .map(|(&id, _)| id)
-            .filter(|&id| id == self.id || alive(id))
-            .collect();
-        prs.has_quorum(&live)
-    }
-
-    /// Whether `peer` holds a replica of this group (voter or learner).
-    pub fn has_replica(&self, peer: u64) -> bool {
-        peer != self.id && self.node.raft.prs().get(peer).is_some()
-    }
-
-    /// The heartbeats that tell every other replica the group goes quiet. Like raft-rs's
-    /// own, each carries the commit index capped at what that replica is known to hold
-    /// (raft-rs refuses, fatally, to commit past its last entry).
-    pub fn quiesce_messages(&self) -> Vec<Message> {
-        let r = &self.node.raft;
-        r.prs()
-            .iter()
-            .filter(|(&id, _)| id != self.id)
-            .map(|(&to, pr)| {
-                let mut m = Message::default();
-                m.set_msg_type(MessageType::MsgHeartbeat);
-                m.to = to;
-                m.from = self.id;
-                m.term = r.term;
-                m.commit = r.raft_log.committed.min(pr.matched);
-                m.context = crate::quiesce::QUIESCE_CONTEXT.to_vec().into();
-                m
-            })
-            .collect()
-    }
-
     /// Writes the applied index to the state file now (a clean stop), so a restart
     /// re-applies nothing; between stops see [`Group::save_commit_if_stale`].
     pub fn save_commit(&self) -> Result<()> {
@@ -728,28 +616,6 @@ impl Group {
         Ok(out)
     }
 
-    /// Installs the snapshot of a Ready (raft-rs accepted it: this replica fell behind
-    /// the leader's retention): the log restarts where the leader's retained entries
-    /// begin, and they follow as ordinary appends.
-    fn install_ready_snapshot(
-        &mut self,
-        snap: &raft::eraftpb::Snapshot,
-        out: &mut ReadyOutput,
-    ) -> Result<()> {
-        let data = self.storage.apply_snapshot(snap)?;
-        self.applied = snap.get_metadata().index;
-        self.committed_offset = data.next_offset;
-        self.snapshots_installed += 1;
-        out.snapshot = Some(self.applied);
-        tracing::info!(
-            group = self.id,
-            index = self.applied,
-            next_offset = data.next_offset,
-            "installed a snapshot from the leader"
-        );
-        Ok(())
-    }
-
     fn apply(&mut self, entries: Vec<Entry>, out: &mut ReadyOutput) -> Result<()> {
         for e in entries {
             match e.get_entry_type() {
@@ -806,40 +672,6 @@ impl Group {
             Err(e) => tracing::warn!(group = self.id, offset, error = %e, "moving the log start"),
         }
     }
-}
-
-/// Starts a new group's replica: its empty log restarts after [`BOOTSTRAP_INDEX`], whose
-/// (virtual) snapshot holds `voters`.
-fn bootstrap(storage: &LogStorage, voters: &[u64]) -> Result<()> {
-    let conf = raft::eraftpb::ConfState {
-        voters: voters.to_vec(),
-        ..Default::default()
-    };
-    {
-        let log = storage.log().read().unwrap_or_else(|p| p.into_inner());
-        let empty = log.last_raft_index() <= BOOTSTRAP_INDEX && log.next_offset() == 0;
-        drop(log);
-        if !empty {
-            // A log written before bootstrapping existed (or by the single-node broker):
-            // keep it; the configuration applies from the start.
-            return storage.set_conf_state(0, conf);
-        }
-    }
-    let mut snap = raft::eraftpb::Snapshot {
-        data: crate::storage::SnapshotData {
-            next_offset: 0,
-            log_start_offset: 0,
-        }
-        .encode()
-        .into(),
-        ..Default::default()
-    };
-    let meta = snap.mut_metadata();
-    meta.index = BOOTSTRAP_INDEX;
-    meta.term = BOOTSTRAP_TERM;
-    meta.set_conf_state(conf);
-    // Sets the term to BOOTSTRAP_TERM and the commit to BOOTSTRAP_INDEX with it.
-    storage.apply_snapshot(&snap).map(|_| ())
 }
 
 /// The Kafka offset after Raft entry `index` (0 before any entry).
