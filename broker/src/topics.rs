@@ -273,23 +273,16 @@ impl Topics {
                     let meta = self.local_meta(&t);
                     self.uninstall(&cluster, &t.name, &meta).await;
                 }
-                let me = cluster.node_id;
-                let hosted: std::collections::HashSet<(String, i32)> = placed
-                    .iter()
-                    .flat_map(|(name, t)| {
-                        t.partitions
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, p)| p.hosts(me))
-                            .map(move |(i, _)| (name.clone(), i as i32))
-                    })
-                    .collect();
                 for (name, meta) in placed {
                     self.install(&cluster, &name, meta).await;
                 }
-                // Replicas this broker lost while it was down or behind (a move that
-                // ended, a topic deleted): the checkpoint says it hosts none of them.
-                // The state is whole here, so nothing it still hosts is touched.
+            }
+            Change::PruneReplicas => {
+                // Replicas this broker lost while it was behind (a move that ended, a
+                // topic deleted): the checkpoint it jumped to covers everything it ever
+                // applied and places none of them.
+                let me = cluster.node_id;
+                let hosted = hosted_replicas(&cluster.state().topics, me);
                 remove_partition_dirs_except(&self.data_dir, |topic, index| {
                     hosted.contains(&(topic.to_string(), index))
                 });
@@ -857,6 +850,23 @@ fn remove_replica_files(dir: &Path) {
             warn!(dir = %dir.display(), error = %e, "removing a replica's files");
         }
     }
+}
+
+/// The (topic, partition) replicas `placed` puts on node `me`.
+fn hosted_replicas(
+    placed: &BTreeMap<String, TopicMeta>,
+    me: u64,
+) -> std::collections::HashSet<(String, i32)> {
+    placed
+        .iter()
+        .flat_map(|(name, t)| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.hosts(me))
+                .map(move |(i, _)| (name.clone(), i as i32))
+        })
+        .collect()
 }
 
 /// Reads the registry at `path` (see [`Topics::open`] for a missing or empty one).

@@ -223,6 +223,12 @@ pub enum Change {
     /// A checkpoint replaced the state (a broker that fell behind, or replaying from
     /// one): bring every topic in line.
     All,
+    /// After [`Change::All`] from a checkpoint this node *jumped* to (it fell behind the
+    /// leader's log start): the state covers everything this node ever applied, so
+    /// replica directories it does not place are leftovers to remove. Never after a
+    /// checkpoint replayed from its own log at a start: records this node applied
+    /// before stopping may lie past it, and their replicas hold data.
+    PruneReplicas,
 }
 
 /// The replicated cluster metadata.

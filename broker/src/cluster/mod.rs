@@ -634,6 +634,8 @@ impl Cluster {
         let mut since_checkpoint = 0u64;
         let mut proposed_at: Option<Instant> = None;
         let mut seen_start: Option<u64> = None;
+        // The next checkpoint was reached by jumping to the leader's log start.
+        let mut jumped = false;
         loop {
             // The log starts later than the next record when a snapshot from the leader
             // replaced it (this node fell behind its retention) or at a restart after a
@@ -642,6 +644,7 @@ impl Cluster {
             if next < start {
                 // A start that moved while this node ran is a snapshot, not the restart.
                 if seen_start.is_some_and(|s| s < start) {
+                    jumped = true;
                     info!(
                         from = next,
                         checkpoint = start,
@@ -682,8 +685,13 @@ impl Cluster {
                         } else {
                             since_checkpoint += 1;
                         }
+                        let prune = jumped && change == Change::All;
                         if change != Change::None {
                             reconcile(change).await;
+                        }
+                        if prune {
+                            jumped = false;
+                            reconcile(Change::PruneReplicas).await;
                         }
                     }
                     self.applied.send_modify(|v| *v = next);
