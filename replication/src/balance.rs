@@ -70,10 +70,7 @@ mod tests {
             committed_offset: 0,
             last_index: 0,
             voters: voters.to_vec(),
-            learners: Vec::new(),
-            joint: false,
-            quiesced: false,
-            matched: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -90,12 +90,12 @@ impl LocalCluster {
         }
         let voters: Vec<u64> = (1..=nodes).collect();
         for (id, listener) in listeners {
-            cluster.spawn(id, listener, &voters)?;
+            cluster.spawn(id, listener, &voters, false)?;
         }
         Ok(cluster)
     }
 
-    fn open_replica(&mut self, id: u64, group: u64, voters: &[u64]) -> Result<Group> {
+    fn open_replica(&mut self, id: u64, group: u64, voters: &[u64], rejoin: bool) -> Result<Group> {
         let path = self.dir.join(format!("node-{id}/p-{group}"));
         let log =
             Log::open(&path, self.config.clone()).map_err(|source| ReplicationError::Log {
@@ -105,10 +105,20 @@ impl LocalCluster {
         let log = Arc::new(RwLock::new(log));
         self.logs.insert((id, group), log.clone());
         let storage = LogStorage::new(log)?;
-        Group::open(id, storage, voters, &discard_logger())
+        let mut group = Group::open(id, storage, voters, &discard_logger())?;
+        if rejoin {
+            group.start_rejoin(false)?;
+        }
+        Ok(group)
     }
 
-    fn spawn(&mut self, id: u64, listener: TcpListener, voters: &[u64]) -> Result<()> {
+    fn spawn(
+        &mut self,
+        id: u64,
+        listener: TcpListener,
+        voters: &[u64],
+        rejoin: bool,
+    ) -> Result<()> {
         let (stop, stop_rx) = watch::channel(false);
         let transport = Transport::new(stop_rx.clone());
         for (&peer, &addr) in &self.addrs {
@@ -125,7 +135,7 @@ impl LocalCluster {
         ));
         let mut map = HashMap::new();
         for g in self.replicas.get(&id).cloned().unwrap_or_default() {
-            map.insert(g, self.open_replica(id, g, voters)?);
+            map.insert(g, self.open_replica(id, g, voters, rejoin)?);
         }
         let (handle, task) =
             node::start(id, map, transport.clone(), inbound_rx, self.tick, stop_rx);
@@ -178,6 +188,24 @@ impl LocalCluster {
 
     /// Starts stopped node `id` again from its files, on its old address.
     pub async fn restart(&mut self, id: u64) -> Result<()> {
+        self.restart_with(id, &[], false).await
+    }
+
+    /// Starts stopped node `id` again after deleting its files, as a node whose disk
+    /// was replaced: its groups start from the full voter list, rejoining
+    /// ([`Group::start_rejoin`]) when `rejoin`.
+    pub async fn restart_wiped(&mut self, id: u64, rejoin: bool) -> Result<()> {
+        let dir = self.dir.join(format!("node-{id}"));
+        std::fs::remove_dir_all(&dir).map_err(|source| ReplicationError::StateIo {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut voters: Vec<u64> = self.addrs.keys().copied().collect();
+        voters.sort_unstable();
+        self.restart_with(id, &voters, rejoin).await
+    }
+
+    async fn restart_with(&mut self, id: u64, voters: &[u64], rejoin: bool) -> Result<()> {
         let Some(addr) = self.addrs.get(&id).copied() else {
             return Err(ReplicationError::Network {
                 what: format!("restarting node {id}"),
@@ -189,7 +217,7 @@ impl LocalCluster {
             None => TcpListener::bind(addr).await,
         }
         .map_err(bind_err("the node's old address"))?;
-        self.spawn(id, listener, &[])
+        self.spawn(id, listener, voters, rejoin)
     }
 
     /// Starts a new node `id` with no groups; every running node learns its address.
@@ -203,13 +231,13 @@ impl LocalCluster {
         }
         self.addrs.insert(id, addr);
         self.replicas.insert(id, Vec::new());
-        self.spawn(id, listener, &[])
+        self.spawn(id, listener, &[], false)
     }
 
     /// Opens an empty, uninitialized replica of `group` on running node `id`, ready to
     /// be added by a membership change (the leader's snapshot initializes it).
     pub async fn add_replica(&mut self, id: u64, group: u64) -> Result<()> {
-        let replica = self.open_replica(id, group, &[])?;
+        let replica = self.open_replica(id, group, &[], false)?;
         let Some(r) = self.running.get(&id) else {
             return Err(ReplicationError::Network {
                 what: format!("adding group {group} to node {id}"),

@@ -102,6 +102,11 @@ impl LogStorage {
     }
 
     /// The log, shared with readers.
+    /// The directory of the log (and of the state file beside it).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn log(&self) -> &Arc<RwLock<Log>> {
         &self.log
     }

@@ -34,8 +34,10 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 use crate::error::{ReplicationError, Result};
 
 mod quiet;
+mod rejoin;
 mod snapshot;
 use crate::storage::LogStorage;
+pub use rejoin::REJOIN_FILE;
 
 /// Raft timing in ticks; the driver decides how long a tick is.
 pub const ELECTION_TICKS: usize = 10;
@@ -115,7 +117,7 @@ pub enum MemberChange {
 }
 
 /// A replica's view of its group, for status pages and leadership balancing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupStatus {
     pub group: u64,
     pub id: u64,
@@ -132,6 +134,11 @@ pub struct GroupStatus {
     pub joint: bool,
     /// Whether the group is quiet on this node (idle, not ticking; set by the node).
     pub quiesced: bool,
+    /// Whether this replica is rejoining after its node lost its data: it does not vote
+    /// until caught up.
+    pub rejoining: bool,
+    /// Vote requests this replica refused while rejoining, since it opened.
+    pub votes_refused: u64,
     /// On the leader: each other replica's matched index.
     pub matched: Vec<(u64, u64)>,
 }
@@ -172,6 +179,10 @@ pub struct Group {
     predicted: Option<(u64, u64, u64)>,
     /// Ticks since the applied index was last offered to the state file.
     ticks_since_commit_save: usize,
+    /// While this replica rejoins after its node lost its data ([`rejoin`]).
+    rejoin: Option<rejoin::Rejoin>,
+    /// Vote requests refused while rejoining, since this replica opened.
+    votes_refused: u64,
 }
 
 impl std::fmt::Debug for Group {
@@ -235,6 +246,7 @@ impl Group {
         let node =
             RawNode::new(&config, storage.clone(), logger).map_err(|e| raft_err("start", e))?;
         let committed_offset = offset_after(&storage, applied);
+        let rejoin = Self::load_rejoin(&storage)?;
         Ok(Group {
             id,
             config,
@@ -246,6 +258,8 @@ impl Group {
             snapshots_installed: 0,
             predicted: None,
             ticks_since_commit_save: 0,
+            rejoin,
+            votes_refused: 0,
         })
     }
 
@@ -285,7 +299,9 @@ impl Group {
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
         self.ticks_since_commit_save += 1;
-        self.node.tick();
+        if self.may_campaign() || self.is_leader() {
+            self.node.tick();
+        }
     }
 
     /// Writes the applied index to the state file when it moved and either
@@ -304,6 +320,9 @@ impl Group {
     /// Delivers a message from another replica of this group. Messages that make no
     /// sense for this replica's state are ignored by raft-rs; a malformed one is an error.
     pub fn step(&mut self, message: Message) -> Result<()> {
+        if !self.rejoin_admits(&message) {
+            return Ok(());
+        }
         if message.get_msg_type() == MessageType::MsgSnapshot {
             self.install_snapshot_naming_others(&message)?;
         }
@@ -408,8 +427,12 @@ impl Group {
 
     /// Starts an election now instead of after an election timeout (a new group's
     /// preferred leader, so a topic is writable as soon as it exists). With pre-vote,
-    /// a replica that cannot win does not disturb a sitting leader.
+    /// a replica that cannot win does not disturb a sitting leader. A rejoining replica
+    /// that may not campaign ([`Group::start_rejoin`]) does nothing.
     pub fn campaign(&mut self) -> Result<()> {
+        if !self.may_campaign() {
+            return Ok(());
+        }
         self.node.campaign().map_err(|e| raft_err("campaign", e))
     }
 
@@ -548,6 +571,8 @@ impl Group {
             last_index: self.node.raft.raft_log.last_index(),
             joint: !conf.voters_outgoing.is_empty(),
             quiesced: false,
+            rejoining: self.is_rejoining(),
+            votes_refused: self.votes_refused,
             voters: conf.voters,
             learners: conf.learners,
             matched,
@@ -600,6 +625,7 @@ impl Group {
         self.node.advance_apply();
         self.storage
             .save_commit_if_due(crate::state::COMMIT_SAVE_ENTRIES)?;
+        self.finish_rejoin_if_caught_up()?;
         // A snapshot is one small message (it carries no records, see
         // `LogStorage::snapshot`), so it counts as sent once handed to the network: the
         // follower's progress goes back to probing, and if the message was lost the

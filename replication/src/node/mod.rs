@@ -79,6 +79,8 @@ pub struct GroupView {
     pub committed_offset: u64,
     /// The last committed Raft index.
     pub committed_index: u64,
+    /// Whether this replica is rejoining after its node lost its data (not voting yet).
+    pub rejoining: bool,
 }
 
 impl GroupView {
@@ -90,6 +92,7 @@ impl GroupView {
             is_leader: g.is_leader(),
             committed_offset: g.committed_offset(),
             committed_index: g.committed_index(),
+            rejoining: g.is_rejoining(),
         }
     }
 }
