@@ -155,7 +155,7 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm_and_sigint() {
         assert_eq!(code, Some(0), "SIG{signal}: {stderr}");
         assert!(stderr.contains("closed cleanly"), "SIG{signal}: {stderr}");
     }
-    assert!(data.join("cluster.id").exists());
+    assert!(data.join("node.identity").exists());
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn a_config_file_supplies_the_data_dir_and_log_level() {
         .expect("start strata serve");
     // The data directory named in the file is created (and locked) once serving.
     let deadline = Instant::now() + DEADLINE;
-    while !data.join("cluster.id").exists() {
+    while !data.join("node.identity").exists() {
         assert!(
             Instant::now() < deadline,
             "the file's data-dir was not used"

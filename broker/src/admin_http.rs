@@ -85,6 +85,8 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
                     "voters": s.voters,
                     "learners": s.learners,
                     "joint": s.joint,
+                    "rejoining": s.rejoining,
+                    "votes_refused": s.votes_refused,
                     "matched": s.matched,
                     "isr": isr,
                     "local": true,
@@ -105,9 +107,21 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
             .collect();
         (brokers, c.controller_leader().unwrap_or(0))
     };
+    let controller_replica = statuses
+        .get(&crate::cluster::metadata::CONTROLLER_GROUP)
+        .map(|s| {
+            serde_json::json!({
+                "term": s.term,
+                "committed_index": s.committed_index,
+                "rejoining": s.rejoining,
+                "votes_refused": s.votes_refused,
+            })
+        });
     let body = serde_json::json!({
         "node_id": c.node_id,
+        "standing": c.standing(),
         "controller_leader": controller,
+        "controller": controller_replica,
         "brokers": brokers,
         "partitions": partitions,
         "placement": placement,

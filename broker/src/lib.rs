@@ -36,6 +36,7 @@
 
 pub mod admin_http;
 pub mod alloc;
+pub mod checked_file;
 pub mod cluster;
 pub mod config;
 pub mod connection;
@@ -44,6 +45,7 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod health;
+pub mod identity;
 pub mod internal_batch;
 pub mod metrics;
 pub mod partition;

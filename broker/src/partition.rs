@@ -223,7 +223,9 @@ impl Partition {
     }
 
     /// Opens this broker's replica of a cluster partition: its log in `dir` becomes the
-    /// Raft log of group `group` (created with `voters` if new), driven by `node`.
+    /// Raft log of group `group` (created with `voters` if new), driven by `node`. With
+    /// `rejoin` (this node lost its data directory) the replica does not vote until it
+    /// caught up (`Group::start_rejoin`).
     #[allow(clippy::too_many_arguments)]
     pub async fn open_replica(
         topic: Arc<str>,
@@ -235,6 +237,7 @@ impl Partition {
         self_id: u64,
         group: u64,
         voters: &[u64],
+        rejoin: bool,
     ) -> Result<Arc<Partition>> {
         let err = |e| log_err(&topic, index, e);
         let log = Log::open(dir, config).map_err(err)?;
@@ -249,8 +252,11 @@ impl Partition {
             reason: e.to_string(),
         };
         let storage = LogStorage::new(log.clone()).map_err(replication)?;
-        let replica =
+        let mut replica =
             Group::open(self_id, storage, voters, &discard_logger()).map_err(replication)?;
+        if rejoin {
+            replica.start_rejoin(false).map_err(replication)?;
+        }
         let hw = replica.committed_offset();
         let gone = |what: &str| BrokerError::Replication {
             topic: topic.to_string(),

@@ -18,8 +18,9 @@ use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::Coordinator;
 use crate::health::{self, TaskEnd};
+use crate::identity::IdentityFile;
 use crate::metrics::Metrics;
-use crate::producer_ids::{write_atomically, ProducerIds};
+use crate::producer_ids::ProducerIds;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::topics::Topics;
 use crate::{admin_http, connection, Broker};
@@ -37,7 +38,6 @@ pub const LEADERSHIP_HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const LOCK_FILE: &str = ".lock";
-const CLUSTER_ID_FILE: &str = "cluster.id";
 
 /// A started broker.
 pub struct Running {
@@ -97,24 +97,6 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-/// The cluster id, made once per data directory.
-fn cluster_id(dir: &Path) -> Result<String> {
-    let path = dir.join(CLUSTER_ID_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() && id.trim().len() <= 64 => Ok(id.trim().to_string()),
-        Ok(_) => Err(BrokerError::CorruptFile {
-            path,
-            reason: "empty or overlong cluster id".into(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            write_atomically(&path, id.as_bytes())?;
-            Ok(id)
-        }
-        Err(e) => Err(BrokerError::io(&path, e)),
-    }
-}
-
 /// `host:port` → (host, port).
 fn split_host_port(addr: &str) -> Result<(String, i32)> {
     let bad = || BrokerError::Config(format!("{addr:?} is not host:port"));
@@ -149,7 +131,10 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
     let lock = lock_data_dir(&data_dir)?;
-    let cluster_id = cluster_id(&data_dir)?;
+    let identity = IdentityFile::open(&data_dir, config.node_id, config.cluster()?.is_some())?;
+    // A single broker's id (a cluster node tells clients the controller's).
+    let cluster_id = identity.identity().cluster_id.clone().unwrap_or_default();
+    let fresh = identity.fresh();
     let kafka = bind("kafka-addr", &config.kafka_addr).await?;
     let admin = bind("admin-addr", &config.admin_addr).await?;
     let kafka_addr = kafka
@@ -170,7 +155,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let (trigger, shutdown) = shutdown::channel();
     let cluster = match config.cluster()? {
-        Some(settings) => Some(Cluster::start(settings, &data_dir).await?),
+        Some(settings) => Some(Cluster::start(settings, &data_dir, identity).await?),
         None => None,
     };
     let (topics, groups, cluster_id) = match &cluster {
@@ -187,7 +172,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         }
     };
     // A single node's own allocator (a cluster node asks the controller for blocks).
-    let producer_ids = ProducerIds::open(&data_dir)?;
+    let producer_ids = ProducerIds::open(&data_dir, fresh)?;
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         cluster_id,
@@ -224,6 +209,11 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
                 broker.config.replica_lag_time_max,
                 shutdown.clone(),
             ),
+        );
+        spawn_supervised(
+            m,
+            "node standing",
+            c.clone().track_standing(shutdown.clone()),
         );
         spawn_supervised(
             m,

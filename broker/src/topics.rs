@@ -18,13 +18,13 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::checked_file::{self, Read};
 use crate::cluster::metadata::{Change, MetaRecord, PartitionMeta, Refusal, TopicMeta};
 use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
 use crate::config::{ConfigValueError, TopicConfig, TopicDefaults};
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 use crate::partition::{Partition, Shared};
-use crate::producer_ids::write_atomically;
 
 const REGISTRY_FILE: &str = "topics.toml";
 /// The first line of every registry the broker writes, so an empty file (a damaged one)
@@ -364,6 +364,13 @@ impl Topics {
         let me = cluster.node_id;
         let original = placed.replicas.contains(&me);
         let voters: &[u64] = if original { &placed.replicas } else { &[] };
+        let rejoin = match cluster.replicas_rejoin() {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(topic = %topic, partition = index, error = %e, "cannot record this node's standing; serving the replica as remote");
+                return Partition::remote(topic.clone(), index, self.shared.clone(), placed.group);
+            }
+        };
         let opened = Partition::open_replica(
             topic.clone(),
             index,
@@ -374,6 +381,7 @@ impl Topics {
             me,
             placed.group,
             voters,
+            rejoin,
         )
         .await;
         match opened {
@@ -536,7 +544,7 @@ impl Topics {
             reason: format!("cannot encode the registry: {e}"),
         })?;
         let text = format!("{REGISTRY_HEADER}{text}");
-        write_atomically(&self.data_dir.join(REGISTRY_FILE), text.as_bytes())
+        checked_file::write(&self.data_dir.join(REGISTRY_FILE), &text)
     }
 
     /// The effective config for `overrides` on top of the defaults.
@@ -871,10 +879,9 @@ fn hosted_replicas(
 
 /// Reads the registry at `path` (see [`Topics::open`] for a missing or empty one).
 fn read_registry(data_dir: &Path, path: &Path) -> Result<RegistryFile> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(BrokerError::io(path, e)),
+    let text = match checked_file::read(path)? {
+        Read::Checked(text) | Read::Unchecked(text) => Some(text),
+        Read::Missing => None,
     };
     if let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) {
         return toml::from_str(text).map_err(|e| BrokerError::CorruptFile {
@@ -895,7 +902,7 @@ fn read_registry(data_dir: &Path, path: &Path) -> Result<RegistryFile> {
             ),
         });
     }
-    write_atomically(path, REGISTRY_HEADER.as_bytes())?;
+    checked_file::write(path, REGISTRY_HEADER)?;
     Ok(RegistryFile::default())
 }
 

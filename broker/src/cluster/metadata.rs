@@ -43,6 +43,10 @@ pub enum MetaRecord {
         port: i32,
         #[serde(default)]
         admin: String,
+        /// The incarnation of the broker's data directory (empty from releases before
+        /// identities): a node that registers with a new one lost its directory.
+        #[serde(default)]
+        incarnation: String,
     },
     /// Creates a topic; groups and replicas are chosen when it is applied.
     CreateTopic {
@@ -155,6 +159,9 @@ pub struct BrokerMeta {
     pub port: i32,
     /// Admin HTTP address (empty when the broker did not say).
     pub admin: String,
+    /// The incarnation of its data directory (see `crate::identity`).
+    #[serde(default)]
+    pub incarnation: String,
 }
 
 /// One partition: its Raft group and the brokers holding its replicas.
@@ -309,8 +316,14 @@ impl MetadataState {
                 host,
                 port,
                 admin,
+                incarnation,
             } => {
-                let meta = BrokerMeta { host, port, admin };
+                let meta = BrokerMeta {
+                    host,
+                    port,
+                    admin,
+                    incarnation,
+                };
                 if self.brokers.get(&id) == Some(&meta) {
                     return Change::None;
                 }
@@ -637,6 +650,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 9000 + id as i32,
                 admin: String::new(),
+                incarnation: String::new(),
             });
         }
     }

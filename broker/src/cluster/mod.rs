@@ -28,6 +28,7 @@
 
 pub mod metadata;
 pub mod moves;
+mod standing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::error::{BrokerError, Result};
+use crate::identity::{IdentityFile, Standing};
 use metadata::{Change, MetaRecord, MetadataState, Refusal, CONTROLLER_GROUP};
 
 /// Voters of the controller group at most (Raft quorums beyond five only cost latency).
@@ -149,6 +151,10 @@ pub struct Cluster {
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// The Raft node's task, until the broker takes it to supervise it.
     node_task: std::sync::Mutex<Option<NodeTask>>,
+    /// This node's data directory identity ([`crate::identity`]; see [`standing`]).
+    identity: std::sync::Mutex<IdentityFile>,
+    /// The incarnation of this node's data directory.
+    incarnation: String,
 }
 
 /// The Raft node's task: it ends at shutdown or with a group's storage error.
@@ -202,7 +208,14 @@ impl Cluster {
     /// Binds the Raft listener, connects to the peers and starts the node with the
     /// controller group. Partition groups are added as the metadata is applied
     /// ([`Cluster::run`]).
-    pub async fn start(settings: ClusterSettings, data_dir: &Path) -> Result<Arc<Cluster>> {
+    /// A new data directory (`identity` standing [`Standing::Joining`]) starts its
+    /// controller replica rejoining, with fresh elections allowed (see
+    /// [`standing`]).
+    pub async fn start(
+        settings: ClusterSettings,
+        data_dir: &Path,
+        identity: IdentityFile,
+    ) -> Result<Arc<Cluster>> {
         let (stop, shutdown) = watch::channel(false);
         let me = settings.node_id;
         if !settings.peers.contains_key(&me) {
@@ -245,8 +258,12 @@ impl Cluster {
         let log = Arc::new(RwLock::new(log));
         let storage = LogStorage::new(log.clone()).map_err(cluster_err)?;
         let voters = settings.controller_voters();
-        let controller =
+        let mut controller =
             Group::open(me, storage, &voters, &discard_logger()).map_err(cluster_err)?;
+        if identity.identity().standing == Standing::Joining {
+            controller.start_rejoin(true).map_err(cluster_err)?;
+        }
+        let incarnation = identity.identity().incarnation.clone();
         let groups = HashMap::from([(CONTROLLER_GROUP, controller)]);
         let (node, node_task) = node::start(
             me,
@@ -288,6 +305,8 @@ impl Cluster {
             isr: RwLock::new(HashMap::new()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             node_task: std::sync::Mutex::new(Some(node_task)),
+            identity: std::sync::Mutex::new(identity),
+            incarnation,
         }))
     }
 
@@ -538,7 +557,8 @@ impl Cluster {
         }
     }
 
-    /// Announces this broker's Kafka address until the controller has it.
+    /// Announces this broker's Kafka address (and its directory's incarnation) until the
+    /// controller has it.
     pub async fn register(
         self: Arc<Self>,
         host: String,
@@ -552,6 +572,7 @@ impl Cluster {
             host: host.clone(),
             port,
             admin: admin.clone(),
+            incarnation: self.incarnation.clone(),
         };
         // Whoever is first gives the cluster its id.
         let id = MetaRecord::ClusterId {
@@ -560,10 +581,12 @@ impl Cluster {
         loop {
             let (registered, named) = {
                 let state = self.state();
-                let registered = state
-                    .brokers
-                    .get(&me)
-                    .is_some_and(|b| b.host == host && b.port == port && b.admin == admin);
+                let registered = state.brokers.get(&me).is_some_and(|b| {
+                    b.host == host
+                        && b.port == port
+                        && b.admin == admin
+                        && b.incarnation == self.incarnation
+                });
                 (registered, state.cluster_id.is_some())
             };
             if registered && named {
@@ -575,7 +598,10 @@ impl Cluster {
                 }
                 return;
             }
-            if !registered {
+            // A joining node registers its incarnation once it is a member (see
+            // [`standing`]): until then the controller's record of an earlier one tells
+            // it whether its directory was lost.
+            if !registered && self.standing() == Standing::Member {
                 self.send(&record).await;
             }
             if !named {
@@ -775,10 +801,7 @@ impl Cluster {
                                 committed_offset: 0,
                                 last_index: 0,
                                 voters: p.replicas.clone(),
-                                learners: Vec::new(),
-                                joint: false,
-                                quiesced: false,
-                                matched: Vec::new(),
+                                ..Default::default()
                             })
                         })
                         .collect()
@@ -941,6 +964,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             admin: "127.0.0.1:9644".into(),
+            incarnation: "5f0c".into(),
         };
         let batch = encode_record(&r);
         log_store::BatchHeader::parse_validated(&batch).expect("a valid RecordBatch v2");

@@ -191,9 +191,8 @@ mod tests {
             last_index: 52,
             voters: voters.to_vec(),
             learners: learners.to_vec(),
-            joint: false,
-            quiesced: false,
             matched: matched.to_vec(),
+            ..Default::default()
         }
     }
 
