@@ -10,11 +10,16 @@ is back, node 3 learns from the controller that its id belonged to an earlier di
 rejoins its replicas without voting until caught up, and becomes a member again: every
 acknowledged record is read back, and with node 1 down once more, nodes 2 and 3 elect a
 leader and acknowledge new writes.
+
+The second test is fail-stop end to end: a node whose directory belongs to another
+cluster (its checksummed identity names another cluster id) exits non-zero with the
+reason, while the other two keep serving.
 """
 
 from __future__ import annotations
 
 import shutil
+import zlib
 
 import pytest
 
@@ -92,3 +97,32 @@ def test_a_wiped_node_rejoins_without_voting_until_caught_up(request, tmp_path):
     more = [b"after-%05d" % i for i in range(20)]
     produce_values(c.bootstrap_of([2, 3]), TOPIC, 0, more)
     assert read_back(c.bootstrap_of([2, 3]), ACKED + len(more)) == values + more
+
+
+def rewrite_identity(path, **changes: str) -> None:
+    """Rewrites `node.identity` with `changes` to its `key = "value"` lines and a valid
+    checksum line (CRC-32 of the text before it), as a mistaken restore would."""
+    lines = [l for l in path.read_text().splitlines(keepends=True) if not l.startswith("# crc32 ")]
+    for key, value in changes.items():
+        lines = [f'"{key}" = "{value}"\n' if l.startswith(f'"{key}"') else l for l in lines]
+        if not any(l.startswith(f'"{key}"') for l in lines):
+            lines.append(f'"{key}" = "{value}"\n')
+    body = "".join(lines)
+    path.write_text(body + "# crc32 %08x\n" % zlib.crc32(body.encode()))
+
+
+def test_a_directory_of_another_cluster_stops_the_node(request, tmp_path):
+    """Fail-stop end to end: a node whose directory says it belongs to another cluster
+    (a backup restored onto the wrong machine) exits non-zero with the reason, and the
+    rest of the cluster keeps serving."""
+    c = started_cluster(request, tmp_path, 3)
+    c.create_topic(TOPIC, 1, 3)
+    c.down.add(3)
+    c.nodes[3].stop()
+    rewrite_identity(c.nodes[3].data_dir / "node.identity", **{"cluster.id": "strata-elsewhere"})
+    c.nodes[3].spawn()
+    code = c.nodes[3].proc.wait(timeout=CLUSTER_DEADLINE_S)
+    log = c.nodes[3].stderr_text(max_lines=200)
+    assert code not in (0, None), f"exit status {code}"
+    assert "belongs to cluster strata-elsewhere" in log, log
+    produce_values(c.bootstrap_of([1, 2]), TOPIC, 0, [b"still-served"])
