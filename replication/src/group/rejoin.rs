@@ -59,9 +59,13 @@ impl Group {
     /// Marks this replica as rejoining (durably, before it handles any message): see the
     /// module documentation. `fresh_elections` is for the group every node of a new
     /// cluster forms from empty directories. A no-op for a group whose only voter is
-    /// this replica.
+    /// this replica, and for a replica that already holds state of its own (entries or a
+    /// term past the bootstrap point): the marker is made before a replica handles its
+    /// first message, so such state was written since, and a replica without the marker
+    /// had caught up before (marking it again after a restart could leave a new
+    /// cluster that restarted within its first second without any voter).
     pub fn start_rejoin(&mut self, fresh_elections: bool) -> Result<()> {
-        if self.sole_voter() {
+        if self.sole_voter() || !self.at_bootstrap() || self.node.raft.term > BOOTSTRAP_TERM {
             return Ok(());
         }
         let path = self.storage.dir().join(REJOIN_FILE);
