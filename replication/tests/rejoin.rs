@@ -122,3 +122,40 @@ async fn a_wiped_node_that_votes_at_once_loses_committed_entries() {
     );
     cluster.shutdown();
 }
+
+/// A wiped follower under a leader that stays up: the leader still records the entries
+/// the follower once acknowledged. The follower catches up and votes again. (Whether
+/// the leader's record is stale when the follower returns depends on timing here: a
+/// leader that saw sends fail already probes afresh. The soak test in tests/python,
+/// whose wipe is quick, reproduced both the heartbeat that committed past the wiped log,
+/// which raft-rs aborts on, and the leader that ignored the follower's rejections.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_follower_under_a_sitting_leader_gets_everything_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let mut cluster = LocalCluster::start(dir.path(), 3, 1, config, TICK)
+        .await
+        .unwrap();
+    propose_many(&cluster, 0..COMMITTED).await;
+    let leader = cluster.leader(GROUP).await.expect("a leader");
+    let wiped = if leader == 3 { 2 } else { 3 };
+    wait_for("the follower holds every entry", async || {
+        next_offset(cluster.log(wiped, GROUP).unwrap()) == COMMITTED * 4
+    })
+    .await;
+    cluster.stop(wiped).await;
+    cluster.restart_wiped(wiped, true).await.unwrap();
+    propose_many(&cluster, COMMITTED..COMMITTED + 5).await;
+    wait_for("the wiped follower caught up and votes again", async || {
+        status_of(&cluster, wiped)
+            .await
+            .is_some_and(|s| !s.rejoining)
+            && next_offset(cluster.log(wiped, GROUP).unwrap()) == (COMMITTED + 5) * 4
+    })
+    .await;
+    assert_eq!(cluster.live(), vec![1, 2, 3], "no node stopped");
+    cluster.shutdown();
+}

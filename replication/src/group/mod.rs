@@ -183,6 +183,11 @@ pub struct Group {
     rejoin: Option<rejoin::Rejoin>,
     /// Vote requests refused while rejoining, since this replica opened.
     votes_refused: u64,
+    /// Messages of this code's own (not raft-rs's) for the next Ready: a rejoining
+    /// replica's note of how little it holds ([`rejoin`]).
+    outbox: Vec<Message>,
+    /// Ticks a rejoining replica has waited without its catch-up target.
+    ticks_waiting: usize,
 }
 
 impl std::fmt::Debug for Group {
@@ -260,6 +265,8 @@ impl Group {
             ticks_since_commit_save: 0,
             rejoin,
             votes_refused: 0,
+            outbox: Vec::new(),
+            ticks_waiting: 0,
         })
     }
 
@@ -301,6 +308,8 @@ impl Group {
         self.ticks_since_commit_save += 1;
         if self.may_campaign() || self.is_leader() {
             self.node.tick();
+        } else {
+            self.rejoin_tick();
         }
     }
 
@@ -319,10 +328,11 @@ impl Group {
 
     /// Delivers a message from another replica of this group. Messages that make no
     /// sense for this replica's state are ignored by raft-rs; a malformed one is an error.
-    pub fn step(&mut self, message: Message) -> Result<()> {
+    pub fn step(&mut self, mut message: Message) -> Result<()> {
         if !self.rejoin_admits(&message) {
             return Ok(());
         }
+        self.guard_lost_log(&mut message);
         if message.get_msg_type() == MessageType::MsgSnapshot {
             self.install_snapshot_naming_others(&message)?;
         }
@@ -460,7 +470,14 @@ impl Group {
             return if self.node.raft.term == p.term {
                 ProposalStatus::Pending
             } else {
-                // A new term: the entry may still commit if the new leader kept it.
+                // A new term: the entry may still commit if the new leader kept it. Gone
+                // from this log (a new leader's conflicting entries truncated it), it
+                // is not in that leader's log either (logs that share an entry share
+                // every entry before it), so it will not commit there: waiting would
+                // hold the producer until its timeout.
+                if p.index > self.node.raft.raft_log.last_index() {
+                    return ProposalStatus::Lost;
+                }
                 match self.storage.log().read().map(|l| l.term_of(p.index)) {
                     Ok(Ok(t)) if t != p.term => ProposalStatus::Lost,
                     _ => ProposalStatus::Pending,
@@ -587,12 +604,13 @@ impl Group {
 
     /// Whether [`Group::handle_ready`] has anything to do.
     pub fn has_ready(&self) -> bool {
-        self.node.has_ready()
+        !self.outbox.is_empty() || self.node.has_ready()
     }
 
     /// Processes everything raft-rs has ready; see the module documentation for order.
     pub fn handle_ready(&mut self) -> Result<ReadyOutput> {
         let mut out = ReadyOutput::default();
+        out.messages.append(&mut self.outbox);
         if !self.node.has_ready() {
             return Ok(out);
         }

@@ -181,6 +181,96 @@ impl Group {
         Ok(())
     }
 
+    /// Copes with a replica that lost entries it had acknowledged (its directory was
+    /// wiped), which raft-rs does not expect:
+    ///
+    /// - on the follower, a heartbeat's commit (the leader's record of what this replica
+    ///   holds) may lie past its log; raft-rs would abort the process. The commit is
+    ///   not advanced by such a heartbeat (appends bring it forward as they fill the log);
+    /// - on the leader, the follower's progress never goes below what it once matched,
+    ///   so its rejections look stale and it would never be sent the entries it lost. A
+    ///   rejection of this term whose hint (the follower's last index) is below the
+    ///   matched index resets the follower to probing from that hint.
+    pub(super) fn guard_lost_log(&mut self, message: &mut Message) {
+        let raft = &mut self.node.raft;
+        match message.get_msg_type() {
+            MessageType::MsgHeartbeat if message.commit > raft.raft_log.last_index() => {
+                tracing::debug!(
+                    group = self.id,
+                    commit = message.commit,
+                    last = raft.raft_log.last_index(),
+                    "heartbeat commit past this log: not applied"
+                );
+                message.commit = raft.raft_log.committed;
+                let note = self.holdings_note(message.from, message.term);
+                self.outbox.push(note);
+            }
+            MessageType::MsgAppendResponse
+                if message.reject
+                    && message.term == raft.term
+                    && raft.state == raft::StateRole::Leader =>
+            {
+                let Some(pr) = raft.mut_prs().get_mut(message.from) else {
+                    return;
+                };
+                if message.reject_hint >= pr.matched {
+                    return;
+                }
+                tracing::warn!(group = self.id, follower = message.from, matched = pr.matched, last = message.reject_hint, "a follower lost entries it had acknowledged (a lost directory): replicating them again");
+                pr.matched = 0;
+                pr.become_probe();
+                pr.next_idx = message.reject_hint + 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// A rejoining replica that may not campaign counts ticks instead; each election
+    /// timeout without a catch-up target it tells every other replica how little it
+    /// holds ([`Group::holdings_note`]). Without that, a group that went quiet while this
+    /// node was away would never contact it: a returning replica normally wakes its
+    /// leader by campaigning.
+    pub(super) fn rejoin_tick(&mut self) {
+        if !self.rejoin.is_some_and(|r| r.target.is_none()) {
+            return;
+        }
+        self.ticks_waiting += 1;
+        if self.ticks_waiting < self.config.election_tick {
+            return;
+        }
+        self.ticks_waiting = 0;
+        let term = self.node.raft.term;
+        let peers: Vec<u64> = self
+            .node
+            .raft
+            .prs()
+            .iter()
+            .map(|(&id, _)| id)
+            .filter(|&id| id != self.id)
+            .collect();
+        for to in peers {
+            let note = self.holdings_note(to, term);
+            self.outbox.push(note);
+        }
+    }
+
+    /// "I hold entries up to my last index": an append rejection (Raft's own way of
+    /// saying so) that a leader of `term` resets this replica's progress on
+    /// ([`Group::guard_lost_log`]); of an older term, it only wakes a quiet group.
+    fn holdings_note(&self, to: u64, term: u64) -> Message {
+        let log = &self.node.raft.raft_log;
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppendResponse);
+        m.to = to;
+        m.from = self.id;
+        m.term = term;
+        m.reject = true;
+        m.index = log.last_index();
+        m.reject_hint = log.last_index();
+        m.log_term = log.last_term();
+        m
+    }
+
     fn at_bootstrap(&self) -> bool {
         self.node.raft.raft_log.last_index() <= BOOTSTRAP_INDEX
     }
