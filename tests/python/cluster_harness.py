@@ -254,15 +254,16 @@ class Cluster:
         self.down.add(node_id)
         self.nodes[node_id].kill()
 
-    def restart(self, node_id: int) -> None:
+    def restart(self, node_id: int, timeout: float = START_DEADLINE_S) -> None:
         """Starts the node again with the same flags and data directory (stopping it with
-        SIGTERM first if it runs) and waits until it is healthy."""
+        SIGTERM first if it runs) and waits up to `timeout` until it is healthy."""
         node = self.nodes[node_id]
         if node.running():
             self.down.add(node_id)
             node.stop()
         self.mark(f"start node {node_id} again")
-        node.start()
+        node.spawn()
+        node.wait_ready(timeout)
         self.down.discard(node_id)
 
     def stop_all(self) -> None:

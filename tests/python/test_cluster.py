@@ -32,18 +32,17 @@ import collections
 import os
 import socket
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 import pytest
-from confluent_kafka import Producer
 
 import kwire
 from cluster_harness import Cluster, deliver, produce_values, started_cluster
 from harness import wait_until
-from kclients import read_partitions, watermarks
+from kclients import read_partitions
+from seqload import Numbering, SeqProducer, assert_log_holds, read_back
 
 pytest_plugins = ["cluster_plugin"]
 
@@ -55,145 +54,12 @@ PARTITIONS = 6
 REPLICATION = 3
 #: SIGKILLs of partition 0's leader in the failover run.
 KILLS = max(1, int(os.environ.get("STRATA_CLUSTER_KILLS", "10")))
-#: Keys of the failover producer; key k always goes to partition k % PARTITIONS.
-KEYS = 24
-#: The failover producer's pace, and its bound on records awaiting a delivery report.
-RATE_PER_S = 1000
-BURST = 20
-MAX_IN_FLIGHT = 5000
+#: The failover producer's records: 24 keys, key k always in partition k % PARTITIONS.
+NUMBERING = Numbering(PARTITIONS, keys=24)
 #: Partition 0 acknowledgements to see between a restart and the next kill.
 STEADY_ACKS = 50
 #: Sanity bound on one failover (not a performance target).
 FAILOVER_BOUND_S = 30.0
-
-
-def key_of(seq: int) -> bytes:
-    return b"key-%02d" % (seq % KEYS)
-
-
-def partition_of(seq: int) -> int:
-    return (seq % KEYS) % PARTITIONS
-
-
-class SeqProducer(threading.Thread):
-    """An idempotent acks=all producer sending record `seq` = 0, 1, 2, … (value b"%09d",
-    key key_of(seq), partition partition_of(seq)) at RATE_PER_S until stopped; records
-    every delivery report and when each record was sent and acknowledged."""
-
-    def __init__(self, bootstrap: str, topic: str):
-        super().__init__(daemon=True)
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.lock = threading.Lock()
-        self.acked: list[tuple[int, int, int]] = []  # (partition, offset, seq)
-        #: partition -> [(seq, acknowledged at, monotonic)] in acknowledgement order.
-        self.acks_by_partition: dict[int, list[tuple[int, float]]] = collections.defaultdict(list)
-        self.sent_at: list[float] = []  # index: seq
-        self.failed: list[tuple[int, str]] = []
-        self.fatal: list[str] = []
-        self.crashed: Optional[BaseException] = None
-        self.unflushed: Optional[int] = None
-        self.stopping = threading.Event()
-
-    # -- read by the test thread -------------------------------------------------------
-
-    @property
-    def sent(self) -> int:
-        return len(self.sent_at)
-
-    def snapshot(self) -> list[tuple[int, int, int]]:
-        with self.lock:
-            return list(self.acked)
-
-    def acked_on(self, partition: int) -> int:
-        with self.lock:
-            return len(self.acks_by_partition[partition])
-
-    def first_ack_sent_after(self, partition: int, t: float) -> Optional[float]:
-        """When the first record sent to `partition` after `t` was acknowledged, if one
-        was. Acknowledgements within a partition come in send order, so those of records
-        sent after `t` are a suffix of the list."""
-        with self.lock:
-            acks = self.acks_by_partition[partition]
-            first = None
-            for seq, acked_at in reversed(acks):
-                if self.sent_at[seq] <= t:
-                    break
-                first = acked_at
-            return first
-
-    def check(self) -> bool:
-        """True while the producer thread is healthy; fails otherwise."""
-        assert self.crashed is None, f"producer thread died: {self.crashed!r}"
-        assert not self.fatal, f"the idempotent producer hit fatal errors: {self.fatal}"
-        assert self.is_alive(), "producer thread ended"
-        return True
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(120)
-
-    def assert_finished_cleanly(self) -> list[tuple[int, int, int]]:
-        """After `stop`: the thread ended without errors and every record sent was
-        acknowledged; returns the acknowledgements (partition, offset, seq)."""
-        assert not self.is_alive(), "producer thread did not finish"
-        assert self.crashed is None, f"producer thread died: {self.crashed!r}"
-        assert not self.fatal, f"the idempotent producer hit fatal errors: {self.fatal}"
-        assert self.unflushed == 0, f"{self.unflushed} records still undelivered after 90 s"
-        assert not self.failed, f"{len(self.failed)} deliveries failed, first: {self.failed[:5]}"
-        acked = self.snapshot()
-        assert len(acked) == self.sent, f"{self.sent} sent, {len(acked)} acknowledged"
-        return acked
-
-    # -- the producer thread ----------------------------------------------------------
-
-    def _report(self, err, msg):
-        seq = int(msg.value())
-        now = time.monotonic()
-        with self.lock:
-            if err is not None:
-                self.failed.append((seq, str(err)))
-            else:
-                self.acked.append((msg.partition(), msg.offset(), seq))
-                self.acks_by_partition[msg.partition()].append((seq, now))
-
-    def _error(self, err):
-        # Transport errors are expected while a broker is down; fatal ones are not.
-        if err.fatal():
-            with self.lock:
-                self.fatal.append(str(err))
-
-    def run(self):
-        try:
-            p = Producer({
-                "bootstrap.servers": self.bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "message.timeout.ms": 60000,
-                "reconnect.backoff.ms": 20,
-                "reconnect.backoff.max.ms": 500,
-                "error_cb": self._error,
-            })
-            next_burst = time.monotonic()
-            while not self.stopping.is_set():
-                for _ in range(BURST):
-                    seq = len(self.sent_at)
-                    with self.lock:
-                        self.sent_at.append(time.monotonic())
-                    p.produce(self.topic, key=key_of(seq), value=b"%09d" % seq,
-                              partition=partition_of(seq), on_delivery=self._report)
-                next_burst += BURST / RATE_PER_S
-                while (now := time.monotonic()) < next_burst:
-                    p.poll(next_burst - now)
-                # While partitions fail over, reports stall: don't pile up without bound,
-                # and don't burst to catch up afterwards.
-                while len(p) > MAX_IN_FLIGHT and not self.stopping.is_set():
-                    p.poll(0.05)
-                next_burst = max(next_burst, time.monotonic() - 1.0)
-            self.unflushed = p.flush(90)
-        except BaseException as e:  # surfaced by check() and the tests
-            self.crashed = e
 
 
 @dataclass
@@ -244,7 +110,7 @@ def failover_run(request, tmp_path_factory) -> FailoverRun:
     request.addfinalizer(cluster.kill_all)
     cluster.start(3)
     cluster.create_topic(TOPIC, PARTITIONS, REPLICATION)
-    prod = SeqProducer(cluster.bootstrap, TOPIC)
+    prod = SeqProducer(cluster.bootstrap, TOPIC, NUMBERING)
     run = FailoverRun(cluster, prod)
     prod.start()
     try:
@@ -259,49 +125,6 @@ def failover_run(request, tmp_path_factory) -> FailoverRun:
     return run
 
 
-def assert_log_holds(log: dict[int, list], acked: list[tuple[int, int, int]]) -> None:
-    """`log` (partition -> kclients.Rec, read from offset 0 to the high watermark) holds
-    offsets 0..n-1, each sent record at most once, in send order per partition, with its
-    key; and every acknowledged record at its acknowledged offset."""
-    seen: set[int] = set()
-    for p, recs in sorted(log.items()):
-        offsets = [r.offset for r in recs]
-        assert offsets == list(range(len(recs))), f"partition {p}: offsets are not 0..{len(recs) - 1}"
-        seqs = [int(r.value) for r in recs]
-        dups = [s for s, n in collections.Counter(seqs).items() if n > 1]
-        assert not dups, f"partition {p}: records stored twice: {dups[:10]}"
-        assert not seen & set(seqs), f"records in two partitions: {sorted(seen & set(seqs))[:10]}"
-        seen |= set(seqs)
-        disorder = [(a, b) for a, b in zip(seqs, seqs[1:]) if b <= a]
-        assert not disorder, f"partition {p}: records out of send order, first pairs {disorder[:5]}"
-        for r, s in zip(recs, seqs):
-            assert (partition_of(s), r.key) == (p, key_of(s)), (
-                f"partition {p} offset {r.offset}: record {s} with key {r.key!r} belongs in "
-                f"partition {partition_of(s)} with key {key_of(s)!r}"
-            )
-    for p, o, s in acked:
-        recs = log.get(p, [])
-        got = int(recs[o].value) if o < len(recs) else None
-        assert got == s, (
-            f"acknowledged record {s} at {TOPIC}/{p} offset {o}; the log holds "
-            f"{'nothing' if got is None else got} there (high watermark {len(recs)})"
-        )
-
-
-def read_back(cluster: Cluster, acked: list[tuple[int, int, int]]) -> dict[int, list]:
-    """A fresh assign() consumer reads every partition from 0 to its high watermark;
-    asserts the watermarks cover every acknowledged offset."""
-    marks = watermarks(cluster.bootstrap, TOPIC, PARTITIONS)
-    top = {p: -1 for p in range(PARTITIONS)}
-    for p, o, _ in acked:
-        top[p] = max(top[p], o)
-    for p in range(PARTITIONS):
-        assert marks[p][0] == 0 and marks[p][1] > top[p], (
-            f"partition {p}: watermarks {marks[p]} do not cover acknowledged offset {top[p]}"
-        )
-    return read_partitions(cluster.bootstrap, TOPIC, {p: marks[p][1] for p in range(PARTITIONS)})
-
-
 def test_sigkilled_leaders_lose_no_acknowledged_record(failover_run):
     run = failover_run
     prod = run.producer
@@ -311,8 +134,8 @@ def test_sigkilled_leaders_lose_no_acknowledged_record(failover_run):
     reused = [pos for pos, n in positions.items() if n > 1]
     assert not reused, f"offsets acknowledged for two records: {reused[:10]}"
 
-    run.consumed = read_back(run.cluster, acked)
-    assert_log_holds(run.consumed, acked)
+    run.consumed = read_back(run.cluster.bootstrap, TOPIC, PARTITIONS, acked)
+    assert_log_holds(TOPIC, run.consumed, {NUMBERING: acked})
     assert sum(len(r) for r in run.consumed.values()) == len(acked), (
         "the log holds records that were never acknowledged although every send was"
     )
@@ -357,8 +180,8 @@ def test_acknowledged_records_survive_full_cluster_restart(failover_run):
     cluster.start_all()
     cluster.wait_converged([TOPIC])
     acked = failover_run.producer.snapshot()
-    log = read_back(cluster, acked)
-    assert_log_holds(log, acked)
+    log = read_back(cluster.bootstrap, TOPIC, PARTITIONS, acked)
+    assert_log_holds(TOPIC, log, {NUMBERING: acked})
     if failover_run.consumed is not None:
         for p in range(PARTITIONS):
             assert [(r.offset, r.key, r.value) for r in log[p]] == [

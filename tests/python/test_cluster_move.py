@@ -40,7 +40,7 @@ import test_cluster
 from cluster_harness import (BATCH_HEADER, CLUSTER_DEADLINE_S, MIN_BATCH_LENGTH, Cluster,
                              produce_values, segment_files, started_cluster, wait_for)
 from kclients import read_partitions, watermarks
-from test_cluster import SeqProducer
+from seqload import SeqProducer, assert_log_holds
 
 pytest_plugins = ["cluster_plugin"]
 
@@ -205,7 +205,7 @@ def assert_moved_group(c: Cluster, topic: str, partition: int, to: list[int]) ->
 # --- 1. a move under load ------------------------------------------------------------
 
 LOAD_TOPIC = "moving"
-#: SeqProducer (test_cluster) writes key k to partition k % 6.
+#: SeqProducer with test_cluster's numbering writes key k to partition k % 6.
 LOAD_PARTITIONS = test_cluster.PARTITIONS
 LOAD_PARTITION = 0
 #: Acknowledgements on the moving partition before the move, and after it.
@@ -232,7 +232,7 @@ def test_move_off_the_leader_under_load_loses_nothing(cluster, capsys):
     replicas = before["replicas"]
     new = next(i for i in c.ids if i not in replicas)
 
-    prod = SeqProducer(c.bootstrap, LOAD_TOPIC)
+    prod = SeqProducer(c.bootstrap, LOAD_TOPIC, test_cluster.NUMBERING)
     prod.start()
     try:
         wait_for(lambda: (c.check_alive() and prod.check()
@@ -288,10 +288,7 @@ def test_move_off_the_leader_under_load_loses_nothing(cluster, capsys):
 
     marks = watermarks(c.bootstrap, LOAD_TOPIC, LOAD_PARTITIONS)
     log = read_partitions(c.bootstrap, LOAD_TOPIC, {p: marks[p][1] for p in marks})
-    try:
-        test_cluster.assert_log_holds(log, acked)
-    except AssertionError as e:  # its messages name test_cluster's topic
-        raise AssertionError(str(e).replace(f"{test_cluster.TOPIC}/", f"{LOAD_TOPIC}/")) from None
+    assert_log_holds(LOAD_TOPIC, log, {test_cluster.NUMBERING: acked})
     assert sum(len(recs) for recs in log.values()) == len(acked), (
         "the log holds records that were never acknowledged although every send was"
     )
