@@ -231,7 +231,7 @@ impl Group {
     /// node was away would never contact it: a returning replica normally wakes its
     /// leader by campaigning.
     pub(super) fn rejoin_tick(&mut self) {
-        if !self.rejoin.is_some_and(|r| r.target.is_none()) {
+        if self.rejoin.is_none_or(|r| r.target.is_some()) {
             return;
         }
         self.ticks_waiting += 1;
