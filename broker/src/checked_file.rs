@@ -4,11 +4,10 @@
 //!
 //! A file is its text followed by one last line `# crc32 XXXXXXXX`: CRC-32 (IEEE) of
 //! every byte before that line, in hex. The text stays readable (the line is a comment
-//! in TOML). Files are replaced atomically ([`write_atomically`]). A file with no
+//! in TOML). Files are replaced atomically (`write_atomically`). A file with no
 //! checksum line anywhere is [`Read::Unchecked`] (an older release's); one whose
 //! checksum line is damaged or misplaced is an error.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{BrokerError, Result};
@@ -71,19 +70,20 @@ pub fn read(path: &Path) -> Result<Read> {
     Ok(Read::Checked(body.to_string()))
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename, then syncs the
-/// directory: after a crash the file holds the old or the new content, never a mix.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| BrokerError::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| BrokerError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| BrokerError::io(path, e))?;
+/// Replaces `path` with `bytes` atomically and durably, as the log's own metadata files
+/// are (`log_store::checkpoint::replace_file`: a synced `<name>.tmp`, a rename, the
+/// directory synced): after a crash the file holds the old or the new content.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| BrokerError::io(dir, e))
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| BrokerError::Config(format!("{} is not a file path", path.display())))?;
+    let tmp = format!("{name}.tmp");
+    log_store::checkpoint::replace_file(dir, &tmp, name, bytes).map_err(|e| match e {
+        log_store::LogError::Io { path, source } => BrokerError::io(&path, source),
+        other => BrokerError::io(path, std::io::Error::other(other)),
+    })
 }
 
 #[cfg(test)]
