@@ -25,8 +25,6 @@
 //! committed there). A node that held a committed entry always has a longer log, so it
 //! neither asks such a replica for a vote it could get nor gives one to it.
 
-use std::io::Write;
-
 use raft::eraftpb::{Message, MessageType};
 
 use super::{Group, BOOTSTRAP_INDEX, BOOTSTRAP_TERM};
@@ -34,6 +32,7 @@ use crate::error::{ReplicationError, Result};
 
 /// The marker of a rejoining replica, beside its log.
 pub const REJOIN_FILE: &str = "rejoin.pending";
+const REJOIN_TMP: &str = "rejoin.pending.tmp";
 const FRESH_ELECTIONS: &str = "fresh-elections";
 const NO_VOTES: &str = "no-votes";
 
@@ -68,20 +67,17 @@ impl Group {
         if self.sole_voter() || !self.at_bootstrap() || self.node.raft.term > BOOTSTRAP_TERM {
             return Ok(());
         }
-        let path = self.storage.dir().join(REJOIN_FILE);
-        let io = |source| ReplicationError::StateIo {
-            path: path.clone(),
-            source,
-        };
-        let mut file = std::fs::File::create(&path).map_err(io)?;
         let mode = if fresh_elections {
             FRESH_ELECTIONS
         } else {
             NO_VOTES
         };
-        file.write_all(mode.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        sync_dir(self.storage.dir())?;
+        let dir = self.storage.dir();
+        log_store::checkpoint::replace_file(dir, REJOIN_TMP, REJOIN_FILE, mode.as_bytes())
+            .map_err(|source| ReplicationError::Log {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         self.rejoin = Some(Rejoin::new(fresh_elections));
         tracing::info!(
             group = self.id,
@@ -102,8 +98,8 @@ impl Group {
         match std::fs::read_to_string(&path) {
             Ok(text) => match text.trim() {
                 FRESH_ELECTIONS => Ok(Some(Rejoin::new(true))),
-                // An empty marker was cut short by a crash as it was made: the safe
-                // reading.
+                // The marker is replaced atomically; an empty one (made by hand) reads
+                // the safe way.
                 NO_VOTES | "" => Ok(Some(Rejoin::new(false))),
                 other => Err(ReplicationError::CorruptState {
                     path,
