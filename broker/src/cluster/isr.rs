@@ -1,0 +1,117 @@
+//! In-sync replicas: each node samples the groups it leads and keeps, per group, the
+//! leader and every voter that held everything committed within
+//! `replica.lag.time.max.ms` (Kafka's ISR, for Metadata, acks=all and metrics).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Cluster;
+use crate::cluster::metadata::CONTROLLER_GROUP;
+
+/// The in-sync replicas of a group this node leads, and how many replicas it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Isr {
+    pub in_sync: Vec<u64>,
+    pub replicas: usize,
+    /// Entries each follower is missing, as of the last sample.
+    pub lag: Vec<(u64, u64)>,
+}
+
+/// Per follower of a led group: the last time it held everything committed.
+#[derive(Debug, Default)]
+struct CaughtUp {
+    at: HashMap<(u64, u64), Instant>,
+    /// The commit index seen at the previous sample, per group.
+    commit: HashMap<u64, u64>,
+}
+
+impl Cluster {
+    /// Samples the groups this node leads every `interval` and keeps their in-sync
+    /// replicas: the leader, and each voter that held everything committed within
+    /// the last `lag` (Kafka's `replica.lag.time.max.ms`).
+    pub async fn track_isr(
+        self: Arc<Self>,
+        interval: Duration,
+        lag: Duration,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
+        let mut caught = CaughtUp::default();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.wait() => return,
+            }
+            let now = Instant::now();
+            let mut isr = HashMap::new();
+            for s in self.node.status().await {
+                if s.leader != self.node_id || s.group == CONTROLLER_GROUP {
+                    continue;
+                }
+                let floor = caught
+                    .commit
+                    .insert(s.group, s.committed_index)
+                    .unwrap_or(0);
+                let mut in_sync = vec![self.node_id];
+                for &(follower, matched) in &s.matched {
+                    if !s.voters.contains(&follower) {
+                        continue;
+                    }
+                    let at = caught.at.entry((s.group, follower)).or_insert(now);
+                    if matched >= floor {
+                        *at = now;
+                    }
+                    if now.duration_since(*at) <= lag {
+                        in_sync.push(follower);
+                    }
+                }
+                in_sync.sort_unstable();
+                let lag = s
+                    .matched
+                    .iter()
+                    .map(|&(f, m)| (f, s.last_index.saturating_sub(m)))
+                    .collect();
+                isr.insert(
+                    s.group,
+                    Isr {
+                        in_sync,
+                        replicas: s.voters.len(),
+                        lag,
+                    },
+                );
+            }
+            caught.at.retain(|(g, _), _| isr.contains_key(g));
+            caught.commit.retain(|g, _| isr.contains_key(g));
+            *self.isr.write().unwrap_or_else(|p| p.into_inner()) = isr;
+        }
+    }
+
+    /// The in-sync replicas of `group` when this node leads it.
+    pub fn isr(&self, group: u64) -> Option<Isr> {
+        self.isr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .cloned()
+    }
+
+    /// How many replicas of `group` are in sync, when this node leads it (no copy: the
+    /// produce path asks this for acks=all).
+    pub fn in_sync_count(&self, group: u64) -> Option<usize> {
+        self.isr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .map(|i| i.in_sync.len())
+    }
+
+    /// Groups this node leads with fewer in-sync replicas than replicas.
+    pub fn under_replicated(&self) -> usize {
+        self.isr
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|i| i.in_sync.len() < i.replicas)
+            .count()
+    }
+}
