@@ -781,18 +781,34 @@ impl Partition {
     /// enough dirty bytes): prepared under the read lock, rewritten without any lock, and
     /// swapped in under the write lock, so produce and fetch wait at most for the swap.
     /// Blocking I/O: call it from a blocking thread. `Ok(None)` when nothing was due.
+    ///
+    /// Only committed records (below the high watermark) enter the key map, so a cleaning
+    /// never reads an entry Raft could still truncate. Every replica of a group cleans its
+    /// own copy of that prefix; offsets and Raft entries stay (an emptied batch remains,
+    /// header only), so a follower sent cleaned entries derives the same offsets.
+    /// `held_by_all` is the Raft index every replica of the group holds, known on the
+    /// leader only: tombstones past their delete horizon go only below it, and never on
+    /// a replica that does not know it (`None`).
     pub fn clean(
         &self,
         cleaner: &Cleaner,
         now_ms: i64,
+        held_by_all: Option<u64>,
     ) -> std::result::Result<Option<CleanOutcome>, String> {
-        if !matches!(self.mode, Mode::Local) {
-            // Not on cluster partitions yet: replicas would clean on their own.
+        if matches!(self.mode, Mode::Remote { .. }) {
             return Ok(None);
         }
-        // Only committed (durable) records enter the key map.
         let hw = self.high_watermark();
-        let job = match self.with_log(|log| log.prepare_clean(hw, now_ms)) {
+        let local = matches!(self.mode, Mode::Local);
+        let prepared = self.with_log(|log| {
+            let tombstones_below = match (local, held_by_all) {
+                (true, _) => u64::MAX,
+                (false, Some(index)) => offset_held_through(log, index),
+                (false, None) => 0,
+            };
+            log.prepare_clean_below(hw, tombstones_below, now_ms)
+        });
+        let job = match prepared {
             Err(_) => return Ok(None), // closed, deleted or offline
             Ok(Ok(None)) => return Ok(None),
             Ok(Ok(Some(job))) => job,
@@ -801,10 +817,34 @@ impl Partition {
         let cleaned = job.run(cleaner).map_err(|e| e.to_string())?;
         drop(job);
         let outcome = self
-            .with_inner_mut(|inner| Ok(inner.log.complete_clean(cleaned)))
+            .with_log_mut(|log| Ok(log.complete_clean(cleaned)))
             .map_err(|code| format!("partition unavailable (error code {code})"))?
             .map_err(|e| e.to_string())?;
         Ok(Some(outcome))
+    }
+
+    /// Runs `f` on the log under the write lock, on a single node or a replica hosted
+    /// here; for changes every replica makes on its own (a cleaning's swap), never for
+    /// ones Raft must order.
+    fn with_log_mut<T>(
+        &self,
+        f: impl FnOnce(&mut Log) -> std::result::Result<T, i16>,
+    ) -> std::result::Result<T, i16> {
+        match &self.mode {
+            Mode::Local => self.with_inner_mut(|inner| f(&mut inner.log)),
+            Mode::Hosted(h) => {
+                self.check_usable()?;
+                if h.closed.load(Ordering::Acquire) {
+                    return Err(ResponseError::UnknownTopicOrPartition.code());
+                }
+                let mut log = h
+                    .log
+                    .write()
+                    .map_err(|_| ResponseError::KafkaStorageError.code())?;
+                f(&mut log)
+            }
+            Mode::Remote { .. } => Err(ResponseError::NotLeaderOrFollower.code()),
+        }
     }
 
     /// Housekeeping: retention and idle map release. A cluster replica applies
@@ -993,6 +1033,18 @@ impl Drop for FlushDemand {
 
 /// How long a produce waits for the leader's node to append its batch.
 const REPLICA_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Kafka offset below which `log` holds every batch up to Raft entry `raft_index`.
+fn offset_held_through(log: &Log, raft_index: u64) -> u64 {
+    if raft_index < log.first_raft_index() {
+        return log.log_start_offset();
+    }
+    if raft_index >= log.last_raft_index() {
+        return log.next_offset();
+    }
+    // An index inside the log always has an entry; a failed read keeps every tombstone.
+    log.entry(raft_index).map_or(0, |e| e.next_offset)
+}
 
 fn lock_producers(
     m: &std::sync::Mutex<ProducerStates>,

@@ -484,6 +484,7 @@ async fn run_cleaner(broker: Arc<Broker>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(settings.backoff) => {}
             _ = shutdown.wait() => return,
         }
+        let held = held_by_all_replicas(&broker).await;
         let compacted = broker
             .topics
             .all()
@@ -499,7 +500,9 @@ async fn run_cleaner(broker: Arc<Broker>, mut shutdown: Shutdown) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
-            let result = tokio::task::spawn_blocking(move || partition.clean(&c, now_ms)).await;
+            let held_by_all = p.group().and_then(|g| held.get(&g).copied());
+            let result =
+                tokio::task::spawn_blocking(move || partition.clean(&c, now_ms, held_by_all)).await;
             match result {
                 Ok(Ok(Some(outcome))) => {
                     broker.metrics.record_cleaning(&outcome);
@@ -524,6 +527,24 @@ async fn run_cleaner(broker: Arc<Broker>, mut shutdown: Shutdown) {
             }
         }
     }
+}
+
+/// For each group this node leads: the Raft index every replica holds (the lowest
+/// matched index of the others; the leader's last index when it has no others).
+async fn held_by_all_replicas(broker: &Broker) -> std::collections::HashMap<u64, u64> {
+    let Some(c) = broker.topics.cluster() else {
+        return Default::default();
+    };
+    c.node
+        .status()
+        .await
+        .into_iter()
+        .filter(|s| s.leader == c.node_id)
+        .map(|s| {
+            let held = s.matched.iter().map(|&(_, m)| m).min();
+            (s.group, held.unwrap_or(s.last_index))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -47,6 +47,12 @@
 //! record of it. The log remembers the earliest horizon, so a due horizon starts a cleaning
 //! on its own.
 //!
+//! A replicated log adds one condition ([`crate::Log::prepare_clean_below`]): the
+//! tombstone's batch must lie below an offset every replica of the group holds. Each
+//! replica cleans its own copy; a leader sends a lagging follower its cleaned entries.
+//! Were a tombstone gone from one of them, a follower holding an older value of the key
+//! but not the tombstone's entry would keep that value for ever.
+//!
 //! ## On disk and crash safety
 //!
 //! `run` writes each cleaned segment with the ordinary segment code into `.cleaner/` in the
@@ -213,6 +219,8 @@ pub struct CleanJob {
     pub(crate) config: LogConfig,
     pub(crate) now_ms: i64,
     pub(crate) clean_up_to: u64,
+    /// Tombstones past their horizon go only in batches wholly below this offset.
+    pub(crate) tombstones_below: u64,
     pub(crate) first_dirty: u64,
     pub(crate) generation: u64,
     pub(crate) old_horizon_ms: Option<i64>,
@@ -245,6 +253,8 @@ pub struct Cleaned {
     pub(crate) segments: Vec<StagedSegment>,
     pub(crate) first_dirty: u64,
     pub(crate) next_delete_horizon_ms: Option<i64>,
+    /// The job's `(now_ms, tombstones_below)`.
+    pub(crate) bounds: (i64, u64),
     pub(crate) outcome: CleanOutcome,
     pub(crate) _guard: Arc<CleanGuard>,
 }
@@ -352,6 +362,7 @@ impl CleanJob {
             segments: staged,
             first_dirty,
             next_delete_horizon_ms: next_horizon,
+            bounds: (self.now_ms, self.tombstones_below),
             outcome,
             _guard: Arc::clone(&self.guard),
         })
@@ -609,8 +620,9 @@ impl Pass<'_> {
         let horizon = records::delete_horizon_ms(header);
         // Only batches an earlier cleaning already rewrote (the clean section) lose their
         // tombstones to the horizon: see the module documentation.
-        let in_clean_section = (header.last_offset() as u64) < job.first_dirty;
-        let horizon_passed = in_clean_section && horizon.is_some_and(|h| job.now_ms >= h);
+        let last = header.last_offset() as u64;
+        let removable = last < job.first_dirty && last < job.tombstones_below;
+        let horizon_passed = removable && horizon.is_some_and(|h| job.now_ms >= h);
         let mut kept = Vec::with_capacity(recs.len());
         let (mut removed, mut tombstones_removed, mut kept_tombstones) = (0u64, 0u64, false);
         for r in &recs {

@@ -133,6 +133,10 @@ pub struct Log {
     /// A swap failed midway: the files are consistent (open finishes or drops the swap)
     /// but this `Log` no longer matches them, so it refuses further cleanings.
     clean_poisoned: bool,
+    /// `(now_ms, tombstones_below)` of the last cleaning swapped in: a delete horizon that
+    /// was already due then and kept its tombstones (held back by `tombstones_below`)
+    /// starts no new cleaning until that bound moves.
+    last_clean_bounds: Option<(i64, u64)>,
 }
 
 /// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
@@ -222,6 +226,7 @@ impl Log {
             clean_checkpoint,
             cleaning: Arc::new(AtomicBool::new(false)),
             clean_poisoned: false,
+            last_clean_bounds: None,
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         if log.segments.is_empty() {
@@ -1010,6 +1015,12 @@ impl Log {
         Ok(())
     }
 
+    /// [`Log::prepare_clean_below`] for a log with one replica: every tombstone whose
+    /// delete horizon passed may go.
+    pub fn prepare_clean(&self, clean_up_to_offset: u64, now_ms: i64) -> Result<Option<CleanJob>> {
+        self.prepare_clean_below(clean_up_to_offset, u64::MAX, now_ms)
+    }
+
     /// Decides whether the log should be compacted now and, if so, snapshots what a
     /// [`CleanJob`] needs. Needs only `&self` and is cheap (no file is read): call it under
     /// a read lock, then [`CleanJob::run`] without the lock, then
@@ -1019,12 +1030,26 @@ impl Log {
     /// offset map never counts a record Raft could still truncate. `now_ms` is the
     /// wall-clock time used for `min.compaction.lag.ms` and delete horizons.
     ///
+    /// `tombstones_below_offset` bounds where a tombstone may be removed once its delete
+    /// horizon passed: only in batches wholly below it. A replicated log passes the offset
+    /// every replica of its group holds: a replica that still lacks a tombstone's batch
+    /// may hold an older value of its key, and would keep that value forever if it were
+    /// later sent the batch without the tombstone. Superseded records and tombstones go
+    /// whatever the bound.
+    ///
     /// `None` unless `cleanup.policy` includes `compact` and either the dirty bytes (never
     /// cleaned, in closed segments wholly below `clean_up_to_offset` and older than
     /// `min.compaction.lag.ms`) are at least `min.cleanable.dirty.ratio` of all such bytes,
-    /// or a delete horizon came due. Errors when another cleaning of this log is under way
-    /// (its job or result is alive) or an earlier swap failed midway (reopen the log).
-    pub fn prepare_clean(&self, clean_up_to_offset: u64, now_ms: i64) -> Result<Option<CleanJob>> {
+    /// or a delete horizon came due (and was not already due at the last cleaning with
+    /// the same `tombstones_below_offset`). Errors when another cleaning of this log is
+    /// under way (its job or result is alive) or an earlier swap failed midway (reopen
+    /// the log).
+    pub fn prepare_clean_below(
+        &self,
+        clean_up_to_offset: u64,
+        tombstones_below_offset: u64,
+        now_ms: i64,
+    ) -> Result<Option<CleanJob>> {
         if !self.config.compact {
             return Ok(None);
         }
@@ -1061,7 +1086,12 @@ impl Log {
         let ratio_due = dirty_bytes > 0
             && dirty_bytes as f64 >= self.config.min_cleanable_dirty_ratio * total_bytes as f64;
         let horizon = self.clean_checkpoint.next_delete_horizon_ms;
-        let horizon_due = horizon.is_some_and(|h| now_ms >= h);
+        let horizon_due = horizon.is_some_and(|h| {
+            now_ms >= h
+                && self
+                    .last_clean_bounds
+                    .is_none_or(|(at, below)| h > at || tombstones_below_offset > below)
+        });
         if !ratio_due && !horizon_due {
             return Ok(None);
         }
@@ -1114,6 +1144,7 @@ impl Log {
             config: self.config.clone(),
             now_ms,
             clean_up_to,
+            tombstones_below: tombstones_below_offset,
             first_dirty,
             generation: self.generation,
             old_horizon_ms: horizon,
@@ -1197,6 +1228,7 @@ impl Log {
         };
         checkpoint.write(&self.dir)?;
         self.clean_checkpoint = checkpoint;
+        self.last_clean_bounds = Some(cleaned.bounds);
         outcome.applied = true;
         outcome.segments_cleaned = plan.len();
         info!(

@@ -428,6 +428,56 @@ fn hundred_keys_hundred_thousand_updates() {
     verify(&log);
 }
 
+/// A replicated log removes a due tombstone only below the offset every replica holds:
+/// held back, the tombstone stays, and the due horizon starts no further cleaning until
+/// that bound moves; once it passes the tombstone's batch, the tombstone goes.
+#[test]
+fn tombstones_wait_for_every_replica_to_hold_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0_MS));
+    let config = compact_config(1024 * 1024);
+    let mut log = Log::open_with_clock(dir.path(), config, clock.clone()).unwrap();
+    let mut values = encode_batch(
+        vec![spec(Some("k"), Some(b"v1"), T0_MS)],
+        producer(),
+        Compression::None,
+    )
+    .to_vec();
+    log.append(&mut values).unwrap();
+    let tombstone_offset = log.next_offset();
+    let mut tombstone = encode_batch(
+        vec![spec(Some("k"), None, T0_MS)],
+        producer(),
+        Compression::None,
+    )
+    .to_vec();
+    log.append(&mut tombstone).unwrap();
+    log.roll().unwrap();
+    let hw = log.next_offset();
+    let clean_below = |log: &mut Log, below: u64, now: i64| {
+        let job = log.prepare_clean_below(hw, below, now).expect("prepare")?;
+        let cleaned = job.run(&Cleaner::default()).expect("run");
+        drop(job);
+        Some(log.complete_clean(cleaned).expect("complete"))
+    };
+    // The first cleaning removes the older value and sets the horizon.
+    let o = clean_below(&mut log, 0, T0_MS).expect("dirty");
+    assert_eq!((o.records_removed, o.tombstones_removed), (1, 0));
+    let due = T0_MS + DAY_MS;
+    // Due, but one replica holds nothing past the tombstone's batch: it stays.
+    let o = clean_below(&mut log, tombstone_offset, due).expect("horizon due");
+    assert_eq!(o.tombstones_removed, 0);
+    assert_eq!(records(&log).len(), 1, "the tombstone is kept");
+    // The same bound later: no cleaning is started for nothing.
+    assert!(clean_below(&mut log, tombstone_offset, due + 1).is_none());
+    // Every replica holds the tombstone's batch now: it goes.
+    let o = clean_below(&mut log, tombstone_offset + 1, due + 2).expect("bound moved");
+    assert_eq!(o.tombstones_removed, 1);
+    assert!(records(&log).is_empty());
+    assert_eq!(log.next_offset(), hw, "offsets are kept");
+    verify(&log);
+}
+
 // ------------------------------------------------------------------ codecs
 
 #[test]

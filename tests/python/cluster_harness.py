@@ -392,13 +392,15 @@ class Cluster:
             for i in self.running_ids()
         }
 
-    def create_topic(self, name: str, partitions: int, replication_factor: int) -> None:
-        """CreateTopics through confluent-kafka's AdminClient (any broker), then waits until
-        Metadata shows every partition with a leader and `replication_factor` replicas and
-        every replica's /cluster shows a leader for it."""
+    def create_topic(self, name: str, partitions: int, replication_factor: int,
+                     config: Optional[dict] = None) -> None:
+        """CreateTopics (topic configs `config`) through confluent-kafka's AdminClient (any
+        broker), then waits until Metadata shows every partition with a leader and
+        `replication_factor` replicas and every replica's /cluster shows a leader for it."""
         a = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = a.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)],
+            [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
+                      config=config or {})],
             operation_timeout=30, request_timeout=30,
         )
         futures[name].result(timeout=60)
@@ -586,3 +588,62 @@ def committed_prefix_digest(partition_dir: Path, high_watermark: int) -> tuple[s
         pos += 12 + length
         end = base + last_delta + 1
     return hashlib.sha256(data[:pos]).hexdigest(), pos, end
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n, pos
+        shift += 7
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    n, pos = _uvarint(data, pos)
+    return (n >> 1) ^ -(n & 1), pos
+
+
+#: RecordBatch v2 from baseTimestamp to recordsCount (after the header above).
+BATCH_TAIL = struct.Struct(">qqqhii")
+
+
+def committed_records(partition_dir: Path, high_watermark: int) -> list[tuple[int, bytes, bytes]]:
+    """(offset, key, value) of every record below `high_watermark` in a partition
+    directory's segments, read from the files (uncompressed batches only; keyless records
+    and tombstones get b"" for the missing part)."""
+    data = b"".join(f.read_bytes() for f in segment_files(partition_dir))
+    out, pos, end = [], 0, 0
+    while pos + BATCH_HEADER.size <= len(data):
+        base, length, _epoch, _magic, _crc, attrs, _last_delta = BATCH_HEADER.unpack_from(data, pos)
+        if length < MIN_BATCH_LENGTH or pos + 12 + length > len(data) or base < end:
+            break
+        if base >= high_watermark:
+            break
+        assert attrs & 0x7 == 0, f"{partition_dir}: compressed batch at offset {base}"
+        *_, count = BATCH_TAIL.unpack_from(data, pos + BATCH_HEADER.size)
+        rpos = pos + BATCH_HEADER.size + BATCH_TAIL.size
+        for _ in range(count):
+            _len, rpos = _varint(data, rpos)
+            rpos += 1  # attributes
+            _ts, rpos = _varint(data, rpos)
+            delta, rpos = _varint(data, rpos)
+            klen, rpos = _varint(data, rpos)
+            key = data[rpos:rpos + max(klen, 0)]
+            rpos += max(klen, 0)
+            vlen, rpos = _varint(data, rpos)
+            value = data[rpos:rpos + max(vlen, 0)]
+            rpos += max(vlen, 0)
+            headers, rpos = _varint(data, rpos)
+            for _ in range(headers):
+                hk, rpos = _varint(data, rpos)
+                rpos += hk
+                hv, rpos = _varint(data, rpos)
+                rpos += max(hv, 0)
+            if base + delta < high_watermark:
+                out.append((base + delta, key, value))
+        pos += 12 + length
+        end = base + _last_delta + 1
+    return out

@@ -293,12 +293,14 @@ impl Coordinator {
                         continue;
                     }
                     self.unload_partition(index);
-                    match self.replay_partition(&p, Instant::now()) {
+                    let started = Instant::now();
+                    match self.replay_partition(&p, started) {
                         Ok(records) => {
                             info!(
                                 partition = index,
                                 term = v.term,
                                 records,
+                                elapsed_ms = started.elapsed().as_millis() as u64,
                                 "now coordinating the groups of this {OFFSETS_TOPIC} partition"
                             );
                             loaded
