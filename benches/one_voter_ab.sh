@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Interleaved A/B of one `strata` binary run two ways on one machine: as a plain single
+# node ("local": partitions with their own flusher) and as a one-voter cluster ("voter":
+# `--peers` naming only itself, so every partition goes through its Raft group). For each
+# round, each mode, each case: a fresh broker on a fresh data directory, measured with the
+# binary's own `strata bench`. Prints CSV: round,mode,case,messages_per_sec,mb_per_sec.
+#
+#   benches/one_voter_ab.sh BIN [ROUNDS]      (default 3 rounds; a release build)
+set -euo pipefail
+BIN="${1:?strata binary}"; ROUNDS="${2:-3}"
+KAFKA=127.0.0.1:29092; ADMIN=127.0.0.1:29644; RAFT=127.0.0.1:29093
+cases=(
+    "p100_acks1|--partitions 1 --size 100 --acks 1 --messages 3000000"
+    "p1k_acksall|--partitions 1 --size 1024 --acks all --messages 400000"
+    "p100_acksall|--partitions 1 --size 100 --acks all --messages 2000000"
+)
+echo "round,mode,case,messages_per_sec,mb_per_sec"
+for round in $(seq 1 "$ROUNDS"); do
+    for mode in local voter; do
+        for c in "${cases[@]}"; do
+            name=${c%%|*}; args=${c#*|}
+            d=$(mktemp -d /tmp/strata-ov.XXXXXX)
+            extra=()
+            if [ "$mode" = voter ]; then extra=(--node-id 1 --raft-addr "$RAFT" --peers "1=$RAFT"); fi
+            "$BIN" serve --data-dir "$d" --kafka-addr "$KAFKA" --admin-addr "$ADMIN" "${extra[@]}" >"$d.log" 2>&1 &
+            pid=$!
+            for _ in $(seq 200); do curl -sf "$ADMIN/health" >/dev/null && break; sleep 0.1; done
+            json=$("$BIN" bench produce --brokers "$KAFKA" --topic ab $args --json 2>>"$d.err" | tail -1)
+            figures=$(python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("%d,%.1f" % (d["messages_per_sec"], d["mb_per_sec"]))' <<<"$json" || echo "fail,fail")
+            echo "$round,$mode,$name,$figures"
+            kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+            rm -rf "$d" "$d.log" "$d.err"
+        done
+    done
+done
