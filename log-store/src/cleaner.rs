@@ -253,8 +253,9 @@ pub struct Cleaned {
     pub(crate) segments: Vec<StagedSegment>,
     pub(crate) first_dirty: u64,
     pub(crate) next_delete_horizon_ms: Option<i64>,
-    /// The job's `(now_ms, tombstones_below)`.
-    pub(crate) bounds: (i64, u64),
+    /// The job's `tombstones_below`, when it kept a tombstone whose horizon had passed
+    /// only because of that bound.
+    pub(crate) held_back_below: Option<u64>,
     pub(crate) outcome: CleanOutcome,
     pub(crate) _guard: Arc<CleanGuard>,
 }
@@ -274,6 +275,8 @@ struct Pass<'a> {
     outcome: CleanOutcome,
     /// Earliest delete horizon of the tombstones kept by this pass.
     horizon_ms: Option<i64>,
+    /// A tombstone past its horizon was kept only because of `tombstones_below`.
+    held_back: bool,
 }
 
 fn corrupt_batch(path: &Path, offset: u64, reason: impl std::fmt::Display) -> LogError {
@@ -307,6 +310,7 @@ impl CleanJob {
             map: OffsetMap::with_buffer_bytes(cleaner.config().dedupe_buffer_bytes),
             outcome: CleanOutcome::default(),
             horizon_ms: None,
+            held_back: false,
         };
         let map_end = pass.build_map()?;
         pass.outcome.map_keys = pass.map.len() as u64;
@@ -362,7 +366,7 @@ impl CleanJob {
             segments: staged,
             first_dirty,
             next_delete_horizon_ms: next_horizon,
-            bounds: (self.now_ms, self.tombstones_below),
+            held_back_below: pass.held_back.then_some(self.tombstones_below),
             outcome,
             _guard: Arc::clone(&self.guard),
         })
@@ -621,8 +625,8 @@ impl Pass<'_> {
         // Only batches an earlier cleaning already rewrote (the clean section) lose their
         // tombstones to the horizon: see the module documentation.
         let last = header.last_offset() as u64;
-        let removable = last < job.first_dirty && last < job.tombstones_below;
-        let horizon_passed = removable && horizon.is_some_and(|h| job.now_ms >= h);
+        let due = last < job.first_dirty && horizon.is_some_and(|h| job.now_ms >= h);
+        let horizon_passed = due && last < job.tombstones_below;
         let mut kept = Vec::with_capacity(recs.len());
         let (mut removed, mut tombstones_removed, mut kept_tombstones) = (0u64, 0u64, false);
         for r in &recs {
@@ -643,6 +647,7 @@ impl Pass<'_> {
                 tombstones_removed += u64::from(!r.has_value);
             }
         }
+        self.held_back |= kept_tombstones && due && !horizon_passed;
         let set_horizon = kept_tombstones && horizon.is_none();
         if removed == 0 && !set_horizon {
             if kept_tombstones {

@@ -133,10 +133,10 @@ pub struct Log {
     /// A swap failed midway: the files are consistent (open finishes or drops the swap)
     /// but this `Log` no longer matches them, so it refuses further cleanings.
     clean_poisoned: bool,
-    /// `(now_ms, tombstones_below)` of the last cleaning swapped in: a delete horizon that
-    /// was already due then and kept its tombstones (held back by `tombstones_below`)
-    /// starts no new cleaning until that bound moves.
-    last_clean_bounds: Option<(i64, u64)>,
+    /// The `tombstones_below` of the last cleaning swapped in, when it kept a tombstone
+    /// past its horizon only because of that bound: a due horizon starts no new cleaning
+    /// until the bound moves.
+    tombstones_held_below: Option<u64>,
 }
 
 /// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
@@ -226,7 +226,7 @@ impl Log {
             clean_checkpoint,
             cleaning: Arc::new(AtomicBool::new(false)),
             clean_poisoned: false,
-            last_clean_bounds: None,
+            tombstones_held_below: None,
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         if log.segments.is_empty() {
@@ -1040,8 +1040,8 @@ impl Log {
     /// `None` unless `cleanup.policy` includes `compact` and either the dirty bytes (never
     /// cleaned, in closed segments wholly below `clean_up_to_offset` and older than
     /// `min.compaction.lag.ms`) are at least `min.cleanable.dirty.ratio` of all such bytes,
-    /// or a delete horizon came due (and was not already due at the last cleaning with
-    /// the same `tombstones_below_offset`). Errors when another cleaning of this log is
+    /// or a delete horizon came due (unless the last cleaning kept a due tombstone only
+    /// because of a `tombstones_below_offset` that has not moved since). Errors when another cleaning of this log is
     /// under way (its job or result is alive) or an earlier swap failed midway (reopen
     /// the log).
     pub fn prepare_clean_below(
@@ -1089,8 +1089,8 @@ impl Log {
         let horizon_due = horizon.is_some_and(|h| {
             now_ms >= h
                 && self
-                    .last_clean_bounds
-                    .is_none_or(|(at, below)| h > at || tombstones_below_offset > below)
+                    .tombstones_held_below
+                    .is_none_or(|below| tombstones_below_offset > below)
         });
         if !ratio_due && !horizon_due {
             return Ok(None);
@@ -1228,7 +1228,7 @@ impl Log {
         };
         checkpoint.write(&self.dir)?;
         self.clean_checkpoint = checkpoint;
-        self.last_clean_bounds = Some(cleaned.bounds);
+        self.tombstones_held_below = cleaned.held_back_below;
         outcome.applied = true;
         outcome.segments_cleaned = plan.len();
         info!(
