@@ -1,11 +1,10 @@
-//! The error type at the `broker` crate boundary, and the one place where internal
-//! errors become Kafka error codes.
+//! The error type at the `broker` crate boundary (Kafka error codes are chosen in
+//! `kafka_codes`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use kafka_protocol::error::ResponseError;
-use log_store::{BatchError, LogError};
+use log_store::LogError;
 
 /// What can stop the broker or one of its operations. Every variant says where.
 #[derive(Debug, thiserror::Error)]
@@ -68,20 +67,3 @@ impl BrokerError {
 
 /// Short alias used throughout the crate.
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
-
-/// The Kafka error code a client gets for a log error on its request.
-pub fn log_error_code(e: &LogError) -> i16 {
-    match e {
-        // Kafka's older formats are well-formed but not stored; any other magic is noise.
-        LogError::CorruptBatch(BatchError::BadMagic { magic: 0 | 1 }) => {
-            ResponseError::UnsupportedForMessageFormat.code()
-        }
-        LogError::CorruptBatch(_) => ResponseError::CorruptMessage.code(),
-        LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
-        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        LogError::InvalidArgument(_) => ResponseError::InvalidRequest.code(),
-        LogError::Io { .. }
-        | LogError::CorruptFile { .. }
-        | LogError::RaftIndexOutOfRange { .. } => ResponseError::KafkaStorageError.code(),
-    }
-}

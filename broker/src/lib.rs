@@ -47,6 +47,7 @@ pub mod handlers;
 pub mod health;
 pub mod identity;
 pub mod internal_batch;
+pub mod kafka_codes;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;

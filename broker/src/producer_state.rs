@@ -12,7 +12,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use kafka_protocol::error::ResponseError;
 use log_store::BatchHeader;
 
 /// Batches remembered per producer for duplicate detection.
@@ -42,8 +41,33 @@ pub enum SequenceCheck {
     Append,
     /// Already in the log at these offsets: answer success, append nothing.
     Duplicate { base_offset: u64, last_offset: u64 },
-    /// Refuse with this Kafka error code.
-    Refuse(i16),
+    /// Refuse it.
+    Refuse(SequenceRefusal),
+}
+
+/// Why a batch does not fit its producer's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceRefusal {
+    /// A producer id with a negative sequence or epoch.
+    #[error("producer {producer_id}: negative base sequence or epoch")]
+    Malformed { producer_id: i64 },
+    /// An epoch older than the producer's current one (a fenced zombie).
+    #[error("producer {producer_id}: epoch {epoch} is older than {current}")]
+    StaleEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    /// Not the next sequence (a gap, or a new epoch not starting at 0).
+    #[error("producer {producer_id}: sequence {sequence} is out of order")]
+    OutOfOrder { producer_id: i64, sequence: i32 },
+}
+
+fn out_of_order(h: &BatchHeader) -> SequenceRefusal {
+    SequenceRefusal::OutOfOrder {
+        producer_id: h.producer_id,
+        sequence: h.base_sequence,
+    }
 }
 
 /// The last sequence number a batch covers (sequences wrap at `i32::MAX` to 0).
@@ -74,7 +98,9 @@ impl ProducerStates {
             return SequenceCheck::Append;
         }
         if h.base_sequence < 0 || h.producer_epoch < 0 {
-            return SequenceCheck::Refuse(ResponseError::InvalidRecord.code());
+            return SequenceCheck::Refuse(SequenceRefusal::Malformed {
+                producer_id: h.producer_id,
+            });
         }
         let Some(entry) = self.producers.get(&h.producer_id) else {
             // Unknown here: new, or its batches were deleted by retention or
@@ -82,14 +108,18 @@ impl ProducerStates {
             return SequenceCheck::Append;
         };
         if h.producer_epoch < entry.epoch {
-            return SequenceCheck::Refuse(ResponseError::InvalidProducerEpoch.code());
+            return SequenceCheck::Refuse(SequenceRefusal::StaleEpoch {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                current: entry.epoch,
+            });
         }
         if h.producer_epoch > entry.epoch {
             // A bumped epoch restarts the sequence.
             return if h.base_sequence == 0 {
                 SequenceCheck::Append
             } else {
-                SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code())
+                SequenceCheck::Refuse(out_of_order(h))
             };
         }
         let last = last_sequence(h);
@@ -105,7 +135,7 @@ impl ProducerStates {
         }
         match entry.batches.back() {
             Some(b) if h.base_sequence != next_sequence(b.last_seq) => {
-                SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code())
+                SequenceCheck::Refuse(out_of_order(h))
             }
             _ => SequenceCheck::Append,
         }
@@ -174,7 +204,9 @@ mod tests {
     #[test]
     fn in_order_duplicates_gaps_and_epochs() {
         let mut s = ProducerStates::default();
-        let out_of_order = SequenceCheck::Refuse(ResponseError::OutOfOrderSequenceNumber.code());
+        let out_of_order = |c: SequenceCheck| {
+            matches!(c, SequenceCheck::Refuse(SequenceRefusal::OutOfOrder { .. }))
+        };
         assert_eq!(s.check(&header(-1, -1, -1, 3)), SequenceCheck::Append);
         assert_eq!(
             s.check(&header(8, 0, 5, 3)),
@@ -203,20 +235,24 @@ mod tests {
                 last_offset: 17
             }
         );
-        assert_eq!(s.check(&header(7, 0, 12, 3)), out_of_order);
-        assert_eq!(s.check(&header(7, 0, 31, 3)), out_of_order, "a gap");
+        assert!(out_of_order(s.check(&header(7, 0, 12, 3))));
+        assert!(out_of_order(s.check(&header(7, 0, 31, 3))), "a gap");
         assert_eq!(s.check(&header(7, 0, 30, 1)), SequenceCheck::Append);
         assert_eq!(
             s.check(&header(7, -1, 30, 1)),
-            SequenceCheck::Refuse(ResponseError::InvalidRecord.code())
+            SequenceCheck::Refuse(SequenceRefusal::Malformed { producer_id: 7 })
         );
         // Epochs: older refused, newer restarts at 0.
         s.record(&header(7, 2, 0, 1), 100, 100);
         assert_eq!(
             s.check(&header(7, 1, 1, 1)),
-            SequenceCheck::Refuse(ResponseError::InvalidProducerEpoch.code())
+            SequenceCheck::Refuse(SequenceRefusal::StaleEpoch {
+                producer_id: 7,
+                epoch: 1,
+                current: 2
+            })
         );
-        assert_eq!(s.check(&header(7, 3, 4, 1)), out_of_order);
+        assert!(out_of_order(s.check(&header(7, 3, 4, 1))));
         assert_eq!(s.check(&header(7, 3, 0, 1)), SequenceCheck::Append);
         assert_eq!(s.len(), 1);
     }

@@ -311,11 +311,11 @@ impl Topics {
                 // The replica stays where it is (or stays elsewhere): a config change at most.
                 Some(p) if hosted_here == placed.hosts(me) => {
                     if existing.as_ref().is_some_and(|t| t.config != config) {
-                        if let Err(code) = p.set_config(config.log_config()) {
+                        if let Err(e) = p.set_config(config.log_config()) {
                             warn!(
                                 topic = name,
                                 partition = index,
-                                code,
+                                error = %e,
                                 "applying a config change"
                             );
                         }
@@ -820,11 +820,10 @@ impl Topics {
             .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
         *self.write_map() = next;
         for p in &topic.partitions {
-            p.set_config(config.log_config())
-                .map_err(|code| TopicError {
-                    code,
-                    message: format!("applying the config to {name}-{}", p.index()),
-                })?;
+            p.set_config(config.log_config()).map_err(|e| TopicError {
+                code: e.code(),
+                message: format!("applying the config to {name}-{}: {e}", p.index()),
+            })?;
         }
         info!(topic = name, "topic config changed");
         Ok(())

@@ -38,7 +38,7 @@ use tracing::{info, warn};
 
 use crate::config::GroupConfig;
 use crate::error::{BrokerError, Result};
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::shutdown::Shutdown;
 use crate::topics::Topics;
 use records::{GroupValue, OffsetValue, RecordKey};
@@ -125,19 +125,6 @@ fn lock(g: &Mutex<Group>) -> MutexGuard<'_, Group> {
     // Group operations never leave a group half-changed across a panic point that
     // matters more than answering: keep serving.
     g.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The error code a member gets when writing to `__consumer_offsets` failed (Kafka's
-/// mapping: the client retries or finds the coordinator again).
-fn storage_error_to_group_error(code: i16) -> i16 {
-    let e = |r: ResponseError| r.code();
-    if code == e(ResponseError::MessageTooLarge) || code == e(ResponseError::RecordListTooLarge) {
-        e(ResponseError::InvalidCommitOffsetSize)
-    } else if code == e(ResponseError::NotLeaderOrFollower) {
-        e(ResponseError::NotCoordinator)
-    } else {
-        e(ResponseError::CoordinatorNotAvailable)
-    }
 }
 
 /// Creates `__consumer_offsets`: compacted, `offsets.topic.num.partitions` partitions,
@@ -412,9 +399,9 @@ impl Coordinator {
         let mut records_read = 0;
         let mut offset = p.offsets().map(|o| o.log_start).unwrap_or(0);
         loop {
-            let chunk = p.read(offset, REPLAY_READ_BYTES).map_err(|code| {
+            let chunk = p.read(offset, REPLAY_READ_BYTES).map_err(|e| {
                 BrokerError::Config(format!(
-                    "cannot read {OFFSETS_TOPIC}-{} at offset {offset}: error code {code}",
+                    "cannot read {OFFSETS_TOPIC}-{} at offset {offset}: {e}",
                     p.index()
                 ))
             })?;
@@ -521,14 +508,11 @@ impl Coordinator {
     }
 
     /// Appends records (key, value or tombstone) to `partition` as one batch; the last
-    /// offset written, or a Kafka error code.
-    fn append(
-        partition: &Partition,
-        records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> std::result::Result<u64, i16> {
+    /// offset written.
+    fn append(partition: &Partition, records: Vec<(Bytes, Option<Bytes>)>) -> PartitionResult<u64> {
         let records = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
         let mut batch = crate::internal_batch::encode(records, wall_ms())
-            .map_err(|_| ResponseError::UnknownServerError.code())?;
+            .map_err(|_| PartitionError::InvalidBatch("the coordinator's records do not encode"))?;
         partition.append(&mut batch).map(|a| a.last_offset)
     }
 
@@ -549,9 +533,9 @@ impl Coordinator {
         .encode();
         match Self::append(&p, vec![(key, Some(g.to_value().encode()))]) {
             Ok(at) => g.fire_syncs(Ok(Some(at)), now),
-            Err(code) => {
-                warn!(group = %g.id, code, "storing group metadata failed");
-                g.fire_syncs(Err(storage_error_to_group_error(code)), now);
+            Err(e) => {
+                warn!(group = %g.id, error = %e, "storing group metadata failed");
+                g.fire_syncs(Err(e.group_code()), now);
                 g.assignment_lost(now, wall_ms());
             }
         }
@@ -640,9 +624,9 @@ impl Coordinator {
             },
         };
         if let (Some(at), Some(p)) = (result.durable_at, self.partition_of(group_id)) {
-            if let Err(code) = p.wait_durable(at, COMMIT_TIMEOUT).await {
+            if let Err(e) = p.wait_durable(at, COMMIT_TIMEOUT).await {
                 return SyncResult {
-                    error: storage_error_to_group_error(code),
+                    error: e.group_code(),
                     ..SyncResult::default()
                 };
             }
@@ -786,11 +770,11 @@ impl Coordinator {
         };
         let outcome = match written {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
-            Err(code) => Err(code),
+            Err(e) => Err(e),
         };
-        if let Err(code) = outcome {
-            warn!(group = group_id, code, "committing offsets failed");
-            let code = storage_error_to_group_error(code);
+        if let Err(e) = outcome {
+            warn!(group = group_id, error = %e, "committing offsets failed");
+            let code = e.group_code();
             for &i in &valid {
                 codes[i] = code;
             }
@@ -962,14 +946,14 @@ impl Coordinator {
         }
         let outcome = match written {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
-            Err(code) => Err(code),
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(()) => {
                 info!(group = group_id, "group deleted");
                 0
             }
-            Err(code) => storage_error_to_group_error(code),
+            Err(e) => e.group_code(),
         }
     }
 
@@ -1029,9 +1013,9 @@ impl Coordinator {
         };
         let outcome = match written {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
-            Err(code) => Err(code),
+            Err(e) => Err(e),
         };
-        outcome.map_err(storage_error_to_group_error)?;
+        outcome.map_err(|e| e.group_code())?;
         Ok(codes)
     }
 
@@ -1108,7 +1092,7 @@ impl Coordinator {
                         info!(group = %id, "empty group removed after offsets.retention.minutes");
                     }
                 }
-                Err(code) => warn!(group = %g.id, code, "expiring offsets failed"),
+                Err(e) => warn!(group = %g.id, error = %e, "expiring offsets failed"),
             }
         }
         expired_total

@@ -46,7 +46,7 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                 };
                 match moved {
                     Ok(start) => out.with_low_watermark(start as i64),
-                    Err(code) => out.with_error_code(ctx.code(code)),
+                    Err(e) => out.with_error_code(ctx.code(e.code())),
                 }
             }
             .await;

@@ -132,18 +132,18 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
                 continue;
             };
             // Only the leader serves (always, on a single node), at the client's epoch.
-            if let Err(code) = p
+            if let Err(e) = p
                 .check_leader()
                 .and_then(|()| p.check_epoch(fp.current_leader_epoch))
             {
-                out.error_code = ctx.code(code);
+                out.error_code = ctx.code(e.code());
                 partitions.push(out);
                 continue;
             }
             let offsets = match p.offsets() {
                 Ok(o) => o,
-                Err(code) => {
-                    out.error_code = ctx.code(code);
+                Err(e) => {
+                    out.error_code = ctx.code(e.code());
                     partitions.push(out);
                     continue;
                 }
@@ -165,8 +165,8 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
             } else {
                 match p.read(offset as u64, limit.max(1)) {
                     Ok(r) => r,
-                    Err(code) => {
-                        out.error_code = ctx.code(code);
+                    Err(e) => {
+                        out.error_code = ctx.code(e.code());
                         partitions.push(out);
                         continue;
                     }

@@ -47,11 +47,11 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
                         // in a cluster.
                         out.leader_epoch = p.leader_epoch();
                     }
-                    if let Err(code) = p
+                    if let Err(e) = p
                         .check_leader()
                         .and_then(|()| p.check_epoch(lp.current_leader_epoch))
                     {
-                        return out.with_error_code(ctx.code(code));
+                        return out.with_error_code(ctx.code(e.code()));
                     }
                     match lookup(p, lp.timestamp) {
                         Ok((timestamp, offset)) => {
@@ -71,7 +71,7 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
 
 /// `(timestamp, offset)` for one partition; `(-1, -1)` when no record is that recent.
 fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
-    let offsets = p.offsets()?;
+    let offsets = p.offsets().map_err(|e| e.code())?;
     match timestamp {
         LATEST => return Ok((-1, offsets.high_watermark as i64)),
         EARLIEST => return Ok((-1, offsets.log_start as i64)),
@@ -79,15 +79,16 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
         _ => {}
     }
     let base = p
-        .with_log(|log| log.offset_for_timestamp(timestamp))?
-        .map_err(|e| crate::error::log_error_code(&e))?;
+        .with_log(|log| log.offset_for_timestamp(timestamp))
+        .map_err(|e| e.code())?
+        .map_err(|e| crate::kafka_codes::log_error_code(&e))?;
     let Some(base) = base else {
         return Ok((-1, -1));
     };
     if base >= offsets.high_watermark {
         return Ok((-1, -1));
     }
-    let batch = p.read(base, 1)?;
+    let batch = p.read(base, 1).map_err(|e| e.code())?;
     let start = offsets.log_start.max(base);
     let found = first_record_at_or_after(&batch, timestamp, offsets.log_start as i64)
         .unwrap_or((-1, start as i64));

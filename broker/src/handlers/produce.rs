@@ -173,7 +173,7 @@ async fn produce_one(
                     wait_for: Some(wait_for),
                 }
             }
-            Err(code) => refused(ctx, index, code, None),
+            Err(e) => refused(ctx, index, e.code(), Some(&e.to_string())),
         };
     }
     // The log patches the base offset and leader epoch in place, so the batch is copied
@@ -203,7 +203,7 @@ async fn produce_one(
                 wait_for: Some(Wait::Durable(p.clone(), appended.last_offset)),
             }
         }
-        Err(code) => refused(ctx, index, code, None),
+        Err(e) => refused(ctx, index, e.code(), Some(&e.to_string())),
     }
 }
 
@@ -258,7 +258,10 @@ fn validate(
 /// NOT_LEADER_OR_FOLLOWER, so the client retries (safely, when idempotent).
 async fn wait_for(wait: Wait, left: Duration) -> Result<(), i16> {
     match wait {
-        Wait::Durable(p, last_offset) => p.wait_durable(last_offset, left).await,
+        Wait::Durable(p, last_offset) => p
+            .wait_durable(last_offset, left)
+            .await
+            .map_err(|e| e.code()),
         Wait::Commit(rx) => match tokio::time::timeout(left, rx).await {
             Ok(Ok(Ok(_))) => Ok(()),
             Ok(Ok(Err(_))) | Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower.code()),

@@ -14,6 +14,8 @@
 //! reading, both for microseconds; the `fdatasync` itself runs without it
 //! (`Log::prepare_flush`).
 //!
+//! Errors are [`PartitionError`]s; handlers turn them into Kafka codes (`kafka_codes`).
+//!
 //! **In a cluster** ([`Partition::open_replica`]) the partition is one replica of its
 //! Raft group (the `replication` crate): the log is the group's Raft log, shared with
 //! the node task that appends and flushes it; the high watermark is the group's commit
@@ -31,17 +33,24 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
-use log_store::{BatchHeader, Batches, CleanOutcome, Cleaner, Log, LogConfig, LogError};
+use log_store::{BatchHeader, CleanOutcome, Cleaner, Log, LogConfig, LogError};
 use replication::group::{discard_logger, Group, ProposeError};
 use replication::node::{GroupView, NodeHandle, Tracked};
 use replication::LogStorage;
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
-use crate::error::{log_error_code, BrokerError, Result};
+use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 use crate::producer_state::{ProducerStates, SequenceCheck};
+
+mod batches;
+mod error;
+use batches::{
+    check_produced_header, corrupt_or, offset_held_through, read_past_empty_batches,
+    rebuild_producers,
+};
+pub use error::{PartitionError, PartitionResult};
 
 /// Bytes read per step when rebuilding producer state from the log at open.
 const REBUILD_READ_BYTES: usize = 1 << 20;
@@ -344,11 +353,11 @@ impl Partition {
 
     /// Ok where this broker may serve the partition's data: always on a single node,
     /// only on the leader in a cluster.
-    pub fn check_leader(&self) -> std::result::Result<(), i16> {
+    pub fn check_leader(&self) -> PartitionResult<()> {
         match &self.mode {
             Mode::Local => Ok(()),
             Mode::Hosted(h) if h.view.borrow().is_leader => Ok(()),
-            _ => Err(ResponseError::NotLeaderOrFollower.code()),
+            _ => Err(PartitionError::NotLeader),
         }
     }
 
@@ -356,18 +365,24 @@ impl Partition {
     /// always at epoch 0 and knows no other; a cluster partition's epoch is its Raft
     /// term: a newer one is UNKNOWN_LEADER_EPOCH (this broker has not caught up), an
     /// older one FENCED_LEADER_EPOCH (the client's metadata is stale).
-    pub fn check_epoch(&self, epoch: i32) -> std::result::Result<(), i16> {
+    pub fn check_epoch(&self, epoch: i32) -> PartitionResult<()> {
         if epoch < 0 {
             return Ok(());
         }
         let current = match &self.mode {
             Mode::Local => 0,
             Mode::Hosted(h) => h.view.borrow().term,
-            Mode::Remote { .. } => return Err(ResponseError::NotLeaderOrFollower.code()),
+            Mode::Remote { .. } => return Err(PartitionError::NotLeader),
         };
         match (epoch as u64).cmp(&current) {
-            std::cmp::Ordering::Greater => Err(ResponseError::UnknownLeaderEpoch.code()),
-            std::cmp::Ordering::Less if current > 0 => Err(ResponseError::FencedLeaderEpoch.code()),
+            std::cmp::Ordering::Greater => Err(PartitionError::UnknownLeaderEpoch {
+                given: epoch,
+                current,
+            }),
+            std::cmp::Ordering::Less if current > 0 => Err(PartitionError::FencedLeaderEpoch {
+                given: epoch,
+                current,
+            }),
             _ => Ok(()),
         }
     }
@@ -385,41 +400,38 @@ impl Partition {
     /// Produce on a cluster partition's leader: checks the batch and the producer's
     /// sequence, proposes the batch to the group, and returns once the leader appended
     /// it (its offsets assigned), with a receiver for its commit.
-    pub async fn append_replica(&self, batch: &[u8]) -> std::result::Result<ReplicaAppend, i16> {
+    pub async fn append_replica(&self, batch: &[u8]) -> PartitionResult<ReplicaAppend> {
         self.check_usable()?;
         let Mode::Hosted(h) = &self.mode else {
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(PartitionError::NotLeader);
         };
         let header = check_produced_header(batch)?;
         let mut loaded_term = h.appending.lock().await;
         let view = *h.view.borrow();
         if !view.is_leader {
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(PartitionError::NotLeader);
         }
         if h.closed.load(Ordering::Acquire) {
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(PartitionError::NotLeader);
         }
         if *loaded_term != view.term {
             // New leadership: this log holds every entry the old leader may have
             // acknowledged; rebuild the producers' sequences from it.
-            let log = h
-                .log
-                .read()
-                .map_err(|_| ResponseError::KafkaStorageError.code())?;
-            let rebuilt = rebuild_producers(&log).map_err(|e| log_error_code(&e))?;
+            let log = h.log.read().map_err(|_| PartitionError::Offline)?;
+            let rebuilt = rebuild_producers(&log).map_err(PartitionError::Log)?;
             drop(log);
             *lock_producers(&h.producers) = rebuilt;
             *loaded_term = view.term;
         }
         let check = lock_producers(&h.producers).check(&header);
         match check {
-            SequenceCheck::Refuse(code) => return Err(corrupt_or(batch, code)),
+            SequenceCheck::Refuse(why) => return Err(corrupt_or(batch, why.into())),
             SequenceCheck::Duplicate {
                 base_offset,
                 last_offset,
             } => {
                 BatchHeader::parse_validated(batch)
-                    .map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
+                    .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
                 self.shared.metrics.duplicate_batches.inc();
                 return Ok(ReplicaAppend {
                     appended: Appended {
@@ -435,7 +447,7 @@ impl Partition {
         // The Raft entry is appended by the node without another check: validate the
         // whole batch (CRC-32C included) here.
         BatchHeader::parse_validated(batch)
-            .map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
+            .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
         let tracked: Tracked = match tokio::time::timeout(
             REPLICA_APPEND_TIMEOUT,
             h.node.propose_tracked(h.group, batch.to_vec()),
@@ -444,10 +456,10 @@ impl Partition {
         {
             Ok(Ok(t)) => t,
             Ok(Err(ProposeError::NotLeader { .. })) | Ok(Err(ProposeError::Dropped(_))) => {
-                return Err(ResponseError::NotLeaderOrFollower.code())
+                return Err(PartitionError::NotLeader)
             }
             Ok(Err(ProposeError::ChangeInProgress)) | Err(_) => {
-                return Err(ResponseError::RequestTimedOut.code())
+                return Err(PartitionError::Timeout("the Raft group"))
             }
         };
         let base_offset = tracked.appended.base_offset;
@@ -472,58 +484,49 @@ impl Partition {
         self.index
     }
 
-    fn check_usable(&self) -> std::result::Result<(), i16> {
+    fn check_usable(&self) -> PartitionResult<()> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(ResponseError::KafkaStorageError.code());
+            return Err(PartitionError::Offline);
         }
         Ok(())
     }
 
     /// Runs `f` on the log under the read lock; an error code when the partition is gone
     /// (or, in a cluster, has no replica here).
-    pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> std::result::Result<T, i16> {
+    pub fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> PartitionResult<T> {
         self.check_usable()?;
         match &self.mode {
             Mode::Local => {}
             Mode::Hosted(h) => {
                 if h.closed.load(Ordering::Acquire) {
-                    return Err(ResponseError::UnknownTopicOrPartition.code());
+                    return Err(PartitionError::Gone);
                 }
-                let log = h
-                    .log
-                    .read()
-                    .map_err(|_| ResponseError::KafkaStorageError.code())?;
+                let log = h.log.read().map_err(|_| PartitionError::Offline)?;
                 return Ok(f(&log));
             }
-            Mode::Remote { .. } => return Err(ResponseError::NotLeaderOrFollower.code()),
+            Mode::Remote { .. } => return Err(PartitionError::NotLeader),
         }
         // A poisoned lock means a panic while appending; refuse rather than guess.
-        let guard = self
-            .inner
-            .read()
-            .map_err(|_| ResponseError::KafkaStorageError.code())?;
+        let guard = self.inner.read().map_err(|_| PartitionError::Offline)?;
         match guard.as_ref() {
             Some(inner) => Ok(f(&inner.log)),
-            None => Err(ResponseError::UnknownTopicOrPartition.code()),
+            None => Err(PartitionError::Gone),
         }
     }
 
     fn with_inner_mut<T>(
         &self,
-        f: impl FnOnce(&mut Inner) -> std::result::Result<T, i16>,
-    ) -> std::result::Result<T, i16> {
+        f: impl FnOnce(&mut Inner) -> PartitionResult<T>,
+    ) -> PartitionResult<T> {
         self.check_usable()?;
         if !matches!(self.mode, Mode::Local) {
             // Cluster partitions change only through their Raft group.
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(PartitionError::NotLeader);
         }
-        let mut guard = self
-            .inner
-            .write()
-            .map_err(|_| ResponseError::KafkaStorageError.code())?;
+        let mut guard = self.inner.write().map_err(|_| PartitionError::Offline)?;
         match guard.as_mut() {
             Some(inner) => f(inner),
-            None => Err(ResponseError::UnknownTopicOrPartition.code()),
+            None => Err(PartitionError::Gone),
         }
     }
 
@@ -535,16 +538,16 @@ impl Partition {
     /// appended, and here only when the batch is refused or answered as a duplicate
     /// without reaching the log (a corrupt batch is CORRUPT_MESSAGE whatever else is
     /// wrong with it, as in Kafka). Nothing is decoded per record.
-    pub fn append(&self, batch: &mut [u8]) -> std::result::Result<Appended, i16> {
+    pub fn append(&self, batch: &mut [u8]) -> PartitionResult<Appended> {
         if let Mode::Hosted(_) = &self.mode {
             // The group coordinator's synchronous path on a cluster partition: wait for
             // the leader's append here. Only reached from the broker's multi-threaded
             // runtime (cluster mode), where blocking in place hands this worker's other
             // tasks to another thread.
-            let handle = tokio::runtime::Handle::try_current()
-                .map_err(|_| ResponseError::NotLeaderOrFollower.code())?;
+            let handle =
+                tokio::runtime::Handle::try_current().map_err(|_| PartitionError::NotLeader)?;
             if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-                return Err(ResponseError::NotLeaderOrFollower.code());
+                return Err(PartitionError::NotLeader);
             }
             let batch: &[u8] = batch;
             return tokio::task::block_in_place(|| handle.block_on(self.append_replica(batch)))
@@ -552,7 +555,7 @@ impl Partition {
         }
         let header = check_produced_header(batch)?;
         let appended = self.with_inner_mut(|inner| match inner.producers.check(&header) {
-            SequenceCheck::Refuse(code) => Err(corrupt_or(batch, code)),
+            SequenceCheck::Refuse(why) => Err(corrupt_or(batch, why.into())),
             SequenceCheck::Duplicate {
                 base_offset,
                 last_offset,
@@ -562,7 +565,7 @@ impl Partition {
                     last_offset,
                     duplicate: true,
                 }),
-                Err(e) => Err(log_error_code(&LogError::CorruptBatch(e))),
+                Err(e) => Err(PartitionError::Log(LogError::CorruptBatch(e))),
             },
             SequenceCheck::Append => {
                 // Validates the whole batch (CRC-32C included) before writing anything.
@@ -570,7 +573,7 @@ impl Partition {
                     if matches!(e, LogError::Io { .. }) {
                         error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
                     }
-                    log_error_code(&e)
+                    PartitionError::Log(e)
                 })?;
                 inner
                     .producers
@@ -603,11 +606,7 @@ impl Partition {
 
     /// Waits until the high watermark passes `offset` (the batch holding it is durable),
     /// or `timeout`. `Err` with a Kafka error code on timeout or failure.
-    pub async fn wait_durable(
-        &self,
-        offset: u64,
-        timeout: Duration,
-    ) -> std::result::Result<(), i16> {
+    pub async fn wait_durable(&self, offset: u64, timeout: Duration) -> PartitionResult<()> {
         if let Mode::Hosted(h) = &self.mode {
             return self.wait_committed_in_term(h, offset, timeout).await;
         }
@@ -624,8 +623,8 @@ impl Partition {
         .await;
         match waited {
             Ok(Ok(())) => self.check_usable(),
-            Ok(Err(_)) => Err(ResponseError::KafkaStorageError.code()),
-            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+            Ok(Err(_)) => Err(PartitionError::Offline),
+            Err(_) => Err(PartitionError::Timeout("the flush")),
         }
     }
 
@@ -639,11 +638,11 @@ impl Partition {
         h: &Hosted,
         offset: u64,
         timeout: Duration,
-    ) -> std::result::Result<(), i16> {
+    ) -> PartitionResult<()> {
         let mut view = h.view.clone();
         let start = *view.borrow_and_update();
         if !start.is_leader {
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(PartitionError::NotLeader);
         }
         let waited = tokio::time::timeout(timeout, async {
             view.wait_for(|v| v.term != start.term || v.committed_offset > offset)
@@ -653,8 +652,8 @@ impl Partition {
         .await;
         match waited {
             Ok(Ok(v)) if v.term == start.term => Ok(()),
-            Ok(_) => Err(ResponseError::NotLeaderOrFollower.code()),
-            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+            Ok(_) => Err(PartitionError::NotLeader),
+            Err(_) => Err(PartitionError::Timeout("the Raft group")),
         }
     }
 
@@ -682,7 +681,7 @@ impl Partition {
     }
 
     /// Log start, high watermark, log end and size.
-    pub fn offsets(&self) -> std::result::Result<Offsets, i16> {
+    pub fn offsets(&self) -> PartitionResult<Offsets> {
         let hw = self.high_watermark();
         self.with_log(|log| Offsets {
             log_start: log.log_start_offset(),
@@ -700,45 +699,46 @@ impl Partition {
     /// or the high watermark: librdkafka treats an answer without a single record as "the
     /// limit was too small", doubles its fetch size and, after ten such answers, fails
     /// with MSG_SIZE_TOO_LARGE. Zero-copy unless such a stretch is crossed.
-    pub fn read(&self, offset: u64, max_bytes: usize) -> std::result::Result<Bytes, i16> {
+    pub fn read(&self, offset: u64, max_bytes: usize) -> PartitionResult<Bytes> {
         let hw = self.high_watermark();
         self.with_log(|log| read_past_empty_batches(log, offset, max_bytes, hw))?
-            .map_err(|e| log_error_code(&e))
+            .map_err(PartitionError::Log)
     }
 
     /// Applies new settings to the log.
-    pub fn set_config(&self, config: LogConfig) -> std::result::Result<(), i16> {
+    pub fn set_config(&self, config: LogConfig) -> PartitionResult<()> {
         match &self.mode {
             Mode::Local => {}
             Mode::Hosted(h) => {
-                let mut log = h
-                    .log
-                    .write()
-                    .map_err(|_| ResponseError::KafkaStorageError.code())?;
-                return log.set_config(config).map_err(|e| log_error_code(&e));
+                let mut log = h.log.write().map_err(|_| PartitionError::Offline)?;
+                return log.set_config(config).map_err(PartitionError::Log);
             }
             Mode::Remote { .. } => return Ok(()),
         }
-        self.with_inner_mut(|inner| inner.log.set_config(config).map_err(|e| log_error_code(&e)))
+        self.with_inner_mut(|inner| inner.log.set_config(config).map_err(PartitionError::Log))
     }
 
     /// DeleteRecords on a cluster partition's leader: a replicated entry moves the log
     /// start to `offset` (at most the high watermark) on every replica when it applies
     /// it. Returns the new log start once the entry committed (applied here by then).
-    pub async fn delete_before_replicated(&self, offset: u64) -> std::result::Result<u64, i16> {
+    pub async fn delete_before_replicated(&self, offset: u64) -> PartitionResult<u64> {
         self.check_usable()?;
         let Mode::Hosted(h) = &self.mode else {
             return self.delete_before(offset);
         };
         self.check_leader()?;
-        if offset > self.high_watermark() {
-            return Err(ResponseError::OffsetOutOfRange.code());
+        let high_watermark = self.high_watermark();
+        if offset > high_watermark {
+            return Err(PartitionError::PastHighWatermark {
+                offset,
+                high_watermark,
+            });
         }
         let start = || {
             h.log
                 .read()
                 .map(|l| l.log_start_offset())
-                .map_err(|_| ResponseError::KafkaStorageError.code())
+                .map_err(|_| PartitionError::Offline)
         };
         if offset <= start()? {
             return start();
@@ -751,30 +751,28 @@ impl Partition {
         {
             Ok(Ok(_)) => start(),
             Ok(Err(ProposeError::NotLeader { .. })) | Ok(Err(ProposeError::Dropped(_))) => {
-                Err(ResponseError::NotLeaderOrFollower.code())
+                Err(PartitionError::NotLeader)
             }
             Ok(Err(ProposeError::ChangeInProgress)) | Err(_) => {
-                Err(ResponseError::RequestTimedOut.code())
+                Err(PartitionError::Timeout("the Raft group"))
             }
         }
     }
 
     /// Kafka DeleteRecords: moves the log start (never past the high watermark).
-    pub fn delete_before(&self, offset: u64) -> std::result::Result<u64, i16> {
+    pub fn delete_before(&self, offset: u64) -> PartitionResult<u64> {
         if self.group().is_some() {
             // The log start moves on every replica alike: `delete_before_replicated`.
-            return Err(ResponseError::NotLeaderOrFollower.code());
+            return Err(PartitionError::NotLeader);
         }
-        let hw = self.high_watermark();
-        if offset > hw {
-            return Err(ResponseError::OffsetOutOfRange.code());
+        let high_watermark = self.high_watermark();
+        if offset > high_watermark {
+            return Err(PartitionError::PastHighWatermark {
+                offset,
+                high_watermark,
+            });
         }
-        self.with_inner_mut(|inner| {
-            inner
-                .log
-                .delete_before(offset)
-                .map_err(|e| log_error_code(&e))
-        })
+        self.with_inner_mut(|inner| inner.log.delete_before(offset).map_err(PartitionError::Log))
     }
 
     /// One compaction pass when the log wants one (`cleanup.policy` with `compact` and
@@ -828,22 +826,19 @@ impl Partition {
     /// ones Raft must order.
     fn with_log_mut<T>(
         &self,
-        f: impl FnOnce(&mut Log) -> std::result::Result<T, i16>,
-    ) -> std::result::Result<T, i16> {
+        f: impl FnOnce(&mut Log) -> PartitionResult<T>,
+    ) -> PartitionResult<T> {
         match &self.mode {
             Mode::Local => self.with_inner_mut(|inner| f(&mut inner.log)),
             Mode::Hosted(h) => {
                 self.check_usable()?;
                 if h.closed.load(Ordering::Acquire) {
-                    return Err(ResponseError::UnknownTopicOrPartition.code());
+                    return Err(PartitionError::Gone);
                 }
-                let mut log = h
-                    .log
-                    .write()
-                    .map_err(|_| ResponseError::KafkaStorageError.code())?;
+                let mut log = h.log.write().map_err(|_| PartitionError::Offline)?;
                 f(&mut log)
             }
-            Mode::Remote { .. } => Err(ResponseError::NotLeaderOrFollower.code()),
+            Mode::Remote { .. } => Err(PartitionError::NotLeader),
         }
     }
 
@@ -874,7 +869,7 @@ impl Partition {
         let result = self.with_inner_mut(|inner| {
             let outcome = inner.log.apply_retention().map_err(|e| {
                 warn!(topic = %self.topic, partition = self.index, error = %e, "retention failed");
-                log_error_code(&e)
+                PartitionError::Log(e)
             })?;
             inner.log.release_idle_maps();
             Ok(outcome)
@@ -1034,115 +1029,12 @@ impl Drop for FlushDemand {
 /// How long a produce waits for the leader's node to append its batch.
 const REPLICA_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The Kafka offset below which `log` holds every batch up to Raft entry `raft_index`.
-fn offset_held_through(log: &Log, raft_index: u64) -> u64 {
-    if raft_index < log.first_raft_index() {
-        return log.log_start_offset();
-    }
-    if raft_index >= log.last_raft_index() {
-        return log.next_offset();
-    }
-    // An index inside the log always has an entry; a failed read keeps every tombstone.
-    log.entry(raft_index).map_or(0, |e| e.next_offset)
-}
-
 fn lock_producers(
     m: &std::sync::Mutex<ProducerStates>,
 ) -> std::sync::MutexGuard<'_, ProducerStates> {
     // Updates are single calls that leave the map consistent; a panic in one cannot
     // leave it half-changed.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The header of a produced batch, refused (as Kafka does) when it is a control or
-/// transactional batch or its record count and offset delta disagree.
-fn check_produced_header(batch: &[u8]) -> std::result::Result<BatchHeader, i16> {
-    let header =
-        BatchHeader::parse_header(batch).map_err(|e| log_error_code(&LogError::CorruptBatch(e)))?;
-    if batch.len() < header.size_bytes {
-        return Err(corrupt_or(batch, ResponseError::CorruptMessage.code()));
-    }
-    if header.is_control() || header.is_transactional() {
-        // Transactions are not supported; a non-transactional producer never sends
-        // control batches.
-        return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
-    }
-    if header.records_count < 1
-        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
-    {
-        return Err(corrupt_or(batch, ResponseError::InvalidRecord.code()));
-    }
-    Ok(header)
-}
-
-/// `code`, unless the batch fails validation (CRC-32C, truncation): then
-/// CORRUPT_MESSAGE, which Kafka reports before any other problem of a batch.
-fn corrupt_or(batch: &[u8], code: i16) -> i16 {
-    match BatchHeader::parse_validated(batch) {
-        Ok(_) => code,
-        Err(e) => log_error_code(&LogError::CorruptBatch(e)),
-    }
-}
-
-/// Whether `chunk` holds a batch with records, and if not, the offset after its last
-/// whole batch. Stops at the first batch with records, so the usual case (the first
-/// batch has some) parses one header.
-fn scan_batches(chunk: &Bytes) -> (Option<u64>, bool) {
-    let mut next = None;
-    for (header, _) in Batches::new(chunk.clone()).map_while(|b| b.ok()) {
-        if header.records_count > 0 {
-            return (None, true);
-        }
-        next = Some(header.last_offset() as u64 + 1);
-    }
-    (next, false)
-}
-
-/// `Log::read_bounded`, continued past segments that hold only emptied batches.
-fn read_past_empty_batches(
-    log: &Log,
-    offset: u64,
-    max_bytes: usize,
-    hw: u64,
-) -> std::result::Result<Bytes, LogError> {
-    let first = log.read_bounded(offset, max_bytes, hw)?;
-    let (mut next, any_records) = scan_batches(&first);
-    if first.is_empty() || any_records {
-        return Ok(first);
-    }
-    let mut out = bytes::BytesMut::from(&first[..]);
-    while let Some(at) = next.filter(|&n| n < hw && out.len() < max_bytes) {
-        let chunk = log.read_bounded(at, max_bytes - out.len(), hw)?;
-        if chunk.is_empty() {
-            break;
-        }
-        let (chunk_next, chunk_records) = scan_batches(&chunk);
-        out.extend_from_slice(&chunk);
-        if chunk_records {
-            break;
-        }
-        next = chunk_next.filter(|&n| n > at);
-    }
-    Ok(out.freeze())
-}
-
-/// Producer state from the batch headers of the whole log (idempotence across restarts).
-fn rebuild_producers(log: &Log) -> std::result::Result<ProducerStates, LogError> {
-    let mut states = ProducerStates::default();
-    let mut offset = log.log_start_offset();
-    loop {
-        let chunk = log.read(offset, REBUILD_READ_BYTES)?;
-        if chunk.is_empty() {
-            return Ok(states);
-        }
-        for item in Batches::new(chunk) {
-            let (header, _) = item.map_err(LogError::CorruptBatch)?;
-            let base = header.base_offset as u64;
-            let last = header.last_offset() as u64;
-            states.record(&header, base, last);
-            offset = last + 1;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1195,7 +1087,7 @@ mod tests {
             assert_eq!(p.high_watermark(), 0);
             assert!(p.flush_once().await);
             for w in waiters {
-                assert_eq!(w.await.expect("waiter"), Ok(()));
+                assert!(w.await.expect("waiter").is_ok());
             }
             assert_eq!(p.high_watermark(), 15);
             assert_eq!(p.shared.metrics.flushes.get(), 1);
@@ -1220,7 +1112,7 @@ mod tests {
         let mut batch = plain_batch(4);
         let last = p.append(&mut batch).expect("append").last_offset;
         assert_eq!(last, 7);
-        assert_eq!(p.wait_durable(last, Duration::from_secs(30)).await, Ok(()));
+        assert!(p.wait_durable(last, Duration::from_secs(30)).await.is_ok());
         // A long poll's demand lasts exactly as long as its guard.
         let demand = p.flush_demand();
         let second = p.flush_demand();
@@ -1240,21 +1132,21 @@ mod tests {
         // Attributes bit 5 (control) is under the CRC: flipping it is corruption first.
         control[22] ^= 0x20;
         assert_eq!(
-            p.append(&mut control),
-            Err(ResponseError::CorruptMessage.code())
+            p.append(&mut control).map_err(|e| e.code()),
+            Err(kafka_protocol::error::ResponseError::CorruptMessage.code())
         );
         // A retry of the appended batch (a duplicate by its sequence) with a bad CRC.
         let mut retry = strata_testkit::keyed_batch(1, 2, 10, 1_700_000_000_000);
         let last = retry.len() - 1;
         retry[last] ^= 1;
         assert_eq!(
-            p.append(&mut retry),
-            Err(ResponseError::CorruptMessage.code())
+            p.append(&mut retry).map_err(|e| e.code()),
+            Err(kafka_protocol::error::ResponseError::CorruptMessage.code())
         );
         let mut truncated = first[..first.len() - 1].to_vec();
         assert_eq!(
-            p.append(&mut truncated),
-            Err(ResponseError::CorruptMessage.code())
+            p.append(&mut truncated).map_err(|e| e.code()),
+            Err(kafka_protocol::error::ResponseError::CorruptMessage.code())
         );
     }
 }

@@ -1,0 +1,69 @@
+//! The one place where the broker's typed errors become Kafka error codes, for the
+//! handlers that build responses (Kafka's `Errors.forException`).
+
+use kafka_protocol::error::ResponseError;
+use log_store::{BatchError, LogError};
+
+use crate::partition::PartitionError;
+use crate::producer_state::SequenceRefusal;
+
+/// The Kafka error code a client gets for a log error on its request.
+pub fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        // Kafka's older formats are well-formed but not stored; any other magic is noise.
+        LogError::CorruptBatch(BatchError::BadMagic { magic: 0 | 1 }) => {
+            ResponseError::UnsupportedForMessageFormat.code()
+        }
+        LogError::CorruptBatch(_) => ResponseError::CorruptMessage.code(),
+        LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::InvalidArgument(_) => ResponseError::InvalidRequest.code(),
+        LogError::Io { .. }
+        | LogError::CorruptFile { .. }
+        | LogError::RaftIndexOutOfRange { .. } => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+impl SequenceRefusal {
+    /// As Kafka answers an idempotent producer's batch that does not fit.
+    pub fn code(&self) -> i16 {
+        match self {
+            SequenceRefusal::Malformed { .. } => ResponseError::InvalidRecord,
+            SequenceRefusal::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            SequenceRefusal::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+        }
+        .code()
+    }
+}
+
+impl PartitionError {
+    /// The Kafka error code for the partition's part of a response.
+    pub fn code(&self) -> i16 {
+        let e = match self {
+            PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
+            PartitionError::Gone => ResponseError::UnknownTopicOrPartition,
+            PartitionError::Offline => ResponseError::KafkaStorageError,
+            PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+            PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            PartitionError::PastHighWatermark { .. } => ResponseError::OffsetOutOfRange,
+            PartitionError::Timeout(_) => ResponseError::RequestTimedOut,
+            PartitionError::InvalidBatch(_) => ResponseError::InvalidRecord,
+            PartitionError::Sequence(s) => return s.code(),
+            PartitionError::Log(e) => return log_error_code(e),
+        };
+        e.code()
+    }
+
+    /// The code a group member gets when writing to `__consumer_offsets` failed (Kafka's
+    /// mapping: the client retries, or finds the coordinator again).
+    pub fn group_code(&self) -> i16 {
+        match self {
+            PartitionError::Log(LogError::BatchTooLarge { .. }) => {
+                ResponseError::InvalidCommitOffsetSize
+            }
+            PartitionError::NotLeader => ResponseError::NotCoordinator,
+            _ => ResponseError::CoordinatorNotAvailable,
+        }
+        .code()
+    }
+}
