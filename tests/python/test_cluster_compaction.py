@@ -23,10 +23,11 @@ import time
 import warnings
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from cluster_harness import CLUSTER_DEADLINE_S, committed_records, started_cluster, wait_for
 from harness import wait_until
+from kclients import produce_keyed
 
 pytest_plugins = ["cluster_plugin"]
 
@@ -46,24 +47,8 @@ STORM_METADATA = "m" * 3000
 
 
 def produce(bootstrap: str, updates: list[tuple[str, bytes]]) -> None:
-    """Idempotent acks=all, uncompressed (the test reads the segment files itself)."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                  "linger.ms": 5, "batch.size": 16384, "message.timeout.ms": 60000})
-    failures = []
-
-    def report(err, _msg):
-        if err is not None:
-            failures.append(str(err))
-
-    for key, value in updates:
-        while True:
-            try:
-                p.produce(TOPIC, key=key.encode(), value=value, partition=0, on_delivery=report)
-                break
-            except BufferError:
-                p.poll(0.1)
-    assert p.flush(90) == 0, "producer did not drain"
-    assert not failures, failures[:5]
+    """Uncompressed: the test reads the segment files itself."""
+    produce_keyed(bootstrap, TOPIC, updates)
 
 
 def served(bootstrap: str) -> list[tuple[int, bytes, bytes]]:
@@ -175,10 +160,7 @@ def test_a_tombstone_outlives_its_horizon_until_every_replica_holds_it(request, 
     c.kill(follower)
     up = [i for i in c.ids if i != follower]
     # The tombstone, then enough updates of other keys to close its segment.
-    tombstone = Producer({"bootstrap.servers": c.bootstrap_of(up), "acks": "all",
-                          "enable.idempotence": True})
-    tombstone.produce(TOPIC, key=b"doomed", value=None, partition=0)
-    assert tombstone.flush(60) == 0
+    produce_keyed(c.bootstrap_of(up), TOPIC, [("doomed", None)])
     lead_now = c.wait_leader(TOPIC, 0, among=up)
 
     def doomed_on_leader(from_offset: int):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from harness import Broker, wait_until
-from kclients import consumer, create_topic
+from kclients import consumer, create_topic, produce_keyed
 
 TOPIC = "compacted"
 KEYS = 100
@@ -22,31 +22,7 @@ KILLS = 3
 
 
 def produce(bootstrap: str, updates: list[tuple[str, bytes | None]]) -> None:
-    p = Producer({
-        "bootstrap.servers": bootstrap,
-        "acks": "all",
-        "linger.ms": 5,
-        # Small batches: the cleaner never touches the active segment, so its records
-        # must be few for the "compacted" check below.
-        "batch.size": 16384,
-        "enable.idempotence": True,
-        "compression.type": "lz4",
-    })
-    failures = []
-
-    def report(err, _msg):
-        if err is not None:
-            failures.append(str(err))
-
-    for key, value in updates:
-        while True:
-            try:
-                p.produce(TOPIC, key=key.encode(), value=value, partition=0, on_delivery=report)
-                break
-            except BufferError:
-                p.poll(0.1)
-    assert p.flush(60) == 0, "producer did not drain"
-    assert not failures, failures[:5]
+    produce_keyed(bootstrap, TOPIC, updates, compression="lz4", flush_timeout=60)
 
 
 def read_latest(bootstrap: str) -> tuple[dict[str, bytes | None], int]:
