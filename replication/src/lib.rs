@@ -1,18 +1,19 @@
 //! # replication — one Raft group per partition
 //!
-//! Partition replication as `../shared/ARCHITECTURE.md` lays out and the replication
-//! issue specifies. Built so far:
+//! Partition replication, with the partition log as the Raft log. Built so far:
 //!
 //! - [`storage::LogStorage`]: raft-rs (tikv `raft` 0.7) `Storage` over `log-store`'s dense
 //!   Raft entry table, so the partition log *is* the Raft log (no second write-ahead log);
 //! - [`state`]: the hard state and configuration, persisted crash-safely beside the log;
 //! - [`group::Group`]: one replica of a partition's group, a `RawNode` with the Ready
-//!   handling (persist, then send, then apply and move the commit watermark), driven by
+//!   handling (appends flushed off the driver's task, acknowledgements held until then;
+//!   snapshots, votes and truncations persisted in place; then apply and move the commit
+//!   watermark), driven by
 //!   the caller's ticks and messages (the deterministic simulation in `tests/sim.rs`);
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
 //!   group's messages, with bounded queues and reconnection;
 //! - [`node`]: the task that drives every group of a broker (ticks, peers' messages,
-//!   proposals; one flush per group per turn); proposals resolve when the leader accepts
+//!   proposals; a group's flush runs on the blocking pool while the task goes on); proposals resolve when the leader accepts
 //!   them (acks=1) or on commit (acks=all); membership changes, leader transfers, groups added
 //!   and removed, status;
 //! - [`local_cluster::LocalCluster`]: N nodes in one process over loopback TCP, for the

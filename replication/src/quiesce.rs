@@ -1,5 +1,5 @@
 //! Quiescence: idle groups stop ticking, so thousands of idle partitions cost almost
-//! nothing (the "heartbeats of idle groups coalesced per peer pair").
+//! nothing (heartbeats of idle groups are coalesced per peer pair).
 //!
 //! raft-rs keeps a leader alive by one heartbeat per group per follower every few ticks,
 //! and every replica of every group ticks. With many idle partitions that is most of a

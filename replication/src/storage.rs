@@ -1,5 +1,5 @@
 //! raft-rs [`Storage`] over a `log-store` partition log: the partition log *is* the Raft
-//! log (ARCHITECTURE.md: one write per byte, no second WAL).
+//! log (one write per byte, no second WAL).
 //!
 //! Entry mapping:
 //! - `EntryNormal` with data: a Kafka RecordBatch v2, stored as a data entry; the log
@@ -168,6 +168,32 @@ impl LogStorage {
         let mut log = write(&self.log);
         log.flush().map_err(|e| self.log_err(e))?;
         Ok(log.flushed_raft_index())
+    }
+
+    /// Makes appended entries durable like [`LogStorage::flush`], but holds the log's lock
+    /// only to prepare and to record the flush, not during the `fdatasync`: appends and
+    /// reads go on meanwhile (entries appended during it are left for the next flush).
+    pub fn flush_concurrently(&self) -> Result<()> {
+        let pending = read(&self.log)
+            .prepare_flush()
+            .map_err(|e| self.log_err(e))?;
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        pending.sync().map_err(|e| self.log_err(e))?;
+        write(&self.log).complete_flush(pending);
+        Ok(())
+    }
+
+    /// The term and vote in force (what the state file holds).
+    pub fn term_and_vote(&self) -> (u64, u64) {
+        let cell = read(&self.state);
+        (cell.state.hard.term, cell.state.hard.vote)
+    }
+
+    /// The last Raft index in the log (durable or not).
+    pub fn last_raft_index(&self) -> u64 {
+        read(&self.log).last_raft_index()
     }
 
     /// Persists a new term and vote durably before returning (raft-rs's hard state; its

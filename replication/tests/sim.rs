@@ -26,6 +26,11 @@
 //! first retained index are not compared (they were deleted on purpose); a settled run
 //! requires at least one snapshot over all seeds.
 //!
+//! Odd seeds defer flushes as the node task does (`Group::handle_ready_deferred`): a
+//! replica's appends wait a random number of steps for their flush, while it goes on
+//! taking messages and proposals, and a crash or power loss before the flush takes them
+//! back. Even seeds flush every Ready before going on (`Group::handle_ready`).
+//!
 //! `SIM_SEEDS` (default 24) seeds of `SIM_STEPS` (default 1500) steps run in CI. A failure
 //! prints its seed; `SIM_SEED=<n> cargo test -p replication --test sim` replays it alone.
 
@@ -37,7 +42,9 @@ mod common;
 use bytes::Bytes;
 use log_store::{Log, LogConfig};
 use raft::eraftpb::{EntryType, Message, MessageType};
-use replication::group::{discard_logger, Group, MemberChange, Proposal, ProposalStatus, Timing};
+use replication::group::{
+    discard_logger, FlushJob, Group, MemberChange, Proposal, ProposalStatus, Timing,
+};
 use replication::LogStorage;
 
 const REPLICAS: u64 = 3;
@@ -80,11 +87,15 @@ struct Committed {
 struct Replica {
     dir: std::path::PathBuf,
     group: Option<Group>,
+    /// The flush its deferred Readies wait for (odd seeds).
+    flush: Option<FlushJob>,
 }
 
 struct Sim {
     seed: u64,
     rng: Rng,
+    /// Whether Readies defer their flushes (odd seeds).
+    deferred: bool,
     replicas: Vec<Replica>,
     _root: tempfile::TempDir,
     /// Messages in flight: (deliver no earlier than step, message).
@@ -101,6 +112,9 @@ struct Sim {
     snapshots: u64,
     /// Crash points that fired, with how often.
     fired: BTreeMap<&'static str, u64>,
+    /// Deferred flushes that ran, and crashes that lost one before it ran.
+    flushes: u64,
+    flushes_lost: u64,
 }
 
 fn scratch_root() -> tempfile::TempDir {
@@ -145,12 +159,14 @@ impl Sim {
                 Replica {
                     group: Some(open_group(id, &dir)),
                     dir,
+                    flush: None,
                 }
             })
             .collect();
         Sim {
             seed,
             rng: Rng(seed),
+            deferred: seed % 2 == 1,
             replicas,
             _root: root,
             network: Vec::new(),
@@ -162,6 +178,8 @@ impl Sim {
             step: 0,
             snapshots: 0,
             fired: BTreeMap::new(),
+            flushes: 0,
+            flushes_lost: 0,
         }
     }
 
@@ -323,6 +341,10 @@ impl Sim {
         let Some(group) = self.replicas[i].group.take() else {
             return;
         };
+        // A flush that did not run is lost with the process.
+        if self.replicas[i].flush.take().is_some() {
+            self.flushes_lost += 1;
+        }
         let committed = group.committed_index();
         let flushed = group
             .storage()
@@ -398,19 +420,30 @@ impl Sim {
     }
 
     fn ready(&mut self, id: u64) {
-        let step = self.step;
+        let i = (id - 1) as usize;
+        if self.deferred && self.rng.chance(50) {
+            if let Err(e) = self.run_flush(id) {
+                return self.crashed_at_point(id, &format!("flush failed: {e}"));
+            }
+        }
+        let deferred = self.deferred;
         let Some(g) = self.group(id) else { return };
-        let out = match g.handle_ready() {
+        let out = if deferred {
+            g.handle_ready_deferred()
+        } else {
+            g.handle_ready()
+        };
+        let out = match out {
             Ok(out) => out,
             Err(e) => return self.crashed_at_point(id, &format!("ready failed: {e}")),
         };
+        if deferred && self.replicas[i].flush.is_none() {
+            self.replicas[i].flush = self.replicas[i].group.as_ref().and_then(Group::flush_job);
+        }
         if out.snapshot.is_some() {
             self.snapshots += 1;
         }
-        for m in out.messages {
-            let delay = step + 1 + self.rng.below(4);
-            self.network.push((delay, m));
-        }
+        self.send(out.messages);
         for e in out.committed {
             let c = Committed {
                 term: e.term,
@@ -427,6 +460,31 @@ impl Sim {
                     self.committed.insert(e.index, c);
                 }
             }
+        }
+    }
+
+    /// Runs replica `id`'s pending flush, if any, and sends what waited for it.
+    fn run_flush(&mut self, id: u64) -> replication::Result<()> {
+        let r = &mut self.replicas[(id - 1) as usize];
+        let (Some(job), Some(g)) = (r.flush.take(), r.group.as_mut()) else {
+            return Ok(());
+        };
+        job.run()?;
+        self.flushes += 1;
+        let messages = g.flushed(&job);
+        self.send(messages);
+        Ok(())
+    }
+
+    /// Puts messages on the network. Like bytes on a wire they are copies: entries a
+    /// sender read from its log must not change if it truncates that log afterwards.
+    fn send(&mut self, messages: Vec<Message>) {
+        for mut m in messages {
+            for e in m.mut_entries() {
+                e.data = Bytes::copy_from_slice(&e.data);
+            }
+            let delay = self.step + 1 + self.rng.below(4);
+            self.network.push((delay, m));
         }
     }
 
@@ -509,6 +567,8 @@ fn power_loss(dir: &std::path::Path, flushed: u64, garbage: usize, fill: u8) {
 struct SeedReport {
     snapshots: u64,
     fired: BTreeMap<&'static str, u64>,
+    flushes: u64,
+    flushes_lost: u64,
 }
 
 /// Runs one seed.
@@ -641,6 +701,8 @@ fn run_seed(seed: u64, steps: u64) -> SeedReport {
     SeedReport {
         snapshots: sim.snapshots,
         fired: sim.fired,
+        flushes: sim.flushes,
+        flushes_lost: sim.flushes_lost,
     }
 }
 
@@ -663,16 +725,23 @@ fn seeded_simulation_keeps_raft_invariants() {
         );
         return;
     }
-    let mut snapshots = 0;
+    let (mut snapshots, mut flushes, mut flushes_lost) = (0, 0, 0);
     let mut fired: BTreeMap<&str, u64> = BTreeMap::new();
     for seed in 0..env_u64("SIM_SEEDS", 24) {
         let report = run_seed(seed, steps);
         snapshots += report.snapshots;
+        flushes += report.flushes;
+        flushes_lost += report.flushes_lost;
         for (point, n) in report.fired {
             *fired.entry(point).or_default() += n;
         }
     }
-    eprintln!("{snapshots} snapshots installed over all seeds; crash points {fired:?}");
+    eprintln!(
+        "{snapshots} snapshots installed over all seeds; {flushes} deferred flushes, \
+         {flushes_lost} lost to a crash; crash points {fired:?}"
+    );
+    // The deferred path ran, and crashes caught appends that were not flushed yet.
+    assert!(flushes > 0 && flushes_lost > 0, "no seed deferred a flush");
     // Retention must have pushed some follower behind a leader's log start, or the
     // snapshot path went untested.
     assert!(snapshots > 0, "no seed exercised catch-up by snapshot");

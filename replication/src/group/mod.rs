@@ -1,19 +1,9 @@
 //! One partition's Raft group on this broker: a raft-rs `RawNode` over [`LogStorage`],
 //! and the Ready handling that orders persistence before the messages that depend on it.
 //!
-//! [`Group::handle_ready`] follows raft-rs's contract for each Ready, in an order that
-//! leaves a replica that opens and catches up after a crash or power loss at any step:
-//! 1. messages a leader may send before persisting (replication to followers) go out
-//!    first, so followers write in parallel with the leader;
-//! 2. a snapshot from the leader is installed (state file first, then the log restart;
-//!    see [`LogStorage::apply_snapshot`]);
-//! 3. entries already committed are applied: the commit watermark moves (the partition's
-//!    high watermark is the Kafka offset after the last committed entry) and
-//!    configuration changes take effect, each saved with its index before the next;
-//! 4. new entries are appended and flushed (one `fdatasync`), and only then is a new
-//!    term or vote saved: no saved state ever refers to entries a power loss could take;
-//! 5. messages that required persistence (votes, acknowledgements) go out;
-//! 6. entries the Ready's commit covers are applied as in 3.
+//! Ready handling ([`Group::handle_ready_deferred`], in `ready.rs`) orders persistence
+//! so that a replica opens and catches up after a crash or power loss at any step; plain
+//! appends are flushed off the driver's task while it goes on, everything else in place.
 //!
 //! The state file's commit index is the *applied* index, written with the state's other
 //! changes and otherwise every [`crate::state::COMMIT_SAVE_ENTRIES`] entries or
@@ -22,21 +12,21 @@
 //! from its leader again), never lead it.
 //!
 //! The caller owns timing (ticks) and the network (steps in, messages out), so the same
-//! code runs under the deterministic simulation in `tests/` and, later, the multi-Raft
-//! node with its transport.
+//! code runs under the deterministic simulation in `tests/` and in the node task with its
+//! transport.
 
-use raft::eraftpb::{
-    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType,
-};
+use raft::eraftpb::{ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType};
 use raft::prelude::Config;
-use raft::{RawNode, SnapshotStatus, StateRole};
+use raft::{RawNode, StateRole};
 
 use crate::error::{ReplicationError, Result};
 
 mod quiet;
+mod ready;
 mod rejoin;
 mod snapshot;
 use crate::storage::LogStorage;
+pub use ready::FlushJob;
 pub use rejoin::REJOIN_FILE;
 
 /// Raft timing in ticks; the driver decides how long a tick is.
@@ -188,6 +178,8 @@ pub struct Group {
     outbox: Vec<Message>,
     /// Ticks a rejoining replica has waited without its catch-up target.
     ticks_waiting: usize,
+    /// Messages of Readies whose appends await a flush ([`ready`]).
+    held: ready::Held,
 }
 
 impl std::fmt::Debug for Group {
@@ -267,6 +259,7 @@ impl Group {
             votes_refused: 0,
             outbox: Vec::new(),
             ticks_waiting: 0,
+            held: ready::Held::new(),
         })
     }
 
@@ -600,98 +593,6 @@ impl Group {
     /// re-applies nothing; between stops see [`Group::save_commit_if_stale`].
     pub fn save_commit(&self) -> Result<()> {
         self.storage.save_commit_if_due(0).map(|_| ())
-    }
-
-    /// Whether [`Group::handle_ready`] has anything to do.
-    pub fn has_ready(&self) -> bool {
-        !self.outbox.is_empty() || self.node.has_ready()
-    }
-
-    /// Processes everything raft-rs has ready; see the module documentation for order.
-    pub fn handle_ready(&mut self) -> Result<ReadyOutput> {
-        let mut out = ReadyOutput::default();
-        out.messages.append(&mut self.outbox);
-        if !self.node.has_ready() {
-            return Ok(out);
-        }
-        let mut ready = self.node.ready();
-        out.messages.extend(ready.take_messages());
-        if !ready.snapshot().is_empty() {
-            self.install_ready_snapshot(ready.snapshot(), &mut out)?;
-        }
-        let committed = ready.take_committed_entries();
-        self.apply(committed, &mut out)?;
-        self.storage.append(ready.entries())?;
-        if !ready.entries().is_empty() || ready.must_sync() {
-            self.storage.crash_point("raft.before_flush")?;
-            self.storage.flush()?;
-        }
-        // After the flush: a saved term or vote must never come with entries a power
-        // loss could take back (and the state file's commit index is the applied one,
-        // never past the durable log).
-        if let Some(hs) = ready.hs() {
-            self.storage.crash_point("raft.before_hard_state")?;
-            self.storage.set_hard_state(hs)?;
-        }
-        out.messages.extend(ready.take_persisted_messages());
-        // raft-rs's new commit index (`commit_index()`) is not written: the state file
-        // learns the applied index as entries are applied (`apply`).
-        let mut light = self.node.advance(ready);
-        out.messages.extend(light.take_messages());
-        let committed = light.take_committed_entries();
-        self.apply(committed, &mut out)?;
-        self.node.advance_apply();
-        self.storage
-            .save_commit_if_due(crate::state::COMMIT_SAVE_ENTRIES)?;
-        self.finish_rejoin_if_caught_up()?;
-        // A snapshot is one small message (it carries no records, see
-        // `LogStorage::snapshot`), so it counts as sent once handed to the network: the
-        // follower's progress goes back to probing, and if the message was lost the
-        // follower's rejection of the next append asks for another.
-        for to in out
-            .messages
-            .iter()
-            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
-            .map(|m| m.to)
-            .collect::<Vec<_>>()
-        {
-            self.node.report_snapshot(to, SnapshotStatus::Finish);
-        }
-        Ok(out)
-    }
-
-    fn apply(&mut self, entries: Vec<Entry>, out: &mut ReadyOutput) -> Result<()> {
-        for e in entries {
-            match e.get_entry_type() {
-                EntryType::EntryConfChange => {
-                    let cc: ConfChange = protobuf_decode(&e.data)?;
-                    let cs = self
-                        .node
-                        .apply_conf_change(&cc)
-                        .map_err(|x| raft_err("conf change", x))?;
-                    self.storage.set_conf_state(e.index, cs)?;
-                }
-                EntryType::EntryConfChangeV2 => {
-                    let cc: ConfChangeV2 = protobuf_decode(&e.data)?;
-                    let cs = self
-                        .node
-                        .apply_conf_change(&cc)
-                        .map_err(|x| raft_err("conf change", x))?;
-                    self.storage.set_conf_state(e.index, cs)?;
-                }
-                EntryType::EntryNormal
-                    if e.context.as_ref() == crate::storage::LOG_START_CONTEXT =>
-                {
-                    self.apply_log_start(e.index, &e.data)
-                }
-                EntryType::EntryNormal => {}
-            }
-            self.applied = e.index;
-            self.storage.note_applied(e.index);
-            self.committed_offset = offset_after(&self.storage, e.index);
-            out.committed.push(e);
-        }
-        Ok(())
     }
 }
 

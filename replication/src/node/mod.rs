@@ -2,12 +2,14 @@
 //! the transport, and the proposal API.
 //!
 //! One task owns all groups. Each turn of its loop takes every event that is waiting —
-//! ticks, messages from peers, proposals — then handles each group's Ready once: entries
-//! that arrived for a group during the turn are appended together and made durable by
-//! one flush of that group's log (group commit across proposals and peers' messages).
-//! Groups keep separate log files, so "one fsync for many groups" is not possible
-//! without a shared write-ahead log, which ARCHITECTURE.md rules out (the partition log
-//! is the Raft log); each group's flush covers all of that group's appends of the turn.
+//! ticks, messages from peers, proposals, finished flushes — then handles each touched
+//! group's Ready once: entries that arrived for a group during the turn are appended
+//! together. Their flush runs on the blocking pool, one at a time per group, while the
+//! task goes on taking proposals and messages; when it ends, the next flush covers
+//! everything appended meanwhile (group commit across proposals and peers' messages,
+//! without the task waiting for the disk). Acknowledgements that promise durability
+//! wait for their flush (`group/ready.rs`). Groups keep separate log files (the partition
+//! log is the Raft log, with no shared write-ahead log), so each group flushes its own.
 //!
 //! A proposal resolves, as its caller asks ([`Ack`]), when the leader accepted its entry
 //! (acks=1; offsets predicted, not yet written) or when it commits (acks=all), with the batch's base offset and the
@@ -27,7 +29,8 @@ use tracing::{debug, warn};
 
 use crate::error::ReplicationError;
 use crate::group::{
-    Group, GroupStatus, MemberChange, Proposal, ProposalStatus, ProposeError, ELECTION_TICKS,
+    FlushJob, Group, GroupStatus, MemberChange, Proposal, ProposalStatus, ProposeError,
+    ELECTION_TICKS,
 };
 use crate::quiesce::{self, Incoming, Quiescence, NODE_GROUP};
 use crate::transport::{Envelope, Transport};
@@ -218,6 +221,7 @@ pub fn start(
 ) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (published_alive, alive) = watch::channel(Vec::new());
+    let (flushed_tx, flushed) = mpsc::unbounded_channel();
     let node = Node {
         id,
         groups,
@@ -227,8 +231,11 @@ pub fn start(
         views: HashMap::new(),
         waiting: HashMap::new(),
         quiet: Quiescence::new(ELECTION_TICKS as u64),
+        flushing: HashMap::new(),
+        flush_tokens: 0,
+        flushed_tx,
     };
-    let task = tokio::spawn(node.run(rx, inbound, tick, shutdown));
+    let task = tokio::spawn(node.run(rx, inbound, flushed, tick, shutdown));
     (
         NodeHandle {
             commands: tx,
@@ -242,6 +249,16 @@ enum Event {
     Tick,
     Command(Command),
     Message(Envelope),
+    Flushed(Flushed),
+}
+
+/// A group's flush that ended on the blocking pool.
+struct Flushed {
+    group: u64,
+    /// Which flush of the group (see `Node::flushing`).
+    token: u64,
+    job: FlushJob,
+    result: Result<(), ReplicationError>,
 }
 
 /// The node task's state.
@@ -257,6 +274,11 @@ struct Node {
     views: HashMap<u64, watch::Sender<GroupView>>,
     waiting: Waiting,
     quiet: Quiescence,
+    /// The flush running for each group, by token: a group removed and added again
+    /// while its old flush runs must not take that flush for its own.
+    flushing: HashMap<u64, u64>,
+    flush_tokens: u64,
+    flushed_tx: mpsc::UnboundedSender<Flushed>,
 }
 
 impl Node {
@@ -264,6 +286,7 @@ impl Node {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut inbound: mpsc::Receiver<Envelope>,
+        mut flushed: mpsc::UnboundedReceiver<Flushed>,
         tick: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ReplicationError> {
@@ -275,11 +298,14 @@ impl Node {
                 _ = ticker.tick() => Event::Tick,
                 Some(c) = commands.recv() => Event::Command(c),
                 Some(m) = inbound.recv() => Event::Message(m),
+                Some(f) = flushed.recv() => Event::Flushed(f),
                 _ = shutdown.changed() => break,
             };
             let mut events = vec![first];
             while events.len() < EVENTS_PER_TURN {
-                if let Ok(m) = inbound.try_recv() {
+                if let Ok(f) = flushed.try_recv() {
+                    events.push(Event::Flushed(f));
+                } else if let Ok(m) = inbound.try_recv() {
                     events.push(Event::Message(m));
                 } else if let Ok(c) = commands.try_recv() {
                     events.push(Event::Command(c));
@@ -294,6 +320,11 @@ impl Node {
                 match event {
                     Event::Tick => self.tick(&mut touched),
                     Event::Message(e) => self.message(e, &mut touched),
+                    Event::Flushed(f) => {
+                        if let Err(e) = self.flushed(f, &mut touched) {
+                            failure = Some(e);
+                        }
+                    }
                     Event::Command(c) => {
                         if let Some(g) = c.group() {
                             self.quiet.wake(g);
@@ -302,6 +333,9 @@ impl Node {
                         self.command(c);
                     }
                 }
+            }
+            if failure.is_some() {
+                break;
             }
             touched.sort_unstable();
             touched.dedup();
@@ -314,6 +348,9 @@ impl Node {
                     failure = Some(e);
                     break;
                 }
+            }
+            for &id in &touched {
+                self.start_flush(id);
             }
             self.publish(&touched);
         }
@@ -446,7 +483,7 @@ impl Node {
             let Some(g) = self.groups.get_mut(&id) else {
                 continue;
             };
-            match g.handle_ready() {
+            match g.handle_ready_deferred() {
                 Ok(out) => {
                     for m in out.messages {
                         send(&self.transport, id, m);
@@ -458,6 +495,51 @@ impl Node {
                 }
             }
             resolve(id, g, &mut self.waiting);
+        }
+        Ok(())
+    }
+
+    /// Starts the flush `group`'s deferred Readies wait for, unless one runs already
+    /// (its end starts the next).
+    fn start_flush(&mut self, group: u64) {
+        if self.flushing.contains_key(&group) {
+            return;
+        }
+        let Some(job) = self.groups.get(&group).and_then(Group::flush_job) else {
+            return;
+        };
+        self.flush_tokens += 1;
+        let token = self.flush_tokens;
+        self.flushing.insert(group, token);
+        let done = self.flushed_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = job.run();
+            // The node stopped if nobody listens: nothing is waiting for the answer.
+            let _ = done.send(Flushed {
+                group,
+                token,
+                job,
+                result,
+            });
+        });
+    }
+
+    /// A flush ended: the group learns what is durable and sends what waited for it. A
+    /// failed flush ends the node (see [`start`]).
+    fn flushed(&mut self, f: Flushed, touched: &mut Vec<u64>) -> Result<(), ReplicationError> {
+        if self.flushing.get(&f.group) != Some(&f.token) {
+            return Ok(());
+        }
+        self.flushing.remove(&f.group);
+        if let Err(e) = f.result {
+            tracing::error!(group = f.group, error = %e, "a Raft group failed to flush; stopping the node");
+            return Err(e);
+        }
+        if let Some(g) = self.groups.get_mut(&f.group) {
+            for m in g.flushed(&f.job) {
+                send(&self.transport, f.group, m);
+            }
+            touched.push(f.group);
         }
         Ok(())
     }
@@ -476,6 +558,7 @@ impl Node {
             Command::RemoveGroup { group, reply } => {
                 // Watchers see the sender go away: the group left this node.
                 self.views.remove(&group);
+                self.flushing.remove(&group);
                 command(
                     &mut self.groups,
                     &mut self.waiting,
