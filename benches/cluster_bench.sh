@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Produce throughput and latency of a 3-broker cluster with replication factor 3 against
-# one broker with replication factor 1, in the same run on the same machine (issue 6):
+# one broker with replication factor 1, in the same run on the same machine:
 # `strata bench produce` with acks=all and 100-byte messages, 1 and 6 partitions.
 #
 #   benches/cluster_bench.sh [MESSAGES]        (default 1000000 per cell)

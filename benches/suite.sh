@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Strata's benchmark suite (issue 7): one repeatable run that measures the machine's limits
+# Strata's benchmark suite: one repeatable run that measures the machine's limits
 # and the broker against them, on this machine, in the same run.
 #
 #   1. Builds the release `strata` binary and the `plot_latency` chart tool.
@@ -19,7 +19,7 @@
 #      broker sustains).
 #   5. The sweep: per acks setting, an unpaced `strata bench e2e` (8 partitions, 1 KiB)
 #      gives the maximum rate R, then `e2e --rate` at 10, 30, 50, 70 and 90 % of R.
-#   5b. Issue 7's latency target: e2e at 100 000 msgs/s of 1 KiB, 1 partition, linger 0,
+#   5b. The latency target: e2e at 100 000 msgs/s of 1 KiB, 1 partition, linger 0,
 #      acks=1 and acks=all, 3 runs each.
 #   6. The broker's VmRSS / RssAnon / RssFile / VmHWM (/proc/PID/status) after the run
 #      and again after an idle wait; then SIGTERM, and the broker must exit cleanly.
@@ -71,7 +71,7 @@ else
     msgs_100b=2000000 msgs_1kib=500000
     sweep_max_s=10 sweep_step_s=10 idle_s=30
 fi
-# Issue 7's latency target: e2e at 100 000 msgs/s of 1 KiB on one partition of one node,
+# The latency target: e2e at 100 000 msgs/s of 1 KiB on one partition of one node,
 # the producer sending at once (linger 0), repeated for a median.
 if $quick; then target_runs=1 target_s=3; else target_runs=3 target_s=10; fi
 target_rate=100000

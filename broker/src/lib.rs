@@ -24,11 +24,11 @@
 //! cluster: a controller Raft group holds the metadata and every partition is a Raft
 //! group over its replicas (docs/cluster.md). Without them it is a single node.
 //!
-//! ## Departures from `../shared/ARCHITECTURE.md`
+//! ## Departures from the target design
 //! - A single node runs no Raft group: the high watermark is the flushed offset, which is
 //!   what a one-voter Raft group commits, and topic metadata lives in
 //!   `<data-dir>/topics.toml`. In a cluster the partitions and the controller are Raft
-//!   groups as the map says; its own departures are in the `cluster` module.
+//!   groups; its own departures are in the `cluster` module.
 //! - Fetch reads mmap'd segment slices and writes them with the response; no sendfile.
 //! - Requests on one connection are decoded and applied in order; only the wait for
 //!   durability (acks=all) and Fetch long polls overlap, and responses still leave in

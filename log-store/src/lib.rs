@@ -31,10 +31,10 @@
 //! `delete.retention.ms` past the cleaning that first saw them (KIP-534). See
 //! [`cleaner`] for the rules and the crash-safety argument.
 //!
-//! ## Departures from the architecture map
+//! ## Departures from the target design
 //! - The entry table is the authority on which `.log` bytes belong to the log (recovery
 //!   walks it); a `.log` batch without a table record is an unacknowledged tail and is cut.
-//!   The map calls the table "dense per-entry"; the non-data payloads live in a sidecar
+//!   The table is dense (one record per entry); the non-data payloads live in a sidecar
 //!   `.entrydata` file instead of inside the table, so table records stay fixed-size and
 //!   lookups by Raft index are arithmetic.
 //! - Reads return bytes sliced from a memory map of the `.log` (closed and active segments

@@ -1,5 +1,5 @@
 //! Compaction (`cleanup.policy=compact`) through the public API: a model-based property
-//! test, the 100-key scenario with tombstones and `delete.retention.ms`, compressed
+//! test, a 100-key scenario with tombstones and `delete.retention.ms`, compressed
 //! batches, the Raft view of a cleaned log, discarded jobs, bounded offset maps, and
 //! `strata log verify` on the result.
 
@@ -323,7 +323,7 @@ proptest! {
     }
 }
 
-// ------------------------------------------------------------------ the scenario
+// ------------------------------------------------------------------ the 100-key scenario
 
 /// 100 keys, 100 000 updates: compaction leaves exactly the last value of each key; keys
 /// deleted with tombstones disappear once `delete.retention.ms` has passed since the

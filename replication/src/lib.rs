@@ -8,14 +8,14 @@
 //! - [`group::Group`]: one replica of a partition's group, a `RawNode` with the Ready
 //!   handling (appends flushed off the driver's task, acknowledgements held until then;
 //!   snapshots, votes and truncations persisted in place; then apply and move the commit
-//!   watermark), driven by
-//!   the caller's ticks and messages (the deterministic simulation in `tests/sim.rs`);
+//!   watermark), driven by the caller's ticks and messages (the deterministic simulation
+//!   in `tests/sim.rs`);
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
 //!   group's messages, with bounded queues and reconnection;
 //! - [`node`]: the task that drives every group of a broker (ticks, peers' messages,
-//!   proposals; a group's flush runs on the blocking pool while the task goes on); proposals resolve when the leader accepts
-//!   them (acks=1) or on commit (acks=all); membership changes, leader transfers, groups added
-//!   and removed, status;
+//!   proposals; a group's flush runs on the blocking pool while the task goes on);
+//!   proposals resolve when the leader accepts them (acks=1) or on commit (acks=all);
+//!   membership changes, leader transfers, groups added and removed, status;
 //! - [`local_cluster::LocalCluster`]: N nodes in one process over loopback TCP, for the
 //!   cluster tests and the replication benchmark;
 //! - [`quiesce`]: idle groups stop ticking; liveness is kept per peer node instead;

@@ -13,8 +13,8 @@
 //! - At start-up the coordinator replays every `__consumer_offsets` partition up to its
 //!   high watermark; the latest record per key wins, tombstones delete.
 //! - A group lives on partition `abs(javaHashCode(group)) % offsets.topic.num.partitions`,
-//!   as in Kafka. On a single node this broker coordinates every group; with the cluster
-//!   issue the coordinator is the leader of that partition.
+//!   as in Kafka. On a single node this broker coordinates every group; in a cluster the
+//!   coordinator is the leader of that partition.
 //!
 //! ## Departures from Kafka (documented in docs/broker.md)
 //! - An offset is visible to OffsetFetch from the moment it is appended, slightly before

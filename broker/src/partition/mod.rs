@@ -1,7 +1,7 @@
 //! One partition on this broker: its log, its idempotent-producer state, and its high
 //! watermark.
 //!
-//! Single-node semantics, chosen to match what the Raft issue will give: the high
+//! Single-node semantics, chosen to match what a Raft group gives: the high
 //! watermark is the *durable* end of the log. Appends go to the page cache at once; a
 //! flusher task per partition makes them durable in groups (one `fdatasync` covers every
 //! append that arrived while the previous one ran: group commit) and then advances the
