@@ -4,10 +4,14 @@
 # `--peers` naming only itself, so every partition goes through its Raft group). For each
 # round, each mode, each case: a fresh broker on a fresh data directory, measured with the
 # binary's own `strata bench`. Prints CSV: round,mode,case,messages_per_sec,mb_per_sec.
+# With BASE_BIN, a third mode "base-voter" runs that binary as a one-voter cluster in the
+# same rounds (before/after a change on the Raft path).
 #
-#   benches/one_voter_ab.sh BIN [ROUNDS]      (default 3 rounds; a release build)
+#   benches/one_voter_ab.sh BIN [ROUNDS] [BASE_BIN]  (default 3 rounds; release builds)
 set -euo pipefail
-BIN="${1:?strata binary}"; ROUNDS="${2:-3}"
+BIN="${1:?strata binary}"; ROUNDS="${2:-3}"; BASE="${3:-}"
+modes=(local voter)
+if [ -n "$BASE" ]; then modes+=(base-voter); fi
 KAFKA=127.0.0.1:29092; ADMIN=127.0.0.1:29644; RAFT=127.0.0.1:29093
 cases=(
     "p100_acks1|--partitions 1 --size 100 --acks 1 --messages 3000000"
@@ -16,15 +20,24 @@ cases=(
 )
 echo "round,mode,case,messages_per_sec,mb_per_sec"
 for round in $(seq 1 "$ROUNDS"); do
-    for mode in local voter; do
+    for mode in "${modes[@]}"; do
+        bin=$BIN
+        if [ "$mode" = base-voter ]; then bin=$BASE; fi
         for c in "${cases[@]}"; do
             name=${c%%|*}; args=${c#*|}
             d=$(mktemp -d /tmp/strata-ov.XXXXXX)
             extra=()
-            if [ "$mode" = voter ]; then extra=(--node-id 1 --raft-addr "$RAFT" --peers "1=$RAFT"); fi
-            "$BIN" serve --data-dir "$d" --kafka-addr "$KAFKA" --admin-addr "$ADMIN" "${extra[@]}" >"$d.log" 2>&1 &
+            if [ "$mode" != local ]; then extra=(--node-id 1 --raft-addr "$RAFT" --peers "1=$RAFT"); fi
+            "$bin" serve --data-dir "$d" --kafka-addr "$KAFKA" --admin-addr "$ADMIN" "${extra[@]}" >"$d.log" 2>&1 &
             pid=$!
             for _ in $(seq 200); do curl -sf "$ADMIN/health" >/dev/null && break; sleep 0.1; done
+            # A cluster node answers /health before its registration with the controller
+            # commits; topics can be created only after it.
+            if [ "$mode" != local ]; then
+                for _ in $(seq 200); do
+                    curl -sf "$ADMIN/cluster" | grep -q '"brokers":\[{' && break; sleep 0.1
+                done
+            fi
             json=$("$BIN" bench produce --brokers "$KAFKA" --topic ab $args --json 2>>"$d.err" | tail -1)
             figures=$(python3 -c '
 import json, sys
