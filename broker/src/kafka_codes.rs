@@ -46,6 +46,7 @@ impl PartitionError {
             PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
             PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
             PartitionError::PastHighWatermark { .. } => ResponseError::OffsetOutOfRange,
+            PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             PartitionError::Timeout(_) => ResponseError::RequestTimedOut,
             PartitionError::InvalidBatch(_) => ResponseError::InvalidRecord,
             PartitionError::Sequence(s) => return s.code(),

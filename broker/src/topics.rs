@@ -172,7 +172,7 @@ impl Topics {
         std::fs::create_dir_all(data_dir).map_err(|e| BrokerError::io(data_dir, e))?;
         let path = data_dir.join(REGISTRY_FILE);
         let file = read_registry(data_dir, &path)?;
-        let shared = Shared::new(metrics);
+        let shared = Shared::new(metrics, Arc::default());
         let mut topics = HashMap::new();
         for (name, record) in file.topics {
             let corrupt = |reason: String| BrokerError::CorruptFile {
@@ -235,7 +235,7 @@ impl Topics {
             data_dir: data_dir.to_path_buf(),
             defaults,
             topics: RwLock::new(HashMap::new()),
-            shared: Shared::new(metrics),
+            shared: Shared::new(metrics, cluster.in_sync_replicas()),
             change: tokio::sync::Mutex::new(()),
             cluster: Some(cluster),
         })

@@ -3,7 +3,7 @@
 //! `replica.lag.time.max.ms` (Kafka's ISR, for Metadata, acks=all and metrics).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::Cluster;
@@ -16,6 +16,43 @@ pub struct Isr {
     pub replicas: usize,
     /// Entries each follower is missing, as of the last sample.
     pub lag: Vec<(u64, u64)>,
+}
+
+/// The latest sample of the in-sync replicas of every group this node leads. Shared
+/// with the partitions (`partition::Shared`), whose acks=all append checks
+/// `min.insync.replicas` against it; empty on a node that leads nothing.
+#[derive(Debug, Default)]
+pub struct InSyncReplicas {
+    table: RwLock<HashMap<u64, Isr>>,
+}
+
+impl InSyncReplicas {
+    /// The in-sync replicas of `group` when this node leads it.
+    pub fn get(&self, group: u64) -> Option<Isr> {
+        self.read().get(&group).cloned()
+    }
+
+    /// How many replicas of `group` are in sync, when this node leads it (no copy: the
+    /// produce path asks this for acks=all).
+    pub fn count(&self, group: u64) -> Option<usize> {
+        self.read().get(&group).map(|i| i.in_sync.len())
+    }
+
+    /// Groups this node leads with fewer in-sync replicas than replicas.
+    pub fn under_replicated(&self) -> usize {
+        self.read()
+            .values()
+            .filter(|i| i.in_sync.len() < i.replicas)
+            .count()
+    }
+
+    fn replace(&self, table: HashMap<u64, Isr>) {
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Isr>> {
+        self.table.read().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Per follower of a led group: the last time it held everything committed.
@@ -58,7 +95,10 @@ impl Cluster {
                         continue;
                     }
                     let at = caught.at.entry((s.group, follower)).or_insert(now);
-                    if matched >= floor {
+                    // A follower counts as caught up only while its node is heard
+                    // from: an idle group commits nothing new, so a dead follower
+                    // would otherwise keep matching the previous commit for ever.
+                    if matched >= floor && self.node.is_alive(follower) {
                         *at = now;
                     }
                     if now.duration_since(*at) <= lag {
@@ -82,36 +122,22 @@ impl Cluster {
             }
             caught.at.retain(|(g, _), _| isr.contains_key(g));
             caught.commit.retain(|g, _| isr.contains_key(g));
-            *self.isr.write().unwrap_or_else(|p| p.into_inner()) = isr;
+            self.isr.replace(isr);
         }
     }
 
     /// The in-sync replicas of `group` when this node leads it.
     pub fn isr(&self, group: u64) -> Option<Isr> {
-        self.isr
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&group)
-            .cloned()
-    }
-
-    /// How many replicas of `group` are in sync, when this node leads it (no copy: the
-    /// produce path asks this for acks=all).
-    pub fn in_sync_count(&self, group: u64) -> Option<usize> {
-        self.isr
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&group)
-            .map(|i| i.in_sync.len())
+        self.isr.get(group)
     }
 
     /// Groups this node leads with fewer in-sync replicas than replicas.
     pub fn under_replicated(&self) -> usize {
-        self.isr
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|i| i.in_sync.len() < i.replicas)
-            .count()
+        self.isr.under_replicated()
+    }
+
+    /// The table of in-sync replicas this node keeps, for the partitions.
+    pub fn in_sync_replicas(&self) -> Arc<InSyncReplicas> {
+        Arc::clone(&self.isr)
     }
 }

@@ -50,7 +50,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{BrokerError, Result};
 use crate::identity::{IdentityFile, Standing};
-pub use isr::Isr;
+pub use isr::{InSyncReplicas, Isr};
 use metadata::{Change, MetaRecord, MetadataState, Refusal, CONTROLLER_GROUP};
 
 /// Voters of the controller group at most (Raft quorums beyond five only cost latency).
@@ -148,7 +148,7 @@ pub struct Cluster {
     /// handed its leaderships over, before it closes the logs.
     stop: watch::Sender<bool>,
     /// In-sync replicas of the groups this node leads ([`Cluster::track_isr`]).
-    isr: RwLock<HashMap<u64, Isr>>,
+    isr: Arc<InSyncReplicas>,
     /// The producer-id block being handed out: (next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// The Raft node's task, until the broker takes it to supervise it.
@@ -287,7 +287,7 @@ impl Cluster {
             ),
             transport,
             stop,
-            isr: RwLock::new(HashMap::new()),
+            isr: Arc::default(),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             node_task: std::sync::Mutex::new(Some(node_task)),
             identity: std::sync::Mutex::new(identity),

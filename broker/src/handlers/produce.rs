@@ -136,28 +136,15 @@ async fn produce_one(
     if let Some(refusal) = validate(ctx, index, &records, &t.config) {
         return refusal;
     }
-    if let Some(group) = p.group() {
-        // A cluster partition: proposed to its Raft group by the leader. acks=all needs
-        // `min.insync.replicas` in sync first, as in Kafka.
-        if acks == -1 && t.config.min_insync_replicas > 1 && p.check_leader().is_ok() {
-            let in_sync = b
-                .topics
-                .cluster()
-                .and_then(|c| c.in_sync_count(group))
-                .unwrap_or(1);
-            if (in_sync as u32) < t.config.min_insync_replicas {
-                return refused(
-                    ctx,
-                    index,
-                    ResponseError::NotEnoughReplicas.code(),
-                    Some(&format!(
-                        "{in_sync} replicas in sync, min.insync.replicas is {}",
-                        t.config.min_insync_replicas
-                    )),
-                );
-            }
-        }
-        return match p.append_replica(&records).await {
+    if p.group().is_some() {
+        // A cluster partition: proposed to its Raft group by the leader, which checks
+        // `min.insync.replicas` for acks=all.
+        let min_in_sync = if acks == -1 {
+            t.config.min_insync_replicas
+        } else {
+            1
+        };
+        return match p.append_replica(&records, min_in_sync).await {
             Ok(r) => {
                 let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
                 let wait_for = match r.committed {

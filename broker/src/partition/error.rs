@@ -27,6 +27,10 @@ pub enum PartitionError {
     /// DeleteRecords past the high watermark.
     #[error("offset {offset} is past the high watermark {high_watermark}")]
     PastHighWatermark { offset: u64, high_watermark: u64 },
+    /// An acks=all produce while fewer replicas are in sync than the topic's
+    /// `min.insync.replicas`.
+    #[error("{in_sync} replicas in sync, min.insync.replicas is {required}")]
+    NotEnoughReplicas { in_sync: usize, required: u32 },
     /// Waited too long for the Raft group (an append, a commit, a log-start move).
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),

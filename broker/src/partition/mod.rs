@@ -40,6 +40,7 @@ use replication::LogStorage;
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
+use crate::cluster::InSyncReplicas;
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 use crate::producer_state::{ProducerStates, SequenceCheck};
@@ -86,13 +87,16 @@ pub struct Shared {
     /// Bumped whenever any high watermark moves: wakes Fetch long polls.
     pub data_changed: watch::Sender<u64>,
     pub metrics: Arc<Metrics>,
+    /// The in-sync replicas of the groups this node leads (empty on a single node).
+    pub in_sync: Arc<InSyncReplicas>,
 }
 
 impl Shared {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Shared> {
+    pub fn new(metrics: Arc<Metrics>, in_sync: Arc<InSyncReplicas>) -> Arc<Shared> {
         Arc::new(Shared {
             data_changed: watch::channel(0).0,
             metrics,
+            in_sync,
         })
     }
 }
@@ -397,14 +401,31 @@ impl Partition {
         }
     }
 
-    /// Produce on a cluster partition's leader: checks the batch and the producer's
-    /// sequence, proposes the batch to the group, and returns once the leader appended
-    /// it (its offsets assigned), with a receiver for its commit.
-    pub async fn append_replica(&self, batch: &[u8]) -> PartitionResult<ReplicaAppend> {
+    /// Produce on a cluster partition's leader: checks that at least `min_in_sync`
+    /// replicas are in sync (an acks=all produce passes the topic's
+    /// `min.insync.replicas`, anything else 1), the batch and the producer's sequence,
+    /// proposes the batch to the group, and returns once the leader appended it (its
+    /// offsets assigned), with a receiver for its commit.
+    pub async fn append_replica(
+        &self,
+        batch: &[u8],
+        min_in_sync: u32,
+    ) -> PartitionResult<ReplicaAppend> {
         self.check_usable()?;
         let Mode::Hosted(h) = &self.mode else {
             return Err(PartitionError::NotLeader);
         };
+        if min_in_sync > 1 && h.view.borrow().is_leader {
+            // Kafka checks before the append, duplicates included. A leader that has
+            // not sampled its group yet counts itself only.
+            let in_sync = self.shared.in_sync.count(h.group).unwrap_or(1);
+            if (in_sync as u64) < u64::from(min_in_sync) {
+                return Err(PartitionError::NotEnoughReplicas {
+                    in_sync,
+                    required: min_in_sync,
+                });
+            }
+        }
         let header = check_produced_header(batch)?;
         let mut loaded_term = h.appending.lock().await;
         let view = *h.view.borrow();
@@ -550,7 +571,7 @@ impl Partition {
                 return Err(PartitionError::NotLeader);
             }
             let batch: &[u8] = batch;
-            return tokio::task::block_in_place(|| handle.block_on(self.append_replica(batch)))
+            return tokio::task::block_in_place(|| handle.block_on(self.append_replica(batch, 1)))
                 .map(|r| r.appended);
         }
         let header = check_produced_header(batch)?;
@@ -1043,7 +1064,7 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> Arc<Partition> {
         // Opened outside a runtime: no flusher task, so the test decides when to flush.
-        let shared = Shared::new(Arc::new(Metrics::new()));
+        let shared = Shared::new(Arc::new(Metrics::new()), Arc::default());
         Partition::open("t".into(), 0, dir, LogConfig::default(), shared).expect("open")
     }
 
@@ -1097,7 +1118,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn appends_nobody_waits_for_still_become_durable() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shared = Shared::new(Arc::new(Metrics::new()));
+        let shared = Shared::new(Arc::new(Metrics::new()), Arc::default());
         // Opened inside the runtime: the flusher task runs.
         let p =
             Partition::open("t".into(), 0, dir.path(), LogConfig::default(), shared).expect("open");
