@@ -24,6 +24,9 @@ fencing test: a commit from a member whose session expired while it was stopped)
 Usage: python group_member.py --client confluent|kafka-python --bootstrap B --group G
        --topic T --out FILE [--strategy range] [--session-ms 6000] [--heartbeat-ms 500]
        [--instance-id ID] [--delay-ms 0] [--batch 20] [--fetch-bytes N] [--commit-on-cont]
+
+With MEMBER_DEBUG=1 in the environment, the client's debug log (kafka-python's
+`logging`) goes to stderr, which the tests keep as member-NAME-N.stderr.
 """
 
 from __future__ import annotations
@@ -213,6 +216,11 @@ def run_kafka_python(args, log: Log) -> None:
         def on_partitions_assigned(self, assigned):
             log("assign", parts=sorted(tp.partition for tp in assigned))
 
+    # Learn the topic's partitions before joining. kafka-python 3.0.12 (as leader)
+    # otherwise assigns nothing at its first join, rejoins when the metadata arrives, and
+    # if poll()'s timeout ends that rejoin between JoinGroup and SyncGroup, never
+    # completes it: heartbeats stay off and the session expires for good.
+    c.partitions_for_topic(args.topic)
     c.subscribe([args.topic], listener=Listener())
     positions: dict[int, int] = {}
     shown = None
@@ -256,6 +264,10 @@ def run_kafka_python(args, log: Log) -> None:
 
 def main() -> None:
     args = parse_args()
+    if os.environ.get("MEMBER_DEBUG"):
+        import logging
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(relativeCreated)d %(threadName)s %(name)s %(message)s")
     log = Log(args.out)
     install_signals()
     log("start", pid=os.getpid(), client=args.client, instance=args.instance_id)
