@@ -80,7 +80,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|n| n.to_str())
         .ok_or_else(|| BrokerError::Config(format!("{} is not a file path", path.display())))?;
     let tmp = format!("{name}.tmp");
-    log_store::checkpoint::replace_file(dir, &tmp, name, bytes).map_err(|e| match e {
+    log_store::checkpoint::replace_file(dir, &tmp, name, bytes, None).map_err(|e| match e {
         log_store::LogError::Io { path, source } => BrokerError::io(&path, source),
         other => BrokerError::io(path, std::io::Error::other(other)),
     })

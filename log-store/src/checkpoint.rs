@@ -87,14 +87,22 @@ impl Checkpoint {
 
     /// Replaces the checkpoint atomically and durably.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        replace_file(dir, CHECKPOINT_TMP, CHECKPOINT_FILE, &self.encode())
+        replace_file(dir, CHECKPOINT_TMP, CHECKPOINT_FILE, &self.encode(), None)
     }
 }
 
 /// Replaces `dir/name` with `bytes` atomically and durably: written to `dir/tmp_name`,
 /// fsynced, renamed over `name`, then the directory fsynced. A crash leaves the old file
-/// or the new one, never a mix.
-pub fn replace_file(dir: &Path, tmp_name: &str, name: &str, bytes: &[u8]) -> Result<()> {
+/// or the new one, never a mix. `crash_point` names the [`crate::failpoint`] checked
+/// between the synced temporary file and the rename, for callers whose crash tests
+/// stop there.
+pub fn replace_file(
+    dir: &Path,
+    tmp_name: &str,
+    name: &str,
+    bytes: &[u8],
+    crash_point: Option<&'static str>,
+) -> Result<()> {
     let tmp = dir.join(tmp_name);
     let mut f = OpenOptions::new()
         .write(true)
@@ -105,6 +113,9 @@ pub fn replace_file(dir: &Path, tmp_name: &str, name: &str, bytes: &[u8]) -> Res
     f.write_all(bytes).map_err(|e| LogError::io(&tmp, e))?;
     f.sync_all().map_err(|e| LogError::io(&tmp, e))?;
     let path = dir.join(name);
+    if let Some(point) = crash_point {
+        crate::failpoint::check(point).map_err(|e| LogError::io(&path, e))?;
+    }
     std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
     sync_dir(dir)
 }

@@ -88,6 +88,7 @@ impl CleanCheckpoint {
             CLEAN_CHECKPOINT_TMP,
             CLEAN_CHECKPOINT_FILE,
             &self.encode(),
+            None,
         )
     }
 }

@@ -31,8 +31,7 @@
 //! between leaves a state whose snapshot lies past the log's start, and opening the
 //! storage finishes the restart ([`crate::LogStorage::new`]).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use raft::eraftpb::{ConfState, HardState};
 
@@ -290,23 +289,24 @@ pub fn load(dir: &Path) -> Result<PersistedState> {
     }
 }
 
-/// Persists `state` in `dir` atomically and durably.
+/// Persists `state` in `dir` atomically and durably (a synced temporary file renamed
+/// over the old one; crash point `raft.state.before_rename` just before the rename).
 pub fn save(dir: &Path, state: &PersistedState) -> Result<()> {
-    let path = dir.join(STATE_FILE);
-    let tmp: PathBuf = dir.join(format!("{STATE_FILE}.tmp"));
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReplicationError::StateIo { path, source }
-    };
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&encode(state))
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    log_store::failpoint::check("raft.state.before_rename").map_err(io(&path))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    let tmp = format!("{STATE_FILE}.tmp");
+    log_store::checkpoint::replace_file(
+        dir,
+        &tmp,
+        STATE_FILE,
+        &encode(state),
+        Some("raft.state.before_rename"),
+    )
+    .map_err(|e| match e {
+        log_store::LogError::Io { path, source } => ReplicationError::StateIo { path, source },
+        other => ReplicationError::StateIo {
+            path: dir.join(STATE_FILE),
+            source: std::io::Error::other(other),
+        },
+    })
 }
 
 #[cfg(test)]

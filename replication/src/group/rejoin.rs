@@ -73,7 +73,7 @@ impl Group {
             NO_VOTES
         };
         let dir = self.storage.dir();
-        log_store::checkpoint::replace_file(dir, REJOIN_TMP, REJOIN_FILE, mode.as_bytes())
+        log_store::checkpoint::replace_file(dir, REJOIN_TMP, REJOIN_FILE, mode.as_bytes(), None)
             .map_err(|source| ReplicationError::Log {
                 dir: dir.to_path_buf(),
                 source,
