@@ -638,21 +638,29 @@ impl Log {
         let span = info_span!("log_roll", dir = %self.dir.display(), base_offset = next_offset);
         let _enter = span.enter();
         self.active_mut().close()?;
+        self.start_segment(next_offset, next_raft)?;
+        self.crash_point("log.roll.before_checkpoint")?;
+        self.checkpoint.recovery_point = next_offset;
+        self.checkpoint.write(&self.dir)?;
+        debug!("segment rolled");
+        Ok(())
+    }
+
+    /// Starts a new, empty active segment at `next_offset` / `next_raft_index` (every
+    /// earlier segment closed or gone) and makes its files' names durable; nothing is
+    /// left unflushed.
+    fn start_segment(&mut self, next_offset: u64, next_raft_index: u64) -> Result<()> {
         let seg = Segment::create(
             &self.dir,
             next_offset,
-            next_raft,
+            next_raft_index,
             &self.config,
             self.clock.now_ms(),
         )?;
         self.segments.push(seg);
         sync_dir(&self.dir)?;
         self.flushed_offset = next_offset;
-        self.flushed_raft_index = next_raft - 1;
-        self.crash_point("log.roll.before_checkpoint")?;
-        self.checkpoint.recovery_point = next_offset;
-        self.checkpoint.write(&self.dir)?;
-        debug!("segment rolled");
+        self.flushed_raft_index = next_raft_index - 1;
         Ok(())
     }
 
@@ -851,17 +859,7 @@ impl Log {
         for seg in std::mem::take(&mut self.segments) {
             seg.delete()?;
         }
-        let seg = Segment::create(
-            &self.dir,
-            next_offset,
-            next_raft_index,
-            &self.config,
-            self.clock.now_ms(),
-        )?;
-        self.segments.push(seg);
-        sync_dir(&self.dir)?;
-        self.flushed_offset = next_offset;
-        self.flushed_raft_index = next_raft_index - 1;
+        self.start_segment(next_offset, next_raft_index)?;
         self.lower_first_dirty(next_offset)?;
         Ok(())
     }
