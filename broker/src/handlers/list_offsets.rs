@@ -14,6 +14,7 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use log_store::records::RECORDS_AT;
 
 use crate::connection::RequestContext;
 use crate::partition::Partition;
@@ -97,9 +98,6 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
     }
     Ok(found)
 }
-
-/// Bytes of a RecordBatch v2 header; records follow.
-const RECORDS_AT: usize = 61;
 
 /// The first record of the first batch in `batch` with a timestamp ≥ `t`, at or after
 /// `log_start`: `(timestamp, offset)`. `None` for a compressed batch or one whose
