@@ -4,6 +4,7 @@
 use kafka_protocol::error::ResponseError;
 use log_store::{BatchError, LogError};
 
+use crate::group::GroupError;
 use crate::partition::PartitionError;
 use crate::producer_state::SequenceRefusal;
 
@@ -64,6 +65,22 @@ impl PartitionError {
             }
             PartitionError::NotLeader => ResponseError::NotCoordinator,
             _ => ResponseError::CoordinatorNotAvailable,
+        }
+        .code()
+    }
+}
+
+impl GroupError {
+    /// As Kafka's group coordinator answers.
+    pub fn code(&self) -> i16 {
+        match self {
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => ResponseError::NotCoordinator,
+            GroupError::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
+            GroupError::FencedInstance { .. } => ResponseError::FencedInstanceId,
+            GroupError::UnknownMember { .. } => ResponseError::UnknownMemberId,
+            GroupError::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
         }
         .code()
     }

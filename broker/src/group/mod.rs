@@ -23,8 +23,11 @@
 //!   the commit and the moment the group became empty (Kafka uses only the latter, which
 //!   expires offsets an admin just reset on a long-empty group).
 
+mod error;
 pub mod records;
 pub mod state;
+
+pub use error::GroupError;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -239,20 +242,20 @@ impl Coordinator {
     /// Ok when this broker coordinates `group` now. In a cluster: NOT_COORDINATOR unless
     /// it leads the group's partition, COORDINATOR_LOAD_IN_PROGRESS until that
     /// partition's groups are loaded, COORDINATOR_NOT_AVAILABLE before the topic exists.
-    pub fn serves(&self, group: &str) -> std::result::Result<(), i16> {
+    pub fn serves(&self, group: &str) -> std::result::Result<(), GroupError> {
         let Some(loaded) = &self.loaded else {
             return Ok(());
         };
         let Some((index, p)) = self.partition_index(group) else {
-            return Err(ResponseError::CoordinatorNotAvailable.code());
+            return Err(GroupError::CoordinatorNotAvailable);
         };
         let Some(view) = p.view().filter(|v| v.is_leader) else {
-            return Err(ResponseError::NotCoordinator.code());
+            return Err(GroupError::NotCoordinator);
         };
         let loaded = loaded.lock().unwrap_or_else(|p| p.into_inner());
         match loaded.get(&index) {
             Some(&term) if term == view.term => Ok(()),
-            _ => Err(ResponseError::CoordinatorLoadInProgress.code()),
+            _ => Err(GroupError::LoadInProgress),
         }
     }
 
@@ -554,9 +557,9 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return refuse(ResponseError::InvalidGroupId, p.member_id);
         }
-        if let Err(code) = self.serves(group_id) {
+        if let Err(e) = self.serves(group_id) {
             return Answer::Now(JoinResult {
-                error: code,
+                error: e.code(),
                 generation: -1,
                 member_id: p.member_id,
                 ..JoinResult::default()
@@ -601,9 +604,9 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return error(ResponseError::InvalidGroupId);
         }
-        if let Err(code) = self.serves(group_id) {
+        if let Err(e) = self.serves(group_id) {
             return SyncResult {
-                error: code,
+                error: e.code(),
                 ..SyncResult::default()
             };
         }
@@ -645,8 +648,8 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return ResponseError::InvalidGroupId.code();
         }
-        if let Err(code) = self.serves(group_id) {
-            return code;
+        if let Err(e) = self.serves(group_id) {
+            return e.code();
         }
         let Some(group) = self.get(group_id) else {
             return ResponseError::UnknownMemberId.code();
@@ -662,8 +665,8 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return vec![ResponseError::InvalidGroupId.code(); members.len()];
         }
-        if let Err(code) = self.serves(group_id) {
-            return vec![code; members.len()];
+        if let Err(e) = self.serves(group_id) {
+            return vec![e.code(); members.len()];
         }
         let Some(group) = self.get(group_id) else {
             return vec![ResponseError::UnknownMemberId.code(); members.len()];
@@ -692,8 +695,8 @@ impl Coordinator {
         if !valid_group_id(group_id) {
             return all(ResponseError::InvalidGroupId.code());
         }
-        if let Err(code) = self.serves(group_id) {
-            return all(code);
+        if let Err(e) = self.serves(group_id) {
+            return all(e.code());
         }
         let Some(partition) = self.partition_of(group_id) else {
             return all(ResponseError::CoordinatorNotAvailable.code());
@@ -724,8 +727,8 @@ impl Coordinator {
         };
         let written = {
             let mut g = lock(&group);
-            if let Err(code) = g.check_commit(member_id, instance_id, generation, Instant::now()) {
-                return all(code);
+            if let Err(e) = g.check_commit(member_id, instance_id, generation, Instant::now()) {
+                return all(e.code());
             }
             if valid.is_empty() {
                 return codes;
@@ -897,8 +900,8 @@ impl Coordinator {
 
     /// DeleteGroups: only empty groups; their offsets and metadata get tombstones.
     pub async fn delete(&self, group_id: &str) -> i16 {
-        if let Err(code) = self.serves(group_id) {
-            return code;
+        if let Err(e) = self.serves(group_id) {
+            return e.code();
         }
         let Some(group) = self.get(group_id) else {
             return ResponseError::GroupIdNotFound.code();
@@ -964,7 +967,7 @@ impl Coordinator {
         group_id: &str,
         partitions: &[TopicPartition],
     ) -> std::result::Result<Vec<i16>, i16> {
-        self.serves(group_id)?;
+        self.serves(group_id).map_err(|e| e.code())?;
         let Some(group) = self.get(group_id) else {
             return Err(ResponseError::GroupIdNotFound.code());
         };

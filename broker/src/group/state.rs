@@ -26,6 +26,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 
+use super::error::GroupError;
 use super::records::{GroupValue, OffsetValue, StoredMember};
 use crate::config::GroupConfig;
 
@@ -812,15 +813,23 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-    ) -> Result<(), i16> {
+    ) -> Result<(), GroupError> {
         if self.fenced(member_id, instance_id) {
-            return Err(code(ResponseError::FencedInstanceId));
+            return Err(GroupError::FencedInstance {
+                member: member_id.to_string(),
+                instance: instance_id.unwrap_or_default().to_string(),
+            });
         }
         if !self.members.contains_key(member_id) {
-            return Err(code(ResponseError::UnknownMemberId));
+            return Err(GroupError::UnknownMember {
+                member: member_id.to_string(),
+            });
         }
         if generation != self.generation {
-            return Err(code(ResponseError::IllegalGeneration));
+            return Err(GroupError::IllegalGeneration {
+                given: generation,
+                current: self.generation,
+            });
         }
         Ok(())
     }
@@ -831,8 +840,8 @@ impl Group {
         if self.state == GroupState::Dead {
             return refuse(code(ResponseError::CoordinatorNotAvailable));
         }
-        if let Err(c) = self.check_member(&p.member_id, p.instance_id.as_deref(), p.generation) {
-            return refuse(c);
+        if let Err(e) = self.check_member(&p.member_id, p.instance_id.as_deref(), p.generation) {
+            return refuse(e.code());
         }
         let mismatched = |given: &Option<String>, ours: &Option<String>| {
             given.as_ref().is_some_and(|g| Some(g) != ours.as_ref())
@@ -949,8 +958,8 @@ impl Group {
             GroupState::Empty => return code(ResponseError::UnknownMemberId),
             _ => {}
         }
-        if let Err(c) = self.check_member(member_id, instance_id, generation) {
-            return c;
+        if let Err(e) = self.check_member(member_id, instance_id, generation) {
+            return e.code();
         }
         if let Some(m) = self.members.get_mut(member_id) {
             m.session_deadline = now + m.session_timeout;
@@ -1001,9 +1010,9 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> Result<(), i16> {
+    ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
-            return Err(code(ResponseError::CoordinatorNotAvailable));
+            return Err(GroupError::CoordinatorNotAvailable);
         }
         if generation < 0 && self.state == GroupState::Empty {
             // A consumer that only stores offsets (assign + commit), or an admin tool.
@@ -1012,7 +1021,7 @@ impl Group {
         // A zombie learns it is one (and resets) before it hears about a rebalance.
         self.check_member(member_id, instance_id, generation)?;
         if self.state == GroupState::CompletingRebalance {
-            return Err(code(ResponseError::RebalanceInProgress));
+            return Err(GroupError::RebalanceInProgress);
         }
         if let Some(m) = self.members.get_mut(member_id) {
             m.session_deadline = now + m.session_timeout;
@@ -1226,7 +1235,7 @@ mod tests {
         assert_eq!(g.heartbeat(&b, None, 2, now), 0);
         // An admin commit is refused while the group has members.
         assert_eq!(
-            g.check_commit("", None, -1, now),
+            g.check_commit("", None, -1, now).map_err(|e| e.code()),
             Err(ResponseError::UnknownMemberId.code())
         );
     }
@@ -1421,11 +1430,11 @@ mod tests {
         // A zombie from generation 1 commits during CompletingRebalance: fenced by its
         // generation before it hears of the rebalance.
         assert_eq!(
-            g.check_commit(&a, None, 1, now),
+            g.check_commit(&a, None, 1, now).map_err(|e| e.code()),
             Err(ResponseError::IllegalGeneration.code())
         );
         assert_eq!(
-            g.check_commit(&a, None, 2, now),
+            g.check_commit(&a, None, 2, now).map_err(|e| e.code()),
             Err(ResponseError::RebalanceInProgress.code())
         );
         // b syncs at once; the leader takes 9 s (b's session is 10 s).

@@ -23,10 +23,10 @@ pub fn handle(ctx: &RequestContext, r: DescribeGroupsRequest) -> DescribeGroupsR
                     .with_error_code(ctx.code(ResponseError::InvalidGroupId.code()))
                     .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
             }
-            if let Err(code) = ctx.broker.groups.serves(id.as_str()) {
+            if let Err(e) = ctx.broker.groups.serves(id.as_str()) {
                 return DescribedGroup::default()
                     .with_group_id(id)
-                    .with_error_code(ctx.code(code))
+                    .with_error_code(ctx.code(e.code()))
                     .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
             }
             let g = ctx.broker.groups.describe(id.as_str());

@@ -81,7 +81,7 @@ pub fn handle(ctx: &RequestContext, r: OffsetFetchRequest) -> OffsetFetchRespons
                 .map(|t| (t.name.to_string(), t.partition_indexes))
                 .collect()
         });
-        if let Err(code) = groups.serves(r.group_id.as_str()) {
+        if let Err(code) = groups.serves(r.group_id.as_str()).map_err(|e| e.code()) {
             if version >= 2 {
                 return OffsetFetchResponse::default().with_error_code(ctx.code(code));
             }
@@ -119,10 +119,10 @@ pub fn handle(ctx: &RequestContext, r: OffsetFetchRequest) -> OffsetFetchRespons
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            if let Err(code) = groups.serves(g.group_id.as_str()) {
+            if let Err(e) = groups.serves(g.group_id.as_str()) {
                 return OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
-                    .with_error_code(ctx.code(code));
+                    .with_error_code(ctx.code(e.code()));
             }
             let found = groups.fetch_offsets(g.group_id.as_str(), wanted);
             OffsetFetchResponseGroup::default()

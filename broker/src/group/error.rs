@@ -1,0 +1,26 @@
+//! Why the group coordinator refuses a request, before any group state changes; the
+//! Kafka code each becomes is in `crate::kafka_codes`.
+
+/// A refusal of a group request: who coordinates the group, or who the caller is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// `__consumer_offsets` does not exist yet, or the group is being deleted.
+    #[error("the group coordinator is not available")]
+    CoordinatorNotAvailable,
+    /// Another broker leads the group's `__consumer_offsets` partition.
+    #[error("this broker does not coordinate the group")]
+    NotCoordinator,
+    /// This broker leads the partition but has not loaded its groups yet.
+    #[error("the group coordinator is still loading the group's partition")]
+    LoadInProgress,
+    /// A newer member with the same `group.instance.id` took this one's place.
+    #[error("member {member} was fenced by a newer member with instance id {instance}")]
+    FencedInstance { member: String, instance: String },
+    #[error("unknown member {member}")]
+    UnknownMember { member: String },
+    #[error("generation {given} is not the group's generation {current}")]
+    IllegalGeneration { given: i32, current: i32 },
+    /// Offsets are not taken while the members wait for their new assignment.
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+}
