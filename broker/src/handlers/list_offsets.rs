@@ -15,9 +15,10 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use log_store::records::RECORDS_AT;
+use log_store::LogError;
 
 use crate::connection::RequestContext;
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionError};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -58,7 +59,7 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
                         Ok((timestamp, offset)) => {
                             out.with_timestamp(timestamp).with_offset(offset)
                         }
-                        Err(code) => out.with_error_code(ctx.code(code)),
+                        Err(e) => out.with_error_code(ctx.code(e.code())),
                     }
                 })
                 .collect();
@@ -71,25 +72,28 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
 }
 
 /// `(timestamp, offset)` for one partition; `(-1, -1)` when no record is that recent.
-fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
-    let offsets = p.offsets().map_err(|e| e.code())?;
+fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+    let offsets = p.offsets()?;
     match timestamp {
         LATEST => return Ok((-1, offsets.high_watermark as i64)),
         EARLIEST => return Ok((-1, offsets.log_start as i64)),
-        t if t < 0 => return Err(ResponseError::InvalidRequest.code()),
+        t if t < 0 => {
+            return Err(PartitionError::Log(LogError::InvalidArgument(format!(
+                "timestamp {t} is neither a time nor -1 (latest) or -2 (earliest)"
+            ))))
+        }
         _ => {}
     }
     let base = p
-        .with_log(|log| log.offset_for_timestamp(timestamp))
-        .map_err(|e| e.code())?
-        .map_err(|e| crate::kafka_codes::log_error_code(&e))?;
+        .with_log(|log| log.offset_for_timestamp(timestamp))?
+        .map_err(PartitionError::Log)?;
     let Some(base) = base else {
         return Ok((-1, -1));
     };
     if base >= offsets.high_watermark {
         return Ok((-1, -1));
     }
-    let batch = p.read(base, 1).map_err(|e| e.code())?;
+    let batch = p.read(base, 1)?;
     let start = offsets.log_start.max(base);
     let found = first_record_at_or_after(&batch, timestamp, offsets.log_start as i64)
         .unwrap_or((-1, start as i64));
