@@ -64,8 +64,8 @@ fn dirty_log(bytes: u64, codec: Compression) -> TempDir {
                 timestamp_ms: BATCH_TIMESTAMP_MS + i as i64,
             })
             .collect();
-        let mut b = encode_batch(specs, producer, codec).to_vec();
-        log.append(&mut b).expect("append to a fresh log");
+        let b = encode_batch(specs, producer, codec).to_vec();
+        log.append(&b).expect("append to a fresh log");
         written += b.len() as u64;
         n += 1;
     }

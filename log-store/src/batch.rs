@@ -198,18 +198,27 @@ impl BatchHeader {
     }
 }
 
-/// Writes `base_offset` into the batch header. The field is outside the CRC, so the batch
-/// stays valid. `batch` must hold at least a header (checked by the caller's validation).
-pub(crate) fn patch_base_offset(batch: &mut [u8], base_offset: u64) {
-    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
-}
+/// Bytes at the start of a batch that the log rewrites on append: baseOffset,
+/// batchLength and partitionLeaderEpoch, all outside the CRC.
+pub(crate) const PATCHED_PREFIX_BYTES: usize = LEADER_EPOCH_AT + 4;
 
-/// Writes the partition leader epoch (the Raft term) into the batch header. Outside the
-/// CRC, like the base offset. Terms beyond `i32::MAX` are stored saturated; the entry
-/// table keeps the full 64-bit term.
-pub(crate) fn patch_leader_epoch(batch: &mut [u8], term: u64) {
+/// The first [`PATCHED_PREFIX_BYTES`] of `batch` as the log writes them: `base_offset`
+/// and the partition leader epoch (the Raft term) set. Both fields are outside the CRC,
+/// so the batch stays valid; the caller's bytes are left as they are (they may be shared,
+/// a request's buffer or a Raft entry). Terms beyond `i32::MAX` are stored saturated;
+/// the entry table keeps the full 64-bit term. `batch` must hold at least a header
+/// (checked by the caller's validation).
+pub(crate) fn patched_prefix(
+    batch: &[u8],
+    base_offset: u64,
+    term: u64,
+) -> [u8; PATCHED_PREFIX_BYTES] {
+    let mut prefix = [0u8; PATCHED_PREFIX_BYTES];
+    prefix.copy_from_slice(&batch[..PATCHED_PREFIX_BYTES]);
+    prefix[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
     let epoch = i32::try_from(term).unwrap_or(i32::MAX);
-    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+    prefix[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+    prefix
 }
 
 /// Iterates the whole batches at the start of `buf`, yielding each batch as a zero-copy
@@ -273,14 +282,17 @@ mod tests {
             (h.size_bytes, h.offset_count(), h.compression()),
             (61, 5, 0)
         );
-        patch_base_offset(&mut b, 1234);
-        patch_leader_epoch(&mut b, 7);
+        let patch = |b: &mut Vec<u8>, base: u64, term: u64| {
+            let prefix = patched_prefix(b, base, term);
+            b[..PATCHED_PREFIX_BYTES].copy_from_slice(&prefix);
+        };
+        patch(&mut b, 1234, 7);
         let h = BatchHeader::parse_validated(&b).unwrap();
         assert_eq!(
             (h.base_offset, h.last_offset(), h.partition_leader_epoch),
             (1234, 1238, 7)
         );
-        patch_leader_epoch(&mut b, u64::MAX);
+        patch(&mut b, 1234, u64::MAX);
         assert_eq!(
             BatchHeader::parse_validated(&b)
                 .unwrap()

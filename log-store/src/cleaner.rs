@@ -596,7 +596,7 @@ impl Pass<'_> {
         let bytes: &[u8] = filtered.as_deref().unwrap_or(batch);
         let new_header = BatchHeader::parse_validated(bytes)
             .map_err(|e| corrupt_batch(path, rec.base_offset, format!("rebuilt batch: {e}")))?;
-        out.append_data(bytes, &new_header, rec.term, &self.job.config)?;
+        out.append_data([bytes, &[]], &new_header, rec.term, &self.job.config)?;
         if filtered.is_some() {
             self.outcome.batches_rewritten += 1;
         }
@@ -895,8 +895,8 @@ mod tests {
                 value: value.map(Bytes::from),
                 timestamp_ms: NOW_MS,
             };
-            let mut b = encode_batch([spec], NO_PRODUCER, codec).to_vec();
-            log.append_with_term(if i < 70 { 1 } else { 2 }, &mut b)
+            let b = encode_batch([spec], NO_PRODUCER, codec).to_vec();
+            log.append_with_term(if i < 70 { 1 } else { 2 }, &b)
                 .unwrap();
             if i == 60 {
                 log.roll().unwrap();

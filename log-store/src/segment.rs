@@ -442,10 +442,12 @@ impl Segment {
     // ---------------------------------------------------------------- appends
 
     /// Writes an already validated and patched batch at the end of the `.log` and records
-    /// it as Raft entry `raft_index` of `term`.
+    /// it as Raft entry `raft_index` of `term`. The batch comes in two parts, written one
+    /// after the other: its patched first bytes and the rest, so an append never copies
+    /// the caller's batch (a torn write between them is a short frame to recovery).
     pub fn append_data(
         &mut self,
-        batch: &[u8],
+        [head, rest]: [&[u8]; 2],
         header: &BatchHeader,
         term: u64,
         config: &LogConfig,
@@ -454,10 +456,15 @@ impl Segment {
         // Room for the entry first: a full disk fails here, before any byte is written.
         self.entries.make_room()?;
         let position = self.log_size;
-        self.log_file
-            .write_all_at(batch, position)
-            .map_err(|e| LogError::io(&self.log_path, e))?;
-        self.log_size += batch.len() as u64;
+        let len = head.len() + rest.len();
+        for (part, at) in [(head, position), (rest, position + head.len() as u64)] {
+            if !part.is_empty() {
+                self.log_file
+                    .write_all_at(part, at)
+                    .map_err(|e| LogError::io(&self.log_path, e))?;
+            }
+        }
+        self.log_size += len as u64;
         self.file_size = self.file_size.max(self.log_size);
         self.log_dirty = true;
         let rec = EntryRecord {
@@ -465,20 +472,20 @@ impl Segment {
             term,
             base_offset: self.next_offset,
             position,
-            length: batch.len() as u32,
+            length: len as u32,
             kind: EntryKind::Data,
             aux: header.offset_count() as u32,
         };
         self.entries.push(&rec)?;
         self.next_offset = rec.next_offset();
-        if self.log_size == batch.len() as u64 && header.max_timestamp >= 0 {
+        if self.log_size == len as u64 && header.max_timestamp >= 0 {
             self.roll_base_ms = Some(header.max_timestamp);
         }
         self.index_batch(
             position,
             header.last_offset() as u64,
             header.max_timestamp,
-            batch.len(),
+            len,
             config,
         );
         if self.log_size > self.map_len {

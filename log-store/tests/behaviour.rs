@@ -25,8 +25,8 @@ fn timestamp_lookup_finds_the_earliest_batch_at_or_after_t() {
     let mut max_ts = Vec::new();
     for i in 0..400i64 {
         let ts = if i % 7 == 3 { 500 } else { 1000 + 10 * i };
-        let mut b = common::batch(i as u64, 1, 200, ts);
-        log.append(&mut b).unwrap();
+        let b = common::batch(i as u64, 1, 200, ts);
+        log.append(&b).unwrap();
         max_ts.push(ts);
     }
     assert!(log.segment_count() > 3);
@@ -53,9 +53,9 @@ fn indexes_are_sparse_one_entry_per_interval() {
     let mut log = Log::open(dir.path(), config).unwrap();
     let mut total = 0u64;
     for i in 0..2000u64 {
-        let mut b = common::batch(i, 1, 100, i as i64);
+        let b = common::batch(i, 1, 100, i as i64);
         total += b.len() as u64;
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     let seg = log.segments()[0].clone();
     log.close().unwrap();
@@ -102,8 +102,8 @@ fn segments_roll_by_size_and_by_age() {
     let mut log = Log::open_with_clock(dir.path(), config, clock.clone()).unwrap();
     // Size: no segment exceeds segment.bytes; each rolled one is nearly full.
     for i in 0..40u64 {
-        let mut b = common::batch(i, 1, 300, clock.now_ms());
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 300, clock.now_ms());
+        log.append(&b).unwrap();
     }
     let segs = log.segments();
     assert!(segs.len() >= 4);
@@ -121,12 +121,12 @@ fn segments_roll_by_size_and_by_age() {
     // Age: the next append after segment.ms rolls even a small segment.
     let before = log.segment_count();
     clock.advance_ms(59_999);
-    let mut b = common::batch(99, 1, 10, clock.now_ms());
-    log.append(&mut b).unwrap();
+    let b = common::batch(99, 1, 10, clock.now_ms());
+    log.append(&b).unwrap();
     assert_eq!(log.segment_count(), before);
     clock.advance_ms(60_000);
-    let mut b = common::batch(100, 1, 10, clock.now_ms());
-    log.append(&mut b).unwrap();
+    let b = common::batch(100, 1, 10, clock.now_ms());
+    log.append(&b).unwrap();
     assert_eq!(log.segment_count(), before + 1);
     // Segment files are named by base offset, 20 digits, as Kafka names them.
     let last = log.segments().pop().unwrap();
@@ -153,14 +153,14 @@ fn retention_by_time_deletes_old_closed_segments_only() {
     };
     let mut log = Log::open_with_clock(dir.path(), config, clock.clone()).unwrap();
     for i in 0..30u64 {
-        let mut b = common::batch(i, 1, 300, clock.now_ms());
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 300, clock.now_ms());
+        log.append(&b).unwrap();
     }
     let phase_two = clock.now_ms() + 1_800_000;
     clock.advance_ms(1_800_000);
     for i in 30..60u64 {
-        let mut b = common::batch(i, 1, 300, clock.now_ms());
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 300, clock.now_ms());
+        log.append(&b).unwrap();
     }
     assert_eq!(log.apply_retention().unwrap().deleted_segments, 0);
     let old_segments = log
@@ -203,8 +203,8 @@ fn retention_by_size_keeps_at_least_retention_bytes() {
     };
     let mut log = Log::open(dir.path(), config).unwrap();
     for i in 0..100u64 {
-        let mut b = common::batch(i, 1, 300, 0);
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 300, 0);
+        log.append(&b).unwrap();
     }
     let before = log.size_bytes();
     let out = log.apply_retention().unwrap();
@@ -228,8 +228,8 @@ fn delete_records_moves_the_log_start_and_drops_whole_segments() {
     )
     .unwrap();
     for i in 0..60u64 {
-        let mut b = common::batch(i, 2, 300, 0);
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 2, 300, 0);
+        log.append(&b).unwrap();
     }
     let segs = log.segments();
     let target = segs[2].base_offset + 3;
@@ -269,33 +269,32 @@ fn bad_batches_are_rejected_and_never_written() {
     bad_crc[n - 1] ^= 0xFF;
     let mut bad_magic = good.clone();
     bad_magic[16] = 1;
-    let mut short = good[..good.len() - 3].to_vec();
+    let short = good[..good.len() - 3].to_vec();
     let mut trailing = good.clone();
     trailing.extend([0u8; 5]);
     let mut negative_len = good.clone();
     negative_len[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-    let mut huge = common::batch(2, 1, 3000, 5);
+    let huge = common::batch(2, 1, 3000, 5);
     for (name, b) in [
-        ("bad crc", &mut bad_crc),
-        ("bad magic", &mut bad_magic),
-        ("short", &mut short),
-        ("trailing bytes", &mut trailing),
-        ("negative length", &mut negative_len),
-        ("empty", &mut Vec::new()),
-        ("garbage", &mut vec![0xAB; 100]),
+        ("bad crc", &bad_crc),
+        ("bad magic", &bad_magic),
+        ("short", &short),
+        ("trailing bytes", &trailing),
+        ("negative length", &negative_len),
+        ("empty", &Vec::new()),
+        ("garbage", &vec![0xAB; 100]),
     ] {
         let err = log.append(b).unwrap_err();
         assert!(matches!(err, LogError::CorruptBatch(_)), "{name}: {err}");
     }
     assert!(matches!(
-        log.append(&mut huge),
+        log.append(&huge),
         Err(LogError::BatchTooLarge { .. })
     ));
     assert_eq!(log.next_offset(), 0);
     assert_eq!(log.last_raft_index(), 0);
     assert_eq!(log.size_bytes(), 0);
-    let mut good = good;
-    assert_eq!(log.append(&mut good).unwrap().base_offset, 0);
+    assert_eq!(log.append(&good).unwrap().base_offset, 0);
     // Bad configuration is a typed error too.
     let bad = LogConfig {
         segment_bytes: 10,
@@ -329,8 +328,8 @@ fn raft_view_terms_kinds_payloads_truncation_and_reset() {
     assert_eq!(log.term_of(0).unwrap(), 0);
     let noop = log.append_meta(1, EntryKind::Noop, b"").unwrap();
     assert_eq!(noop, 1);
-    let mut b = common::batch(1, 3, 10, 0);
-    let a = log.append_with_term(1, &mut b).unwrap();
+    let b = common::batch(1, 3, 10, 0);
+    let a = log.append_with_term(1, &b).unwrap();
     assert_eq!((a.raft_index, a.base_offset, a.last_offset), (2, 0, 2));
     // The term is stored as the batch's partitionLeaderEpoch.
     let stored = log.entry_payload(2).unwrap();
@@ -349,11 +348,11 @@ fn raft_view_terms_kinds_payloads_truncation_and_reset() {
         log.append_meta(1, EntryKind::Noop, b""),
         Err(LogError::InvalidArgument(_))
     ));
-    let mut b = common::batch(2, 1, 10, 0);
-    assert!(log.append_with_term(1, &mut b).is_err());
+    let b = common::batch(2, 1, 10, 0);
+    assert!(log.append_with_term(1, &b).is_err());
     for i in 0..50u64 {
-        let mut b = common::batch(i, 1, 200, 0);
-        log.append_with_term(3, &mut b).unwrap();
+        let b = common::batch(i, 1, 200, 0);
+        log.append_with_term(3, &b).unwrap();
     }
     assert!(log.segment_count() > 2);
     // Conflict resolution: cut at a Raft index in an earlier segment; offsets rewind.
@@ -363,8 +362,8 @@ fn raft_view_terms_kinds_payloads_truncation_and_reset() {
     assert_eq!(log.last_raft_index(), cut - 1);
     assert_eq!(log.next_offset(), expect_next);
     assert!(log.entry(cut).is_err());
-    let mut b = common::batch(77, 1, 10, 0);
-    let a = log.append_with_term(4, &mut b).unwrap();
+    let b = common::batch(77, 1, 10, 0);
+    let a = log.append_with_term(4, &b).unwrap();
     assert_eq!((a.raft_index, a.base_offset), (cut, expect_next));
     // Below the first index is an error, not a panic.
     assert!(log.truncate_from_raft_index(0).is_err());
@@ -374,8 +373,8 @@ fn raft_view_terms_kinds_payloads_truncation_and_reset() {
     assert_eq!((log.first_raft_index(), log.last_raft_index()), (500, 499));
     assert_eq!(log.term_of(499).unwrap(), 9);
     assert_eq!(log.last_term(), 9);
-    let mut b = common::batch(3, 2, 10, 0);
-    let a = log.append_with_term(9, &mut b).unwrap();
+    let b = common::batch(3, 2, 10, 0);
+    let a = log.append_with_term(9, &b).unwrap();
     assert_eq!((a.raft_index, a.base_offset), (500, 1000));
     log.close().unwrap();
     let log = Log::open(dir.path(), small()).unwrap();
@@ -399,8 +398,8 @@ fn retention_remembers_the_term_before_the_first_entry() {
     )
     .unwrap();
     for i in 0..40u64 {
-        let mut b = common::batch(i, 1, 300, 0);
-        log.append_with_term(1 + i / 10, &mut b).unwrap();
+        let b = common::batch(i, 1, 300, 0);
+        log.append_with_term(1 + i / 10, &b).unwrap();
     }
     log.apply_retention().unwrap();
     let first = log.first_raft_index();
@@ -424,8 +423,8 @@ fn readers_keep_their_bytes_across_truncation_roll_and_retention() {
     )
     .unwrap();
     for i in 0..30u64 {
-        let mut b = common::batch(i, 1, 300, 0);
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 300, 0);
+        log.append(&b).unwrap();
     }
     let held_active = log.read(log.next_offset() - 2, 1 << 20).unwrap();
     let held_old = log.read(0, 1 << 20).unwrap();
@@ -434,8 +433,8 @@ fn readers_keep_their_bytes_across_truncation_roll_and_retention() {
     log.truncate_from(log.next_offset() - 5).unwrap();
     log.apply_retention().unwrap();
     for i in 0..30u64 {
-        let mut b = common::batch(100 + i, 1, 300, 0);
-        log.append(&mut b).unwrap();
+        let b = common::batch(100 + i, 1, 300, 0);
+        log.append(&b).unwrap();
     }
     // Touching every byte must not fault; data of deleted segments is unchanged.
     assert_eq!(held_old.to_vec(), copy_old);
@@ -454,9 +453,9 @@ fn read_respects_max_bytes_and_the_limit_offset() {
     let mut log = Log::open(dir.path(), small()).unwrap();
     let mut sizes = Vec::new();
     for i in 0..20u64 {
-        let mut b = common::batch(i, 1, 100 + 50 * i as usize, 0);
+        let b = common::batch(i, 1, 100 + 50 * i as usize, 0);
         sizes.push(b.len());
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     // Always at least one whole batch, even over max_bytes (KIP-74).
     assert_eq!(log.read(5, 1).unwrap().len(), sizes[5]);
@@ -483,8 +482,8 @@ fn idle_segment_maps_are_released_and_reads_remap_on_demand() {
     )
     .unwrap();
     for i in 0..40u64 {
-        let mut b = common::batch(i, 1, 300, 0);
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 300, 0);
+        log.append(&b).unwrap();
     }
     let closed = log.segment_count() - 1;
     let everything = common::read_all(&log, 0);
@@ -517,8 +516,8 @@ fn after_a_clean_stop_damage_is_reported_never_silently_cut() {
     .unwrap();
     let mut positions = Vec::new();
     for i in 0..30u64 {
-        let mut b = common::batch(i, 1, 300, 0);
-        let a = log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 300, 0);
+        let a = log.append(&b).unwrap();
         positions.push((a.raft_index, b.len()));
     }
     // Lookup of term and position by Raft index.
@@ -554,8 +553,8 @@ fn a_nearly_full_index_rolls_the_segment_and_keeps_the_max_timestamp() {
     };
     let mut log = Log::open(dir.path(), config.clone()).unwrap();
     for i in 0..400u64 {
-        let mut b = common::batch(i, 1, 100, 1_000 + i as i64);
-        log.append(&mut b).unwrap();
+        let b = common::batch(i, 1, 100, 1_000 + i as i64);
+        log.append(&b).unwrap();
     }
     assert!(
         log.segment_count() >= 3,
@@ -584,7 +583,7 @@ fn a_prepared_flush_moves_the_watermark_to_what_it_covered_and_never_over_a_trun
         "an empty log is durable"
     );
     for i in 0..3 {
-        log.append(&mut common::batch(i, 2, 100, 1000)).unwrap();
+        log.append(&common::batch(i, 2, 100, 1000)).unwrap();
     }
     let pending = log
         .prepare_flush()
@@ -592,7 +591,7 @@ fn a_prepared_flush_moves_the_watermark_to_what_it_covered_and_never_over_a_trun
         .expect("three batches to flush");
     assert_eq!(pending.offset(), 6);
     // Appends go on while the sync runs; the watermark covers only what was prepared.
-    log.append(&mut common::batch(3, 2, 100, 1000)).unwrap();
+    log.append(&common::batch(3, 2, 100, 1000)).unwrap();
     pending.sync().unwrap();
     assert_eq!(log.complete_flush(pending), 6);
     assert_eq!(log.flushed_offset(), 6);
@@ -600,7 +599,7 @@ fn a_prepared_flush_moves_the_watermark_to_what_it_covered_and_never_over_a_trun
     let pending = log.prepare_flush().unwrap().expect("one batch to flush");
     assert_eq!(pending.offset(), 8);
     log.truncate_from(4).unwrap();
-    log.append(&mut common::batch(9, 4, 100, 1000)).unwrap();
+    log.append(&common::batch(9, 4, 100, 1000)).unwrap();
     pending.sync().unwrap();
     // Offsets 4..8 now hold other entries than the ones the sync covered.
     assert_eq!(log.complete_flush(pending), 4);
@@ -628,7 +627,7 @@ fn set_config_refuses_invalid_settings_and_keeps_the_old_ones() {
     log.set_config(smaller.clone()).unwrap();
     assert_eq!(log.config(), &smaller);
     assert!(matches!(
-        log.append(&mut common::batch(1, 1, 200, 1000)),
+        log.append(&common::batch(1, 1, 200, 1000)),
         Err(LogError::BatchTooLarge { .. })
     ));
 }
@@ -643,9 +642,9 @@ fn reads_past_the_resident_limit_see_the_same_bytes() {
     let mut appended = Vec::new();
     // ~75 MiB in one (active) segment: 80 batches of 15 × 64 KiB.
     for i in 0..80u64 {
-        let mut b = common::batch(i, 15, 64 * 1024, 1_700_000_000_000);
+        let b = common::batch(i, 15, 64 * 1024, 1_700_000_000_000);
         appended.push(common::unpatched(&b));
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     log.flush().unwrap();
     // Enough passes to cross the limit twice, whatever other tests counted before.
@@ -659,4 +658,19 @@ fn reads_past_the_resident_limit_see_the_same_bytes() {
     for (a, want) in first.iter().zip(&appended) {
         assert_eq!(&common::unpatched(&a.1), want);
     }
+}
+
+#[test]
+fn an_append_stores_the_patched_batch_and_leaves_the_callers_bytes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small()).unwrap();
+    log.append(&common::batch(0, 3, 10, 1_000)).unwrap();
+    let b = common::batch(1, 2, 100, 2_000);
+    let before = b.clone();
+    let info = log.append_with_term(7, &b).unwrap();
+    assert_eq!(b, before, "the caller's batch is not modified");
+    let stored = log.entry_payload(info.raft_index).unwrap();
+    assert_eq!(stored[..], common::as_stored(b, 3, 7)[..]);
+    let header = log_store::BatchHeader::parse_validated(&stored).unwrap();
+    assert_eq!((header.base_offset, header.partition_leader_epoch), (3, 7));
 }

@@ -250,8 +250,8 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         spec(key.as_deref(), value.as_deref(), ts)
                     })
                     .collect();
-                let mut b = encode_batch(specs.clone(), NO_PRODUCER, codec(c)).to_vec();
-                let info = log.append_with_term(1, &mut b).unwrap();
+                let b = encode_batch(specs.clone(), NO_PRODUCER, codec(c)).to_vec();
+                let info = log.append_with_term(1, &b).unwrap();
                 for (i, s) in specs.into_iter().enumerate() {
                     let offset = info.base_offset + i as u64;
                     model.appended.insert(
@@ -349,8 +349,8 @@ fn hundred_keys_hundred_thousand_updates() {
                 spec(Some(&format!("key-{key}")), Some(&value), T0_MS + u as i64)
             })
             .collect();
-        let mut b = encode_batch(specs, producer(), Compression::None).to_vec();
-        log.append(&mut b).unwrap();
+        let b = encode_batch(specs, producer(), Compression::None).to_vec();
+        log.append(&b).unwrap();
         n += PER_BATCH;
     }
     assert!(log.segment_count() > 4, "{} segments", log.segment_count());
@@ -392,8 +392,8 @@ fn hundred_keys_hundred_thousand_updates() {
         .iter()
         .map(|k| spec(Some(&format!("key-{k}")), None, T0_MS + 200_000))
         .collect();
-    let mut b = encode_batch(specs, producer(), Compression::None).to_vec();
-    log.append(&mut b).unwrap();
+    let b = encode_batch(specs, producer(), Compression::None).to_vec();
+    log.append(&b).unwrap();
     log.roll().unwrap();
     let hw = log.next_offset();
     let first_seen = T0_MS + 1_000;
@@ -437,21 +437,21 @@ fn tombstones_wait_for_every_replica_to_hold_them() {
     let clock = Arc::new(ManualClock::new(T0_MS));
     let config = compact_config(1024 * 1024);
     let mut log = Log::open_with_clock(dir.path(), config, clock.clone()).unwrap();
-    let mut values = encode_batch(
+    let values = encode_batch(
         vec![spec(Some("k"), Some(b"v1"), T0_MS)],
         producer(),
         Compression::None,
     )
     .to_vec();
-    log.append(&mut values).unwrap();
+    log.append(&values).unwrap();
     let tombstone_offset = log.next_offset();
-    let mut tombstone = encode_batch(
+    let tombstone = encode_batch(
         vec![spec(Some("k"), None, T0_MS)],
         producer(),
         Compression::None,
     )
     .to_vec();
-    log.append(&mut tombstone).unwrap();
+    log.append(&tombstone).unwrap();
     log.roll().unwrap();
     let hw = log.next_offset();
     let clean_below = |log: &mut Log, below: u64, now: i64| {
@@ -500,8 +500,8 @@ fn compressed_batches_are_cleaned_with_their_codec() {
                     spec(Some(&format!("k{key}")), Some(value.as_bytes()), T0_MS)
                 })
                 .collect();
-            let mut b = encode_batch(specs, producer(), c).to_vec();
-            log.append(&mut b).unwrap();
+            let b = encode_batch(specs, producer(), c).to_vec();
+            log.append(&b).unwrap();
         }
         log.roll().unwrap();
         let o = {
@@ -550,8 +550,8 @@ fn raft_log(dir: &std::path::Path) -> (Log, Vec<(u64, Option<u64>)>) {
                 )
             })
             .collect();
-        let mut b = encode_batch(specs, producer(), Compression::None).to_vec();
-        let info = log.append_with_term(term, &mut b).unwrap();
+        let b = encode_batch(specs, producer(), Compression::None).to_vec();
+        let info = log.append_with_term(term, &b).unwrap();
         entries.push((term, Some(info.base_offset)));
     }
     (log, entries)
@@ -679,13 +679,13 @@ fn a_small_offset_map_cleans_in_passes() {
         let key = format!("k{}", i / 2 + (i % 3) * 7);
         let value = format!("v{i}");
         last.insert(key.clone(), value.clone());
-        let mut b = encode_batch(
+        let b = encode_batch(
             [spec(Some(&key), Some(value.as_bytes()), T0_MS)],
             NO_PRODUCER,
             Compression::None,
         )
         .to_vec();
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     log.roll().unwrap();
     let hw = log.next_offset();
@@ -705,14 +705,11 @@ fn a_small_offset_map_cleans_in_passes() {
     assert!(passes > 1, "the map should have overflowed");
     assert_eq!(log.first_dirty_offset(), hw);
     // One more pass with a map big enough for everything leaves one record per key.
-    log.append(
-        &mut encode_batch(
-            [spec(Some("k0"), Some(b"z"), T0_MS)],
-            NO_PRODUCER,
-            Compression::None,
-        )
-        .to_vec(),
-    )
+    log.append(&encode_batch(
+        [spec(Some("k0"), Some(b"z"), T0_MS)],
+        NO_PRODUCER,
+        Compression::None,
+    ))
     .unwrap();
     last.insert("k0".into(), "z".into());
     log.roll().unwrap();
@@ -748,13 +745,13 @@ fn dirty_ratio_lag_and_policy_decide_when_to_clean() {
     let mut log = Log::open_with_clock(dir.path(), config.clone(), clock.clone()).unwrap();
     for i in 0..60u64 {
         let v = format!("value-{i}");
-        let mut b = encode_batch(
+        let b = encode_batch(
             [spec(Some("k"), Some(v.as_bytes()), T0_MS)],
             NO_PRODUCER,
             Compression::None,
         )
         .to_vec();
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     log.roll().unwrap();
     let hw = log.next_offset();
@@ -790,13 +787,13 @@ fn unkeyed_records_are_kept() {
     for i in 0..30u64 {
         let v = format!("v{i}");
         let key = (i % 2 == 0).then_some("k");
-        let mut b = encode_batch(
+        let b = encode_batch(
             [spec(key, Some(v.as_bytes()), T0_MS)],
             NO_PRODUCER,
             Compression::None,
         )
         .to_vec();
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     log.roll().unwrap();
     {
@@ -833,7 +830,7 @@ fn damaged_bytes_stop_the_cleaning_with_a_typed_error() {
         if i == 3 {
             lie_about_record_count(&mut b, i32::MAX);
         }
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     log.roll().unwrap();
     let before = common::read_all(&log, 0);
@@ -874,13 +871,13 @@ fn the_throttle_paces_a_cleaning() {
     for i in 0..200u64 {
         let v = vec![b'x'; 400];
         let key = format!("k{}", i % 50);
-        let mut b = encode_batch(
+        let b = encode_batch(
             [spec(Some(&key), Some(&v), T0_MS)],
             NO_PRODUCER,
             Compression::None,
         )
         .to_vec();
-        log.append(&mut b).unwrap();
+        log.append(&b).unwrap();
     }
     log.roll().unwrap();
     const RATE_BYTES_PER_SECOND: u64 = 400_000;

@@ -47,13 +47,14 @@ fn build(dir: &Path, clean: bool) -> Vec<Appended> {
                 bytes: payload,
             });
         }
-        let mut b = common::batch(
+        let b = common::batch(
             i,
             1 + (i as usize % 4),
             40 + (i as usize * 37) % 400,
             10_000 + i as i64 * 100,
         );
-        let info = log.append_with_term(term, &mut b).unwrap();
+        let info = log.append_with_term(term, &b).unwrap();
+        let b = common::as_stored(b, info.base_offset, term);
         out.push(Appended {
             raft_index: info.raft_index,
             term,
@@ -71,8 +72,9 @@ fn build(dir: &Path, clean: bool) -> Vec<Appended> {
         kind: EntryKind::ConfChangeV2,
         bytes: last_meta,
     });
-    let mut b = common::batch(1000, 2, 100, 20_000);
-    let info = log.append_with_term(term, &mut b).unwrap();
+    let b = common::batch(1000, 2, 100, 20_000);
+    let info = log.append_with_term(term, &b).unwrap();
+    let b = common::as_stored(b, info.base_offset, term);
     out.push(Appended {
         raft_index: info.raft_index,
         term,
@@ -91,8 +93,9 @@ fn build(dir: &Path, clean: bool) -> Vec<Appended> {
             kind: EntryKind::ConfChange,
             bytes: payload,
         });
-        let mut b = common::batch(2000 + j, 1, 50, 30_000);
-        let info = log.append_with_term(term, &mut b).unwrap();
+        let b = common::batch(2000 + j, 1, 50, 30_000);
+        let info = log.append_with_term(term, &b).unwrap();
+        let b = common::as_stored(b, info.base_offset, term);
         out.push(Appended {
             raft_index: info.raft_index,
             term,
@@ -177,8 +180,8 @@ fn assert_prefix(dir: &Path, appended: &[Appended]) -> usize {
     }
     let next = log.next_offset();
     let term = log.last_term();
-    let mut b = common::batch(4242, 1, 10, 99_999);
-    let info = log.append_with_term(term, &mut b).unwrap();
+    let b = common::batch(4242, 1, 10, 99_999);
+    let info = log.append_with_term(term, &b).unwrap();
     assert_eq!(info.base_offset, next);
     assert_eq!(info.raft_index, k as u64 + 1);
     log.close().unwrap();

@@ -17,8 +17,8 @@ fn build(dir: &std::path::Path, clean: bool) -> u64 {
             log.append_meta(1 + i / 20, EntryKind::Noop, b"leader")
                 .unwrap();
         }
-        let mut b = common::batch(i, 2, 200, 1000 + i as i64);
-        log.append_with_term(1 + i / 20, &mut b).unwrap();
+        let b = common::batch(i, 2, 200, 1000 + i as i64);
+        log.append_with_term(1 + i / 20, &b).unwrap();
     }
     let next = log.next_offset();
     if clean {

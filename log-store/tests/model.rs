@@ -184,8 +184,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 seed += 1;
                 let ts = clock.now_ms_for_test();
-                let mut b = common::batch(seed, records, value_bytes, ts);
-                let info = log.append_with_term(model.term, &mut b).unwrap();
+                let b = common::batch(seed, records, value_bytes, ts);
+                let info = log.append_with_term(model.term, &b).unwrap();
+                let b = common::as_stored(b, info.base_offset, model.term);
                 prop_assert_eq!(info.base_offset, model.next_offset);
                 prop_assert_eq!(info.raft_index, model.last_raft_index() + 1);
                 let last = info.last_offset;

@@ -281,9 +281,10 @@ impl LocalCluster {
     pub async fn propose(
         &self,
         group: u64,
-        batch: Vec<u8>,
+        batch: impl Into<bytes::Bytes>,
         timeout: Duration,
     ) -> std::result::Result<Committed, ProposeError> {
+        let batch = batch.into();
         let deadline = Instant::now() + timeout;
         let live = self.live();
         let mut i = 0usize;

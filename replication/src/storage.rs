@@ -144,8 +144,7 @@ impl LogStorage {
                     .append_meta(e.term, EntryKind::LogStart, &e.data)
                     .map(|_| ()),
                 (EntryType::EntryNormal, false) => {
-                    let mut batch = e.data.to_vec();
-                    log.append_with_term(e.term, &mut batch).map(|_| ())
+                    log.append_with_term(e.term, &e.data).map(|_| ())
                 }
                 (EntryType::EntryNormal, true) => {
                     log.append_meta(e.term, EntryKind::Noop, &[]).map(|_| ())

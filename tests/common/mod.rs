@@ -33,8 +33,8 @@ pub fn build_log(dir: &Path) {
     let mut log = Log::open(dir, config).expect("open a fresh log");
     for i in 0..BATCHES {
         let ts = BASE_TIMESTAMP_MS + 1000 * i as i64;
-        let mut b = batch(i, RECORDS_PER_BATCH as usize, 100, ts);
-        let info = log.append(&mut b).expect("append a valid batch");
+        let b = batch(i, RECORDS_PER_BATCH as usize, 100, ts);
+        let info = log.append(&b).expect("append a valid batch");
         assert_eq!(info.base_offset, i * RECORDS_PER_BATCH);
     }
     assert!(log.segment_count() >= 4, "the test needs several segments");

@@ -514,9 +514,9 @@ impl Coordinator {
     /// offset written.
     fn append(partition: &Partition, records: Vec<(Bytes, Option<Bytes>)>) -> PartitionResult<u64> {
         let records = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
-        let mut batch = crate::internal_batch::encode(records, wall_ms())
+        let batch = crate::internal_batch::encode(records, wall_ms())
             .map_err(|_| PartitionError::InvalidBatch("the coordinator's records do not encode"))?;
-        partition.append(&mut batch).map(|a| a.last_offset)
+        partition.append(&batch).map(|a| a.last_offset)
     }
 
     /// Writes a group's metadata when it changed and releases waiting SyncGroups.

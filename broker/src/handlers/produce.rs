@@ -29,16 +29,6 @@ use crate::partition::Partition;
 /// How long acks=all waits when the request gives no timeout.
 const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The largest batch buffer a thread keeps between produce requests; a larger batch
-/// gets its buffer freed after use (`max.message.bytes` may be raised well above this).
-const SCRATCH_KEEP_BYTES: usize = 2 << 20;
-
-thread_local! {
-    /// Where a produced batch is copied for the log to patch its offsets: reused, so
-    /// the produce path allocates nothing per batch.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// What an acks=all answer waits for.
 enum Wait {
     /// The high watermark passing an offset (a single node's flush, or a duplicate).
@@ -144,7 +134,7 @@ async fn produce_one(
         } else {
             1
         };
-        return match p.append_replica(&records, min_in_sync).await {
+        return match p.append_replica(records, min_in_sync).await {
             Ok(r) => {
                 let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
                 let wait_for = match r.committed {
@@ -163,21 +153,8 @@ async fn produce_one(
             Err(e) => refused(ctx, index, e.code(), Some(&e.to_string())),
         };
     }
-    // The log patches the base offset and leader epoch in place, so the batch is copied
-    // once, into a buffer this thread reuses (no allocation per batch).
-    let appended = SCRATCH.with(|scratch| {
-        // Never borrowed twice (`append` does not produce); copy afresh if it were.
-        let Ok(mut scratch) = scratch.try_borrow_mut() else {
-            return p.append(&mut records.to_vec());
-        };
-        scratch.clear();
-        scratch.extend_from_slice(&records);
-        let appended = p.append(&mut scratch);
-        if scratch.capacity() > SCRATCH_KEEP_BYTES {
-            *scratch = Vec::new();
-        }
-        appended
-    });
+    // The log writes the patched header fields beside the request's bytes: no copy.
+    let appended = p.append(&records);
     match appended {
         Ok(appended) => {
             let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);

@@ -408,7 +408,7 @@ impl Partition {
     /// offsets assigned), with a receiver for its commit.
     pub async fn append_replica(
         &self,
-        batch: &[u8],
+        batch: Bytes,
         min_in_sync: u32,
     ) -> PartitionResult<ReplicaAppend> {
         self.check_usable()?;
@@ -426,7 +426,7 @@ impl Partition {
                 });
             }
         }
-        let header = check_produced_header(batch)?;
+        let header = check_produced_header(&batch)?;
         let mut loaded_term = h.appending.lock().await;
         let view = *h.view.borrow();
         if !view.is_leader {
@@ -446,12 +446,12 @@ impl Partition {
         }
         let check = lock_producers(&h.producers).check(&header);
         match check {
-            SequenceCheck::Refuse(why) => return Err(corrupt_or(batch, why.into())),
+            SequenceCheck::Refuse(why) => return Err(corrupt_or(&batch, why.into())),
             SequenceCheck::Duplicate {
                 base_offset,
                 last_offset,
             } => {
-                BatchHeader::parse_validated(batch)
+                BatchHeader::parse_validated(&batch)
                     .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
                 self.shared.metrics.duplicate_batches.inc();
                 return Ok(ReplicaAppend {
@@ -467,11 +467,11 @@ impl Partition {
         }
         // The Raft entry is appended by the node without another check: validate the
         // whole batch (CRC-32C included) here.
-        BatchHeader::parse_validated(batch)
+        BatchHeader::parse_validated(&batch)
             .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
         let tracked: Tracked = match tokio::time::timeout(
             REPLICA_APPEND_TIMEOUT,
-            h.node.propose_tracked(h.group, batch.to_vec()),
+            h.node.propose_tracked(h.group, batch),
         )
         .await
         {
@@ -559,7 +559,7 @@ impl Partition {
     /// appended, and here only when the batch is refused or answered as a duplicate
     /// without reaching the log (a corrupt batch is CORRUPT_MESSAGE whatever else is
     /// wrong with it, as in Kafka). Nothing is decoded per record.
-    pub fn append(&self, batch: &mut [u8]) -> PartitionResult<Appended> {
+    pub fn append(&self, batch: &[u8]) -> PartitionResult<Appended> {
         if let Mode::Hosted(_) = &self.mode {
             // The group coordinator's synchronous path on a cluster partition: wait for
             // the leader's append here. Only reached from the broker's multi-threaded
@@ -570,7 +570,7 @@ impl Partition {
             if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
                 return Err(PartitionError::NotLeader);
             }
-            let batch: &[u8] = batch;
+            let batch = Bytes::copy_from_slice(batch);
             return tokio::task::block_in_place(|| handle.block_on(self.append_replica(batch, 1)))
                 .map(|r| r.appended);
         }
@@ -1094,8 +1094,8 @@ mod tests {
         runtime.block_on(async {
             let mut waiters = Vec::new();
             for _ in 0..5 {
-                let mut batch = plain_batch(3);
-                let appended = p.append(&mut batch).expect("append");
+                let batch = plain_batch(3);
+                let appended = p.append(&batch).expect("append");
                 let p = p.clone();
                 waiters.push(tokio::spawn(async move {
                     p.wait_durable(appended.last_offset, Duration::from_secs(30))
@@ -1123,15 +1123,15 @@ mod tests {
         let p =
             Partition::open("t".into(), 0, dir.path(), LogConfig::default(), shared).expect("open");
         let mut hw = p.watch_high_watermark();
-        let mut batch = plain_batch(4);
-        p.append(&mut batch).expect("append");
+        let batch = plain_batch(4);
+        p.append(&batch).expect("append");
         // No waiter asked: the flush comes after UNWAITED_FLUSH_DELAY on its own.
         tokio::time::timeout(Duration::from_secs(30), hw.wait_for(|&h| h == 4))
             .await
             .expect("the high watermark moves without a waiter")
             .expect("partition open");
-        let mut batch = plain_batch(4);
-        let last = p.append(&mut batch).expect("append").last_offset;
+        let batch = plain_batch(4);
+        let last = p.append(&batch).expect("append").last_offset;
         assert_eq!(last, 7);
         assert!(p.wait_durable(last, Duration::from_secs(30)).await.is_ok());
         // A long poll's demand lasts exactly as long as its guard.
@@ -1147,13 +1147,13 @@ mod tests {
     fn a_corrupt_batch_is_refused_before_its_sequence_is_judged() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = open(dir.path());
-        let mut first = strata_testkit::keyed_batch(1, 2, 10, 1_700_000_000_000);
+        let first = strata_testkit::keyed_batch(1, 2, 10, 1_700_000_000_000);
         let mut control = first.clone();
-        p.append(&mut first).expect("append");
+        p.append(&first).expect("append");
         // Attributes bit 5 (control) is under the CRC: flipping it is corruption first.
         control[22] ^= 0x20;
         assert_eq!(
-            p.append(&mut control).map_err(|e| e.code()),
+            p.append(&control).map_err(|e| e.code()),
             Err(kafka_protocol::error::ResponseError::CorruptMessage.code())
         );
         // A retry of the appended batch (a duplicate by its sequence) with a bad CRC.
@@ -1161,12 +1161,12 @@ mod tests {
         let last = retry.len() - 1;
         retry[last] ^= 1;
         assert_eq!(
-            p.append(&mut retry).map_err(|e| e.code()),
+            p.append(&retry).map_err(|e| e.code()),
             Err(kafka_protocol::error::ResponseError::CorruptMessage.code())
         );
-        let mut truncated = first[..first.len() - 1].to_vec();
+        let truncated = first[..first.len() - 1].to_vec();
         assert_eq!(
-            p.append(&mut truncated).map_err(|e| e.code()),
+            p.append(&truncated).map_err(|e| e.code()),
             Err(kafka_protocol::error::ResponseError::CorruptMessage.code())
         );
     }

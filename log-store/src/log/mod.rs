@@ -536,7 +536,7 @@ impl Log {
     // ------------------------------------------------------------ appends
 
     /// Appends a batch under the current term (the term of the last entry).
-    pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo> {
+    pub fn append(&mut self, batch: &[u8]) -> Result<AppendInfo> {
         let term = self.last_term();
         self.append_with_term(term, batch)
     }
@@ -544,9 +544,10 @@ impl Log {
     /// Appends a Kafka RecordBatch v2 as the next Raft entry of `term`.
     ///
     /// The batch is validated (magic 2, length, CRC-32C, size ≤ `max.message.bytes`); its
-    /// `baseOffset` is set to `next_offset()` and its `partitionLeaderEpoch` to `term`,
-    /// both outside the CRC. Nothing is written for a batch that fails validation.
-    pub fn append_with_term(&mut self, term: u64, batch: &mut [u8]) -> Result<AppendInfo> {
+    /// `baseOffset` is written as `next_offset()` and its `partitionLeaderEpoch` as `term`,
+    /// both outside the CRC; `batch` itself is not changed. Nothing is written for a batch
+    /// that fails validation.
+    pub fn append_with_term(&mut self, term: u64, batch: &[u8]) -> Result<AppendInfo> {
         let header = BatchHeader::parse_validated(batch)?;
         if header.size_bytes != batch.len() {
             return Err(LogError::CorruptBatch(BatchError::BadField(
@@ -575,8 +576,7 @@ impl Log {
         ) {
             self.roll()?;
         }
-        batch::patch_base_offset(batch, base_offset);
-        batch::patch_leader_epoch(batch, term);
+        let prefix = batch::patched_prefix(batch, base_offset, term);
         let header = BatchHeader {
             base_offset: base_offset as i64,
             partition_leader_epoch: i32::try_from(term).unwrap_or(i32::MAX),
@@ -588,7 +588,8 @@ impl Log {
             .segments
             .last_mut()
             .expect("a log always has an active segment");
-        let rec = seg.append_data(batch, &header, term, config)?;
+        let (_, rest) = batch.split_at(prefix.len());
+        let rec = seg.append_data([&prefix, rest], &header, term, config)?;
         Ok(AppendInfo {
             base_offset,
             last_offset,

@@ -9,6 +9,15 @@ pub fn batch(seed: u64, records: usize, value_bytes: usize, timestamp_ms: i64) -
     strata_testkit::keyed_batch(seed, records, value_bytes, timestamp_ms)
 }
 
+/// `batch` as the log stores it once appended at `base_offset` in `term`: baseOffset
+/// (bytes 0..8) and partitionLeaderEpoch (12..16) set, the rest as given.
+pub fn as_stored(mut batch: Vec<u8>, base_offset: u64, term: u64) -> Vec<u8> {
+    batch[..8].copy_from_slice(&base_offset.to_be_bytes());
+    let epoch = i32::try_from(term).unwrap_or(i32::MAX);
+    batch[12..16].copy_from_slice(&epoch.to_be_bytes());
+    batch
+}
+
 /// Splits log bytes into (base offset, batch bytes) pairs.
 pub fn split(bytes: &Bytes) -> Vec<(u64, Bytes)> {
     log_store::Batches::new(bytes.clone())

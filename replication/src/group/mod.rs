@@ -15,6 +15,7 @@
 //! code runs under the deterministic simulation in `tests/` and in the node task with its
 //! transport.
 
+use bytes::Bytes;
 use raft::eraftpb::{ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType};
 use raft::prelude::Config;
 use raft::{RawNode, StateRole};
@@ -145,6 +146,21 @@ pub enum ProposeError {
     /// A membership change is already under way; one at a time.
     #[error("a membership change is already in progress")]
     ChangeInProgress,
+}
+
+/// `RawNode::propose` for a payload the caller already holds as `Bytes`: the same
+/// MsgPropose, stepped the same way, without copying a produced batch into a `Vec`.
+fn propose_entry(node: &mut RawNode<LogStorage>, context: Bytes, data: Bytes) -> raft::Result<()> {
+    let entry = Entry {
+        data,
+        context,
+        ..Default::default()
+    };
+    let mut m = Message::default();
+    m.set_msg_type(MessageType::MsgPropose);
+    m.from = node.raft.id;
+    m.set_entries(vec![entry].into());
+    node.raft.step(m)
 }
 
 fn raft_err(what: &'static str, source: raft::Error) -> ReplicationError {
@@ -339,13 +355,14 @@ impl Group {
     /// committed once a quorum has it durably. Returns where it will be: pass that to
     /// [`Group::proposal_status`] to learn whether it committed or was lost with a change
     /// of leader.
-    pub fn propose(&mut self, batch: Vec<u8>) -> Result<Proposal, ProposeError> {
+    pub fn propose(&mut self, batch: impl Into<Bytes>) -> Result<Proposal, ProposeError> {
+        let batch = batch.into();
         self.check_leader()?;
         // Validated by the proposer; a batch without a header takes no offsets here, as
         // in the log (which refuses it).
         let count = log_store::BatchHeader::parse_header(&batch)
             .map_or(0, |h| u64::from(h.last_offset_delta as u32) + 1);
-        self.submit(count, |node| node.propose(Vec::new(), batch))
+        self.submit(count, |node| propose_entry(node, Bytes::new(), batch))
     }
 
     fn check_leader(&self) -> Result<(), ProposeError> {
@@ -443,15 +460,14 @@ impl Group {
     /// the leader it knows (fire and forget; nothing tracks it here). For idempotent
     /// records such as the controller's, whose effect the caller watches for in the
     /// applied state and retries. Fails when no leader is known.
-    pub fn forward(&mut self, data: Vec<u8>) -> Result<(), ProposeError> {
+    pub fn forward(&mut self, data: Bytes) -> Result<(), ProposeError> {
         if self.is_leader() {
             return self.propose(data).map(|_| ());
         }
         if self.node.raft.leader_id == raft::INVALID_ID {
             return Err(ProposeError::NotLeader { leader: 0 });
         }
-        self.node
-            .propose(Vec::new(), data)
+        propose_entry(&mut self.node, Bytes::new(), data)
             .map_err(|e| ProposeError::Dropped(e.to_string()))
     }
 

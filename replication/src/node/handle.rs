@@ -2,6 +2,7 @@
 //! is a command on the task's bounded queue; a stopped node answers as "stopped" (or
 //! `None`), never hangs.
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Ack, Command, Committed, GroupView, Tracked};
@@ -30,9 +31,10 @@ impl NodeHandle {
     pub async fn propose(
         &self,
         group: u64,
-        batch: Vec<u8>,
+        batch: impl Into<Bytes>,
         ack: Ack,
     ) -> Result<Committed, ProposeError> {
+        let batch = batch.into();
         self.ask(|reply| Command::Propose {
             group,
             batch,
@@ -52,8 +54,9 @@ impl NodeHandle {
     pub async fn propose_tracked(
         &self,
         group: u64,
-        batch: Vec<u8>,
+        batch: impl Into<Bytes>,
     ) -> Result<Tracked, ProposeError> {
+        let batch = batch.into();
         let (then, committed) = oneshot::channel();
         let appended = self
             .ask(|reply| Command::Propose {
@@ -74,7 +77,8 @@ impl NodeHandle {
     /// Hands `data` to `group`'s leader, wherever it is: proposed here on the leader,
     /// forwarded by raft-rs from a follower. Nothing reports whether it committed: for
     /// idempotent records whose effect the caller watches for and retries.
-    pub async fn forward(&self, group: u64, data: Vec<u8>) -> Result<(), ProposeError> {
+    pub async fn forward(&self, group: u64, data: impl Into<Bytes>) -> Result<(), ProposeError> {
+        let data = data.into();
         self.ask(|reply| Command::Forward { group, data, reply })
             .await
             .unwrap_or_else(|| Err(stopped()))

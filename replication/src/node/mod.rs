@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
@@ -112,7 +113,7 @@ pub struct Tracked {
 enum Command {
     Propose {
         group: u64,
-        batch: Vec<u8>,
+        batch: Bytes,
         ack: Ack,
         reply: Reply,
         /// Also answer here when the entry commits ([`NodeHandle::propose_tracked`]).
@@ -120,7 +121,7 @@ enum Command {
     },
     Forward {
         group: u64,
-        data: Vec<u8>,
+        data: Bytes,
         reply: oneshot::Sender<Result<(), ProposeError>>,
     },
     Watch {
