@@ -81,7 +81,17 @@ impl GroupError {
             GroupError::UnknownMember { .. } => ResponseError::UnknownMemberId,
             GroupError::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
             GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
+            GroupError::GroupNotFound { .. } => ResponseError::GroupIdNotFound,
+            GroupError::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
+            GroupError::SubscribedToTopic { .. } => ResponseError::GroupSubscribedToTopic,
+            GroupError::Storage(e) => return e.group_code(),
         }
         .code()
+    }
+
+    /// The error code of a group operation's outcome: 0 when it succeeded.
+    pub fn code_of(outcome: &Result<(), GroupError>) -> i16 {
+        outcome.as_ref().err().map_or(0, GroupError::code)
     }
 }

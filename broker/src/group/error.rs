@@ -1,9 +1,27 @@
 //! Why the group coordinator refuses a request, before any group state changes; the
 //! Kafka code each becomes is in `crate::kafka_codes`.
 
-/// A refusal of a group request: who coordinates the group, or who the caller is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+use crate::partition::PartitionError;
+
+/// A refusal of a group request: who coordinates the group, who the caller is, or what
+/// state the group is in; or the failure to write the group's records.
+#[derive(Debug, thiserror::Error)]
 pub enum GroupError {
+    /// The group id is empty (or otherwise unusable).
+    #[error("invalid group id {group:?}")]
+    InvalidGroupId { group: String },
+    /// No such group (never created, or deleted).
+    #[error("no group {group}")]
+    GroupNotFound { group: String },
+    /// DeleteGroups or OffsetDelete on a group whose members are still active.
+    #[error("group {group} still has members")]
+    NonEmptyGroup { group: String },
+    /// OffsetDelete of a partition of a topic the group's members subscribe to.
+    #[error("the group subscribes to topic {topic}")]
+    SubscribedToTopic { topic: String },
+    /// Writing the group's records to `__consumer_offsets` failed.
+    #[error("writing the group's records: {0}")]
+    Storage(#[source] PartitionError),
     /// `__consumer_offsets` does not exist yet, or the group is being deleted.
     #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,

@@ -355,6 +355,17 @@ impl Coordinator {
         self.groups().get(group).cloned()
     }
 
+    /// A group this broker coordinates that exists, with its `__consumer_offsets`
+    /// partition: what deleting the group or its offsets starts from.
+    fn existing(&self, group_id: &str) -> Result<(Arc<Mutex<Group>>, Arc<Partition>), GroupError> {
+        self.serves(group_id)?;
+        let group = self.get(group_id).ok_or_else(|| not_found(group_id))?;
+        let partition = self
+            .partition_of(group_id)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        Ok((group, partition))
+    }
+
     fn get_or_create(&self, group: &str) -> Arc<Mutex<Group>> {
         self.groups()
             .entry(group.to_string())
@@ -644,41 +655,52 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-    ) -> i16 {
-        if !valid_group_id(group_id) {
-            return ResponseError::InvalidGroupId.code();
-        }
-        if let Err(e) = self.serves(group_id) {
-            return e.code();
-        }
+    ) -> Result<(), GroupError> {
+        self.check_group_id(group_id)?;
+        self.serves(group_id)?;
         let Some(group) = self.get(group_id) else {
-            return ResponseError::UnknownMemberId.code();
+            return Err(GroupError::UnknownMember {
+                member: member_id.to_string(),
+            });
         };
         let mut g = lock(&group);
-        let code = g.heartbeat(member_id, instance_id, generation, Instant::now());
+        let outcome = g.heartbeat(member_id, instance_id, generation, Instant::now());
         self.after_change(&mut g);
-        code
+        outcome
     }
 
-    /// LeaveGroup: one error code per leaving member.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
-        if !valid_group_id(group_id) {
-            return vec![ResponseError::InvalidGroupId.code(); members.len()];
-        }
-        if let Err(e) = self.serves(group_id) {
-            return vec![e.code(); members.len()];
-        }
+    /// LeaveGroup: the group-level refusal, or one outcome per leaving member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        self.check_group_id(group_id)?;
+        self.serves(group_id)?;
         let Some(group) = self.get(group_id) else {
-            return vec![ResponseError::UnknownMemberId.code(); members.len()];
+            let unknown = |(id, _): &(String, Option<String>)| {
+                Err(GroupError::UnknownMember { member: id.clone() })
+            };
+            return Ok(members.iter().map(unknown).collect());
         };
         let mut g = lock(&group);
         let (now, wall) = (Instant::now(), wall_ms());
-        let codes = members
+        let outcomes = members
             .iter()
             .map(|(id, instance)| g.leave(id, instance.as_deref(), now, wall))
             .collect();
         self.after_change(&mut g);
-        codes
+        Ok(outcomes)
+    }
+
+    fn check_group_id(&self, group_id: &str) -> Result<(), GroupError> {
+        if valid_group_id(group_id) {
+            Ok(())
+        } else {
+            Err(GroupError::InvalidGroupId {
+                group: group_id.to_string(),
+            })
+        }
     }
 
     /// OffsetCommit: one error code per entry, answered once the offsets are durable.
@@ -899,22 +921,18 @@ impl Coordinator {
     }
 
     /// DeleteGroups: only empty groups; their offsets and metadata get tombstones.
-    pub async fn delete(&self, group_id: &str) -> i16 {
-        if let Err(e) = self.serves(group_id) {
-            return e.code();
-        }
-        let Some(group) = self.get(group_id) else {
-            return ResponseError::GroupIdNotFound.code();
-        };
-        let Some(partition) = self.partition_of(group_id) else {
-            return ResponseError::CoordinatorNotAvailable.code();
-        };
+    pub async fn delete(&self, group_id: &str) -> Result<(), GroupError> {
+        let (group, partition) = self.existing(group_id)?;
         let written = {
             let mut g = lock(&group);
             match g.state {
-                GroupState::Dead => return ResponseError::GroupIdNotFound.code(),
+                GroupState::Dead => return Err(not_found(group_id)),
                 GroupState::Empty => {}
-                _ => return ResponseError::NonEmptyGroup.code(),
+                _ => {
+                    return Err(GroupError::NonEmptyGroup {
+                        group: group_id.to_string(),
+                    })
+                }
             }
             let mut tombstones: Vec<(Bytes, Option<Bytes>)> = g
                 .offsets
@@ -951,48 +969,44 @@ impl Coordinator {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
             Err(e) => Err(e),
         };
-        match outcome {
-            Ok(()) => {
-                info!(group = group_id, "group deleted");
-                0
-            }
-            Err(e) => e.group_code(),
-        }
+        outcome.map_err(GroupError::Storage)?;
+        info!(group = group_id, "group deleted");
+        Ok(())
     }
 
     /// OffsetDelete: removes committed offsets the group no longer consumes. A group-level
-    /// error, or one code per partition.
+    /// error, or one outcome per partition.
     pub async fn delete_offsets(
         &self,
         group_id: &str,
         partitions: &[TopicPartition],
-    ) -> std::result::Result<Vec<i16>, i16> {
-        self.serves(group_id).map_err(|e| e.code())?;
-        let Some(group) = self.get(group_id) else {
-            return Err(ResponseError::GroupIdNotFound.code());
-        };
-        let Some(partition) = self.partition_of(group_id) else {
-            return Err(ResponseError::CoordinatorNotAvailable.code());
-        };
-        let mut codes = vec![0i16; partitions.len()];
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let (group, partition) = self.existing(group_id)?;
+        let mut outcomes: Vec<Result<(), GroupError>> = partitions.iter().map(|_| Ok(())).collect();
         let written = {
             let mut g = lock(&group);
             if g.state == GroupState::Dead {
-                return Err(ResponseError::GroupIdNotFound.code());
+                return Err(not_found(group_id));
             }
             let subscribed = if g.members.is_empty() {
                 Vec::new()
             } else {
                 match g.subscribed_topics() {
                     Some(t) => t,
-                    None => return Err(ResponseError::NonEmptyGroup.code()),
+                    None => {
+                        return Err(GroupError::NonEmptyGroup {
+                            group: group_id.to_string(),
+                        })
+                    }
                 }
             };
             let mut tombstones = Vec::new();
             let mut removed = Vec::new();
             for (i, (topic, p)) in partitions.iter().enumerate() {
                 if subscribed.contains(topic) {
-                    codes[i] = ResponseError::GroupSubscribedToTopic.code();
+                    outcomes[i] = Err(GroupError::SubscribedToTopic {
+                        topic: topic.clone(),
+                    });
                 } else if g.offsets.contains_key(&(topic.clone(), *p)) {
                     let key = RecordKey::Offset {
                         group: group_id.to_string(),
@@ -1004,7 +1018,7 @@ impl Coordinator {
                 }
             }
             if tombstones.is_empty() {
-                return Ok(codes);
+                return Ok(outcomes);
             }
             let written = Self::append(&partition, tombstones);
             if written.is_ok() {
@@ -1018,8 +1032,8 @@ impl Coordinator {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
             Err(e) => Err(e),
         };
-        outcome.map_err(|e| e.group_code())?;
-        Ok(codes)
+        outcome.map_err(GroupError::Storage)?;
+        Ok(outcomes)
     }
 
     /// One pass of session and rebalance deadlines over every group.
@@ -1160,6 +1174,12 @@ impl Coordinator {
     }
 }
 
+fn not_found(group_id: &str) -> GroupError {
+    GroupError::GroupNotFound {
+        group: group_id.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1233,8 +1253,11 @@ mod tests {
                 vec![ResponseError::UnknownTopicOrPartition.code()]
             );
             assert!(!c.group_ids().contains(&"ghost".to_string()));
-            assert_eq!(c.delete("h").await, 0);
-            assert_eq!(c.delete("h").await, ResponseError::GroupIdNotFound.code());
+            assert!(c.delete("h").await.is_ok());
+            assert!(matches!(
+                c.delete("h").await,
+                Err(GroupError::GroupNotFound { .. })
+            ));
             topics.close_all().unwrap();
         }
         let (topics, c) = open(dir.path()).await;

@@ -66,6 +66,12 @@ fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
+fn unknown(member_id: &str) -> GroupError {
+    GroupError::UnknownMember {
+        member: member_id.to_string(),
+    }
+}
+
 /// A member as the JoinGroup leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinedMember {
@@ -821,9 +827,7 @@ impl Group {
             });
         }
         if !self.members.contains_key(member_id) {
-            return Err(GroupError::UnknownMember {
-                member: member_id.to_string(),
-            });
+            return Err(unknown(member_id));
         }
         if generation != self.generation {
             return Err(GroupError::IllegalGeneration {
@@ -945,30 +949,28 @@ impl Group {
         }
     }
 
-    /// Heartbeat: the member's session goes on; tells it when to rejoin.
+    /// Heartbeat: the member's session goes on; tells it when to rejoin
+    /// ([`GroupError::RebalanceInProgress`]).
     pub fn heartbeat(
         &mut self,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> i16 {
+    ) -> Result<(), GroupError> {
         match self.state {
-            GroupState::Dead => return code(ResponseError::CoordinatorNotAvailable),
-            GroupState::Empty => return code(ResponseError::UnknownMemberId),
+            GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
+            GroupState::Empty => return Err(unknown(member_id)),
             _ => {}
         }
-        if let Err(e) = self.check_member(member_id, instance_id, generation) {
-            return e.code();
-        }
+        self.check_member(member_id, instance_id, generation)?;
         if let Some(m) = self.members.get_mut(member_id) {
             m.session_deadline = now + m.session_timeout;
         }
         if self.state == GroupState::PreparingRebalance {
-            code(ResponseError::RebalanceInProgress)
-        } else {
-            0
+            return Err(GroupError::RebalanceInProgress);
         }
+        Ok(())
     }
 
     /// LeaveGroup for one member (by member id, or by instance id for static members).
@@ -978,29 +980,32 @@ impl Group {
         instance_id: Option<&str>,
         now: Instant,
         now_wall_ms: i64,
-    ) -> i16 {
+    ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
-            return code(ResponseError::CoordinatorNotAvailable);
+            return Err(GroupError::CoordinatorNotAvailable);
         }
         let id = match instance_id {
             Some(instance) => match self.statics.get(instance) {
-                None => return code(ResponseError::UnknownMemberId),
+                None => return Err(unknown(member_id)),
                 // Kafka's UNKNOWN_MEMBER_ID sentinel is the empty id: "whoever holds it".
                 Some(current) if !member_id.is_empty() && current != member_id => {
-                    return code(ResponseError::FencedInstanceId)
+                    return Err(GroupError::FencedInstance {
+                        member: member_id.to_string(),
+                        instance: instance.to_string(),
+                    })
                 }
                 Some(current) => current.clone(),
             },
             None => member_id.to_string(),
         };
         if self.pending.remove(&id).is_some() {
-            return 0;
+            return Ok(());
         }
         if !self.members.contains_key(&id) {
-            return code(ResponseError::UnknownMemberId);
+            return Err(unknown(&id));
         }
         self.remove_member(&id, now, now_wall_ms);
-        0
+        Ok(())
     }
 
     /// Checks whether an OffsetCommit may commit: `Ok` or the error for every partition.
@@ -1225,14 +1230,14 @@ mod tests {
 
         // Fencing: an old generation and an unknown member.
         assert_eq!(
-            g.heartbeat(&a, None, 1, now),
+            GroupError::code_of(&g.heartbeat(&a, None, 1, now)),
             ResponseError::IllegalGeneration.code()
         );
         assert_eq!(
-            g.heartbeat("nobody", None, 2, now),
+            GroupError::code_of(&g.heartbeat("nobody", None, 2, now)),
             ResponseError::UnknownMemberId.code()
         );
-        assert_eq!(g.heartbeat(&b, None, 2, now), 0);
+        assert_eq!(GroupError::code_of(&g.heartbeat(&b, None, 2, now)), 0);
         // An admin commit is refused while the group has members.
         assert_eq!(
             g.check_commit("", None, -1, now).map_err(|e| e.code()),
@@ -1267,7 +1272,10 @@ mod tests {
         let (_b, mut rx_b) = join_new(&mut g, now);
         assert_eq!(g.state, GroupState::PreparingRebalance);
         // `a` never rejoins; 20 s rebalance timeout.
-        g.heartbeat(&a, None, 1, now);
+        assert!(matches!(
+            g.heartbeat(&a, None, 1, now),
+            Err(GroupError::RebalanceInProgress)
+        ));
         g.expire(now + Duration::from_secs(21), 0);
         let jb = rx_b.try_recv().unwrap();
         assert_eq!(jb.error, 0);
@@ -1326,18 +1334,21 @@ mod tests {
         assert!(again.skip_assignment);
         assert_eq!(g.state, GroupState::Stable);
         assert_eq!(
-            g.heartbeat(&old, Some("i1"), first.generation, now),
+            GroupError::code_of(&g.heartbeat(&old, Some("i1"), first.generation, now)),
             ResponseError::FencedInstanceId.code()
         );
         assert_eq!(
-            g.heartbeat(&again.member_id, Some("i1"), first.generation, now),
+            GroupError::code_of(&g.heartbeat(&again.member_id, Some("i1"), first.generation, now)),
             0
         );
         assert_eq!(
-            g.leave(&old, Some("i1"), now, 0),
+            GroupError::code_of(&g.leave(&old, Some("i1"), now, 0)),
             ResponseError::FencedInstanceId.code()
         );
-        assert_eq!(g.leave(&again.member_id, Some("i1"), now, 0), 0);
+        assert_eq!(
+            GroupError::code_of(&g.leave(&again.member_id, Some("i1"), now, 0)),
+            0
+        );
         assert_eq!(g.state, GroupState::Empty);
     }
 
@@ -1409,7 +1420,7 @@ mod tests {
         let now = Instant::now();
         let mut g = Group::new("g", 0);
         let (a, _) = join_new(&mut g, now);
-        assert_eq!(g.leave(&a, None, now, 0), 0);
+        assert_eq!(GroupError::code_of(&g.leave(&a, None, now, 0)), 0);
         assert_eq!(g.state, GroupState::Empty);
         let mut p = params("");
         p.protocol_type = "connect".into();

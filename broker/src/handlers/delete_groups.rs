@@ -9,16 +9,17 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::Reply;
 use crate::connection::RequestContext;
+use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: DeleteGroupsRequest) -> Reply {
     Reply::Later(Box::pin(async move {
         let mut results = Vec::with_capacity(r.groups_names.len());
         for id in r.groups_names {
-            let code = ctx.broker.groups.delete(id.as_str()).await;
+            let outcome = ctx.broker.groups.delete(id.as_str()).await;
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(id)
-                    .with_error_code(ctx.code(code)),
+                    .with_error_code(ctx.code(GroupError::code_of(&outcome))),
             );
         }
         DeleteGroupsResponse::default().with_results(results).into()

@@ -5,14 +5,15 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use crate::connection::RequestContext;
+use crate::group::GroupError;
 
 pub fn handle(ctx: &RequestContext, r: HeartbeatRequest) -> HeartbeatResponse {
     let instance = r.group_instance_id.map(|i| i.to_string());
-    let code = ctx.broker.groups.heartbeat(
+    let outcome = ctx.broker.groups.heartbeat(
         r.group_id.as_str(),
         r.member_id.as_str(),
         instance.as_deref(),
         r.generation_id,
     );
-    HeartbeatResponse::default().with_error_code(ctx.code(code))
+    HeartbeatResponse::default().with_error_code(ctx.code(GroupError::code_of(&outcome)))
 }

@@ -4,14 +4,12 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use crate::connection::RequestContext;
+use crate::group::GroupError;
 
 pub fn handle(ctx: &RequestContext, r: LeaveGroupRequest) -> LeaveGroupResponse {
     let group_id = r.group_id.to_string();
     if ctx.version < 3 {
-        let codes = ctx
-            .broker
-            .groups
-            .leave(&group_id, &[(r.member_id.to_string(), None)]);
+        let codes = codes(ctx, &group_id, &[(r.member_id.to_string(), None)]);
         return LeaveGroupResponse::default()
             .with_error_code(ctx.code(codes.first().copied().unwrap_or(0)));
     }
@@ -25,7 +23,7 @@ pub fn handle(ctx: &RequestContext, r: LeaveGroupRequest) -> LeaveGroupResponse 
             )
         })
         .collect();
-    let codes = ctx.broker.groups.leave(&group_id, &leaving);
+    let codes = codes(ctx, &group_id, &leaving);
     let members = r
         .members
         .into_iter()
@@ -38,4 +36,12 @@ pub fn handle(ctx: &RequestContext, r: LeaveGroupRequest) -> LeaveGroupResponse 
         })
         .collect();
     LeaveGroupResponse::default().with_members(members)
+}
+
+/// One error code per leaving member; a refusal of the whole group is every member's.
+fn codes(ctx: &RequestContext, group_id: &str, leaving: &[(String, Option<String>)]) -> Vec<i16> {
+    match ctx.broker.groups.leave(group_id, leaving) {
+        Ok(outcomes) => outcomes.iter().map(GroupError::code_of).collect(),
+        Err(e) => vec![e.code(); leaving.len()],
+    }
 }

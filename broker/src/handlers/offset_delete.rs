@@ -11,6 +11,7 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::Reply;
 use crate::connection::RequestContext;
+use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: OffsetDeleteRequest) -> Reply {
     Reply::Later(Box::pin(async move {
@@ -28,11 +29,11 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetDeleteRequest) -> Reply {
             .groups
             .delete_offsets(r.group_id.as_str(), &wanted)
             .await;
-        let codes = match outcome {
-            Ok(codes) => codes,
-            Err(code) => {
+        let codes: Vec<i16> = match outcome {
+            Ok(outcomes) => outcomes.iter().map(GroupError::code_of).collect(),
+            Err(e) => {
                 return OffsetDeleteResponse::default()
-                    .with_error_code(ctx.code(code))
+                    .with_error_code(ctx.code(e.code()))
                     .into()
             }
         };

@@ -24,7 +24,7 @@ use log_store::{BatchHeader, RecordRule, ValidationError};
 use super::{message, Reply};
 use crate::config::TopicConfig;
 use crate::connection::RequestContext;
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionError, PartitionResult};
 
 /// How long acks=all waits when the request gives no timeout.
 const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -220,16 +220,13 @@ fn validate(
 /// Waits for an acks=all answer to be true: the batch durable (single node) or its
 /// Raft entry committed (cluster). A cluster entry lost to a new leader answers
 /// NOT_LEADER_OR_FOLLOWER, so the client retries (safely, when idempotent).
-async fn wait_for(wait: Wait, left: Duration) -> Result<(), i16> {
+async fn wait_for(wait: Wait, left: Duration) -> PartitionResult<()> {
     match wait {
-        Wait::Durable(p, last_offset) => p
-            .wait_durable(last_offset, left)
-            .await
-            .map_err(|e| e.code()),
+        Wait::Durable(p, last_offset) => p.wait_durable(last_offset, left).await,
         Wait::Commit(rx) => match tokio::time::timeout(left, rx).await {
             Ok(Ok(Ok(_))) => Ok(()),
-            Ok(Ok(Err(_))) | Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower.code()),
-            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+            Ok(Ok(Err(_))) | Ok(Err(_)) => Err(PartitionError::NotLeader),
+            Err(_) => Err(PartitionError::Timeout("the Raft group")),
         },
     }
 }
@@ -296,8 +293,8 @@ pub async fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result
                 for (name, mut partitions, waits) in responses {
                     for (i, wait) in waits {
                         let left = deadline.saturating_duration_since(std::time::Instant::now());
-                        if let Err(code) = wait_for(wait, left).await {
-                            partitions[i].error_code = ctx.code(code);
+                        if let Err(e) = wait_for(wait, left).await {
+                            partitions[i].error_code = ctx.code(e.code());
                             partitions[i].base_offset = -1;
                         }
                     }
