@@ -31,6 +31,15 @@ pub const OFFSET_INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const ENTRIES_SUFFIX: &str = "entries";
 pub const ENTRYDATA_SUFFIX: &str = "entrydata";
+
+/// What a flush prepared by [`Segment::sync_handles`] makes durable: the entry table's
+/// first `entries` records and `.entrydata` up to `entrydata_bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncCover {
+    entries: usize,
+    entrydata_bytes: u64,
+}
+
 /// Bytes handed out through segment maps, by all logs of the process together, after
 /// which the pages of every map read since the last time are dropped from this
 /// process's page tables (`MADV_DONTNEED`; they stay in the page cache and the next
@@ -170,7 +179,9 @@ pub struct Segment {
     entrydata_path: PathBuf,
     entrydata: Option<File>,
     entrydata_size: u64,
-    entrydata_dirty: bool,
+    /// How much of `.entrydata` is known durable: a flush syncs the file only when it
+    /// grew past this (most flushes cover data entries only).
+    entrydata_synced: u64,
     next_offset: u64,
     /// Largest batch max timestamp in the segment, -1 when none.
     max_timestamp: i64,
@@ -257,7 +268,7 @@ impl Segment {
             entrydata_path,
             entrydata: None,
             entrydata_size: 0,
-            entrydata_dirty: false,
+            entrydata_synced: 0,
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
@@ -326,7 +337,7 @@ impl Segment {
             entrydata_path,
             entrydata,
             entrydata_size,
-            entrydata_dirty: false,
+            entrydata_synced: entrydata_size,
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
@@ -557,6 +568,7 @@ impl Segment {
                 f.set_len(0)
                     .map_err(|e| LogError::io(&self.entrydata_path, e))?;
                 self.entrydata_size = 0;
+                self.entrydata_synced = 0;
                 self.entrydata.insert(f)
             }
         };
@@ -564,7 +576,6 @@ impl Segment {
         file.write_all_at(payload, position)
             .map_err(|e| LogError::io(&self.entrydata_path, e))?;
         self.entrydata_size += payload.len() as u64;
-        self.entrydata_dirty = true;
         let rec = EntryRecord {
             raft_index: self.entries.next_raft_index(),
             term,
@@ -790,20 +801,20 @@ impl Segment {
                 .map_err(|e| LogError::io(&self.log_path, e))?;
             self.log_dirty = false;
         }
-        if self.entrydata_dirty {
+        if self.entrydata_size > self.entrydata_synced {
             if let Some(f) = &self.entrydata {
                 f.sync_data()
                     .map_err(|e| LogError::io(&self.entrydata_path, e))?;
             }
-            self.entrydata_dirty = false;
+            self.entrydata_synced = self.entrydata_size;
         }
         self.entries.sync()
     }
 
     /// Duplicate handles on every file a flush must sync (`.log`, `.entrydata` when it
-    /// exists, the entry table), and how many table records they cover. For
+    /// grew since its last sync, the entry table), and what they cover. For
     /// [`crate::Log::prepare_flush`].
-    pub fn sync_handles(&self) -> Result<(Vec<(PathBuf, File)>, usize)> {
+    pub fn sync_handles(&self) -> Result<(Vec<(PathBuf, File)>, SyncCover)> {
         let dup = |path: &PathBuf, f: &File| {
             f.try_clone()
                 .map(|f| (path.clone(), f))
@@ -811,10 +822,16 @@ impl Segment {
         };
         let mut files = vec![dup(&self.log_path, &self.log_file)?];
         if let Some(f) = &self.entrydata {
-            files.push(dup(&self.entrydata_path, f)?);
+            if self.entrydata_size > self.entrydata_synced {
+                files.push(dup(&self.entrydata_path, f)?);
+            }
         }
         files.push(self.entries.sync_handle()?);
-        Ok((files, self.entries.len()))
+        let cover = SyncCover {
+            entries: self.entries.len(),
+            entrydata_bytes: self.entrydata_size,
+        };
+        Ok((files, cover))
     }
 
     /// Duplicate handles on the entry table and `.entrydata` (when present), so the
@@ -837,10 +854,10 @@ impl Segment {
         })
     }
 
-    /// Records that a sync through [`Segment::sync_handles`] covering `entries` table
-    /// records finished.
-    pub fn mark_synced(&mut self, entries: usize) {
-        self.entries.mark_synced(entries);
+    /// Records that a sync through [`Segment::sync_handles`] finished.
+    pub fn mark_synced(&mut self, cover: SyncCover) {
+        self.entries.mark_synced(cover.entries);
+        self.entrydata_synced = self.entrydata_synced.max(cover.entrydata_bytes);
     }
 
     /// Seals the segment: final time-index entry, indexes and table trimmed to their
@@ -979,6 +996,7 @@ impl Segment {
                 .map_err(|e| LogError::io(&self.entrydata_path, e))?;
         }
         self.entrydata_size = data_end;
+        self.entrydata_synced = self.entrydata_synced.min(data_end);
         self.cut_file_to_logical_size()?;
         if self.map.get().is_none() {
             self.map_len = Self::active_map_len(config, self.log_size);
@@ -1218,6 +1236,7 @@ impl Segment {
                     .map_err(|e| LogError::io(&self.entrydata_path, e))?;
             }
             self.entrydata_size = data_pos;
+            self.entrydata_synced = self.entrydata_synced.min(data_pos);
         }
         self.map_len = self.log_size;
         self.rebuild_indexes(config)?;
@@ -1299,6 +1318,39 @@ mod tests {
         let map = Arc::new(unsafe { Mmap::map(&file) }.unwrap());
         assert!(map.iter().all(|b| *b == fill));
         map
+    }
+
+    /// The paths a flush prepared now would sync.
+    fn synced_paths(seg: &Segment) -> Vec<String> {
+        let (files, _) = seg.sync_handles().unwrap();
+        files
+            .iter()
+            .map(|(p, _)| p.extension().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// `.entrydata` is synced by the flushes that cover its growth and skipped by the
+    /// rest (a data-only flush would otherwise pay an `fdatasync` on a clean file);
+    /// entries cut off by a truncation and written again are synced again.
+    #[test]
+    fn a_flush_syncs_entrydata_only_after_it_grew() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let mut seg = Segment::create(dir.path(), 0, 1, &config, 0).unwrap();
+        assert_eq!(synced_paths(&seg), ["log", "entries"]);
+        seg.append_meta(EntryKind::Noop, 1, b"first").unwrap();
+        assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
+        let (_, cover) = seg.sync_handles().unwrap();
+        // Written between the prepare and its end: the next flush still covers it.
+        seg.append_meta(EntryKind::Noop, 1, b"second").unwrap();
+        seg.mark_synced(cover);
+        assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
+        seg.flush().unwrap();
+        assert_eq!(synced_paths(&seg), ["log", "entries"]);
+        seg.truncate_from_raft_index(2, &config).unwrap();
+        assert_eq!(synced_paths(&seg), ["log", "entries"]);
+        seg.append_meta(EntryKind::Noop, 2, b"again").unwrap();
+        assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::entries::{EntryKind, EntryRecord};
 use crate::error::{LogError, Result};
-use crate::segment::{self, parse_segment_file_name, Segment};
+use crate::segment::{self, parse_segment_file_name, Segment, SyncCover};
 
 mod clean;
 
@@ -145,7 +145,7 @@ pub struct Log {
 #[derive(Debug)]
 pub struct PendingFlush {
     files: Vec<(PathBuf, std::fs::File)>,
-    entries: usize,
+    cover: SyncCover,
     segment_base_offset: u64,
     offset: u64,
     raft_index: u64,
@@ -686,10 +686,10 @@ impl Log {
             return Ok(None);
         }
         let active = self.active();
-        let (files, entries) = active.sync_handles()?;
+        let (files, cover) = active.sync_handles()?;
         Ok(Some(PendingFlush {
             files,
-            entries,
+            cover,
             segment_base_offset: active.base_offset(),
             offset: self.next_offset(),
             raft_index: self.last_raft_index(),
@@ -708,7 +708,7 @@ impl Log {
                 .max(done.raft_index.min(self.last_raft_index()));
             let active = self.active_mut();
             if active.base_offset() == done.segment_base_offset {
-                active.mark_synced(done.entries);
+                active.mark_synced(done.cover);
             }
         }
         self.flushed_offset
