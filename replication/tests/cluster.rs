@@ -199,7 +199,7 @@ async fn views_tracked_proposals_and_forwarding() {
     let tracked = cluster
         .handle(leader)
         .unwrap()
-        .propose_tracked(1, common::batch(2, 3).to_vec())
+        .propose_tracked(1, common::batch(2, 3).to_vec(), Ack::Quorum)
         .await
         .unwrap();
     assert_eq!(tracked.appended.base_offset, 2);
@@ -220,7 +220,7 @@ async fn views_tracked_proposals_and_forwarding() {
         .map(|(i, &n)| {
             let h = h.clone();
             let batch = common::batch(100 + i as u64, n).to_vec();
-            tokio::spawn(async move { (n, h.propose_tracked(1, batch).await) })
+            tokio::spawn(async move { (n, h.propose_tracked(1, batch, Ack::Quorum).await) })
         })
         .collect();
     let mut ordered = Vec::new();
@@ -246,7 +246,7 @@ async fn views_tracked_proposals_and_forwarding() {
         cluster
             .handle(follower)
             .unwrap()
-            .propose_tracked(1, common::batch(5, 1).to_vec())
+            .propose_tracked(1, common::batch(5, 1).to_vec(), Ack::Quorum)
             .await,
         Err(ProposeError::NotLeader { .. })
     ));
@@ -316,5 +316,61 @@ async fn the_log_start_moves_on_every_replica() {
         .await
         .unwrap();
     assert_eq!(c.base_offset, 30);
+    cluster.shutdown();
+}
+
+/// A lone voter (one replica, whose own flush commits) may hold its flush while nobody
+/// waits for a commit, yet every entry commits: a proposal that only tracks its commit
+/// resolves with nobody hurrying, `hurry` and an acks=all proposal commit what came
+/// before them, and the offsets are the ones predicted on append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_voter_commits_without_being_hurried() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 1, 1, LogConfig::default(), TICK)
+        .await
+        .unwrap();
+    cluster
+        .propose(1, common::batch(0, 2).to_vec(), TIMEOUT)
+        .await
+        .unwrap();
+    let h = cluster.handle(1).unwrap().clone();
+    let commit = |t: replication::node::Tracked| async move {
+        tokio::time::timeout(TIMEOUT, t.committed)
+            .await
+            .expect("the entry commits")
+            .unwrap()
+            .unwrap()
+    };
+
+    let lazy = h
+        .propose_tracked(1, common::batch(2, 3).to_vec(), Ack::Eventually)
+        .await
+        .unwrap();
+    assert_eq!(lazy.appended.base_offset, 2);
+    let done = commit(lazy).await;
+    assert_eq!(done.base_offset, 2);
+    assert!(done.high_watermark >= 5);
+
+    let lazy = h
+        .propose_tracked(1, common::batch(5, 1).to_vec(), Ack::Eventually)
+        .await
+        .unwrap();
+    h.hurry(1);
+    assert_eq!(commit(lazy).await.base_offset, 5);
+
+    let first = h
+        .propose_tracked(1, common::batch(6, 2).to_vec(), Ack::Eventually)
+        .await
+        .unwrap();
+    let second = h
+        .propose_tracked(1, common::batch(8, 1).to_vec(), Ack::Quorum)
+        .await
+        .unwrap();
+    let second = commit(second).await;
+    assert_eq!(second.base_offset, 8);
+    assert!(second.high_watermark >= 9);
+    assert_eq!(commit(first).await.base_offset, 6);
+    let log = cluster.log(1, 1).unwrap().read().unwrap().next_offset();
+    assert_eq!(log, 9);
     cluster.shutdown();
 }

@@ -134,7 +134,7 @@ async fn produce_one(
         } else {
             1
         };
-        return match p.append_replica(records, min_in_sync).await {
+        return match p.append_replica(records, min_in_sync, acks == -1).await {
             Ok(r) => {
                 let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
                 let wait_for = match r.committed {

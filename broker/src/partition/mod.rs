@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use log_store::{BatchHeader, CleanOutcome, Cleaner, Log, LogConfig, LogError};
 use replication::group::{discard_logger, Group, ProposeError};
-use replication::node::{GroupView, NodeHandle, Tracked};
+use replication::node::{Ack, GroupView, NodeHandle, Tracked};
 use replication::LogStorage;
 use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
@@ -405,11 +405,15 @@ impl Partition {
     /// replicas are in sync (an acks=all produce passes the topic's
     /// `min.insync.replicas`, anything else 1), the batch and the producer's sequence,
     /// proposes the batch to the group, and returns once the leader appended it (its
-    /// offsets assigned), with a receiver for its commit.
+    /// offsets assigned), with a receiver for its commit. `awaited`: the caller waits for
+    /// that commit now (acks=all), so a lone voter flushes at once; otherwise it may hold
+    /// the flush briefly (`replication::node::LAZY_FLUSH_DELAY`) unless a Fetch long poll
+    /// waits on the partition.
     pub async fn append_replica(
         &self,
         batch: Bytes,
         min_in_sync: u32,
+        awaited: bool,
     ) -> PartitionResult<ReplicaAppend> {
         self.check_usable()?;
         let Mode::Hosted(h) = &self.mode else {
@@ -469,9 +473,14 @@ impl Partition {
         // whole batch (CRC-32C included) here.
         BatchHeader::parse_validated(&batch)
             .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
+        let commit = if awaited || self.fetch_waiters.load(Ordering::Acquire) > 0 {
+            Ack::Quorum
+        } else {
+            Ack::Eventually
+        };
         let tracked: Tracked = match tokio::time::timeout(
             REPLICA_APPEND_TIMEOUT,
-            h.node.propose_tracked(h.group, batch),
+            h.node.propose_tracked(h.group, batch, commit),
         )
         .await
         {
@@ -571,8 +580,9 @@ impl Partition {
                 return Err(PartitionError::NotLeader);
             }
             let batch = Bytes::copy_from_slice(batch);
-            return tokio::task::block_in_place(|| handle.block_on(self.append_replica(batch, 1)))
-                .map(|r| r.appended);
+            // The coordinator waits with `wait_durable`, which hurries the flush.
+            let append = self.append_replica(batch, 1, false);
+            return tokio::task::block_in_place(|| handle.block_on(append)).map(|r| r.appended);
         }
         let header = check_produced_header(batch)?;
         let appended = self.with_inner_mut(|inner| match inner.producers.check(&header) {
@@ -665,6 +675,9 @@ impl Partition {
         if !start.is_leader {
             return Err(PartitionError::NotLeader);
         }
+        if start.committed_offset <= offset {
+            h.node.hurry(h.group);
+        }
         let waited = tokio::time::timeout(timeout, async {
             view.wait_for(|v| v.term != start.term || v.committed_offset > offset)
                 .await
@@ -696,8 +709,12 @@ impl Partition {
         let behind = self
             .with_log(|log| log.next_offset() > self.high_watermark())
             .unwrap_or(false);
-        if behind {
-            self.flush_wanted.notify_one();
+        if !behind {
+            return;
+        }
+        match &self.mode {
+            Mode::Hosted(h) => h.node.hurry(h.group),
+            _ => self.flush_wanted.notify_one(),
         }
     }
 

@@ -48,6 +48,12 @@ impl Group {
         prs.has_quorum(&live)
     }
 
+    /// Whether this replica leads a group with no other replica (voter or learner): its
+    /// own flush alone commits its entries.
+    pub fn is_lone_voter(&self) -> bool {
+        self.is_leader() && self.node.raft.prs().iter().all(|(&id, _)| id == self.id)
+    }
+
     /// Whether `peer` holds a replica of this group (voter or learner).
     pub fn has_replica(&self, peer: u64) -> bool {
         peer != self.id && self.node.raft.prs().get(peer).is_some()

@@ -50,11 +50,14 @@ impl NodeHandle {
     /// offsets are then known, [`Tracked::appended`]) and, through
     /// [`Tracked::committed`], once it commits or is lost to another leader. For a
     /// partition leader that must record where a batch went before it answers the next
-    /// request, and answer acks=all producers only on commit.
+    /// request, and answer acks=all producers only on commit. `commit` is
+    /// [`Ack::Quorum`] when someone waits for that answer now (the flush starts at once)
+    /// or [`Ack::Eventually`] when it only tracks it (a lone voter may hold the flush).
     pub async fn propose_tracked(
         &self,
         group: u64,
         batch: impl Into<Bytes>,
+        commit: Ack,
     ) -> Result<Tracked, ProposeError> {
         let batch = batch.into();
         let (then, committed) = oneshot::channel();
@@ -64,7 +67,7 @@ impl NodeHandle {
                 batch,
                 ack: Ack::Leader,
                 reply,
-                then: Some(then),
+                then: Some((then, commit)),
             })
             .await
             .unwrap_or_else(|| Err(stopped()))?;
@@ -158,6 +161,14 @@ impl NodeHandle {
         self.ask(|reply| Command::RemoveGroup { group, reply })
             .await
             .flatten()
+    }
+
+    /// Asks for `group`'s pending flush to start now instead of after
+    /// [`LAZY_FLUSH_DELAY`](super::LAZY_FLUSH_DELAY) (someone waits for entries already
+    /// appended to commit). Does not wait; when the node's queue is full the request is
+    /// dropped and the flush comes within that delay anyway.
+    pub fn hurry(&self, group: u64) {
+        let _ = self.commands.try_send(Command::Hurry { group });
     }
 
     /// Whether this node heard from `peer` within an election timeout, as of its last

@@ -7,7 +7,8 @@
 //! together. Their flush runs on the blocking pool, one at a time per group, while the
 //! task goes on taking proposals and messages; when it ends, the next flush covers
 //! everything appended meanwhile (group commit across proposals and peers' messages,
-//! without the task waiting for the disk). Acknowledgements that promise durability
+//! without the task waiting for the disk); a lone voter may hold its flush briefly while
+//! nobody waits for a commit (`flush.rs`). Acknowledgements that promise durability
 //! wait for their flush (`group/ready.rs`). Groups keep separate log files (the partition
 //! log is the Raft log, with no shared write-ahead log), so each group flushes its own.
 //!
@@ -36,6 +37,7 @@ use crate::group::{
 use crate::quiesce::{self, Incoming, Quiescence, NODE_GROUP};
 use crate::transport::{Envelope, Transport};
 
+mod flush;
 mod handle;
 pub use handle::NodeHandle;
 
@@ -53,7 +55,20 @@ pub enum Ack {
     Leader,
     /// Once a quorum holds it durably (acks=all): it survives any minority of failures.
     Quorum,
+    /// Once a quorum holds it durably, like [`Ack::Quorum`], but without hurrying the
+    /// flush: a lone voter may hold its flush for up to [`LAZY_FLUSH_DELAY`] so that
+    /// later appends share it (a proposer that only tracks the commit, such as an acks=1
+    /// producer's partition recording where the batch went).
+    Eventually,
 }
+
+/// How long a lone voter (a group with no other replica, whose own flush alone commits)
+/// may hold appended entries before flushing them while nobody hurries: the flush then
+/// covers every append of that interval, where acks=1 producers would otherwise cost
+/// one `fdatasync` per turn. [`Ack::Quorum`] proposals, membership changes and
+/// [`NodeHandle::hurry`] start the flush at once. Bounds how far the group's commit
+/// trails its log end when nobody waits.
+pub const LAZY_FLUSH_DELAY: Duration = Duration::from_millis(10);
 
 /// What a resolved proposal reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +131,9 @@ enum Command {
         batch: Bytes,
         ack: Ack,
         reply: Reply,
-        /// Also answer here when the entry commits ([`NodeHandle::propose_tracked`]).
-        then: Option<Reply>,
+        /// Also answer here when the entry commits, hurrying the flush or not
+        /// ([`NodeHandle::propose_tracked`]).
+        then: Option<(Reply, Ack)>,
     },
     Forward {
         group: u64,
@@ -156,6 +172,8 @@ enum Command {
         group: u64,
         reply: oneshot::Sender<Option<Group>>,
     },
+    /// Start the group's pending flush now ([`NodeHandle::hurry`]).
+    Hurry { group: u64 },
     Status {
         reply: oneshot::Sender<Vec<GroupStatus>>,
     },
@@ -183,6 +201,7 @@ impl std::fmt::Debug for Command {
             }
             Command::AddGroup { group, .. } => write!(f, "AddGroup({group})"),
             Command::RemoveGroup { group, .. } => write!(f, "RemoveGroup({group})"),
+            Command::Hurry { group } => write!(f, "Hurry({group})"),
             Command::Status { .. } => write!(f, "Status"),
         }
     }
@@ -198,7 +217,8 @@ impl Command {
             | Command::ChangeMembership { group, .. }
             | Command::LogStart { group, .. }
             | Command::TransferLeader { group, .. }
-            | Command::AddGroup { group, .. } => Some(*group),
+            | Command::AddGroup { group, .. }
+            | Command::Hurry { group } => Some(*group),
             Command::RemoveGroup { .. } | Command::Status { .. } | Command::Watch { .. } => None,
         }
     }
@@ -235,6 +255,8 @@ pub fn start(
         flushing: HashMap::new(),
         flush_tokens: 0,
         flushed_tx,
+        lazy: HashMap::new(),
+        hurried: std::collections::HashSet::new(),
     };
     let task = tokio::spawn(node.run(rx, inbound, flushed, tick, shutdown));
     (
@@ -251,6 +273,8 @@ enum Event {
     Command(Command),
     Message(Envelope),
     Flushed(Flushed),
+    /// A lone voter's held flush is due ([`LAZY_FLUSH_DELAY`]).
+    FlushDue,
 }
 
 /// A group's flush that ended on the blocking pool.
@@ -280,6 +304,10 @@ struct Node {
     flushing: HashMap<u64, u64>,
     flush_tokens: u64,
     flushed_tx: mpsc::UnboundedSender<Flushed>,
+    /// Lone voters holding their flush, with when it is due ([`LAZY_FLUSH_DELAY`]).
+    lazy: HashMap<u64, tokio::time::Instant>,
+    /// Groups whose next flush someone asked for now ([`NodeHandle::hurry`]).
+    hurried: std::collections::HashSet<u64>,
 }
 
 impl Node {
@@ -300,6 +328,7 @@ impl Node {
                 Some(c) = commands.recv() => Event::Command(c),
                 Some(m) = inbound.recv() => Event::Message(m),
                 Some(f) = flushed.recv() => Event::Flushed(f),
+                () = flush::due(self.lazy.values().min().copied()) => Event::FlushDue,
                 _ = shutdown.changed() => break,
             };
             let mut events = vec![first];
@@ -320,6 +349,7 @@ impl Node {
             for event in events {
                 match event {
                     Event::Tick => self.tick(&mut touched),
+                    Event::FlushDue => self.due_flushes(&mut touched),
                     Event::Message(e) => self.message(e, &mut touched),
                     Event::Flushed(f) => {
                         if let Err(e) = self.flushed(f, &mut touched) {
@@ -500,51 +530,6 @@ impl Node {
         Ok(())
     }
 
-    /// Starts the flush `group`'s deferred Readies wait for, unless one runs already
-    /// (its end starts the next).
-    fn start_flush(&mut self, group: u64) {
-        if self.flushing.contains_key(&group) {
-            return;
-        }
-        let Some(job) = self.groups.get(&group).and_then(Group::flush_job) else {
-            return;
-        };
-        self.flush_tokens += 1;
-        let token = self.flush_tokens;
-        self.flushing.insert(group, token);
-        let done = self.flushed_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = job.run();
-            // The node stopped if nobody listens: nothing is waiting for the answer.
-            let _ = done.send(Flushed {
-                group,
-                token,
-                job,
-                result,
-            });
-        });
-    }
-
-    /// A flush ended: the group learns what is durable and sends what waited for it. A
-    /// failed flush ends the node (see [`start`]).
-    fn flushed(&mut self, f: Flushed, touched: &mut Vec<u64>) -> Result<(), ReplicationError> {
-        if self.flushing.get(&f.group) != Some(&f.token) {
-            return Ok(());
-        }
-        self.flushing.remove(&f.group);
-        if let Err(e) = f.result {
-            tracing::error!(group = f.group, error = %e, "a Raft group failed to flush; stopping the node");
-            return Err(e);
-        }
-        if let Some(g) = self.groups.get_mut(&f.group) {
-            for m in g.flushed(&f.job) {
-                send(&self.transport, f.group, m);
-            }
-            touched.push(f.group);
-        }
-        Ok(())
-    }
-
     fn command(&mut self, c: Command) {
         match c {
             Command::Watch { group, reply } => {
@@ -556,10 +541,15 @@ impl Node {
                 });
                 let _ = reply.send(rx);
             }
+            Command::Hurry { group } => {
+                self.hurried.insert(group);
+            }
             Command::RemoveGroup { group, reply } => {
                 // Watchers see the sender go away: the group left this node.
                 self.views.remove(&group);
                 self.flushing.remove(&group);
+                self.lazy.remove(&group);
+                self.hurried.remove(&group);
                 command(
                     &mut self.groups,
                     &mut self.waiting,
@@ -610,10 +600,10 @@ fn command(
                             high_watermark,
                         }));
                     }
-                    Ack::Quorum => list.push((p, ack, reply)),
+                    Ack::Quorum | Ack::Eventually => list.push((p, ack, reply)),
                 }
-                if let Some(then) = then {
-                    list.push((p, Ack::Quorum, then));
+                if let Some((then, ack)) = then {
+                    list.push((p, ack, then));
                 }
             }
             Some((Err(e), _)) => {
@@ -633,6 +623,7 @@ fn command(
         Command::Watch { reply, .. } => {
             let _ = reply.send(None);
         }
+        Command::Hurry { .. } => {}
         Command::Campaign { group, reply } => {
             let result = match groups.get_mut(&group) {
                 Some(g) => g
