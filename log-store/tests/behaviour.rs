@@ -216,6 +216,42 @@ fn retention_by_size_keeps_at_least_retention_bytes() {
     assert_eq!(log.apply_retention().unwrap().deleted_segments, 0);
 }
 
+/// A replica passes its commit point: retention never deletes a segment that reaches
+/// past it, and deletes everything due below it however far the log's end runs ahead.
+#[test]
+fn retention_below_a_bound_keeps_segments_reaching_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 4096,
+        retention_bytes: Some(1),
+        retention_ms: None,
+        ..small()
+    };
+    let mut log = Log::open(dir.path(), config).unwrap();
+    for i in 0..100u64 {
+        log.append(&common::batch(i, 1, 300, 0)).unwrap();
+    }
+    let ends: Vec<u64> = log.segments().iter().map(|s| s.next_offset).collect();
+    assert!(ends.len() > 4, "several segments: {ends:?}");
+    // A bound inside the third segment: the first two go, the third stays.
+    let bound = ends[2] - 1;
+    let out = log.apply_retention_below(bound).unwrap();
+    assert_eq!(out.deleted_segments, 2);
+    assert_eq!(log.log_start_offset(), ends[1]);
+    assert_eq!(
+        log.apply_retention_below(bound).unwrap().deleted_segments,
+        0
+    );
+    // A bound exactly at a segment's end includes it.
+    assert_eq!(
+        log.apply_retention_below(ends[2]).unwrap().deleted_segments,
+        1
+    );
+    // Unbounded, everything closed goes.
+    log.apply_retention().unwrap();
+    assert_eq!(log.segment_count(), 1);
+}
+
 #[test]
 fn delete_records_moves_the_log_start_and_drops_whole_segments() {
     let dir = tempfile::tempdir().unwrap();

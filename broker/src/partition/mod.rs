@@ -880,9 +880,10 @@ impl Partition {
         }
     }
 
-    /// Housekeeping: retention and idle map release. A cluster replica applies
-    /// retention only while its whole log is committed, so it never deletes an entry
-    /// its group may still need to replicate or truncate.
+    /// Housekeeping: retention and idle map release. A cluster replica deletes only
+    /// segments wholly below its high watermark (committed entries, which Raft never
+    /// truncates; a follower that still needs them gets a snapshot), however busy the
+    /// end of its log.
     pub fn housekeeping(&self) {
         if let Mode::Hosted(h) = &self.mode {
             if h.closed.load(Ordering::Acquire) {
@@ -890,15 +891,13 @@ impl Partition {
             }
             let hw = self.high_watermark();
             let Ok(mut log) = h.log.write() else { return };
-            if log.next_offset() == hw {
-                match log.apply_retention() {
-                    Ok(o) if o.deleted_segments > 0 => {
-                        info!(topic = %self.topic, partition = self.index, outcome = ?o, "retention deleted segments")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        warn!(topic = %self.topic, partition = self.index, error = %e, "retention failed")
-                    }
+            match log.apply_retention_below(hw) {
+                Ok(o) if o.deleted_segments > 0 => {
+                    info!(topic = %self.topic, partition = self.index, outcome = ?o, "retention deleted segments")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(topic = %self.topic, partition = self.index, error = %e, "retention failed")
                 }
             }
             log.release_idle_maps();

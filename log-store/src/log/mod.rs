@@ -895,7 +895,19 @@ impl Log {
     /// is never deleted. Without `delete` in `cleanup.policy` only the segments wholly
     /// before the log start go.
     pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
-        let closed = self.segments.len() - 1;
+        self.apply_retention_below(u64::MAX)
+    }
+
+    /// [`Log::apply_retention`] limited to segments that end at or below `bound` (a
+    /// replica passes its commit point: committed entries are never truncated, so
+    /// deleting them cannot race the replication protocol, however busy the log's end).
+    pub fn apply_retention_below(&mut self, bound: u64) -> Result<RetentionOutcome> {
+        let closed = self
+            .segments
+            .iter()
+            .take(self.segments.len() - 1)
+            .take_while(|s| s.next_offset() <= bound)
+            .count();
         let now_ms = self.clock.now_ms();
         let delete = self.config.delete;
         let by_time = match self.config.retention_ms.filter(|_| delete) {
