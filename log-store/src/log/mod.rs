@@ -879,15 +879,20 @@ impl Log {
         }
         if offset > self.checkpoint.log_start_offset {
             self.checkpoint.log_start_offset = offset;
-            let n = self
-                .segments
-                .iter()
-                .take(self.segments.len() - 1)
-                .take_while(|s| s.next_offset() <= offset)
-                .count();
+            let n = self.closed_segments_ending_by(offset);
             self.delete_oldest(n)?;
         }
         Ok(self.log_start_offset())
+    }
+
+    /// How many of the oldest closed segments end at or below `offset` (never the
+    /// active one).
+    fn closed_segments_ending_by(&self, offset: u64) -> usize {
+        self.segments
+            .iter()
+            .take(self.segments.len() - 1)
+            .take_while(|s| s.next_offset() <= offset)
+            .count()
     }
 
     /// Deletes closed segments past `retention.ms` (by their newest timestamp), beyond
@@ -902,12 +907,7 @@ impl Log {
     /// replica passes its commit point: committed entries are never truncated, so
     /// deleting them cannot race the replication protocol, however busy the log's end).
     pub fn apply_retention_below(&mut self, bound: u64) -> Result<RetentionOutcome> {
-        let closed = self
-            .segments
-            .iter()
-            .take(self.segments.len() - 1)
-            .take_while(|s| s.next_offset() <= bound)
-            .count();
+        let closed = self.closed_segments_ending_by(bound);
         let now_ms = self.clock.now_ms();
         let delete = self.config.delete;
         let by_time = match self.config.retention_ms.filter(|_| delete) {
@@ -934,11 +934,9 @@ impl Log {
             None => 0,
         };
         // Segments wholly before the log start (after DeleteRecords) go too, as in Kafka.
-        let start = self.checkpoint.log_start_offset;
-        let by_start = self.segments[..closed]
-            .iter()
-            .take_while(|s| s.next_offset() <= start)
-            .count();
+        let by_start = self
+            .closed_segments_ending_by(self.checkpoint.log_start_offset)
+            .min(closed);
         let n = by_time.max(by_size).max(by_start);
         if n == 0 {
             return Ok(RetentionOutcome::default());
