@@ -25,8 +25,6 @@ use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::topics::Topics;
 use crate::{admin_http, connection, Broker};
 
-/// How often retention and idle-map release run.
-pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 /// How long the controller leader waits for every peer to register before creating
 /// `__consumer_offsets` with the brokers it has.
 pub const OFFSETS_TOPIC_WAIT: Duration = Duration::from_secs(30);
@@ -449,7 +447,7 @@ async fn accept_loop(
 }
 
 async fn housekeeping(broker: Arc<Broker>, mut shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    let mut tick = tokio::time::interval(broker.config.retention_check_interval);
     tick.tick().await;
     loop {
         tokio::select! {

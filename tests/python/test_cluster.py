@@ -18,8 +18,9 @@ restarted STRATA_CLUSTER_KILLS times (default 10). Then:
 The next test partitions the leader of a partition away from the other two brokers
 through tcp_proxy and checks that it acknowledges nothing meanwhile, that the majority
 elects a leader and acknowledges writes, and that after healing the replicas converge
-with every acknowledged record. The last one checks that brokers whose --peers texts
-differ (as behind the proxies) still report one ClusterId.
+with every acknowledged record. The next one checks that brokers whose --peers texts
+differ (as behind the proxies) still report one ClusterId. The last one checks that
+retention moves every replica's log start while a producer writes without pause.
 
 Select them with `-m cluster` (the marker comes from cluster_plugin.py). Consumer groups
 in a cluster are tested in test_cluster_groups.py, partition moves in
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 import kwire
 from cluster_harness import Cluster, deliver, produce_values, started_cluster
@@ -310,3 +312,62 @@ def test_brokers_report_one_cluster_id(proxied_cluster):
     several clusters at once."""
     ids = proxied_cluster.metadata_cluster_ids()
     assert len(set(ids.values())) == 1, f"one cluster, several ClusterIds in Metadata: {ids}"
+
+
+RETAINED_TOPIC = "retained"
+RETAINED_SEGMENT_BYTES = 16384
+
+
+def log_start_of(c: Cluster, node_id: int, topic: str) -> Optional[float]:
+    """`strata_partition_log_start_offset` of topic/0 on one node (None before it hosts it)."""
+    for line in c.node(node_id).metrics().splitlines():
+        if line.startswith("strata_partition_log_start_offset{") and \
+                f'topic="{topic}"' in line and 'partition="0"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_retention_moves_every_replicas_log_start_under_steady_produce(request, tmp_path):
+    """Retention on a replicated partition under steady produce: with a producer that
+    keeps far more queued than a round trip carries, each replica's log end is usually
+    ahead of its high watermark, and retention still deletes closed segments below it,
+    on every replica, while the writes go on (log.retention.check.interval.ms is 100 ms
+    here). The log-store tests pin the bound itself: nothing at or past the high
+    watermark is deleted."""
+    c = started_cluster(request, tmp_path, 3, config={"log.retention.check.interval.ms": 100})
+    c.create_topic(RETAINED_TOPIC, 1, 3, {"segment.bytes": str(RETAINED_SEGMENT_BYTES),
+                                          "retention.bytes": str(4 * RETAINED_SEGMENT_BYTES)})
+    errors, acked = [], [0]
+
+    def report(err, _msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            acked[0] += 1
+
+    # Batches well under segment.bytes (a larger one is RECORD_LIST_TOO_LARGE).
+    producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 2,
+                         "enable.idempotence": True, "batch.size": RETAINED_SEGMENT_BYTES // 4})
+    value = b"r" * 200
+    started = time.monotonic()
+    moved: dict[int, float] = {}
+    while len(moved) < len(c.ids):
+        assert time.monotonic() - started < 120, f"log start moved on {moved} only"
+        # Keep far more queued than one round trip carries, so the pipeline never drains.
+        while len(producer) < 5000:
+            producer.produce(RETAINED_TOPIC, value, partition=0, on_delivery=report)
+        producer.poll(0.01)
+        assert not errors, errors[:5]
+        for i in c.ids:
+            start = log_start_of(c, i, RETAINED_TOPIC)
+            if start:
+                moved[i] = start
+    assert producer.flush(30) == 0, "records without a delivery report"
+    assert not errors, errors[:5]
+    # The reads start where retention left the log, on whichever broker leads.
+    consumer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "retained"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(RETAINED_TOPIC, 0), timeout=10)
+    finally:
+        consumer.close()
+    assert 0 < low < high == acked[0], (low, high, acked[0], moved)
