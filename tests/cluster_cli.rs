@@ -566,3 +566,28 @@ fn half_a_cluster_configuration_is_refused() {
         assert!(run.stderr.contains(says), "{all:?}: {}", run.stderr);
     }
 }
+
+#[test]
+fn a_one_voter_cluster_stops_without_waiting_for_a_handover() {
+    // Every group of a one-broker cluster has a single voter: a graceful stop has no
+    // one to hand leadership to, so it must not wait out the handover timeout and then
+    // warn that it stopped while leading.
+    let mut c = Cluster::start(1);
+    let admin = c.nodes[0].admin.clone();
+    c.wait_for("the broker registered", || {
+        let run = strata(&["cluster", "status", "--admin", &admin]);
+        run.code == Some(0) && run.stdout.contains(" up ")
+    });
+    let created = c.run(&["topic", "create", "solo", "--partitions", "2"], "");
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    c.wait_for("both partitions led", || {
+        (0..2).all(|p| leader_of(&c, "solo", p) == Some(1))
+    });
+    c.stop_all();
+    let log = std::fs::read_to_string(c.dir.path().join("node-1.log")).expect("node log");
+    assert!(
+        log.contains("all partitions flushed and closed cleanly"),
+        "{log}"
+    );
+    assert!(!log.contains("while still leading"), "{log}");
+}

@@ -312,7 +312,10 @@ impl Cluster {
                 .status()
                 .await
                 .into_iter()
+                // A group with no other voter (a one-voter group) has nobody to take
+                // over: waiting for it would only spend the whole timeout.
                 .filter(|s| s.leader == self.node_id && !s.joint)
+                .filter(|s| s.voters.iter().any(|&v| v != self.node_id))
                 .collect();
             if led.is_empty() || Instant::now() >= deadline {
                 if !led.is_empty() {
