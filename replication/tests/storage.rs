@@ -340,3 +340,27 @@ fn a_snapshot_from_an_older_term_never_wipes_the_log() {
     assert_eq!(g.snapshots_installed(), 1);
     assert_eq!(s.first_index().unwrap(), 51);
 }
+
+#[test]
+fn a_sole_voter_leads_as_soon_as_it_opens() {
+    // Fresh and reopened, a group whose only replica is this one elects itself in
+    // `open`, before any tick; one with another voter waits for an election.
+    use replication::group::{discard_logger, Group};
+    let dir = tempfile::tempdir().unwrap();
+    let mut solo = Group::open(1, open(&dir.path().join("solo")), &[1], &discard_logger()).unwrap();
+    assert!(solo.is_leader());
+    let term = solo.leader().1;
+    solo.handle_ready().unwrap();
+    drop(solo);
+    let again = Group::open(1, open(&dir.path().join("solo")), &[1], &discard_logger()).unwrap();
+    assert!(again.is_leader());
+    assert!(again.leader().1 > term, "a new term for the new election");
+    let pair = Group::open(
+        1,
+        open(&dir.path().join("pair")),
+        &[1, 2],
+        &discard_logger(),
+    )
+    .unwrap();
+    assert!(!pair.is_leader());
+}

@@ -260,7 +260,7 @@ impl Group {
             RawNode::new(&config, storage.clone(), logger).map_err(|e| raft_err("start", e))?;
         let committed_offset = offset_after(&storage, applied);
         let rejoin = Self::load_rejoin(&storage)?;
-        Ok(Group {
+        let mut group = Group {
             id,
             config,
             logger: logger.clone(),
@@ -276,7 +276,13 @@ impl Group {
             outbox: Vec::new(),
             ticks_waiting: 0,
             held: ready::Held::new(),
-        })
+        };
+        // The only voter has nobody to wait for: it stands at once instead of after an
+        // election timeout, so its partition takes writes as soon as it opens.
+        if group.is_sole_voter() {
+            group.campaign()?;
+        }
+        Ok(group)
     }
 
     pub fn id(&self) -> u64 {

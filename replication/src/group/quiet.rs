@@ -51,7 +51,14 @@ impl Group {
     /// Whether this replica leads a group with no other replica (voter or learner): its
     /// own flush alone commits its entries.
     pub fn is_lone_voter(&self) -> bool {
-        self.is_leader() && self.node.raft.prs().iter().all(|(&id, _)| id == self.id)
+        self.is_leader() && self.is_sole_voter()
+    }
+
+    /// Whether this replica is the group's only voter and no other replica (a learner)
+    /// exists, whatever its role.
+    pub(super) fn is_sole_voter(&self) -> bool {
+        let prs = self.node.raft.prs();
+        prs.conf().voters().contains(self.id) && prs.iter().all(|(&id, _)| id == self.id)
     }
 
     /// Whether `peer` holds a replica of this group (voter or learner).
