@@ -80,7 +80,21 @@ pub struct IdentityFile {
 impl IdentityFile {
     /// Opens (or makes) the identity of `data_dir` for node `node_id`; `cluster` says
     /// whether the broker runs as a cluster node.
+    ///
+    /// A directory holding a single broker's topic registry is refused as a cluster
+    /// node's: the controller would never learn those topics, so their data would sit
+    /// unreachable, and a topic created later under the same name would take it over.
     pub fn open(data_dir: &Path, node_id: i32, cluster: bool) -> Result<IdentityFile> {
+        let registry = data_dir.join(crate::topics::REGISTRY_FILE);
+        if cluster && registry.exists() {
+            return Err(BrokerError::Config(format!(
+                "data directory {} was written by a single broker ({} lists its topics); \
+                 it cannot become a cluster node's: start it without --peers, or give this \
+                 node an empty directory",
+                data_dir.display(),
+                registry.display()
+            )));
+        }
         let path = data_dir.join(IDENTITY_FILE);
         let identity = match checked_file::read(&path)? {
             Read::Checked(text) => parse(&path, &text)?,
@@ -280,5 +294,19 @@ mod tests {
         // Started as a cluster node later: it holds its state, so it is a member.
         let member = IdentityFile::open(dir.path(), 1, true).unwrap();
         assert_eq!(member.identity().standing, Standing::Member);
+    }
+
+    #[test]
+    fn a_single_brokers_topics_never_join_a_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        IdentityFile::open(dir.path(), 1, false).unwrap();
+        std::fs::write(dir.path().join(crate::topics::REGISTRY_FILE), "").unwrap();
+        let err = IdentityFile::open(dir.path(), 1, true).unwrap_err();
+        assert!(matches!(err, BrokerError::Config(_)), "{err}");
+        assert!(err.to_string().contains("single broker"), "{err}");
+        // Still the single broker's directory, unchanged.
+        let single = IdentityFile::open(dir.path(), 1, false).unwrap();
+        assert_eq!(single.identity().standing, Standing::Single);
+        assert!(single.identity().cluster_id.is_some());
     }
 }

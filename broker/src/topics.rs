@@ -26,7 +26,8 @@ use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 use crate::partition::{Partition, Shared};
 
-const REGISTRY_FILE: &str = "topics.toml";
+/// The single-node topic registry, in the data directory.
+pub(crate) const REGISTRY_FILE: &str = "topics.toml";
 /// The first line of every registry the broker writes, so an empty file (a damaged one)
 /// is never mistaken for a registry with no topics.
 const REGISTRY_HEADER: &str = "# Strata topic registry (written by the broker)\n";
