@@ -4,7 +4,7 @@
 use kafka_protocol::error::ResponseError;
 use log_store::{BatchError, LogError};
 
-use crate::group::GroupError;
+use crate::group::{CommitOutcome, GroupError};
 use crate::partition::PartitionError;
 use crate::producer_state::SequenceRefusal;
 
@@ -85,6 +85,8 @@ impl GroupError {
             GroupError::GroupNotFound { .. } => ResponseError::GroupIdNotFound,
             GroupError::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
             GroupError::SubscribedToTopic { .. } => ResponseError::GroupSubscribedToTopic,
+            GroupError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
+            GroupError::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
             GroupError::Storage(e) => return e.group_code(),
         }
         .code()
@@ -93,5 +95,16 @@ impl GroupError {
     /// The error code of a group operation's outcome: 0 when it succeeded.
     pub fn code_of(outcome: &Result<(), GroupError>) -> i16 {
         outcome.as_ref().err().map_or(0, GroupError::code)
+    }
+}
+
+impl CommitOutcome {
+    /// OffsetCommit's error code per entry, in the request's order.
+    pub fn codes(&self) -> Vec<i16> {
+        let written = GroupError::code_of(&self.written);
+        self.refused
+            .iter()
+            .map(|r| r.as_ref().map_or(written, GroupError::code))
+            .collect()
     }
 }

@@ -41,4 +41,15 @@ pub enum GroupError {
     /// Offsets are not taken while the members wait for their new assignment.
     #[error("the group is rebalancing")]
     RebalanceInProgress,
+    /// An offset committed for a partition that does not exist.
+    #[error("no partition {topic}/{partition}")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    /// Commit metadata over `offset.metadata.max.bytes`.
+    #[error("commit metadata for {topic}/{partition} is {bytes} bytes, over {max}")]
+    OffsetMetadataTooLarge {
+        topic: String,
+        partition: i32,
+        bytes: usize,
+        max: usize,
+    },
 }

@@ -29,6 +29,15 @@ pub mod state;
 
 pub use error::GroupError;
 
+/// What OffsetCommit did with each entry of a request the group accepted (see
+/// [`Coordinator::commit`]): `refused[i]` says why entry `i` was not stored; the others
+/// were written together, with `written`'s outcome.
+#[derive(Debug)]
+pub struct CommitOutcome {
+    pub refused: Vec<Option<GroupError>>,
+    pub written: Result<(), GroupError>,
+}
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -703,7 +712,8 @@ impl Coordinator {
         }
     }
 
-    /// OffsetCommit: one error code per entry, answered once the offsets are durable.
+    /// OffsetCommit, answered once the offsets are durable: `Err` refuses every entry;
+    /// otherwise each entry was refused on its own or written with the others.
     pub async fn commit(
         &self,
         group_id: &str,
@@ -712,99 +722,129 @@ impl Coordinator {
         generation: i32,
         entries: &[CommitEntry],
         topics: &Topics,
-    ) -> Vec<i16> {
-        let all = |code: i16| vec![code; entries.len()];
-        if !valid_group_id(group_id) {
-            return all(ResponseError::InvalidGroupId.code());
-        }
-        if let Err(e) = self.serves(group_id) {
-            return all(e.code());
-        }
-        let Some(partition) = self.partition_of(group_id) else {
-            return all(ResponseError::CoordinatorNotAvailable.code());
-        };
-        let mut codes = vec![0i16; entries.len()];
-        let mut valid = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let exists = topics
-                .get(&e.topic)
-                .is_some_and(|t| t.partition(e.partition).is_some());
-            codes[i] = if !exists {
-                ResponseError::UnknownTopicOrPartition.code()
-            } else if e.metadata.as_ref().map_or(0, String::len)
-                > self.config.offset_metadata_max_bytes
-            {
-                ResponseError::OffsetMetadataTooLarge.code()
-            } else {
-                valid.push(i);
-                0
-            };
-        }
+    ) -> Result<CommitOutcome, GroupError> {
+        self.check_group_id(group_id)?;
+        self.serves(group_id)?;
+        let partition = self
+            .partition_of(group_id)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let refused: Vec<Option<GroupError>> = entries
+            .iter()
+            .map(|e| self.refuse_entry(e, topics))
+            .collect();
+        let valid: Vec<usize> = (0..entries.len())
+            .filter(|&i| refused[i].is_none())
+            .collect();
         let group = match self.get(group_id) {
             Some(g) => g,
             // Nothing to store: no group is made for it.
-            None if valid.is_empty() => return codes,
+            None if valid.is_empty() => {
+                return Ok(CommitOutcome {
+                    refused,
+                    written: Ok(()),
+                })
+            }
             None if generation < 0 => self.get_or_create(group_id),
-            None => return all(ResponseError::IllegalGeneration.code()),
+            None => {
+                return Err(GroupError::IllegalGeneration {
+                    given: generation,
+                    current: 0,
+                })
+            }
         };
         let written = {
             let mut g = lock(&group);
-            if let Err(e) = g.check_commit(member_id, instance_id, generation, Instant::now()) {
-                return all(e.code());
-            }
+            g.check_commit(member_id, instance_id, generation, Instant::now())?;
             if valid.is_empty() {
-                return codes;
+                return Ok(CommitOutcome {
+                    refused,
+                    written: Ok(()),
+                });
             }
-            let now = wall_ms();
-            let values: Vec<(usize, OffsetValue)> = valid
-                .iter()
-                .map(|&i| {
-                    let e = &entries[i];
-                    (
-                        i,
-                        OffsetValue {
-                            offset: e.offset,
-                            leader_epoch: e.leader_epoch,
-                            metadata: e.metadata.clone().unwrap_or_default(),
-                            commit_timestamp_ms: now,
-                        },
-                    )
-                })
-                .collect();
-            let records = values
-                .iter()
-                .map(|(i, v)| {
-                    let e = &entries[*i];
-                    let key = RecordKey::Offset {
-                        group: group_id.to_string(),
-                        topic: e.topic.clone(),
-                        partition: e.partition,
-                    };
-                    (key.encode(), Some(v.encode()))
-                })
-                .collect();
-            let written = Self::append(&partition, records);
-            if written.is_ok() {
-                for (i, value) in values {
-                    let e = &entries[i];
-                    g.offsets
-                        .insert((e.topic.clone(), e.partition), state::Committed { value });
-                }
-            }
-            written
+            Self::write_offsets(&mut g, &partition, group_id, entries, &valid)
         };
         let outcome = match written {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = outcome {
+        if let Err(e) = &outcome {
             warn!(group = group_id, error = %e, "committing offsets failed");
-            let code = e.group_code();
-            for &i in &valid {
-                codes[i] = code;
+        }
+        Ok(CommitOutcome {
+            refused,
+            written: outcome.map_err(GroupError::Storage),
+        })
+    }
+
+    /// Appends the `valid` entries' offsets to the group's partition and, once
+    /// appended, records them as the group's; the last offset written.
+    fn write_offsets(
+        g: &mut Group,
+        partition: &Partition,
+        group_id: &str,
+        entries: &[CommitEntry],
+        valid: &[usize],
+    ) -> PartitionResult<u64> {
+        let now = wall_ms();
+        let values: Vec<(usize, OffsetValue)> = valid
+            .iter()
+            .map(|&i| {
+                let e = &entries[i];
+                (
+                    i,
+                    OffsetValue {
+                        offset: e.offset,
+                        leader_epoch: e.leader_epoch,
+                        metadata: e.metadata.clone().unwrap_or_default(),
+                        commit_timestamp_ms: now,
+                    },
+                )
+            })
+            .collect();
+        let records = values
+            .iter()
+            .map(|(i, v)| {
+                let e = &entries[*i];
+                let key = RecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                };
+                (key.encode(), Some(v.encode()))
+            })
+            .collect();
+        let written = Self::append(partition, records);
+        if written.is_ok() {
+            for (i, value) in values {
+                let e = &entries[i];
+                g.offsets
+                    .insert((e.topic.clone(), e.partition), state::Committed { value });
             }
         }
-        codes
+        written
+    }
+
+    /// Why one OffsetCommit entry cannot be stored, if it cannot.
+    fn refuse_entry(&self, e: &CommitEntry, topics: &Topics) -> Option<GroupError> {
+        let exists = topics
+            .get(&e.topic)
+            .is_some_and(|t| t.partition(e.partition).is_some());
+        let bytes = e.metadata.as_ref().map_or(0, String::len);
+        if !exists {
+            Some(GroupError::UnknownTopicOrPartition {
+                topic: e.topic.clone(),
+                partition: e.partition,
+            })
+        } else if bytes > self.config.offset_metadata_max_bytes {
+            Some(GroupError::OffsetMetadataTooLarge {
+                topic: e.topic.clone(),
+                partition: e.partition,
+                bytes,
+                max: self.config.offset_metadata_max_bytes,
+            })
+        } else {
+            None
+        }
     }
 
     /// OffsetFetch: committed offsets of the partitions asked for (all when `None`);
@@ -1221,14 +1261,18 @@ mod tests {
                     &[entry("t", 0, 5), entry("t", 1, 7), entry("nope", 0, 1)],
                     &topics,
                 )
-                .await;
+                .await
+                .map(|o| o.codes())
+                .unwrap();
             assert_eq!(
                 codes,
                 vec![0, 0, ResponseError::UnknownTopicOrPartition.code()]
             );
             let codes = c
                 .commit("h", "", None, -1, &[entry("t", 0, 9)], &topics)
-                .await;
+                .await
+                .map(|o| o.codes())
+                .unwrap();
             assert_eq!(codes, vec![0]);
             let text = Metrics::new().render(&topics, &c);
             assert!(text.contains(
@@ -1240,7 +1284,9 @@ mod tests {
             let evil = "x\"} 1\nfake_metric 1";
             assert_eq!(
                 c.commit(evil, "", None, -1, &[entry("t", 0, 1)], &topics)
-                    .await,
+                    .await
+                    .map(|o| o.codes())
+                    .unwrap(),
                 vec![0]
             );
             let text = Metrics::new().render(&topics, &c);
@@ -1249,10 +1295,27 @@ mod tests {
             // Nothing valid to store: no group is made.
             assert_eq!(
                 c.commit("ghost", "", None, -1, &[entry("nope", 0, 1)], &topics)
-                    .await,
+                    .await
+                    .map(|o| o.codes())
+                    .unwrap(),
                 vec![ResponseError::UnknownTopicOrPartition.code()]
             );
             assert!(!c.group_ids().contains(&"ghost".to_string()));
+            // Metadata over offset.metadata.max.bytes: that entry alone is refused.
+            let mut long = entry("t", 1, 3);
+            long.metadata = Some("m".repeat(4097));
+            let outcome = c
+                .commit("h", "", None, -1, &[long, entry("t", 0, 10)], &topics)
+                .await
+                .unwrap();
+            assert!(matches!(
+                outcome.refused[0],
+                Some(GroupError::OffsetMetadataTooLarge { bytes: 4097, .. })
+            ));
+            assert_eq!(
+                outcome.codes(),
+                vec![ResponseError::OffsetMetadataTooLarge.code(), 0]
+            );
             assert!(c.delete("h").await.is_ok());
             assert!(matches!(
                 c.delete("h").await,

@@ -37,7 +37,7 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
     let generation = r.generation_id_or_member_epoch;
     Reply::Later(Box::pin(async move {
         let b = &ctx.broker;
-        let codes = b
+        let outcome = b
             .groups
             .commit(
                 &group_id,
@@ -48,6 +48,10 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
                 &b.topics,
             )
             .await;
+        let codes = match outcome {
+            Ok(o) => o.codes(),
+            Err(e) => vec![e.code(); entries.len()],
+        };
         let mut codes = codes.into_iter();
         let topics = shape
             .into_iter()
