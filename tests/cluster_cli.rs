@@ -3,16 +3,18 @@
 //! with SIGKILL, writes go on through the new leader, the killed broker comes back and
 //! catches up, nothing acknowledged is lost, and every replica ends byte-identical; a
 //! consumer group's committed offsets survive the loss of its coordinator's broker.
-//! Plus the cluster flags' refusals.
+//! Plus the cluster flags' refusals, a one-broker cluster's stop, and `/health` before
+//! a node is registered.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::broker::{free_port, run_against, wait_with_deadline, DEADLINE};
+use common::broker::{free_port, http_get, run_against, wait_with_deadline, DEADLINE};
 use common::{path_str, segment_logs, strata, Run};
 
 struct Node {
@@ -31,7 +33,17 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// `n` nodes started at once.
     fn start(n: u16) -> Cluster {
+        let mut cluster = Cluster::new(n);
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i);
+        }
+        cluster
+    }
+
+    /// `n` nodes' addresses, directories and configuration; none started.
+    fn new(n: u16) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -55,11 +67,7 @@ impl Cluster {
             "\"metadata.snapshot.records\" = 20\n\"metadata.log.segment.bytes\" = 4096\n",
         )
         .expect("write cluster.toml");
-        let mut cluster = Cluster { nodes, peers, dir };
-        for i in 0..cluster.nodes.len() {
-            cluster.spawn(i);
-        }
-        cluster
+        Cluster { nodes, peers, dir }
     }
 
     fn spawn(&mut self, i: usize) {
@@ -590,4 +598,33 @@ fn a_one_voter_cluster_stops_without_waiting_for_a_handover() {
         "{log}"
     );
     assert!(!log.contains("while still leading"), "{log}");
+}
+
+#[test]
+fn a_node_is_starting_until_the_controller_has_its_registration() {
+    // `/health` 200 must mean the node can be used: registered with the controller, so
+    // a topic whose replication factor counts it is created at once. Alone, node 1 of
+    // two has no controller quorum and cannot register.
+    let mut c = Cluster::new(2);
+    c.spawn(0);
+    let admin = c.nodes[0].admin.clone();
+    c.wait_for("node 1's admin port", || TcpStream::connect(&admin).is_ok());
+    let alone = http_get(&admin, "/health");
+    assert!(alone.starts_with("HTTP/1.1 503"), "{alone}");
+    assert!(
+        alone.contains("starting\nnot yet registered with the controller"),
+        "{alone}"
+    );
+    c.spawn(1);
+    for n in &c.nodes {
+        c.wait_for("both nodes healthy", || {
+            TcpStream::connect(&n.admin).is_ok()
+                && http_get(&n.admin, "/health").starts_with("HTTP/1.1 200")
+        });
+    }
+    let created = c.run(
+        &["topic", "create", "pair", "--replication-factor", "2"],
+        "",
+    );
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
 }

@@ -4,13 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::broker::http_get;
 use common::{path_str, strata};
 
 /// How long a broker may take to start or stop on a slow CI machine.
@@ -107,19 +108,6 @@ impl Broker {
         let rest: Vec<String> = self.stderr.try_iter().collect();
         (status.code(), rest.join("\n"))
     }
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to the admin port");
-    s.set_read_timeout(Some(DEADLINE)).expect("set a timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read the answer");
-    out
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The admin HTTP server: `GET /health` (200 `ok` while serving, 503 with the reasons
-//! after a failure the broker cannot recover from), `GET /metrics`
+//! The admin HTTP server: `GET /health` (200 `ok` while serving, 503 `starting` until a
+//! cluster node is registered, 503 with the reasons after a failure the broker cannot
+//! recover from), `GET /metrics`
 //! (Prometheus / OpenMetrics text) and `GET /cluster` (JSON: this node, the controller
 //! leader, the registered brokers and this node's partition replicas with their Raft
 //! view; what `strata cluster status` shows; 404 on a single node),
@@ -13,21 +14,26 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::health::Status;
 use crate::shutdown::Shutdown;
 use crate::Broker;
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// 200 `ok` while the broker can keep its promises; 503 with the failures (one per line)
-/// once a task or a partition's storage failed and the broker is stopping.
+/// 200 `ok` while the broker can keep its promises; 503 `starting` with what start-up
+/// waits for (a cluster node until the controller applied its registration); 503
+/// `unhealthy` with the failures (one per line) once a task or a partition's storage
+/// failed and the broker is stopping, or while it is degraded.
 async fn health(State(broker): State<Arc<Broker>>) -> axum::response::Response {
+    let unavailable = axum::http::StatusCode::SERVICE_UNAVAILABLE;
     match broker.metrics.health.status() {
-        Ok(()) => "ok\n".into_response(),
-        Err(reasons) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("unhealthy\n{reasons}\n"),
-        )
-            .into_response(),
+        Status::Ok => "ok\n".into_response(),
+        Status::Starting(waiting_for) => {
+            (unavailable, format!("starting\n{waiting_for}\n")).into_response()
+        }
+        Status::Unhealthy(reasons) => {
+            (unavailable, format!("unhealthy\n{reasons}\n")).into_response()
+        }
     }
 }
 

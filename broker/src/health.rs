@@ -27,6 +27,8 @@ pub struct Health {
     reasons: Mutex<Vec<String>>,
     /// Conditions that last while they last, by name.
     degraded: Mutex<std::collections::BTreeMap<&'static str, String>>,
+    /// What start-up still waits for before the broker can keep its promises.
+    starting: Mutex<Option<String>>,
     /// Becomes true at the first failure: the serving process stops.
     failed: watch::Sender<bool>,
 }
@@ -37,6 +39,7 @@ impl Default for Health {
             failures: Counter::default(),
             reasons: Mutex::new(Vec::new()),
             degraded: Mutex::default(),
+            starting: Mutex::default(),
             failed: watch::channel(false).0,
         }
     }
@@ -74,9 +77,15 @@ impl Health {
         }
     }
 
-    /// `Ok` while nothing failed and nothing is degraded; otherwise the failures, then
-    /// the degraded conditions (`degraded: …`), one per line.
-    pub fn status(&self) -> Result<(), String> {
+    /// Sets (`Some`) or clears (`None`) what start-up still waits for.
+    pub fn set_starting(&self, waiting_for: Option<String>) {
+        *self.starting.lock().unwrap_or_else(|p| p.into_inner()) = waiting_for;
+    }
+
+    /// [`Status::Ok`] while nothing failed, nothing is degraded and start-up is over;
+    /// [`Status::Unhealthy`] with the failures, then the degraded conditions
+    /// (`degraded: …`), one per line; else [`Status::Starting`].
+    pub fn status(&self) -> Status {
         let mut lines = self
             .reasons
             .lock()
@@ -84,10 +93,12 @@ impl Health {
             .clone();
         let degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
         lines.extend(degraded.values().map(|r| format!("degraded: {r}")));
-        if lines.is_empty() {
-            Ok(())
-        } else {
-            Err(lines.join("\n"))
+        if !lines.is_empty() {
+            return Status::Unhealthy(lines.join("\n"));
+        }
+        match &*self.starting.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(waiting_for) => Status::Starting(waiting_for.clone()),
+            None => Status::Ok,
         }
     }
 
@@ -100,6 +111,17 @@ impl Health {
             let _ = rx.wait_for(|failed| *failed).await;
         }
     }
+}
+
+/// What `GET /health` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Serving, and able to keep its promises.
+    Ok,
+    /// Not yet able to serve everything: what start-up still waits for.
+    Starting(String),
+    /// Failed or degraded: the reasons, one per line.
+    Unhealthy(String),
 }
 
 /// What a supervised task gives back when it ends: nothing, or a typed error.
@@ -173,7 +195,7 @@ mod tests {
         supervise("fine", tokio::spawn(async move { ok }), watch(&health))
             .await
             .unwrap();
-        assert_eq!(health.status(), Ok(()));
+        assert_eq!(health.status(), Status::Ok);
 
         let failed = health.failed();
         supervise("flusher", tokio::spawn(async { explode() }), watch(&health))
@@ -184,7 +206,9 @@ mod tests {
         supervise("node", tokio::spawn(async move { err }), watch(&health))
             .await
             .unwrap();
-        let reasons = health.status().unwrap_err();
+        let Status::Unhealthy(reasons) = health.status() else {
+            panic!("failures must make the broker unhealthy")
+        };
         assert!(
             reasons.contains("task flusher panicked: disk on fire"),
             "{reasons}"

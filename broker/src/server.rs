@@ -36,6 +36,10 @@ pub const LEADERSHIP_HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const LOCK_FILE: &str = ".lock";
+/// `/health` of a cluster node until the controller applied its registration.
+const STARTING_UNREGISTERED: &str = "not yet registered with the controller (it needs a \
+     quorum of the controller's voters; a node whose data directory was lost registers \
+     once it has caught up)";
 
 /// A started broker.
 pub struct Running {
@@ -63,7 +67,10 @@ impl Running {
 
     /// The failures recorded so far, one per line (`None` while healthy).
     pub fn failure(&self) -> Option<String> {
-        self.broker.metrics.health.status().err()
+        match self.broker.metrics.health.status() {
+            crate::health::Status::Unhealthy(reasons) => Some(reasons),
+            crate::health::Status::Ok | crate::health::Status::Starting(_) => None,
+        }
     }
 
     /// Waits until the broker has stopped; the error, if closing the logs failed.
@@ -230,16 +237,21 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
                 shutdown.clone(),
             ),
         );
-        spawn_supervised(
-            m,
-            "registration",
-            c.register(
-                broker.advertised_host.clone(),
-                broker.advertised_port,
-                admin_addr.to_string(),
-                shutdown.clone(),
-            ),
+        // Until the controller applied this node's registration, topic creation may
+        // not count it and clients may not find it in Metadata: not ready yet.
+        m.health.set_starting(Some(STARTING_UNREGISTERED.into()));
+        let registered = c.register(
+            broker.advertised_host.clone(),
+            broker.advertised_port,
+            admin_addr.to_string(),
+            shutdown.clone(),
         );
+        let metrics = m.clone();
+        spawn_supervised(m, "registration", async move {
+            if registered.await {
+                metrics.health.set_starting(None);
+            }
+        });
     }
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));

@@ -183,3 +183,18 @@ pub fn iso8601(ms: i64) -> String {
         ms_of_day % 1000
     )
 }
+
+/// The whole HTTP/1.1 answer (status line, headers, body) to `GET path` on `addr`.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut s = TcpStream::connect(addr).expect("connect to the admin port");
+    s.set_read_timeout(Some(DEADLINE)).expect("set a timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the answer");
+    out
+}

@@ -458,14 +458,15 @@ impl Cluster {
     }
 
     /// Announces this broker's Kafka address (and its directory's incarnation) until the
-    /// controller has it.
+    /// controller has it and the cluster has an id: true then, false if the broker
+    /// stopped first.
     pub async fn register(
         self: Arc<Self>,
         host: String,
         port: i32,
         admin: String,
         mut shutdown: crate::shutdown::Shutdown,
-    ) {
+    ) -> bool {
         let me = self.node_id;
         let record = MetaRecord::RegisterBroker {
             id: me,
@@ -496,7 +497,7 @@ impl Cluster {
                 if let Err(r) = self.producer_id_within(CONTROLLER_TIMEOUT, 0).await {
                     debug!(error = r.message, "no producer ids from the controller yet");
                 }
-                return;
+                return true;
             }
             // A joining node registers its incarnation once it is a member (see
             // [`standing`]): until then the controller's record of an earlier one tells
@@ -509,7 +510,7 @@ impl Cluster {
             }
             tokio::select! {
                 _ = self.wait_applied(RESUBMIT_INTERVAL, || false) => {}
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => return false,
             }
         }
     }
