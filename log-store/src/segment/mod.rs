@@ -7,23 +7,35 @@
 //! A segment's file never shrinks while a reader still holds bytes of it: truncation
 //! shrinks the file only when no slice of the mapping is alive, and otherwise moves the
 //! logical end alone (the stale tail beyond it is cut at close or by the next recovery).
+//!
+//! This module holds the files (create, open, append, flush, close, truncate, delete);
+//! `maps` the memory map's lifecycle and the process-wide account of mapped reads;
+//! `indexes` the offset and time indexes and the lookups through them; `recovery` the
+//! checks at open and the repair after an unclean stop.
+
+mod indexes;
+mod maps;
+mod recovery;
+
+pub use maps::MAP_RESIDENT_BYTES;
+pub use recovery::RecoveryOutcome;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use memmap2::{Mmap, MmapOptions};
-use tracing::{debug, warn};
+use memmap2::Mmap;
+use tracing::debug;
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::config::LogConfig;
 use crate::entries::{EntryKind, EntryRecord, EntryTable};
 use crate::error::{LogError, Result};
-use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::index::{OffsetIndex, TimeIndex};
 
 /// File name suffixes of a segment's files.
 pub const LOG_SUFFIX: &str = "log";
@@ -40,81 +52,6 @@ pub struct SyncCover {
     entrydata_bytes: u64,
 }
 
-/// Bytes handed out through segment maps, by all logs of the process together, after
-/// which the pages of every map read since the last time are dropped from this
-/// process's page tables (`MADV_DONTNEED`; they stay in the page cache and the next
-/// read faults them back in). Bounds how much of the logs that consumers stream through
-/// counts as the broker's resident memory, however many partitions they read: a 1 GiB
-/// active segment read end to end would otherwise be resident in full until its map is
-/// released, and every partition read adds its own.
-pub const MAP_RESIDENT_BYTES: u64 = 128 << 20;
-
-/// The process-wide account behind [`MAP_RESIDENT_BYTES`].
-struct ResidentMaps {
-    /// Bytes handed out through maps since the last sweep.
-    read_bytes: AtomicU64,
-    /// Counts sweeps; a segment registers its map once per epoch.
-    epoch: AtomicU64,
-    /// Maps read since the last sweep (dead ones are skipped).
-    maps: Mutex<Vec<Weak<Mmap>>>,
-}
-
-static RESIDENT_MAPS: ResidentMaps = ResidentMaps::new();
-
-impl ResidentMaps {
-    const fn new() -> ResidentMaps {
-        ResidentMaps {
-            read_bytes: AtomicU64::new(0),
-            epoch: AtomicU64::new(1),
-            maps: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn lock_maps(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Mmap>>> {
-        // The list is only pushed to and taken whole: a panic cannot leave it half-changed.
-        self.maps.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Remembers `map` for the next sweep.
-    fn register(&self, map: &Arc<Mmap>) {
-        let mut maps = self.lock_maps();
-        if maps.len() == maps.capacity() {
-            // Maps dropped and made again between sweeps leave dead entries: shed them
-            // before the list grows (amortised, so pushes stay O(1)).
-            maps.retain(|w| w.strong_count() > 0);
-        }
-        maps.push(Arc::downgrade(map));
-    }
-
-    /// Counts `read` bytes; past [`MAP_RESIDENT_BYTES`], drops the pages of every map
-    /// read since the last sweep.
-    fn account(&self, read: u64) {
-        if self.read_bytes.fetch_add(read, Ordering::Relaxed) + read < MAP_RESIDENT_BYTES {
-            return;
-        }
-        let maps = {
-            let mut maps = self.lock_maps();
-            // Another reader may have swept since this one counted.
-            if self.read_bytes.load(Ordering::Relaxed) < MAP_RESIDENT_BYTES {
-                return;
-            }
-            self.read_bytes.store(0, Ordering::Relaxed);
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-            std::mem::take(&mut *maps)
-        };
-        for map in maps.iter().filter_map(Weak::upgrade) {
-            // SAFETY: the map is a read-only, shared mapping of a file. MADV_DONTNEED on
-            // such a mapping only unmaps its pages from this process: a later access (by
-            // a slice already handed out, too) faults the same bytes back in from the page
-            // cache, so no reader can observe different contents. (It would zero a
-            // private anonymous mapping, which this is not.)
-            if let Err(e) = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) } {
-                debug!(error = %e, "madvise(DONTNEED) of a segment map failed");
-            }
-        }
-    }
-}
-
 /// `NNNNNNNNNNNNNNNNNNNN.suffix`: the base offset zero-padded to 20 digits, as Kafka names
 /// its segment files.
 pub fn segment_file_name(base_offset: u64, suffix: &str) -> String {
@@ -128,30 +65,6 @@ pub fn parse_segment_file_name(name: &str) -> Option<(u64, &str)> {
         return None;
     }
     Some((stem.parse().ok()?, suffix))
-}
-
-/// Owner of a slice of a segment's memory map, so `Bytes` can point into it.
-struct MapSlice {
-    map: Arc<Mmap>,
-    start: usize,
-    end: usize,
-}
-
-impl AsRef<[u8]> for MapSlice {
-    fn as_ref(&self) -> &[u8] {
-        &self.map[self.start..self.end]
-    }
-}
-
-/// Outcome of validating a segment's files against each other after an unclean stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecoveryOutcome {
-    /// Raft entries that checked out.
-    pub valid_entries: usize,
-    /// Bytes of `.log` dropped past the last valid batch.
-    pub truncated_log_bytes: u64,
-    /// True when anything at all was cut (the following segments must go too).
-    pub truncated: bool,
 }
 
 /// Handles on a segment's entry files for the cleaner (see [`Segment::clean_handles`]).
@@ -507,50 +420,6 @@ impl Segment {
         Ok(rec)
     }
 
-    /// Kafka's index maintenance: an offset and a time entry once `index.interval.bytes`
-    /// have accumulated since the last one; the running max timestamp tracked per batch.
-    fn index_batch(
-        &mut self,
-        position: u64,
-        last_offset: u64,
-        max_timestamp: i64,
-        size_bytes: usize,
-        config: &LogConfig,
-    ) {
-        if max_timestamp > self.max_timestamp {
-            self.max_timestamp = max_timestamp;
-            self.offset_of_max_timestamp = last_offset;
-        }
-        if self.bytes_since_index_entry > config.index_interval_bytes {
-            let relative_offset = (last_offset - self.base_offset) as u32;
-            if self.offset_index.push(OffsetEntry {
-                relative_offset,
-                position: position as u32,
-            }) {
-                self.push_time_entry();
-            }
-            self.bytes_since_index_entry = 0;
-        }
-        self.bytes_since_index_entry += size_bytes as u64;
-    }
-
-    /// Appends the running max timestamp to the time index if it moved forward.
-    fn push_time_entry(&mut self) {
-        if self.max_timestamp < 0 {
-            return;
-        }
-        let newer = self
-            .time_index
-            .last()
-            .is_none_or(|last| self.max_timestamp > last.timestamp);
-        if newer {
-            self.time_index.push(TimeEntry {
-                timestamp: self.max_timestamp,
-                relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
-            });
-        }
-    }
-
     /// Records a non-data entry (no-op, configuration change) whose payload goes to
     /// `.entrydata`; it takes no Kafka offset.
     pub fn append_meta(
@@ -590,77 +459,7 @@ impl Segment {
     }
 
     // ---------------------------------------------------------------- reads
-
-    /// The segment's memory map, created on first use.
-    fn map(&self) -> Result<Option<&Arc<Mmap>>> {
-        self.map_used.store(true, Ordering::Relaxed);
-        if let Some(m) = self.map.get() {
-            return Ok(Some(m));
-        }
-        if self.map_len == 0 {
-            return Ok(None);
-        }
-        // SAFETY: the mapping may extend past the file's end while the segment is active;
-        // only bytes below `log_size` (always within the file) are ever read through it,
-        // and the file is never shrunk below a byte that a live slice covers.
-        let map = unsafe {
-            MmapOptions::new()
-                .len(self.map_len as usize)
-                .map(&self.log_file)
-        }
-        .map_err(|e| LogError::io(&self.log_path, e))?;
-        let _ = self.map.set(Arc::new(map));
-        Ok(self.map.get())
-    }
-
-    /// Counts `read` bytes handed out through `map` in the process-wide account
-    /// ([`MAP_RESIDENT_BYTES`]), registering the map for the next sweep first.
-    fn account_map_read(&self, map: &Arc<Mmap>, read: u64) {
-        let epoch = RESIDENT_MAPS.epoch.load(Ordering::Acquire);
-        if self.map_epoch.swap(epoch, Ordering::Relaxed) != epoch {
-            RESIDENT_MAPS.register(map);
-        }
-        RESIDENT_MAPS.account(read);
-    }
-
-    /// Drops the map of a segment (the active one too) that no read used since the last
-    /// call, so the pages of cold segments stop counting as this process's resident
-    /// memory; a later read maps it again. Slices already handed out keep their own
-    /// reference. Returns true if a map was dropped.
-    pub fn release_idle_map(&mut self) -> bool {
-        let used = self.map_used.swap(false, Ordering::Relaxed);
-        if used || self.map.get().is_none() {
-            return false;
-        }
-        self.reset_map();
-        true
-    }
-
-    /// Zero-copy bytes `[start, end)` of the `.log`; `end <= log_size`.
-    pub fn slice(&self, start: u64, end: u64) -> Result<Bytes> {
-        debug_assert!(start <= end && end <= self.log_size);
-        if start == end {
-            return Ok(Bytes::new());
-        }
-        match self.map()? {
-            Some(map) if end <= map.len() as u64 => {
-                let bytes = Bytes::from_owner(MapSlice {
-                    map: Arc::clone(map),
-                    start: start as usize,
-                    end: end as usize,
-                });
-                self.account_map_read(map, end - start);
-                Ok(bytes)
-            }
-            _ => {
-                let mut buf = BytesMut::zeroed((end - start) as usize);
-                self.log_file
-                    .read_exact_at(&mut buf, start)
-                    .map_err(|e| LogError::io(&self.log_path, e))?;
-                Ok(buf.freeze())
-            }
-        }
-    }
+    // (slices of the map: `maps`; offset and time lookups: `indexes`)
 
     /// The header of the batch at `position` (which must be a batch start), parsed in
     /// place from the memory map: no allocation, no copy.
@@ -683,91 +482,6 @@ impl Segment {
         };
         parsed
             .map_err(|e| LogError::corrupt(&self.log_path, format!("at position {position}: {e}")))
-    }
-
-    /// Position of the batch holding `offset` (or the first batch after it; `log_size`
-    /// when there is none): offset index floor, then a walk over batch headers.
-    pub fn position_of(&self, offset: u64) -> Result<u64> {
-        let mut position = 0;
-        if offset >= self.base_offset {
-            let relative = (offset - self.base_offset).min(u32::MAX as u64) as u32;
-            let floor = self.offset_index.floor_by(relative, |e| e.relative_offset);
-            if let Some(i) = floor {
-                let e = self.offset_index.get(i);
-                if e.relative_offset == relative {
-                    // Entries key batches by their last offset: this batch holds `offset`.
-                    return Ok(u64::from(e.position));
-                }
-                position = u64::from(e.position);
-            }
-            // The next entry's batch ends at or after `offset`; when it also starts at or
-            // before it, it is the batch, found with one header read instead of two.
-            let ceil = floor.map_or(0, |i| i + 1);
-            if ceil < self.offset_index.len() {
-                let e = self.offset_index.get(ceil);
-                if self.header_at(u64::from(e.position))?.base_offset as u64 <= offset {
-                    return Ok(u64::from(e.position));
-                }
-            }
-        }
-        while position < self.log_size {
-            let header = self.header_at(position)?;
-            if header.last_offset() as u64 >= offset {
-                break;
-            }
-            position += header.size_bytes as u64;
-        }
-        Ok(position)
-    }
-
-    /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch
-    /// even if larger, as KIP-74 asks) and stopping before any batch at or past
-    /// `limit_offset`.
-    pub fn read(&self, offset: u64, max_bytes: usize, limit_offset: u64) -> Result<Bytes> {
-        self.map()?;
-        let start = self.position_of(offset)?;
-        let mut end = start;
-        while end < self.log_size {
-            // No batch is smaller than a header: stop without touching the next one.
-            if end > start && end - start + BATCH_HEADER_BYTES as u64 > max_bytes as u64 {
-                break;
-            }
-            let header = self.header_at(end)?;
-            if header.base_offset as u64 >= limit_offset {
-                break;
-            }
-            let next = end + header.size_bytes as u64;
-            if end > start && next - start > max_bytes as u64 {
-                break;
-            }
-            end = next;
-        }
-        self.slice(start, end)
-    }
-
-    /// Base offset of the first batch at or after `min_offset` whose max timestamp is at
-    /// least `timestamp`, using the time index to skip ahead.
-    pub fn offset_for_timestamp(&self, timestamp: i64, min_offset: u64) -> Result<Option<u64>> {
-        if self.max_timestamp < timestamp {
-            return Ok(None);
-        }
-        self.map()?;
-        let mut from = min_offset.max(self.base_offset);
-        if let Some(i) = self
-            .time_index
-            .floor_by(timestamp.saturating_sub(1), |e| e.timestamp)
-        {
-            from = from.max(self.base_offset + u64::from(self.time_index.get(i).relative_offset));
-        }
-        let mut position = self.position_of(from)?;
-        while position < self.log_size {
-            let header = self.header_at(position)?;
-            if header.max_timestamp >= timestamp && header.last_offset() as u64 >= min_offset {
-                return Ok(Some(header.base_offset as u64));
-            }
-            position += header.size_bytes as u64;
-        }
-        Ok(None)
     }
 
     /// The payload of a non-data entry.
@@ -872,23 +586,6 @@ impl Segment {
         self.cut_file_to_logical_size()?;
         self.active = false;
         Ok(())
-    }
-
-    /// Drops the cached mapping, remembering it while readers still hold slices of it.
-    fn reset_map(&mut self) {
-        // A new map must register itself on its first read.
-        *self.map_epoch.get_mut() = 0;
-        if let Some(old) = self.map.take() {
-            if Arc::strong_count(&old) > 1 {
-                self.retired_maps.push(Arc::downgrade(&old));
-            }
-        }
-    }
-
-    /// True while any slice handed out by `slice` is alive.
-    fn readers_alive(&mut self) -> bool {
-        self.retired_maps.retain(|w| w.strong_count() > 0);
-        !self.retired_maps.is_empty() || self.map.get().is_some_and(|m| Arc::strong_count(m) > 1)
     }
 
     /// Shrinks the `.log` file to `log_size` if nothing outside holds a slice of it.
@@ -1005,285 +702,6 @@ impl Segment {
         self.roll_base_ms = self.first_batch_timestamp()?;
         Ok(())
     }
-
-    // ---------------------------------------------------------------- loading
-
-    /// Rebuilds `.index` and `.timeindex` from the entry table and batch headers.
-    pub fn rebuild_indexes(&mut self, config: &LogConfig) -> Result<()> {
-        self.offset_index.clear();
-        self.time_index.clear();
-        self.offset_index
-            .ensure_capacity_bytes(config.segment_index_bytes)?;
-        self.time_index
-            .ensure_capacity_bytes(config.segment_index_bytes)?;
-        self.max_timestamp = -1;
-        self.offset_of_max_timestamp = self.base_offset;
-        self.bytes_since_index_entry = 0;
-        for slot in 0..self.entries.len() {
-            let rec = self.entries.get(slot)?;
-            if !rec.kind.is_data() {
-                continue;
-            }
-            let header = self.header_at(rec.position)?;
-            self.index_batch(
-                rec.position,
-                header.last_offset() as u64,
-                header.max_timestamp,
-                rec.length as usize,
-                config,
-            );
-        }
-        if !self.active {
-            self.push_time_entry();
-            self.offset_index.trim()?;
-            self.time_index.trim()?;
-        }
-        Ok(())
-    }
-
-    /// Loads a segment that was closed cleanly (or lies before the recovery point): cheap
-    /// consistency checks of table and indexes against the `.log`. A table that fails
-    /// them is an error (the caller falls back to `recover`); indexes that fail them are
-    /// rebuilt.
-    pub fn load_clean(&mut self, config: &LogConfig, expect_whole_table: bool) -> Result<()> {
-        let path = self.entries.path().to_path_buf();
-        if expect_whole_table {
-            let expected = crate::entries::ENTRY_TABLE_HEADER_BYTES as u64
-                + self.entries.len() as u64 * crate::entries::ENTRY_RECORD_BYTES as u64;
-            let actual = std::fs::metadata(&path)
-                .map_err(|e| LogError::io(&path, e))?
-                .len();
-            if actual != expected {
-                return Err(LogError::corrupt(
-                    &path,
-                    "entry table size is not whole records",
-                ));
-            }
-        }
-        // The last data record must end exactly at the end of the `.log`, and the last
-        // non-data record at the end of `.entrydata`.
-        let mut last_data: Option<EntryRecord> = None;
-        let mut last_meta: Option<EntryRecord> = None;
-        for slot in (0..self.entries.len()).rev() {
-            let rec = self.entries.get(slot)?;
-            if rec.kind.is_data() && last_data.is_none() {
-                last_data = Some(rec);
-            } else if !rec.kind.is_data() && last_meta.is_none() {
-                last_meta = Some(rec);
-            }
-            if last_data.is_some() && (last_meta.is_some() || self.entrydata.is_none()) {
-                break;
-            }
-        }
-        let log_end = last_data.map_or(0, |r| r.end_position());
-        if log_end != self.file_size {
-            return Err(LogError::corrupt(
-                &self.log_path,
-                format!(
-                    "log is {} bytes but its entries end at {log_end}",
-                    self.file_size
-                ),
-            ));
-        }
-        let meta_end = last_meta.map_or(0, |r| r.end_position());
-        if meta_end != self.entrydata_size {
-            return Err(LogError::corrupt(
-                &self.entrydata_path,
-                format!(
-                    "entry data is {} bytes but its entries end at {meta_end}",
-                    self.entrydata_size
-                ),
-            ));
-        }
-        if let Some(rec) = last_data {
-            let header = self.header_at(rec.position)?;
-            if header.base_offset as u64 != rec.base_offset
-                || header.offset_count() != u64::from(rec.aux)
-                || header.size_bytes != rec.length as usize
-            {
-                return Err(LogError::corrupt(
-                    &self.log_path,
-                    "last batch disagrees with its entry",
-                ));
-            }
-        }
-        self.log_size = log_end;
-        self.next_offset = self
-            .entries
-            .last()?
-            .map_or(self.base_offset, |r| r.next_offset());
-        if !self.entries.is_empty() && self.entries.get(0)?.base_offset != self.base_offset {
-            return Err(LogError::corrupt(
-                &path,
-                "first entry does not start at the base offset",
-            ));
-        }
-        self.map_len = self.log_size;
-        if let Err(reason) = self.check_indexes() {
-            warn!(path = %self.log_path.display(), %reason, "rebuilding segment indexes");
-            self.rebuild_indexes(config)?;
-        } else {
-            let last = self.time_index.last();
-            self.max_timestamp = last.map_or(-1, |e| e.timestamp);
-            self.offset_of_max_timestamp =
-                self.base_offset + last.map_or(0, |e| u64::from(e.relative_offset));
-        }
-        Ok(())
-    }
-
-    /// Checks both indexes against the `.log`: sorted, in range, and pointing at batch
-    /// starts that hold the indexed offsets.
-    fn check_indexes(&self) -> std::result::Result<(), String> {
-        let span = self.next_offset - self.base_offset;
-        let mut prev: Option<OffsetEntry> = None;
-        for i in 0..self.offset_index.len() {
-            let e = self.offset_index.get(i);
-            if u64::from(e.relative_offset) >= span || u64::from(e.position) >= self.log_size {
-                return Err(format!("offset index entry {i} is out of range"));
-            }
-            if let Some(p) = prev {
-                if e.relative_offset <= p.relative_offset || e.position <= p.position {
-                    return Err(format!("offset index entry {i} is out of order"));
-                }
-            }
-            prev = Some(e);
-        }
-        if let Some(e) = prev {
-            let h = self
-                .header_at(u64::from(e.position))
-                .map_err(|e| e.to_string())?;
-            if h.last_offset() as u64 != self.base_offset + u64::from(e.relative_offset) {
-                return Err("last offset index entry does not match its batch".into());
-            }
-        }
-        let mut prev_ts: Option<TimeEntry> = None;
-        for i in 0..self.time_index.len() {
-            let e = self.time_index.get(i);
-            if u64::from(e.relative_offset) >= span {
-                return Err(format!("time index entry {i} is out of range"));
-            }
-            if let Some(p) = prev_ts {
-                if e.timestamp <= p.timestamp || e.relative_offset < p.relative_offset {
-                    return Err(format!("time index entry {i} is out of order"));
-                }
-            }
-            prev_ts = Some(e);
-        }
-        if self.has_data() && self.time_index.is_empty() && !self.active {
-            // A closed segment always ends with its max-timestamp entry unless no batch
-            // carried a timestamp; rebuilding settles which.
-            return Err("time index of a closed segment is empty".into());
-        }
-        Ok(())
-    }
-
-    /// Validates every entry against the `.log` and `.entrydata` after an unclean stop,
-    /// keeping the longest valid prefix: each record's checksum, its Raft index, a term
-    /// that never goes back, positions that tile the files, offsets that continue, and a
-    /// batch (CRC-32C) or payload (crc32) that checks out. Indexes are rebuilt.
-    pub fn recover(&mut self, config: &LogConfig, prev_term: u64) -> Result<RecoveryOutcome> {
-        let slots = self.entries.len();
-        let mut log_pos = 0u64;
-        let mut data_pos = 0u64;
-        let mut next_offset = self.base_offset;
-        let mut term = prev_term;
-        let mut valid = 0usize;
-        self.log_size = self.file_size;
-        self.map_len = self.file_size;
-        self.reset_map();
-        let mut payload = Vec::new();
-        for slot in 0..slots {
-            let Some(rec) = self.entries.slot(slot) else {
-                break;
-            };
-            let ok = rec.raft_index == self.base_raft_index() + slot as u64
-                && rec.term >= term
-                && rec.base_offset == next_offset
-                && if rec.kind.is_data() {
-                    rec.position == log_pos && self.batch_matches(&rec)
-                } else {
-                    rec.position == data_pos && self.payload_matches(&rec, &mut payload)
-                };
-            if !ok {
-                break;
-            }
-            if rec.kind.is_data() {
-                log_pos = rec.end_position();
-            } else {
-                data_pos = rec.end_position();
-            }
-            next_offset = rec.next_offset();
-            term = rec.term;
-            valid += 1;
-        }
-        let nonzero_tail = (valid..slots).any(|s| self.entries.slot(s).is_some());
-        self.entries.clear_slots_after(valid);
-        self.entries.truncate(valid);
-        let truncated_log_bytes = self.file_size - log_pos;
-        let truncated = truncated_log_bytes > 0 || nonzero_tail || self.entrydata_size > data_pos;
-        self.log_size = log_pos;
-        self.next_offset = next_offset;
-        self.reset_map();
-        if self.file_size != log_pos {
-            self.log_file
-                .set_len(log_pos)
-                .map_err(|e| LogError::io(&self.log_path, e))?;
-            self.file_size = log_pos;
-        }
-        if self.entrydata_size > data_pos {
-            if let Some(f) = &self.entrydata {
-                f.set_len(data_pos)
-                    .map_err(|e| LogError::io(&self.entrydata_path, e))?;
-            }
-            self.entrydata_size = data_pos;
-            self.entrydata_synced = self.entrydata_synced.min(data_pos);
-        }
-        self.map_len = self.log_size;
-        self.rebuild_indexes(config)?;
-        Ok(RecoveryOutcome {
-            valid_entries: valid,
-            truncated_log_bytes,
-            truncated,
-        })
-    }
-
-    fn batch_matches(&self, rec: &EntryRecord) -> bool {
-        let end = rec.end_position();
-        if end > self.file_size || (rec.length as usize) < BATCH_HEADER_BYTES {
-            return false;
-        }
-        let Ok(bytes) = self.slice(rec.position, end) else {
-            return false;
-        };
-        match BatchHeader::parse_validated(&bytes) {
-            Ok(h) => {
-                // baseOffset and partitionLeaderEpoch are outside the CRC: check them
-                // against the entry, which wrote them.
-                h.size_bytes == rec.length as usize
-                    && h.base_offset as u64 == rec.base_offset
-                    && h.offset_count() == u64::from(rec.aux)
-                    && h.partition_leader_epoch == i32::try_from(rec.term).unwrap_or(i32::MAX)
-            }
-            Err(_) => false,
-        }
-    }
-
-    fn payload_matches(&self, rec: &EntryRecord, buf: &mut Vec<u8>) -> bool {
-        let Some(file) = &self.entrydata else {
-            return false;
-        };
-        if rec.end_position() > self.entrydata_size {
-            return false;
-        }
-        buf.resize(rec.length as usize, 0);
-        file.read_exact_at(buf, rec.position).is_ok() && crc32fast::hash(buf) == rec.aux
-    }
-
-    /// Prepares a loaded segment to be the active one.
-    pub fn activate(&mut self, config: &LogConfig) -> Result<()> {
-        self.active = false;
-        self.reactivate(config)
-    }
 }
 
 /// Reads the whole of a small file, for tools and tests.
@@ -1299,26 +717,6 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// This process's resident bytes of the mapping that starts at `map`'s address.
-    fn resident_bytes(map: &Mmap) -> u64 {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let start = format!("{:x}-", map.as_ptr() as usize);
-        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start)).skip(1);
-        let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
-        let kib: u64 = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kib * 1024
-    }
-
-    fn touched_map(dir: &Path, name: &str, fill: u8) -> Arc<Mmap> {
-        let path = dir.join(name);
-        std::fs::write(&path, vec![fill; 4 << 20]).unwrap();
-        let file = File::open(&path).unwrap();
-        // SAFETY: a test's own file, never changed while mapped.
-        let map = Arc::new(unsafe { Mmap::map(&file) }.unwrap());
-        assert!(map.iter().all(|b| *b == fill));
-        map
-    }
 
     /// The paths a flush prepared now would sync.
     fn synced_paths(seg: &Segment) -> Vec<String> {
@@ -1351,47 +749,5 @@ mod tests {
         assert_eq!(synced_paths(&seg), ["log", "entries"]);
         seg.append_meta(EntryKind::Noop, 2, b"again").unwrap();
         assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
-    }
-
-    #[test]
-    fn a_sweep_drops_the_pages_of_every_map_read_since_the_last() {
-        let dir = tempfile::tempdir().unwrap();
-        let account = ResidentMaps::new();
-        let (a, b) = (
-            touched_map(dir.path(), "a", 1),
-            touched_map(dir.path(), "b", 2),
-        );
-        assert!(resident_bytes(&a) >= 4 << 20 && resident_bytes(&b) >= 4 << 20);
-        account.register(&a);
-        account.register(&b);
-        account.account(MAP_RESIDENT_BYTES - 1);
-        assert_eq!(
-            account.epoch.load(Ordering::Relaxed),
-            1,
-            "below the limit: no sweep"
-        );
-        assert!(resident_bytes(&a) >= 4 << 20);
-        account.account(1);
-        assert_eq!(account.epoch.load(Ordering::Relaxed), 2);
-        assert_eq!(account.read_bytes.load(Ordering::Relaxed), 0);
-        assert!(account.lock_maps().is_empty());
-        assert_eq!((resident_bytes(&a), resident_bytes(&b)), (0, 0));
-        // The same bytes fault back in.
-        assert!(a.iter().all(|x| *x == 1) && b.iter().all(|x| *x == 2));
-    }
-
-    #[test]
-    fn dead_maps_are_shed_before_the_list_grows() {
-        let dir = tempfile::tempdir().unwrap();
-        let account = ResidentMaps::new();
-        let live = touched_map(dir.path(), "live", 3);
-        for _ in 0..100 {
-            let dead = touched_map(dir.path(), "dead", 4);
-            account.register(&dead);
-        }
-        account.register(&live);
-        let maps = account.lock_maps();
-        assert!(maps.len() < 40, "{} entries kept", maps.len());
-        assert_eq!(maps.iter().filter(|w| w.strong_count() > 0).count(), 1);
     }
 }
