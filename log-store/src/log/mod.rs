@@ -19,19 +19,19 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, info, info_span};
 
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::checkpoint::{sync_dir, Checkpoint};
 use crate::clean_checkpoint::CleanCheckpoint;
-use crate::cleaner;
 use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::entries::{EntryKind, EntryRecord};
 use crate::error::{LogError, Result};
-use crate::segment::{self, parse_segment_file_name, Segment, SyncCover};
+use crate::segment::{Segment, SyncCover};
 
 mod clean;
+mod load;
 
 /// Marker file written by `close`; its presence at `open` means the previous run ended
 /// cleanly and no recovery scan is needed.
@@ -172,220 +172,6 @@ impl Log {
     /// Opens the log in `dir`, creating it if absent, with the system clock.
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
         Self::open_with_clock(dir, config, Arc::new(SystemClock))
-    }
-
-    /// Opens the log in `dir` with an injected clock (roll and retention by time use it).
-    ///
-    /// After an unclean stop, the segments from the recovery point on are validated entry
-    /// by entry and cut at the first torn or corrupt entry, so the log that opens is always
-    /// a prefix of what was appended. Index files are checked and rebuilt when wrong.
-    pub fn open_with_clock(
-        dir: impl AsRef<Path>,
-        config: LogConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Log> {
-        config.validate()?;
-        let dir = dir.as_ref().to_path_buf();
-        let span = info_span!("log_open", dir = %dir.display());
-        let _enter = span.enter();
-        std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
-        // An interrupted cleaning: finish its committed swaps, drop the rest, before any
-        // segment is looked at.
-        let finished_clean_swaps = cleaner::finish_interrupted(&dir)?;
-        let (clean_checkpoint, clean_checkpoint_ok) = CleanCheckpoint::read(&dir)?;
-        if !clean_checkpoint_ok {
-            warn!("damaged cleaner checkpoint; the whole log counts as dirty");
-        }
-        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let mut clean = marker.exists();
-        let checkpoint = match Checkpoint::read(&dir) {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "damaged checkpoint; recovering every segment");
-                clean = false;
-                None
-            }
-        };
-        let fresh_checkpoint = checkpoint.is_none();
-        let checkpoint = checkpoint.unwrap_or_default();
-        let bases = list_segments(&dir)?;
-        let mut log = Log {
-            dir: dir.clone(),
-            config,
-            clock,
-            segments: Vec::with_capacity(bases.len()),
-            checkpoint,
-            flushed_offset: 0,
-            generation: 0,
-            flushed_raft_index: 0,
-            open_report: OpenReport {
-                clean,
-                finished_clean_swaps,
-                ..OpenReport::default()
-            },
-            clean_checkpoint,
-            cleaning: Arc::new(AtomicBool::new(false)),
-            clean_poisoned: false,
-            tombstones_held_below: None,
-        };
-        log.load_segments(&bases, clean, fresh_checkpoint)?;
-        if log.segments.is_empty() {
-            let start = log.checkpoint.log_start_offset;
-            let seg = Segment::create(
-                &dir,
-                start,
-                log.checkpoint.prev_raft_index + 1,
-                &log.config,
-                log.clock.now_ms(),
-            )?;
-            log.segments.push(seg);
-            sync_dir(&dir)?;
-        }
-        let config = log.config.clone();
-        log.active_mut().activate(&config)?;
-        let first_base = log.segments[0].base_offset();
-        log.checkpoint.log_start_offset = log.checkpoint.log_start_offset.max(first_base);
-        log.flush()?;
-        log.checkpoint.recovery_point = log.active().base_offset();
-        log.checkpoint.write(&dir)?;
-        // Recovery may have cut the log below where cleaning got.
-        log.lower_first_dirty(log.next_offset())?;
-        if marker.exists() {
-            std::fs::remove_file(&marker).map_err(|e| LogError::io(&marker, e))?;
-            sync_dir(&dir)?;
-        }
-        info!(
-            clean,
-            segments = log.segments.len(),
-            log_start = log.log_start_offset(),
-            next_offset = log.next_offset(),
-            recovered = log.open_report.recovered_segments,
-            truncated_bytes = log.open_report.truncated_bytes,
-            "log opened"
-        );
-        Ok(log)
-    }
-
-    fn load_segments(&mut self, bases: &[u64], clean: bool, fresh_checkpoint: bool) -> Result<()> {
-        // Segments from the one holding the recovery point on get the full scan.
-        let recover_from = if clean {
-            u64::MAX
-        } else if fresh_checkpoint {
-            0
-        } else {
-            let rp = self.checkpoint.recovery_point;
-            bases
-                .iter()
-                .copied()
-                .filter(|b| *b <= rp)
-                .max()
-                .unwrap_or(0)
-        };
-        let mut prev_term = self.checkpoint.prev_raft_term;
-        for (i, &base) in bases.iter().enumerate() {
-            let last = i + 1 == bases.len();
-            let scan = base >= recover_from;
-            let mut seg = match Segment::open_files(&self.dir, base, self.clock.now_ms()) {
-                Ok(s) => s,
-                // Past the recovery point an unreadable segment is a torn tail; before it
-                // (or after a clean stop) it is damage the operator must look at.
-                Err(e) if scan => {
-                    warn!(base, error = %e, "segment unreadable after unclean stop; cutting the log here");
-                    self.remove_from(bases, i)?;
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            // Segments must continue each other in offsets and Raft indexes.
-            if let Some(prev) = self.segments.last() {
-                if seg.base_offset() != prev.next_offset()
-                    || seg.base_raft_index() != prev.next_raft_index()
-                {
-                    let e = LogError::corrupt(
-                        seg.log_path(),
-                        format!(
-                            "segment starts at offset {} / raft index {} but the previous one ends at {} / {}",
-                            seg.base_offset(),
-                            seg.base_raft_index(),
-                            prev.next_offset(),
-                            prev.next_raft_index()
-                        ),
-                    );
-                    if scan {
-                        warn!(error = %e, "cutting the log here");
-                        drop(seg);
-                        self.remove_from(bases, i)?;
-                        break;
-                    }
-                    return Err(e);
-                }
-            }
-            let outcome = if scan {
-                self.open_report.recovered_segments += 1;
-                Some(seg.recover(&self.config, prev_term)?)
-            } else {
-                match seg.load_clean(&self.config, true) {
-                    Ok(()) => None,
-                    Err(e) => {
-                        warn!(base, error = %e, "segment fails its checks; validating it entry by entry");
-                        self.open_report.recovered_segments += 1;
-                        Some(seg.recover(&self.config, prev_term)?)
-                    }
-                }
-            };
-            prev_term = seg.last_term()?.unwrap_or(prev_term);
-            self.segments.push(seg);
-            if let Some(o) = outcome {
-                self.open_report.truncated_bytes += o.truncated_log_bytes;
-                if o.truncated && !last {
-                    warn!(
-                        base,
-                        "log cut inside a segment; removing the segments after it"
-                    );
-                    self.remove_from(bases, i + 1)?;
-                    break;
-                }
-            }
-        }
-        // A crash during retention may leave segments wholly before the log start; one
-        // during a reset (a snapshot install) may leave every old segment, the active
-        // one included: they start at or before the entry the checkpoint says precedes
-        // the first, so none of their entries belongs to the log.
-        while let Some(first) = self.segments.first() {
-            let superseded = first.base_raft_index() <= self.checkpoint.prev_raft_index;
-            let below_start =
-                self.segments.len() > 1 && first.next_offset() <= self.checkpoint.log_start_offset;
-            if !superseded && !below_start {
-                break;
-            }
-            let seg = self.segments.remove(0);
-            self.note_deleted(&seg)?;
-            seg.delete()?;
-            self.open_report.removed_segments += 1;
-        }
-        Ok(())
-    }
-
-    /// Deletes the segment files for `bases[from..]` (not loaded into `self.segments`).
-    fn remove_from(&mut self, bases: &[u64], from: usize) -> Result<()> {
-        for &base in &bases[from..] {
-            for suffix in [
-                segment::LOG_SUFFIX,
-                segment::OFFSET_INDEX_SUFFIX,
-                segment::TIME_INDEX_SUFFIX,
-                segment::ENTRYDATA_SUFFIX,
-                segment::ENTRIES_SUFFIX,
-            ] {
-                let p = self.dir.join(segment::segment_file_name(base, suffix));
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(LogError::io(p, e)),
-                }
-            }
-            self.open_report.removed_segments += 1;
-        }
-        sync_dir(&self.dir)
     }
 
     // ------------------------------------------------------------ accessors
@@ -999,27 +785,4 @@ impl Log {
         }
         sync_dir(&self.dir)
     }
-}
-
-/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work.
-fn list_segments(dir: &Path) -> Result<Vec<u64>> {
-    let mut bases = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".tmp") && name != "log.checkpoint.tmp" {
-            let _ = std::fs::remove_file(entry.path());
-            continue;
-        }
-        if let Some((base, suffix)) = parse_segment_file_name(name) {
-            if suffix == segment::LOG_SUFFIX || suffix == segment::ENTRIES_SUFFIX {
-                bases.push(base);
-            }
-        }
-    }
-    bases.sort_unstable();
-    bases.dedup();
-    Ok(bases)
 }
