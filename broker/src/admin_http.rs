@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::cluster::ClusterError;
 use crate::health::Status;
 use crate::shutdown::Shutdown;
 use crate::Broker;
@@ -194,17 +195,19 @@ async fn move_partition(
     };
     match c.move_partition(req.topic, req.partition, req.to).await {
         Ok(()) => answer(StatusCode::OK, serde_json::json!({"accepted": true})),
-        Err(r) => {
-            let status = if r.code == ResponseError::ReassignmentInProgress.code() {
-                StatusCode::CONFLICT
-            } else if r.code == ResponseError::RequestTimedOut.code() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::BAD_REQUEST
+        Err(e) => {
+            let status = match &e {
+                ClusterError::ControllerTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                ClusterError::Refused(r)
+                    if r.code == ResponseError::ReassignmentInProgress.code() =>
+                {
+                    StatusCode::CONFLICT
+                }
+                _ => StatusCode::BAD_REQUEST,
             };
             answer(
                 status,
-                serde_json::json!({"error": r.message, "code": r.code}),
+                serde_json::json!({"error": e.to_string(), "code": e.code()}),
             )
         }
     }

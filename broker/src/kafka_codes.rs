@@ -4,9 +4,12 @@
 use kafka_protocol::error::ResponseError;
 use log_store::{BatchError, LogError};
 
+use crate::cluster::metadata::Refusal;
+use crate::cluster::ClusterError;
 use crate::group::{CommitOutcome, GroupError};
 use crate::partition::PartitionError;
 use crate::producer_state::SequenceRefusal;
+use crate::topics::TopicError;
 
 /// The Kafka error code a client gets for a log error on its request.
 pub fn log_error_code(e: &LogError) -> i16 {
@@ -106,5 +109,63 @@ impl CommitOutcome {
             .iter()
             .map(|r| r.as_ref().map_or(written, GroupError::code))
             .collect()
+    }
+}
+
+impl TopicError {
+    /// As Kafka answers CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs and
+    /// partition moves.
+    pub fn code(&self) -> i16 {
+        let code = match self {
+            TopicError::Unknown { .. }
+            | TopicError::UnknownPartition { .. }
+            | TopicError::DeletedMeanwhile { .. } => ResponseError::UnknownTopicOrPartition,
+            TopicError::Exists { .. } => ResponseError::TopicAlreadyExists,
+            TopicError::InvalidName { .. } | TopicError::Internal { .. } => {
+                ResponseError::InvalidTopicException
+            }
+            TopicError::PartitionCount { .. } | TopicError::PartitionGrowth { .. } => {
+                ResponseError::InvalidPartitions
+            }
+            TopicError::ReplicationFactorOnOneBroker { .. }
+            | TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+            TopicError::InvalidAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            TopicError::MoveInProgress { .. } => ResponseError::ReassignmentInProgress,
+            TopicError::InvalidConfig(_) | TopicError::CompactOnly { .. } => {
+                ResponseError::InvalidConfig
+            }
+            TopicError::BrokerConfigReadOnly | TopicError::UnalterableResource { .. } => {
+                ResponseError::InvalidRequest
+            }
+            TopicError::Storage { .. } => ResponseError::KafkaStorageError,
+            TopicError::NotYetApplied => ResponseError::RequestTimedOut,
+            TopicError::PartitionConfig { source, .. } => return source.code(),
+            TopicError::Cluster(e) => return e.code(),
+        };
+        code.code()
+    }
+}
+
+impl ClusterError {
+    /// As Kafka answers a request the controller did not carry out.
+    pub fn code(&self) -> i16 {
+        match self {
+            ClusterError::ControllerTimeout { .. } => ResponseError::RequestTimedOut.code(),
+            ClusterError::NoProducerIds | ClusterError::ProducerIdsExhausted => {
+                ResponseError::UnknownServerError.code()
+            }
+            ClusterError::Refused(r) => r.code,
+        }
+    }
+}
+
+/// The outcome the controller records for a refused request: what every replica
+/// answers its client with.
+impl From<&TopicError> for Refusal {
+    fn from(e: &TopicError) -> Self {
+        Refusal {
+            code: e.code(),
+            message: e.to_string(),
+        }
     }
 }

@@ -368,7 +368,7 @@ async fn ensure_offsets_topic(broker: Arc<Broker>, c: Arc<Cluster>, mut shutdown
             if let Err(e) =
                 crate::group::create_offsets_topic(&broker.topics, broker.groups.config()).await
             {
-                warn!(error = %e.message, "creating {} failed; retrying", crate::group::OFFSETS_TOPIC);
+                warn!(error = %e, "creating {} failed; retrying", crate::group::OFFSETS_TOPIC);
             }
         }
         tokio::select! {

@@ -13,10 +13,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 
-use crate::topics::{validate_topic_name, MAX_PARTITIONS_PER_TOPIC};
+use super::ClusterError;
+use crate::topics::{validate_topic_name, TopicError, MAX_PARTITIONS_PER_TOPIC};
 
 /// Raft group id of the controller (group 0 is the node liveness channel).
 pub const CONTROLLER_GROUP: u64 = 1;
@@ -201,18 +201,12 @@ pub struct TopicMeta {
     pub partitions: Vec<PartitionMeta>,
 }
 
-/// Why a request was refused: a Kafka error code and a message.
+/// Why a request was refused, as every replica records it and a client is answered: a
+/// Kafka error code and a message (made from a [`TopicError`] by `crate::kafka_codes`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub code: i16,
     pub message: String,
-}
-
-fn refuse(code: ResponseError, message: impl Into<String>) -> Refusal {
-    Refusal {
-        code: code.code(),
-        message: message.into(),
-    }
 }
 
 /// What an applied record changed, for the broker to act on.
@@ -360,13 +354,7 @@ impl MetadataState {
                     }
                     (Ok(()), Change::TopicDeleted(name, t))
                 }
-                None => (
-                    Err(refuse(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic {name:?} does not exist"),
-                    )),
-                    Change::None,
-                ),
+                None => (Err(TopicError::Unknown { name }), Change::None),
             },
             MetaRecord::CreatePartitions { name, count, .. } => {
                 match self.create_partitions(&name, count) {
@@ -379,13 +367,7 @@ impl MetadataState {
                     t.config = config;
                     (Ok(()), Change::Topic(name))
                 }
-                None => (
-                    Err(refuse(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic {name:?} does not exist"),
-                    )),
-                    Change::None,
-                ),
+                None => (Err(TopicError::Unknown { name }), Change::None),
             },
             MetaRecord::MovePartition {
                 topic,
@@ -411,13 +393,7 @@ impl MetadataState {
                         self.producer_blocks.insert(node, start);
                         (Ok(()), Change::None)
                     }
-                    None => (
-                        Err(refuse(
-                            ResponseError::UnknownServerError,
-                            "producer ids are exhausted",
-                        )),
-                        Change::None,
-                    ),
+                    None => (Err(ClusterError::ProducerIdsExhausted.into()), Change::None),
                 }
             }
             MetaRecord::MoveDone { group, replicas } => {
@@ -436,7 +412,7 @@ impl MetadataState {
             }
         };
         if let Some(request) = request {
-            self.record_outcome(request, outcome);
+            self.record_outcome(request, outcome.map_err(|e| Refusal::from(&e)));
         }
         change
     }
@@ -452,7 +428,7 @@ impl MetadataState {
         }
     }
 
-    fn replication_factor(&self, asked: i16) -> Result<usize, Refusal> {
+    fn replication_factor(&self, asked: i16) -> Result<usize, TopicError> {
         let brokers = self.brokers.len();
         let rf = if asked == -1 {
             DEFAULT_REPLICATION_FACTOR.min(brokers)
@@ -460,10 +436,7 @@ impl MetadataState {
             usize::try_from(asked).unwrap_or(0)
         };
         if rf == 0 || rf > brokers {
-            return Err(refuse(
-                ResponseError::InvalidReplicationFactor,
-                format!("replication factor {asked} with {brokers} brokers registered"),
-            ));
+            return Err(TopicError::ReplicationFactor { asked, brokers });
         }
         Ok(rf)
     }
@@ -475,22 +448,16 @@ impl MetadataState {
         partitions: i32,
         replication_factor: i16,
         config: BTreeMap<String, String>,
-    ) -> Result<(), Refusal> {
-        validate_topic_name(name).map_err(|e| Refusal {
-            code: e.code,
-            message: e.message,
-        })?;
+    ) -> Result<(), TopicError> {
+        validate_topic_name(name)?;
         if self.topics.contains_key(name) {
-            return Err(refuse(
-                ResponseError::TopicAlreadyExists,
-                format!("topic {name:?} already exists"),
-            ));
+            return Err(TopicError::Exists { name: name.into() });
         }
         if !(1..=MAX_PARTITIONS_PER_RECORD).contains(&partitions) {
-            return Err(refuse(
-                ResponseError::InvalidPartitions,
-                format!("partitions must be 1..={MAX_PARTITIONS_PER_RECORD}, got {partitions}"),
-            ));
+            return Err(TopicError::PartitionCount {
+                asked: partitions,
+                max: MAX_PARTITIONS_PER_RECORD,
+            });
         }
         let rf = self.replication_factor(replication_factor)?;
         let placed = self.place(partitions, rf);
@@ -505,19 +472,18 @@ impl MetadataState {
         Ok(())
     }
 
-    fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), Refusal> {
+    fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), TopicError> {
         let Some(t) = self.topics.get(name) else {
-            return Err(refuse(
-                ResponseError::UnknownTopicOrPartition,
-                format!("topic {name:?} does not exist"),
-            ));
+            return Err(TopicError::Unknown { name: name.into() });
         };
         let have = t.partitions.len() as i32;
         if count <= have || count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(refuse(
-                ResponseError::InvalidPartitions,
-                format!("topic {name:?} has {have} partitions; the new count must be more, at most {MAX_PARTITIONS_PER_TOPIC}, got {count}"),
-            ));
+            return Err(TopicError::PartitionGrowth {
+                name: name.into(),
+                have,
+                asked: count,
+                max: MAX_PARTITIONS_PER_TOPIC,
+            });
         }
         let rf = t
             .partitions
@@ -534,12 +500,15 @@ impl MetadataState {
     /// Records a move of `topic`'s partition `partition` to `to`. Returns whether the
     /// placement changed (a move to the same brokers in another order only changes the
     /// preferred leader, at once).
-    fn start_move(&mut self, topic: &str, partition: i32, to: Vec<u64>) -> Result<bool, Refusal> {
-        let unknown = || {
-            refuse(
-                ResponseError::UnknownTopicOrPartition,
-                format!("{topic}/{partition} does not exist"),
-            )
+    fn start_move(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        to: Vec<u64>,
+    ) -> Result<bool, TopicError> {
+        let unknown = || TopicError::UnknownPartition {
+            topic: topic.into(),
+            partition,
         };
         let brokers = &self.brokers;
         let t = self.topics.get_mut(topic).ok_or_else(unknown)?;
@@ -547,7 +516,7 @@ impl MetadataState {
             .ok()
             .and_then(|i| t.partitions.get_mut(i))
             .ok_or_else(unknown)?;
-        let invalid = |why: String| refuse(ResponseError::InvalidReplicaAssignment, why);
+        let invalid = TopicError::InvalidAssignment;
         if to.is_empty() {
             return Err(invalid("the new replica list is empty".into()));
         }
@@ -561,10 +530,11 @@ impl MetadataState {
             return Err(invalid(format!("broker {n} is not registered")));
         }
         if let Some(target) = &p.target {
-            return Err(refuse(
-                ResponseError::ReassignmentInProgress,
-                format!("{topic}/{partition} is already moving to {target:?}"),
-            ));
+            return Err(TopicError::MoveInProgress {
+                topic: topic.into(),
+                partition,
+                target: target.clone(),
+            });
         }
         if p.replicas == to {
             return Ok(false);
@@ -642,6 +612,7 @@ mod as_pairs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::error::ResponseError;
 
     fn register(s: &mut MetadataState, n: u64) {
         for id in 1..=n {

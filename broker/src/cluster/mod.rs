@@ -26,6 +26,7 @@
 //! The controller's snapshots are checkpoint records in its own log (KRaft keeps them in
 //! separate files; see docs/cluster.md); placement is rack-unaware.
 
+mod error;
 mod isr;
 pub mod metadata;
 pub mod moves;
@@ -50,8 +51,9 @@ use tracing::{debug, info, warn};
 
 use crate::error::{BrokerError, Result};
 use crate::identity::{IdentityFile, Standing};
+pub use error::ClusterError;
 pub use isr::{InSyncReplicas, Isr};
-use metadata::{Change, MetaRecord, MetadataState, Refusal, CONTROLLER_GROUP};
+use metadata::{Change, MetaRecord, MetadataState, CONTROLLER_GROUP};
 
 /// Voters of the controller group at most (Raft quorums beyond five only cost latency).
 pub const MAX_CONTROLLER_VOTERS: usize = 5;
@@ -408,7 +410,7 @@ impl Cluster {
         &self,
         record: MetaRecord,
         timeout: Duration,
-    ) -> std::result::Result<(), Refusal> {
+    ) -> std::result::Result<(), ClusterError> {
         let Some(request) = record.request() else {
             self.send(&record).await;
             return Ok(());
@@ -420,16 +422,11 @@ impl Cluster {
             let resend_at = Instant::now() + RESUBMIT_INTERVAL;
             loop {
                 if let Some(outcome) = self.state().outcome(request) {
-                    return outcome.clone();
+                    return outcome.clone().map_err(ClusterError::Refused);
                 }
                 let now = Instant::now();
                 if now >= deadline {
-                    return Err(Refusal {
-                        code: kafka_protocol::error::ResponseError::RequestTimedOut.code(),
-                        message: format!(
-                            "the cluster controller did not apply the change within {timeout:?} (no quorum?)"
-                        ),
-                    });
+                    return Err(ClusterError::ControllerTimeout { timeout });
                 }
                 let wake = resend_at.min(deadline);
                 if now >= resend_at {
@@ -495,7 +492,7 @@ impl Cluster {
                 // A block of producer ids at hand, so the first InitProducerId needs
                 // no controller round trip (and works while the controller is away).
                 if let Err(r) = self.producer_id_within(CONTROLLER_TIMEOUT, 0).await {
-                    debug!(error = r.message, "no producer ids from the controller yet");
+                    debug!(error = %r, "no producer ids from the controller yet");
                 }
                 return true;
             }
@@ -731,7 +728,7 @@ impl Cluster {
     /// Without a controller answer within [`PRODUCER_IDS_TIMEOUT`] the client is told to
     /// retry (it may pick another broker): an InitProducerId must not wait out the
     /// producer's whole delivery timeout on a broker cut off from the controller.
-    pub async fn allocate_producer_id(&self) -> std::result::Result<i64, Refusal> {
+    pub async fn allocate_producer_id(&self) -> std::result::Result<i64, ClusterError> {
         self.producer_id_within(PRODUCER_IDS_TIMEOUT, 1).await
     }
 
@@ -741,7 +738,7 @@ impl Cluster {
         &self,
         timeout: Duration,
         take: i64,
-    ) -> std::result::Result<i64, Refusal> {
+    ) -> std::result::Result<i64, ClusterError> {
         let mut block = self.producer_ids.lock().await;
         if block.0 >= block.1 {
             let request = self.request_id();
@@ -759,10 +756,7 @@ impl Cluster {
                 .producer_blocks
                 .get(&self.node_id)
                 .copied()
-                .ok_or_else(|| Refusal {
-                    code: kafka_protocol::error::ResponseError::UnknownServerError.code(),
-                    message: "the controller granted no producer ids".into(),
-                })?;
+                .ok_or(ClusterError::NoProducerIds)?;
             *block = (start, start + metadata::PRODUCER_ID_BLOCK);
         }
         let id = block.0;
@@ -778,7 +772,7 @@ impl Cluster {
         topic: String,
         partition: i32,
         to: Vec<u64>,
-    ) -> std::result::Result<(), Refusal> {
+    ) -> std::result::Result<(), ClusterError> {
         let record = MetaRecord::MovePartition {
             request: self.request_id(),
             topic,

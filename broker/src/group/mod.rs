@@ -191,9 +191,9 @@ impl Coordinator {
                 }
                 t
             }
-            None => create_offsets_topic(topics, &config).await.map_err(|e| {
-                BrokerError::Config(format!("cannot create {OFFSETS_TOPIC}: {}", e.message))
-            })?,
+            None => create_offsets_topic(topics, &config)
+                .await
+                .map_err(|e| BrokerError::Config(format!("cannot create {OFFSETS_TOPIC}: {e}")))?,
         };
         let coordinator = Coordinator {
             config,

@@ -195,24 +195,11 @@ async fn alter_one(
     let b = &ctx.broker;
     match resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => return Err(TopicError {
-            code: ResponseError::InvalidRequest.code(),
-            message:
-                "broker settings are read-only: set them in the config file or flags and restart"
-                    .into(),
-        }),
-        other => {
-            return Err(TopicError {
-                code: ResponseError::InvalidRequest.code(),
-                message: format!("resource type {other} cannot be altered"),
-            })
-        }
+        RESOURCE_BROKER => return Err(TopicError::BrokerConfigReadOnly),
+        kind => return Err(TopicError::UnalterableResource { kind }),
     }
     let Some(topic) = b.topics.get(name) else {
-        return Err(TopicError {
-            code: ResponseError::UnknownTopicOrPartition.code(),
-            message: format!("topic {name:?} does not exist"),
-        });
+        return Err(TopicError::Unknown { name: name.into() });
     };
     let mut overrides = topic.overrides.clone();
     change(&mut overrides)?;
@@ -220,10 +207,7 @@ async fn alter_one(
 }
 
 fn invalid_config(message: String) -> TopicError {
-    TopicError {
-        code: ResponseError::InvalidConfig.code(),
-        message,
-    }
+    TopicError::InvalidConfig(message)
 }
 
 pub async fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -253,8 +237,8 @@ pub async fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterC
         responses.push(match outcome {
             Ok(()) => response,
             Err(e) => response
-                .with_error_code(ctx.code(e.code))
-                .with_error_message(message(e.message)),
+                .with_error_code(ctx.code(e.code()))
+                .with_error_message(message(e.to_string())),
         });
     }
     AlterConfigsResponse::default().with_responses(responses)
@@ -308,8 +292,8 @@ pub async fn incremental_alter(
         responses.push(match outcome {
             Ok(()) => response,
             Err(e) => response
-                .with_error_code(ctx.code(e.code))
-                .with_error_message(message(e.message)),
+                .with_error_code(ctx.code(e.code()))
+                .with_error_message(message(e.to_string())),
         });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)

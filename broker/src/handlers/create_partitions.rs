@@ -38,8 +38,8 @@ pub async fn handle(
             {
                 Ok(_) => result,
                 Err(e) => result
-                    .with_error_code(ctx.code(e.code))
-                    .with_error_message(message(e.message)),
+                    .with_error_code(ctx.code(e.code()))
+                    .with_error_message(message(e.to_string())),
             },
         );
     }

@@ -128,8 +128,8 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
                 .with_replication_factor(1)
                 .with_configs(Some(config_entries(&config, &overrides))),
             Err(e) => result
-                .with_error_code(ctx.code(e.code))
-                .with_error_message(message(e.message)),
+                .with_error_code(ctx.code(e.code()))
+                .with_error_message(message(e.to_string())),
         });
     }
     CreateTopicsResponse::default().with_topics(results)

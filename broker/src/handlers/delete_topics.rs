@@ -43,8 +43,8 @@ pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Delet
         responses.push(match b.topics.delete(name.as_str()).await {
             Ok(deleted_id) => result.with_topic_id(deleted_id),
             Err(e) => result
-                .with_error_code(ctx.code(e.code))
-                .with_error_message(message(e.message)),
+                .with_error_code(ctx.code(e.code()))
+                .with_error_message(message(e.to_string())),
         });
     }
     DeleteTopicsResponse::default().with_responses(responses)

@@ -28,9 +28,9 @@ pub async fn handle(
             Ok(id) => InitProducerIdResponse::default()
                 .with_producer_id(id.into())
                 .with_producer_epoch(0),
-            Err(r) => {
+            Err(e) => {
                 warn!(
-                    error = r.message,
+                    error = %e,
                     "cannot get producer ids from the controller"
                 );
                 // Retriable: clients ask again (a controller election, say).

@@ -12,19 +12,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::checked_file::{self, Read};
-use crate::cluster::metadata::{Change, MetaRecord, PartitionMeta, Refusal, TopicMeta};
+use crate::cluster::metadata::{Change, MetaRecord, PartitionMeta, TopicMeta};
 use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
-use crate::config::{ConfigValueError, TopicConfig, TopicDefaults};
+use crate::config::{TopicConfig, TopicDefaults};
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 use crate::partition::{Partition, Shared};
+
+mod error;
+
+pub use error::TopicError;
 
 /// The single-node topic registry, in the data directory.
 pub(crate) const REGISTRY_FILE: &str = "topics.toml";
@@ -70,37 +73,6 @@ struct TopicRecord {
     config: BTreeMap<String, String>,
 }
 
-/// Why a topic operation was refused: a Kafka error code and a message for the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicError {
-    pub code: i16,
-    pub message: String,
-}
-
-impl TopicError {
-    fn new(code: ResponseError, message: impl Into<String>) -> Self {
-        TopicError {
-            code: code.code(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Refusal> for TopicError {
-    fn from(r: Refusal) -> Self {
-        TopicError {
-            code: r.code,
-            message: r.message,
-        }
-    }
-}
-
-impl From<ConfigValueError> for TopicError {
-    fn from(e: ConfigValueError) -> Self {
-        TopicError::new(ResponseError::InvalidConfig, e.to_string())
-    }
-}
-
 /// Topics the broker writes itself (`__consumer_offsets`): clients may read them but
 /// not produce to, delete or grow them.
 pub fn is_internal(name: &str) -> bool {
@@ -109,21 +81,18 @@ pub fn is_internal(name: &str) -> bool {
 
 fn refuse_internal(name: &str) -> std::result::Result<(), TopicError> {
     if is_internal(name) {
-        return Err(TopicError::new(
-            ResponseError::InvalidTopicException,
-            format!("{name} is an internal topic"),
-        ));
+        return Err(TopicError::Internal { name: name.into() });
     }
     Ok(())
 }
 
 /// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> std::result::Result<(), TopicError> {
-    let invalid = |why: &str| {
-        Err(TopicError::new(
-            ResponseError::InvalidTopicException,
-            format!("invalid topic name {name:?}: {why}"),
-        ))
+    let invalid = |why: &'static str| {
+        Err(TopicError::InvalidName {
+            name: name.into(),
+            why,
+        })
     };
     if name.is_empty() {
         return invalid("empty");
@@ -180,7 +149,7 @@ impl Topics {
                 path: path.clone(),
                 reason: format!("topic {name:?}: {reason}"),
             };
-            validate_topic_name(&name).map_err(|e| corrupt(e.message))?;
+            validate_topic_name(&name).map_err(|e| corrupt(e.to_string()))?;
             let id = Uuid::parse_str(&record.id).map_err(|e| corrupt(e.to_string()))?;
             if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&record.partitions) {
                 return Err(corrupt(format!("{} partitions", record.partitions)));
@@ -295,7 +264,7 @@ impl Topics {
     async fn install(&self, cluster: &Arc<Cluster>, name: &str, meta: TopicMeta) {
         let existing = self.get(name);
         let config = self.config_with(&meta.config).unwrap_or_else(|e| {
-            warn!(topic = name, error = %e.message, "invalid topic config in the controller; using the defaults");
+            warn!(topic = name, error = %e, "invalid topic config in the controller; using the defaults");
             self.defaults.log.clone()
         });
         let topic_name: Arc<str> = name.into();
@@ -482,10 +451,7 @@ impl Topics {
         {
             Ok(())
         } else {
-            Err(TopicError::new(
-                ResponseError::RequestTimedOut,
-                "the change was applied by the controller but not yet on this broker",
-            ))
+            Err(TopicError::NotYetApplied)
         }
     }
 
@@ -571,26 +537,20 @@ impl Topics {
     ) -> std::result::Result<TopicConfig, TopicError> {
         validate_topic_name(name)?;
         if self.get(name).is_some() {
-            return Err(TopicError::new(
-                ResponseError::TopicAlreadyExists,
-                format!("topic {name:?} already exists"),
-            ));
+            return Err(TopicError::Exists { name: name.into() });
         }
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
-            return Err(TopicError::new(
-                ResponseError::InvalidPartitions,
-                format!("partitions must be 1..={MAX_PARTITIONS_PER_TOPIC}, got {partitions}"),
-            ));
+            return Err(TopicError::PartitionCount {
+                asked: partitions,
+                max: MAX_PARTITIONS_PER_TOPIC,
+            });
         }
         // A single node holds one replica of everything; in a cluster the controller
         // judges the factor against the brokers it knows.
         if self.cluster.is_none() && replication_factor != 1 && replication_factor != -1 {
-            return Err(TopicError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!(
-                    "replication factor {replication_factor} is larger than the 1 available broker"
-                ),
-            ));
+            return Err(TopicError::ReplicationFactorOnOneBroker {
+                asked: replication_factor,
+            });
         }
         self.config_with(overrides)
     }
@@ -623,14 +583,16 @@ impl Topics {
             };
             cluster.submit(record, CONTROLLER_TIMEOUT).await?;
             self.await_map(&cluster, |t| t.get(name).is_some()).await?;
-            return self.get(name).ok_or_else(|| {
-                TopicError::new(ResponseError::UnknownTopicOrPartition, "deleted meanwhile")
-            });
+            return self
+                .get(name)
+                .ok_or_else(|| TopicError::DeletedMeanwhile { name: name.into() });
         }
         let name: Arc<str> = name.into();
         let storage = |e: BrokerError| {
             warn!(topic = %name, error = %e, "topic creation failed");
-            TopicError::new(ResponseError::KafkaStorageError, e.to_string())
+            TopicError::Storage {
+                reason: e.to_string(),
+            }
         };
         let opened = (0..partitions)
             .map(|i| {
@@ -665,10 +627,7 @@ impl Topics {
         refuse_internal(name)?;
         let _change = self.change.lock().await;
         let Some(topic) = self.get(name) else {
-            return Err(TopicError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("topic {name:?} does not exist"),
-            ));
+            return Err(TopicError::Unknown { name: name.into() });
         };
         if let Some(cluster) = self.cluster.clone() {
             let record = MetaRecord::DeleteTopic {
@@ -682,8 +641,9 @@ impl Topics {
         }
         let mut next = self.read_map().clone();
         next.remove(name);
-        self.persist(&next)
-            .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        self.persist(&next).map_err(|e| TopicError::Storage {
+            reason: e.to_string(),
+        })?;
         *self.write_map() = next;
         for p in &topic.partitions {
             if let Err(e) = p.close() {
@@ -708,17 +668,16 @@ impl Topics {
         refuse_internal(name)?;
         let _change = self.change.lock().await;
         let Some(topic) = self.get(name) else {
-            return Err(TopicError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("topic {name:?} does not exist"),
-            ));
+            return Err(TopicError::Unknown { name: name.into() });
         };
         let have = topic.partitions.len() as i32;
         if count <= have || count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(TopicError::new(
-                ResponseError::InvalidPartitions,
-                format!("topic {name:?} has {have} partitions; the new count must be more, at most {MAX_PARTITIONS_PER_TOPIC}, got {count}"),
-            ));
+            return Err(TopicError::PartitionGrowth {
+                name: name.into(),
+                have,
+                asked: count,
+                max: MAX_PARTITIONS_PER_TOPIC,
+            });
         }
         if validate_only {
             return Ok(Vec::new());
@@ -741,8 +700,9 @@ impl Topics {
                 .unwrap_or_default();
             return Ok(grown.into_iter().skip(have as usize).collect());
         }
-        let storage =
-            |e: BrokerError| TopicError::new(ResponseError::KafkaStorageError, e.to_string());
+        let storage = |e: BrokerError| TopicError::Storage {
+            reason: e.to_string(),
+        };
         let new = (have..count)
             .map(|i| {
                 Partition::open(
@@ -780,17 +740,11 @@ impl Topics {
     ) -> std::result::Result<(), TopicError> {
         let _change = self.change.lock().await;
         let Some(topic) = self.get(name) else {
-            return Err(TopicError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("topic {name:?} does not exist"),
-            ));
+            return Err(TopicError::Unknown { name: name.into() });
         };
         let config = self.config_with(&overrides)?;
         if is_internal(name) && config.cleanup_policy != "compact" {
-            return Err(TopicError::new(
-                ResponseError::InvalidConfig,
-                format!("{name} must stay cleanup.policy=compact: its latest records are the groups' state"),
-            ));
+            return Err(TopicError::CompactOnly { name: name.into() });
         }
         if validate_only {
             return Ok(());
@@ -817,14 +771,17 @@ impl Topics {
         });
         let mut next = self.read_map().clone();
         next.insert(topic.name.clone(), changed);
-        self.persist(&next)
-            .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+        self.persist(&next).map_err(|e| TopicError::Storage {
+            reason: e.to_string(),
+        })?;
         *self.write_map() = next;
         for p in &topic.partitions {
-            p.set_config(config.log_config()).map_err(|e| TopicError {
-                code: e.code(),
-                message: format!("applying the config to {name}-{}: {e}", p.index()),
-            })?;
+            p.set_config(config.log_config())
+                .map_err(|source| TopicError::PartitionConfig {
+                    topic: name.into(),
+                    partition: p.index(),
+                    source,
+                })?;
         }
         info!(topic = name, "topic config changed");
         Ok(())
@@ -996,6 +953,7 @@ fn looks_like_partition(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::error::ResponseError;
 
     #[tokio::test]
     async fn a_missing_or_empty_registry_beside_partitions_stops_the_open() {
@@ -1045,7 +1003,11 @@ mod tests {
         }
         for bad in ["", ".", "..", "a b", "ü", "a/b", &"x".repeat(250)] {
             let e = validate_topic_name(bad).unwrap_err();
-            assert_eq!(e.code, ResponseError::InvalidTopicException.code(), "{bad}");
+            assert_eq!(
+                e.code(),
+                ResponseError::InvalidTopicException.code(),
+                "{bad}"
+            );
         }
     }
 
@@ -1066,7 +1028,7 @@ mod tests {
                 .create("t", 1, 1, BTreeMap::new())
                 .await
                 .unwrap_err()
-                .code,
+                .code(),
             ResponseError::TopicAlreadyExists.code()
         );
         assert_eq!(
@@ -1074,7 +1036,7 @@ mod tests {
                 .create("u", 1, 3, BTreeMap::new())
                 .await
                 .unwrap_err()
-                .code,
+                .code(),
             ResponseError::InvalidReplicationFactor.code()
         );
         topics.create_partitions("t", 3, false).await.unwrap();

@@ -1,0 +1,81 @@
+//! Why a topic operation (create, delete, grow, alter) was refused. Kafka error codes
+//! are chosen for these in one place, `crate::kafka_codes`.
+
+use crate::cluster::ClusterError;
+use crate::partition::PartitionError;
+
+/// A topic operation that did not happen, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic {name:?} does not exist")]
+    Unknown { name: String },
+    #[error("{topic}/{partition} does not exist")]
+    UnknownPartition { topic: String, partition: i32 },
+    /// Created, then deleted before this broker saw it.
+    #[error("topic {name:?} was deleted meanwhile")]
+    DeletedMeanwhile { name: String },
+    #[error("topic {name:?} already exists")]
+    Exists { name: String },
+    /// Kafka's naming rule, broken as `why` says.
+    #[error("invalid topic name {name:?}: {why}")]
+    InvalidName { name: String, why: &'static str },
+    /// Clients may not delete, grow or produce to a topic the broker writes itself.
+    #[error("{name} is an internal topic")]
+    Internal { name: String },
+    #[error("partitions must be 1..={max}, got {asked}")]
+    PartitionCount { asked: i32, max: i32 },
+    #[error(
+        "topic {name:?} has {have} partitions; the new count must be more, at most {max}, \
+         got {asked}"
+    )]
+    PartitionGrowth {
+        name: String,
+        have: i32,
+        asked: i32,
+        max: i32,
+    },
+    #[error("replication factor {asked} is larger than the 1 available broker")]
+    ReplicationFactorOnOneBroker { asked: i16 },
+    #[error("replication factor {asked} with {brokers} brokers registered")]
+    ReplicationFactor { asked: i16, brokers: usize },
+    /// A partition move's new replica list is unusable, as the text says.
+    #[error("{0}")]
+    InvalidAssignment(String),
+    #[error("{topic}/{partition} is already moving to {target:?}")]
+    MoveInProgress {
+        topic: String,
+        partition: i32,
+        target: Vec<u64>,
+    },
+    /// A config key or value is refused, as the text says.
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{name} must stay cleanup.policy=compact: its latest records are the groups' state")]
+    CompactOnly { name: String },
+    #[error("broker settings are read-only: set them in the config file or flags and restart")]
+    BrokerConfigReadOnly,
+    #[error("resource type {kind} cannot be altered")]
+    UnalterableResource { kind: i8 },
+    /// The topic's files or registry could not be written.
+    #[error("{reason}")]
+    Storage { reason: String },
+    #[error("applying the config to {topic}-{partition}: {source}")]
+    PartitionConfig {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: PartitionError,
+    },
+    /// The controller applied the change; this broker has not caught up with it yet.
+    #[error("the change was applied by the controller but not yet on this broker")]
+    NotYetApplied,
+    /// The controller refused the change or did not answer.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+impl From<crate::config::ConfigValueError> for TopicError {
+    fn from(e: crate::config::ConfigValueError) -> Self {
+        TopicError::InvalidConfig(e.to_string())
+    }
+}
