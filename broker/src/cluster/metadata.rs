@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::ClusterError;
-use crate::topics::{validate_topic_name, TopicError, MAX_PARTITIONS_PER_TOPIC};
+use crate::topics::{check_growth, validate_topic_name, TopicError, MAX_PARTITIONS_PER_TOPIC};
 
 /// Raft group id of the controller (group 0 is the node liveness channel).
 pub const CONTROLLER_GROUP: u64 = 1;
@@ -477,14 +477,7 @@ impl MetadataState {
             return Err(TopicError::Unknown { name: name.into() });
         };
         let have = t.partitions.len() as i32;
-        if count <= have || count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(TopicError::PartitionGrowth {
-                name: name.into(),
-                have,
-                asked: count,
-                max: MAX_PARTITIONS_PER_TOPIC,
-            });
-        }
+        check_growth(name, have, count)?;
         let rf = t
             .partitions
             .first()

@@ -86,6 +86,20 @@ fn refuse_internal(name: &str) -> std::result::Result<(), TopicError> {
     Ok(())
 }
 
+/// A topic of `have` partitions may grow to `count`: more, and at most
+/// [`MAX_PARTITIONS_PER_TOPIC`] (Kafka never shrinks a topic).
+pub(crate) fn check_growth(name: &str, have: i32, count: i32) -> Result<(), TopicError> {
+    if count <= have || count > MAX_PARTITIONS_PER_TOPIC {
+        return Err(TopicError::PartitionGrowth {
+            name: name.into(),
+            have,
+            asked: count,
+            max: MAX_PARTITIONS_PER_TOPIC,
+        });
+    }
+    Ok(())
+}
+
 /// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> std::result::Result<(), TopicError> {
     let invalid = |why: &'static str| {
@@ -671,14 +685,7 @@ impl Topics {
             return Err(TopicError::Unknown { name: name.into() });
         };
         let have = topic.partitions.len() as i32;
-        if count <= have || count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(TopicError::PartitionGrowth {
-                name: name.into(),
-                have,
-                asked: count,
-                max: MAX_PARTITIONS_PER_TOPIC,
-            });
-        }
+        check_growth(name, have, count)?;
         if validate_only {
             return Ok(Vec::new());
         }
