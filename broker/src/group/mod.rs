@@ -1,7 +1,8 @@
 //! The group coordinator: Kafka's classic consumer-group protocol, with group metadata
 //! and committed offsets stored as records in the compacted internal topic
 //! `__consumer_offsets` ([`records`] has the layout, [`state`] the membership state
-//! machine).
+//! machine, `load` the loading of groups from that topic as leaderships move, `offsets`
+//! OffsetCommit, OffsetFetch, OffsetDelete and offset expiry).
 //!
 //! ## Guarantees
 //! - An OffsetCommit is answered once its records are durable in `__consumer_offsets`
@@ -24,19 +25,13 @@
 //!   expires offsets an admin just reset on a long-empty group).
 
 mod error;
+mod load;
+mod offsets;
 pub mod records;
 pub mod state;
 
 pub use error::GroupError;
-
-/// What OffsetCommit did with each entry of a request the group accepted (see
-/// [`Coordinator::commit`]): `refused[i]` says why entry `i` was not stored; the others
-/// were written together, with `written`'s outcome.
-#[derive(Debug)]
-pub struct CommitOutcome {
-    pub refused: Vec<Option<GroupError>>,
-    pub written: Result<(), GroupError>,
-}
+pub use offsets::{CommitEntry, CommitOutcome};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,8 +39,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::RecordBatchDecoder;
-use log_store::BatchHeader;
 use tracing::{info, warn};
 
 use crate::config::GroupConfig;
@@ -53,7 +46,7 @@ use crate::error::{BrokerError, Result};
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::shutdown::Shutdown;
 use crate::topics::Topics;
-use records::{GroupValue, OffsetValue, RecordKey};
+use records::{OffsetValue, RecordKey};
 use state::{Answer, Group, GroupState, JoinParams, JoinResult, SyncParams, SyncResult};
 
 /// Kafka's name for the internal topic of group metadata and committed offsets.
@@ -74,16 +67,6 @@ pub type TopicPartition = (String, i32);
 
 /// OffsetFetch results: per topic, per partition, the committed offset if any.
 pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
-
-/// One partition of an OffsetCommit.
-#[derive(Debug, Clone)]
-pub struct CommitEntry {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-}
 
 /// A member as DescribeGroups shows it.
 #[derive(Debug, Clone)]
@@ -268,85 +251,6 @@ impl Coordinator {
         }
     }
 
-    /// Cluster mode: loads the groups of each `__consumer_offsets` partition this node
-    /// has come to lead (once the new leader's log is fully committed, so it holds
-    /// every acknowledged commit), and drops those of partitions it no longer leads.
-    /// Called every tick.
-    fn follow_leadership(&self) {
-        let Some(loaded) = &self.loaded else { return };
-        for p in self.partitions() {
-            let index = p.index();
-            let view = p.view();
-            let current = loaded
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&index)
-                .copied();
-            match view {
-                Some(v) if v.is_leader => {
-                    if current == Some(v.term) {
-                        continue;
-                    }
-                    let caught_up = p.offsets().is_ok_and(|o| o.high_watermark == o.log_end);
-                    if !caught_up {
-                        continue;
-                    }
-                    self.unload_partition(index);
-                    let started = Instant::now();
-                    match self.replay_partition(&p, started) {
-                        Ok(records) => {
-                            info!(
-                                partition = index,
-                                term = v.term,
-                                records,
-                                elapsed_ms = started.elapsed().as_millis() as u64,
-                                "now coordinating the groups of this {OFFSETS_TOPIC} partition"
-                            );
-                            loaded
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(index, v.term);
-                        }
-                        Err(e) => {
-                            warn!(partition = index, error = %e, "loading groups failed; will retry")
-                        }
-                    }
-                }
-                _ => {
-                    if current.is_some() {
-                        loaded
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&index);
-                        self.unload_partition(index);
-                        info!(
-                            partition = index,
-                            "no longer coordinating the groups of this {OFFSETS_TOPIC} partition"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// Drops the cached groups of `__consumer_offsets` partition `index` (their
-    /// coordinator moved); waiting joins and syncs answer NOT_COORDINATOR.
-    fn unload_partition(&self, index: i32) {
-        let n = self.partitions().len() as i32;
-        let gone: Vec<Arc<Mutex<Group>>> = {
-            let mut groups = self.groups();
-            let ids: Vec<String> = groups
-                .keys()
-                .filter(|id| records::partition_for(id, n) == index)
-                .cloned()
-                .collect();
-            ids.iter().filter_map(|id| groups.remove(id)).collect()
-        };
-        for g in gone {
-            lock(&g).unload();
-        }
-    }
-
     /// Settings in force.
     pub fn config(&self) -> &GroupConfig {
         &self.config
@@ -387,147 +291,6 @@ impl Coordinator {
         let mut ids: Vec<String> = self.groups().keys().cloned().collect();
         ids.sort();
         ids
-    }
-
-    /// Replays every partition of `__consumer_offsets` into the group cache.
-    fn replay(&self) -> Result<()> {
-        let started = Instant::now();
-        let now = Instant::now();
-        let mut records_read = 0u64;
-        for p in self.partitions() {
-            records_read += self.replay_partition(&p, now)?;
-        }
-        // Groups whose metadata was deleted and that hold no offsets are gone. Groups known
-        // only from their offsets (no metadata record) have no "empty since": their
-        // offsets expire by commit time, however often the broker restarts.
-        self.groups().retain(|_, g| {
-            let mut g = lock(g);
-            if g.protocol_type.is_none() && g.members.is_empty() {
-                g.state_since_ms = i64::MIN;
-            }
-            !(g.state == GroupState::Dead && g.offsets.is_empty())
-        });
-        info!(
-            groups = self.groups().len(),
-            records = records_read,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "consumer groups loaded from {OFFSETS_TOPIC}"
-        );
-        Ok(())
-    }
-
-    /// Replays one `__consumer_offsets` partition into the group cache, up to its high
-    /// watermark; the records read.
-    fn replay_partition(&self, p: &Partition, now: Instant) -> Result<u64> {
-        let mut records_read = 0;
-        let mut offset = p.offsets().map(|o| o.log_start).unwrap_or(0);
-        loop {
-            let chunk = p.read(offset, REPLAY_READ_BYTES).map_err(|e| {
-                BrokerError::Config(format!(
-                    "cannot read {OFFSETS_TOPIC}-{} at offset {offset}: {e}",
-                    p.index()
-                ))
-            })?;
-            if chunk.is_empty() {
-                return Ok(records_read);
-            }
-            for item in log_store::Batches::new(chunk) {
-                let (header, bytes) = item.map_err(|e| BrokerError::Log {
-                    topic: OFFSETS_TOPIC.into(),
-                    partition: p.index(),
-                    source: log_store::LogError::CorruptBatch(e),
-                })?;
-                offset = header.last_offset() as u64 + 1;
-                records_read += self.replay_batch(&header, bytes, now, p.index());
-            }
-        }
-    }
-
-    fn replay_batch(&self, header: &BatchHeader, bytes: Bytes, now: Instant, index: i32) -> u64 {
-        if header.is_control() {
-            return 0;
-        }
-        let claimed = header.records_count.max(0) as usize;
-        if claimed > bytes.len() / MIN_RECORD_BYTES {
-            warn!(
-                partition = index,
-                offset = header.base_offset,
-                "{OFFSETS_TOPIC} batch claims more records than it holds; skipped"
-            );
-            return 0;
-        }
-        let mut buf = bytes;
-        let set = match RecordBatchDecoder::decode(&mut buf) {
-            Ok(set) => set,
-            Err(e) => {
-                warn!(partition = index, offset = header.base_offset, error = %e, "undecodable {OFFSETS_TOPIC} batch skipped");
-                return 0;
-            }
-        };
-        let mut n = 0;
-        for record in set.records {
-            n += 1;
-            let Some(key) = record.key else { continue };
-            match RecordKey::decode(key) {
-                Ok(key) => self.apply(key, record.value, now),
-                Err(e) => {
-                    warn!(partition = index, offset = record.offset, error = %e, "skipping a {OFFSETS_TOPIC} record")
-                }
-            }
-        }
-        n
-    }
-
-    fn apply(&self, key: RecordKey, value: Option<Bytes>, now: Instant) {
-        let group = self.get_or_create(key.group());
-        let mut g = lock(&group);
-        match (key, value) {
-            (
-                RecordKey::Offset {
-                    topic, partition, ..
-                },
-                None,
-            ) => {
-                g.offsets.remove(&(topic, partition));
-            }
-            (
-                RecordKey::Offset {
-                    topic, partition, ..
-                },
-                Some(v),
-            ) => match OffsetValue::decode(v) {
-                Ok(value) => {
-                    g.offsets
-                        .insert((topic, partition), state::Committed { value });
-                }
-                Err(e) => warn!(group = %g.id, error = %e, "skipping an offset record"),
-            },
-            (RecordKey::Group { .. }, None) => {
-                g.restore(
-                    GroupValue {
-                        protocol_type: String::new(),
-                        generation: 0,
-                        protocol: None,
-                        leader: None,
-                        state_timestamp_ms: wall_ms(),
-                        members: Vec::new(),
-                    },
-                    now,
-                );
-                g.state = GroupState::Dead;
-            }
-            (RecordKey::Group { .. }, Some(v)) => match GroupValue::decode(v) {
-                Ok(value) => g.restore(value, now),
-                Err(e) => warn!(group = %g.id, error = %e, "skipping a group metadata record"),
-            },
-        }
-        if g.state == GroupState::Dead && g.offsets.is_empty() {
-            return;
-        }
-        if g.state == GroupState::Dead {
-            // Offsets committed after a delete bring the group back, empty.
-            g.state = GroupState::Empty;
-        }
     }
 
     /// Appends records (key, value or tombstone) to `partition` as one batch; the last
@@ -712,187 +475,6 @@ impl Coordinator {
         }
     }
 
-    /// OffsetCommit, answered once the offsets are durable: `Err` refuses every entry;
-    /// otherwise each entry was refused on its own or written with the others.
-    pub async fn commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
-        entries: &[CommitEntry],
-        topics: &Topics,
-    ) -> Result<CommitOutcome, GroupError> {
-        self.check_group_id(group_id)?;
-        self.serves(group_id)?;
-        let partition = self
-            .partition_of(group_id)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        let refused: Vec<Option<GroupError>> = entries
-            .iter()
-            .map(|e| self.refuse_entry(e, topics))
-            .collect();
-        let valid: Vec<usize> = (0..entries.len())
-            .filter(|&i| refused[i].is_none())
-            .collect();
-        let group = match self.get(group_id) {
-            Some(g) => g,
-            // Nothing to store: no group is made for it.
-            None if valid.is_empty() => {
-                return Ok(CommitOutcome {
-                    refused,
-                    written: Ok(()),
-                })
-            }
-            None if generation < 0 => self.get_or_create(group_id),
-            None => {
-                return Err(GroupError::IllegalGeneration {
-                    given: generation,
-                    current: 0,
-                })
-            }
-        };
-        let written = {
-            let mut g = lock(&group);
-            g.check_commit(member_id, instance_id, generation, Instant::now())?;
-            if valid.is_empty() {
-                return Ok(CommitOutcome {
-                    refused,
-                    written: Ok(()),
-                });
-            }
-            Self::write_offsets(&mut g, &partition, group_id, entries, &valid)
-        };
-        let outcome = match written {
-            Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &outcome {
-            warn!(group = group_id, error = %e, "committing offsets failed");
-        }
-        Ok(CommitOutcome {
-            refused,
-            written: outcome.map_err(GroupError::Storage),
-        })
-    }
-
-    /// Appends the `valid` entries' offsets to the group's partition and, once
-    /// appended, records them as the group's; the last offset written.
-    fn write_offsets(
-        g: &mut Group,
-        partition: &Partition,
-        group_id: &str,
-        entries: &[CommitEntry],
-        valid: &[usize],
-    ) -> PartitionResult<u64> {
-        let now = wall_ms();
-        let values: Vec<(usize, OffsetValue)> = valid
-            .iter()
-            .map(|&i| {
-                let e = &entries[i];
-                (
-                    i,
-                    OffsetValue {
-                        offset: e.offset,
-                        leader_epoch: e.leader_epoch,
-                        metadata: e.metadata.clone().unwrap_or_default(),
-                        commit_timestamp_ms: now,
-                    },
-                )
-            })
-            .collect();
-        let records = values
-            .iter()
-            .map(|(i, v)| {
-                let e = &entries[*i];
-                let key = RecordKey::Offset {
-                    group: group_id.to_string(),
-                    topic: e.topic.clone(),
-                    partition: e.partition,
-                };
-                (key.encode(), Some(v.encode()))
-            })
-            .collect();
-        let written = Self::append(partition, records);
-        if written.is_ok() {
-            for (i, value) in values {
-                let e = &entries[i];
-                g.offsets
-                    .insert((e.topic.clone(), e.partition), state::Committed { value });
-            }
-        }
-        written
-    }
-
-    /// Why one OffsetCommit entry cannot be stored, if it cannot.
-    fn refuse_entry(&self, e: &CommitEntry, topics: &Topics) -> Option<GroupError> {
-        let exists = topics
-            .get(&e.topic)
-            .is_some_and(|t| t.partition(e.partition).is_some());
-        let bytes = e.metadata.as_ref().map_or(0, String::len);
-        if !exists {
-            Some(GroupError::UnknownTopicOrPartition {
-                topic: e.topic.clone(),
-                partition: e.partition,
-            })
-        } else if bytes > self.config.offset_metadata_max_bytes {
-            Some(GroupError::OffsetMetadataTooLarge {
-                topic: e.topic.clone(),
-                partition: e.partition,
-                bytes,
-                max: self.config.offset_metadata_max_bytes,
-            })
-        } else {
-            None
-        }
-    }
-
-    /// OffsetFetch: committed offsets of the partitions asked for (all when `None`);
-    /// `None` for a partition without one.
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        wanted: Option<Vec<(String, Vec<i32>)>>,
-    ) -> FetchedOffsets {
-        let group = self.get(group_id);
-        let g = group.as_ref().map(|g| lock(g));
-        let offsets = g.as_ref().map(|g| &g.offsets);
-        match wanted {
-            Some(wanted) => wanted
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let found = partitions
-                        .into_iter()
-                        .map(|p| {
-                            let v = offsets
-                                .and_then(|o| o.get(&(topic.clone(), p)))
-                                .map(|c| c.value.clone());
-                            (p, v)
-                        })
-                        .collect();
-                    (topic, found)
-                })
-                .collect(),
-            None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<OffsetValue>)>> =
-                    BTreeMap::new();
-                for ((topic, p), c) in offsets.into_iter().flatten() {
-                    by_topic
-                        .entry(topic.clone())
-                        .or_default()
-                        .push((*p, Some(c.value.clone())));
-                }
-                by_topic
-                    .into_iter()
-                    .map(|(t, mut ps)| {
-                        ps.sort_by_key(|(p, _)| *p);
-                        (t, ps)
-                    })
-                    .collect()
-            }
-        }
-    }
-
     /// A group as DescribeGroups shows it (`Dead` with no members when unknown).
     pub fn describe(&self, group_id: &str) -> GroupSummary {
         let Some(group) = self.get(group_id) else {
@@ -1014,68 +596,6 @@ impl Coordinator {
         Ok(())
     }
 
-    /// OffsetDelete: removes committed offsets the group no longer consumes. A group-level
-    /// error, or one outcome per partition.
-    pub async fn delete_offsets(
-        &self,
-        group_id: &str,
-        partitions: &[TopicPartition],
-    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-        let (group, partition) = self.existing(group_id)?;
-        let mut outcomes: Vec<Result<(), GroupError>> = partitions.iter().map(|_| Ok(())).collect();
-        let written = {
-            let mut g = lock(&group);
-            if g.state == GroupState::Dead {
-                return Err(not_found(group_id));
-            }
-            let subscribed = if g.members.is_empty() {
-                Vec::new()
-            } else {
-                match g.subscribed_topics() {
-                    Some(t) => t,
-                    None => {
-                        return Err(GroupError::NonEmptyGroup {
-                            group: group_id.to_string(),
-                        })
-                    }
-                }
-            };
-            let mut tombstones = Vec::new();
-            let mut removed = Vec::new();
-            for (i, (topic, p)) in partitions.iter().enumerate() {
-                if subscribed.contains(topic) {
-                    outcomes[i] = Err(GroupError::SubscribedToTopic {
-                        topic: topic.clone(),
-                    });
-                } else if g.offsets.contains_key(&(topic.clone(), *p)) {
-                    let key = RecordKey::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *p,
-                    };
-                    tombstones.push((key.encode(), None));
-                    removed.push((topic.clone(), *p));
-                }
-            }
-            if tombstones.is_empty() {
-                return Ok(outcomes);
-            }
-            let written = Self::append(&partition, tombstones);
-            if written.is_ok() {
-                for k in removed {
-                    g.offsets.remove(&k);
-                }
-            }
-            written
-        };
-        let outcome = match written {
-            Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
-            Err(e) => Err(e),
-        };
-        outcome.map_err(GroupError::Storage)?;
-        Ok(outcomes)
-    }
-
     /// One pass of session and rebalance deadlines over every group.
     pub fn expire_sessions(&self) {
         let groups: Vec<Arc<Mutex<Group>>> = self.groups().values().cloned().collect();
@@ -1085,74 +605,6 @@ impl Coordinator {
             g.expire(now, wall);
             self.after_change(&mut g);
         }
-    }
-
-    /// Removes offsets of empty groups older than `offsets.retention.minutes` (and the
-    /// group when nothing is left). Returns how many offsets expired.
-    pub fn expire_offsets(&self, now_wall_ms: i64) -> usize {
-        let retention_ms = self.config.offsets_retention.as_millis() as i64;
-        let groups: Vec<Arc<Mutex<Group>>> = self.groups().values().cloned().collect();
-        let mut expired_total = 0;
-        for group in groups {
-            let mut g = lock(&group);
-            if g.state != GroupState::Empty {
-                continue;
-            }
-            let since = g.state_since_ms;
-            let expired: Vec<TopicPartition> = g
-                .offsets
-                .iter()
-                .filter(|(_, c)| {
-                    now_wall_ms.saturating_sub(c.value.commit_timestamp_ms.max(since))
-                        >= retention_ms
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            let drop_group = expired.len() == g.offsets.len();
-            if expired.is_empty() && !drop_group {
-                continue;
-            }
-            let Some(partition) = self.partition_of(&g.id) else {
-                continue;
-            };
-            let mut tombstones: Vec<(Bytes, Option<Bytes>)> = expired
-                .iter()
-                .map(|(topic, p)| {
-                    let key = RecordKey::Offset {
-                        group: g.id.clone(),
-                        topic: topic.clone(),
-                        partition: *p,
-                    };
-                    (key.encode(), None)
-                })
-                .collect();
-            if drop_group {
-                tombstones.push((
-                    RecordKey::Group {
-                        group: g.id.clone(),
-                    }
-                    .encode(),
-                    None,
-                ));
-            }
-            match Self::append(&partition, tombstones) {
-                Ok(_) => {
-                    expired_total += expired.len();
-                    for k in &expired {
-                        g.offsets.remove(k);
-                    }
-                    if drop_group {
-                        g.state = GroupState::Dead;
-                        let id = g.id.clone();
-                        drop(g);
-                        self.groups().remove(&id);
-                        info!(group = %id, "empty group removed after offsets.retention.minutes");
-                    }
-                }
-                Err(e) => warn!(group = %g.id, error = %e, "expiring offsets failed"),
-            }
-        }
-        expired_total
     }
 
     /// Per-group figures for `/metrics`.
