@@ -216,9 +216,16 @@ pub(crate) fn patched_prefix(
     let mut prefix = [0u8; PATCHED_PREFIX_BYTES];
     prefix.copy_from_slice(&batch[..PATCHED_PREFIX_BYTES]);
     prefix[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
-    let epoch = i32::try_from(term).unwrap_or(i32::MAX);
-    prefix[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+    let (at, epoch) = leader_epoch_field(term);
+    prefix[at..at + epoch.len()].copy_from_slice(&epoch);
     prefix
+}
+
+/// Where in a stored batch its partition leader epoch lies, and the bytes that store
+/// `term` there (saturated at `i32::MAX`; outside the CRC).
+pub(crate) fn leader_epoch_field(term: u64) -> (usize, [u8; 4]) {
+    let epoch = i32::try_from(term).unwrap_or(i32::MAX);
+    (LEADER_EPOCH_AT, epoch.to_be_bytes())
 }
 
 /// Iterates the whole batches at the start of `buf`, yielding each batch as a zero-copy

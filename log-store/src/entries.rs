@@ -381,6 +381,24 @@ impl EntryTable {
         Ok(())
     }
 
+    /// Gives every record of term `from` the term `to` (with its checksum), last record
+    /// first, then syncs the table. Returns how many records changed.
+    pub fn restamp_terms(&mut self, from: u64, to: u64) -> Result<usize> {
+        let mut changed = 0;
+        for i in (0..self.len).rev() {
+            let mut rec = self.get(i)?;
+            if rec.term != from {
+                continue;
+            }
+            rec.term = to;
+            let at = ENTRY_TABLE_HEADER_BYTES + i * ENTRY_RECORD_BYTES;
+            rec.encode(&mut self.map[at..at + ENTRY_RECORD_BYTES]);
+            changed += 1;
+        }
+        self.map.flush().map_err(|e| LogError::io(&self.path, e))?;
+        Ok(changed)
+    }
+
     /// Keeps the first `len` records. The dropped slots are zeroed so that a later crash
     /// can't resurrect them.
     pub fn truncate(&mut self, len: usize) {

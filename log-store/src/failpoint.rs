@@ -11,7 +11,8 @@
 //!
 //! Points are armed per thread, so tests running in parallel in one binary do not fire
 //! each other's points; a point hit on another thread (a runtime worker) never fires.
-//! Every name a persist path uses is listed in [`POINTS`], so a test can crash at each.
+//! Every name a persist path uses is listed in [`POINTS`] (or, for offline work on a
+//! closed log, [`OFFLINE_POINTS`]), so a test can crash at each.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +35,15 @@ pub const POINTS: &[&str] = &[
     "log.roll.before_checkpoint",
     // log-store: retention and DeleteRecords (Log::delete_oldest)
     "log.delete.before_segments",
+];
+
+/// Crash points of offline work on a closed log, which no Raft group drives (so the
+/// replication simulation, which crashes at every point of [`POINTS`], never reaches
+/// them); their own crash tests stop at each.
+pub const OFFLINE_POINTS: &[&str] = &[
+    // log-store: giving a term to a log written without one (restamp_zero_terms)
+    "log.restamp.before_table",
+    "log.restamp.before_checkpoint",
 ];
 
 /// Threads with an armed point; zero keeps [`check`] to one load.

@@ -60,6 +60,7 @@ pub mod log;
 pub mod offset_map;
 pub mod prealloc;
 pub mod records;
+pub mod restamp;
 pub mod segment;
 pub mod throttle;
 pub mod validate;
@@ -73,6 +74,7 @@ pub use error::{LogError, Result};
 pub use log::{
     AppendInfo, EntryInfo, Log, OpenReport, PendingFlush, RetentionOutcome, SegmentInfo,
 };
+pub use restamp::restamp_zero_terms;
 pub use segment::MAP_RESIDENT_BYTES;
 pub use throttle::Throttle;
 pub use validate::{validate_records, RecordError, RecordRule, RecordRules, ValidationError};

@@ -237,7 +237,7 @@ impl Log {
 }
 
 /// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work.
-fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
     let mut bases = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
     for entry in entries {

@@ -33,6 +33,8 @@ use crate::segment::{Segment, SyncCover};
 mod clean;
 mod load;
 
+pub(crate) use load::list_segments;
+
 /// Marker file written by `close`; its presence at `open` means the previous run ended
 /// cleanly and no recovery scan is needed.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
