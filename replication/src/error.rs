@@ -41,6 +41,10 @@ pub enum ReplicationError {
         source: raft::Error,
     },
 
+    /// A log written outside Raft cannot become a group's as it is.
+    #[error("cannot adopt the log in {dir}: {reason}")]
+    Adopt { dir: PathBuf, reason: String },
+
     /// Entries handed to the storage do not continue the log (a caller bug or a
     /// corrupted message).
     #[error("raft log {dir}: {reason}")]

@@ -236,6 +236,53 @@ impl LogStorage {
         Ok(true)
     }
 
+    /// Makes a log written outside Raft (a single broker's, every entry given a term by
+    /// `log_store::restamp_zero_terms`) the log of a group whose one voter is `voter`:
+    /// the state file gets the configuration, the last entry's term, and a commit index
+    /// at the last entry, so everything the log holds stays readable at once (a single
+    /// broker had acknowledged all of it, and its log opened holding only durable
+    /// batches). Refuses a storage that already has a configuration and a log that still
+    /// holds term 0, which Raft reads as "no entry". An empty log is left to the
+    /// bootstrap of `Group::open`.
+    pub fn adopt(&self, voter: u64) -> Result<()> {
+        let refuse = |reason: String| ReplicationError::Adopt {
+            dir: self.dir.clone(),
+            reason,
+        };
+        let (first, last, floor) = {
+            let log = read(&self.log);
+            (
+                log.first_raft_index(),
+                log.last_raft_index(),
+                log.prev_raft_entry(),
+            )
+        };
+        if last < first {
+            return Ok(());
+        }
+        let first_term = read(&self.log)
+            .term_of(first)
+            .map_err(|e| self.log_err(e))?;
+        if first_term == 0 || (floor.0 > 0 && floor.1 == 0) {
+            return Err(refuse("it holds term 0: restamp it first".into()));
+        }
+        let last_term = read(&self.log).term_of(last).map_err(|e| self.log_err(e))?;
+        let mut cell = write(&self.state);
+        let conf = &cell.state.conf;
+        if !conf.voters.is_empty() || !conf.learners.is_empty() {
+            return Err(refuse(format!("it already has voters {:?}", conf.voters)));
+        }
+        let mut next = cell.state.clone();
+        next.hard.term = next.hard.term.max(last_term);
+        next.hard.commit = last;
+        let conf = ConfState {
+            voters: vec![voter],
+            ..Default::default()
+        };
+        next.record_conf(0, conf, floor.0);
+        cell.save(&self.dir, next)
+    }
+
     /// Persists the configuration in force from Raft index `index` on (0: the initial
     /// configuration of a new group), durably before returning, together with the
     /// applied index (`index`: applying an entry applies everything before it).

@@ -2,8 +2,8 @@
 //! bounds (`Compacted` below the first index, `Unavailable` past the last), the size
 //! limit that still returns one entry, conflict truncation that rewinds Kafka offsets,
 //! hard state / configuration that survive a reopen, a commit index in the state file
-//! that may lag the applied one but never leads the log, and a snapshot installation a
-//! crash interrupted, finished at the next open.
+//! that may lag the applied one but never leads the log, a snapshot installation a
+//! crash interrupted, finished at the next open, and a single broker's log adopted.
 
 use std::sync::{Arc, RwLock};
 
@@ -363,4 +363,54 @@ fn a_sole_voter_leads_as_soon_as_it_opens() {
     )
     .unwrap();
     assert!(!pair.is_leader());
+}
+
+#[test]
+fn a_single_brokers_log_restamped_and_adopted_is_committed_and_led() {
+    // A single broker's log: every entry term 0, everything acknowledged. Restamped
+    // and adopted, its one voter serves all of it at once and leads new writes.
+    use replication::group::{discard_logger, Group};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p");
+    let mut log = Log::open(&path, LogConfig::default()).unwrap();
+    for i in 0..20 {
+        log.append(&common::batch(i, 2)).unwrap();
+    }
+    let (end, last) = (log.next_offset(), log.last_raft_index());
+    log.close().unwrap();
+    let unstamped = open(&path);
+    let refused = unstamped.adopt(1).unwrap_err();
+    assert!(
+        refused.to_string().contains("restamp it first"),
+        "{refused}"
+    );
+    let log = unstamped.log().clone();
+    drop(unstamped);
+    let log = Arc::try_unwrap(log).unwrap().into_inner().unwrap();
+    log.close().unwrap();
+
+    log_store::restamp_zero_terms(&path, 1).unwrap();
+    let storage = open(&path);
+    storage.adopt(1).unwrap();
+    assert!(
+        storage.adopt(1).is_err(),
+        "a configured group is not adopted twice"
+    );
+    let state = storage.persisted();
+    assert_eq!((state.hard.term, state.hard.commit), (1, last));
+    assert_eq!(state.conf.voters, vec![1]);
+    let mut g = Group::open(1, storage, &[1], &discard_logger()).unwrap();
+    assert_eq!(
+        g.committed_offset(),
+        end,
+        "everything readable before any write"
+    );
+    assert!(
+        g.is_leader() && g.leader().1 > 1,
+        "a new term for the new election"
+    );
+    g.handle_ready().unwrap();
+    g.propose(common::batch(99, 3)).unwrap();
+    g.handle_ready().unwrap();
+    assert_eq!(g.committed_offset(), end + 3);
 }
