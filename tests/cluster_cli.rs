@@ -576,7 +576,7 @@ fn half_a_cluster_configuration_is_refused() {
 }
 
 #[test]
-fn a_one_voter_cluster_stops_without_waiting_for_a_handover() {
+fn a_one_voter_cluster_stops_without_waiting_for_a_handover_and_seals_its_logs() {
     // Every group of a one-broker cluster has a single voter: a graceful stop has no
     // one to hand leadership to, so it must not wait out the handover timeout and then
     // warn that it stopped while leading.
@@ -598,6 +598,16 @@ fn a_one_voter_cluster_stops_without_waiting_for_a_handover() {
         "{log}"
     );
     assert!(!log.contains("while still leading"), "{log}");
+    // Every log was sealed once the Raft node had stopped: the next start skips the
+    // recovery scan of its active segments.
+    for dir in ["solo-0", "solo-1", "cluster-controller"] {
+        let marker = c.nodes[0].data.join(dir).join(".clean_shutdown");
+        assert!(marker.exists(), "{} missing", marker.display());
+    }
+    c.spawn(0);
+    c.wait_for("both partitions led again", || {
+        (0..2).all(|p| leader_of(&c, "solo", p) == Some(1))
+    });
 }
 
 #[test]

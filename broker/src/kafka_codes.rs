@@ -22,6 +22,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         LogError::InvalidArgument(_) => ResponseError::InvalidRequest.code(),
+        // Sealed at shutdown: another replica (or this one after its restart) serves it.
+        LogError::Closed { .. } => ResponseError::NotLeaderOrFollower.code(),
         LogError::Io { .. }
         | LogError::CorruptFile { .. }
         | LogError::RaftIndexOutOfRange { .. } => ResponseError::KafkaStorageError.code(),

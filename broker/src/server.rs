@@ -442,7 +442,7 @@ async fn accept_loop(
         Ok(Ok(())) => {}
     }
     if let Some(c) = broker.topics.cluster() {
-        c.stop();
+        c.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
     }
     let closed = tokio::task::spawn_blocking(move || broker.topics.close_all()).await;
     match closed {

@@ -45,6 +45,11 @@ pub enum LogError {
     #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {limit_bytes}")]
     BatchTooLarge { size_bytes: usize, limit_bytes: u32 },
 
+    /// The log was sealed ([`crate::Log::seal`]): its files are final until it is
+    /// opened again.
+    #[error("the log in {dir} is closed")]
+    Closed { dir: PathBuf },
+
     /// A caller asked for something the log's rules forbid (a term going backwards, an
     /// invalid configuration value, …).
     #[error("invalid argument: {0}")]

@@ -710,3 +710,33 @@ fn an_append_stores_the_patched_batch_and_leaves_the_callers_bytes_alone() {
     let header = log_store::BatchHeader::parse_validated(&stored).unwrap();
     assert_eq!((header.base_offset, header.partition_leader_epoch), (3, 7));
 }
+
+#[test]
+fn a_sealed_log_refuses_changes_serves_reads_and_reopens_clean() {
+    // A log a Raft group still shares is sealed in place at shutdown: final files and
+    // the clean marker, every change refused, reads as before.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small()).unwrap();
+    for i in 0..30 {
+        log.append_with_term(1, &common::batch(i, 2, 100, i as i64))
+            .unwrap();
+    }
+    let before = common::read_all(&log, 0);
+    log.seal().unwrap();
+    log.seal().unwrap();
+    let closed = |r: Result<(), LogError>| matches!(r, Err(LogError::Closed { .. }));
+    assert!(closed(
+        log.append_with_term(1, &common::batch(99, 1, 10, 0))
+            .map(|_| ())
+    ));
+    assert!(closed(log.append_meta(2, EntryKind::Noop, b"").map(|_| ())));
+    assert!(closed(log.truncate_from_raft_index(3)));
+    assert!(closed(log.roll()));
+    assert!(closed(log.delete_before(4).map(|_| ())));
+    assert!(closed(log.apply_retention().map(|_| ())));
+    assert_eq!(common::read_all(&log, 0), before);
+    drop(log);
+    let log = Log::open(dir.path(), small()).unwrap();
+    assert!(log.open_report().clean);
+    assert_eq!(common::read_all(&log, 0), before);
+}

@@ -297,9 +297,31 @@ impl Cluster {
         }))
     }
 
-    /// Stops the Raft node and its transport (the last step of a broker's shutdown).
-    pub fn stop(&self) {
+    /// Stops the Raft node and its transport (the last step of a broker's shutdown),
+    /// waits up to `timeout` for the node's task to end, then seals the controller's
+    /// log, so the next start skips its recovery scan. Returns whether the node
+    /// stopped in time: only then may the partitions' logs be sealed too (a node still
+    /// running would fail on a sealed log).
+    pub async fn stop(&self, timeout: Duration) -> bool {
         self.stop.send_replace(true);
+        if tokio::time::timeout(timeout, self.node.stopped())
+            .await
+            .is_err()
+        {
+            warn!(
+                ?timeout,
+                "the Raft node did not stop in time; its logs stay unsealed"
+            );
+            return false;
+        }
+        let mut log = self
+            .controller_log
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = log.seal() {
+            warn!(error = %e, "sealing the controller log; the next start recovers it");
+        }
+        true
     }
 
     /// Graceful shutdown's first step: hands every leadership this node holds to the

@@ -999,8 +999,6 @@ impl Partition {
             Mode::Local => {}
             Mode::Remote { .. } => return Ok(()),
             Mode::Hosted(h) => {
-                // The node task owns the group; make what this replica holds durable.
-                // The next open recovers the active segment (no clean-shutdown marker).
                 if h.closed.swap(true, Ordering::AcqRel) {
                     return Ok(());
                 }
@@ -1008,10 +1006,15 @@ impl Partition {
                     Ok(l) => l,
                     Err(p) => p.into_inner(),
                 };
-                return log
-                    .flush()
-                    .map(|_| ())
-                    .map_err(|e| log_err(&self.topic, self.index, e));
+                // Once the node's task has ended nothing writes to the log: seal it,
+                // so the next open skips the recovery scan. While the node runs (a
+                // replica removed from a live node) only make it durable.
+                let closed = if h.node.is_stopped() {
+                    log.seal()
+                } else {
+                    log.flush().map(|_| ())
+                };
+                return closed.map_err(|e| log_err(&self.topic, self.index, e));
             }
         }
         let mut guard = match self.inner.write() {

@@ -200,6 +200,7 @@ impl Log {
         cleaned: Cleaned,
         stop_after: Option<usize>,
     ) -> Result<Option<CleanOutcome>> {
+        self.check_open()?;
         if cleaned.dir != self.dir {
             return Err(LogError::InvalidArgument(format!(
                 "a cleaning of {} can't complete on {}",

@@ -74,6 +74,7 @@ impl Log {
             cleaning: Arc::new(AtomicBool::new(false)),
             clean_poisoned: false,
             tombstones_held_below: None,
+            sealed: false,
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         if log.segments.is_empty() {

@@ -139,6 +139,8 @@ pub struct Log {
     /// past its horizon only because of that bound: a due horizon starts no new cleaning
     /// until the bound moves.
     tombstones_held_below: Option<u64>,
+    /// Set by [`Log::seal`]: every change is refused from then on.
+    sealed: bool,
 }
 
 /// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
@@ -336,6 +338,7 @@ impl Log {
     /// both outside the CRC; `batch` itself is not changed. Nothing is written for a batch
     /// that fails validation.
     pub fn append_with_term(&mut self, term: u64, batch: &[u8]) -> Result<AppendInfo> {
+        self.check_open()?;
         let header = BatchHeader::parse_validated(batch)?;
         if header.size_bytes != batch.len() {
             return Err(LogError::CorruptBatch(BatchError::BadField(
@@ -390,6 +393,7 @@ impl Log {
     /// Appends a non-data Raft entry (no-op, configuration change). It takes a Raft index
     /// but no Kafka offset. Returns its Raft index.
     pub fn append_meta(&mut self, term: u64, kind: EntryKind, payload: &[u8]) -> Result<u64> {
+        self.check_open()?;
         if kind.is_data() {
             return Err(LogError::InvalidArgument(
                 "data entries are appended with append_with_term".into(),
@@ -420,6 +424,7 @@ impl Log {
 
     /// Seals the active segment and starts a new one at `next_offset()`.
     pub fn roll(&mut self) -> Result<()> {
+        self.check_open()?;
         if !self.active().has_data() {
             return Ok(());
         }
@@ -504,8 +509,21 @@ impl Log {
 
     /// Flushes, seals the active segment's files and writes the clean-shutdown marker.
     pub fn close(mut self) -> Result<()> {
+        self.seal()
+    }
+
+    /// [`Log::close`] for a log others still hold (a Raft group's storage shares it
+    /// with its partition): everything is flushed, the active segment's files are
+    /// trimmed and synced, the checkpoint and the clean-shutdown marker are written, so
+    /// the next open skips the recovery scan. From then on every change is refused
+    /// ([`LogError::Closed`]); reads go on. Sealing a sealed log does nothing.
+    pub fn seal(&mut self) -> Result<()> {
+        if self.sealed {
+            return Ok(());
+        }
         self.flush()?;
         self.active_mut().close()?;
+        self.sealed = true;
         self.checkpoint.recovery_point = self.next_offset();
         self.checkpoint.write(&self.dir)?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
@@ -513,6 +531,16 @@ impl Log {
             .and_then(|f| f.sync_all())
             .map_err(|e| LogError::io(&marker, e))?;
         sync_dir(&self.dir)
+    }
+
+    /// `Err(Closed)` once the log was sealed: its files must stay as the marker says.
+    fn check_open(&self) -> Result<()> {
+        if self.sealed {
+            return Err(LogError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------ reads
@@ -579,6 +607,7 @@ impl Log {
     /// Removes every batch that holds an offset at or past `offset` (and the non-data
     /// entries after it); `next_offset()` becomes the base of the first removed batch.
     pub fn truncate_from(&mut self, offset: u64) -> Result<()> {
+        self.check_open()?;
         if offset >= self.next_offset() {
             return Ok(());
         }
@@ -591,6 +620,7 @@ impl Log {
     /// Removes the Raft entries from `raft_index` on (Raft conflict resolution). Offsets
     /// rewind with them.
     pub fn truncate_from_raft_index(&mut self, raft_index: u64) -> Result<()> {
+        self.check_open()?;
         if raft_index > self.last_raft_index() {
             return Ok(());
         }
@@ -631,6 +661,7 @@ impl Log {
     /// Empties the log and restarts it at `next_offset` / `next_raft_index`, with
     /// `prev_term` as the term of entry `next_raft_index - 1` (installing a Raft snapshot).
     pub fn reset(&mut self, next_offset: u64, next_raft_index: u64, prev_term: u64) -> Result<()> {
+        self.check_open()?;
         if next_raft_index == 0 {
             return Err(LogError::InvalidArgument("raft indexes start at 1".into()));
         }
@@ -658,6 +689,7 @@ impl Log {
     /// Kafka DeleteRecords: moves the log start to `offset` (never backwards) and deletes
     /// the closed segments wholly before it. Returns the new log start offset.
     pub fn delete_before(&mut self, offset: u64) -> Result<u64> {
+        self.check_open()?;
         if offset > self.next_offset() {
             return Err(LogError::OffsetOutOfRange {
                 requested: offset,
@@ -695,6 +727,7 @@ impl Log {
     /// replica passes its commit point: committed entries are never truncated, so
     /// deleting them cannot race the replication protocol, however busy the log's end).
     pub fn apply_retention_below(&mut self, bound: u64) -> Result<RetentionOutcome> {
+        self.check_open()?;
         let closed = self.closed_segments_ending_by(bound);
         let now_ms = self.clock.now_ms();
         let delete = self.config.delete;

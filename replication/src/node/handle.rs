@@ -21,6 +21,17 @@ fn stopped() -> ProposeError {
 }
 
 impl NodeHandle {
+    /// Resolves once the node's task has ended (stopped, or failed) and dropped its
+    /// groups: nothing writes to their logs any more.
+    pub async fn stopped(&self) {
+        self.commands.closed().await;
+    }
+
+    /// True once the node's task has ended (see [`NodeHandle::stopped`]).
+    pub fn is_stopped(&self) -> bool {
+        self.commands.is_closed()
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(make(tx)).await.ok()?;
