@@ -421,9 +421,12 @@ impl Partition {
         };
         if min_in_sync > 1 && h.view.borrow().is_leader {
             // Kafka checks before the append, duplicates included. A leader that has
-            // not sampled its group yet counts itself only.
-            let in_sync = self.shared.in_sync.count(h.group).unwrap_or(1);
-            if (in_sync as u64) < u64::from(min_in_sync) {
+            // not sampled its group yet (for up to one ISR sample interval after it was
+            // elected) checks nothing: its first sample counts every voter in sync
+            // (each gets `replica.lag.time.max.ms` from then on), so refusing before
+            // it would only turn every failover into a burst of NOT_ENOUGH_REPLICAS.
+            let in_sync = self.shared.in_sync.count(h.group);
+            if let Some(in_sync) = in_sync.filter(|&n| (n as u64) < u64::from(min_in_sync)) {
                 return Err(PartitionError::NotEnoughReplicas {
                     in_sync,
                     required: min_in_sync,
