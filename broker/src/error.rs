@@ -51,6 +51,11 @@ pub enum BrokerError {
         reason: String,
     },
 
+    /// Converting a single broker's data directory stopped at `dir` (the next start
+    /// carries on from there).
+    #[error("converting the single broker's data directory stopped at {dir}: {reason}")]
+    Conversion { dir: PathBuf, reason: String },
+
     /// The cluster (controller group, transport) could not start or answer.
     #[error("cluster: {0}")]
     Cluster(String),

@@ -79,32 +79,14 @@ pub struct IdentityFile {
 
 impl IdentityFile {
     /// Opens (or makes) the identity of `data_dir` for node `node_id`; `cluster` says
-    /// whether the broker runs as a cluster node.
-    ///
-    /// A directory holding a single broker's topic registry is refused as a cluster
-    /// node's: the controller would never learn those topics, so their data would sit
-    /// unreachable, and a topic created later under the same name would take it over.
+    /// whether the broker runs as a cluster node. A cluster node's directory is refused
+    /// as a single broker's (its topics live in the controller's records); a single
+    /// broker's directory becomes a cluster node's only through the conversion
+    /// ([`IdentityFile::convert_single`]).
     pub fn open(data_dir: &Path, node_id: i32, cluster: bool) -> Result<IdentityFile> {
-        let registry = data_dir.join(crate::topics::REGISTRY_FILE);
-        if cluster && registry.exists() {
-            return Err(BrokerError::Config(format!(
-                "data directory {} was written by a single broker ({} lists its topics); \
-                 it cannot become a cluster node's: start it without --peers, or give this \
-                 node an empty directory",
-                data_dir.display(),
-                registry.display()
-            )));
-        }
         let path = data_dir.join(IDENTITY_FILE);
-        let identity = match checked_file::read(&path)? {
-            Read::Checked(text) => parse(&path, &text)?,
-            Read::Unchecked(_) => {
-                return Err(BrokerError::CorruptFile {
-                    path,
-                    reason: "no checksum line: the file was cut short or edited".into(),
-                })
-            }
-            Read::Missing => return Self::make(data_dir, path, node_id, cluster),
+        let Some(identity) = load(&path)? else {
+            return Self::make(data_dir, path, node_id, cluster);
         };
         if identity.node_id != node_id {
             return Err(BrokerError::Config(format!(
@@ -114,19 +96,69 @@ impl IdentityFile {
                 identity.node_id
             )));
         }
+        if !cluster && identity.standing != Standing::Single {
+            return Err(BrokerError::Config(format!(
+                "data directory {} belongs to node {node_id} of a cluster; start it with \
+                 --raft-addr and --peers",
+                data_dir.display()
+            )));
+        }
         let mut file = IdentityFile {
             path,
             identity,
             fresh: false,
         };
         if cluster && file.identity.standing == Standing::Single {
-            // A single broker's directory becomes a cluster node holding its state; it
-            // takes the controller's cluster id.
+            // A single broker's directory without a topic registry (one with a registry
+            // is converted first, `crate::convert`) becomes a cluster node holding its
+            // state; it takes the controller's cluster id.
             file.identity.standing = Standing::Member;
             file.identity.cluster_id = None;
             file.save()?;
         }
         Ok(file)
+    }
+
+    /// Makes a single broker's directory the directory of node `node_id` of a one-voter
+    /// cluster (the first step of `crate::convert`): the node id becomes `node_id` and
+    /// the standing a member; the incarnation and the cluster id clients were told
+    /// stay. A directory this already did for `node_id` is left as it is. Returns the
+    /// cluster id.
+    pub fn convert_single(data_dir: &Path, node_id: i32) -> Result<String> {
+        let path = data_dir.join(IDENTITY_FILE);
+        let mut file = match load(&path)? {
+            Some(identity) => IdentityFile {
+                path,
+                identity,
+                fresh: false,
+            },
+            // An older release's directory: its identity comes from `cluster.id`.
+            None => Self::make(data_dir, path, node_id, false)?,
+        };
+        let id = &mut file.identity;
+        match id.standing {
+            Standing::Single => {
+                id.node_id = node_id;
+                id.standing = Standing::Member;
+                file.save()?;
+            }
+            Standing::Member if id.node_id == node_id => {}
+            standing => {
+                return Err(BrokerError::Config(format!(
+                    "data directory {} holds a single broker's topics but belongs to node \
+                     {} ({standing:?}); it cannot be converted for node {node_id}",
+                    data_dir.display(),
+                    id.node_id
+                )))
+            }
+        }
+        file.identity
+            .cluster_id
+            .clone()
+            .ok_or_else(|| BrokerError::CorruptFile {
+                path: file.path.clone(),
+                reason: "a single broker's identity without a cluster id".into(),
+            })
     }
 
     /// The identity of a directory that has none yet.
@@ -206,6 +238,18 @@ impl IdentityFile {
             reason: format!("cannot encode: {e}"),
         })?;
         checked_file::write(&self.path, &format!("{HEADER}{text}"))
+    }
+}
+
+/// The identity at `path`, if the file exists.
+fn load(path: &Path) -> Result<Option<Identity>> {
+    match checked_file::read(path)? {
+        Read::Checked(text) => parse(path, &text).map(Some),
+        Read::Unchecked(_) => Err(BrokerError::CorruptFile {
+            path: path.to_path_buf(),
+            reason: "no checksum line: the file was cut short or edited".into(),
+        }),
+        Read::Missing => Ok(None),
     }
 }
 
@@ -297,16 +341,22 @@ mod tests {
     }
 
     #[test]
-    fn a_single_brokers_topics_never_join_a_cluster() {
+    fn a_single_brokers_directory_converts_once_and_then_is_a_cluster_nodes() {
         let dir = tempfile::tempdir().unwrap();
-        IdentityFile::open(dir.path(), 1, false).unwrap();
-        std::fs::write(dir.path().join(crate::topics::REGISTRY_FILE), "").unwrap();
-        let err = IdentityFile::open(dir.path(), 1, true).unwrap_err();
-        assert!(matches!(err, BrokerError::Config(_)), "{err}");
-        assert!(err.to_string().contains("single broker"), "{err}");
-        // Still the single broker's directory, unchanged.
-        let single = IdentityFile::open(dir.path(), 1, false).unwrap();
-        assert_eq!(single.identity().standing, Standing::Single);
-        assert!(single.identity().cluster_id.is_some());
+        let single = IdentityFile::open(dir.path(), 0, false).unwrap();
+        let before = single.identity().clone();
+        std::fs::create_dir(dir.path().join("events-0")).unwrap();
+        let id = IdentityFile::convert_single(dir.path(), 1).unwrap();
+        assert_eq!(Some(id.clone()), before.cluster_id);
+        // Again (a conversion resumed after a crash): unchanged.
+        assert_eq!(IdentityFile::convert_single(dir.path(), 1).unwrap(), id);
+        let err = IdentityFile::convert_single(dir.path(), 2).unwrap_err();
+        assert!(err.to_string().contains("belongs to node 1"), "{err}");
+        let member = IdentityFile::open(dir.path(), 1, true).unwrap();
+        assert_eq!(member.identity().standing, Standing::Member);
+        assert_eq!(member.identity().cluster_id, Some(id));
+        assert_eq!(member.identity().incarnation, before.incarnation);
+        let err = IdentityFile::open(dir.path(), 1, false).unwrap_err();
+        assert!(err.to_string().contains("--peers"), "{err}");
     }
 }

@@ -156,6 +156,7 @@ impl ClusterError {
             ClusterError::NoProducerIds | ClusterError::ProducerIdsExhausted => {
                 ResponseError::UnknownServerError.code()
             }
+            ClusterError::ClusterIdMismatch { .. } => ResponseError::InconsistentClusterId.code(),
             ClusterError::Refused(r) => r.code,
         }
     }

@@ -40,6 +40,7 @@ pub mod checked_file;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod convert;
 pub mod disk_space;
 pub mod error;
 pub mod group;

@@ -63,6 +63,11 @@ impl ProducerIds {
         })
     }
 
+    /// The end of the reservation: no id at or above it was ever handed out.
+    pub fn reserved_end(&self) -> i64 {
+        self.block_end
+    }
+
     /// The next unused id.
     pub fn allocate(&mut self) -> Result<i64> {
         if self.next >= self.block_end {

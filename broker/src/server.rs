@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::topics::Topics;
-use crate::{admin_http, connection, Broker};
+use crate::{admin_http, connection, convert, Broker};
 
 /// How long the controller leader waits for every peer to register before creating
 /// `__consumer_offsets` with the brokers it has.
@@ -136,7 +136,13 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
     let lock = lock_data_dir(&data_dir)?;
-    let identity = IdentityFile::open(&data_dir, config.node_id, config.cluster()?.is_some())?;
+    let settings = config.cluster()?;
+    // A single broker's directory started as a one-node cluster converts first.
+    let conversion = match &settings {
+        Some(s) => convert::prepare(&data_dir, s, &config.topics)?,
+        None => None,
+    };
+    let identity = IdentityFile::open(&data_dir, config.node_id, settings.is_some())?;
     // A single broker's id (a cluster node tells clients the controller's).
     let cluster_id = identity.identity().cluster_id.clone().unwrap_or_default();
     let fresh = identity.fresh();
@@ -159,7 +165,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     };
     let metrics = Arc::new(Metrics::new());
     let (trigger, shutdown) = shutdown::channel();
-    let cluster = match config.cluster()? {
+    let cluster = match settings {
         Some(settings) => Some(Cluster::start(settings, &data_dir, identity).await?),
         None => None,
     };
@@ -201,6 +207,25 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
             let metrics = m.clone();
             health::supervise("raft node", node_task, move |r| metrics.health.fail(r));
         }
+        let b = broker.clone();
+        spawn_supervised(
+            m,
+            "controller",
+            c.clone().run(
+                move |change| {
+                    let b = b.clone();
+                    async move { b.topics.reconcile(change).await }
+                },
+                shutdown.clone(),
+            ),
+        );
+        if let Some(pending) = conversion {
+            if let Err(e) = convert::finish(&c, &data_dir, pending).await {
+                trigger.trigger();
+                c.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
+                return Err(e);
+            }
+        }
         spawn_supervised(
             m,
             "offsets topic",
@@ -224,18 +249,6 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
             m,
             "partition moves",
             c.clone().drive_moves(shutdown.clone()),
-        );
-        let b = broker.clone();
-        spawn_supervised(
-            m,
-            "controller",
-            c.clone().run(
-                move |change| {
-                    let b = b.clone();
-                    async move { b.topics.reconcile(change).await }
-                },
-                shutdown.clone(),
-            ),
         );
         // Until the controller applied this node's registration, topic creation may
         // not count it and clients may not find it in Metadata: not ready yet.

@@ -17,6 +17,9 @@ pub enum ClusterError {
     /// Every producer id was handed out.
     #[error("producer ids are exhausted")]
     ProducerIdsExhausted,
+    /// A single broker's directory names another cluster than the controller's.
+    #[error("the data directory belongs to cluster {ours}, the controller's is {theirs}")]
+    ClusterIdMismatch { ours: String, theirs: String },
     /// The controller applied the request and refused it (the outcome every replica
     /// recorded).
     #[error("{}", .0.message)]

@@ -113,6 +113,19 @@ pub enum MetaRecord {
         request: u64,
         node: u64,
     },
+    /// Takes in a single broker's topics when its data directory becomes a one-voter
+    /// cluster's (`crate::convert`): the cluster id it gave clients, every topic with
+    /// its id and overrides, placed on `node` alone, and the producer ids it may have
+    /// handed out (ids below `next_producer_id` are never granted again). Applied whole
+    /// or not at all; applied again (a conversion resumed after a crash) it changes
+    /// nothing.
+    Import {
+        request: u64,
+        node: u64,
+        cluster_id: String,
+        topics: Vec<ImportedTopic>,
+        next_producer_id: i64,
+    },
     /// The whole state after the record at offset `through`: the controller's snapshot,
     /// kept in its own log. Valid only when it directly follows that record (its offset
     /// is `through + 1`); then every broker holds exactly this state after applying it,
@@ -142,7 +155,8 @@ impl MetaRecord {
             | MetaRecord::CreatePartitions { request, .. }
             | MetaRecord::SetOverrides { request, .. }
             | MetaRecord::MovePartition { request, .. }
-            | MetaRecord::AllocateProducerIds { request, .. } => Some(*request),
+            | MetaRecord::AllocateProducerIds { request, .. }
+            | MetaRecord::Import { request, .. } => Some(*request),
             MetaRecord::RegisterBroker { .. }
             | MetaRecord::MoveDone { .. }
             | MetaRecord::Checkpoint { .. }
@@ -151,6 +165,15 @@ impl MetaRecord {
             | MetaRecord::ClusterId { .. } => None,
         }
     }
+}
+
+/// A topic of [`MetaRecord::Import`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedTopic {
+    pub name: String,
+    pub id: String,
+    pub partitions: i32,
+    pub config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,6 +419,17 @@ impl MetadataState {
                     None => (Err(ClusterError::ProducerIdsExhausted.into()), Change::None),
                 }
             }
+            MetaRecord::Import {
+                node,
+                cluster_id,
+                topics,
+                next_producer_id,
+                ..
+            } => match self.import(node, cluster_id, topics, next_producer_id) {
+                Ok(true) => (Ok(()), Change::All),
+                Ok(false) => (Ok(()), Change::None),
+                Err(r) => (Err(r), Change::None),
+            },
             MetaRecord::MoveDone { group, replicas } => {
                 for (name, t) in &mut self.topics {
                     if let Some(p) = t.partitions.iter_mut().find(|p| p.group == group) {
@@ -470,6 +504,64 @@ impl MetadataState {
             },
         );
         Ok(())
+    }
+
+    /// Applies [`MetaRecord::Import`]: checks everything first, so it changes all or
+    /// nothing. Returns whether anything changed.
+    fn import(
+        &mut self,
+        node: u64,
+        cluster_id: String,
+        topics: Vec<ImportedTopic>,
+        next_producer_id: i64,
+    ) -> Result<bool, TopicError> {
+        if let Some(theirs) = self.cluster_id.as_ref().filter(|&c| *c != cluster_id) {
+            let e = ClusterError::ClusterIdMismatch {
+                ours: cluster_id,
+                theirs: theirs.clone(),
+            };
+            return Err(e.into());
+        }
+        let mut new = Vec::new();
+        for t in topics {
+            validate_topic_name(&t.name)?;
+            if !(1..=MAX_PARTITIONS_PER_RECORD).contains(&t.partitions) {
+                return Err(TopicError::PartitionCount {
+                    asked: t.partitions,
+                    max: MAX_PARTITIONS_PER_RECORD,
+                });
+            }
+            match self.topics.get(&t.name) {
+                Some(have) if have.id == t.id => {}
+                Some(_) => return Err(TopicError::Exists { name: t.name }),
+                None => new.push(t),
+            }
+        }
+        let changed = self.cluster_id.is_none()
+            || !new.is_empty()
+            || next_producer_id > self.next_producer_id;
+        self.cluster_id = Some(cluster_id);
+        self.next_producer_id = self.next_producer_id.max(next_producer_id);
+        for t in new {
+            let partitions = (0..t.partitions)
+                .map(|_| {
+                    let group = self.next_group;
+                    self.next_group += 1;
+                    PartitionMeta {
+                        group,
+                        replicas: vec![node],
+                        target: None,
+                    }
+                })
+                .collect();
+            let meta = TopicMeta {
+                id: t.id,
+                config: t.config,
+                partitions,
+            };
+            self.topics.insert(t.name, meta);
+        }
+        Ok(changed)
     }
 
     fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), TopicError> {
@@ -866,5 +958,58 @@ mod tests {
             node: 1,
         });
         assert_eq!(s.next_producer_id, 3 * PRODUCER_ID_BLOCK);
+    }
+
+    #[test]
+    fn an_import_applies_whole_once_and_again_changes_nothing() {
+        let topic = |name: &str, id: &str, partitions| ImportedTopic {
+            name: name.into(),
+            id: id.into(),
+            partitions,
+            config: BTreeMap::from([("cleanup.policy".into(), "compact".into())]),
+        };
+        let import = |request, cluster_id: &str, topics: Vec<ImportedTopic>| MetaRecord::Import {
+            request,
+            node: 1,
+            cluster_id: cluster_id.into(),
+            topics,
+            next_producer_id: 5000,
+        };
+        let mut s = MetadataState::new();
+        let both = vec![topic("__consumer_offsets", "a", 3), topic("t", "b", 2)];
+        assert_eq!(s.apply(import(1, "c1", both.clone())), Change::All);
+        assert_eq!(s.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(s.next_producer_id, 5000);
+        let t = &s.topics["t"];
+        assert_eq!((t.id.as_str(), t.partitions.len()), ("b", 2));
+        assert!(t.partitions.iter().all(|p| p.replicas == [1]));
+        assert_eq!(t.config["cleanup.policy"], "compact");
+        let groups: Vec<u64> = s
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.group)
+            .collect();
+        assert_eq!(groups, (1000..1005).collect::<Vec<_>>());
+        // Imported again under a new request id (a resumed conversion): nothing changes.
+        let before = s.clone();
+        assert_eq!(s.apply(import(2, "c1", both.clone())), Change::None);
+        assert_eq!(s.outcome(2), Some(&Ok(())));
+        assert_eq!(
+            (&s.topics, s.next_group),
+            (&before.topics, before.next_group)
+        );
+        // Another id for a topic, or another cluster: refused, nothing applied.
+        let clash = vec![topic("u", "c", 1), topic("t", "other", 2)];
+        assert_eq!(s.apply(import(3, "c1", clash)), Change::None);
+        assert!(matches!(s.outcome(3), Some(Err(_))));
+        assert!(!s.topics.contains_key("u"));
+        assert_eq!(
+            s.apply(import(4, "c2", vec![topic("u", "c", 1)])),
+            Change::None
+        );
+        let refused = s.outcome(4).unwrap().clone().unwrap_err();
+        assert_eq!(refused.code, ResponseError::InconsistentClusterId.code());
+        assert!(!s.topics.contains_key("u"));
     }
 }

@@ -12,12 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::checked_file::{self, Read};
 use crate::cluster::metadata::{Change, MetaRecord, PartitionMeta, TopicMeta};
 use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
 use crate::config::{TopicConfig, TopicDefaults};
@@ -26,14 +24,10 @@ use crate::metrics::Metrics;
 use crate::partition::{Partition, Shared};
 
 mod error;
+pub(crate) mod registry;
 
 pub use error::TopicError;
 
-/// The single-node topic registry, in the data directory.
-pub(crate) const REGISTRY_FILE: &str = "topics.toml";
-/// The first line of every registry the broker writes, so an empty file (a damaged one)
-/// is never mistaken for a registry with no topics.
-const REGISTRY_HEADER: &str = "# Strata topic registry (written by the broker)\n";
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_CHARS: usize = 249;
 /// Partitions one topic may have (bounds what one request can make the broker create).
@@ -57,20 +51,6 @@ impl Topic {
             .ok()
             .and_then(|i| self.partitions.get(i))
     }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct RegistryFile {
-    #[serde(default)]
-    topics: BTreeMap<String, TopicRecord>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TopicRecord {
-    id: String,
-    partitions: i32,
-    #[serde(default)]
-    config: BTreeMap<String, String>,
 }
 
 /// Topics the broker writes itself (`__consumer_offsets`): clients may read them but
@@ -154,32 +134,17 @@ impl Topics {
     /// does with stray partitions, never deleted.
     pub fn open(data_dir: &Path, defaults: TopicDefaults, metrics: Arc<Metrics>) -> Result<Topics> {
         std::fs::create_dir_all(data_dir).map_err(|e| BrokerError::io(data_dir, e))?;
-        let path = data_dir.join(REGISTRY_FILE);
-        let file = read_registry(data_dir, &path)?;
         let shared = Shared::new(metrics, Arc::default());
         let mut topics = HashMap::new();
-        for (name, record) in file.topics {
-            let corrupt = |reason: String| BrokerError::CorruptFile {
-                path: path.clone(),
-                reason: format!("topic {name:?}: {reason}"),
-            };
-            validate_topic_name(&name).map_err(|e| corrupt(e.to_string()))?;
-            let id = Uuid::parse_str(&record.id).map_err(|e| corrupt(e.to_string()))?;
-            if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&record.partitions) {
-                return Err(corrupt(format!("{} partitions", record.partitions)));
-            }
-            let mut config = defaults.log.clone();
-            for (k, v) in &record.config {
-                config.set(k, v).map_err(|e| corrupt(e.to_string()))?;
-            }
-            let name: Arc<str> = name.into();
-            let partitions = (0..record.partitions)
+        for r in registry::read(data_dir, &defaults)? {
+            let name: Arc<str> = r.name.into();
+            let partitions = (0..r.partitions)
                 .map(|i| {
                     Partition::open(
                         name.clone(),
                         i,
                         &partition_dir(data_dir, &name, i),
-                        config.log_config(),
+                        r.config.log_config(),
                         shared.clone(),
                     )
                 })
@@ -188,14 +153,18 @@ impl Topics {
                 name.clone(),
                 Arc::new(Topic {
                     name,
-                    id,
-                    overrides: record.config,
-                    config,
+                    id: r.id,
+                    overrides: r.overrides,
+                    config: r.config,
                     partitions,
                 }),
             );
         }
-        set_aside_strays(data_dir, &topics);
+        registry::set_aside_strays(data_dir, |topic, index| {
+            topics
+                .get(topic)
+                .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
+        });
         Ok(Topics {
             data_dir: data_dir.to_path_buf(),
             defaults,
@@ -505,27 +474,11 @@ impl Topics {
     }
 
     fn persist(&self, map: &HashMap<Arc<str>, Arc<Topic>>) -> Result<()> {
-        let file = RegistryFile {
-            topics: map
-                .values()
-                .map(|t| {
-                    (
-                        t.name.to_string(),
-                        TopicRecord {
-                            id: t.id.to_string(),
-                            partitions: t.partitions.len() as i32,
-                            config: t.overrides.clone(),
-                        },
-                    )
-                })
-                .collect(),
-        };
-        let text = toml::to_string(&file).map_err(|e| BrokerError::CorruptFile {
-            path: self.data_dir.join(REGISTRY_FILE),
-            reason: format!("cannot encode the registry: {e}"),
-        })?;
-        let text = format!("{REGISTRY_HEADER}{text}");
-        checked_file::write(&self.data_dir.join(REGISTRY_FILE), &text)
+        registry::write(
+            &self.data_dir,
+            map.values()
+                .map(|t| (&*t.name, t.id, t.partitions.len() as i32, &t.overrides)),
+        )
     }
 
     /// The effective config for `overrides` on top of the defaults.
@@ -841,59 +794,6 @@ fn hosted_replicas(
         .collect()
 }
 
-/// Reads the registry at `path` (see [`Topics::open`] for a missing or empty one).
-fn read_registry(data_dir: &Path, path: &Path) -> Result<RegistryFile> {
-    let text = match checked_file::read(path)? {
-        Read::Checked(text) | Read::Unchecked(text) => Some(text),
-        Read::Missing => None,
-    };
-    if let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) {
-        return toml::from_str(text).map_err(|e| BrokerError::CorruptFile {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        });
-    }
-    let existing = partition_dirs_except(data_dir, |_, _| false);
-    if let Some(example) = existing.first() {
-        let state = if text.is_some() { "empty" } else { "missing" };
-        return Err(BrokerError::CorruptFile {
-            path: path.to_path_buf(),
-            reason: format!(
-                "the topic registry is {state} but {} partition directories exist (e.g. {}); \
-                 restore it from a backup, or move those directories away to start empty",
-                existing.len(),
-                example.display()
-            ),
-        });
-    }
-    checked_file::write(path, REGISTRY_HEADER)?;
-    Ok(RegistryFile::default())
-}
-
-/// Renames the `<topic>-<n>` directories that no registered topic owns (a topic deleted,
-/// or a creation interrupted, before a crash) to `<dir>.<uuid>-stray`: out of the way of
-/// a topic created later under the same name, and kept for the operator. Only
-/// directories that look like partition logs (holding a `log.checkpoint` or segment
-/// files) are touched.
-fn set_aside_strays(data_dir: &Path, topics: &HashMap<Arc<str>, Arc<Topic>>) {
-    let strays = partition_dirs_except(data_dir, |topic, index| {
-        topics
-            .get(topic)
-            .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
-    });
-    for dir in strays {
-        let mut name = dir.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".{}-stray", Uuid::new_v4().simple()));
-        let to = dir.with_file_name(name);
-        match std::fs::rename(&dir, &to) {
-            Ok(()) => warn!(dir = %dir.display(), to = %to.display(),
-                "a partition directory no topic owns was set aside"),
-            Err(e) => warn!(dir = %dir.display(), error = %e,
-                "cannot set aside a partition directory no topic owns"),
-        }
-    }
-}
-
 /// Removes the `<topic>-<n>` directories (that look like partition logs) for which
 /// `keep` is false.
 fn remove_partition_dirs_except(data_dir: &Path, keep: impl Fn(&str, i32) -> bool) {
@@ -961,6 +861,7 @@ fn looks_like_partition(dir: &Path) -> bool {
 mod tests {
     use super::*;
     use kafka_protocol::error::ResponseError;
+    use registry::{REGISTRY_FILE, REGISTRY_HEADER};
 
     #[tokio::test]
     async fn a_missing_or_empty_registry_beside_partitions_stops_the_open() {
