@@ -499,38 +499,43 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// Cluster mode's settings when `raft-addr` and `peers` are both set; `None` on a
-    /// single node. Half a cluster configuration is an error.
+    /// Cluster mode's settings when `peers` is set; `None` on a single node. A node
+    /// needs `raft-addr` unless `peers` lists it alone (a one-node cluster, with no
+    /// Raft listener); `raft-addr` without `peers` is an error.
     pub fn cluster(&self) -> Result<Option<crate::cluster::ClusterSettings>> {
-        match (&self.raft_addr, self.peers.is_empty()) {
-            (None, true) => Ok(None),
-            (Some(_), true) => Err(BrokerError::Config(
-                "raft-addr is set but peers is not: a cluster needs --peers ID=HOST:PORT,…".into(),
-            )),
-            (None, false) => Err(BrokerError::Config(
-                "peers is set but raft-addr is not: this node needs --raft-addr HOST:PORT".into(),
-            )),
-            (Some(addr), false) => {
-                let node_id = u64::try_from(self.node_id)
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| {
-                        BrokerError::Config("a cluster node needs --node-id of 1 or more".into())
-                    })?;
-                if !self.peers.contains_key(&node_id) {
-                    return Err(BrokerError::Config(format!(
-                        "peers does not list this node ({node_id})"
-                    )));
-                }
-                Ok(Some(crate::cluster::ClusterSettings {
-                    node_id,
-                    raft_addr: addr.clone(),
-                    peers: self.peers.clone(),
-                    checkpoint_records: self.metadata_snapshot_records,
-                    controller_segment_bytes: self.metadata_segment_bytes,
-                }))
-            }
+        if self.peers.is_empty() {
+            return match self.raft_addr {
+                None => Ok(None),
+                Some(_) => Err(BrokerError::Config(
+                    "raft-addr is set but peers is not: a cluster needs --peers ID=HOST:PORT,…"
+                        .into(),
+                )),
+            };
         }
+        let node_id = u64::try_from(self.node_id)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                BrokerError::Config("a cluster node needs --node-id of 1 or more".into())
+            })?;
+        if !self.peers.contains_key(&node_id) {
+            return Err(BrokerError::Config(format!(
+                "peers does not list this node ({node_id})"
+            )));
+        }
+        if self.raft_addr.is_none() && self.peers.len() > 1 {
+            return Err(BrokerError::Config(
+                "peers lists other nodes but raft-addr is not set: this node needs --raft-addr HOST:PORT"
+                    .into(),
+            ));
+        }
+        Ok(Some(crate::cluster::ClusterSettings {
+            node_id,
+            raft_addr: self.raft_addr.clone(),
+            peers: self.peers.clone(),
+            checkpoint_records: self.metadata_snapshot_records,
+            controller_segment_bytes: self.metadata_segment_bytes,
+        }))
     }
 
     /// Sets one key (file key or Kafka name) from its string form.

@@ -32,9 +32,9 @@ struct Seen {
     committed: i64,
 }
 
+/// A one-node cluster: its peers are itself alone, so it needs no Raft listener.
 fn one_voter(config: &mut broker::BrokerConfig) {
     config.node_id = 1;
-    config.raft_addr = Some("127.0.0.1:0".into());
     config.peers = BTreeMap::from([(1, "127.0.0.1:0".to_string())]);
 }
 
@@ -302,6 +302,7 @@ async fn a_single_brokers_directory_joins_no_cluster_with_other_peers() {
         ..Default::default()
     };
     one_voter(&mut config);
+    config.raft_addr = Some("127.0.0.1:0".into());
     config.peers.insert(2, "127.0.0.1:1".into());
     let err = broker::run(config).await.err().expect("refused");
     assert!(err.to_string().contains("one-node cluster"), "{err}");

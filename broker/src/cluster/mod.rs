@@ -87,7 +87,9 @@ pub const CONTROLLER_DIR: &str = "cluster-controller";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSettings {
     pub node_id: u64,
-    pub raft_addr: String,
+    /// The Raft listener; `None` only on a node whose peers are itself alone (nothing
+    /// to listen for).
+    pub raft_addr: Option<String>,
     /// Every node's Raft address, this one's included.
     pub peers: BTreeMap<u64, String>,
     /// Records applied between controller checkpoints (`metadata.snapshot.records`).
@@ -210,14 +212,6 @@ impl Cluster {
                 "--peers does not list this node ({me})"
             )));
         }
-        let bind_addr = resolve(&settings.raft_addr).await?;
-        let listener = TcpListener::bind(bind_addr)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                what: "raft-addr",
-                addr: bind_addr,
-                source,
-            })?;
         let transport = Transport::new(shutdown.clone());
         for (&id, addr) in &settings.peers {
             if id != me {
@@ -225,12 +219,23 @@ impl Cluster {
             }
         }
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-        tokio::spawn(transport::serve(
-            listener,
-            inbound_tx,
-            transport.stats().clone(),
-            shutdown.clone(),
-        ));
+        if let Some(addr) = &settings.raft_addr {
+            let bind_addr = resolve(addr).await?;
+            let listener =
+                TcpListener::bind(bind_addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind {
+                        what: "raft-addr",
+                        addr: bind_addr,
+                        source,
+                    })?;
+            tokio::spawn(transport::serve(
+                listener,
+                inbound_tx,
+                transport.stats().clone(),
+                shutdown.clone(),
+            ));
+        }
         let dir = data_dir.join(CONTROLLER_DIR);
         let config = LogConfig {
             segment_bytes: settings.controller_segment_bytes,
@@ -866,7 +871,7 @@ mod tests {
         }
         let s = ClusterSettings {
             node_id: 1,
-            raft_addr: "h:1".into(),
+            raft_addr: Some("h:1".into()),
             peers: (1..=7).map(|i| (i, format!("h:{i}"))).collect(),
             checkpoint_records: DEFAULT_CHECKPOINT_RECORDS,
             controller_segment_bytes: DEFAULT_CONTROLLER_SEGMENT_BYTES,
