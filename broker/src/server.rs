@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::Coordinator;
@@ -228,11 +228,6 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         }
         spawn_supervised(
             m,
-            "offsets topic",
-            ensure_offsets_topic(broker.clone(), c.clone(), shutdown.clone()),
-        );
-        spawn_supervised(
-            m,
             "ISR tracking",
             c.clone().track_isr(
                 ISR_SAMPLE_INTERVAL,
@@ -253,18 +248,42 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         // Until the controller applied this node's registration, topic creation may
         // not count it and clients may not find it in Metadata: not ready yet.
         m.health.set_starting(Some(STARTING_UNREGISTERED.into()));
-        let registered = c.register(
+        let registered = c.clone().register(
             broker.advertised_host.clone(),
             broker.advertised_port,
             admin_addr.to_string(),
             shutdown.clone(),
         );
-        let metrics = m.clone();
-        spawn_supervised(m, "registration", async move {
-            if registered.await {
-                metrics.health.set_starting(None);
+        let offsets_topic = ensure_offsets_topic(broker.clone(), c.clone(), shutdown.clone());
+        if c.settings.peers.len() == 1 {
+            // A cluster of one registers with itself, creates its offsets topic and
+            // leads every partition in milliseconds: it serves once all that is done.
+            let ready = tokio::time::timeout(CONTROLLER_TIMEOUT, async {
+                registered.await && {
+                    offsets_topic.await;
+                    coordinating_every_group(&groups).await;
+                    true
+                }
+            });
+            if !matches!(ready.await, Ok(true)) {
+                trigger.trigger();
+                c.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
+                return Err(BrokerError::Cluster(format!(
+                    "a one-node cluster was not ready within {CONTROLLER_TIMEOUT:?} (registered \
+                     with itself, {} created and loaded)",
+                    crate::group::OFFSETS_TOPIC
+                )));
             }
-        });
+            m.health.set_starting(None);
+        } else {
+            spawn_supervised(m, "offsets topic", offsets_topic);
+            let metrics = m.clone();
+            spawn_supervised(m, "registration", async move {
+                if registered.await {
+                    metrics.health.set_starting(None);
+                }
+            });
+        }
     }
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
@@ -388,6 +407,14 @@ async fn ensure_offsets_topic(broker: Arc<Broker>, c: Arc<Cluster>, mut shutdown
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = shutdown.wait() => return,
         }
+    }
+}
+
+/// Waits until the coordinator has loaded every `__consumer_offsets` partition (each
+/// replica leads within milliseconds of opening on a cluster of one).
+async fn coordinating_every_group(groups: &Coordinator) {
+    while !tokio::task::block_in_place(|| groups.load_led_partitions()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -18,6 +18,23 @@ use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 
 impl Coordinator {
+    /// Cluster mode: loads the groups of the `__consumer_offsets` partitions this node
+    /// leads now (as every tick does); true once it coordinates every partition. A
+    /// cluster of one waits for this before it serves.
+    pub fn load_led_partitions(&self) -> bool {
+        self.follow_leadership();
+        let Some(loaded) = &self.loaded else {
+            return true;
+        };
+        let loaded = loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let partitions = self.partitions();
+        !partitions.is_empty()
+            && partitions.iter().all(|p| {
+                p.view()
+                    .is_some_and(|v| v.is_leader && loaded.get(&p.index()) == Some(&v.term))
+            })
+    }
+
     /// Cluster mode: loads the groups of each `__consumer_offsets` partition this node
     /// has come to lead (once the new leader's log is fully committed, so it holds
     /// every acknowledged commit), and drops those of partitions it no longer leads.
