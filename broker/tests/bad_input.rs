@@ -47,8 +47,17 @@ async fn produce_code(conn: &mut TcpStream, id: i32, req: RequestKind) -> i16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_errors_use_kafkas_codes_and_write_nothing() {
+    produce_errors(|_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_errors_use_kafkas_codes_and_write_nothing_on_a_one_node_cluster() {
+    produce_errors(common::one_node_cluster).await;
+}
+
+async fn produce_errors(adjust: impl FnOnce(&mut broker::BrokerConfig)) {
     let dir = tempfile::tempdir().unwrap();
-    let running = start_broker(dir.path()).await;
+    let running = common::start_broker_with(dir.path(), adjust).await;
     let overrides = BTreeMap::from([("max.message.bytes".to_string(), "500".to_string())]);
     running
         .broker

@@ -5,11 +5,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use bytes::Bytes;
-use common::{batch_of, idempotent_batch, roundtrip, s, start_broker, start_broker_with, topic};
+use common::{
+    batch_of, idempotent_batch, one_node_cluster, roundtrip, s, start_broker, start_broker_with,
+    topic,
+};
 use kafka_protocol::messages::*;
 use log_store::failpoint;
 use tokio::net::TcpStream;
@@ -29,12 +31,6 @@ struct Seen {
     /// The leader epochs of the batches.
     epochs: std::collections::BTreeSet<i32>,
     committed: i64,
-}
-
-/// A one-node cluster: its peers are itself alone, so it needs no Raft listener.
-fn one_voter(config: &mut broker::BrokerConfig) {
-    config.node_id = 1;
-    config.peers = BTreeMap::from([(1, "127.0.0.1:0".to_string())]);
 }
 
 async fn connect(running: &broker::Running) -> TcpStream {
@@ -214,7 +210,7 @@ fn zero_epochs(records: &[u8], epochs: &mut std::collections::BTreeSet<i32>) -> 
 /// Starts the directory as a one-node cluster and checks that it serves `before`, that
 /// the registry was renamed, and that the producer carries on.
 async fn check_converted(dir: &Path, before: &Seen, pid: i64) {
-    let running = start_broker_with(dir, one_voter).await;
+    let running = start_broker_with(dir, one_node_cluster).await;
     assert!(!dir.join("topics.toml").exists());
     assert!(dir.join(broker::convert::CONVERTED_REGISTRY_FILE).exists());
     let mut conn = connect(&running).await;
@@ -252,7 +248,7 @@ async fn a_single_brokers_directory_converts_to_a_one_node_cluster() {
     check_converted(dir.path(), &before, pid).await;
 
     // A converted directory starts again as it is; as a single broker it is refused.
-    let running = start_broker_with(dir.path(), one_voter).await;
+    let running = start_broker_with(dir.path(), one_node_cluster).await;
     let mut conn = connect(&running).await;
     let again = look(&mut conn).await;
     assert_eq!(
@@ -290,7 +286,7 @@ async fn a_single_brokers_directory_joins_no_cluster_with_other_peers() {
         admin_addr: "127.0.0.1:0".into(),
         ..Default::default()
     };
-    one_voter(&mut config);
+    one_node_cluster(&mut config);
     config.raft_addr = Some("127.0.0.1:0".into());
     config.peers.insert(2, "127.0.0.1:1".into());
     let err = broker::run(config).await.err().expect("refused");
@@ -320,7 +316,7 @@ async fn a_conversion_stopped_at_any_step_carries_on_at_the_next_start() {
             admin_addr: "127.0.0.1:0".into(),
             ..Default::default()
         };
-        one_voter(&mut config);
+        one_node_cluster(&mut config);
         config.groups.offsets_topic_partitions = 4;
         failpoint::arm(point, 0);
         let stopped = broker::run(config).await;

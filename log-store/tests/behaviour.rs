@@ -331,6 +331,18 @@ fn bad_batches_are_rejected_and_never_written() {
     assert_eq!(log.last_raft_index(), 0);
     assert_eq!(log.size_bytes(), 0);
     assert_eq!(log.append(&good).unwrap().base_offset, 0);
+    // A replica takes what its leader accepted, whatever its own limit; corrupt bytes
+    // never.
+    let (term, next) = (log.last_term(), log.next_offset());
+    assert_eq!(
+        log.append_replicated(term, &huge).unwrap().base_offset,
+        next
+    );
+    assert!(matches!(
+        log.append_replicated(term, &bad_crc),
+        Err(LogError::CorruptBatch(_))
+    ));
+    assert_eq!(log.last_raft_index(), 2);
     // Bad configuration is a typed error too.
     let bad = LogConfig {
         segment_bytes: 10,

@@ -144,7 +144,7 @@ impl LogStorage {
                     .append_meta(e.term, EntryKind::LogStart, &e.data)
                     .map(|_| ()),
                 (EntryType::EntryNormal, false) => {
-                    log.append_with_term(e.term, &e.data).map(|_| ())
+                    log.append_replicated(e.term, &e.data).map(|_| ())
                 }
                 (EntryType::EntryNormal, true) => {
                     log.append_meta(e.term, EntryKind::Noop, &[]).map(|_| ())

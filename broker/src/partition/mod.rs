@@ -473,9 +473,22 @@ impl Partition {
             SequenceCheck::Append => {}
         }
         // The Raft entry is appended by the node without another check: validate the
-        // whole batch (CRC-32C included) here.
+        // whole batch (CRC-32C included) here, and its size (replicas take whatever
+        // their leader appended).
         BatchHeader::parse_validated(&batch)
             .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
+        let limit_bytes = h
+            .log
+            .read()
+            .map_err(|_| PartitionError::Offline)?
+            .config()
+            .max_message_bytes;
+        if batch.len() > limit_bytes as usize {
+            return Err(PartitionError::Log(LogError::BatchTooLarge {
+                size_bytes: batch.len(),
+                limit_bytes,
+            }));
+        }
         let commit = if awaited || self.fetch_waiters.load(Ordering::Acquire) > 0 {
             Ack::Quorum
         } else {

@@ -339,6 +339,23 @@ impl Log {
     /// both outside the CRC; `batch` itself is not changed. Nothing is written for a batch
     /// that fails validation.
     pub fn append_with_term(&mut self, term: u64, batch: &[u8]) -> Result<AppendInfo> {
+        self.append_checked(term, batch, Some(self.config.max_message_bytes))
+    }
+
+    /// [`Log::append_with_term`] for a batch a Raft group's leader accepted: checked the
+    /// same but for `max.message.bytes`, which the leader applied when it took the
+    /// batch. A follower must take every entry its leader appended (its own limit may
+    /// be lower for a moment after a config change), or the group could not go on.
+    pub fn append_replicated(&mut self, term: u64, batch: &[u8]) -> Result<AppendInfo> {
+        self.append_checked(term, batch, None)
+    }
+
+    fn append_checked(
+        &mut self,
+        term: u64,
+        batch: &[u8],
+        limit: Option<u32>,
+    ) -> Result<AppendInfo> {
         self.check_open()?;
         let header = BatchHeader::parse_validated(batch)?;
         if header.size_bytes != batch.len() {
@@ -346,10 +363,10 @@ impl Log {
                 "bytes follow the batch's declared length",
             )));
         }
-        if batch.len() > self.config.max_message_bytes as usize {
+        if let Some(limit_bytes) = limit.filter(|&l| batch.len() > l as usize) {
             return Err(LogError::BatchTooLarge {
                 size_bytes: batch.len(),
-                limit_bytes: self.config.max_message_bytes,
+                limit_bytes,
             });
         }
         self.check_term(term)?;
