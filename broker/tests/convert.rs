@@ -10,7 +10,7 @@ use std::path::Path;
 use bytes::Bytes;
 use common::{
     batch_of, idempotent_batch, one_node_cluster, roundtrip, s, start_broker, start_broker_with,
-    topic,
+    test_config, topic,
 };
 use kafka_protocol::messages::*;
 use log_store::failpoint;
@@ -264,10 +264,7 @@ async fn a_single_brokers_directory_converts_to_a_one_node_cluster() {
     running.wait().await.unwrap();
     let single = broker::BrokerConfig {
         node_id: 1,
-        data_dir: dir.path().to_path_buf(),
-        kafka_addr: "127.0.0.1:0".into(),
-        admin_addr: "127.0.0.1:0".into(),
-        ..Default::default()
+        ..test_config(dir.path())
     };
     let err = broker::run(single)
         .await
@@ -280,12 +277,7 @@ async fn a_single_brokers_directory_converts_to_a_one_node_cluster() {
 async fn a_single_brokers_directory_joins_no_cluster_with_other_peers() {
     let dir = tempfile::tempdir().unwrap();
     write_single(dir.path()).await;
-    let mut config = broker::BrokerConfig {
-        data_dir: dir.path().to_path_buf(),
-        kafka_addr: "127.0.0.1:0".into(),
-        admin_addr: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
+    let mut config = test_config(dir.path());
     one_node_cluster(&mut config);
     config.raft_addr = Some("127.0.0.1:0".into());
     config.peers.insert(2, "127.0.0.1:1".into());
@@ -310,14 +302,8 @@ async fn a_conversion_stopped_at_any_step_carries_on_at_the_next_start() {
     for &point in STEPS {
         let dir = tempfile::tempdir().unwrap();
         let (before, pid) = write_single(dir.path()).await;
-        let mut config = broker::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            kafka_addr: "127.0.0.1:0".into(),
-            admin_addr: "127.0.0.1:0".into(),
-            ..Default::default()
-        };
+        let mut config = test_config(dir.path());
         one_node_cluster(&mut config);
-        config.groups.offsets_topic_partitions = 4;
         failpoint::arm(point, 0);
         let stopped = broker::run(config).await;
         failpoint::disarm();

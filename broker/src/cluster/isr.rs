@@ -94,14 +94,21 @@ impl Cluster {
                     if !s.voters.contains(&follower) {
                         continue;
                     }
-                    let at = caught.at.entry((s.group, follower)).or_insert(now);
                     // A follower counts as caught up only while its node is heard
                     // from: an idle group commits nothing new, so a dead follower
                     // would otherwise keep matching the previous commit for ever.
-                    if matched >= floor && self.node.is_alive(follower) {
-                        *at = now;
+                    // Seen for the first time (a new leadership), a live follower
+                    // gets `lag` to catch up; a dead one is out from the start.
+                    let alive = self.node.is_alive(follower);
+                    let key = (s.group, follower);
+                    if alive && (matched >= floor || !caught.at.contains_key(&key)) {
+                        caught.at.insert(key, now);
                     }
-                    if now.duration_since(*at) <= lag {
+                    if caught
+                        .at
+                        .get(&key)
+                        .is_some_and(|at| now.duration_since(*at) <= lag)
+                    {
                         in_sync.push(follower);
                     }
                 }

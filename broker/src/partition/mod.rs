@@ -110,6 +110,8 @@ struct Inner {
 struct Hosted {
     group: u64,
     node: NodeHandle,
+    /// The group's voters when this replica opened (empty for a replica a move added).
+    voters: Vec<u64>,
     /// The Raft log, shared with the group on the node task.
     log: Arc<RwLock<Log>>,
     producers: std::sync::Mutex<ProducerStates>,
@@ -293,6 +295,7 @@ impl Partition {
             Mode::Hosted(Box::new(Hosted {
                 group,
                 node,
+                voters: voters.to_vec(),
                 log,
                 producers: std::sync::Mutex::new(ProducerStates::default()),
                 view: view.clone(),
@@ -422,11 +425,15 @@ impl Partition {
         if min_in_sync > 1 && h.view.borrow().is_leader {
             // Kafka checks before the append, duplicates included. A leader that has
             // not sampled its group yet (for up to one ISR sample interval after it was
-            // elected) checks nothing: its first sample counts every voter in sync
-            // (each gets `replica.lag.time.max.ms` from then on), so refusing before
-            // it would only turn every failover into a burst of NOT_ENOUGH_REPLICAS.
-            let in_sync = self.shared.in_sync.count(h.group);
-            if let Some(in_sync) = in_sync.filter(|&n| (n as u64) < u64::from(min_in_sync)) {
+            // elected) counts what its first sample will: itself and every voter whose
+            // node is heard from (refusing on itself alone would turn every failover
+            // into a burst of NOT_ENOUGH_REPLICAS).
+            let in_sync = self.shared.in_sync.count(h.group).unwrap_or_else(|| {
+                let me = h.view.borrow().leader;
+                let live = h.voters.iter().filter(|&&v| v != me && h.node.is_alive(v));
+                1 + live.count()
+            });
+            if (in_sync as u64) < u64::from(min_in_sync) {
                 return Err(PartitionError::NotEnoughReplicas {
                     in_sync,
                     required: min_in_sync,

@@ -21,7 +21,15 @@ pub async fn start_broker_with(
     dir: &std::path::Path,
     adjust: impl FnOnce(&mut broker::BrokerConfig),
 ) -> broker::Running {
-    let mut config = broker::BrokerConfig {
+    let mut config = test_config(dir);
+    adjust(&mut config);
+    broker::run(config).await.expect("start the broker")
+}
+
+/// The settings of [`start_broker`]: `dir`, ephemeral ports, 4 offsets partitions,
+/// joins that complete at once.
+pub fn test_config(dir: &std::path::Path) -> broker::BrokerConfig {
+    broker::BrokerConfig {
         data_dir: dir.to_path_buf(),
         kafka_addr: "127.0.0.1:0".into(),
         admin_addr: "127.0.0.1:0".into(),
@@ -32,9 +40,7 @@ pub async fn start_broker_with(
             ..Default::default()
         },
         ..Default::default()
-    };
-    adjust(&mut config);
-    broker::run(config).await.expect("start the broker")
+    }
 }
 
 /// Makes a broker a one-node cluster: its peers are itself alone (no Raft listener).
