@@ -135,6 +135,18 @@ async fn produce_errors(adjust: impl FnOnce(&mut broker::BrokerConfig)) {
     let p = running.broker.topics.get("t").unwrap().partitions[0].clone();
     let offsets = p.offsets().unwrap();
     assert_eq!((offsets.log_start, offsets.log_end), (0, 1));
+    // A raised limit takes the batch it refused.
+    let raised = BTreeMap::from([("max.message.bytes".to_string(), "5000".to_string())]);
+    running
+        .broker
+        .topics
+        .set_overrides("t", raised, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        produce_code(&mut conn, 99, produce("t", 1, batch_of(600), 1)).await,
+        0
+    );
 
     // Fetch and ListOffsets errors.
     let fetch = common::fetch_one("t", 0, 99);

@@ -114,6 +114,9 @@ struct Hosted {
     voters: Vec<u64>,
     /// The Raft log, shared with the group on the node task.
     log: Arc<RwLock<Log>>,
+    /// The log's `max.message.bytes`, checked before a batch is proposed (no log lock
+    /// on the produce path).
+    max_message_bytes: std::sync::atomic::AtomicU32,
     producers: std::sync::Mutex<ProducerStates>,
     view: watch::Receiver<GroupView>,
     /// Serializes produce on the leader: check, propose, record. Holds the term whose
@@ -255,6 +258,7 @@ impl Partition {
         rejoin: bool,
     ) -> Result<Arc<Partition>> {
         let err = |e| log_err(&topic, index, e);
+        let max_message_bytes = config.max_message_bytes;
         let log = Log::open(dir, config).map_err(err)?;
         let report = log.open_report();
         if report.truncated_bytes > 0 || report.removed_segments > 0 {
@@ -296,6 +300,7 @@ impl Partition {
                 group,
                 node,
                 voters: voters.to_vec(),
+                max_message_bytes: max_message_bytes.into(),
                 log,
                 producers: std::sync::Mutex::new(ProducerStates::default()),
                 view: view.clone(),
@@ -484,12 +489,7 @@ impl Partition {
         // their leader appended).
         BatchHeader::parse_validated(&batch)
             .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
-        let limit_bytes = h
-            .log
-            .read()
-            .map_err(|_| PartitionError::Offline)?
-            .config()
-            .max_message_bytes;
+        let limit_bytes = h.max_message_bytes.load(Ordering::Relaxed);
         if batch.len() > limit_bytes as usize {
             return Err(PartitionError::Log(LogError::BatchTooLarge {
                 size_bytes: batch.len(),
@@ -772,7 +772,10 @@ impl Partition {
             Mode::Local => {}
             Mode::Hosted(h) => {
                 let mut log = h.log.write().map_err(|_| PartitionError::Offline)?;
-                return log.set_config(config).map_err(PartitionError::Log);
+                let limit = config.max_message_bytes;
+                log.set_config(config).map_err(PartitionError::Log)?;
+                h.max_message_bytes.store(limit, Ordering::Relaxed);
+                return Ok(());
             }
             Mode::Remote { .. } => return Ok(()),
         }
