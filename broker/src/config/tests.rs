@@ -1,0 +1,50 @@
+use super::*;
+
+#[test]
+fn toml_keys_dotted_or_quoted_and_typos_refused() {
+    let mut c = BrokerConfig::default();
+    c.apply_toml(
+        "data-dir = \"/tmp/x\"\nnode-id = 3\nnum.partitions = 4\n\"retention.ms\" = 1000\n\
+         [auto.create.topics]\nenable = false\n",
+    )
+    .unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    assert_eq!(c.node_id, 3);
+    assert_eq!(c.topics.num_partitions, 4);
+    assert!(!c.topics.auto_create_topics);
+    assert_eq!(c.topics.log.retention_ms, Some(1000));
+    assert_eq!(c.retention_check_interval, DEFAULT_RETENTION_CHECK_INTERVAL);
+    c.apply_toml("\"log.retention.check.interval.ms\" = 250")
+        .unwrap();
+    assert_eq!(c.retention_check_interval, Duration::from_millis(250));
+
+    for bad in [
+        "data-dirr = \"x\"",
+        "num.partitions = 0",
+        "node-id = -1",
+        "segment.bytes = 3",
+        "retention.ms = -5",
+        "\"log.retention.check.interval.ms\" = 0",
+        "cleanup.policy = \"shred\"",
+        "kafka-addr = [1]",
+        "not toml",
+    ] {
+        let err = BrokerConfig::default().apply_toml(bad).unwrap_err();
+        assert!(matches!(err, BrokerError::Config(_)), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn topic_config_round_trips_through_strings() {
+    let mut t = TopicConfig::default();
+    t.set("retention.bytes", "1048576").unwrap();
+    t.set("retention.ms", "-1").unwrap();
+    assert_eq!(t.get("retention.bytes").as_deref(), Some("1048576"));
+    assert_eq!(t.get("retention.ms").as_deref(), Some("-1"));
+    assert_eq!(t.log_config().retention_ms, None);
+    t.reset("retention.bytes", &TopicConfig::default()).unwrap();
+    assert_eq!(t.retention_bytes, None);
+    assert!(t.set("max.message.bytes", "abc").is_err());
+    assert!(t.set("no.such.key", "1").is_err());
+    assert!(t.get("no.such.key").is_none());
+}
