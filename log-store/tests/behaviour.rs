@@ -752,3 +752,35 @@ fn a_sealed_log_refuses_changes_serves_reads_and_reopens_clean() {
     assert!(log.open_report().clean);
     assert_eq!(common::read_all(&log, 0), before);
 }
+
+#[test]
+fn the_end_offset_of_a_term_is_where_the_next_term_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small()).unwrap();
+    assert_eq!(log.end_offset_for_term(1).unwrap(), None, "an empty log");
+    // Term 2: offsets 0..6; term 3: only a no-op; term 5: offsets 6..9.
+    log.append_meta(2, EntryKind::Noop, b"").unwrap();
+    for i in 0..3 {
+        log.append_with_term(2, &common::batch(i, 2, 10, 0))
+            .unwrap();
+    }
+    log.append_meta(3, EntryKind::Noop, b"").unwrap();
+    log.append_meta(5, EntryKind::Noop, b"").unwrap();
+    log.append_with_term(5, &common::batch(9, 3, 10, 0))
+        .unwrap();
+    let end = |e| log.end_offset_for_term(e).unwrap();
+    assert_eq!(end(5), Some((5, 9)), "the latest term ends at the log end");
+    assert_eq!(end(6), None, "a term later than any here");
+    assert_eq!(
+        end(4),
+        Some((3, 6)),
+        "the largest term at or below, and where 5 began"
+    );
+    assert_eq!(end(3), Some((3, 6)));
+    assert_eq!(end(2), Some((2, 6)));
+    assert_eq!(
+        end(1),
+        Some((1, 0)),
+        "older than every entry: where the first began"
+    );
+}

@@ -312,6 +312,43 @@ impl Log {
         Ok(self.entry(raft_index)?.term)
     }
 
+    /// Kafka's end offset of leader epoch `epoch` (the Raft term): `(epoch found, end
+    /// offset)`, as a leader answers OffsetForLeaderEpoch. For the latest term, the log
+    /// end; for an older one, the first offset written in a later term, with the
+    /// largest term at or below `epoch` still in the log (or `epoch` itself when every
+    /// entry left is later); `None` when `epoch` is later than every term here. Terms
+    /// never decrease along the log, so a binary search over the entry table finds it.
+    pub fn end_offset_for_term(&self, epoch: u64) -> Result<Option<(u64, u64)>> {
+        let last = self.last_raft_index();
+        if last == 0 || last < self.first_raft_index() {
+            return Ok(None);
+        }
+        let last_term = self.last_term();
+        if epoch == last_term {
+            return Ok(Some((epoch, self.next_offset())));
+        }
+        if epoch > last_term {
+            return Ok(None);
+        }
+        // The first entry with a term above `epoch`: one exists, the last one is.
+        let (mut lo, mut hi) = (self.first_raft_index(), last);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.entry(mid)?.term > epoch {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let end = self.entry(lo)?.base_offset;
+        let floor = if lo > self.first_raft_index() {
+            self.entry(lo - 1)?.term
+        } else {
+            epoch
+        };
+        Ok(Some((floor, end)))
+    }
+
     /// The bytes of an entry: the Kafka batch of a data entry (zero-copy), the payload of
     /// a non-data entry.
     pub fn entry_payload(&self, raft_index: u64) -> Result<Bytes> {
