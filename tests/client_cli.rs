@@ -53,7 +53,7 @@ fn topics_are_created_listed_described_altered_and_deleted() {
     assert!(describe.contains("PartitionCount: 3"), "{describe}");
     assert!(describe.contains("retention.ms=3600000"), "{describe}");
     assert_eq!(describe.matches("\tPartition: ").count(), 3, "{describe}");
-    assert!(describe.contains("Leader: 0"), "{describe}");
+    assert!(describe.contains("Leader: 1"), "{describe}");
 
     // A second create fails with Kafka's error name and exit status 2.
     let again = broker.run(&["topic", "create", "orders", "--partitions", "3"], "");

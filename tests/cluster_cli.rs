@@ -551,12 +551,11 @@ fn half_a_cluster_configuration_is_refused() {
     let data = path_str(dir.path());
     let raft = format!("127.0.0.1:{}", free_port());
     for (args, says) in [
-        (vec!["--raft-addr", raft.as_str()], "peers"),
         (
             vec!["--node-id", "1", "--peers", "1=127.0.0.1:1,2=127.0.0.1:2"],
             "raft-addr",
         ),
-        (vec!["--peers", "1=127.0.0.1:1"], "--node-id of 1 or more"),
+        (vec!["--node-id", "0"], "a node id (1 or more)"),
         (
             vec![
                 "--node-id",

@@ -3,7 +3,7 @@
 //! recover from), `GET /metrics`
 //! (Prometheus / OpenMetrics text) and `GET /cluster` (JSON: this node, the controller
 //! leader, the registered brokers and this node's partition replicas with their Raft
-//! view; what `strata cluster status` shows; 404 on a single node),
+//! view; what `strata cluster status` shows),
 //! `POST /cluster/rebalance-leaders` and `POST /cluster/move` (cluster operations).
 
 use std::sync::Arc;
@@ -45,13 +45,7 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
 
 /// This node's view of the cluster as JSON.
 async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response {
-    let Some(c) = broker.topics.cluster() else {
-        return (
-            axum::http::StatusCode::NOT_FOUND,
-            "not a cluster node (start with --raft-addr and --peers)\n",
-        )
-            .into_response();
-    };
+    let c = broker.topics.cluster();
     let statuses: std::collections::HashMap<u64, replication::group::GroupStatus> = c
         .node
         .status()
@@ -141,9 +135,7 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
 /// `POST /cluster/rebalance-leaders`: plans leader transfers that even leaderships out
 /// and asks the leaders to carry them out; answers the plan.
 async fn rebalance_leaders(State(broker): State<Arc<Broker>>) -> axum::response::Response {
-    let Some(c) = broker.topics.cluster() else {
-        return (axum::http::StatusCode::NOT_FOUND, "not a cluster node\n").into_response();
-    };
+    let c = broker.topics.cluster();
     let plan: Vec<_> = c
         .rebalance_leaders()
         .await
@@ -173,9 +165,7 @@ async fn move_partition(
 ) -> axum::response::Response {
     use axum::http::StatusCode;
     use kafka_protocol::error::ResponseError;
-    let Some(c) = broker.topics.cluster() else {
-        return (StatusCode::NOT_FOUND, "not a cluster node\n").into_response();
-    };
+    let c = broker.topics.cluster();
     let answer = |status: StatusCode, body: serde_json::Value| {
         (
             status,

@@ -15,12 +15,14 @@
 //!   entries and votes its old directory held are gone. A node the controller never
 //!   knew (a new cluster, a node added) has nothing to make good and becomes a
 //!   **member** once its controller replica caught up;
-//! - a single broker (no `--peers`) keeps its client-visible cluster id here.
+//! - a single broker's directory, written by a release from before every broker was a
+//!   cluster node, keeps its client-visible cluster id here until `crate::convert`
+//!   hands it to the controller.
 //!
 //! A directory that holds data but no identity file was written by a release before
 //! identities, if it has that release's `cluster.id` file: the identity is made from
-//! it (the node keeps its state: a member, or a single broker). Otherwise a missing
-//! identity beside data is an error naming the file.
+//! it (the node keeps its state). Otherwise a missing identity beside data is an error
+//! naming the file.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +41,8 @@ const HEADER: &str = "# Strata node identity (written by the broker; do not edit
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Standing {
-    /// A single broker's directory.
+    /// A single broker's directory, as releases from before every broker was a
+    /// cluster node wrote it (converted at start, `crate::convert`).
     Single,
     /// A new cluster node's directory, until its controller replica caught up.
     Joining,
@@ -57,8 +60,8 @@ pub struct Identity {
     /// A random id made with the directory (Kafka's `directory.id`).
     #[serde(rename = "directory.id")]
     pub incarnation: String,
-    /// The cluster id clients are told: a single broker's own, or the controller's once
-    /// a cluster node learned it.
+    /// The cluster id clients are told: the controller's once this node learned it (a
+    /// single broker's own until its conversion).
     #[serde(
         rename = "cluster.id",
         default,
@@ -73,20 +76,16 @@ pub struct Identity {
 pub struct IdentityFile {
     path: PathBuf,
     identity: Identity,
-    /// Made at this start (a new directory, or one of a release before identities).
-    fresh: bool,
 }
 
 impl IdentityFile {
-    /// Opens (or makes) the identity of `data_dir` for node `node_id`; `cluster` says
-    /// whether the broker runs as a cluster node. A cluster node's directory is refused
-    /// as a single broker's (its topics live in the controller's records); a single
-    /// broker's directory becomes a cluster node's only through the conversion
-    /// ([`IdentityFile::convert_single`]).
-    pub fn open(data_dir: &Path, node_id: i32, cluster: bool) -> Result<IdentityFile> {
+    /// Opens (or makes) the identity of `data_dir` for node `node_id`. A single
+    /// broker's directory holding topics becomes a node's through the conversion
+    /// ([`IdentityFile::convert_single`]), which runs first.
+    pub fn open(data_dir: &Path, node_id: i32) -> Result<IdentityFile> {
         let path = data_dir.join(IDENTITY_FILE);
         let Some(identity) = load(&path)? else {
-            return Self::make(data_dir, path, node_id, cluster);
+            return Self::make(data_dir, path, node_id, true);
         };
         if identity.node_id != node_id {
             return Err(BrokerError::Config(format!(
@@ -96,19 +95,8 @@ impl IdentityFile {
                 identity.node_id
             )));
         }
-        if !cluster && identity.standing != Standing::Single {
-            return Err(BrokerError::Config(format!(
-                "data directory {} belongs to node {node_id} of a cluster; start it with \
-                 --raft-addr and --peers",
-                data_dir.display()
-            )));
-        }
-        let mut file = IdentityFile {
-            path,
-            identity,
-            fresh: false,
-        };
-        if cluster && file.identity.standing == Standing::Single {
+        let mut file = IdentityFile { path, identity };
+        if file.identity.standing == Standing::Single {
             // A single broker's directory without a topic registry (one with a registry
             // is converted first, `crate::convert`) becomes a cluster node holding its
             // state; it takes the controller's cluster id.
@@ -127,11 +115,7 @@ impl IdentityFile {
     pub fn convert_single(data_dir: &Path, node_id: i32) -> Result<String> {
         let path = data_dir.join(IDENTITY_FILE);
         let mut file = match load(&path)? {
-            Some(identity) => IdentityFile {
-                path,
-                identity,
-                fresh: false,
-            },
+            Some(identity) => IdentityFile { path, identity },
             // An older release's directory: its identity comes from `cluster.id`.
             None => Self::make(data_dir, path, node_id, false)?,
         };
@@ -161,7 +145,8 @@ impl IdentityFile {
             })
     }
 
-    /// The identity of a directory that has none yet.
+    /// The identity of a directory that has none yet: a cluster node's, or (`cluster`
+    /// false) a single broker's of a release before identities, about to be converted.
     fn make(data_dir: &Path, path: PathBuf, node_id: i32, cluster: bool) -> Result<IdentityFile> {
         let legacy = data_dir.join(LEGACY_CLUSTER_ID_FILE);
         let legacy_id = match std::fs::read_to_string(&legacy) {
@@ -194,7 +179,6 @@ impl IdentityFile {
         };
         let mut file = IdentityFile {
             path,
-            fresh: true,
             identity: Identity {
                 node_id,
                 incarnation: uuid::Uuid::new_v4().simple().to_string(),
@@ -214,12 +198,6 @@ impl IdentityFile {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
-    }
-
-    /// Whether the identity was made at this start: the directory is new (or was
-    /// written by a release before identities), so other files of ours may be missing.
-    pub fn fresh(&self) -> bool {
-        self.fresh
     }
 
     /// Records a new standing and cluster id, durably.
@@ -285,66 +263,63 @@ fn holds_state(dir: &Path) -> Result<bool> {
 mod tests {
     use super::*;
 
+    /// A single broker's identity, as releases before the conversion made it.
+    fn single(dir: &Path, node_id: i32) -> IdentityFile {
+        IdentityFile::make(dir, dir.join(IDENTITY_FILE), node_id, false).unwrap()
+    }
+
     #[test]
     fn a_new_directory_gets_an_identity_that_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let made = IdentityFile::open(dir.path(), 3, true).unwrap();
+        let made = IdentityFile::open(dir.path(), 3).unwrap();
         assert_eq!(made.identity().standing, Standing::Joining);
         assert_eq!(made.identity().cluster_id, None);
-        let again = IdentityFile::open(dir.path(), 3, true).unwrap();
+        let again = IdentityFile::open(dir.path(), 3).unwrap();
         assert_eq!(again.identity(), made.identity());
-
-        let single = tempfile::tempdir().unwrap();
-        let s = IdentityFile::open(single.path(), 1, false).unwrap();
-        assert_eq!(s.identity().standing, Standing::Single);
-        assert!(s.identity().cluster_id.is_some());
     }
 
     #[test]
     fn another_nodes_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        IdentityFile::open(dir.path(), 3, true).unwrap();
-        let err = IdentityFile::open(dir.path(), 4, true).unwrap_err();
+        IdentityFile::open(dir.path(), 3).unwrap();
+        let err = IdentityFile::open(dir.path(), 4).unwrap_err();
         assert!(err.to_string().contains("belongs to node 3"), "{err}");
     }
 
     #[test]
     fn a_damaged_or_missing_identity_beside_data_stops_start_up() {
         let dir = tempfile::tempdir().unwrap();
-        IdentityFile::open(dir.path(), 1, false).unwrap();
+        IdentityFile::open(dir.path(), 1).unwrap();
         std::fs::create_dir(dir.path().join("events-0")).unwrap();
         let path = dir.path().join(IDENTITY_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         let edited = text.replace("\"node.id\" = 1", "\"node.id\" = 2");
         assert_ne!(edited, text);
         std::fs::write(&path, edited).unwrap();
-        let err = IdentityFile::open(dir.path(), 1, false).unwrap_err();
+        let err = IdentityFile::open(dir.path(), 1).unwrap_err();
         assert!(err.to_string().contains(IDENTITY_FILE), "{err}");
         std::fs::remove_file(&path).unwrap();
-        let err = IdentityFile::open(dir.path(), 1, false).unwrap_err();
+        let err = IdentityFile::open(dir.path(), 1).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
         assert!(dir.path().join("events-0").exists(), "nothing was deleted");
     }
 
     #[test]
-    fn an_older_releases_directory_keeps_its_cluster_id() {
+    fn an_older_releases_directory_keeps_its_state() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(LEGACY_CLUSTER_ID_FILE), "abc123\n").unwrap();
         std::fs::create_dir(dir.path().join("events-0")).unwrap();
-        let single = IdentityFile::open(dir.path(), 1, false).unwrap();
-        assert_eq!(single.identity().cluster_id.as_deref(), Some("abc123"));
-        assert_eq!(single.identity().standing, Standing::Single);
-        assert!(!dir.path().join(LEGACY_CLUSTER_ID_FILE).exists());
-        // Started as a cluster node later: it holds its state, so it is a member.
-        let member = IdentityFile::open(dir.path(), 1, true).unwrap();
+        // It holds its state, so it is a member; it learns the controller's cluster id.
+        let member = IdentityFile::open(dir.path(), 1).unwrap();
         assert_eq!(member.identity().standing, Standing::Member);
+        assert!(!dir.path().join(LEGACY_CLUSTER_ID_FILE).exists());
     }
 
     #[test]
     fn a_single_brokers_directory_converts_once_and_then_is_a_cluster_nodes() {
         let dir = tempfile::tempdir().unwrap();
-        let single = IdentityFile::open(dir.path(), 0, false).unwrap();
-        let before = single.identity().clone();
+        let before = single(dir.path(), 0).identity().clone();
+        assert_eq!(before.standing, Standing::Single);
         std::fs::create_dir(dir.path().join("events-0")).unwrap();
         let id = IdentityFile::convert_single(dir.path(), 1).unwrap();
         assert_eq!(Some(id.clone()), before.cluster_id);
@@ -352,11 +327,21 @@ mod tests {
         assert_eq!(IdentityFile::convert_single(dir.path(), 1).unwrap(), id);
         let err = IdentityFile::convert_single(dir.path(), 2).unwrap_err();
         assert!(err.to_string().contains("belongs to node 1"), "{err}");
-        let member = IdentityFile::open(dir.path(), 1, true).unwrap();
+        let member = IdentityFile::open(dir.path(), 1).unwrap();
         assert_eq!(member.identity().standing, Standing::Member);
         assert_eq!(member.identity().cluster_id, Some(id));
         assert_eq!(member.identity().incarnation, before.incarnation);
-        let err = IdentityFile::open(dir.path(), 1, false).unwrap_err();
-        assert!(err.to_string().contains("--peers"), "{err}");
+    }
+
+    #[test]
+    fn an_older_single_brokers_directory_converts_with_its_cluster_id() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LEGACY_CLUSTER_ID_FILE), "abc123\n").unwrap();
+        std::fs::create_dir(dir.path().join("events-0")).unwrap();
+        assert_eq!(
+            IdentityFile::convert_single(dir.path(), 1).unwrap(),
+            "abc123"
+        );
+        assert!(!dir.path().join(LEGACY_CLUSTER_ID_FILE).exists());
     }
 }

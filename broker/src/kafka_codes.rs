@@ -129,8 +129,7 @@ impl TopicError {
             TopicError::PartitionCount { .. } | TopicError::PartitionGrowth { .. } => {
                 ResponseError::InvalidPartitions
             }
-            TopicError::ReplicationFactorOnOneBroker { .. }
-            | TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+            TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
             TopicError::InvalidAssignment(_) => ResponseError::InvalidReplicaAssignment,
             TopicError::MoveInProgress { .. } => ResponseError::ReassignmentInProgress,
             TopicError::InvalidConfig(_) | TopicError::CompactOnly { .. } => {
@@ -139,9 +138,7 @@ impl TopicError {
             TopicError::BrokerConfigReadOnly | TopicError::UnalterableResource { .. } => {
                 ResponseError::InvalidRequest
             }
-            TopicError::Storage { .. } => ResponseError::KafkaStorageError,
             TopicError::NotYetApplied => ResponseError::RequestTimedOut,
-            TopicError::PartitionConfig { source, .. } => return source.code(),
             TopicError::Cluster(e) => return e.code(),
         };
         code.code()

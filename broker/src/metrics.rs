@@ -77,9 +77,6 @@ pub struct Metrics {
     pub connections_idle_closed: Counter,
     /// Free bytes on the data directory's filesystem, as last measured.
     pub disk_free_bytes: Gauge,
-    /// Group commits: one `fdatasync` of a partition covering every append before it.
-    pub flushes: Counter,
-    pub flush_duration: Histogram,
     /// Produced batches appended, and retries answered without appending.
     pub appended_batches: Counter,
     pub duplicate_batches: Counter,
@@ -93,7 +90,7 @@ pub struct Metrics {
     log_end: Family<PartitionLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
     size_bytes: Family<PartitionLabels, Gauge>,
-    /// Cluster mode: Raft leadership changes seen by this node's replicas.
+    /// Raft leadership changes seen by this node's replicas.
     pub leader_changes: Counter,
     raft_term: Family<PartitionLabels, Gauge>,
     raft_commit_index: Family<PartitionLabels, Gauge>,
@@ -159,8 +156,6 @@ impl Metrics {
             connections_refused: Counter::default(),
             connections_idle_closed: Counter::default(),
             disk_free_bytes: Gauge::default(),
-            flushes: Counter::default(),
-            flush_duration: latency_histogram(),
             appended_batches: Counter::default(),
             duplicate_batches: Counter::default(),
             cleanings: Counter::default(),
@@ -242,16 +237,6 @@ impl Metrics {
                 m.connections_idle_closed.clone(),
             );
             r.register(
-                "log_flushes",
-                "Group commits (one fdatasync covering every append before it)",
-                m.flushes.clone(),
-            );
-            r.register(
-                "log_flush_duration_seconds",
-                "Time one group commit's fdatasync took",
-                m.flush_duration.clone(),
-            );
-            r.register(
                 "produced_batches_appended",
                 "Produced record batches appended to a log",
                 m.appended_batches.clone(),
@@ -283,7 +268,7 @@ impl Metrics {
             );
             r.register(
                 "raft_leader_changes",
-                "Leader changes seen by this node's partition replicas (cluster mode)",
+                "Leader changes seen by this node's partition replicas",
                 m.leader_changes.clone(),
             );
             r.register(
@@ -381,11 +366,9 @@ impl Metrics {
             family.clear();
         }
         self.follower_lag.clear();
-        let cluster = topics.cluster();
-        if let Some(c) = cluster {
-            self.under_replicated
-                .set(i64::try_from(c.under_replicated()).unwrap_or(i64::MAX));
-        }
+        let c = topics.cluster();
+        self.under_replicated
+            .set(i64::try_from(c.under_replicated()).unwrap_or(i64::MAX));
         for p in topics.partitions() {
             let Ok(o) = p.offsets() else { continue };
             let labels = PartitionLabels {
@@ -400,11 +383,11 @@ impl Metrics {
             set(&self.log_end, o.log_end);
             set(&self.high_watermark, o.high_watermark);
             set(&self.size_bytes, o.size_bytes);
-            if let (Some(v), Some(c)) = (p.view(), cluster) {
+            if let Some(v) = p.view() {
                 set(&self.raft_term, v.term);
                 set(&self.raft_commit_index, v.committed_index);
                 set(&self.raft_leader, u64::from(v.is_leader));
-                if let Some(isr) = p.group().and_then(|g| c.isr(g)) {
+                if let Some(isr) = c.isr(p.group()) {
                     for &(follower, lag) in &isr.lag {
                         self.follower_lag
                             .get_or_create(&FollowerLabels {

@@ -20,7 +20,6 @@ use crate::group::Coordinator;
 use crate::health::{self, TaskEnd};
 use crate::identity::IdentityFile;
 use crate::metrics::Metrics;
-use crate::producer_ids::ProducerIds;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::topics::Topics;
 use crate::{admin_http, connection, convert, Broker};
@@ -137,15 +136,10 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
     let lock = lock_data_dir(&data_dir)?;
     let settings = config.cluster()?;
-    // A single broker's directory started as a one-node cluster converts first.
-    let conversion = match &settings {
-        Some(s) => convert::prepare(&data_dir, s, &config.topics)?,
-        None => None,
-    };
-    let identity = IdentityFile::open(&data_dir, config.node_id, settings.is_some())?;
-    // A single broker's id (a cluster node tells clients the controller's).
-    let cluster_id = identity.identity().cluster_id.clone().unwrap_or_default();
-    let fresh = identity.fresh();
+    // A single broker's directory, written before every broker was a cluster node,
+    // converts first.
+    let conversion = convert::prepare(&data_dir, &settings, &config.topics)?;
+    let identity = IdentityFile::open(&data_dir, config.node_id)?;
     let kafka = bind("kafka-addr", &config.kafka_addr).await?;
     let admin = bind("admin-addr", &config.admin_addr).await?;
     let kafka_addr = kafka
@@ -165,32 +159,19 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     };
     let metrics = Arc::new(Metrics::new());
     let (trigger, shutdown) = shutdown::channel();
-    let cluster = match settings {
-        Some(settings) => Some(Cluster::start(settings, &data_dir, identity).await?),
-        None => None,
-    };
-    let (topics, groups, cluster_id) = match &cluster {
-        Some(c) => (
-            Topics::open_cluster(&data_dir, config.topics.clone(), metrics.clone(), c.clone())?,
-            Arc::new(Coordinator::for_cluster(config.groups.clone())),
-            // Unused in a cluster: clients get the controller's id.
-            cluster_id,
-        ),
-        None => {
-            let topics = Topics::open(&data_dir, config.topics.clone(), metrics.clone())?;
-            let groups = Arc::new(Coordinator::open(&topics, config.groups.clone()).await?);
-            (topics, groups, cluster_id)
-        }
-    };
-    // A single node's own allocator (a cluster node asks the controller for blocks).
-    let producer_ids = ProducerIds::open(&data_dir, fresh)?;
+    let cluster = Cluster::start(settings, &data_dir, identity).await?;
+    let topics = Topics::open(
+        &data_dir,
+        config.topics.clone(),
+        metrics.clone(),
+        cluster.clone(),
+    )?;
+    let groups = Arc::new(Coordinator::new(config.groups.clone()));
     let broker = Arc::new(Broker {
         node_id: config.node_id,
-        cluster_id,
         advertised_host,
         advertised_port,
         topics,
-        producer_ids: Mutex::new(producer_ids),
         metrics,
         groups: groups.clone(),
         queued_request_bytes: Arc::new(tokio::sync::Semaphore::new(
@@ -201,7 +182,8 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     });
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
 
-    if let Some(c) = cluster {
+    {
+        let c = cluster;
         let m = &broker.metrics;
         if let Some(node_task) = c.take_node_task() {
             let metrics = m.clone();
@@ -377,7 +359,7 @@ fn spawn_supervised<T: TaskEnd + Send + 'static>(
     health::supervise(name, tokio::spawn(task), move |r| metrics.health.fail(r));
 }
 
-/// Cluster mode: hands the coordinator the `__consumer_offsets` partitions once the
+/// Hands the coordinator the `__consumer_offsets` partitions once the
 /// topic exists. The controller leader creates it, once every peer registered (or
 /// after [`OFFSETS_TOPIC_WAIT`], with the brokers there are), so it gets its full
 /// replication factor on a cluster starting up.
@@ -465,10 +447,12 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    if let Some(c) = broker.topics.cluster() {
-        info!("shutting down: handing leaderships over");
-        c.hand_over_leadership(LEADERSHIP_HANDOVER_TIMEOUT).await;
-    }
+    info!("shutting down: handing leaderships over");
+    broker
+        .topics
+        .cluster()
+        .hand_over_leadership(LEADERSHIP_HANDOVER_TIMEOUT)
+        .await;
     info!("shutting down: finishing in-flight requests");
     let drained =
         tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, slots.acquire_many(max as u32)).await;
@@ -481,9 +465,7 @@ async fn accept_loop(
         Err(e) => warn!(error = %e, "admin server task"),
         Ok(Ok(())) => {}
     }
-    if let Some(c) = broker.topics.cluster() {
-        c.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
-    }
+    broker.topics.cluster().stop(SHUTDOWN_DRAIN_TIMEOUT).await;
     let closed = tokio::task::spawn_blocking(move || broker.topics.close_all()).await;
     match closed {
         Ok(Ok(())) => {
@@ -550,7 +532,7 @@ async fn run_cleaner(broker: Arc<Broker>, mut shutdown: Shutdown) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
-            let held_by_all = p.group().and_then(|g| held.get(&g).copied());
+            let held_by_all = held.get(&p.group()).copied();
             let result =
                 tokio::task::spawn_blocking(move || partition.clean(&c, now_ms, held_by_all)).await;
             match result {
@@ -582,9 +564,7 @@ async fn run_cleaner(broker: Arc<Broker>, mut shutdown: Shutdown) {
 /// For each group this node leads: the Raft index every replica holds (the lowest
 /// matched index of the others; the leader's last index when it has no others).
 async fn held_by_all_replicas(broker: &Broker) -> std::collections::HashMap<u64, u64> {
-    let Some(c) = broker.topics.cluster() else {
-        return Default::default();
-    };
+    let c = broker.topics.cluster();
     c.node
         .status()
         .await

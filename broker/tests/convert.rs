@@ -1,73 +1,133 @@
-//! A single broker's data directory started as a one-node cluster converts once
-//! (`broker::convert`): every record at its offset, the topic ids, the cluster id,
-//! committed group offsets and producer state carry over, and a start stopped at any
-//! step of the conversion carries on at the next start.
+//! A single broker's data directory, as the releases before the one replication path
+//! wrote it, converts once when it starts (`broker::convert`): every record at its
+//! offset, the topic id, the cluster id, committed group offsets and producer state
+//! carry over, and a start stopped at any step of the conversion carries on at the next
+//! start. The directory is the fixture `tests/fixtures/single-broker.tar.gz`, written by
+//! `tests/fixtures/make_single_broker.py` with such a release and killed with SIGKILL;
+//! `single-broker.json` says what clients saw before the kill.
 
 mod common;
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use common::{
-    batch_of, idempotent_batch, one_node_cluster, roundtrip, s, start_broker, start_broker_with,
-    test_config, topic,
-};
+use common::{idempotent_batch, roundtrip, s, start_broker, test_config, topic};
 use kafka_protocol::messages::*;
 use log_store::failpoint;
 use tokio::net::TcpStream;
 
-/// Offsets of the batch header's leader epoch (Kafka's RecordBatch v2 layout).
+/// Offsets in a RecordBatch v2 header (Kafka's layout).
 const LEADER_EPOCH: std::ops::Range<usize> = 12..16;
-const TOPIC: &str = "t";
-const GROUP: &str = "g";
+const LAST_OFFSET_DELTA: std::ops::Range<usize> = 23..27;
+const PRODUCER_ID: std::ops::Range<usize> = 43..51;
+const PRODUCER_EPOCH: std::ops::Range<usize> = 51..53;
+const BASE_SEQUENCE: std::ops::Range<usize> = 53..57;
+const PARTITIONS: i32 = 3;
 
-/// What a client sees of the directory.
-#[derive(Debug, PartialEq)]
-struct Seen {
+fn fixture(ext: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/fixtures/single-broker.{ext}"))
+}
+
+/// What the fixture's clients saw before the kill.
+struct Manifest {
     cluster_id: String,
+    topic: String,
     topic_id: String,
-    /// Per partition: the stored batches, their leader epochs zeroed.
-    batches: Vec<Vec<u8>>,
-    /// The leader epochs of the batches.
-    epochs: std::collections::BTreeSet<i32>,
-    committed: i64,
+    group: String,
+    end_offsets: Vec<i64>,
+    committed: Vec<i64>,
+}
+
+fn manifest() -> Manifest {
+    let text = std::fs::read_to_string(fixture("json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let string = |k: &str| v[k].as_str().unwrap().to_string();
+    let per_partition = |k: &str| {
+        (0..PARTITIONS)
+            .map(|p| v[k][p.to_string()].as_i64().unwrap())
+            .collect()
+    };
+    Manifest {
+        cluster_id: string("cluster_id"),
+        topic: string("topic"),
+        topic_id: string("topic_id"),
+        group: string("group"),
+        end_offsets: per_partition("end_offsets"),
+        committed: per_partition("committed"),
+    }
+}
+
+/// A temporary directory holding the fixture's data directory.
+fn unpack() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(fixture("tar.gz"))
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar -xzf of the fixture: {status}");
+    assert!(dir.path().join("topics.toml").exists());
+    dir
+}
+
+/// A partition's batches as the single broker stored them: the fixture's segment
+/// files in offset order, concatenated.
+fn stored_batches(topic: &str, partition: i32) -> Vec<u8> {
+    let dir = unpack();
+    let pdir = dir.path().join(format!("{topic}-{partition}"));
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    assert!(
+        logs.len() > 1,
+        "the fixture's partitions have several segments"
+    );
+    logs.iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+/// The batches in `records`: (start, end) byte ranges.
+fn batch_ranges(records: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 61 <= records.len() {
+        let len = i32::from_be_bytes(records[at + 8..at + 12].try_into().unwrap()) as usize;
+        out.push(at..at + 12 + len);
+        at += 12 + len;
+    }
+    assert_eq!(at, records.len(), "whole batches only");
+    out
+}
+
+fn be_i64(b: &[u8]) -> i64 {
+    i64::from_be_bytes(b.try_into().unwrap())
+}
+
+fn be_i32(b: &[u8]) -> i32 {
+    i32::from_be_bytes(b.try_into().unwrap())
+}
+
+/// The batches with their leader epochs zeroed, and the epochs they had.
+fn zero_epochs(records: &[u8]) -> (Vec<u8>, BTreeSet<i32>) {
+    let mut out = records.to_vec();
+    let mut epochs = BTreeSet::new();
+    for batch in batch_ranges(records) {
+        let epoch = &mut out[batch.start + LEADER_EPOCH.start..batch.start + LEADER_EPOCH.end];
+        epochs.insert(be_i32(epoch));
+        epoch.fill(0);
+    }
+    (out, epochs)
 }
 
 async fn connect(running: &broker::Running) -> TcpStream {
     TcpStream::connect(running.kafka_addr).await.unwrap()
-}
-
-/// Writes a single broker's directory: topic `t` (2 partitions), an idempotent
-/// producer's batches on partition 0, plain ones on 1, and a committed offset of
-/// group `g`. Returns what a client saw, and the producer id.
-async fn write_single(dir: &Path) -> (Seen, i64) {
-    let running = start_broker(dir).await;
-    let mut conn = connect(&running).await;
-    let create = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(topic(TOPIC))
-            .with_num_partitions(2)
-            .with_replication_factor(1)]);
-    match roundtrip(&mut conn, ApiKey::CreateTopics, 7, 1, &create.into()).await {
-        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
-    let pid = init_producer_id(&mut conn).await;
-    for seq in [0, 3] {
-        assert_eq!(
-            produce(&mut conn, 0, idempotent_batch(pid, 0, seq, 3)).await,
-            0
-        );
-    }
-    for len in [10, 2000, 30] {
-        assert_eq!(produce(&mut conn, 1, batch_of(len)).await, 0);
-    }
-    commit(&mut conn, 4).await;
-    let seen = look(&mut conn).await;
-    running.shutdown();
-    running.wait().await.unwrap();
-    (seen, pid)
 }
 
 async fn init_producer_id(conn: &mut TcpStream) -> i64 {
@@ -83,13 +143,13 @@ async fn init_producer_id(conn: &mut TcpStream) -> i64 {
     }
 }
 
-/// Produces `records` to partition `partition` with acks=all: the error code.
-async fn produce(conn: &mut TcpStream, partition: i32, records: Bytes) -> i16 {
+/// Produces `records` to partition `partition` of `topic` with acks=all: the error code.
+async fn produce(conn: &mut TcpStream, topic_name: &str, partition: i32, records: Bytes) -> i16 {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(topic(TOPIC))
+            .with_name(topic(topic_name))
             .with_partition_data(vec![
                 produce_request::PartitionProduceData::default()
                     .with_index(partition)
@@ -101,186 +161,148 @@ async fn produce(conn: &mut TcpStream, partition: i32, records: Bytes) -> i16 {
     }
 }
 
-async fn commit(conn: &mut TcpStream, offset: i64) {
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(GROUP)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(s(""))
-        .with_topics(vec![
-            offset_commit_request::OffsetCommitRequestTopic::default()
-                .with_name(topic(TOPIC))
-                .with_partitions(vec![
-                    offset_commit_request::OffsetCommitRequestPartition::default()
-                        .with_partition_index(0)
-                        .with_committed_offset(offset),
-                ]),
-        ]);
-    match roundtrip(conn, ApiKey::OffsetCommit, 8, 4, &req.into()).await {
-        ResponseKind::OffsetCommit(r) => {
-            assert_eq!(r.topics[0].partitions[0].error_code, 0)
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-/// The cluster id, the topic's id and partitions' batches, and the group's committed
-/// offset, all answered without an error: a started broker (a one-node cluster too)
-/// leads every partition and coordinates every group before its start returns.
-async fn look(conn: &mut TcpStream) -> Seen {
-    try_look(conn).await.expect("every answer free of errors")
-}
-
-async fn try_look(conn: &mut TcpStream) -> Option<Seen> {
+/// The cluster id and the topic's id, from Metadata; every partition led.
+async fn ids(conn: &mut TcpStream, topic_name: &str) -> (String, String) {
     let req = MetadataRequest::default().with_topics(Some(vec![
-        metadata_request::MetadataRequestTopic::default().with_name(Some(topic(TOPIC))),
+        metadata_request::MetadataRequestTopic::default().with_name(Some(topic(topic_name))),
     ]));
-    let (cluster_id, topic_id) = match roundtrip(conn, ApiKey::Metadata, 12, 5, &req.into()).await {
+    match roundtrip(conn, ApiKey::Metadata, 12, 5, &req.into()).await {
         ResponseKind::Metadata(r) => {
             let t = &r.topics[0];
-            let led = t
+            assert_eq!(t.error_code, 0);
+            assert!(t
                 .partitions
                 .iter()
-                .all(|p| p.error_code == 0 && p.leader_id.0 >= 0);
-            if t.error_code != 0 || !led {
-                return None;
-            }
-            (r.cluster_id?.to_string(), t.topic_id.to_string())
+                .all(|p| p.error_code == 0 && p.leader_id.0 >= 0));
+            (r.cluster_id.unwrap().to_string(), t.topic_id.to_string())
         }
         other => panic!("{other:?}"),
-    };
-    let mut batches = Vec::new();
-    let mut epochs = std::collections::BTreeSet::new();
-    for partition in 0..2 {
-        let fetch = common::fetch_one(TOPIC, partition, 0)
-            .with_max_wait_ms(0)
-            .with_min_bytes(0);
-        match roundtrip(conn, ApiKey::Fetch, 12, 6, &fetch.into()).await {
-            ResponseKind::Fetch(r) => {
-                let p = &r.responses[0].partitions[0];
-                if p.error_code != 0 {
-                    return None;
-                }
-                let records = p.records.as_deref().unwrap_or_default();
-                batches.push(zero_epochs(records, &mut epochs));
-            }
-            other => panic!("{other:?}"),
-        }
     }
-    let req = OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(GROUP)))
-        .with_topics(Some(vec![
-            offset_fetch_request::OffsetFetchRequestTopic::default()
-                .with_name(topic(TOPIC))
-                .with_partition_indexes(vec![0]),
-        ]));
-    let committed = match roundtrip(conn, ApiKey::OffsetFetch, 7, 7, &req.into()).await {
-        ResponseKind::OffsetFetch(r) => {
-            let p = r.topics.first()?.partitions.first()?;
-            if r.error_code != 0 || p.error_code != 0 {
-                return None;
-            }
-            p.committed_offset
-        }
-        other => panic!("{other:?}"),
-    };
-    Some(Seen {
-        cluster_id,
-        topic_id,
-        batches,
-        epochs,
-        committed,
-    })
 }
 
-/// The batches with their leader epochs zeroed (a conversion gives every batch written
-/// without Raft epoch 1); the epochs go into `epochs`.
-fn zero_epochs(records: &[u8], epochs: &mut std::collections::BTreeSet<i32>) -> Vec<u8> {
-    let mut out = records.to_vec();
-    let mut at = 0;
-    while at + 16 <= out.len() {
-        let len = i32::from_be_bytes(out[at + 8..at + 12].try_into().unwrap()) as usize;
-        let epoch = &mut out[at + LEADER_EPOCH.start..at + LEADER_EPOCH.end];
-        epochs.insert(i32::from_be_bytes((&*epoch).try_into().unwrap()));
-        epoch.fill(0);
-        at += 12 + len;
+/// Every batch of a partition below `end`, fetched from offset 0.
+async fn fetch_all(conn: &mut TcpStream, topic_name: &str, partition: i32, end: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    while next < end {
+        let fetch = common::fetch_one(topic_name, partition, next)
+            .with_max_wait_ms(0)
+            .with_min_bytes(0);
+        let records = match roundtrip(conn, ApiKey::Fetch, 12, 6, &fetch.into()).await {
+            ResponseKind::Fetch(r) => {
+                let p = &r.responses[0].partitions[0];
+                assert_eq!(p.error_code, 0);
+                p.records.clone().unwrap_or_default()
+            }
+            other => panic!("{other:?}"),
+        };
+        let batches = batch_ranges(&records);
+        let last = batches
+            .last()
+            .expect("a fetch below the end returns a batch");
+        let b = &records[last.clone()];
+        next = be_i64(&b[..8]) + i64::from(be_i32(&b[LAST_OFFSET_DELTA])) + 1;
+        out.extend_from_slice(&records);
     }
     out
 }
 
-/// Starts the directory as a one-node cluster and checks that it serves `before`, that
-/// the registry was renamed, and that the producer carries on.
-async fn check_converted(dir: &Path, before: &Seen, pid: i64) {
-    let running = start_broker_with(dir, one_node_cluster).await;
+/// The group's committed offsets of the topic's partitions.
+async fn committed(conn: &mut TcpStream, m: &Manifest) -> Vec<i64> {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(&m.group)))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(topic(&m.topic))
+                .with_partition_indexes((0..PARTITIONS).collect()),
+        ]));
+    match roundtrip(conn, ApiKey::OffsetFetch, 7, 7, &req.into()).await {
+        ResponseKind::OffsetFetch(r) => {
+            assert_eq!(r.error_code, 0);
+            let t = &r.topics[0];
+            t.partitions
+                .iter()
+                .map(|p| {
+                    assert_eq!(p.error_code, 0);
+                    p.committed_offset
+                })
+                .collect()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Starts the unpacked fixture `dir` (a one-node cluster, the default) and checks that
+/// it serves what the single broker stored, that the registry was renamed, and that the
+/// idempotent producer carries on.
+async fn check_converted(dir: &Path) {
+    let m = manifest();
+    let running = start_broker(dir).await;
     assert!(!dir.join("topics.toml").exists());
     assert!(dir.join(broker::convert::CONVERTED_REGISTRY_FILE).exists());
     let mut conn = connect(&running).await;
-    let after = look(&mut conn).await;
-    assert_eq!(before.epochs, [0].into(), "a single broker's batches");
-    assert_eq!(after.epochs, [1].into(), "restamped to the first term");
-    let unstamped = |s: &Seen| {
-        (
-            s.cluster_id.clone(),
-            s.topic_id.clone(),
-            s.batches.clone(),
-            s.committed,
-        )
-    };
-    assert_eq!(unstamped(&after), unstamped(before));
-    // The producer's next batch follows on; a new producer gets an id the single
-    // broker never handed out.
     assert_eq!(
-        produce(&mut conn, 0, idempotent_batch(pid, 0, 6, 2)).await,
-        0
+        ids(&mut conn, &m.topic).await,
+        (m.cluster_id.clone(), m.topic_id.clone())
     );
+    let mut last_batch = Vec::new();
+    for p in 0..PARTITIONS {
+        let stored = stored_batches(&m.topic, p);
+        let served = fetch_all(&mut conn, &m.topic, p, m.end_offsets[p as usize]).await;
+        let (stored, before) = zero_epochs(&stored);
+        let (served, after) = zero_epochs(&served);
+        assert_eq!(before, [0].into(), "a single broker's batches");
+        assert_eq!(after, [1].into(), "restamped to the first term");
+        assert!(
+            served == stored,
+            "partition {p}: the stored batches, as stored"
+        );
+        if p == 0 {
+            last_batch = served[batch_ranges(&served).last().unwrap().clone()].to_vec();
+        }
+    }
+    assert_eq!(committed(&mut conn, &m).await, m.committed);
+    // The producer's next batch follows on; a new producer gets an id the single
+    // broker never handed out (it reserved ids in blocks of 1000).
+    let pid = be_i64(&last_batch[PRODUCER_ID]);
+    let epoch = i16::from_be_bytes(last_batch[PRODUCER_EPOCH].try_into().unwrap());
+    let next_seq = be_i32(&last_batch[BASE_SEQUENCE]) + be_i32(&last_batch[LAST_OFFSET_DELTA]) + 1;
+    assert!(pid >= 0, "the fixture's producer is idempotent");
+    let follow_on = idempotent_batch(pid, epoch, next_seq, 2);
+    assert_eq!(produce(&mut conn, &m.topic, 0, follow_on).await, 0);
     let fresh = init_producer_id(&mut conn).await;
-    assert!(
-        fresh >= broker::producer_ids::PRODUCER_ID_BLOCK_SIZE,
-        "{fresh} after {pid}"
-    );
+    assert!(fresh >= 1000, "{fresh} after {pid}");
     running.shutdown();
     running.wait().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_brokers_directory_converts_to_a_one_node_cluster() {
-    let dir = tempfile::tempdir().unwrap();
-    let (before, pid) = write_single(dir.path()).await;
-    check_converted(dir.path(), &before, pid).await;
+    let dir = unpack();
+    check_converted(dir.path()).await;
 
-    // A converted directory starts again as it is; as a single broker it is refused.
-    let running = start_broker_with(dir.path(), one_node_cluster).await;
+    // A converted directory starts again as it is.
+    let m = manifest();
+    let running = start_broker(dir.path()).await;
     let mut conn = connect(&running).await;
-    let again = look(&mut conn).await;
     assert_eq!(
-        (&again.cluster_id, &again.topic_id),
-        (&before.cluster_id, &before.topic_id)
+        ids(&mut conn, &m.topic).await,
+        (m.cluster_id.clone(), m.topic_id.clone())
     );
-    assert_eq!(again.batches[1], before.batches[1]);
-    assert!(
-        again.batches[0].len() > before.batches[0].len(),
-        "the batch produced after"
-    );
+    let end = m.end_offsets[0] + 2;
+    let (served, _) = zero_epochs(&fetch_all(&mut conn, &m.topic, 0, end).await);
+    let (stored, _) = zero_epochs(&stored_batches(&m.topic, 0));
+    assert!(served.len() > stored.len() && served.starts_with(&stored));
     running.shutdown();
     running.wait().await.unwrap();
-    let single = broker::BrokerConfig {
-        node_id: 1,
-        ..test_config(dir.path())
-    };
-    let err = broker::run(single)
-        .await
-        .err()
-        .expect("refused as a single broker");
-    assert!(err.to_string().contains("--peers"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_brokers_directory_joins_no_cluster_with_other_peers() {
-    let dir = tempfile::tempdir().unwrap();
-    write_single(dir.path()).await;
+    let dir = unpack();
     let mut config = test_config(dir.path());
-    one_node_cluster(&mut config);
     config.raft_addr = Some("127.0.0.1:0".into());
-    config.peers.insert(2, "127.0.0.1:1".into());
+    config.peers = [(1, "127.0.0.1:0".into()), (2, "127.0.0.1:1".into())].into();
     let err = broker::run(config).await.err().expect("refused");
     assert!(err.to_string().contains("one-node cluster"), "{err}");
     assert!(dir.path().join("topics.toml").exists(), "nothing converted");
@@ -300,15 +322,12 @@ const STEPS: &[&str] = &[
 async fn a_conversion_stopped_at_any_step_carries_on_at_the_next_start() {
     assert!(broker::convert::POINTS.iter().all(|p| STEPS.contains(p)));
     for &point in STEPS {
-        let dir = tempfile::tempdir().unwrap();
-        let (before, pid) = write_single(dir.path()).await;
-        let mut config = test_config(dir.path());
-        one_node_cluster(&mut config);
+        let dir = unpack();
         failpoint::arm(point, 0);
-        let stopped = broker::run(config).await;
+        let stopped = broker::run(test_config(dir.path())).await;
         failpoint::disarm();
         assert_eq!(failpoint::take_fired(), vec![point]);
         assert!(stopped.is_err(), "{point}: the start must stop");
-        check_converted(dir.path(), &before, pid).await;
+        check_converted(dir.path()).await;
     }
 }

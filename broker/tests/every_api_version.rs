@@ -52,6 +52,19 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                         .with_timestamp(-1),
                 ])])
             .into(),
+        ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(topic("t"))
+                    .with_partitions(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(-1)
+                            .with_leader_epoch(0),
+                    ]),
+            ])
+            .into(),
         ApiKey::CreateTopics => CreateTopicsRequest::default()
             .with_timeout_ms(5000)
             .with_topics(vec![create_topics_request::CreatableTopic::default()
@@ -93,7 +106,7 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                     .with_resource_name(s("t")),
                 describe_configs_request::DescribeConfigsResource::default()
                     .with_resource_type(4)
-                    .with_resource_name(s("0")),
+                    .with_resource_name(s("1")),
             ])
             .into(),
         ApiKey::AlterConfigs => AlterConfigsRequest::default()
@@ -253,6 +266,12 @@ async fn every_advertised_version_is_answered() {
                     let p = &r.topics[0].partitions[0];
                     assert_eq!(p.error_code, 0, "ListOffsets v{version}");
                     assert!(p.offset >= 0, "ListOffsets v{version}");
+                }
+                ResponseKind::OffsetForLeaderEpoch(r) => {
+                    // Epoch 0 is older than every entry: it ends where the log begins.
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!(p.error_code, 0, "OffsetForLeaderEpoch v{version}");
+                    assert_eq!((p.leader_epoch, p.end_offset), (0, 0));
                 }
                 ResponseKind::Metadata(r) => {
                     assert_eq!(r.topics[0].error_code, 0, "Metadata v{version}");

@@ -31,13 +31,14 @@ pub struct ServeArgs {
     /// Admin HTTP listener: /health, /metrics [default: 127.0.0.1:9644].
     #[arg(long, value_name = "HOST:PORT")]
     admin_addr: Option<String>,
-    /// This broker's id [default: 0].
+    /// This broker's id, 1 or more [default: 1].
     #[arg(long, value_name = "ID")]
     node_id: Option<i32>,
-    /// Inter-broker Raft listener; with --peers, runs this broker as a cluster node.
+    /// Inter-broker Raft listener; without it and --peers, no Raft port is opened.
     #[arg(long, value_name = "HOST:PORT")]
     raft_addr: Option<String>,
-    /// Every cluster node's Raft address, this one's included: `1=H:P,2=H:P,3=H:P`.
+    /// Every cluster node's Raft address, this one's included: `1=H:P,2=H:P,3=H:P`
+    /// [default: this node alone, a one-node cluster].
     #[arg(long, value_name = "ID=HOST:PORT,...")]
     peers: Option<String>,
     /// num.partitions: partitions of automatically created topics [default: 1].

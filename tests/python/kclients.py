@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -62,6 +63,15 @@ class Rec:
     value: Optional[bytes]
     headers: tuple
     timestamp: int
+
+
+def digest(records: list[Rec]) -> str:
+    """A SHA-256 over every field of `records`, in order: two reads of a partition
+    saw the same records exactly when their digests are equal."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(repr((r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)).encode())
+    return h.hexdigest()
 
 
 def watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, tuple[int, int]]:

@@ -1,4 +1,4 @@
-//! Cluster mode: this broker as one node of a Strata cluster.
+//! This broker as one node of a Strata cluster (a single broker is a cluster of one).
 //!
 //! `strata serve --node-id N --raft-addr H:P --peers 1=H:P,2=H:P,3=H:P` starts it. The
 //! broker then runs one Raft node (`replication::node`) that drives

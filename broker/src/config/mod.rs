@@ -50,10 +50,10 @@ pub struct BrokerConfig {
     pub admin_addr: String,
     /// This broker's id in Metadata responses.
     pub node_id: i32,
-    /// Inter-broker Raft listener (cluster mode; a single node does not use it).
+    /// Inter-broker Raft listener; a one-node cluster without it opens no Raft port.
     pub raft_addr: Option<String>,
-    /// Every cluster node's Raft address by node id (`peers = "1=h:p,2=h:p"`); empty on
-    /// a single node. With `raft-addr`, turns cluster mode on.
+    /// Every cluster node's Raft address by node id (`peers = "1=h:p,2=h:p"`); empty
+    /// for a one-node cluster.
     pub peers: std::collections::BTreeMap<u64, String>,
     /// Diagnostics filter (`info`, `broker=debug`, …); the binary applies it.
     pub log_level: Option<String>,
@@ -78,12 +78,12 @@ pub struct BrokerConfig {
     /// of idle segment maps) runs over every partition.
     pub retention_check_interval: Duration,
     /// Kafka's `replica.lag.time.max.ms`: a follower that has not held everything
-    /// committed for this long drops out of the ISR (cluster mode).
+    /// committed for this long drops out of the ISR.
     pub replica_lag_time_max: Duration,
-    /// Records the controller applies between checkpoints (cluster mode); the log before
+    /// Records the controller applies between checkpoints ; the log before
     /// the latest checkpoint is deleted.
     pub metadata_snapshot_records: u64,
-    /// Segment size of the controller log (cluster mode).
+    /// Segment size of the controller log.
     pub metadata_segment_bytes: u64,
     /// Defaults for topics and automatic creation.
     pub topics: TopicDefaults,
@@ -125,7 +125,7 @@ impl Default for BrokerConfig {
             kafka_addr: "127.0.0.1:9092".into(),
             advertised_kafka_addr: None,
             admin_addr: "127.0.0.1:9644".into(),
-            node_id: 0,
+            node_id: 1,
             raft_addr: None,
             peers: std::collections::BTreeMap::new(),
             log_level: None,
@@ -226,7 +226,7 @@ pub struct TopicConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.compaction.lag.ms`: records younger than this are never compacted away.
     pub min_compaction_lag_ms: i64,
-    /// `min.insync.replicas`: in a cluster, an acks=all produce is refused with
+    /// `min.insync.replicas`: an acks=all produce is refused with
     /// NOT_ENOUGH_REPLICAS while fewer replicas than this are in sync.
     pub min_insync_replicas: u32,
     /// `message.timestamp.before.max.ms` (KIP-937): how far in the past a produced
@@ -499,43 +499,36 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// Cluster mode's settings when `peers` is set; `None` on a single node. A node
-    /// needs `raft-addr` unless `peers` lists it alone (a one-node cluster, with no
-    /// Raft listener); `raft-addr` without `peers` is an error.
-    pub fn cluster(&self) -> Result<Option<crate::cluster::ClusterSettings>> {
-        if self.peers.is_empty() {
-            return match self.raft_addr {
-                None => Ok(None),
-                Some(_) => Err(BrokerError::Config(
-                    "raft-addr is set but peers is not: a cluster needs --peers ID=HOST:PORT,…"
-                        .into(),
-                )),
-            };
-        }
+    /// The cluster this node belongs to. Without `peers` it is a one-node cluster:
+    /// this node alone, with a Raft listener only when `raft-addr` is set. A node needs
+    /// `raft-addr` unless `peers` lists it alone.
+    pub fn cluster(&self) -> Result<crate::cluster::ClusterSettings> {
         let node_id = u64::try_from(self.node_id)
             .ok()
             .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                BrokerError::Config("a cluster node needs --node-id of 1 or more".into())
-            })?;
-        if !self.peers.contains_key(&node_id) {
+            .ok_or_else(|| BrokerError::Config("node-id must be 1 or more".into()))?;
+        let mut peers = self.peers.clone();
+        if peers.is_empty() {
+            peers.insert(node_id, self.raft_addr.clone().unwrap_or_default());
+        }
+        if !peers.contains_key(&node_id) {
             return Err(BrokerError::Config(format!(
                 "peers does not list this node ({node_id})"
             )));
         }
-        if self.raft_addr.is_none() && self.peers.len() > 1 {
+        if self.raft_addr.is_none() && peers.len() > 1 {
             return Err(BrokerError::Config(
                 "peers lists other nodes but raft-addr is not set: this node needs --raft-addr HOST:PORT"
                     .into(),
             ));
         }
-        Ok(Some(crate::cluster::ClusterSettings {
+        Ok(crate::cluster::ClusterSettings {
             node_id,
             raft_addr: self.raft_addr.clone(),
-            peers: self.peers.clone(),
+            peers,
             checkpoint_records: self.metadata_snapshot_records,
             controller_segment_bytes: self.metadata_segment_bytes,
-        }))
+        })
     }
 
     /// Sets one key (file key or Kafka name) from its string form.
@@ -556,8 +549,8 @@ impl BrokerConfig {
                 self.node_id = value
                     .parse()
                     .ok()
-                    .filter(|&n: &i32| n >= 0)
-                    .ok_or_else(|| parse_err("a node id (0 or more)"))?
+                    .filter(|&n: &i32| n >= 1)
+                    .ok_or_else(|| parse_err("a node id (1 or more)"))?
             }
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = value

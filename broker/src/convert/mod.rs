@@ -1,7 +1,7 @@
-//! The one-time conversion of a single broker's data directory (topics in
-//! `topics.toml`, partition logs written without Raft) into the directory of a
-//! one-voter cluster's node, run when such a directory is started as a cluster node
-//! whose `--peers` lists only itself. Every acknowledged record stays where it was, at
+//! The one-time conversion of a single broker's data directory, as releases from before
+//! every broker was a cluster node wrote it (topics in `topics.toml`, partition logs
+//! written without Raft), into the directory of a one-voter cluster's node, run when
+//! such a directory is started as a one-node cluster. Every acknowledged record stays where it was, at
 //! the same offset; topic ids, the cluster id clients were told, committed group
 //! offsets (`__consumer_offsets` keeps its partition count) and producer ids carry
 //! over.
@@ -41,8 +41,9 @@ use crate::cluster::{Cluster, ClusterSettings, CONTROLLER_TIMEOUT};
 use crate::config::TopicDefaults;
 use crate::error::{BrokerError, Result};
 use crate::identity::IdentityFile;
-use crate::producer_ids::ProducerIds;
-use crate::topics::registry::{self, Registered, REGISTRY_FILE};
+
+mod registry;
+use registry::{Registered, REGISTRY_FILE};
 
 /// What `topics.toml` is renamed to once the controller holds its topics.
 pub const CONVERTED_REGISTRY_FILE: &str = "topics.toml.converted";
@@ -151,7 +152,7 @@ pub async fn finish(cluster: &Cluster, data_dir: &Path, pending: Pending) -> Res
         })
     };
     // Every id the single broker may have handed out stays below the controller's.
-    let next_producer_id = ProducerIds::open(data_dir, false)?.reserved_end();
+    let next_producer_id = registry::reserved_producer_ids(data_dir)?;
     let topics = pending
         .topics
         .into_iter()

@@ -1,34 +1,33 @@
-//! The single-node topic registry, `<data-dir>/topics.toml`: each topic's name, id,
-//! partition count and config overrides, written atomically (temporary file, rename,
-//! directory sync) with a checksum line ([`crate::checked_file`]). A cluster keeps the
-//! same facts in its controller's records instead; the conversion of a single broker's
-//! directory ([`crate::convert`]) reads this file once and renames it.
+//! What a single broker's data directory holds beside its logs, as releases from before
+//! every broker was a cluster node wrote it, read once by the conversion: the topic
+//! registry `topics.toml` (each topic's name, id, partition count and config
+//! overrides) and the end of the reserved producer ids in `producer_ids`, both with a
+//! checksum line ([`crate::checked_file`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::warn;
 use uuid::Uuid;
 
-use super::{partition_dirs_except, validate_topic_name, MAX_PARTITIONS_PER_TOPIC};
 use crate::checked_file::{self, Read};
 use crate::config::{TopicConfig, TopicDefaults};
 use crate::error::{BrokerError, Result};
+use crate::topics::{partition_dirs_except, validate_topic_name, MAX_PARTITIONS_PER_TOPIC};
 
 /// The registry's file name, in the data directory.
-pub(crate) const REGISTRY_FILE: &str = "topics.toml";
-/// The first line of every registry the broker writes, so an empty file (a damaged one)
-/// is never mistaken for a registry with no topics.
-pub(super) const REGISTRY_HEADER: &str = "# Strata topic registry (written by the broker)\n";
+pub const REGISTRY_FILE: &str = "topics.toml";
+/// The producer-id reservation's file name, in the data directory.
+const PRODUCER_IDS_FILE: &str = "producer_ids";
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct RegistryFile {
     #[serde(default)]
     topics: BTreeMap<String, TopicRecord>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct TopicRecord {
     id: String,
     partitions: i32,
@@ -49,10 +48,9 @@ pub(crate) struct Registered {
     pub config: TopicConfig,
 }
 
-/// Reads and checks the registry of `data_dir`. A data directory with no registry and
-/// no partition directories is new: it gets an empty registry. A missing or empty
-/// registry beside partition directories is an error naming the file (starting as if
-/// there were no topics would lose them all).
+/// Reads and checks the registry of `data_dir`. An empty registry beside partition
+/// directories is an error naming the file (converting as if there were no topics would
+/// lose them all).
 pub(crate) fn read(data_dir: &Path, defaults: &TopicDefaults) -> Result<Vec<Registered>> {
     let path = data_dir.join(REGISTRY_FILE);
     let text = match checked_file::read(&path)? {
@@ -61,7 +59,6 @@ pub(crate) fn read(data_dir: &Path, defaults: &TopicDefaults) -> Result<Vec<Regi
     };
     let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) else {
         refuse_missing(data_dir, &path, text.is_some())?;
-        checked_file::write(&path, REGISTRY_HEADER)?;
         return Ok(Vec::new());
     };
     let file: RegistryFile = toml::from_str(text).map_err(|e| BrokerError::CorruptFile {
@@ -120,31 +117,6 @@ fn refuse_missing(data_dir: &Path, path: &Path, empty: bool) -> Result<()> {
     })
 }
 
-/// Writes the registry of `data_dir`: (name, id, partitions, overrides) per topic.
-pub(super) fn write<'a>(
-    data_dir: &Path,
-    topics: impl Iterator<Item = (&'a str, Uuid, i32, &'a BTreeMap<String, String>)>,
-) -> Result<()> {
-    let path = data_dir.join(REGISTRY_FILE);
-    let file = RegistryFile {
-        topics: topics
-            .map(|(name, id, partitions, config)| {
-                let record = TopicRecord {
-                    id: id.to_string(),
-                    partitions,
-                    config: config.clone(),
-                };
-                (name.to_string(), record)
-            })
-            .collect(),
-    };
-    let text = toml::to_string(&file).map_err(|e| BrokerError::CorruptFile {
-        path: path.clone(),
-        reason: format!("cannot encode the registry: {e}"),
-    })?;
-    checked_file::write(&path, &format!("{REGISTRY_HEADER}{text}"))
-}
-
 /// Renames the `<topic>-<n>` directories for which `owned` is false (a topic deleted,
 /// or a creation interrupted, before a crash) to `<dir>.<uuid>-stray`: out of the way of
 /// a topic created later under the same name, and kept for the operator, as Kafka does
@@ -161,4 +133,30 @@ pub(crate) fn set_aside_strays(data_dir: &Path, owned: impl Fn(&str, i32) -> boo
                 "cannot set aside a partition directory no topic owns"),
         }
     }
+}
+
+/// The end of the producer ids the single broker reserved: no id at or above it was
+/// ever handed out. A missing file is an error, as ids would start again at 0 and
+/// collide with producers the logs still remember.
+pub(crate) fn reserved_producer_ids(data_dir: &Path) -> Result<i64> {
+    let path = data_dir.join(PRODUCER_IDS_FILE);
+    let text = match checked_file::read(&path)? {
+        Read::Checked(text) | Read::Unchecked(text) => text,
+        Read::Missing => {
+            return Err(BrokerError::CorruptFile {
+                path,
+                reason: "missing: producer ids would be handed out again; restore the file \
+                         from a backup"
+                    .into(),
+            })
+        }
+    };
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|&v| v >= 0)
+        .ok_or_else(|| BrokerError::CorruptFile {
+            path: path.clone(),
+            reason: format!("expected a non-negative integer, found {:?}", text.trim()),
+        })
 }

@@ -1,6 +1,6 @@
-//! Loading groups from `__consumer_offsets`: at start-up on a single node, and in a
-//! cluster whenever this broker becomes (or stops being) the leader of one of its
-//! partitions; the latest record per key wins, tombstones delete.
+//! Loading groups from `__consumer_offsets` whenever this broker becomes (or stops
+//! being) the leader of one of its partitions; the latest record per key wins,
+//! tombstones delete.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,15 +18,12 @@ use crate::error::{BrokerError, Result};
 use crate::partition::Partition;
 
 impl Coordinator {
-    /// Cluster mode: loads the groups of the `__consumer_offsets` partitions this node
-    /// leads now (as every tick does); true once it coordinates every partition. A
-    /// cluster of one waits for this before it serves.
+    /// Loads the groups of the `__consumer_offsets` partitions this node leads now (as
+    /// every tick does); true once it coordinates every partition. A cluster of one
+    /// waits for this before it serves.
     pub fn load_led_partitions(&self) -> bool {
         self.follow_leadership();
-        let Some(loaded) = &self.loaded else {
-            return true;
-        };
-        let loaded = loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let partitions = self.partitions();
         !partitions.is_empty()
             && partitions.iter().all(|p| {
@@ -35,12 +32,11 @@ impl Coordinator {
             })
     }
 
-    /// Cluster mode: loads the groups of each `__consumer_offsets` partition this node
-    /// has come to lead (once the new leader's log is fully committed, so it holds
+    /// Loads the groups of each `__consumer_offsets` partition this node has come to lead (once the new leader's log is fully committed, so it holds
     /// every acknowledged commit), and drops those of partitions it no longer leads.
     /// Called every tick.
     pub(super) fn follow_leadership(&self) {
-        let Some(loaded) = &self.loaded else { return };
+        let loaded = &self.loaded;
         for p in self.partitions() {
             let index = p.index();
             let view = p.view();
@@ -114,36 +110,42 @@ impl Coordinator {
         }
     }
 
-    /// Replays every partition of `__consumer_offsets` into the group cache.
-    pub(super) fn replay(&self) -> Result<()> {
-        let started = Instant::now();
-        let now = Instant::now();
-        let mut records_read = 0u64;
-        for p in self.partitions() {
-            records_read += self.replay_partition(&p, now)?;
-        }
-        // Groups whose metadata was deleted and that hold no offsets are gone. Groups known
-        // only from their offsets (no metadata record) have no "empty since": their
-        // offsets expire by commit time, however often the broker restarts.
-        self.groups().retain(|_, g| {
-            let mut g = lock(g);
-            if g.protocol_type.is_none() && g.members.is_empty() {
-                g.state_since_ms = i64::MIN;
+    /// Replays one `__consumer_offsets` partition into the group cache, up to its high
+    /// watermark; the records read. Groups whose metadata was deleted and that hold no
+    /// offsets are then dropped; groups known only from their offsets (no metadata
+    /// record) get no "empty since", so their offsets expire by commit time however
+    /// often the coordinator moves.
+    pub(super) fn replay_partition(&self, p: &Partition, now: Instant) -> Result<u64> {
+        let read = self.read_partition(p, now)?;
+        let n = self.partitions().len() as i32;
+        // The map's lock is never held while a group's is taken (handlers lock a group,
+        // then the map): collect, judge, then remove.
+        let loaded: Vec<(String, Arc<Mutex<Group>>)> = self
+            .groups()
+            .iter()
+            .filter(|(id, _)| records::partition_for(id, n) == p.index())
+            .map(|(id, g)| (id.clone(), g.clone()))
+            .collect();
+        let mut gone = Vec::new();
+        for (id, g) in loaded {
+            let mut group = lock(&g);
+            if group.protocol_type.is_none() && group.members.is_empty() {
+                group.state_since_ms = i64::MIN;
             }
-            !(g.state == GroupState::Dead && g.offsets.is_empty())
-        });
-        info!(
-            groups = self.groups().len(),
-            records = records_read,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "consumer groups loaded from {OFFSETS_TOPIC}"
-        );
-        Ok(())
+            if group.state == GroupState::Dead && group.offsets.is_empty() {
+                gone.push((id, g.clone()));
+            }
+        }
+        let mut groups = self.groups();
+        for (id, g) in gone {
+            if groups.get(&id).is_some_and(|now| Arc::ptr_eq(now, &g)) {
+                groups.remove(&id);
+            }
+        }
+        Ok(read)
     }
 
-    /// Replays one `__consumer_offsets` partition into the group cache, up to its high
-    /// watermark; the records read.
-    pub(super) fn replay_partition(&self, p: &Partition, now: Instant) -> Result<u64> {
+    fn read_partition(&self, p: &Partition, now: Instant) -> Result<u64> {
         let mut records_read = 0;
         let mut offset = p.offsets().map(|o| o.log_start).unwrap_or(0);
         loop {

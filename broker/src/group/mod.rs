@@ -11,11 +11,10 @@
 //! - A SyncGroup is answered once the leader's assignment is durable, so after a broker
 //!   restart the group comes back Stable with the same generation and assignment, and
 //!   members that keep heartbeating carry on without a rebalance.
-//! - At start-up the coordinator replays every `__consumer_offsets` partition up to its
-//!   high watermark; the latest record per key wins, tombstones delete.
 //! - A group lives on partition `abs(javaHashCode(group)) % offsets.topic.num.partitions`,
-//!   as in Kafka. On a single node this broker coordinates every group; in a cluster the
-//!   coordinator is the leader of that partition.
+//!   as in Kafka; its coordinator is the leader of that partition. A broker that becomes
+//!   the leader replays the partition up to its high watermark (the latest record per
+//!   key wins, tombstones delete) before it serves the partition's groups.
 //!
 //! ## Departures from Kafka (documented in docs/broker.md)
 //! - An offset is visible to OffsetFetch from the moment it is appended, slightly before
@@ -42,7 +41,7 @@ use kafka_protocol::error::ResponseError;
 use tracing::{info, warn};
 
 use crate::config::GroupConfig;
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::shutdown::Shutdown;
 use crate::topics::Topics;
@@ -116,14 +115,33 @@ fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Locks a group. A group's lock is held while its records are appended to its
+/// `__consumer_offsets` partition, which waits for the partition's Raft node, a task of
+/// this runtime. A worker thread that blocked on a held lock would be one worker fewer
+/// to run that node, and with every worker blocked so the node never runs and the holder
+/// never lets go: a contended lock is waited for in `block_in_place`, which hands the
+/// worker's other tasks to a new thread first.
 fn lock(g: &Mutex<Group>) -> MutexGuard<'_, Group> {
     // Group operations never leave a group half-changed across a panic point that
     // matters more than answering: keep serving.
-    g.lock().unwrap_or_else(|p| p.into_inner())
+    match g.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            let wait = || g.lock().unwrap_or_else(|p| p.into_inner());
+            let multi_thread = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            if multi_thread {
+                tokio::task::block_in_place(wait)
+            } else {
+                wait()
+            }
+        }
+    }
 }
 
 /// Creates `__consumer_offsets`: compacted, `offsets.topic.num.partitions` partitions,
-/// the default replication factor (in a cluster, up to three replicas).
+/// the default replication factor (up to three replicas).
 pub async fn create_offsets_topic(
     topics: &Topics,
     config: &GroupConfig,
@@ -149,54 +167,25 @@ pub async fn create_offsets_topic(
 #[derive(Debug)]
 pub struct Coordinator {
     config: GroupConfig,
-    /// `__consumer_offsets` partitions, by index (set once the topic exists, in a
-    /// cluster).
+    /// `__consumer_offsets` partitions, by index (set once the topic exists).
     partitions: std::sync::RwLock<Vec<Arc<Partition>>>,
-    /// In a cluster: the partitions whose groups are loaded here, with the Raft term of
-    /// the leadership they were loaded in. A group is served only while its
-    /// partition is led here and loaded in the current term.
-    loaded: Option<Mutex<HashMap<i32, u64>>>,
+    /// The partitions whose groups are loaded here, with the Raft term of the
+    /// leadership they were loaded in. A group is served only while its partition is
+    /// led here and loaded in the current term.
+    loaded: Mutex<HashMap<i32, u64>>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
 }
 
 impl Coordinator {
-    /// Creates `__consumer_offsets` if absent (compacted, `offsets.topic.num.partitions`)
-    /// and rebuilds every group from it.
-    pub async fn open(topics: &Topics, config: GroupConfig) -> Result<Coordinator> {
-        let topic = match topics.get(OFFSETS_TOPIC) {
-            Some(t) => {
-                if t.partitions.len() as i32 != config.offsets_topic_partitions {
-                    warn!(
-                        existing = t.partitions.len(),
-                        configured = config.offsets_topic_partitions,
-                        "{OFFSETS_TOPIC} already exists; its partition count cannot change, keeping it"
-                    );
-                }
-                t
-            }
-            None => create_offsets_topic(topics, &config)
-                .await
-                .map_err(|e| BrokerError::Config(format!("cannot create {OFFSETS_TOPIC}: {e}")))?,
-        };
-        let coordinator = Coordinator {
-            config,
-            partitions: std::sync::RwLock::new(topic.partitions.clone()),
-            loaded: None,
-            groups: Mutex::new(HashMap::new()),
-        };
-        coordinator.replay()?;
-        Ok(coordinator)
-    }
-
-    /// A cluster node's coordinator: it serves the groups of the `__consumer_offsets`
-    /// partitions this node leads, loading each partition's groups when it becomes
-    /// the leader (`Coordinator::follow_leadership`) and dropping them when it stops.
-    /// Until the topic exists ([`Coordinator::set_partitions`]) it serves none.
-    pub fn for_cluster(config: GroupConfig) -> Coordinator {
+    /// A coordinator that serves the groups of the `__consumer_offsets` partitions this
+    /// node leads, loading each partition's groups when it becomes the leader
+    /// (`Coordinator::load_led_partitions`) and dropping them when it stops. Until the
+    /// topic exists ([`Coordinator::set_partitions`]) it serves none.
+    pub fn new(config: GroupConfig) -> Coordinator {
         Coordinator {
             config,
             partitions: std::sync::RwLock::new(Vec::new()),
-            loaded: Some(Mutex::new(HashMap::new())),
+            loaded: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
         }
     }
@@ -206,12 +195,7 @@ impl Coordinator {
         !self.partitions().is_empty()
     }
 
-    /// Whether this coordinator follows partition leadership (cluster mode).
-    pub fn is_cluster(&self) -> bool {
-        self.loaded.is_some()
-    }
-
-    /// The `__consumer_offsets` partitions, once the topic exists (cluster mode).
+    /// The `__consumer_offsets` partitions, once the topic exists.
     pub fn set_partitions(&self, partitions: Vec<Arc<Partition>>) {
         *self.partitions.write().unwrap_or_else(|p| p.into_inner()) = partitions;
     }
@@ -231,20 +215,17 @@ impl Coordinator {
         parts.get(index as usize).map(|p| (index, p.clone()))
     }
 
-    /// Ok when this broker coordinates `group` now. In a cluster: NOT_COORDINATOR unless
-    /// it leads the group's partition, COORDINATOR_LOAD_IN_PROGRESS until that
-    /// partition's groups are loaded, COORDINATOR_NOT_AVAILABLE before the topic exists.
+    /// Ok when this broker coordinates `group` now: NOT_COORDINATOR unless it leads the
+    /// group's partition, COORDINATOR_LOAD_IN_PROGRESS until that partition's groups are
+    /// loaded, COORDINATOR_NOT_AVAILABLE before the topic exists.
     pub fn serves(&self, group: &str) -> std::result::Result<(), GroupError> {
-        let Some(loaded) = &self.loaded else {
-            return Ok(());
-        };
         let Some((index, p)) = self.partition_index(group) else {
             return Err(GroupError::CoordinatorNotAvailable);
         };
         let Some(view) = p.view().filter(|v| v.is_leader) else {
             return Err(GroupError::NotCoordinator);
         };
-        let loaded = loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         match loaded.get(&index) {
             Some(&term) if term == view.term => Ok(()),
             _ => Err(GroupError::LoadInProgress),
@@ -650,10 +631,8 @@ impl Coordinator {
                     return;
                 }
             }
-            if self.is_cluster() {
-                // Replaying a partition reads its log: off the async threads.
-                tokio::task::block_in_place(|| self.follow_leadership());
-            }
+            // Replaying a partition reads its log: off the async threads.
+            tokio::task::block_in_place(|| self.follow_leadership());
             self.expire_sessions();
             if last_retention.elapsed() >= self.config.offsets_retention_check_interval {
                 last_retention = Instant::now();
@@ -669,127 +648,5 @@ impl Coordinator {
 fn not_found(group_id: &str) -> GroupError {
     GroupError::GroupNotFound {
         group: group_id.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::TopicDefaults;
-    use crate::metrics::Metrics;
-
-    async fn open(dir: &std::path::Path) -> (Topics, Coordinator) {
-        let topics = Topics::open(dir, TopicDefaults::default(), Arc::new(Metrics::new())).unwrap();
-        let config = GroupConfig {
-            offsets_topic_partitions: 4,
-            ..GroupConfig::default()
-        };
-        let c = Coordinator::open(&topics, config).await.unwrap();
-        (topics, c)
-    }
-
-    fn entry(topic: &str, partition: i32, offset: i64) -> CommitEntry {
-        CommitEntry {
-            topic: topic.into(),
-            partition,
-            offset,
-            leader_epoch: -1,
-            metadata: Some("m".into()),
-        }
-    }
-
-    #[tokio::test]
-    async fn commits_survive_reopen_and_deletes_leave_tombstones() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (topics, c) = open(dir.path()).await;
-            topics.create("t", 2, 1, BTreeMap::new()).await.unwrap();
-            let codes = c
-                .commit(
-                    "g",
-                    "",
-                    None,
-                    -1,
-                    &[entry("t", 0, 5), entry("t", 1, 7), entry("nope", 0, 1)],
-                    &topics,
-                )
-                .await
-                .map(|o| o.codes())
-                .unwrap();
-            assert_eq!(
-                codes,
-                vec![0, 0, ResponseError::UnknownTopicOrPartition.code()]
-            );
-            let codes = c
-                .commit("h", "", None, -1, &[entry("t", 0, 9)], &topics)
-                .await
-                .map(|o| o.codes())
-                .unwrap();
-            assert_eq!(codes, vec![0]);
-            let text = Metrics::new().render(&topics, &c);
-            assert!(text.contains(
-                "strata_group_committed_offset{group=\"g\",topic=\"t\",partition=\"0\"} 5"
-            ));
-            assert!(text.contains("strata_group_lag{group=\"g\",topic=\"t\",partition=\"1\"} 0"));
-            assert!(text.contains("strata_group_state{group=\"h\",state=\"Empty\"} 1"));
-            // A hostile group id cannot break the exposition format.
-            let evil = "x\"} 1\nfake_metric 1";
-            assert_eq!(
-                c.commit(evil, "", None, -1, &[entry("t", 0, 1)], &topics)
-                    .await
-                    .map(|o| o.codes())
-                    .unwrap(),
-                vec![0]
-            );
-            let text = Metrics::new().render(&topics, &c);
-            assert!(!text.contains("\nfake_metric 1"));
-            assert!(text.contains("group=\"x\\\"} 1\\nfake_metric 1\""));
-            // Nothing valid to store: no group is made.
-            assert_eq!(
-                c.commit("ghost", "", None, -1, &[entry("nope", 0, 1)], &topics)
-                    .await
-                    .map(|o| o.codes())
-                    .unwrap(),
-                vec![ResponseError::UnknownTopicOrPartition.code()]
-            );
-            assert!(!c.group_ids().contains(&"ghost".to_string()));
-            // Metadata over offset.metadata.max.bytes: that entry alone is refused.
-            let mut long = entry("t", 1, 3);
-            long.metadata = Some("m".repeat(4097));
-            let outcome = c
-                .commit("h", "", None, -1, &[long, entry("t", 0, 10)], &topics)
-                .await
-                .unwrap();
-            assert!(matches!(
-                outcome.refused[0],
-                Some(GroupError::OffsetMetadataTooLarge { bytes: 4097, .. })
-            ));
-            assert_eq!(
-                outcome.codes(),
-                vec![ResponseError::OffsetMetadataTooLarge.code(), 0]
-            );
-            assert!(c.delete("h").await.is_ok());
-            assert!(matches!(
-                c.delete("h").await,
-                Err(GroupError::GroupNotFound { .. })
-            ));
-            topics.close_all().unwrap();
-        }
-        let (topics, c) = open(dir.path()).await;
-        let got = c.fetch_offsets("g", None);
-        assert_eq!(got.len(), 1);
-        let offsets: Vec<(i32, i64)> = got[0]
-            .1
-            .iter()
-            .map(|(p, v)| (*p, v.as_ref().unwrap().offset))
-            .collect();
-        assert_eq!(offsets, vec![(0, 5), (1, 7)]);
-        assert_eq!(c.group_ids().len(), 2, "g and the hostile id");
-        assert!(c.fetch_offsets("h", None).is_empty());
-        // Offsets of an empty group expire after the retention period.
-        let later = wall_ms() + c.config().offsets_retention.as_millis() as i64 + 1;
-        assert_eq!(c.expire_offsets(later), 3);
-        assert!(c.group_ids().is_empty());
-        topics.close_all().unwrap();
     }
 }

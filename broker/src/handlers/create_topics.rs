@@ -81,7 +81,8 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
             results.push(fail(ResponseError::InvalidConfig, why));
             continue;
         }
-        // Manual assignments: on a single node each partition's replicas must be [us].
+        // Manual assignments are taken only when each places its partition on this broker
+        // alone (the controller places replicas itself).
         let mut partitions = t.num_partitions;
         let mut replication = t.replication_factor;
         if !t.assignments.is_empty() {
@@ -99,7 +100,10 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
             if !only_us {
                 results.push(fail(
                     ResponseError::InvalidReplicaAssignment,
-                    format!("this cluster has one broker, id {}", b.node_id),
+                    format!(
+                        "replicas can only be assigned to this broker alone, id {}",
+                        b.node_id
+                    ),
                 ));
                 continue;
             }

@@ -39,12 +39,7 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                             .with_error_code(ctx.code(ResponseError::OffsetOutOfRange.code()))
                     }
                 };
-                let moved = if p.group().is_some() {
-                    p.delete_before_replicated(target).await
-                } else {
-                    p.delete_before(target)
-                };
-                match moved {
+                match p.delete_before_replicated(target).await {
                     Ok(start) => out.with_low_watermark(start as i64),
                     Err(e) => out.with_error_code(ctx.code(e.code())),
                 }

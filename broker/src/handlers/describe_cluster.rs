@@ -1,5 +1,4 @@
-//! DescribeCluster: the cluster id, the controller, and the brokers (this one on a single
-//! node, every registered broker in a cluster).
+//! DescribeCluster: the cluster id, the controller, and every registered broker.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};

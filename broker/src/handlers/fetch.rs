@@ -85,7 +85,7 @@ fn detached(mut request: FetchRequest) -> FetchRequest {
 }
 
 /// Marks this long poll as waiting on each requested partition (see
-/// [`crate::partition::UNWAITED_FLUSH_DELAY`]); dropping the result unmarks them.
+/// [`crate::partition::Partition::flush_demand`]); dropping the result unmarks them.
 fn flush_demand(ctx: &RequestContext, request: &FetchRequest) -> Vec<FlushDemand> {
     let mut demand = Vec::new();
     for ft in &request.topics {
@@ -131,7 +131,7 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
                 partitions.push(out);
                 continue;
             };
-            // Only the leader serves (always, on a single node), at the client's epoch.
+            // Only the leader serves, at the client's epoch.
             if let Err(e) = p
                 .check_leader()
                 .and_then(|()| p.check_epoch(fp.current_leader_epoch))

@@ -1,6 +1,6 @@
-//! FindCoordinator: on a single node this broker coordinates every consumer group; in a
-//! cluster the coordinator is the leader of the group's `__consumer_offsets` partition
-//! (COORDINATOR_NOT_AVAILABLE until the topic exists and that partition has a leader). Transaction coordinators (key type 1) answer
+//! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
+//! partition (COORDINATOR_NOT_AVAILABLE until the topic exists and that partition has a
+//! leader). Transaction coordinators (key type 1) answer
 //! COORDINATOR_NOT_AVAILABLE: transactions are not supported. v0–3 carry one key, v4+
 //! a batch.
 //!
@@ -30,15 +30,13 @@ fn coordinator(
     if let Some(refused) = lookup(key_type, key) {
         return Err(refused);
     }
-    let Some(cluster) = b.topics.cluster() else {
-        return Ok((b.node_id, b.advertised_host.clone(), b.advertised_port));
-    };
+    let cluster = b.topics.cluster();
     let unavailable = (
         ResponseError::CoordinatorNotAvailable.code(),
         "the group's __consumer_offsets partition has no leader yet",
     );
     let (_, partition) = b.groups.partition_index(key).ok_or(unavailable)?;
-    let group = partition.group().ok_or(unavailable)?;
+    let group = partition.group();
     let leader = cluster
         .leader_of(group, partition.view())
         .ok_or(unavailable)?;

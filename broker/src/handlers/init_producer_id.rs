@@ -1,8 +1,8 @@
 //! InitProducerId for idempotent producers: always a new producer id (epoch 0), as Kafka
 //! does without a transactional id — also when the client presents an old id and epoch
 //! (v3+), which could otherwise be forged or stale. Transactional ids are refused:
-//! transactions are not supported. In a cluster the ids come from blocks the controller
-//! grants each broker (`Cluster::allocate_producer_id`).
+//! transactions are not supported. The ids come from blocks the controller grants each
+//! broker (`Cluster::allocate_producer_id`).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
@@ -23,34 +23,14 @@ pub async fn handle(
     if request.transactional_id.is_some() {
         return fail(ResponseError::TransactionalIdAuthorizationFailed);
     }
-    if let Some(cluster) = ctx.broker.topics.cluster() {
-        return match cluster.allocate_producer_id().await {
-            Ok(id) => InitProducerIdResponse::default()
-                .with_producer_id(id.into())
-                .with_producer_epoch(0),
-            Err(e) => {
-                warn!(
-                    error = %e,
-                    "cannot get producer ids from the controller"
-                );
-                // Retriable: clients ask again (a controller election, say).
-                fail(ResponseError::CoordinatorNotAvailable)
-            }
-        };
-    }
-    let allocated = ctx
-        .broker
-        .producer_ids
-        .lock()
-        .map_err(|_| "producer id lock poisoned".to_string())
-        .and_then(|mut ids| ids.allocate().map_err(|e| e.to_string()));
-    match allocated {
+    match ctx.broker.topics.cluster().allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(id.into())
             .with_producer_epoch(0),
         Err(e) => {
-            warn!(error = e, "cannot allocate a producer id");
-            fail(ResponseError::KafkaStorageError)
+            warn!(error = %e, "cannot get producer ids from the controller");
+            // Retriable: clients ask again (a controller election, say).
+            fail(ResponseError::CoordinatorNotAvailable)
         }
     }
 }

@@ -45,8 +45,7 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
                         );
                     };
                     if ctx.version >= 4 {
-                        // The field exists from v4: 0 on a single node, the Raft term
-                        // in a cluster.
+                        // The field exists from v4: the partition's Raft term.
                         out.leader_epoch = p.leader_epoch();
                     }
                     if let Err(e) = p

@@ -16,21 +16,9 @@ use crate::connection::RequestContext;
 use crate::topics::{validate_topic_name, Topic};
 use crate::Broker;
 
-/// This broker as Metadata and DescribeCluster describe it.
-pub fn this_broker(b: &Broker) -> MetadataResponseBroker {
-    MetadataResponseBroker::default()
-        .with_node_id(b.node_id.into())
-        .with_host(StrBytes::from_string(b.advertised_host.clone()))
-        .with_port(b.advertised_port)
-}
-
-/// Every broker clients may connect to: this one on a single node, every registered
-/// broker in a cluster.
+/// Every broker clients may connect to: every registered broker.
 pub fn all_brokers(b: &Broker) -> Vec<MetadataResponseBroker> {
-    let Some(c) = b.topics.cluster() else {
-        return vec![this_broker(b)];
-    };
-    let state = c.state();
+    let state = b.topics.cluster().state();
     state
         .brokers
         .iter()
@@ -43,35 +31,27 @@ pub fn all_brokers(b: &Broker) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-/// The controller clients are told about: this broker on a single node, the controller
-/// group's leader in a cluster (-1 while there is none).
+/// The controller clients are told about: the controller group's leader (-1 while
+/// there is none).
 pub fn controller_id(b: &Broker) -> i32 {
-    match b.topics.cluster() {
-        None => b.node_id,
-        Some(c) => c.controller_leader().map_or(-1, |l| l as i32),
-    }
+    b.topics
+        .cluster()
+        .controller_leader()
+        .map_or(-1, |l| l as i32)
 }
 
-/// One topic's entry. A single node leads every partition at epoch 0; in a cluster,
-/// each partition's leader is what this broker's replica knows, else the controller's
-/// latest report, and the epoch is the Raft term (LEADER_NOT_AVAILABLE while no leader
-/// is known).
+/// One topic's entry: each partition's leader is what this broker's replica knows, else
+/// the controller's latest report, and the epoch is the Raft term (LEADER_NOT_AVAILABLE
+/// while no leader is known).
 pub fn describe_topic(b: &Broker, t: &Topic) -> MetadataResponseTopic {
-    let node = b.node_id.into();
-    let cluster = b.topics.cluster();
-    let placed = cluster.and_then(|c| c.state().topics.get(&*t.name).cloned());
+    let c = b.topics.cluster();
+    let placed = c.state().topics.get(&*t.name).cloned();
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
             let out = MetadataResponsePartition::default().with_partition_index(p.index());
-            let (Some(c), Some(group)) = (cluster, p.group()) else {
-                return out
-                    .with_leader_id(node)
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node]);
-            };
+            let group = p.group();
             let replicas: Vec<_> = placed
                 .as_ref()
                 .and_then(|m| m.partitions.get(p.index() as usize))

@@ -22,6 +22,7 @@ pub mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod unsupported;
@@ -75,6 +76,9 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::Produce(r) => produce::handle(ctx.clone(), r).await?,
         RequestKind::Fetch(r) => fetch::handle(ctx.clone(), r),
         RequestKind::ListOffsets(r) => Reply::now(list_offsets::handle(&ctx, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Reply::now(offset_for_leader_epoch::handle(&ctx, r))
+        }
         RequestKind::CreateTopics(r) => Reply::now(create_topics::handle(&ctx, r).await),
         RequestKind::DeleteTopics(r) => Reply::now(delete_topics::handle(&ctx, r).await),
         RequestKind::CreatePartitions(r) => Reply::now(create_partitions::handle(&ctx, r).await),

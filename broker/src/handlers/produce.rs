@@ -31,9 +31,9 @@ const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What an acks=all answer waits for.
 enum Wait {
-    /// The high watermark passing an offset (a single node's flush, or a duplicate).
+    /// The high watermark passing an offset in the current term (a duplicate).
     Durable(Arc<Partition>, u64),
-    /// A cluster partition's Raft entry committing (or being lost to a new leader).
+    /// The batch's Raft entry committing (or being lost to a new leader).
     Commit(
         tokio::sync::oneshot::Receiver<
             Result<replication::node::Committed, replication::group::ProposeError>,
@@ -126,45 +126,27 @@ async fn produce_one(
     if let Some(refusal) = validate(ctx, index, &records, &t.config) {
         return refusal;
     }
-    if p.group().is_some() {
-        // A cluster partition: proposed to its Raft group by the leader, which checks
-        // `min.insync.replicas` for acks=all.
-        let min_in_sync = if acks == -1 {
-            t.config.min_insync_replicas
-        } else {
-            1
-        };
-        return match p.append_replica(records, min_in_sync, acks == -1).await {
-            Ok(r) => {
-                let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
-                let wait_for = match r.committed {
-                    Some(rx) => Wait::Commit(rx),
-                    None => Wait::Durable(p.clone(), r.appended.last_offset),
-                };
-                Outcome {
-                    response: PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_base_offset(r.appended.base_offset as i64)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(start),
-                    wait_for: Some(wait_for),
-                }
-            }
-            Err(e) => refused(ctx, index, e.code(), Some(&e.to_string())),
-        };
-    }
-    // The log writes the patched header fields beside the request's bytes: no copy.
-    let appended = p.append(&records);
-    match appended {
-        Ok(appended) => {
+    // Proposed to the partition's Raft group by its leader, which checks
+    // `min.insync.replicas` for acks=all.
+    let min_in_sync = if acks == -1 {
+        t.config.min_insync_replicas
+    } else {
+        1
+    };
+    match p.append_replica(records, min_in_sync, acks == -1).await {
+        Ok(r) => {
             let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
+            let wait_for = match r.committed {
+                Some(rx) => Wait::Commit(rx),
+                None => Wait::Durable(p.clone(), r.appended.last_offset),
+            };
             Outcome {
                 response: PartitionProduceResponse::default()
                     .with_index(index)
-                    .with_base_offset(appended.base_offset as i64)
+                    .with_base_offset(r.appended.base_offset as i64)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(start),
-                wait_for: Some(Wait::Durable(p.clone(), appended.last_offset)),
+                wait_for: Some(wait_for),
             }
         }
         Err(e) => refused(ctx, index, e.code(), Some(&e.to_string())),
@@ -217,9 +199,10 @@ fn validate(
     })
 }
 
-/// Waits for an acks=all answer to be true: the batch durable (single node) or its
-/// Raft entry committed (cluster). A cluster entry lost to a new leader answers
-/// NOT_LEADER_OR_FOLLOWER, so the client retries (safely, when idempotent).
+/// Waits for an acks=all answer to be true: the batch's Raft entry committed (for a
+/// retried duplicate: the high watermark past it in the current term). An entry lost
+/// to a new leader answers NOT_LEADER_OR_FOLLOWER, so the client retries (safely, when
+/// idempotent).
 async fn wait_for(wait: Wait, left: Duration) -> PartitionResult<()> {
     match wait {
         Wait::Durable(p, last_offset) => p.wait_durable(last_offset, left).await,

@@ -2,7 +2,6 @@
 //! are chosen for these in one place, `crate::kafka_codes`.
 
 use crate::cluster::ClusterError;
-use crate::partition::PartitionError;
 
 /// A topic operation that did not happen, and why.
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +33,6 @@ pub enum TopicError {
         asked: i32,
         max: i32,
     },
-    #[error("replication factor {asked} is larger than the 1 available broker")]
-    ReplicationFactorOnOneBroker { asked: i16 },
     #[error("replication factor {asked} with {brokers} brokers registered")]
     ReplicationFactor { asked: i16, brokers: usize },
     /// A partition move's new replica list is unusable, as the text says.
@@ -56,16 +53,6 @@ pub enum TopicError {
     BrokerConfigReadOnly,
     #[error("resource type {kind} cannot be altered")]
     UnalterableResource { kind: i8 },
-    /// The topic's files or registry could not be written.
-    #[error("{reason}")]
-    Storage { reason: String },
-    #[error("applying the config to {topic}-{partition}: {source}")]
-    PartitionConfig {
-        topic: String,
-        partition: i32,
-        #[source]
-        source: PartitionError,
-    },
     /// The controller applied the change; this broker has not caught up with it yet.
     #[error("the change was applied by the controller but not yet on this broker")]
     NotYetApplied,

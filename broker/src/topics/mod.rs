@@ -1,12 +1,9 @@
 //! The topics this broker holds: names, ids, partition counts and config overrides,
-//! persisted in `<data-dir>/topics.toml`, with partition logs in `<data-dir>/<topic>-<n>/`
-//! (Kafka's layout, so `strata log verify` and Kafka's own tools find them).
+//! with partition logs in `<data-dir>/<topic>-<n>/` (Kafka's layout, so `strata log
+//! verify` and Kafka's own tools find them).
 //!
-//! On a single node topic metadata lives in this file. Changes are serialized by one
-//! lock and written atomically (temporary file, rename, directory sync) before they
-//! take effect. In a cluster ([`Topics::open_cluster`]) the controller group holds the
-//! metadata instead: changes are submitted to it, and the map is rebuilt from its
-//! applied records ([`Topics::reconcile`]); `topics.toml` is not used.
+//! The controller group holds the metadata: changes are submitted to it, and the map is
+//! rebuilt from its applied records ([`Topics::reconcile`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,7 +21,6 @@ use crate::metrics::Metrics;
 use crate::partition::{Partition, Shared};
 
 mod error;
-pub(crate) mod registry;
 
 pub use error::TopicError;
 
@@ -114,10 +110,10 @@ pub struct Topics {
     topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
     /// What the partitions share (data-changed signal, metrics).
     shared: Arc<Shared>,
-    /// Serializes create/delete/alter so the registry file and the map agree.
+    /// Serializes create/delete/alter: one change at a time goes to the controller.
     change: tokio::sync::Mutex<()>,
-    /// In a cluster: where metadata changes go, and what the map follows.
-    cluster: Option<Arc<Cluster>>,
+    /// Where metadata changes go, and what the map follows.
+    cluster: Arc<Cluster>,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
@@ -125,59 +121,9 @@ fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 }
 
 impl Topics {
-    /// Loads the registry and opens every partition (recovering logs after a crash).
-    /// A data directory with no registry and no partition directories is new: it gets an
-    /// empty registry. A missing or empty registry beside partition directories is an
-    /// error naming the file (starting as if there were no topics would lose them all).
-    /// Partition directories no registered topic owns (leftovers of a crash while a
-    /// topic was created or deleted) are set aside as `<dir>.<uuid>-stray`, as Kafka
-    /// does with stray partitions, never deleted.
-    pub fn open(data_dir: &Path, defaults: TopicDefaults, metrics: Arc<Metrics>) -> Result<Topics> {
-        std::fs::create_dir_all(data_dir).map_err(|e| BrokerError::io(data_dir, e))?;
-        let shared = Shared::new(metrics, Arc::default());
-        let mut topics = HashMap::new();
-        for r in registry::read(data_dir, &defaults)? {
-            let name: Arc<str> = r.name.into();
-            let partitions = (0..r.partitions)
-                .map(|i| {
-                    Partition::open(
-                        name.clone(),
-                        i,
-                        &partition_dir(data_dir, &name, i),
-                        r.config.log_config(),
-                        shared.clone(),
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
-            topics.insert(
-                name.clone(),
-                Arc::new(Topic {
-                    name,
-                    id: r.id,
-                    overrides: r.overrides,
-                    config: r.config,
-                    partitions,
-                }),
-            );
-        }
-        registry::set_aside_strays(data_dir, |topic, index| {
-            topics
-                .get(topic)
-                .is_some_and(|t| index >= 0 && (index as usize) < t.partitions.len())
-        });
-        Ok(Topics {
-            data_dir: data_dir.to_path_buf(),
-            defaults,
-            topics: RwLock::new(topics),
-            shared,
-            change: tokio::sync::Mutex::new(()),
-            cluster: None,
-        })
-    }
-
-    /// Topics of a cluster node: empty until the controller's records are applied
+    /// The topics of this node: empty until the controller's records are applied
     /// ([`Topics::reconcile`]).
-    pub fn open_cluster(
+    pub fn open(
         data_dir: &Path,
         defaults: TopicDefaults,
         metrics: Arc<Metrics>,
@@ -190,22 +136,20 @@ impl Topics {
             topics: RwLock::new(HashMap::new()),
             shared: Shared::new(metrics, cluster.in_sync_replicas()),
             change: tokio::sync::Mutex::new(()),
-            cluster: Some(cluster),
+            cluster,
         })
     }
 
-    /// The cluster this node belongs to, if any.
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.as_ref()
+    /// The cluster this node belongs to.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 
     /// Brings the map in line with one applied controller change: opens this node's
     /// replicas of a new or grown topic (others are remote), applies a config change,
     /// closes and removes the replicas of a deleted topic.
     pub async fn reconcile(&self, change: Change) {
-        let Some(cluster) = self.cluster.clone() else {
-            return;
-        };
+        let cluster = self.cluster.clone();
         match change {
             Change::Topic(name) => {
                 let meta = cluster.state().topics.get(&name).cloned();
@@ -258,7 +202,7 @@ impl Topics {
             let current = existing
                 .as_ref()
                 .and_then(|t| t.partitions.get(i))
-                .filter(|p| p.group() == Some(placed.group));
+                .filter(|p| p.group() == placed.group);
             let hosted_here = current.is_some_and(|p| p.view().is_some());
             match current {
                 // The replica stays where it is (or stays elsewhere): a config change at most.
@@ -389,7 +333,7 @@ impl Topics {
     /// What this broker knows of `topic`'s placement: its partitions' groups, with
     /// itself as the only replica of those it hosts (enough to remove them).
     fn local_meta(&self, topic: &Topic) -> TopicMeta {
-        let me = self.cluster.as_ref().map_or(0, |c| c.node_id);
+        let me = self.cluster.node_id;
         TopicMeta {
             id: topic.id.to_string(),
             config: topic.overrides.clone(),
@@ -397,7 +341,7 @@ impl Topics {
                 .partitions
                 .iter()
                 .map(|p| PartitionMeta {
-                    group: p.group().unwrap_or(0),
+                    group: p.group(),
                     replicas: if p.view().is_some() {
                         vec![me]
                     } else {
@@ -473,14 +417,6 @@ impl Topics {
         self.topics.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(&self, map: &HashMap<Arc<str>, Arc<Topic>>) -> Result<()> {
-        registry::write(
-            &self.data_dir,
-            map.values()
-                .map(|t| (&*t.name, t.id, t.partitions.len() as i32, &t.overrides)),
-        )
-    }
-
     /// The effective config for `overrides` on top of the defaults.
     pub fn config_with(
         &self,
@@ -494,7 +430,8 @@ impl Topics {
     }
 
     /// Checks a creation without doing it (CreateTopics `validate_only`, and the first
-    /// step of `create`).
+    /// step of `create`): the replication factor is judged against the brokers the
+    /// controller knows, as the controller will.
     pub fn validate_create(
         &self,
         name: &str,
@@ -512,18 +449,13 @@ impl Topics {
                 max: MAX_PARTITIONS_PER_TOPIC,
             });
         }
-        // A single node holds one replica of everything; in a cluster the controller
-        // judges the factor against the brokers it knows.
-        if self.cluster.is_none() && replication_factor != 1 && replication_factor != -1 {
-            return Err(TopicError::ReplicationFactorOnOneBroker {
-                asked: replication_factor,
-            });
-        }
+        self.cluster
+            .state()
+            .replication_factor(replication_factor)?;
         self.config_with(overrides)
     }
 
-    /// Creates a topic: its partition logs first, then the registry entry, so a crash
-    /// leaves either nothing or a whole topic (orphan directories are removed at open).
+    /// Creates a topic through the controller; returns it once applied here.
     pub async fn create(
         &self,
         name: &str,
@@ -537,91 +469,37 @@ impl Topics {
         } else {
             partitions
         };
-        let config = self.validate_create(name, partitions, replication_factor, &overrides)?;
-        if let Some(cluster) = self.cluster.clone() {
-            drop(config);
-            let record = MetaRecord::CreateTopic {
-                request: cluster.request_id(),
-                name: name.to_string(),
-                id: Uuid::new_v4().to_string(),
-                partitions,
-                replication_factor,
-                config: overrides,
-            };
-            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
-            self.await_map(&cluster, |t| t.get(name).is_some()).await?;
-            return self
-                .get(name)
-                .ok_or_else(|| TopicError::DeletedMeanwhile { name: name.into() });
-        }
-        let name: Arc<str> = name.into();
-        let storage = |e: BrokerError| {
-            warn!(topic = %name, error = %e, "topic creation failed");
-            TopicError::Storage {
-                reason: e.to_string(),
-            }
+        self.validate_create(name, partitions, replication_factor, &overrides)?;
+        let cluster = &self.cluster;
+        let record = MetaRecord::CreateTopic {
+            request: cluster.request_id(),
+            name: name.to_string(),
+            id: Uuid::new_v4().to_string(),
+            partitions,
+            replication_factor,
+            config: overrides,
         };
-        let opened = (0..partitions)
-            .map(|i| {
-                Partition::open(
-                    name.clone(),
-                    i,
-                    &partition_dir(&self.data_dir, &name, i),
-                    config.log_config(),
-                    self.shared.clone(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()
-            .map_err(storage)?;
-        let topic = Arc::new(Topic {
-            name: name.clone(),
-            id: Uuid::new_v4(),
-            overrides,
-            config,
-            partitions: opened,
-        });
-        let mut next = self.read_map().clone();
-        next.insert(name.clone(), topic.clone());
-        self.persist(&next).map_err(storage)?;
-        *self.write_map() = next;
-        info!(topic = %name, partitions, "topic created");
-        Ok(topic)
+        cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+        self.await_map(cluster, |t| t.get(name).is_some()).await?;
+        self.get(name)
+            .ok_or_else(|| TopicError::DeletedMeanwhile { name: name.into() })
     }
 
-    /// Deletes a topic: the registry entry first (so a crash never resurrects it), then
-    /// its partitions' files.
+    /// Deletes a topic through the controller; returns its id once applied here.
     pub async fn delete(&self, name: &str) -> std::result::Result<Uuid, TopicError> {
         refuse_internal(name)?;
         let _change = self.change.lock().await;
         let Some(topic) = self.get(name) else {
             return Err(TopicError::Unknown { name: name.into() });
         };
-        if let Some(cluster) = self.cluster.clone() {
-            let record = MetaRecord::DeleteTopic {
-                request: cluster.request_id(),
-                name: name.to_string(),
-            };
-            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
-            self.await_map(&cluster, |t| t.get(name).is_none_or(|t| t.id != topic.id))
-                .await?;
-            return Ok(topic.id);
-        }
-        let mut next = self.read_map().clone();
-        next.remove(name);
-        self.persist(&next).map_err(|e| TopicError::Storage {
-            reason: e.to_string(),
-        })?;
-        *self.write_map() = next;
-        for p in &topic.partitions {
-            if let Err(e) = p.close() {
-                warn!(error = %e, "closing a deleted partition");
-            }
-            let dir = partition_dir(&self.data_dir, name, p.index());
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                warn!(dir = %dir.display(), error = %e, "removing a deleted partition's files; removed at next start");
-            }
-        }
-        info!(topic = name, "topic deleted");
+        let cluster = &self.cluster;
+        let record = MetaRecord::DeleteTopic {
+            request: cluster.request_id(),
+            name: name.to_string(),
+        };
+        cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+        self.await_map(cluster, |t| t.get(name).is_none_or(|t| t.id != topic.id))
+            .await?;
         Ok(topic.id)
     }
 
@@ -642,56 +520,27 @@ impl Topics {
         if validate_only {
             return Ok(Vec::new());
         }
-        if let Some(cluster) = self.cluster.clone() {
-            let record = MetaRecord::CreatePartitions {
-                request: cluster.request_id(),
-                name: name.to_string(),
-                count,
-            };
-            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
-            self.await_map(&cluster, |t| {
-                t.get(name)
-                    .is_some_and(|t| t.partitions.len() as i32 >= count)
-            })
-            .await?;
-            let grown = self
-                .get(name)
-                .map(|t| t.partitions.clone())
-                .unwrap_or_default();
-            return Ok(grown.into_iter().skip(have as usize).collect());
-        }
-        let storage = |e: BrokerError| TopicError::Storage {
-            reason: e.to_string(),
+        let cluster = &self.cluster;
+        let record = MetaRecord::CreatePartitions {
+            request: cluster.request_id(),
+            name: name.to_string(),
+            count,
         };
-        let new = (have..count)
-            .map(|i| {
-                Partition::open(
-                    topic.name.clone(),
-                    i,
-                    &partition_dir(&self.data_dir, name, i),
-                    topic.config.log_config(),
-                    self.shared.clone(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()
-            .map_err(storage)?;
-        let grown = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            overrides: topic.overrides.clone(),
-            config: topic.config.clone(),
-            partitions: topic.partitions.iter().chain(&new).cloned().collect(),
-        });
-        let mut next = self.read_map().clone();
-        next.insert(topic.name.clone(), grown);
-        self.persist(&next).map_err(storage)?;
-        *self.write_map() = next;
-        info!(topic = name, partitions = count, "partitions added");
-        Ok(new)
+        cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+        self.await_map(cluster, |t| {
+            t.get(name)
+                .is_some_and(|t| t.partitions.len() as i32 >= count)
+        })
+        .await?;
+        let grown = self
+            .get(name)
+            .map(|t| t.partitions.clone())
+            .unwrap_or_default();
+        Ok(grown.into_iter().skip(have as usize).collect())
     }
 
-    /// Replaces a topic's overrides (AlterConfigs / IncrementalAlterConfigs) and applies
-    /// the result to its partition logs.
+    /// Replaces a topic's overrides (AlterConfigs / IncrementalAlterConfigs) through the
+    /// controller; every replica applies them to its log.
     pub async fn set_overrides(
         &self,
         name: &str,
@@ -699,9 +548,9 @@ impl Topics {
         validate_only: bool,
     ) -> std::result::Result<(), TopicError> {
         let _change = self.change.lock().await;
-        let Some(topic) = self.get(name) else {
+        if self.get(name).is_none() {
             return Err(TopicError::Unknown { name: name.into() });
-        };
+        }
         let config = self.config_with(&overrides)?;
         if is_internal(name) && config.cleanup_policy != "compact" {
             return Err(TopicError::CompactOnly { name: name.into() });
@@ -709,41 +558,17 @@ impl Topics {
         if validate_only {
             return Ok(());
         }
-        if let Some(cluster) = self.cluster.clone() {
-            let record = MetaRecord::SetOverrides {
-                request: cluster.request_id(),
-                name: name.to_string(),
-                config: overrides.clone(),
-            };
-            cluster.submit(record, CONTROLLER_TIMEOUT).await?;
-            self.await_map(&cluster, |t| {
-                t.get(name).is_none_or(|t| t.overrides == overrides)
-            })
-            .await?;
-            return Ok(());
-        }
-        let changed = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            overrides,
-            config: config.clone(),
-            partitions: topic.partitions.clone(),
-        });
-        let mut next = self.read_map().clone();
-        next.insert(topic.name.clone(), changed);
-        self.persist(&next).map_err(|e| TopicError::Storage {
-            reason: e.to_string(),
-        })?;
-        *self.write_map() = next;
-        for p in &topic.partitions {
-            p.set_config(config.log_config())
-                .map_err(|source| TopicError::PartitionConfig {
-                    topic: name.into(),
-                    partition: p.index(),
-                    source,
-                })?;
-        }
-        info!(topic = name, "topic config changed");
+        let cluster = &self.cluster;
+        let record = MetaRecord::SetOverrides {
+            request: cluster.request_id(),
+            name: name.to_string(),
+            config: overrides.clone(),
+        };
+        cluster.submit(record, CONTROLLER_TIMEOUT).await?;
+        self.await_map(cluster, |t| {
+            t.get(name).is_none_or(|t| t.overrides == overrides)
+        })
+        .await?;
         Ok(())
     }
 
@@ -809,7 +634,10 @@ fn remove_partition_dirs_except(data_dir: &Path, keep: impl Fn(&str, i32) -> boo
 
 /// The `<topic>-<n>` directories that look like partition logs (not empty, holding only
 /// a log's files) for which `keep` is false.
-fn partition_dirs_except(data_dir: &Path, keep: impl Fn(&str, i32) -> bool) -> Vec<PathBuf> {
+pub(crate) fn partition_dirs_except(
+    data_dir: &Path,
+    keep: impl Fn(&str, i32) -> bool,
+) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(data_dir) else {
         return Vec::new();
     };
@@ -861,48 +689,6 @@ fn looks_like_partition(dir: &Path) -> bool {
 mod tests {
     use super::*;
     use kafka_protocol::error::ResponseError;
-    use registry::{REGISTRY_FILE, REGISTRY_HEADER};
-
-    #[tokio::test]
-    async fn a_missing_or_empty_registry_beside_partitions_stops_the_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let open = || {
-            Topics::open(
-                dir.path(),
-                TopicDefaults::default(),
-                Arc::new(Metrics::new()),
-            )
-        };
-        // A new data directory gets an empty registry, which reopens.
-        let topics = open().unwrap();
-        let registry = dir.path().join(REGISTRY_FILE);
-        assert!(std::fs::read_to_string(&registry)
-            .unwrap()
-            .starts_with(REGISTRY_HEADER));
-        topics.create("t", 2, 1, BTreeMap::new()).await.unwrap();
-        topics.close_all().unwrap();
-        drop(topics);
-        for damage in ["remove", "empty"] {
-            let saved = std::fs::read(&registry).unwrap();
-            if damage == "remove" {
-                std::fs::remove_file(&registry).unwrap();
-            } else {
-                std::fs::write(&registry, b"").unwrap();
-            }
-            let err = match open() {
-                Ok(_) => panic!("the open must fail with a {damage} registry"),
-                Err(e) => e.to_string(),
-            };
-            assert!(err.contains("topics.toml"), "{err}");
-            assert!(err.contains("partition directories exist"), "{err}");
-            // Nothing was deleted or set aside.
-            assert!(dir.path().join("t-0").is_dir() && dir.path().join("t-1").is_dir());
-            std::fs::write(&registry, saved).unwrap();
-            let topics = open().unwrap();
-            assert_eq!(topics.get("t").unwrap().partitions.len(), 2);
-            topics.close_all().unwrap();
-        }
-    }
 
     #[test]
     fn topic_names_follow_kafkas_rule() {
@@ -917,80 +703,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn create_reopen_alter_grow_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let topics = Topics::open(
-            dir.path(),
-            TopicDefaults::default(),
-            Arc::new(Metrics::new()),
-        )
-        .unwrap();
-        let overrides = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
-        let t = topics.create("t", 2, 1, overrides).await.unwrap();
-        assert_eq!(t.config.retention_ms, Some(1000));
-        assert_eq!(
-            topics
-                .create("t", 1, 1, BTreeMap::new())
-                .await
-                .unwrap_err()
-                .code(),
-            ResponseError::TopicAlreadyExists.code()
-        );
-        assert_eq!(
-            topics
-                .create("u", 1, 3, BTreeMap::new())
-                .await
-                .unwrap_err()
-                .code(),
-            ResponseError::InvalidReplicationFactor.code()
-        );
-        topics.create_partitions("t", 3, false).await.unwrap();
-        topics.close_all().unwrap();
-        drop(topics);
-
-        // A stray partition directory of an unknown topic is set aside at open, kept.
-        std::fs::create_dir(dir.path().join("ghost-0")).unwrap();
-        std::fs::write(dir.path().join("ghost-0/log.checkpoint"), b"x").unwrap();
-        let topics = Topics::open(
-            dir.path(),
-            TopicDefaults::default(),
-            Arc::new(Metrics::new()),
-        )
-        .unwrap();
-        assert!(!dir.path().join("ghost-0").exists());
-        let strays: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("ghost-0.") && n.ends_with("-stray"))
-            .collect();
-        assert_eq!(strays.len(), 1, "{strays:?}");
-        assert!(dir.path().join(&strays[0]).join("log.checkpoint").exists());
-        let t = topics.get("t").unwrap();
-        assert_eq!(t.partitions.len(), 3);
-        assert_eq!(topics.get_by_id(t.id).unwrap().name, t.name);
-        assert_eq!(t.config.retention_ms, Some(1000));
-        topics
-            .set_overrides("t", BTreeMap::new(), false)
-            .await
-            .unwrap();
-        assert_eq!(
-            topics.get("t").unwrap().config.retention_ms,
-            TopicConfig::default().retention_ms
-        );
-        topics.delete("t").await.unwrap();
-        assert!(topics.get("t").is_none());
-        assert!(!dir.path().join("t-0").exists());
-        drop(topics);
-        let topics = Topics::open(
-            dir.path(),
-            TopicDefaults::default(),
-            Arc::new(Metrics::new()),
-        )
-        .unwrap();
-        assert!(topics.all().is_empty());
     }
 }

@@ -43,12 +43,6 @@ pub fn test_config(dir: &std::path::Path) -> broker::BrokerConfig {
     }
 }
 
-/// Makes a broker a one-node cluster: its peers are itself alone (no Raft listener).
-pub fn one_node_cluster(config: &mut broker::BrokerConfig) {
-    config.node_id = 1;
-    config.peers = std::collections::BTreeMap::from([(1, "127.0.0.1:0".to_string())]);
-}
-
 pub fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }

@@ -462,7 +462,9 @@ impl MetadataState {
         }
     }
 
-    fn replication_factor(&self, asked: i16) -> Result<usize, TopicError> {
+    /// The replication factor a topic created with `asked` gets (-1: the default, at
+    /// most the brokers registered); an error when the brokers cannot hold it.
+    pub(crate) fn replication_factor(&self, asked: i16) -> Result<usize, TopicError> {
         let brokers = self.brokers.len();
         let rf = if asked == -1 {
             DEFAULT_REPLICATION_FACTOR.min(brokers)

@@ -1,0 +1,50 @@
+//! OffsetForLeaderEpoch (KIP-279, KIP-320): where a leader epoch ends in this
+//! partition's log. Consumers ask after a leader change, with the epoch of the last
+//! record they read, to learn whether the log they read from was truncated past their
+//! position (kafka-python 3 and the Java client validate every position this way, and
+//! fetch nothing from a partition until it is validated). A partition's leader epochs
+//! are its Raft terms, stamped on every batch.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use crate::connection::RequestContext;
+
+pub fn handle(
+    ctx: &RequestContext,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = ctx.broker.topics.get(t.topic.as_str());
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|lp| {
+                    let out = EpochEndOffset::default()
+                        .with_partition(lp.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some(p) = topic.as_ref().and_then(|t| t.partition(lp.partition)) else {
+                        return out.with_error_code(
+                            ctx.code(ResponseError::UnknownTopicOrPartition.code()),
+                        );
+                    };
+                    match p.end_offset_for_epoch(lp.current_leader_epoch, lp.leader_epoch) {
+                        Ok((epoch, end)) => out.with_leader_epoch(epoch).with_end_offset(end),
+                        Err(e) => out.with_error_code(ctx.code(e.code())),
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
