@@ -18,17 +18,7 @@ use tokio::net::TcpStream;
 static ALLOCATOR: broker::alloc::LazyHugeAlloc = broker::alloc::LazyHugeAlloc;
 
 fn produce(topic_name: &str, partition: i32, records: Bytes, acks: i16) -> RequestKind {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(topic(topic_name))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records)),
-            ])])
-        .into()
+    common::produce_one(topic_name, partition, records, acks).into()
 }
 
 /// A batch whose magic byte says message format v1 (what pre-0.11 clients send).

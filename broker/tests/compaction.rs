@@ -33,17 +33,7 @@ fn update_batch(round: usize, keys: std::ops::Range<usize>, tombstone: bool) -> 
 }
 
 async fn produce(conn: &mut TcpStream, id: i32, batch: Bytes) {
-    let req: RequestKind = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(topic("c"))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(batch)),
-            ])])
-        .into();
+    let req: RequestKind = common::produce_one("c", 0, batch, -1).into();
     match roundtrip(conn, ApiKey::Produce, 9, id, &req).await {
         ResponseKind::Produce(r) => assert_eq!(r.responses[0].partition_responses[0].error_code, 0),
         other => panic!("{other:?}"),

@@ -145,16 +145,7 @@ async fn init_producer_id(conn: &mut TcpStream) -> i64 {
 
 /// Produces `records` to partition `partition` of `topic` with acks=all: the error code.
 async fn produce(conn: &mut TcpStream, topic_name: &str, partition: i32, records: Bytes) -> i16 {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(topic(topic_name))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records)),
-            ])]);
+    let req = common::produce_one(topic_name, partition, records, -1);
     match roundtrip(conn, ApiKey::Produce, 9, 3, &req.into()).await {
         ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
         other => panic!("{other:?}"),

@@ -5,23 +5,13 @@
 mod common;
 
 use bytes::Bytes;
-use common::{idempotent_batch, roundtrip, start_broker, topic};
+use common::{idempotent_batch, roundtrip, start_broker};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use tokio::net::TcpStream;
 
 async fn produce(conn: &mut TcpStream, id: i32, records: Bytes) -> (i16, i64) {
-    let req: RequestKind = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(topic("idem"))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records)),
-            ])])
-        .into();
+    let req: RequestKind = common::produce_one("idem", 0, records, -1).into();
     match roundtrip(conn, ApiKey::Produce, 9, id, &req).await {
         ResponseKind::Produce(r) => {
             let p = &r.responses[0].partition_responses[0];

@@ -53,6 +53,20 @@ pub fn topic(v: &str) -> TopicName {
 
 /// A Fetch of one partition from `offset` (as a consumer: replica id -1), 1 MiB at most;
 /// the wait settings are the codec's defaults unless the caller sets them.
+/// A Produce of `records` to one partition, with `acks` and a 10 s timeout.
+pub fn produce_one(topic_name: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(topic(topic_name))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records)),
+            ])])
+}
+
 pub fn fetch_one(topic_name: &str, partition: i32, offset: i64) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id((-1).into())
