@@ -14,7 +14,7 @@
 //! Layout, little-endian (our own format):
 //!
 //! ```text
-//! header (32 bytes): magic "STRE" | version u16 | reserved u16 | base_offset u64
+//! header (32 bytes): magic "STRE" | version u16 | flags u16 | base_offset u64
 //!                    | base_raft_index u64 | reserved u32 | crc32 u32 (of bytes 0..28)
 //! record (48 bytes): raft_index u64 | term u64 | base_offset u64 | position u64
 //!                    | length u32 | kind u8 | reserved [u8; 3] | aux u32
@@ -24,6 +24,16 @@
 //! `base_offset` of a data record is its batch's base offset; of a non-data record, the
 //! next Kafka offset at the time it was appended. `aux` is the batch's offset count for data
 //! records and the crc32 of the payload for non-data records.
+//!
+//! Flag bit 0, **rebuildable**, is set in every table created since 2026-12-06 and
+//! cleared for good by a truncation. In a rebuildable table the data records after the
+//! last non-data record are not synced by a flush: recovery rebuilds them from the
+//! `.log` batches (which carry their base offset, offset count and term), so a data-only
+//! flush costs one `fdatasync` of the `.log`. Every record before a non-data record is
+//! synced before the non-data record's payload is written, and that record with its
+//! payload before the append returns (see `Segment::append_meta`), so a rebuild never
+//! has to guess where a non-data entry stood. Tables without the flag (older ones, or
+//! truncated ones) are synced by every flush and never rebuilt.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -39,6 +49,8 @@ pub const ENTRY_TABLE_HEADER_BYTES: usize = 32;
 pub const ENTRY_RECORD_BYTES: usize = 48;
 const MAGIC: &[u8; 4] = b"STRE";
 const VERSION: u16 = 1;
+/// Header flag: data records after the last non-data record may be rebuilt from the `.log`.
+const FLAG_REBUILDABLE: u16 = 1;
 /// Records the file grows by when full (doubling up to this step).
 const MAX_GROWTH_RECORDS: usize = 1 << 16;
 const INITIAL_CAPACITY_RECORDS: usize = 1024;
@@ -158,8 +170,36 @@ impl EntryRecord {
     }
 }
 
-/// Parses a table header into (base offset, base Raft index).
-pub fn parse_header(header: &[u8]) -> std::result::Result<(u64, u64), String> {
+/// What a table's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableHeader {
+    pub base_offset: u64,
+    pub base_raft_index: u64,
+    /// Flag bit 0: see the module documentation.
+    pub rebuildable: bool,
+}
+
+impl TableHeader {
+    fn encode(&self) -> [u8; ENTRY_TABLE_HEADER_BYTES] {
+        let mut header = [0u8; ENTRY_TABLE_HEADER_BYTES];
+        header[0..4].copy_from_slice(MAGIC);
+        header[4..6].copy_from_slice(&VERSION.to_le_bytes());
+        let flags = if self.rebuildable {
+            FLAG_REBUILDABLE
+        } else {
+            0
+        };
+        header[6..8].copy_from_slice(&flags.to_le_bytes());
+        header[8..16].copy_from_slice(&self.base_offset.to_le_bytes());
+        header[16..24].copy_from_slice(&self.base_raft_index.to_le_bytes());
+        let crc = crc32fast::hash(&header[0..28]);
+        header[28..32].copy_from_slice(&crc.to_le_bytes());
+        header
+    }
+}
+
+/// Parses and checks a table header.
+pub fn parse_header(header: &[u8]) -> std::result::Result<TableHeader, String> {
     if header.len() < ENTRY_TABLE_HEADER_BYTES {
         return Err("entry table shorter than its header".into());
     }
@@ -171,11 +211,19 @@ pub fn parse_header(header: &[u8]) -> std::result::Result<(u64, u64), String> {
     if version != VERSION {
         return Err(format!("entry table version {version} is not {VERSION}"));
     }
+    let flags = u16::from_le_bytes([header[6], header[7]]);
+    if flags & !FLAG_REBUILDABLE != 0 {
+        return Err(format!("entry table flags {flags:#06x} are not known"));
+    }
     let mut a = [0u8; 8];
     a.copy_from_slice(&header[8..16]);
     let base_offset = u64::from_le_bytes(a);
     a.copy_from_slice(&header[16..24]);
-    Ok((base_offset, u64::from_le_bytes(a)))
+    Ok(TableHeader {
+        base_offset,
+        base_raft_index: u64::from_le_bytes(a),
+        rebuildable: flags & FLAG_REBUILDABLE != 0,
+    })
 }
 
 /// The memory-mapped entry table of one segment.
@@ -192,10 +240,14 @@ pub struct EntryTable {
     capacity: usize,
     /// Records `[0, synced)` are known durable.
     synced: usize,
+    /// The header's rebuildable flag.
+    rebuildable: bool,
 }
 
 impl EntryTable {
-    /// Creates a new, empty table with its header. The caller syncs the directory.
+    /// Creates a new, empty, rebuildable table with its header, synced (a flush that
+    /// leaves the records to a rebuild relies on the header being there). The caller
+    /// syncs the directory.
     pub fn create(path: &Path, base_offset: u64, base_raft_index: u64) -> Result<Self> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -204,15 +256,15 @@ impl EntryTable {
             .truncate(true)
             .open(path)
             .map_err(|e| LogError::io(path, e))?;
-        let mut header = [0u8; ENTRY_TABLE_HEADER_BYTES];
-        header[0..4].copy_from_slice(MAGIC);
-        header[4..6].copy_from_slice(&VERSION.to_le_bytes());
-        header[8..16].copy_from_slice(&base_offset.to_le_bytes());
-        header[16..24].copy_from_slice(&base_raft_index.to_le_bytes());
-        let crc = crc32fast::hash(&header[0..28]);
-        header[28..32].copy_from_slice(&crc.to_le_bytes());
-        file.write_all(&header).map_err(|e| LogError::io(path, e))?;
-        let mut table = Self::map_file(path, file, base_offset, base_raft_index, 0)?;
+        let header = TableHeader {
+            base_offset,
+            base_raft_index,
+            rebuildable: true,
+        };
+        file.write_all(&header.encode())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| LogError::io(path, e))?;
+        let mut table = Self::map_file(path, file, header, 0)?;
         table.ensure_capacity(INITIAL_CAPACITY_RECORDS)?;
         Ok(table)
     }
@@ -229,41 +281,17 @@ impl EntryTable {
         let mut header = [0u8; ENTRY_TABLE_HEADER_BYTES];
         std::io::Read::read_exact(&mut file, &mut header)
             .map_err(|_| LogError::corrupt(path, "entry table shorter than its header"))?;
-        let stored_crc = u32::from_le_bytes([header[28], header[29], header[30], header[31]]);
-        if &header[0..4] != MAGIC || crc32fast::hash(&header[0..28]) != stored_crc {
-            return Err(LogError::corrupt(
-                path,
-                "entry table header checksum mismatch",
-            ));
-        }
-        let version = u16::from_le_bytes([header[4], header[5]]);
-        if version != VERSION {
-            return Err(LogError::corrupt(
-                path,
-                format!("entry table version {version} is not {VERSION}"),
-            ));
-        }
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&header[8..16]);
-        let base_offset = u64::from_le_bytes(a);
-        a.copy_from_slice(&header[16..24]);
-        let base_raft_index = u64::from_le_bytes(a);
+        let header = parse_header(&header).map_err(|reason| LogError::corrupt(path, reason))?;
         let file_len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
         let slots = (file_len.saturating_sub(ENTRY_TABLE_HEADER_BYTES as u64)
             / ENTRY_RECORD_BYTES as u64) as usize;
-        let mut table = Self::map_file(path, file, base_offset, base_raft_index, slots)?;
+        let mut table = Self::map_file(path, file, header, slots)?;
         table.len = slots;
         table.synced = slots;
         Ok(table)
     }
 
-    fn map_file(
-        path: &Path,
-        file: File,
-        base_offset: u64,
-        base_raft_index: u64,
-        capacity: usize,
-    ) -> Result<Self> {
+    fn map_file(path: &Path, file: File, header: TableHeader, capacity: usize) -> Result<Self> {
         let bytes = ENTRY_TABLE_HEADER_BYTES + capacity * ENTRY_RECORD_BYTES;
         // SAFETY: the table file is private to its segment; it is only shrunk in `trim`,
         // which replaces this mapping first.
@@ -273,11 +301,12 @@ impl EntryTable {
             path: path.to_path_buf(),
             file,
             map,
-            base_offset,
-            base_raft_index,
+            base_offset: header.base_offset,
+            base_raft_index: header.base_raft_index,
             len: 0,
             capacity,
             synced: 0,
+            rebuildable: header.rebuildable,
         })
     }
 
@@ -310,6 +339,41 @@ impl EntryTable {
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether data records past the last non-data record may be left to a rebuild
+    /// (the header's flag; see the module documentation).
+    pub fn rebuildable(&self) -> bool {
+        self.rebuildable
+    }
+
+    /// Whether records were pushed since the last sync.
+    pub fn has_unsynced(&self) -> bool {
+        self.synced < self.len
+    }
+
+    /// Makes the table authoritative for good: every record is synced, then the
+    /// rebuildable flag is cleared and the header synced. From then on every flush syncs
+    /// the table. A truncation calls it before cutting, so bytes of the `.log` it cuts
+    /// can never come back as rebuilt records.
+    pub fn stop_rebuilds(&mut self) -> Result<()> {
+        if !self.rebuildable {
+            return Ok(());
+        }
+        self.sync()?;
+        crate::failpoint::check("log.truncate.before_flag")
+            .map_err(|e| LogError::io(&self.path, e))?;
+        let header = TableHeader {
+            base_offset: self.base_offset,
+            base_raft_index: self.base_raft_index,
+            rebuildable: false,
+        };
+        self.map[..ENTRY_TABLE_HEADER_BYTES].copy_from_slice(&header.encode());
+        self.map
+            .flush_range(0, ENTRY_TABLE_HEADER_BYTES)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.rebuildable = false;
+        Ok(())
     }
 
     /// The Raft index the next appended record must have.

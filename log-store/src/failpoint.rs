@@ -37,6 +37,18 @@ pub const POINTS: &[&str] = &[
     "log.delete.before_segments",
 ];
 
+/// Crash points inside one append or truncation of a segment, where a rebuildable
+/// entry table is synced or loses its flag (`Segment::append_meta`,
+/// `Segment::truncate_from_raft_index`). The log-store's crash tests
+/// (`tests/rebuild.rs`) stop at each; the replication simulation does not arm them: its
+/// power-loss model truncates logs itself on the thread that arms points.
+pub const SEGMENT_POINTS: &[&str] = &[
+    "log.meta.before_write",
+    "log.meta.before_sync",
+    "log.truncate.before_flag",
+    "log.truncate.before_cut",
+];
+
 /// Crash points of offline work on a closed log, which no Raft group drives (so the
 /// replication simulation, which crashes at every point of [`POINTS`], never reaches
 /// them); their own crash tests stop at each.

@@ -582,6 +582,8 @@ struct TableCheck {
     base_raft_index: u64,
     slot: u64,
     last_segment: bool,
+    /// The header's rebuildable flag: the log rebuilds records of trailing batches.
+    rebuildable: bool,
     /// Set once a problem ends the check of this table.
     done: bool,
     untracked_batches: u64,
@@ -598,6 +600,7 @@ impl TableCheck {
             base_raft_index: 0,
             slot: 0,
             last_segment,
+            rebuildable: false,
             done: false,
             untracked_batches: 0,
             findings: Vec::new(),
@@ -612,8 +615,13 @@ impl TableCheck {
             .map_err(|_| "entry table shorter than its header".to_string())
             .and_then(|()| entries::parse_header(&header));
         match parsed {
-            Ok((_, base_raft_index)) => {
+            Ok(entries::TableHeader {
+                base_raft_index,
+                rebuildable,
+                ..
+            }) => {
                 check.base_raft_index = base_raft_index;
+                check.rebuildable = rebuildable;
                 if let Some(expected) = expected_raft_index.filter(|e| *e != base_raft_index) {
                     check.findings.push((Severity::Error, format!(
                         "starts at raft index {base_raft_index} but the previous segment ends before {expected}"
@@ -749,10 +757,17 @@ impl TableCheck {
             }
         }
         if self.untracked_batches > 0 && !self.has_error() {
-            let msg = format!(
-                "{} batches at the end of the log have no raft entry (unacknowledged tail); the log cuts them on open",
-                self.untracked_batches
-            );
+            let msg = if self.rebuildable && self.last_segment {
+                format!(
+                    "{} batches at the end of the log have no raft entry record (a flush leaves them to the page cache); the log rebuilds the records on open",
+                    self.untracked_batches
+                )
+            } else {
+                format!(
+                    "{} batches at the end of the log have no raft entry (unacknowledged tail); the log cuts them on open",
+                    self.untracked_batches
+                )
+            };
             self.findings.push((Severity::Warning, msg));
         }
         let errors = self.has_error();

@@ -10,14 +10,7 @@ use std::path::{Path, PathBuf};
 
 use log_store::{EntryKind, Log, LogConfig};
 
-/// What was appended, entry by entry.
-#[derive(Debug, Clone)]
-struct Appended {
-    raft_index: u64,
-    term: u64,
-    kind: EntryKind,
-    bytes: Vec<u8>,
-}
+use common::Appended;
 
 fn config() -> LogConfig {
     LogConfig {
@@ -158,26 +151,8 @@ fn assert_prefix(dir: &Path, appended: &[Appended]) -> usize {
     assert_eq!(log.first_raft_index(), 1);
     let k = log.last_raft_index() as usize;
     assert!(k <= appended.len());
-    for a in &appended[..k] {
-        let info = log.entry(a.raft_index).unwrap();
-        assert_eq!(
-            (info.term, info.kind),
-            (a.term, a.kind),
-            "entry {}",
-            a.raft_index
-        );
-        let payload = log.entry_payload(a.raft_index).unwrap();
-        assert!(payload[..] == a.bytes[..], "entry {} differs", a.raft_index);
-    }
-    let data: Vec<&Appended> = appended[..k]
-        .iter()
-        .filter(|a| a.kind == EntryKind::Data)
-        .collect();
-    let read = common::read_all(&log, 0);
-    assert_eq!(read.len(), data.len());
-    for ((_, got), want) in read.iter().zip(&data) {
-        assert!(got[..] == want.bytes[..]);
-    }
+    common::assert_holds(&log, &appended[..k]);
+    let data = appended[..k].iter().filter(|a| a.kind.is_data()).count();
     let next = log.next_offset();
     let term = log.last_term();
     let b = common::batch(4242, 1, 10, 99_999);
@@ -187,7 +162,7 @@ fn assert_prefix(dir: &Path, appended: &[Appended]) -> usize {
     log.close().unwrap();
     let log = Log::open(dir, config()).unwrap();
     assert_eq!(log.next_offset(), next + 1);
-    assert_eq!(common::read_all(&log, 0).len(), data.len() + 1);
+    assert_eq!(common::read_all(&log, 0).len(), data + 1);
     k
 }
 

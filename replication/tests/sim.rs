@@ -115,6 +115,8 @@ struct Sim {
     /// Deferred flushes that ran, and crashes that lost one before it ran.
     flushes: u64,
     flushes_lost: u64,
+    /// Entry records rebuilt from a `.log` after a power loss.
+    rebuilt: u64,
 }
 
 fn scratch_root() -> tempfile::TempDir {
@@ -180,6 +182,7 @@ impl Sim {
             fired: BTreeMap::new(),
             flushes: 0,
             flushes_lost: 0,
+            rebuilt: 0,
         }
     }
 
@@ -356,7 +359,7 @@ impl Sim {
         if self.rng.chance(50) {
             let garbage = self.rng.below(200) as usize;
             let fill = self.rng.next() as u8;
-            power_loss(&self.replicas[i].dir, flushed, garbage, fill);
+            self.rebuilt += power_loss(&self.replicas[i].dir, flushed, garbage, fill);
         }
         // Messages to the crashed replica are lost with its process.
         self.network.retain(|(_, m)| m.to != id);
@@ -532,20 +535,25 @@ fn entry_at(g: &Group, index: u64) -> Option<Committed> {
 }
 
 /// What a power loss leaves of a replica's log: the entries past `flushed` (the last
-/// index its log had made durable) are gone, and the last segment's `.log` ends in
+/// index its log had made durable) are gone, the last segment's entry table lost every
+/// record a flush leaves unsynced (those after its last non-data record, when it is
+/// rebuildable: recovery rebuilds them from the `.log`), and its `.log` ends in
 /// `garbage` bytes of a torn write. Files the replica syncs before relying on them (the
-/// Raft state, the log checkpoint) keep what they held.
-fn power_loss(dir: &std::path::Path, flushed: u64, garbage: usize, fill: u8) {
-    {
+/// Raft state, the log checkpoint) keep what they held. Returns the records rebuilt.
+fn power_loss(dir: &std::path::Path, flushed: u64, garbage: usize, fill: u8) -> u64 {
+    lose_unsynced_records(dir);
+    let rebuilt = {
         let mut log = Log::open(dir, sim_log_config()).expect("reopen the log after a crash");
+        let rebuilt = log.open_report().rebuilt_entries as u64;
         let (first, last) = (log.first_raft_index(), log.last_raft_index());
         if flushed >= first && flushed < last {
             log.truncate_from_raft_index(flushed + 1)
                 .expect("drop the entries that were not flushed");
         }
-    }
+        rebuilt
+    };
     if garbage == 0 {
-        return;
+        return rebuilt;
     }
     let mut logs: Vec<_> = std::fs::read_dir(dir)
         .expect("list the replica's files")
@@ -561,6 +569,36 @@ fn power_loss(dir: &std::path::Path, flushed: u64, garbage: usize, fill: u8) {
             .expect("open the last segment");
         f.write_all(&vec![fill; garbage]).expect("tear the tail");
     }
+    rebuilt
+}
+
+/// Cuts the last segment's entry table after its last non-data record, if its header
+/// says it is rebuildable (flag bit 0 of the u16 at byte 6).
+fn lose_unsynced_records(dir: &std::path::Path) {
+    use log_store::entries::{EntryRecord, ENTRY_RECORD_BYTES, ENTRY_TABLE_HEADER_BYTES};
+    let mut tables: Vec<_> = std::fs::read_dir(dir)
+        .expect("list the replica's files")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "entries"))
+        .collect();
+    tables.sort();
+    let Some(last) = tables.last() else { return };
+    let bytes = std::fs::read(last).expect("read the entry table");
+    if bytes.len() < ENTRY_TABLE_HEADER_BYTES || bytes[6] & 1 == 0 {
+        return;
+    }
+    let records = bytes[ENTRY_TABLE_HEADER_BYTES..].chunks_exact(ENTRY_RECORD_BYTES);
+    let keep = records
+        .enumerate()
+        .rev()
+        .find(|(_, r)| EntryRecord::decode(r).is_some_and(|r| !r.kind.is_data()))
+        .map_or(0, |(i, _)| i + 1);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(last)
+        .expect("open the entry table");
+    f.set_len((ENTRY_TABLE_HEADER_BYTES + keep * ENTRY_RECORD_BYTES) as u64)
+        .expect("cut the entry table");
 }
 
 /// What one seed did: snapshots installed, and the crash points that fired.
@@ -569,10 +607,16 @@ struct SeedReport {
     fired: BTreeMap<&'static str, u64>,
     flushes: u64,
     flushes_lost: u64,
+    /// Entry records rebuilt from a `.log` after a power loss.
+    rebuilt: u64,
 }
 
 /// Runs one seed.
 fn run_seed(seed: u64, steps: u64) -> SeedReport {
+    // A point the last seed armed while healing (a snapshot's) must not fire in this
+    // one's bootstrap.
+    log_store::failpoint::disarm();
+    log_store::failpoint::take_fired();
     let mut sim = Sim::new(seed);
     for _ in 0..steps {
         sim.run_step(true);
@@ -703,6 +747,7 @@ fn run_seed(seed: u64, steps: u64) -> SeedReport {
         fired: sim.fired,
         flushes: sim.flushes,
         flushes_lost: sim.flushes_lost,
+        rebuilt: sim.rebuilt,
     }
 }
 
@@ -725,23 +770,30 @@ fn seeded_simulation_keeps_raft_invariants() {
         );
         return;
     }
-    let (mut snapshots, mut flushes, mut flushes_lost) = (0, 0, 0);
+    let (mut snapshots, mut flushes, mut flushes_lost, mut rebuilt) = (0, 0, 0, 0);
     let mut fired: BTreeMap<&str, u64> = BTreeMap::new();
     for seed in 0..env_u64("SIM_SEEDS", 24) {
         let report = run_seed(seed, steps);
         snapshots += report.snapshots;
         flushes += report.flushes;
         flushes_lost += report.flushes_lost;
+        rebuilt += report.rebuilt;
         for (point, n) in report.fired {
             *fired.entry(point).or_default() += n;
         }
     }
     eprintln!(
         "{snapshots} snapshots installed over all seeds; {flushes} deferred flushes, \
-         {flushes_lost} lost to a crash; crash points {fired:?}"
+         {flushes_lost} lost to a crash; {rebuilt} entry records rebuilt after a power \
+         loss; crash points {fired:?}"
     );
     // The deferred path ran, and crashes caught appends that were not flushed yet.
     assert!(flushes > 0 && flushes_lost > 0, "no seed deferred a flush");
+    // Power losses took records a flush leaves unsynced, and recovery rebuilt them.
+    assert!(
+        rebuilt > 0,
+        "no power loss exercised the rebuild of entry records"
+    );
     // Retention must have pushed some follower behind a leader's log start, or the
     // snapshot path went untested.
     assert!(snapshots > 0, "no seed exercised catch-up by snapshot");

@@ -842,7 +842,9 @@ fn read_table_header(path: &Path) -> Option<(u64, u64)> {
     let file = File::open(path).ok()?;
     let mut header = [0u8; ENTRY_TABLE_HEADER_BYTES];
     file.read_exact_at(&mut header, 0).ok()?;
-    entries::parse_header(&header).ok()
+    entries::parse_header(&header)
+        .ok()
+        .map(|h| (h.base_offset, h.base_raft_index))
 }
 
 #[cfg(test)]

@@ -109,6 +109,7 @@ impl Log {
             next_offset = log.next_offset(),
             recovered = log.open_report.recovered_segments,
             truncated_bytes = log.open_report.truncated_bytes,
+            rebuilt_entries = log.open_report.rebuilt_entries,
             "log opened"
         );
         Ok(log)
@@ -170,14 +171,14 @@ impl Log {
             }
             let outcome = if scan {
                 self.open_report.recovered_segments += 1;
-                Some(seg.recover(&self.config, prev_term)?)
+                Some(seg.recover(&self.config, prev_term, last)?)
             } else {
                 match seg.load_clean(&self.config, true) {
                     Ok(()) => None,
                     Err(e) => {
                         warn!(base, error = %e, "segment fails its checks; validating it entry by entry");
                         self.open_report.recovered_segments += 1;
-                        Some(seg.recover(&self.config, prev_term)?)
+                        Some(seg.recover(&self.config, prev_term, last)?)
                     }
                 }
             };
@@ -185,6 +186,7 @@ impl Log {
             self.segments.push(seg);
             if let Some(o) = outcome {
                 self.open_report.truncated_bytes += o.truncated_log_bytes;
+                self.open_report.rebuilt_entries += o.rebuilt_entries;
                 if o.truncated && !last {
                     warn!(
                         base,

@@ -108,6 +108,9 @@ pub struct OpenReport {
     pub recovered_segments: usize,
     /// Log bytes cut as a torn or corrupt tail.
     pub truncated_bytes: u64,
+    /// Data entry records rebuilt from the last segment's `.log` (a rebuildable table
+    /// leaves them unsynced on data-only flushes).
+    pub rebuilt_entries: usize,
     /// Segments removed because they followed a cut, or lay wholly before the log start.
     pub removed_segments: usize,
     /// Segment swaps of an interrupted cleaning that were committed and got finished.

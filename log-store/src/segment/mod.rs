@@ -35,6 +35,7 @@ use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::config::LogConfig;
 use crate::entries::{EntryKind, EntryRecord, EntryTable};
 use crate::error::{LogError, Result};
+use crate::failpoint;
 use crate::index::{OffsetIndex, TimeIndex};
 
 /// File name suffixes of a segment's files.
@@ -45,8 +46,9 @@ pub const ENTRIES_SUFFIX: &str = "entries";
 pub const ENTRYDATA_SUFFIX: &str = "entrydata";
 
 /// What a flush prepared by [`Segment::sync_handles`] makes durable: the entry table's
-/// first `entries` records and `.entrydata` up to `entrydata_bytes`.
-#[derive(Debug, Clone, Copy)]
+/// first `entries` records and `.entrydata` up to `entrydata_bytes` (nothing of either
+/// when the table is rebuildable).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SyncCover {
     entries: usize,
     entrydata_bytes: u64,
@@ -422,6 +424,12 @@ impl Segment {
 
     /// Records a non-data entry (no-op, configuration change) whose payload goes to
     /// `.entrydata`; it takes no Kafka offset.
+    ///
+    /// In a rebuildable table (see `entries.rs`) the entry is durable before this returns,
+    /// in this order: the records before it are synced (so a payload without its record
+    /// can only follow records that are all on disk), the payload and record are written,
+    /// then `.entrydata` and the table are synced. The `.log` is not: a crash may still
+    /// cut this entry with a batch before it that never reached the disk.
     pub fn append_meta(
         &mut self,
         kind: EntryKind,
@@ -430,6 +438,11 @@ impl Segment {
     ) -> Result<EntryRecord> {
         debug_assert!(self.active && !kind.is_data());
         self.entries.make_room()?;
+        let rebuildable = self.entries.rebuildable();
+        if rebuildable && self.entries.has_unsynced() {
+            self.entries.sync()?;
+        }
+        failpoint::check("log.meta.before_write").map_err(|e| LogError::io(&self.log_path, e))?;
         let file = match &mut self.entrydata {
             Some(f) => f,
             None => {
@@ -455,6 +468,11 @@ impl Segment {
             aux: crc32fast::hash(payload),
         };
         self.entries.push(&rec)?;
+        failpoint::check("log.meta.before_sync").map_err(|e| LogError::io(&self.log_path, e))?;
+        if rebuildable {
+            self.sync_entrydata()?;
+            self.entries.sync()?;
+        }
         Ok(rec)
     }
 
@@ -507,7 +525,9 @@ impl Segment {
 
     // ---------------------------------------------------------------- durability
 
-    /// Makes every append so far durable: `.log` and `.entrydata` data, then the table.
+    /// Makes every append so far durable: the `.log`, and unless the table is
+    /// rebuildable (whose non-data entries were synced as they came, and whose data
+    /// records a recovery rebuilds from the `.log`), `.entrydata` then the table.
     pub fn flush(&mut self) -> Result<()> {
         if self.log_dirty {
             self.log_file
@@ -515,6 +535,15 @@ impl Segment {
                 .map_err(|e| LogError::io(&self.log_path, e))?;
             self.log_dirty = false;
         }
+        if self.entries.rebuildable() {
+            return Ok(());
+        }
+        self.sync_entrydata()?;
+        self.entries.sync()
+    }
+
+    /// Syncs `.entrydata` when it grew since its last sync.
+    fn sync_entrydata(&mut self) -> Result<()> {
         if self.entrydata_size > self.entrydata_synced {
             if let Some(f) = &self.entrydata {
                 f.sync_data()
@@ -522,12 +551,12 @@ impl Segment {
             }
             self.entrydata_synced = self.entrydata_size;
         }
-        self.entries.sync()
+        Ok(())
     }
 
-    /// Duplicate handles on every file a flush must sync (`.log`, `.entrydata` when it
-    /// grew since its last sync, the entry table), and what they cover. For
-    /// [`crate::Log::prepare_flush`].
+    /// Duplicate handles on every file a flush must sync (the `.log`; unless the table
+    /// is rebuildable, `.entrydata` when it grew since its last sync and the table), and
+    /// what they cover. For [`crate::Log::prepare_flush`].
     pub fn sync_handles(&self) -> Result<(Vec<(PathBuf, File)>, SyncCover)> {
         let dup = |path: &PathBuf, f: &File| {
             f.try_clone()
@@ -535,6 +564,9 @@ impl Segment {
                 .map_err(|e| LogError::io(path, e))
         };
         let mut files = vec![dup(&self.log_path, &self.log_file)?];
+        if self.entries.rebuildable() {
+            return Ok((files, SyncCover::default()));
+        }
         if let Some(f) = &self.entrydata {
             if self.entrydata_size > self.entrydata_synced {
                 files.push(dup(&self.entrydata_path, f)?);
@@ -684,6 +716,13 @@ impl Segment {
             }
         }
         self.reactivate(config)?;
+        if keep < self.entries.len() {
+            // Cut bytes must never come back as rebuilt records (a reader may keep the
+            // `.log`'s stale tail in place, and a replacing entry may carry a lower term).
+            self.entries.stop_rebuilds()?;
+            failpoint::check("log.truncate.before_cut")
+                .map_err(|e| LogError::io(&self.log_path, e))?;
+        }
         self.entries.truncate(keep);
         self.entries.sync()?;
         self.log_size = log_end;
@@ -727,27 +766,35 @@ mod tests {
             .collect()
     }
 
-    /// `.entrydata` is synced by the flushes that cover its growth and skipped by the
-    /// rest (a data-only flush would otherwise pay an `fdatasync` on a clean file);
-    /// entries cut off by a truncation and written again are synced again.
+    /// A rebuildable table leaves its records to recovery: a flush syncs the `.log`
+    /// alone, and a non-data entry syncs itself. A truncation ends that for good; from
+    /// then on `.entrydata` is synced by the flushes that cover its growth and skipped by
+    /// the rest, and entries cut off and written again are synced again.
     #[test]
-    fn a_flush_syncs_entrydata_only_after_it_grew() {
+    fn a_flush_syncs_what_a_crash_could_not_rebuild() {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig::default();
         let mut seg = Segment::create(dir.path(), 0, 1, &config, 0).unwrap();
-        assert_eq!(synced_paths(&seg), ["log", "entries"]);
+        assert!(seg.entries.rebuildable());
+        assert_eq!(synced_paths(&seg), ["log"]);
         seg.append_meta(EntryKind::Noop, 1, b"first").unwrap();
+        assert!(!seg.entries.has_unsynced());
+        assert_eq!(seg.entrydata_synced, seg.entrydata_size);
+        assert_eq!(synced_paths(&seg), ["log"]);
+        seg.append_meta(EntryKind::Noop, 1, b"second").unwrap();
+        seg.truncate_from_raft_index(2, &config).unwrap();
+        assert!(!seg.entries.rebuildable());
+        let reopened = EntryTable::open(seg.entries.path()).unwrap();
+        assert!(!reopened.rebuildable(), "the cleared flag is on disk");
+        assert_eq!(synced_paths(&seg), ["log", "entries"]);
+        seg.append_meta(EntryKind::Noop, 2, b"again").unwrap();
         assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
         let (_, cover) = seg.sync_handles().unwrap();
         // Written between the prepare and its end: the next flush still covers it.
-        seg.append_meta(EntryKind::Noop, 1, b"second").unwrap();
+        seg.append_meta(EntryKind::Noop, 2, b"third").unwrap();
         seg.mark_synced(cover);
         assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
         seg.flush().unwrap();
         assert_eq!(synced_paths(&seg), ["log", "entries"]);
-        seg.truncate_from_raft_index(2, &config).unwrap();
-        assert_eq!(synced_paths(&seg), ["log", "entries"]);
-        seg.append_meta(EntryKind::Noop, 2, b"again").unwrap();
-        assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
     }
 }

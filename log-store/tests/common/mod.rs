@@ -54,3 +54,39 @@ pub fn unpatched(b: &[u8]) -> Vec<u8> {
     v[12..16].fill(0);
     v
 }
+
+/// One appended Raft entry, as a test remembers it.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub raft_index: u64,
+    pub term: u64,
+    pub kind: log_store::EntryKind,
+    /// The batch as stored (data) or the payload (non-data).
+    pub bytes: Vec<u8>,
+}
+
+/// Checks that `log` holds the entries `want` (Raft index, term, kind and bytes of each)
+/// and that a reader from offset 0 gets exactly their batches.
+pub fn assert_holds(log: &log_store::Log, want: &[Appended]) {
+    for a in want {
+        let info = log.entry(a.raft_index).unwrap();
+        assert_eq!(
+            (info.term, info.kind),
+            (a.term, a.kind),
+            "entry {}",
+            a.raft_index
+        );
+        let payload = log.entry_payload(a.raft_index).unwrap();
+        assert!(payload[..] == a.bytes[..], "entry {} differs", a.raft_index);
+    }
+    let data: Vec<&Appended> = want.iter().filter(|a| a.kind.is_data()).collect();
+    let read = read_all(log, 0);
+    assert_eq!(read.len(), data.len());
+    for ((_, got), a) in read.iter().zip(&data) {
+        assert!(
+            got[..] == a.bytes[..],
+            "batch of entry {} differs",
+            a.raft_index
+        );
+    }
+}
