@@ -92,6 +92,11 @@ impl GroupError {
             GroupError::SubscribedToTopic { .. } => ResponseError::GroupSubscribedToTopic,
             GroupError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
             GroupError::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
+            GroupError::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
+            GroupError::GroupFull { .. } => ResponseError::GroupMaxSizeReached,
+            GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+            GroupError::InconsistentProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::IdTooLong { .. } => ResponseError::InvalidRequest,
             GroupError::Storage(e) => return e.group_code(),
         }
         .code()
@@ -100,6 +105,11 @@ impl GroupError {
     /// The error code of a group operation's outcome: 0 when it succeeded.
     pub fn code_of(outcome: &Result<(), GroupError>) -> i16 {
         outcome.as_ref().err().map_or(0, GroupError::code)
+    }
+
+    /// The error code of a JoinGroup or SyncGroup answer: 0 without a refusal.
+    pub fn code_or_none(refusal: Option<&GroupError>) -> i16 {
+        refusal.map_or(0, GroupError::code)
     }
 }
 

@@ -37,7 +37,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
 use tracing::{info, warn};
 
 use crate::config::GroupConfig;
@@ -291,7 +290,7 @@ impl Coordinator {
             return;
         }
         let Some(p) = self.partition_of(&g.id) else {
-            g.fire_syncs(Err(ResponseError::CoordinatorNotAvailable.code()), now);
+            g.fire_syncs(Err(GroupError::CoordinatorNotAvailable), now);
             return;
         };
         let key = RecordKey::Group {
@@ -302,7 +301,7 @@ impl Coordinator {
             Ok(at) => g.fire_syncs(Ok(Some(at)), now),
             Err(e) => {
                 warn!(group = %g.id, error = %e, "storing group metadata failed");
-                g.fire_syncs(Err(e.group_code()), now);
+                g.fire_syncs(Err(GroupError::from(e)), now);
                 g.assignment_lost(now, wall_ms());
             }
         }
@@ -310,24 +309,15 @@ impl Coordinator {
 
     /// JoinGroup: an answer now, or a receiver that gets it when the rebalance completes.
     pub fn join(&self, group_id: &str, p: JoinParams) -> Answer<JoinResult> {
-        let refuse = |e: ResponseError, member_id: String| {
-            Answer::Now(JoinResult {
-                error: e.code(),
-                generation: -1,
-                member_id,
-                ..JoinResult::default()
-            })
-        };
+        let refuse = |e: GroupError, member_id: &str| Answer::Now(JoinResult::error(e, member_id));
         if !valid_group_id(group_id) {
-            return refuse(ResponseError::InvalidGroupId, p.member_id);
+            let invalid = GroupError::InvalidGroupId {
+                group: group_id.to_string(),
+            };
+            return refuse(invalid, &p.member_id);
         }
         if let Err(e) = self.serves(group_id) {
-            return Answer::Now(JoinResult {
-                error: e.code(),
-                generation: -1,
-                member_id: p.member_id,
-                ..JoinResult::default()
-            });
+            return refuse(e, &p.member_id);
         }
         let too_long = p.member_id.len() > MAX_ID_BYTES
             || p.instance_id
@@ -336,7 +326,8 @@ impl Coordinator {
             || p.protocol_type.len() > MAX_ID_BYTES
             || p.protocols.iter().any(|(n, _)| n.len() > MAX_ID_BYTES);
         if too_long {
-            return refuse(ResponseError::InvalidRequest, p.member_id);
+            let max = MAX_ID_BYTES;
+            return refuse(GroupError::IdTooLong { max }, &p.member_id);
         }
         let group = if p.member_id.is_empty() {
             self.get_or_create(group_id)
@@ -344,12 +335,10 @@ impl Coordinator {
             match self.get(group_id) {
                 Some(g) => g,
                 None => {
-                    return Answer::Now(JoinResult {
-                        error: ResponseError::UnknownMemberId.code(),
-                        generation: -1,
-                        member_id: p.member_id,
-                        ..JoinResult::default()
-                    })
+                    let unknown = GroupError::UnknownMember {
+                        member: p.member_id.clone(),
+                    };
+                    return refuse(unknown, &p.member_id);
                 }
             }
         };
@@ -361,21 +350,18 @@ impl Coordinator {
 
     /// SyncGroup, answered once the assignment is durable.
     pub async fn sync(&self, group_id: &str, p: SyncParams) -> SyncResult {
-        let error = |code: ResponseError| SyncResult {
-            error: code.code(),
-            ..SyncResult::default()
-        };
         if !valid_group_id(group_id) {
-            return error(ResponseError::InvalidGroupId);
+            return SyncResult::error(GroupError::InvalidGroupId {
+                group: group_id.to_string(),
+            });
         }
         if let Err(e) = self.serves(group_id) {
-            return SyncResult {
-                error: e.code(),
-                ..SyncResult::default()
-            };
+            return SyncResult::error(e);
         }
         let Some(group) = self.get(group_id) else {
-            return error(ResponseError::UnknownMemberId);
+            return SyncResult::error(GroupError::UnknownMember {
+                member: p.member_id,
+            });
         };
         let answer = {
             let mut g = lock(&group);
@@ -387,15 +373,12 @@ impl Coordinator {
             Answer::Now(r) => r,
             Answer::Wait(rx) => match rx.await {
                 Ok(r) => r,
-                Err(_) => return error(ResponseError::CoordinatorNotAvailable),
+                Err(_) => return SyncResult::error(GroupError::CoordinatorNotAvailable),
             },
         };
         if let (Some(at), Some(p)) = (result.durable_at, self.partition_of(group_id)) {
             if let Err(e) = p.wait_durable(at, COMMIT_TIMEOUT).await {
-                return SyncResult {
-                    error: e.group_code(),
-                    ..SyncResult::default()
-                };
+                return SyncResult::error(GroupError::from(e));
             }
         }
         result
@@ -572,7 +555,7 @@ impl Coordinator {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
             Err(e) => Err(e),
         };
-        outcome.map_err(GroupError::Storage)?;
+        outcome.map_err(GroupError::from)?;
         info!(group = group_id, "group deleted");
         Ok(())
     }

@@ -100,7 +100,7 @@ impl Coordinator {
         }
         Ok(CommitOutcome {
             refused,
-            written: outcome.map_err(GroupError::Storage),
+            written: outcome.map_err(GroupError::from),
         })
     }
 
@@ -279,7 +279,7 @@ impl Coordinator {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
             Err(e) => Err(e),
         };
-        outcome.map_err(GroupError::Storage)?;
+        outcome.map_err(GroupError::from)?;
         Ok(outcomes)
     }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -11,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::Reply;
 use crate::connection::RequestContext;
 use crate::group::state::{Answer, JoinParams, JoinResult};
+use crate::group::GroupError;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -33,7 +33,7 @@ fn response(ctx: &RequestContext, r: JoinResult) -> JoinGroupResponse {
         })
         .collect();
     JoinGroupResponse::default()
-        .with_error_code(ctx.code(r.error))
+        .with_error_code(ctx.code(GroupError::code_or_none(r.error.as_ref())))
         .with_generation_id(r.generation)
         .with_protocol_type(r.protocol_type.map(s))
         // Non-nullable before v7: an empty name while no protocol is chosen.
@@ -71,11 +71,9 @@ pub fn handle(ctx: Arc<RequestContext>, r: JoinGroupRequest) -> Reply {
     match ctx.broker.groups.join(&group_id, params) {
         Answer::Now(result) => Reply::now(response(&ctx, result)),
         Answer::Wait(rx) => Reply::Later(Box::pin(async move {
-            let result = rx.await.unwrap_or_else(|_| JoinResult {
-                error: ResponseError::CoordinatorNotAvailable.code(),
-                generation: -1,
-                ..JoinResult::default()
-            });
+            let result = rx
+                .await
+                .unwrap_or_else(|_| JoinResult::error(GroupError::CoordinatorNotAvailable, ""));
             response(&ctx, result).into()
         })),
     }

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::Reply;
 use crate::connection::RequestContext;
 use crate::group::state::SyncParams;
+use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: SyncGroupRequest) -> Reply {
     let group_id = r.group_id.to_string();
@@ -28,7 +29,7 @@ pub fn handle(ctx: Arc<RequestContext>, r: SyncGroupRequest) -> Reply {
         let result = ctx.broker.groups.sync(&group_id, params).await;
         let v5 = ctx.version >= 5;
         SyncGroupResponse::default()
-            .with_error_code(ctx.code(result.error))
+            .with_error_code(ctx.code(GroupError::code_or_none(result.error.as_ref())))
             .with_protocol_type(
                 result
                     .protocol_type

@@ -6,13 +6,13 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 
 use super::{
-    code, Answer, Group, GroupState, JoinParams, JoinResult, JoinedMember, Member, SyncResult,
+    unknown, Answer, Group, GroupState, JoinParams, JoinResult, JoinedMember, Member, SyncResult,
 };
 use crate::config::GroupConfig;
+use crate::group::GroupError;
 
 impl Group {
     /// JoinGroup.
@@ -23,29 +23,36 @@ impl Group {
         now: Instant,
         now_wall_ms: i64,
     ) -> Answer<JoinResult> {
-        let refuse = |e: ResponseError| Answer::Now(JoinResult::error(code(e), &p.member_id));
+        let refuse = |e: GroupError| Answer::Now(JoinResult::error(e, &p.member_id));
         if self.state == GroupState::Dead {
-            return refuse(ResponseError::CoordinatorNotAvailable);
+            return refuse(GroupError::CoordinatorNotAvailable);
         }
         if p.session_timeout_ms < config.min_session_timeout_ms
             || p.session_timeout_ms > config.max_session_timeout_ms
         {
-            return refuse(ResponseError::InvalidSessionTimeout);
+            return refuse(GroupError::InvalidSessionTimeout {
+                given: p.session_timeout_ms,
+                min: config.min_session_timeout_ms,
+                max: config.max_session_timeout_ms,
+            });
         }
         if !self.accepts_protocols(&p) {
-            return refuse(ResponseError::InconsistentGroupProtocol);
+            return refuse(GroupError::InconsistentProtocol);
         }
         if p.member_id.is_empty() {
             return self.join_unknown(p, config, now, now_wall_ms);
         }
         if self.fenced(&p.member_id, p.instance_id.as_deref()) {
-            return refuse(ResponseError::FencedInstanceId);
+            return refuse(GroupError::FencedInstance {
+                member: p.member_id.clone(),
+                instance: p.instance_id.clone().unwrap_or_default(),
+            });
         }
         if self.pending.remove(&p.member_id).is_some() {
             return self.add_and_join(p.member_id.clone(), p, config, now, now_wall_ms);
         }
         if !self.members.contains_key(&p.member_id) {
-            return refuse(ResponseError::UnknownMemberId);
+            return refuse(unknown(&p.member_id));
         }
         self.join_known(p, now, now_wall_ms)
     }
@@ -66,19 +73,17 @@ impl Group {
             }
         }
         if self.members.len() + self.pending.len() >= config.max_size {
-            return Answer::Now(JoinResult::error(
-                code(ResponseError::GroupMaxSizeReached),
-                "",
-            ));
+            let full = GroupError::GroupFull {
+                max: config.max_size,
+            };
+            return Answer::Now(JoinResult::error(full, ""));
         }
         let id = new_member_id(&p.client_id);
         if p.instance_id.is_none() && p.require_known_member_id {
             let session = Duration::from_millis(p.session_timeout_ms as u64);
             self.pending.insert(id.clone(), now + session);
-            return Answer::Now(JoinResult::error(
-                code(ResponseError::MemberIdRequired),
-                &id,
-            ));
+            let required = GroupError::MemberIdRequired { member: id.clone() };
+            return Answer::Now(JoinResult::error(required, &id));
         }
         self.add_and_join(id, p, config, now, now_wall_ms)
     }
@@ -92,10 +97,10 @@ impl Group {
         now_wall_ms: i64,
     ) -> Answer<JoinResult> {
         if self.members.len() >= config.max_size {
-            return Answer::Now(JoinResult::error(
-                code(ResponseError::GroupMaxSizeReached),
-                &id,
-            ));
+            let full = GroupError::GroupFull {
+                max: config.max_size,
+            };
+            return Answer::Now(JoinResult::error(full, &id));
         }
         let (tx, rx) = oneshot::channel();
         if let Some(i) = &p.instance_id {
@@ -152,17 +157,14 @@ impl Group {
         now_wall_ms: i64,
     ) -> Answer<JoinResult> {
         let Some(mut member) = self.members.remove(&old_id) else {
-            return Answer::Now(JoinResult::error(code(ResponseError::UnknownMemberId), ""));
+            return Answer::Now(JoinResult::error(unknown(&old_id), ""));
         };
         let new_id = new_member_id(&p.client_id);
         if let Some(w) = member.join_waiter.take() {
-            let _ = w.send(JoinResult::error(
-                code(ResponseError::FencedInstanceId),
-                &old_id,
-            ));
+            let _ = w.send(JoinResult::error(fenced(&old_id, &p), &old_id));
         }
         if let Some(w) = member.sync_waiter.take() {
-            let _ = w.send(SyncResult::error(code(ResponseError::FencedInstanceId)));
+            let _ = w.send(SyncResult::error(fenced(&old_id, &p)));
         }
         let protocols_changed = member.protocols != p.protocols;
         member.id = new_id.clone();
@@ -207,7 +209,7 @@ impl Group {
             Vec::new()
         };
         JoinResult {
-            error: 0,
+            error: None,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -239,10 +241,7 @@ impl Group {
         let is_leader = self.leader.as_deref() == Some(p.member_id.as_str());
         let state = self.state;
         let Some(m) = self.members.get_mut(&p.member_id) else {
-            return Answer::Now(JoinResult::error(
-                code(ResponseError::UnknownMemberId),
-                &p.member_id,
-            ));
+            return Answer::Now(JoinResult::error(unknown(&p.member_id), &p.member_id));
         };
         let changed = m.protocols != p.protocols;
         m.protocols = p.protocols;
@@ -261,10 +260,7 @@ impl Group {
         }
         let (tx, rx) = oneshot::channel();
         if let Some(old) = m.join_waiter.replace(tx) {
-            let _ = old.send(JoinResult::error(
-                code(ResponseError::UnknownMemberId),
-                &p.member_id,
-            ));
+            let _ = old.send(JoinResult::error(unknown(&p.member_id), &p.member_id));
         }
         match state {
             GroupState::PreparingRebalance => self.try_complete_join(now, now_wall_ms),
@@ -295,7 +291,7 @@ impl Group {
             for m in self.members.values_mut() {
                 m.assignment = Bytes::new();
                 if let Some(w) = m.sync_waiter.take() {
-                    let _ = w.send(SyncResult::error(code(ResponseError::RebalanceInProgress)));
+                    let _ = w.send(SyncResult::error(GroupError::RebalanceInProgress));
                 }
             }
         }
@@ -387,7 +383,7 @@ impl Group {
             if let Some(w) = m.join_waiter.take() {
                 m.session_deadline = now + m.session_timeout;
                 let _ = w.send(JoinResult {
-                    error: 0,
+                    error: None,
                     generation,
                     protocol_type: protocol_type.clone(),
                     protocol_name: Some(protocol.clone()),
@@ -457,4 +453,12 @@ fn new_member_id(client_id: &str) -> String {
     // Kafka's shape: client id, a dash, a random UUID.
     let prefix: String = client_id.chars().take(64).collect();
     format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+/// The refusal a static member's old member id gets when a newer one takes its place.
+fn fenced(old_id: &str, p: &JoinParams) -> GroupError {
+    GroupError::FencedInstance {
+        member: old_id.to_string(),
+        instance: p.instance_id.clone().unwrap_or_default(),
+    }
 }

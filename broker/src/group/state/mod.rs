@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 
 use super::error::GroupError;
@@ -66,10 +65,6 @@ impl GroupState {
     ];
 }
 
-fn code(e: ResponseError) -> i16 {
-    e.code()
-}
-
 fn unknown(member_id: &str) -> GroupError {
     GroupError::UnknownMember {
         member: member_id.to_string(),
@@ -84,10 +79,10 @@ pub struct JoinedMember {
     pub metadata: Bytes,
 }
 
-/// The answer to a JoinGroup.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The answer to a JoinGroup (`error`: why it was refused, if it was).
+#[derive(Debug, Clone, Default)]
 pub struct JoinResult {
-    pub error: i16,
+    pub error: Option<GroupError>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -99,9 +94,9 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(error: i16, member_id: &str) -> JoinResult {
+    pub(crate) fn error(error: GroupError, member_id: &str) -> JoinResult {
         JoinResult {
-            error,
+            error: Some(error),
             generation: -1,
             member_id: member_id.to_string(),
             ..JoinResult::default()
@@ -111,9 +106,9 @@ impl JoinResult {
 
 /// The answer to a SyncGroup. `durable_at` is where the assignment was written in
 /// `__consumer_offsets`; the handler waits for it to be durable before answering.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SyncResult {
-    pub error: i16,
+    pub error: Option<GroupError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
@@ -121,9 +116,9 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(error: i16) -> SyncResult {
+    pub(crate) fn error(error: GroupError) -> SyncResult {
         SyncResult {
-            error,
+            error: Some(error),
             ..SyncResult::default()
         }
     }
@@ -364,10 +359,10 @@ impl Group {
     fn drop_member(&mut self, id: &str) {
         if let Some(mut m) = self.members.remove(id) {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(code(ResponseError::UnknownMemberId), id));
+                let _ = w.send(JoinResult::error(unknown(id), id));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(code(ResponseError::UnknownMemberId)));
+                let _ = w.send(SyncResult::error(unknown(id)));
             }
             if let Some(i) = &m.instance_id {
                 if self.statics.get(i).map(String::as_str) == Some(id) {
@@ -416,12 +411,12 @@ impl Group {
 
     /// SyncGroup.
     pub fn sync(&mut self, p: SyncParams, now: Instant, now_wall_ms: i64) -> Answer<SyncResult> {
-        let refuse = |c: i16| Answer::Now(SyncResult::error(c));
+        let refuse = |e: GroupError| Answer::Now(SyncResult::error(e));
         if self.state == GroupState::Dead {
-            return refuse(code(ResponseError::CoordinatorNotAvailable));
+            return refuse(GroupError::CoordinatorNotAvailable);
         }
         if let Err(e) = self.check_member(&p.member_id, p.instance_id.as_deref(), p.generation) {
-            return refuse(e.code());
+            return refuse(e);
         }
         let mismatched = |given: &Option<String>, ours: &Option<String>| {
             given.as_ref().is_some_and(|g| Some(g) != ours.as_ref())
@@ -429,18 +424,18 @@ impl Group {
         if mismatched(&p.protocol_type, &self.protocol_type)
             || mismatched(&p.protocol_name, &self.protocol)
         {
-            return refuse(code(ResponseError::InconsistentGroupProtocol));
+            return refuse(GroupError::InconsistentProtocol);
         }
         match self.state {
-            GroupState::Empty | GroupState::Dead => refuse(code(ResponseError::UnknownMemberId)),
-            GroupState::PreparingRebalance => refuse(code(ResponseError::RebalanceInProgress)),
+            GroupState::Empty | GroupState::Dead => refuse(unknown(&p.member_id)),
+            GroupState::PreparingRebalance => refuse(GroupError::RebalanceInProgress),
             GroupState::Stable => {
                 let Some(m) = self.members.get_mut(&p.member_id) else {
-                    return refuse(code(ResponseError::UnknownMemberId));
+                    return refuse(unknown(&p.member_id));
                 };
                 m.session_deadline = now + m.session_timeout;
                 Answer::Now(SyncResult {
-                    error: 0,
+                    error: None,
                     protocol_type: self.protocol_type.clone(),
                     protocol_name: self.protocol.clone(),
                     assignment: m.assignment.clone(),
@@ -450,11 +445,11 @@ impl Group {
             GroupState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
                 let Some(m) = self.members.get_mut(&p.member_id) else {
-                    return refuse(code(ResponseError::UnknownMemberId));
+                    return refuse(unknown(&p.member_id));
                 };
                 m.session_deadline = now + m.session_timeout;
                 if let Some(old) = m.sync_waiter.replace(tx) {
-                    let _ = old.send(SyncResult::error(code(ResponseError::UnknownMemberId)));
+                    let _ = old.send(SyncResult::error(unknown(&p.member_id)));
                 }
                 if self.leader.as_deref() == Some(p.member_id.as_str()) {
                     let mut given: HashMap<String, Bytes> = p.assignments.into_iter().collect();
@@ -474,27 +469,27 @@ impl Group {
     /// Answers every waiting SyncGroup once the leader's assignment is stored
     /// (`durable_at` is the offset of the stored metadata, `None` when storing failed:
     /// the members then get `error` and rejoin).
-    pub fn fire_syncs(&mut self, durable_at: Result<Option<u64>, i16>, now: Instant) {
+    pub fn fire_syncs(&mut self, durable_at: Result<Option<u64>, GroupError>, now: Instant) {
         if !std::mem::take(&mut self.syncs_ready) {
             return;
         }
-        if let Ok(at) = durable_at {
-            self.assignment_at = at;
+        if let Ok(at) = &durable_at {
+            self.assignment_at = *at;
         }
         let (protocol_type, protocol) = (self.protocol_type.clone(), self.protocol.clone());
         for m in self.members.values_mut() {
             if let Some(w) = m.sync_waiter.take() {
                 // Its session was paused while it waited; it starts again now.
                 m.session_deadline = now + m.session_timeout;
-                let result = match durable_at {
+                let result = match &durable_at {
                     Ok(at) => SyncResult {
-                        error: 0,
+                        error: None,
                         protocol_type: protocol_type.clone(),
                         protocol_name: protocol.clone(),
                         assignment: m.assignment.clone(),
-                        durable_at: at,
+                        durable_at: *at,
                     },
-                    Err(c) => SyncResult::error(c),
+                    Err(e) => SyncResult::error(e.clone()),
                 };
                 let _ = w.send(result);
             }
@@ -504,13 +499,12 @@ impl Group {
     /// The coordinator is stopping: every waiting JoinGroup and SyncGroup is answered
     /// NOT_COORDINATOR, so clients look for the coordinator again instead of waiting.
     pub fn unload(&mut self) {
-        let not_coordinator = code(ResponseError::NotCoordinator);
         for m in self.members.values_mut() {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(not_coordinator, &m.id));
+                let _ = w.send(JoinResult::error(GroupError::NotCoordinator, &m.id));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(not_coordinator));
+                let _ = w.send(SyncResult::error(GroupError::NotCoordinator));
             }
         }
     }
