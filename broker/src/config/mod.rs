@@ -546,60 +546,36 @@ impl BrokerConfig {
             }
             "log-level" => self.log_level = Some(value.to_string()),
             "node-id" => {
-                self.node_id = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &i32| n >= 1)
-                    .ok_or_else(|| parse_err("a node id (1 or more)"))?
+                self.node_id =
+                    at_least::<i32>(value, 1).ok_or_else(|| parse_err("a node id (1 or more)"))?
             }
             "socket.request.max.bytes" => {
-                self.socket_request_max_bytes = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &usize| n >= 1024)
+                self.socket_request_max_bytes = at_least::<usize>(value, 1024)
                     .ok_or_else(|| parse_err("a size of at least 1024 bytes"))?
             }
             "replica.lag.time.max.ms" => {
-                self.replica_lag_time_max = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &u64| n >= 1)
+                self.replica_lag_time_max = at_least::<u64>(value, 1)
                     .map(Duration::from_millis)
                     .ok_or_else(|| parse_err("a time in milliseconds of at least 1"))?
             }
             "metadata.snapshot.records" => {
-                self.metadata_snapshot_records = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &u64| n >= 1)
+                self.metadata_snapshot_records = at_least::<u64>(value, 1)
                     .ok_or_else(|| parse_err("a record count of at least 1"))?
             }
             "metadata.log.segment.bytes" => {
-                self.metadata_segment_bytes = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &u64| n >= 4096)
+                self.metadata_segment_bytes = at_least::<u64>(value, 4096)
                     .ok_or_else(|| parse_err("a size of at least 4096 bytes"))?
             }
             "max.connections" => {
-                self.max_connections = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &usize| n >= 1)
-                    .ok_or_else(|| parse_err("a count of at least 1"))?
+                self.max_connections =
+                    at_least::<usize>(value, 1).ok_or_else(|| parse_err("a count of at least 1"))?
             }
             "max.connections.per.ip" => {
-                self.max_connections_per_ip = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &usize| n >= 1)
-                    .ok_or_else(|| parse_err("a count of at least 1"))?
+                self.max_connections_per_ip =
+                    at_least::<usize>(value, 1).ok_or_else(|| parse_err("a count of at least 1"))?
             }
             "connections.max.idle.ms" => {
-                self.connections_max_idle = value
-                    .parse()
-                    .ok()
-                    .filter(|&ms: &u64| ms >= 1)
+                self.connections_max_idle = at_least::<u64>(value, 1)
                     .map(Duration::from_millis)
                     .ok_or_else(|| parse_err("milliseconds, at least 1"))?
             }
@@ -618,10 +594,7 @@ impl BrokerConfig {
                 }
             }
             "num.partitions" => {
-                self.topics.num_partitions = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &i32| n >= 1)
+                self.topics.num_partitions = at_least::<i32>(value, 1)
                     .ok_or_else(|| parse_err("a partition count of at least 1"))?
             }
             "log.cleaner.enable" => {
@@ -629,19 +602,13 @@ impl BrokerConfig {
             }
             "log.retention.check.interval.ms" => {
                 self.retention_check_interval = Duration::from_millis(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|&n: &u64| n >= 1)
+                    at_least::<u64>(value, 1)
                         .ok_or_else(|| parse_err("a positive number of milliseconds"))?,
                 )
             }
             "log.cleaner.backoff.ms" => {
                 self.cleaner.backoff = Duration::from_millis(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|&n: &u64| n >= 1)
+                    at_least::<u64>(value, 1)
                         .ok_or_else(|| parse_err("a positive number of milliseconds"))?,
                 )
             }
@@ -675,19 +642,13 @@ impl BrokerConfig {
                     .ok_or_else(|| parse_err("a size of at least 1 MiB"))?
             }
             "offsets.retention.minutes" => {
-                let minutes: u64 = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &u64| n >= 1)
+                let minutes: u64 = at_least::<u64>(value, 1)
                     .ok_or_else(|| parse_err("a number of minutes (1 or more)"))?;
                 self.groups.offsets_retention = Duration::from_secs(minutes.saturating_mul(60));
             }
             "offsets.retention.check.interval.ms" => {
                 self.groups.offsets_retention_check_interval = Duration::from_millis(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|&n: &u64| n >= 1)
+                    at_least::<u64>(value, 1)
                         .ok_or_else(|| parse_err("a positive number of milliseconds"))?,
                 )
             }
@@ -699,17 +660,11 @@ impl BrokerConfig {
                     .ok_or_else(|| parse_err("a size of at most 1 MiB"))?
             }
             "group.min.session.timeout.ms" => {
-                self.groups.min_session_timeout_ms = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &i32| n >= 1)
+                self.groups.min_session_timeout_ms = at_least::<i32>(value, 1)
                     .ok_or_else(|| parse_err("a positive number of milliseconds"))?
             }
             "group.max.session.timeout.ms" => {
-                self.groups.max_session_timeout_ms = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &i32| n >= 1)
+                self.groups.max_session_timeout_ms = at_least::<i32>(value, 1)
                     .ok_or_else(|| parse_err("a positive number of milliseconds"))?
             }
             "group.initial.rebalance.delay.ms" => {
@@ -722,10 +677,7 @@ impl BrokerConfig {
                 )
             }
             "group.max.size" => {
-                self.groups.max_size = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &usize| n >= 1)
+                self.groups.max_size = at_least::<usize>(value, 1)
                     .ok_or_else(|| parse_err("a member count of at least 1"))?
             }
             "auto.create.topics.enable" | "auto.create.topics" => {
@@ -741,6 +693,11 @@ impl BrokerConfig {
         }
         Ok(())
     }
+}
+
+/// `value` as a number no lower than `min`; `None` when it is not one.
+fn at_least<T: std::str::FromStr + PartialOrd>(value: &str, min: T) -> Option<T> {
+    value.parse().ok().filter(|n| *n >= min)
 }
 
 #[cfg(test)]
