@@ -218,6 +218,19 @@ fn a_crash_inside_a_non_data_append_keeps_every_earlier_entry() {
     }
 }
 
+/// `build(dir, 0)` reopened with three data entries of term 5 after it, flushed: the
+/// log, every entry, and how many came before those three.
+fn with_a_term_5_tail(dir: &Path) -> (Log, Vec<Entry>, usize) {
+    let mut entries = build(dir, 0);
+    let mut log = Log::open(dir, config()).unwrap();
+    let keep = entries.len();
+    for seed in [500, 501, 502] {
+        append_data(&mut log, &mut entries, 5, seed);
+    }
+    log.flush().unwrap();
+    (log, entries, keep)
+}
+
 /// A crash at either step of a truncation (its records synced; then its flag cleared)
 /// leaves the log as it was.
 #[test]
@@ -226,13 +239,8 @@ fn a_crash_inside_a_truncation_leaves_the_log_whole() {
     for point in ["log.truncate.before_flag", "log.truncate.before_cut"] {
         assert!(failpoint::SEGMENT_POINTS.contains(&point));
         let dir = base.path().join(point);
-        let mut entries = build(&dir, 0);
-        let mut log = Log::open(&dir, config()).unwrap();
-        let keep = entries.len() as u64;
-        for seed in [500, 501, 502] {
-            append_data(&mut log, &mut entries, 5, seed);
-        }
-        log.flush().unwrap();
+        let (mut log, entries, keep) = with_a_term_5_tail(&dir);
+        let keep = keep as u64;
         failpoint::arm(point, 0);
         assert!(log.truncate_from_raft_index(keep + 1).is_err());
         assert_eq!(failpoint::take_fired(), [point]);
@@ -250,13 +258,7 @@ fn a_crash_inside_a_truncation_leaves_the_log_whole() {
 fn a_truncation_stops_rebuilds_before_it_cuts() {
     let base = tempfile::tempdir().unwrap();
     let src = base.path().join("src");
-    let mut entries = build(&src, 0);
-    let mut log = Log::open(&src, config()).unwrap();
-    let keep = entries.len();
-    for seed in [500, 501, 502] {
-        append_data(&mut log, &mut entries, 5, seed);
-    }
-    log.flush().unwrap();
+    let (mut log, mut entries, keep) = with_a_term_5_tail(&src);
     assert!(rebuildable(&src));
     // A reader holds the stale tail, so the `.log` keeps its bytes.
     let reader = log.read(0, 1 << 20).unwrap();

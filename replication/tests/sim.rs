@@ -555,13 +555,7 @@ fn power_loss(dir: &std::path::Path, flushed: u64, garbage: usize, fill: u8) -> 
     if garbage == 0 {
         return rebuilt;
     }
-    let mut logs: Vec<_> = std::fs::read_dir(dir)
-        .expect("list the replica's files")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
-    if let Some(last) = logs.last() {
+    if let Some(last) = last_with_extension(dir, "log") {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -572,18 +566,23 @@ fn power_loss(dir: &std::path::Path, flushed: u64, garbage: usize, fill: u8) -> 
     rebuilt
 }
 
+/// The last segment's file with this extension (segment files sort by base offset).
+fn last_with_extension(dir: &std::path::Path, ext: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("list the replica's files")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .max()
+}
+
 /// Cuts the last segment's entry table after its last non-data record, if its header
 /// says it is rebuildable (flag bit 0 of the u16 at byte 6).
 fn lose_unsynced_records(dir: &std::path::Path) {
     use log_store::entries::{EntryRecord, ENTRY_RECORD_BYTES, ENTRY_TABLE_HEADER_BYTES};
-    let mut tables: Vec<_> = std::fs::read_dir(dir)
-        .expect("list the replica's files")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "entries"))
-        .collect();
-    tables.sort();
-    let Some(last) = tables.last() else { return };
-    let bytes = std::fs::read(last).expect("read the entry table");
+    let Some(last) = last_with_extension(dir, "entries") else {
+        return;
+    };
+    let bytes = std::fs::read(&last).expect("read the entry table");
     if bytes.len() < ENTRY_TABLE_HEADER_BYTES || bytes[6] & 1 == 0 {
         return;
     }
@@ -595,7 +594,7 @@ fn lose_unsynced_records(dir: &std::path::Path) {
         .map_or(0, |(i, _)| i + 1);
     let f = std::fs::OpenOptions::new()
         .write(true)
-        .open(last)
+        .open(&last)
         .expect("open the entry table");
     f.set_len((ENTRY_TABLE_HEADER_BYTES + keep * ENTRY_RECORD_BYTES) as u64)
         .expect("cut the entry table");
