@@ -43,10 +43,7 @@ impl Group {
             return self.join_unknown(p, config, now, now_wall_ms);
         }
         if self.fenced(&p.member_id, p.instance_id.as_deref()) {
-            return refuse(GroupError::FencedInstance {
-                member: p.member_id.clone(),
-                instance: p.instance_id.clone().unwrap_or_default(),
-            });
+            return refuse(fenced(&p.member_id, &p));
         }
         if self.pending.remove(&p.member_id).is_some() {
             return self.add_and_join(p.member_id.clone(), p, config, now, now_wall_ms);
@@ -455,7 +452,8 @@ fn new_member_id(client_id: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
-/// The refusal a static member's old member id gets when a newer one takes its place.
+/// The refusal a static member's stale member id gets: its instance id belongs to a
+/// newer member.
 fn fenced(old_id: &str, p: &JoinParams) -> GroupError {
     GroupError::FencedInstance {
         member: old_id.to_string(),
