@@ -43,9 +43,11 @@ const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
 
-const COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const COMPRESSION_MASK: i16 = 0x07;
 const TRANSACTIONAL_FLAG: i16 = 0x10;
 const CONTROL_FLAG: i16 = 0x20;
+/// Attribute bit: the batch's base timestamp holds its delete horizon (KIP-534).
+pub(crate) const DELETE_HORIZON_FLAG: i16 = 0x40;
 
 /// Why bytes are not a valid RecordBatch v2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -226,6 +228,26 @@ pub(crate) fn patched_prefix(
 pub(crate) fn leader_epoch_field(term: u64) -> (usize, [u8; 4]) {
     let epoch = i32::try_from(term).unwrap_or(i32::MAX);
     (LEADER_EPOCH_AT, epoch.to_be_bytes())
+}
+
+/// The header fields a rebuilt batch (one the cleaner kept some records of) changes.
+pub(crate) struct Resealed {
+    pub batch_length: i32,
+    pub attributes: i16,
+    pub base_timestamp: i64,
+    pub records_count: i32,
+}
+
+/// Writes `fields` into the header at the start of `batch` and its CRC-32C over the
+/// new bytes. `batch` must hold at least a header (the caller built it from one).
+pub(crate) fn reseal(batch: &mut [u8], fields: &Resealed) {
+    let mut put = |at: usize, bytes: &[u8]| batch[at..at + bytes.len()].copy_from_slice(bytes);
+    put(BATCH_LENGTH_AT, &fields.batch_length.to_be_bytes());
+    put(ATTRIBUTES_AT, &fields.attributes.to_be_bytes());
+    put(BASE_TIMESTAMP_AT, &fields.base_timestamp.to_be_bytes());
+    put(RECORDS_COUNT_AT, &fields.records_count.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Iterates the whole batches at the start of `buf`, yielding each batch as a zero-copy

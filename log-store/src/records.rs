@@ -27,7 +27,10 @@ use std::io::Read;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
-use crate::batch::{BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::batch::{
+    reseal, BatchHeader, Resealed, BATCH_HEADER_BYTES, COMPRESSION_MASK, DELETE_HORIZON_FLAG,
+    LOG_OVERHEAD_BYTES,
+};
 
 /// Where the records start in a v2 batch.
 pub const RECORDS_AT: usize = BATCH_HEADER_BYTES;
@@ -37,14 +40,6 @@ pub const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// The smallest encoded record: seven one-byte fields (length, attributes, timestamp
 /// delta, offset delta, key length, value length, header count).
 pub const MIN_RECORD_BYTES: usize = 7;
-/// Attribute bit: the batch's base timestamp holds its delete horizon (KIP-534).
-pub const DELETE_HORIZON_FLAG: i16 = 0x40;
-const COMPRESSION_MASK: i16 = 0x07;
-const ATTRIBUTES_AT: usize = 21;
-const CRC_AT: usize = 17;
-const BATCH_LENGTH_AT: usize = 8;
-const BASE_TIMESTAMP_AT: usize = 27;
-const RECORDS_COUNT_AT: usize = 57;
 /// Bytes a varint of 32 (64) bits takes at most.
 const MAX_VARINT_BYTES: usize = 5;
 const MAX_VARLONG_BYTES: usize = 10;
@@ -426,12 +421,16 @@ pub fn rebuild_batch(
             .ok_or("batch shorter than its header")?,
     );
     out.extend_from_slice(&section);
-    out[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
-    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-    out[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&base_timestamp.to_be_bytes());
-    out[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&(kept.len() as i32).to_be_bytes());
-    let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
-    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    let records_count = i32::try_from(kept.len()).map_err(|_| "too many records")?;
+    reseal(
+        &mut out,
+        &Resealed {
+            batch_length,
+            attributes,
+            base_timestamp,
+            records_count,
+        },
+    );
     Ok(out)
 }
 
