@@ -39,7 +39,7 @@ async fn health(State(broker): State<Arc<Broker>>) -> axum::response::Response {
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
-    let body = broker.metrics.render(&broker.topics, &broker.groups);
+    let body = crate::scrape::render(&broker);
     ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body)
 }
 

@@ -51,6 +51,7 @@ pub mod partition;
 pub mod producer_state;
 pub mod request;
 pub mod response_frame;
+pub mod scrape;
 pub mod server;
 pub mod shutdown;
 pub mod topics;

@@ -13,9 +13,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::group::Coordinator;
-use crate::topics::Topics;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub api: String,
@@ -86,22 +83,23 @@ pub struct Metrics {
     pub cleaner_bytes_read: Counter,
     pub cleaner_bytes_written: Counter,
     pub cleaner_records_removed: Counter,
-    log_start: Family<PartitionLabels, Gauge>,
-    log_end: Family<PartitionLabels, Gauge>,
-    high_watermark: Family<PartitionLabels, Gauge>,
-    size_bytes: Family<PartitionLabels, Gauge>,
+    // The state gauges (`pub(crate)`) are refilled at each scrape by `crate::scrape`.
+    pub(crate) log_start: Family<PartitionLabels, Gauge>,
+    pub(crate) log_end: Family<PartitionLabels, Gauge>,
+    pub(crate) high_watermark: Family<PartitionLabels, Gauge>,
+    pub(crate) size_bytes: Family<PartitionLabels, Gauge>,
     /// Raft leadership changes seen by this node's replicas.
     pub leader_changes: Counter,
-    raft_term: Family<PartitionLabels, Gauge>,
-    raft_commit_index: Family<PartitionLabels, Gauge>,
-    raft_leader: Family<PartitionLabels, Gauge>,
-    follower_lag: Family<FollowerLabels, Gauge>,
-    under_replicated: Gauge,
-    group_state: Family<GroupStateLabels, Gauge>,
-    group_members: Family<GroupLabels, Gauge>,
-    group_generation: Family<GroupLabels, Gauge>,
-    group_committed: Family<GroupPartitionLabels, Gauge>,
-    group_lag: Family<GroupPartitionLabels, Gauge>,
+    pub(crate) raft_term: Family<PartitionLabels, Gauge>,
+    pub(crate) raft_commit_index: Family<PartitionLabels, Gauge>,
+    pub(crate) raft_leader: Family<PartitionLabels, Gauge>,
+    pub(crate) follower_lag: Family<FollowerLabels, Gauge>,
+    pub(crate) under_replicated: Gauge,
+    pub(crate) group_state: Family<GroupStateLabels, Gauge>,
+    pub(crate) group_members: Family<GroupLabels, Gauge>,
+    pub(crate) group_generation: Family<GroupLabels, Gauge>,
+    pub(crate) group_committed: Family<GroupPartitionLabels, Gauge>,
+    pub(crate) group_lag: Family<GroupPartitionLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -350,9 +348,9 @@ impl Metrics {
         m
     }
 
-    /// The Prometheus text exposition of every metric, partition gauges refreshed.
-    pub fn render(&self, topics: &Topics, groups: &Coordinator) -> String {
-        // One scrape at a time: the gauges below are cleared and refilled.
+    /// The Prometheus text exposition of every metric. The state gauges are cleared,
+    /// then `refresh` fills them (one scrape at a time: the registry stays locked).
+    pub fn render(&self, refresh: impl FnOnce(&Metrics)) -> String {
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         for family in [
             &self.log_start,
@@ -366,41 +364,12 @@ impl Metrics {
             family.clear();
         }
         self.follower_lag.clear();
-        let c = topics.cluster();
-        self.under_replicated
-            .set(i64::try_from(c.under_replicated()).unwrap_or(i64::MAX));
-        for p in topics.partitions() {
-            let Ok(o) = p.offsets() else { continue };
-            let labels = PartitionLabels {
-                topic: p.topic().to_string(),
-                partition: p.index().to_string(),
-            };
-            let set = |f: &Family<PartitionLabels, Gauge>, v: u64| {
-                f.get_or_create(&labels)
-                    .set(i64::try_from(v).unwrap_or(i64::MAX));
-            };
-            set(&self.log_start, o.log_start);
-            set(&self.log_end, o.log_end);
-            set(&self.high_watermark, o.high_watermark);
-            set(&self.size_bytes, o.size_bytes);
-            if let Some(v) = p.view() {
-                set(&self.raft_term, v.term);
-                set(&self.raft_commit_index, v.committed_index);
-                set(&self.raft_leader, u64::from(v.is_leader));
-                if let Some(isr) = c.isr(p.group()) {
-                    for &(follower, lag) in &isr.lag {
-                        self.follower_lag
-                            .get_or_create(&FollowerLabels {
-                                topic: labels.topic.clone(),
-                                partition: labels.partition.clone(),
-                                follower: follower.to_string(),
-                            })
-                            .set(i64::try_from(lag).unwrap_or(i64::MAX));
-                    }
-                }
-            }
-        }
-        self.refresh_groups(topics, groups);
+        self.group_state.clear();
+        self.group_members.clear();
+        self.group_generation.clear();
+        self.group_committed.clear();
+        self.group_lag.clear();
+        refresh(self);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
@@ -417,55 +386,6 @@ impl Metrics {
         if o.applied {
             self.cleaner_records_removed
                 .inc_by(o.records_removed + o.tombstones_removed);
-        }
-    }
-
-    /// Per-group gauges, rebuilt at each scrape so deleted groups disappear.
-    fn refresh_groups(&self, topics: &Topics, groups: &Coordinator) {
-        self.group_state.clear();
-        self.group_members.clear();
-        self.group_generation.clear();
-        self.group_committed.clear();
-        self.group_lag.clear();
-        let mut all = groups.metrics();
-        all.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-        all.truncate(MAX_GROUPS_IN_METRICS);
-        for mut g in all {
-            // Group ids are arbitrary client strings; the text format needs them escaped.
-            g.group_id = escape_label_value(&g.group_id);
-            let group = GroupLabels {
-                group: g.group_id.clone(),
-            };
-            self.group_state
-                .get_or_create(&GroupStateLabels {
-                    group: g.group_id.clone(),
-                    state: g.state.name().to_string(),
-                })
-                .set(1);
-            self.group_members
-                .get_or_create(&group)
-                .set(g.members as i64);
-            self.group_generation
-                .get_or_create(&group)
-                .set(i64::from(g.generation));
-            for ((topic, partition), committed) in g.committed {
-                let labels = GroupPartitionLabels {
-                    group: g.group_id.clone(),
-                    topic: topic.clone(),
-                    partition: partition.to_string(),
-                };
-                self.group_committed.get_or_create(&labels).set(committed);
-                let hw = topics
-                    .get(&topic)
-                    .and_then(|t| t.partition(partition).cloned())
-                    .map(|p| p.high_watermark());
-                if let Some(hw) = hw {
-                    let hw = i64::try_from(hw).unwrap_or(i64::MAX);
-                    self.group_lag
-                        .get_or_create(&labels)
-                        .set(hw.saturating_sub(committed).max(0));
-                }
-            }
         }
     }
 }

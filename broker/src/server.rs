@@ -253,7 +253,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
                 return Err(BrokerError::Cluster(format!(
                     "a one-node cluster was not ready within {CONTROLLER_TIMEOUT:?} (registered \
                      with itself, {} created and loaded)",
-                    crate::group::OFFSETS_TOPIC
+                    crate::topics::OFFSETS_TOPIC
                 )));
             }
             m.health.set_starting(None);
@@ -366,12 +366,12 @@ fn spawn_supervised<T: TaskEnd + Send + 'static>(
 async fn ensure_offsets_topic(broker: Arc<Broker>, c: Arc<Cluster>, mut shutdown: Shutdown) {
     let started = std::time::Instant::now();
     loop {
-        if let Some(t) = broker.topics.get(crate::group::OFFSETS_TOPIC) {
+        if let Some(t) = broker.topics.get(crate::topics::OFFSETS_TOPIC) {
             broker.groups.set_partitions(t.partitions.clone());
             info!(
                 partitions = t.partitions.len(),
                 "consumer groups served from the replicated {}",
-                crate::group::OFFSETS_TOPIC
+                crate::topics::OFFSETS_TOPIC
             );
             return;
         }
@@ -382,7 +382,7 @@ async fn ensure_offsets_topic(broker: Arc<Broker>, c: Arc<Cluster>, mut shutdown
             if let Err(e) =
                 crate::group::create_offsets_topic(&broker.topics, broker.groups.config()).await
             {
-                warn!(error = %e, "creating {} failed; retrying", crate::group::OFFSETS_TOPIC);
+                warn!(error = %e, "creating {} failed; retrying", crate::topics::OFFSETS_TOPIC);
             }
         }
         tokio::select! {

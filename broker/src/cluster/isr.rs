@@ -1,59 +1,14 @@
-//! In-sync replicas: each node samples the groups it leads and keeps, per group, the
-//! leader and every voter that held everything committed within
-//! `replica.lag.time.max.ms` (Kafka's ISR, for Metadata, acks=all and metrics).
+//! The in-sync replica sampler: each node samples the groups it leads and keeps, per
+//! group, the leader and every voter that held everything committed within
+//! `replica.lag.time.max.ms` (the table is [`crate::partition::InSyncReplicas`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Cluster;
 use crate::cluster::metadata::CONTROLLER_GROUP;
-
-/// The in-sync replicas of a group this node leads, and how many replicas it has.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Isr {
-    pub in_sync: Vec<u64>,
-    pub replicas: usize,
-    /// Entries each follower is missing, as of the last sample.
-    pub lag: Vec<(u64, u64)>,
-}
-
-/// The latest sample of the in-sync replicas of every group this node leads. Shared
-/// with the partitions (`partition::Shared`), whose acks=all append checks
-/// `min.insync.replicas` against it; empty on a node that leads nothing.
-#[derive(Debug, Default)]
-pub struct InSyncReplicas {
-    table: RwLock<HashMap<u64, Isr>>,
-}
-
-impl InSyncReplicas {
-    /// The in-sync replicas of `group` when this node leads it.
-    pub fn get(&self, group: u64) -> Option<Isr> {
-        self.read().get(&group).cloned()
-    }
-
-    /// How many replicas of `group` are in sync, when this node leads it (no copy: the
-    /// produce path asks this for acks=all).
-    pub fn count(&self, group: u64) -> Option<usize> {
-        self.read().get(&group).map(|i| i.in_sync.len())
-    }
-
-    /// Groups this node leads with fewer in-sync replicas than replicas.
-    pub fn under_replicated(&self) -> usize {
-        self.read()
-            .values()
-            .filter(|i| i.in_sync.len() < i.replicas)
-            .count()
-    }
-
-    fn replace(&self, table: HashMap<u64, Isr>) {
-        *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Isr>> {
-        self.table.read().unwrap_or_else(|p| p.into_inner())
-    }
-}
+use crate::partition::{InSyncReplicas, Isr};
 
 /// Per follower of a led group: the last time it held everything committed.
 #[derive(Debug, Default)]

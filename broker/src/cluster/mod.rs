@@ -32,7 +32,7 @@ pub mod metadata;
 pub mod moves;
 mod standing;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,14 +49,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::config::ClusterSettings;
 use crate::error::{BrokerError, Result};
 use crate::identity::{IdentityFile, Standing};
+use crate::partition::InSyncReplicas;
 pub use error::ClusterError;
-pub use isr::{InSyncReplicas, Isr};
 use metadata::{Change, MetaRecord, MetadataState, CONTROLLER_GROUP};
 
-/// Voters of the controller group at most (Raft quorums beyond five only cost latency).
-pub const MAX_CONTROLLER_VOTERS: usize = 5;
 /// The Raft tick: elections after 10–20 ticks, heartbeats every 2.
 pub const RAFT_TICK: Duration = Duration::from_millis(50);
 /// Messages from peers queued before the transport stops reading.
@@ -72,69 +71,10 @@ const APPLY_READ_BYTES: usize = 1 << 20;
 /// How long the controller leader waits before proposing a checkpoint again (one that
 /// was overtaken by other records is not valid).
 const CHECKPOINT_RETRY: Duration = Duration::from_secs(2);
-/// Records applied between controller checkpoints, by default
-/// (`metadata.snapshot.records`).
-pub const DEFAULT_CHECKPOINT_RECORDS: u64 = 1000;
-/// Segment size of the controller log (`metadata.log.segment.bytes`): segments wholly
-/// before the latest checkpoint are deleted.
-pub const DEFAULT_CONTROLLER_SEGMENT_BYTES: u64 = 8 << 20;
 /// The largest controller record (a checkpoint holds the whole state).
 const CONTROLLER_MAX_RECORD_BYTES: u32 = 256 << 20;
 /// Directory of the controller group's log under the data directory.
 pub const CONTROLLER_DIR: &str = "cluster-controller";
-
-/// Who this node is and who its peers are (from `--node-id`, `--raft-addr`, `--peers`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterSettings {
-    pub node_id: u64,
-    /// The Raft listener; `None` only on a node whose peers are itself alone (nothing
-    /// to listen for).
-    pub raft_addr: Option<String>,
-    /// Every node's Raft address, this one's included.
-    pub peers: BTreeMap<u64, String>,
-    /// Records applied between controller checkpoints (`metadata.snapshot.records`).
-    pub checkpoint_records: u64,
-    /// Segment size of the controller log (`metadata.log.segment.bytes`).
-    pub controller_segment_bytes: u64,
-}
-
-impl ClusterSettings {
-    /// Parses `--peers`: `1=host:port,2=host:port`.
-    pub fn parse_peers(text: &str) -> std::result::Result<BTreeMap<u64, String>, String> {
-        let mut peers = BTreeMap::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, addr) = part
-                .split_once('=')
-                .ok_or_else(|| format!("{part:?} is not ID=HOST:PORT"))?;
-            let id: u64 = id
-                .trim()
-                .parse()
-                .ok()
-                .filter(|&n| n > 0 && n <= i32::MAX as u64)
-                .ok_or_else(|| format!("{id:?} is not a node id (1..2^31)"))?;
-            let addr = addr.trim();
-            if addr
-                .rsplit_once(':')
-                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-            {
-                return Err(format!("{addr:?} is not HOST:PORT"));
-            }
-            if peers.insert(id, addr.to_string()).is_some() {
-                return Err(format!("node {id} is listed twice"));
-            }
-        }
-        Ok(peers)
-    }
-
-    /// The controller's voters: the lowest peer ids, at most [`MAX_CONTROLLER_VOTERS`].
-    pub fn controller_voters(&self) -> Vec<u64> {
-        self.peers
-            .keys()
-            .copied()
-            .take(MAX_CONTROLLER_VOTERS)
-            .collect()
-    }
-}
 
 /// This node's part of the cluster.
 pub struct Cluster {
@@ -852,32 +792,6 @@ fn decode_records(batch: Bytes) -> Vec<(u64, MetaRecord)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn peers_parse_and_refuse_nonsense() {
-        let p = ClusterSettings::parse_peers("1=127.0.0.1:9093, 2=h:1,3=[::1]:5").unwrap();
-        assert_eq!(p.len(), 3);
-        assert_eq!(p[&3], "[::1]:5");
-        for bad in [
-            "1",
-            "x=h:1",
-            "0=h:1",
-            "1=h",
-            "1=h:99999",
-            "1=:5",
-            "1=h:1,1=h:2",
-        ] {
-            assert!(ClusterSettings::parse_peers(bad).is_err(), "{bad}");
-        }
-        let s = ClusterSettings {
-            node_id: 1,
-            raft_addr: Some("h:1".into()),
-            peers: (1..=7).map(|i| (i, format!("h:{i}"))).collect(),
-            checkpoint_records: DEFAULT_CHECKPOINT_RECORDS,
-            controller_segment_bytes: DEFAULT_CONTROLLER_SEGMENT_BYTES,
-        };
-        assert_eq!(s.controller_voters(), vec![1, 2, 3, 4, 5]);
-    }
 
     #[test]
     fn records_survive_the_batch_round_trip() {

@@ -14,6 +14,12 @@ use log_store::LogConfig;
 
 use crate::error::{BrokerError, Result};
 
+mod cluster;
+pub use cluster::{
+    ClusterSettings, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CONTROLLER_SEGMENT_BYTES,
+    MAX_CONTROLLER_VOTERS,
+};
+
 /// Kafka's `socket.request.max.bytes`: a larger request frame closes its connection.
 pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
 /// Kafka's default `replica.lag.time.max.ms`.
@@ -137,8 +143,8 @@ impl Default for BrokerConfig {
             storage_min_free_bytes: DEFAULT_STORAGE_MIN_FREE_BYTES,
             retention_check_interval: DEFAULT_RETENTION_CHECK_INTERVAL,
             replica_lag_time_max: DEFAULT_REPLICA_LAG_TIME_MAX,
-            metadata_snapshot_records: crate::cluster::DEFAULT_CHECKPOINT_RECORDS,
-            metadata_segment_bytes: crate::cluster::DEFAULT_CONTROLLER_SEGMENT_BYTES,
+            metadata_snapshot_records: DEFAULT_CHECKPOINT_RECORDS,
+            metadata_segment_bytes: DEFAULT_CONTROLLER_SEGMENT_BYTES,
             topics: TopicDefaults::default(),
             groups: GroupConfig::default(),
             cleaner: CleanerSettings::default(),
@@ -502,7 +508,7 @@ impl BrokerConfig {
     /// The cluster this node belongs to. Without `peers` it is a one-node cluster:
     /// this node alone, with a Raft listener only when `raft-addr` is set. A node needs
     /// `raft-addr` unless `peers` lists it alone.
-    pub fn cluster(&self) -> Result<crate::cluster::ClusterSettings> {
+    pub fn cluster(&self) -> Result<ClusterSettings> {
         let node_id = u64::try_from(self.node_id)
             .ok()
             .filter(|&n| n > 0)
@@ -522,7 +528,7 @@ impl BrokerConfig {
                     .into(),
             ));
         }
-        Ok(crate::cluster::ClusterSettings {
+        Ok(ClusterSettings {
             node_id,
             raft_addr: self.raft_addr.clone(),
             peers,
@@ -541,7 +547,7 @@ impl BrokerConfig {
             "admin-addr" => self.admin_addr = value.to_string(),
             "raft-addr" => self.raft_addr = Some(value.to_string()),
             "peers" => {
-                self.peers = crate::cluster::ClusterSettings::parse_peers(value)
+                self.peers = ClusterSettings::parse_peers(value)
                     .map_err(|why| BrokerError::Config(format!("peers: {why}")))?
             }
             "log-level" => self.log_level = Some(value.to_string()),

@@ -37,7 +37,8 @@ use replication::LogStorage;
 use tracing::info;
 
 use crate::cluster::metadata::{ImportedTopic, MetaRecord};
-use crate::cluster::{Cluster, ClusterSettings, CONTROLLER_TIMEOUT};
+use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
+use crate::config::ClusterSettings;
 use crate::config::TopicDefaults;
 use crate::error::{BrokerError, Result};
 use crate::identity::IdentityFile;

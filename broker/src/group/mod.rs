@@ -47,8 +47,7 @@ use crate::topics::Topics;
 use records::{OffsetValue, RecordKey};
 use state::{Answer, Group, GroupState, JoinParams, JoinResult, SyncParams, SyncResult};
 
-/// Kafka's name for the internal topic of group metadata and committed offsets.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+use crate::topics::OFFSETS_TOPIC;
 /// How often sessions, pending members and rebalance deadlines are checked.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// How long an OffsetCommit or SyncGroup waits for its records to become durable

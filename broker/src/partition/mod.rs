@@ -31,18 +31,19 @@ use replication::LogStorage;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::cluster::InSyncReplicas;
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 use crate::producer_state::{ProducerStates, SequenceCheck};
 
 mod batches;
 mod error;
+mod isr;
 use batches::{
     check_produced_header, corrupt_or, offset_held_through, read_past_empty_batches,
     rebuild_producers,
 };
 pub use error::{PartitionError, PartitionResult};
+pub use isr::{InSyncReplicas, Isr};
 
 /// Bytes read per step when rebuilding producer state from the log at open.
 const REBUILD_READ_BYTES: usize = 1 << 20;

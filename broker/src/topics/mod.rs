@@ -26,6 +26,8 @@ pub use error::TopicError;
 
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_CHARS: usize = 249;
+/// Kafka's name for the internal topic of group metadata and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Partitions one topic may have (bounds what one request can make the broker create).
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
@@ -52,7 +54,7 @@ impl Topic {
 /// Topics the broker writes itself (`__consumer_offsets`): clients may read them but
 /// not produce to, delete or grow them.
 pub fn is_internal(name: &str) -> bool {
-    name == crate::group::OFFSETS_TOPIC
+    name == OFFSETS_TOPIC
 }
 
 fn refuse_internal(name: &str) -> std::result::Result<(), TopicError> {
