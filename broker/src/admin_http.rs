@@ -45,7 +45,7 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
 
 /// This node's view of the cluster as JSON.
 async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response {
-    let c = broker.topics.cluster();
+    let c = &broker.cluster;
     let statuses: std::collections::HashMap<u64, replication::group::GroupStatus> = c
         .node
         .status()
@@ -135,7 +135,7 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
 /// `POST /cluster/rebalance-leaders`: plans leader transfers that even leaderships out
 /// and asks the leaders to carry them out; answers the plan.
 async fn rebalance_leaders(State(broker): State<Arc<Broker>>) -> axum::response::Response {
-    let c = broker.topics.cluster();
+    let c = &broker.cluster;
     let plan: Vec<_> = c
         .rebalance_leaders()
         .await
@@ -165,7 +165,7 @@ async fn move_partition(
 ) -> axum::response::Response {
     use axum::http::StatusCode;
     use kafka_protocol::error::ResponseError;
-    let c = broker.topics.cluster();
+    let c = &broker.cluster;
     let answer = |status: StatusCode, body: serde_json::Value| {
         (
             status,

@@ -11,7 +11,7 @@
 //! only, as Kafka does; ApiVersions at an unknown version gets UNSUPPORTED_VERSION in
 //! the v0 layout so the client can retry lower.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use std::io::IoSlice;
@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, debug_span, warn, Instrument};
 
-use crate::handlers::{self, Reply};
+use crate::handlers::{self, Reply, RequestContext};
 use crate::metrics::{ApiLabels, RequestLabels};
 use crate::response_frame::{self, ResponseFrame};
 use crate::shutdown::Shutdown;
@@ -36,54 +36,6 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Requests whose answers may be pending at once on one connection.
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
-
-/// What a handler knows about the request it answers, and the error codes it returned
-/// (for metrics).
-#[derive(Debug)]
-pub struct RequestContext {
-    pub broker: Arc<Broker>,
-    pub api: ApiKey,
-    pub version: i16,
-    pub correlation_id: i32,
-    pub client_id: Option<StrBytes>,
-    /// The client's address (DescribeGroups shows it as the member's host).
-    pub peer: Option<std::net::SocketAddr>,
-    errors: Mutex<Vec<i16>>,
-}
-
-impl RequestContext {
-    /// Passes `code` through, noting it when it is an error.
-    pub fn code(&self, code: i16) -> i16 {
-        if code != 0 {
-            if let Ok(mut errors) = self.errors.lock() {
-                errors.push(code);
-            }
-        }
-        code
-    }
-
-    /// The request header's client id, empty when absent.
-    pub fn client_id_string(&self) -> String {
-        self.client_id
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default()
-    }
-
-    /// The client's host as Kafka shows it (`/127.0.0.1`).
-    pub fn client_host(&self) -> String {
-        self.peer
-            .map(|p| format!("/{}", p.ip()))
-            .unwrap_or_default()
-    }
-
-    fn take_errors(&self) -> Vec<i16> {
-        self.errors
-            .lock()
-            .map(|mut e| std::mem::take(&mut *e))
-            .unwrap_or_default()
-    }
-}
 
 /// Why a connection is being closed.
 #[derive(Debug, thiserror::Error)]
@@ -282,20 +234,19 @@ async fn decode_and_dispatch(
 ) -> Result<Pending, String> {
     let request = crate::request::decode(frame)?;
     let (api, version) = (request.api, request.version);
-    let ctx = Arc::new(RequestContext {
-        broker: broker.clone(),
+    let ctx = Arc::new(RequestContext::new(
+        broker.clone(),
         api,
         version,
-        correlation_id: request.header.correlation_id,
+        request.header.correlation_id,
         // Copied out of the frame, so a request that waits (a long poll, acks=all)
         // does not keep the whole frame alive through its context.
-        client_id: request
+        request
             .header
             .client_id
             .map(|c| StrBytes::from_string(c.to_string())),
         peer,
-        errors: Mutex::new(Vec::new()),
-    });
+    ));
     let span = debug_span!("request", api = ?api, version, correlation_id = ctx.correlation_id);
     let (reply, response_version) = handlers::dispatch(ctx.clone(), request.body)
         .instrument(span)

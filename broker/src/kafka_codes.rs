@@ -149,7 +149,6 @@ impl TopicError {
                 ResponseError::InvalidRequest
             }
             TopicError::NotYetApplied => ResponseError::RequestTimedOut,
-            TopicError::Cluster(e) => return e.code(),
         };
         code.code()
     }
@@ -165,14 +164,15 @@ impl ClusterError {
             }
             ClusterError::ClusterIdMismatch { .. } => ResponseError::InconsistentClusterId.code(),
             ClusterError::Refused(r) => r.code,
+            ClusterError::Topic(e) => e.code(),
         }
     }
 }
 
 /// The outcome the controller records for a refused request: what every replica
 /// answers its client with.
-impl From<&TopicError> for Refusal {
-    fn from(e: &TopicError) -> Self {
+impl From<&ClusterError> for Refusal {
+    fn from(e: &ClusterError) -> Self {
         Refusal {
             code: e.code(),
             message: e.to_string(),

@@ -5,7 +5,8 @@
 //! [`request`] decodes a frame (the fuzzed path);
 //! `handlers/` holds one file per Kafka API (decoded and encoded only with the
 //! `kafka-protocol` crate); [`partition`] is one replica of a partition's Raft group;
-//! [`topics`] follows the controller's topic records; [`producer_state`] makes
+//! [`topics`] is the map of topics and their partitions, which the cluster keeps in
+//! line with the controller's records; [`producer_state`] makes
 //! producers idempotent; [`admin_http`] serves `/health` and `/metrics`.
 //!
 //! Every broker is a cluster node ([`cluster`]): a controller Raft group holds the
@@ -63,6 +64,7 @@ pub use config::{BrokerConfig, TopicConfig, TopicDefaults};
 pub use error::{BrokerError, Result};
 pub use server::{run, Running};
 
+use crate::cluster::Cluster;
 use crate::group::Coordinator;
 use crate::metrics::Metrics;
 use crate::topics::Topics;
@@ -76,6 +78,8 @@ pub struct Broker {
     pub advertised_host: String,
     pub advertised_port: i32,
     pub topics: Topics,
+    /// This node's part of the cluster: the controller, the Raft node and its groups.
+    pub cluster: Arc<Cluster>,
     pub metrics: Arc<Metrics>,
     /// The consumer-group coordinator.
     pub groups: Arc<Coordinator>,
@@ -89,6 +93,6 @@ impl Broker {
     /// The cluster id clients see: the one the controller recorded (`None` until it
     /// has).
     pub fn client_cluster_id(&self) -> Option<String> {
-        self.topics.cluster().cluster_id()
+        self.cluster.cluster_id()
     }
 }

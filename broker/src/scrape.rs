@@ -25,7 +25,7 @@ fn gauge_value(v: u64) -> i64 {
 }
 
 fn partitions(m: &Metrics, broker: &Broker) {
-    let cluster = broker.topics.cluster();
+    let cluster = &broker.cluster;
     m.under_replicated
         .set(gauge_value(cluster.under_replicated() as u64));
     for p in broker.topics.partitions() {

@@ -164,7 +164,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         &data_dir,
         config.topics.clone(),
         metrics.clone(),
-        cluster.clone(),
+        cluster.in_sync_replicas(),
     )?;
     let groups = Arc::new(Coordinator::new(config.groups.clone()));
     let broker = Arc::new(Broker {
@@ -172,6 +172,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         advertised_host,
         advertised_port,
         topics,
+        cluster: cluster.clone(),
         metrics,
         groups: groups.clone(),
         queued_request_bytes: Arc::new(tokio::sync::Semaphore::new(
@@ -196,7 +197,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
             c.clone().run(
                 move |change| {
                     let b = b.clone();
-                    async move { b.topics.reconcile(change).await }
+                    async move { b.cluster.reconcile(&b.topics, change).await }
                 },
                 shutdown.clone(),
             ),
@@ -379,8 +380,12 @@ async fn ensure_offsets_topic(broker: Arc<Broker>, c: Arc<Cluster>, mut shutdown
         let ready = registered >= c.settings.peers.len()
             || (registered > 0 && started.elapsed() >= OFFSETS_TOPIC_WAIT);
         if ready && c.controller_leader() == Some(c.node_id) {
-            if let Err(e) =
-                crate::group::create_offsets_topic(&broker.topics, broker.groups.config()).await
+            if let Err(e) = crate::group::create_offsets_topic(
+                &broker.cluster,
+                &broker.topics,
+                broker.groups.config(),
+            )
+            .await
             {
                 warn!(error = %e, "creating {} failed; retrying", crate::topics::OFFSETS_TOPIC);
             }
@@ -449,8 +454,7 @@ async fn accept_loop(
     drop(listener);
     info!("shutting down: handing leaderships over");
     broker
-        .topics
-        .cluster()
+        .cluster
         .hand_over_leadership(LEADERSHIP_HANDOVER_TIMEOUT)
         .await;
     info!("shutting down: finishing in-flight requests");
@@ -465,7 +469,7 @@ async fn accept_loop(
         Err(e) => warn!(error = %e, "admin server task"),
         Ok(Ok(())) => {}
     }
-    broker.topics.cluster().stop(SHUTDOWN_DRAIN_TIMEOUT).await;
+    broker.cluster.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
     let closed = tokio::task::spawn_blocking(move || broker.topics.close_all()).await;
     match closed {
         Ok(Ok(())) => {
@@ -564,7 +568,7 @@ async fn run_cleaner(broker: Arc<Broker>, mut shutdown: Shutdown) {
 /// For each group this node leads: the Raft index every replica holds (the lowest
 /// matched index of the others; the leader's last index when it has no others).
 async fn held_by_all_replicas(broker: &Broker) -> std::collections::HashMap<u64, u64> {
-    let c = broker.topics.cluster();
+    let c = &broker.cluster;
     c.node
         .status()
         .await

@@ -42,8 +42,8 @@ async fn produce_errors_use_kafkas_codes_and_write_nothing() {
     let overrides = BTreeMap::from([("max.message.bytes".to_string(), "500".to_string())]);
     running
         .broker
-        .topics
-        .create("t", 2, 1, overrides)
+        .cluster
+        .create_topic(&running.broker.topics, "t", 2, 1, overrides)
         .await
         .unwrap();
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
@@ -120,8 +120,8 @@ async fn produce_errors_use_kafkas_codes_and_write_nothing() {
     let raised = BTreeMap::from([("max.message.bytes".to_string(), "5000".to_string())]);
     running
         .broker
-        .topics
-        .set_overrides("t", raised, false)
+        .cluster
+        .set_topic_overrides(&running.broker.topics, "t", raised, false)
         .await
         .unwrap();
     assert_eq!(
@@ -221,10 +221,16 @@ async fn produce_answer(
 async fn forged_records_are_refused_and_the_partition_stays_readable() {
     let dir = tempfile::tempdir().unwrap();
     let running = start_broker(dir.path()).await;
-    let topics = &running.broker.topics;
-    topics.create("f", 1, 1, BTreeMap::new()).await.unwrap();
+    let (cluster, topics) = (&running.broker.cluster, &running.broker.topics);
+    cluster
+        .create_topic(topics, "f", 1, 1, BTreeMap::new())
+        .await
+        .unwrap();
     let compact = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-    topics.create("c", 1, 1, compact).await.unwrap();
+    cluster
+        .create_topic(topics, "c", 1, 1, compact)
+        .await
+        .unwrap();
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -98,8 +98,8 @@ async fn compacted_topic_keeps_the_latest_value_per_key() {
     ]);
     running
         .broker
-        .topics
-        .create("c", 1, 1, overrides)
+        .cluster
+        .create_topic(&running.broker.topics, "c", 1, 1, overrides)
         .await
         .unwrap();
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();

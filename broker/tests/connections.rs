@@ -36,8 +36,8 @@ async fn an_idle_connection_is_closed_but_a_waiting_one_is_not() {
     let running = start_broker_with(dir.path(), |c| c.connections_max_idle = idle).await;
     running
         .broker
-        .topics
-        .create("t", 1, 1, BTreeMap::new())
+        .cluster
+        .create_topic(&running.broker.topics, "t", 1, 1, BTreeMap::new())
         .await
         .unwrap();
 
@@ -115,8 +115,8 @@ async fn a_request_larger_than_the_queued_budget_still_gets_through() {
     let running = start_broker_with(dir.path(), |c| c.queued_max_request_bytes = 1024).await;
     running
         .broker
-        .topics
-        .create("t", 1, 1, BTreeMap::new())
+        .cluster
+        .create_topic(&running.broker.topics, "t", 1, 1, BTreeMap::new())
         .await
         .unwrap();
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();

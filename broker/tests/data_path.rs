@@ -97,8 +97,8 @@ async fn fetch_returns_the_produced_bytes_small_and_large_answers() {
     let running = start_broker(dir.path()).await;
     running
         .broker
-        .topics
-        .create("bytes", 3, 1, Default::default())
+        .cluster
+        .create_topic(&running.broker.topics, "bytes", 3, 1, Default::default())
         .await
         .unwrap();
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();

@@ -241,8 +241,14 @@ async fn every_advertised_version_is_answered() {
     {
         running
             .broker
-            .topics
-            .create(name, partitions, 1, Default::default())
+            .cluster
+            .create_topic(
+                &running.broker.topics,
+                name,
+                partitions,
+                1,
+                Default::default(),
+            )
             .await
             .unwrap();
     }

@@ -41,8 +41,8 @@ async fn retries_are_deduplicated_and_gaps_refused_across_a_restart() {
     let running = start_broker(dir.path()).await;
     running
         .broker
-        .topics
-        .create("idem", 1, 1, Default::default())
+        .cluster
+        .create_topic(&running.broker.topics, "idem", 1, 1, Default::default())
         .await
         .unwrap();
     let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::metadata::Refusal;
+use crate::topics::TopicError;
 
 /// A change submitted to the controller that did not happen, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,4 +25,8 @@ pub enum ClusterError {
     /// recorded).
     #[error("{}", .0.message)]
     Refused(Refusal),
+    /// A topic change this node refused before submitting it (or whose outcome it
+    /// could not see applied).
+    #[error(transparent)]
+    Topic(#[from] TopicError),
 }

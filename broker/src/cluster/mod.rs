@@ -30,7 +30,9 @@ mod error;
 mod isr;
 pub mod metadata;
 pub mod moves;
+mod replicas;
 mod standing;
+mod topic_changes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -95,6 +97,8 @@ pub struct Cluster {
     isr: Arc<InSyncReplicas>,
     /// The producer-id block being handed out: (next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// Serializes topic changes from clients: one at a time goes to the controller.
+    topic_change: tokio::sync::Mutex<()>,
     /// The Raft node's task, until the broker takes it to supervise it.
     node_task: std::sync::Mutex<Option<NodeTask>>,
     /// This node's data directory identity ([`crate::identity`]; see [`standing`]).
@@ -236,6 +240,7 @@ impl Cluster {
             stop,
             isr: Arc::default(),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
+            topic_change: tokio::sync::Mutex::new(()),
             node_task: std::sync::Mutex::new(Some(node_task)),
             identity: std::sync::Mutex::new(identity),
             incarnation,

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::GroupConfig;
 use crate::error::Result;
 use crate::partition::{Partition, PartitionError, PartitionResult};
@@ -141,9 +142,10 @@ fn lock(g: &Mutex<Group>) -> MutexGuard<'_, Group> {
 /// Creates `__consumer_offsets`: compacted, `offsets.topic.num.partitions` partitions,
 /// the default replication factor (up to three replicas).
 pub async fn create_offsets_topic(
+    cluster: &Cluster,
     topics: &Topics,
     config: &GroupConfig,
-) -> std::result::Result<Arc<crate::topics::Topic>, crate::topics::TopicError> {
+) -> std::result::Result<Arc<crate::topics::Topic>, ClusterError> {
     let overrides = BTreeMap::from([
         ("cleanup.policy".to_string(), "compact".to_string()),
         (
@@ -151,8 +153,9 @@ pub async fn create_offsets_topic(
             config.offsets_topic_segment_bytes.to_string(),
         ),
     ]);
-    topics
-        .create(
+    cluster
+        .create_topic(
+            topics,
             OFFSETS_TOPIC,
             config.offsets_topic_partitions,
             -1,

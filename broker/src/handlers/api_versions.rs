@@ -8,7 +8,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiVersionsResponse;
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::versions;
 
 pub fn handle(ctx: &RequestContext) -> (Reply, i16) {

@@ -22,8 +22,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER};
 use super::message;
+use super::RequestContext;
+use crate::cluster::ClusterError;
 use crate::config::TOPIC_CONFIG_KEYS;
-use crate::connection::RequestContext;
 use crate::topics::TopicError;
 use crate::Broker;
 
@@ -191,19 +192,21 @@ async fn alter_one(
     name: &str,
     validate_only: bool,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
-) -> Result<(), TopicError> {
+) -> Result<(), ClusterError> {
     let b = &ctx.broker;
     match resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => return Err(TopicError::BrokerConfigReadOnly),
-        kind => return Err(TopicError::UnalterableResource { kind }),
+        RESOURCE_BROKER => return Err(TopicError::BrokerConfigReadOnly.into()),
+        kind => return Err(TopicError::UnalterableResource { kind }.into()),
     }
     let Some(topic) = b.topics.get(name) else {
-        return Err(TopicError::Unknown { name: name.into() });
+        return Err(TopicError::Unknown { name: name.into() }.into());
     };
     let mut overrides = topic.overrides.clone();
     change(&mut overrides)?;
-    b.topics.set_overrides(name, overrides, validate_only).await
+    b.cluster
+        .set_topic_overrides(&b.topics, name, overrides, validate_only)
+        .await
 }
 
 fn invalid_config(message: String) -> TopicError {

@@ -5,7 +5,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::message;
-use crate::connection::RequestContext;
+use super::RequestContext;
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -32,8 +32,8 @@ pub async fn handle(
         }
         results.push(
             match b
-                .topics
-                .create_partitions(t.name.as_str(), t.count, request.validate_only)
+                .cluster
+                .create_partitions(&b.topics, t.name.as_str(), t.count, request.validate_only)
                 .await
             {
                 Ok(_) => result,

@@ -11,8 +11,8 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::message;
+use super::RequestContext;
 use crate::config::{TopicConfig, TOPIC_CONFIG_KEYS};
-use crate::connection::RequestContext;
 
 /// Kafka's `config_source` values.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -116,12 +116,12 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
             partitions
         };
         let outcome = if request.validate_only {
-            b.topics
-                .validate_create(&name, partitions, replication, &overrides)
+            b.cluster
+                .validate_topic_creation(&b.topics, &name, partitions, replication, &overrides)
                 .map(|config| (config, uuid::Uuid::nil()))
         } else {
-            b.topics
-                .create(&name, partitions, replication, overrides.clone())
+            b.cluster
+                .create_topic(&b.topics, &name, partitions, replication, overrides.clone())
                 .await
                 .map(|topic| (topic.config.clone(), topic.id))
         };

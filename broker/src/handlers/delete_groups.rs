@@ -8,7 +8,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: DeleteGroupsRequest) -> Reply {

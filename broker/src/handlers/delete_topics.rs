@@ -7,7 +7,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::message;
-use crate::connection::RequestContext;
+use super::RequestContext;
 
 pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let b = &ctx.broker;
@@ -40,12 +40,14 @@ pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Delet
             responses.push(result.with_error_code(ctx.code(ResponseError::UnknownTopicId.code())));
             continue;
         };
-        responses.push(match b.topics.delete(name.as_str()).await {
-            Ok(deleted_id) => result.with_topic_id(deleted_id),
-            Err(e) => result
-                .with_error_code(ctx.code(e.code()))
-                .with_error_message(message(e.to_string())),
-        });
+        responses.push(
+            match b.cluster.delete_topic(&b.topics, name.as_str()).await {
+                Ok(deleted_id) => result.with_topic_id(deleted_id),
+                Err(e) => result
+                    .with_error_code(ctx.code(e.code()))
+                    .with_error_message(message(e.to_string())),
+            },
+        );
     }
     DeleteTopicsResponse::default().with_responses(responses)
 }

@@ -4,8 +4,8 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::RequestContext;
 use super::AUTHORIZED_OPERATIONS_OMITTED;
-use crate::connection::RequestContext;
 
 /// `endpoint_type` 1: the brokers' client listeners.
 const ENDPOINT_TYPE_BROKERS: i8 = 1;

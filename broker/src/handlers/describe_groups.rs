@@ -7,8 +7,8 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::RequestContext;
 use super::AUTHORIZED_OPERATIONS_OMITTED;
-use crate::connection::RequestContext;
 
 pub fn handle(ctx: &RequestContext, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let version = ctx.version;

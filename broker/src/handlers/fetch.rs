@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::partition::FlushDemand;
 
 /// Longest long poll honoured, whatever the client asks.

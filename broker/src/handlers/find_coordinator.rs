@@ -13,7 +13,7 @@ use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::message;
-use crate::connection::RequestContext;
+use super::RequestContext;
 
 /// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -30,7 +30,7 @@ fn coordinator(
     if let Some(refused) = lookup(key_type, key) {
         return Err(refused);
     }
-    let cluster = b.topics.cluster();
+    let cluster = &b.cluster;
     let unavailable = (
         ResponseError::CoordinatorNotAvailable.code(),
         "the group's __consumer_offsets partition has no leader yet",

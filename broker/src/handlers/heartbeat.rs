@@ -4,7 +4,7 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::GroupError;
 
 pub fn handle(ctx: &RequestContext, r: HeartbeatRequest) -> HeartbeatResponse {

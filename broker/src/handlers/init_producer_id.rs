@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 use tracing::warn;
 
-use crate::connection::RequestContext;
+use super::RequestContext;
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -23,7 +23,7 @@ pub async fn handle(
     if request.transactional_id.is_some() {
         return fail(ResponseError::TransactionalIdAuthorizationFailed);
     }
-    match ctx.broker.topics.cluster().allocate_producer_id().await {
+    match ctx.broker.cluster.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(id.into())
             .with_producer_epoch(0),

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::state::{Answer, JoinParams, JoinResult};
 use crate::group::GroupError;
 

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::GroupError;
 
 pub fn handle(ctx: &RequestContext, r: LeaveGroupRequest) -> LeaveGroupResponse {

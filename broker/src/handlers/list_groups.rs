@@ -5,7 +5,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::connection::RequestContext;
+use super::RequestContext;
 
 /// The group type of every group (KIP-848 names the old protocol "classic").
 const GROUP_TYPE: &str = "classic";

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use log_store::records::RECORDS_AT;
 use log_store::LogError;
 
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::partition::{Partition, PartitionError};
 
 const LATEST: i64 = -1;

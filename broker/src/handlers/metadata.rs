@@ -11,14 +11,14 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::RequestContext;
 use super::AUTHORIZED_OPERATIONS_OMITTED;
-use crate::connection::RequestContext;
 use crate::topics::{validate_topic_name, Topic};
 use crate::Broker;
 
 /// Every broker clients may connect to: every registered broker.
 pub fn all_brokers(b: &Broker) -> Vec<MetadataResponseBroker> {
-    let state = b.topics.cluster().state();
+    let state = b.cluster.state();
     state
         .brokers
         .iter()
@@ -34,17 +34,14 @@ pub fn all_brokers(b: &Broker) -> Vec<MetadataResponseBroker> {
 /// The controller clients are told about: the controller group's leader (-1 while
 /// there is none).
 pub fn controller_id(b: &Broker) -> i32 {
-    b.topics
-        .cluster()
-        .controller_leader()
-        .map_or(-1, |l| l as i32)
+    b.cluster.controller_leader().map_or(-1, |l| l as i32)
 }
 
 /// One topic's entry: each partition's leader is what this broker's replica knows, else
 /// the controller's latest report, and the epoch is the Raft term (LEADER_NOT_AVAILABLE
 /// while no leader is known).
 pub fn describe_topic(b: &Broker, t: &Topic) -> MetadataResponseTopic {
-    let c = b.topics.cluster();
+    let c = &b.cluster;
     let placed = c.state().topics.get(&*t.name).cloned();
     let partitions = t
         .partitions
@@ -200,8 +197,8 @@ async fn lookup(
     }
     *creations_left -= 1;
     match b
-        .topics
-        .create(name.as_str(), -1, -1, Default::default())
+        .cluster
+        .create_topic(&b.topics, name.as_str(), -1, -1, Default::default())
         .await
     {
         Ok(t) => describe_topic(b, &t),

@@ -3,6 +3,7 @@
 
 mod api_versions;
 mod configs;
+mod context;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -34,8 +35,8 @@ use std::sync::Arc;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::connection::RequestContext;
 use crate::request::Body;
+pub use context::RequestContext;
 
 /// A response body still being waited for (durability, Fetch data).
 pub type Deferred = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;

@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::CommitEntry;
 
 pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {

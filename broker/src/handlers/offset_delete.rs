@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: OffsetDeleteRequest) -> Reply {

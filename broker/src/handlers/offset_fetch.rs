@@ -9,7 +9,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::records::OffsetValue;
 use crate::group::FetchedOffsets as Fetched;
 

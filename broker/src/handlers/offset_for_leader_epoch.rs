@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use crate::connection::RequestContext;
+use super::RequestContext;
 
 pub fn handle(
     ctx: &RequestContext,

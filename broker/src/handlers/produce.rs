@@ -21,9 +21,9 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use log_store::{BatchHeader, RecordRule, ValidationError};
 
+use super::RequestContext;
 use super::{message, Reply};
 use crate::config::TopicConfig;
-use crate::connection::RequestContext;
 use crate::partition::{Partition, PartitionError, PartitionResult};
 
 /// How long acks=all waits when the request gives no timeout.

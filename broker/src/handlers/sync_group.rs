@@ -7,7 +7,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 use crate::group::state::SyncParams;
 use crate::group::GroupError;
 

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 };
 
 use super::Reply;
-use crate::connection::RequestContext;
+use super::RequestContext;
 
 pub fn reply(ctx: &RequestContext, body: &mut Bytes) -> Result<Reply, String> {
     let (api, version) = (ctx.api, ctx.version);

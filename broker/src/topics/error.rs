@@ -1,10 +1,8 @@
 //! Why a topic operation (create, delete, grow, alter) was refused. Kafka error codes
 //! are chosen for these in one place, `crate::kafka_codes`.
 
-use crate::cluster::ClusterError;
-
 /// A topic operation that did not happen, and why.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
     #[error("topic {name:?} does not exist")]
     Unknown { name: String },
@@ -56,9 +54,6 @@ pub enum TopicError {
     /// The controller applied the change; this broker has not caught up with it yet.
     #[error("the change was applied by the controller but not yet on this broker")]
     NotYetApplied,
-    /// The controller refused the change or did not answer.
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
 }
 
 impl From<crate::config::ConfigValueError> for TopicError {

@@ -225,7 +225,7 @@ pub struct TopicMeta {
 }
 
 /// Why a request was refused, as every replica records it and a client is answered: a
-/// Kafka error code and a message (made from a [`TopicError`] by `crate::kafka_codes`).
+/// Kafka error code and a message (made from a [`ClusterError`] by `crate::kafka_codes`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub code: i16,
@@ -319,7 +319,7 @@ impl MetadataState {
             // A request sent again while its first copy was on the way: applied once.
             return Change::None;
         }
-        let (outcome, change) = match record {
+        let (outcome, change): (Result<(), ClusterError>, Change) = match record {
             MetaRecord::Checkpoint { .. } => return Change::None,
             MetaRecord::TransferLeader { group, to } => return Change::Transfer(group, to),
             MetaRecord::ClusterId { id } => {
@@ -368,7 +368,7 @@ impl MetadataState {
                 ..
             } => match self.create_topic(&name, id, partitions, replication_factor, config) {
                 Ok(()) => (Ok(()), Change::Topic(name)),
-                Err(r) => (Err(r), Change::None),
+                Err(r) => (Err(r.into()), Change::None),
             },
             MetaRecord::DeleteTopic { name, .. } => match self.topics.remove(&name) {
                 Some(t) => {
@@ -377,12 +377,12 @@ impl MetadataState {
                     }
                     (Ok(()), Change::TopicDeleted(name, t))
                 }
-                None => (Err(TopicError::Unknown { name }), Change::None),
+                None => (Err(TopicError::Unknown { name }.into()), Change::None),
             },
             MetaRecord::CreatePartitions { name, count, .. } => {
                 match self.create_partitions(&name, count) {
                     Ok(()) => (Ok(()), Change::Topic(name)),
-                    Err(r) => (Err(r), Change::None),
+                    Err(r) => (Err(r.into()), Change::None),
                 }
             }
             MetaRecord::SetOverrides { name, config, .. } => match self.topics.get_mut(&name) {
@@ -390,7 +390,7 @@ impl MetadataState {
                     t.config = config;
                     (Ok(()), Change::Topic(name))
                 }
-                None => (Err(TopicError::Unknown { name }), Change::None),
+                None => (Err(TopicError::Unknown { name }.into()), Change::None),
             },
             MetaRecord::MovePartition {
                 topic,
@@ -406,7 +406,7 @@ impl MetadataState {
                         Change::None
                     },
                 ),
-                Err(r) => (Err(r), Change::None),
+                Err(r) => (Err(r.into()), Change::None),
             },
             MetaRecord::AllocateProducerIds { node, .. } => {
                 let start = self.next_producer_id;
@@ -416,7 +416,7 @@ impl MetadataState {
                         self.producer_blocks.insert(node, start);
                         (Ok(()), Change::None)
                     }
-                    None => (Err(ClusterError::ProducerIdsExhausted.into()), Change::None),
+                    None => (Err(ClusterError::ProducerIdsExhausted), Change::None),
                 }
             }
             MetaRecord::Import {
@@ -516,13 +516,13 @@ impl MetadataState {
         cluster_id: String,
         topics: Vec<ImportedTopic>,
         next_producer_id: i64,
-    ) -> Result<bool, TopicError> {
+    ) -> Result<bool, ClusterError> {
         if let Some(theirs) = self.cluster_id.as_ref().filter(|&c| *c != cluster_id) {
             let e = ClusterError::ClusterIdMismatch {
                 ours: cluster_id,
                 theirs: theirs.clone(),
             };
-            return Err(e.into());
+            return Err(e);
         }
         let mut new = Vec::new();
         for t in topics {
@@ -531,11 +531,12 @@ impl MetadataState {
                 return Err(TopicError::PartitionCount {
                     asked: t.partitions,
                     max: MAX_PARTITIONS_PER_RECORD,
-                });
+                }
+                .into());
             }
             match self.topics.get(&t.name) {
                 Some(have) if have.id == t.id => {}
-                Some(_) => return Err(TopicError::Exists { name: t.name }),
+                Some(_) => return Err(TopicError::Exists { name: t.name }.into()),
                 None => new.push(t),
             }
         }

@@ -1,0 +1,76 @@
+//! What a handler knows about the request it answers ([`RequestContext`]).
+
+use std::sync::{Arc, Mutex};
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::Broker;
+
+/// What a handler knows about the request it answers, and the error codes it returned
+/// (for metrics).
+#[derive(Debug)]
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub api: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<StrBytes>,
+    /// The client's address (DescribeGroups shows it as the member's host).
+    pub peer: Option<std::net::SocketAddr>,
+    errors: Mutex<Vec<i16>>,
+}
+
+impl RequestContext {
+    pub fn new(
+        broker: Arc<Broker>,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        client_id: Option<StrBytes>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> RequestContext {
+        RequestContext {
+            broker,
+            api,
+            version,
+            correlation_id,
+            client_id,
+            peer,
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Passes `code` through, noting it when it is an error.
+    pub fn code(&self, code: i16) -> i16 {
+        if code != 0 {
+            if let Ok(mut errors) = self.errors.lock() {
+                errors.push(code);
+            }
+        }
+        code
+    }
+
+    /// The request header's client id, empty when absent.
+    pub fn client_id_string(&self) -> String {
+        self.client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The client's host as Kafka shows it (`/127.0.0.1`).
+    pub fn client_host(&self) -> String {
+        self.peer
+            .map(|p| format!("/{}", p.ip()))
+            .unwrap_or_default()
+    }
+
+    /// The error codes noted so far, emptying the list (the connection counts them).
+    pub(crate) fn take_errors(&self) -> Vec<i16> {
+        self.errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+}
