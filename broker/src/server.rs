@@ -142,21 +142,9 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let identity = IdentityFile::open(&data_dir, config.node_id)?;
     let kafka = bind("kafka-addr", &config.kafka_addr).await?;
     let admin = bind("admin-addr", &config.admin_addr).await?;
-    let kafka_addr = kafka
-        .local_addr()
-        .map_err(|e| BrokerError::Config(format!("kafka listener address: {e}")))?;
-    let admin_addr = admin
-        .local_addr()
-        .map_err(|e| BrokerError::Config(format!("admin listener address: {e}")))?;
-    let (advertised_host, advertised_port) = match &config.advertised_kafka_addr {
-        Some(a) => split_host_port(a)?,
-        None if kafka_addr.ip().is_unspecified() => {
-            return Err(BrokerError::Config(format!(
-                "kafka-addr {kafka_addr} is a wildcard address; clients need a routable one: set advertised-kafka-addr"
-            )))
-        }
-        None => (kafka_addr.ip().to_string(), i32::from(kafka_addr.port())),
-    };
+    let kafka_addr = local_addr("kafka", &kafka)?;
+    let admin_addr = local_addr("admin", &admin)?;
+    let (advertised_host, advertised_port) = advertised(&config, kafka_addr)?;
     let metrics = Arc::new(Metrics::new());
     let (trigger, shutdown) = shutdown::channel();
     let cluster = Cluster::start(settings, &data_dir, identity).await?;
@@ -166,7 +154,6 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         metrics.clone(),
         cluster.in_sync_replicas(),
     )?;
-    let groups = Arc::new(Coordinator::new(config.groups.clone()));
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         advertised_host,
@@ -174,7 +161,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         topics,
         cluster: cluster.clone(),
         metrics,
-        groups: groups.clone(),
+        groups: Arc::new(Coordinator::new(config.groups.clone())),
         queued_request_bytes: Arc::new(tokio::sync::Semaphore::new(
             config.queued_max_request_bytes,
         )),
@@ -182,109 +169,15 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         config,
     });
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
-
-    {
-        let c = cluster;
-        let m = &broker.metrics;
-        if let Some(node_task) = c.take_node_task() {
-            let metrics = m.clone();
-            health::supervise("raft node", node_task, move |r| metrics.health.fail(r));
-        }
-        let b = broker.clone();
-        spawn_supervised(
-            m,
-            "controller",
-            c.clone().run(
-                move |change| {
-                    let b = b.clone();
-                    async move { b.cluster.reconcile(&b.topics, change).await }
-                },
-                shutdown.clone(),
-            ),
-        );
-        if let Some(pending) = conversion {
-            if let Err(e) = convert::finish(&c, &data_dir, pending).await {
-                trigger.trigger();
-                c.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
-                return Err(e);
-            }
-        }
-        spawn_supervised(
-            m,
-            "ISR tracking",
-            c.clone().track_isr(
-                ISR_SAMPLE_INTERVAL,
-                broker.config.replica_lag_time_max,
-                shutdown.clone(),
-            ),
-        );
-        spawn_supervised(
-            m,
-            "node standing",
-            c.clone().track_standing(shutdown.clone()),
-        );
-        spawn_supervised(
-            m,
-            "partition moves",
-            c.clone().drive_moves(shutdown.clone()),
-        );
-        // Until the controller applied this node's registration, topic creation may
-        // not count it and clients may not find it in Metadata: not ready yet.
-        m.health.set_starting(Some(STARTING_UNREGISTERED.into()));
-        let registered = c.clone().register(
-            broker.advertised_host.clone(),
-            broker.advertised_port,
-            admin_addr.to_string(),
-            shutdown.clone(),
-        );
-        let offsets_topic = ensure_offsets_topic(broker.clone(), c.clone(), shutdown.clone());
-        if c.settings.peers.len() == 1 {
-            // A cluster of one registers with itself, creates its offsets topic and
-            // leads every partition in milliseconds: it serves once all that is done.
-            let ready = tokio::time::timeout(CONTROLLER_TIMEOUT, async {
-                registered.await && {
-                    offsets_topic.await;
-                    coordinating_every_group(&groups).await;
-                    true
-                }
-            });
-            if !matches!(ready.await, Ok(true)) {
-                trigger.trigger();
-                c.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
-                return Err(BrokerError::Cluster(format!(
-                    "a one-node cluster was not ready within {CONTROLLER_TIMEOUT:?} (registered \
-                     with itself, {} created and loaded)",
-                    crate::topics::OFFSETS_TOPIC
-                )));
-            }
-            m.health.set_starting(None);
-        } else {
-            spawn_supervised(m, "offsets topic", offsets_topic);
-            let metrics = m.clone();
-            spawn_supervised(m, "registration", async move {
-                if registered.await {
-                    metrics.health.set_starting(None);
-                }
-            });
-        }
+    let started = start_cluster(&broker, &shutdown, admin_addr.to_string(), conversion).await;
+    if let Err(e) = started {
+        trigger.trigger();
+        cluster.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
+        return Err(e);
     }
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
-    spawn_supervised(
-        &broker.metrics,
-        "group coordinator",
-        groups.run(shutdown.clone()),
-    );
-    spawn_supervised(
-        &broker.metrics,
-        "log cleaner",
-        run_cleaner(broker.clone(), shutdown.clone()),
-    );
-    spawn_supervised(
-        &broker.metrics,
-        "disk space",
-        crate::disk_space::watch(broker.clone(), shutdown.clone()),
-    );
+    spawn_broker_tasks(&broker, &shutdown);
     let task = tokio::spawn(accept_loop(
         kafka,
         broker.clone(),
@@ -300,6 +193,116 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         trigger,
         task,
     })
+}
+
+fn local_addr(what: &str, listener: &TcpListener) -> Result<SocketAddr> {
+    listener
+        .local_addr()
+        .map_err(|e| BrokerError::Config(format!("{what} listener address: {e}")))
+}
+
+/// The host and port clients are told to connect to.
+fn advertised(config: &BrokerConfig, kafka_addr: SocketAddr) -> Result<(String, i32)> {
+    match &config.advertised_kafka_addr {
+        Some(a) => split_host_port(a),
+        None if kafka_addr.ip().is_unspecified() => Err(BrokerError::Config(format!(
+            "kafka-addr {kafka_addr} is a wildcard address; clients need a routable one: set advertised-kafka-addr"
+        ))),
+        None => Ok((kafka_addr.ip().to_string(), i32::from(kafka_addr.port()))),
+    }
+}
+
+/// Starts this node's part of the cluster: the Raft node's supervision, the
+/// controller (reconciling the topics), a pending conversion, ISR sampling, standing,
+/// moves, the registration and the offsets topic. A cluster of one returns once it is
+/// ready to serve; a node of a larger cluster at once (`/health` says `starting` until
+/// it is registered). On an error the caller stops the cluster.
+async fn start_cluster(
+    broker: &Arc<Broker>,
+    shutdown: &Shutdown,
+    admin_addr: String,
+    conversion: Option<convert::Pending>,
+) -> Result<()> {
+    let c = &broker.cluster;
+    let m = &broker.metrics;
+    if let Some(node_task) = c.take_node_task() {
+        let metrics = m.clone();
+        health::supervise("raft node", node_task, move |r| metrics.health.fail(r));
+    }
+    let b = broker.clone();
+    let reconcile = move |change| {
+        let b = b.clone();
+        async move { b.cluster.reconcile(&b.topics, change).await }
+    };
+    spawn_supervised(m, "controller", c.clone().run(reconcile, shutdown.clone()));
+    if let Some(pending) = conversion {
+        convert::finish(c, &broker.config.data_dir, pending).await?;
+    }
+    let lag = broker.config.replica_lag_time_max;
+    let isr = c
+        .clone()
+        .track_isr(ISR_SAMPLE_INTERVAL, lag, shutdown.clone());
+    spawn_supervised(m, "ISR tracking", isr);
+    spawn_supervised(
+        m,
+        "node standing",
+        c.clone().track_standing(shutdown.clone()),
+    );
+    spawn_supervised(
+        m,
+        "partition moves",
+        c.clone().drive_moves(shutdown.clone()),
+    );
+    // Until the controller applied this node's registration, topic creation may
+    // not count it and clients may not find it in Metadata: not ready yet.
+    m.health.set_starting(Some(STARTING_UNREGISTERED.into()));
+    let registered = c.clone().register(
+        broker.advertised_host.clone(),
+        broker.advertised_port,
+        admin_addr,
+        shutdown.clone(),
+    );
+    let offsets_topic = ensure_offsets_topic(broker.clone(), c.clone(), shutdown.clone());
+    if c.settings.peers.len() > 1 {
+        spawn_supervised(m, "offsets topic", offsets_topic);
+        let metrics = m.clone();
+        spawn_supervised(m, "registration", async move {
+            if registered.await {
+                metrics.health.set_starting(None);
+            }
+        });
+        return Ok(());
+    }
+    // A cluster of one registers with itself, creates its offsets topic and leads
+    // every partition in milliseconds: it serves once all that is done.
+    let ready = tokio::time::timeout(CONTROLLER_TIMEOUT, async {
+        registered.await && {
+            offsets_topic.await;
+            coordinating_every_group(&broker.groups).await;
+            true
+        }
+    });
+    if !matches!(ready.await, Ok(true)) {
+        return Err(BrokerError::Cluster(format!(
+            "a one-node cluster was not ready within {CONTROLLER_TIMEOUT:?} (registered \
+             with itself, {} created and loaded)",
+            crate::topics::OFFSETS_TOPIC
+        )));
+    }
+    m.health.set_starting(None);
+    Ok(())
+}
+
+/// The broker's own background tasks: the group coordinator, the log cleaner and the
+/// disk-space watch.
+fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
+    let m = &broker.metrics;
+    let groups = broker.groups.clone().run(shutdown.clone());
+    spawn_supervised(m, "group coordinator", groups);
+    let cleaner = run_cleaner(broker.clone(), shutdown.clone());
+    spawn_supervised(m, "log cleaner", cleaner);
+    let disk = crate::disk_space::watch(broker.clone(), shutdown.clone());
+    spawn_supervised(m, "disk space", disk);
 }
 
 /// Connections held per client address (`max.connections.per.ip`).
