@@ -350,24 +350,7 @@ impl Partition {
         let Mode::Hosted(h) = &self.mode else {
             return Err(PartitionError::NotLeader);
         };
-        if min_in_sync > 1 && h.view.borrow().is_leader {
-            // Kafka checks before the append, duplicates included. A leader that has
-            // not sampled its group yet (for up to one ISR sample interval after it was
-            // elected) counts what its first sample will: itself and every voter whose
-            // node is heard from (refusing on itself alone would turn every failover
-            // into a burst of NOT_ENOUGH_REPLICAS).
-            let in_sync = self.shared.in_sync.count(h.group).unwrap_or_else(|| {
-                let me = h.view.borrow().leader;
-                let live = h.voters.iter().filter(|&&v| v != me && h.node.is_alive(v));
-                1 + live.count()
-            });
-            if (in_sync as u64) < u64::from(min_in_sync) {
-                return Err(PartitionError::NotEnoughReplicas {
-                    in_sync,
-                    required: min_in_sync,
-                });
-            }
-        }
+        self.check_in_sync(h, min_in_sync)?;
         let header = check_produced_header(&batch)?;
         let mut loaded_term = h.appending.lock().await;
         let view = *h.view.borrow();
@@ -424,20 +407,7 @@ impl Partition {
         } else {
             Ack::Eventually
         };
-        let tracked: Tracked = match tokio::time::timeout(
-            REPLICA_APPEND_TIMEOUT,
-            h.node.propose_tracked(h.group, batch, commit),
-        )
-        .await
-        {
-            Ok(Ok(t)) => t,
-            Ok(Err(ProposeError::NotLeader { .. })) | Ok(Err(ProposeError::Dropped(_))) => {
-                return Err(PartitionError::NotLeader)
-            }
-            Ok(Err(ProposeError::ChangeInProgress)) | Err(_) => {
-                return Err(PartitionError::Timeout("the Raft group"))
-            }
-        };
+        let tracked: Tracked = proposed(h.node.propose_tracked(h.group, batch, commit)).await?;
         let base_offset = tracked.appended.base_offset;
         let last_offset = base_offset + header.last_offset_delta.max(0) as u64;
         lock_producers(&h.producers).record(&header, base_offset, last_offset);
@@ -450,6 +420,30 @@ impl Partition {
             },
             committed: Some(tracked.committed),
         })
+    }
+
+    /// Refuses an append when fewer than `min_in_sync` replicas are in sync, as Kafka
+    /// checks before the append (duplicates included). A leader that has not sampled
+    /// its group yet (for up to one ISR sample interval after it was elected) counts
+    /// what its first sample will: itself and every voter whose node is heard from
+    /// (refusing on itself alone would turn every failover into a burst of
+    /// NOT_ENOUGH_REPLICAS).
+    fn check_in_sync(&self, h: &Hosted, min_in_sync: u32) -> PartitionResult<()> {
+        if min_in_sync <= 1 || !h.view.borrow().is_leader {
+            return Ok(());
+        }
+        let in_sync = self.shared.in_sync.count(h.group).unwrap_or_else(|| {
+            let me = h.view.borrow().leader;
+            let live = h.voters.iter().filter(|&&v| v != me && h.node.is_alive(v));
+            1 + live.count()
+        });
+        if (in_sync as u64) < u64::from(min_in_sync) {
+            return Err(PartitionError::NotEnoughReplicas {
+                in_sync,
+                required: min_in_sync,
+            });
+        }
+        Ok(())
     }
 
     pub fn topic(&self) -> &str {
@@ -649,20 +643,8 @@ impl Partition {
         if offset <= start()? {
             return start();
         }
-        match tokio::time::timeout(
-            REPLICA_APPEND_TIMEOUT,
-            h.node.move_log_start(h.group, offset),
-        )
-        .await
-        {
-            Ok(Ok(_)) => start(),
-            Ok(Err(ProposeError::NotLeader { .. })) | Ok(Err(ProposeError::Dropped(_))) => {
-                Err(PartitionError::NotLeader)
-            }
-            Ok(Err(ProposeError::ChangeInProgress)) | Err(_) => {
-                Err(PartitionError::Timeout("the Raft group"))
-            }
-        }
+        proposed(h.node.move_log_start(h.group, offset)).await?;
+        start()
     }
 
     /// One compaction pass when the log wants one (`cleanup.policy` with `compact` and
@@ -784,6 +766,22 @@ impl Drop for FlushDemand {
 
 /// How long a produce waits for the leader's node to append its batch.
 const REPLICA_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits for a proposal to the replica's group (at most [`REPLICA_APPEND_TIMEOUT`]),
+/// its refusals as partition errors.
+async fn proposed<T>(
+    proposal: impl std::future::Future<Output = Result<T, ProposeError>>,
+) -> PartitionResult<T> {
+    match tokio::time::timeout(REPLICA_APPEND_TIMEOUT, proposal).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(ProposeError::NotLeader { .. })) | Ok(Err(ProposeError::Dropped(_))) => {
+            Err(PartitionError::NotLeader)
+        }
+        Ok(Err(ProposeError::ChangeInProgress)) | Err(_) => {
+            Err(PartitionError::Timeout("the Raft group"))
+        }
+    }
+}
 
 fn lock_producers(
     m: &std::sync::Mutex<ProducerStates>,
