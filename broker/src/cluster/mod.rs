@@ -26,6 +26,7 @@
 //! The controller's snapshots are checkpoint records in its own log (KRaft keeps them in
 //! separate files; see docs/cluster.md); placement is rack-unaware.
 
+mod apply;
 mod error;
 mod isr;
 pub mod metadata;
@@ -42,7 +43,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use log_store::{Batches, Log, LogConfig};
+use log_store::{Log, LogConfig};
 use replication::group::{discard_logger, Group, GroupStatus};
 use replication::node::{self, GroupView, NodeHandle};
 use replication::transport::{self, Transport};
@@ -56,7 +57,7 @@ use crate::error::{BrokerError, Result};
 use crate::identity::{IdentityFile, Standing};
 use crate::partition::InSyncReplicas;
 pub use error::ClusterError;
-use metadata::{Change, MetaRecord, MetadataState, CONTROLLER_GROUP};
+use metadata::{MetaRecord, MetadataState, CONTROLLER_GROUP};
 
 /// The Raft tick: elections after 10–20 ticks, heartbeats every 2.
 pub const RAFT_TICK: Duration = Duration::from_millis(50);
@@ -68,15 +69,66 @@ const RESUBMIT_INTERVAL: Duration = Duration::from_millis(500);
 const PRODUCER_IDS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a metadata change waits for the controller before giving up.
 pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes of the controller log read per step when applying.
-const APPLY_READ_BYTES: usize = 1 << 20;
-/// How long the controller leader waits before proposing a checkpoint again (one that
-/// was overtaken by other records is not valid).
-const CHECKPOINT_RETRY: Duration = Duration::from_secs(2);
 /// The largest controller record (a checkpoint holds the whole state).
 const CONTROLLER_MAX_RECORD_BYTES: u32 = 256 << 20;
 /// Directory of the controller group's log under the data directory.
 pub const CONTROLLER_DIR: &str = "cluster-controller";
+
+/// The Raft transport to every peer, and its listener when this node has one: the
+/// transport and the queue of messages it received.
+async fn start_transport(
+    settings: &ClusterSettings,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(Transport, mpsc::Receiver<transport::Envelope>)> {
+    let transport = Transport::new(shutdown.clone());
+    for (&id, addr) in &settings.peers {
+        if id != settings.node_id {
+            transport.add_peer(id, resolve(addr).await?);
+        }
+    }
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    if let Some(addr) = &settings.raft_addr {
+        let bind_addr = resolve(addr).await?;
+        let listener = TcpListener::bind(bind_addr)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                what: "raft-addr",
+                addr: bind_addr,
+                source,
+            })?;
+        tokio::spawn(transport::serve(
+            listener,
+            inbound_tx,
+            transport.stats().clone(),
+            shutdown.clone(),
+        ));
+    }
+    Ok((transport, inbound_rx))
+}
+
+/// Opens the controller group's log under the data directory.
+fn open_controller_log(settings: &ClusterSettings, data_dir: &Path) -> Result<Log> {
+    let config = LogConfig {
+        segment_bytes: settings.controller_segment_bytes,
+        max_message_bytes: CONTROLLER_MAX_RECORD_BYTES,
+        ..LogConfig::default()
+    };
+    Log::open(data_dir.join(CONTROLLER_DIR), config).map_err(|source| BrokerError::Log {
+        topic: CONTROLLER_DIR.into(),
+        partition: 0,
+        source,
+    })
+}
+
+/// The first id of this node's controller requests, unique across nodes and restarts:
+/// the node id, then the start time in microseconds.
+fn first_request_id(me: u64) -> u64 {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    (me << 48) ^ (micros & ((1 << 48) - 1))
+}
 
 /// This node's part of the cluster.
 pub struct Cluster {
@@ -156,42 +208,8 @@ impl Cluster {
                 "--peers does not list this node ({me})"
             )));
         }
-        let transport = Transport::new(shutdown.clone());
-        for (&id, addr) in &settings.peers {
-            if id != me {
-                transport.add_peer(id, resolve(addr).await?);
-            }
-        }
-        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-        if let Some(addr) = &settings.raft_addr {
-            let bind_addr = resolve(addr).await?;
-            let listener =
-                TcpListener::bind(bind_addr)
-                    .await
-                    .map_err(|source| BrokerError::Bind {
-                        what: "raft-addr",
-                        addr: bind_addr,
-                        source,
-                    })?;
-            tokio::spawn(transport::serve(
-                listener,
-                inbound_tx,
-                transport.stats().clone(),
-                shutdown.clone(),
-            ));
-        }
-        let dir = data_dir.join(CONTROLLER_DIR);
-        let config = LogConfig {
-            segment_bytes: settings.controller_segment_bytes,
-            max_message_bytes: CONTROLLER_MAX_RECORD_BYTES,
-            ..LogConfig::default()
-        };
-        let log = Log::open(&dir, config).map_err(|source| BrokerError::Log {
-            topic: CONTROLLER_DIR.into(),
-            partition: 0,
-            source,
-        })?;
-        let log = Arc::new(RwLock::new(log));
+        let (transport, inbound_rx) = start_transport(&settings, &shutdown).await?;
+        let log = Arc::new(RwLock::new(open_controller_log(&settings, data_dir)?));
         let storage = LogStorage::new(log.clone()).map_err(cluster_err)?;
         let voters = settings.controller_voters();
         let mut controller =
@@ -227,15 +245,7 @@ impl Cluster {
             applied: watch::channel(0).0,
             controller: view,
             controller_log: log,
-            // Request ids unique across nodes and restarts: node id, then start time.
-            next_request: AtomicU64::new(
-                (me << 48)
-                    ^ (std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_micros() as u64)
-                        .unwrap_or(0)
-                        & ((1 << 48) - 1)),
-            ),
+            next_request: AtomicU64::new(first_request_id(me)),
             transport,
             stop,
             isr: Arc::default(),
@@ -510,139 +520,6 @@ impl Cluster {
                 return;
             }
         }
-    }
-
-    /// Applies the controller's committed records, in order, forever: each goes into
-    /// the state, then `reconcile` acts on the change (opens or removes replicas), then
-    /// waiters are woken. A valid checkpoint lets this node drop the log before it;
-    /// while leading the controller, this node proposes one whenever
-    /// `metadata.snapshot.records` records were applied since the last.
-    pub async fn run<F, Fut>(
-        self: Arc<Self>,
-        mut reconcile: F,
-        mut shutdown: crate::shutdown::Shutdown,
-    ) where
-        F: FnMut(Change) -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        let mut view = self.controller.clone();
-        let mut next = 0;
-        let mut since_checkpoint = 0u64;
-        let mut proposed_at: Option<Instant> = None;
-        let mut seen_start: Option<u64> = None;
-        // The next checkpoint was reached by jumping to the leader's log start.
-        let mut jumped = false;
-        loop {
-            // The log starts later than the next record when a snapshot from the leader
-            // replaced it (this node fell behind its retention) or at a restart after a
-            // checkpoint: the first record there is a checkpoint with the whole state.
-            let start = self.controller_log_start();
-            if next < start {
-                // A start that moved while this node ran is a snapshot, not the restart.
-                if seen_start.is_some_and(|s| s < start) {
-                    jumped = true;
-                    info!(
-                        from = next,
-                        checkpoint = start,
-                        "controller log restarted at a checkpoint (this node fell behind)"
-                    );
-                }
-                next = start;
-            }
-            seen_start = Some(start);
-            let hw = view.borrow_and_update().committed_offset;
-            while next < hw {
-                let chunk = match self.read_controller(next, hw) {
-                    Ok(c) if !c.is_empty() => c,
-                    Ok(_) => break,
-                    Err(e) => {
-                        warn!(offset = next, error = e, "reading the controller log");
-                        break;
-                    }
-                };
-                for item in Batches::new(chunk) {
-                    let Ok((header, bytes)) = item else {
-                        warn!(
-                            offset = next,
-                            "undecodable controller batch; stopping this pass"
-                        );
-                        break;
-                    };
-                    next = header.last_offset() as u64 + 1;
-                    for (offset, record) in decode_records(bytes) {
-                        let (change, checkpoint) = self
-                            .state
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .apply_at(offset, record);
-                        if checkpoint {
-                            since_checkpoint = 0;
-                            self.trim_controller_log(offset);
-                        } else {
-                            since_checkpoint += 1;
-                        }
-                        let prune = jumped && change == Change::All;
-                        if change != Change::None {
-                            reconcile(change).await;
-                        }
-                        if prune {
-                            jumped = false;
-                            reconcile(Change::PruneReplicas).await;
-                        }
-                    }
-                    self.applied.send_modify(|v| *v = next);
-                }
-            }
-            let wanted = since_checkpoint >= self.settings.checkpoint_records
-                && self.controller_leader() == Some(self.node_id)
-                && next > 0;
-            if wanted && proposed_at.is_none_or(|t| t.elapsed() >= CHECKPOINT_RETRY) {
-                proposed_at = Some(Instant::now());
-                let state = Box::new(self.state().clone());
-                debug!(through = next - 1, "proposing a controller checkpoint");
-                self.send(&MetaRecord::Checkpoint {
-                    through: next - 1,
-                    state,
-                })
-                .await;
-            }
-            tokio::select! {
-                changed = view.changed() => if changed.is_err() { return },
-                // A checkpoint overtaken by other records is proposed again even if
-                // nothing else happens.
-                _ = tokio::time::sleep(CHECKPOINT_RETRY), if wanted => {}
-                _ = shutdown.wait() => return,
-            }
-        }
-    }
-
-    fn controller_log_start(&self) -> u64 {
-        self.controller_log
-            .read()
-            .map(|l| l.log_start_offset())
-            .unwrap_or(0)
-    }
-
-    /// Drops the controller log before the checkpoint at `offset` (whole segments; the
-    /// log start moves to the checkpoint, where a restart replays from).
-    fn trim_controller_log(&self, offset: u64) {
-        let mut log = self
-            .controller_log
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        match log.delete_before(offset) {
-            Ok(start) => debug!(log_start = start, "controller log trimmed at a checkpoint"),
-            Err(e) => warn!(offset, error = %e, "trimming the controller log at a checkpoint"),
-        }
-    }
-
-    fn read_controller(&self, from: u64, hw: u64) -> std::result::Result<Bytes, String> {
-        let log = self
-            .controller_log
-            .read()
-            .map_err(|_| "lock poisoned".to_string())?;
-        log.read_bounded(from, APPLY_READ_BYTES, hw)
-            .map_err(|e| e.to_string())
     }
 
     /// Plans leader transfers that even each topic's leaderships out over the registered
