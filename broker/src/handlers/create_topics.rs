@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -38,6 +39,51 @@ pub(crate) fn config_entries(
         .collect()
 }
 
+/// What one topic of the request asks for, once checked.
+struct Asked {
+    overrides: BTreeMap<String, String>,
+    /// -1: the broker's default.
+    partitions: i32,
+    /// -1: the broker's default.
+    replication: i16,
+}
+
+/// Checks one topic of the request: configs with values, and manual assignments only
+/// when each places its partition on this broker alone (the controller places replicas
+/// itself).
+fn asked(t: &CreatableTopic, node_id: i32) -> Result<Asked, (ResponseError, String)> {
+    let mut overrides = BTreeMap::new();
+    for c in &t.configs {
+        let Some(v) = &c.value else {
+            let why = format!("config {} has no value", c.name.as_str());
+            return Err((ResponseError::InvalidConfig, why));
+        };
+        overrides.insert(c.name.to_string(), v.to_string());
+    }
+    let (mut partitions, mut replication) = (t.num_partitions, t.replication_factor);
+    if !t.assignments.is_empty() {
+        if partitions != -1 || replication != -1 {
+            let why = "with replica assignments, partitions and replication factor must be -1";
+            return Err((ResponseError::InvalidRequest, why.into()));
+        }
+        let only_us = t
+            .assignments
+            .iter()
+            .all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == node_id);
+        if !only_us {
+            let why = format!("replicas can only be assigned to this broker alone, id {node_id}");
+            return Err((ResponseError::InvalidReplicaAssignment, why));
+        }
+        partitions = t.assignments.len() as i32;
+        replication = 1;
+    }
+    Ok(Asked {
+        overrides,
+        partitions,
+        replication,
+    })
+}
+
 pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let b = &ctx.broker;
     let mut seen = HashSet::new();
@@ -48,73 +94,35 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
         .map(|t| t.name.as_str().to_string())
         .collect();
     let mut results = Vec::with_capacity(request.topics.len());
-    for t in request.topics {
+    for t in &request.topics {
         let name = t.name.as_str().to_string();
         let result = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        let fail = |code: ResponseError, why: String| {
-            result
-                .clone()
-                .with_error_code(ctx.code(code.code()))
-                .with_error_message(message(why))
+        let checked = if duplicated.contains(&name) {
+            let why = format!("topic {name:?} appears more than once in the request");
+            Err((ResponseError::InvalidRequest, why))
+        } else {
+            asked(t, b.node_id)
         };
-        if duplicated.contains(&name) {
-            results.push(fail(
-                ResponseError::InvalidRequest,
-                format!("topic {name:?} appears more than once in the request"),
-            ));
-            continue;
-        }
-        let mut overrides = BTreeMap::new();
-        let mut bad_config = None;
-        for c in &t.configs {
-            match &c.value {
-                Some(v) => {
-                    overrides.insert(c.name.to_string(), v.to_string());
-                }
-                None => bad_config = Some(format!("config {} has no value", c.name.as_str())),
-            }
-        }
-        if let Some(why) = bad_config {
-            results.push(fail(ResponseError::InvalidConfig, why));
-            continue;
-        }
-        // Manual assignments are taken only when each places its partition on this broker
-        // alone (the controller places replicas itself).
-        let mut partitions = t.num_partitions;
-        let mut replication = t.replication_factor;
-        if !t.assignments.is_empty() {
-            if partitions != -1 || replication != -1 {
-                results.push(fail(
-                    ResponseError::InvalidRequest,
-                    "with replica assignments, partitions and replication factor must be -1".into(),
-                ));
+        let asked = match checked {
+            Ok(a) => a,
+            Err((code, why)) => {
+                results.push(
+                    result
+                        .with_error_code(ctx.code(code.code()))
+                        .with_error_message(message(why)),
+                );
                 continue;
             }
-            let only_us = t
-                .assignments
-                .iter()
-                .all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == b.node_id);
-            if !only_us {
-                results.push(fail(
-                    ResponseError::InvalidReplicaAssignment,
-                    format!(
-                        "replicas can only be assigned to this broker alone, id {}",
-                        b.node_id
-                    ),
-                ));
-                continue;
-            }
-            partitions = t.assignments.len() as i32;
-            replication = 1;
-        }
-        let partitions = if partitions == -1 {
+        };
+        let partitions = if asked.partitions == -1 {
             b.topics.defaults().num_partitions
         } else {
-            partitions
+            asked.partitions
         };
+        let (replication, overrides) = (asked.replication, asked.overrides);
         let outcome = if request.validate_only {
             b.cluster
                 .validate_topic_creation(&b.topics, &name, partitions, replication, &overrides)
