@@ -494,30 +494,7 @@ impl Pass<'_> {
                 if rec.kind.is_data() {
                     self.rewrite_entry(source, &rec, &mut out)?;
                 } else {
-                    let (path, file) = handles.entrydata.as_ref().ok_or_else(|| {
-                        LogError::corrupt(&handles.table_path, "entry data file is missing")
-                    })?;
-                    if rec.end_position() > entrydata_bytes {
-                        return Err(LogError::corrupt(
-                            path,
-                            format!(
-                                "payload of raft entry {} runs past the file",
-                                rec.raft_index
-                            ),
-                        ));
-                    }
-                    payload.resize(rec.length as usize, 0);
-                    file.read_exact_at(&mut payload, rec.position)
-                        .map_err(|e| LogError::io(path, e))?;
-                    if crc32fast::hash(&payload) != rec.aux {
-                        return Err(LogError::corrupt(
-                            path,
-                            format!(
-                                "payload of raft entry {} fails its checksum",
-                                rec.raft_index
-                            ),
-                        ));
-                    }
+                    read_meta_payload(handles, entrydata_bytes, &rec, &mut payload)?;
                     out.append_meta(rec.kind, rec.term, &payload)?;
                 }
             }
@@ -526,22 +503,7 @@ impl Pass<'_> {
         out.close()?;
         let new_size_bytes = out.size_bytes();
         drop(out);
-        let mut check = Segment::open_files(stage, source.base_offset, job.now_ms)?;
-        check.load_clean(&job.config, true)?;
-        if check.next_offset() != source.next_offset
-            || check.next_raft_index() != source.next_raft_index
-        {
-            return Err(LogError::corrupt(
-                check.log_path(),
-                format!(
-                    "cleaned segment ends at offset {} / raft index {}, the original at {} / {}",
-                    check.next_offset(),
-                    check.next_raft_index(),
-                    source.next_offset,
-                    source.next_raft_index
-                ),
-            ));
-        }
+        check_staged(stage, source, job)?;
         debug!(
             base_offset = source.base_offset,
             bytes_before = source.size_bytes,
@@ -556,6 +518,41 @@ impl Pass<'_> {
             old_size_bytes: source.size_bytes,
             new_size_bytes,
         })
+    }
+
+    /// Sorts a batch's records into those kept and those removed: a keyed record goes
+    /// when a later offset holds its key, a tombstone also once `horizon_passed`.
+    /// `None` when a record's offset lies outside its batch.
+    fn sort_records<'r>(
+        &self,
+        header: &BatchHeader,
+        recs: &[records::RecordView<'r>],
+        horizon_passed: bool,
+    ) -> Option<Sorted<'r>> {
+        let mut sorted = Sorted {
+            kept: Vec::with_capacity(recs.len()),
+            removed: 0,
+            tombstones_removed: 0,
+            kept_tombstones: false,
+        };
+        for r in recs {
+            let offset = record_offset(header, r.offset_delta)?;
+            let keep = match r.key {
+                None => true,
+                Some(key) => {
+                    let superseded = self.map.get(key).is_some_and(|latest| latest > offset);
+                    !superseded && (r.has_value || !horizon_passed)
+                }
+            };
+            if keep {
+                sorted.kept_tombstones |= r.key.is_some() && !r.has_value;
+                sorted.kept.push(*r);
+            } else {
+                sorted.removed += 1;
+                sorted.tombstones_removed += u64::from(!r.has_value);
+            }
+        }
+        Some(sorted)
     }
 
     /// Filters the batch of data entry `rec` and appends the result to `out`.
@@ -619,26 +616,14 @@ impl Pass<'_> {
         let last = header.last_offset() as u64;
         let due = last < job.first_dirty && horizon.is_some_and(|h| job.now_ms >= h);
         let horizon_passed = due && last < job.tombstones_below;
-        let mut kept = Vec::with_capacity(recs.len());
-        let (mut removed, mut tombstones_removed, mut kept_tombstones) = (0u64, 0u64, false);
-        for r in &recs {
-            let offset = record_offset(header, r.offset_delta)
-                .ok_or_else(|| corrupt_batch(path, base, "offset delta out of range"))?;
-            let keep = match r.key {
-                None => true,
-                Some(key) => {
-                    let superseded = self.map.get(key).is_some_and(|latest| latest > offset);
-                    !superseded && (r.has_value || !horizon_passed)
-                }
-            };
-            if keep {
-                kept_tombstones |= r.key.is_some() && !r.has_value;
-                kept.push(*r);
-            } else {
-                removed += 1;
-                tombstones_removed += u64::from(!r.has_value);
-            }
-        }
+        let Sorted {
+            kept,
+            removed,
+            tombstones_removed,
+            kept_tombstones,
+        } = self
+            .sort_records(header, &recs, horizon_passed)
+            .ok_or_else(|| corrupt_batch(path, base, "offset delta out of range"))?;
         self.held_back |= kept_tombstones && due && !horizon_passed;
         let set_horizon = kept_tombstones && horizon.is_none();
         if removed == 0 && !set_horizon {
@@ -693,6 +678,14 @@ impl Pass<'_> {
     }
 }
 
+/// A batch's records, sorted by [`Pass::sort_records`].
+struct Sorted<'r> {
+    kept: Vec<records::RecordView<'r>>,
+    removed: u64,
+    tombstones_removed: u64,
+    kept_tombstones: bool,
+}
+
 /// The offset of a record, checked to lie within its batch.
 fn record_offset(header: &BatchHeader, offset_delta: i32) -> Option<u64> {
     if offset_delta < 0 || offset_delta > header.last_offset_delta {
@@ -703,6 +696,61 @@ fn record_offset(header: &BatchHeader, offset_delta: i32) -> Option<u64> {
 
 mod swap;
 pub(crate) use swap::{finish_interrupted, swap_segment, Steps, SwapError};
+
+/// Reads the payload of non-data entry `rec` from the segment's `.entrydata` file
+/// into `payload`, checking it lies within the file's `entrydata_bytes` and matches
+/// its checksum.
+fn read_meta_payload(
+    handles: &segment::CleanHandles,
+    entrydata_bytes: u64,
+    rec: &EntryRecord,
+    payload: &mut Vec<u8>,
+) -> Result<()> {
+    let (path, file) = handles
+        .entrydata
+        .as_ref()
+        .ok_or_else(|| LogError::corrupt(&handles.table_path, "entry data file is missing"))?;
+    if rec.end_position() > entrydata_bytes {
+        let why = format!(
+            "payload of raft entry {} runs past the file",
+            rec.raft_index
+        );
+        return Err(LogError::corrupt(path, why));
+    }
+    payload.resize(rec.length as usize, 0);
+    file.read_exact_at(payload, rec.position)
+        .map_err(|e| LogError::io(path, e))?;
+    if crc32fast::hash(payload) != rec.aux {
+        let why = format!(
+            "payload of raft entry {} fails its checksum",
+            rec.raft_index
+        );
+        return Err(LogError::corrupt(path, why));
+    }
+    Ok(())
+}
+
+/// Re-opens the sealed copy of `source` in `stage` and checks it ends where the
+/// original did, in offsets and in Raft indexes.
+fn check_staged(stage: &Path, source: &SourceSegment, job: &CleanJob) -> Result<()> {
+    let mut check = Segment::open_files(stage, source.base_offset, job.now_ms)?;
+    check.load_clean(&job.config, true)?;
+    if check.next_offset() != source.next_offset
+        || check.next_raft_index() != source.next_raft_index
+    {
+        return Err(LogError::corrupt(
+            check.log_path(),
+            format!(
+                "cleaned segment ends at offset {} / raft index {}, the original at {} / {}",
+                check.next_offset(),
+                check.next_raft_index(),
+                source.next_offset,
+                source.next_raft_index
+            ),
+        ));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests;

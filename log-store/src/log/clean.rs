@@ -15,6 +15,17 @@ use crate::cleaner::{
 use crate::error::{LogError, Result};
 use crate::segment::Segment;
 
+/// Why a cleaning is due, and the byte counts behind the ratio.
+struct Due {
+    first_dirty: u64,
+    dirty_bytes: u64,
+    total_bytes: u64,
+    /// Dirty bytes reached `min.cleanable.dirty.ratio`.
+    ratio: bool,
+    /// A delete horizon came due.
+    horizon: bool,
+}
+
 impl Log {
     /// Where compaction got: offsets below this were cleaned; the rest is dirty.
     pub fn first_dirty_offset(&self) -> u64 {
@@ -62,9 +73,9 @@ impl Log {
     /// cleaned, in closed segments wholly below `clean_up_to_offset` and older than
     /// `min.compaction.lag.ms`) are at least `min.cleanable.dirty.ratio` of all such bytes,
     /// or a delete horizon came due (unless the last cleaning kept a due tombstone only
-    /// because of a `tombstones_below_offset` that has not moved since). Errors when another cleaning of this log is
-    /// under way (its job or result is alive) or an earlier swap failed midway (reopen
-    /// the log).
+    /// because of a `tombstones_below_offset` that has not moved since). Errors when
+    /// another cleaning of this log is under way (its job or result is alive) or an
+    /// earlier swap failed midway (reopen the log).
     pub fn prepare_clean_below(
         &self,
         clean_up_to_offset: u64,
@@ -81,39 +92,12 @@ impl Log {
             )));
         }
         let clean_up_to = clean_up_to_offset.min(self.next_offset());
-        let closed = self.segments.len() - 1;
-        let lag_ms = self.config.min_compaction_lag_ms;
-        let rewritable = self.segments[..closed]
-            .iter()
-            .take_while(|s| {
-                s.next_offset() <= clean_up_to
-                    && (lag_ms == 0 || s.max_timestamp() <= now_ms.saturating_sub(lag_ms))
-            })
-            .count();
+        let rewritable = self.rewritable_segments(clean_up_to, now_ms);
         if rewritable == 0 {
             return Ok(None);
         }
-        let first_dirty = self
-            .clean_checkpoint
-            .first_dirty_offset
-            .max(self.segments[0].base_offset());
-        let (mut dirty_bytes, mut total_bytes) = (0u64, 0u64);
-        for s in &self.segments[..rewritable] {
-            total_bytes += s.size_bytes();
-            if s.next_offset() > first_dirty {
-                dirty_bytes += s.size_bytes();
-            }
-        }
-        let ratio_due = dirty_bytes > 0
-            && dirty_bytes as f64 >= self.config.min_cleanable_dirty_ratio * total_bytes as f64;
-        let horizon = self.clean_checkpoint.next_delete_horizon_ms;
-        let horizon_due = horizon.is_some_and(|h| {
-            now_ms >= h
-                && self
-                    .tombstones_held_below
-                    .is_none_or(|below| tombstones_below_offset > below)
-        });
-        if !ratio_due && !horizon_due {
+        let due = self.cleaning_due(rewritable, tombstones_below_offset, now_ms);
+        if !due.ratio && !due.horizon {
             return Ok(None);
         }
         if self
@@ -127,11 +111,86 @@ impl Log {
             )));
         }
         let guard = Arc::new(CleanGuard(Arc::clone(&self.cleaning)));
-        // Every segment holding offsets below `clean_up_to` feeds the map.
+        let segments = self.source_segments(clean_up_to, rewritable)?;
+        debug!(
+            dir = %self.dir.display(),
+            rewritable,
+            dirty_bytes = due.dirty_bytes,
+            total_bytes = due.total_bytes,
+            horizon_due = due.horizon,
+            "cleaning prepared"
+        );
+        Ok(Some(CleanJob {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            now_ms,
+            clean_up_to,
+            tombstones_below: tombstones_below_offset,
+            first_dirty: due.first_dirty,
+            generation: self.generation,
+            old_horizon_ms: self.clean_checkpoint.next_delete_horizon_ms,
+            segments,
+            rewritable,
+            guard,
+        }))
+    }
+
+    /// How many closed segments, from the first, a cleaning may rewrite: wholly below
+    /// `clean_up_to` and older than `min.compaction.lag.ms`.
+    fn rewritable_segments(&self, clean_up_to: u64, now_ms: i64) -> usize {
+        let closed = self.segments.len() - 1;
+        let lag_ms = self.config.min_compaction_lag_ms;
+        self.segments[..closed]
+            .iter()
+            .take_while(|s| {
+                s.next_offset() <= clean_up_to
+                    && (lag_ms == 0 || s.max_timestamp() <= now_ms.saturating_sub(lag_ms))
+            })
+            .count()
+    }
+
+    /// Whether the first `rewritable` segments are due a cleaning, by dirty ratio or by
+    /// a delete horizon.
+    fn cleaning_due(&self, rewritable: usize, tombstones_below: u64, now_ms: i64) -> Due {
+        let first_dirty = self
+            .clean_checkpoint
+            .first_dirty_offset
+            .max(self.segments[0].base_offset());
+        let (mut dirty_bytes, mut total_bytes) = (0u64, 0u64);
+        for s in &self.segments[..rewritable] {
+            total_bytes += s.size_bytes();
+            if s.next_offset() > first_dirty {
+                dirty_bytes += s.size_bytes();
+            }
+        }
+        let ratio = dirty_bytes > 0
+            && dirty_bytes as f64 >= self.config.min_cleanable_dirty_ratio * total_bytes as f64;
+        let horizon = self
+            .clean_checkpoint
+            .next_delete_horizon_ms
+            .is_some_and(|h| {
+                now_ms >= h
+                    && self
+                        .tombstones_held_below
+                        .is_none_or(|below| tombstones_below > below)
+            });
+        Due {
+            first_dirty,
+            dirty_bytes,
+            total_bytes,
+            ratio,
+            horizon,
+        }
+    }
+
+    /// The segments a cleaning reads: every one holding offsets below `clean_up_to`
+    /// feeds the key map; the first `rewritable` are also rewritten (their handles
+    /// kept open for the swap).
+    fn source_segments(&self, clean_up_to: u64, rewritable: usize) -> Result<Vec<SourceSegment>> {
         let mapped = self
             .segments
             .partition_point(|s| s.base_offset() < clean_up_to);
-        let segments = self.segments[..mapped.max(rewritable)]
+        self.segments[..mapped.max(rewritable)]
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -151,28 +210,7 @@ impl Log {
                     },
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        debug!(
-            dir = %self.dir.display(),
-            rewritable,
-            dirty_bytes,
-            total_bytes,
-            horizon_due,
-            "cleaning prepared"
-        );
-        Ok(Some(CleanJob {
-            dir: self.dir.clone(),
-            config: self.config.clone(),
-            now_ms,
-            clean_up_to,
-            tombstones_below: tombstones_below_offset,
-            first_dirty,
-            generation: self.generation,
-            old_horizon_ms: horizon,
-            segments,
-            rewritable,
-            guard,
-        }))
+            .collect()
     }
 
     /// Swaps in the segments a [`CleanJob`] cleaned. Short: a few renames and directory
