@@ -87,63 +87,12 @@ pub fn scan_log_file(
     let mut buf = vec![0u8; BATCH_HEADER_BYTES];
     let mut position = 0u64;
     while position < file_bytes {
-        let remaining = (file_bytes - position) as usize;
-        if remaining < LOG_OVERHEAD_BYTES {
-            scan.end = ScanEnd::TornTail {
-                position,
-                missing_bytes: LOG_OVERHEAD_BYTES - remaining,
-            };
-            break;
-        }
-        buf.resize(LOG_OVERHEAD_BYTES, 0);
-        read_exact(&mut reader, &mut buf, path)?;
-        let size = match BatchHeader::frame_size(&buf) {
-            Ok(s) if s <= MAX_INSPECT_BATCH_BYTES => s,
-            Ok(s) => {
-                scan.end = ScanEnd::BadFrame {
-                    position,
-                    reason: format!("batch length {s} is beyond any sane batch"),
-                };
-                break;
-            }
-            Err(e) => {
-                scan.end = bad_frame_or_zero_tail(
-                    &mut reader,
-                    &buf,
-                    position,
-                    file_bytes,
-                    e.to_string(),
-                    path,
-                )?;
-                break;
-            }
-        };
-        if size > remaining {
-            scan.end = ScanEnd::TornTail {
-                position,
-                missing_bytes: size - remaining,
-            };
-            break;
-        }
-        buf.resize(size, 0);
-        read_exact(&mut reader, &mut buf[LOG_OVERHEAD_BYTES..], path)?;
-        let (header, crc_ok) = match BatchHeader::parse_validated(&buf) {
-            Ok(h) => (h, true),
-            Err(BatchError::BadCrc { .. }) => match BatchHeader::parse_header(&buf) {
-                Ok(h) => (h, false),
-                Err(e) => {
-                    scan.end = ScanEnd::BadFrame {
-                        position,
-                        reason: e.to_string(),
-                    };
-                    break;
-                }
-            },
-            Err(e) => {
-                scan.end = ScanEnd::BadFrame {
-                    position,
-                    reason: e.to_string(),
-                };
+        let read = read_frame(&mut reader, &mut buf, position, file_bytes, path)?;
+        let parsed = read.and_then(|size| parse_frame(&buf, position).map(|h| (size, h)));
+        let (size, (header, crc_ok)) = match parsed {
+            Ok(frame) => frame,
+            Err(end) => {
+                scan.end = end;
                 break;
             }
         };
@@ -166,6 +115,65 @@ pub fn scan_log_file(
         }
     }
     Ok(scan)
+}
+
+/// Reads the whole batch frame at `position` into `buf`: its size, or how the scan
+/// ends there (a torn tail, a zero-filled tail or a bad frame).
+fn read_frame(
+    reader: &mut impl Read,
+    buf: &mut Vec<u8>,
+    position: u64,
+    file_bytes: u64,
+    path: &Path,
+) -> Result<std::result::Result<usize, ScanEnd>> {
+    let remaining = (file_bytes - position) as usize;
+    if remaining < LOG_OVERHEAD_BYTES {
+        let missing_bytes = LOG_OVERHEAD_BYTES - remaining;
+        return Ok(Err(ScanEnd::TornTail {
+            position,
+            missing_bytes,
+        }));
+    }
+    buf.resize(LOG_OVERHEAD_BYTES, 0);
+    read_exact(reader, buf, path)?;
+    let size = match BatchHeader::frame_size(buf) {
+        Ok(s) if s <= MAX_INSPECT_BATCH_BYTES => s,
+        Ok(s) => {
+            let reason = format!("batch length {s} is beyond any sane batch");
+            return Ok(Err(ScanEnd::BadFrame { position, reason }));
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            let end = bad_frame_or_zero_tail(reader, buf, position, file_bytes, reason, path)?;
+            return Ok(Err(end));
+        }
+    };
+    if size > remaining {
+        let missing_bytes = size - remaining;
+        return Ok(Err(ScanEnd::TornTail {
+            position,
+            missing_bytes,
+        }));
+    }
+    buf.resize(size, 0);
+    read_exact(reader, &mut buf[LOG_OVERHEAD_BYTES..], path)?;
+    Ok(Ok(size))
+}
+
+/// The header of the batch frame in `buf` and whether its CRC-32C checks out, or a bad
+/// frame when the header itself is invalid.
+fn parse_frame(buf: &[u8], position: u64) -> std::result::Result<(BatchHeader, bool), ScanEnd> {
+    let bad = |e: BatchError| ScanEnd::BadFrame {
+        position,
+        reason: e.to_string(),
+    };
+    match BatchHeader::parse_validated(buf) {
+        Ok(h) => Ok((h, true)),
+        Err(BatchError::BadCrc { .. }) => BatchHeader::parse_header(buf)
+            .map(|h| (h, false))
+            .map_err(bad),
+        Err(e) => Err(bad(e)),
+    }
 }
 
 /// Tells a zero-filled tail (whose first 12 bytes, already read into `head`, are zero)

@@ -18,7 +18,7 @@ use crate::cleaner;
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::{LogError, Result};
-use crate::segment::{self, parse_segment_file_name, Segment};
+use crate::segment::{self, parse_segment_file_name, RecoveryOutcome, Segment};
 
 impl Log {
     /// Opens the log in `dir` with an injected clock (roll and retention by time use it).
@@ -77,31 +77,7 @@ impl Log {
             sealed: false,
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
-        if log.segments.is_empty() {
-            let start = log.checkpoint.log_start_offset;
-            let seg = Segment::create(
-                &dir,
-                start,
-                log.checkpoint.prev_raft_index + 1,
-                &log.config,
-                log.clock.now_ms(),
-            )?;
-            log.segments.push(seg);
-            sync_dir(&dir)?;
-        }
-        let config = log.config.clone();
-        log.active_mut().activate(&config)?;
-        let first_base = log.segments[0].base_offset();
-        log.checkpoint.log_start_offset = log.checkpoint.log_start_offset.max(first_base);
-        log.flush()?;
-        log.checkpoint.recovery_point = log.active().base_offset();
-        log.checkpoint.write(&dir)?;
-        // Recovery may have cut the log below where cleaning got.
-        log.lower_first_dirty(log.next_offset())?;
-        if marker.exists() {
-            std::fs::remove_file(&marker).map_err(|e| LogError::io(&marker, e))?;
-            sync_dir(&dir)?;
-        }
+        log.start_appending(&marker)?;
         info!(
             clean,
             segments = log.segments.len(),
@@ -115,21 +91,40 @@ impl Log {
         Ok(log)
     }
 
+    /// Makes the loaded log ready to append: an active segment (a new one when none
+    /// survived), a flushed checkpoint whose recovery point is the active segment, the
+    /// cleaner's dirty point lowered to what recovery kept, and the clean-shutdown
+    /// `marker` removed (the next unclean stop must be noticed).
+    fn start_appending(&mut self, marker: &Path) -> Result<()> {
+        if self.segments.is_empty() {
+            let seg = Segment::create(
+                &self.dir,
+                self.checkpoint.log_start_offset,
+                self.checkpoint.prev_raft_index + 1,
+                &self.config,
+                self.clock.now_ms(),
+            )?;
+            self.segments.push(seg);
+            sync_dir(&self.dir)?;
+        }
+        let config = self.config.clone();
+        self.active_mut().activate(&config)?;
+        let first_base = self.segments[0].base_offset();
+        self.checkpoint.log_start_offset = self.checkpoint.log_start_offset.max(first_base);
+        self.flush()?;
+        self.checkpoint.recovery_point = self.active().base_offset();
+        self.checkpoint.write(&self.dir)?;
+        // Recovery may have cut the log below where cleaning got.
+        self.lower_first_dirty(self.next_offset())?;
+        if marker.exists() {
+            std::fs::remove_file(marker).map_err(|e| LogError::io(marker, e))?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
     fn load_segments(&mut self, bases: &[u64], clean: bool, fresh_checkpoint: bool) -> Result<()> {
-        // Segments from the one holding the recovery point on get the full scan.
-        let recover_from = if clean {
-            u64::MAX
-        } else if fresh_checkpoint {
-            0
-        } else {
-            let rp = self.checkpoint.recovery_point;
-            bases
-                .iter()
-                .copied()
-                .filter(|b| *b <= rp)
-                .max()
-                .unwrap_or(0)
-        };
+        let recover_from = self.recover_from(bases, clean, fresh_checkpoint);
         let mut prev_term = self.checkpoint.prev_raft_term;
         for (i, &base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
@@ -145,43 +140,16 @@ impl Log {
                 }
                 Err(e) => return Err(e),
             };
-            // Segments must continue each other in offsets and Raft indexes.
-            if let Some(prev) = self.segments.last() {
-                if seg.base_offset() != prev.next_offset()
-                    || seg.base_raft_index() != prev.next_raft_index()
-                {
-                    let e = LogError::corrupt(
-                        seg.log_path(),
-                        format!(
-                            "segment starts at offset {} / raft index {} but the previous one ends at {} / {}",
-                            seg.base_offset(),
-                            seg.base_raft_index(),
-                            prev.next_offset(),
-                            prev.next_raft_index()
-                        ),
-                    );
-                    if scan {
-                        warn!(error = %e, "cutting the log here");
-                        drop(seg);
-                        self.remove_from(bases, i)?;
-                        break;
-                    }
+            if let Err(e) = self.check_continues(&seg) {
+                if !scan {
                     return Err(e);
                 }
+                warn!(error = %e, "cutting the log here");
+                drop(seg);
+                self.remove_from(bases, i)?;
+                break;
             }
-            let outcome = if scan {
-                self.open_report.recovered_segments += 1;
-                Some(seg.recover(&self.config, prev_term, last)?)
-            } else {
-                match seg.load_clean(&self.config, true) {
-                    Ok(()) => None,
-                    Err(e) => {
-                        warn!(base, error = %e, "segment fails its checks; validating it entry by entry");
-                        self.open_report.recovered_segments += 1;
-                        Some(seg.recover(&self.config, prev_term, last)?)
-                    }
-                }
-            };
+            let outcome = self.check_segment(&mut seg, scan, prev_term, last)?;
             prev_term = seg.last_term()?.unwrap_or(prev_term);
             self.segments.push(seg);
             if let Some(o) = outcome {
@@ -197,10 +165,77 @@ impl Log {
                 }
             }
         }
-        // A crash during retention may leave segments wholly before the log start; one
-        // during a reset (a snapshot install) may leave every old segment, the active
-        // one included: they start at or before the entry the checkpoint says precedes
-        // the first, so none of their entries belongs to the log.
+        self.remove_superseded()
+    }
+
+    /// The first segment that gets the full scan: the one holding the recovery point
+    /// (every one without a checkpoint, none after a clean stop).
+    fn recover_from(&self, bases: &[u64], clean: bool, fresh_checkpoint: bool) -> u64 {
+        if clean {
+            return u64::MAX;
+        }
+        if fresh_checkpoint {
+            return 0;
+        }
+        let rp = self.checkpoint.recovery_point;
+        bases
+            .iter()
+            .copied()
+            .filter(|b| *b <= rp)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Segments must continue each other in offsets and Raft indexes: an error when
+    /// `seg` does not continue the last one loaded.
+    fn check_continues(&self, seg: &Segment) -> Result<()> {
+        let Some(prev) = self.segments.last() else {
+            return Ok(());
+        };
+        if seg.base_offset() == prev.next_offset()
+            && seg.base_raft_index() == prev.next_raft_index()
+        {
+            return Ok(());
+        }
+        Err(LogError::corrupt(
+            seg.log_path(),
+            format!(
+                "segment starts at offset {} / raft index {} but the previous one ends at {} / {}",
+                seg.base_offset(),
+                seg.base_raft_index(),
+                prev.next_offset(),
+                prev.next_raft_index()
+            ),
+        ))
+    }
+
+    /// Loads `seg`: recovered entry by entry when `scan` (or when it fails its quick
+    /// checks), otherwise checked and loaded as it is. The recovery's outcome, if any.
+    fn check_segment(
+        &mut self,
+        seg: &mut Segment,
+        scan: bool,
+        prev_term: u64,
+        last: bool,
+    ) -> Result<Option<RecoveryOutcome>> {
+        if !scan {
+            match seg.load_clean(&self.config, true) {
+                Ok(()) => return Ok(None),
+                Err(e) => {
+                    let base = seg.base_offset();
+                    warn!(base, error = %e, "segment fails its checks; validating it entry by entry");
+                }
+            }
+        }
+        self.open_report.recovered_segments += 1;
+        Ok(Some(seg.recover(&self.config, prev_term, last)?))
+    }
+
+    /// A crash during retention may leave segments wholly before the log start; one
+    /// during a reset (a snapshot install) may leave every old segment, the active
+    /// one included: they start at or before the entry the checkpoint says precedes
+    /// the first, so none of their entries belongs to the log.
+    fn remove_superseded(&mut self) -> Result<()> {
         while let Some(first) = self.segments.first() {
             let superseded = first.base_raft_index() <= self.checkpoint.prev_raft_index;
             let below_start =

@@ -33,24 +33,54 @@ impl Segment {
     /// them is an error (the caller falls back to `recover`); indexes that fail them are
     /// rebuilt.
     pub fn load_clean(&mut self, config: &LogConfig, expect_whole_table: bool) -> Result<()> {
-        let path = self.entries.path().to_path_buf();
         if expect_whole_table {
-            let expected = crate::entries::ENTRY_TABLE_HEADER_BYTES as u64
-                + self.entries.len() as u64 * crate::entries::ENTRY_RECORD_BYTES as u64;
-            let actual = std::fs::metadata(&path)
-                .map_err(|e| LogError::io(&path, e))?
-                .len();
-            if actual != expected {
-                return Err(LogError::corrupt(
-                    &path,
-                    "entry table size is not whole records",
-                ));
-            }
+            self.check_table_size()?;
         }
-        // The last data record must end exactly at the end of the `.log`, and the last
-        // non-data record at the end of `.entrydata`.
-        let mut last_data: Option<EntryRecord> = None;
-        let mut last_meta: Option<EntryRecord> = None;
+        let log_end = self.check_ends()?;
+        self.log_size = log_end;
+        self.next_offset = self
+            .entries
+            .last()?
+            .map_or(self.base_offset, |r| r.next_offset());
+        if !self.entries.is_empty() && self.entries.get(0)?.base_offset != self.base_offset {
+            return Err(LogError::corrupt(
+                self.entries.path(),
+                "first entry does not start at the base offset",
+            ));
+        }
+        self.map_len = self.log_size;
+        if let Err(reason) = self.check_indexes() {
+            warn!(path = %self.log_path.display(), %reason, "rebuilding segment indexes");
+            self.rebuild_indexes(config)?;
+        } else {
+            let last = self.time_index.last();
+            self.max_timestamp = last.map_or(-1, |e| e.timestamp);
+            self.offset_of_max_timestamp =
+                self.base_offset + last.map_or(0, |e| u64::from(e.relative_offset));
+        }
+        Ok(())
+    }
+
+    /// The entry table holds its header and whole records only.
+    fn check_table_size(&self) -> Result<()> {
+        let path = self.entries.path();
+        let expected = crate::entries::ENTRY_TABLE_HEADER_BYTES as u64
+            + self.entries.len() as u64 * crate::entries::ENTRY_RECORD_BYTES as u64;
+        let actual = std::fs::metadata(path)
+            .map_err(|e| LogError::io(path, e))?
+            .len();
+        if actual != expected {
+            return Err(LogError::corrupt(
+                path,
+                "entry table size is not whole records",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The last data record and the last non-data record of the table.
+    fn last_records(&self) -> Result<(Option<EntryRecord>, Option<EntryRecord>)> {
+        let (mut last_data, mut last_meta) = (None, None);
         for slot in (0..self.entries.len()).rev() {
             let rec = self.entries.get(slot)?;
             if rec.kind.is_data() && last_data.is_none() {
@@ -62,6 +92,14 @@ impl Segment {
                 break;
             }
         }
+        Ok((last_data, last_meta))
+    }
+
+    /// The last data record must end exactly at the end of the `.log` (and agree with
+    /// the batch there), the last non-data record at the end of `.entrydata`. Returns
+    /// where the data ends.
+    fn check_ends(&self) -> Result<u64> {
+        let (last_data, last_meta) = self.last_records()?;
         let log_end = last_data.map_or(0, |r| r.end_position());
         if log_end != self.file_size {
             return Err(LogError::corrupt(
@@ -94,28 +132,7 @@ impl Segment {
                 ));
             }
         }
-        self.log_size = log_end;
-        self.next_offset = self
-            .entries
-            .last()?
-            .map_or(self.base_offset, |r| r.next_offset());
-        if !self.entries.is_empty() && self.entries.get(0)?.base_offset != self.base_offset {
-            return Err(LogError::corrupt(
-                &path,
-                "first entry does not start at the base offset",
-            ));
-        }
-        self.map_len = self.log_size;
-        if let Err(reason) = self.check_indexes() {
-            warn!(path = %self.log_path.display(), %reason, "rebuilding segment indexes");
-            self.rebuild_indexes(config)?;
-        } else {
-            let last = self.time_index.last();
-            self.max_timestamp = last.map_or(-1, |e| e.timestamp);
-            self.offset_of_max_timestamp =
-                self.base_offset + last.map_or(0, |e| u64::from(e.relative_offset));
-        }
-        Ok(())
+        Ok(log_end)
     }
 
     /// Validates every entry against the `.log` and `.entrydata` after an unclean stop,
