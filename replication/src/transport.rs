@@ -197,54 +197,71 @@ async fn run_peer(
         let _ = stream.set_nodelay(true);
         stats.connects.fetch_add(1, Ordering::Relaxed);
         backoff = FIRST_BACKOFF;
-        let mut writer = BufWriter::with_capacity(256 * 1024, stream);
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        loop {
-            let first = tokio::select! {
-                e = rx.recv() => match e {
-                    Some(e) => e,
-                    None => return, // the transport is gone
-                },
-                _ = shutdown.changed() => return,
-            };
-            // Batch: everything already queued goes out in the same write.
-            buf.clear();
-            let mut batch = vec![first];
-            while batch.len() < 1024 {
-                match rx.try_recv() {
-                    Ok(e) => batch.push(e),
-                    Err(_) => break,
-                }
-            }
-            for e in &batch {
-                if let Err(why) = encode_frame(e, &mut buf) {
-                    warn!(
-                        peer = id,
-                        error = why,
-                        "dropping an unencodable raft message"
-                    );
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            let n = batch.len() as u64;
-            let written = async {
-                writer.write_all(&buf).await?;
-                writer.flush().await
-            }
-            .await;
-            match written {
-                Ok(()) => {
-                    stats.sent.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    // The batch is lost with the connection; Raft resends what matters.
-                    debug!(peer = id, error = %e, "connection lost; reconnecting");
-                    stats.dropped.fetch_add(n, Ordering::Relaxed);
-                    discard_queued(&mut rx, &stats);
-                    break;
-                }
+        match send_queued(id, stream, &mut rx, &stats, &mut shutdown).await {
+            Stopped::Done => return,
+            Stopped::Lost => discard_queued(&mut rx, &stats),
+        }
+    }
+}
+
+/// Why [`send_queued`] returned.
+enum Stopped {
+    /// Shutdown, or the transport is gone: the peer's task ends.
+    Done,
+    /// The connection failed: reconnect.
+    Lost,
+}
+
+/// Sends the peer's queued messages over `stream`, everything already queued in the
+/// same write, until the connection fails or the transport stops.
+async fn send_queued(
+    id: u64,
+    stream: TcpStream,
+    rx: &mut mpsc::Receiver<Envelope>,
+    stats: &TransportStats,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Stopped {
+    let mut writer = BufWriter::with_capacity(256 * 1024, stream);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let first = tokio::select! {
+            e = rx.recv() => match e {
+                Some(e) => e,
+                None => return Stopped::Done, // the transport is gone
+            },
+            _ = shutdown.changed() => return Stopped::Done,
+        };
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
             }
         }
+        buf.clear();
+        for e in &batch {
+            if let Err(why) = encode_frame(e, &mut buf) {
+                warn!(
+                    peer = id,
+                    error = why,
+                    "dropping an unencodable raft message"
+                );
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let n = batch.len() as u64;
+        let written = async {
+            writer.write_all(&buf).await?;
+            writer.flush().await
+        }
+        .await;
+        if let Err(e) = written {
+            // The batch is lost with the connection; Raft resends what matters.
+            debug!(peer = id, error = %e, "connection lost; reconnecting");
+            stats.dropped.fetch_add(n, Ordering::Relaxed);
+            return Stopped::Lost;
+        }
+        stats.sent.fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -310,6 +310,29 @@ struct Node {
     hurried: std::collections::HashSet<u64>,
 }
 
+/// `first` and the events already queued behind it (flushes first, then messages, then
+/// commands), at most [`EVENTS_PER_TURN`] in all.
+fn with_queued(
+    first: Event,
+    commands: &mut mpsc::Receiver<Command>,
+    inbound: &mut mpsc::Receiver<Envelope>,
+    flushed: &mut mpsc::UnboundedReceiver<Flushed>,
+) -> Vec<Event> {
+    let mut events = vec![first];
+    while events.len() < EVENTS_PER_TURN {
+        if let Ok(f) = flushed.try_recv() {
+            events.push(Event::Flushed(f));
+        } else if let Ok(m) = inbound.try_recv() {
+            events.push(Event::Message(m));
+        } else if let Ok(c) = commands.try_recv() {
+            events.push(Event::Command(c));
+        } else {
+            break;
+        }
+    }
+    events
+}
+
 impl Node {
     async fn run(
         mut self,
@@ -320,8 +343,8 @@ impl Node {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ReplicationError> {
         let mut ticker = tokio::time::interval(tick);
-        let mut failure = None;
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut outcome = Ok(());
         loop {
             let first = tokio::select! {
                 _ = ticker.tick() => Event::Tick,
@@ -331,68 +354,18 @@ impl Node {
                 () = flush::due(self.lazy.values().min().copied()) => Event::FlushDue,
                 _ = shutdown.changed() => break,
             };
-            let mut events = vec![first];
-            while events.len() < EVENTS_PER_TURN {
-                if let Ok(f) = flushed.try_recv() {
-                    events.push(Event::Flushed(f));
-                } else if let Ok(m) = inbound.try_recv() {
-                    events.push(Event::Message(m));
-                } else if let Ok(c) = commands.try_recv() {
-                    events.push(Event::Command(c));
-                } else {
-                    break;
-                }
-            }
-            // Only groups an event touched can have something ready; with thousands of
-            // idle groups, most turns touch a few.
-            let mut touched: Vec<u64> = Vec::new();
-            for event in events {
-                match event {
-                    Event::Tick => self.tick(&mut touched),
-                    Event::FlushDue => self.due_flushes(&mut touched),
-                    Event::Message(e) => self.message(e, &mut touched),
-                    Event::Flushed(f) => {
-                        if let Err(e) = self.flushed(f, &mut touched) {
-                            failure = Some(e);
-                        }
-                    }
-                    Event::Command(c) => {
-                        if let Some(g) = c.group() {
-                            self.quiet.wake(g);
-                            touched.push(g);
-                        }
-                        self.command(c);
-                    }
-                }
-            }
-            if failure.is_some() {
+            let events = with_queued(first, &mut commands, &mut inbound, &mut flushed);
+            outcome = self.turn(events);
+            if outcome.is_err() {
                 break;
             }
-            touched.sort_unstable();
-            touched.dedup();
-            let mut ready = touched.clone();
-            ready.retain(|id| self.groups.get(id).is_some_and(Group::has_ready));
-            if !ready.is_empty() {
-                // Persistence blocks this task, so let the runtime move other tasks
-                // (transport, connections) off this thread meanwhile.
-                if let Err(e) = tokio::task::block_in_place(|| self.readies(ready)) {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            for &id in &touched {
-                self.start_flush(id);
-            }
-            self.publish(&touched);
         }
         for (_, list) in self.waiting.drain() {
             for (_, _, reply) in list {
                 let _ = reply.send(Err(ProposeError::Dropped("the node stopped".into())));
             }
         }
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        outcome?;
         // A clean stop leaves every group's state file with its applied index, so the
         // next start re-applies nothing.
         for (id, g) in &self.groups {
@@ -400,6 +373,50 @@ impl Node {
                 tracing::warn!(group = id, error = %e, "saving the applied index at stop");
             }
         }
+        Ok(())
+    }
+
+    /// One turn of the loop: handles `events`, then persists and sends what the groups
+    /// they touched have ready, starts their flushes and publishes their views. Every
+    /// event is handled even after a storage failure, which is returned at the end.
+    fn turn(&mut self, events: Vec<Event>) -> Result<(), ReplicationError> {
+        // Only groups an event touched can have something ready; with thousands of
+        // idle groups, most turns touch a few.
+        let mut touched: Vec<u64> = Vec::new();
+        let mut failure = Ok(());
+        for event in events {
+            match event {
+                Event::Tick => self.tick(&mut touched),
+                Event::FlushDue => self.due_flushes(&mut touched),
+                Event::Message(e) => self.message(e, &mut touched),
+                Event::Flushed(f) => {
+                    if let Err(e) = self.flushed(f, &mut touched) {
+                        failure = Err(e);
+                    }
+                }
+                Event::Command(c) => {
+                    if let Some(g) = c.group() {
+                        self.quiet.wake(g);
+                        touched.push(g);
+                    }
+                    self.command(c);
+                }
+            }
+        }
+        failure?;
+        touched.sort_unstable();
+        touched.dedup();
+        let mut ready = touched.clone();
+        ready.retain(|id| self.groups.get(id).is_some_and(Group::has_ready));
+        if !ready.is_empty() {
+            // Persistence blocks this task, so let the runtime move other tasks
+            // (transport, connections) off this thread meanwhile.
+            tokio::task::block_in_place(|| self.readies(ready))?;
+        }
+        for &id in &touched {
+            self.start_flush(id);
+        }
+        self.publish(&touched);
         Ok(())
     }
 
