@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 
 use super::Reply;
 use super::RequestContext;
-use crate::partition::FlushDemand;
+use crate::partition::{FlushDemand, Partition};
 
 /// Longest long poll honoured, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -111,9 +112,11 @@ fn has_error(r: &FetchResponse) -> bool {
 /// the counters' purpose (a long poll rebuilds only when nothing was wrong).
 fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize) {
     let b = &ctx.broker;
-    let mut remaining = (request.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
-    let mut total = 0usize;
-    let mut first_data_seen = false;
+    let mut budget = Budget {
+        remaining: (request.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
+        total: 0,
+        first_data_seen: false,
+    };
     let mut topics = Vec::with_capacity(request.topics.len());
     for ft in &request.topics {
         let topic = b.topics.get(ft.topic.as_str());
@@ -126,64 +129,13 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica((-1).into())
                 .with_aborted_transactions(Some(Vec::new()));
-            let Some(p) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
-                out.error_code = ctx.code(ResponseError::UnknownTopicOrPartition.code());
-                partitions.push(out);
-                continue;
+            let filled = match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
+                Some(p) => fill_partition(p, fp, &mut budget, &mut out),
+                None => Err(ResponseError::UnknownTopicOrPartition.code()),
             };
-            // Only the leader serves, at the client's epoch.
-            if let Err(e) = p
-                .check_leader()
-                .and_then(|()| p.check_epoch(fp.current_leader_epoch))
-            {
-                out.error_code = ctx.code(e.code());
-                partitions.push(out);
-                continue;
+            if let Err(code) = filled {
+                out.error_code = ctx.code(code);
             }
-            let offsets = match p.offsets() {
-                Ok(o) => o,
-                Err(e) => {
-                    out.error_code = ctx.code(e.code());
-                    partitions.push(out);
-                    continue;
-                }
-            };
-            out.high_watermark = offsets.high_watermark as i64;
-            out.last_stable_offset = offsets.high_watermark as i64;
-            out.log_start_offset = offsets.log_start as i64;
-            let offset = fp.fetch_offset;
-            if offset < offsets.log_start as i64 || offset > offsets.log_end as i64 {
-                out.error_code = ctx.code(ResponseError::OffsetOutOfRange.code());
-                partitions.push(out);
-                continue;
-            }
-            let limit = (fp.partition_max_bytes.max(0) as usize)
-                .min(FETCH_MAX_BYTES)
-                .min(remaining);
-            let records = if limit == 0 && first_data_seen {
-                Bytes::new()
-            } else {
-                match p.read(offset as u64, limit.max(1)) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        out.error_code = ctx.code(e.code());
-                        partitions.push(out);
-                        continue;
-                    }
-                }
-            };
-            // Only the first batch of the first partition with data may exceed the limit.
-            let records = if records.len() > limit && first_data_seen {
-                Bytes::new()
-            } else {
-                records
-            };
-            if !records.is_empty() {
-                first_data_seen = true;
-                remaining = remaining.saturating_sub(records.len());
-                total += records.len();
-            }
-            out.records = Some(records);
             partitions.push(out);
         }
         topics.push(
@@ -197,6 +149,56 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
         FetchResponse::default()
             .with_session_id(0)
             .with_responses(topics),
-        total,
+        budget.total,
     )
+}
+
+/// The bytes one Fetch answer may still carry.
+struct Budget {
+    remaining: usize,
+    total: usize,
+    /// Only the first batch of the first partition with data may exceed the limits.
+    first_data_seen: bool,
+}
+
+/// Fills `out` for one asked partition: its offsets, then its records within the
+/// budget. Only the leader serves, at the client's epoch. The error code when the
+/// partition cannot answer (`out` keeps the offsets already known).
+fn fill_partition(
+    p: &Partition,
+    fp: &FetchPartition,
+    budget: &mut Budget,
+    out: &mut PartitionData,
+) -> Result<(), i16> {
+    p.check_leader()
+        .and_then(|()| p.check_epoch(fp.current_leader_epoch))
+        .map_err(|e| e.code())?;
+    let offsets = p.offsets().map_err(|e| e.code())?;
+    out.high_watermark = offsets.high_watermark as i64;
+    out.last_stable_offset = offsets.high_watermark as i64;
+    out.log_start_offset = offsets.log_start as i64;
+    let offset = fp.fetch_offset;
+    if offset < offsets.log_start as i64 || offset > offsets.log_end as i64 {
+        return Err(ResponseError::OffsetOutOfRange.code());
+    }
+    let limit = (fp.partition_max_bytes.max(0) as usize)
+        .min(FETCH_MAX_BYTES)
+        .min(budget.remaining);
+    let records = if limit == 0 && budget.first_data_seen {
+        Bytes::new()
+    } else {
+        p.read(offset as u64, limit.max(1)).map_err(|e| e.code())?
+    };
+    let records = if records.len() > limit && budget.first_data_seen {
+        Bytes::new()
+    } else {
+        records
+    };
+    if !records.is_empty() {
+        budget.first_data_seen = true;
+        budget.remaining = budget.remaining.saturating_sub(records.len());
+        budget.total += records.len();
+    }
+    out.records = Some(records);
+    Ok(())
 }

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -25,6 +26,8 @@ use super::RequestContext;
 use super::{message, Reply};
 use crate::config::TopicConfig;
 use crate::partition::{Partition, PartitionError, PartitionResult};
+use crate::topics::Topic;
+use crate::Broker;
 
 /// How long acks=all waits when the request gives no timeout.
 const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,64 +68,14 @@ async fn produce_one(
     acks: i16,
     topic: &str,
     index: i32,
-    records: Option<bytes::Bytes>,
+    records: Option<Bytes>,
 ) -> Outcome {
-    let b = &ctx.broker;
-    if crate::topics::is_internal(topic) {
-        return refused(
-            ctx,
-            index,
-            ResponseError::InvalidTopicException.code(),
-            Some("cannot produce to an internal topic"),
-        );
-    }
-    let Some(t) = b.topics.get(topic) else {
-        return refused(
-            ctx,
-            index,
-            ResponseError::UnknownTopicOrPartition.code(),
-            None,
-        );
+    let checked = target(&ctx.broker, topic, index)
+        .and_then(|(t, p)| Ok((one_batch(records, &t.config)?, t, p)));
+    let (records, t, p) = match checked {
+        Ok(target) => target,
+        Err((code, why)) => return refused(ctx, index, code.code(), why.as_deref()),
     };
-    let Some(p) = t.partition(index) else {
-        return refused(
-            ctx,
-            index,
-            ResponseError::UnknownTopicOrPartition.code(),
-            None,
-        );
-    };
-    if b.disk.low() {
-        return refused(
-            ctx,
-            index,
-            ResponseError::KafkaStorageError.code(),
-            Some("free disk space is below storage.min.free.bytes; retry later"),
-        );
-    }
-    let records = records.unwrap_or_default();
-    let frame = match BatchHeader::frame_size(&records) {
-        Ok(n) => n,
-        Err(e) => {
-            return refused(
-                ctx,
-                index,
-                ResponseError::CorruptMessage.code(),
-                Some(&e.to_string()),
-            )
-        }
-    };
-    if frame < records.len() {
-        return refused(
-            ctx,
-            index,
-            ResponseError::InvalidRecord.code(),
-            Some("a produce request must carry exactly one record batch per partition"),
-        );
-    }
-    if records.len() as u64 > t.config.segment_bytes {
-        return refused(ctx, index, ResponseError::RecordListTooLarge.code(), None);
-    }
     if let Some(refusal) = validate(ctx, index, &records, &t.config) {
         return refusal;
     }
@@ -151,6 +104,41 @@ async fn produce_one(
         }
         Err(e) => refused(ctx, index, e.code(), Some(&e.to_string())),
     }
+}
+
+/// Why a partition's produce is refused before its records are looked at: a Kafka
+/// error and its message.
+type Refusal = (ResponseError, Option<String>);
+
+/// The topic and partition a produce goes to, when it may go there.
+fn target(b: &Broker, topic: &str, index: i32) -> Result<(Arc<Topic>, Arc<Partition>), Refusal> {
+    if crate::topics::is_internal(topic) {
+        let why = "cannot produce to an internal topic";
+        return Err((ResponseError::InvalidTopicException, Some(why.into())));
+    }
+    let unknown = (ResponseError::UnknownTopicOrPartition, None);
+    let t = b.topics.get(topic).ok_or(unknown.clone())?;
+    let p = t.partition(index).cloned().ok_or(unknown)?;
+    if b.disk.low() {
+        let why = "free disk space is below storage.min.free.bytes; retry later";
+        return Err((ResponseError::KafkaStorageError, Some(why.into())));
+    }
+    Ok((t, p))
+}
+
+/// A partition's records: exactly one whole batch, no larger than a segment.
+fn one_batch(records: Option<Bytes>, config: &TopicConfig) -> Result<Bytes, Refusal> {
+    let records = records.unwrap_or_default();
+    let frame = BatchHeader::frame_size(&records)
+        .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
+    if frame < records.len() {
+        let why = "a produce request must carry exactly one record batch per partition";
+        return Err((ResponseError::InvalidRecord, Some(why.into())));
+    }
+    if records.len() as u64 > config.segment_bytes {
+        return Err((ResponseError::RecordListTooLarge, None));
+    }
+    Ok(records)
 }
 
 /// Checks every record of the batch against its header and the topic's rules
