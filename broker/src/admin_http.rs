@@ -13,7 +13,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use replication::group::GroupStatus;
 
+use crate::cluster::metadata::PartitionMeta;
 use crate::cluster::ClusterError;
 use crate::health::Status;
 use crate::shutdown::Shutdown;
@@ -46,7 +48,7 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
 /// This node's view of the cluster as JSON.
 async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response {
     let c = &broker.cluster;
-    let statuses: std::collections::HashMap<u64, replication::group::GroupStatus> = c
+    let statuses: std::collections::HashMap<u64, GroupStatus> = c
         .node
         .status()
         .await
@@ -60,38 +62,11 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
         for (name, t) in &state.topics {
             for (i, p) in t.partitions.iter().enumerate() {
                 let reported = state.leaders.get(&p.group).copied();
-                placement.push(serde_json::json!({
-                    "topic": name,
-                    "partition": i,
-                    "group": p.group,
-                    "replicas": p.replicas,
-                    "target": p.target,
-                    "leader": reported.map_or(0, |(l, _)| l),
-                    "term": reported.map_or(0, |(_, t)| t),
-                }));
-                let Some(s) = statuses.get(&p.group) else {
-                    continue;
-                };
-                let isr = c.isr(p.group).map(|i| i.in_sync);
-                partitions.push(serde_json::json!({
-                    "topic": name,
-                    "partition": i,
-                    "group": p.group,
-                    "replicas": p.replicas,
-                    "leader": s.leader,
-                    "term": s.term,
-                    "committed_index": s.committed_index,
-                    "high_watermark": s.committed_offset,
-                    "last_index": s.last_index,
-                    "voters": s.voters,
-                    "learners": s.learners,
-                    "joint": s.joint,
-                    "rejoining": s.rejoining,
-                    "votes_refused": s.votes_refused,
-                    "matched": s.matched,
-                    "isr": isr,
-                    "local": true,
-                }));
+                placement.push(placement_json(name, i, p, reported));
+                if let Some(s) = statuses.get(&p.group) {
+                    let isr = c.isr(p.group).map(|i| i.in_sync);
+                    partitions.push(replica_json(name, i, p, s, isr));
+                }
             }
         }
         let brokers: Vec<_> = state
@@ -130,6 +105,54 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
         "transport_dropped": c.transport_dropped(),
     });
     ([(CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
+}
+
+/// Where the controller places partition `index` of `topic`, and the leader it last
+/// recorded (0 when none).
+fn placement_json(
+    topic: &str,
+    index: usize,
+    p: &PartitionMeta,
+    reported: Option<(u64, u64)>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "topic": topic,
+        "partition": index,
+        "group": p.group,
+        "replicas": p.replicas,
+        "target": p.target,
+        "leader": reported.map_or(0, |(l, _)| l),
+        "term": reported.map_or(0, |(_, t)| t),
+    })
+}
+
+/// This node's replica of partition `index` of `topic`, as its Raft group sees it.
+fn replica_json(
+    topic: &str,
+    index: usize,
+    p: &PartitionMeta,
+    s: &GroupStatus,
+    isr: Option<Vec<u64>>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "topic": topic,
+        "partition": index,
+        "group": p.group,
+        "replicas": p.replicas,
+        "leader": s.leader,
+        "term": s.term,
+        "committed_index": s.committed_index,
+        "high_watermark": s.committed_offset,
+        "last_index": s.last_index,
+        "voters": s.voters,
+        "learners": s.learners,
+        "joint": s.joint,
+        "rejoining": s.rejoining,
+        "votes_refused": s.votes_refused,
+        "matched": s.matched,
+        "isr": isr,
+        "local": true,
+    })
 }
 
 /// `POST /cluster/rebalance-leaders`: plans leader transfers that even leaderships out

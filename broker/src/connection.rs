@@ -153,48 +153,10 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
         broker.clone(),
         in_flight.clone(),
     ));
-    let max = broker.config.socket_request_max_bytes;
-    let idle = broker.config.connections_max_idle;
-    let queued = broker.queued_request_bytes.clone();
-    let queued_max = broker.config.queued_max_request_bytes;
-    // The client hung up (end of stream or a read error): nobody is left to answer.
-    let mut client_gone = false;
-    loop {
-        let arriving = tokio::select! {
-            arriving = next_request(&mut reader, idle, &in_flight) => arriving,
-            _ = shutdown.wait() => break,
-        };
-        match arriving {
-            Ok(true) => {}
-            Ok(false) => {
-                broker.metrics.connections_idle_closed.inc();
-                debug!(
-                    peer,
-                    "closing a connection idle for connections.max.idle.ms"
-                );
-                break;
-            }
-            Err(e) => {
-                client_gone = true;
-                debug!(peer, error = %e, "connection read failed");
-                break;
-            }
-        }
-        let frame = tokio::select! {
-            frame = read_frame(&mut reader, max, &queued, queued_max, idle) => frame,
-            _ = shutdown.wait() => break,
-        };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                client_gone = true;
-                break;
-            }
-            Err(e) => {
-                client_gone = matches!(e, FrameError::Io(_));
-                warn!(peer, error = %e, "closing connection");
-                break;
-            }
+    let stop = loop {
+        let frame = match next_frame(&mut reader, &broker, &in_flight, &mut shutdown, &peer).await {
+            Ok(frame) => frame,
+            Err(stop) => break stop,
         };
         broker.metrics.bytes_in.inc_by(frame.bytes.len() as u64 + 4);
         let started = Instant::now();
@@ -206,17 +168,17 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
                 let pending = Pending { started, ..pending };
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 if tx.send(pending).await.is_err() {
-                    break; // the writer failed: the socket is gone
+                    break Stop::Closing; // the writer failed: the socket is gone
                 }
             }
             Err(why) => {
                 warn!(peer, error = why, "closing connection");
-                break;
+                break Stop::Closing;
             }
         }
-    }
+    };
     drop(tx);
-    if client_gone {
+    if stop == Stop::ClientGone {
         // Drop the answers still waiting (a JoinGroup parked in a rebalance, a Fetch
         // long poll): their waits end now, so the group coordinator sees the member's
         // JoinGroup abandoned and the connection slot is freed at once.
@@ -225,6 +187,69 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
     // Otherwise (shutdown, a bad frame) answers already accepted are still written.
     let _ = writer.await;
     debug!(peer, "connection closed");
+}
+
+/// Why a connection stops reading requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The client hung up (end of stream or a read error): nobody is left to answer.
+    ClientGone,
+    /// Shutdown, idleness, a bad frame or a failed writer.
+    Closing,
+}
+
+/// Waits for the next request and reads its frame, within the connection's limits
+/// (`connections.max.idle.ms`, `socket.request.max.bytes`, the broker's
+/// `queued.max.request.bytes`); why the connection stops reading otherwise.
+async fn next_frame(
+    reader: &mut BufReader<OwnedReadHalf>,
+    broker: &Broker,
+    in_flight: &std::sync::atomic::AtomicUsize,
+    shutdown: &mut Shutdown,
+    peer: &str,
+) -> Result<Frame, Stop> {
+    let config = &broker.config;
+    let idle = config.connections_max_idle;
+    let arriving = tokio::select! {
+        arriving = next_request(reader, idle, in_flight) => arriving,
+        _ = shutdown.wait() => return Err(Stop::Closing),
+    };
+    match arriving {
+        Ok(true) => {}
+        Ok(false) => {
+            broker.metrics.connections_idle_closed.inc();
+            debug!(
+                peer,
+                "closing a connection idle for connections.max.idle.ms"
+            );
+            return Err(Stop::Closing);
+        }
+        Err(e) => {
+            debug!(peer, error = %e, "connection read failed");
+            return Err(Stop::ClientGone);
+        }
+    }
+    let (max, queued_max) = (
+        config.socket_request_max_bytes,
+        config.queued_max_request_bytes,
+    );
+    let queued = &broker.queued_request_bytes;
+    let frame = tokio::select! {
+        frame = read_frame(reader, max, queued, queued_max, idle) => frame,
+        _ = shutdown.wait() => return Err(Stop::Closing),
+    };
+    match frame {
+        Ok(Some(frame)) => Ok(frame),
+        Ok(None) => Err(Stop::ClientGone),
+        Err(e) => {
+            warn!(peer, error = %e, "closing connection");
+            Err(if matches!(e, FrameError::Io(_)) {
+                Stop::ClientGone
+            } else {
+                Stop::Closing
+            })
+        }
+    }
 }
 
 async fn decode_and_dispatch(
