@@ -406,21 +406,55 @@ pub fn decode_records(
             break;
         }
         let batch = bytes.split_to(total);
+        let header = BatchHeader::read(&batch).map_err(corrupt)?;
+        out.next_offset = Some(
+            base_offset
+                .saturating_add(i64::from(header.last_offset_delta.max(0)))
+                .saturating_add(1),
+        );
+        if header.control {
+            continue;
+        }
+        let set =
+            RecordBatchDecoder::decode(&mut batch.clone()).map_err(|e| corrupt(e.to_string()))?;
+        out.records.extend(
+            set.records
+                .into_iter()
+                .filter(|r| r.offset >= fetch_offset)
+                .map(|r| consumer_record(&shared_topic, partition, r)),
+        );
+    }
+    // A batch cut short by the size limit, or fewer bytes than a frame header.
+    out.partial_tail_bytes = bytes.len();
+    Ok(out)
+}
+
+/// What decoding needs of a complete batch's header.
+struct BatchHeader {
+    /// The offset of the batch's last record, relative to its base offset.
+    last_offset_delta: i32,
+    /// Whether the batch holds control records (transaction markers), not data.
+    control: bool,
+}
+
+impl BatchHeader {
+    /// Reads and checks the header of one complete batch (size, format version, a
+    /// record count its bytes can hold); the error is why the batch is corrupt.
+    fn read(batch: &Bytes) -> std::result::Result<BatchHeader, String> {
+        let total = batch.len();
         if total < BATCH_HEADER_BYTES {
-            return Err(corrupt(format!(
-                "batch of {total} bytes is shorter than a header"
-            )));
+            return Err(format!("batch of {total} bytes is shorter than a header"));
         }
         let magic = batch[MAGIC_OFFSET] as i8;
         if magic != 2 {
-            return Err(corrupt(format!("message format v{magic} is not supported")));
+            return Err(format!("message format v{magic} is not supported"));
         }
         let last_offset_delta =
             (&batch[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]).get_i32();
-        let info = RecordBatchDecoder::decode_batch_info(&mut batch.clone())
-            .map_err(|e| corrupt(e.to_string()))?;
+        let info =
+            RecordBatchDecoder::decode_batch_info(&mut batch.clone()).map_err(|e| e.to_string())?;
         let Some(info) = info.first() else {
-            return Err(corrupt("no batch header".into()));
+            return Err("no batch header".into());
         };
         let limit = if info.compression == Compression::None {
             i32::try_from((total - BATCH_HEADER_BYTES) / MIN_RECORD_BYTES).unwrap_or(i32::MAX)
@@ -428,47 +462,37 @@ pub fn decode_records(
             MAX_RECORDS_PER_COMPRESSED_BATCH
         };
         if info.record_count > limit {
-            return Err(corrupt(format!(
+            return Err(format!(
                 "{} records cannot fit a batch of {total} bytes",
                 info.record_count
-            )));
+            ));
         }
-        out.next_offset = Some(
-            base_offset
-                .saturating_add(i64::from(last_offset_delta.max(0)))
-                .saturating_add(1),
-        );
-        if info.control {
-            continue;
-        }
-        let set =
-            RecordBatchDecoder::decode(&mut batch.clone()).map_err(|e| corrupt(e.to_string()))?;
-        for r in set.records {
-            if r.offset < fetch_offset {
-                continue;
-            }
-            out.records.push(ConsumerRecord {
-                topic: Arc::clone(&shared_topic),
-                partition,
-                offset: r.offset,
-                timestamp_ms: r.timestamp,
-                timestamp_type: r.timestamp_type,
-                key: r.key,
-                value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| Header {
-                        key: k.to_string(),
-                        value: v,
-                    })
-                    .collect(),
-            });
-        }
+        Ok(BatchHeader {
+            last_offset_delta,
+            control: info.control,
+        })
     }
-    // A batch cut short by the size limit, or fewer bytes than a frame header.
-    out.partial_tail_bytes = bytes.len();
-    Ok(out)
+}
+
+/// A decoded record of `topic`-`partition` as the consumer hands it out.
+fn consumer_record(topic: &Arc<str>, partition: i32, r: Record) -> ConsumerRecord {
+    ConsumerRecord {
+        topic: Arc::clone(topic),
+        partition,
+        offset: r.offset,
+        timestamp_ms: r.timestamp,
+        timestamp_type: r.timestamp_type,
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| Header {
+                key: k.to_string(),
+                value: v,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

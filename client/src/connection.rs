@@ -307,25 +307,7 @@ impl Connection {
         // Broken until the exchange completes: a caller that drops this future midway
         // (a `select!`, a cancelled task) leaves a response unread on the stream.
         self.broken = true;
-        let exchange = async {
-            self.stream
-                .write_all(&frame)
-                .await
-                .map_err(|e| self.io(e))?;
-            if !expect_response {
-                return Ok(None);
-            }
-            let frame = self.read_frame().await?;
-            Ok(Some(frame))
-        };
-        let result = match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                addr: self.addr.clone(),
-                api,
-                timeout,
-            }),
-        };
+        let result = self.exchange(api, &frame, expect_response, timeout).await;
         let mut frame = match result {
             Ok(Some(frame)) => {
                 self.broken = false;
@@ -341,8 +323,48 @@ impl Connection {
                 return Err(e);
             }
         };
+        self.read_response_header(api, version, correlation_id, &mut frame)?;
+        Ok(Some(frame))
+    }
+
+    /// Writes `frame` and, if `expect_response`, reads the response frame, all within
+    /// `timeout`.
+    async fn exchange(
+        &mut self,
+        api: ApiKey,
+        frame: &[u8],
+        expect_response: bool,
+        timeout: Duration,
+    ) -> Result<Option<Bytes>> {
+        let attempt = async {
+            self.stream.write_all(frame).await.map_err(|e| self.io(e))?;
+            if !expect_response {
+                return Ok(None);
+            }
+            let frame = self.read_frame().await?;
+            Ok(Some(frame))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                addr: self.addr.clone(),
+                api,
+                timeout,
+            }),
+        }
+    }
+
+    /// Takes the response header off `frame` and checks that it answers the request
+    /// sent as `correlation_id`; a header that does not breaks the connection.
+    fn read_response_header(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        frame: &mut Bytes,
+    ) -> Result<()> {
         let header_version = api.response_header_version(version);
-        let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
+        let header = ResponseHeader::decode(frame, header_version).map_err(|e| {
             self.broken = true;
             Error::Decode {
                 addr: self.addr.clone(),
@@ -363,7 +385,7 @@ impl Connection {
                 ),
             });
         }
-        Ok(Some(frame))
+        Ok(())
     }
 
     fn encode_frame<B: Encodable>(

@@ -120,6 +120,80 @@ impl PartitionQueue {
     pub(super) fn blocked(&self) -> bool {
         self.in_flight || self.backoff_until.is_some()
     }
+
+    /// Appends a record to the open batch at the back, starting one if needed. Returns
+    /// false when the record was not taken (its reply answered with the error, or
+    /// dropped): the caller no longer counts its bytes as buffered.
+    fn push_record(&mut self, u: Unassigned, config: &ProducerConfig, now: Instant) -> bool {
+        self.make_room(&u, config, now);
+        // The back batch is open: checked or pushed by `make_room`. (Were it not, the
+        // record's dropped reply would resolve as ProducerClosed.)
+        let Some(Batch {
+            body: Body::Open(builder),
+            records,
+            size_bytes,
+            ..
+        }) = self.batches.back_mut()
+        else {
+            return false;
+        };
+        let record = u.record;
+        let timestamp_ms = record.timestamp_ms.unwrap_or_default(); // stamped in append
+        let pushed = builder.push(
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            timestamp_ms,
+        );
+        match pushed {
+            Ok(()) => {
+                *size_bytes += u.size_bytes;
+                records.push(Pending {
+                    reply: u.reply,
+                    timestamp_ms,
+                });
+                true
+            }
+            Err(e) => {
+                u.reply.send(Err(e));
+                if records.is_empty() {
+                    self.batches.pop_back();
+                }
+                false
+            }
+        }
+    }
+
+    /// Starts a new batch at the back unless the last one is open with room for `u`.
+    fn make_room(&mut self, u: &Unassigned, config: &ProducerConfig, now: Instant) {
+        let request_limit = config.max_request_bytes - BATCH_HEADER_BYTES;
+        // A batch that cannot go yet keeps growing, up to what one request may carry
+        // and a default broker accepts (unless batch_size_bytes itself asks for more).
+        let grows = self.blocked() || self.batches.len() > 1;
+        let limit = if grows {
+            config
+                .batch_size_bytes
+                .max(MAX_GROWN_BATCH_BYTES)
+                .max(u.size_bytes)
+                .min(request_limit)
+        } else {
+            config.batch_size_bytes.max(u.size_bytes).min(request_limit)
+        };
+        // Sizes are the records' estimates, as the sticky partitioner counts them.
+        let fits =
+            |b: &Batch| matches!(b.body, Body::Open(_)) && b.size_bytes + u.size_bytes <= limit;
+        if self.batches.back().is_some_and(fits) {
+            return;
+        }
+        // A batch that may grow past batch_size is likely to grow as big as the one
+        // before it: reserve that much rather than copy it while growing.
+        let capacity = config
+            .batch_size_bytes
+            .min(BATCH_INITIAL_CAPACITY_BYTES)
+            .max(if grows { self.last_batch_bytes } else { 0 })
+            .max(u.size_bytes);
+        self.batches.push_back(Batch::open(u.serial, capacity, now));
+    }
 }
 
 pub(super) struct TopicState {
@@ -151,6 +225,29 @@ impl TopicState {
             let count = usize::try_from(partitions).unwrap_or(0);
             self.queues.resize_with(count, PartitionQueue::default);
         }
+    }
+
+    /// The partition a record goes to: the one it names, its key's hash, or the
+    /// null-key partitioner's choice.
+    fn partition_for(&mut self, u: &Unassigned, config: &ProducerConfig) -> i32 {
+        match (u.record.partition, &u.record.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, self.partitions),
+            (None, None) => self.null_key.choose(
+                config.null_key_partitioning,
+                self.partitions,
+                u.size_bytes,
+                config.batch_size_bytes,
+            ),
+        }
+    }
+
+    /// The queue of `partition`, if the topic has that partition.
+    fn queue_mut(&mut self, partition: i32) -> Option<&mut PartitionQueue> {
+        usize::try_from(partition)
+            .ok()
+            .filter(|_| partition < self.partitions)
+            .and_then(|p| self.queues.get_mut(p))
     }
 }
 
@@ -344,21 +441,8 @@ impl Accumulator {
             return;
         };
         let partitions = topic.partitions;
-        let partition = match (u.record.partition, &u.record.key) {
-            (Some(p), _) => p,
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => topic.null_key.choose(
-                self.config.null_key_partitioning,
-                partitions,
-                u.size_bytes,
-                self.config.batch_size_bytes,
-            ),
-        };
-        let queue = usize::try_from(partition)
-            .ok()
-            .filter(|_| partition < partitions)
-            .and_then(|p| topic.queues.get_mut(p));
-        let Some(queue) = queue else {
+        let partition = topic.partition_for(&u, &self.config);
+        let Some(queue) = topic.queue_mut(partition) else {
             self.buffered_bytes -= u.size_bytes;
             u.reply.send(Err(Error::UnknownPartition {
                 topic: u.record.topic.to_string(),
@@ -367,75 +451,9 @@ impl Accumulator {
             }));
             return;
         };
-        let request_limit = self.config.max_request_bytes - BATCH_HEADER_BYTES;
-        // A batch that cannot go yet keeps growing, up to what one request may carry
-        // and a default broker accepts (unless batch_size_bytes itself asks for more).
-        let grows = queue.blocked() || queue.batches.len() > 1;
-        let limit = if grows {
-            self.config
-                .batch_size_bytes
-                .max(MAX_GROWN_BATCH_BYTES)
-                .max(u.size_bytes)
-                .min(request_limit)
-        } else {
-            self.config
-                .batch_size_bytes
-                .max(u.size_bytes)
-                .min(request_limit)
-        };
-        // Sizes are the records' estimates, as the sticky partitioner counts them.
-        let fits =
-            |b: &Batch| matches!(b.body, Body::Open(_)) && b.size_bytes + u.size_bytes <= limit;
-        if !queue.batches.back().is_some_and(fits) {
-            // A batch that may grow past batch_size is likely to grow as big as the one
-            // before it: reserve that much rather than copy it while growing.
-            let capacity = self
-                .config
-                .batch_size_bytes
-                .min(BATCH_INITIAL_CAPACITY_BYTES)
-                .max(if grows { queue.last_batch_bytes } else { 0 })
-                .max(u.size_bytes);
-            queue
-                .batches
-                .push_back(Batch::open(u.serial, capacity, now));
-        }
-        // The back batch is open: checked by `fits` or pushed just above. (Were it
-        // not, the record's dropped reply would resolve as ProducerClosed.)
-        let Some(batch) = queue
-            .batches
-            .back_mut()
-            .filter(|b| matches!(b.body, Body::Open(_)))
-        else {
-            self.buffered_bytes -= u.size_bytes;
-            return;
-        };
-        let Body::Open(builder) = &mut batch.body else {
-            self.buffered_bytes -= u.size_bytes;
-            return;
-        };
-        let record = u.record;
-        let timestamp_ms = record.timestamp_ms.unwrap_or_default(); // stamped in append
-        let pushed = builder.push(
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-            timestamp_ms,
-        );
-        match pushed {
-            Ok(()) => {
-                batch.size_bytes += u.size_bytes;
-                batch.records.push(Pending {
-                    reply: u.reply,
-                    timestamp_ms,
-                });
-            }
-            Err(e) => {
-                self.buffered_bytes -= u.size_bytes;
-                u.reply.send(Err(e));
-                if batch.records.is_empty() {
-                    queue.batches.pop_back();
-                }
-            }
+        let size_bytes = u.size_bytes;
+        if !queue.push_record(u, &self.config, now) {
+            self.buffered_bytes -= size_bytes;
         }
     }
 
