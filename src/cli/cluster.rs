@@ -98,25 +98,22 @@ impl ClusterArgs {
     }
 }
 
+/// A string field of `v`; empty when absent.
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// An array field of `v`; empty when absent.
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
     let first = get(&args.admin, "/cluster")?;
-    let brokers = first
-        .get("brokers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    // Each broker's own view; unreachable brokers are reported, not fatal.
-    let mut views: BTreeMap<u64, Option<Value>> = BTreeMap::new();
-    for b in &brokers {
-        let id = num(b, "id");
-        let admin = b.get("admin_addr").and_then(Value::as_str).unwrap_or("");
-        let view = if admin.is_empty() {
-            None
-        } else {
-            get(admin, "/cluster").ok()
-        };
-        views.insert(id, view);
-    }
+    let brokers = list(&first, "brokers");
+    let views = broker_views(brokers);
     if args.json {
         let all: BTreeMap<String, Value> = views
             .iter()
@@ -134,33 +131,58 @@ fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
             n => n.to_string(),
         }
     )?;
+    broker_table(brokers, &views).print(&mut out)?;
+    writeln!(out)?;
+    partition_table(list(&first, "placement"), &led_partitions(&views)).print(&mut out)?;
+    writeln!(
+        out,
+        "\nLAG is follower:entries behind, from the leader; a leader marked ? did not answer."
+    )?;
+    Ok(Outcome::Clean)
+}
+
+/// Each broker's own `/cluster` view by broker id; `None` for a broker without an
+/// admin address or that did not answer (reported, not fatal).
+fn broker_views(brokers: &[Value]) -> BTreeMap<u64, Option<Value>> {
+    let mut views = BTreeMap::new();
+    for b in brokers {
+        let admin = text(b, "admin_addr");
+        let view = if admin.is_empty() {
+            None
+        } else {
+            get(admin, "/cluster").ok()
+        };
+        views.insert(num(b, "id"), view);
+    }
+    views
+}
+
+/// The brokers' table: addresses, whether each answered, and how many partitions it
+/// leads by its own view.
+fn broker_table(brokers: &[Value], views: &BTreeMap<u64, Option<Value>>) -> Table {
     let mut table = Table::new(&["BROKER", "KAFKA", "ADMIN", "STATE", "LEADS"]);
-    for b in &brokers {
+    for b in brokers {
         let id = num(b, "id");
-        let view = views.get(&id).cloned().flatten();
+        let view = views.get(&id).and_then(Option::as_ref);
         let leads = view
-            .as_ref()
             .and_then(|v| v.get("partitions").and_then(Value::as_array))
             .map(|ps| ps.iter().filter(|p| num(p, "leader") == id).count());
         table.row(vec![
             id.to_string(),
-            b.get("kafka_addr")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            b.get("admin_addr")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            text(b, "kafka_addr").to_string(),
+            text(b, "admin_addr").to_string(),
             if view.is_some() { "up" } else { "unreachable" }.to_string(),
             leads.map_or("-".into(), |n| n.to_string()),
         ]);
     }
-    table.print(&mut out)?;
-    writeln!(out)?;
-    // The leader's own entry for each partition, where the leader answered.
-    let mut led: BTreeMap<(String, u64), Value> = BTreeMap::new();
-    for (id, view) in &views {
+    table
+}
+
+/// The leader's own entry for each partition, by (topic, partition), where the
+/// leader answered.
+fn led_partitions(views: &BTreeMap<u64, Option<Value>>) -> BTreeMap<(String, u64), Value> {
+    let mut led = BTreeMap::new();
+    for (id, view) in views {
         let Some(parts) = view
             .as_ref()
             .and_then(|v| v.get("partitions"))
@@ -169,14 +191,18 @@ fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
             continue;
         };
         for p in parts.iter().filter(|p| num(p, "leader") == *id) {
-            let topic = p
-                .get("topic")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            led.insert((topic, num(p, "partition")), p.clone());
+            led.insert(
+                (text(p, "topic").to_string(), num(p, "partition")),
+                p.clone(),
+            );
         }
     }
+    led
+}
+
+/// The partitions' table: each partition of `placement`, with the leader's view of
+/// it where the leader answered (`led`).
+fn partition_table(placement: &[Value], led: &BTreeMap<(String, u64), Value>) -> Table {
     let mut table = Table::new(&[
         "TOPIC",
         "PARTITION",
@@ -187,41 +213,10 @@ fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
         "HIGH-WATERMARK",
         "LAG",
     ]);
-    let placement = first
-        .get("placement")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for p in &placement {
-        let topic = p
-            .get("topic")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+    for p in placement {
+        let topic = text(p, "topic").to_string();
         let index = num(p, "partition");
-        let leader_view = led.get(&(topic.clone(), index));
-        let (leader, term, isr, hw, lag) = match leader_view {
-            Some(l) => {
-                let lag = follower_lag(l).join(",");
-                (
-                    num(l, "leader").to_string(),
-                    num(l, "term").to_string(),
-                    ids(l.get("isr")),
-                    num(l, "high_watermark").to_string(),
-                    lag,
-                )
-            }
-            None => (
-                match num(p, "leader") {
-                    0 => "none".to_string(),
-                    n => format!("{n}?"),
-                },
-                num(p, "term").to_string(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ),
-        };
+        let [leader, term, isr, hw, lag] = leader_columns(p, led.get(&(topic.clone(), index)));
         table.row(vec![
             topic,
             index.to_string(),
@@ -233,12 +228,31 @@ fn status(args: &AdminArgs) -> anyhow::Result<Outcome> {
             lag,
         ]);
     }
-    table.print(&mut out)?;
-    writeln!(
-        out,
-        "\nLAG is follower:entries behind, from the leader; a leader marked ? did not answer."
-    )?;
-    Ok(Outcome::Clean)
+    table
+}
+
+/// A partition's leader, term, ISR, high watermark and follower lag: from its
+/// leader's own entry, or (leader marked `?`) only what the placement `p` tells.
+fn leader_columns(p: &Value, leader_view: Option<&Value>) -> [String; 5] {
+    match leader_view {
+        Some(l) => [
+            num(l, "leader").to_string(),
+            num(l, "term").to_string(),
+            ids(l.get("isr")),
+            num(l, "high_watermark").to_string(),
+            follower_lag(l).join(","),
+        ],
+        None => [
+            match num(p, "leader") {
+                0 => "none".to_string(),
+                n => format!("{n}?"),
+            },
+            num(p, "term").to_string(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ],
+    }
 }
 
 /// `follower:entries-behind` for each follower in a leader's `/cluster` partition entry.

@@ -128,6 +128,33 @@ impl ResetArgs {
             bail!("give one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by, --by-duration")
         })
     }
+
+    /// The partitions of `--topic` that move: those of `--partitions` (each checked
+    /// against the topic's partition count), or every one.
+    async fn partitions_of_topic(&self, cluster: &Cluster) -> Result<Vec<TopicPartition>> {
+        let metadata = cluster
+            .refresh_metadata(Some(std::slice::from_ref(&self.topic)), false)
+            .await?;
+        let count = metadata.partition_count(&self.topic)?;
+        let indexes: Vec<i32> = if self.partitions.is_empty() {
+            (0..count).collect()
+        } else {
+            let mut ps = self.partitions.clone();
+            ps.sort_unstable();
+            ps.dedup();
+            if let Some(p) = ps.iter().find(|p| !(0..count).contains(*p)) {
+                bail!(
+                    "topic {} has no partition {p} ({count} partitions)",
+                    self.topic
+                );
+            }
+            ps
+        };
+        Ok(indexes
+            .into_iter()
+            .map(|p| TopicPartition::new(self.topic.clone(), p))
+            .collect())
+    }
 }
 
 impl GroupArgs {
@@ -185,21 +212,44 @@ async fn describe(
     if description.state == client::group::admin::STATE_DEAD && committed.is_empty() {
         bail!("group {group} does not exist");
     }
-    let protocol = match (
+    writeln!(
+        out,
+        "Group: {group}\tState: {}\tProtocol: {}\tMembers: {}",
+        description.state,
+        protocol(&description),
+        description.members.len()
+    )?;
+    writeln!(out)?;
+    let members = member_table(&description);
+    if members.is_empty() {
+        writeln!(out, "No active members.")?;
+    } else {
+        members.print(out)?;
+    }
+    writeln!(out)?;
+    let offsets = offset_table(cluster, &committed, &owners(&description)).await;
+    if offsets.is_empty() {
+        writeln!(out, "No committed offsets.")?;
+    } else {
+        offsets.print(out)?;
+    }
+    Ok(())
+}
+
+/// The group's protocol as `type/name` (`consumer/range`); `-` when it has none.
+fn protocol(description: &GroupDescription) -> String {
+    match (
         description.protocol_type.as_str(),
         description.protocol.as_str(),
     ) {
         ("", _) => "-".to_string(),
         (t, "") => t.to_string(),
         (t, p) => format!("{t}/{p}"),
-    };
-    writeln!(
-        out,
-        "Group: {group}\tState: {}\tProtocol: {protocol}\tMembers: {}",
-        description.state,
-        description.members.len()
-    )?;
-    writeln!(out)?;
+    }
+}
+
+/// The members' table: ids, client, host and assigned partitions.
+fn member_table(description: &GroupDescription) -> Table {
     let mut members = Table::new(&[
         "MEMBER-ID",
         "INSTANCE-ID",
@@ -207,11 +257,7 @@ async fn describe(
         "HOST",
         "PARTITIONS",
     ]);
-    let mut owner: BTreeMap<TopicPartition, String> = BTreeMap::new();
     for m in &description.members {
-        for tp in &m.assignment {
-            owner.insert(tp.clone(), m.member_id.clone());
-        }
         let partitions = match &m.assignment_error {
             Some(e) => format!("? ({e})"),
             None if m.assignment.is_empty() => "-".into(),
@@ -230,14 +276,28 @@ async fn describe(
             partitions,
         ]);
     }
-    if members.is_empty() {
-        writeln!(out, "No active members.")?;
-    } else {
-        members.print(out)?;
+    members
+}
+
+/// The member each assigned partition belongs to.
+fn owners(description: &GroupDescription) -> BTreeMap<TopicPartition, String> {
+    let mut owner = BTreeMap::new();
+    for m in &description.members {
+        for tp in &m.assignment {
+            owner.insert(tp.clone(), m.member_id.clone());
+        }
     }
-    writeln!(out)?;
-    let partitions: BTreeSet<TopicPartition> =
-        committed.keys().chain(owner.keys()).cloned().collect();
+    owner
+}
+
+/// The offsets' table: for each partition committed to or assigned, the committed
+/// offset, the log end offset, the lag between them and the owning member.
+async fn offset_table(
+    cluster: &Cluster,
+    committed: &BTreeMap<TopicPartition, i64>,
+    owner: &BTreeMap<TopicPartition, String>,
+) -> Table {
+    let partitions: BTreeSet<&TopicPartition> = committed.keys().chain(owner.keys()).collect();
     let mut offsets = Table::new(&[
         "TOPIC",
         "PARTITION",
@@ -251,7 +311,7 @@ async fn describe(
             .await
             .ok()
             .map(|o| o.offset);
-        let current = committed.get(&tp).copied();
+        let current = committed.get(tp).copied();
         let lag = match (current, end) {
             (Some(c), Some(e)) => (e - c).max(0).to_string(),
             _ => "-".into(),
@@ -262,15 +322,10 @@ async fn describe(
             current.map_or_else(|| "-".into(), |c| c.to_string()),
             end.map_or_else(|| "?".into(), |e| e.to_string()),
             lag,
-            owner.get(&tp).cloned().unwrap_or_else(|| "-".into()),
+            owner.get(tp).cloned().unwrap_or_else(|| "-".into()),
         ]);
     }
-    if offsets.is_empty() {
-        writeln!(out, "No committed offsets.")?;
-    } else {
-        offsets.print(out)?;
-    }
-    Ok(())
+    offsets
 }
 
 /// Where a partition moves: `target` resolved against its log and committed offset,
@@ -314,28 +369,7 @@ async fn reset(
 ) -> Result<()> {
     let group = &args.group;
     let target = args.target(now_ms())?;
-    let metadata = cluster
-        .refresh_metadata(Some(std::slice::from_ref(&args.topic)), false)
-        .await?;
-    let count = metadata.partition_count(&args.topic)?;
-    let partitions: Vec<TopicPartition> = if args.partitions.is_empty() {
-        (0..count)
-            .map(|p| TopicPartition::new(args.topic.clone(), p))
-            .collect()
-    } else {
-        let mut ps = args.partitions.clone();
-        ps.sort_unstable();
-        ps.dedup();
-        if let Some(p) = ps.iter().find(|p| !(0..count).contains(*p)) {
-            bail!(
-                "topic {} has no partition {p} ({count} partitions)",
-                args.topic
-            );
-        }
-        ps.into_iter()
-            .map(|p| TopicPartition::new(args.topic.clone(), p))
-            .collect()
-    };
+    let partitions = args.partitions_of_topic(cluster).await?;
     let description = admin
         .describe_group(group)
         .await
@@ -344,33 +378,10 @@ async fn reset(
         .committed_offsets(group, Some(&partitions))
         .await
         .with_context(|| format!("fetching the committed offsets of group {group}"))?;
-    let mut plan: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    let mut table = Table::new(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
-    for tp in &partitions {
-        let current = committed.get(tp).copied();
-        let new = new_offset(cluster, tp, current, target).await?;
-        table.row(vec![
-            tp.topic.clone(),
-            tp.partition.to_string(),
-            current.map_or_else(|| "-".into(), |c| c.to_string()),
-            new.to_string(),
-        ]);
-        plan.insert(tp.clone(), new);
-    }
-    table.print(out)?;
+    let plan = show_plan(cluster, &partitions, &committed, target, out).await?;
     if !args.execute {
         out.flush()?;
-        let note = if description.is_inactive() {
-            String::new()
-        } else {
-            format!(
-                " (and the group must have no members: {})",
-                active(&description)
-            )
-        };
-        eprintln!(
-            "Dry run: nothing changed. Run again with --execute to commit these offsets{note}."
-        );
+        print_dry_run_note(&description);
         return Ok(());
     }
     if !description.is_inactive() {
@@ -389,6 +400,45 @@ async fn reset(
         plan.len()
     )?;
     Ok(())
+}
+
+/// Resolves each partition's new offset and prints them next to the committed ones;
+/// returns the new offsets.
+async fn show_plan(
+    cluster: &Cluster,
+    partitions: &[TopicPartition],
+    committed: &BTreeMap<TopicPartition, i64>,
+    target: Target,
+    out: &mut impl Write,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let mut plan: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut table = Table::new(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
+    for tp in partitions {
+        let current = committed.get(tp).copied();
+        let new = new_offset(cluster, tp, current, target).await?;
+        table.row(vec![
+            tp.topic.clone(),
+            tp.partition.to_string(),
+            current.map_or_else(|| "-".into(), |c| c.to_string()),
+            new.to_string(),
+        ]);
+        plan.insert(tp.clone(), new);
+    }
+    table.print(out)?;
+    Ok(plan)
+}
+
+/// Tells on stderr that a dry run changed nothing, and what `--execute` needs.
+fn print_dry_run_note(description: &GroupDescription) {
+    let note = if description.is_inactive() {
+        String::new()
+    } else {
+        format!(
+            " (and the group must have no members: {})",
+            active(description)
+        )
+    };
+    eprintln!("Dry run: nothing changed. Run again with --execute to commit these offsets{note}.");
 }
 
 /// `it has 2 active member(s) (state Stable)`.

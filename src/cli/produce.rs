@@ -119,20 +119,48 @@ impl ProduceArgs {
         if let Err(e @ client::Error::UnknownTopic { .. }) = metadata.topic(&self.topic) {
             return Err(e.into());
         }
-        let config = ProducerConfig {
+        let producer = Producer::new(cluster, self.producer_config())
+            .await
+            .context("starting the producer")?;
+        let mut tally = Tally::default();
+        let input_error = self.send_stdin(&producer, &mut tally).await?;
+        producer.close().await?;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            self.summary(&tally, started)
+        );
+        if let Some(e) = input_error {
+            return Err(e);
+        }
+        if let Some(e) = tally.first_error {
+            return Err(anyhow!(e).context(format!("{} records were not written", tally.failed)));
+        }
+        Ok(Outcome::Clean)
+    }
+
+    /// The producer settings the flags ask for.
+    fn producer_config(&self) -> ProducerConfig {
+        ProducerConfig {
             acks: self.acks,
             idempotent: self.acks == Acks::All,
             linger: Duration::from_millis(self.linger_ms),
             batch_size_bytes: self.batch_size.max(1),
             compression: self.compression.into(),
             ..ProducerConfig::default()
-        };
-        let producer = Producer::new(cluster, config)
-            .await
-            .context("starting the producer")?;
+        }
+    }
+
+    /// Sends a record per stdin line and waits for every outcome, counted in `tally`.
+    /// A line that makes no record ends the input; its error is returned, to report
+    /// after the summary of the records sent before it.
+    async fn send_stdin(
+        &self,
+        producer: &Producer,
+        tally: &mut Tally,
+    ) -> Result<Option<anyhow::Error>> {
         // One allocation shared by every record.
         let topic: Arc<str> = self.topic.as_str().into();
-        let mut tally = Tally::default();
         let mut pending: VecDeque<Delivery> = VecDeque::new();
         let mut lines = read_lines();
         let mut line_number = 0u64;
@@ -159,7 +187,12 @@ impl ProduceArgs {
         for d in pending {
             tally.settle(d).await;
         }
-        producer.close().await?;
+        Ok(input_error)
+    }
+
+    /// The summary line: records acknowledged (or sent, with acks=0) per partition,
+    /// the time taken since `started`, and the failures.
+    fn summary(&self, tally: &Tally, started: Instant) -> String {
         let partitions: Vec<String> = tally
             .per_partition
             .iter()
@@ -182,14 +215,7 @@ impl ProduceArgs {
         if tally.failed > 0 {
             summary.push_str(&format!(", {} failed", tally.failed));
         }
-        let _ = writeln!(std::io::stderr().lock(), "{summary}");
-        if let Some(e) = input_error {
-            return Err(e);
-        }
-        if let Some(e) = tally.first_error {
-            return Err(anyhow!(e).context(format!("{} records were not written", tally.failed)));
-        }
-        Ok(Outcome::Clean)
+        summary
     }
 
     /// The record for one input line; key and value are slices of the line, not copies.

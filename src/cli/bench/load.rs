@@ -183,14 +183,7 @@ pub async fn produce(
             break;
         }
         let now = clock.now();
-        let scheduled = match plan.rate_per_sec {
-            // `as` saturates, and the sum saturates far in the future: no overflow.
-            Some(rate) => {
-                let offset = Duration::from_nanos((sent as f64 * 1e9 / rate) as u64);
-                plan.start.checked_add(offset).unwrap_or(now)
-            }
-            None => now,
-        };
+        let scheduled = plan.send_time(sent, now);
         // The deadline is wall-clock time: a producer behind its schedule stops there
         // too, and the report shows the rate it reached.
         if plan.deadline.is_some_and(|d| now.max(scheduled) >= d) {
@@ -205,45 +198,22 @@ pub async fn produce(
         };
         // The hand-over, or the send time when the producer is behind it.
         let handed = now.min(scheduled);
-        let value = if plan.stamp_values {
-            stamped(&plan.value, unix_micros_at(handed))
-        } else {
-            plan.value.clone()
-        };
-        let record = ProducerRecord {
-            topic: Arc::clone(&plan.topic),
-            value: Some(value),
-            ..ProducerRecord::default()
-        };
         // The waiting paths only when needed: their futures are what a record costs most
         // to move around.
-        let delivery = match producer.try_enqueue(record) {
+        let delivery = match producer.try_enqueue(plan.record(handed)) {
             Ok(d) => d,
-            Err(TryEnqueueError::Full(record)) => {
-                let enqueued = producer.enqueue(*record).await;
-                clock.refresh();
-                match enqueued {
-                    Ok(d) => d,
-                    Err(e) => {
-                        send_error = Some(e);
-                        break;
-                    }
-                }
-            }
-            Err(TryEnqueueError::Closed) => {
-                send_error = Some(client::Error::ProducerClosed);
-                break;
-            }
-        };
-        match tx.try_send((handed, delivery)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(item)) => {
-                if tx.send(item).await.is_err() {
+            Err(refused) => match enqueue_refused(&producer, refused, &mut clock).await {
+                Ok(d) => d,
+                Err(e) => {
+                    send_error = Some(e);
                     break;
                 }
-                clock.refresh();
+            },
+        };
+        if let Err(refused) = tx.try_send((handed, delivery)) {
+            if !pass_refused(&tx, refused, &mut clock).await {
+                break;
             }
-            Err(TrySendError::Closed(_)) => break,
         }
         sent += 1;
     }
@@ -254,6 +224,73 @@ pub async fn produce(
         stats.first_error.get_or_insert(e);
     }
     Ok(stats)
+}
+
+impl ProducerPlan {
+    /// When the record after `sent` others is due: on the pacing schedule when paced,
+    /// else `now`.
+    fn send_time(&self, sent: u64, now: Instant) -> Instant {
+        match self.rate_per_sec {
+            // `as` saturates, and the sum saturates far in the future: no overflow.
+            Some(rate) => {
+                let offset = Duration::from_nanos((sent as f64 * 1e9 / rate) as u64);
+                self.start.checked_add(offset).unwrap_or(now)
+            }
+            None => now,
+        }
+    }
+
+    /// The record handed over at `handed`: the plan's value, stamped with that time
+    /// when values carry one.
+    fn record(&self, handed: Instant) -> ProducerRecord {
+        let value = if self.stamp_values {
+            stamped(&self.value, unix_micros_at(handed))
+        } else {
+            self.value.clone()
+        };
+        ProducerRecord {
+            topic: Arc::clone(&self.topic),
+            value: Some(value),
+            ..ProducerRecord::default()
+        }
+    }
+}
+
+/// Enqueues a record the producer refused without waiting: waits for room if its
+/// queue was full (refreshing the clock after the wait), fails if it is closed.
+async fn enqueue_refused(
+    producer: &Producer,
+    refused: TryEnqueueError,
+    clock: &mut CoarseClock,
+) -> client::Result<Delivery> {
+    match refused {
+        TryEnqueueError::Full(record) => {
+            let enqueued = producer.enqueue(*record).await;
+            clock.refresh();
+            enqueued
+        }
+        TryEnqueueError::Closed => Err(client::Error::ProducerClosed),
+    }
+}
+
+/// Passes the settler a delivery its queue refused without waiting: waits for room if
+/// the queue was full (refreshing the clock after the wait). False once the settler
+/// is gone.
+async fn pass_refused(
+    tx: &mpsc::Sender<(Instant, Delivery)>,
+    refused: TrySendError<(Instant, Delivery)>,
+    clock: &mut CoarseClock,
+) -> bool {
+    match refused {
+        TrySendError::Full(item) => {
+            if tx.send(item).await.is_err() {
+                return false;
+            }
+            clock.refresh();
+            true
+        }
+        TrySendError::Closed(_) => false,
+    }
 }
 
 /// Awaits deliveries in the order they were sent. Records of one request are answered
