@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use replication::group::GroupStatus;
+use serde_json::Value;
 
 use crate::cluster::metadata::PartitionMeta;
 use crate::cluster::ClusterError;
@@ -65,7 +66,7 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
                 placement.push(placement_json(name, i, p, reported));
                 if let Some(s) = statuses.get(&p.group) {
                     let isr = c.isr(p.group).map(|i| i.in_sync);
-                    partitions.push(replica_json(name, i, p, s, isr));
+                    partitions.push(replica_json((name, i, p), s, isr));
                 }
             }
         }
@@ -107,38 +108,44 @@ async fn cluster(State(broker): State<Arc<Broker>>) -> axum::response::Response 
     ([(CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
 }
 
-/// Where the controller places partition `index` of `topic`, and the leader it last
-/// recorded (0 when none).
+/// Partition `index` of `topic` as the controller places it: the fields both of the
+/// cluster view's lists start with, then `more`.
+fn partition_json(topic: &str, index: usize, p: &PartitionMeta, more: Value) -> Value {
+    let mut entry = serde_json::json!({
+        "topic": topic,
+        "partition": index,
+        "group": p.group,
+        "replicas": p.replicas,
+    });
+    if let (Some(entry), Value::Object(more)) = (entry.as_object_mut(), more) {
+        entry.extend(more);
+    }
+    entry
+}
+
+/// Where the controller places a partition, and the leader it last recorded (0 when
+/// none).
 fn placement_json(
     topic: &str,
     index: usize,
     p: &PartitionMeta,
     reported: Option<(u64, u64)>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "topic": topic,
-        "partition": index,
-        "group": p.group,
-        "replicas": p.replicas,
+) -> Value {
+    let more = serde_json::json!({
         "target": p.target,
         "leader": reported.map_or(0, |(l, _)| l),
         "term": reported.map_or(0, |(_, t)| t),
-    })
+    });
+    partition_json(topic, index, p, more)
 }
 
-/// This node's replica of partition `index` of `topic`, as its Raft group sees it.
+/// This node's replica of a partition, as its Raft group sees it.
 fn replica_json(
-    topic: &str,
-    index: usize,
-    p: &PartitionMeta,
+    (topic, index, p): (&str, usize, &PartitionMeta),
     s: &GroupStatus,
     isr: Option<Vec<u64>>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "topic": topic,
-        "partition": index,
-        "group": p.group,
-        "replicas": p.replicas,
+) -> Value {
+    let more = serde_json::json!({
         "leader": s.leader,
         "term": s.term,
         "committed_index": s.committed_index,
@@ -152,7 +159,8 @@ fn replica_json(
         "matched": s.matched,
         "isr": isr,
         "local": true,
-    })
+    });
+    partition_json(topic, index, p, more)
 }
 
 /// `POST /cluster/rebalance-leaders`: plans leader transfers that even leaderships out
