@@ -278,6 +278,10 @@ pub const TOPIC_CONFIG_KEYS: [&str; 12] = [
     "segment.ms",
 ];
 
+/// The topic-level keys whose value is a list (IncrementalAlterConfigs may APPEND to
+/// and SUBTRACT from them).
+pub const LIST_TOPIC_CONFIG_KEYS: [&str; 1] = ["cleanup.policy"];
+
 /// Why a topic setting was refused (becomes INVALID_CONFIG with this message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {reason}")]

@@ -4,8 +4,9 @@
 //! or the broker default). The broker resource (name = node id) is described read-only:
 //! broker settings come from the config file and flags and change with a restart.
 //! AlterConfigs replaces a topic's whole set of overrides (Kafka's semantics);
-//! IncrementalAlterConfigs sets or deletes single keys (APPEND/SUBTRACT apply to list
-//! settings only, and `cleanup.policy` has one accepted value, so they are refused).
+//! IncrementalAlterConfigs sets or deletes single keys, and APPENDs to or SUBTRACTs
+//! from list settings (`cleanup.policy`), as Kafka does (KIP-339): the list edited is
+//! the topic's override, else the broker default; the result is checked like a SET.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +25,7 @@ use super::create_topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_B
 use super::message;
 use super::RequestContext;
 use crate::cluster::ClusterError;
-use crate::config::TOPIC_CONFIG_KEYS;
+use crate::config::{TopicConfig, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
 use crate::topics::TopicError;
 use crate::Broker;
 
@@ -250,6 +251,77 @@ pub async fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterC
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Applies one IncrementalAlterConfigs operation on `key` to a topic's `overrides`.
+fn apply_op(
+    overrides: &mut BTreeMap<String, String>,
+    defaults: &TopicConfig,
+    key: &str,
+    op: i8,
+    value: Option<&str>,
+) -> Result<(), TopicError> {
+    if !TOPIC_CONFIG_KEYS.contains(&key) {
+        return Err(invalid_config(format!("{key}: unknown topic config")));
+    }
+    let name = match op {
+        OP_DELETE => {
+            overrides.remove(key);
+            return Ok(());
+        }
+        OP_SET => "SET",
+        OP_APPEND => "APPEND",
+        OP_SUBTRACT => "SUBTRACT",
+        op => {
+            return Err(invalid_config(format!(
+                "{key}: unknown operation {op} (SET 0, DELETE 1, APPEND 2, SUBTRACT 3)"
+            )))
+        }
+    };
+    let value = value.ok_or_else(|| invalid_config(format!("{key}: {name} needs a value")))?;
+    if op == OP_SET {
+        overrides.insert(key.to_string(), value.to_string());
+        return Ok(());
+    }
+    if !LIST_TOPIC_CONFIG_KEYS.contains(&key) {
+        return Err(invalid_config(format!(
+            "{key}: {name} applies to list settings only ({})",
+            LIST_TOPIC_CONFIG_KEYS.join(", ")
+        )));
+    }
+    let current = match overrides.get(key) {
+        Some(v) => v.clone(),
+        None => defaults.get(key).unwrap_or_default(),
+    };
+    let edited = edit_list(&current, value, op == OP_APPEND);
+    overrides.insert(key.to_string(), edited);
+    Ok(())
+}
+
+/// A comma-separated list with `values` appended (those not in it yet, in their
+/// order) or subtracted (every one given), as Kafka edits list settings.
+fn edit_list(current: &str, values: &str, append: bool) -> String {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let mut list = split(current);
+    let given = split(values);
+    if append {
+        for v in given {
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+    } else {
+        list.retain(|v| !given.contains(v));
+    }
+    list.join(",")
+}
 
 pub async fn incremental_alter(
     ctx: &RequestContext,
@@ -263,27 +335,10 @@ pub async fn incremental_alter(
             r.resource_name.as_str(),
             request.validate_only,
             |o| {
+                let defaults = &ctx.broker.topics.defaults().log;
                 for c in &r.configs {
-                    let key = c.name.as_str();
-                    if !TOPIC_CONFIG_KEYS.contains(&key) {
-                        return Err(invalid_config(format!("{key}: unknown topic config")));
-                    }
-                    match c.config_operation {
-                        OP_SET => {
-                            let value = c.value.as_ref().ok_or_else(|| {
-                                invalid_config(format!("{key}: SET needs a value"))
-                            })?;
-                            o.insert(key.to_string(), value.to_string());
-                        }
-                        OP_DELETE => {
-                            o.remove(key);
-                        }
-                        op => {
-                            return Err(invalid_config(format!(
-                                "{key}: operation {op} is not supported (only SET and DELETE)"
-                            )))
-                        }
-                    }
+                    let value = c.value.as_ref().map(|v| v.as_str());
+                    apply_op(o, defaults, c.name.as_str(), c.config_operation, value)?;
                 }
                 Ok(())
             },
@@ -300,4 +355,46 @@ pub async fn incremental_alter(
         });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_appended_to_and_subtracted_from_as_kafka_does() {
+        assert_eq!(edit_list("delete", "compact", true), "delete,compact");
+        assert_eq!(
+            edit_list("delete", "compact, delete", true),
+            "delete,compact"
+        );
+        assert_eq!(edit_list("compact,delete", "delete", false), "compact");
+        assert_eq!(edit_list("compact", "delete", false), "compact");
+        assert_eq!(edit_list("compact", "compact", false), "");
+    }
+
+    #[test]
+    fn operations_edit_the_override_or_else_the_default() {
+        let defaults = TopicConfig::default();
+        let mut o = BTreeMap::new();
+        let policy = "cleanup.policy";
+        apply_op(&mut o, &defaults, policy, OP_APPEND, Some("compact")).unwrap();
+        assert_eq!(o[policy], "delete,compact");
+        apply_op(&mut o, &defaults, policy, OP_SUBTRACT, Some("delete")).unwrap();
+        assert_eq!(o[policy], "compact");
+        apply_op(&mut o, &defaults, policy, OP_DELETE, None).unwrap();
+        assert!(o.is_empty());
+        let refused = [
+            ("retention.ms", OP_APPEND, Some("1")),
+            ("cleanup.policy", OP_SUBTRACT, None),
+            ("cleanup.policy", 7, Some("x")),
+            ("no.such.key", OP_SET, Some("1")),
+        ];
+        for (key, op, value) in refused {
+            let e = apply_op(&mut o, &defaults, key, op, value).unwrap_err();
+            assert!(matches!(e, TopicError::InvalidConfig(_)), "{key} {op}: {e}");
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        assert!(o.is_empty(), "a refused operation changes nothing: {o:?}");
+    }
 }
