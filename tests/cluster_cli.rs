@@ -202,6 +202,45 @@ impl Drop for Cluster {
 }
 
 /// The leader of `topic`'s partition `p` per `strata topic describe`.
+/// Sends one CreateTopics (v5) for a topic with the default replication factor, one
+/// with 2 and one with 2 validated only; the replication factor each result reports.
+fn created_replication_factors(brokers: &str) -> Vec<(String, i16)> {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let topic = |name: &str, factor: i16| {
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.into())))
+            .with_num_partitions(1)
+            .with_replication_factor(factor)
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(async {
+        let cluster = client::Cluster::connect(client::ClientConfig::new(brokers))
+            .await
+            .expect("connected");
+        let send = |topics: Vec<CreatableTopic>, validate_only: bool| {
+            let request = CreateTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_validate_only(validate_only)
+                .with_topics(topics);
+            let cluster = cluster.clone();
+            async move { cluster.send_controller(&request).await.expect("answered") }
+        };
+        let created = send(vec![topic("rf-default", -1), topic("rf-two", 2)], false).await;
+        let validated = send(vec![topic("rf-two-validated", 2)], true).await;
+        created
+            .topics
+            .iter()
+            .chain(&validated.topics)
+            .map(|t| {
+                assert_eq!(t.error_code, 0, "{t:?}");
+                (t.name.0.to_string(), t.replication_factor)
+            })
+            .collect()
+    })
+}
+
 fn leader_of(c: &Cluster, topic: &str, p: u32) -> Option<u16> {
     let run = c.run(&["topic", "describe", topic], "");
     let want = format!("Partition: {p}\t");
@@ -246,6 +285,12 @@ fn segment_bytes(dir: &Path) -> Vec<u8> {
 fn a_replicated_topic_survives_its_leader_being_killed() {
     let mut c = Cluster::ready_with_topic("ev", "3");
     let admin = c.nodes[0].admin.clone();
+    assert_eq!(
+        created_replication_factors(&c.brokers()),
+        [("rf-default", 3), ("rf-two", 2), ("rf-two-validated", 2)]
+            .map(|(t, f)| (t.to_string(), f)),
+        "CreateTopics reports the factor each topic got (or would get)"
+    );
     c.wait_for("every partition has a leader", || {
         (0..3).all(|p| leader_of(&c, "ev", p).is_some())
     });

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::message;
 use super::RequestContext;
 use crate::config::{TopicConfig, TOPIC_CONFIG_KEYS};
+use crate::Broker;
 
 /// Kafka's `config_source` values.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -84,6 +85,18 @@ fn asked(t: &CreatableTopic, node_id: i32) -> Result<Asked, (ResponseError, Stri
     })
 }
 
+/// The replication factor topic `name` got (as the controller placed it) or, when only
+/// validated, would get for `asked`; -1 when neither is known.
+fn replication_of(b: &Broker, name: &str, asked: i16) -> i16 {
+    let state = b.cluster.state();
+    let placed = state.topics.get(name).and_then(|t| t.partitions.first());
+    let factor = match placed {
+        Some(p) => Some(p.replicas.len()),
+        None => state.replication_factor(asked).ok(),
+    };
+    factor.map_or(-1, |n| i16::try_from(n).unwrap_or(i16::MAX))
+}
+
 pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let b = &ctx.broker;
     let mut seen = HashSet::new();
@@ -137,7 +150,7 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
             Ok((config, id)) => result
                 .with_topic_id(id)
                 .with_num_partitions(partitions)
-                .with_replication_factor(1)
+                .with_replication_factor(replication_of(b, &name, replication))
                 .with_configs(Some(config_entries(&config, &overrides))),
             Err(e) => result
                 .with_error_code(ctx.code(e.code()))
