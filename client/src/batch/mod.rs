@@ -10,7 +10,7 @@
 //! whose compressors it uses; the checksum is the `crc32c` crate's. [`encode_batch`]
 //! is that encoder, kept for one-shot batches and as the reference.
 //!
-//! Decoding ([`decode`]) reads only two fixed header fields by hand, for framing: the batch length
+//! Decoding (`decode.rs`) reads only two fixed header fields by hand, for framing: the batch length
 //! (to find a trailing partial batch before the decoder sees it) and the last offset
 //! delta (a compacted batch's next offset is past its last surviving record).
 

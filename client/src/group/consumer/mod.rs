@@ -277,7 +277,7 @@ impl GroupConsumer {
 
     /// Subscribes to `topics` (replacing the subscription); a member that already
     /// joined rejoins at the next poll. Topics that do not exist yet get assigned once
-    /// they do (within [`SUBSCRIPTION_METADATA_MAX_AGE`]).
+    /// they do (within 30 s, the subscription metadata's maximum age).
     pub fn subscribe<T: Into<String>>(
         &mut self,
         topics: impl IntoIterator<Item = T>,
