@@ -13,15 +13,19 @@ use crate::record::ConsumerRecord;
 use crate::topic_partition::TopicPartition;
 
 impl GroupConsumer {
+    /// The assigned partitions whose position is `position`.
+    fn partitions_at(&self, position: Position) -> Vec<TopicPartition> {
+        self.assignment
+            .iter()
+            .filter(|(_, s)| s.position == position)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
     /// Resolves positions not yet known: the group's committed offsets, then
     /// `auto.offset.reset`.
     pub(super) async fn resolve_positions(&mut self) -> Result<()> {
-        let unknown: Vec<TopicPartition> = self
-            .assignment
-            .iter()
-            .filter(|(_, s)| s.position == Position::Committed)
-            .map(|(tp, _)| tp.clone())
-            .collect();
+        let unknown: Vec<TopicPartition> = self.partitions_at(Position::Committed);
         if !unknown.is_empty() {
             let committed = self.fetch_committed(&unknown).await?;
             for tp in unknown {
@@ -39,12 +43,7 @@ impl GroupConsumer {
                 }
             }
         }
-        let to_reset: Vec<TopicPartition> = self
-            .assignment
-            .iter()
-            .filter(|(_, s)| s.position == Position::Reset)
-            .map(|(tp, _)| tp.clone())
-            .collect();
+        let to_reset: Vec<TopicPartition> = self.partitions_at(Position::Reset);
         for tp in to_reset {
             let timestamp = match self.config.auto_offset_reset {
                 OffsetReset::Earliest => EARLIEST_TIMESTAMP,
