@@ -108,10 +108,10 @@ async fn produce_one(
 
 /// Why a partition's produce is refused before its records are looked at: a Kafka
 /// error and its message.
-type Refusal = (ResponseError, Option<String>);
+type Refused = (ResponseError, Option<String>);
 
 /// The topic and partition a produce goes to, when it may go there.
-fn target(b: &Broker, topic: &str, index: i32) -> Result<(Arc<Topic>, Arc<Partition>), Refusal> {
+fn target(b: &Broker, topic: &str, index: i32) -> Result<(Arc<Topic>, Arc<Partition>), Refused> {
     if crate::topics::is_internal(topic) {
         let why = "cannot produce to an internal topic";
         return Err((ResponseError::InvalidTopicException, Some(why.into())));
@@ -127,7 +127,7 @@ fn target(b: &Broker, topic: &str, index: i32) -> Result<(Arc<Topic>, Arc<Partit
 }
 
 /// A partition's records: exactly one whole batch, no larger than a segment.
-fn one_batch(records: Option<Bytes>, config: &TopicConfig) -> Result<Bytes, Refusal> {
+fn one_batch(records: Option<Bytes>, config: &TopicConfig) -> Result<Bytes, Refused> {
     let records = records.unwrap_or_default();
     let frame = BatchHeader::frame_size(&records)
         .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
