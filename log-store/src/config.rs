@@ -21,6 +21,10 @@ pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 /// Kafka's default `min.compaction.lag.ms`.
 pub const DEFAULT_MIN_COMPACTION_LAG_MS: i64 = 0;
+/// Kafka's default `max.compaction.lag.ms`: no limit.
+pub const DEFAULT_MAX_COMPACTION_LAG_MS: i64 = i64::MAX;
+/// Kafka's default `file.delete.delay.ms` (1 minute).
+pub const DEFAULT_FILE_DELETE_DELAY_MS: i64 = 60_000;
 
 /// Settings for one partition log. `None` means "unlimited", Kafka's `-1`.
 ///
@@ -61,6 +65,14 @@ pub struct LogConfig {
     /// `min.compaction.lag.ms`: a segment whose newest timestamp is younger than this is
     /// never rewritten, so every record stays uncompacted at least this long.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a compacted log holding a dirty record older than this is
+    /// due a cleaning whatever its dirty ratio, and its active segment rolls once its first
+    /// batch is this old (see [`LogConfig::roll_ms`]). `i64::MAX`: no limit.
+    pub max_compaction_lag_ms: i64,
+    /// `file.delete.delay.ms`: segment files removed by retention, DeleteRecords or a
+    /// cleaning's swap are renamed `*.deleted` and stay on disk this long; 0 removes them
+    /// at once.
+    pub file_delete_delay_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -78,6 +90,8 @@ impl Default for LogConfig {
             delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             min_cleanable_dirty_ratio: DEFAULT_MIN_CLEANABLE_DIRTY_RATIO,
             min_compaction_lag_ms: DEFAULT_MIN_COMPACTION_LAG_MS,
+            max_compaction_lag_ms: DEFAULT_MAX_COMPACTION_LAG_MS,
+            file_delete_delay_ms: DEFAULT_FILE_DELETE_DELAY_MS,
         }
     }
 }
@@ -136,6 +150,82 @@ impl LogConfig {
         if self.min_compaction_lag_ms < 0 {
             return bad("min.compaction.lag.ms must be non-negative".into());
         }
+        if self.max_compaction_lag_ms < 1 {
+            return bad("max.compaction.lag.ms must be at least 1".into());
+        }
+        if self.max_compaction_lag_ms < self.min_compaction_lag_ms {
+            return bad(format!(
+                "max.compaction.lag.ms {} must be at least min.compaction.lag.ms {}",
+                self.max_compaction_lag_ms, self.min_compaction_lag_ms
+            ));
+        }
+        if self.file_delete_delay_ms < 0 {
+            return bad("file.delete.delay.ms must be non-negative".into());
+        }
         Ok(())
+    }
+
+    /// The age at which the active segment rolls, as in Kafka: `segment.ms`, or for a
+    /// compacted log `max.compaction.lag.ms` when that is smaller, so records past the
+    /// lag leave the active segment (which is never cleaned) at the next append. `None`:
+    /// no roll by age.
+    pub fn roll_ms(&self) -> Option<i64> {
+        let lag = (self.compact && self.max_compaction_lag_ms < i64::MAX)
+            .then_some(self.max_compaction_lag_ms);
+        match (self.segment_ms, lag) {
+            (Some(segment_ms), Some(lag)) => Some(segment_ms.min(lag)),
+            (segment_ms, lag) => segment_ms.or(lag),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(config: LogConfig) -> String {
+        match config.validate() {
+            Err(LogError::InvalidArgument(msg)) => msg,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn compaction_lags_and_delete_delay_are_validated_by_their_keys() {
+        assert!(LogConfig::default().validate().is_ok());
+        let lag = |min, max| LogConfig {
+            min_compaction_lag_ms: min,
+            max_compaction_lag_ms: max,
+            ..LogConfig::default()
+        };
+        assert!(refusal(lag(0, 0)).contains("max.compaction.lag.ms"));
+        let msg = refusal(lag(5_000, 4_999));
+        assert!(
+            msg.contains("max.compaction.lag.ms 4999")
+                && msg.contains("min.compaction.lag.ms 5000")
+        );
+        assert!(lag(5_000, 5_000).validate().is_ok());
+        let delay = |ms| LogConfig {
+            file_delete_delay_ms: ms,
+            ..LogConfig::default()
+        };
+        assert!(refusal(delay(-1)).contains("file.delete.delay.ms"));
+        assert!(delay(0).validate().is_ok());
+    }
+
+    #[test]
+    fn a_compacted_log_rolls_by_the_smaller_of_segment_ms_and_max_compaction_lag_ms() {
+        let config = |compact, segment_ms, max_compaction_lag_ms| LogConfig {
+            compact,
+            segment_ms,
+            max_compaction_lag_ms,
+            ..LogConfig::default()
+        };
+        assert_eq!(config(false, Some(1_000), 10).roll_ms(), Some(1_000));
+        assert_eq!(config(true, Some(1_000), 10).roll_ms(), Some(10));
+        assert_eq!(config(true, Some(1_000), 10_000).roll_ms(), Some(1_000));
+        assert_eq!(config(true, None, 10).roll_ms(), Some(10));
+        assert_eq!(config(true, None, i64::MAX).roll_ms(), None);
+        assert_eq!(config(false, None, 10).roll_ms(), None);
     }
 }

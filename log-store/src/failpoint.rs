@@ -11,8 +11,9 @@
 //!
 //! Points are armed per thread, so tests running in parallel in one binary do not fire
 //! each other's points; a point hit on another thread (a runtime worker) never fires.
-//! Every name a persist path uses is listed in [`POINTS`] (or, for offline work on a
-//! closed log, [`OFFLINE_POINTS`]), so a test can crash at each.
+//! Every name a persist path uses is listed in [`POINTS`] (or in [`SEGMENT_POINTS`],
+//! [`DELETE_POINTS`] or, for offline work on a closed log, [`OFFLINE_POINTS`]), so a test
+//! can crash at each.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +49,14 @@ pub const SEGMENT_POINTS: &[&str] = &[
     "log.truncate.before_flag",
     "log.truncate.before_cut",
 ];
+
+/// Crash points of a segment deletion's later steps (`Log::delete_oldest`, after
+/// `log.delete.before_segments`): renaming a segment's files `*.deleted`, the entry table
+/// last, and removing them from disk once `file.delete.delay.ms` has passed (at once
+/// when it is 0, else at a later retention pass or deletion). The log-store's crash tests
+/// (`tests/delete_delay.rs`) stop at each. They are not in [`POINTS`], every one of which
+/// the replication simulation expects to fire: its runs never wait out the delay.
+pub const DELETE_POINTS: &[&str] = &["log.delete.before_table_rename", "log.delete.before_purge"];
 
 /// Crash points of offline work on a closed log, which no Raft group drives (so the
 /// replication simulation, which crashes at every point of [`POINTS`], never reaches

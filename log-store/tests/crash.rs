@@ -408,3 +408,30 @@ fn a_damaged_checkpoint_means_a_full_scan_not_a_failure() {
     drop(log);
     assert_eq!(assert_prefix(&src, &appended), appended.len());
 }
+
+/// A crash between a reset's checkpoint and the removal of the old segments: the old
+/// segments (here with entries of the snapshot's own term, which recovery cannot tell
+/// apart by term) are all removed and the log opens restarted at the snapshot.
+#[test]
+fn a_crash_inside_a_reset_opens_the_restarted_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    for i in 0..100u64 {
+        log.append_with_term(2, &common::batch(i, 2, 150, 1_000))
+            .unwrap();
+    }
+    assert!(log.segment_count() >= 4);
+    log_store::failpoint::arm("log.reset.before_segments", 0);
+    assert!(log.reset(500, 100, 2).is_err());
+    assert_eq!(
+        log_store::failpoint::take_fired(),
+        ["log.reset.before_segments"]
+    );
+    drop(log);
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.first_raft_index(), 100);
+    assert_eq!(log.prev_raft_entry(), (99, 2));
+    assert_eq!((log.log_start_offset(), log.next_offset()), (500, 500));
+    assert!(common::read_all(&log, 500).is_empty());
+}

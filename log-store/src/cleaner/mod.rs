@@ -59,8 +59,11 @@
 //! partition directory and fsyncs it. `complete_clean` swaps segments in ascending offset
 //! order; for segment `B`: rename `.cleaner/B.entries` to `B.entries.swap` and fsync the
 //! directory (the commit point), move `.cleaner/B.{log,index,timeindex,entrydata}` over the
-//! old files, rename `B.entries.swap` to `B.entries`, fsync the directory. `Log::open`
-//! completes every committed swap (a `B.entries.swap` exists) and removes `.cleaner/`, so
+//! old files, rename `B.entries.swap` to `B.entries`, fsync the directory. With a
+//! `file.delete.delay.ms` above 0, each old file is renamed `NAME.deleted` just before
+//! its replacement moves in, and removed once the delay has passed. `Log::open` completes
+//! every committed swap (a `B.entries.swap` exists), removes `.cleaner/` and any
+//! `*.deleted` file, so
 //! each segment is either wholly old or wholly new. Ascending order means a segment whose
 //! tombstone was removed is never newer than an earlier segment still holding an older
 //! value of that key; and a removed record always has a newer one at a higher offset that

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
@@ -75,12 +75,15 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Swaps the staged copy of segment `base` in: commit (entry table to `.swap`, directory
-/// fsync), move the other files over the old ones, finish (table in place, fsync).
+/// fsync), move the other files over the old ones, finish (table in place, fsync). With
+/// `keep_old` each old file is first renamed `NAME.deleted` (its own step), and those
+/// paths are returned for a deferred removal; otherwise the moves replace the old files.
 pub(crate) fn swap_segment(
     dir: &Path,
     base: u64,
+    keep_old: bool,
     steps: &mut Steps,
-) -> std::result::Result<(), SwapError> {
+) -> std::result::Result<Vec<PathBuf>, SwapError> {
     let stage = dir.join(STAGING_DIR);
     let staged = |suffix: &str| stage.join(segment::segment_file_name(base, suffix));
     let live = |suffix: &str| dir.join(segment::segment_file_name(base, suffix));
@@ -89,17 +92,25 @@ pub(crate) fn swap_segment(
     rename(&staged(segment::ENTRIES_SUFFIX), &swap)?;
     sync_dir(dir)?;
     sync_dir(&stage)?;
-    for suffix in MOVED_SUFFIXES {
-        let from = staged(suffix);
-        if from.exists() {
-            steps.next()?;
-            rename(&from, &live(suffix))?;
+    let mut retired = Vec::new();
+    for suffix in MOVED_SUFFIXES.into_iter().chain([segment::ENTRIES_SUFFIX]) {
+        let from = if suffix == segment::ENTRIES_SUFFIX {
+            swap.clone()
+        } else {
+            staged(suffix)
+        };
+        if !from.exists() {
+            continue;
         }
+        if keep_old {
+            steps.next()?;
+            retired.extend(segment::rename_aside(live(suffix))?);
+        }
+        steps.next()?;
+        rename(&from, &live(suffix))?;
     }
-    steps.next()?;
-    rename(&swap, &live(segment::ENTRIES_SUFFIX))?;
     sync_dir(dir)?;
-    Ok(())
+    Ok(retired)
 }
 
 /// At open: finishes every committed swap (a `B.entries.swap` exists) and removes the

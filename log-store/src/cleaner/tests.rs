@@ -108,8 +108,32 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `*.deleted` files in `dir`.
+fn deleted_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let path = e.as_ref().unwrap().path();
+            path.extension()
+                .is_some_and(|x| x == segment::DELETED_SUFFIX)
+        })
+        .count()
+}
+
 #[test]
 fn a_crash_at_any_step_of_the_swap_keeps_a_valid_log() {
+    // Without a delete delay the swap moves files over the old ones; with one it renames
+    // each old file `*.deleted` first (one more step per file).
+    for delay_ms in [0, crate::config::DEFAULT_FILE_DELETE_DELAY_MS] {
+        let config = LogConfig {
+            file_delete_delay_ms: delay_ms,
+            ..config()
+        };
+        crash_at_every_swap_step(&config);
+    }
+}
+
+fn crash_at_every_swap_step(config: &LogConfig) {
     let template = tempfile::tempdir().unwrap();
     let (log, latest) = build(template.path());
     let original = by_segment(&log);
@@ -119,14 +143,18 @@ fn a_crash_at_any_step_of_the_swap_keeps_a_valid_log() {
     // The fully cleaned result, for comparison.
     let full_dir = tempfile::tempdir().unwrap();
     copy_dir(template.path(), full_dir.path());
-    let mut full = Log::open(full_dir.path(), config()).unwrap();
+    let mut full = Log::open(full_dir.path(), config.clone()).unwrap();
     clean(&mut full, hw, NOW_MS + 10);
+    assert_eq!(
+        deleted_files(full_dir.path()) > 0,
+        config.file_delete_delay_ms > 0
+    );
     let cleaned_segments = by_segment(&full);
     let mut stop = 0;
     loop {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(template.path(), dir.path());
-        let mut log = Log::open(dir.path(), config()).unwrap();
+        let mut log = Log::open(dir.path(), config.clone()).unwrap();
         let terms: Vec<u64> = (1..=log.last_raft_index())
             .map(|i| log.term_of(i).unwrap())
             .collect();
@@ -138,7 +166,8 @@ fn a_crash_at_any_step_of_the_swap_keeps_a_valid_log() {
             .unwrap()
             .is_some();
         drop(log); // the process dies here
-        let log = Log::open(dir.path(), config()).unwrap();
+        let log = Log::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(deleted_files(dir.path()), 0, "stop {stop}");
         let report = crate::inspect::verify_dir(dir.path(), |_, _| {}).unwrap();
         assert!(report.is_ok(), "stop {stop}: {:#?}", report.findings);
         assert!(!dir.path().join(STAGING_DIR).exists());

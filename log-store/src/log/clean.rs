@@ -2,6 +2,7 @@
 //! (`prepare_clean`), and swapping the cleaned segments in (`complete_clean`). The work
 //! between the two is `crate::cleaner`'s.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ struct Due {
     ratio: bool,
     /// A delete horizon came due.
     horizon: bool,
+    /// A dirty record is older than `max.compaction.lag.ms`.
+    lag: bool,
 }
 
 impl Log {
@@ -54,13 +57,15 @@ impl Log {
     }
 
     /// Decides whether the log should be compacted now and, if so, snapshots what a
-    /// [`CleanJob`] needs. Needs only `&self` and is cheap (no file is read): call it under
-    /// a read lock, then [`CleanJob::run`] without the lock, then
+    /// [`CleanJob`] needs. Needs only `&self` and is cheap (no file is read, but with a
+    /// `max.compaction.lag.ms` the first batch header of each dirty segment, once per
+    /// segment): call it under a read lock, then [`CleanJob::run`] without the lock, then
     /// [`Log::complete_clean`] under the write lock.
     ///
     /// `clean_up_to_offset` is the high watermark: nothing at or above it is read, so the
     /// offset map never counts a record Raft could still truncate. `now_ms` is the
-    /// wall-clock time used for `min.compaction.lag.ms` and delete horizons.
+    /// wall-clock time used for `min.compaction.lag.ms`, `max.compaction.lag.ms` and
+    /// delete horizons.
     ///
     /// `tombstones_below_offset` bounds where a tombstone may be removed once its delete
     /// horizon passed: only in batches wholly below it. A replicated log passes the offset
@@ -72,10 +77,11 @@ impl Log {
     /// `None` unless `cleanup.policy` includes `compact` and either the dirty bytes (never
     /// cleaned, in closed segments wholly below `clean_up_to_offset` and older than
     /// `min.compaction.lag.ms`) are at least `min.cleanable.dirty.ratio` of all such bytes,
-    /// or a delete horizon came due (unless the last cleaning kept a due tombstone only
-    /// because of a `tombstones_below_offset` that has not moved since). Errors when
-    /// another cleaning of this log is under way (its job or result is alive) or an
-    /// earlier swap failed midway (reopen the log).
+    /// or a segment holding some of them began longer than `max.compaction.lag.ms` ago
+    /// (by its first batch's max timestamp), or a delete horizon came due (unless the last
+    /// cleaning kept a due tombstone only because of a `tombstones_below_offset` that has
+    /// not moved since). Errors when another cleaning of this log is under way (its job or
+    /// result is alive) or an earlier swap failed midway (reopen the log).
     pub fn prepare_clean_below(
         &self,
         clean_up_to_offset: u64,
@@ -97,7 +103,7 @@ impl Log {
             return Ok(None);
         }
         let due = self.cleaning_due(rewritable, tombstones_below_offset, now_ms);
-        if !due.ratio && !due.horizon {
+        if !due.ratio && !due.horizon && !due.lag {
             return Ok(None);
         }
         if self
@@ -118,6 +124,7 @@ impl Log {
             dirty_bytes = due.dirty_bytes,
             total_bytes = due.total_bytes,
             horizon_due = due.horizon,
+            lag_due = due.lag,
             "cleaning prepared"
         );
         Ok(Some(CleanJob {
@@ -149,8 +156,8 @@ impl Log {
             .count()
     }
 
-    /// Whether the first `rewritable` segments are due a cleaning, by dirty ratio or by
-    /// a delete horizon.
+    /// Whether the first `rewritable` segments are due a cleaning, by dirty ratio, by
+    /// `max.compaction.lag.ms` or by a delete horizon.
     fn cleaning_due(&self, rewritable: usize, tombstones_below: u64, now_ms: i64) -> Due {
         let first_dirty = self
             .clean_checkpoint
@@ -174,13 +181,38 @@ impl Log {
                         .tombstones_held_below
                         .is_none_or(|below| tombstones_below > below)
             });
+        let lag = dirty_bytes > 0 && self.dirty_past_max_lag(first_dirty, rewritable, now_ms);
         Due {
             first_dirty,
             dirty_bytes,
             total_bytes,
             ratio,
             horizon,
+            lag,
         }
+    }
+
+    /// Whether one of the first `rewritable` segments that hold dirty offsets began more
+    /// than `max.compaction.lag.ms` before `now_ms`. As in Kafka, a segment's age is the
+    /// max timestamp of its first batch (read once per segment, from its header): a
+    /// segment whose first batch is already clean counts from that batch, and batches
+    /// without a timestamp give no age.
+    fn dirty_past_max_lag(&self, first_dirty: u64, rewritable: usize, now_ms: i64) -> bool {
+        let max_lag_ms = self.config.max_compaction_lag_ms;
+        if max_lag_ms == i64::MAX {
+            return false;
+        }
+        let clean_until = now_ms.saturating_sub(max_lag_ms);
+        self.segments[..rewritable]
+            .iter()
+            .filter(|s| s.next_offset() > first_dirty)
+            .any(|s| match s.first_batch_ms() {
+                Ok(first) => first.is_some_and(|ms| ms < clean_until),
+                Err(e) => {
+                    debug!(base = s.base_offset(), error = %e, "first batch timestamp unreadable");
+                    false
+                }
+            })
     }
 
     /// The segments a cleaning reads: every one holding offsets below `clean_up_to`
@@ -259,26 +291,9 @@ impl Log {
             return Ok(Some(outcome));
         };
         let mut steps = Steps::new(stop_after);
-        let now_ms = self.clock.now_ms();
-        for (j, staged) in &plan {
-            match cleaner::swap_segment(&self.dir, staged.base_offset, &mut steps) {
-                Ok(()) => {}
-                Err(SwapError::Stopped) => return Ok(None),
-                Err(SwapError::Failed(e)) => {
-                    self.clean_poisoned = true;
-                    return Err(e);
-                }
-            }
-            let reopened = Segment::open_files(&self.dir, staged.base_offset, now_ms)
-                .and_then(|mut seg| seg.load_clean(&self.config, true).map(|()| seg));
-            match reopened {
-                Ok(seg) => self.segments[*j] = seg,
-                Err(e) => {
-                    self.clean_poisoned = true;
-                    return Err(e);
-                }
-            }
-        }
+        let Some(retired) = self.swap_in(&plan, &mut steps)? else {
+            return Ok(None);
+        };
         if steps.next().is_err() {
             return Ok(None);
         }
@@ -289,6 +304,7 @@ impl Log {
         checkpoint.write(&self.dir)?;
         self.clean_checkpoint = checkpoint;
         self.tombstones_held_below = cleaned.held_back_below;
+        self.schedule_delete(retired)?;
         outcome.applied = true;
         outcome.segments_cleaned = plan.len();
         info!(
@@ -299,6 +315,40 @@ impl Log {
             "cleaned segments swapped in"
         );
         Ok(Some(outcome))
+    }
+
+    /// Swaps each planned segment in and loads it. Returns the old files kept as
+    /// `*.deleted` (with a `file.delete.delay.ms`), or `None` when `steps` stopped it. An
+    /// error poisons the log for cleanings.
+    fn swap_in(
+        &mut self,
+        plan: &[(usize, cleaner::StagedSegment)],
+        steps: &mut Steps,
+    ) -> Result<Option<Vec<PathBuf>>> {
+        let keep_old = self.config.file_delete_delay_ms > 0;
+        let now_ms = self.clock.now_ms();
+        let mut retired = Vec::new();
+        for (j, staged) in plan {
+            let base = staged.base_offset;
+            match cleaner::swap_segment(&self.dir, base, keep_old, steps) {
+                Ok(old) => retired.extend(old),
+                Err(SwapError::Stopped) => return Ok(None),
+                Err(SwapError::Failed(e)) => {
+                    self.clean_poisoned = true;
+                    return Err(e);
+                }
+            }
+            let reopened = Segment::open_files(&self.dir, base, now_ms)
+                .and_then(|mut seg| seg.load_clean(&self.config, true).map(|()| seg));
+            match reopened {
+                Ok(seg) => self.segments[*j] = seg,
+                Err(e) => {
+                    self.clean_poisoned = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Some(retired))
     }
 
     /// Where each staged segment goes in `self.segments`, or `None` when the job no longer

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use tracing::{info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 use super::{Log, OpenReport, CLEAN_SHUTDOWN_FILE};
 use crate::checkpoint::{sync_dir, Checkpoint};
@@ -17,6 +17,7 @@ use crate::clean_checkpoint::CleanCheckpoint;
 use crate::cleaner;
 use crate::clock::Clock;
 use crate::config::LogConfig;
+use crate::entries::EntryTable;
 use crate::error::{LogError, Result};
 use crate::segment::{self, parse_segment_file_name, RecoveryOutcome, Segment};
 
@@ -75,6 +76,7 @@ impl Log {
             clean_poisoned: false,
             tombstones_held_below: None,
             sealed: false,
+            deferred_deletes: Vec::new(),
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         log.start_appending(&marker)?;
@@ -124,6 +126,7 @@ impl Log {
     }
 
     fn load_segments(&mut self, bases: &[u64], clean: bool, fresh_checkpoint: bool) -> Result<()> {
+        let bases = self.remove_below_start(bases)?;
         let recover_from = self.recover_from(bases, clean, fresh_checkpoint);
         let mut prev_term = self.checkpoint.prev_raft_term;
         for (i, &base) in bases.iter().enumerate() {
@@ -135,7 +138,7 @@ impl Log {
                 // (or after a clean stop) it is damage the operator must look at.
                 Err(e) if scan => {
                     warn!(base, error = %e, "segment unreadable after unclean stop; cutting the log here");
-                    self.remove_from(bases, i)?;
+                    self.remove_files(&bases[i..])?;
                     break;
                 }
                 Err(e) => return Err(e),
@@ -146,7 +149,7 @@ impl Log {
                 }
                 warn!(error = %e, "cutting the log here");
                 drop(seg);
-                self.remove_from(bases, i)?;
+                self.remove_files(&bases[i..])?;
                 break;
             }
             let outcome = self.check_segment(&mut seg, scan, prev_term, last)?;
@@ -160,7 +163,7 @@ impl Log {
                         base,
                         "log cut inside a segment; removing the segments after it"
                     );
-                    self.remove_from(bases, i + 1)?;
+                    self.remove_files(&bases[i + 1..])?;
                     break;
                 }
             }
@@ -231,29 +234,62 @@ impl Log {
         Ok(Some(seg.recover(&self.config, prev_term, last)?))
     }
 
-    /// A crash during retention may leave segments wholly before the log start; one
-    /// during a reset (a snapshot install) may leave every old segment, the active
-    /// one included: they start at or before the entry the checkpoint says precedes
-    /// the first, so none of their entries belongs to the log.
+    /// A crash during a reset (a snapshot install) may leave every old segment, the
+    /// active one included: they start at or before the entry the checkpoint says
+    /// precedes the first, so none of their entries belongs to the log, and that entry
+    /// stays the checkpoint's. (Segments wholly before the log start, which a crash
+    /// during retention leaves, are removed before loading.)
     fn remove_superseded(&mut self) -> Result<()> {
         while let Some(first) = self.segments.first() {
-            let superseded = first.base_raft_index() <= self.checkpoint.prev_raft_index;
-            let below_start =
-                self.segments.len() > 1 && first.next_offset() <= self.checkpoint.log_start_offset;
-            if !superseded && !below_start {
+            if first.base_raft_index() > self.checkpoint.prev_raft_index {
                 break;
             }
-            let seg = self.segments.remove(0);
-            self.note_deleted(&seg)?;
-            seg.delete()?;
+            self.segments.remove(0).delete()?;
             self.open_report.removed_segments += 1;
         }
         Ok(())
     }
 
-    /// Deletes the segment files for `bases[from..]` (not loaded into `self.segments`).
-    fn remove_from(&mut self, bases: &[u64], from: usize) -> Result<()> {
-        for &base in &bases[from..] {
+    /// Removes, without loading them, the leading segments wholly before the log start
+    /// (the next segment starts at or before it), and returns the other bases. Retention
+    /// and DeleteRecords write the checkpoint before they remove a segment's files, the
+    /// entry table last, so a crash leaves such segments, maybe a table whose `.log` is
+    /// gone: loaded, it would pass for a torn segment and cut the log there. Only the
+    /// table is read, for the Raft entry before the first.
+    fn remove_below_start<'b>(&mut self, bases: &'b [u64]) -> Result<&'b [u64]> {
+        let start = self.checkpoint.log_start_offset;
+        let n = bases.windows(2).take_while(|w| w[1] <= start).count();
+        if n == 0 {
+            return Ok(bases);
+        }
+        for &base in &bases[..n] {
+            self.note_removed_table(base);
+        }
+        self.remove_files(&bases[..n])?;
+        Ok(&bases[n..])
+    }
+
+    /// Makes the last entry of segment `base`'s table the entry before the first, when it
+    /// is later than the checkpoint's (a segment that DeleteRecords left below the log
+    /// start while it was active, not yet deleted). An unreadable table is left alone.
+    fn note_removed_table(&mut self, base: u64) {
+        let path = self
+            .dir
+            .join(segment::segment_file_name(base, segment::ENTRIES_SUFFIX));
+        let last = EntryTable::open(&path).and_then(|table| table.last());
+        match last {
+            Ok(Some(rec)) if rec.raft_index > self.checkpoint.prev_raft_index => {
+                self.checkpoint.prev_raft_index = rec.raft_index;
+                self.checkpoint.prev_raft_term = rec.term;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(base, error = %e, "unreadable table of a segment before the log start"),
+        }
+    }
+
+    /// Deletes the files of the segments `bases` (not loaded), each entry table last.
+    fn remove_files(&mut self, bases: &[u64]) -> Result<()> {
+        for &base in bases {
             for suffix in [
                 segment::LOG_SUFFIX,
                 segment::OFFSET_INDEX_SUFFIX,
@@ -274,7 +310,9 @@ impl Log {
     }
 }
 
-/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work.
+/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work
+/// and every `*.deleted` file (removed from the log before the stop, only its
+/// `file.delete.delay.ms` was left to run).
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
     let mut bases = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
@@ -284,6 +322,16 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(".tmp") && name != "log.checkpoint.tmp" {
             let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        if Path::new(name)
+            .extension()
+            .is_some_and(|x| x == segment::DELETED_SUFFIX)
+        {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => debug!(file = name, "removed a deleted segment file"),
+                Err(e) => warn!(file = name, error = %e, "deleted segment file not removed"),
+            }
             continue;
         }
         if let Some((base, suffix)) = parse_segment_file_name(name) {

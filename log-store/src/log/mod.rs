@@ -145,6 +145,9 @@ pub struct Log {
     tombstones_held_below: Option<u64>,
     /// Set by [`Log::seal`]: every change is refused from then on.
     sealed: bool,
+    /// Files of removed segments, renamed `*.deleted`, waiting out `file.delete.delay.ms`
+    /// (lost on a stop: the next open removes every `*.deleted` file).
+    deferred_deletes: Vec<retention::DeferredDelete>,
 }
 
 /// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
@@ -742,8 +745,6 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes the `n` oldest segments (closed ones) after writing the checkpoint that
-    /// already excludes them, so a crash midway leaves removable leftovers, never a hole.
     /// A crash test's point of interruption (see [`crate::failpoint`]); `Ok` in normal
     /// runs.
     fn crash_point(&self, point: &'static str) -> Result<()> {

@@ -1,13 +1,24 @@
 //! Deleting from the front of a log: Kafka's DeleteRecords (the log start moves,
 //! closed segments wholly before it go) and retention by time and size (closed segments
-//! only, and with a bound, only those a replica's high watermark has passed).
+//! only, and with a bound, only those a replica's high watermark has passed). Removed
+//! segments' files are renamed `*.deleted` and removed from disk once
+//! `file.delete.delay.ms` has passed.
 
-use tracing::info;
+use std::path::PathBuf;
+
+use tracing::{debug, info, warn};
 
 use super::{Log, RetentionOutcome};
 use crate::checkpoint::sync_dir;
 use crate::error::{LogError, Result};
 use crate::segment::Segment;
+
+/// Files renamed `*.deleted`, to be removed from disk at `due_ms`.
+#[derive(Debug)]
+pub(super) struct DeferredDelete {
+    due_ms: i64,
+    paths: Vec<PathBuf>,
+}
 
 impl Log {
     /// Kafka DeleteRecords: moves the log start to `offset` (never backwards) and deletes
@@ -43,6 +54,12 @@ impl Log {
     /// `retention.bytes`, or wholly before the log start, oldest first. The active segment
     /// is never deleted. Without `delete` in `cleanup.policy` only the segments wholly
     /// before the log start go.
+    ///
+    /// Also removes from disk the `*.deleted` files whose `file.delete.delay.ms` has
+    /// passed (by the log's clock). Call it periodically (Kafka's
+    /// `log.retention.check.interval.ms`) for that, whatever the cleanup policy; every
+    /// later deletion of segments (retention, DeleteRecords, a cleaning's swap) removes
+    /// them too, and the next open removes whatever is left.
     pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
         self.apply_retention_below(u64::MAX)
     }
@@ -52,8 +69,9 @@ impl Log {
     /// deleting them cannot race the replication protocol, however busy the log's end).
     pub fn apply_retention_below(&mut self, bound: u64) -> Result<RetentionOutcome> {
         self.check_open()?;
-        let closed = self.closed_segments_ending_by(bound);
         let now_ms = self.clock.now_ms();
+        self.purge_deleted(now_ms)?;
+        let closed = self.closed_segments_ending_by(bound);
         let delete = self.config.delete;
         let by_time = match self.config.retention_ms.filter(|_| delete) {
             Some(ms) => self.segments[..closed]
@@ -102,15 +120,11 @@ impl Log {
         })
     }
 
-    pub(super) fn note_deleted(&mut self, seg: &Segment) -> Result<()> {
-        if seg.next_raft_index() > seg.base_raft_index() {
-            let last = seg.next_raft_index() - 1;
-            self.checkpoint.prev_raft_index = last;
-            self.checkpoint.prev_raft_term = seg.entry(last)?.term;
-        }
-        Ok(())
-    }
-
+    /// Removes the `n` oldest segments (closed ones). Crash order: the checkpoint that
+    /// already excludes them is written; each segment's files are renamed `*.deleted`,
+    /// the entry table last; the directory is synced; the segments leave `self`; the
+    /// files are removed from disk now or, with `file.delete.delay.ms`, later. A crash
+    /// at any step leaves leftovers that the next open removes, never a hole.
     fn delete_oldest(&mut self, n: usize) -> Result<()> {
         debug_assert!(n < self.segments.len());
         for i in 0..n {
@@ -131,9 +145,58 @@ impl Log {
         }
         self.checkpoint.write(&self.dir)?;
         self.crash_point("log.delete.before_segments")?;
-        for seg in self.segments.drain(..n).collect::<Vec<_>>() {
-            seg.delete()?;
+        let mut retired = Vec::new();
+        for seg in &self.segments[..n] {
+            retired.extend(seg.retire()?);
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.segments.drain(..n);
+        self.schedule_delete(retired)
+    }
+
+    /// Queues files renamed `*.deleted` for removal from disk after
+    /// `file.delete.delay.ms` (at once when it is 0), and removes every queued file whose
+    /// delay has passed.
+    pub(super) fn schedule_delete(&mut self, paths: Vec<PathBuf>) -> Result<()> {
+        let now_ms = self.clock.now_ms();
+        if !paths.is_empty() {
+            self.deferred_deletes.push(DeferredDelete {
+                due_ms: now_ms.saturating_add(self.config.file_delete_delay_ms),
+                paths,
+            });
+        }
+        self.purge_deleted(now_ms)
+    }
+
+    /// Removes from disk the queued `*.deleted` files due at `now_ms` (crash point
+    /// `log.delete.before_purge` first). A file that cannot be removed stays queued for
+    /// the next purge; a missing one counts as removed.
+    fn purge_deleted(&mut self, now_ms: i64) -> Result<()> {
+        if !self.deferred_deletes.iter().any(|d| d.due_ms <= now_ms) {
+            return Ok(());
+        }
+        self.crash_point("log.delete.before_purge")?;
+        let (mut removed, mut kept) = (0usize, Vec::new());
+        for mut d in std::mem::take(&mut self.deferred_deletes) {
+            if d.due_ms <= now_ms {
+                d.paths.retain(|p| match std::fs::remove_file(p) {
+                    Ok(()) => {
+                        removed += 1;
+                        false
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                    Err(e) => {
+                        warn!(path = %p.display(), error = %e, "deleted file not removed; retrying later");
+                        true
+                    }
+                });
+            }
+            if !d.paths.is_empty() {
+                kept.push(d);
+            }
+        }
+        self.deferred_deletes = kept;
+        debug!(dir = %self.dir.display(), files = removed, "deleted segment files removed");
+        Ok(())
     }
 }

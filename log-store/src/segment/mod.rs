@@ -8,17 +8,19 @@
 //! shrinks the file only when no slice of the mapping is alive, and otherwise moves the
 //! logical end alone (the stale tail beyond it is cut at close or by the next recovery).
 //!
-//! This module holds the files (create, open, append, flush, close, truncate, delete);
-//! `maps` the memory map's lifecycle and the process-wide account of mapped reads;
-//! `indexes` the offset and time indexes and the lookups through them; `recovery` the
-//! checks at open and the repair after an unclean stop.
+//! This module holds the files (create, open, append, flush, close, truncate); `removal`
+//! their deletion; `maps` the memory map's lifecycle and the process-wide account of
+//! mapped reads; `indexes` the offset and time indexes and the lookups through them;
+//! `recovery` the checks at open and the repair after an unclean stop.
 
 mod indexes;
 mod maps;
 mod recovery;
+mod removal;
 
 pub use maps::MAP_RESIDENT_BYTES;
 pub use recovery::RecoveryOutcome;
+pub(crate) use removal::rename_aside;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -44,6 +46,9 @@ pub const OFFSET_INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const ENTRIES_SUFFIX: &str = "entries";
 pub const ENTRYDATA_SUFFIX: &str = "entrydata";
+/// Suffix added to the name of a segment file that was removed from the log but stays on
+/// disk until `file.delete.delay.ms` has passed (`B.log.deleted`, …).
+pub const DELETED_SUFFIX: &str = "deleted";
 
 /// What a flush prepared by [`Segment::sync_handles`] makes durable: the entry table's
 /// first `entries` records and `.entrydata` up to `entrydata_bytes` (nothing of either
@@ -101,8 +106,10 @@ pub struct Segment {
     /// Largest batch max timestamp in the segment, -1 when none.
     max_timestamp: i64,
     offset_of_max_timestamp: u64,
-    /// Max timestamp of the segment's first batch (message time), when it had one.
-    roll_base_ms: Option<i64>,
+    /// Max timestamp of the segment's first batch (message time; `None` when it has no
+    /// batch or no timestamp). Set for an active segment; read from the `.log` on first
+    /// use for a closed one loaded from disk.
+    first_batch_ms: OnceLock<Option<i64>>,
     /// Wall-clock time the segment was created or loaded; `segment.ms` counts from here
     /// when batches carry no timestamps.
     created_ms: i64,
@@ -187,7 +194,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
-            roll_base_ms: None,
+            first_batch_ms: OnceLock::from(None),
             created_ms: now_ms,
             bytes_since_index_entry: 0,
             map_len: Self::active_map_len(config, 0),
@@ -256,7 +263,7 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
-            roll_base_ms: None,
+            first_batch_ms: OnceLock::new(),
             created_ms: now_ms,
             bytes_since_index_entry: 0,
             map_len: file_size,
@@ -339,7 +346,9 @@ impl Segment {
     /// `last_offset` with max timestamp `batch_max_timestamp`, at wall time `now_ms`.
     ///
     /// Age follows Kafka: message time of the new batch minus that of the segment's first
-    /// batch, or wall time since creation when the first batch had no timestamp.
+    /// batch, or wall time since creation when the first batch had no timestamp, against
+    /// [`LogConfig::roll_ms`] (`segment.ms`, or `max.compaction.lag.ms` when a compacted
+    /// log's is smaller).
     pub fn should_roll(
         &self,
         config: &LogConfig,
@@ -357,7 +366,9 @@ impl Segment {
         let index_full = self.offset_index.len() + 2 > self.offset_index.capacity()
             || self.time_index.len() + 2 > self.time_index.capacity();
         let offset_overflow = last_offset - self.base_offset > i32::MAX as u64;
-        let too_old = match (config.segment_ms, self.roll_base_ms) {
+        // Always set for the active segment (by `create`, `reactivate` and appends).
+        let first_batch_ms = self.first_batch_ms.get().copied().flatten();
+        let too_old = match (config.roll_ms(), first_batch_ms) {
             (Some(ms), Some(base)) => batch_max_timestamp.saturating_sub(base) >= ms,
             (Some(ms), None) => now_ms.saturating_sub(self.created_ms) >= ms,
             (None, _) => false,
@@ -405,7 +416,7 @@ impl Segment {
         self.entries.push(&rec)?;
         self.next_offset = rec.next_offset();
         if self.log_size == len as u64 && header.max_timestamp >= 0 {
-            self.roll_base_ms = Some(header.max_timestamp);
+            self.first_batch_ms = OnceLock::from(Some(header.max_timestamp));
         }
         self.index_batch(
             position,
@@ -655,9 +666,20 @@ impl Segment {
             self.map_len = want;
             self.reset_map();
         }
-        self.roll_base_ms = self.first_batch_timestamp()?;
+        self.first_batch_ms = OnceLock::from(self.first_batch_timestamp()?);
         self.active = true;
         Ok(())
+    }
+
+    /// Max timestamp of the segment's first batch (Kafka's rolling base), `None` when it
+    /// has no batch or the batch no timestamp. A closed segment loaded from disk reads its
+    /// first batch header once, on the first call.
+    pub fn first_batch_ms(&self) -> Result<Option<i64>> {
+        if let Some(ms) = self.first_batch_ms.get() {
+            return Ok(*ms);
+        }
+        let ms = self.first_batch_timestamp()?;
+        Ok(*self.first_batch_ms.get_or_init(|| ms))
     }
 
     fn first_batch_timestamp(&self) -> Result<Option<i64>> {
@@ -666,28 +688,6 @@ impl Segment {
         }
         let h = self.header_at(0)?;
         Ok((h.max_timestamp >= 0).then_some(h.max_timestamp))
-    }
-
-    /// Removes every file of the segment.
-    pub fn delete(self) -> Result<()> {
-        let paths = [
-            self.log_path.clone(),
-            self.offset_index.path().to_path_buf(),
-            self.time_index.path().to_path_buf(),
-            self.entrydata_path.clone(),
-            // The table goes last: a crash midway leaves a table without a `.log`, which
-            // opens as an empty segment, never a `.log` without its table.
-            self.entries.path().to_path_buf(),
-        ];
-        drop(self);
-        for p in paths {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(LogError::io(p, e)),
-            }
-        }
-        Ok(())
     }
 
     // ---------------------------------------------------------------- truncation
@@ -738,7 +738,7 @@ impl Segment {
             self.map_len = Self::active_map_len(config, self.log_size);
         }
         self.rebuild_indexes(config)?;
-        self.roll_base_ms = self.first_batch_timestamp()?;
+        self.first_batch_ms = OnceLock::from(self.first_batch_timestamp()?);
         Ok(())
     }
 }
