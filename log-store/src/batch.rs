@@ -44,6 +44,9 @@ const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
 
 pub(crate) const COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit: the batch's timestamps are the broker's append time (its max
+/// timestamp), not the producer's CreateTime.
+pub(crate) const LOG_APPEND_TIME_FLAG: i16 = 0x08;
 const TRANSACTIONAL_FLAG: i16 = 0x10;
 const CONTROL_FLAG: i16 = 0x20;
 /// Attribute bit: the batch's base timestamp holds its delete horizon (KIP-534).
@@ -230,11 +233,13 @@ pub(crate) fn leader_epoch_field(term: u64) -> (usize, [u8; 4]) {
     (LEADER_EPOCH_AT, epoch.to_be_bytes())
 }
 
-/// The header fields a rebuilt batch (one the cleaner kept some records of) changes.
+/// The header fields a rebuilt batch (one the cleaner kept some records of, or one the
+/// broker recompressed or stamped) changes.
 pub(crate) struct Resealed {
     pub batch_length: i32,
     pub attributes: i16,
     pub base_timestamp: i64,
+    pub max_timestamp: i64,
     pub records_count: i32,
 }
 
@@ -245,6 +250,7 @@ pub(crate) fn reseal(batch: &mut [u8], fields: &Resealed) {
     put(BATCH_LENGTH_AT, &fields.batch_length.to_be_bytes());
     put(ATTRIBUTES_AT, &fields.attributes.to_be_bytes());
     put(BASE_TIMESTAMP_AT, &fields.base_timestamp.to_be_bytes());
+    put(MAX_TIMESTAMP_AT, &fields.max_timestamp.to_be_bytes());
     put(RECORDS_COUNT_AT, &fields.records_count.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());

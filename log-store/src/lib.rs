@@ -59,6 +59,7 @@ pub mod inspect;
 pub mod log;
 pub mod offset_map;
 pub mod prealloc;
+pub mod recode;
 pub mod records;
 pub mod restamp;
 pub mod segment;
@@ -74,6 +75,7 @@ pub use error::{LogError, Result};
 pub use log::{
     AppendInfo, EntryInfo, Log, OpenReport, PendingFlush, RetentionOutcome, SegmentInfo,
 };
+pub use recode::{Recode, RecodeError};
 pub use restamp::restamp_zero_terms;
 pub use segment::MAP_RESIDENT_BYTES;
 pub use throttle::Throttle;

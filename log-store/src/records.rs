@@ -428,6 +428,7 @@ pub fn rebuild_batch(
             batch_length,
             attributes,
             base_timestamp,
+            max_timestamp: header.max_timestamp,
             records_count,
         },
     );

@@ -10,11 +10,8 @@
 //! Without these checks one forged batch (one record claiming 2^31-1, with a valid CRC)
 //! moved the log end by two billion offsets and made every consumer reading past it fail.
 
-use crate::batch::BatchHeader;
+use crate::batch::{BatchHeader, LOG_APPEND_TIME_FLAG};
 use crate::records::{records_section, RecordIter, MAX_DECOMPRESSED_BATCH_BYTES};
-
-/// Attribute bit: the batch's timestamps are the broker's append time.
-const LOG_APPEND_TIME_FLAG: i16 = 0x08;
 
 /// The topic's rules for produced records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
