@@ -3,22 +3,25 @@
 //!
 //! The file uses the same keys as the flags (`data-dir`, `kafka-addr`, …) and Kafka's
 //! dotted names for topic defaults (`num.partitions`, `retention.ms`, …), quoted or not:
-//! `num.partitions = 3` and `"num.partitions" = 3` mean the same. Unknown keys are an
+//! `num.partitions = 3` and `"num.partitions" = 3` mean the same. A topic key's default
+//! may also be set by its Kafka broker setting (`log.retention.ms`, `message.max.bytes`,
+//! `log.message.timestamp.type`; see [`topic_keys`]). Unknown keys are an
 //! error, so a typo never silently falls back to a default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use log_store::LogConfig;
 
 use crate::error::{BrokerError, Result};
 
 mod cluster;
+mod topic;
+pub mod topic_keys;
 pub use cluster::{
     ClusterSettings, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CONTROLLER_SEGMENT_BYTES,
     MAX_CONTROLLER_VOTERS,
 };
+pub use topic::{ConfigValueError, TopicConfig};
 
 /// Kafka's `socket.request.max.bytes`: a larger request frame closes its connection.
 pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
@@ -205,6 +208,10 @@ pub struct TopicDefaults {
     pub auto_create_topics: bool,
     /// Settings every topic starts from (`retention.ms`, `segment.bytes`, …).
     pub log: TopicConfig,
+    /// The topic keys whose default the broker's configuration sets (by the topic
+    /// key's name or its broker setting's, e.g. `log.retention.ms`): DescribeConfigs
+    /// reports them as STATIC_BROKER_CONFIG rather than DEFAULT_CONFIG.
+    pub explicit: BTreeSet<&'static str>,
 }
 
 impl Default for TopicDefaults {
@@ -213,243 +220,7 @@ impl Default for TopicDefaults {
             num_partitions: 1,
             auto_create_topics: true,
             log: TopicConfig::default(),
-        }
-    }
-}
-
-/// The settings a topic can override, with Kafka's names.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopicConfig {
-    pub retention_ms: Option<i64>,
-    pub retention_bytes: Option<u64>,
-    pub segment_bytes: u64,
-    pub segment_ms: Option<i64>,
-    pub max_message_bytes: u32,
-    pub cleanup_policy: String,
-    /// `delete.retention.ms`: how long tombstones outlive the cleaning that first saw them.
-    pub delete_retention_ms: i64,
-    /// `min.cleanable.dirty.ratio`: the share of never-cleaned bytes that starts a cleaning.
-    pub min_cleanable_dirty_ratio: f64,
-    /// `min.compaction.lag.ms`: records younger than this are never compacted away.
-    pub min_compaction_lag_ms: i64,
-    /// `min.insync.replicas`: an acks=all produce is refused with
-    /// NOT_ENOUGH_REPLICAS while fewer replicas than this are in sync.
-    pub min_insync_replicas: u32,
-    /// `message.timestamp.before.max.ms` (KIP-937): how far in the past a produced
-    /// record's CreateTime may lie (Kafka's default: no limit).
-    pub message_timestamp_before_max_ms: i64,
-    /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4's default: 1 h).
-    pub message_timestamp_after_max_ms: i64,
-}
-
-impl Default for TopicConfig {
-    fn default() -> Self {
-        let log = LogConfig::default();
-        TopicConfig {
-            retention_ms: log.retention_ms,
-            retention_bytes: log.retention_bytes,
-            segment_bytes: log.segment_bytes,
-            segment_ms: log.segment_ms,
-            max_message_bytes: log.max_message_bytes,
-            cleanup_policy: "delete".into(),
-            delete_retention_ms: log.delete_retention_ms,
-            min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
-            min_compaction_lag_ms: log.min_compaction_lag_ms,
-            min_insync_replicas: 1,
-            message_timestamp_before_max_ms: i64::MAX,
-            message_timestamp_after_max_ms: 3_600_000,
-        }
-    }
-}
-
-/// The topic-level keys, in the order DescribeConfigs lists them.
-pub const TOPIC_CONFIG_KEYS: [&str; 12] = [
-    "cleanup.policy",
-    "delete.retention.ms",
-    "max.message.bytes",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.ms",
-];
-
-/// The topic-level keys whose value is a list (IncrementalAlterConfigs may APPEND to
-/// and SUBTRACT from them).
-pub const LIST_TOPIC_CONFIG_KEYS: [&str; 1] = ["cleanup.policy"];
-
-/// Why a topic setting was refused (becomes INVALID_CONFIG with this message).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct ConfigValueError {
-    pub key: String,
-    pub reason: String,
-}
-
-fn bad(key: &str, reason: impl Into<String>) -> ConfigValueError {
-    ConfigValueError {
-        key: key.to_string(),
-        reason: reason.into(),
-    }
-}
-
-/// `-1` means unlimited, as in Kafka.
-fn parse_limit(key: &str, value: &str) -> std::result::Result<Option<i64>, ConfigValueError> {
-    let v: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| bad(key, format!("{value:?} is not an integer")))?;
-    match v {
-        -1 => Ok(None),
-        v if v >= 0 => Ok(Some(v)),
-        _ => Err(bad(key, "must be -1 (unlimited) or at least 0")),
-    }
-}
-
-impl TopicConfig {
-    /// Sets one key from its string form (as CreateTopics and AlterConfigs carry it).
-    pub fn set(&mut self, key: &str, value: &str) -> std::result::Result<(), ConfigValueError> {
-        match key {
-            "retention.ms" => self.retention_ms = parse_limit(key, value)?,
-            "retention.bytes" => {
-                self.retention_bytes = parse_limit(key, value)?.map(|v| v as u64);
-            }
-            "segment.ms" => {
-                // -1 (what DescribeConfigs shows for "no age limit") turns rolling by age off.
-                self.segment_ms = match parse_limit(key, value)? {
-                    None => None,
-                    Some(v) if v >= 1 => Some(v),
-                    Some(_) => return Err(bad(key, "must be -1 or at least 1")),
-                };
-            }
-            "segment.bytes" => {
-                let v = parse_limit(key, value)?.ok_or_else(|| bad(key, "must be set"))?;
-                self.segment_bytes = v as u64;
-            }
-            "max.message.bytes" => {
-                let v = parse_limit(key, value)?.ok_or_else(|| bad(key, "must be set"))?;
-                self.max_message_bytes = u32::try_from(v)
-                    .ok()
-                    .filter(|&v| v <= i32::MAX as u32)
-                    .ok_or_else(|| bad(key, "must fit in an int32"))?;
-            }
-            "delete.retention.ms"
-            | "min.compaction.lag.ms"
-            | "message.timestamp.before.max.ms"
-            | "message.timestamp.after.max.ms" => {
-                let v: i64 = value
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|&v: &i64| v >= 0)
-                    .ok_or_else(|| bad(key, format!("{value:?} is not a non-negative integer")))?;
-                match key {
-                    "delete.retention.ms" => self.delete_retention_ms = v,
-                    "min.compaction.lag.ms" => self.min_compaction_lag_ms = v,
-                    "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms = v,
-                    _ => self.message_timestamp_after_max_ms = v,
-                }
-            }
-            "min.insync.replicas" => {
-                self.min_insync_replicas = value
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|&v: &u32| v >= 1)
-                    .ok_or_else(|| bad(key, format!("{value:?} is not a count of at least 1")))?;
-            }
-            "min.cleanable.dirty.ratio" => {
-                self.min_cleanable_dirty_ratio = value
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|v: &f64| (0.0..=1.0).contains(v))
-                    .ok_or_else(|| bad(key, format!("{value:?} is not a ratio from 0 to 1")))?;
-            }
-            "cleanup.policy" => {
-                let mut policies: Vec<&str> = value.split(',').map(str::trim).collect();
-                policies.sort_unstable();
-                policies.dedup();
-                self.cleanup_policy = match policies.as_slice() {
-                    ["delete"] => "delete".into(),
-                    ["compact"] => "compact".into(),
-                    ["compact", "delete"] => "compact,delete".into(),
-                    _ => {
-                        return Err(bad(
-                            key,
-                            format!("{value:?}: expected delete, compact or compact,delete"),
-                        ))
-                    }
-                };
-            }
-            _ => return Err(bad(key, "unknown topic config")),
-        }
-        // Checked here so a bad combination is refused when set, not when a log opens.
-        self.log_config()
-            .validate()
-            .map_err(|e| bad(key, e.to_string()))
-    }
-
-    /// Resets one key to `defaults`' value (AlterConfigs DELETE).
-    pub fn reset(
-        &mut self,
-        key: &str,
-        defaults: &TopicConfig,
-    ) -> std::result::Result<(), ConfigValueError> {
-        let value = defaults
-            .get(key)
-            .ok_or_else(|| bad(key, "unknown topic config"))?;
-        self.set(key, &value)
-    }
-
-    /// One key's value in Kafka's string form; `None` for unknown keys.
-    pub fn get(&self, key: &str) -> Option<String> {
-        let limit = |v: Option<i64>| v.unwrap_or(-1).to_string();
-        Some(match key {
-            "retention.ms" => limit(self.retention_ms),
-            "retention.bytes" => limit(self.retention_bytes.map(|v| v as i64)),
-            "segment.ms" => limit(self.segment_ms),
-            "segment.bytes" => self.segment_bytes.to_string(),
-            "max.message.bytes" => self.max_message_bytes.to_string(),
-            "cleanup.policy" => self.cleanup_policy.clone(),
-            "delete.retention.ms" => self.delete_retention_ms.to_string(),
-            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
-            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
-            "min.insync.replicas" => self.min_insync_replicas.to_string(),
-            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
-            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
-            _ => return None,
-        })
-    }
-
-    /// The rules produced records must meet (`now_ms`: the broker's clock).
-    pub fn record_rules(&self, now_ms: i64) -> log_store::RecordRules {
-        log_store::RecordRules {
-            require_key: self.cleanup_policy.contains("compact"),
-            now_ms,
-            timestamp_before_max_ms: self.message_timestamp_before_max_ms,
-            timestamp_after_max_ms: self.message_timestamp_after_max_ms,
-        }
-    }
-
-    /// The partition-log settings these give.
-    pub fn log_config(&self) -> LogConfig {
-        LogConfig {
-            segment_bytes: self.segment_bytes,
-            segment_ms: self.segment_ms,
-            retention_ms: self.retention_ms,
-            retention_bytes: self.retention_bytes,
-            max_message_bytes: self.max_message_bytes,
-            delete: self.cleanup_policy.contains("delete"),
-            compact: self.cleanup_policy.contains("compact"),
-            delete_retention_ms: self.delete_retention_ms,
-            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
-            min_compaction_lag_ms: self.min_compaction_lag_ms,
-            ..LogConfig::default()
+            explicit: BTreeSet::new(),
         }
     }
 }
@@ -694,13 +465,28 @@ impl BrokerConfig {
                 self.topics.auto_create_topics =
                     value.parse().map_err(|_| parse_err("true or false"))?
             }
-            _ if TOPIC_CONFIG_KEYS.contains(&key) => self
-                .topics
-                .log
-                .set(key, value)
-                .map_err(|e| BrokerError::Config(e.to_string()))?,
+            _ if topic_keys::topic_key(key).is_some() => self.set_topic_default(key, value)?,
+            _ if topic_keys::topic_key_for_broker_setting(key).is_some() => {
+                self.set_topic_default(key, value)?
+            }
             _ => return Err(BrokerError::Config(format!("unknown setting {key:?}"))),
         }
+        Ok(())
+    }
+}
+
+impl BrokerConfig {
+    /// Sets the default of a topic key, named as the topic key or as its broker setting
+    /// (`retention.ms` or `log.retention.ms`).
+    fn set_topic_default(&mut self, key: &str, value: &str) -> Result<()> {
+        let spec = topic_keys::topic_key(key)
+            .or_else(|| topic_keys::topic_key_for_broker_setting(key))
+            .ok_or_else(|| BrokerError::Config(format!("unknown setting {key:?}")))?;
+        let log = &mut self.topics.log;
+        log.set(spec.name, value)
+            .and_then(|()| log.check())
+            .map_err(|e| BrokerError::Config(e.to_string()))?;
+        self.topics.explicit.insert(spec.name);
         Ok(())
     }
 }

@@ -48,3 +48,40 @@ fn topic_config_round_trips_through_strings() {
     assert!(t.set("no.such.key", "1").is_err());
     assert!(t.get("no.such.key").is_none());
 }
+
+#[test]
+fn every_topic_key_reads_and_sets_its_own_default() {
+    let defaults = TopicConfig::default();
+    for key in topic_keys::TOPIC_KEYS {
+        let value = defaults
+            .get(key.name)
+            .unwrap_or_else(|| panic!("{} has no value", key.name));
+        let mut c = TopicConfig::default();
+        c.set(key.name, &value)
+            .unwrap_or_else(|e| panic!("{} = {value:?}: {e}", key.name));
+        assert_eq!(c.get(key.name), Some(value), "{}", key.name);
+    }
+    assert_eq!(defaults.check(), Ok(()));
+}
+
+#[test]
+fn broker_settings_set_topic_defaults_and_are_remembered() {
+    let mut c = BrokerConfig::default();
+    c.apply_toml(
+        "\"log.retention.ms\" = 5000\n\"log.message.timestamp.type\" = \"LogAppendTime\"\n\
+         \"compression.type\" = \"zstd\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.topics.log.retention_ms, Some(5000));
+    assert!(c.topics.log.log_append_time);
+    assert_eq!(c.topics.log.compression, Some(4));
+    let explicit: Vec<_> = c.topics.explicit.iter().copied().collect();
+    assert_eq!(
+        explicit,
+        ["compression.type", "message.timestamp.type", "retention.ms"]
+    );
+    let err = BrokerConfig::default()
+        .apply_toml("\"log.cleaner.min.compaction.lag.ms\" = 10\n\"max.compaction.lag.ms\" = 5\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("max.compaction.lag.ms"), "{err}");
+}

@@ -1,8 +1,11 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
 //!
-//! Topics: the keys in `config::TOPIC_CONFIG_KEYS`, with their source (set on the topic,
-//! or the broker default). The broker resource (name = node id) is described read-only:
-//! broker settings come from the config file and flags and change with a restart.
+//! Topics: every key in `config::topic_keys::TOPIC_KEYS`, with its type and its source
+//! (set on the topic, set by the broker's configuration, or Kafka's default); with
+//! `include_synonyms` the values it takes precedence over, Kafka's way; with
+//! `include_documentation` whether Strata honours it. The broker resource (name = node
+//! id) is described read-only: broker settings come from the config file and flags and
+//! change with a restart.
 //! AlterConfigs replaces a topic's whole set of overrides (Kafka's semantics);
 //! IncrementalAlterConfigs sets or deletes single keys, and APPENDs to or SUBTRACTs
 //! from list settings (`cleanup.policy`), as Kafka does (KIP-339): the list edited is
@@ -12,7 +15,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
@@ -25,36 +28,25 @@ use super::create_topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_B
 use super::message;
 use super::RequestContext;
 use crate::cluster::ClusterError;
-use crate::config::{TopicConfig, LIST_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
-use crate::topics::TopicError;
+use crate::config::topic_keys::{self, Effect, KeyType, TopicKey, TOPIC_KEYS};
+use crate::config::{TopicConfig, TopicDefaults};
+use crate::topics::{Topic, TopicError};
 use crate::Broker;
 
 /// Kafka's resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's config types (DescribeConfigs v3+).
-const TYPE_BOOLEAN: i8 = 1;
-const TYPE_STRING: i8 = 2;
-const TYPE_INT: i8 = 3;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
-const TYPE_DOUBLE: i8 = 6;
+/// Kafka's config types (DescribeConfigs v3+) of the broker's own settings.
+const TYPE_BOOLEAN: i8 = KeyType::Boolean as i8;
+const TYPE_STRING: i8 = KeyType::String as i8;
+const TYPE_INT: i8 = KeyType::Int as i8;
 
-fn topic_key_type(key: &str) -> i8 {
-    match key {
-        "cleanup.policy" => TYPE_LIST,
-        "max.message.bytes" | "segment.bytes" => TYPE_INT,
-        "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
-        _ => TYPE_LONG,
-    }
-}
-
-/// The broker's settings as DescribeConfigs shows them: `(name, value, type)`.
+/// The broker's settings as DescribeConfigs shows them: `(name, value, type)`. Topic
+/// defaults appear under their broker setting's name (`log.retention.ms`, …).
 fn broker_entries(b: &Broker) -> Vec<(&'static str, String, i8)> {
     let c = &b.config;
-    let log = &c.topics.log;
-    vec![
+    let mut entries = vec![
         ("broker.id", b.node_id.to_string(), TYPE_INT),
         (
             "num.partitions",
@@ -68,33 +60,16 @@ fn broker_entries(b: &Broker) -> Vec<(&'static str, String, i8)> {
         ),
         ("log.dirs", c.data_dir.display().to_string(), TYPE_STRING),
         (
-            "log.retention.ms",
-            log.get("retention.ms").unwrap_or_default(),
-            TYPE_LONG,
-        ),
-        (
-            "log.retention.bytes",
-            log.get("retention.bytes").unwrap_or_default(),
-            TYPE_LONG,
-        ),
-        ("log.segment.bytes", log.segment_bytes.to_string(), TYPE_INT),
-        (
-            "log.roll.ms",
-            log.get("segment.ms").unwrap_or_default(),
-            TYPE_LONG,
-        ),
-        (
-            "message.max.bytes",
-            log.max_message_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
             "socket.request.max.bytes",
             c.socket_request_max_bytes.to_string(),
             TYPE_INT,
         ),
-        ("log.cleanup.policy", log.cleanup_policy.clone(), TYPE_LIST),
-    ]
+    ];
+    for k in TOPIC_KEYS.iter().filter(|k| !k.broker_name.is_empty()) {
+        let value = c.topics.log.get(k.name).unwrap_or_default();
+        entries.push((k.broker_name, value, k.kind as i8));
+    }
+    entries
 }
 
 fn entry(
@@ -117,6 +92,10 @@ fn entry(
 
 pub fn describe(ctx: &RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let b = &ctx.broker;
+    let request_flags = Wanted {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+    };
     let results = request
         .resources
         .into_iter()
@@ -133,23 +112,10 @@ pub fn describe(ctx: &RequestContext, request: DescribeConfigsRequest) -> Descri
             match r.resource_type {
                 RESOURCE_TOPIC => match b.topics.get(r.resource_name.as_str()) {
                     Some(t) => result.with_configs(
-                        TOPIC_CONFIG_KEYS
+                        TOPIC_KEYS
                             .iter()
-                            .filter(|k| wanted(k))
-                            .map(|&k| {
-                                let source = if t.overrides.contains_key(k) {
-                                    SOURCE_DYNAMIC_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
-                                entry(
-                                    ctx,
-                                    k,
-                                    t.config.get(k).unwrap_or_default(),
-                                    source,
-                                    topic_key_type(k),
-                                )
-                            })
+                            .filter(|k| wanted(k.name))
+                            .map(|k| topic_entry(ctx, &t, k, &request_flags))
                             .collect(),
                     ),
                     None => result
@@ -178,6 +144,78 @@ pub fn describe(ctx: &RequestContext, request: DescribeConfigsRequest) -> Descri
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// What DescribeConfigs asks for beyond values.
+struct Wanted {
+    synonyms: bool,
+    documentation: bool,
+}
+
+/// A topic key's entry: its value and where it comes from (the topic's override, the
+/// broker's configuration, or Kafka's default) and, when asked, the values it takes
+/// precedence over (synonyms, most to least specific) and whether Strata honours it.
+fn topic_entry(
+    ctx: &RequestContext,
+    t: &Topic,
+    key: &TopicKey,
+    wanted: &Wanted,
+) -> DescribeConfigsResourceResult {
+    let defaults = ctx.broker.topics.defaults();
+    let broker_name = Some(key.broker_name).filter(|n| !n.is_empty());
+    let mut synonyms = Vec::new();
+    if t.overrides.contains_key(key.name) {
+        synonyms.push((key.name, t.config.get(key.name), SOURCE_DYNAMIC_TOPIC));
+    }
+    if let Some(name) = broker_name {
+        if defaults.explicit.contains(key.name) {
+            synonyms.push((name, defaults.log.get(key.name), SOURCE_STATIC_BROKER));
+        }
+        let kafka_default = TopicConfig::default().get(key.name);
+        synonyms.push((name, kafka_default, SOURCE_DEFAULT));
+    }
+    let source = source_of(defaults, &t.overrides, key.name);
+    let mut e = entry(
+        ctx,
+        key.name,
+        t.config.get(key.name).unwrap_or_default(),
+        source,
+        key.kind as i8,
+    )
+    .with_read_only(false);
+    if wanted.synonyms && ctx.version >= 1 {
+        e.synonyms = synonyms
+            .into_iter()
+            .map(|(name, value, source)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_value(value.map(StrBytes::from_string))
+                    .with_source(source)
+            })
+            .collect();
+    }
+    if wanted.documentation && ctx.version >= 3 {
+        if let Effect::Stored { why, .. } = key.effect {
+            e.documentation = message(format!("Accepted and stored, with no effect: {why}."));
+        }
+    }
+    e
+}
+
+/// Where a topic's value of `key` comes from: its override, the broker's configuration,
+/// or Kafka's default.
+pub(crate) fn source_of(
+    defaults: &TopicDefaults,
+    overrides: &BTreeMap<String, String>,
+    key: &str,
+) -> i8 {
+    if overrides.contains_key(key) {
+        SOURCE_DYNAMIC_TOPIC
+    } else if defaults.explicit.contains(key) {
+        SOURCE_STATIC_BROKER
+    } else {
+        SOURCE_DEFAULT
+    }
 }
 
 /// An empty name means "the broker answering" (Kafka's default-broker resource).
@@ -262,7 +300,7 @@ fn apply_op(
     op: i8,
     value: Option<&str>,
 ) -> Result<(), TopicError> {
-    if !TOPIC_CONFIG_KEYS.contains(&key) {
+    if topic_keys::topic_key(key).is_none() {
         return Err(invalid_config(format!("{key}: unknown topic config")));
     }
     let name = match op {
@@ -284,10 +322,15 @@ fn apply_op(
         overrides.insert(key.to_string(), value.to_string());
         return Ok(());
     }
-    if !LIST_TOPIC_CONFIG_KEYS.contains(&key) {
+    if !topic_keys::is_list(key) {
+        let lists: Vec<&str> = TOPIC_KEYS
+            .iter()
+            .filter(|k| k.kind == KeyType::List)
+            .map(|k| k.name)
+            .collect();
         return Err(invalid_config(format!(
             "{key}: {name} applies to list settings only ({})",
-            LIST_TOPIC_CONFIG_KEYS.join(", ")
+            lists.join(", ")
         )));
     }
     let current = match overrides.get(key) {

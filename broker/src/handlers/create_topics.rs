@@ -11,9 +11,11 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::configs::source_of;
 use super::message;
 use super::RequestContext;
-use crate::config::{TopicConfig, TOPIC_CONFIG_KEYS};
+use crate::config::topic_keys::TOPIC_KEYS;
+use crate::config::{TopicConfig, TopicDefaults};
 use crate::Broker;
 
 /// Kafka's `config_source` values.
@@ -22,20 +24,17 @@ pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
 pub(crate) fn config_entries(
+    defaults: &TopicDefaults,
     config: &TopicConfig,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    TOPIC_CONFIG_KEYS
+    TOPIC_KEYS
         .iter()
-        .map(|&key| {
+        .map(|key| {
             CreatableTopicConfigs::default()
-                .with_name(StrBytes::from(key))
-                .with_value(config.get(key).map(StrBytes::from_string))
-                .with_config_source(if overrides.contains_key(key) {
-                    SOURCE_DYNAMIC_TOPIC
-                } else {
-                    SOURCE_DEFAULT
-                })
+                .with_name(StrBytes::from(key.name))
+                .with_value(config.get(key.name).map(StrBytes::from_string))
+                .with_config_source(source_of(defaults, overrides, key.name))
         })
         .collect()
 }
@@ -151,7 +150,11 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
                 .with_topic_id(id)
                 .with_num_partitions(partitions)
                 .with_replication_factor(replication_of(b, &name, replication))
-                .with_configs(Some(config_entries(&config, &overrides))),
+                .with_configs(Some(config_entries(
+                    b.topics.defaults(),
+                    &config,
+                    &overrides,
+                ))),
             Err(e) => result
                 .with_error_code(ctx.code(e.code()))
                 .with_error_message(message(e.to_string())),

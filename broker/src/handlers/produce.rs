@@ -10,6 +10,11 @@
 //! topic INVALID_RECORD and a CreateTime outside `message.timestamp.before.max.ms` /
 //! `after.max.ms` INVALID_TIMESTAMP, each with the offending records listed in
 //! `record_errors` (Produce v8+). Transactions are not supported.
+//!
+//! A valid batch is then rewritten as the topic asks (`log_store::Recode`): stored in
+//! the topic's `compression.type` unless that is `producer`, and, for
+//! `message.timestamp.type=LogAppendTime`, stamped with the append time, which the
+//! answer's `log_append_time_ms` carries (-1 for CreateTime topics).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +25,12 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use log_store::{BatchHeader, RecordRule, ValidationError};
+use log_store::{BatchHeader, RecodeError, RecordRule, ValidationError};
 
 use super::RequestContext;
 use super::{message, Reply};
 use crate::config::TopicConfig;
+use crate::internal_batch::now_ms;
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::topics::Topic;
 use crate::Broker;
@@ -76,9 +82,21 @@ async fn produce_one(
         Ok(target) => target,
         Err((code, why)) => return refused(ctx, index, code.code(), why.as_deref()),
     };
-    if let Some(refusal) = validate(ctx, index, &records, &t.config) {
+    let now_ms = now_ms();
+    if let Some(refusal) = validate(ctx, index, &records, &t.config, now_ms) {
         return refusal;
     }
+    let records = match t.config.recode(now_ms).apply(&records) {
+        Ok(Some(rewritten)) => Bytes::from(rewritten),
+        // A batch whose header or CRC is bad goes on as it came: the partition refuses it
+        // with the code for its fault (e.g. UNSUPPORTED_FOR_MESSAGE_FORMAT).
+        Ok(None) | Err(RecodeError::Batch(_)) => records,
+        Err(e) => {
+            let code = ResponseError::CorruptMessage.code();
+            return refused(ctx, index, code, Some(&e.to_string()));
+        }
+    };
+    let append_time_ms = if t.config.log_append_time { now_ms } else { -1 };
     // Proposed to the partition's Raft group by its leader, which checks
     // `min.insync.replicas` for acks=all.
     let min_in_sync = if acks == -1 {
@@ -97,7 +115,7 @@ async fn produce_one(
                 response: PartitionProduceResponse::default()
                     .with_index(index)
                     .with_base_offset(r.appended.base_offset as i64)
-                    .with_log_append_time_ms(-1)
+                    .with_log_append_time_ms(append_time_ms)
                     .with_log_start_offset(start),
                 wait_for: Some(wait_for),
             }
@@ -150,14 +168,12 @@ fn validate(
     index: i32,
     records: &[u8],
     config: &TopicConfig,
+    now_ms: i64,
 ) -> Option<Outcome> {
     let header = BatchHeader::parse_header(records).ok()?;
     if records.len() < header.size_bytes {
         return None;
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
     let err = log_store::validate_records(records, &header, &config.record_rules(now_ms)).err()?;
     if let Err(e) = BatchHeader::parse_validated(records) {
         let code = ResponseError::CorruptMessage.code();

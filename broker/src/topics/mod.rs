@@ -204,6 +204,7 @@ impl Topics {
         for (k, v) in overrides {
             config.set(k, v)?;
         }
+        config.check()?;
         Ok(config)
     }
 
