@@ -61,6 +61,8 @@ def parse_args():
     ap.add_argument("--heartbeat-ms", type=int, default=500)
     ap.add_argument("--max-poll-ms", type=int, default=30000)
     ap.add_argument("--instance-id", default=None)
+    ap.add_argument("--pattern", default=None,
+                    help="subscribe to this regex (confluent; it must match --topic alone)")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="processing time per record")
     ap.add_argument("--batch", type=int, default=20, help="records per poll and commit")
     ap.add_argument("--fetch-bytes", type=int, default=0,
@@ -139,7 +141,8 @@ def run_confluent(args, log: Log) -> None:
         else:
             consumer.unassign()
 
-    c.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+    subscription = args.pattern or args.topic
+    c.subscribe([subscription], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
     positions: dict[int, int] = {}
     shown = None
 

@@ -147,7 +147,7 @@ def members(tmp_path):
               strategy: str = "range", session_ms: int = SESSION_MS,
               heartbeat_ms: int = HEARTBEAT_MS, instance_id: Optional[str] = None,
               delay_ms: float = 0.0, commit_on_cont: bool = False, batch: int = 20,
-              fetch_bytes: int = 0) -> Member:
+              fetch_bytes: int = 0, pattern: Optional[str] = None) -> Member:
         out = tmp_path / f"member-{name}-{len(started)}.jsonl"
         cmd = [sys.executable, str(MEMBER_SCRIPT), "--client", client,
                "--bootstrap", bootstrap, "--group", group, "--topic", topic,
@@ -157,6 +157,8 @@ def members(tmp_path):
                "--fetch-bytes", str(fetch_bytes)]
         if instance_id:
             cmd += ["--instance-id", instance_id]
+        if pattern:
+            cmd += ["--pattern", pattern]
         if commit_on_cont:
             cmd.append("--commit-on-cont")
         m = Member(name, out, cmd)
