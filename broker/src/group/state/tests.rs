@@ -401,3 +401,37 @@ fn the_most_preferred_common_protocol_wins() {
 fn code(refusal: &Option<GroupError>) -> i16 {
     GroupError::code_or_none(refusal.as_ref())
 }
+
+#[test]
+fn a_static_member_back_with_another_subscription_or_an_old_leader_rebalances() {
+    let now = Instant::now();
+    let static_join = |instance: &str, metadata: &'static [u8], skip: bool| {
+        let mut p = params("");
+        p.instance_id = Some(instance.into());
+        p.protocols = vec![("range".into(), Bytes::from_static(metadata))];
+        p.supports_skip_assignment = skip;
+        p
+    };
+    // Alone, i1 leads a stable group at generation 1.
+    let setup = || {
+        let mut g = Group::new("g", 0);
+        let mut rx = waited(g.join(static_join("i1", b"r", true), &config(), now, 0));
+        let j = rx.try_recv().unwrap();
+        sync_all(&mut g, &j.member_id, j.generation, now);
+        assert_eq!(g.state, GroupState::Stable);
+        g
+    };
+    // Same subscription, a leader that can skip the assignment: no rebalance.
+    let mut g = setup();
+    let same = now_answer(g.join(static_join("i1", b"r", true), &config(), now, 0));
+    assert_eq!((code(&same.error), same.generation), (0, 1));
+    assert_eq!(g.state, GroupState::Stable);
+    // Another subscription (new topics or pattern): the group rebalances.
+    let mut g = setup();
+    let _changed = waited(g.join(static_join("i1", b"other", true), &config(), now, 0));
+    assert_ne!(g.state, GroupState::Stable);
+    // A leader below JoinGroup v9 cannot be told to skip: the group rebalances.
+    let mut g = setup();
+    let _old = waited(g.join(static_join("i1", b"r", false), &config(), now, 0));
+    assert_ne!(g.state, GroupState::Stable);
+}
