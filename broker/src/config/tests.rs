@@ -85,3 +85,31 @@ fn broker_settings_set_topic_defaults_and_are_remembered() {
         .unwrap_err();
     assert!(err.to_string().contains("max.compaction.lag.ms"), "{err}");
 }
+
+#[test]
+fn values_kafka_accepts_below_the_logs_minimums_are_raised_for_the_log() {
+    let mut t = TopicConfig::default();
+    t.set("index.interval.bytes", "0").unwrap();
+    t.set("segment.index.bytes", "4").unwrap();
+    assert_eq!(t.get("segment.index.bytes").as_deref(), Some("4"));
+    assert_eq!(t.check(), Ok(()));
+    let log = t.log_config();
+    assert_eq!(log.index_interval_bytes, 1, "an entry for every batch");
+    assert_eq!(
+        log.segment_index_bytes,
+        log_store::config::MIN_SEGMENT_INDEX_BYTES
+    );
+    assert!(t.set("segment.index.bytes", "3").is_err());
+    // message.timestamp.difference.max.ms applies where before/after are left unset.
+    t.set("message.timestamp.difference.max.ms", "1000")
+        .unwrap();
+    t.set("message.timestamp.after.max.ms", "9223372036854775807")
+        .unwrap();
+    let rules = t.record_rules(0);
+    assert_eq!(
+        (rules.timestamp_before_max_ms, rules.timestamp_after_max_ms),
+        (1000, 1000)
+    );
+    t.set("message.timestamp.before.max.ms", "50000").unwrap();
+    assert_eq!(t.record_rules(0).timestamp_before_max_ms, 50000);
+}

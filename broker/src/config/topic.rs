@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use log_store::{LogConfig, Recode};
+use log_store::config::MIN_SEGMENT_INDEX_BYTES;
+use log_store::LogConfig;
 
 use super::topic_keys::{topic_key, Effect, TOPIC_KEYS};
 
@@ -15,8 +16,10 @@ pub struct TopicConfig {
     pub segment_bytes: u64,
     pub segment_ms: Option<i64>,
     /// `segment.index.bytes`: each index file's size; a full index rolls the segment.
+    /// Kafka accepts 4 and up; the log uses at least its own minimum (1 KiB).
     pub segment_index_bytes: u64,
-    /// `index.interval.bytes`: log bytes between sparse index entries.
+    /// `index.interval.bytes`: log bytes between sparse index entries (0, as in Kafka:
+    /// an entry for every batch).
     pub index_interval_bytes: u64,
     pub max_message_bytes: u32,
     pub cleanup_policy: String,
@@ -39,8 +42,9 @@ pub struct TopicConfig {
     pub message_timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4's default: 1 h).
     pub message_timestamp_after_max_ms: i64,
-    /// `message.timestamp.difference.max.ms` (Kafka 3.x, removed in 4): a bound on both
-    /// sides; the tighter of it and the two above applies.
+    /// `message.timestamp.difference.max.ms` (Kafka 3.x, removed in 4): the bound on
+    /// either side that `before.max.ms` / `after.max.ms` do not set (left at Long.MAX),
+    /// as Kafka 3.9 falls back to it.
     pub message_timestamp_difference_max_ms: i64,
     /// `message.timestamp.type=LogAppendTime`: batches are stamped with the append time.
     pub log_append_time: bool,
@@ -212,8 +216,8 @@ impl TopicConfig {
                 };
             }
             "segment.bytes" => self.segment_bytes = parse_int(key, value, 0)?.into(),
-            "segment.index.bytes" => self.segment_index_bytes = parse_int(key, value, 0)?.into(),
-            "index.interval.bytes" => self.index_interval_bytes = parse_int(key, value, 1)?.into(),
+            "segment.index.bytes" => self.segment_index_bytes = parse_int(key, value, 4)?.into(),
+            "index.interval.bytes" => self.index_interval_bytes = parse_int(key, value, 0)?.into(),
             "max.message.bytes" => self.max_message_bytes = parse_int(key, value, 0)?,
             _ => return Ok(false),
         }
@@ -321,9 +325,10 @@ impl TopicConfig {
     /// The rules produced records must meet (`now_ms`: the broker's clock). A
     /// LogAppendTime topic ignores the producer's timestamps, so bounds them not at all.
     pub fn record_rules(&self, now_ms: i64) -> log_store::RecordRules {
-        let bound = |own: i64| match self.log_append_time {
-            true => i64::MAX,
-            false => own.min(self.message_timestamp_difference_max_ms),
+        let bound = |own: i64| match (self.log_append_time, own) {
+            (true, _) => i64::MAX,
+            (false, i64::MAX) => self.message_timestamp_difference_max_ms,
+            (false, own) => own,
         };
         log_store::RecordRules {
             require_key: self.cleanup_policy.contains("compact"),
@@ -333,22 +338,13 @@ impl TopicConfig {
         }
     }
 
-    /// How a produced batch is rewritten before it is stored (`now_ms`: the append
-    /// time).
-    pub fn recode(&self, now_ms: i64) -> Recode {
-        Recode {
-            codec: self.compression,
-            log_append_time_ms: self.log_append_time.then_some(now_ms),
-        }
-    }
-
     /// The partition-log settings these give.
     pub fn log_config(&self) -> LogConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,
             segment_ms: self.segment_ms,
-            index_interval_bytes: self.index_interval_bytes,
-            segment_index_bytes: self.segment_index_bytes,
+            index_interval_bytes: self.index_interval_bytes.max(1),
+            segment_index_bytes: self.segment_index_bytes.max(MIN_SEGMENT_INDEX_BYTES),
             retention_ms: self.retention_ms,
             retention_bytes: self.retention_bytes,
             max_message_bytes: self.max_message_bytes,

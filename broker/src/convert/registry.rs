@@ -90,6 +90,7 @@ fn check(
     for (k, v) in &record.config {
         config.set(k, v).map_err(|e| e.to_string())?;
     }
+    config.check().map_err(|e| e.to_string())?;
     Ok(Registered {
         name: name.to_string(),
         id,

@@ -42,11 +42,12 @@ const TYPE_BOOLEAN: i8 = KeyType::Boolean as i8;
 const TYPE_STRING: i8 = KeyType::String as i8;
 const TYPE_INT: i8 = KeyType::Int as i8;
 
-/// The broker's settings as DescribeConfigs shows them: `(name, value, type)`. Topic
-/// defaults appear under their broker setting's name (`log.retention.ms`, …).
-fn broker_entries(b: &Broker) -> Vec<(&'static str, String, i8)> {
+/// The broker's settings as DescribeConfigs shows them: `(name, value, type, source)`.
+/// Topic defaults appear under their broker setting's name (`log.retention.ms`, …), as
+/// STATIC_BROKER_CONFIG when the configuration sets them, else DEFAULT_CONFIG.
+fn broker_entries(b: &Broker) -> Vec<(&'static str, String, i8, i8)> {
     let c = &b.config;
-    let mut entries = vec![
+    let fixed = [
         ("broker.id", b.node_id.to_string(), TYPE_INT),
         (
             "num.partitions",
@@ -65,9 +66,14 @@ fn broker_entries(b: &Broker) -> Vec<(&'static str, String, i8)> {
             TYPE_INT,
         ),
     ];
+    let mut entries: Vec<_> = fixed
+        .into_iter()
+        .map(|(k, v, kind)| (k, v, kind, SOURCE_STATIC_BROKER))
+        .collect();
     for k in TOPIC_KEYS.iter().filter(|k| !k.broker_name.is_empty()) {
         let value = c.topics.log.get(k.name).unwrap_or_default();
-        entries.push((k.broker_name, value, k.kind as i8));
+        let source = source_of(&c.topics, &BTreeMap::new(), k.name);
+        entries.push((k.broker_name, value, k.kind as i8, source));
     }
     entries
 }
@@ -82,8 +88,7 @@ fn entry(
     let mut e = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(Some(StrBytes::from_string(value)))
-        .with_config_source(source)
-        .with_read_only(source == SOURCE_STATIC_BROKER);
+        .with_config_source(source);
     if ctx.version >= 3 {
         e = e.with_config_type(kind);
     }
@@ -129,8 +134,10 @@ pub fn describe(ctx: &RequestContext, request: DescribeConfigsRequest) -> Descri
                     .with_configs(
                         broker_entries(b)
                             .into_iter()
-                            .filter(|(k, _, _)| wanted(k))
-                            .map(|(k, v, kind)| entry(ctx, k, v, SOURCE_STATIC_BROKER, kind))
+                            .filter(|(k, _, _, _)| wanted(k))
+                            .map(|(k, v, kind, source)| {
+                                entry(ctx, k, v, source, kind).with_read_only(true)
+                            })
                             .collect(),
                     ),
                 _ => result
@@ -181,8 +188,7 @@ fn topic_entry(
         t.config.get(key.name).unwrap_or_default(),
         source,
         key.kind as i8,
-    )
-    .with_read_only(false);
+    );
     if wanted.synonyms && ctx.version >= 1 {
         e.synonyms = synonyms
             .into_iter()
