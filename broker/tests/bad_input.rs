@@ -392,3 +392,51 @@ async fn metadata_creates_a_bounded_number_of_topics_per_request() {
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+/// `batch` with the bytes at `at` replaced and signed again, as a forger would.
+fn forged_bytes(batch: &Bytes, at: usize, value: &[u8]) -> Bytes {
+    let mut b = batch.to_vec();
+    b[at..at + value.len()].copy_from_slice(value);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_timestamps_cannot_mislead_time_retention_or_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_broker(dir.path()).await;
+    let (cluster, topics) = (&running.broker.cluster, &running.broker.topics);
+    cluster
+        .create_topic(topics, "ts", 1, 1, BTreeMap::new())
+        .await
+        .unwrap();
+    let mut conn = TcpStream::connect(running.kafka_addr).await.unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let good = record(Some(b"k"), now_ms);
+
+    // A producer may not claim LogAppendTime (attributes at 21): consumers would read
+    // its unchecked max timestamp for every record.
+    let claimed = forged_bytes(&good, 21, &0x08i16.to_be_bytes());
+    let r = produce_answer(&mut conn, 1, produce("ts", 0, claimed, 1)).await;
+    assert_eq!(r.error_code, ResponseError::InvalidTimestamp.code());
+    // A max timestamp (at 35) far beyond the records' is corrected, as Kafka does,
+    // rather than kept to hold a segment past its retention forever.
+    let ahead = forged_bytes(&good, 35, &i64::MAX.to_be_bytes());
+    let r = produce_answer(&mut conn, 2, produce("ts", 0, ahead, -1)).await;
+    assert_eq!((r.error_code, r.base_offset), (0, 0));
+    let fetch = common::fetch_one("ts", 0, 0);
+    match roundtrip(&mut conn, ApiKey::Fetch, 12, 3, &fetch.into()).await {
+        ResponseKind::Fetch(r) => {
+            let stored = r.responses[0].partitions[0].records.clone().unwrap();
+            let header = log_store::BatchHeader::parse_validated(&stored).unwrap();
+            assert_eq!(header.max_timestamp, now_ms);
+        }
+        other => panic!("{other:?}"),
+    }
+    running.shutdown();
+    running.wait().await.unwrap();
+}

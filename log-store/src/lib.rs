@@ -75,7 +75,7 @@ pub use error::{LogError, Result};
 pub use log::{
     AppendInfo, EntryInfo, Log, OpenReport, PendingFlush, RetentionOutcome, SegmentInfo,
 };
-pub use recode::{Recode, RecodeError};
+pub use recode::{recompress, set_max_timestamp, stamp_log_append_time, RecodeError};
 pub use restamp::restamp_zero_terms;
 pub use segment::MAP_RESIDENT_BYTES;
 pub use throttle::Throttle;

@@ -1,5 +1,5 @@
-//! The rewrite a topic's settings ask of a produced batch before the leader proposes it,
-//! as Kafka's broker does on append:
+//! The rewrites a topic's settings ask of a produced batch before the leader proposes
+//! it, as Kafka's broker does on append:
 //!
 //! - `compression.type` other than `producer`: a batch in another codec is stored in the
 //!   topic's codec. Only the records section changes (decompressed within
@@ -7,7 +7,8 @@
 //!   id, epoch and sequence stay, so idempotence and offset assignment are unaffected.
 //! - `message.timestamp.type=LogAppendTime`: the batch is marked as carrying the append
 //!   time, which becomes its max timestamp; consumers read that time for every record.
-//!   The records keep their own timestamps, as in Kafka.
+//!   The records keep their own timestamps, as in Kafka. The broker stamps a batch under
+//!   its partition's append lock, so stamps follow offsets.
 //!
 //! The rewritten batch gets a new length and CRC-32C. The leader rewrites it once, so
 //! every replica stores the same bytes.
@@ -16,17 +17,7 @@ use crate::batch::{reseal, BatchHeader, Resealed, COMPRESSION_MASK, LOG_APPEND_T
 use crate::batch::{BatchError, LOG_OVERHEAD_BYTES};
 use crate::records::{compress, records_section, MAX_DECOMPRESSED_BATCH_BYTES, RECORDS_AT};
 
-/// What the topic asks of a produced batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Recode {
-    /// The codec batches are stored in (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd);
-    /// `None` keeps the producer's.
-    pub codec: Option<u8>,
-    /// The append time (ms since the epoch) to stamp, for LogAppendTime topics.
-    pub log_append_time_ms: Option<i64>,
-}
-
-/// Why a produced batch could not be rewritten.
+/// Why a produced batch could not be recompressed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecodeError {
     /// The header or CRC is bad: nothing is rewritten over a corrupt batch.
@@ -37,59 +28,65 @@ pub enum RecodeError {
     Codec(String),
 }
 
-impl Recode {
-    /// Whether `header`'s batch needs rewriting under these settings.
-    pub fn applies_to(&self, header: &BatchHeader) -> bool {
-        self.log_append_time_ms.is_some() || self.changes_codec(header)
+/// `batch` (one whole RecordBatch v2) with its records in `codec` (0 none, 1 gzip,
+/// 2 snappy, 3 lz4, 4 zstd), or `None` when it is in that codec already or holds no
+/// records (then nothing is read beyond the header). The CRC is checked before a
+/// rewrite: a corrupt batch is refused, never given a fresh CRC.
+pub fn recompress(batch: &[u8], codec: u8) -> Result<Option<Vec<u8>>, RecodeError> {
+    let header = BatchHeader::parse_header(batch)?;
+    if header.compression() == codec || header.records_count <= 0 {
+        return Ok(None);
     }
+    let header = BatchHeader::parse_validated(batch)?;
+    let records = records_section(batch, &header, MAX_DECOMPRESSED_BATCH_BYTES)
+        .map_err(RecodeError::Codec)?;
+    let section = compress(codec, &records).map_err(RecodeError::Codec)?;
+    let mut out = Vec::with_capacity(RECORDS_AT + section.len());
+    out.extend_from_slice(&batch[..RECORDS_AT]);
+    out.extend_from_slice(&section);
+    let batch_length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES)
+        .map_err(|_| RecodeError::Codec("the recompressed batch is too large".into()))?;
+    let fields = Resealed {
+        batch_length,
+        attributes: (header.attributes & !COMPRESSION_MASK) | i16::from(codec),
+        base_timestamp: header.base_timestamp,
+        max_timestamp: header.max_timestamp,
+        records_count: header.records_count,
+    };
+    reseal(&mut out, &fields);
+    Ok(Some(out))
+}
 
-    fn changes_codec(&self, header: &BatchHeader) -> bool {
-        self.codec
-            .is_some_and(|c| c != header.compression() && header.records_count > 0)
-    }
+/// `batch` marked as carrying the broker's append time `now_ms` (its max timestamp);
+/// the CRC is checked first.
+pub fn stamp_log_append_time(batch: &[u8], now_ms: i64) -> Result<Vec<u8>, BatchError> {
+    set_max_timestamp(batch, now_ms, true)
+}
 
-    /// `batch` (one whole RecordBatch v2) rewritten under these settings, or `None` when
-    /// it is stored as it came (then nothing is read beyond the header). The CRC is checked
-    /// before a rewrite: a corrupt batch is refused, never given a fresh CRC.
-    pub fn apply(&self, batch: &[u8]) -> Result<Option<Vec<u8>>, RecodeError> {
-        if *self == Recode::default() {
-            return Ok(None);
-        }
-        if !self.applies_to(&BatchHeader::parse_header(batch)?) {
-            return Ok(None);
-        }
-        let header = BatchHeader::parse_validated(batch)?;
-        let mut attributes = header.attributes;
-        let mut out = batch[..RECORDS_AT].to_vec();
-        match self.codec.filter(|_| self.changes_codec(&header)) {
-            Some(codec) => {
-                let records = records_section(batch, &header, MAX_DECOMPRESSED_BATCH_BYTES)
-                    .map_err(RecodeError::Codec)?;
-                let section = compress(codec, &records).map_err(RecodeError::Codec)?;
-                out.extend_from_slice(&section);
-                attributes = (attributes & !COMPRESSION_MASK) | i16::from(codec);
-            }
-            None => out.extend_from_slice(&batch[RECORDS_AT..header.size_bytes]),
-        }
-        let mut max_timestamp = header.max_timestamp;
-        if let Some(now_ms) = self.log_append_time_ms {
-            attributes |= LOG_APPEND_TIME_FLAG;
-            max_timestamp = now_ms;
-        }
-        let batch_length = i32::try_from(out.len() - LOG_OVERHEAD_BYTES)
-            .map_err(|_| RecodeError::Codec("the recompressed batch is too large".into()))?;
-        reseal(
-            &mut out,
-            &Resealed {
-                batch_length,
-                attributes,
-                base_timestamp: header.base_timestamp,
-                max_timestamp,
-                records_count: header.records_count,
-            },
-        );
-        Ok(Some(out))
+/// `batch` with its header's max timestamp set to `max_timestamp` (Kafka's validator
+/// sets it from the records, so a forged one cannot mislead the time index, time
+/// retention or consumers), and marked LogAppendTime when `log_append_time`. The CRC
+/// is checked first.
+pub fn set_max_timestamp(
+    batch: &[u8],
+    max_timestamp: i64,
+    log_append_time: bool,
+) -> Result<Vec<u8>, BatchError> {
+    let header = BatchHeader::parse_validated(batch)?;
+    let mut out = batch[..header.size_bytes].to_vec();
+    let mut attributes = header.attributes;
+    if log_append_time {
+        attributes |= LOG_APPEND_TIME_FLAG;
     }
+    let fields = Resealed {
+        batch_length: (header.size_bytes - LOG_OVERHEAD_BYTES) as i32,
+        attributes,
+        base_timestamp: header.base_timestamp,
+        max_timestamp,
+        records_count: header.records_count,
+    };
+    reseal(&mut out, &fields);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -133,11 +130,7 @@ mod tests {
             let original = batch(from);
             let before = BatchHeader::parse_validated(&original).unwrap();
             for to in 0u8..=4 {
-                let how = Recode {
-                    codec: Some(to),
-                    log_append_time_ms: None,
-                };
-                let Some(out) = how.apply(&original).unwrap() else {
+                let Some(out) = recompress(&original, to).unwrap() else {
                     assert_eq!(before.compression(), to, "{from:?} -> {to}");
                     continue;
                 };
@@ -158,11 +151,7 @@ mod tests {
     #[test]
     fn log_append_time_marks_the_batch_and_sets_its_max_timestamp() {
         let original = batch(Compression::Lz4);
-        let how = Recode {
-            codec: None,
-            log_append_time_ms: Some(1_700_000_000_000),
-        };
-        let out = how.apply(&original).unwrap().unwrap();
+        let out = stamp_log_append_time(&original, 1_700_000_000_000).unwrap();
         let h = BatchHeader::parse_validated(&out).unwrap();
         assert_eq!(h.max_timestamp, 1_700_000_000_000);
         assert_ne!(h.attributes & LOG_APPEND_TIME_FLAG, 0);
@@ -171,21 +160,13 @@ mod tests {
     }
 
     #[test]
-    fn nothing_asked_changes_nothing_and_a_bad_crc_is_refused() {
+    fn the_same_codec_changes_nothing_and_a_bad_crc_is_refused() {
         let original = batch(Compression::Gzip);
-        assert_eq!(Recode::default().apply(&original), Ok(None));
-        let keep = Recode {
-            codec: Some(1),
-            log_append_time_ms: None,
-        };
-        assert_eq!(keep.apply(&original), Ok(None));
+        assert_eq!(recompress(&original, 1), Ok(None));
         let mut forged = original.clone();
         let last = forged.len() - 1;
         forged[last] ^= 0xff;
-        let to_zstd = Recode {
-            codec: Some(4),
-            log_append_time_ms: None,
-        };
-        assert!(matches!(to_zstd.apply(&forged), Err(RecodeError::Batch(_))));
+        assert!(matches!(recompress(&forged, 4), Err(RecodeError::Batch(_))));
+        assert!(stamp_log_append_time(&forged, 1).is_err());
     }
 }

@@ -4,7 +4,8 @@
 //! `0..n-1` (so `lastOffsetDelta` is bounded by the records present), and the topic's
 //! rules hold for each record: a key on a compacted topic, a CreateTime timestamp within
 //! `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` of the broker's
-//! clock. A compressed batch is checked after decompression, which stops at
+//! clock. A batch that claims LogAppendTime itself is refused: only the broker stamps it.
+//! A compressed batch is checked after decompression, which stops at
 //! [`MAX_DECOMPRESSED_BATCH_BYTES`].
 //!
 //! Without these checks one forged batch (one record claiming 2^31-1, with a valid CRC)
@@ -62,12 +63,13 @@ pub enum ValidationError {
 pub const MAX_RECORD_ERRORS: usize = 100;
 
 /// Checks `batch` (one whole RecordBatch v2 whose header is `header`) against the
-/// framing rules and `rules`.
+/// framing rules and `rules`. Returns the largest timestamp of its records (-1 when
+/// none has one): the max timestamp its header must carry.
 pub fn validate_records(
     batch: &[u8],
     header: &BatchHeader,
     rules: &RecordRules,
-) -> Result<(), ValidationError> {
+) -> Result<i64, ValidationError> {
     let corrupt = ValidationError::Corrupt;
     if i64::from(header.last_offset_delta) + 1 != i64::from(header.records_count) {
         return Err(corrupt(format!(
@@ -75,11 +77,23 @@ pub fn validate_records(
             header.last_offset_delta, header.records_count
         )));
     }
+    if header.attributes & LOG_APPEND_TIME_FLAG != 0 {
+        // Consumers would read the header's max timestamp, unchecked, for every record.
+        return Err(ValidationError::Records {
+            rule: RecordRule::Timestamp,
+            errors: vec![RecordError {
+                index: 0,
+                message: "a produced batch may not claim LogAppendTime; the broker stamps it \
+                          on topics with message.timestamp.type=LogAppendTime"
+                    .into(),
+            }],
+        });
+    }
     let data = records_section(batch, header, MAX_DECOMPRESSED_BATCH_BYTES).map_err(corrupt)?;
     let mut records = RecordIter::new(&data, header.records_count).map_err(corrupt)?;
-    let create_time = header.attributes & LOG_APPEND_TIME_FLAG == 0;
     let mut missing_key = Vec::new();
     let mut bad_time = Vec::new();
+    let mut max_timestamp = -1i64;
     for (i, record) in records.by_ref().enumerate() {
         let record = record.map_err(corrupt)?;
         let index = i as i32;
@@ -96,7 +110,8 @@ pub fn validate_records(
             });
         }
         let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
-        if create_time && timestamp >= 0 && bad_time.len() < MAX_RECORD_ERRORS {
+        max_timestamp = max_timestamp.max(timestamp);
+        if timestamp >= 0 && bad_time.len() < MAX_RECORD_ERRORS {
             if let Some(why) = timestamp_out_of_bounds(timestamp, rules) {
                 bad_time.push(RecordError {
                     index,
@@ -118,7 +133,7 @@ pub fn validate_records(
             errors: bad_time,
         });
     }
-    Ok(())
+    Ok(max_timestamp)
 }
 
 /// Why `timestamp` breaks the topic's bounds, if it does.
@@ -171,7 +186,12 @@ mod tests {
 
     fn check(bytes: &[u8], rules: &RecordRules) -> Result<(), ValidationError> {
         let header = BatchHeader::parse_header(bytes).unwrap();
-        validate_records(bytes, &header, rules)
+        let max_timestamp = validate_records(bytes, &header, rules)?;
+        assert_eq!(
+            max_timestamp, header.max_timestamp,
+            "as the encoder computed it"
+        );
+        Ok(())
     }
 
     /// Rewrites a header field (big endian) and the CRC-32C, as a forger would.
@@ -186,6 +206,21 @@ mod tests {
         for c in strata_testkit::ALL_COMPRESSIONS {
             let b = batch(&[Some("a"), None, Some("c")], NOW_MS, c);
             assert_eq!(check(&b, &rules()), Ok(()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_batch_claiming_log_append_time_is_refused() {
+        // Consumers would take its max timestamp (here far in the future) for every record.
+        let mut b = batch(&[Some("k")], NOW_MS, Compression::None);
+        forge(&mut b, 21, &LOG_APPEND_TIME_FLAG.to_be_bytes());
+        forge(&mut b, 35, &i64::MAX.to_be_bytes());
+        match check(&b, &rules()) {
+            Err(ValidationError::Records { rule, errors }) => {
+                assert_eq!(rule, RecordRule::Timestamp);
+                assert!(errors[0].message.contains("LogAppendTime"), "{errors:?}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

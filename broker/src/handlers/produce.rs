@@ -11,10 +11,11 @@
 //! `after.max.ms` INVALID_TIMESTAMP, each with the offending records listed in
 //! `record_errors` (Produce v8+). Transactions are not supported.
 //!
-//! A valid batch is then rewritten as the topic asks (`log_store::Recode`): stored in
-//! the topic's `compression.type` unless that is `producer`, and, for
-//! `message.timestamp.type=LogAppendTime`, stamped with the append time, which the
-//! answer's `log_append_time_ms` carries (-1 for CreateTime topics).
+//! A valid batch is then rewritten as the topic asks (`log_store::recode`): stored in
+//! the topic's `compression.type` unless that is `producer` (here, on a blocking
+//! thread), and, for `message.timestamp.type=LogAppendTime`, stamped with the append
+//! time by the partition under its append lock, so stamps follow offsets; the answer's
+//! `log_append_time_ms` carries it (-1 for CreateTime topics and duplicates).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,21 +83,14 @@ async fn produce_one(
         Ok(target) => target,
         Err((code, why)) => return refused(ctx, index, code.code(), why.as_deref()),
     };
-    let now_ms = now_ms();
-    if let Some(refusal) = validate(ctx, index, &records, &t.config, now_ms) {
-        return refusal;
-    }
-    let records = match t.config.recode(now_ms).apply(&records) {
-        Ok(Some(rewritten)) => Bytes::from(rewritten),
-        // A batch whose header or CRC is bad goes on as it came: the partition refuses it
-        // with the code for its fault (e.g. UNSUPPORTED_FOR_MESSAGE_FORMAT).
-        Ok(None) | Err(RecodeError::Batch(_)) => records,
-        Err(e) => {
-            let code = ResponseError::CorruptMessage.code();
-            return refused(ctx, index, code, Some(&e.to_string()));
-        }
+    let records = match validate(ctx, index, records, &t.config, now_ms()) {
+        Ok(records) => records,
+        Err(refusal) => return *refusal,
     };
-    let append_time_ms = if t.config.log_append_time { now_ms } else { -1 };
+    let records = match recompress(records, &t.config).await {
+        Ok(records) => records,
+        Err(why) => return refused(ctx, index, ResponseError::CorruptMessage.code(), Some(&why)),
+    };
     // Proposed to the partition's Raft group by its leader, which checks
     // `min.insync.replicas` for acks=all.
     let min_in_sync = if acks == -1 {
@@ -104,7 +98,11 @@ async fn produce_one(
     } else {
         1
     };
-    match p.append_replica(records, min_in_sync, acks == -1).await {
+    let stamp = t.config.log_append_time;
+    match p
+        .append_replica(records, min_in_sync, acks == -1, stamp)
+        .await
+    {
         Ok(r) => {
             let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
             let wait_for = match r.committed {
@@ -115,7 +113,7 @@ async fn produce_one(
                 response: PartitionProduceResponse::default()
                     .with_index(index)
                     .with_base_offset(r.appended.base_offset as i64)
-                    .with_log_append_time_ms(append_time_ms)
+                    .with_log_append_time_ms(r.log_append_time_ms.unwrap_or(-1))
                     .with_log_start_offset(start),
                 wait_for: Some(wait_for),
             }
@@ -156,31 +154,70 @@ fn one_batch(records: Option<Bytes>, config: &TopicConfig) -> Result<Bytes, Refu
     if records.len() as u64 > config.segment_bytes {
         return Err((ResponseError::RecordListTooLarge, None));
     }
+    // As the producer sent it, before any recompression (as Kafka checks it).
+    if records.len() > config.max_message_bytes as usize {
+        let why = format!(
+            "a batch of {} bytes is larger than max.message.bytes {}",
+            records.len(),
+            config.max_message_bytes
+        );
+        return Err((ResponseError::MessageTooLarge, Some(why)));
+    }
     Ok(records)
 }
 
+/// The batch in the topic's `compression.type` (on a blocking thread: compressing up to
+/// `max.message.bytes` takes a while), or as it came. A batch whose header or CRC is
+/// bad goes on as it came: the partition refuses it with the code for its fault (e.g.
+/// UNSUPPORTED_FOR_MESSAGE_FORMAT).
+async fn recompress(records: Bytes, config: &TopicConfig) -> Result<Bytes, String> {
+    let Some(codec) = config.compression else {
+        return Ok(records);
+    };
+    let batch = records.clone();
+    let rewritten = tokio::task::spawn_blocking(move || log_store::recompress(&batch, codec))
+        .await
+        .map_err(|e| format!("recompressing the batch: {e}"))?;
+    match rewritten {
+        Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
+        Ok(None) | Err(RecodeError::Batch(_)) => Ok(records),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Checks every record of the batch against its header and the topic's rules
-/// (`log_store::validate`); the refusal when they fail. A batch whose header does not
-/// parse is left to the partition's own checks, and a bad CRC is CORRUPT_MESSAGE before
-/// anything else, as in Kafka.
+/// (`log_store::validate`); the refusal when they fail. A header whose max timestamp is
+/// not its records' largest is corrected, as Kafka's validator sets it. A batch whose
+/// header does not parse is left to the partition's own checks, and a bad CRC is
+/// CORRUPT_MESSAGE before anything else, as in Kafka.
 fn validate(
     ctx: &RequestContext,
     index: i32,
-    records: &[u8],
+    records: Bytes,
     config: &TopicConfig,
     now_ms: i64,
-) -> Option<Outcome> {
-    let header = BatchHeader::parse_header(records).ok()?;
-    if records.len() < header.size_bytes {
-        return None;
-    }
-    let err = log_store::validate_records(records, &header, &config.record_rules(now_ms)).err()?;
-    if let Err(e) = BatchHeader::parse_validated(records) {
+) -> Result<Bytes, Box<Outcome>> {
+    let header = match BatchHeader::parse_header(&records) {
+        Ok(h) if records.len() >= h.size_bytes => h,
+        _ => return Ok(records),
+    };
+    let err = match log_store::validate_records(&records, &header, &config.record_rules(now_ms)) {
+        Ok(max) if max == header.max_timestamp => return Ok(records),
+        Ok(max) => {
+            return Ok(match log_store::set_max_timestamp(&records, max, false) {
+                Ok(corrected) => Bytes::from(corrected),
+                // A bad CRC: the partition refuses the batch as it came.
+                Err(_) => records,
+            });
+        }
+        Err(err) => err,
+    };
+    if let Err(e) = BatchHeader::parse_validated(&records) {
         let code = ResponseError::CorruptMessage.code();
-        return Some(refused(ctx, index, code, Some(&e.to_string())));
+        return Err(Box::new(refused(ctx, index, code, Some(&e.to_string()))));
     }
     let why = err.to_string();
-    Some(match err {
+    Err(Box::new(match err {
         ValidationError::Corrupt(_) => {
             refused(ctx, index, ResponseError::CorruptMessage.code(), Some(&why))
         }
@@ -200,7 +237,7 @@ fn validate(
                 .collect();
             out
         }
-    })
+    }))
 }
 
 /// Waits for an acks=all answer to be true: the batch's Raft entry committed (for a

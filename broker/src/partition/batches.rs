@@ -116,3 +116,12 @@ pub(super) fn rebuild_producers(log: &Log) -> std::result::Result<ProducerStates
         }
     }
 }
+
+/// `batch` stamped with the broker's clock as its LogAppendTime, and the time; its CRC
+/// is checked first.
+pub(super) fn stamp_append_time(batch: &[u8]) -> PartitionResult<(Bytes, i64)> {
+    let now_ms = crate::internal_batch::now_ms();
+    let stamped = log_store::stamp_log_append_time(batch, now_ms)
+        .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
+    Ok((Bytes::from(stamped), now_ms))
+}

@@ -40,7 +40,7 @@ mod error;
 mod isr;
 use batches::{
     check_produced_header, corrupt_or, offset_held_through, read_past_empty_batches,
-    rebuild_producers,
+    rebuild_producers, stamp_append_time,
 };
 pub use error::{PartitionError, PartitionResult};
 pub use isr::{InSyncReplicas, Isr};
@@ -130,6 +130,8 @@ pub struct Partition {
 #[derive(Debug)]
 pub struct ReplicaAppend {
     pub appended: Appended,
+    /// The append time stamped on the batch (LogAppendTime topics; not duplicates).
+    pub log_append_time_ms: Option<i64>,
     /// Resolves when the batch commits (acks=all); `None` for a duplicate, which waits
     /// on the high watermark instead.
     pub committed: Option<
@@ -340,12 +342,14 @@ impl Partition {
     /// offsets assigned), with a receiver for its commit. `awaited`: the caller waits for
     /// that commit now (acks=all), so a lone voter flushes at once; otherwise it may hold
     /// the flush briefly (`replication::node::LAZY_FLUSH_DELAY`) unless a Fetch long poll
-    /// waits on the partition.
+    /// waits on the partition. `stamp`: the topic is LogAppendTime; the batch is
+    /// stamped with the clock under the append lock, so stamps follow offsets.
     pub async fn append_replica(
         &self,
         batch: Bytes,
         min_in_sync: u32,
         awaited: bool,
+        stamp: bool,
     ) -> PartitionResult<ReplicaAppend> {
         let Mode::Hosted(h) = &self.mode else {
             return Err(PartitionError::NotLeader);
@@ -386,15 +390,22 @@ impl Partition {
                         duplicate: true,
                     },
                     committed: None,
+                    log_append_time_ms: None,
                 });
             }
             SequenceCheck::Append => {}
         }
         // The Raft entry is appended by the node without another check: validate the
         // whole batch (CRC-32C included) here, and its size (replicas take whatever
-        // their leader appended).
-        BatchHeader::parse_validated(&batch)
-            .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
+        // their leader appended). Stamping checks the CRC before it writes a new one.
+        let (batch, log_append_time_ms) = if stamp {
+            let (stamped, at_ms) = stamp_append_time(&batch)?;
+            (stamped, Some(at_ms))
+        } else {
+            BatchHeader::parse_validated(&batch)
+                .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
+            (batch, None)
+        };
         let limit_bytes = h.max_message_bytes.load(Ordering::Relaxed);
         if batch.len() > limit_bytes as usize {
             return Err(PartitionError::Log(LogError::BatchTooLarge {
@@ -419,6 +430,7 @@ impl Partition {
                 duplicate: false,
             },
             committed: Some(tracked.committed),
+            log_append_time_ms,
         })
     }
 
@@ -480,7 +492,7 @@ impl Partition {
             return Err(PartitionError::NotLeader);
         }
         let batch = Bytes::copy_from_slice(batch);
-        let append = self.append_replica(batch, 1, false);
+        let append = self.append_replica(batch, 1, false, false);
         tokio::task::block_in_place(|| handle.block_on(append)).map(|r| r.appended)
     }
 
