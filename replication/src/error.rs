@@ -45,6 +45,16 @@ pub enum ReplicationError {
     #[error("cannot adopt the log in {dir}: {reason}")]
     Adopt { dir: PathBuf, reason: String },
 
+    /// A Raft message no honest replica of the group sends (a forged or corrupted
+    /// frame); refused before raft-rs, which would panic on it.
+    #[error("group {group}: {kind} from {from} refused: {reason}")]
+    ImpossibleMessage {
+        group: u64,
+        from: u64,
+        kind: String,
+        reason: String,
+    },
+
     /// Entries handed to the storage do not continue the log (a caller bug or a
     /// corrupted message).
     #[error("raft log {dir}: {reason}")]

@@ -164,6 +164,11 @@ impl LocalCluster {
         self.running.get(&id).map(|r| &r.handle)
     }
 
+    /// The Raft address of node `id`.
+    pub fn addr(&self, id: u64) -> Option<SocketAddr> {
+        self.addrs.get(&id).copied()
+    }
+
     /// The log of `group` on node `id` (the latest opened, also after a stop).
     pub fn log(&self, id: u64, group: u64) -> Option<&Arc<RwLock<Log>>> {
         self.logs.get(&(id, group))

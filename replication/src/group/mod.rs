@@ -25,6 +25,7 @@ use crate::error::{ReplicationError, Result};
 mod quiet;
 mod ready;
 mod rejoin;
+mod sane;
 mod snapshot;
 use crate::storage::LogStorage;
 pub use ready::FlushJob;
@@ -342,8 +343,10 @@ impl Group {
     }
 
     /// Delivers a message from another replica of this group. Messages that make no
-    /// sense for this replica's state are ignored by raft-rs; a malformed one is an error.
+    /// sense for this replica's state are ignored by raft-rs; a malformed one, or one no
+    /// honest replica sends (`sane.rs`), is an error.
     pub fn step(&mut self, mut message: Message) -> Result<()> {
+        self.check_sane(&message)?;
         if !self.rejoin_admits(&message) {
             return Ok(());
         }
