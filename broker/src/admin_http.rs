@@ -5,6 +5,13 @@
 //! leader, the registered brokers and this node's partition replicas with their Raft
 //! view; what `strata cluster status` shows),
 //! `POST /cluster/rebalance-leaders` and `POST /cluster/move` (cluster operations).
+//!
+//! The admin port has no authentication yet, so a change must at least not come from a
+//! web page: any page a browser shows could send a POST to `127.0.0.1:9644`. A browser
+//! marks every POST with an `Origin` header, and it can send `application/json` to
+//! another origin only after a CORS preflight this server never grants. So the
+//! operations refuse a request that carries `Origin` (403) and one whose body is not
+//! declared `application/json` (415); the CLI sends neither kind.
 
 use std::sync::Arc;
 
@@ -234,21 +241,56 @@ async fn move_partition(
     }
 }
 
+/// Refuses a change that a web page could have sent (see the module docs).
+async fn not_from_a_browser(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    let refuse = |status: StatusCode, why: &str| {
+        let body = serde_json::json!({ "error": why });
+        (
+            status,
+            [(CONTENT_TYPE, "application/json")],
+            format!("{body}\n"),
+        )
+            .into_response()
+    };
+    let headers = request.headers();
+    if headers.contains_key(header::ORIGIN) {
+        let why = "admin changes are not accepted from web pages (the request has an Origin)";
+        return refuse(StatusCode::FORBIDDEN, why);
+    }
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        let why = "admin changes take Content-Type: application/json";
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+    }
+    next.run(request).await
+}
+
 /// Serves until shutdown begins.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     broker: Arc<Broker>,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/cluster", get(cluster))
+    let changes = Router::new()
         .route(
             "/cluster/rebalance-leaders",
             axum::routing::post(rebalance_leaders),
         )
         .route("/cluster/move", axum::routing::post(move_partition))
+        .route_layer(axum::middleware::from_fn(not_from_a_browser));
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/cluster", get(cluster))
+        .merge(changes)
         .with_state(broker);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })

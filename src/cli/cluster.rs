@@ -277,7 +277,8 @@ fn rebalance(args: &AdminArgs) -> anyhow::Result<Outcome> {
     let url = format!("http://{}/cluster/rebalance-leaders", args.admin);
     let text = ureq::post(&url)
         .timeout(HTTP_TIMEOUT)
-        .call()
+        .set("Content-Type", "application/json")
+        .send_string("{}")
         .with_context(|| format!("POST {url}"))?
         .into_string()?;
     let plan: Value = serde_json::from_str(&text).context("the broker did not answer JSON")?;
