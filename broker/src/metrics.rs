@@ -20,6 +20,11 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabels {
     pub api: String,
 }
@@ -94,6 +99,7 @@ pub struct Metrics {
     pub(crate) raft_commit_index: Family<PartitionLabels, Gauge>,
     pub(crate) raft_leader: Family<PartitionLabels, Gauge>,
     pub(crate) follower_lag: Family<FollowerLabels, Gauge>,
+    pub(crate) raft_messages: Family<OutcomeLabels, Gauge>,
     pub(crate) under_replicated: Gauge,
     pub(crate) group_state: Family<GroupStateLabels, Gauge>,
     pub(crate) group_members: Family<GroupLabels, Gauge>,
@@ -169,6 +175,7 @@ impl Metrics {
             raft_commit_index: Family::default(),
             raft_leader: Family::default(),
             follower_lag: Family::default(),
+            raft_messages: Family::default(),
             under_replicated: Gauge::default(),
             size_bytes: Family::default(),
             group_state: Family::default(),
@@ -288,6 +295,13 @@ impl Metrics {
                 "raft_follower_lag_entries",
                 "On the leader: Raft entries each follower is missing",
                 m.follower_lag.clone(),
+            );
+            r.register(
+                "raft_transport_messages",
+                "Raft messages since start by outcome: sent, received, dropped (queue full \
+                 or peer unreachable), bad_frame (checksum, size, decoding), refused (a \
+                 message no honest replica sends)",
+                m.raft_messages.clone(),
             );
             r.register(
                 "under_replicated_partitions",

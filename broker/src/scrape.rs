@@ -1,13 +1,14 @@
 //! What `GET /metrics` reports of the broker's state, read when scraped: each
 //! partition's offsets, size and Raft position, followers' lag, under-replicated
-//! partitions, and each consumer group's state, members and lag.
+//! partitions, the Raft transport's message counts, and each consumer group's state,
+//! members and lag.
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::{
     escape_label_value, FollowerLabels, GroupLabels, GroupPartitionLabels, GroupStateLabels,
-    Metrics, PartitionLabels, MAX_GROUPS_IN_METRICS,
+    Metrics, OutcomeLabels, PartitionLabels, MAX_GROUPS_IN_METRICS,
 };
 use crate::Broker;
 
@@ -15,6 +16,7 @@ use crate::Broker;
 pub fn render(broker: &Broker) -> String {
     broker.metrics.render(|m| {
         partitions(m, broker);
+        raft_transport(m, broker);
         groups(m, broker);
     })
 }
@@ -22,6 +24,26 @@ pub fn render(broker: &Broker) -> String {
 /// Saturates a count into a gauge's `i64`.
 fn gauge_value(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The Raft transport's counts since start.
+fn raft_transport(m: &Metrics, broker: &Broker) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = broker.cluster.transport_stats();
+    let counts = [
+        ("sent", &s.sent),
+        ("received", &s.received),
+        ("dropped", &s.dropped),
+        ("bad_frame", &s.bad_frames),
+        ("refused", &s.refused),
+    ];
+    for (outcome, count) in counts {
+        m.raft_messages
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .set(gauge_value(count.load(Relaxed)));
+    }
 }
 
 fn partitions(m: &Metrics, broker: &Broker) {

@@ -164,6 +164,11 @@ impl LocalCluster {
         self.running.get(&id).map(|r| &r.handle)
     }
 
+    /// The transport counts of running node `id`.
+    pub fn transport_stats(&self, id: u64) -> Option<Arc<crate::transport::TransportStats>> {
+        self.running.get(&id).map(|r| r.transport.stats().clone())
+    }
+
     /// The Raft address of node `id`.
     pub fn addr(&self, id: u64) -> Option<SocketAddr> {
         self.addrs.get(&id).copied()

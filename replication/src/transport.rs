@@ -54,6 +54,9 @@ pub struct TransportStats {
     pub dropped: AtomicU64,
     /// Frames refused (checksum, size, decoding).
     pub bad_frames: AtomicU64,
+    /// Messages received whole but refused by their group as impossible (no honest
+    /// replica sends them: a forged or corrupted frame).
+    pub refused: AtomicU64,
     pub connects: AtomicU64,
 }
 

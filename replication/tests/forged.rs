@@ -94,6 +94,21 @@ async fn forged_raft_frames_are_refused_and_the_group_goes_on() {
     ack.index = u64::MAX;
     send_forged(&cluster, leader, vec![ack]).await;
 
+    // Each message that would have panicked raft-rs is refused and counted.
+    let refused = |id| {
+        let stats = cluster.transport_stats(id).unwrap();
+        stats.refused.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    while (refused(follower), refused(leader)) != (1, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "refusals counted: follower {}, leader {}",
+            refused(follower),
+            refused(leader)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // Every node still drives the group: new proposals commit everywhere, and the
     // committed prefix is intact.
     for n in 10..15 {

@@ -181,6 +181,11 @@ async fn resolve(addr: &str) -> Result<SocketAddr> {
 }
 
 impl Cluster {
+    /// The Raft transport's counts (for `/metrics`).
+    pub fn transport_stats(&self) -> &std::sync::Arc<replication::transport::TransportStats> {
+        self.transport.stats()
+    }
+
     /// The Raft node's task, once (the broker supervises it: its end before shutdown is
     /// a failure of every partition this node holds).
     pub fn take_node_task(&self) -> Option<NodeTask> {

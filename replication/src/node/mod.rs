@@ -498,6 +498,12 @@ impl Node {
             self.quiet.wake(e.group);
         }
         if let Err(err) = g.step(message) {
+            if matches!(err, crate::ReplicationError::ImpossibleMessage { .. }) {
+                self.transport
+                    .stats()
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             warn!(group = e.group, error = %err, "raft message refused");
         }
         if incoming == Incoming::Quiesce && !g.is_leader() && g.leader().0 == from {
