@@ -465,6 +465,10 @@ impl BrokerConfig {
                 self.topics.auto_create_topics =
                     value.parse().map_err(|_| parse_err("true or false"))?
             }
+            "log.retention.hours"
+            | "log.retention.minutes"
+            | "log.roll.hours"
+            | "log.roll.jitter.hours" => self.set_topic_default_in_units(key, value)?,
             _ if topic_keys::topic_key(key).is_some() => self.set_topic_default(key, value)?,
             _ if topic_keys::topic_key_for_broker_setting(key).is_some() => {
                 self.set_topic_default(key, value)?
@@ -476,6 +480,26 @@ impl BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Kafka's broker settings that give a time default in hours or minutes
+    /// (`log.retention.hours = 168`). As in Kafka, the `.ms` form wins over minutes and
+    /// minutes over hours: a file's keys are applied in sorted order, which puts
+    /// `hours` < `minutes` < `ms`.
+    fn set_topic_default_in_units(&mut self, key: &str, value: &str) -> Result<()> {
+        let (ms_key, unit_ms) = match key {
+            "log.retention.hours" => ("log.retention.ms", 3_600_000),
+            "log.retention.minutes" => ("log.retention.ms", 60_000),
+            "log.roll.hours" => ("log.roll.ms", 3_600_000),
+            _ => ("log.roll.jitter.ms", 3_600_000),
+        };
+        let n: i64 = value
+            .trim()
+            .parse()
+            .map_err(|_| BrokerError::Config(format!("{key}: {value:?} is not an integer")))?;
+        // -1 (unlimited) stays -1; anything else is converted, saturating.
+        let ms = if n < 0 { n } else { n.saturating_mul(unit_ms) };
+        self.set_topic_default(ms_key, &ms.to_string())
+    }
+
     /// Sets the default of a topic key, named as the topic key or as its broker setting
     /// (`retention.ms` or `log.retention.ms`).
     fn set_topic_default(&mut self, key: &str, value: &str) -> Result<()> {

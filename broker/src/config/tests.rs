@@ -113,3 +113,25 @@ fn values_kafka_accepts_below_the_logs_minimums_are_raised_for_the_log() {
     t.set("message.timestamp.before.max.ms", "50000").unwrap();
     assert_eq!(t.record_rules(0).timestamp_before_max_ms, 50000);
 }
+
+#[test]
+fn kafkas_hour_and_minute_settings_give_time_defaults_ms_first() {
+    let mut c = BrokerConfig::default();
+    c.apply_toml("\"log.retention.hours\" = 2\n\"log.roll.hours\" = 1\n")
+        .unwrap();
+    assert_eq!(c.topics.log.retention_ms, Some(7_200_000));
+    assert_eq!(c.topics.log.segment_ms, Some(3_600_000));
+    assert!(c.topics.explicit.contains("retention.ms"));
+    let mut c = BrokerConfig::default();
+    c.apply_toml(
+        "\"log.retention.hours\" = 2\n\"log.retention.minutes\" = 3\n\"log.retention.ms\" = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.topics.log.retention_ms, Some(5), "ms wins, as in Kafka");
+    let mut c = BrokerConfig::default();
+    c.apply_toml("\"log.retention.hours\" = -1\n").unwrap();
+    assert_eq!(c.topics.log.retention_ms, None);
+    assert!(BrokerConfig::default()
+        .apply_toml("\"log.retention.hours\" = \"soon\"\n")
+        .is_err());
+}
