@@ -572,12 +572,25 @@ def segment_files(partition_dir: Path) -> list[Path]:
     return sorted(logs, key=lambda f: int(f.stem))
 
 
+def segment_bytes(partition_dir: Path, attempts: int = 20) -> bytes:
+    """The concatenated segment files of a live partition directory. A cleaning that
+    swaps a segment in while `file.delete.delay.ms` keeps the old one renames the old
+    `.log` aside just before the new one takes its name: a file listed a moment ago may
+    be missing for that instant, so the listing is read again."""
+    for _ in range(attempts - 1):
+        try:
+            return b"".join(f.read_bytes() for f in segment_files(partition_dir))
+        except FileNotFoundError:
+            continue
+    return b"".join(f.read_bytes() for f in segment_files(partition_dir))
+
+
 def committed_prefix_digest(partition_dir: Path, high_watermark: int) -> tuple[str, int, int]:
     """sha256 of the concatenated segment files (base-offset order), cut after the last
     batch below `high_watermark`; returns (hex digest, bytes hashed, the offset the
     hashed prefix ends at: last offset + 1 of its last batch, 0 when empty)."""
     assert partition_dir.is_dir(), f"{partition_dir} is missing"
-    data = b"".join(f.read_bytes() for f in segment_files(partition_dir))
+    data = segment_bytes(partition_dir)
     pos, end = 0, 0
     while pos + BATCH_HEADER.size <= len(data):
         base, length, _epoch, _magic, _crc, _attrs, last_delta = BATCH_HEADER.unpack_from(data, pos)
@@ -614,7 +627,7 @@ def committed_records(partition_dir: Path, high_watermark: int) -> list[tuple[in
     """(offset, key, value) of every record below `high_watermark` in a partition
     directory's segments, read from the files (uncompressed batches only; keyless records
     and tombstones get b"" for the missing part)."""
-    data = b"".join(f.read_bytes() for f in segment_files(partition_dir))
+    data = segment_bytes(partition_dir)
     out, pos, end = [], 0, 0
     while pos + BATCH_HEADER.size <= len(data):
         base, length, _epoch, _magic, _crc, attrs, _last_delta = BATCH_HEADER.unpack_from(data, pos)
