@@ -182,13 +182,11 @@ async fn produce_errors_use_kafkas_codes_and_write_nothing() {
 /// Rewrites big-endian header fields of a batch and signs it again (CRC-32C of the bytes
 /// from the attributes on), as a forger would.
 fn forged(batch: &Bytes, fields: &[(usize, i32)]) -> Bytes {
-    let mut b = batch.to_vec();
-    for &(at, value) in fields {
-        b[at..at + 4].copy_from_slice(&value.to_be_bytes());
-    }
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(b)
+    fields
+        .iter()
+        .fold(forged_bytes(batch, 0, &[]), |b, &(at, value)| {
+            forged_bytes(&b, at, &value.to_be_bytes())
+        })
 }
 
 /// One record with `key` and CreateTime `timestamp_ms`.

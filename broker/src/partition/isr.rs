@@ -50,3 +50,33 @@ impl InSyncReplicas {
         self.table.read().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+impl super::Partition {
+    /// Refuses an append when fewer than `min_in_sync` replicas are in sync, as Kafka
+    /// checks before the append (duplicates included). A leader that has not sampled
+    /// its group yet (for up to one ISR sample interval after it was elected) counts
+    /// what its first sample will: itself and every voter whose node is heard from
+    /// (refusing on itself alone would turn every failover into a burst of
+    /// NOT_ENOUGH_REPLICAS).
+    pub(super) fn check_in_sync(
+        &self,
+        h: &super::Hosted,
+        min_in_sync: u32,
+    ) -> super::PartitionResult<()> {
+        if min_in_sync <= 1 || !h.view.borrow().is_leader {
+            return Ok(());
+        }
+        let in_sync = self.shared.in_sync.count(h.group).unwrap_or_else(|| {
+            let me = h.view.borrow().leader;
+            let live = h.voters.iter().filter(|&&v| v != me && h.node.is_alive(v));
+            1 + live.count()
+        });
+        if (in_sync as u64) < u64::from(min_in_sync) {
+            return Err(super::PartitionError::NotEnoughReplicas {
+                in_sync,
+                required: min_in_sync,
+            });
+        }
+        Ok(())
+    }
+}
