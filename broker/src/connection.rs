@@ -19,13 +19,12 @@ use std::io::IoSlice;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, debug_span, warn, Instrument};
 
-use crate::handlers::{self, Reply, RequestContext};
+use crate::handlers::{self, Reply, RequestContext, Session};
 use crate::metrics::{ApiLabels, RequestLabels};
 use crate::response_frame::{self, ResponseFrame};
 use crate::shutdown::Shutdown;
@@ -60,8 +59,8 @@ struct Frame {
 /// frame's share of `queued` before reading its body (never more than the whole budget,
 /// so one frame larger than it still gets through, alone), and gives the body at most
 /// `idle` to arrive.
-async fn read_frame(
-    reader: &mut BufReader<OwnedReadHalf>,
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
     max_bytes: usize,
     queued: &Arc<tokio::sync::Semaphore>,
     queued_max_bytes: usize,
@@ -109,8 +108,8 @@ async fn read_frame(
 /// after `idle` with nothing read and no answer pending (`in_flight` is zero), as
 /// `connections.max.idle.ms` closes such a connection. Cancel-safe: bytes already
 /// buffered stay for [`read_frame`].
-async fn next_request(
-    reader: &mut BufReader<OwnedReadHalf>,
+async fn next_request<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
     idle: std::time::Duration,
     in_flight: &std::sync::atomic::AtomicUsize,
 ) -> std::io::Result<bool> {
@@ -136,14 +135,79 @@ struct Pending {
     started: Instant,
 }
 
-/// Serves one connection until the client closes it, it misbehaves, or shutdown.
-pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdown) {
-    let peer_addr = stream.peer_addr().ok();
-    let peer = peer_addr
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "unknown".into());
+/// Serves one plaintext connection until the client closes it, it misbehaves, or
+/// shutdown.
+pub async fn serve(stream: TcpStream, listener: Arc<str>, broker: Arc<Broker>, shutdown: Shutdown) {
+    let session = Session {
+        peer: stream.peer_addr().ok(),
+        listener,
+    };
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
+    serve_halves(read_half, write_half, session, broker, shutdown).await
+}
+
+/// Serves one TLS connection: the handshake (within [`crate::tls::HANDSHAKE_TIMEOUT`]),
+/// then requests as on a plaintext one. A failed handshake (a plaintext client, an
+/// untrusted or expired client certificate) closes the connection.
+pub async fn serve_tls(
+    stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    listener: Arc<str>,
+    broker: Arc<Broker>,
+    shutdown: Shutdown,
+) {
+    let session = Session {
+        peer: stream.peer_addr().ok(),
+        listener,
+    };
+    let _ = stream.set_nodelay(true);
+    let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let outcome = match handshake.await {
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(e)) => Err(("failed", e.to_string())),
+        Err(_) => Err(("timeout", "no handshake within the timeout".to_string())),
+    };
+    let labels = |outcome: &str| crate::metrics::TlsLabels {
+        listener: session.listener.to_string(),
+        outcome: outcome.into(),
+    };
+    let tls = match outcome {
+        Ok(tls) => tls,
+        Err((outcome, why)) => {
+            broker
+                .metrics
+                .tls_handshakes
+                .get_or_create(&labels(outcome))
+                .inc();
+            warn!(peer = ?session.peer, listener = %session.listener, error = why, "TLS handshake failed; closing");
+            return;
+        }
+    };
+    broker
+        .metrics
+        .tls_handshakes
+        .get_or_create(&labels("ok"))
+        .inc();
+    let (read_half, write_half) = tokio::io::split(tls);
+    serve_halves(read_half, write_half, session, broker, shutdown).await
+}
+
+async fn serve_halves<R, W>(
+    read_half: R,
+    write_half: W,
+    session: Session,
+    broker: Arc<Broker>,
+    mut shutdown: Shutdown,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = session
+        .peer
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let session = Arc::new(session);
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT_PER_CONNECTION);
     let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -161,7 +225,7 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
         broker.metrics.bytes_in.inc_by(frame.bytes.len() as u64 + 4);
         let started = Instant::now();
         let Frame { bytes, _queued } = frame;
-        let dispatched = decode_and_dispatch(&broker, bytes, peer_addr).await;
+        let dispatched = decode_and_dispatch(&broker, bytes, &session).await;
         drop(_queued);
         match dispatched {
             Ok(pending) => {
@@ -201,8 +265,8 @@ enum Stop {
 /// Waits for the next request and reads its frame, within the connection's limits
 /// (`connections.max.idle.ms`, `socket.request.max.bytes`, the broker's
 /// `queued.max.request.bytes`); why the connection stops reading otherwise.
-async fn next_frame(
-    reader: &mut BufReader<OwnedReadHalf>,
+async fn next_frame<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
     broker: &Broker,
     in_flight: &std::sync::atomic::AtomicUsize,
     shutdown: &mut Shutdown,
@@ -255,7 +319,7 @@ async fn next_frame(
 async fn decode_and_dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
-    peer: Option<std::net::SocketAddr>,
+    session: &Arc<Session>,
 ) -> Result<Pending, String> {
     let request = crate::request::decode(frame)?;
     let (api, version) = (request.api, request.version);
@@ -270,7 +334,7 @@ async fn decode_and_dispatch(
             .header
             .client_id
             .map(|c| StrBytes::from_string(c.to_string())),
-        peer,
+        session.clone(),
     ));
     let span = debug_span!("request", api = ?api, version, correlation_id = ctx.correlation_id);
     let (reply, response_version) = handlers::dispatch(ctx.clone(), request.body)
@@ -302,8 +366,8 @@ pub fn encode_response(
 /// Writes one frame. A frame smaller than the write buffer is copied into it, so
 /// pipelined answers share a `write`; a larger one goes to the socket as one vectored
 /// write of its chunks (record bytes straight from the segment maps).
-async fn write_frame(
-    writer: &mut BufWriter<OwnedWriteHalf>,
+async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
     frame: &ResponseFrame,
 ) -> std::io::Result<()> {
     if frame.len_bytes() < WRITE_BUFFER_BYTES {
@@ -320,7 +384,10 @@ async fn write_frame(
 const MAX_IOVECS_PER_WRITE: usize = 64;
 
 /// Writes every chunk, in order, with vectored writes.
-async fn write_all_vectored(out: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Result<()> {
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    chunks: &[Bytes],
+) -> std::io::Result<()> {
     let (mut chunk, mut at) = (0usize, 0usize);
     while chunk < chunks.len() {
         let mut slices = Vec::with_capacity(MAX_IOVECS_PER_WRITE);
@@ -342,8 +409,8 @@ async fn write_all_vectored(out: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::
     Ok(())
 }
 
-async fn write_responses(
-    write_half: OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    write_half: W,
     mut rx: mpsc::Receiver<Pending>,
     broker: Arc<Broker>,
     in_flight: Arc<std::sync::atomic::AtomicUsize>,

@@ -16,7 +16,7 @@ pub enum BrokerError {
     /// A listener could not bind.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
-        what: &'static str,
+        what: String,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,

@@ -55,6 +55,7 @@ pub mod response_frame;
 pub mod scrape;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod topics;
 pub mod versions;
 
@@ -69,14 +70,25 @@ use crate::group::Coordinator;
 use crate::metrics::Metrics;
 use crate::topics::Topics;
 
+/// A bound Kafka listener.
+#[derive(Debug, Clone)]
+pub struct KafkaListener {
+    /// Upper-case name (`PLAINTEXT`, `SSL`, …).
+    pub name: String,
+    pub protocol: config::SecurityProtocol,
+    /// Where it is bound.
+    pub addr: std::net::SocketAddr,
+    /// What its clients are told.
+    pub advertised: cluster::metadata::Endpoint,
+}
+
 /// Everything the request handlers share.
 #[derive(Debug)]
 pub struct Broker {
     pub config: BrokerConfig,
     pub node_id: i32,
-    /// Host and port clients are told to connect to.
-    pub advertised_host: String,
-    pub advertised_port: i32,
+    /// The Kafka listeners; the first is the broker's main address.
+    pub listeners: Vec<KafkaListener>,
     pub topics: Topics,
     /// This node's part of the cluster: the controller, the Raft node and its groups.
     pub cluster: Arc<Cluster>,

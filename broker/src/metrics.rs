@@ -24,6 +24,13 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// A TLS listener's handshakes and certificate reloads, by outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    pub listener: String,
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabels {
     pub api: String,
@@ -77,6 +84,10 @@ pub struct Metrics {
     /// (`connections.max.idle.ms`).
     pub connections_refused: Counter,
     pub connections_idle_closed: Counter,
+    /// TLS handshakes on the SSL listeners (`ok`, `failed`, `timeout`).
+    pub tls_handshakes: Family<TlsLabels, Counter>,
+    /// Certificate reloads of the SSL listeners (`ok`, `failed`).
+    pub tls_reloads: Family<TlsLabels, Counter>,
     /// Free bytes on the data directory's filesystem, as last measured.
     pub disk_free_bytes: Gauge,
     /// Produced batches appended, and retries answered without appending.
@@ -159,6 +170,8 @@ impl Metrics {
             connections_total: Counter::default(),
             connections_refused: Counter::default(),
             connections_idle_closed: Counter::default(),
+            tls_handshakes: Family::default(),
+            tls_reloads: Family::default(),
             disk_free_bytes: Gauge::default(),
             appended_batches: Counter::default(),
             duplicate_batches: Counter::default(),
@@ -240,6 +253,16 @@ impl Metrics {
                 "kafka_connections_idle_closed",
                 "Connections closed after connections.max.idle.ms without a request",
                 m.connections_idle_closed.clone(),
+            );
+            r.register(
+                "tls_handshakes",
+                "TLS handshakes on the SSL listeners, by listener and outcome",
+                m.tls_handshakes.clone(),
+            );
+            r.register(
+                "tls_certificate_reloads",
+                "Loads of an SSL listener's PEM files after a change or SIGHUP, by outcome",
+                m.tls_reloads.clone(),
             );
             r.register(
                 "produced_batches_appended",

@@ -13,7 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::cluster::metadata::Endpoint;
 use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
+use crate::config::listeners::Listener;
 use crate::config::BrokerConfig;
 use crate::error::{BrokerError, Result};
 use crate::group::Coordinator;
@@ -21,8 +23,9 @@ use crate::health::{self, TaskEnd};
 use crate::identity::IdentityFile;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::tls::ListenerTls;
 use crate::topics::Topics;
-use crate::{admin_http, connection, convert, Broker};
+use crate::{admin_http, connection, convert, Broker, KafkaListener};
 
 /// How long the controller leader waits for every peer to register before creating
 /// `__consumer_offsets` with the brokers it has.
@@ -42,8 +45,10 @@ const STARTING_UNREGISTERED: &str = "not yet registered with the controller (it 
 
 /// A started broker.
 pub struct Running {
-    /// Where the Kafka listener is bound (useful with port 0).
+    /// Where the first Kafka listener is bound (useful with port 0).
     pub kafka_addr: SocketAddr,
+    /// Every Kafka listener: its name and where it is bound.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// Where the admin HTTP listener is bound.
     pub admin_addr: SocketAddr,
     pub broker: Arc<Broker>,
@@ -113,7 +118,7 @@ fn split_host_port(addr: &str) -> Result<(String, i32)> {
     Ok((host.to_string(), i32::from(port)))
 }
 
-async fn bind(what: &'static str, addr: &str) -> Result<TcpListener> {
+async fn bind(what: &str, addr: &str) -> Result<TcpListener> {
     let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
         .map_err(|e| BrokerError::Config(format!("{what} {addr:?}: {e}")))?
@@ -124,15 +129,54 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener> {
     TcpListener::bind(first)
         .await
         .map_err(|source| BrokerError::Bind {
-            what,
+            what: what.to_string(),
             addr: first,
             source,
         })
 }
 
+/// A Kafka listener, bound and ready to accept.
+struct Accepting {
+    listener: TcpListener,
+    name: Arc<str>,
+    /// For an SSL listener.
+    tls: Option<Arc<ListenerTls>>,
+}
+
+/// Binds every configured Kafka listener and loads the TLS files of the SSL ones.
+async fn bind_listeners(specs: Vec<Listener>) -> Result<(Vec<Accepting>, Vec<KafkaListener>)> {
+    let (mut accepting, mut described) = (Vec::new(), Vec::new());
+    for spec in specs {
+        let tls = match &spec.tls {
+            Some(settings) => Some(Arc::new(
+                ListenerTls::load(&spec.name, settings.clone())
+                    .map_err(|e| BrokerError::Config(format!("listener {}: {e}", spec.name)))?,
+            )),
+            None => None,
+        };
+        let what = format!("listener {}", spec.name);
+        let listener = bind(&what, &spec.bind).await?;
+        let addr = local_addr(&what, &listener)?;
+        let (host, port) = advertised(&spec, addr)?;
+        described.push(KafkaListener {
+            name: spec.name.clone(),
+            protocol: spec.protocol,
+            addr,
+            advertised: Endpoint { host, port },
+        });
+        accepting.push(Accepting {
+            listener,
+            name: spec.name.into(),
+            tls,
+        });
+    }
+    Ok((accepting, described))
+}
+
 /// Opens the data directory and starts serving. Returns once both listeners are bound.
 pub async fn run(config: BrokerConfig) -> Result<Running> {
     let data_dir = config.data_dir.clone();
+    let listeners = config.listeners.resolve().map_err(BrokerError::Config)?;
     std::fs::create_dir_all(&data_dir).map_err(|e| BrokerError::io(&data_dir, e))?;
     let lock = lock_data_dir(&data_dir)?;
     let settings = config.cluster()?;
@@ -140,11 +184,11 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     // converts first.
     let conversion = convert::prepare(&data_dir, &settings, &config.topics)?;
     let identity = IdentityFile::open(&data_dir, config.node_id)?;
-    let kafka = bind("kafka-addr", &config.kafka_addr).await?;
+    let (accepting, listeners) = bind_listeners(listeners).await?;
     let admin = bind("admin-addr", &config.admin_addr).await?;
-    let kafka_addr = local_addr("kafka", &kafka)?;
+    // `resolve` yields at least one listener: the shorthand when none is configured.
+    let kafka_addr = listeners[0].addr;
     let admin_addr = local_addr("admin", &admin)?;
-    let (advertised_host, advertised_port) = advertised(&config, kafka_addr)?;
     let metrics = Arc::new(Metrics::new());
     let (trigger, shutdown) = shutdown::channel();
     let cluster = Cluster::start(settings, &data_dir, identity).await?;
@@ -156,8 +200,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     )?;
     let broker = Arc::new(Broker {
         node_id: config.node_id,
-        advertised_host,
-        advertised_port,
+        listeners,
         topics,
         cluster: cluster.clone(),
         metrics,
@@ -168,6 +211,9 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         disk: Default::default(),
         config,
     });
+    for l in &broker.listeners {
+        info!(listener = l.name, protocol = l.protocol.name(), addr = %l.addr, advertised = %format!("{}:{}", l.advertised.host, l.advertised.port), "kafka listener");
+    }
     info!(%kafka_addr, %admin_addr, data_dir = %data_dir.display(), topics = broker.topics.all().len(), "strata broker serving");
     let started = start_cluster(&broker, &shutdown, admin_addr.to_string(), conversion).await;
     if let Err(e) = started {
@@ -178,16 +224,40 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
     spawn_broker_tasks(&broker, &shutdown);
-    let task = tokio::spawn(accept_loop(
-        kafka,
-        broker.clone(),
-        shutdown,
+    let tls = accepting.iter().filter_map(|a| a.tls.clone()).collect();
+    tokio::spawn(crate::tls::watch(
+        tls,
+        broker.metrics.clone(),
+        shutdown.clone(),
+    ));
+    let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let per_ip = PerAddress::new(broker.config.max_connections_per_ip);
+    let acceptors = accepting
+        .into_iter()
+        .map(|a| {
+            let (b, s) = (broker.clone(), shutdown.clone());
+            tokio::spawn(accept_loop(a, b, s, slots.clone(), per_ip.clone()))
+        })
+        .collect();
+    let stopping = Stopping {
         admin_task,
         housekeeping,
-        lock,
+        _lock: lock,
+    };
+    let task = tokio::spawn(serve_until_stopped(
+        acceptors,
+        broker.clone(),
+        slots,
+        stopping,
     ));
+    let listeners = broker
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.addr))
+        .collect();
     Ok(Running {
         kafka_addr,
+        listeners,
         admin_addr,
         broker,
         trigger,
@@ -201,14 +271,16 @@ fn local_addr(what: &str, listener: &TcpListener) -> Result<SocketAddr> {
         .map_err(|e| BrokerError::Config(format!("{what} listener address: {e}")))
 }
 
-/// The host and port clients are told to connect to.
-fn advertised(config: &BrokerConfig, kafka_addr: SocketAddr) -> Result<(String, i32)> {
-    match &config.advertised_kafka_addr {
+/// The host and port clients of a listener are told to connect to.
+fn advertised(spec: &Listener, bound: SocketAddr) -> Result<(String, i32)> {
+    match &spec.advertised {
         Some(a) => split_host_port(a),
-        None if kafka_addr.ip().is_unspecified() => Err(BrokerError::Config(format!(
-            "kafka-addr {kafka_addr} is a wildcard address; clients need a routable one: set advertised-kafka-addr"
+        None if bound.ip().is_unspecified() => Err(BrokerError::Config(format!(
+            "listener {} binds {bound}, a wildcard address; clients need a routable one: set \
+             advertised.listeners (or advertised-kafka-addr with kafka-addr)",
+            spec.name
         ))),
-        None => Ok((kafka_addr.ip().to_string(), i32::from(kafka_addr.port()))),
+        None => Ok((bound.ip().to_string(), i32::from(bound.port()))),
     }
 }
 
@@ -256,10 +328,18 @@ async fn start_cluster(
     // Until the controller applied this node's registration, topic creation may
     // not count it and clients may not find it in Metadata: not ready yet.
     m.health.set_starting(Some(STARTING_UNREGISTERED.into()));
+    // `resolve` yields at least one listener: the first is the main address.
+    let main = &broker.listeners[0].advertised;
+    let endpoints = broker
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.advertised.clone()))
+        .collect();
     let registered = c.clone().register(
-        broker.advertised_host.clone(),
-        broker.advertised_port,
+        main.host.clone(),
+        main.port,
         admin_addr,
+        endpoints,
         shutdown.clone(),
     );
     let offsets_topic = ensure_offsets_topic(broker.clone(), c.clone(), shutdown.clone());
@@ -408,17 +488,15 @@ async fn coordinating_every_group(groups: &Coordinator) {
     }
 }
 
+/// Accepts connections on one listener until shutdown, within `max.connections`
+/// (`slots`, shared by every listener) and `max.connections.per.ip`.
 async fn accept_loop(
-    listener: TcpListener,
+    accepting: Accepting,
     broker: Arc<Broker>,
     mut shutdown: Shutdown,
-    admin_task: JoinHandle<std::io::Result<()>>,
-    housekeeping: JoinHandle<()>,
-    _lock: std::fs::File,
-) -> Result<()> {
-    let max = broker.config.max_connections;
-    let slots = Arc::new(Semaphore::new(max));
-    let per_ip = PerAddress::new(broker.config.max_connections_per_ip);
+    slots: Arc<Semaphore>,
+    per_ip: PerAddress,
+) {
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p,
@@ -426,7 +504,7 @@ async fn accept_loop(
         };
         let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = accepting.listener.accept() => a,
             _ = shutdown.wait() => break,
         };
         match accepted {
@@ -436,12 +514,18 @@ async fn accept_loop(
                     debug!(%peer, "closed at accept: max.connections.per.ip reached");
                     continue;
                 };
-                let broker = broker.clone();
-                let shutdown = shutdown.clone();
+                let (broker, shutdown) = (broker.clone(), shutdown.clone());
+                let (name, tls) = (accepting.name.clone(), accepting.tls.clone());
                 broker.metrics.connections_total.inc();
                 broker.metrics.connections_open.inc();
                 tokio::spawn(async move {
-                    connection::serve(stream, broker.clone(), shutdown).await;
+                    let b = broker.clone();
+                    match tls {
+                        Some(tls) => {
+                            connection::serve_tls(stream, tls.acceptor(), name, b, shutdown).await
+                        }
+                        None => connection::serve(stream, name, b, shutdown).await,
+                    }
                     broker.metrics.connections_open.dec();
                     drop(held);
                     drop(permit);
@@ -454,20 +538,40 @@ async fn accept_loop(
             }
         }
     }
-    drop(listener);
+}
+
+/// What the broker closes once it stops accepting.
+struct Stopping {
+    admin_task: JoinHandle<std::io::Result<()>>,
+    housekeeping: JoinHandle<()>,
+    /// The data directory's lock, released when the broker has stopped.
+    _lock: std::fs::File,
+}
+
+/// Waits for the listeners to stop accepting (shutdown), then stops in order: hand
+/// leaderships over, let connections finish, stop the cluster, close the logs.
+async fn serve_until_stopped(
+    acceptors: Vec<JoinHandle<()>>,
+    broker: Arc<Broker>,
+    slots: Arc<Semaphore>,
+    stopping: Stopping,
+) -> Result<()> {
+    for a in acceptors {
+        let _ = a.await;
+    }
     info!("shutting down: handing leaderships over");
     broker
         .cluster
         .hand_over_leadership(LEADERSHIP_HANDOVER_TIMEOUT)
         .await;
     info!("shutting down: finishing in-flight requests");
-    let drained =
-        tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, slots.acquire_many(max as u32)).await;
+    let max = broker.config.max_connections as u32;
+    let drained = tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, slots.acquire_many(max)).await;
     if drained.is_err() {
         warn!("connections still busy after {SHUTDOWN_DRAIN_TIMEOUT:?}; closing the logs anyway");
     }
-    let _ = housekeeping.await;
-    match admin_task.await {
+    let _ = stopping.housekeeping.await;
+    match stopping.admin_task.await {
         Ok(Err(e)) => warn!(error = %e, "admin server"),
         Err(e) => warn!(error = %e, "admin server task"),
         Ok(Ok(())) => {}

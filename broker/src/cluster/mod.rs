@@ -35,7 +35,7 @@ mod replicas;
 mod standing;
 mod topic_changes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,7 +92,7 @@ async fn start_transport(
         let listener = TcpListener::bind(bind_addr)
             .await
             .map_err(|source| BrokerError::Bind {
-                what: "raft-addr",
+                what: "raft-addr".into(),
                 addr: bind_addr,
                 source,
             })?;
@@ -449,6 +449,7 @@ impl Cluster {
         host: String,
         port: i32,
         admin: String,
+        listeners: BTreeMap<String, metadata::Endpoint>,
         mut shutdown: crate::shutdown::Shutdown,
     ) -> bool {
         let me = self.node_id;
@@ -458,6 +459,7 @@ impl Cluster {
             port,
             admin: admin.clone(),
             incarnation: self.incarnation.clone(),
+            listeners: listeners.clone(),
         };
         // Whoever is first gives the cluster its id.
         let id = MetaRecord::ClusterId {
@@ -471,6 +473,7 @@ impl Cluster {
                         && b.port == port
                         && b.admin == admin
                         && b.incarnation == self.incarnation
+                        && b.listeners == listeners
                 });
                 (registered, state.cluster_id.is_some())
             };
@@ -688,6 +691,14 @@ mod tests {
             port: 9092,
             admin: "127.0.0.1:9644".into(),
             incarnation: "5f0c".into(),
+            listeners: [(
+                "SSL".to_string(),
+                metadata::Endpoint {
+                    host: "broker.example".into(),
+                    port: 9094,
+                },
+            )]
+            .into(),
         };
         let batch = encode_record(&r);
         log_store::BatchHeader::parse_validated(&batch).expect("a valid RecordBatch v2");

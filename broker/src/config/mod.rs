@@ -15,12 +15,14 @@ use std::time::Duration;
 use crate::error::{BrokerError, Result};
 
 mod cluster;
+pub mod listeners;
 mod topic;
 pub mod topic_keys;
 pub use cluster::{
     ClusterSettings, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CONTROLLER_SEGMENT_BYTES,
     MAX_CONTROLLER_VOTERS,
 };
+pub use listeners::{ListenerSettings, SecurityProtocol};
 pub use topic::{ConfigValueError, TopicConfig};
 
 /// Kafka's `socket.request.max.bytes`: a larger request frame closes its connection.
@@ -51,10 +53,9 @@ pub const DEFAULT_RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub struct BrokerConfig {
     /// Partition directories (`<topic>-<partition>`) and the broker's own files.
     pub data_dir: PathBuf,
-    /// Where the Kafka protocol listens (`host:port`).
-    pub kafka_addr: String,
-    /// The address clients are told to use; the bound address when `None`.
-    pub advertised_kafka_addr: Option<String>,
+    /// The Kafka listeners (`listeners`, or the `kafka-addr` shorthand) and their TLS
+    /// settings.
+    pub listeners: ListenerSettings,
     /// Admin HTTP (`/health`, `/metrics`).
     pub admin_addr: String,
     /// This broker's id in Metadata responses.
@@ -131,8 +132,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             data_dir: PathBuf::from("./strata-data"),
-            kafka_addr: "127.0.0.1:9092".into(),
-            advertised_kafka_addr: None,
+            listeners: ListenerSettings::default(),
             admin_addr: "127.0.0.1:9644".into(),
             node_id: 1,
             raft_addr: None,
@@ -315,10 +315,11 @@ impl BrokerConfig {
     /// Sets one key (file key or Kafka name) from its string form.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let parse_err = |what: &str| BrokerError::Config(format!("{key}: {value:?} is not {what}"));
+        if let Some(set) = self.listeners.set(key, value) {
+            return set.map_err(BrokerError::Config);
+        }
         match key {
             "data-dir" => self.data_dir = PathBuf::from(value),
-            "kafka-addr" => self.kafka_addr = value.to_string(),
-            "advertised-kafka-addr" => self.advertised_kafka_addr = Some(value.to_string()),
             "admin-addr" => self.admin_addr = value.to_string(),
             "raft-addr" => self.raft_addr = Some(value.to_string()),
             "peers" => {

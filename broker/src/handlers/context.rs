@@ -7,6 +7,15 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::Broker;
 
+/// Who is on the other end of a connection, and where it came in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub peer: Option<std::net::SocketAddr>,
+    /// The name of the listener it connected to (Metadata answers with that
+    /// listener's addresses).
+    pub listener: Arc<str>,
+}
+
 /// What a handler knows about the request it answers, and the error codes it returned
 /// (for metrics).
 #[derive(Debug)]
@@ -18,6 +27,8 @@ pub struct RequestContext {
     pub client_id: Option<StrBytes>,
     /// The client's address (DescribeGroups shows it as the member's host).
     pub peer: Option<std::net::SocketAddr>,
+    /// The connection's client and listener.
+    pub session: Arc<Session>,
     errors: Mutex<Vec<i16>>,
 }
 
@@ -28,7 +39,7 @@ impl RequestContext {
         version: i16,
         correlation_id: i32,
         client_id: Option<StrBytes>,
-        peer: Option<std::net::SocketAddr>,
+        session: Arc<Session>,
     ) -> RequestContext {
         RequestContext {
             broker,
@@ -36,7 +47,8 @@ impl RequestContext {
             version,
             correlation_id,
             client_id,
-            peer,
+            peer: session.peer,
+            session,
             errors: Mutex::new(Vec::new()),
         }
     }

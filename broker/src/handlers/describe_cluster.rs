@@ -19,7 +19,7 @@ pub fn handle(ctx: &RequestContext, _request: DescribeClusterRequest) -> Describ
         ))
         .with_controller_id(super::metadata::controller_id(b).into())
         .with_brokers(
-            super::metadata::all_brokers(b)
+            super::metadata::all_brokers(b, &ctx.session.listener)
                 .into_iter()
                 .map(|m| {
                     DescribeClusterBroker::default()

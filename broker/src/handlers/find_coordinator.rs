@@ -23,10 +23,11 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// The answer for one key: error code and message (`None` when this broker is it).
 /// The broker coordinating `key`: (node id, host, port), or an error code and message.
 fn coordinator(
-    b: &crate::Broker,
+    ctx: &RequestContext,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), (i16, &'static str)> {
+    let b = &ctx.broker;
     if let Some(refused) = lookup(key_type, key) {
         return Err(refused);
     }
@@ -42,7 +43,9 @@ fn coordinator(
         .ok_or(unavailable)?;
     let state = cluster.state();
     let broker = state.brokers.get(&leader).ok_or(unavailable)?;
-    Ok((leader as i32, broker.host.clone(), broker.port))
+    // A coordinator without this client's listener cannot be reached by it.
+    let (host, port) = broker.endpoint(&ctx.session.listener).ok_or(unavailable)?;
+    Ok((leader as i32, host.to_string(), port))
 }
 
 fn lookup(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
@@ -61,14 +64,13 @@ fn lookup(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
 }
 
 pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let b = &ctx.broker;
     let key_type = if ctx.version >= 1 {
         request.key_type
     } else {
         KEY_TYPE_GROUP
     };
     if ctx.version < 4 {
-        return match coordinator(b, key_type, request.key.as_str()) {
+        return match coordinator(ctx, key_type, request.key.as_str()) {
             Ok((node, host, port)) => FindCoordinatorResponse::default()
                 .with_node_id(node.into())
                 .with_host(StrBytes::from_string(host))
@@ -82,7 +84,7 @@ pub fn handle(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoor
     let coordinators = request
         .coordinator_keys
         .into_iter()
-        .map(|key| match coordinator(b, key_type, key.as_str()) {
+        .map(|key| match coordinator(ctx, key_type, key.as_str()) {
             Ok((node, host, port)) => Coordinator::default()
                 .with_key(key)
                 .with_node_id(node.into())

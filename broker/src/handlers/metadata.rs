@@ -16,17 +16,21 @@ use super::AUTHORIZED_OPERATIONS_OMITTED;
 use crate::topics::{validate_topic_name, Topic};
 use crate::Broker;
 
-/// Every broker clients may connect to: every registered broker.
-pub fn all_brokers(b: &Broker) -> Vec<MetadataResponseBroker> {
+/// Every broker a client of `listener` may connect to: every registered broker with a
+/// listener of that name, at that listener's advertised address.
+pub fn all_brokers(b: &Broker, listener: &str) -> Vec<MetadataResponseBroker> {
     let state = b.cluster.state();
     state
         .brokers
         .iter()
-        .map(|(&id, meta)| {
-            MetadataResponseBroker::default()
-                .with_node_id((id as i32).into())
-                .with_host(StrBytes::from_string(meta.host.clone()))
-                .with_port(meta.port)
+        .filter_map(|(&id, meta)| {
+            let (host, port) = meta.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id((id as i32).into())
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port),
+            )
         })
         .collect()
 }
@@ -149,7 +153,7 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         out
     };
     MetadataResponse::default()
-        .with_brokers(all_brokers(b))
+        .with_brokers(all_brokers(b, &ctx.session.listener))
         .with_cluster_id(b.client_cluster_id().map(StrBytes::from_string))
         .with_controller_id(controller_id(b).into())
         .with_topics(topics)

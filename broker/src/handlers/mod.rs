@@ -36,7 +36,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::request::Body;
-pub use context::RequestContext;
+pub use context::{RequestContext, Session};
 
 /// A response body still being waited for (durability, Fetch data).
 pub type Deferred = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;

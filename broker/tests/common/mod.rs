@@ -29,9 +29,11 @@ pub async fn start_broker_with(
 /// The settings of [`start_broker`]: `dir`, ephemeral ports, 4 offsets partitions,
 /// joins that complete at once.
 pub fn test_config(dir: &std::path::Path) -> broker::BrokerConfig {
+    let mut listeners = broker::config::ListenerSettings::default();
+    listeners.kafka_addr = Some("127.0.0.1:0".into());
     broker::BrokerConfig {
         data_dir: dir.to_path_buf(),
-        kafka_addr: "127.0.0.1:0".into(),
+        listeners,
         admin_addr: "127.0.0.1:0".into(),
         groups: broker::config::GroupConfig {
             // No waiting for more members in tests: a join completes at once.

@@ -47,6 +47,10 @@ pub enum MetaRecord {
         /// identities): a node that registers with a new one lost its directory.
         #[serde(default)]
         incarnation: String,
+        /// The address of each of its listeners by name (empty from releases before
+        /// listeners: `host`/`port` then serve every listener).
+        #[serde(default)]
+        listeners: BTreeMap<String, Endpoint>,
     },
     /// Creates a topic; groups and replicas are chosen when it is applied.
     CreateTopic {
@@ -185,6 +189,30 @@ pub struct BrokerMeta {
     /// The incarnation of its data directory (see `crate::identity`).
     #[serde(default)]
     pub incarnation: String,
+    /// Its listeners' advertised addresses by listener name.
+    #[serde(default)]
+    pub listeners: BTreeMap<String, Endpoint>,
+}
+
+/// A host and port clients connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+}
+
+impl BrokerMeta {
+    /// Where a client of `listener` reaches this broker: `None` when the broker has no
+    /// listener of that name (as Kafka, it is then left out of that client's view). A
+    /// registration from before listeners serves every listener at `host:port`.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .get(listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 /// One partition: its Raft group and the brokers holding its replicas.
@@ -334,12 +362,14 @@ impl MetadataState {
                 port,
                 admin,
                 incarnation,
+                listeners,
             } => {
                 let meta = BrokerMeta {
                     host,
                     port,
                     admin,
                     incarnation,
+                    listeners,
                 };
                 if self.brokers.get(&id) == Some(&meta) {
                     return Change::None;

@@ -9,6 +9,7 @@ fn register(s: &mut MetadataState, n: u64) {
             port: 9000 + id as i32,
             admin: String::new(),
             incarnation: String::new(),
+            listeners: Default::default(),
         });
     }
 }

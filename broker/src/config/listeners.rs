@@ -1,0 +1,478 @@
+//! Kafka listeners: `listeners`, `advertised.listeners`, `listener.security.protocol.map`
+//! and the `ssl.*` settings, global or per listener (`listener.name.<name>.ssl.*`),
+//! with Kafka's names and rules.
+//!
+//! `kafka-addr` (and `advertised-kafka-addr`) remain the shorthand for one PLAINTEXT
+//! listener; setting both `kafka-addr` and `listeners` is an error. Listener names are
+//! case-insensitive and reported upper-case, as Kafka normalises them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Kafka's security protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn parse(name: &str) -> Option<SecurityProtocol> {
+        Some(match name.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => SecurityProtocol::Plaintext,
+            "SSL" => SecurityProtocol::Ssl,
+            "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
+            "SASL_SSL" => SecurityProtocol::SaslSsl,
+            _ => return None,
+        })
+    }
+
+    /// Kafka's name of the protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+/// `ssl.client.auth`: whether a TLS listener asks for a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No certificate is asked for (Kafka's default).
+    #[default]
+    None,
+    /// A certificate is asked for; a client without one still connects.
+    Requested,
+    /// A connection without a certificate the trust store vouches for is refused.
+    Required,
+}
+
+/// TLS versions a listener accepts (`ssl.enabled.protocols`): 1.2 and 1.3 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// A TLS listener's settings, from the `ssl.*` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `ssl.keystore.location`: one PEM file holding the private key and the
+    /// certificate chain, the listener's own certificate first.
+    pub keystore: PathBuf,
+    /// `ssl.truststore.location`: PEM certificates of the authorities that vouch for
+    /// client certificates.
+    pub truststore: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    pub versions: Vec<TlsVersion>,
+}
+
+/// One resolved listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Upper-case name (`PLAINTEXT`, `SSL`, `INTERNAL`, …).
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    /// Where it binds (`host:port`; an empty host binds every interface).
+    pub bind: String,
+    /// What clients are told (`host:port`); the bound address when `None`.
+    pub advertised: Option<String>,
+    /// For SSL listeners.
+    pub tls: Option<TlsSettings>,
+}
+
+/// The `ssl.*` keys a listener may set.
+const SSL_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.protocol",
+    "ssl.key.password",
+];
+
+/// The listener settings as configured, resolved by [`ListenerSettings::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListenerSettings {
+    /// `kafka-addr`: the PLAINTEXT shorthand.
+    pub kafka_addr: Option<String>,
+    /// `advertised-kafka-addr`.
+    pub advertised_kafka_addr: Option<String>,
+    listeners: Option<String>,
+    advertised_listeners: Option<String>,
+    protocol_map: Option<String>,
+    /// `ssl.*` values by (listener name upper-case, or "" for the global ones, key).
+    ssl: BTreeMap<(String, String), String>,
+}
+
+/// The address of the shorthand listener when nothing is configured.
+pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
+
+impl ListenerSettings {
+    /// Sets `key` when it is a listener setting: `None` when it is not one.
+    pub fn set(&mut self, key: &str, value: &str) -> Option<Result<(), String>> {
+        let value = value.to_string();
+        match key {
+            "kafka-addr" => self.kafka_addr = Some(value),
+            "advertised-kafka-addr" => self.advertised_kafka_addr = Some(value),
+            "listeners" => self.listeners = Some(value),
+            "advertised.listeners" => self.advertised_listeners = Some(value),
+            "listener.security.protocol.map" => self.protocol_map = Some(value),
+            _ => return self.set_ssl(key, value),
+        }
+        Some(Ok(()))
+    }
+
+    fn set_ssl(&mut self, key: &str, value: String) -> Option<Result<(), String>> {
+        let (listener, ssl_key) = match key.strip_prefix("listener.name.") {
+            Some(rest) => {
+                let (name, k) = rest.split_once('.')?;
+                (name.to_ascii_uppercase(), k)
+            }
+            None => (String::new(), key),
+        };
+        if !SSL_KEYS.contains(&ssl_key) {
+            return None;
+        }
+        Some(check_ssl_value(ssl_key, &value).map(|()| {
+            self.ssl.insert((listener, ssl_key.to_string()), value);
+        }))
+    }
+
+    /// The listeners to open, in the order configured (the first is the one the
+    /// broker registers as its main address).
+    pub fn resolve(&self) -> Result<Vec<Listener>, String> {
+        let Some(spec) = &self.listeners else {
+            let bind = self.kafka_addr.as_deref().unwrap_or(DEFAULT_KAFKA_ADDR);
+            let (_, port) = bind.rsplit_once(':').unwrap_or_default();
+            if port.parse::<u16>().is_err() {
+                return Err(format!("kafka-addr: {bind:?} is not HOST:PORT"));
+            }
+            return Ok(vec![Listener {
+                name: "PLAINTEXT".into(),
+                protocol: SecurityProtocol::Plaintext,
+                bind: bind.to_string(),
+                advertised: self.advertised_kafka_addr.clone(),
+                tls: None,
+            }]);
+        };
+        if self.kafka_addr.is_some() || self.advertised_kafka_addr.is_some() {
+            return Err(
+                "set either listeners or kafka-addr (its PLAINTEXT shorthand), not both; \
+                 advertised-kafka-addr goes with kafka-addr, advertised.listeners with listeners"
+                    .into(),
+            );
+        }
+        let protocols = self.protocol_map()?;
+        let mut out: Vec<Listener> = Vec::new();
+        for (name, bind) in endpoints("listeners", spec)? {
+            let protocol = *protocols.get(&name).ok_or_else(|| {
+                format!("listener {name} is not in listener.security.protocol.map")
+            })?;
+            if out.iter().any(|l| l.name == name) {
+                return Err(format!("listeners names {name} twice"));
+            }
+            if out.iter().any(|l| port_of(&l.bind) == port_of(&bind)) {
+                return Err(format!("listeners binds port {} twice", port_of(&bind)));
+            }
+            let tls = match protocol {
+                SecurityProtocol::Plaintext => None,
+                SecurityProtocol::Ssl => Some(self.tls_settings(&name)?),
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                    return Err(format!(
+                        "listener {name}: {} needs SASL authentication, which this broker \
+                         does not offer yet; use PLAINTEXT or SSL",
+                        protocol.name()
+                    ))
+                }
+            };
+            out.push(Listener {
+                name,
+                protocol,
+                bind,
+                advertised: None,
+                tls,
+            });
+        }
+        if let Some(advertised) = &self.advertised_listeners {
+            for (name, addr) in endpoints("advertised.listeners", advertised)? {
+                let l = out.iter_mut().find(|l| l.name == name).ok_or_else(|| {
+                    format!("advertised.listeners names {name}, which listeners does not")
+                })?;
+                l.advertised = Some(addr);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `listener.security.protocol.map`, or Kafka's default (each protocol maps to
+    /// itself).
+    fn protocol_map(&self) -> Result<BTreeMap<String, SecurityProtocol>, String> {
+        let text = self.protocol_map.as_deref().unwrap_or(
+            "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        );
+        let mut map = BTreeMap::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, protocol) = pair.split_once(':').ok_or_else(|| {
+                format!("listener.security.protocol.map: {pair:?} is not NAME:PROTOCOL")
+            })?;
+            let protocol = SecurityProtocol::parse(protocol).ok_or_else(|| {
+                format!(
+                    "listener.security.protocol.map: {protocol:?} is not PLAINTEXT, SSL, \
+                     SASL_PLAINTEXT or SASL_SSL"
+                )
+            })?;
+            map.insert(listener_name(name)?, protocol);
+        }
+        Ok(map)
+    }
+
+    /// The TLS settings of listener `name`: its `listener.name.<name>.ssl.*` keys over
+    /// the global `ssl.*` ones.
+    fn tls_settings(&self, name: &str) -> Result<TlsSettings, String> {
+        let get = |key: &str| {
+            self.ssl
+                .get(&(name.to_string(), key.to_string()))
+                .or_else(|| self.ssl.get(&(String::new(), key.to_string())))
+                .map(String::as_str)
+        };
+        if get("ssl.key.password").is_some() {
+            return Err(format!(
+                "listener {name}: ssl.key.password is set, but encrypted private keys are not \
+                 supported; give ssl.keystore.location an unencrypted PEM key (readable by \
+                 the broker only)"
+            ));
+        }
+        let keystore = get("ssl.keystore.location").ok_or_else(|| {
+            format!(
+                "listener {name} is SSL but ssl.keystore.location is not set (a PEM file with \
+                 the private key and the certificate chain)"
+            )
+        })?;
+        let client_auth = match get("ssl.client.auth").unwrap_or("none") {
+            "required" => ClientAuth::Required,
+            "requested" => ClientAuth::Requested,
+            _ => ClientAuth::None,
+        };
+        let truststore = get("ssl.truststore.location").map(PathBuf::from);
+        if client_auth != ClientAuth::None && truststore.is_none() {
+            return Err(format!(
+                "listener {name}: ssl.client.auth asks for client certificates, so \
+                 ssl.truststore.location must name the PEM certificates that vouch for them"
+            ));
+        }
+        let versions = tls_versions(get("ssl.enabled.protocols").unwrap_or("TLSv1.2,TLSv1.3"))?;
+        Ok(TlsSettings {
+            keystore: PathBuf::from(keystore),
+            truststore,
+            client_auth,
+            versions,
+        })
+    }
+}
+
+/// Checks one `ssl.*` value as it is set.
+fn check_ssl_value(key: &str, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    match key {
+        "ssl.keystore.type" | "ssl.truststore.type" if !v.eq_ignore_ascii_case("PEM") => Err(
+            format!("{key}: {value:?} is not supported; the broker reads PEM files only"),
+        ),
+        "ssl.client.auth" if !matches!(v, "required" | "requested" | "none") => Err(format!(
+            "{key}: {value:?} is not required, requested or none"
+        )),
+        "ssl.enabled.protocols" => tls_versions(v).map(|_| ()),
+        "ssl.protocol" if !matches!(v, "TLS" | "TLSv1.2" | "TLSv1.3") => {
+            Err(format!("{key}: {value:?} is not TLS, TLSv1.2 or TLSv1.3"))
+        }
+        "ssl.keystore.location" | "ssl.truststore.location" if v.is_empty() => {
+            Err(format!("{key}: a file path is needed"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `ssl.enabled.protocols`: a list of TLSv1.2 and TLSv1.3.
+fn tls_versions(list: &str) -> Result<Vec<TlsVersion>, String> {
+    let mut out = Vec::new();
+    for v in list.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        out.push(match v {
+            "TLSv1.2" => TlsVersion::Tls12,
+            "TLSv1.3" => TlsVersion::Tls13,
+            other => {
+                return Err(format!(
+                    "ssl.enabled.protocols: {other:?} is not accepted; TLSv1.2 and TLSv1.3 only"
+                ))
+            }
+        });
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err("ssl.enabled.protocols: name TLSv1.2, TLSv1.3 or both".into());
+    }
+    Ok(out)
+}
+
+/// `NAME://host:port,...` → (upper-case name, `host:port`).
+fn endpoints(key: &str, text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, addr) = item
+            .split_once("://")
+            .ok_or_else(|| format!("{key}: {item:?} is not NAME://HOST:PORT"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{key}: {item:?} has no port"))?;
+        if port.parse::<u16>().is_err() {
+            return Err(format!("{key}: {item:?} has no valid port"));
+        }
+        // Kafka's empty host means every interface.
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        out.push((listener_name(name)?, format!("{host}:{port}")));
+    }
+    if out.is_empty() {
+        return Err(format!("{key} names no listener"));
+    }
+    Ok(out)
+}
+
+fn listener_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "{name:?} is not a listener name (letters, digits, _ and -)"
+        ));
+    }
+    Ok(name.to_ascii_uppercase())
+}
+
+fn port_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or("", |(_, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<ListenerSettings, String> {
+        let mut s = ListenerSettings::default();
+        for (k, v) in pairs {
+            s.set(k, v).expect("a listener key")?;
+        }
+        Ok(s)
+    }
+
+    #[test]
+    fn the_shorthand_is_one_plaintext_listener() {
+        let l = ListenerSettings::default().resolve().unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].name.as_str(), l[0].bind.as_str()),
+            ("PLAINTEXT", DEFAULT_KAFKA_ADDR)
+        );
+        let s = settings(&[
+            ("kafka-addr", "127.0.0.1:1"),
+            ("advertised-kafka-addr", "h:2"),
+        ]);
+        let l = s.unwrap().resolve().unwrap();
+        assert_eq!(l[0].advertised.as_deref(), Some("h:2"));
+    }
+
+    #[test]
+    fn listeners_with_a_map_per_listener_ssl_and_advertised_names() {
+        let s = settings(&[
+            ("listeners", "internal://127.0.0.1:1, EXTERNAL://:2"),
+            ("advertised.listeners", "EXTERNAL://broker.example:2"),
+            (
+                "listener.security.protocol.map",
+                "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
+            ),
+            ("ssl.keystore.location", "/k.pem"),
+            ("listener.name.external.ssl.client.auth", "required"),
+            ("listener.name.external.ssl.truststore.location", "/ca.pem"),
+            ("ssl.enabled.protocols", "TLSv1.3"),
+        ])
+        .unwrap();
+        let l = s.resolve().unwrap();
+        assert_eq!(l[0].name, "INTERNAL");
+        assert_eq!(l[0].protocol, SecurityProtocol::Plaintext);
+        assert_eq!(
+            (l[1].bind.as_str(), l[1].advertised.as_deref()),
+            ("0.0.0.0:2", Some("broker.example:2"))
+        );
+        let tls = l[1].tls.as_ref().unwrap();
+        assert_eq!(tls.client_auth, ClientAuth::Required);
+        assert_eq!(
+            tls.truststore.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert_eq!(tls.versions, vec![TlsVersion::Tls13]);
+    }
+
+    #[test]
+    fn bad_listener_settings_are_refused_with_the_reason() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("listeners", "PLAINTEXT://h:1"), ("kafka-addr", "h:2")],
+                "not both",
+            ),
+            (&[("listeners", "SSL://h:1")], "ssl.keystore.location"),
+            (&[("listeners", "OTHER://h:1")], "protocol.map"),
+            (&[("listeners", "PLAINTEXT://h:1,PLAINTEXT://h:2")], "twice"),
+            (&[("listeners", "PLAINTEXT://h:1,SSL://h:1")], "twice"),
+            (&[("listeners", "PLAINTEXT://h")], "port"),
+            (&[("listeners", "h:1")], "NAME://"),
+            (&[("listeners", "SASL_SSL://h:1")], "SASL"),
+            (
+                &[
+                    ("listeners", "PLAINTEXT://h:1"),
+                    ("advertised.listeners", "SSL://h:1"),
+                ],
+                "does not",
+            ),
+            (
+                &[
+                    ("listeners", "SSL://h:1"),
+                    ("ssl.keystore.location", "/k"),
+                    ("ssl.client.auth", "required"),
+                ],
+                "truststore",
+            ),
+            (
+                &[
+                    ("listeners", "SSL://h:1"),
+                    ("ssl.keystore.location", "/k"),
+                    ("ssl.key.password", "x"),
+                ],
+                "encrypted",
+            ),
+        ];
+        for (pairs, why) in cases {
+            let err = settings(pairs).and_then(|s| s.resolve()).unwrap_err();
+            assert!(err.contains(why), "{pairs:?}: {err}");
+        }
+        for (k, v) in [
+            ("ssl.keystore.type", "JKS"),
+            ("ssl.client.auth", "sometimes"),
+            ("ssl.enabled.protocols", "TLSv1.1"),
+            ("ssl.protocol", "SSLv3"),
+        ] {
+            assert!(settings(&[(k, v)]).is_err(), "{k}={v}");
+        }
+        assert!(ListenerSettings::default()
+            .set("ssl.cipher.suites", "x")
+            .is_none());
+    }
+}
