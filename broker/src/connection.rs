@@ -24,9 +24,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, debug_span, warn, Instrument};
 
-use crate::handlers::{self, Reply, RequestContext, Session};
+use crate::handlers::{self, Reply, RequestContext};
 use crate::metrics::{ApiLabels, RequestLabels};
 use crate::response_frame::{self, ResponseFrame};
+use crate::session::{ListenerId, Session};
 use crate::shutdown::Shutdown;
 use crate::Broker;
 
@@ -137,11 +138,13 @@ struct Pending {
 
 /// Serves one plaintext connection until the client closes it, it misbehaves, or
 /// shutdown.
-pub async fn serve(stream: TcpStream, listener: Arc<str>, broker: Arc<Broker>, shutdown: Shutdown) {
-    let session = Session {
-        peer: stream.peer_addr().ok(),
-        listener,
-    };
+pub async fn serve(
+    stream: TcpStream,
+    listener: ListenerId,
+    broker: Arc<Broker>,
+    shutdown: Shutdown,
+) {
+    let session = listener.session(stream.peer_addr().ok());
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     serve_halves(read_half, write_half, session, broker, shutdown).await
@@ -153,14 +156,11 @@ pub async fn serve(stream: TcpStream, listener: Arc<str>, broker: Arc<Broker>, s
 pub async fn serve_tls(
     stream: TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
-    listener: Arc<str>,
+    listener: ListenerId,
     broker: Arc<Broker>,
     shutdown: Shutdown,
 ) {
-    let session = Session {
-        peer: stream.peer_addr().ok(),
-        listener,
-    };
+    let session = listener.session(stream.peer_addr().ok());
     let _ = stream.set_nodelay(true);
     let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
     let outcome = match handshake.await {
@@ -233,6 +233,10 @@ async fn serve_halves<R, W>(
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 if tx.send(pending).await.is_err() {
                     break Stop::Closing; // the writer failed: the socket is gone
+                }
+                if session.closing() {
+                    // A failed authentication: its answer is written, then the end.
+                    break Stop::Closing;
                 }
             }
             Err(why) => {
@@ -323,6 +327,12 @@ async fn decode_and_dispatch(
 ) -> Result<Pending, String> {
     let request = crate::request::decode(frame)?;
     let (api, version) = (request.api, request.version);
+    if !session.may_serve(api) {
+        return Err(format!(
+            "{api:?} before SASL authentication on listener {}",
+            session.listener
+        ));
+    }
     let ctx = Arc::new(RequestContext::new(
         broker.clone(),
         api,

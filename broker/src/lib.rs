@@ -54,6 +54,7 @@ pub mod request;
 pub mod response_frame;
 pub mod scrape;
 pub mod server;
+pub mod session;
 pub mod shutdown;
 pub mod tls;
 pub mod topics;
@@ -99,6 +100,8 @@ pub struct Broker {
     pub queued_request_bytes: Arc<tokio::sync::Semaphore>,
     /// Free space against `storage.min.free.bytes`.
     pub disk: disk_space::DiskSpace,
+    /// Recent failed SASL authentications per client address.
+    pub failed_logins: session::FailedLogins,
 }
 
 impl Broker {

@@ -31,6 +31,14 @@ pub struct TlsLabels {
     pub outcome: String,
 }
 
+/// SASL authentications, by listener, mechanism and outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SaslLabels {
+    pub listener: String,
+    pub mechanism: String,
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabels {
     pub api: String,
@@ -88,6 +96,8 @@ pub struct Metrics {
     pub tls_handshakes: Family<TlsLabels, Counter>,
     /// Certificate reloads of the SSL listeners (`ok`, `failed`).
     pub tls_reloads: Family<TlsLabels, Counter>,
+    /// SASL authentications (`ok`, `failed`).
+    pub sasl_authentications: Family<SaslLabels, Counter>,
     /// Free bytes on the data directory's filesystem, as last measured.
     pub disk_free_bytes: Gauge,
     /// Produced batches appended, and retries answered without appending.
@@ -172,6 +182,7 @@ impl Metrics {
             connections_idle_closed: Counter::default(),
             tls_handshakes: Family::default(),
             tls_reloads: Family::default(),
+            sasl_authentications: Family::default(),
             disk_free_bytes: Gauge::default(),
             appended_batches: Counter::default(),
             duplicate_batches: Counter::default(),
@@ -263,6 +274,11 @@ impl Metrics {
                 "tls_certificate_reloads",
                 "Loads of an SSL listener's PEM files after a change or SIGHUP, by outcome",
                 m.tls_reloads.clone(),
+            );
+            r.register(
+                "sasl_authentications",
+                "SASL authentications, by listener, mechanism and outcome",
+                m.sasl_authentications.clone(),
             );
             r.register(
                 "produced_batches_appended",

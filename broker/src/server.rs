@@ -22,6 +22,7 @@ use crate::group::Coordinator;
 use crate::health::{self, TaskEnd};
 use crate::identity::IdentityFile;
 use crate::metrics::Metrics;
+use crate::session::ListenerId;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::tls::ListenerTls;
 use crate::topics::Topics;
@@ -138,7 +139,7 @@ async fn bind(what: &str, addr: &str) -> Result<TcpListener> {
 /// A Kafka listener, bound and ready to accept.
 struct Accepting {
     listener: TcpListener,
-    name: Arc<str>,
+    id: ListenerId,
     /// For an SSL listener.
     tls: Option<Arc<ListenerTls>>,
 }
@@ -166,7 +167,10 @@ async fn bind_listeners(specs: Vec<Listener>) -> Result<(Vec<Accepting>, Vec<Kaf
         });
         accepting.push(Accepting {
             listener,
-            name: spec.name.into(),
+            id: ListenerId {
+                name: spec.name.into(),
+                mechanisms: spec.sasl_mechanisms.into(),
+            },
             tls,
         });
     }
@@ -209,6 +213,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
             config.queued_max_request_bytes,
         )),
         disk: Default::default(),
+        failed_logins: Default::default(),
         config,
     });
     for l in &broker.listeners {
@@ -515,16 +520,16 @@ async fn accept_loop(
                     continue;
                 };
                 let (broker, shutdown) = (broker.clone(), shutdown.clone());
-                let (name, tls) = (accepting.name.clone(), accepting.tls.clone());
+                let (id, tls) = (accepting.id.clone(), accepting.tls.clone());
                 broker.metrics.connections_total.inc();
                 broker.metrics.connections_open.inc();
                 tokio::spawn(async move {
                     let b = broker.clone();
                     match tls {
                         Some(tls) => {
-                            connection::serve_tls(stream, tls.acceptor(), name, b, shutdown).await
+                            connection::serve_tls(stream, tls.acceptor(), id, b, shutdown).await
                         }
-                        None => connection::serve(stream, name, b, shutdown).await,
+                        None => connection::serve(stream, id, b, shutdown).await,
                     }
                     broker.metrics.connections_open.dec();
                     drop(held);

@@ -6,7 +6,8 @@
 //! Produce request below v3 closes its connection.
 //!
 //! FindCoordinator v0 matters for the same reason: librdkafka enables LZ4 only when it
-//! is in the list.
+//! is in the list; and SaslHandshake v0, without which librdkafka before 2.2 reports
+//! "SASL Handshake not supported by broker" (v0 itself answers UNSUPPORTED_VERSION).
 //!
 //! The group APIs stop below Kafka's newest versions where those belong to KIP-848's
 //! consumer protocol (OffsetCommit v9 and OffsetFetch v9 carry member epochs);
@@ -42,6 +43,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Lowest Produce version actually accepted (RecordBatch v2 only).
@@ -55,16 +60,24 @@ pub fn range(api: ApiKey) -> Option<(i16, i16)> {
         .map(|&(_, min, max)| (min, max))
 }
 
+/// Lowest SaslHandshake version accepted: v0 is followed by raw SASL frames, which no
+/// client since Kafka 1.0 sends; it is advertised because librdkafka before 2.2 enables
+/// SASL only when SaslHandshake v0 is in range (it then uses v1).
+pub const SASL_HANDSHAKE_MIN_ACCEPTED: i16 = 1;
+
+/// The lowest version of `api` that is answered (above the advertised minimum for
+/// Produce and SaslHandshake).
+fn min_accepted(api: ApiKey, advertised_min: i16) -> i16 {
+    match api {
+        ApiKey::Produce => advertised_min.max(PRODUCE_MIN_ACCEPTED),
+        ApiKey::SaslHandshake => advertised_min.max(SASL_HANDSHAKE_MIN_ACCEPTED),
+        _ => advertised_min,
+    }
+}
+
 /// Whether requests of `api` at `version` are answered.
 pub fn accepted(api: ApiKey, version: i16) -> bool {
-    let min_accepted = |min: i16| {
-        if api == ApiKey::Produce {
-            min.max(PRODUCE_MIN_ACCEPTED)
-        } else {
-            min
-        }
-    };
-    range(api).is_some_and(|(min, max)| (min_accepted(min)..=max).contains(&version))
+    range(api).is_some_and(|(min, max)| (min_accepted(api, min)..=max).contains(&version))
 }
 
 #[cfg(test)]
@@ -76,11 +89,7 @@ mod tests {
         for &(api, min, max) in SUPPORTED {
             let codec = api.valid_versions();
             assert!(min <= max, "{api:?}");
-            let lowest = if api == ApiKey::Produce {
-                PRODUCE_MIN_ACCEPTED
-            } else {
-                min
-            };
+            let lowest = min_accepted(api, min);
             assert!(
                 codec.min <= lowest && max <= codec.max,
                 "{api:?}: {min}..={max} vs {codec:?}"
@@ -90,5 +99,7 @@ mod tests {
         assert!(accepted(ApiKey::Produce, 3));
         assert!(accepted(ApiKey::JoinGroup, 0));
         assert!(!accepted(ApiKey::OffsetCommit, 9));
+        assert!(!accepted(ApiKey::SaslHandshake, 0));
+        assert!(accepted(ApiKey::SaslHandshake, 1));
     }
 }

@@ -14,8 +14,8 @@ pub use plain::{parse_plain, PlainError};
 pub use scram::client::{ScramClient, ScramClientFinal};
 pub use scram::server::ScramServer;
 pub use scram::{
-    credential, credential_from_salted, new_salt, salted_password, ScramCredential, ScramError,
-    MAX_ITERATIONS, MIN_ITERATIONS,
+    credential, credential_from_salted, new_salt, salted_password, verify_password,
+    ScramCredential, ScramError, MAX_ITERATIONS, MIN_ITERATIONS,
 };
 
 /// A SASL mechanism the broker offers.

@@ -1,6 +1,6 @@
-//! Kafka listeners: `listeners`, `advertised.listeners`, `listener.security.protocol.map`
-//! and the `ssl.*` settings, global or per listener (`listener.name.<name>.ssl.*`),
-//! with Kafka's names and rules.
+//! Kafka listeners: `listeners`, `advertised.listeners`, `listener.security.protocol.map`,
+//! the `ssl.*` settings and `sasl.enabled.mechanisms`, global or per listener
+//! (`listener.name.<name>.ssl.*`), with Kafka's names and rules.
 //!
 //! `kafka-addr` (and `advertised-kafka-addr`) remain the shorthand for one PLAINTEXT
 //! listener; setting both `kafka-addr` and `listeners` is an error. Listener names are
@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use sasl::Mechanism;
 
 /// Kafka's security protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +84,15 @@ pub struct Listener {
     pub bind: String,
     /// What clients are told (`host:port`); the bound address when `None`.
     pub advertised: Option<String>,
-    /// For SSL listeners.
+    /// For SSL and SASL_SSL listeners.
     pub tls: Option<TlsSettings>,
+    /// For SASL listeners: the mechanisms offered (`sasl.enabled.mechanisms`).
+    pub sasl_mechanisms: Vec<Mechanism>,
 }
 
-/// The `ssl.*` keys a listener may set.
-const SSL_KEYS: &[&str] = &[
+/// The `ssl.*` and `sasl.*` keys a listener may set.
+const SECURITY_KEYS: &[&str] = &[
+    "sasl.enabled.mechanisms",
     "ssl.keystore.type",
     "ssl.keystore.location",
     "ssl.truststore.type",
@@ -108,8 +113,9 @@ pub struct ListenerSettings {
     listeners: Option<String>,
     advertised_listeners: Option<String>,
     protocol_map: Option<String>,
-    /// `ssl.*` values by (listener name upper-case, or "" for the global ones, key).
-    ssl: BTreeMap<(String, String), String>,
+    /// `ssl.*` and `sasl.*` values by (listener name upper-case, or "" for the
+    /// global ones, key).
+    security: BTreeMap<(String, String), String>,
 }
 
 /// The address of the shorthand listener when nothing is configured.
@@ -125,12 +131,12 @@ impl ListenerSettings {
             "listeners" => self.listeners = Some(value),
             "advertised.listeners" => self.advertised_listeners = Some(value),
             "listener.security.protocol.map" => self.protocol_map = Some(value),
-            _ => return self.set_ssl(key, value),
+            _ => return self.set_security(key, value),
         }
         Some(Ok(()))
     }
 
-    fn set_ssl(&mut self, key: &str, value: String) -> Option<Result<(), String>> {
+    fn set_security(&mut self, key: &str, value: String) -> Option<Result<(), String>> {
         let (listener, ssl_key) = match key.strip_prefix("listener.name.") {
             Some(rest) => {
                 let (name, k) = rest.split_once('.')?;
@@ -138,11 +144,11 @@ impl ListenerSettings {
             }
             None => (String::new(), key),
         };
-        if !SSL_KEYS.contains(&ssl_key) {
+        if !SECURITY_KEYS.contains(&ssl_key) {
             return None;
         }
-        Some(check_ssl_value(ssl_key, &value).map(|()| {
-            self.ssl.insert((listener, ssl_key.to_string()), value);
+        Some(check_value(ssl_key, &value).map(|()| {
+            self.security.insert((listener, ssl_key.to_string()), value);
         }))
     }
 
@@ -161,6 +167,7 @@ impl ListenerSettings {
                 bind: bind.to_string(),
                 advertised: self.advertised_kafka_addr.clone(),
                 tls: None,
+                sasl_mechanisms: Vec::new(),
             }]);
         };
         if self.kafka_addr.is_some() || self.advertised_kafka_addr.is_some() {
@@ -183,15 +190,17 @@ impl ListenerSettings {
                 return Err(format!("listeners binds port {} twice", port_of(&bind)));
             }
             let tls = match protocol {
-                SecurityProtocol::Plaintext => None,
-                SecurityProtocol::Ssl => Some(self.tls_settings(&name)?),
-                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
-                    return Err(format!(
-                        "listener {name}: {} needs SASL authentication, which this broker \
-                         does not offer yet; use PLAINTEXT or SSL",
-                        protocol.name()
-                    ))
+                SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
+                    Some(self.tls_settings(&name)?)
                 }
+                SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
+            };
+            let sasl_mechanisms = match protocol {
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                    let list = self.get(&name, "sasl.enabled.mechanisms");
+                    mechanisms(list.unwrap_or(DEFAULT_SASL_MECHANISMS))?
+                }
+                SecurityProtocol::Plaintext | SecurityProtocol::Ssl => Vec::new(),
             };
             out.push(Listener {
                 name,
@@ -199,6 +208,7 @@ impl ListenerSettings {
                 bind,
                 advertised: None,
                 tls,
+                sasl_mechanisms,
             });
         }
         if let Some(advertised) = &self.advertised_listeners {
@@ -234,15 +244,17 @@ impl ListenerSettings {
         Ok(map)
     }
 
+    /// Listener `name`'s value of a security key: its own, else the global one.
+    fn get(&self, name: &str, key: &str) -> Option<&str> {
+        let own = self.security.get(&(name.to_string(), key.to_string()));
+        own.or_else(|| self.security.get(&(String::new(), key.to_string())))
+            .map(String::as_str)
+    }
+
     /// The TLS settings of listener `name`: its `listener.name.<name>.ssl.*` keys over
     /// the global `ssl.*` ones.
     fn tls_settings(&self, name: &str) -> Result<TlsSettings, String> {
-        let get = |key: &str| {
-            self.ssl
-                .get(&(name.to_string(), key.to_string()))
-                .or_else(|| self.ssl.get(&(String::new(), key.to_string())))
-                .map(String::as_str)
-        };
+        let get = |key: &str| self.get(name, key);
         if get("ssl.key.password").is_some() {
             return Err(format!(
                 "listener {name}: ssl.key.password is set, but encrypted private keys are not \
@@ -278,10 +290,35 @@ impl ListenerSettings {
     }
 }
 
-/// Checks one `ssl.*` value as it is set.
-fn check_ssl_value(key: &str, value: &str) -> Result<(), String> {
+/// Mechanisms a SASL listener offers unless `sasl.enabled.mechanisms` says otherwise
+/// (PLAIN sends the password itself, so it is offered only when asked for).
+pub const DEFAULT_SASL_MECHANISMS: &str = "SCRAM-SHA-256,SCRAM-SHA-512";
+
+/// `sasl.enabled.mechanisms`: a list of PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+fn mechanisms(list: &str) -> Result<Vec<Mechanism>, String> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let m = Mechanism::parse(name).ok_or_else(|| {
+            format!(
+                "sasl.enabled.mechanisms: {name:?} is not offered; PLAIN, SCRAM-SHA-256 and \
+                 SCRAM-SHA-512 are"
+            )
+        })?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        return Err("sasl.enabled.mechanisms names no mechanism".into());
+    }
+    Ok(out)
+}
+
+/// Checks one `ssl.*` or `sasl.*` value as it is set.
+fn check_value(key: &str, value: &str) -> Result<(), String> {
     let v = value.trim();
     match key {
+        "sasl.enabled.mechanisms" => mechanisms(v).map(|_| ()),
         "ssl.keystore.type" | "ssl.truststore.type" if !v.eq_ignore_ascii_case("PEM") => Err(
             format!("{key}: {value:?} is not supported; the broker reads PEM files only"),
         ),
@@ -434,7 +471,14 @@ mod tests {
             (&[("listeners", "PLAINTEXT://h:1,SSL://h:1")], "twice"),
             (&[("listeners", "PLAINTEXT://h")], "port"),
             (&[("listeners", "h:1")], "NAME://"),
-            (&[("listeners", "SASL_SSL://h:1")], "SASL"),
+            (&[("listeners", "SASL_SSL://h:1")], "ssl.keystore.location"),
+            (
+                &[
+                    ("listeners", "SASL_PLAINTEXT://h:1"),
+                    ("sasl.enabled.mechanisms", "GSSAPI"),
+                ],
+                "GSSAPI",
+            ),
             (
                 &[
                     ("listeners", "PLAINTEXT://h:1"),

@@ -5,16 +5,8 @@ use std::sync::{Arc, Mutex};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::session::Session;
 use crate::Broker;
-
-/// Who is on the other end of a connection, and where it came in.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub peer: Option<std::net::SocketAddr>,
-    /// The name of the listener it connected to (Metadata answers with that
-    /// listener's addresses).
-    pub listener: Arc<str>,
-}
 
 /// What a handler knows about the request it answers, and the error codes it returned
 /// (for metrics).

@@ -25,6 +25,9 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
+mod scram_users;
 mod sync_group;
 mod unsupported;
 
@@ -36,7 +39,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::request::Body;
-pub use context::{RequestContext, Session};
+pub use context::RequestContext;
 
 /// A response body still being waited for (durability, Fetch data).
 pub type Deferred = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
@@ -102,6 +105,12 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::IncrementalAlterConfigs(r) => {
             Reply::now(configs::incremental_alter(&ctx, r).await)
         }
+        RequestKind::SaslHandshake(r) => Reply::now(sasl_handshake::handle(&ctx, r)),
+        RequestKind::SaslAuthenticate(r) => {
+            Reply::now(sasl_authenticate::handle(ctx.clone(), r).await)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => Reply::now(scram_users::describe(&ctx, r)),
+        RequestKind::AlterUserScramCredentials(r) => Reply::now(scram_users::alter(&ctx, r).await),
         other => {
             // `versions::accepted` lists only the APIs matched above.
             return Err(format!("no handler for {other:?}"));

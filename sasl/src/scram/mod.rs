@@ -137,6 +137,14 @@ pub fn credential(
     credential_from_salted(m, &salted, salt, iterations)
 }
 
+/// Whether `password` is the one behind `credential` (how PLAIN is checked against a
+/// SCRAM credential); compared in constant time.
+pub fn verify_password(m: Mechanism, password: &[u8], credential: &ScramCredential) -> bool {
+    let salted = salted_password(m, password, &credential.salt, credential.iterations);
+    let stored = hash(m, &client_key(m, &salted));
+    subtle::ConstantTimeEq::ct_eq(stored.as_slice(), credential.stored_key.as_slice()).into()
+}
+
 /// `a=value` attributes of a SCRAM message, in order.
 fn attributes(msg: &str) -> Result<Vec<(char, &str)>, ScramError> {
     msg.split(',')

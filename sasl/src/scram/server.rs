@@ -72,6 +72,10 @@ impl ScramServer {
         &self.user
     }
 
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
     /// Checks the client's proof: the authenticated user name and the server-final
     /// message (which proves to the client that the server holds its credential).
     pub fn finish(self, client_final: &[u8]) -> Result<(String, Vec<u8>), ScramError> {
@@ -86,7 +90,11 @@ impl ScramServer {
         if binding != self.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBinding);
         }
-        if expect(&attrs, 1, 'r')? != self.nonce {
+        // Kafka checks that the nonce *ends with* the server's, and librdkafka before
+        // 2.2 sends the client's nonce twice ("r=" client nonce + the whole server
+        // nonce), so exact equality would lock those clients out. The server's random
+        // part is still required, which is what makes the exchange fresh.
+        if !expect(&attrs, 1, 'r')?.ends_with(&self.nonce) {
             return Err(ScramError::NonceMismatch);
         }
         let proof = B64

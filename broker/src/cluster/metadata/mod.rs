@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::ClusterError;
+
+pub mod users;
 use crate::topics::{check_growth, validate_topic_name, TopicError, MAX_PARTITIONS_PER_TOPIC};
 
 /// Raft group id of the controller (group 0 is the node liveness channel).
@@ -130,6 +132,12 @@ pub enum MetaRecord {
         topics: Vec<ImportedTopic>,
         next_producer_id: i64,
     },
+    /// Sets and removes users' SCRAM credentials (validated by the proposer).
+    AlterScramCredentials {
+        request: u64,
+        upserts: Vec<users::ScramUpsert>,
+        deletions: Vec<users::ScramDeletion>,
+    },
     /// The whole state after the record at offset `through`: the controller's snapshot,
     /// kept in its own log. Valid only when it directly follows that record (its offset
     /// is `through + 1`); then every broker holds exactly this state after applying it,
@@ -160,6 +168,7 @@ impl MetaRecord {
             | MetaRecord::SetOverrides { request, .. }
             | MetaRecord::MovePartition { request, .. }
             | MetaRecord::AllocateProducerIds { request, .. }
+            | MetaRecord::AlterScramCredentials { request, .. }
             | MetaRecord::Import { request, .. } => Some(*request),
             MetaRecord::RegisterBroker { .. }
             | MetaRecord::MoveDone { .. }
@@ -300,6 +309,9 @@ pub struct MetadataState {
     /// Per node, the first id of the last block granted to it.
     #[serde(default, with = "as_pairs")]
     pub producer_blocks: HashMap<u64, i64>,
+    /// Users' SCRAM credentials.
+    #[serde(default)]
+    pub scram: users::ScramUsers,
     next_group: u64,
     #[serde(with = "as_pairs")]
     outcomes: HashMap<u64, Result<(), Refusal>>,
@@ -448,6 +460,12 @@ impl MetadataState {
                     }
                     None => (Err(ClusterError::ProducerIdsExhausted), Change::None),
                 }
+            }
+            MetaRecord::AlterScramCredentials {
+                upserts, deletions, ..
+            } => {
+                self.scram.apply(upserts, deletions);
+                (Ok(()), Change::None)
             }
             MetaRecord::Import {
                 node,
