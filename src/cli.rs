@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cluster;
+mod command_config;
 pub mod consume;
 pub mod group;
 pub mod log;
@@ -10,6 +11,7 @@ pub mod partition;
 pub mod produce;
 pub mod serve;
 pub mod topic;
+pub mod user;
 
 mod json;
 mod table;

@@ -45,6 +45,8 @@ enum Command {
     Version,
     /// Create, list, describe, alter and delete topics on a running broker.
     Topic(cli::topic::TopicArgs),
+    /// Create, list and delete users' SCRAM credentials (SASL) on a running broker.
+    User(cli::user::UserArgs),
     /// Write stdin lines to a topic, one record per line.
     Produce(cli::produce::ProduceArgs),
     /// Print a topic's records, from earliest, latest, an offset or a time, or as a
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => args.run(),
         Command::Version => cli::print_version(),
         Command::Topic(args) => args.run(),
+        Command::User(args) => args.run(),
         Command::Produce(args) => args.run(),
         Command::Consume(args) => args.run(),
         Command::Group(args) => args.run(),

@@ -1,5 +1,7 @@
-//! One TCP connection to one broker: size-prefixed frames, request headers, correlation
-//! ids, per-request timeouts, and the API versions negotiated at connect.
+//! One connection to one broker: size-prefixed frames, request headers, correlation
+//! ids, per-request timeouts, and the API versions negotiated at connect. Under it is
+//! plain TCP or TLS, and a SASL exchange may authenticate it before any other request,
+//! as [`ConnectionConfig::security`] says (see [`crate::security`]).
 //!
 //! A connection carries one request at a time (`&mut self`): responses come back in
 //! order, so ordering per connection is the caller's ordering. After any failure that
@@ -13,26 +15,32 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest,
-    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
-    DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FetchResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, InitProducerIdRequest,
-    InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    SyncGroupRequest, SyncGroupResponse,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
+    ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest, DeleteGroupsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, FetchRequest,
+    FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+    HeartbeatResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    InitProducerIdRequest, InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::{debug, trace};
 
 use crate::error::{Error, Result, UNSUPPORTED_VERSION};
+use crate::security::{tls, Security};
+use transport::Transport;
+
+mod authenticate;
+mod transport;
 
 /// Default cap on one response frame: Kafka's `socket.request.max.bytes` (100 MiB). A
 /// larger announced size closes the connection instead of allocating.
@@ -74,6 +82,11 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // SASL: v1 handshakes carry the tokens in SaslAuthenticate (v0 sent them raw).
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// A request this client sends, with its API key and response type. (The codec's own
@@ -117,6 +130,12 @@ requests! {
     DescribeGroupsRequest => DescribeGroupsResponse, DescribeGroups;
     DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete;
+    SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake;
+    SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate;
+    DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
+        DescribeUserScramCredentials;
+    AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
+        AlterUserScramCredentials;
 }
 
 /// Settings shared by every connection of a client.
@@ -130,6 +149,9 @@ pub struct ConnectionConfig {
     pub request_timeout: Duration,
     /// Largest response frame accepted, in bytes.
     pub max_frame_bytes: usize,
+    /// TLS and SASL (`security.protocol` and the settings it needs); plain TCP by
+    /// default.
+    pub security: Security,
 }
 
 impl Default for ConnectionConfig {
@@ -139,6 +161,7 @@ impl Default for ConnectionConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            security: Security::default(),
         }
     }
 }
@@ -147,7 +170,7 @@ impl Default for ConnectionConfig {
 #[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Transport,
     config: ConnectionConfig,
     next_correlation_id: i32,
     /// api key → the highest version both sides speak.
@@ -156,18 +179,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` and negotiates API versions (ApiVersions v3, falling back to
-    /// v0 when the broker answers UNSUPPORTED_VERSION). Fails with [`Error::Connect`]
-    /// when the whole exchange does not finish within `config.connect_timeout`.
+    /// Connects to `addr` (with a TLS handshake when the security protocol asks for
+    /// one), negotiates API versions (ApiVersions v3, falling back to v0 when the
+    /// broker answers UNSUPPORTED_VERSION) and authenticates with SASL when configured.
+    /// Fails with [`Error::Connect`] when the whole exchange does not finish within
+    /// `config.connect_timeout`, and with [`Error::Tls`] or [`Error::Authentication`]
+    /// when the broker or the client refuses the other.
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection> {
         let connect_timeout = config.connect_timeout;
         let attempt = async {
-            let stream = TcpStream::connect(addr).await.map_err(|e| Error::Connect {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
-            // Small requests (acks, fetch polls) must not wait for Nagle.
-            let _ = stream.set_nodelay(true);
+            let stream = Transport::open(addr, &config.security).await?;
+            let sasl = config.security.sasl().cloned();
             let mut conn = Connection {
                 addr: addr.to_string(),
                 stream,
@@ -177,13 +199,18 @@ impl Connection {
                 broken: false,
             };
             conn.negotiate().await?;
+            if let Some(credentials) = sasl {
+                conn.authenticate(&credentials).await?;
+            }
             Ok(conn)
         };
         match tokio::time::timeout(connect_timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(Error::Connect {
                 addr: addr.to_string(),
-                reason: format!("no connection and API versions within {connect_timeout:?}"),
+                reason: format!(
+                    "no connection, TLS, API versions and SASL within {connect_timeout:?}"
+                ),
             }),
         }
     }
@@ -338,6 +365,8 @@ impl Connection {
     ) -> Result<Option<Bytes>> {
         let attempt = async {
             self.stream.write_all(frame).await.map_err(|e| self.io(e))?;
+            // TLS may hold the last record back until flushed (a no-op on TCP).
+            self.stream.flush().await.map_err(|e| self.io(e))?;
             if !expect_response {
                 return Ok(None);
             }
@@ -436,11 +465,7 @@ impl Connection {
         let size = usize::try_from(size)
             .ok()
             .filter(|&s| s <= limit)
-            .ok_or_else(|| Error::FrameSize {
-                addr: self.addr.clone(),
-                size_bytes: i64::from(size),
-                limit_bytes: limit,
-            })?;
+            .ok_or_else(|| self.bad_frame_size(size, limit))?;
         let mut body = vec![0u8; size];
         self.stream
             .read_exact(&mut body)
@@ -449,8 +474,27 @@ impl Connection {
         Ok(Bytes::from(body))
     }
 
+    /// [`Error::FrameSize`]; or [`Error::Tls`] when a connection without TLS got what
+    /// starts a TLS record (the listener speaks TLS), which says what to configure.
+    fn bad_frame_size(&self, size: i32, limit: usize) -> Error {
+        if self.config.security.tls().is_none() && tls::is_record_header(size.to_be_bytes()) {
+            return Error::Tls {
+                addr: self.addr.clone(),
+                reason: "the broker answered in TLS: this listener needs security.protocol=SSL \
+                         or SASL_SSL (and ssl.ca.location)"
+                    .to_string(),
+            };
+        }
+        Error::FrameSize {
+            addr: self.addr.clone(),
+            size_bytes: i64::from(size),
+            limit_bytes: limit,
+        }
+    }
+
+    /// [`Error::Tls`] for a TLS failure (an alert from the broker), else [`Error::Io`].
     fn io(&self, source: std::io::Error) -> Error {
-        Error::io(&self.addr, source)
+        tls::tls_failure(&self.addr, &source).unwrap_or_else(|| Error::io(&self.addr, source))
     }
 
     /// ApiVersions: v3 first; on UNSUPPORTED_VERSION (answered in the v0 layout) retry

@@ -105,6 +105,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// TLS with the broker failed for a reason retrying does not fix: its certificate is
+    /// not signed by a trusted CA or does not name the host, or it refused this client's
+    /// certificate. The connection is closed.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// The broker address (`host:port`).
+        addr: String,
+        /// What was wrong, and which setting may fix it.
+        reason: String,
+    },
+
+    /// SASL authentication was refused (wrong user name or password, a mechanism the
+    /// listener does not enable) or the broker could not prove it holds the user's
+    /// SCRAM credential. The connection is closed.
+    #[error("SASL {mechanism} authentication with {addr} failed: {reason}")]
+    Authentication {
+        /// The broker address (`host:port`).
+        addr: String,
+        /// The SASL mechanism (`SCRAM-SHA-512`).
+        mechanism: &'static str,
+        /// The broker's error message, or what the client found wrong.
+        reason: String,
+    },
+
+    /// A client setting is unknown, malformed or inconsistent with another, or a file it
+    /// names cannot be used. Nothing was sent.
+    #[error("{setting}: {reason}")]
+    Config {
+        /// The setting's name (`ssl.ca.location`).
+        setting: String,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// Reading or writing an established connection failed; the connection is closed and
     /// the request may or may not have reached the broker.
     #[error("I/O error talking to {addr}: {error}")]
@@ -328,6 +362,8 @@ impl Error {
                 | Error::FrameSize { .. }
                 | Error::Decode { .. }
                 | Error::Connect { .. }
+                | Error::Tls { .. }
+                | Error::Authentication { .. }
         )
     }
 

@@ -1,14 +1,17 @@
 //! # client — an async Kafka client for Strata (and any Kafka-protocol broker)
 //!
 //! Speaks only the Kafka wire protocol, through the `kafka-protocol` crate's generated
-//! codecs, and depends on no other Strata crate.
+//! codecs. Of Strata's crates it uses only `strata-sasl` (the SASL exchanges, shared
+//! with the broker), never the broker or its storage.
 //!
-//! - [`Connection`]: one TCP connection, frames, correlation ids, API version
-//!   negotiation, per-request timeouts, bounded frames.
+//! - [`Connection`]: one connection, frames, correlation ids, API version
+//!   negotiation, per-request timeouts, bounded frames; over TCP or TLS, authenticated
+//!   with SASL PLAIN or SCRAM when [`security`] says so (Kafka's `security.protocol`
+//!   and `ssl.*` / `sasl.*` settings).
 //! - [`Cluster`]: bootstrap, metadata (partition → leader by node id) and a connection
 //!   per broker.
 //! - [`Admin`]: create, delete, list and describe topics; describe and alter configs;
-//!   add partitions.
+//!   add partitions; describe, set and delete users' SCRAM credentials.
 //! - [`Producer`]: batching by linger and size, the Java client's murmur2 partitioner,
 //!   acks 0/1/all, idempotence, retries with backoff, compression.
 //! - [`PartitionConsumer`]: reads one partition from earliest, latest, an offset or a
@@ -59,7 +62,9 @@ pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 pub mod record;
+pub mod security;
 pub mod topic_partition;
+pub mod users;
 
 pub use admin::Admin;
 pub use cluster::{ClientConfig, Cluster};
@@ -69,4 +74,5 @@ pub use error::{Error, KafkaCode, Result};
 pub use group::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, TryEnqueueError};
 pub use record::{Compression, ConsumerRecord, Header, ProducerRecord, RecordMetadata};
+pub use security::{Mechanism as SaslMechanism, Security, SecurityConfig, SecurityProtocol};
 pub use topic_partition::TopicPartition;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use client::connection::{Connection, ConnectionConfig};
 use client::{Acks, ClientConfig, Cluster, Error, Producer, ProducerConfig, ProducerRecord};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use common::versions;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -75,20 +75,6 @@ async fn serve(mut stream: TcpStream, handler: Handler) {
             }
         }
     }
-}
-
-fn versions(ranges: &[(ApiKey, i16, i16)]) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(
-        ranges
-            .iter()
-            .map(|&(k, min, max)| {
-                ApiVersion::default()
-                    .with_api_key(k as i16)
-                    .with_min_version(min)
-                    .with_max_version(max)
-            })
-            .collect(),
-    )
 }
 
 fn full_versions() -> ApiVersionsResponse {

@@ -31,7 +31,7 @@ use client::admin::NewTopic;
 use client::consumer::{FetchConfig, PartitionConsumer, StartOffset};
 use client::error::TOPIC_ALREADY_EXISTS;
 use client::offsets::{list_offset, LATEST_TIMESTAMP};
-use client::{Acks, Admin, ClientConfig, Cluster, Producer, ProducerConfig};
+use client::{Acks, Admin, Producer, ProducerConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 
@@ -241,12 +241,6 @@ impl BenchOptions {
         }
     }
 
-    async fn connect(&self) -> Result<Arc<Cluster>> {
-        Cluster::connect(ClientConfig::new(&self.brokers.brokers))
-            .await
-            .with_context(|| format!("connecting to {}", self.brokers.brokers))
-    }
-
     async fn run(&self, mode: Mode) -> Result<Report> {
         let cluster = self.brokers.connect().await?;
         let admin = Admin::new(Arc::clone(&cluster));
@@ -376,7 +370,7 @@ impl BenchOptions {
         let n = self.producers;
         let mut producers = Vec::new();
         for _ in 0..n {
-            let cluster = self.connect().await?;
+            let cluster = self.brokers.connect().await?;
             let producer = Producer::new(cluster, self.producer_config())
                 .await
                 .context("starting a producer")?;
@@ -449,7 +443,7 @@ impl BenchOptions {
             ..FetchConfig::default()
         };
         for c in 0..consumers {
-            let cluster = self.connect().await?;
+            let cluster = self.brokers.connect().await?;
             for p in (0..partitions).filter(|p| *p as usize % consumers == c) {
                 let consumer = PartitionConsumer::new(
                     Arc::clone(&cluster),

@@ -1,10 +1,12 @@
 //! `strata topic …`: create, list, describe, alter and delete topics on a running
 //! broker, over the Kafka protocol (so it works against any Kafka-compatible broker).
 //!
-//! Also holds what the client commands share: the `--brokers` flag and connecting.
+//! Also holds what the client commands share: the `--brokers` and `--command-config`
+//! flags and connecting.
 
 use std::future::Future;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -12,9 +14,9 @@ use clap::{Args, Subcommand};
 use client::admin::{ConfigChange, NewTopic};
 use client::{Admin, ClientConfig, Cluster};
 
-use super::Outcome;
+use super::{command_config, Outcome};
 
-/// `--brokers`, shared by every command that talks to a broker.
+/// `--brokers` and `--command-config`, shared by every command that talks to a broker.
 #[derive(Args, Debug, Clone)]
 pub struct BrokersArg {
     /// Brokers to bootstrap from, comma-separated.
@@ -26,12 +28,32 @@ pub struct BrokersArg {
         value_name = "HOST:PORT[,HOST:PORT…]"
     )]
     pub brokers: String,
+    /// Client security settings (TLS, SASL) in a Java-properties file, under Kafka's
+    /// names: security.protocol, ssl.ca.location, sasl.mechanism, sasl.username, … (the
+    /// password may come from STRATA_SASL_PASSWORD instead).
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_COMMAND_CONFIG",
+        value_name = "FILE"
+    )]
+    pub command_config: Option<PathBuf>,
 }
 
 impl BrokersArg {
+    /// The client configuration: the brokers, and the security of `--command-config`
+    /// (plain TCP without one).
+    pub fn client_config(&self) -> Result<ClientConfig> {
+        let mut config = ClientConfig::new(&self.brokers);
+        if let Some(path) = &self.command_config {
+            config.connection.security = command_config::load(path)?;
+        }
+        Ok(config)
+    }
+
     /// Connects and loads metadata; the error names the brokers tried.
     pub async fn connect(&self) -> Result<Arc<Cluster>> {
-        Cluster::connect(ClientConfig::new(&self.brokers))
+        Cluster::connect(self.client_config()?)
             .await
             .with_context(|| format!("connecting to {}", self.brokers))
     }

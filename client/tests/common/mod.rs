@@ -3,13 +3,13 @@
 #![allow(dead_code)]
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The next request's header and body; `None` once the client hung up.
-pub async fn read_request(stream: &mut TcpStream) -> Option<(RequestHeader, Bytes)> {
+pub async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Option<(RequestHeader, Bytes)> {
     let size = stream.read_i32().await.ok()?;
     let mut frame = vec![0u8; usize::try_from(size).ok()?];
     stream.read_exact(&mut frame).await.ok()?;
@@ -34,4 +34,19 @@ pub fn response_frame(header: &RequestHeader, body: &[u8]) -> BytesMut {
     let size = (out.len() - 4) as i32;
     out[0..4].copy_from_slice(&size.to_be_bytes());
     out
+}
+
+/// An ApiVersions answer advertising `(api, min, max)` ranges.
+pub fn versions(ranges: &[(ApiKey, i16, i16)]) -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_api_keys(
+        ranges
+            .iter()
+            .map(|&(k, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(k as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            })
+            .collect(),
+    )
 }

@@ -9,14 +9,15 @@ use super::{attributes, escape_name, expect, hash, hmac, nonce, salted_password,
 use super::{client_key, ScramError, MIN_ITERATIONS};
 use crate::Mechanism;
 
-/// The most iterations a client computes for a server (bounds the work a hostile
-/// server can ask for).
-const CLIENT_MAX_ITERATIONS: u32 = 1_000_000;
+/// The most iterations a client computes for a server: Kafka's own maximum, which
+/// bounds the work (and the time the client spends hashing) a hostile server can ask
+/// for.
+const CLIENT_MAX_ITERATIONS: u32 = super::MAX_ITERATIONS;
 /// No authorization id, no channel binding.
 const GS2_HEADER: &str = "n,,";
 
-/// A client exchange that has sent its first message.
-#[derive(Debug)]
+/// A client exchange that has sent its first message. Its `Debug` leaves the
+/// password out.
 pub struct ScramClient {
     mechanism: Mechanism,
     password: Vec<u8>,
@@ -29,6 +30,15 @@ pub struct ScramClient {
 #[derive(Debug)]
 pub struct ScramClientFinal {
     server_signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramClient")
+            .field("mechanism", &self.mechanism)
+            .field("bare", &self.bare)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ScramClient {

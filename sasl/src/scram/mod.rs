@@ -42,7 +42,7 @@ pub enum ScramError {
     NonceMismatch,
     #[error("authentication failed: invalid user name or password")]
     InvalidCredentials,
-    #[error("the server's iteration count {0} is outside {MIN_ITERATIONS}..=1000000")]
+    #[error("the server's iteration count {0} is outside {MIN_ITERATIONS}..={MAX_ITERATIONS}")]
     Iterations(u32),
     #[error("the server's SCRAM signature does not match: it does not hold this password")]
     ServerSignature,

@@ -122,6 +122,10 @@ fn a_client_refuses_a_hostile_server() {
     let first = String::from_utf8(first).unwrap();
     let nonce = first.split(",r=").nth(1).unwrap();
     let huge = format!("r={nonce}x,s=AAAA,i=4000000000");
+    assert!(
+        !format!("{client:?}").contains("pw"),
+        "Debug shows the password"
+    );
     assert_eq!(
         client.respond(huge.as_bytes()).unwrap_err(),
         ScramError::Iterations(4_000_000_000)
