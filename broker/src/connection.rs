@@ -22,7 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tracing::{debug, debug_span, warn, Instrument};
+use tracing::{debug, debug_span, info, warn, Instrument};
 
 use crate::handlers::{self, Reply, RequestContext};
 use crate::metrics::{ApiLabels, RequestLabels};
@@ -184,6 +184,12 @@ pub async fn serve_tls(
             return;
         }
     };
+    if let Err(why) = certificate_principal(&tls, &listener, &session) {
+        let refused = labels("refused");
+        broker.metrics.tls_handshakes.get_or_create(&refused).inc();
+        warn!(peer = ?session.peer, listener = %session.listener, error = why, "client certificate refused; closing");
+        return;
+    }
     broker
         .metrics
         .tls_handshakes
@@ -191,6 +197,28 @@ pub async fn serve_tls(
         .inc();
     let (read_half, write_half) = tokio::io::split(tls);
     serve_halves(read_half, write_half, session, broker, shutdown).await
+}
+
+/// Names the session after the client's verified certificate, if it sent one:
+/// `ssl.principal.mapping.rules` applied to its subject. An error when no rule matches
+/// (Kafka refuses such a client).
+fn certificate_principal(
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+    listener: &ListenerId,
+    session: &Session,
+) -> Result<(), String> {
+    let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        return Ok(());
+    };
+    let subject = crate::principal::certificate_subject(cert)
+        .ok_or("the client certificate's subject does not decode")?;
+    let name = listener
+        .principal_rules
+        .apply(&subject)
+        .ok_or_else(|| format!("no ssl.principal.mapping.rules rule matches {subject:?}"))?;
+    info!(peer = ?session.peer, listener = %session.listener, principal = %format!("User:{name}"), "TLS client certificate accepted");
+    session.set_certificate_name(name);
+    Ok(())
 }
 
 async fn serve_halves<R, W>(

@@ -49,6 +49,7 @@ pub mod internal_batch;
 pub mod kafka_codes;
 pub mod metrics;
 pub mod partition;
+pub mod principal;
 pub mod producer_state;
 pub mod request;
 pub mod response_frame;

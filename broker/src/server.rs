@@ -144,6 +144,16 @@ struct Accepting {
     tls: Option<Arc<ListenerTls>>,
 }
 
+/// A TLS listener's `ssl.principal.mapping.rules` (checked when set, so parsing again
+/// cannot fail; the error is kept for the record).
+fn principal_rules(spec: &Listener) -> Result<crate::principal::PrincipalRules> {
+    match &spec.tls {
+        Some(tls) => crate::principal::PrincipalRules::parse(&tls.principal_rules)
+            .map_err(BrokerError::Config),
+        None => Ok(Default::default()),
+    }
+}
+
 /// Binds every configured Kafka listener and loads the TLS files of the SSL ones.
 async fn bind_listeners(specs: Vec<Listener>) -> Result<(Vec<Accepting>, Vec<KafkaListener>)> {
     let (mut accepting, mut described) = (Vec::new(), Vec::new());
@@ -168,6 +178,7 @@ async fn bind_listeners(specs: Vec<Listener>) -> Result<(Vec<Accepting>, Vec<Kaf
         accepting.push(Accepting {
             listener,
             id: ListenerId {
+                principal_rules: Arc::new(principal_rules(&spec)?),
                 name: spec.name.into(),
                 mechanisms: spec.sasl_mechanisms.into(),
             },

@@ -37,6 +37,8 @@ pub struct ListenerId {
     pub name: Arc<str>,
     /// The SASL mechanisms it offers (empty: no SASL).
     pub mechanisms: Arc<[Mechanism]>,
+    /// How a client certificate's subject becomes a principal (TLS listeners).
+    pub principal_rules: Arc<crate::principal::PrincipalRules>,
 }
 
 impl ListenerId {
@@ -56,6 +58,8 @@ pub struct Session {
     /// The SASL mechanisms the listener offers (empty: no SASL).
     pub mechanisms: Arc<[Mechanism]>,
     auth: Mutex<Auth>,
+    /// The name a verified client certificate maps to (mutual TLS).
+    certificate: Mutex<Option<String>>,
     /// Set when the connection must close once its pending answers are written.
     closing: AtomicBool,
 }
@@ -76,6 +80,7 @@ impl Session {
             listener,
             mechanisms,
             auth: Mutex::new(auth),
+            certificate: Mutex::new(None),
             closing: AtomicBool::new(false),
         }
     }
@@ -104,11 +109,20 @@ impl Session {
         *self.lock() = auth;
     }
 
-    /// `User:<name>` once authenticated, `User:ANONYMOUS` otherwise.
+    /// Notes the name of the client's verified certificate.
+    pub fn set_certificate_name(&self, name: String) {
+        *self.certificate.lock().unwrap_or_else(|p| p.into_inner()) = Some(name);
+    }
+
+    /// `User:<name>` of a SASL authentication, else of the client certificate, else
+    /// `User:ANONYMOUS`.
     pub fn principal(&self) -> String {
-        match &*self.lock() {
-            Auth::Authenticated(user) => format!("User:{user}"),
-            _ => "User:ANONYMOUS".to_string(),
+        if let Auth::Authenticated(user) = &*self.lock() {
+            return format!("User:{user}");
+        }
+        match &*self.certificate.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(name) => format!("User:{name}"),
+            None => "User:ANONYMOUS".to_string(),
         }
     }
 
@@ -172,6 +186,8 @@ mod tests {
         assert_eq!(s.principal(), "User:alice");
         let open = Session::new(None, "PLAINTEXT".into(), Vec::new().into());
         assert!(open.may_serve(ApiKey::Produce));
+        open.set_certificate_name("CN=alice".into());
+        assert_eq!(open.principal(), "User:CN=alice");
     }
 
     #[test]

@@ -224,6 +224,29 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                     ]),
             ])
             .into(),
+        // On a PLAINTEXT listener: ILLEGAL_SASL_STATE (test_sasl.py runs the exchange).
+        ApiKey::SaslHandshake => SaslHandshakeRequest::default()
+            .with_mechanism(s("PLAIN"))
+            .into(),
+        ApiKey::SaslAuthenticate => SaslAuthenticateRequest::default()
+            .with_auth_bytes(Bytes::from_static(b"\0u\0p"))
+            .into(),
+        ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default()
+            .with_upsertions(vec![
+                alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                    .with_name(s("scram-user"))
+                    .with_mechanism(1)
+                    .with_iterations(4096)
+                    .with_salt(Bytes::from_static(&[7; 16]))
+                    .with_salted_password(Bytes::from_static(&[9; 32])),
+            ])
+            .into(),
+        ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::default()
+            .with_users(Some(vec![
+                describe_user_scram_credentials_request::UserName::default()
+                    .with_name(s("scram-user")),
+            ]))
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -337,6 +360,18 @@ async fn every_advertised_version_is_answered() {
                         assert_eq!(r.leader, r.member_id);
                         assert_eq!(r.members.len(), 1);
                     }
+                }
+                ResponseKind::SaslHandshake(r) => assert_eq!(r.error_code, 34),
+                ResponseKind::SaslAuthenticate(r) => {
+                    assert_eq!(r.error_code, 34, "SaslAuthenticate v{version}")
+                }
+                ResponseKind::AlterUserScramCredentials(r) => {
+                    assert_eq!(r.results[0].error_code, 0)
+                }
+                ResponseKind::DescribeUserScramCredentials(r) => {
+                    // AlterUserScramCredentials, before it in the table, made the user.
+                    assert_eq!(r.results[0].error_code, 0);
+                    assert_eq!(r.results[0].credential_infos[0].iterations, 4096);
                 }
                 ResponseKind::SyncGroup(r) => assert_eq!(r.error_code, 25, "SyncGroup v{version}"),
                 ResponseKind::Heartbeat(r) => assert_eq!(r.error_code, 25, "Heartbeat v{version}"),

@@ -16,9 +16,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def _name(cn: str, org: str = "Strata tests") -> x509.Name:
+    """Most general first, as certificates usually are: its RFC 4514 (and Kafka's RFC
+    2253) string is then `CN=<cn>,O=<org>`."""
     return x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
     ])
 
 
@@ -68,12 +70,16 @@ class Authority:
         ca_path.write_bytes(_cert_pem(cert))
         return Authority(key, cert, ca_path)
 
-    def issue(self, folder: Path, cn: str, server: bool, days_valid: tuple[int, int] = (-1, 30)) -> "Issued":
+    def issue(self, folder: Path, cn: str, server: bool, days_valid: tuple[int, int] = (-1, 30),
+              client_too: bool = False) -> "Issued":
         """A certificate for `cn`, valid from `days_valid[0]` to `days_valid[1]` days
-        from now; a server certificate names 127.0.0.1 and localhost."""
+        from now; a server certificate names 127.0.0.1 and localhost, and with
+        `client_too` may also authenticate as a client (a Raft peer's)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        usage = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+        if client_too:
+            usage.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(cn))
@@ -83,7 +89,7 @@ class Authority:
             .not_valid_before(now + datetime.timedelta(days=days_valid[0]))
             .not_valid_after(now + datetime.timedelta(days=days_valid[1]))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         )
         if server:
             builder = builder.add_extension(

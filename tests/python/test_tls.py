@@ -172,6 +172,8 @@ def test_client_certificates_required(request, tmp_path, pki):
         "ssl.keystore.location": str(pki["server"].keystore),
         "ssl.truststore.location": str(ca),
         "ssl.client.auth": "required",
+        # The subject is "CN=alice,O=Strata tests"; other names match no rule.
+        "ssl.principal.mapping.rules": "RULE:^CN=(alice),O=Strata tests$/$1-cert/U",
     }, ssl_port, plaintext=False)
 
     # Refused: no certificate, one from another authority, an expired one.
@@ -180,6 +182,10 @@ def test_client_certificates_required(request, tmp_path, pki):
         assert why is not None, f"{who or 'no certificate'}: served"
     failed = metric(b, "strata_tls_handshakes_total", listener="SSL", outcome="failed")
     assert failed >= 3, failed
+    # A trusted certificate whose subject no principal rule maps is refused too.
+    carol = pki["ca"].issue(pki["folder"], "carol", server=False)
+    assert tls_api_versions(ssl_port, ca, carol) is not None
+    assert metric(b, "strata_tls_handshakes_total", listener="SSL", outcome="refused") == 1
 
     # librdkafka without a certificate gets a clear error, not a hang.
     errors = []
@@ -193,6 +199,7 @@ def test_client_certificates_required(request, tmp_path, pki):
     admin.create_topics([NewTopic("mtls", 1, 1)])["mtls"].result(60)
     values = produce(alice, "mtls", 50)
     assert consume_all(alice, "mtls", 50) == values
+    assert "principal=User:ALICE-CERT" in b.stderr_text(2000)
     assert b.health() == 200
     b.assert_alive()
 

@@ -72,6 +72,8 @@ pub struct TlsSettings {
     pub truststore: Option<PathBuf>,
     pub client_auth: ClientAuth,
     pub versions: Vec<TlsVersion>,
+    /// `ssl.principal.mapping.rules` (checked when set).
+    pub principal_rules: String,
 }
 
 /// One resolved listener.
@@ -93,6 +95,7 @@ pub struct Listener {
 /// The `ssl.*` and `sasl.*` keys a listener may set.
 const SECURITY_KEYS: &[&str] = &[
     "sasl.enabled.mechanisms",
+    "ssl.principal.mapping.rules",
     "ssl.keystore.type",
     "ssl.keystore.location",
     "ssl.truststore.type",
@@ -286,6 +289,9 @@ impl ListenerSettings {
             truststore,
             client_auth,
             versions,
+            principal_rules: get("ssl.principal.mapping.rules")
+                .unwrap_or("DEFAULT")
+                .to_string(),
         })
     }
 }
@@ -319,6 +325,7 @@ fn check_value(key: &str, value: &str) -> Result<(), String> {
     let v = value.trim();
     match key {
         "sasl.enabled.mechanisms" => mechanisms(v).map(|_| ()),
+        "ssl.principal.mapping.rules" => crate::principal::PrincipalRules::parse(v).map(|_| ()),
         "ssl.keystore.type" | "ssl.truststore.type" if !v.eq_ignore_ascii_case("PEM") => Err(
             format!("{key}: {value:?} is not supported; the broker reads PEM files only"),
         ),

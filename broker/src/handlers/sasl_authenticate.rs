@@ -36,6 +36,12 @@ pub async fn handle(
     request: SaslAuthenticateRequest,
 ) -> SaslAuthenticateResponse {
     let session = &ctx.session;
+    if session.mechanisms.is_empty() {
+        // A PLAINTEXT or SSL listener: nothing to authenticate.
+        return SaslAuthenticateResponse::default()
+            .with_error_code(ctx.code(ResponseError::IllegalSaslState.code()))
+            .with_error_message(message("this listener does not use SASL"));
+    }
     let state = session.take_auth();
     let mechanism = match &state {
         Auth::Chosen(m) => *m,
