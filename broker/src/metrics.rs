@@ -121,6 +121,7 @@ pub struct Metrics {
     pub(crate) raft_leader: Family<PartitionLabels, Gauge>,
     pub(crate) follower_lag: Family<FollowerLabels, Gauge>,
     pub(crate) raft_messages: Family<OutcomeLabels, Gauge>,
+    pub(crate) raft_refused_connections: Gauge,
     pub(crate) under_replicated: Gauge,
     pub(crate) group_state: Family<GroupStateLabels, Gauge>,
     pub(crate) group_members: Family<GroupLabels, Gauge>,
@@ -200,6 +201,7 @@ impl Metrics {
             raft_leader: Family::default(),
             follower_lag: Family::default(),
             raft_messages: Family::default(),
+            raft_refused_connections: Gauge::default(),
             under_replicated: Gauge::default(),
             size_bytes: Family::default(),
             group_state: Family::default(),
@@ -339,8 +341,15 @@ impl Metrics {
                 "raft_transport_messages",
                 "Raft messages since start by outcome: sent, received, dropped (queue full \
                  or peer unreachable), bad_frame (checksum, size, decoding), refused (a \
-                 message no honest replica sends)",
+                 message no honest replica sends), spoofed (a sender other than the \
+                 connection's node)",
                 m.raft_messages.clone(),
+            );
+            r.register(
+                "raft_transport_connections_refused",
+                "Raft port connections refused at the handshake (another cluster, an unknown \
+                 node, plaintext or an untrusted certificate on a TLS port), since start",
+                m.raft_refused_connections.clone(),
             );
             r.register(
                 "under_replicated_partitions",

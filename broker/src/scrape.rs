@@ -36,7 +36,10 @@ fn raft_transport(m: &Metrics, broker: &Broker) {
         ("dropped", &s.dropped),
         ("bad_frame", &s.bad_frames),
         ("refused", &s.refused),
+        ("spoofed", &s.spoofed),
     ];
+    m.raft_refused_connections
+        .set(gauge_value(s.refused_connections.load(Relaxed)));
     for (outcome, count) in counts {
         m.raft_messages
             .get_or_create(&OutcomeLabels {

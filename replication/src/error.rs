@@ -25,6 +25,10 @@ pub enum ReplicationError {
     #[error("corrupt raft state {path}: {reason}")]
     CorruptState { path: PathBuf, reason: String },
 
+    /// The transport's identity or TLS material could not be set up.
+    #[error(transparent)]
+    Security(#[from] crate::transport::SecurityError),
+
     /// A socket operation of the transport failed.
     #[error("network {what}: {source}")]
     Network {

@@ -11,7 +11,9 @@
 //!   watermark), driven by the caller's ticks and messages (the deterministic simulation
 //!   in `tests/sim.rs`);
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
-//!   group's messages, with bounded queues and reconnection;
+//!   group's messages, with bounded queues and reconnection; each connection starts
+//!   with a cluster-id/node-id handshake, optionally inside mutual TLS that binds node
+//!   ids to certificates;
 //! - [`node`]: the task that drives every group of a broker (ticks, peers' messages,
 //!   proposals; a group's flush runs on the blocking pool while the task goes on);
 //!   proposals resolve when the leader accepts them (acks=1) or on commit (acks=all);

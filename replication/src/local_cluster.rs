@@ -2,7 +2,8 @@
 //! its own partition logs: what the cluster tests and the replication benchmark run.
 //! Nodes can be stopped (their task, listener and connections end; the files stay),
 //! restarted from their files on the same address, and added; replicas can be added
-//! to a node for a membership change.
+//! to a node for a membership change. Nodes talk plaintext with no cluster id unless
+//! started with [`LocalCluster::start_with_security`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use crate::error::{ReplicationError, Result};
 use crate::group::{discard_logger, Group, GroupStatus, ProposeError};
 use crate::node::{self, Ack, Committed, NodeHandle};
 use crate::storage::LogStorage;
-use crate::transport::{self, Transport};
+use crate::transport::{self, SecurityError, Transport, TransportSecurity};
 
 /// Inbound messages queued per node before the transport's readers wait.
 const INBOUND_QUEUE: usize = 8192;
@@ -33,9 +34,13 @@ struct Running {
     transport: Transport,
 }
 
+/// The transport identity of node `id` (a cluster id, TLS material).
+pub type SecurityOf = Arc<dyn Fn(u64) -> Result<TransportSecurity, SecurityError> + Send + Sync>;
+
 /// A running in-process cluster.
 pub struct LocalCluster {
     dir: PathBuf,
+    security: SecurityOf,
     config: LogConfig,
     tick: Duration,
     addrs: HashMap<u64, SocketAddr>,
@@ -67,8 +72,23 @@ impl LocalCluster {
         config: LogConfig,
         tick: Duration,
     ) -> Result<LocalCluster> {
+        let plaintext: SecurityOf = Arc::new(|id| TransportSecurity::plaintext("", id));
+        Self::start_with_security(dir, nodes, groups, config, tick, plaintext).await
+    }
+
+    /// [`LocalCluster::start`] with each node's transport identity from `security`
+    /// (also for nodes added or restarted later).
+    pub async fn start_with_security(
+        dir: &Path,
+        nodes: u64,
+        groups: u64,
+        config: LogConfig,
+        tick: Duration,
+        security: SecurityOf,
+    ) -> Result<LocalCluster> {
         let mut cluster = LocalCluster {
             dir: dir.to_path_buf(),
+            security,
             config,
             tick,
             addrs: HashMap::new(),
@@ -120,19 +140,14 @@ impl LocalCluster {
         rejoin: bool,
     ) -> Result<()> {
         let (stop, stop_rx) = watch::channel(false);
-        let transport = Transport::new(stop_rx.clone());
+        let transport = Transport::new(stop_rx.clone(), (self.security)(id)?);
         for (&peer, &addr) in &self.addrs {
             if peer != id {
                 transport.add_peer(peer, addr);
             }
         }
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-        let serve = tokio::spawn(transport::serve(
-            listener,
-            inbound_tx,
-            transport.stats().clone(),
-            stop_rx.clone(),
-        ));
+        let serve = tokio::spawn(transport::serve(listener, inbound_tx, transport.clone()));
         let mut map = HashMap::new();
         for g in self.replicas.get(&id).cloned().unwrap_or_default() {
             map.insert(g, self.open_replica(id, g, voters, rejoin)?);

@@ -2,8 +2,9 @@
 //! something no honest replica would (a commit past the log, an append rewriting
 //! committed entries, an acknowledgement of entries the leader never wrote) must be
 //! refused by the group it names, never panic the node task that drives every group of
-//! the broker. Real nodes in one process over loopback TCP (the real transport); the
-//! forger connects to a node's Raft port like a peer.
+//! the broker. Real nodes in one process over loopback TCP (the real transport, in
+//! plaintext); the forger connects to a node's Raft port like a peer, with the hello of
+//! the node its messages claim to be from.
 
 use std::time::{Duration, Instant};
 
@@ -14,16 +15,29 @@ use common::TICK;
 use log_store::LogConfig;
 use raft::eraftpb::{Entry, Message, MessageType};
 use replication::local_cluster::LocalCluster;
-use replication::transport::{encode_frame, Envelope};
+use replication::transport::{encode_frame, Envelope, Hello};
 use tokio::io::AsyncWriteExt;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const GROUP: u64 = 1;
 
-async fn send_forged(cluster: &LocalCluster, to: u64, messages: Vec<Message>) {
+/// Connects to node `to` as node `from` (the cluster is plaintext without a cluster id,
+/// so the hello is all it takes) and sends `messages`, which claim to be from `from`.
+async fn send_forged(cluster: &LocalCluster, from: u64, to: u64, messages: Vec<Message>) {
     let addr = cluster.addr(to).expect("the node's address");
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut out = BytesMut::new();
+    let hello = Hello {
+        node_id: from,
+        cluster_id: String::new(),
+    };
+    hello.encode(&mut out).unwrap();
+    conn.write_all(&out).await.unwrap();
+    let answer = Hello::read(&mut conn)
+        .await
+        .expect("the node accepts the hello");
+    assert_eq!(answer.node_id, to);
+    out.clear();
     for message in messages {
         let envelope = Envelope {
             group: GROUP,
@@ -88,11 +102,11 @@ async fn forged_raft_frames_are_refused_and_the_group_goes_on() {
     gap.index = u64::MAX - 1;
     gap.log_term = term;
     gap.entries = vec![far].into();
-    send_forged(&cluster, follower, vec![heartbeat, rewrite, gap]).await;
+    send_forged(&cluster, leader, follower, vec![heartbeat, rewrite, gap]).await;
     // To the leader, as a follower: an acknowledgement of entries never written.
     let mut ack = message(MessageType::MsgAppendResponse, follower, leader, term);
     ack.index = u64::MAX;
-    send_forged(&cluster, leader, vec![ack]).await;
+    send_forged(&cluster, follower, leader, vec![ack]).await;
 
     // Each message that would have panicked raft-rs is refused and counted.
     let refused = |id| {

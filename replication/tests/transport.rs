@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use raft::eraftpb::Message;
-use replication::transport::{self, Envelope, Transport, PEER_QUEUE_MESSAGES};
+use replication::transport::{self, Envelope, Transport, TransportSecurity, PEER_QUEUE_MESSAGES};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
@@ -19,6 +19,25 @@ fn message(to: u64, commit: u64) -> Message {
     }
 }
 
+/// The sending node of these tests: node 1, plaintext, no cluster id.
+fn sender(shutdown: watch::Receiver<bool>) -> Transport {
+    Transport::new(shutdown, TransportSecurity::plaintext("", 1).unwrap())
+}
+
+/// Node 2 serving on `listener`, with node 1 as its peer (at an address where nobody
+/// listens: node 1 only sends in these tests): what it receives.
+fn serve_as_node_2(listener: TcpListener, stop: watch::Receiver<bool>) -> mpsc::Receiver<Envelope> {
+    let t = Transport::new(stop, TransportSecurity::plaintext("", 2).unwrap());
+    let (node_1, held) = reserved_addr();
+    t.add_peer(1, node_1);
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        transport::serve(listener, tx, t).await;
+        drop(held);
+    });
+    rx
+}
+
 /// A listening peer: its address, what it receives, and its shutdown switch.
 async fn peer() -> (
     std::net::SocketAddr,
@@ -27,10 +46,8 @@ async fn peer() -> (
 ) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(1024);
     let (stop, stop_rx) = watch::channel(false);
-    let stats = std::sync::Arc::new(transport::TransportStats::default());
-    tokio::spawn(transport::serve(listener, tx, stats, stop_rx));
+    let rx = serve_as_node_2(listener, stop_rx);
     (addr, rx, stop)
 }
 
@@ -60,7 +77,7 @@ async fn recv(rx: &mut mpsc::Receiver<Envelope>) -> Envelope {
 async fn live_peers_lose_nothing_and_keep_order() {
     let (addr, mut rx, _stop) = peer().await;
     let (_down, down_rx) = watch::channel(false);
-    let t = Transport::new(down_rx);
+    let t = sender(down_rx);
     t.add_peer(2, addr);
     for i in 0..2000 {
         t.send(7 + i % 3, message(2, i));
@@ -79,7 +96,7 @@ async fn live_peers_lose_nothing_and_keep_order() {
 async fn reconnects_after_the_peer_restarts() {
     let (addr, mut rx, stop) = peer().await;
     let (_down, down_rx) = watch::channel(false);
-    let t = Transport::new(down_rx);
+    let t = sender(down_rx);
     t.add_peer(2, addr);
     t.send(1, message(2, 1));
     assert_eq!(recv(&mut rx).await.message.commit, 1);
@@ -101,10 +118,8 @@ async fn reconnects_after_the_peer_restarts() {
             }
         }
     };
-    let (tx, mut rx) = mpsc::channel(1024);
     let (_stop2, stop_rx) = watch::channel(false);
-    let stats = std::sync::Arc::new(transport::TransportStats::default());
-    tokio::spawn(transport::serve(listener, tx, stats, stop_rx));
+    let mut rx = serve_as_node_2(listener, stop_rx);
     // Messages sent while the connection breaks may be lost (Raft resends); keep sending
     // until the new connection carries one.
     let got = first_of_fresh_messages(&t, &mut rx, 100).await;
@@ -118,7 +133,7 @@ async fn reconnects_after_the_peer_restarts() {
 async fn a_down_peer_costs_bounded_memory() {
     let (addr, _held) = reserved_addr();
     let (_down, down_rx) = watch::channel(false);
-    let t = Transport::new(down_rx);
+    let t = sender(down_rx);
     t.add_peer(2, addr);
     let n = 3 * PEER_QUEUE_MESSAGES as u64;
     for i in 0..n {
@@ -147,7 +162,7 @@ async fn a_down_peer_costs_bounded_memory() {
 async fn a_returning_peer_gets_nothing_queued_while_it_was_away() {
     let (addr, held) = reserved_addr();
     let (_down, down_rx) = watch::channel(false);
-    let t = Transport::new(down_rx);
+    let t = sender(down_rx);
     t.add_peer(2, addr);
     for i in 0..100 {
         t.send(1, message(2, i));
@@ -159,10 +174,8 @@ async fn a_returning_peer_gets_nothing_queued_while_it_was_away() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let listener = held.listen(1024).unwrap();
-    let (tx, mut rx) = mpsc::channel(1024);
     let (_stop, stop_rx) = watch::channel(false);
-    let stats = std::sync::Arc::new(transport::TransportStats::default());
-    tokio::spawn(transport::serve(listener, tx, stats, stop_rx));
+    let mut rx = serve_as_node_2(listener, stop_rx);
     let got = first_of_fresh_messages(&t, &mut rx, 1000).await;
     assert!(got.message.commit >= 1000, "stale message {got:?}");
 }

@@ -46,7 +46,7 @@ use bytes::Bytes;
 use log_store::{Log, LogConfig};
 use replication::group::{discard_logger, Group, GroupStatus};
 use replication::node::{self, GroupView, NodeHandle};
-use replication::transport::{self, Transport};
+use replication::transport::{self, PeerAddr, Transport, TransportSecurity};
 use replication::LogStorage;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -75,15 +75,30 @@ const CONTROLLER_MAX_RECORD_BYTES: u32 = 256 << 20;
 pub const CONTROLLER_DIR: &str = "cluster-controller";
 
 /// The Raft transport to every peer, and its listener when this node has one: the
-/// transport and the queue of messages it received.
+/// transport and the queue of messages it received. Every connection starts with a
+/// handshake naming the cluster id and the node; with `RAFT:SSL` in
+/// `listener.security.protocol.map` it runs mutual TLS, each peer's certificate valid
+/// for the host `peers` gives it.
 async fn start_transport(
     settings: &ClusterSettings,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<(Transport, mpsc::Receiver<transport::Envelope>)> {
-    let transport = Transport::new(shutdown.clone());
+    let (cluster_id, me) = (settings.cluster_id.as_str(), settings.node_id);
+    let security = match &settings.raft_tls {
+        Some(tls) => {
+            TransportSecurity::from_pem_files(cluster_id, me, &tls.keystore, &tls.truststore)
+        }
+        None => TransportSecurity::plaintext(cluster_id, me),
+    }
+    .map_err(|e| BrokerError::Config(format!("the Raft listener's TLS: {e}")))?;
+    let transport = Transport::new(shutdown.clone(), security);
     for (&id, addr) in &settings.peers {
         if id != settings.node_id {
-            transport.add_peer(id, resolve(addr).await?);
+            let resolved = resolve(addr).await?;
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let peer = PeerAddr::named(host, resolved).map_err(cluster_err)?;
+            transport.add_peer(id, peer);
         }
     }
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -96,12 +111,7 @@ async fn start_transport(
                 addr: bind_addr,
                 source,
             })?;
-        tokio::spawn(transport::serve(
-            listener,
-            inbound_tx,
-            transport.stats().clone(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(transport::serve(listener, inbound_tx, transport.clone()));
     }
     Ok((transport, inbound_rx))
 }
@@ -463,7 +473,10 @@ impl Cluster {
         };
         // Whoever is first gives the cluster its id.
         let id = MetaRecord::ClusterId {
-            id: format!("strata-{}", uuid::Uuid::new_v4().simple()),
+            id: match self.settings.cluster_id.as_str() {
+                "" => format!("strata-{}", uuid::Uuid::new_v4().simple()),
+                configured => configured.to_string(),
+            },
         };
         loop {
             let (registered, named) = {

@@ -25,6 +25,19 @@ pub struct ClusterSettings {
     pub checkpoint_records: u64,
     /// Segment size of the controller log (`metadata.log.segment.bytes`).
     pub controller_segment_bytes: u64,
+    /// `cluster.id`: Raft peers with another id are refused; clients see it as the
+    /// cluster id (empty: no check, and the first broker picks a random one).
+    pub cluster_id: String,
+    /// Mutual TLS on the Raft port (`RAFT:SSL` in `listener.security.protocol.map`).
+    pub raft_tls: Option<RaftTls>,
+}
+
+/// The Raft port's TLS files: this node's key and certificate chain (used as server
+/// and as client), and the authorities its peers' certificates must come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftTls {
+    pub keystore: std::path::PathBuf,
+    pub truststore: std::path::PathBuf,
 }
 
 impl ClusterSettings {
@@ -91,6 +104,8 @@ mod tests {
             peers: (1..=7).map(|i| (i, format!("h:{i}"))).collect(),
             checkpoint_records: DEFAULT_CHECKPOINT_RECORDS,
             controller_segment_bytes: DEFAULT_CONTROLLER_SEGMENT_BYTES,
+            cluster_id: String::new(),
+            raft_tls: None,
         };
         assert_eq!(s.controller_voters(), vec![1, 2, 3, 4, 5]);
     }

@@ -121,6 +121,9 @@ pub struct ListenerSettings {
     security: BTreeMap<(String, String), String>,
 }
 
+/// The name under which the Raft port takes its security settings.
+pub const RAFT_LISTENER: &str = "RAFT";
+
 /// The address of the shorthand listener when nothing is configured.
 pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
 
@@ -186,6 +189,11 @@ impl ListenerSettings {
             let protocol = *protocols.get(&name).ok_or_else(|| {
                 format!("listener {name} is not in listener.security.protocol.map")
             })?;
+            if name == RAFT_LISTENER {
+                return Err(format!(
+                    "listeners: {RAFT_LISTENER} names the Raft port (raft-addr), not a Kafka listener"
+                ));
+            }
             if out.iter().any(|l| l.name == name) {
                 return Err(format!("listeners names {name} twice"));
             }
@@ -223,6 +231,29 @@ impl ListenerSettings {
             }
         }
         Ok(out)
+    }
+
+    /// The Raft port's TLS: `RAFT:SSL` in `listener.security.protocol.map`, with the
+    /// `listener.name.raft.ssl.*` (or global `ssl.*`) keystore and truststore. Peers
+    /// always authenticate each other, so a truststore is required. `None`: plaintext.
+    pub fn raft_tls(&self) -> Result<Option<TlsSettings>, String> {
+        match self.protocol_map()?.get(RAFT_LISTENER) {
+            None | Some(SecurityProtocol::Plaintext) => Ok(None),
+            Some(SecurityProtocol::Ssl) => {
+                let tls = self.tls_settings(RAFT_LISTENER)?;
+                if tls.truststore.is_none() {
+                    return Err("RAFT:SSL needs ssl.truststore.location (or \
+                         listener.name.raft.ssl.truststore.location): peers authenticate \
+                         each other with certificates from it"
+                        .into());
+                }
+                Ok(Some(tls))
+            }
+            Some(other) => Err(format!(
+                "listener.security.protocol.map: RAFT may be PLAINTEXT or SSL, not {}",
+                other.name()
+            )),
+        }
     }
 
     /// `listener.security.protocol.map`, or Kafka's default (each protocol maps to
@@ -463,6 +494,38 @@ mod tests {
             Some(std::path::Path::new("/ca.pem"))
         );
         assert_eq!(tls.versions, vec![TlsVersion::Tls13]);
+    }
+
+    #[test]
+    fn the_raft_port_takes_ssl_from_the_map() {
+        assert_eq!(ListenerSettings::default().raft_tls(), Ok(None));
+        let s = settings(&[
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,RAFT:SSL",
+            ),
+            ("listener.name.raft.ssl.keystore.location", "/node.pem"),
+            ("ssl.truststore.location", "/ca.pem"),
+        ])
+        .unwrap();
+        let tls = s.raft_tls().unwrap().unwrap();
+        assert_eq!(tls.keystore, PathBuf::from("/node.pem"));
+        let no_ca = settings(&[
+            ("listener.security.protocol.map", "RAFT:SSL"),
+            ("ssl.keystore.location", "/node.pem"),
+        ]);
+        assert!(no_ca
+            .unwrap()
+            .raft_tls()
+            .unwrap_err()
+            .contains("truststore"));
+        let sasl = settings(&[("listener.security.protocol.map", "RAFT:SASL_SSL")]);
+        assert!(sasl.unwrap().raft_tls().is_err());
+        let named = settings(&[
+            ("listeners", "RAFT://h:1"),
+            ("listener.security.protocol.map", "RAFT:PLAINTEXT"),
+        ]);
+        assert!(named.unwrap().resolve().unwrap_err().contains("Raft port"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod listeners;
 mod topic;
 pub mod topic_keys;
 pub use cluster::{
-    ClusterSettings, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CONTROLLER_SEGMENT_BYTES,
+    ClusterSettings, RaftTls, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CONTROLLER_SEGMENT_BYTES,
     MAX_CONTROLLER_VOTERS,
 };
 pub use listeners::{ListenerSettings, SecurityProtocol};
@@ -65,6 +65,8 @@ pub struct BrokerConfig {
     /// Every cluster node's Raft address by node id (`peers = "1=h:p,2=h:p"`); empty
     /// for a one-node cluster.
     pub peers: std::collections::BTreeMap<u64, String>,
+    /// `cluster.id`: the id every node of the cluster is configured with (empty: none).
+    pub cluster_id: String,
     /// Diagnostics filter (`info`, `broker=debug`, …); the binary applies it.
     pub log_level: Option<String>,
     /// Kafka's `socket.request.max.bytes`.
@@ -137,6 +139,7 @@ impl Default for BrokerConfig {
             node_id: 1,
             raft_addr: None,
             peers: std::collections::BTreeMap::new(),
+            cluster_id: String::new(),
             log_level: None,
             socket_request_max_bytes: DEFAULT_SOCKET_REQUEST_MAX_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -309,6 +312,16 @@ impl BrokerConfig {
             peers,
             checkpoint_records: self.metadata_snapshot_records,
             controller_segment_bytes: self.metadata_segment_bytes,
+            cluster_id: self.cluster_id.clone(),
+            raft_tls: self
+                .listeners
+                .raft_tls()
+                .map_err(BrokerError::Config)?
+                .map(|t| RaftTls {
+                    keystore: t.keystore,
+                    // `raft_tls` requires a trust store.
+                    truststore: t.truststore.unwrap_or_default(),
+                }),
         })
     }
 
@@ -327,6 +340,16 @@ impl BrokerConfig {
                     .map_err(|why| BrokerError::Config(format!("peers: {why}")))?
             }
             "log-level" => self.log_level = Some(value.to_string()),
+            "cluster.id" => {
+                let ok = value.len() <= 255
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !ok {
+                    return Err(parse_err("an id of letters, digits, - and _ (255 at most)"));
+                }
+                self.cluster_id = value.to_string()
+            }
             "node-id" => {
                 self.node_id =
                     at_least::<i32>(value, 1).ok_or_else(|| parse_err("a node id (1 or more)"))?

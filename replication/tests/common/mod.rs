@@ -1,5 +1,5 @@
-//! Shared by the replication tests: Kafka RecordBatch v2 bytes to propose, and the Raft
-//! tick of the in-process clusters.
+//! Shared by the replication tests: Kafka RecordBatch v2 bytes to propose, the Raft
+//! tick of the in-process clusters, and polling for a condition.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -21,4 +21,13 @@ pub fn batch(tag: u64, records: usize) -> Bytes {
         timestamp_ms: 1_700_000_000_000 + tag as i64,
     });
     encode_batch(specs, NO_PRODUCER, Compression::None).freeze()
+}
+
+/// Waits until `condition` holds, polling every 5 ms; panics naming `what` after 20 s.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

@@ -1,0 +1,122 @@
+//! The listener: accepts peers' connections, runs the acceptor's handshake on each, and
+//! reads frames from those that pass.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use super::frame::MIN_FRAME_BYTES;
+use super::handshake::{self, Inbound};
+use super::{decode_frame, Envelope, Transport, TransportStats, MAX_FRAME_BYTES};
+
+/// Accepts peers' connections and hands every decoded envelope to `deliver` (bounded:
+/// when the consumer lags, reading stops and TCP pushes back on the sender).
+///
+/// Only connections whose handshake passes with `transport`'s identity and peer list
+/// are read (see the module docs); the others are closed, logged and counted in
+/// [`TransportStats::refused_connections`]. Returns when `transport`'s shutdown turns
+/// true.
+pub async fn serve(listener: TcpListener, deliver: mpsc::Sender<Envelope>, transport: Transport) {
+    let mut shutdown = transport.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, from)) => {
+                tokio::spawn(connection(stream, from, deliver.clone(), transport.clone()));
+            }
+            Err(e) => {
+                warn!(error = %e, "raft accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Handshake, then frames until the connection ends or the transport stops.
+async fn connection(
+    stream: TcpStream,
+    from: SocketAddr,
+    deliver: mpsc::Sender<Envelope>,
+    transport: Transport,
+) {
+    let mut shutdown = transport.shutdown.clone();
+    let stats = transport.stats.clone();
+    let handshake = handshake::accept(stream, &transport.security, |id| transport.host_of(id));
+    let accepted = tokio::select! {
+        a = handshake => a,
+        _ = shutdown.changed() => return,
+    };
+    let (node, inbound) = match accepted {
+        Ok(a) => a,
+        Err(refused) => {
+            stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                peer = %from,
+                claimed = ?refused.claimed,
+                reason = %refused.why,
+                "raft connection refused"
+            );
+            return;
+        }
+    };
+    debug!(peer = %from, node, "raft connection accepted");
+    let read = match inbound {
+        Inbound::Plain(r, _w) => read_frames(r, node, deliver, &stats, shutdown).await,
+        Inbound::Tls(r, _w) => read_frames(r, node, deliver, &stats, shutdown).await,
+    };
+    if let Err(e) = read {
+        debug!(peer = %from, node, error = e, "raft connection closed");
+    }
+}
+
+/// Reads frames from node `node`'s connection; a message whose `from` is not `node` is
+/// dropped and counted in [`TransportStats::spoofed`].
+async fn read_frames<R: AsyncRead + Unpin>(
+    reader: R,
+    node: u64,
+    deliver: mpsc::Sender<Envelope>,
+    stats: &TransportStats,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, reader);
+    loop {
+        let len = tokio::select! {
+            l = reader.read_u32() => l.map_err(|e| e.to_string())? as usize,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&len) {
+            stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+            return Err(format!("frame length {len} out of bounds"));
+        }
+        let mut body = vec![0u8; len];
+        reader
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| e.to_string())?;
+        let envelope = decode_frame(&body).inspect_err(|_| {
+            stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+        })?;
+        if envelope.message.from != node {
+            stats.spoofed.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                node,
+                from = envelope.message.from,
+                group = envelope.group,
+                "raft message from another node than the connection's dropped"
+            );
+            continue;
+        }
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        if deliver.send(envelope).await.is_err() {
+            return Ok(());
+        }
+    }
+}
