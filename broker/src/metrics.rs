@@ -98,6 +98,8 @@ pub struct Metrics {
     pub tls_reloads: Family<TlsLabels, Counter>,
     /// SASL authentications (`ok`, `failed`).
     pub sasl_authentications: Family<SaslLabels, Counter>,
+    /// Admin HTTP requests refused (`unauthenticated`, `forbidden`).
+    pub admin_refused: Family<OutcomeLabels, Counter>,
     /// Free bytes on the data directory's filesystem, as last measured.
     pub disk_free_bytes: Gauge,
     /// Produced batches appended, and retries answered without appending.
@@ -184,6 +186,7 @@ impl Metrics {
             tls_handshakes: Family::default(),
             tls_reloads: Family::default(),
             sasl_authentications: Family::default(),
+            admin_refused: Family::default(),
             disk_free_bytes: Gauge::default(),
             appended_batches: Counter::default(),
             duplicate_batches: Counter::default(),
@@ -281,6 +284,12 @@ impl Metrics {
                 "sasl_authentications",
                 "SASL authentications, by listener, mechanism and outcome",
                 m.sasl_authentications.clone(),
+            );
+            r.register(
+                "admin_requests_refused",
+                "Admin HTTP requests refused: unauthenticated (no or wrong credentials) or \
+                 forbidden (a change by a user who is not a super user)",
+                m.admin_refused.clone(),
             );
             r.register(
                 "produced_batches_appended",

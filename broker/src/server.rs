@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::admin_http::AdminAuth;
 use crate::cluster::metadata::Endpoint;
 use crate::cluster::{Cluster, CONTROLLER_TIMEOUT};
 use crate::config::listeners::Listener;
@@ -144,6 +145,20 @@ struct Accepting {
     tls: Option<Arc<ListenerTls>>,
 }
 
+/// The admin port's TLS (`ADMIN:SSL`) and access rules, loaded at start.
+fn admin_access(config: &BrokerConfig) -> Result<(Option<Arc<ListenerTls>>, Arc<AdminAuth>)> {
+    let what = crate::config::listeners::ADMIN_LISTENER;
+    let tls = match config.listeners.admin_tls().map_err(BrokerError::Config)? {
+        Some(settings) => Some(Arc::new(
+            ListenerTls::load(what, settings)
+                .map_err(|e| BrokerError::Config(format!("the admin port's TLS: {e}")))?,
+        )),
+        None => None,
+    };
+    let auth = AdminAuth::load(&config.admin_api).map_err(BrokerError::Config)?;
+    Ok((tls, Arc::new(auth)))
+}
+
 /// A TLS listener's `ssl.principal.mapping.rules` (checked when set, so parsing again
 /// cannot fail; the error is kept for the record).
 fn principal_rules(spec: &Listener) -> Result<crate::principal::PrincipalRules> {
@@ -201,6 +216,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     let identity = IdentityFile::open(&data_dir, config.node_id)?;
     let (accepting, listeners) = bind_listeners(listeners).await?;
     let admin = bind("admin-addr", &config.admin_addr).await?;
+    let (admin_tls, admin_auth) = admin_access(&config)?;
     // `resolve` yields at least one listener: the shorthand when none is configured.
     let kafka_addr = listeners[0].addr;
     let admin_addr = local_addr("admin", &admin)?;
@@ -237,10 +253,20 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         cluster.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
         return Err(e);
     }
-    let admin_task = tokio::spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
+    let admin_task = tokio::spawn(admin_http::serve(
+        admin,
+        admin_tls.clone(),
+        admin_auth,
+        broker.clone(),
+        shutdown.clone(),
+    ));
     let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
     spawn_broker_tasks(&broker, &shutdown);
-    let tls = accepting.iter().filter_map(|a| a.tls.clone()).collect();
+    let tls = accepting
+        .iter()
+        .filter_map(|a| a.tls.clone())
+        .chain(admin_tls)
+        .collect();
     tokio::spawn(crate::tls::watch(
         tls,
         broker.metrics.clone(),

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use replication::transport::security::{certificates, private_key, trust_store};
+use replication::transport::SecurityError;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, SupportedProtocolVersion};
 use tracing::{info, warn};
 
 use crate::config::listeners::{ClientAuth, TlsSettings, TlsVersion};
@@ -26,21 +26,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a listener's TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{what} {path}: {source}")]
-    Pem {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("{what} {path} holds no certificate")]
-    NoCertificate { what: &'static str, path: PathBuf },
-    #[error("ssl.truststore.location {path}: {source}")]
-    TrustStore {
-        path: PathBuf,
-        #[source]
-        source: rustls::Error,
-    },
+    /// A PEM file is missing, unreadable or holds the wrong things.
+    #[error(transparent)]
+    Files(#[from] SecurityError),
     #[error("client certificate verification: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("ssl.keystore.location {path}: {source}")]
@@ -91,49 +79,14 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         _ => builder.with_no_client_auth(),
     };
     let path = &settings.keystore;
-    let what = "ssl.keystore.location";
-    let chain = certificates(what, path)?;
-    let key = PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem {
-        what,
-        path: path.clone(),
-        source,
-    })?;
+    let chain = certificates("keystore", path)?;
+    let key = private_key(path)?;
     builder
         .with_single_cert(chain, key)
         .map_err(|source| TlsError::KeyStore {
             path: path.clone(),
             source,
         })
-}
-
-fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = |source| TlsError::Pem {
-        what,
-        path: path.to_path_buf(),
-        source,
-    };
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(pem)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(pem)?;
-    if chain.is_empty() {
-        return Err(TlsError::NoCertificate {
-            what,
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(chain)
-}
-
-fn trust_store(path: &Path) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certificates("ssl.truststore.location", path)? {
-        roots.add(cert).map_err(|source| TlsError::TrustStore {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    }
-    Ok(roots)
 }
 
 /// What a file looked like when last loaded: its modification time and length.

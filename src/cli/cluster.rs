@@ -55,9 +55,33 @@ struct AdminArgs {
     json: bool,
 }
 
+/// Environment variables with the admin port's credentials (a broker with
+/// `admin.api.require.auth`): a bearer token, else a SCRAM user and password (HTTP
+/// Basic).
+pub(super) const ADMIN_TOKEN_ENV: &str = "STRATA_ADMIN_TOKEN";
+pub(super) const ADMIN_USER_ENV: &str = "STRATA_ADMIN_USER";
+pub(super) const ADMIN_PASSWORD_ENV: &str = "STRATA_ADMIN_PASSWORD";
+
+/// `request` with the admin credentials of the environment, if it has any.
+pub(super) fn with_credentials(request: ureq::Request) -> ureq::Request {
+    use base64::Engine as _;
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    if let Some(token) = var(ADMIN_TOKEN_ENV) {
+        return request.set("Authorization", &format!("Bearer {token}"));
+    }
+    match (var(ADMIN_USER_ENV), var(ADMIN_PASSWORD_ENV)) {
+        (Some(user), Some(password)) => {
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request.set("Authorization", &format!("Basic {basic}"))
+        }
+        _ => request,
+    }
+}
+
 pub(super) fn get(admin: &str, path: &str) -> anyhow::Result<Value> {
     let url = format!("http://{admin}{path}");
-    let text = ureq::get(&url)
+    let text = with_credentials(ureq::get(&url))
         .timeout(HTTP_TIMEOUT)
         .call()
         .with_context(|| format!("GET {url}"))?
@@ -275,7 +299,7 @@ pub(super) fn follower_lag(leader_view: &Value) -> Vec<String> {
 
 fn rebalance(args: &AdminArgs) -> anyhow::Result<Outcome> {
     let url = format!("http://{}/cluster/rebalance-leaders", args.admin);
-    let text = ureq::post(&url)
+    let text = with_credentials(ureq::post(&url))
         .timeout(HTTP_TIMEOUT)
         .set("Content-Type", "application/json")
         .send_string("{}")

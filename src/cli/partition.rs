@@ -75,7 +75,7 @@ fn move_partition(args: &MoveArgs) -> anyhow::Result<Outcome> {
     let url = format!("http://{}/cluster/move", args.admin);
     let body = serde_json::json!({"topic": topic, "partition": index, "to": args.to});
     // The controller may take up to 30 s without a quorum before it answers.
-    let answer = ureq::post(&url)
+    let answer = super::cluster::with_credentials(ureq::post(&url))
         .timeout(HTTP_TIMEOUT + Duration::from_secs(30))
         .set("Content-Type", "application/json")
         .send_string(&body.to_string());

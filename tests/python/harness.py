@@ -169,9 +169,18 @@ class Broker:
             return False
         return self.health() == 200
 
+    def admin_connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A connection to the admin port: HTTPS when the test set `admin_tls` (an
+        `ssl.SSLContext` trusting the broker's certificate), else HTTP."""
+        tls = getattr(self, "admin_tls", None)
+        if tls is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.admin_port, timeout=timeout,
+                                               context=tls)
+        return http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+
     def health(self) -> Optional[int]:
         """Status of GET /health, or None when the admin port does not answer."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=2.0)
+        conn = self.admin_connection(2.0)
         try:
             conn.request("GET", "/health")
             return conn.getresponse().status
@@ -180,10 +189,10 @@ class Broker:
         finally:
             conn.close()
 
-    def metrics(self) -> str:
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5.0)
+    def metrics(self, headers: Optional[dict] = None) -> str:
+        conn = self.admin_connection(5.0)
         try:
-            conn.request("GET", "/metrics")
+            conn.request("GET", "/metrics", headers=headers or {})
             resp = conn.getresponse()
             assert resp.status == 200, f"/metrics answered {resp.status}"
             return resp.read().decode()

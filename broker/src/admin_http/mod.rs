@@ -6,12 +6,19 @@
 //! view; what `strata cluster status` shows),
 //! `POST /cluster/rebalance-leaders` and `POST /cluster/move` (cluster operations).
 //!
-//! The admin port has no authentication yet, so a change must at least not come from a
-//! web page: any page a browser shows could send a POST to `127.0.0.1:9644`. A browser
-//! marks every POST with an `Origin` header, and it can send `application/json` to
-//! another origin only after a CORS preflight this server never grants. So the
-//! operations refuse a request that carries `Origin` (403) and one whose body is not
-//! declared `application/json` (415); the CLI sends neither kind.
+//! Access: see [`auth`] (`admin.api.require.auth`, HTTP Basic or a bearer token, changes
+//! for super users) and [`tls`] (HTTPS with `ADMIN:SSL`). Whatever the credentials, a
+//! change must not come from a web page: any page a browser shows could send a POST to
+//! `127.0.0.1:9644`. A browser marks every POST with an `Origin` header, and it can send
+//! `application/json` to another origin only after a CORS preflight this server never
+//! grants. So the operations refuse a request that carries `Origin` (403) and one whose
+//! body is not declared `application/json` (415); the CLI sends neither kind.
+
+mod auth;
+mod tls;
+
+pub use auth::AdminAuth;
+use auth::AuthState;
 
 use std::sync::Arc;
 
@@ -273,26 +280,54 @@ async fn not_from_a_browser(
     next.run(request).await
 }
 
-/// Serves until shutdown begins.
+/// Serves until shutdown begins: plain HTTP, or HTTPS with `tls` (`ADMIN:SSL`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<crate::tls::ListenerTls>>,
+    auth: Arc<AdminAuth>,
     broker: Arc<Broker>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    let state = AuthState {
+        auth,
+        broker: broker.clone(),
+    };
     let changes = Router::new()
         .route(
             "/cluster/rebalance-leaders",
             axum::routing::post(rebalance_leaders),
         )
         .route("/cluster/move", axum::routing::post(move_partition))
-        .route_layer(axum::middleware::from_fn(not_from_a_browser));
+        .route_layer(axum::middleware::from_fn(not_from_a_browser))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::may_alter_cluster,
+        ));
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/cluster", get(cluster))
         .merge(changes)
-        .with_state(broker);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::authenticate,
+        ))
+        .with_state(broker.clone())
+        .into_make_service_with_connect_info::<tls::ClientAddr>();
+    let mut stopping = shutdown.clone();
+    let stopped = async move { stopping.wait().await };
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(tls) => {
+            let metrics = broker.metrics.clone();
+            let listener = tls::TlsListener::start(listener, tls, metrics, shutdown)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    }
 }

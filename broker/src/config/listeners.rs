@@ -123,6 +123,8 @@ pub struct ListenerSettings {
 
 /// The name under which the Raft port takes its security settings.
 pub const RAFT_LISTENER: &str = "RAFT";
+/// The name under which the admin HTTP port takes its security settings.
+pub const ADMIN_LISTENER: &str = "ADMIN";
 
 /// The address of the shorthand listener when nothing is configured.
 pub const DEFAULT_KAFKA_ADDR: &str = "127.0.0.1:9092";
@@ -189,9 +191,14 @@ impl ListenerSettings {
             let protocol = *protocols.get(&name).ok_or_else(|| {
                 format!("listener {name} is not in listener.security.protocol.map")
             })?;
-            if name == RAFT_LISTENER {
+            if name == RAFT_LISTENER || name == ADMIN_LISTENER {
                 return Err(format!(
-                    "listeners: {RAFT_LISTENER} names the Raft port (raft-addr), not a Kafka listener"
+                    "listeners: {name} names the {} port, not a Kafka listener",
+                    if name == RAFT_LISTENER {
+                        "Raft"
+                    } else {
+                        "admin HTTP"
+                    }
                 ));
             }
             if out.iter().any(|l| l.name == name) {
@@ -237,20 +244,30 @@ impl ListenerSettings {
     /// `listener.name.raft.ssl.*` (or global `ssl.*`) keystore and truststore. Peers
     /// always authenticate each other, so a truststore is required. `None`: plaintext.
     pub fn raft_tls(&self) -> Result<Option<TlsSettings>, String> {
-        match self.protocol_map()?.get(RAFT_LISTENER) {
+        let tls = self.port_tls(RAFT_LISTENER)?;
+        if tls.as_ref().is_some_and(|t| t.truststore.is_none()) {
+            return Err("RAFT:SSL needs ssl.truststore.location (or \
+                 listener.name.raft.ssl.truststore.location): peers authenticate each \
+                 other with certificates from it"
+                .into());
+        }
+        Ok(tls)
+    }
+
+    /// The admin HTTP port's TLS: `ADMIN:SSL` in `listener.security.protocol.map`, with
+    /// `listener.name.admin.ssl.*` (or the global `ssl.*`). `None`: plain HTTP.
+    pub fn admin_tls(&self) -> Result<Option<TlsSettings>, String> {
+        self.port_tls(ADMIN_LISTENER)
+    }
+
+    /// The TLS settings of a port that is not a Kafka listener (`RAFT`, `ADMIN`): SSL
+    /// or PLAINTEXT (the default) in `listener.security.protocol.map`.
+    fn port_tls(&self, name: &str) -> Result<Option<TlsSettings>, String> {
+        match self.protocol_map()?.get(name) {
             None | Some(SecurityProtocol::Plaintext) => Ok(None),
-            Some(SecurityProtocol::Ssl) => {
-                let tls = self.tls_settings(RAFT_LISTENER)?;
-                if tls.truststore.is_none() {
-                    return Err("RAFT:SSL needs ssl.truststore.location (or \
-                         listener.name.raft.ssl.truststore.location): peers authenticate \
-                         each other with certificates from it"
-                        .into());
-                }
-                Ok(Some(tls))
-            }
+            Some(SecurityProtocol::Ssl) => self.tls_settings(name).map(Some),
             Some(other) => Err(format!(
-                "listener.security.protocol.map: RAFT may be PLAINTEXT or SSL, not {}",
+                "listener.security.protocol.map: {name} may be PLAINTEXT or SSL, not {}",
                 other.name()
             )),
         }
@@ -526,6 +543,12 @@ mod tests {
             ("listener.security.protocol.map", "RAFT:PLAINTEXT"),
         ]);
         assert!(named.unwrap().resolve().unwrap_err().contains("Raft port"));
+        let admin = settings(&[
+            ("listener.security.protocol.map", "ADMIN:SSL"),
+            ("listener.name.admin.ssl.keystore.location", "/admin.pem"),
+        ]);
+        let tls = admin.unwrap().admin_tls().unwrap().unwrap();
+        assert_eq!(tls.keystore, PathBuf::from("/admin.pem"));
     }
 
     #[test]

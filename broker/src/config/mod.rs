@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::error::{BrokerError, Result};
 
+pub mod admin;
 mod cluster;
 pub mod listeners;
 mod topic;
@@ -58,6 +59,8 @@ pub struct BrokerConfig {
     pub listeners: ListenerSettings,
     /// Admin HTTP (`/health`, `/metrics`).
     pub admin_addr: String,
+    /// Who may use the admin port, and `super.users`.
+    pub admin_api: admin::AdminApiSettings,
     /// This broker's id in Metadata responses.
     pub node_id: i32,
     /// Inter-broker Raft listener; a one-node cluster without it opens no Raft port.
@@ -136,6 +139,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./strata-data"),
             listeners: ListenerSettings::default(),
             admin_addr: "127.0.0.1:9644".into(),
+            admin_api: admin::AdminApiSettings::default(),
             node_id: 1,
             raft_addr: None,
             peers: std::collections::BTreeMap::new(),
@@ -329,6 +333,9 @@ impl BrokerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let parse_err = |what: &str| BrokerError::Config(format!("{key}: {value:?} is not {what}"));
         if let Some(set) = self.listeners.set(key, value) {
+            return set.map_err(BrokerError::Config);
+        }
+        if let Some(set) = self.admin_api.set(key, value) {
             return set.map_err(BrokerError::Config);
         }
         match key {

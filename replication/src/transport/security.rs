@@ -27,7 +27,7 @@ pub enum SecurityError {
     #[error("cluster id of {bytes} bytes exceeds the limit of {MAX_CLUSTER_ID_BYTES}")]
     ClusterIdTooLong { bytes: usize },
 
-    #[error("raft transport {what} {path}: {source}")]
+    #[error("{what} {path}: {source}")]
     Pem {
         what: &'static str,
         path: PathBuf,
@@ -35,27 +35,27 @@ pub enum SecurityError {
         source: rustls_pki_types::pem::Error,
     },
 
-    #[error("raft transport {what} {path} holds no certificate")]
+    #[error("{what} {path} holds no certificate")]
     NoCertificate { what: &'static str, path: PathBuf },
 
-    #[error("raft transport keystore {path} holds no private key")]
+    #[error("keystore {path} holds no private key")]
     NoKey { path: PathBuf },
 
-    #[error("raft transport truststore {path}: {source}")]
+    #[error("truststore {path}: {source}")]
     TrustStore {
         path: PathBuf,
         #[source]
         source: rustls::Error,
     },
 
-    #[error("raft transport truststore {path}: {source}")]
+    #[error("truststore {path}: {source}")]
     Verifier {
         path: PathBuf,
         #[source]
         source: rustls::server::VerifierBuilderError,
     },
 
-    #[error("raft transport keystore {path}: {source}")]
+    #[error("keystore {path}: {source}")]
     KeyStore {
         path: PathBuf,
         #[source]
@@ -242,7 +242,8 @@ fn client_config(
     Ok(config)
 }
 
-fn certificates(
+/// The PEM certificates of `path` (`what` names the file in errors): at least one.
+pub fn certificates(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
@@ -264,7 +265,8 @@ fn certificates(
     Ok(chain)
 }
 
-fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
+/// The PEM private key of `path` (PKCS#8, PKCS#1 or SEC1, unencrypted).
+pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
     PrivateKeyDer::from_pem_file(path).map_err(|source| match source {
         rustls_pki_types::pem::Error::NoItemsFound => SecurityError::NoKey {
             path: path.to_path_buf(),
@@ -277,7 +279,8 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, SecurityError> {
     })
 }
 
-fn trust_store(path: &Path) -> Result<RootCertStore, SecurityError> {
+/// The PEM certificates of `path` as trusted authorities.
+pub fn trust_store(path: &Path) -> Result<RootCertStore, SecurityError> {
     let mut roots = RootCertStore::empty();
     for cert in certificates("truststore", path)? {
         roots

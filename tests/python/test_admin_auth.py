@@ -1,0 +1,124 @@
+"""The admin HTTP port with `admin.api.require.auth`: over HTTPS (`ADMIN:SSL`, certificates
+made by the test) `/health` needs nothing, every other endpoint HTTP Basic with a SCRAM
+user's password or the bearer token of `admin.api.token.file`, and the changes a super
+user (`super.users`) or the token; missing or wrong credentials answer 401, a user who is
+not a super user 403, each counted. Over plain HTTP with `admin.api.public.metrics`, the
+`strata cluster` commands pass the credentials of STRATA_ADMIN_TOKEN or
+STRATA_ADMIN_USER/STRATA_ADMIN_PASSWORD."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+
+import pytest
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+from harness import Broker, strata_bin
+from pki import Authority
+
+TOKEN = "t0ken-for-the-admin-port-tests"
+
+
+def make_users(bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    upserts = [UserScramCredentialUpsertion(u, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                            f"{u}-secret".encode()) for u in ("root", "bob")]
+    for f in admin.alter_user_scram_credentials(upserts).values():
+        f.result(30)
+
+
+def start(request, tmp_path, settings: dict) -> Broker:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(TOKEN + "\n")
+    b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr", config={
+        "admin.api.require.auth": True,
+        "admin.api.token.file": str(token_file),
+        "super.users": "User:root",
+        **settings,
+    })
+    request.node.strata_broker = b
+    return b
+
+
+def basic(user: str, password: str) -> dict:
+    raw = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def call(b: Broker, method: str, path: str, headers: dict) -> tuple[int, str]:
+    conn = b.admin_connection(30)
+    try:
+        body = b"{}" if method == "POST" else None
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **headers})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def refused(b: Broker, reason: str) -> float:
+    m = re.search(rf'^strata_admin_requests_refused_total{{outcome="{reason}"}} (\S+)$',
+                  b.metrics(basic("root", "root-secret")), re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_https_admin_needs_credentials_and_changes_a_super_user(request, tmp_path):
+    ca = Authority.create(tmp_path / "pki", "admin-ca")
+    server = ca.issue(tmp_path / "pki", "broker", server=True)
+    b = start(request, tmp_path, {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,ADMIN:SSL",
+        "listener.name.admin.ssl.keystore.location": str(server.keystore),
+    })
+    b.admin_tls = ssl.create_default_context(cafile=str(ca.ca_path))
+    b.start()
+    make_users(b.bootstrap)
+
+    assert call(b, "GET", "/health", {})[0] == 200
+    status, text = call(b, "GET", "/metrics", {})
+    assert status == 401 and "credentials needed" in text, (status, text)
+    assert call(b, "GET", "/cluster", basic("bob", "wrong"))[0] == 401
+    assert call(b, "GET", "/cluster", {"Authorization": "Bearer not-the-token"})[0] == 401
+    assert call(b, "GET", "/cluster", basic("bob", "bob-secret"))[0] == 200
+    assert call(b, "GET", "/metrics", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+
+    status, text = call(b, "POST", "/cluster/rebalance-leaders", basic("bob", "bob-secret"))
+    assert status == 403 and "super.users" in text, (status, text)
+    assert call(b, "POST", "/cluster/rebalance-leaders", {})[0] == 401
+    assert call(b, "POST", "/cluster/rebalance-leaders", basic("root", "root-secret"))[0] == 200
+    assert call(b, "POST", "/cluster/rebalance-leaders", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    assert refused(b, "unauthenticated") >= 4 and refused(b, "forbidden") == 1
+
+    # Plain HTTP on the HTTPS port gets no HTTP answer (at most a TLS alert).
+    with socket.create_connection(("127.0.0.1", b.admin_port), timeout=10) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b"".join(iter(lambda: s.recv(4096), b""))
+    assert not answer.startswith(b"HTTP"), answer[:40]
+
+
+def test_cli_passes_admin_credentials(request, tmp_path):
+    b = start(request, tmp_path, {"admin.api.public.metrics": True})
+    b.start()
+    make_users(b.bootstrap)
+    assert call(b, "GET", "/metrics", {})[0] == 200, "public metrics"
+    assert call(b, "GET", "/cluster", {})[0] == 401
+
+    def strata(args: list[str], **env) -> subprocess.CompletedProcess:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_ADMIN_")}
+        return subprocess.run([str(strata_bin()), *args, "--admin", b.admin_addr],
+                              capture_output=True, text=True, timeout=60, env={**clean, **env})
+
+    denied = strata(["cluster", "status"])
+    assert denied.returncode != 0 and "401" in denied.stderr, denied.stderr
+    bob = {"STRATA_ADMIN_USER": "bob", "STRATA_ADMIN_PASSWORD": "bob-secret"}
+    assert strata(["cluster", "status", "--json"], **bob).returncode == 0
+    forbidden = strata(["cluster", "rebalance-leaders"], **bob)
+    assert forbidden.returncode != 0 and "403" in forbidden.stderr, forbidden.stderr
+    ok = strata(["cluster", "rebalance-leaders", "--json"], STRATA_ADMIN_TOKEN=TOKEN)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["transfers"] == []
