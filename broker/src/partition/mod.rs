@@ -473,8 +473,15 @@ impl Partition {
     }
 
     /// The high watermark: the group's commit point, the limit of what consumers see.
+    /// On a hosted replica, the group's view as it stands: the published value follows
+    /// it from another task, and an acks=all producer is answered from the view, so a
+    /// ListOffsets right after its answer must not see the published value lag.
     pub fn high_watermark(&self) -> u64 {
-        *self.high_watermark.borrow()
+        let published = *self.high_watermark.borrow();
+        match &self.mode {
+            Mode::Hosted(h) => published.max(h.view.borrow().committed_offset),
+            Mode::Remote { .. } => published,
+        }
     }
 
     /// A receiver that changes whenever the high watermark moves.
