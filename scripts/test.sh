@@ -25,8 +25,8 @@ echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test (unit, property, crash, CLI; benches run once in smoke mode)"
-# The fuzz target's binary is libFuzzer's own main (it would fuzz forever); clippy above
-# compiles it, `cargo fuzz run request_decoder` runs it.
+# The fuzz targets' binaries are libFuzzer's own main (they would fuzz forever); clippy above
+# compiles them, `cargo fuzz run request_decoder` (or `sasl_exchange`) runs one.
 cargo test --workspace --all-targets --locked --exclude strata-fuzz
 
 echo "== doc tests"
