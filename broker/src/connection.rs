@@ -34,6 +34,10 @@ use crate::Broker;
 /// The connection's write buffer: smaller answers are gathered in it.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// The largest frame of a connection that has not finished SASL authentication (Kafka's
+/// default `sasl.server.max.receive.size`).
+pub const SASL_MAX_RECEIVE_BYTES: usize = 512 * 1024;
+
 /// Requests whose answers may be pending at once on one connection.
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
 
@@ -246,7 +250,23 @@ async fn serve_halves<R, W>(
         in_flight.clone(),
     ));
     let stop = loop {
-        let frame = match next_frame(&mut reader, &broker, &in_flight, &mut shutdown, &peer).await {
+        // Before SASL authentication a frame is an ApiVersions or a SASL token: Kafka's
+        // `sasl.server.max.receive.size` bounds it, not `socket.request.max.bytes`.
+        let limit = if session.authenticated_or_open() {
+            broker.config.socket_request_max_bytes
+        } else {
+            SASL_MAX_RECEIVE_BYTES
+        };
+        let frame = match next_frame(
+            &mut reader,
+            &broker,
+            limit,
+            &in_flight,
+            &mut shutdown,
+            &peer,
+        )
+        .await
+        {
             Ok(frame) => frame,
             Err(stop) => break stop,
         };
@@ -300,6 +320,7 @@ enum Stop {
 async fn next_frame<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     broker: &Broker,
+    max_bytes: usize,
     in_flight: &std::sync::atomic::AtomicUsize,
     shutdown: &mut Shutdown,
     peer: &str,
@@ -325,10 +346,7 @@ async fn next_frame<R: AsyncRead + Unpin>(
             return Err(Stop::ClientGone);
         }
     }
-    let (max, queued_max) = (
-        config.socket_request_max_bytes,
-        config.queued_max_request_bytes,
-    );
+    let (max, queued_max) = (max_bytes, config.queued_max_request_bytes);
     let queued = &broker.queued_request_bytes;
     let frame = tokio::select! {
         frame = read_frame(reader, max, queued, queued_max, idle) => frame,

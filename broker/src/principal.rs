@@ -74,10 +74,7 @@ impl PrincipalRules {
                 replacement,
                 case,
             } => {
-                let whole = pattern
-                    .find(subject)
-                    .is_some_and(|m| m.start() == 0 && m.end() == subject.len());
-                if !whole {
+                if !pattern.is_match(subject) {
                     return None;
                 }
                 let name = pattern.replace(subject, replacement.as_str()).into_owned();
@@ -99,7 +96,8 @@ fn rewrite(text: &str) -> Result<(Rule, &str), String> {
         Some(c @ ('L' | 'U')) => (Some(c), &rest[1..]),
         _ => (None, rest),
     };
-    let pattern = Regex::new(&pattern)
+    // Java's `matches()`: the pattern must cover the whole subject, whichever way.
+    let pattern = Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| format!("ssl.principal.mapping.rules: bad pattern {pattern:?}: {e}"))?;
     // Kafka's replacements use `$1`; so does `regex`, which also reads `$1x` as a
     // group named `1x`: braces keep the group number alone.
@@ -160,6 +158,9 @@ mod tests {
         let strict = PrincipalRules::parse(r"RULE:^CN=(.*)$/$1/").unwrap();
         assert_eq!(strict.apply("CN=x,O=y").as_deref(), Some("x,O=y"));
         assert_eq!(strict.apply("O=y"), None);
+        // Unanchored and lazy, the pattern still has to cover the whole subject.
+        let lazy = PrincipalRules::parse(r"RULE:CN=(.*?)/$1/").unwrap();
+        assert_eq!(lazy.apply("CN=x,O=y").as_deref(), Some("x,O=y"));
         let slash = PrincipalRules::parse(r"RULE:^CN=a\/b$/a\/b/").unwrap();
         assert_eq!(slash.apply("CN=a/b").as_deref(), Some("a/b"));
         assert_eq!(

@@ -99,6 +99,11 @@ impl Session {
         ) || matches!(*self.lock(), Auth::Open | Auth::Authenticated(_))
     }
 
+    /// Whether the connection is past SASL authentication (or needs none).
+    pub fn authenticated_or_open(&self) -> bool {
+        matches!(*self.lock(), Auth::Open | Auth::Authenticated(_))
+    }
+
     /// Takes the authentication state out (leaving [`Auth::Failed`] until it is
     /// put back with [`Session::set_auth`]).
     pub fn take_auth(&self) -> Auth {
@@ -160,8 +165,12 @@ impl FailedLogins {
     /// Counts a failure of `ip`.
     pub fn failed(&self, ip: IpAddr) {
         let mut map = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= Self::MAX_ADDRESSES {
+        if map.len() >= Self::MAX_ADDRESSES && !map.contains_key(&ip) {
             map.retain(|_, (since, _)| since.elapsed() < Self::WINDOW);
+            if map.len() >= Self::MAX_ADDRESSES {
+                // Full of live windows: new addresses go uncounted rather than grow it.
+                return;
+            }
         }
         let entry = map.entry(ip).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= Self::WINDOW {

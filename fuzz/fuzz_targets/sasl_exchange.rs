@@ -13,8 +13,12 @@ use sasl::{Mechanism, ScramCredential, ScramServer};
 
 /// One credential per hash, made once (PBKDF2 is slow on purpose).
 static CREDENTIALS: LazyLock<[(Mechanism, ScramCredential); 2]> = LazyLock::new(|| {
-    [Mechanism::ScramSha256, Mechanism::ScramSha512]
-        .map(|m| (m, sasl::credential(m, b"pw", vec![7; 16], sasl::MIN_ITERATIONS)))
+    [Mechanism::ScramSha256, Mechanism::ScramSha512].map(|m| {
+        (
+            m,
+            sasl::credential(m, b"pw", vec![7; 16], sasl::MIN_ITERATIONS),
+        )
+    })
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,8 @@
 made by the test) `/health` needs nothing, every other endpoint HTTP Basic with a SCRAM
 user's password or the bearer token of `admin.api.token.file`, and the changes a super
 user (`super.users`) or the token; missing or wrong credentials answer 401, a user who is
-not a super user 403, each counted. Over plain HTTP with `admin.api.public.metrics`, the
+not a super user 403, each counted. With `super.users` set only a super user may manage
+SCRAM users (whose passwords open the admin port). Over plain HTTP with `admin.api.public.metrics`, the
 `strata cluster` commands pass the credentials of STRATA_ADMIN_TOKEN or
 STRATA_ADMIN_USER/STRATA_ADMIN_PASSWORD."""
 
@@ -17,6 +18,7 @@ import ssl
 import subprocess
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 from harness import Broker, strata_bin
@@ -25,12 +27,30 @@ from pki import Authority
 TOKEN = "t0ken-for-the-admin-port-tests"
 
 
-def make_users(bootstrap: str) -> None:
+def upsert(bootstrap: str, users: tuple[str, ...]) -> list:
+    """AlterUserScramCredentials for `users`: per user None, or the KafkaError."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     upserts = [UserScramCredentialUpsertion(u, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
-                                            f"{u}-secret".encode()) for u in ("root", "bob")]
+                                            f"{u}-secret".encode()) for u in users]
+    outcomes = []
     for f in admin.alter_user_scram_credentials(upserts).values():
-        f.result(30)
+        try:
+            f.result(30)
+            outcomes.append(None)
+        except KafkaException as e:
+            outcomes.append(e.args[0])
+    return outcomes
+
+
+def make_users(b: Broker) -> None:
+    """The documented bootstrap: users made while `super.users` is unset, then the broker
+    restarted with it; from then on only a super user may manage users (an anonymous
+    client gets CLUSTER_AUTHORIZATION_FAILED), and the users survived the restart."""
+    assert upsert(b.bootstrap, ("root", "bob")) == [None, None]
+    b.config["super.users"] = "User:root"
+    b.restart()
+    [refused] = upsert(b.bootstrap, ("root",))
+    assert refused is not None and refused.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
 
 
 def start(request, tmp_path, settings: dict) -> Broker:
@@ -39,7 +59,6 @@ def start(request, tmp_path, settings: dict) -> Broker:
     b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr", config={
         "admin.api.require.auth": True,
         "admin.api.token.file": str(token_file),
-        "super.users": "User:root",
         **settings,
     })
     request.node.strata_broker = b
@@ -77,7 +96,7 @@ def test_https_admin_needs_credentials_and_changes_a_super_user(request, tmp_pat
     })
     b.admin_tls = ssl.create_default_context(cafile=str(ca.ca_path))
     b.start()
-    make_users(b.bootstrap)
+    make_users(b)
 
     assert call(b, "GET", "/health", {})[0] == 200
     status, text = call(b, "GET", "/metrics", {})
@@ -104,7 +123,7 @@ def test_https_admin_needs_credentials_and_changes_a_super_user(request, tmp_pat
 def test_cli_passes_admin_credentials(request, tmp_path):
     b = start(request, tmp_path, {"admin.api.public.metrics": True})
     b.start()
-    make_users(b.bootstrap)
+    make_users(b)
     assert call(b, "GET", "/metrics", {})[0] == 200, "public metrics"
     assert call(b, "GET", "/cluster", {})[0] == 401
 

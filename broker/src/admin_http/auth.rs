@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 use tracing::{debug, warn};
 
 use super::tls::ClientAddr;
+use crate::cluster::metadata::users::password_matches;
 use crate::config::admin::AdminApiSettings;
 use crate::metrics::OutcomeLabels;
 use crate::Broker;
@@ -127,6 +128,8 @@ pub async fn authenticate(
         }
         Err(why) => {
             warn!(%peer, path = request.uri().path(), reason = why, "admin request refused");
+            // As Kafka's `connection.failed.authentication.delay.ms`: guessing is slow.
+            tokio::time::sleep(crate::handlers::FAILED_AUTHENTICATION_DELAY).await;
             refuse(&state, StatusCode::UNAUTHORIZED, "unauthenticated", why)
         }
     }
@@ -158,7 +161,7 @@ async fn check(state: &AuthState, peer: SocketAddr, value: &str) -> Result<Calle
     outcome
 }
 
-/// HTTP Basic: the user's password against its SCRAM credential, off the async threads.
+/// HTTP Basic: the user's password against its SCRAM credential ([`password_matches`]).
 async fn basic(state: &AuthState, encoded: &str) -> Result<Caller, &'static str> {
     const INVALID: &str = "invalid user name or password";
     let decoded = base64::engine::general_purpose::STANDARD
@@ -168,19 +171,11 @@ async fn basic(state: &AuthState, encoded: &str) -> Result<Caller, &'static str>
     let (user, password) = text
         .split_once(':')
         .ok_or("the Basic credentials are not user:password")?;
-    let credential = {
-        let meta = state.broker.cluster.state();
-        [sasl::Mechanism::ScramSha512, sasl::Mechanism::ScramSha256]
-            .into_iter()
-            .find_map(|m| meta.scram.get(user, m).map(|c| (m, c.clone())))
-    };
-    let (m, credential) = credential.ok_or(INVALID)?;
-    let password = password.as_bytes().to_vec();
-    let checked =
-        tokio::task::spawn_blocking(move || sasl::verify_password(m, &password, &credential));
-    match checked.await {
-        Ok(true) => Ok(Caller::User(user.to_string())),
-        _ => Err(INVALID),
+    let found = state.broker.cluster.state().scram.password_credential(user);
+    if password_matches(found, password.as_bytes().to_vec()).await {
+        Ok(Caller::User(user.to_string()))
+    } else {
+        Err(INVALID)
     }
 }
 

@@ -319,9 +319,10 @@ impl ListenerSettings {
                  the private key and the certificate chain)"
             )
         })?;
-        let client_auth = match get("ssl.client.auth").unwrap_or("none") {
-            "required" => ClientAuth::Required,
-            "requested" => ClientAuth::Requested,
+        // Values were checked when set (required, requested or none, maybe padded).
+        let client_auth = match get("ssl.client.auth").map(str::trim) {
+            Some("required") => ClientAuth::Required,
+            Some("requested") => ClientAuth::Requested,
             _ => ClientAuth::None,
         };
         let truststore = get("ssl.truststore.location").map(PathBuf::from);
@@ -492,7 +493,7 @@ mod tests {
                 "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
             ),
             ("ssl.keystore.location", "/k.pem"),
-            ("listener.name.external.ssl.client.auth", "required"),
+            ("listener.name.external.ssl.client.auth", " required "),
             ("listener.name.external.ssl.truststore.location", "/ca.pem"),
             ("ssl.enabled.protocols", "TLSv1.3"),
         ])

@@ -40,6 +40,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::request::Body;
 pub use context::RequestContext;
+pub use sasl_authenticate::FAILED_AUTHENTICATION_DELAY;
 
 /// A response body still being waited for (durability, Fetch data).
 pub type Deferred = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;

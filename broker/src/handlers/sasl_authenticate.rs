@@ -15,6 +15,7 @@ use sasl::{Mechanism, ScramServer};
 use tracing::{info, warn};
 
 use super::{message, RequestContext};
+use crate::cluster::metadata::users::password_matches;
 use crate::metrics::SaslLabels;
 use crate::session::Auth;
 
@@ -119,28 +120,18 @@ async fn answer(
 
 const INVALID: &str = "invalid user name or password";
 
-/// PLAIN: the password is checked against the user's SCRAM credential (SHA-512 if it
-/// has one, else SHA-256), off the async threads (PBKDF2 is thousands of HMACs).
+/// PLAIN: the password is checked against the user's SCRAM credential
+/// ([`password_matches`]).
 async fn plain(ctx: &RequestContext, token: &[u8]) -> Step {
     let (user, password) = match sasl::parse_plain(token) {
         Ok(parsed) => parsed,
         Err(e) => return Step::Failed(e.to_string()),
     };
-    let credential = {
-        let state = ctx.broker.cluster.state();
-        [Mechanism::ScramSha512, Mechanism::ScramSha256]
-            .into_iter()
-            .find_map(|m| state.scram.get(&user, m).map(|c| (m, c.clone())))
-    };
-    let Some((m, credential)) = credential else {
-        return Step::Failed(INVALID.into());
-    };
-    let checked =
-        tokio::task::spawn_blocking(move || sasl::verify_password(m, &password, &credential));
-    match checked.await {
-        Ok(true) => Step::Done(user, Bytes::new()),
-        Ok(false) => Step::Failed(INVALID.into()),
-        Err(e) => Step::Failed(format!("the password check failed: {e}")),
+    let found = ctx.broker.cluster.state().scram.password_credential(&user);
+    if password_matches(found, password).await {
+        Step::Done(user, Bytes::new())
+    } else {
+        Step::Failed(INVALID.into())
     }
 }
 

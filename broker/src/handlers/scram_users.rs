@@ -4,7 +4,8 @@
 //! derived from them. Refusals are Kafka's: a user named twice is DUPLICATE_RESOURCE,
 //! an unknown one RESOURCE_NOT_FOUND, an iteration count outside 4096..=16384 or an
 //! empty name, salt or salted password UNACCEPTABLE_CREDENTIAL, a mechanism other than
-//! SCRAM-SHA-256/512 UNSUPPORTED_SASL_MECHANISM.
+//! SCRAM-SHA-256/512 UNSUPPORTED_SASL_MECHANISM, and a caller outside `super.users`
+//! (when it is set) CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,10 +29,32 @@ use crate::cluster::CONTROLLER_TIMEOUT;
 
 type Refusal = (i16, String);
 
+/// Whether the caller may read or change users: anyone while `super.users` is empty
+/// (no authorization configured, as a Kafka broker without an authorizer), else only a
+/// super user (ALTER / DESCRIBE on the Cluster). Users' passwords open the admin port,
+/// so with super users configured nobody else may set them.
+fn may_manage_users(ctx: &RequestContext) -> Result<(), Refusal> {
+    let supers = &ctx.broker.config.admin_api.super_users;
+    let principal = ctx.session.principal();
+    if supers.is_empty() || supers.contains(&principal) {
+        return Ok(());
+    }
+    info!(principal, peer = ?ctx.peer, "SCRAM users refused: not a super user");
+    Err((
+        ResponseError::ClusterAuthorizationFailed.code(),
+        format!("{principal} may not manage users: super.users only"),
+    ))
+}
+
 pub fn describe(
     ctx: &RequestContext,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if let Err((code, why)) = may_manage_users(ctx) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ctx.code(code))
+            .with_error_message(message(why));
+    }
     let state = ctx.broker.cluster.state();
     let scram = &state.scram;
     let named: Vec<String> = match request.users {
@@ -205,7 +228,12 @@ pub async fn alter(
     ctx: &RequestContext,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    let checked = check(ctx, &request);
+    let mut checked = check(ctx, &request);
+    if let Err(refusal) = may_manage_users(ctx) {
+        for (_, change) in &mut checked {
+            *change = Err(refusal.clone());
+        }
+    }
     let (mut upserts, mut deletions) = (Vec::new(), Vec::new());
     for (_, change) in &checked {
         match change {

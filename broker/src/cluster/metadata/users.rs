@@ -24,6 +24,32 @@ pub struct ScramDeletion {
     pub mechanism: String,
 }
 
+/// Whether `password` is `user`'s, checked against its SCRAM credential (SHA-512 if it
+/// has one, else SHA-256) on a blocking thread: PBKDF2 is thousands of HMACs. An
+/// unknown user costs the same hashing against a dummy credential, so the time taken
+/// does not tell which names exist.
+/// `found` is [`ScramUsers::password_credential`] of the user.
+pub async fn password_matches(
+    found: Option<(Mechanism, ScramCredential)>,
+    password: Vec<u8>,
+) -> bool {
+    static DUMMY: std::sync::LazyLock<ScramCredential> = std::sync::LazyLock::new(|| {
+        sasl::credential(
+            Mechanism::ScramSha512,
+            b"",
+            vec![0; 32],
+            sasl::MIN_ITERATIONS,
+        )
+    });
+    let known = found.is_some();
+    let (m, credential) = found.unwrap_or_else(|| (Mechanism::ScramSha512, DUMMY.clone()));
+    let checked =
+        tokio::task::spawn_blocking(move || sasl::verify_password(m, &password, &credential));
+    // The dummy's stored key belongs to no password a client could send (it is
+    // never compared for an unknown user).
+    known && checked.await.unwrap_or(false)
+}
+
 /// Every user's credentials: user → mechanism name → credential.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramUsers(BTreeMap<String, BTreeMap<String, ScramCredential>>);
@@ -32,6 +58,14 @@ impl ScramUsers {
     /// The credential of `user` for `mechanism`.
     pub fn get(&self, user: &str, mechanism: Mechanism) -> Option<&ScramCredential> {
         self.0.get(user)?.get(mechanism.name())
+    }
+
+    /// The credential a password is checked against: SHA-512 if the user has one,
+    /// else SHA-256.
+    pub fn password_credential(&self, user: &str) -> Option<(Mechanism, ScramCredential)> {
+        [Mechanism::ScramSha512, Mechanism::ScramSha256]
+            .into_iter()
+            .find_map(|m| self.get(user, m).map(|c| (m, c.clone())))
     }
 
     /// Every user with a credential, with its mechanisms.
