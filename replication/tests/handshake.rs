@@ -5,6 +5,8 @@
 //! its connection is dropped and counted.
 
 mod common;
+#[path = "common/serving.rs"]
+mod serving;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,22 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use common::eventually;
 use raft::eraftpb::Message;
-use replication::transport::{self, encode_frame, Envelope, Hello, Transport, TransportSecurity};
+use replication::transport::{encode_frame, Envelope, Hello, Transport, TransportSecurity};
+use serving::{node, Node};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 const CLUSTER: &str = "handshake-test";
-
-/// A serving node: its transport, address and inbound queue; the sockets holding its
-/// peers' addresses and its shutdown switch live as long as it does.
-struct Node {
-    transport: Transport,
-    addr: SocketAddr,
-    rx: mpsc::Receiver<Envelope>,
-    _held: Vec<TcpSocket>,
-    _stop: watch::Sender<bool>,
-}
 
 impl Node {
     fn refused(&self) -> u64 {
@@ -36,37 +29,6 @@ impl Node {
             .stats()
             .refused_connections
             .load(Ordering::Relaxed)
-    }
-}
-
-/// A loopback address where nobody listens (held by a bound, non-listening socket).
-fn nowhere() -> (SocketAddr, TcpSocket) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    (socket.local_addr().unwrap(), socket)
-}
-
-/// Node `id` of `security`'s cluster serving on 127.0.0.1, with `peers` as its peers
-/// (at addresses where nobody listens).
-async fn node(security: TransportSecurity, peers: &[u64]) -> Node {
-    let (stop, stop_rx) = watch::channel(false);
-    let transport = Transport::new(stop_rx, security);
-    let mut held = Vec::new();
-    for &peer in peers {
-        let (addr, socket) = nowhere();
-        transport.add_peer(peer, addr);
-        held.push(socket);
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(transport::serve(listener, tx, transport.clone()));
-    Node {
-        transport,
-        addr,
-        rx,
-        _held: held,
-        _stop: stop,
     }
 }
 
@@ -107,7 +69,7 @@ fn message(from: u64, to: u64, commit: u64) -> Message {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_is_answered_and_its_spoofed_messages_are_dropped() {
-    let mut node = node(plaintext(CLUSTER, 2), &[1, 3]).await;
+    let mut node = node(plaintext(CLUSTER, 2), &[(1, None), (3, None)]).await;
     let (mut conn, answer) = send_and_read_answer(node.addr, &hello(1, CLUSTER)).await;
     let expected = Hello {
         node_id: 2,
@@ -143,7 +105,7 @@ async fn a_peer_is_answered_and_its_spoofed_messages_are_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_hellos_are_refused_and_counted() {
-    let mut node = node(plaintext(CLUSTER, 2), &[1]).await;
+    let mut node = node(plaintext(CLUSTER, 2), &[(1, None)]).await;
     let mut newer = hello(1, CLUSTER);
     newer[4..6].copy_from_slice(&2u16.to_be_bytes());
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -176,7 +138,11 @@ async fn wrong_hellos_are_refused_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_connection_is_closed_at_the_handshake_timeout() {
     let limit = Duration::from_millis(300);
-    let node = node(plaintext(CLUSTER, 2).with_handshake_timeout(limit), &[1]).await;
+    let node = node(
+        plaintext(CLUSTER, 2).with_handshake_timeout(limit),
+        &[(1, None)],
+    )
+    .await;
     let started = Instant::now();
     let mut conn = TcpStream::connect(node.addr).await.unwrap();
     let mut byte = [0u8; 1];
@@ -193,7 +159,7 @@ async fn a_silent_connection_is_closed_at_the_handshake_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transports_of_different_clusters_refuse_each_other() {
-    let mut node = node(plaintext("cluster-b", 2), &[1]).await;
+    let mut node = node(plaintext("cluster-b", 2), &[(1, None)]).await;
     let (_stop, stop_rx) = watch::channel(false);
     let sender = Transport::new(stop_rx, plaintext("cluster-a", 1));
     sender.add_peer(2, node.addr);
@@ -216,7 +182,7 @@ async fn transports_of_different_clusters_refuse_each_other() {
 async fn a_connector_refuses_a_node_answering_for_another_id() {
     // Node 3 listens where node 1 believes node 2 is; node 3 accepts node 1 (a peer)
     // and answers as node 3.
-    let node_3 = node(plaintext(CLUSTER, 3), &[1]).await;
+    let node_3 = node(plaintext(CLUSTER, 3), &[(1, None)]).await;
     let (_stop, stop_rx) = watch::channel(false);
     let sender = Transport::new(stop_rx, plaintext(CLUSTER, 1));
     sender.add_peer(2, node_3.addr);

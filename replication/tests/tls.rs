@@ -4,6 +4,8 @@
 //! counted) on the side that checks them.
 
 mod common;
+#[path = "common/serving.rs"]
+mod serving;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,12 +21,11 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use replication::local_cluster::{LocalCluster, SecurityOf};
-use replication::transport::{
-    self, Envelope, Hello, PeerAddr, Transport, TransportSecurity, TransportStats,
-};
+use replication::transport::{Hello, Transport, TransportSecurity, TransportStats};
+use serving::{node, Node};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 const CLUSTER: &str = "tls-test";
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,47 +81,6 @@ fn tls(id: u64, keystore: &Path, truststore: &Path) -> TransportSecurity {
 
 fn refused(stats: &TransportStats) -> u64 {
     stats.refused_connections.load(Ordering::Relaxed)
-}
-
-/// A loopback address where nobody listens (held by a bound, non-listening socket).
-fn nowhere() -> (SocketAddr, TcpSocket) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    (socket.local_addr().unwrap(), socket)
-}
-
-/// A serving node 2 with `peers` at addresses where nobody listens.
-struct Node {
-    transport: Transport,
-    addr: SocketAddr,
-    rx: mpsc::Receiver<Envelope>,
-    _held: Vec<TcpSocket>,
-    _stop: watch::Sender<bool>,
-}
-
-async fn node(security: TransportSecurity, peers: Vec<(u64, Option<&str>)>) -> Node {
-    let (stop, stop_rx) = watch::channel(false);
-    let transport = Transport::new(stop_rx, security);
-    let mut held = Vec::new();
-    for (peer, host) in peers {
-        let (addr, socket) = nowhere();
-        match host {
-            Some(host) => transport.add_peer(peer, PeerAddr::named(host, addr).unwrap()),
-            None => transport.add_peer(peer, addr),
-        }
-        held.push(socket);
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(transport::serve(listener, tx, transport.clone()));
-    Node {
-        transport,
-        addr,
-        rx,
-        _held: held,
-        _stop: stop,
-    }
 }
 
 /// A transport that sends to node 2 at `addr` (it never listens).
@@ -224,7 +184,7 @@ async fn a_plaintext_peer_is_refused() {
     let ca = Ca::new("cluster");
     let trust = ca.truststore(certs.path());
     let keystore = ca.keystore(certs.path(), "node-2", &["127.0.0.1"]);
-    let mut node = node(tls(2, &keystore, &trust), vec![(1, None)]).await;
+    let mut node = node(tls(2, &keystore, &trust), &[(1, None)]).await;
 
     // A right hello, in plaintext: not a TLS ClientHello, so the node closes.
     let mut conn = TcpStream::connect(node.addr).await.unwrap();
@@ -254,7 +214,7 @@ async fn a_certificate_from_another_ca_is_refused() {
     let ca = Ca::new("cluster");
     let trust = ca.truststore(certs.path());
     let keystore = ca.keystore(certs.path(), "node-2", &["127.0.0.1"]);
-    let mut node = node(tls(2, &keystore, &trust), vec![(1, None)]).await;
+    let mut node = node(tls(2, &keystore, &trust), &[(1, None)]).await;
 
     // Node 1's certificate is signed by another CA; it trusts node 2's.
     let other = Ca::new("other");
@@ -272,12 +232,12 @@ async fn a_certificate_for_another_host_is_refused() {
     let elsewhere = ca.keystore(certs.path(), "elsewhere", &["10.9.9.9"]);
 
     // Node 1 (known to node 2 at 127.0.0.1) presents a certificate for 10.9.9.9.
-    let mut node_2 = node(tls(2, &keystore, &trust), vec![(1, None)]).await;
+    let mut node_2 = node(tls(2, &keystore, &trust), &[(1, None)]).await;
     let (node_1, _stop) = sender(tls(1, &elsewhere, &trust), node_2.addr);
     refused_both_ways(&mut node_2, &node_1, 1).await;
 
     // And node 1 refuses a node 2 whose certificate is for 10.9.9.9.
-    let mut impostor = node(tls(2, &elsewhere, &trust), vec![(1, None)]).await;
+    let mut impostor = node(tls(2, &elsewhere, &trust), &[(1, None)]).await;
     let (node_1, _stop) = sender(tls(1, &keystore, &trust), impostor.addr);
     refused_both_ways(&mut impostor, &node_1, 1).await;
 }
@@ -292,7 +252,7 @@ async fn a_node_id_is_bound_to_its_certificates_host() {
     let node_3_cert = ca.keystore(certs.path(), "node-3", &["node3.test"]);
     // Node 2 knows node 1 at 127.0.0.1 and node 3 as node3.test.
     let peers = vec![(1, None), (3, Some("node3.test"))];
-    let mut node = node(tls(2, &keystore, &trust), peers).await;
+    let mut node = node(tls(2, &keystore, &trust), &peers).await;
 
     // Node 1's certificate claiming node 3: refused.
     let (as_3, stop) = sender(tls(3, &node_1_cert, &trust), node.addr);
