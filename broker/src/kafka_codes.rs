@@ -94,6 +94,7 @@ impl GroupError {
             GroupError::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
             GroupError::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
             GroupError::GroupFull { .. } => ResponseError::GroupMaxSizeReached,
+            GroupError::Unauthorized { .. } => ResponseError::GroupAuthorizationFailed,
             GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
             GroupError::InconsistentProtocol => ResponseError::InconsistentGroupProtocol,
             GroupError::IdTooLong { .. } => ResponseError::InvalidRequest,

@@ -32,6 +32,7 @@
 //!   order (Kafka processes one request per connection at a time).
 //! - The `cluster` module lists the cluster's own departures.
 
+pub mod acl;
 pub mod admin_http;
 pub mod alloc;
 pub mod checked_file;

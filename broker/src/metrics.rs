@@ -24,6 +24,13 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// An authorization denial: what was asked for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    pub resource_type: String,
+    pub operation: String,
+}
+
 /// A TLS listener's handshakes and certificate reloads, by outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TlsLabels {
@@ -100,6 +107,10 @@ pub struct Metrics {
     pub sasl_authentications: Family<SaslLabels, Counter>,
     /// Admin HTTP requests refused (`unauthenticated`, `forbidden`).
     pub admin_refused: Family<OutcomeLabels, Counter>,
+    /// Operations the authorizer denied.
+    pub authorization_denials: Family<DenialLabels, Counter>,
+    /// ACL changes (`created`, `deleted`), one per ACL.
+    pub acl_changes: Family<OutcomeLabels, Counter>,
     /// Free bytes on the data directory's filesystem, as last measured.
     pub disk_free_bytes: Gauge,
     /// Produced batches appended, and retries answered without appending.
@@ -187,6 +198,8 @@ impl Metrics {
             tls_reloads: Family::default(),
             sasl_authentications: Family::default(),
             admin_refused: Family::default(),
+            authorization_denials: Family::default(),
+            acl_changes: Family::default(),
             disk_free_bytes: Gauge::default(),
             appended_batches: Counter::default(),
             duplicate_batches: Counter::default(),
@@ -290,6 +303,16 @@ impl Metrics {
                 "Admin HTTP requests refused: unauthenticated (no or wrong credentials) or \
                  forbidden (a change by a user who is not a super user)",
                 m.admin_refused.clone(),
+            );
+            r.register(
+                "authorization_denials",
+                "Operations the authorizer denied, by resource type and operation",
+                m.authorization_denials.clone(),
+            );
+            r.register(
+                "acl_changes",
+                "ACLs created and deleted (outcome created or deleted), one per ACL",
+                m.acl_changes.clone(),
             );
             r.register(
                 "produced_batches_appended",

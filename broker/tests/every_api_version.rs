@@ -247,6 +247,30 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                     .with_name(s("scram-user")),
             ]))
             .into(),
+        // This broker has no authorizer: SECURITY_DISABLED (test_acls.py covers ACLs).
+        ApiKey::CreateAcls => CreateAclsRequest::default()
+            .with_creations(vec![create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_resource_pattern_type(3)
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3)
+                .with_permission_type(3)])
+            .into(),
+        ApiKey::DescribeAcls => DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1)
+            .into(),
+        ApiKey::DeleteAcls => DeleteAclsRequest::default()
+            .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1)])
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -373,6 +397,9 @@ async fn every_advertised_version_is_answered() {
                     assert_eq!(r.results[0].error_code, 0);
                     assert_eq!(r.results[0].credential_infos[0].iterations, 4096);
                 }
+                ResponseKind::CreateAcls(r) => assert_eq!(r.results[0].error_code, 54),
+                ResponseKind::DescribeAcls(r) => assert_eq!(r.error_code, 54),
+                ResponseKind::DeleteAcls(r) => assert_eq!(r.filter_results[0].error_code, 54),
                 ResponseKind::SyncGroup(r) => assert_eq!(r.error_code, 25, "SyncGroup v{version}"),
                 ResponseKind::Heartbeat(r) => assert_eq!(r.error_code, 25, "Heartbeat v{version}"),
                 ResponseKind::LeaveGroup(r) => {

@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 use tracing::{debug, warn};
 
 use super::tls::ClientAddr;
+use crate::acl;
 use crate::cluster::metadata::users::password_matches;
 use crate::config::admin::AdminApiSettings;
 use crate::metrics::OutcomeLabels;
@@ -32,7 +33,6 @@ pub struct AdminAuth {
     require: bool,
     public_metrics: bool,
     token: Option<Vec<u8>>,
-    super_users: Vec<String>,
 }
 
 /// Who made a request (kept in its extensions for the change routes).
@@ -66,7 +66,6 @@ impl AdminAuth {
             require: settings.require_auth,
             public_metrics: settings.public_metrics,
             token,
-            super_users: settings.super_users.clone(),
         })
     }
 }
@@ -179,26 +178,48 @@ async fn basic(state: &AuthState, encoded: &str) -> Result<Caller, &'static str>
     }
 }
 
-/// For the change routes: the token or a super user (ALTER on the Cluster resource).
+/// Whether `user` from `peer` may change the cluster: ALTER on the Cluster by the
+/// ACLs once an authorizer is configured, else being one of `super.users`.
+fn user_may_alter(broker: &Broker, user: &str, peer: std::net::SocketAddr) -> bool {
+    let settings = &broker.config.authorizer;
+    let caller = acl::Caller {
+        principal: format!("User:{user}"),
+        host: peer.ip().to_string(),
+    };
+    if !settings.enabled {
+        return settings.is_super(&caller.principal);
+    }
+    let state = broker.cluster.state();
+    let decision = acl::Decision {
+        settings,
+        acls: &state.acls,
+    };
+    decision.allows(
+        &caller,
+        acl::Operation::Alter,
+        acl::ResourceType::Cluster,
+        acl::CLUSTER_NAME,
+    )
+}
+
+/// For the change routes: the token, or a user with ALTER on the Cluster resource.
 pub async fn may_alter_cluster(
     State(state): State<AuthState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     request: Request,
     next: Next,
 ) -> Response {
     let allowed = match request.extensions().get::<Caller>() {
         Some(Caller::Token) => true,
         Some(Caller::Anyone) => !state.auth.require,
-        Some(Caller::User(user)) => {
-            let principal = format!("User:{user}");
-            state.auth.super_users.contains(&principal)
-        }
+        Some(Caller::User(user)) => user_may_alter(&state.broker, user, peer),
         None => false,
     };
     if allowed {
         return next.run(request).await;
     }
-    let why =
-        "this change needs ALTER on the Cluster: a principal of super.users or the admin token";
+    let why = "this change needs ALTER on the Cluster (a principal of super.users, or an \
+               ACL when an authorizer is configured) or the admin token";
     warn!(
         path = request.uri().path(),
         "admin change refused: not a super user"

@@ -1,4 +1,4 @@
-//! Who may use the admin HTTP port (`admin-addr`), and Kafka's `super.users`.
+//! Who may use the admin HTTP port (`admin-addr`).
 //!
 //! With `admin.api.require.auth = true` every endpoint but `/health` (and `/metrics`
 //! when `admin.api.public.metrics = true`) needs HTTP Basic credentials of a SCRAM user
@@ -17,9 +17,6 @@ pub struct AdminApiSettings {
     pub public_metrics: bool,
     /// `admin.api.token.file`: a file holding the bearer token (its first line).
     pub token_file: Option<PathBuf>,
-    /// Kafka's `super.users` (`User:alice;User:bob`): principals every operation is
-    /// allowed to.
-    pub super_users: Vec<String>,
 }
 
 impl AdminApiSettings {
@@ -40,23 +37,10 @@ impl AdminApiSettings {
                 self.token_file = Some(PathBuf::from(value.trim()));
                 Ok(())
             }
-            "super.users" => super_users(value).map(|users| self.super_users = users),
             _ => return None,
         };
         Some(outcome)
     }
-}
-
-/// `super.users`: principals separated by `;`, each `User:<name>`.
-fn super_users(text: &str) -> Result<Vec<String>, String> {
-    text.split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.strip_prefix("User:") {
-            Some(name) if !name.is_empty() => Ok(p.to_string()),
-            _ => Err(format!("super.users: {p:?} is not User:<name>")),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -70,14 +54,11 @@ mod tests {
             ("admin.api.require.auth", "true"),
             ("admin.api.public.metrics", "true"),
             ("admin.api.token.file", "/etc/strata/token"),
-            ("super.users", "User:root; User:CN=ops,O=Example"),
         ] {
             s.set(k, v).expect("an admin key").expect("a valid value");
         }
         assert!(s.require_auth && s.public_metrics);
-        assert_eq!(s.super_users, ["User:root", "User:CN=ops,O=Example"]);
         assert!(s.set("admin.api.require.auth", "yes").unwrap().is_err());
-        assert!(s.set("super.users", "root").unwrap().is_err());
         assert!(s.set("admin.api.token.file", " ").unwrap().is_err());
         assert!(s.set("admin.other", "x").is_none());
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::error::{BrokerError, Result};
 
 pub mod admin;
+pub mod authorizer;
 mod cluster;
 pub mod listeners;
 mod topic;
@@ -59,8 +60,10 @@ pub struct BrokerConfig {
     pub listeners: ListenerSettings,
     /// Admin HTTP (`/health`, `/metrics`).
     pub admin_addr: String,
-    /// Who may use the admin port, and `super.users`.
+    /// Who may use the admin port.
     pub admin_api: admin::AdminApiSettings,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: authorizer::AuthorizerSettings,
     /// This broker's id in Metadata responses.
     pub node_id: i32,
     /// Inter-broker Raft listener; a one-node cluster without it opens no Raft port.
@@ -140,6 +143,7 @@ impl Default for BrokerConfig {
             listeners: ListenerSettings::default(),
             admin_addr: "127.0.0.1:9644".into(),
             admin_api: admin::AdminApiSettings::default(),
+            authorizer: authorizer::AuthorizerSettings::default(),
             node_id: 1,
             raft_addr: None,
             peers: std::collections::BTreeMap::new(),
@@ -336,6 +340,9 @@ impl BrokerConfig {
             return set.map_err(BrokerError::Config);
         }
         if let Some(set) = self.admin_api.set(key, value) {
+            return set.map_err(BrokerError::Config);
+        }
+        if let Some(set) = self.authorizer.set(key, value) {
             return set.map_err(BrokerError::Config);
         }
         match key {

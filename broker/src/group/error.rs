@@ -47,6 +47,9 @@ pub enum GroupError {
     /// A JoinGroup v4+ without a member id: the answer carries the id to join with.
     #[error("join again with member id {member}")]
     MemberIdRequired { member: String },
+    /// The caller may not use the group (by the ACLs).
+    #[error("not authorized to use group {group}")]
+    Unauthorized { group: String },
     /// The group holds `group.max.size` members.
     #[error("the group is full ({max} members)")]
     GroupFull { max: usize },

@@ -27,6 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER};
 use super::message;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::cluster::ClusterError;
 use crate::config::topic_keys::{self, Effect, KeyType, TopicKey, TOPIC_KEYS};
 use crate::config::{TopicConfig, TopicDefaults};
@@ -114,6 +115,10 @@ pub fn describe(ctx: &RequestContext, request: DescribeConfigsRequest) -> Descri
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let op = Operation::DescribeConfigs;
+            if let Some(code) = refused(ctx, r.resource_type, &r.resource_name, op) {
+                return result.with_error_code(code);
+            }
             match r.resource_type {
                 RESOURCE_TOPIC => match b.topics.get(r.resource_name.as_str()) {
                     Some(t) => result.with_configs(
@@ -225,6 +230,22 @@ pub(crate) fn source_of(
 }
 
 /// An empty name means "the broker answering" (Kafka's default-broker resource).
+/// The refusal when the caller may not do `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on
+/// the resource: on the topic for a topic, on the Cluster for a broker.
+fn refused(ctx: &RequestContext, resource_type: i8, name: &str, op: Operation) -> Option<i16> {
+    let checks = ctx.checks();
+    let code = match resource_type {
+        RESOURCE_TOPIC if !checks.allows(op, ResourceType::Topic, name) => {
+            ResponseError::TopicAuthorizationFailed
+        }
+        RESOURCE_BROKER if !checks.allows(op, ResourceType::Cluster, CLUSTER_NAME) => {
+            ResponseError::ClusterAuthorizationFailed
+        }
+        _ => return None,
+    };
+    Some(ctx.code(code.code()))
+}
+
 fn is_this_broker(b: &Broker, name: &str) -> bool {
     name.is_empty() || name == b.node_id.to_string()
 }
@@ -261,6 +282,14 @@ fn invalid_config(message: String) -> TopicError {
 pub async fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for r in request.resources {
+        let response = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let op = Operation::AlterConfigs;
+        if let Some(code) = refused(ctx, r.resource_type, &r.resource_name, op) {
+            responses.push(response.with_error_code(code));
+            continue;
+        }
         let outcome = alter_one(
             ctx,
             r.resource_type,
@@ -279,9 +308,6 @@ pub async fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterC
             },
         )
         .await;
-        let response = alter_configs_response::AlterConfigsResourceResponse::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name);
         responses.push(match outcome {
             Ok(()) => response,
             Err(e) => response
@@ -378,6 +404,14 @@ pub async fn incremental_alter(
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for r in request.resources {
+        let response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let op = Operation::AlterConfigs;
+        if let Some(code) = refused(ctx, r.resource_type, &r.resource_name, op) {
+            responses.push(response.with_error_code(code));
+            continue;
+        }
         let outcome = alter_one(
             ctx,
             r.resource_type,
@@ -393,9 +427,6 @@ pub async fn incremental_alter(
             },
         )
         .await;
-        let response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name);
         responses.push(match outcome {
             Ok(()) => response,
             Err(e) => response

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::message;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -15,6 +16,14 @@ pub async fn handle(
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if !ctx
+            .checks()
+            .allows(Operation::Alter, ResourceType::Topic, &t.name)
+        {
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            results.push(result.with_error_code(ctx.code(code)));
+            continue;
+        }
         let assigned_elsewhere = t.assignments.as_ref().is_some_and(|a| {
             a.iter()
                 .any(|r| r.broker_ids.len() != 1 || *r.broker_ids[0] != b.node_id)

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::configs::source_of;
 use super::message;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::config::topic_keys::TOPIC_KEYS;
 use crate::config::{TopicConfig, TopicDefaults};
 use crate::Broker;
@@ -106,6 +107,8 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
         .map(|t| t.name.as_str().to_string())
         .collect();
     let mut results = Vec::with_capacity(request.topics.len());
+    let checks = ctx.checks();
+    let cluster_create = checks.sees(Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     for t in &request.topics {
         let name = t.name.as_str().to_string();
         let result = CreatableTopicResult::default()
@@ -115,6 +118,9 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
         let checked = if duplicated.contains(&name) {
             let why = format!("topic {name:?} appears more than once in the request");
             Err((ResponseError::InvalidRequest, why))
+        } else if !cluster_create && !checks.allows(Operation::Create, ResourceType::Topic, &name) {
+            let why = "CREATE on the Cluster or on the topic is needed".to_string();
+            Err((ResponseError::TopicAuthorizationFailed, why))
         } else {
             asked(t, b.node_id)
         };
@@ -145,8 +151,10 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
                 .await
                 .map(|topic| (topic.config.clone(), topic.id))
         };
+        // As Kafka, the configs are shown only to who may describe them.
+        let configs_visible = checks.sees(Operation::DescribeConfigs, ResourceType::Topic, &name);
         results.push(match outcome {
-            Ok((config, id)) => result
+            Ok((config, id)) if configs_visible => result
                 .with_topic_id(id)
                 .with_num_partitions(partitions)
                 .with_replication_factor(replication_of(b, &name, replication))
@@ -155,6 +163,11 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
                     &config,
                     &overrides,
                 ))),
+            Ok((_, id)) => result
+                .with_topic_id(id)
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication_of(b, &name, replication))
+                .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code()),
             Err(e) => result
                 .with_error_code(ctx.code(e.code()))
                 .with_error_message(message(e.to_string())),

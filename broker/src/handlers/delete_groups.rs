@@ -9,13 +9,17 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::Reply;
 use super::RequestContext;
+use crate::acl::Operation;
 use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: DeleteGroupsRequest) -> Reply {
     Reply::Later(Box::pin(async move {
         let mut results = Vec::with_capacity(r.groups_names.len());
         for id in r.groups_names {
-            let outcome = ctx.broker.groups.delete(id.as_str()).await;
+            let outcome = match ctx.checks().group(Operation::Delete, &id) {
+                Ok(()) => ctx.broker.groups.delete(id.as_str()).await,
+                Err(e) => Err(e),
+            };
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(id)

@@ -9,27 +9,31 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::authz::missing_topic;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 
 pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let b = &ctx.broker;
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
-        let topic = b.topics.get(t.name.as_str());
+        let allowed = ctx
+            .checks()
+            .allows(Operation::Delete, ResourceType::Topic, &t.name);
+        let topic = b.topics.get(t.name.as_str()).filter(|_| allowed);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for dp in t.partitions {
             let result = async {
                 let out = DeleteRecordsPartitionResult::default()
                     .with_partition_index(dp.partition_index)
                     .with_low_watermark(-1);
-                if crate::topics::is_internal(t.name.as_str()) {
+                if allowed && crate::topics::is_internal(t.name.as_str()) {
                     // Kafka's rule: the group coordinator owns these records.
                     return out
                         .with_error_code(ctx.code(ResponseError::InvalidTopicException.code()));
                 }
                 let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index)) else {
-                    return out
-                        .with_error_code(ctx.code(ResponseError::UnknownTopicOrPartition.code()));
+                    return out.with_error_code(ctx.code(missing_topic(allowed).code()));
                 };
                 let target = match dp.offset {
                     -1 => p.high_watermark(),

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::message;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 
 pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let b = &ctx.broker;
@@ -40,6 +41,14 @@ pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Delet
             responses.push(result.with_error_code(ctx.code(ResponseError::UnknownTopicId.code())));
             continue;
         };
+        if !ctx
+            .checks()
+            .allows(Operation::Delete, ResourceType::Topic, &name)
+        {
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            responses.push(result.with_error_code(ctx.code(code)));
+            continue;
+        }
         responses.push(
             match b.cluster.delete_topic(&b.topics, name.as_str()).await {
                 Ok(deleted_id) => result.with_topic_id(deleted_id),

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use super::AUTHORIZED_OPERATIONS_OMITTED;
+use crate::acl::{Operation, ResourceType};
 
 pub fn handle(ctx: &RequestContext, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let version = ctx.version;
@@ -23,13 +24,17 @@ pub fn handle(ctx: &RequestContext, r: DescribeGroupsRequest) -> DescribeGroupsR
                     .with_error_code(ctx.code(ResponseError::InvalidGroupId.code()))
                     .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
             }
-            if let Err(e) = ctx.broker.groups.serves(id.as_str()) {
+            let checks = ctx.checks();
+            let allowed = checks.group(Operation::Describe, &id);
+            if let Err(e) = allowed.and_then(|()| ctx.broker.groups.serves(id.as_str())) {
                 return DescribedGroup::default()
                     .with_group_id(id)
                     .with_error_code(ctx.code(e.code()))
                     .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
             }
             let g = ctx.broker.groups.describe(id.as_str());
+            let wanted = r.include_authorized_operations;
+            let operations = checks.operations_if(wanted, ResourceType::Group, &id);
             let members = g
                 .members
                 .into_iter()
@@ -53,7 +58,7 @@ pub fn handle(ctx: &RequestContext, r: DescribeGroupsRequest) -> DescribeGroupsR
                 .with_protocol_type(s(g.protocol_type))
                 .with_protocol_data(s(g.protocol))
                 .with_members(members)
-                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+                .with_authorized_operations(operations)
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)

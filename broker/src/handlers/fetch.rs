@@ -21,8 +21,10 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
+use super::authz::missing_topic;
 use super::Reply;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::partition::{FlushDemand, Partition};
 
 /// Longest long poll honoured, whatever the client asks.
@@ -118,8 +120,10 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
         first_data_seen: false,
     };
     let mut topics = Vec::with_capacity(request.topics.len());
+    let checks = ctx.checks();
     for ft in &request.topics {
-        let topic = b.topics.get(ft.topic.as_str());
+        let readable = checks.allows(Operation::Read, ResourceType::Topic, &ft.topic);
+        let topic = b.topics.get(ft.topic.as_str()).filter(|_| readable);
         let mut partitions = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
             let mut out = PartitionData::default()
@@ -131,7 +135,7 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
                 .with_aborted_transactions(Some(Vec::new()));
             let filled = match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
                 Some(p) => fill_partition(p, fp, &mut budget, &mut out),
-                None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                None => Err(missing_topic(readable).code()),
             };
             if let Err(code) = filled {
                 out.error_code = ctx.code(code);

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::message;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 
 /// Key type of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -30,6 +31,13 @@ fn coordinator(
     let b = &ctx.broker;
     if let Some(refused) = lookup(key_type, key) {
         return Err(refused);
+    }
+    if !ctx
+        .checks()
+        .allows(Operation::Describe, ResourceType::Group, key)
+    {
+        let code = ResponseError::GroupAuthorizationFailed.code();
+        return Err((code, "DESCRIBE on the group is needed"));
     }
     let cluster = &b.cluster;
     let unavailable = (

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 use tracing::warn;
 
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 pub async fn handle(
     ctx: &RequestContext,
@@ -22,6 +23,16 @@ pub async fn handle(
     };
     if request.transactional_id.is_some() {
         return fail(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    // KIP-679: IDEMPOTENT_WRITE on the Cluster, or WRITE on any topic.
+    let checks = ctx.checks();
+    let idempotent = checks.sees(
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || checks.allows_any(Operation::Write, ResourceType::Topic);
+    if !idempotent {
+        return fail(ResponseError::ClusterAuthorizationFailed);
     }
     match ctx.broker.cluster.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()

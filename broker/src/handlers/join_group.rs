@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Reply;
 use super::RequestContext;
+use crate::acl::Operation;
 use crate::group::state::{Answer, JoinParams, JoinResult};
 use crate::group::GroupError;
 
@@ -68,6 +69,9 @@ pub fn handle(ctx: Arc<RequestContext>, r: JoinGroupRequest) -> Reply {
         supports_skip_assignment: version >= 9,
     };
     let group_id = r.group_id.to_string();
+    if let Err(e) = ctx.checks().group(Operation::Read, &group_id) {
+        return Reply::now(response(&ctx, JoinResult::error(e, &params.member_id)));
+    }
     match ctx.broker.groups.join(&group_id, params) {
         Answer::Now(result) => Reply::now(response(&ctx, result)),
         Answer::Wait(rx) => Reply::Later(Box::pin(async move {

@@ -4,10 +4,14 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::RequestContext;
+use crate::acl::Operation;
 use crate::group::GroupError;
 
 pub fn handle(ctx: &RequestContext, r: LeaveGroupRequest) -> LeaveGroupResponse {
     let group_id = r.group_id.to_string();
+    if let Err(e) = ctx.checks().group(Operation::Read, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(ctx.code(e.code()));
+    }
     if ctx.version < 3 {
         let codes = codes(ctx, &group_id, &[(r.member_id.to_string(), None)]);
         return LeaveGroupResponse::default()

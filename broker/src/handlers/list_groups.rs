@@ -6,6 +6,7 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// The group type of every group (KIP-848 names the old protocol "classic").
 const GROUP_TYPE: &str = "classic";
@@ -15,11 +16,17 @@ pub fn handle(ctx: &RequestContext, r: ListGroupsRequest) -> ListGroupsResponse 
     let wants = |filter: &[StrBytes], value: &str| {
         filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
     };
+    // As Kafka: DESCRIBE on the Cluster lists every group, else those the caller may
+    // describe.
+    let checks = ctx.checks();
+    let all = checks.sees(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
+    let visible = |id: &str| all || checks.sees(Operation::Describe, ResourceType::Group, id);
     let groups = ctx
         .broker
         .groups
         .list()
         .into_iter()
+        .filter(|(id, _, _)| visible(id))
         .filter(|(_, state, _)| wants(&r.states_filter, state.name()))
         .filter(|_| wants(&r.types_filter, GROUP_TYPE))
         .map(|(id, state, protocol_type)| {

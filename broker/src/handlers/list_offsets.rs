@@ -9,7 +9,6 @@
 //! (the batch's first offset at or after the log start), as decompressing them would
 //! be unbounded work on a client's say-so.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -17,7 +16,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use log_store::records::RECORDS_AT;
 use log_store::LogError;
 
+use super::authz::missing_topic;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::partition::{Partition, PartitionError};
 
 const LATEST: i64 = -1;
@@ -25,11 +26,13 @@ const EARLIEST: i64 = -2;
 
 pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let b = &ctx.broker;
+    let checks = ctx.checks();
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
-            let topic = b.topics.get(t.name.as_str());
+            let allowed = checks.allows(Operation::Describe, ResourceType::Topic, &t.name);
+            let topic = b.topics.get(t.name.as_str()).filter(|_| allowed);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -40,9 +43,7 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
                         .with_offset(-1);
                     let Some(p) = topic.as_ref().and_then(|t| t.partition(lp.partition_index))
                     else {
-                        return out.with_error_code(
-                            ctx.code(ResponseError::UnknownTopicOrPartition.code()),
-                        );
+                        return out.with_error_code(ctx.code(missing_topic(allowed).code()));
                     };
                     if ctx.version >= 4 {
                         // The field exists from v4: the partition's Raft term.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::RequestContext;
 use super::AUTHORIZED_OPERATIONS_OMITTED;
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::topics::{validate_topic_name, Topic};
 use crate::Broker;
 
@@ -129,12 +130,17 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
     // Before v4 the field is absent and creation follows the broker setting.
     let allow_create = (ctx.version < 4 || request.allow_auto_topic_creation)
         && b.topics.defaults().auto_create_topics;
-    let topics = if all {
-        b.topics
-            .all()
-            .iter()
-            .map(|t| describe_topic(b, t))
-            .collect()
+    let checks = ctx.checks();
+    let mut topics: Vec<MetadataResponseTopic> = if all {
+        let all = b.topics.all();
+        let visible: Vec<&Arc<Topic>> = {
+            let state = b.cluster.state();
+            let sees = |t: &&Arc<Topic>| {
+                checks.sees_in(&state, Operation::Describe, ResourceType::Topic, &t.name)
+            };
+            all.iter().filter(sees).collect()
+        };
+        visible.into_iter().map(|t| describe_topic(b, t)).collect()
     } else {
         let mut out = Vec::new();
         let mut creations_left = MAX_AUTO_CREATED_PER_REQUEST;
@@ -152,12 +158,26 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         }
         out
     };
+    for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+        let name = t.name.as_ref().map_or("", |n| n.as_str());
+        t.topic_authorized_operations = checks.operations_if(
+            request.include_topic_authorized_operations,
+            ResourceType::Topic,
+            name,
+        );
+    }
+    // The field is read from v8 to v10 only.
+    let cluster_ops = checks.operations_if(
+        request.include_cluster_authorized_operations,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     MetadataResponse::default()
         .with_brokers(all_brokers(b, &ctx.session.listener))
         .with_cluster_id(b.client_cluster_id().map(StrBytes::from_string))
         .with_controller_id(controller_id(b).into())
         .with_topics(topics)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(cluster_ops)
 }
 
 /// Topics one Metadata request may create (`auto.create.topics.enable`). Beyond it the
@@ -174,7 +194,12 @@ async fn lookup(
 ) -> MetadataResponseTopic {
     let b = &ctx.broker;
     let Some(name) = name else {
-        return match b.topics.get_by_id(id) {
+        // A topic the caller may not describe is as unknown as a missing one.
+        let described = |t: &Arc<Topic>| {
+            ctx.checks()
+                .sees(Operation::Describe, ResourceType::Topic, &t.name)
+        };
+        return match b.topics.get_by_id(id).filter(described) {
             Some(t) => describe_topic(b, &t),
             // The response's name is nullable only from v12.
             None if ctx.version < 12 => topic_error(
@@ -186,6 +211,10 @@ async fn lookup(
             None => topic_error(ctx, None, id, ResponseError::UnknownTopicId),
         };
     };
+    let checks = ctx.checks();
+    if !checks.allows(Operation::Describe, ResourceType::Topic, &name) {
+        return topic_error(ctx, Some(name), id, ResponseError::TopicAuthorizationFailed);
+    }
     let found: Option<Arc<Topic>> = b.topics.get(name.as_str());
     if let Some(t) = found {
         return describe_topic(b, &t);
@@ -195,6 +224,11 @@ async fn lookup(
     }
     if !allow_create {
         return topic_error(ctx, Some(name), id, ResponseError::UnknownTopicOrPartition);
+    }
+    let may_create = checks.sees(Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+        || checks.allows(Operation::Create, ResourceType::Topic, &name);
+    if !may_create {
+        return topic_error(ctx, Some(name), id, ResponseError::TopicAuthorizationFailed);
     }
     if *creations_left == 0 {
         return topic_error(ctx, Some(name), id, ResponseError::LeaderNotAvailable);

@@ -1,7 +1,9 @@
 //! One file per Kafka API. [`dispatch`] checks the version against what ApiVersions
 //! advertises, decodes the body with the `kafka-protocol` codec and calls the handler.
 
+mod acls;
 mod api_versions;
+mod authz;
 mod configs;
 mod context;
 mod create_partitions;
@@ -112,6 +114,9 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         }
         RequestKind::DescribeUserScramCredentials(r) => Reply::now(scram_users::describe(&ctx, r)),
         RequestKind::AlterUserScramCredentials(r) => Reply::now(scram_users::alter(&ctx, r).await),
+        RequestKind::CreateAcls(r) => Reply::now(acls::create(&ctx, r).await),
+        RequestKind::DescribeAcls(r) => Reply::now(acls::describe(&ctx, r)),
+        RequestKind::DeleteAcls(r) => Reply::now(acls::delete(&ctx, r).await),
         other => {
             // `versions::accepted` lists only the APIs matched above.
             return Err(format!("no handler for {other:?}"));

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -12,15 +13,30 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::Reply;
 use super::RequestContext;
-use crate::group::CommitEntry;
+use crate::acl::{Operation, ResourceType};
+use crate::group::{CommitEntry, CommitOutcome};
 
 pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
     let mut entries = Vec::new();
     let mut shape = Vec::with_capacity(r.topics.len());
+    let checks = ctx.checks();
+    let group_id = r.group_id.to_string();
+    let group_allowed = checks.group(Operation::Read, &group_id);
     for t in r.topics {
+        // Partitions of a topic the caller may not read are answered, not committed.
+        let refused = match &group_allowed {
+            Err(e) => Some(e.code()),
+            Ok(()) if !checks.allows(Operation::Read, ResourceType::Topic, &t.name) => {
+                Some(ResponseError::TopicAuthorizationFailed.code())
+            }
+            Ok(()) => None,
+        };
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            partitions.push(p.partition_index);
+            partitions.push((p.partition_index, refused));
+            if refused.is_some() {
+                continue;
+            }
             entries.push(CommitEntry {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
@@ -31,23 +47,29 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
         }
         shape.push((t.name, partitions));
     }
-    let group_id = r.group_id.to_string();
     let member_id = r.member_id.to_string();
     let instance_id = r.group_instance_id.map(|i| i.to_string());
     let generation = r.generation_id_or_member_epoch;
     Reply::Later(Box::pin(async move {
         let b = &ctx.broker;
-        let outcome = b
-            .groups
-            .commit(
-                &group_id,
-                &member_id,
-                instance_id.as_deref(),
-                generation,
-                &entries,
-                &b.topics,
-            )
-            .await;
+        let outcome = if entries.is_empty() && !shape.is_empty() {
+            // Every partition was refused above: nothing to commit.
+            Ok(CommitOutcome {
+                refused: Vec::new(),
+                written: Ok(()),
+            })
+        } else {
+            b.groups
+                .commit(
+                    &group_id,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                    &entries,
+                    &b.topics,
+                )
+                .await
+        };
         let codes = match outcome {
             Ok(o) => o.codes(),
             Err(e) => vec![e.code(); entries.len()],
@@ -58,10 +80,11 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
             .map(|(name, partitions)| {
                 let partitions = partitions
                     .into_iter()
-                    .map(|index| {
+                    .map(|(index, refused)| {
+                        let code = refused.unwrap_or_else(|| codes.next().unwrap_or(0));
                         OffsetCommitResponsePartition::default()
                             .with_partition_index(index)
-                            .with_error_code(ctx.code(codes.next().unwrap_or(0)))
+                            .with_error_code(ctx.code(code))
                     })
                     .collect();
                 OffsetCommitResponseTopic::default()

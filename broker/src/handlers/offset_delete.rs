@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -11,25 +12,32 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::Reply;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: OffsetDeleteRequest) -> Reply {
     Reply::Later(Box::pin(async move {
-        let wanted: Vec<(String, i32)> = r
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| (t.name.to_string(), p.partition_index))
-            })
-            .collect();
-        let outcome = ctx
-            .broker
-            .groups
-            .delete_offsets(r.group_id.as_str(), &wanted)
-            .await;
-        let codes: Vec<i16> = match outcome {
+        // Partitions of topics the caller may not read are refused, not deleted.
+        let checks = ctx.checks();
+        let mut refused = Vec::new();
+        let mut wanted: Vec<(String, i32)> = Vec::new();
+        for t in &r.topics {
+            let readable = checks.allows(Operation::Read, ResourceType::Topic, &t.name);
+            for p in &t.partitions {
+                refused.push((!readable).then_some(ResponseError::TopicAuthorizationFailed.code()));
+                if readable {
+                    wanted.push((t.name.to_string(), p.partition_index));
+                }
+            }
+        }
+        let outcome = match checks.group(Operation::Delete, &r.group_id) {
+            Ok(()) => {
+                let groups = &ctx.broker.groups;
+                groups.delete_offsets(r.group_id.as_str(), &wanted).await
+            }
+            Err(e) => Err(e),
+        };
+        let deleted: Vec<i16> = match outcome {
             Ok(outcomes) => outcomes.iter().map(GroupError::code_of).collect(),
             Err(e) => {
                 return OffsetDeleteResponse::default()
@@ -37,6 +45,11 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetDeleteRequest) -> Reply {
                     .into()
             }
         };
+        let mut deleted = deleted.into_iter();
+        let codes: Vec<i16> = refused
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| deleted.next().unwrap_or(0)))
+            .collect();
         let mut codes = codes.into_iter();
         let topics = r
             .topics

@@ -30,6 +30,7 @@ use log_store::{BatchHeader, RecodeError, RecordRule, ValidationError};
 
 use super::RequestContext;
 use super::{message, Reply};
+use crate::acl::{Operation, ResourceType};
 use crate::config::TopicConfig;
 use crate::internal_batch::now_ms;
 use crate::partition::{Partition, PartitionError, PartitionResult};
@@ -259,11 +260,16 @@ pub async fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result
     let acks = request.acks;
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    let checks = ctx.checks();
     for topic in request.topic_data {
         let name = topic.name.as_str().to_string();
+        let writable = checks.allows(Operation::Write, ResourceType::Topic, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let outcome = if !matches!(acks, -1..=1) {
+            let outcome = if !writable {
+                let code = ResponseError::TopicAuthorizationFailed.code();
+                refused(&ctx, data.index, code, None)
+            } else if !matches!(acks, -1..=1) {
                 refused(
                     &ctx,
                     data.index,

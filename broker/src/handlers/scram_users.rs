@@ -4,8 +4,8 @@
 //! derived from them. Refusals are Kafka's: a user named twice is DUPLICATE_RESOURCE,
 //! an unknown one RESOURCE_NOT_FOUND, an iteration count outside 4096..=16384 or an
 //! empty name, salt or salted password UNACCEPTABLE_CREDENTIAL, a mechanism other than
-//! SCRAM-SHA-256/512 UNSUPPORTED_SASL_MECHANISM, and a caller outside `super.users`
-//! (when it is set) CLUSTER_AUTHORIZATION_FAILED.
+//! SCRAM-SHA-256/512 UNSUPPORTED_SASL_MECHANISM, and a caller without DESCRIBE or
+//! ALTER on the Cluster CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,26 +23,33 @@ use sasl::{Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 use tracing::info;
 
 use super::{message, RequestContext};
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::cluster::metadata::users::{ScramDeletion, ScramUpsert};
 use crate::cluster::metadata::MetaRecord;
 use crate::cluster::CONTROLLER_TIMEOUT;
 
 type Refusal = (i16, String);
 
-/// Whether the caller may read or change users: anyone while `super.users` is empty
-/// (no authorization configured, as a Kafka broker without an authorizer), else only a
-/// super user (ALTER / DESCRIBE on the Cluster). Users' passwords open the admin port,
-/// so with super users configured nobody else may set them.
-fn may_manage_users(ctx: &RequestContext) -> Result<(), Refusal> {
-    let supers = &ctx.broker.config.admin_api.super_users;
+/// Whether the caller may read (`Describe`) or change (`Alter`) users: what the
+/// authorizer says of that operation on the Cluster once `authorizer.class.name` is set;
+/// without it, anyone while `super.users` is empty (as a Kafka broker without an
+/// authorizer) and only a super user otherwise, since users' passwords open the admin
+/// port.
+fn may_manage_users(ctx: &RequestContext, op: Operation) -> Result<(), Refusal> {
+    let settings = &ctx.broker.config.authorizer;
     let principal = ctx.session.principal();
-    if supers.is_empty() || supers.contains(&principal) {
+    let allowed = if settings.enabled {
+        ctx.checks().allows(op, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        settings.super_users.is_empty() || settings.is_super(&principal)
+    };
+    if allowed {
         return Ok(());
     }
     info!(principal, peer = ?ctx.peer, "SCRAM users refused: not a super user");
     Err((
         ResponseError::ClusterAuthorizationFailed.code(),
-        format!("{principal} may not manage users: super.users only"),
+        format!("{principal} may not manage users: {op} on the Cluster is needed"),
     ))
 }
 
@@ -50,7 +57,7 @@ pub fn describe(
     ctx: &RequestContext,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    if let Err((code, why)) = may_manage_users(ctx) {
+    if let Err((code, why)) = may_manage_users(ctx, Operation::Describe) {
         return DescribeUserScramCredentialsResponse::default()
             .with_error_code(ctx.code(code))
             .with_error_message(message(why));
@@ -229,7 +236,7 @@ pub async fn alter(
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let mut checked = check(ctx, &request);
-    if let Err(refusal) = may_manage_users(ctx) {
+    if let Err(refusal) = may_manage_users(ctx, Operation::Alter) {
         for (_, change) in &mut checked {
             *change = Err(refusal.clone());
         }

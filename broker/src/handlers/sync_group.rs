@@ -8,7 +8,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Reply;
 use super::RequestContext;
+use crate::acl::Operation;
 use crate::group::state::SyncParams;
+use crate::group::state::SyncResult;
 use crate::group::GroupError;
 
 pub fn handle(ctx: Arc<RequestContext>, r: SyncGroupRequest) -> Reply {
@@ -26,7 +28,10 @@ pub fn handle(ctx: Arc<RequestContext>, r: SyncGroupRequest) -> Reply {
             .collect(),
     };
     Reply::Later(Box::pin(async move {
-        let result = ctx.broker.groups.sync(&group_id, params).await;
+        let result = match ctx.checks().group(Operation::Read, &group_id) {
+            Ok(()) => ctx.broker.groups.sync(&group_id, params).await,
+            Err(e) => SyncResult::error(e),
+        };
         let v5 = ctx.version >= 5;
         SyncGroupResponse::default()
             .with_error_code(ctx.code(GroupError::code_or_none(result.error.as_ref())))

@@ -138,6 +138,16 @@ pub enum MetaRecord {
         upserts: Vec<users::ScramUpsert>,
         deletions: Vec<users::ScramDeletion>,
     },
+    /// Adds ACLs (validated by the proposer).
+    CreateAcls {
+        request: u64,
+        acls: Vec<crate::acl::AclBinding>,
+    },
+    /// Removes ACLs: those the proposer found matching DeleteAcls' filters.
+    DeleteAcls {
+        request: u64,
+        acls: Vec<crate::acl::AclBinding>,
+    },
     /// The whole state after the record at offset `through`: the controller's snapshot,
     /// kept in its own log. Valid only when it directly follows that record (its offset
     /// is `through + 1`); then every broker holds exactly this state after applying it,
@@ -169,6 +179,8 @@ impl MetaRecord {
             | MetaRecord::MovePartition { request, .. }
             | MetaRecord::AllocateProducerIds { request, .. }
             | MetaRecord::AlterScramCredentials { request, .. }
+            | MetaRecord::CreateAcls { request, .. }
+            | MetaRecord::DeleteAcls { request, .. }
             | MetaRecord::Import { request, .. } => Some(*request),
             MetaRecord::RegisterBroker { .. }
             | MetaRecord::MoveDone { .. }
@@ -312,6 +324,9 @@ pub struct MetadataState {
     /// Users' SCRAM credentials.
     #[serde(default)]
     pub scram: users::ScramUsers,
+    /// The ACLs the authorizer decides by.
+    #[serde(default)]
+    pub acls: crate::acl::Acls,
     next_group: u64,
     #[serde(with = "as_pairs")]
     outcomes: HashMap<u64, Result<(), Refusal>>,
@@ -465,6 +480,14 @@ impl MetadataState {
                 upserts, deletions, ..
             } => {
                 self.scram.apply(upserts, deletions);
+                (Ok(()), Change::None)
+            }
+            MetaRecord::CreateAcls { acls, .. } => {
+                self.acls.create(acls);
+                (Ok(()), Change::None)
+            }
+            MetaRecord::DeleteAcls { acls, .. } => {
+                self.acls.delete(&acls);
                 (Ok(()), Change::None)
             }
             MetaRecord::Import {
