@@ -1,6 +1,7 @@
 //! Command implementations, one module per command family (`strata log …`), and what
 //! they share: how a finished command maps to an exit status, how errors are reported.
 
+pub mod acl;
 pub mod bench;
 pub mod cluster;
 mod command_config;

@@ -47,6 +47,8 @@ enum Command {
     Topic(cli::topic::TopicArgs),
     /// Create, list and delete users' SCRAM credentials (SASL) on a running broker.
     User(cli::user::UserArgs),
+    /// Add, list and remove ACLs (as kafka-acls) on a running broker with an authorizer.
+    Acl(cli::acl::AclArgs),
     /// Write stdin lines to a topic, one record per line.
     Produce(cli::produce::ProduceArgs),
     /// Print a topic's records, from earliest, latest, an offset or a time, or as a
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Version => cli::print_version(),
         Command::Topic(args) => args.run(),
         Command::User(args) => args.run(),
+        Command::Acl(args) => args.run(),
         Command::Produce(args) => args.run(),
         Command::Consume(args) => args.run(),
         Command::Group(args) => args.run(),

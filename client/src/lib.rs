@@ -11,7 +11,8 @@
 //! - [`Cluster`]: bootstrap, metadata (partition → leader by node id) and a connection
 //!   per broker.
 //! - [`Admin`]: create, delete, list and describe topics; describe and alter configs;
-//!   add partitions; describe, set and delete users' SCRAM credentials.
+//!   add partitions; describe, set and delete users' SCRAM credentials; create,
+//!   describe and delete ACLs ([`acls`]).
 //! - [`Producer`]: batching by linger and size, the Java client's murmur2 partitioner,
 //!   acks 0/1/all, idempotence, retries with backoff, compression.
 //! - [`PartitionConsumer`]: reads one partition from earliest, latest, an offset or a
@@ -49,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acls;
 pub mod admin;
 pub mod batch;
 pub mod cluster;
@@ -66,6 +68,7 @@ pub mod security;
 pub mod topic_partition;
 pub mod users;
 
+pub use acls::{AclBinding, AclFilter, AclOperation, PatternType, Permission, ResourceType};
 pub use admin::Admin;
 pub use cluster::{ClientConfig, Cluster};
 pub use connection::{Connection, ConnectionConfig};

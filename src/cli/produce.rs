@@ -110,14 +110,17 @@ impl ProduceArgs {
     async fn produce(self) -> Result<Outcome> {
         let started = Instant::now();
         let cluster = self.brokers.connect().await?;
-        // Fail fast on a topic that does not exist and is not auto-created, rather than
-        // after the delivery timeout. (A just-created topic may still lack a leader:
-        // that error is retried by the producer.)
+        // Fail fast on a topic that does not exist and is not auto-created, or that the
+        // caller may not see (TOPIC_AUTHORIZATION_FAILED), rather than after the delivery
+        // timeout. (A just-created topic may still lack a leader: that error is retried
+        // by the producer.)
         let metadata = cluster
             .refresh_metadata(Some(std::slice::from_ref(&self.topic)), true)
             .await?;
-        if let Err(e @ client::Error::UnknownTopic { .. }) = metadata.topic(&self.topic) {
-            return Err(e.into());
+        match metadata.topic(&self.topic) {
+            Err(e @ client::Error::UnknownTopic { .. }) => return Err(e.into()),
+            Err(e) if !e.is_retriable() => return Err(e.into()),
+            _ => {}
         }
         let producer = Producer::new(cluster, self.producer_config())
             .await
