@@ -35,9 +35,25 @@ const ANY_USER: &str = "User:*";
 
 impl Caller {
     /// Whether `acl` names this caller (or every user) and its host (or every host).
+    /// Addresses compare as addresses (`::1` is `0:0:0:0:0:0:0:1`). A caller whose
+    /// address is unknown (empty) is named by every DENY, and by no host's ALLOW.
     fn is_named_by(&self, acl: &AclBinding) -> bool {
-        (acl.principal == self.principal || acl.principal == ANY_USER)
-            && (acl.host == self.host || acl.host == WILDCARD)
+        let principal = acl.principal == self.principal || acl.principal == ANY_USER;
+        let host = acl.host == WILDCARD
+            || (self.host.is_empty() && acl.permission == Permission::Deny)
+            || same_host(&acl.host, &self.host);
+        principal && host
+    }
+}
+
+/// Whether two hosts are the same: equal text, or the same IP address.
+fn same_host(a: &str, b: &str) -> bool {
+    if a == b && !a.is_empty() {
+        return true;
+    }
+    match (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+        (Ok(a), Ok(b)) => a.to_canonical() == b.to_canonical(),
+        _ => false,
     }
 }
 
@@ -81,7 +97,9 @@ impl Decision<'_> {
     /// (Kafka's authorizeByResourceType, KIP-679: WRITE on any topic allows an
     /// idempotent producer). An ALLOW counts unless a DENY covers everything it does.
     pub fn allows_any(&self, caller: &Caller, op: Operation, rt: ResourceType) -> bool {
-        if !self.settings.enabled || self.settings.is_super(&caller.principal) {
+        // Kafka's default: a made-up literal name first, which super users and
+        // `allow.everyone.if.no.acl.found` (when no pattern covers it) pass.
+        if self.allows(caller, op, rt, "hardcode") {
             return true;
         }
         let named: Vec<&AclBinding> = self
@@ -106,7 +124,7 @@ impl Decision<'_> {
                 && (a.operation == op || a.operation == Operation::All)
                 && !denied(a)
         });
-        allowed || (self.settings.allow_if_no_acl && self.acls.of_type(rt).next().is_none())
+        allowed
     }
 
     /// Kafka's `authorized_operations` bit field: bit `code` set for each operation of

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AclBinding, AclFilter, ResourceType};
+use super::model::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
 
 /// Every ACL, ordered by resource type first (so one type's are a contiguous range).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,9 +14,18 @@ pub struct Acls(BTreeSet<AclBinding>);
 impl Acls {
     /// The ACLs on resources of `resource_type`.
     pub fn of_type(&self, resource_type: ResourceType) -> impl Iterator<Item = &AclBinding> {
+        // The least binding of the type: the other fields at their lowest.
+        let first = AclBinding {
+            resource_type,
+            name: String::new(),
+            pattern: PatternType::Any,
+            principal: String::new(),
+            host: String::new(),
+            operation: Operation::Any,
+            permission: Permission::Any,
+        };
         self.0
-            .iter()
-            .skip_while(move |a| a.resource_type < resource_type)
+            .range(first..)
             .take_while(move |a| a.resource_type == resource_type)
     }
 
@@ -49,7 +58,6 @@ impl Acls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::model::{Operation, PatternType, Permission};
 
     fn acl(resource_type: ResourceType, name: &str) -> AclBinding {
         AclBinding {

@@ -184,7 +184,7 @@ fn user_may_alter(broker: &Broker, user: &str, peer: std::net::SocketAddr) -> bo
     let settings = &broker.config.authorizer;
     let caller = acl::Caller {
         principal: format!("User:{user}"),
-        host: peer.ip().to_string(),
+        host: peer.ip().to_canonical().to_string(),
     };
     if !settings.enabled {
         return settings.is_super(&caller.principal);

@@ -26,6 +26,22 @@ use crate::metrics::OutcomeLabels;
 
 type Refusal = (i16, String);
 
+/// Bindings one CreateAcls, or filters one DeleteAcls, may carry: a record stays well
+/// within a Raft frame.
+pub const MAX_ACLS_PER_REQUEST: usize = 1000;
+/// ACLs the cluster keeps: its checkpoint stays well within a Raft frame.
+pub const MAX_ACLS: usize = 100_000;
+
+/// Refuses a request with more than [`MAX_ACLS_PER_REQUEST`] entries.
+fn bounded(n: usize) -> Result<(), Refusal> {
+    if n > MAX_ACLS_PER_REQUEST {
+        return Err(invalid(format!(
+            "{n} entries in one request: at most {MAX_ACLS_PER_REQUEST}"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether ACLs can be used at all, and by this caller (`op` on the Cluster).
 fn may(ctx: &RequestContext, op: Operation) -> Result<(), Refusal> {
     if !ctx.broker.config.authorizer.enabled {
@@ -77,7 +93,17 @@ async fn change(
 }
 
 pub async fn create(ctx: &RequestContext, request: CreateAclsRequest) -> CreateAclsResponse {
-    let allowed = may(ctx, Operation::Alter);
+    let held = ctx.broker.cluster.state().acls.len();
+    let allowed = may(ctx, Operation::Alter)
+        .and_then(|()| bounded(request.creations.len()))
+        .and_then(|()| {
+            if held + request.creations.len() > MAX_ACLS {
+                return Err(invalid(format!(
+                    "the cluster holds at most {MAX_ACLS} ACLs"
+                )));
+            }
+            Ok(())
+        });
     let checked: Vec<Result<AclBinding, Refusal>> = request
         .creations
         .iter()
@@ -182,7 +208,7 @@ fn filter_of(f: &DeleteAclsFilter) -> Result<AclFilter, Refusal> {
 }
 
 pub async fn delete(ctx: &RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse {
-    let allowed = may(ctx, Operation::Alter);
+    let allowed = may(ctx, Operation::Alter).and_then(|()| bounded(request.filters.len()));
     let matched: Vec<Result<Vec<AclBinding>, Refusal>> = {
         let state = ctx.broker.cluster.state();
         let of = |f: &DeleteAclsFilter| {

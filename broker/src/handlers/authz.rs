@@ -22,7 +22,10 @@ impl RequestContext {
     pub fn checks(&self) -> Checks<'_> {
         let caller = self.broker.config.authorizer.enabled.then(|| Caller {
             principal: self.session.principal(),
-            host: self.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            host: self
+                .peer
+                .map(|p| p.ip().to_canonical().to_string())
+                .unwrap_or_default(),
         });
         Checks { ctx: self, caller }
     }
@@ -131,6 +134,19 @@ impl Checks<'_> {
             self.operations(rt, name)
         } else {
             super::AUTHORIZED_OPERATIONS_OMITTED
+        }
+    }
+
+    /// Kafka's `cluster_authorized_operations` when `wanted`: the Cluster's operations
+    /// for a caller with DESCRIBE on it, else none.
+    pub fn cluster_operations(&self, wanted: bool) -> i32 {
+        let (rt, name) = (ResourceType::Cluster, crate::acl::CLUSTER_NAME);
+        if !wanted {
+            super::AUTHORIZED_OPERATIONS_OMITTED
+        } else if self.sees(Operation::Describe, rt, name) {
+            self.operations(rt, name)
+        } else {
+            0
         }
     }
 

@@ -26,12 +26,15 @@ pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Delet
             .collect()
     };
     let mut responses = Vec::with_capacity(wanted.len());
+    let checks = ctx.checks();
     for (name, id) in wanted {
         let name = match name {
             Some(n) => Some(n),
+            // A topic the caller may not describe is as unknown as a missing one.
             None => b
                 .topics
                 .get_by_id(id)
+                .filter(|t| checks.sees(Operation::Describe, ResourceType::Topic, &t.name))
                 .map(|t| TopicName(StrBytes::from_string(t.name.to_string()))),
         };
         let result = DeletableTopicResult::default()

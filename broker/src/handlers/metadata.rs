@@ -167,11 +167,7 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         );
     }
     // The field is read from v8 to v10 only.
-    let cluster_ops = checks.operations_if(
-        request.include_cluster_authorized_operations,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    );
+    let cluster_ops = checks.cluster_operations(request.include_cluster_authorized_operations);
     MetadataResponse::default()
         .with_brokers(all_brokers(b, &ctx.session.listener))
         .with_cluster_id(b.client_cluster_id().map(StrBytes::from_string))

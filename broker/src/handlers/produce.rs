@@ -256,6 +256,14 @@ async fn wait_for(wait: Wait, left: Duration) -> PartitionResult<()> {
     }
 }
 
+/// Whether some partition was refused for authorization.
+fn denied<T, W>(responses: &[(T, Vec<PartitionProduceResponse>, W)]) -> bool {
+    let code = ResponseError::TopicAuthorizationFailed.code();
+    responses
+        .iter()
+        .any(|(_, parts, _)| parts.iter().any(|p| p.error_code == code))
+}
+
 pub async fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result<Reply, String> {
     let acks = request.acks;
     let mut waits = Vec::new();
@@ -309,6 +317,9 @@ pub async fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result
         )
     };
     match acks {
+        // No answer carries the refusal: as Kafka, close the connection so the client
+        // notices (here for authorization only; other acks=0 failures stay silent).
+        0 if denied(&responses) => Err("an acks=0 produce was not authorized".into()),
         0 => Ok(Reply::Nothing),
         -1 => {
             let timeout = u64::try_from(request.timeout_ms)
