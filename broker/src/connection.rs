@@ -29,6 +29,7 @@ use crate::metrics::{ApiLabels, RequestLabels};
 use crate::response_frame::{self, ResponseFrame};
 use crate::session::{ListenerId, Session};
 use crate::shutdown::Shutdown;
+use crate::throttle::{self, Usage};
 use crate::Broker;
 
 /// The connection's write buffer: smaller answers are gathered in it.
@@ -138,6 +139,32 @@ struct Pending {
     response_version: i16,
     reply: Reply,
     started: Instant,
+    /// What it used, for the client quotas.
+    usage: Usage,
+}
+
+/// Until when the connection reads no request: a client over its quota waits out its
+/// throttle time (KIP-219).
+type Mute = Arc<std::sync::Mutex<Option<Instant>>>;
+
+/// Mutes the connection until `until`, unless it already is for longer.
+fn mute(muted: &Mute, until: Instant) {
+    let mut m = muted.lock().unwrap_or_else(|p| p.into_inner());
+    if m.is_none_or(|t| t < until) {
+        *m = Some(until);
+    }
+}
+
+/// Waits until the connection is no longer muted; `false` when shutdown came first.
+async fn wait_unmuted(muted: &Mute, shutdown: &mut Shutdown) -> bool {
+    let until = *muted.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(until) = until.filter(|t| *t > Instant::now()) else {
+        return true;
+    };
+    tokio::select! {
+        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => true,
+        _ = shutdown.wait() => false,
+    }
 }
 
 /// Serves one plaintext connection until the client closes it, it misbehaves, or
@@ -243,13 +270,18 @@ async fn serve_halves<R, W>(
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT_PER_CONNECTION);
     let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let muted: Mute = Arc::default();
     let writer = tokio::spawn(write_responses(
         write_half,
         rx,
         broker.clone(),
         in_flight.clone(),
+        muted.clone(),
     ));
     let stop = loop {
+        if !wait_unmuted(&muted, &mut shutdown).await {
+            break Stop::Closing;
+        }
         // Before SASL authentication a frame is an ApiVersions or a SASL token: Kafka's
         // `sasl.server.max.receive.size` bounds it, not `socket.request.max.bytes`.
         let limit = if session.authenticated_or_open() {
@@ -273,11 +305,20 @@ async fn serve_halves<R, W>(
         broker.metrics.bytes_in.inc_by(frame.bytes.len() as u64 + 4);
         let started = Instant::now();
         let Frame { bytes, _queued } = frame;
+        let request_bytes = bytes.len();
         let dispatched = decode_and_dispatch(&broker, bytes, &session).await;
         drop(_queued);
         match dispatched {
             Ok(pending) => {
-                let pending = Pending { started, ..pending };
+                let usage = Usage {
+                    request_bytes,
+                    handler_time: started.elapsed(),
+                };
+                let pending = Pending {
+                    started,
+                    usage,
+                    ..pending
+                };
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 if tx.send(pending).await.is_err() {
                     break Stop::Closing; // the writer failed: the socket is gone
@@ -401,6 +442,7 @@ async fn decode_and_dispatch(
         response_version,
         reply,
         started: Instant::now(),
+        usage: Usage::default(),
     })
 }
 
@@ -470,14 +512,19 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Pending>,
     broker: Arc<Broker>,
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    muted: Mute,
 ) {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
     while let Some(p) = rx.recv().await {
-        let body = match p.reply {
+        let mut body = match p.reply {
             Reply::Now(body) => Some(*body),
             Reply::Later(fut) => Some(fut.await),
             Reply::Nothing => None,
         };
+        let throttle = throttle::apply(&broker, &p.ctx, body.as_mut(), p.response_version, p.usage);
+        if !throttle.is_zero() {
+            mute(&muted, Instant::now() + throttle);
+        }
         // Its wait is over: the connection may count as idle again once it is written.
         in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         let errors = p.ctx.take_errors();

@@ -52,12 +52,14 @@ pub mod metrics;
 pub mod partition;
 pub mod principal;
 pub mod producer_state;
+pub mod quota;
 pub mod request;
 pub mod response_frame;
 pub mod scrape;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod throttle;
 pub mod tls;
 pub mod topics;
 pub mod versions;
@@ -104,6 +106,8 @@ pub struct Broker {
     pub disk: disk_space::DiskSpace,
     /// Recent failed SASL authentications per client address.
     pub failed_logins: session::FailedLogins,
+    /// Clients' usage measured against their quotas.
+    pub quotas: quota::QuotaSensors,
 }
 
 impl Broker {

@@ -4,6 +4,7 @@
 //! offsets and sizes are read from the partitions when scraped, so they cost nothing
 //! between scrapes.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -29,6 +30,15 @@ pub struct OutcomeLabels {
 pub struct DenialLabels {
     pub resource_type: String,
     pub operation: String,
+}
+
+/// A client quota's measurement: the quota key and the user and client id it is shared
+/// by ("" for a side the quota does not name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    pub quota: String,
+    pub user: String,
+    pub client_id: String,
 }
 
 /// A TLS listener's handshakes and certificate reloads, by outcome.
@@ -111,6 +121,10 @@ pub struct Metrics {
     pub authorization_denials: Family<DenialLabels, Counter>,
     /// ACL changes (`created`, `deleted`), one per ACL.
     pub acl_changes: Family<OutcomeLabels, Counter>,
+    /// Usage measured against client quotas: bytes, or percent-seconds of handler time.
+    pub quota_usage: Family<QuotaLabels, Counter<f64, AtomicU64>>,
+    /// Throttle time given to clients over their quotas, in seconds.
+    pub quota_throttle: Family<QuotaLabels, Counter<f64, AtomicU64>>,
     /// Free bytes on the data directory's filesystem, as last measured.
     pub disk_free_bytes: Gauge,
     /// Produced batches appended, and retries answered without appending.
@@ -200,6 +214,8 @@ impl Metrics {
             admin_refused: Family::default(),
             authorization_denials: Family::default(),
             acl_changes: Family::default(),
+            quota_usage: Family::default(),
+            quota_throttle: Family::default(),
             disk_free_bytes: Gauge::default(),
             appended_batches: Counter::default(),
             duplicate_batches: Counter::default(),
@@ -313,6 +329,17 @@ impl Metrics {
                 "acl_changes",
                 "ACLs created and deleted (outcome created or deleted), one per ACL",
                 m.acl_changes.clone(),
+            );
+            r.register(
+                "client_quota_usage",
+                "Usage measured against a client quota (quota, user, client_id): bytes for \
+                 the byte rates, percent-seconds of handler time for request_percentage",
+                m.quota_usage.clone(),
+            );
+            r.register(
+                "client_quota_throttle_seconds",
+                "Throttle time given to clients over a quota (quota, user, client_id)",
+                m.quota_throttle.clone(),
             );
             r.register(
                 "produced_batches_appended",

@@ -241,6 +241,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         )),
         disk: Default::default(),
         failed_logins: Default::default(),
+        quotas: Default::default(),
         config,
     });
     for l in &broker.listeners {

@@ -50,6 +50,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::AlterClientQuotas, 0, 1),
+    (ApiKey::DescribeClientQuotas, 0, 1),
 ];
 
 /// Lowest Produce version actually accepted (RecordBatch v2 only).

@@ -271,6 +271,23 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                 .with_operation(1)
                 .with_permission_type(1)])
             .into(),
+        ApiKey::AlterClientQuotas => AlterClientQuotasRequest::default()
+            .with_entries(vec![alter_client_quotas_request::EntryData::default()
+                .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                    .with_entity_type(s("user"))
+                    .with_entity_name(Some(s("quota-user")))])
+                .with_ops(vec![alter_client_quotas_request::OpData::default()
+                    .with_key(s("producer_byte_rate"))
+                    .with_value(1e9)])])
+            .into(),
+        ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::default()
+            .with_components(vec![
+                describe_client_quotas_request::ComponentData::default()
+                    .with_entity_type(s("user"))
+                    .with_match_type(0)
+                    .with_match(Some(s("quota-user"))),
+            ])
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -396,6 +413,13 @@ async fn every_advertised_version_is_answered() {
                     // AlterUserScramCredentials, before it in the table, made the user.
                     assert_eq!(r.results[0].error_code, 0);
                     assert_eq!(r.results[0].credential_infos[0].iterations, 4096);
+                }
+                ResponseKind::AlterClientQuotas(r) => assert_eq!(r.entries[0].error_code, 0),
+                ResponseKind::DescribeClientQuotas(r) => {
+                    // AlterClientQuotas, before it in the table, set the quota.
+                    let entries = r.entries.as_ref().expect("entries");
+                    assert_eq!((r.error_code, entries.len()), (0, 1));
+                    assert_eq!(entries[0].values[0].value, 1e9);
                 }
                 ResponseKind::CreateAcls(r) => assert_eq!(r.results[0].error_code, 54),
                 ResponseKind::DescribeAcls(r) => assert_eq!(r.error_code, 54),

@@ -4,6 +4,7 @@
 mod acls;
 mod api_versions;
 mod authz;
+mod client_quotas;
 mod configs;
 mod context;
 mod create_partitions;
@@ -117,6 +118,8 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::CreateAcls(r) => Reply::now(acls::create(&ctx, r).await),
         RequestKind::DescribeAcls(r) => Reply::now(acls::describe(&ctx, r)),
         RequestKind::DeleteAcls(r) => Reply::now(acls::delete(&ctx, r).await),
+        RequestKind::DescribeClientQuotas(r) => Reply::now(client_quotas::describe(&ctx, r)),
+        RequestKind::AlterClientQuotas(r) => Reply::now(client_quotas::alter(&ctx, r).await),
         other => {
             // `versions::accepted` lists only the APIs matched above.
             return Err(format!("no handler for {other:?}"));

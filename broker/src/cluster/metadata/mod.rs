@@ -148,6 +148,11 @@ pub enum MetaRecord {
         request: u64,
         acls: Vec<crate::acl::AclBinding>,
     },
+    /// Sets and removes client quotas (validated by the proposer).
+    AlterClientQuotas {
+        request: u64,
+        changes: Vec<crate::quota::QuotaChange>,
+    },
     /// The whole state after the record at offset `through`: the controller's snapshot,
     /// kept in its own log. Valid only when it directly follows that record (its offset
     /// is `through + 1`); then every broker holds exactly this state after applying it,
@@ -181,6 +186,7 @@ impl MetaRecord {
             | MetaRecord::AlterScramCredentials { request, .. }
             | MetaRecord::CreateAcls { request, .. }
             | MetaRecord::DeleteAcls { request, .. }
+            | MetaRecord::AlterClientQuotas { request, .. }
             | MetaRecord::Import { request, .. } => Some(*request),
             MetaRecord::RegisterBroker { .. }
             | MetaRecord::MoveDone { .. }
@@ -327,6 +333,9 @@ pub struct MetadataState {
     /// The ACLs the authorizer decides by.
     #[serde(default)]
     pub acls: crate::acl::Acls,
+    /// Client quotas by user and client id.
+    #[serde(default)]
+    pub quotas: crate::quota::ClientQuotas,
     next_group: u64,
     #[serde(with = "as_pairs")]
     outcomes: HashMap<u64, Result<(), Refusal>>,
@@ -488,6 +497,10 @@ impl MetadataState {
             }
             MetaRecord::DeleteAcls { acls, .. } => {
                 self.acls.delete(&acls);
+                (Ok(()), Change::None)
+            }
+            MetaRecord::AlterClientQuotas { changes, .. } => {
+                self.quotas.apply(changes);
                 (Ok(()), Change::None)
             }
             MetaRecord::Import {
