@@ -10,6 +10,7 @@ pub mod group;
 pub mod log;
 pub mod partition;
 pub mod produce;
+pub mod quota;
 pub mod serve;
 pub mod topic;
 pub mod user;

@@ -49,6 +49,9 @@ enum Command {
     User(cli::user::UserArgs),
     /// Add, list and remove ACLs (as kafka-acls) on a running broker with an authorizer.
     Acl(cli::acl::AclArgs),
+    /// Set, remove and describe client quotas (as kafka-configs) on a running broker:
+    /// byte rates and request time per user, client id, or both.
+    Quota(cli::quota::QuotaArgs),
     /// Write stdin lines to a topic, one record per line.
     Produce(cli::produce::ProduceArgs),
     /// Print a topic's records, from earliest, latest, an offset or a time, or as a
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => args.run(),
         Command::User(args) => args.run(),
         Command::Acl(args) => args.run(),
+        Command::Quota(args) => args.run(),
         Command::Produce(args) => args.run(),
         Command::Consume(args) => args.run(),
         Command::Group(args) => args.run(),

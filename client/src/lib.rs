@@ -12,7 +12,8 @@
 //!   per broker.
 //! - [`Admin`]: create, delete, list and describe topics; describe and alter configs;
 //!   add partitions; describe, set and delete users' SCRAM credentials; create,
-//!   describe and delete ACLs ([`acls`]).
+//!   describe and delete ACLs ([`acls`]); describe and alter client quotas
+//!   ([`quotas`]).
 //! - [`Producer`]: batching by linger and size, the Java client's murmur2 partitioner,
 //!   acks 0/1/all, idempotence, retries with backoff, compression.
 //! - [`PartitionConsumer`]: reads one partition from earliest, latest, an offset or a
@@ -63,6 +64,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
+pub mod quotas;
 pub mod record;
 pub mod security;
 pub mod topic_partition;
@@ -76,6 +78,7 @@ pub use consumer::{FetchConfig, PartitionConsumer, StartOffset};
 pub use error::{Error, KafkaCode, Result};
 pub use group::{GroupAdmin, GroupConfig, GroupConsumer, OffsetReset};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, TryEnqueueError};
+pub use quotas::{EntityName, QuotaEntity, QuotaFilterComponent, QuotaKey};
 pub use record::{Compression, ConsumerRecord, Header, ProducerRecord, RecordMetadata};
 pub use security::{Mechanism as SaslMechanism, Security, SecurityConfig, SecurityProtocol};
 pub use topic_partition::TopicPartition;
