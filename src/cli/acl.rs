@@ -17,11 +17,11 @@
 use std::io::{self, Write};
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use client::acls::{CLUSTER_RESOURCE_NAME, WILDCARD};
 use client::{AclBinding, AclFilter, AclOperation, Admin, PatternType, Permission, ResourceType};
 
-use super::table::Table;
+use super::table::{non_empty, Format, Table};
 use super::topic::{block_on, BrokersArg};
 use super::Outcome;
 
@@ -122,12 +122,6 @@ struct ListArgs {
     format: Format,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
-}
-
 /// Whether the flags name ACLs to create or filters of ACLs to delete.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Change {
@@ -157,13 +151,6 @@ fn parse_principal(s: &str) -> Result<String, String> {
             "{s:?} is not a principal: expected User:<name>, e.g. User:alice"
         )),
     }
-}
-
-fn non_empty(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    Ok(s.to_string())
 }
 
 impl AclArgs {

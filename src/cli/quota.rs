@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use anyhow::{bail, Result};
-use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Subcommand};
 use client::quotas::{EntityType, QuotaOps, QuotaValues};
 use client::{Admin, EntityName, QuotaEntity, QuotaFilterComponent, QuotaKey};
 
-use super::table::Table;
+use super::table::{non_empty, Format, Table};
 use super::topic::{block_on, BrokersArg};
 use super::Outcome;
 
@@ -91,12 +91,6 @@ struct DescribeArgs {
     format: Format,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
-}
-
 /// `--add-config`: keys to set, each once, with checked values.
 #[derive(Clone, Debug, PartialEq)]
 struct Additions(Vec<(QuotaKey, f64)>);
@@ -104,13 +98,6 @@ struct Additions(Vec<(QuotaKey, f64)>);
 /// `--delete-config`: keys to remove, each once.
 #[derive(Clone, Debug, PartialEq)]
 struct Deletions(Vec<QuotaKey>);
-
-fn non_empty(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    Ok(s.to_string())
-}
 
 /// `KEY=VALUE,…` with known keys, each once, and values Kafka takes for them.
 fn parse_additions(s: &str) -> Result<Additions, String> {

@@ -3,6 +3,21 @@
 
 use std::io::{self, Write};
 
+/// How a listing command prints (`--format`): a table, or JSON.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// A clap value parser for a flag that must not be empty.
+pub fn non_empty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(s.to_string())
+}
+
 /// Rows of cells under a header; every row as wide as the header.
 pub struct Table {
     header: Vec<String>,

@@ -11,13 +11,13 @@
 use std::io::{self, BufRead, Write};
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use client::{Admin, SaslMechanism};
 
 use client::users::{MAX_ITERATIONS, MIN_ITERATIONS};
 
 use super::json::JsonObject;
-use super::table::Table;
+use super::table::{Format, Table};
 use super::topic::{block_on, BrokersArg};
 use super::Outcome;
 
@@ -69,12 +69,6 @@ enum UserCommand {
         #[arg(long, value_parser = parse_scram)]
         mechanism: SaslMechanism,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
 }
 
 /// A SCRAM mechanism by name, in any case.
