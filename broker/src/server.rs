@@ -267,6 +267,8 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         .iter()
         .filter_map(|a| a.tls.clone())
         .chain(admin_tls)
+        .map(crate::tls::Reloading::Listener)
+        .chain(broker.cluster.raft_tls().map(crate::tls::Reloading::Raft))
         .collect();
     tokio::spawn(crate::tls::watch(
         tls,

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use replication::transport::security::{certificates, private_key, trust_store};
-use replication::transport::SecurityError;
+use replication::transport::{SecurityError, TransportTls};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ServerConfig, SupportedProtocolVersion};
 use tracing::{info, warn};
 
-use crate::config::listeners::{ClientAuth, TlsSettings, TlsVersion};
+use crate::config::listeners::{ClientAuth, TlsSettings, TlsVersion, RAFT_LISTENER};
 use crate::metrics::{Metrics, TlsLabels};
 use crate::shutdown::Shutdown;
 
@@ -165,15 +165,34 @@ impl ListenerTls {
     }
 }
 
-/// Reloads the listeners' TLS configurations on SIGHUP and when their files change,
-/// until shutdown.
-pub async fn watch(
-    listeners: Vec<Arc<ListenerTls>>,
-    metrics: Arc<Metrics>,
-    mut shutdown: Shutdown,
-) {
+/// What reloads its certificates: a Kafka or admin listener, or the Raft transport.
+#[derive(Clone)]
+pub enum Reloading {
+    Listener(Arc<ListenerTls>),
+    Raft(TransportTls),
+}
+
+impl Reloading {
+    fn name(&self) -> &str {
+        match self {
+            Reloading::Listener(l) => l.name(),
+            Reloading::Raft(_) => RAFT_LISTENER,
+        }
+    }
+
+    fn reload(&self, forced: bool) -> Option<Result<(), String>> {
+        match self {
+            Reloading::Listener(l) => l.reload(forced).map(|r| r.map_err(|e| e.to_string())),
+            Reloading::Raft(t) => t.reload(forced).map(|r| r.map_err(|e| e.to_string())),
+        }
+    }
+}
+
+/// Reloads the TLS configurations on SIGHUP and when their files change, until
+/// shutdown. New connections use what was loaded last; open ones keep theirs.
+pub async fn watch(reloading: Vec<Reloading>, metrics: Arc<Metrics>, mut shutdown: Shutdown) {
     use tokio::signal::unix::{signal, SignalKind};
-    if listeners.is_empty() {
+    if reloading.is_empty() {
         return;
     }
     let mut hangup = match signal(SignalKind::hangup()) {
@@ -189,22 +208,22 @@ pub async fn watch(
             Some(()) = async { hangup.as_mut()?.recv().await } => true,
             _ = shutdown.wait() => return,
         };
-        for l in &listeners {
-            let Some(outcome) = l.reload(forced) else {
+        for r in &reloading {
+            let Some(outcome) = r.reload(forced) else {
                 continue;
             };
             let labels = |outcome: &str| TlsLabels {
-                listener: l.name.clone(),
+                listener: r.name().to_string(),
                 outcome: outcome.into(),
             };
             match outcome {
                 Ok(()) => {
                     metrics.tls_reloads.get_or_create(&labels("ok")).inc();
-                    info!(listener = l.name, "TLS certificates reloaded");
+                    info!(listener = r.name(), "TLS certificates reloaded");
                 }
                 Err(e) => {
                     metrics.tls_reloads.get_or_create(&labels("failed")).inc();
-                    warn!(listener = l.name, error = %e, "TLS certificates not reloaded; the previous ones stay in use");
+                    warn!(listener = r.name(), error = %e, "TLS certificates not reloaded; the previous ones stay in use");
                 }
             }
         }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use common::eventually;
 use raft::eraftpb::Message;
-use replication::transport::{encode_frame, Envelope, Hello, Transport, TransportSecurity};
+use replication::transport::{
+    encode_frame, Envelope, Hello, Transport, TransportSecurity, MAX_INBOUND_CONNECTIONS,
+};
 use serving::{node, Node};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -133,6 +135,43 @@ async fn wrong_hellos_are_refused_and_counted() {
     }
     assert_eq!(node.transport.stats().received.load(Ordering::Relaxed), 0);
     assert!(node.rx.try_recv().is_err());
+}
+
+/// Connections beyond the cap are closed at once and counted, while those within it
+/// wait for their handshake; once they go, a peer connects again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    let node = node(plaintext(CLUSTER, 2), &[(1, None)]).await;
+    let mut silent = Vec::new();
+    for _ in 0..MAX_INBOUND_CONNECTIONS {
+        silent.push(TcpStream::connect(node.addr).await.unwrap());
+    }
+    // Accepted in connection order, each holding its slot until its handshake times
+    // out (5 s): the next one is over the cap.
+    let mut extra = TcpStream::connect(node.addr).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut byte))
+        .await
+        .expect("the connection over the cap is closed at once");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without a byte: {read:?}"
+    );
+    eventually("the extra connection counted", || node.refused() == 1).await;
+    drop(silent);
+    // The slots free as their connections' tasks see the close.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_conn, answer) = send_and_read_answer(node.addr, &hello(1, CLUSTER)).await;
+        if answer.map(|h| h.node_id) == Some(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no slot freed after the silent connections closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

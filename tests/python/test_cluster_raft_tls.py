@@ -3,7 +3,9 @@
 `cluster.id`: the cluster forms, commits acks=all writes and reports the configured id
 to clients; a plaintext connection to a Raft port (the forged-frame attack) and a node
 of another cluster with a trusted certificate are refused at the handshake, counted in
-`strata_raft_transport_connections_refused`, and the cluster goes on committing.
+`strata_raft_transport_connections_refused`, and the cluster goes on committing. The
+nodes' keystore is then rewritten twice: a broken file is refused (the old certificate
+stays), a rotated one is reloaded without a restart and used by new connections.
 
 Select it with `-m cluster` (marker and failure logs from cluster_plugin.py).
 """
@@ -15,12 +17,14 @@ import socket
 import struct
 import subprocess
 import warnings
+from pathlib import Path
 
 import pytest
 
 from cluster_harness import deliver, started_cluster, wait_for
 from harness import free_port, strata_bin, toml_text
 from pki import Authority
+from test_tls import metric
 
 pytest_plugins = ["cluster_plugin"]
 
@@ -101,3 +105,34 @@ def test_mutual_tls_raft_refuses_strangers(request, tmp_path):
     acked, failed, pending = deliver(conf, TOPIC, 0, [b"after"], 60)
     assert len(acked) == 1 and not failed and not pending
     assert all(c.node(i).health() == 200 for i in c.ids)
+
+    rotate_certificates(c, ca, tmp_path / "pki", security, conf)
+
+
+def reloads(node, outcome: str) -> float:
+    return metric(node, "strata_tls_certificate_reloads_total", listener="RAFT", outcome=outcome)
+
+
+def rotate_certificates(c, ca: Authority, folder, security: dict, conf: dict) -> None:
+    """Every node reloads a rewritten keystore without a restart: a broken file is
+    refused and the old certificate stays; a new one is used by new connections (node 2
+    restarted, node 3 killed: commits need nodes 1 and 2 to handshake afresh)."""
+    keystore = Path(security["listener.name.raft.ssl.keystore.location"])
+    original = keystore.read_bytes()
+    keystore.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    wait_for(lambda: (all(reloads(c.node(i), "failed") >= 1 for i in c.ids), "no failed reload"),
+             30, "every node to refuse the broken keystore")
+    acked, failed, pending = deliver(conf, TOPIC, 0, [b"broken-file"], 60)
+    assert len(acked) == 1 and not failed and not pending
+
+    rotated = ca.issue(folder, "raft-node-rotated", server=True, client_too=True)
+    assert rotated.keystore.read_bytes() != original
+    keystore.write_bytes(rotated.keystore.read_bytes())
+    wait_for(lambda: (all(reloads(c.node(i), "ok") >= 1 for i in c.ids), "no reload yet"),
+             30, "every node to reload the rotated keystore")
+    c.kill(2)
+    c.restart(2)
+    c.kill(3)
+    acked, failed, pending = deliver(conf, TOPIC, 0, [b"rotated"], 60)
+    assert len(acked) == 1 and not failed and not pending
+    c.restart(3)

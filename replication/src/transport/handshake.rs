@@ -183,7 +183,7 @@ pub(super) async fn connect(
             }
             Some(tls) => {
                 let mut s = tls
-                    .connector
+                    .connector()
                     .connect(host.clone(), tcp)
                     .await
                     .map_err(HandshakeError::Tls)?;
@@ -256,7 +256,7 @@ async fn accept_within(
         }
         Some(tls) => {
             let mut s = tls
-                .acceptor
+                .acceptor()
                 .accept(tcp)
                 .await
                 .map_err(HandshakeError::Tls)?;
@@ -313,4 +313,57 @@ fn certificate_for_host(
     };
     let parsed = rustls::server::ParsedCertificate::try_from(cert).map_err(wrong)?;
     rustls::client::verify_server_name(&parsed, host).map_err(wrong)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn read(bytes: &[u8]) -> Result<Hello, HandshakeError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime builds");
+        runtime.block_on(Hello::read(&mut &bytes[..]))
+    }
+
+    fn encoded(hello: &Hello) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        hello
+            .encode(&mut out)
+            .expect("ids in the strategy are short");
+        out.to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// What a peer sends before the hello is checked: anything is read or refused.
+        #[test]
+        fn any_bytes_are_read_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = read(&bytes);
+        }
+
+        #[test]
+        fn a_hello_round_trips(node_id in any::<u64>(), cluster_id in "[a-zA-Z0-9-]{0,64}") {
+            let hello = Hello { node_id, cluster_id };
+            prop_assert_eq!(read(&encoded(&hello)).ok(), Some(hello));
+        }
+
+        /// A valid hello with bytes overwritten: read or refused, never a panic.
+        #[test]
+        fn a_damaged_hello_is_read_or_refused(
+            node_id in any::<u64>(),
+            cluster_id in "[a-z]{0,32}",
+            damage in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
+            let mut bytes = encoded(&Hello { node_id, cluster_id });
+            for (at, byte) in damage {
+                let i = at % bytes.len();
+                bytes[i] = byte;
+            }
+            let _ = read(&bytes);
+        }
+    }
 }

@@ -3,16 +3,21 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, warn};
 
 use super::frame::MIN_FRAME_BYTES;
 use super::handshake::{self, Inbound};
 use super::{decode_frame, Envelope, Transport, TransportStats, MAX_FRAME_BYTES};
+
+/// Inbound connections open at once. A node holds one per peer (briefly two while one
+/// reconnects), so a cluster of up to 5 voters and many learners stays far below it.
+pub const MAX_INBOUND_CONNECTIONS: usize = 128;
 
 /// Accepts peers' connections and hands every decoded envelope to `deliver` (bounded:
 /// when the consumer lags, reading stops and TCP pushes back on the sender).
@@ -21,8 +26,13 @@ use super::{decode_frame, Envelope, Transport, TransportStats, MAX_FRAME_BYTES};
 /// are read (see the module docs); the others are closed, logged and counted in
 /// [`TransportStats::refused_connections`]. Returns when `transport`'s shutdown turns
 /// true.
+///
+/// At most [`MAX_INBOUND_CONNECTIONS`] are open at once, handshaking or not; one more
+/// is closed at once and counted as refused, so a flood of connections that never
+/// finish their handshake cannot exhaust the node.
 pub async fn serve(listener: TcpListener, deliver: mpsc::Sender<Envelope>, transport: Transport) {
     let mut shutdown = transport.shutdown.clone();
+    let slots = Arc::new(Semaphore::new(MAX_INBOUND_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -30,7 +40,19 @@ pub async fn serve(listener: TcpListener, deliver: mpsc::Sender<Envelope>, trans
         };
         match accepted {
             Ok((stream, from)) => {
-                tokio::spawn(connection(stream, from, deliver.clone(), transport.clone()));
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    transport
+                        .stats
+                        .refused_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                    debug!(%from, "raft connection refused: {MAX_INBOUND_CONNECTIONS} already open");
+                    continue;
+                };
+                let (deliver, transport) = (deliver.clone(), transport.clone());
+                tokio::spawn(async move {
+                    connection(stream, from, deliver, transport).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 warn!(error = %e, "raft accept failed");

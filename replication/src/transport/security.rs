@@ -9,8 +9,8 @@
 //! key usage extension, it lists both `serverAuth` and `clientAuth`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rustls::client::Resumption;
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
@@ -169,11 +169,47 @@ impl TransportSecurity {
 
 /// The rustls configurations of a node's transport: its listener requires a client
 /// certificate signed by a trusted CA; its connections present the same certificate
-/// and verify the peer's for the peer's host. Cheap to clone.
+/// and verify the peer's for the peer's host. Cheap to clone: clones share the files
+/// and what [`TransportTls::reload`] loads from them, which new connections use.
 #[derive(Clone)]
 pub struct TransportTls {
-    pub(super) connector: tokio_rustls::TlsConnector,
-    pub(super) acceptor: tokio_rustls::TlsAcceptor,
+    inner: Arc<Reloadable>,
+}
+
+struct Reloadable {
+    keystore: PathBuf,
+    truststore: PathBuf,
+    current: RwLock<Loaded>,
+    /// The files' modification times and lengths when last loaded.
+    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+#[derive(Clone)]
+struct Loaded {
+    connector: tokio_rustls::TlsConnector,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl Loaded {
+    fn from_files(keystore: &Path, truststore: &Path) -> Result<Loaded, SecurityError> {
+        let chain = certificates("keystore", keystore)?;
+        let key = private_key(keystore)?;
+        let roots = Arc::new(trust_store(truststore)?);
+        let server = server_config(&roots, chain.clone(), key.clone_key(), keystore, truststore)?;
+        let client = client_config(&roots, chain, key, keystore)?;
+        Ok(Loaded {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        })
+    }
+}
+
+fn stamps(paths: [&Path; 2]) -> Vec<Option<(SystemTime, u64)>> {
+    let stamp = |p: &Path| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    };
+    paths.into_iter().map(stamp).collect()
 }
 
 impl TransportTls {
@@ -184,15 +220,54 @@ impl TransportTls {
         keystore: &Path,
         truststore: &Path,
     ) -> Result<TransportTls, SecurityError> {
-        let chain = certificates("keystore", keystore)?;
-        let key = private_key(keystore)?;
-        let roots = Arc::new(trust_store(truststore)?);
-        let server = server_config(&roots, chain.clone(), key.clone_key(), keystore, truststore)?;
-        let client = client_config(&roots, chain, key, keystore)?;
+        let now = stamps([keystore, truststore]);
+        let loaded = Loaded::from_files(keystore, truststore)?;
         Ok(TransportTls {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            inner: Arc::new(Reloadable {
+                keystore: keystore.to_path_buf(),
+                truststore: truststore.to_path_buf(),
+                current: RwLock::new(loaded),
+                stamps: Mutex::new(now),
+            }),
         })
+    }
+
+    fn loaded(&self) -> Loaded {
+        // A poisoned lock still holds a whole configuration: the swap is one store.
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The connector for a new outbound connection, as last loaded.
+    pub(super) fn connector(&self) -> tokio_rustls::TlsConnector {
+        self.loaded().connector
+    }
+
+    /// The acceptor for a new inbound connection, as last loaded.
+    pub(super) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        self.loaded().acceptor
+    }
+
+    /// Loads the files again when `forced` or when they changed since the last
+    /// attempt (`None` when nothing was tried). On failure the previous material stays
+    /// in use; connections already open keep theirs either way.
+    pub fn reload(&self, forced: bool) -> Option<Result<(), SecurityError>> {
+        let r = &self.inner;
+        let now = stamps([&r.keystore, &r.truststore]);
+        {
+            let mut last = r.stamps.lock().unwrap_or_else(|p| p.into_inner());
+            if !forced && *last == now {
+                return None;
+            }
+            // Noted even when loading fails: a half-written file is reported once and
+            // tried again at its next change.
+            *last = now;
+        }
+        let loaded = Loaded::from_files(&r.keystore, &r.truststore);
+        Some(loaded.map(|l| *r.current.write().unwrap_or_else(|p| p.into_inner()) = l))
     }
 }
 
