@@ -140,6 +140,46 @@ pub fn certificate_subject(der: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
+mod fuzzed {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// DER-ish input: a SEQUENCE header over arbitrary content, so the decoder gets
+    /// past the first byte, or anything at all.
+    fn der() -> impl Strategy<Value = Vec<u8>> {
+        let body = proptest::collection::vec(any::<u8>(), 0..400);
+        prop_oneof![
+            body.clone(),
+            body.prop_map(|b| {
+                let mut out = vec![0x30, 0x82, (b.len() >> 8) as u8, b.len() as u8];
+                out.extend(b);
+                out
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// A client certificate's bytes, as a client could send them: a subject or
+        /// nothing, never a panic.
+        #[test]
+        fn any_certificate_bytes_give_a_subject_or_none(bytes in der()) {
+            let _ = certificate_subject(&bytes);
+        }
+
+        /// Any subject text through the default and a custom rule set.
+        #[test]
+        fn any_subject_maps_or_is_refused(subject in ".{0,200}") {
+            let rules = PrincipalRules::parse("RULE:^CN=([^,]*),.*$/$1/L,DEFAULT")
+                .expect("the rule parses");
+            let _ = rules.apply(&subject);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
