@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -23,6 +23,7 @@ use crate::group::Coordinator;
 use crate::health::{self, TaskEnd};
 use crate::identity::IdentityFile;
 use crate::metrics::Metrics;
+use crate::per_address::PerAddress;
 use crate::session::ListenerId;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::tls::ListenerTls;
@@ -428,54 +429,6 @@ fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     spawn_supervised(m, "log cleaner", cleaner);
     let disk = crate::disk_space::watch(broker.clone(), shutdown.clone());
     spawn_supervised(m, "disk space", disk);
-}
-
-/// Connections held per client address (`max.connections.per.ip`).
-#[derive(Clone)]
-struct PerAddress {
-    max: usize,
-    held: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-}
-
-/// One admitted connection; dropping it frees its address's slot.
-struct AddressSlot {
-    ip: std::net::IpAddr,
-    of: PerAddress,
-}
-
-impl PerAddress {
-    fn new(max: usize) -> PerAddress {
-        PerAddress {
-            max,
-            held: Arc::default(),
-        }
-    }
-
-    /// A slot for one more connection from `ip`, unless it holds `max` already.
-    fn admit(&self, ip: std::net::IpAddr) -> Option<AddressSlot> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let n = held.entry(ip).or_default();
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot {
-            ip,
-            of: self.clone(),
-        })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut held = self.of.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = held.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Spawns a long-lived task whose panic or error fails the broker (`health`).

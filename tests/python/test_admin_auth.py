@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
-from harness import Broker, strata_bin
+from harness import Broker, strata_bin, wait_until
 from pki import Authority
 
 TOKEN = "t0ken-for-the-admin-port-tests"
@@ -141,3 +141,26 @@ def test_cli_passes_admin_credentials(request, tmp_path):
     ok = strata(["cluster", "rebalance-leaders", "--json"], STRATA_ADMIN_TOKEN=TOKEN)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["transfers"] == []
+
+
+def test_admin_connections_are_capped_per_address(broker):
+    """One address holds at most 16 admin connections: the next is closed at once and
+    counted; once they close, the port answers again."""
+    held = [socket.create_connection(("127.0.0.1", broker.admin_port), timeout=10)
+            for _ in range(16)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", broker.admin_port), timeout=10)
+        extra.settimeout(10)
+        try:
+            assert extra.recv(1) == b"", "the connection over the cap was not closed"
+        except ConnectionResetError:
+            pass  # a reset is a close too
+        finally:
+            extra.close()
+    finally:
+        for s in held:
+            s.close()
+    wait_until(lambda: broker.health() == 200, 30, "the admin port to answer again")
+    refused = re.search(r'^strata_admin_requests_refused_total\{outcome="too_many_connections"\} (\S+)$',
+                        broker.metrics(), re.M)
+    assert refused and float(refused.group(1)) >= 1

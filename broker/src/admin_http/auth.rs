@@ -20,7 +20,7 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 use tracing::{debug, warn};
 
-use super::tls::ClientAddr;
+use super::listener::ClientAddr;
 use crate::acl;
 use crate::cluster::metadata::users::password_matches;
 use crate::config::admin::AdminApiSettings;

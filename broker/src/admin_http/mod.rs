@@ -15,7 +15,7 @@
 //! body is not declared `application/json` (415); the CLI sends neither kind.
 
 mod auth;
-mod tls;
+mod listener;
 
 pub use auth::AdminAuth;
 use auth::AuthState;
@@ -313,21 +313,11 @@ pub async fn serve(
             auth::authenticate,
         ))
         .with_state(broker.clone())
-        .into_make_service_with_connect_info::<tls::ClientAddr>();
+        .into_make_service_with_connect_info::<listener::ClientAddr>();
     let mut stopping = shutdown.clone();
     let stopped = async move { stopping.wait().await };
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-        }
-        Some(tls) => {
-            let metrics = broker.metrics.clone();
-            let listener = tls::TlsListener::start(listener, tls, metrics, shutdown)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-        }
-    }
+    let listener = listener::AdminListener::start(listener, tls, broker.metrics.clone(), shutdown)?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
 }

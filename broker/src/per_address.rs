@@ -1,0 +1,52 @@
+//! Connection slots per client address, for the Kafka listeners and the admin port.
+
+use std::sync::{Arc, Mutex};
+
+/// Connections held per client address (`max.connections.per.ip` on the Kafka
+/// listeners, a fixed cap on the admin port).
+#[derive(Clone)]
+pub struct PerAddress {
+    max: usize,
+    held: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One admitted connection; dropping it frees its address's slot.
+pub struct AddressSlot {
+    ip: std::net::IpAddr,
+    of: PerAddress,
+}
+
+impl PerAddress {
+    pub fn new(max: usize) -> PerAddress {
+        PerAddress {
+            max,
+            held: Arc::default(),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, unless it holds `max` already.
+    pub fn admit(&self, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(ip).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            ip,
+            of: self.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self.of.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
