@@ -2,10 +2,12 @@
 //! they share: how a finished command maps to an exit status, how errors are reported.
 
 pub mod acl;
+mod admin_http;
 pub mod bench;
 pub mod cluster;
 mod command_config;
 pub mod consume;
+pub mod dev_cluster;
 pub mod group;
 pub mod log;
 pub mod partition;

@@ -66,8 +66,8 @@ enum Command {
     /// Move a partition's replicas to other brokers of a running cluster.
     Partition(cli::partition::PartitionArgs),
     /// Run a local cluster of N brokers on 127.0.0.1 (data under one folder) until
-    /// Ctrl-C.
-    DevCluster(cli::cluster::DevClusterArgs),
+    /// Ctrl-C; --secure for TLS, SASL and ACLs everywhere.
+    DevCluster(cli::dev_cluster::DevClusterArgs),
 }
 
 const DEFAULT_LOG_LEVEL: &str = "warn";

@@ -1,6 +1,7 @@
 //! `strata partition move TOPIC/P --to 1,2,4`: moves a partition's replicas to other
 //! brokers of a cluster while it keeps serving (through a broker's admin HTTP,
-//! `POST /cluster/move`), then follows the move until the placement is the new one.
+//! `POST /cluster/move`, plain or HTTPS), then follows the move until the placement is
+//! the new one.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,8 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use super::cluster::{follower_lag, get, ADMIN_DEFAULT, HTTP_TIMEOUT};
+use super::admin_http::{AdminClient, AdminEndpointArgs, Refused, HTTP_TIMEOUT};
+use super::cluster::follower_lag;
 use super::Outcome;
 
 /// How often the move's progress is read.
@@ -35,9 +37,8 @@ struct MoveArgs {
     /// The broker ids that will hold the partition's replicas, comma-separated.
     #[arg(long, value_delimiter = ',', required = true, value_name = "IDS")]
     to: Vec<u64>,
-    /// Any broker's admin HTTP address.
-    #[arg(long, env = "STRATA_ADMIN", default_value = ADMIN_DEFAULT, value_name = "HOST:PORT")]
-    admin: String,
+    #[command(flatten)]
+    admin: AdminEndpointArgs,
     /// Return once the controller accepted the move instead of following it.
     #[arg(long)]
     no_wait: bool,
@@ -72,27 +73,19 @@ fn parse_partition(text: &str) -> anyhow::Result<(String, i32)> {
 
 fn move_partition(args: &MoveArgs) -> anyhow::Result<Outcome> {
     let (topic, index) = parse_partition(&args.partition)?;
-    let url = format!("http://{}/cluster/move", args.admin);
+    let client = AdminClient::new(&args.admin)?;
     let body = serde_json::json!({"topic": topic, "partition": index, "to": args.to});
     // The controller may take up to 30 s without a quorum before it answers.
-    let answer = super::cluster::with_credentials(ureq::post(&url))
-        .timeout(HTTP_TIMEOUT + Duration::from_secs(30))
-        .set("Content-Type", "application/json")
-        .send_string(&body.to_string());
-    match answer {
-        Ok(_) => {}
-        Err(ureq::Error::Status(code, response)) => {
-            let text = response.into_string().unwrap_or_default();
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or(text);
+    let timeout = HTTP_TIMEOUT + Duration::from_secs(30);
+    if let Err(e) = client.post(client.addr(), "/cluster/move", &body.to_string(), timeout) {
+        if let Some(refused) = e.downcast_ref::<Refused>() {
             bail!(
-                "moving {topic}/{index} refused ({code}): {}",
-                message.trim()
+                "moving {topic}/{index} refused ({}): {}",
+                refused.status,
+                refused.message
             );
         }
-        Err(e) => return Err(e).with_context(|| format!("POST {url}")),
+        return Err(e);
     }
     let to = join(&args.to);
     if args.no_wait {
@@ -107,7 +100,7 @@ fn move_partition(args: &MoveArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout);
     loop {
-        match progress(&args.admin, &topic, index) {
+        match progress(&client, &topic, index) {
             Ok(Progress::Done(replicas)) if replicas == args.to => break,
             Ok(Progress::Done(replicas)) => {
                 bar.finish_and_clear();
@@ -156,10 +149,10 @@ fn join(ids: &[u64]) -> String {
     ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Where the move stands: the controller placement from `admin`, and the leader's
+/// Where the move stands: the controller placement from `--admin`, and the leader's
 /// view of its group (voters, learners, how far behind each is) from the leader.
-fn progress(admin: &str, topic: &str, index: i32) -> anyhow::Result<Progress> {
-    let view = get(admin, "/cluster")?;
+fn progress(client: &AdminClient, topic: &str, index: i32) -> anyhow::Result<Progress> {
+    let view = client.get(client.addr(), "/cluster")?;
     let placed = view
         .get("placement")
         .and_then(Value::as_array)
@@ -192,7 +185,7 @@ fn progress(admin: &str, topic: &str, index: i32) -> anyhow::Result<Progress> {
         .map(str::to_string);
     let group = placed.get("group").and_then(Value::as_u64);
     if let Some(leader_admin) = leader_admin.filter(|a| !a.is_empty()) {
-        let led = get(&leader_admin, "/cluster")?;
+        let led = client.get(&leader_admin, "/cluster")?;
         let mine = led
             .get("partitions")
             .and_then(Value::as_array)

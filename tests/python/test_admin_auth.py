@@ -5,7 +5,9 @@ user (`super.users`) or the token; missing or wrong credentials answer 401, a us
 not a super user 403, each counted. With `super.users` set only a super user may manage
 SCRAM users (whose passwords open the admin port). Over plain HTTP with `admin.api.public.metrics`, the
 `strata cluster` commands pass the credentials of STRATA_ADMIN_TOKEN or
-STRATA_ADMIN_USER/STRATA_ADMIN_PASSWORD."""
+STRATA_ADMIN_USER/STRATA_ADMIN_PASSWORD. Over HTTPS (`--admin https://…`, `--admin-tls`,
+STRATA_ADMIN_TLS) they verify the broker's certificate against `--admin-ca` (or the
+public CAs) and fail with a certificate error when it does not vouch for it."""
 
 from __future__ import annotations
 
@@ -120,6 +122,13 @@ def test_https_admin_needs_credentials_and_changes_a_super_user(request, tmp_pat
     assert not answer.startswith(b"HTTP"), answer[:40]
 
 
+def cli(args: list[str], **env) -> subprocess.CompletedProcess:
+    """`strata ARGS` with only the STRATA_ADMIN* variables of `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_ADMIN")}
+    return subprocess.run([str(strata_bin()), *args], capture_output=True, text=True,
+                          timeout=60, env={**clean, **env})
+
+
 def test_cli_passes_admin_credentials(request, tmp_path):
     b = start(request, tmp_path, {"admin.api.public.metrics": True})
     b.start()
@@ -128,9 +137,7 @@ def test_cli_passes_admin_credentials(request, tmp_path):
     assert call(b, "GET", "/cluster", {})[0] == 401
 
     def strata(args: list[str], **env) -> subprocess.CompletedProcess:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_ADMIN_")}
-        return subprocess.run([str(strata_bin()), *args, "--admin", b.admin_addr],
-                              capture_output=True, text=True, timeout=60, env={**clean, **env})
+        return cli([*args, "--admin", b.admin_addr], **env)
 
     denied = strata(["cluster", "status"])
     assert denied.returncode != 0 and "401" in denied.stderr, denied.stderr
@@ -141,6 +148,45 @@ def test_cli_passes_admin_credentials(request, tmp_path):
     ok = strata(["cluster", "rebalance-leaders", "--json"], STRATA_ADMIN_TOKEN=TOKEN)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["transfers"] == []
+
+
+def test_cli_over_https_verifies_the_admin_certificate(request, tmp_path):
+    ca = Authority.create(tmp_path / "pki", "admin-ca")
+    other = Authority.create(tmp_path / "pki", "other-ca")
+    server = ca.issue(tmp_path / "pki", "broker", server=True)
+    b = start(request, tmp_path, {
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,ADMIN:SSL",
+        "listener.name.admin.ssl.keystore.location": str(server.keystore),
+    })
+    b.admin_tls = ssl.create_default_context(cafile=str(ca.ca_path))
+    b.start()
+    make_users(b)
+    https = f"https://{b.admin_addr}"
+    bob = {"STRATA_ADMIN_USER": "bob", "STRATA_ADMIN_PASSWORD": "bob-secret"}
+
+    status = cli(["cluster", "status", "--admin", https, "--admin-ca", str(ca.ca_path)], **bob)
+    assert status.returncode == 0, status.stderr
+    # Broker 1 answered its own /cluster too, over HTTPS with the same CA.
+    assert "BROKER" in status.stdout and "unreachable" not in status.stdout, status.stdout
+    # HOST:PORT with STRATA_ADMIN_TLS=1 and STRATA_ADMIN_CA; the token for a change.
+    by_env = cli(["cluster", "rebalance-leaders", "--json", "--admin", b.admin_addr],
+                 STRATA_ADMIN_TLS="1", STRATA_ADMIN_CA=str(ca.ca_path), STRATA_ADMIN_TOKEN=TOKEN)
+    assert by_env.returncode == 0, by_env.stderr
+    assert json.loads(by_env.stdout)["transfers"] == []
+    denied = cli(["cluster", "status", "--admin", https, "--admin-ca", str(ca.ca_path)])
+    assert denied.returncode == 2 and "answered 401" in denied.stderr, denied.stderr
+
+    # Only the public CAs: the private CA's certificate is refused, with what to do.
+    public = cli(["cluster", "status", "--admin", https], **bob)
+    assert public.returncode == 2, public.stderr
+    assert "certificate is not signed by a public CA" in public.stderr, public.stderr
+    assert "--admin-ca" in public.stderr and "invalid peer certificate" in public.stderr, public.stderr
+    wrong = cli(["cluster", "status", "--admin", https, "--admin-ca", str(other.ca_path)], **bob)
+    assert wrong.returncode == 2, wrong.stderr
+    assert f"not signed by a CA in --admin-ca {other.ca_path}" in wrong.stderr, wrong.stderr
+    # Plain HTTP to the HTTPS port gets no answer, and a hint.
+    plain = cli(["cluster", "status", "--admin", b.admin_addr], **bob)
+    assert plain.returncode == 2 and "--admin-tls" in plain.stderr, plain.stderr
 
 
 def test_admin_connections_are_capped_per_address(broker):
