@@ -155,15 +155,18 @@ fn mute(muted: &Mute, until: Instant) {
     }
 }
 
-/// Waits until the connection is no longer muted; `false` when shutdown came first.
+/// Waits until the connection is no longer muted (the writer may extend the mute
+/// meanwhile); `false` when shutdown came first.
 async fn wait_unmuted(muted: &Mute, shutdown: &mut Shutdown) -> bool {
-    let until = *muted.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(until) = until.filter(|t| *t > Instant::now()) else {
-        return true;
-    };
-    tokio::select! {
-        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => true,
-        _ = shutdown.wait() => false,
+    loop {
+        let until = *muted.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(until) = until.filter(|t| *t > Instant::now()) else {
+            return true;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => {}
+            _ = shutdown.wait() => return false,
+        }
     }
 }
 
@@ -304,15 +307,18 @@ async fn serve_halves<R, W>(
         };
         broker.metrics.bytes_in.inc_by(frame.bytes.len() as u64 + 4);
         let started = Instant::now();
+        // A mute set while this frame was awaited holds it back too.
+        if !wait_unmuted(&muted, &mut shutdown).await {
+            break Stop::Closing;
+        }
         let Frame { bytes, _queued } = frame;
-        let request_bytes = bytes.len();
-        let dispatched = decode_and_dispatch(&broker, bytes, &session).await;
+        let dispatched = decode_and_dispatch(&broker, bytes, &session, &muted).await;
         drop(_queued);
         match dispatched {
             Ok(pending) => {
                 let usage = Usage {
-                    request_bytes,
                     handler_time: started.elapsed(),
+                    ..pending.usage
                 };
                 let pending = Pending {
                     started,
@@ -411,7 +417,9 @@ async fn decode_and_dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
     session: &Arc<Session>,
+    muted: &Mute,
 ) -> Result<Pending, String> {
+    let request_bytes = frame.len();
     let request = crate::request::decode(frame)?;
     let (api, version) = (request.api, request.version);
     if !session.may_serve(api) {
@@ -433,6 +441,12 @@ async fn decode_and_dispatch(
             .map(|c| StrBytes::from_string(c.to_string())),
         session.clone(),
     ));
+    // Produce is charged as it is read, so a client pipelining requests is muted
+    // before the next one is read (not once its answers are written).
+    let produced = throttle::record_produce(broker, &ctx, request_bytes);
+    if !produced.is_zero() {
+        mute(muted, Instant::now() + produced);
+    }
     let span = debug_span!("request", api = ?api, version, correlation_id = ctx.correlation_id);
     let (reply, response_version) = handlers::dispatch(ctx.clone(), request.body)
         .instrument(span)
@@ -442,7 +456,10 @@ async fn decode_and_dispatch(
         response_version,
         reply,
         started: Instant::now(),
-        usage: Usage::default(),
+        usage: Usage {
+            produce_throttle: produced,
+            ..Usage::default()
+        },
     })
 }
 

@@ -1,6 +1,8 @@
 //! Client quotas applied to each request (see [`crate::quota`]): Produce bytes against
-//! `producer_byte_rate`, Fetch response bytes against `consumer_byte_rate`, and the
-//! time the broker spent handling it against `request_percentage`. The largest
+//! `producer_byte_rate` (as the request is read), Fetch response bytes against
+//! `consumer_byte_rate` (and a Fetch answer holds at most the quota's burst), and the
+//! time the broker spent handling it against `request_percentage` (its throttle at most
+//! 1 s, as Kafka's). The largest
 //! throttle goes into the response's `throttle_time_ms`, and the connection reads no
 //! further request until it has passed (KIP-219: answer first, then mute).
 
@@ -16,10 +18,58 @@ use crate::Broker;
 /// What a request used.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
-    /// The request frame's size.
-    pub request_bytes: usize,
+    /// The throttle its Produce bytes earned when it was read ([`record_produce`]).
+    pub produce_throttle: Duration,
     /// Time spent handling it before its answer (or its wait) was ready.
     pub handler_time: Duration,
+}
+
+/// The longest throttle `request_percentage` gives (Kafka's request quota caps it at
+/// one quota window sample): handler time includes waits on the controller, which a
+/// client does not control.
+pub const MAX_REQUEST_THROTTLE: Duration = Duration::from_secs(1);
+
+/// Who the quotas see: the principal's user name and the client id.
+fn who(ctx: &RequestContext) -> (String, String) {
+    let principal = ctx.session.principal();
+    let user = principal
+        .strip_prefix("User:")
+        .unwrap_or(&principal)
+        .to_string();
+    (user, ctx.client_id_string())
+}
+
+/// Charges a Produce request's bytes to the caller's `producer_byte_rate` as the
+/// request is read, and returns the throttle it earns (zero for any other API).
+pub fn record_produce(broker: &Broker, ctx: &RequestContext, request_bytes: usize) -> Duration {
+    if ctx.api != ApiKey::Produce {
+        return Duration::ZERO;
+    }
+    let state = broker.cluster.state();
+    if state.quotas.is_empty() {
+        return Duration::ZERO;
+    }
+    let (user, client) = who(ctx);
+    let who = (user.as_str(), client.as_str());
+    let (kind, amount) = (QuotaKind::Produce, request_bytes as f64);
+    broker
+        .quotas
+        .record(&state.quotas, kind, who, amount, &broker.metrics)
+}
+
+/// The most Fetch response bytes the caller's `consumer_byte_rate` lets one answer
+/// carry (the quota's burst, as Kafka bounds a fetch by its quota window); `None`
+/// without a consumer quota.
+pub fn fetch_limit(broker: &Broker, ctx: &RequestContext) -> Option<usize> {
+    let state = broker.cluster.state();
+    if state.quotas.is_empty() {
+        return None;
+    }
+    let (user, client) = who(ctx);
+    let (limit, _) = state.quotas.resolve(QuotaKind::Fetch, &user, &client)?;
+    let bytes = limit * crate::quota::rate::BURST.as_secs_f64();
+    // A float-to-int cast saturates: a huge quota is no limit.
+    Some(bytes as usize)
 }
 
 /// Sets `throttle_time_ms` in any response that has the field (the codec leaves it
@@ -94,25 +144,20 @@ pub fn apply(
     if quotas.is_empty() {
         return Duration::ZERO;
     }
-    let principal = ctx.session.principal();
-    let user = principal.strip_prefix("User:").unwrap_or(&principal);
-    let client = ctx.client_id_string();
-    let who = (user, client.as_str());
+    let (user, client) = who(ctx);
+    let who = (user.as_str(), client.as_str());
     let record = |kind, amount| {
         broker
             .quotas
             .record(quotas, kind, who, amount, &broker.metrics)
     };
-    let mut throttle = record(QuotaKind::Request, usage.handler_time.as_secs_f64() * 100.0);
-    let bytes = match (ctx.api, body.as_deref()) {
-        (ApiKey::Produce, _) => Some((QuotaKind::Produce, usage.request_bytes)),
-        (ApiKey::Fetch, Some(ResponseKind::Fetch(r))) => {
-            Some((QuotaKind::Fetch, r.compute_size(version).unwrap_or(0)))
-        }
-        _ => None,
-    };
-    if let Some((kind, n)) = bytes {
-        throttle = throttle.max(record(kind, n as f64));
+    let handled = usage.handler_time.as_secs_f64() * 100.0;
+    let mut throttle = record(QuotaKind::Request, handled)
+        .min(MAX_REQUEST_THROTTLE)
+        .max(usage.produce_throttle);
+    if let Some(ResponseKind::Fetch(r)) = body.as_deref() {
+        let bytes = r.compute_size(version).unwrap_or(0);
+        throttle = throttle.max(record(QuotaKind::Fetch, bytes as f64));
     }
     if let Some(body) = body {
         let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);

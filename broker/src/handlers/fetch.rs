@@ -115,7 +115,9 @@ fn has_error(r: &FetchResponse) -> bool {
 fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize) {
     let b = &ctx.broker;
     let mut budget = Budget {
-        remaining: (request.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
+        remaining: (request.max_bytes.max(0) as usize)
+            .min(FETCH_MAX_BYTES)
+            .min(crate::throttle::fetch_limit(b, ctx).unwrap_or(usize::MAX)),
         total: 0,
         first_data_seen: false,
     };

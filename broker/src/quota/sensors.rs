@@ -14,6 +14,11 @@ use crate::metrics::{Metrics, QuotaLabels};
 const IDLE_EXPIRY: Duration = Duration::from_secs(3600);
 /// How often idle measurements are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Measurements kept at most. Client ids are the client's choice: past this many, the
+/// clients without one of their own share one ([`OVERFLOW`]), and its metrics.
+pub const MAX_SENSORS: usize = 10_000;
+/// The user and client id of the shared measurement.
+pub const OVERFLOW: &str = "<overflow>";
 
 struct Sensor {
     bucket: Bucket,
@@ -58,12 +63,15 @@ impl QuotaSensors {
         amount: f64,
         metrics: &Metrics,
     ) -> Duration {
-        let Some((limit, key)) = quotas.resolve(kind, user, client) else {
+        let Some((limit, mut key)) = quotas.resolve(kind, user, client) else {
             return Duration::ZERO;
         };
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.sweep(now, metrics);
+        if inner.sensors.len() >= MAX_SENSORS && !inner.sensors.contains_key(&(kind, key.clone())) {
+            key = (OVERFLOW.to_string(), OVERFLOW.to_string());
+        }
         let sensor = inner
             .sensors
             .entry((kind, key.clone()))
