@@ -50,7 +50,6 @@ pub mod internal_batch;
 pub mod kafka_codes;
 pub mod metrics;
 pub mod partition;
-pub mod per_address;
 pub mod principal;
 pub mod producer_state;
 pub mod quota;

@@ -23,12 +23,12 @@ use crate::group::Coordinator;
 use crate::health::{self, TaskEnd};
 use crate::identity::IdentityFile;
 use crate::metrics::Metrics;
-use crate::per_address::PerAddress;
 use crate::session::ListenerId;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::tls::ListenerTls;
 use crate::topics::Topics;
 use crate::{admin_http, connection, convert, Broker, KafkaListener};
+use replication::transport::per_address::PerAddress;
 
 /// How long the controller leader waits for every peer to register before creating
 /// `__consumer_offsets` with the brokers it has.
@@ -569,10 +569,17 @@ async fn serve_until_stopped(
         warn!("connections still busy after {SHUTDOWN_DRAIN_TIMEOUT:?}; closing the logs anyway");
     }
     let _ = stopping.housekeeping.await;
-    match stopping.admin_task.await {
-        Ok(Err(e)) => warn!(error = %e, "admin server"),
-        Err(e) => warn!(error = %e, "admin server task"),
-        Ok(Ok(())) => {}
+    // The admin server ends once its open requests finish; a client holding one open
+    // does not hold up the shutdown.
+    let mut admin_task = stopping.admin_task;
+    match tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, &mut admin_task).await {
+        Ok(Ok(Err(e))) => warn!(error = %e, "admin server"),
+        Ok(Err(e)) => warn!(error = %e, "admin server task"),
+        Ok(Ok(Ok(()))) => {}
+        Err(_) => {
+            warn!("admin connections still open after {SHUTDOWN_DRAIN_TIMEOUT:?}; closing them");
+            admin_task.abort();
+        }
     }
     broker.cluster.stop(SHUTDOWN_DRAIN_TIMEOUT).await;
     let closed = tokio::task::spawn_blocking(move || broker.topics.close_all()).await;

@@ -16,11 +16,12 @@ use bytes::BytesMut;
 use common::eventually;
 use raft::eraftpb::Message;
 use replication::transport::{
-    encode_frame, Envelope, Hello, Transport, TransportSecurity, MAX_INBOUND_CONNECTIONS,
+    encode_frame, Envelope, Hello, Transport, TransportSecurity, MAX_HANDSHAKES_PER_ADDRESS,
+    MAX_INBOUND_CONNECTIONS,
 };
 use serving::{node, Node};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 const CLUSTER: &str = "handshake-test";
@@ -137,27 +138,48 @@ async fn wrong_hellos_are_refused_and_counted() {
     assert!(node.rx.try_recv().is_err());
 }
 
-/// Connections beyond the cap are closed at once and counted, while those within it
-/// wait for their handshake; once they go, a peer connects again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_cap_are_closed_at_once() {
-    let node = node(plaintext(CLUSTER, 2), &[(1, None)]).await;
-    let mut silent = Vec::new();
-    for _ in 0..MAX_INBOUND_CONNECTIONS {
-        silent.push(TcpStream::connect(node.addr).await.unwrap());
-    }
-    // Accepted in connection order, each holding its slot until its handshake times
-    // out (5 s): the next one is over the cap.
-    let mut extra = TcpStream::connect(node.addr).await.unwrap();
+/// A connection from loopback address 127.0.0.`host`.
+async fn connect_from(host: u8, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the node closes `conn` at once, without a byte.
+async fn closed_at_once(mut conn: TcpStream) -> bool {
     let mut byte = [0u8; 1];
-    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut byte))
-        .await
-        .expect("the connection over the cap is closed at once");
+    let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut byte)).await;
+    matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+}
+
+/// Connections beyond the caps (handshakes per address, connections in all) are
+/// closed at once and counted, while those within them wait for their handshake; once
+/// they go, a peer connects again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_caps_are_closed_at_once() {
+    let node = node(plaintext(CLUSTER, 2), &[(1, None)]).await;
+    let per_address = MAX_HANDSHAKES_PER_ADDRESS;
+    let addresses = MAX_INBOUND_CONNECTIONS / per_address;
+    let mut silent = Vec::new();
+    // Accepted in connection order, each holding its slots until its handshake times
+    // out (5 s).
+    for host in 2..2 + addresses as u8 {
+        for _ in 0..per_address {
+            silent.push(connect_from(host, node.addr).await);
+        }
+    }
     assert!(
-        matches!(read, Ok(0) | Err(_)),
-        "closed without a byte: {read:?}"
+        closed_at_once(connect_from(2, node.addr).await).await,
+        "over the address's cap"
     );
-    eventually("the extra connection counted", || node.refused() == 1).await;
+    let another = 2 + addresses as u8;
+    assert!(
+        closed_at_once(connect_from(another, node.addr).await).await,
+        "over the total"
+    );
+    eventually("both extra connections counted", || node.refused() == 2).await;
     drop(silent);
     // The slots free as their connections' tasks see the close.
     let deadline = Instant::now() + Duration::from_secs(20);

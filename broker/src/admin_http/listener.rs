@@ -1,12 +1,14 @@
 //! The admin port's listener for axum: at most [`MAX_ADMIN_CONNECTIONS`] connections
 //! at once, [`MAX_ADMIN_CONNECTIONS_PER_IP`] from one address (one more is closed at
 //! once and counted in
-//! `strata_admin_requests_refused_total{outcome="too_many_connections"}`), and with
+//! `strata_admin_requests_refused_total{outcome="too_many_connections"}`), each closed
+//! after [`ADMIN_IDLE_TIMEOUT`] without a byte from its client, and with
 //! `ADMIN:SSL` only connections that finished their TLS handshake. Handshakes run on
 //! their own tasks (within [`crate::tls::HANDSHAKE_TIMEOUT`]), so a slow or silent
 //! client never holds up the others; a failed one is counted in
 //! `strata_tls_handshakes_total{listener="ADMIN"}`.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,9 +22,9 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, warn};
 
 use crate::metrics::{Metrics, OutcomeLabels, TlsLabels};
-use crate::per_address::{AddressSlot, PerAddress};
 use crate::shutdown::Shutdown;
 use crate::tls::ListenerTls;
+use replication::transport::per_address::{AddressSlot, PerAddress};
 
 /// Admin connections open at once: operators and a scraper need a handful.
 pub const MAX_ADMIN_CONNECTIONS: usize = 64;
@@ -31,10 +33,27 @@ pub const MAX_ADMIN_CONNECTIONS_PER_IP: usize = 16;
 /// Connections accepted and not yet taken by the server.
 const READY_QUEUE: usize = 64;
 
+/// How long an admin connection may send nothing before it is closed: a request
+/// head arrives at once, so a silent or trickling client (or an idle keep-alive)
+/// does not hold its slot, nor the shutdown, for long.
+pub const ADMIN_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One admin connection, TLS or not, holding its slot until it closes.
 pub struct AdminConn {
     io: Io,
+    /// Reset whenever the client sends bytes; a read fails once it fires.
+    idle: Pin<Box<tokio::time::Sleep>>,
     _slot: Slot,
+}
+
+impl AdminConn {
+    fn new(io: Io, slot: Slot) -> AdminConn {
+        AdminConn {
+            io,
+            idle: Box::pin(tokio::time::sleep(ADMIN_IDLE_TIMEOUT)),
+            _slot: slot,
+        }
+    }
 }
 
 /// A connection's place under both caps.
@@ -70,7 +89,25 @@ impl AsyncRead for AdminConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        on_io!(self, s => s.poll_read(cx, buf))
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        match read {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    let next = tokio::time::Instant::now() + ADMIN_IDLE_TIMEOUT;
+                    this.idle.as_mut().reset(next);
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
@@ -89,6 +126,21 @@ impl AsyncWrite for AdminConn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         on_io!(self, s => s.poll_shutdown(cx))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        on_io!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
     }
 }
 
@@ -155,10 +207,7 @@ async fn accept(
         };
         match &tls {
             None => {
-                let conn = AdminConn {
-                    io: Io::Plain(tcp),
-                    _slot: slot,
-                };
+                let conn = AdminConn::new(Io::Plain(tcp), slot);
                 let _ = tx.send((conn, peer)).await;
             }
             Some(tls) => {
@@ -183,10 +232,7 @@ async fn handshake(
     let listener = tls.name().to_string();
     let outcome = match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => {
-            let conn = AdminConn {
-                io: Io::Tls(Box::new(stream)),
-                _slot: slot,
-            };
+            let conn = AdminConn::new(Io::Tls(Box::new(stream)), slot);
             let _ = tx.send((conn, peer)).await;
             "ok"
         }

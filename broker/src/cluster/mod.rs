@@ -344,12 +344,12 @@ impl Cluster {
         }
     }
 
-    /// The applied metadata (a read guard: do not hold it across an await).
     /// The Raft transport's TLS material, when it runs TLS (for reloading).
     pub fn raft_tls(&self) -> Option<replication::transport::TransportTls> {
         self.transport.security().tls().cloned()
     }
 
+    /// The applied metadata (a read guard: do not hold it across an await).
     pub fn state(&self) -> RwLockReadGuard<'_, MetadataState> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -13,11 +13,18 @@ use tracing::{debug, warn};
 
 use super::frame::MIN_FRAME_BYTES;
 use super::handshake::{self, Inbound};
+use super::per_address::{AddressSlot, PerAddress};
 use super::{decode_frame, Envelope, Transport, TransportStats, MAX_FRAME_BYTES};
 
 /// Inbound connections open at once. A node holds one per peer (briefly two while one
 /// reconnects), so a cluster of up to 5 voters and many learners stays far below it.
 pub const MAX_INBOUND_CONNECTIONS: usize = 128;
+/// Connections from one address still in their handshake: a host floods at most this
+/// many slots, so the peers' reconnects find room.
+pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 8;
+/// How long an established connection may carry nothing before it is closed (a peer
+/// that sends again reconnects), so dead connections do not hold their slots.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Accepts peers' connections and hands every decoded envelope to `deliver` (bounded:
 /// when the consumer lags, reading stops and TCP pushes back on the sender).
@@ -27,12 +34,14 @@ pub const MAX_INBOUND_CONNECTIONS: usize = 128;
 /// [`TransportStats::refused_connections`]. Returns when `transport`'s shutdown turns
 /// true.
 ///
-/// At most [`MAX_INBOUND_CONNECTIONS`] are open at once, handshaking or not; one more
-/// is closed at once and counted as refused, so a flood of connections that never
-/// finish their handshake cannot exhaust the node.
+/// At most [`MAX_INBOUND_CONNECTIONS`] are open at once, handshaking or not, and
+/// [`MAX_HANDSHAKES_PER_ADDRESS`] handshaking from one address; one more is closed at
+/// once and counted as refused, so a flood of connections that never finish their
+/// handshake cannot exhaust the node.
 pub async fn serve(listener: TcpListener, deliver: mpsc::Sender<Envelope>, transport: Transport) {
     let mut shutdown = transport.shutdown.clone();
     let slots = Arc::new(Semaphore::new(MAX_INBOUND_CONNECTIONS));
+    let handshaking = PerAddress::new(MAX_HANDSHAKES_PER_ADDRESS);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -40,17 +49,18 @@ pub async fn serve(listener: TcpListener, deliver: mpsc::Sender<Envelope>, trans
         };
         match accepted {
             Ok((stream, from)) => {
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    transport
-                        .stats
-                        .refused_connections
-                        .fetch_add(1, Ordering::Relaxed);
-                    debug!(%from, "raft connection refused: {MAX_INBOUND_CONNECTIONS} already open");
+                let admitted = handshaking
+                    .admit(from.ip())
+                    .and_then(|h| Some((h, slots.clone().try_acquire_owned().ok()?)));
+                let Some((handshake_slot, slot)) = admitted else {
+                    let refused = &transport.stats.refused_connections;
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    debug!(%from, "raft connection refused: too many open");
                     continue;
                 };
                 let (deliver, transport) = (deliver.clone(), transport.clone());
                 tokio::spawn(async move {
-                    connection(stream, from, deliver, transport).await;
+                    connection(stream, from, handshake_slot, deliver, transport).await;
                     drop(slot);
                 });
             }
@@ -66,6 +76,7 @@ pub async fn serve(listener: TcpListener, deliver: mpsc::Sender<Envelope>, trans
 async fn connection(
     stream: TcpStream,
     from: SocketAddr,
+    handshake_slot: AddressSlot,
     deliver: mpsc::Sender<Envelope>,
     transport: Transport,
 ) {
@@ -76,6 +87,7 @@ async fn connection(
         a = handshake => a,
         _ = shutdown.changed() => return,
     };
+    drop(handshake_slot);
     let (node, inbound) = match accepted {
         Ok(a) => a,
         Err(refused) => {
@@ -111,7 +123,10 @@ async fn read_frames<R: AsyncRead + Unpin>(
     let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, reader);
     loop {
         let len = tokio::select! {
-            l = reader.read_u32() => l.map_err(|e| e.to_string())? as usize,
+            l = tokio::time::timeout(IDLE_TIMEOUT, reader.read_u32()) => match l {
+                Ok(l) => l.map_err(|e| e.to_string())? as usize,
+                Err(_) => return Err(format!("nothing for {IDLE_TIMEOUT:?}")),
+            },
             _ = shutdown.changed() => return Ok(()),
         };
         if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&len) {

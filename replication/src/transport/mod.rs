@@ -45,11 +45,12 @@ pub mod frame;
 pub mod handshake;
 mod inbound;
 mod outbound;
+pub mod per_address;
 pub mod security;
 
 pub use frame::{decode_frame, encode_frame, MAX_FRAME_BYTES};
 pub use handshake::{HandshakeError, Hello, HANDSHAKE_TIMEOUT, MAX_CLUSTER_ID_BYTES};
-pub use inbound::{serve, MAX_INBOUND_CONNECTIONS};
+pub use inbound::{serve, IDLE_TIMEOUT, MAX_HANDSHAKES_PER_ADDRESS, MAX_INBOUND_CONNECTIONS};
 pub use security::{SecurityError, TransportSecurity, TransportTls};
 
 /// Messages queued per peer before new ones are dropped.

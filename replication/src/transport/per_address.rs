@@ -1,9 +1,10 @@
-//! Connection slots per client address, for the Kafka listeners and the admin port.
+//! Connection slots per client address: the Raft port's handshakes here, and the
+//! broker's Kafka listeners and admin port.
 
 use std::sync::{Arc, Mutex};
 
-/// Connections held per client address (`max.connections.per.ip` on the Kafka
-/// listeners, a fixed cap on the admin port).
+/// Connections held per client address (the broker's `max.connections.per.ip`, and
+/// fixed caps on its admin port and on Raft handshakes).
 #[derive(Clone)]
 pub struct PerAddress {
     max: usize,
