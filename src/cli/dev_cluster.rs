@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use super::admin_http::{ADMIN_PASSWORD_ENV, ADMIN_TOKEN_ENV, ADMIN_USER_ENV};
+use super::command_config::SASL_PASSWORD_ENV;
 use super::Outcome;
 use secure::SecureCluster;
 
@@ -158,6 +160,16 @@ impl DevClusterArgs {
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let mut command = Process::new(exe);
+        // Brokers need no client secrets; an `env.sh` sourced earlier would otherwise
+        // leave them in every broker's environment.
+        for secret in [
+            ADMIN_TOKEN_ENV,
+            ADMIN_USER_ENV,
+            ADMIN_PASSWORD_ENV,
+            SASL_PASSWORD_ENV,
+        ] {
+            command.env_remove(secret);
+        }
         command
             .arg("serve")
             .args(["--node-id", &id.to_string()])
