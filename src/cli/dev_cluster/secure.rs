@@ -60,6 +60,9 @@ pub(super) fn prepare(dir: &Path, nodes: u16, ports: &Ports) -> Result<SecureClu
         .mode(0o700)
         .create(&tls)
         .with_context(|| format!("creating {}", tls.display()))?;
+    // A folder left by an earlier start keeps its mode unless told.
+    std::fs::set_permissions(&tls, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting the permissions of {}", tls.display()))?;
     let made = pki::generate(nodes, SystemTime::now())?;
     let cluster = SecureCluster {
         dir: dir.to_path_buf(),
@@ -275,21 +278,27 @@ fn path_text(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Writes `text` to `path` with permissions `mode`, set before the text is written
-/// (a file left by an earlier start may have had others).
+/// Writes `text` to `path` with permissions `mode`, set before the text is written:
+/// into a new file beside it (created exclusively, so never through a link someone
+/// planted), then renamed over `path` (which replaces a link, not what it points to).
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
     let shown = path.display();
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let fresh = PathBuf::from(name);
+    // Left by an earlier start that died here; removing a link removes only the link.
+    let _ = std::fs::remove_file(&fresh);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {shown}"))?;
+        .open(&fresh)
+        .with_context(|| format!("creating {}", fresh.display()))?;
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting the permissions of {shown}"))?;
     file.write_all(text.as_bytes())
-        .with_context(|| format!("writing {shown}"))
+        .with_context(|| format!("writing {shown}"))?;
+    std::fs::rename(&fresh, path).with_context(|| format!("replacing {shown}"))
 }
 
 #[cfg(test)]
@@ -371,5 +380,20 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[test]
+    fn a_planted_link_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        let path = dir.path().join("env.sh");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_file(&path, "secret", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "secret");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
 }
