@@ -1,6 +1,7 @@
 //! Client quotas applied to each request (see [`crate::quota`]): Produce bytes against
 //! `producer_byte_rate` (as the request is read), Fetch response bytes against
-//! `consumer_byte_rate` (and a Fetch answer holds at most the quota's burst), and the
+//! `consumer_byte_rate` (a Fetch answer holds at most the quota's burst:
+//! [`crate::quota::ClientQuotas::fetch_limit`]), and the
 //! time the broker spent handling it against `request_percentage` (its throttle at most
 //! 1 s, as Kafka's). The largest
 //! throttle goes into the response's `throttle_time_ms`, and the connection reads no
@@ -29,16 +30,6 @@ pub struct Usage {
 /// client does not control.
 pub const MAX_REQUEST_THROTTLE: Duration = Duration::from_secs(1);
 
-/// Who the quotas see: the principal's user name and the client id.
-fn who(ctx: &RequestContext) -> (String, String) {
-    let principal = ctx.session.principal();
-    let user = principal
-        .strip_prefix("User:")
-        .unwrap_or(&principal)
-        .to_string();
-    (user, ctx.client_id_string())
-}
-
 /// Charges a Produce request's bytes to the caller's `producer_byte_rate` as the
 /// request is read, and returns the throttle it earns (zero for any other API).
 pub fn record_produce(broker: &Broker, ctx: &RequestContext, request_bytes: usize) -> Duration {
@@ -49,27 +40,12 @@ pub fn record_produce(broker: &Broker, ctx: &RequestContext, request_bytes: usiz
     if state.quotas.is_empty() {
         return Duration::ZERO;
     }
-    let (user, client) = who(ctx);
+    let (user, client) = ctx.quota_identity();
     let who = (user.as_str(), client.as_str());
     let (kind, amount) = (QuotaKind::Produce, request_bytes as f64);
     broker
         .quotas
         .record(&state.quotas, kind, who, amount, &broker.metrics)
-}
-
-/// The most Fetch response bytes the caller's `consumer_byte_rate` lets one answer
-/// carry (the quota's burst, as Kafka bounds a fetch by its quota window); `None`
-/// without a consumer quota.
-pub fn fetch_limit(broker: &Broker, ctx: &RequestContext) -> Option<usize> {
-    let state = broker.cluster.state();
-    if state.quotas.is_empty() {
-        return None;
-    }
-    let (user, client) = who(ctx);
-    let (limit, _) = state.quotas.resolve(QuotaKind::Fetch, &user, &client)?;
-    let bytes = limit * crate::quota::rate::BURST.as_secs_f64();
-    // A float-to-int cast saturates: a huge quota is no limit.
-    Some(bytes as usize)
 }
 
 /// Sets `throttle_time_ms` in any response that has the field (the codec leaves it
@@ -144,7 +120,7 @@ pub fn apply(
     if quotas.is_empty() {
         return Duration::ZERO;
     }
-    let (user, client) = who(ctx);
+    let (user, client) = ctx.quota_identity();
     let who = (user.as_str(), client.as_str());
     let record = |kind, amount| {
         broker

@@ -63,6 +63,13 @@ impl RequestContext {
             .unwrap_or_default()
     }
 
+    /// Who client quotas see: the principal's user name and the client id.
+    pub fn quota_identity(&self) -> (String, String) {
+        let principal = self.session.principal();
+        let user = principal.strip_prefix("User:").unwrap_or(&principal);
+        (user.to_string(), self.client_id_string())
+    }
+
     /// The client's host as Kafka shows it (`/127.0.0.1`).
     pub fn client_host(&self) -> String {
         self.peer

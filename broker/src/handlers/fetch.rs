@@ -103,6 +103,16 @@ fn flush_demand(ctx: &RequestContext, request: &FetchRequest) -> Vec<FlushDemand
     demand
 }
 
+/// What the caller's `consumer_byte_rate` lets one answer carry (`None`: no quota).
+fn quota_limit(ctx: &RequestContext) -> Option<usize> {
+    let state = ctx.broker.cluster.state();
+    if state.quotas.is_empty() {
+        return None;
+    }
+    let (user, client) = ctx.quota_identity();
+    state.quotas.fetch_limit(&user, &client)
+}
+
 fn has_error(r: &FetchResponse) -> bool {
     r.responses
         .iter()
@@ -117,7 +127,7 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
     let mut budget = Budget {
         remaining: (request.max_bytes.max(0) as usize)
             .min(FETCH_MAX_BYTES)
-            .min(crate::throttle::fetch_limit(b, ctx).unwrap_or(usize::MAX)),
+            .min(quota_limit(ctx).unwrap_or(usize::MAX)),
         total: 0,
         first_data_seen: false,
     };

@@ -116,6 +116,15 @@ impl ClientQuotas {
         }
     }
 
+    /// The most Fetch response bytes `user` using `client` may get in one answer under
+    /// its `consumer_byte_rate`: the quota's burst, as Kafka bounds a fetch by its quota
+    /// window. `None` without a consumer quota.
+    pub fn fetch_limit(&self, user: &str, client: &str) -> Option<usize> {
+        let (limit, _) = self.resolve(QuotaKind::Fetch, user, client)?;
+        // A float-to-int cast saturates: a huge quota is no limit.
+        Some((limit * super::rate::BURST.as_secs_f64()) as usize)
+    }
+
     /// The `kind` quota that applies to `user` using `client`, with the key its usage is
     /// measured under, by Kafka's precedence: user and client id, user and default
     /// client, user, default user and client, both defaults, default user, client,
