@@ -139,6 +139,7 @@ pub struct Metrics {
     // The state gauges (`pub(crate)`) are refilled at each scrape by `crate::scrape`.
     pub(crate) log_start: Family<PartitionLabels, Gauge>,
     pub(crate) log_end: Family<PartitionLabels, Gauge>,
+    pub(crate) flushed: Family<PartitionLabels, Gauge>,
     pub(crate) high_watermark: Family<PartitionLabels, Gauge>,
     pub(crate) size_bytes: Family<PartitionLabels, Gauge>,
     /// Raft leadership changes seen by this node's replicas.
@@ -226,6 +227,7 @@ impl Metrics {
             cleaner_records_removed: Counter::default(),
             log_start: Family::default(),
             log_end: Family::default(),
+            flushed: Family::default(),
             high_watermark: Family::default(),
             leader_changes: Counter::default(),
             raft_term: Family::default(),
@@ -362,8 +364,14 @@ impl Metrics {
                 m.log_end.clone(),
             );
             r.register(
+                "partition_flushed_offset",
+                "Offsets below this one are on disk (fdatasync done); with write.caching \
+                 the high watermark may lead it by up to flush.ms",
+                m.flushed.clone(),
+            );
+            r.register(
                 "partition_high_watermark",
-                "End of the durable log; consumers read up to here",
+                "End of the committed log; consumers read up to here",
                 m.high_watermark.clone(),
             );
             r.register(
@@ -476,6 +484,7 @@ impl Metrics {
         for family in [
             &self.log_start,
             &self.log_end,
+            &self.flushed,
             &self.high_watermark,
             &self.size_bytes,
             &self.raft_term,

@@ -64,6 +64,7 @@ fn partitions(m: &Metrics, broker: &Broker) {
         };
         set(&m.log_start, o.log_start);
         set(&m.log_end, o.log_end);
+        set(&m.flushed, o.flushed);
         set(&m.high_watermark, o.high_watermark);
         set(&m.size_bytes, o.size_bytes);
         let Some(v) = p.view() else { continue };

@@ -101,9 +101,12 @@ HONOURED = {
     "segment.bytes": "1048576",
     "segment.index.bytes": "65536",
     "segment.ms": "600000",
+    "flush.ms": "1000",
+    "flush.bytes": "65536",
+    "write.caching": "true",
 }
 STORED = {
-    "flush.ms": "1000",
+    "flush.messages": "1000",
     "preallocate": "true",
     "unclean.leader.election.enable": "true",
     "compression.zstd.level": "9",
@@ -133,8 +136,8 @@ def test_create_topics_with_every_kafka_topic_config(broker):
         entry = described[key]
         assert (entry.value, entry.source) == (value, ConfigSource.DYNAMIC_TOPIC_CONFIG.value), key
     # Keys left alone read Kafka's defaults, with the broker setting that would give them.
-    assert described["flush.messages"].value == "9223372036854775807"
-    assert described["flush.messages"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert described["message.downconversion.enable"].value == "true"
+    assert described["message.downconversion.enable"].source == ConfigSource.DEFAULT_CONFIG.value
     assert described["remote.storage.enable"].value == "false"
     synonyms = described["retention.ms"].synonyms
     assert synonyms["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value

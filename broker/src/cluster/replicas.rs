@@ -78,7 +78,7 @@ impl Cluster {
                 // The replica stays where it is (or stays elsewhere): a config change at most.
                 Some(p) if hosted_here == placed.hosts(me) => {
                     if existing.as_ref().is_some_and(|t| t.config != config) {
-                        if let Err(e) = p.set_config(config.log_config()) {
+                        if let Err(e) = p.set_config(&config) {
                             warn!(
                                 topic = name,
                                 partition = index,
@@ -152,7 +152,7 @@ impl Cluster {
             topic.clone(),
             index,
             &topics.partition_dir(topic, index),
-            config.log_config(),
+            config,
             topics.shared().clone(),
             self.node.clone(),
             me,

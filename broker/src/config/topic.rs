@@ -51,6 +51,13 @@ pub struct TopicConfig {
     /// `compression.type`: the codec batches are stored in (0 none, 1 gzip, 2 snappy,
     /// 3 lz4, 4 zstd); `None` is `producer`, the producer's own.
     pub compression: Option<u8>,
+    /// `write.caching`: acks=all is answered once a majority of replicas holds a batch in
+    /// memory; each replica syncs it in the background (`flush.ms`, `flush.bytes`).
+    pub write_caching: bool,
+    /// `flush.ms`: with write caching, the longest a batch waits for its `fdatasync`.
+    pub flush_ms: i64,
+    /// `flush.bytes`: with write caching, the written bytes that start a sync at once.
+    pub flush_bytes: i64,
     /// Keys stored without effect, by name, when set (the rest read their default).
     pub stored: BTreeMap<&'static str, String>,
 }
@@ -78,10 +85,20 @@ impl Default for TopicConfig {
             message_timestamp_difference_max_ms: i64::MAX,
             log_append_time: false,
             compression: None,
+            write_caching: false,
+            flush_ms: DEFAULT_FLUSH_MS,
+            flush_bytes: DEFAULT_FLUSH_BYTES,
             stored: BTreeMap::new(),
         }
     }
 }
+
+/// `flush.ms` by default: Redpanda's, not Kafka's (Long.MAX, never forced). It bounds
+/// what a power loss can take from a write-caching topic; without write caching every
+/// batch is synced before it is acknowledged anyway.
+pub const DEFAULT_FLUSH_MS: i64 = 100;
+/// `flush.bytes` by default (Redpanda's): 256 KiB.
+pub const DEFAULT_FLUSH_BYTES: i64 = 256 * 1024;
 
 /// Why a topic setting was refused (becomes INVALID_CONFIG with this message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,6 +193,10 @@ impl TopicConfig {
                     .ok_or_else(|| bad(key, format!("{value:?} is not a ratio from 0 to 1")))?;
             }
             "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(key, value)?,
+            "write.caching" => {
+                self.write_caching = super::topic_keys::parse_bool(value.trim())
+                    .ok_or_else(|| bad(key, format!("{value:?} is not true or false")))?;
+            }
             "compression.type" => {
                 let name = value.trim().to_ascii_lowercase();
                 self.compression = CODECS
@@ -219,6 +240,8 @@ impl TopicConfig {
             "segment.index.bytes" => self.segment_index_bytes = parse_int(key, value, 4)?.into(),
             "index.interval.bytes" => self.index_interval_bytes = parse_int(key, value, 0)?.into(),
             "max.message.bytes" => self.max_message_bytes = parse_int(key, value, 0)?,
+            "flush.ms" => self.flush_ms = parse_at_least(key, value, 0)?,
+            "flush.bytes" => self.flush_bytes = parse_at_least(key, value, 1)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -293,6 +316,9 @@ impl TopicConfig {
             "segment.index.bytes" => self.segment_index_bytes.to_string(),
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            "flush.bytes" => self.flush_bytes.to_string(),
+            "write.caching" => self.write_caching.to_string(),
             "cleanup.policy" => self.cleanup_policy.clone(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
@@ -336,6 +362,16 @@ impl TopicConfig {
             timestamp_before_max_ms: bound(self.message_timestamp_before_max_ms),
             timestamp_after_max_ms: bound(self.message_timestamp_after_max_ms),
         }
+    }
+
+    /// The write-caching policy of the topic's replicas (`None`: off).
+    pub fn write_caching(&self) -> Option<replication::group::FlushPolicy> {
+        self.write_caching.then(|| replication::group::FlushPolicy {
+            flush_after: std::time::Duration::from_millis(
+                u64::try_from(self.flush_ms).unwrap_or(0),
+            ),
+            flush_bytes: u64::try_from(self.flush_bytes).unwrap_or(1),
+        })
     }
 
     /// The partition-log settings these give.

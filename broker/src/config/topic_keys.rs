@@ -88,12 +88,11 @@ const LONG_MAX: &str = "9223372036854775807";
 const NO_TIERED_STORAGE: &str = "Strata has no tiered storage";
 const NO_THROTTLE: &str = "Strata does not throttle replication";
 const LEVELS: &str = "Strata compresses at each codec's default level";
-const FSYNC: &str = "Strata syncs the log itself: every Raft entry is on disk before the \
-                     replica acknowledges it";
+const FSYNC: &str = "Strata syncs by entry, or with write.caching by flush.ms and flush.bytes";
 
 /// Every topic config, in the order DescribeConfigs lists them.
 #[rustfmt::skip]
-pub const TOPIC_KEYS: [TopicKey; 36] = {
+pub const TOPIC_KEYS: [TopicKey; 38] = {
     use KeyType::*;
     [
         honoured("cleanup.policy", List, "log.cleanup.policy"),
@@ -103,8 +102,9 @@ pub const TOPIC_KEYS: [TopicKey; 36] = {
         stored("compression.zstd.level", Int, "compression.zstd.level", "3", Rule::Range(-131_072, 22), LEVELS),
         honoured("delete.retention.ms", Long, "log.cleaner.delete.retention.ms"),
         honoured("file.delete.delay.ms", Long, "log.segment.delete.delay.ms"),
+        honoured("flush.bytes", Long, ""),
         stored("flush.messages", Long, "log.flush.interval.messages", LONG_MAX, Rule::Range(1, i64::MAX), FSYNC),
-        stored("flush.ms", Long, "log.flush.interval.ms", LONG_MAX, Rule::Range(0, i64::MAX), FSYNC),
+        honoured("flush.ms", Long, "log.flush.interval.ms"),
         stored("follower.replication.throttled.replicas", List, "", "", Rule::ReplicaList, NO_THROTTLE),
         honoured("index.interval.bytes", Int, "log.index.interval.bytes"),
         stored("leader.replication.throttled.replicas", List, "", "", Rule::ReplicaList, NO_THROTTLE),
@@ -137,6 +137,7 @@ pub const TOPIC_KEYS: [TopicKey; 36] = {
         honoured("segment.ms", Long, "log.roll.ms"),
         stored("unclean.leader.election.enable", Boolean, "unclean.leader.election.enable", "false", Rule::Boolean,
             "Raft elects only a replica that holds every committed entry, so an unclean election never happens"),
+        honoured("write.caching", Boolean, "write.caching.default"),
     ]
 };
 

@@ -24,13 +24,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use log_store::{BatchHeader, CleanOutcome, Cleaner, Log, LogConfig, LogError};
-use replication::group::{discard_logger, Group, ProposeError};
+use log_store::{BatchHeader, CleanOutcome, Cleaner, Log, LogError};
+use replication::group::{discard_logger, Group, ProposeError, WriteCaching};
 use replication::node::{Ack, GroupView, NodeHandle, Tracked};
 use replication::LogStorage;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 use crate::producer_state::{ProducerStates, SequenceCheck};
@@ -63,6 +64,8 @@ pub struct Offsets {
     pub log_start: u64,
     pub high_watermark: u64,
     pub log_end: u64,
+    /// Offsets below this one are durable (their `fdatasync` done).
+    pub flushed: u64,
     pub size_bytes: u64,
 }
 
@@ -97,6 +100,8 @@ struct Hosted {
     /// The log's `max.message.bytes`, checked before a batch is proposed (no log lock
     /// on the produce path).
     max_message_bytes: std::sync::atomic::AtomicU32,
+    /// The replica's write-caching policy, shared with its Raft group.
+    write_caching: WriteCaching,
     producers: std::sync::Mutex<ProducerStates>,
     view: watch::Receiver<GroupView>,
     /// Serializes produce on the leader: check, propose, record. Holds the term whose
@@ -182,7 +187,7 @@ impl Partition {
         topic: Arc<str>,
         index: i32,
         dir: &std::path::Path,
-        config: LogConfig,
+        config: &TopicConfig,
         shared: Arc<Shared>,
         node: NodeHandle,
         self_id: u64,
@@ -192,7 +197,8 @@ impl Partition {
     ) -> Result<Arc<Partition>> {
         let err = |e| log_err(&topic, index, e);
         let max_message_bytes = config.max_message_bytes;
-        let log = Log::open(dir, config).map_err(err)?;
+        let write_caching = WriteCaching::new(config.write_caching());
+        let log = Log::open(dir, config.log_config()).map_err(err)?;
         let report = log.open_report();
         if report.truncated_bytes > 0 || report.removed_segments > 0 {
             warn!(topic = %topic, partition = index, ?report, "replica recovered after an unclean stop");
@@ -206,6 +212,7 @@ impl Partition {
         let storage = LogStorage::new(log.clone()).map_err(replication)?;
         let mut replica =
             Group::open(self_id, storage, voters, &discard_logger()).map_err(replication)?;
+        replica.set_write_caching(write_caching.clone());
         if rejoin {
             replica.start_rejoin(false).map_err(replication)?;
         }
@@ -233,6 +240,7 @@ impl Partition {
                 node,
                 voters: voters.to_vec(),
                 max_message_bytes: max_message_bytes.into(),
+                write_caching,
                 log,
                 producers: std::sync::Mutex::new(ProducerStates::default()),
                 view: view.clone(),
@@ -562,6 +570,7 @@ impl Partition {
             log_start: log.log_start_offset(),
             high_watermark: hw.min(log.next_offset()),
             log_end: log.next_offset(),
+            flushed: log.flushed_offset(),
             size_bytes: log.size_bytes(),
         })
     }
@@ -602,15 +611,17 @@ impl Partition {
         }))
     }
 
-    /// Applies new settings to the log.
-    pub fn set_config(&self, config: LogConfig) -> PartitionResult<()> {
+    /// Applies new settings to the log and the replica's write caching.
+    pub fn set_config(&self, config: &TopicConfig) -> PartitionResult<()> {
         let Mode::Hosted(h) = &self.mode else {
             return Ok(());
         };
         let mut log = h.log.write().map_err(|_| PartitionError::Offline)?;
-        let limit = config.max_message_bytes;
-        log.set_config(config).map_err(PartitionError::Log)?;
-        h.max_message_bytes.store(limit, Ordering::Relaxed);
+        log.set_config(config.log_config())
+            .map_err(PartitionError::Log)?;
+        h.max_message_bytes
+            .store(config.max_message_bytes, Ordering::Relaxed);
+        h.write_caching.set(config.write_caching());
         Ok(())
     }
 

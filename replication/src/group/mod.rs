@@ -22,12 +22,14 @@ use raft::{RawNode, StateRole};
 
 use crate::error::{ReplicationError, Result};
 
+mod caching;
 mod quiet;
 mod ready;
 mod rejoin;
 mod sane;
 mod snapshot;
 use crate::storage::LogStorage;
+pub use caching::{FlushPolicy, WriteCaching};
 pub use ready::FlushJob;
 pub use rejoin::REJOIN_FILE;
 
@@ -197,6 +199,10 @@ pub struct Group {
     ticks_waiting: usize,
     /// Messages of Readies whose appends await a flush ([`ready`]).
     held: ready::Held,
+    /// Whether appends count as persisted before their flush ([`caching`]).
+    write_caching: WriteCaching,
+    /// Entry bytes written under write caching since the last flush ended.
+    cached_bytes: u64,
 }
 
 impl std::fmt::Debug for Group {
@@ -277,6 +283,8 @@ impl Group {
             outbox: Vec::new(),
             ticks_waiting: 0,
             held: ready::Held::new(),
+            write_caching: WriteCaching::default(),
+            cached_bytes: 0,
         };
         // The only voter has nobody to wait for: it stands at once instead of after an
         // election timeout, so its partition takes writes as soon as it opens.
@@ -288,6 +296,18 @@ impl Group {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Shares `policy` with this replica: its appends follow it from the next Ready on
+    /// (see [`WriteCaching`]; off unless set).
+    pub fn set_write_caching(&mut self, policy: WriteCaching) {
+        self.write_caching = policy;
+    }
+
+    /// The write-caching policy in force, and the entry bytes written under it that
+    /// no flush has covered yet.
+    pub fn write_cached(&self) -> (Option<FlushPolicy>, u64) {
+        (self.write_caching.get(), self.cached_bytes)
     }
 
     pub fn storage(&self) -> &LogStorage {

@@ -30,6 +30,11 @@
 //! acknowledgement never leaves before the entries it acknowledges are durable, and
 //! only entries durable here are applied (raft-rs hands out committed entries up to the
 //! persisted index it was told).
+//!
+//! A group with write caching on (see `caching`) is the one exception: its plain appends
+//! count as persisted once written, so its acknowledgements leave and its entries
+//! commit and apply before their flush, which follows in the background. Everything
+//! handled in place is unchanged.
 
 use std::collections::VecDeque;
 
@@ -40,8 +45,13 @@ use super::{offset_after, protobuf_decode, raft_err, Group, ReadyOutput};
 use crate::error::Result;
 use crate::storage::LogStorage;
 
-/// The held messages of deferred Readies, oldest first, with each Ready's number.
-pub(super) type Held = VecDeque<(u64, Vec<Message>)>;
+/// Deferred Readies awaiting a flush, oldest first, by number: with the messages held
+/// until raft-rs may be told they are persisted, or `None` for a write-caching Ready
+/// (raft-rs was told at once; its appends await the background flush).
+pub(super) type Held = VecDeque<(u64, Option<Vec<Message>>)>;
+
+/// Readies taken in one call while a write-caching leader's appends commit at once.
+const MAX_ROUNDS_AT_ONCE: usize = 4;
 
 /// The flush that a group's deferred Readies wait for ([`Group::flush_job`]). Run it
 /// anywhere (it takes the log's lock only briefly, not during the `fdatasync`), then
@@ -51,6 +61,8 @@ pub struct FlushJob {
     storage: LogStorage,
     /// The last deferred Ready it makes durable.
     number: u64,
+    /// The write-cached bytes it covers.
+    cached_bytes: u64,
 }
 
 impl FlushJob {
@@ -95,11 +107,19 @@ impl Group {
         if !self.node.has_ready() {
             return Ok(out);
         }
-        if self.must_persist_in_place() {
-            self.settle(&mut out)?;
-            self.ready_in_place(&mut out)?;
-        } else {
-            self.ready_deferring_flush(&mut out)?;
+        // A write-caching leader's own append may commit at once: the Ready that
+        // applies it is taken in the same turn (a few rounds at most; each round's
+        // appends are persisted, so raft-rs soon has nothing more).
+        for _ in 0..MAX_ROUNDS_AT_ONCE {
+            if self.must_persist_in_place() {
+                self.settle(&mut out)?;
+                self.ready_in_place(&mut out)?;
+                break;
+            }
+            let at_once = self.ready_deferring_flush(&mut out)?;
+            if !(at_once && self.node.has_ready()) {
+                break;
+            }
         }
         self.storage
             .save_commit_if_due(crate::state::COMMIT_SAVE_ENTRIES)?;
@@ -126,6 +146,7 @@ impl Group {
         self.held.back().map(|&(number, _)| FlushJob {
             storage: self.storage.clone(),
             number,
+            cached_bytes: self.cached_bytes,
         })
     }
 
@@ -136,10 +157,11 @@ impl Group {
         self.node.on_persist_ready(job.number);
         let mut messages = Vec::new();
         while self.held.front().is_some_and(|(n, _)| *n <= job.number) {
-            if let Some((_, held)) = self.held.pop_front() {
+            if let Some((_, Some(held))) = self.held.pop_front() {
                 messages.extend(held);
             }
         }
+        self.cached_bytes = self.cached_bytes.saturating_sub(job.cached_bytes);
         messages
     }
 
@@ -170,26 +192,42 @@ impl Group {
         Ok(())
     }
 
-    fn ready_deferring_flush(&mut self, out: &mut ReadyOutput) -> Result<()> {
+    /// Handles a Ready whose appends need no flush in place; returns whether it counted
+    /// as persisted at once (write caching, or nothing to persist).
+    fn ready_deferring_flush(&mut self, out: &mut ReadyOutput) -> Result<bool> {
         let mut ready = self.node.ready();
         out.messages.extend(ready.take_messages());
         let committed = ready.take_committed_entries();
         self.apply(committed, out)?;
         self.storage.append(ready.entries())?;
         let number = ready.number();
+        let appended = !ready.entries().is_empty();
+        let written: u64 = ready.entries().iter().map(|e| e.data.len() as u64).sum();
         let persisted = ready.take_persisted_messages();
-        // Messages of a Ready with nothing to persist still wait behind earlier held
-        // ones: a peer sees this replica's messages in the order raft-rs made them.
-        let wait = !ready.entries().is_empty() || !self.held.is_empty();
         self.node.advance_append_async(ready);
         self.node.advance_apply();
-        if wait {
-            self.held.push_back((number, persisted));
-        } else {
+        // Readies raft-rs has not been told are persisted wait for their flush; a later
+        // one waits behind them even with nothing to persist, so a peer sees this
+        // replica's messages in the order raft-rs made them.
+        let pending = self.held.iter().any(|(_, m)| m.is_some());
+        if self.write_caching.get().is_some() && !pending {
+            // Written counts as persisted (see `caching`); the entries still await
+            // their background flush.
             self.node.on_persist_ready(number);
             out.messages.extend(persisted);
+            if appended {
+                self.cached_bytes += written;
+                self.held.push_back((number, None));
+            }
+            return Ok(true);
         }
-        Ok(())
+        if appended || pending {
+            self.held.push_back((number, Some(persisted)));
+            return Ok(false);
+        }
+        self.node.on_persist_ready(number);
+        out.messages.extend(persisted);
+        Ok(true)
     }
 
     fn ready_in_place(&mut self, out: &mut ReadyOutput) -> Result<()> {

@@ -9,6 +9,12 @@
 //! Fetch long poll at the log end). Groups with other replicas flush at once: their
 //! followers' acknowledgements, not a timer, decide when entries commit.
 //!
+//! A group with **write caching** (see [`WriteCaching`]) commits without its flush, so
+//! nothing waits for it: it is held up to the policy's `flush_after` from the first
+//! entry it covers, or starts once `flush_bytes` of entries wait.
+//!
+//! [`WriteCaching`]: crate::group::WriteCaching
+//!
 //! [`NodeHandle::hurry`]: super::NodeHandle::hurry
 
 use tokio::time::Instant;
@@ -58,9 +64,23 @@ impl Node {
             self.hurried.remove(&group);
             return;
         };
-        if Group::is_lone_voter(g) && !self.hurried.contains(&group) && !self.awaited(group) {
+        let hold = match g.write_cached() {
+            // Nothing waits for this flush but the policy: hold it up to its delay
+            // from the first entry it covers, unless enough bytes wait.
+            (Some(policy), bytes) if bytes < policy.flush_bytes => Some(policy.flush_after),
+            (Some(_), _) => None,
+            (None, _)
+                if Group::is_lone_voter(g)
+                    && !self.hurried.contains(&group)
+                    && !self.awaited(group) =>
+            {
+                Some(LAZY_FLUSH_DELAY)
+            }
+            (None, _) => None,
+        };
+        if let Some(delay) = hold {
             let now = Instant::now();
-            let at = *self.lazy.entry(group).or_insert(now + LAZY_FLUSH_DELAY);
+            let at = *self.lazy.entry(group).or_insert(now + delay);
             if now < at {
                 return;
             }
