@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `append_no_fsync` | append 1 GiB of ~16 KiB batches to a fresh log | dd page-cache write |
 //! | `append_flush_every_1MiB` | the same, `flush()` every ~1 MiB; also with ~1 MiB batches | dd `conv=fdatasync` |
+//! | `append_raft_entry` | append 256 MiB of ~16 KiB batches as Raft entries, CRC-32C checked or vouched for (a leader's own proposal) | the vouched twin |
 //! | `read_sequential` | read a 1 GiB log start to end, 1 MiB reads split into batches | dd page-cache read |
 //! | `lookup` | `read(random offset, 1)` in a 1 GiB log: the first batch at an offset | < 1 µs |
 //! | `reopen_1MiB_segments` | `Log::open` of a 1 GiB log of 1 MiB segments, clean and unclean | < 50 / 500 ms |
@@ -135,6 +136,39 @@ fn append(c: &mut Criterion) {
     ] {
         let every = batches_per_flush(FLUSH_EVERY_BYTES, batch.len());
         bench_append(&mut group, label, batch, total, Some(every));
+    }
+    group.finish();
+}
+
+/// A Raft entry's append with its CRC-32C computed (a follower's) and without (a
+/// leader's own proposal, checked when proposed): what the one check per batch saves.
+fn append_raft_entry(c: &mut Criterion) {
+    let total = Mode::from_args().log_bytes() / 4;
+    let batch = small_batch();
+    let batches = total / batch.len() as u64;
+    let mut group = heavy(c, "append_raft_entry");
+    group.throughput(Throughput::Bytes(batches * batch.len() as u64));
+    for vouched in [false, true] {
+        let label = if vouched { "vouched" } else { "crc_checked" };
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                time_in_fresh_dirs(iters, |dir| {
+                    let mut log = Log::open(dir, LogConfig::default()).expect("open a log");
+                    let start = Instant::now();
+                    for _ in 0..batches {
+                        let info = if vouched {
+                            log.append_vouched(1, &batch)
+                        } else {
+                            log.append_replicated(1, &batch)
+                        };
+                        black_box(info.expect("append"));
+                    }
+                    let elapsed = start.elapsed();
+                    drop(log);
+                    elapsed
+                })
+            })
+        });
     }
     group.finish();
 }
@@ -304,5 +338,5 @@ fn reopen(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, read, reopen);
+criterion_group!(benches, append, append_raft_entry, read, reopen);
 criterion_main!(benches);

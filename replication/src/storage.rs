@@ -122,6 +122,17 @@ impl LogStorage {
     /// index replace what is there (Raft conflict resolution truncates the suffix, and the
     /// Kafka offsets rewind with it). Not durable until [`LogStorage::flush`].
     pub fn append(&self, entries: &[Entry]) -> Result<()> {
+        self.append_vouched(entries, |_| false)
+    }
+
+    /// [`LogStorage::append`], but data entries for which `vouched` holds are written
+    /// without computing their CRC-32C again: the caller checked it (a leader's own
+    /// proposals, validated when proposed).
+    pub fn append_vouched(
+        &self,
+        entries: &[Entry],
+        vouched: impl Fn(&Entry) -> bool,
+    ) -> Result<()> {
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -143,6 +154,9 @@ impl LogStorage {
                 (EntryType::EntryNormal, _) if e.context.as_ref() == LOG_START_CONTEXT => log
                     .append_meta(e.term, EntryKind::LogStart, &e.data)
                     .map(|_| ()),
+                (EntryType::EntryNormal, false) if vouched(e) => {
+                    log.append_vouched(e.term, &e.data).map(|_| ())
+                }
                 (EntryType::EntryNormal, false) => {
                     log.append_replicated(e.term, &e.data).map(|_| ())
                 }

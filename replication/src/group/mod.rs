@@ -203,6 +203,10 @@ pub struct Group {
     write_caching: WriteCaching,
     /// Entry bytes written under write caching since the last flush ended.
     cached_bytes: u64,
+    /// `(index, term)` of this leader's proposals not yet written: their batches were
+    /// validated by the proposer, so the log does not check their CRC again. Only a
+    /// proposal made here is vouched for (a forwarded one arrives as a message).
+    vouched: std::collections::VecDeque<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Group {
@@ -285,6 +289,7 @@ impl Group {
             held: ready::Held::new(),
             write_caching: WriteCaching::default(),
             cached_bytes: 0,
+            vouched: std::collections::VecDeque::new(),
         };
         // The only voter has nobody to wait for: it stands at once instead of after an
         // election timeout, so its partition takes writes as soon as it opens.
@@ -391,7 +396,10 @@ impl Group {
         // in the log (which refuses it).
         let count = log_store::BatchHeader::parse_header(&batch)
             .map_or(0, |h| u64::from(h.last_offset_delta as u32) + 1);
-        self.submit(count, |node| propose_entry(node, Bytes::new(), batch))
+        let proposal = self.submit(count, |node| propose_entry(node, Bytes::new(), batch))?;
+        // Bounded by the proposals of one turn: the next Ready writes them.
+        self.vouched.push_back((proposal.index, proposal.term));
+        Ok(proposal)
     }
 
     fn check_leader(&self) -> Result<(), ProposeError> {

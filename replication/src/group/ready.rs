@@ -199,7 +199,7 @@ impl Group {
         out.messages.extend(ready.take_messages());
         let committed = ready.take_committed_entries();
         self.apply(committed, out)?;
-        self.storage.append(ready.entries())?;
+        self.append(ready.entries())?;
         let number = ready.number();
         let appended = !ready.entries().is_empty();
         let written: u64 = ready.entries().iter().map(|e| e.data.len() as u64).sum();
@@ -238,7 +238,7 @@ impl Group {
         }
         let committed = ready.take_committed_entries();
         self.apply(committed, out)?;
-        self.storage.append(ready.entries())?;
+        self.append(ready.entries())?;
         if !ready.entries().is_empty() || ready.must_sync() {
             self.storage.crash_point("raft.before_flush")?;
             self.storage.flush()?;
@@ -259,6 +259,31 @@ impl Group {
         self.apply(committed, out)?;
         self.node.advance_apply();
         Ok(())
+    }
+
+    /// Writes a Ready's entries; this leader's own proposals are vouched for (their
+    /// batches were validated when proposed, so the log skips their CRC-32C).
+    fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        let vouched = &self.vouched;
+        let result = self.storage.append_vouched(entries, |e| {
+            vouched
+                .iter()
+                .any(|&(index, term)| index == e.index && term == e.term)
+        });
+        let last = entries.last().map_or(0, |e| e.index);
+        // Proposals at or below the last written index were written, or replaced.
+        while self
+            .vouched
+            .front()
+            .is_some_and(|&(index, _)| index <= last)
+        {
+            self.vouched.pop_front();
+        }
+        if !self.is_leader() {
+            // Deposed: its unwritten proposals are gone from raft-rs's log.
+            self.vouched.clear();
+        }
+        result
     }
 
     fn apply(&mut self, entries: Vec<Entry>, out: &mut ReadyOutput) -> Result<()> {
