@@ -14,6 +14,8 @@
 #   benches/suite_ab.sh NEW_BIN BASE_BIN [ROUNDS]   (default 5 rounds; release builds)
 #   AB_CASES=REGEX keeps only the cases whose name matches (e.g. '^produce_100b'); the
 #   consume case reads what produce_100b_acks1 wrote, so keep them together.
+#   AB_NEW_CONFIG=FILE / AB_BASE_CONFIG=FILE start that side's broker with `--config FILE`
+#   (e.g. `write.caching.default = true`), so one binary can be compared with itself.
 set -euo pipefail
 NEW="${1:?new strata binary}"; BASE="${2:?base strata binary}"; ROUNDS="${3:-5}"
 KAFKA=127.0.0.1:29092; ADMIN=127.0.0.1:29644
@@ -29,10 +31,12 @@ for round in $(seq 1 "$ROUNDS"); do
     order=(new base)
     if [ $((round % 2)) -eq 0 ]; then order=(base new); fi
     for which in "${order[@]}"; do
-        bin=$NEW
-        if [ "$which" = base ]; then bin=$BASE; fi
+        bin=$NEW; config=${AB_NEW_CONFIG:-}
+        if [ "$which" = base ]; then bin=$BASE; config=${AB_BASE_CONFIG:-}; fi
+        extra=()
+        if [ -n "$config" ]; then extra=(--config "$config"); fi
         d=$(mktemp -d /tmp/strata-suite-ab.XXXXXX)
-        "$bin" serve --data-dir "$d/data" --kafka-addr "$KAFKA" --admin-addr "$ADMIN" \
+        "$bin" serve "${extra[@]}" --data-dir "$d/data" --kafka-addr "$KAFKA" --admin-addr "$ADMIN" \
             --log-level warn >"$d/broker.log" 2>&1 &
         pid=$!
         for _ in $(seq 200); do curl -sf "$ADMIN/health" >/dev/null && break; sleep 0.1; done
