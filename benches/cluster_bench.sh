@@ -4,15 +4,24 @@
 # `strata bench produce` with acks=all and 100-byte messages, 1 and 6 partitions.
 #
 #   benches/cluster_bench.sh [MESSAGES]        (default 1000000 per cell)
+#   STRATA_BIN=PATH uses that binary instead of building the release one.
+#   CLUSTER_BENCH_CONFIG=FILE starts every broker with `--config FILE` (for example
+#   `write.caching.default = true`).
 #
-# Builds the release binary, starts its own brokers on 127.0.0.1 ports under a temp
+# Builds the release binary (unless STRATA_BIN), starts its own brokers on 127.0.0.1 ports
 # folder (same disk for every broker), prints one JSON line per cell and a markdown
 # table. Every broker is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES="${1:-1000000}"
-cargo build -j "${CARGO_BUILD_JOBS:-2}" --release --locked --bin strata >/dev/null
-BIN="$PWD/target/release/strata"
+if [ -n "${STRATA_BIN:-}" ]; then
+    BIN="$STRATA_BIN"
+else
+    cargo build -j "${CARGO_BUILD_JOBS:-2}" --release --locked --bin strata >/dev/null
+    BIN="$PWD/target/release/strata"
+fi
+EXTRA=()
+if [ -n "${CLUSTER_BENCH_CONFIG:-}" ]; then EXTRA=(--config "$CLUSTER_BENCH_CONFIG"); fi
 WORK="$(mktemp -d /tmp/strata-cluster-bench.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -40,7 +49,7 @@ bench() { # label brokers partitions
 
 results=()
 # One broker, replication factor 1.
-"$BIN" serve --data-dir "$WORK/single" --kafka-addr 127.0.0.1:23092 \
+"$BIN" serve "${EXTRA[@]}" --data-dir "$WORK/single" --kafka-addr 127.0.0.1:23092 \
     --admin-addr 127.0.0.1:23292 >"$WORK/single.log" 2>&1 &
 PIDS+=($!)
 wait_port 127.0.0.1:23092
@@ -50,7 +59,7 @@ kill -TERM "${PIDS[0]}"; wait "${PIDS[0]}" || true; PIDS=()
 # Three brokers, replication factor 3 (every partition on all three).
 PEERS="1=127.0.0.1:24192,2=127.0.0.1:24193,3=127.0.0.1:24194"
 for i in 1 2 3; do
-    "$BIN" serve --node-id "$i" --kafka-addr "127.0.0.1:2409$((i + 1))" \
+    "$BIN" serve "${EXTRA[@]}" --node-id "$i" --kafka-addr "127.0.0.1:2409$((i + 1))" \
         --raft-addr "127.0.0.1:2419$((i + 1))" --admin-addr "127.0.0.1:2429$((i + 1))" \
         --peers "$PEERS" --data-dir "$WORK/node-$i" >"$WORK/node-$i.log" 2>&1 &
     PIDS+=($!)

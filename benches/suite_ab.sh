@@ -16,6 +16,8 @@
 #   consume case reads what produce_100b_acks1 wrote, so keep them together.
 #   AB_NEW_CONFIG=FILE / AB_BASE_CONFIG=FILE start that side's broker with `--config FILE`
 #   (e.g. `write.caching.default = true`), so one binary can be compared with itself.
+#   AB_OWN_CLIENT=1 measures each side with its own `strata bench` (a client A/B when
+#   the two binaries' brokers are the same code).
 set -euo pipefail
 NEW="${1:?new strata binary}"; BASE="${2:?base strata binary}"; ROUNDS="${3:-5}"
 KAFKA=127.0.0.1:29092; ADMIN=127.0.0.1:29644
@@ -43,8 +45,10 @@ for round in $(seq 1 "$ROUNDS"); do
         for c in "${cases[@]}"; do
             name=${c%%|*}; args=${c#*|}
             [[ $name =~ ${AB_CASES:-.} ]] || continue
+            client=$NEW
+            if [ -n "${AB_OWN_CLIENT:-}" ]; then client=$bin; fi
             # shellcheck disable=SC2086
-            json=$("$NEW" bench $args --brokers "$KAFKA" --json 2>>"$d/bench.err" | tail -1)
+            json=$("$client" bench $args --brokers "$KAFKA" --json 2>>"$d/bench.err" | tail -1)
             figures=$(python3 -c '
 import json, sys
 d = json.load(sys.stdin)
