@@ -9,7 +9,9 @@
 //!   handling (appends flushed off the driver's task, acknowledgements held until then;
 //!   snapshots, votes and truncations persisted in place; then apply and move the commit
 //!   watermark), driven by the caller's ticks and messages (the deterministic simulation
-//!   in `tests/sim.rs`);
+//!   in `tests/sim.rs`); opt-in write caching ([`group::WriteCaching`]: appends count
+//!   once written, the flush follows in the background); a leader's own proposals are
+//!   written without checking their CRC again (checked when proposed);
 //! - [`transport`]: one checksummed, batched TCP connection per peer carrying every
 //!   group's messages, with bounded queues and reconnection; each connection starts
 //!   with a cluster-id/node-id handshake, optionally inside mutual TLS that binds node
