@@ -9,6 +9,11 @@
 //! the connection marks itself broken and refuses further requests; owners reconnect.
 //! So does a request whose future is dropped before its response is read (cancel
 //! safety: the next request never reads a stale answer).
+//!
+//! [`Pipeline`] is the same connection split into a writer and a reader, for the
+//! producer: requests are written as they are sent and answered in order, so several
+//! are in flight on one connection (see [`pipeline`]). A connection becomes one with
+//! [`Connection::into_pipeline`] once negotiated (and authenticated).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,7 +48,10 @@ use crate::security::{tls, Security};
 use transport::Transport;
 
 mod authenticate;
+pub mod pipeline;
 mod transport;
+
+pub use pipeline::{PendingResponse, PendingWrite, Pipeline};
 
 /// Default cap on one response frame: Kafka's `socket.request.max.bytes` (100 MiB). A
 /// larger announced size closes the connection instead of allocating.
@@ -228,6 +236,28 @@ impl Connection {
                 ),
             }),
         }
+    }
+
+    /// Turns this connection into a [`Pipeline`]: its stream is split between a writer
+    /// and a reader on a task of their own (spawned on the current Tokio runtime).
+    /// Fails on a broken connection.
+    pub fn into_pipeline(self) -> Result<Pipeline> {
+        if self.broken {
+            return Err(Error::io(
+                &self.addr,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "connection closed after an earlier failure",
+                ),
+            ));
+        }
+        Ok(Pipeline::start(
+            self.addr,
+            self.stream,
+            self.config,
+            self.versions,
+            self.next_correlation_id,
+        ))
     }
 
     /// The address this connection was opened to.
@@ -439,39 +469,7 @@ impl Connection {
         correlation_id: i32,
         body: &B,
     ) -> Result<BytesMut> {
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.config.client_id.clone())));
-        // One allocation for the whole frame: a Produce request carries batches of up to
-        // max.request.size, which growing from a small buffer would copy many times.
-        let body_bytes = body.compute_size(version).unwrap_or(0);
-        let header_bytes = 32 + self.config.client_id.len();
-        let mut buf = BytesMut::with_capacity(4 + header_bytes + body_bytes);
-        buf.put_i32(0); // size, patched below
-        header
-            .encode(&mut buf, api.request_header_version(version))
-            .map_err(|e| Error::Encode {
-                api,
-                version,
-                reason: format!("request header: {e}"),
-            })?;
-        body.encode(&mut buf, version).map_err(|e| Error::Encode {
-            api,
-            version,
-            reason: e.to_string(),
-        })?;
-        let size = i32::try_from(buf.len() - 4).map_err(|_| Error::Encode {
-            api,
-            version,
-            reason: format!(
-                "request of {} bytes exceeds the frame size field",
-                buf.len()
-            ),
-        })?;
-        buf[0..4].copy_from_slice(&size.to_be_bytes());
-        Ok(buf)
+        encode_frame(&self.config.client_id, api, version, correlation_id, body)
     }
 
     async fn read_frame(&mut self) -> Result<Bytes> {
@@ -489,27 +487,12 @@ impl Connection {
         Ok(Bytes::from(body))
     }
 
-    /// [`Error::FrameSize`]; or [`Error::Tls`] when a connection without TLS got what
-    /// starts a TLS record (the listener speaks TLS), which says what to configure.
     fn bad_frame_size(&self, size: i32, limit: usize) -> Error {
-        if self.config.security.tls().is_none() && tls::is_record_header(size.to_be_bytes()) {
-            return Error::Tls {
-                addr: self.addr.clone(),
-                reason: "the broker answered in TLS: this listener needs security.protocol=SSL \
-                         or SASL_SSL (and ssl.ca.location)"
-                    .to_string(),
-            };
-        }
-        Error::FrameSize {
-            addr: self.addr.clone(),
-            size_bytes: i64::from(size),
-            limit_bytes: limit,
-        }
+        bad_frame_size(&self.addr, &self.config.security, size, limit)
     }
 
-    /// [`Error::Tls`] for a TLS failure (an alert from the broker), else [`Error::Io`].
     fn io(&self, source: std::io::Error) -> Error {
-        tls::tls_failure(&self.addr, &source).unwrap_or_else(|| Error::io(&self.addr, source))
+        io_error(&self.addr, source)
     }
 
     /// ApiVersions: v3 first; on UNSUPPORTED_VERSION (answered in the v0 layout) retry
@@ -564,6 +547,72 @@ impl Connection {
             }
         }
     }
+}
+
+/// One request frame: size, request header (with `client_id`) and body.
+pub(crate) fn encode_frame<B: Encodable>(
+    client_id: &str,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &B,
+) -> Result<BytesMut> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
+    // One allocation for the whole frame: a Produce request carries batches of up to
+    // max.request.size, which growing from a small buffer would copy many times.
+    let body_bytes = body.compute_size(version).unwrap_or(0);
+    let header_bytes = 32 + client_id.len();
+    let mut buf = BytesMut::with_capacity(4 + header_bytes + body_bytes);
+    buf.put_i32(0); // size, patched below
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .map_err(|e| Error::Encode {
+            api,
+            version,
+            reason: format!("request header: {e}"),
+        })?;
+    body.encode(&mut buf, version).map_err(|e| Error::Encode {
+        api,
+        version,
+        reason: e.to_string(),
+    })?;
+    let size = i32::try_from(buf.len() - 4).map_err(|_| Error::Encode {
+        api,
+        version,
+        reason: format!(
+            "request of {} bytes exceeds the frame size field",
+            buf.len()
+        ),
+    })?;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf)
+}
+
+/// [`Error::FrameSize`]; or [`Error::Tls`] when a connection without TLS got what
+/// starts a TLS record (the listener speaks TLS), which says what to configure.
+pub(crate) fn bad_frame_size(addr: &str, security: &Security, size: i32, limit: usize) -> Error {
+    if security.tls().is_none() && tls::is_record_header(size.to_be_bytes()) {
+        return Error::Tls {
+            addr: addr.to_string(),
+            reason: "the broker answered in TLS: this listener needs security.protocol=SSL \
+                     or SASL_SSL (and ssl.ca.location)"
+                .to_string(),
+        };
+    }
+    Error::FrameSize {
+        addr: addr.to_string(),
+        size_bytes: i64::from(size),
+        limit_bytes: limit,
+    }
+}
+
+/// [`Error::Tls`] for a TLS failure (an alert from the broker), else [`Error::Io`].
+pub(crate) fn io_error(addr: &str, source: std::io::Error) -> Error {
+    tls::tls_failure(addr, &source).unwrap_or_else(|| Error::io(addr, source))
 }
 
 /// For each API this client speaks, the highest version inside both ranges.
