@@ -20,9 +20,9 @@
 # The clients (both send values without keys, no compression; MB = 10^6 value bytes):
 #   strata bench produce --topic T --partitions P --producers K --messages N --size S
 #       --acks 1|all --linger-ms 5 --batch-bytes 16384 --json
-#     acks=all turns idempotence on. Its producer keeps one batch in flight per
-#     partition and up to 5 requests per broker; a partition's next batch sends at
-#     batch-bytes or linger, but while one is in flight it keeps growing up to ~1 MiB.
+#     acks=all turns idempotence on. Its producer keeps up to 5 batches in flight per
+#     partition and per broker, on one connection; a batch sends at batch-bytes or
+#     linger, but when every in-flight slot is taken it keeps growing up to ~1 MiB.
 #     Sticky partitioning of keyless records (next partition after a batch's bytes).
 #     msgs/s = acknowledged records / (first send → last ack), as it reports.
 #   rdkafka_performance -P -t T -b BROKER -s S -c N/K -a 1|-1 (K processes at once)

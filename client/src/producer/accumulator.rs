@@ -20,7 +20,8 @@ use crate::metadata::Metadata;
 use crate::partitioner::{partition_for_key, NullKeyState};
 use crate::record::ProducerRecord;
 
-use super::sender::{fail, NodeConnections, Outcome};
+use super::links::Links;
+use super::sender::{fail, Outcome};
 use super::{Command, ProducerConfig, COMMAND_QUEUE_RECORDS, MAX_GROWN_BATCH_BYTES};
 
 /// Initial room of a batch's buffer, in bytes, when `batch_size_bytes` is larger: big
@@ -61,8 +62,9 @@ pub(super) enum Body {
     Open(BatchBuilder),
     Sealed {
         bytes: Bytes,
-        /// The producer id was renewed since: the next send re-stamps the batch with
-        /// the new id and a new base sequence.
+        /// The bytes carry another producer id or base sequence than the batch has now
+        /// (the id was renewed, or a gap before the batch was closed): the next send
+        /// re-stamps them.
         stale_sequence: bool,
     },
 }
@@ -75,8 +77,33 @@ pub(super) struct Batch {
     /// Sum of the records' size estimates: what the batch holds of `buffer_bytes`.
     pub(super) size_bytes: usize,
     pub(super) created: Instant,
+    /// Sends so far (a refusal only for an earlier batch's gap is not counted).
     pub(super) attempts: u32,
     pub(super) last_error: Option<Error>,
+    /// Sent and not answered yet.
+    pub(super) in_flight: bool,
+    /// The base sequence the batch has under the current producer id, once stamped
+    /// (idempotent producers only).
+    pub(super) sequence: Option<i32>,
+    /// An attempt of the batch was written to a connection and got no answer (the
+    /// connection was lost, the request timed out or its answer did not decode), with
+    /// that error: the broker may hold the batch under its sequence numbers, so it is
+    /// never re-stamped under another producer id (see `in_flight`).
+    pub(super) maybe_stored: Option<Error>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("first_serial", &self.first_serial)
+            .field("records", &self.records.len())
+            .field("attempts", &self.attempts)
+            .field("in_flight", &self.in_flight)
+            .field("sequence", &self.sequence)
+            .field("maybe_stored", &self.maybe_stored.is_some())
+            .field("sealed", &matches!(self.body, Body::Sealed { .. }))
+            .finish()
+    }
 }
 
 impl Batch {
@@ -89,36 +116,64 @@ impl Batch {
             created,
             attempts: 0,
             last_error: None,
+            in_flight: false,
+            sequence: None,
+            maybe_stored: None,
         }
     }
 
-    /// Whether the broker may have seen this batch under its current sequence numbers.
-    pub(super) fn sent_with_sequence(&self) -> bool {
-        matches!(
-            self.body,
-            Body::Sealed {
-                stale_sequence: false,
-                ..
-            }
-        )
+    /// Marks the sealed bytes as carrying an old producer id or base sequence.
+    pub(super) fn mark_stale(&mut self) {
+        if let Body::Sealed { stale_sequence, .. } = &mut self.body {
+            *stale_sequence = true;
+        }
     }
 }
 
+/// One partition's unacknowledged batches, in record order (see `in_flight` for the
+/// rules).
 #[derive(Default)]
 pub(super) struct PartitionQueue {
     pub(super) batches: VecDeque<Batch>,
-    pub(super) in_flight: bool,
+    /// How many batches are in flight (each marked [`Batch::in_flight`]). While no
+    /// refusal is being sorted out (`retrying`) they are the queue's first ones; after
+    /// one, those still in flight are wherever acknowledgements left them, and nothing
+    /// is sent until they are all back.
+    pub(super) in_flight: usize,
+    /// A batch was refused (or failed for good) while others were in flight: send
+    /// nothing until they are all back, then resend from the front.
+    pub(super) retrying: bool,
+    /// The node and connection the batches in flight went to.
+    pub(super) pinned: Option<(i32, u64)>,
+    /// The base sequence of the next batch stamped under the current producer id.
     pub(super) next_sequence: i32,
+    /// Batches that failed for good with nothing of them stored, by first serial and
+    /// record count: once nothing is in flight, the later batches' sequence numbers
+    /// move down to close the gaps (see `in_flight`).
+    pub(super) gaps: Vec<(u64, i32)>,
+    /// The partition's first batch under the current producer id is not acknowledged
+    /// yet: it is the only one in flight (see `in_flight`).
+    pub(super) awaiting_first_ack: bool,
     pub(super) backoff_until: Option<Instant>,
     /// Bytes of the batch sent last: the room a new batch behind a busy one reserves.
     pub(super) last_batch_bytes: usize,
 }
 
 impl PartitionQueue {
-    /// Whether the front batch cannot go now (in flight, or waiting out a backoff):
-    /// then the batch behind it may grow past `batch_size_bytes`.
-    pub(super) fn blocked(&self) -> bool {
-        self.in_flight || self.backoff_until.is_some()
+    /// Whether the next batch cannot go now (`limit` batches in flight, a refusal
+    /// being sorted out, or a backoff running): then the batch behind it may grow past
+    /// `batch_size_bytes`.
+    pub(super) fn blocked(&self, limit: usize) -> bool {
+        self.in_flight >= self.send_limit(limit) || self.retrying || self.backoff_until.is_some()
+    }
+
+    /// When the front batch reaches its delivery timeout, unless batches are in flight
+    /// (they are settled by their answers first).
+    pub(super) fn expires_at(&self, delivery_timeout: Duration) -> Option<Instant> {
+        if self.in_flight > 0 {
+            return None;
+        }
+        self.batches.front().map(|b| b.created + delivery_timeout)
     }
 
     /// Appends a record to the open batch at the back, starting one if needed. Returns
@@ -168,8 +223,12 @@ impl PartitionQueue {
     fn make_room(&mut self, u: &Unassigned, config: &ProducerConfig, now: Instant) {
         let request_limit = config.max_request_bytes - BATCH_HEADER_BYTES;
         // A batch that cannot go yet keeps growing, up to what one request may carry
-        // and a default broker accepts (unless batch_size_bytes itself asks for more).
-        let grows = self.blocked() || self.batches.len() > 1;
+        // and a default broker accepts (unless batch_size_bytes itself asks for more):
+        // so does the back batch when the unsent ones before it take every free slot.
+        let in_flight_limit = self.send_limit(config.in_flight_limit());
+        let unsent = self.batches.len().saturating_sub(self.in_flight);
+        let free = in_flight_limit.saturating_sub(self.in_flight);
+        let grows = self.blocked(in_flight_limit) || unsent > free;
         let limit = if grows {
             config
                 .batch_size_bytes
@@ -262,13 +321,15 @@ pub(super) struct Accumulator {
     pub(super) unassigned: VecDeque<Unassigned>,
     pub(super) in_flight: JoinSet<Outcome>,
     /// What each request task carries, to settle its batches if the task fails.
-    pub(super) requests: HashMap<tokio::task::Id, (i32, Vec<TopicPartition>)>,
-    pub(super) nodes: HashMap<i32, NodeConnections>,
+    pub(super) requests: HashMap<tokio::task::Id, (i32, Vec<(TopicPartition, u64)>)>,
+    /// The producer's connection to each broker.
+    pub(super) links: Links,
     /// Flush waiters with the last serial they cover.
     pub(super) flushes: Vec<(u64, oneshot::Sender<()>)>,
     pub(super) buffered_bytes: usize,
     pub(super) next_serial: u64,
-    /// An idempotent batch failed for good: get a new producer id before sending more.
+    /// An idempotent batch whose outcome is unknown failed (or the broker's sequence
+    /// state disagrees with ours): get a new producer id before sending more.
     pub(super) needs_reset: bool,
     pub(super) closing: bool,
     /// Earliest time for the next metadata request for topic-less records.
@@ -279,7 +340,8 @@ pub(super) struct Accumulator {
     pub(super) last_age_refresh: Instant,
     /// The metadata snapshot whose partition counts were last taken up.
     pub(super) seen_metadata: Option<Arc<Metadata>>,
-    /// The earliest time a batch not in flight reaches its delivery timeout.
+    /// The earliest time a batch not in flight reaches its delivery timeout (lowered
+    /// when a partition's last batch in flight comes back).
     pub(super) next_expiry: Option<Instant>,
 }
 
@@ -302,7 +364,7 @@ impl Accumulator {
             unassigned: VecDeque::new(),
             in_flight: JoinSet::new(),
             requests: HashMap::new(),
-            nodes: HashMap::new(),
+            links: Links::default(),
             flushes: Vec::new(),
             buffered_bytes: 0,
             next_serial: 0,
@@ -343,6 +405,10 @@ impl Accumulator {
                     while let Some(joined) = self.in_flight.try_join_next_with_id() {
                         self.joined(joined, now);
                     }
+                }
+                Some(connected) = self.links.connecting.join_next_with_id(), if !self.links.connecting.is_empty() => {
+                    now = Instant::now();
+                    self.connected(connected, now);
                 }
                 taken = self.rx.recv_many(&mut commands, COMMAND_QUEUE_RECORDS), if accepting => {
                     now = Instant::now();
@@ -545,13 +611,16 @@ impl Accumulator {
         });
     }
 
-    /// Fails batches (not in flight) older than the delivery timeout.
+    /// Fails batches (not in flight) older than the delivery timeout. One whose outcome
+    /// is unknown makes the producer renew its id; one that stored nothing leaves a gap
+    /// that the partition's later batches close (see `in_flight`).
     pub(super) fn expire(&mut self, now: Instant) {
         let timeout = self.config.delivery_timeout;
+        let idempotent = self.identity.is_some();
         let mut reset = false;
         for (name, topic) in &mut self.topics {
             for (p, queue) in topic.queues.iter_mut().enumerate() {
-                if queue.in_flight {
+                if queue.in_flight > 0 {
                     continue;
                 }
                 while queue
@@ -564,7 +633,11 @@ impl Accumulator {
                     };
                     queue.backoff_until = None;
                     self.buffered_bytes -= batch.size_bytes;
-                    reset |= batch.sent_with_sequence() && self.identity.is_some();
+                    if idempotent && batch.maybe_stored.is_some() {
+                        reset = true;
+                    } else if idempotent {
+                        queue.leave_gap(&batch);
+                    }
                     let error = Error::DeliveryTimeout {
                         topic: name.clone(),
                         partition: i32::try_from(p).unwrap_or(i32::MAX),
@@ -576,6 +649,7 @@ impl Accumulator {
                     };
                     fail(batch, &error);
                 }
+                queue.close_gaps();
             }
         }
         self.needs_reset |= reset;
@@ -604,29 +678,32 @@ impl Accumulator {
 
     /// The next time something may become due: a linger expiring, a backoff ending, a
     /// metadata retry, a delivery timeout (also remembered for [`Accumulator::expire`]).
-    /// Batches already due but held by a busy broker or an in-flight batch are woken
-    /// by that request's completion; those held by an unknown leader are looked at
-    /// again after a retry backoff.
+    /// Batches already due but held by a busy broker, a connection being opened or the
+    /// partition's batches in flight are woken by that request's completion or that
+    /// connection; those held by an unknown leader are looked at again after a retry
+    /// backoff.
     pub(super) fn next_wakeup(&mut self, now: Instant) -> Instant {
         let mut wake = now + Duration::from_secs(3600);
         let mut expiry: Option<Instant> = None;
+        let limit = self.config.in_flight_limit();
         for q in self.topics.values().flat_map(|t| t.queues.iter()) {
             // A backoff that is over (its retry may be in flight) wakes nothing.
             if let Some(t) = q.backoff_until.filter(|t| *t > now) {
                 wake = wake.min(t);
             }
-            if q.in_flight {
+            if let Some(expires) = q.expires_at(self.config.delivery_timeout) {
+                expiry = Some(expiry.map_or(expires, |e| e.min(expires)));
+            }
+            if q.retrying || q.in_flight >= q.send_limit(limit) {
                 continue;
             }
-            if let Some(b) = q.batches.front() {
+            if let Some(b) = q.next_to_send() {
                 let linger_end = b.created + self.config.linger;
                 wake = wake.min(if linger_end > now {
                     linger_end
                 } else {
                     now + self.config.retry_backoff
                 });
-                let expires = b.created + self.config.delivery_timeout;
-                expiry = Some(expiry.map_or(expires, |e| e.min(expires)));
             }
         }
         self.next_expiry = expiry;

@@ -1,25 +1,54 @@
 //! The producer: records are partitioned and encoded straight into one batch per
 //! partition until the batch holds `batch_size_bytes` or is `linger` old, then sent to
-//! the partition's leader. Up to `max_in_flight_requests` Produce requests per broker
-//! are outstanding at once (each on a connection of the producer's own), but at most one
-//! batch per partition; while a partition's batch is in flight (or waits to be
-//! retried), its next batch keeps taking records up to `max_request_bytes` (and at most
-//! [`MAX_GROWN_BATCH_BYTES`] unless `batch_size_bytes` is larger), so one partition's
-//! throughput is not capped at `batch_size_bytes` per round trip.
+//! the partition's leader on the producer's one connection to that broker, a pipelined
+//! one ([`crate::connection::Pipeline`]): up to `max_in_flight_requests` Produce
+//! requests per broker are outstanding on it at once, and a partition may have as many
+//! batches in flight (one per request), so one partition's throughput is not capped at
+//! one batch per round trip. While a partition cannot send its next batch (that many
+//! in flight, or a refusal being retried), the batch keeps taking records up to
+//! `max_request_bytes` (and at most [`MAX_GROWN_BATCH_BYTES`] unless `batch_size_bytes`
+//! is larger).
 //!
 //! Guarantees:
-//! - Per partition, records are written in the order `send`/`enqueue` was called, also
-//!   across retries: a partition's next batch is sent only once the broker has
-//!   answered its previous one (one batch in flight per partition), so whichever
-//!   connection it takes, the broker has already appended (or refused) the one before.
-//!   With acks=0 there is no answer, so the producer uses one connection per broker
-//!   and a partition's batches reach the broker in that connection's order.
-//! - With idempotence (acks=all), a retried batch carries the same producer id, epoch
-//!   and sequence, so the broker never stores it twice; DUPLICATE_SEQUENCE_NUMBER counts
-//!   as success.
+//! - With idempotence (acks=all), per partition, records are written in the order
+//!   `send`/`enqueue` was called, exactly once, also across retries. Each batch carries
+//!   its producer id, epoch and sequence numbers; a partition's batches are sent in
+//!   sequence order on one connection, which the broker applies in order. When a batch
+//!   is refused with a retriable error, the batches in flight behind it come back
+//!   refused too (OUT_OF_ORDER_SEQUENCE_NUMBER, retriable then); the partition sends
+//!   nothing until all of them are back, then resends from its first unacknowledged
+//!   batch, in order, each with its original sequence numbers, as the Java client and
+//!   librdkafka do. DUPLICATE_SEQUENCE_NUMBER counts as success. The broker remembers
+//!   five batches per producer per partition, so idempotence allows at most
+//!   [`MAX_IN_FLIGHT_IDEMPOTENT`] requests in flight. A partition's first batch under a
+//!   producer id (also after a renewal) is sent alone, its next ones once it is
+//!   acknowledged: a broker takes a producer id it has no state for at any sequence, so
+//!   a later batch must not reach it first.
+//! - Without idempotence (acks=1, or acks=all without it) the order holds while nothing
+//!   is retried; with `max_in_flight_requests` above 1, a batch that is refused and
+//!   retried may land after batches sent behind it (as the Java client documents).
+//!   Set `max_in_flight_requests` to 1 for strict order without idempotence.
+//! - With acks=0 there is no answer: one request per broker at a time, each written
+//!   before the next, so a partition's batches reach the broker in order.
 //! - Every record's [`Delivery`] resolves exactly once: with its partition and offset
 //!   when acknowledged, or with the error that ended its retries (non-retriable error,
-//!   `retries` exhausted, or `delivery_timeout` passed).
+//!   `retries` exhausted, or `delivery_timeout` passed). Batches of one partition may
+//!   resolve out of order when an earlier one is retried.
+//! - An idempotent batch the broker refused for good (every attempt answered with an
+//!   error, or never sent, and the last error not retriable or retries or time run out)
+//!   stored nothing: the producer id stays, and once the partition's batches in flight
+//!   are back its later batches' sequence numbers move down to close the gap (other
+//!   partitions are untouched). Only a batch whose outcome is unknown (an attempt
+//!   written and never answered: connection lost, timeout, unreadable answer) that then
+//!   runs out of retries or time, or a broker whose sequence state disagrees with ours
+//!   (OUT_OF_ORDER_SEQUENCE_NUMBER for a partition's first unacknowledged batch,
+//!   UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH), makes the producer wait for every
+//!   request in flight and take a new producer id. At that moment every pending batch
+//!   with an unanswered attempt fails too, with that attempt's error: the broker may
+//!   hold it under the old id and could not recognise it under the new one. Only
+//!   batches never sent or refused on every attempt are re-stamped with the new id,
+//!   from sequence 0. So a renewal never writes a record twice; records whose outcome
+//!   is unknown at a renewal are reported failed though they may have been written.
 //! - Memory is bounded: `send` waits while `buffer_bytes` of records are unacknowledged,
 //!   give or take the records in the producer's queue and those it takes from the
 //!   queue at once (each at most [`COMMAND_QUEUE_RECORDS`]).
@@ -27,12 +56,16 @@
 //! Costs: the background task takes records from its queue in bulk, reads the clock
 //! once per wake-up (not per record), and does its housekeeping (expiry, metadata age,
 //! flushes, sending) per wake-up; a record costs one partition choice and one append
-//! to its batch's buffer.
+//! to its batch's buffer. Connections are opened by tasks of their own and requests
+//! awaited by tasks of their own, so the producer's task never waits for the network
+//! (but for InitProducerId and metadata of topics it has not seen).
 //!
 //! This module is the public API ([`Producer`], its configuration and the queue to the
 //! task); `accumulator` holds the task's buffers (records into per-partition batches),
-//! `sender` turns ready batches into Produce requests and settles their answers (as
-//! Kafka's KafkaProducer, RecordAccumulator and Sender).
+//! `sender` turns ready batches into Produce requests and settles their answers,
+//! `in_flight` keeps a partition's batches in flight in order, and `links` holds the
+//! connections (as Kafka's KafkaProducer, RecordAccumulator, Sender, TransactionManager
+//! and NetworkClient).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,6 +84,8 @@ use crate::partitioner::NullKeyPartitioning;
 use crate::record::{Compression, ProducerRecord, RecordMetadata};
 
 mod accumulator;
+mod in_flight;
+mod links;
 mod sender;
 
 use accumulator::Accumulator;
@@ -63,6 +98,10 @@ pub const COMMAND_QUEUE_RECORDS: usize = 1024;
 /// stays within a broker's default `message.max.bytes` (1 048 588) even when
 /// `max_request_bytes` is set higher for the odd large record.
 pub const MAX_GROWN_BATCH_BYTES: usize = 1024 * 1024 - BATCH_HEADER_BYTES;
+/// The most requests in flight per broker an idempotent producer may have: brokers
+/// remember the last five batches of each producer to spot a retried one (Kafka's
+/// limit on `max.in.flight.requests.per.connection` with idempotence).
+pub const MAX_IN_FLIGHT_IDEMPOTENT: usize = 5;
 
 /// How many replicas must have a batch before the broker acknowledges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +150,10 @@ pub struct ProducerConfig {
     pub batch_size_bytes: usize,
     /// `max.request.size`: bound on one Produce request; larger records are refused.
     pub max_request_bytes: usize,
-    /// Produce requests outstanding per broker at once (Kafka's
-    /// `max.in.flight.requests.per.connection`); each has a connection of its own, so
-    /// this is also the most connections the producer opens to one broker. With acks=0
-    /// it is 1 whatever is set (see the ordering guarantee).
+    /// Produce requests outstanding per broker at once, all on the producer's one
+    /// connection to it (Kafka's `max.in.flight.requests.per.connection`); also the
+    /// most batches of one partition in flight. At most [`MAX_IN_FLIGHT_IDEMPOTENT`]
+    /// with idempotence; with acks=0 it is 1 whatever is set (see the guarantees).
     pub max_in_flight_requests: usize,
     /// `buffer.memory`: unacknowledged record bytes before `send` waits.
     pub buffer_bytes: usize,
@@ -151,6 +190,18 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             null_key_partitioning: NullKeyPartitioning::Sticky,
             allow_auto_create_topics: true,
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Requests in flight per broker, and batches per partition: one with acks=0,
+    /// whose ordering rests on each being written before the next.
+    pub(crate) fn in_flight_limit(&self) -> usize {
+        if self.acks == Acks::None {
+            1
+        } else {
+            self.max_in_flight_requests.max(1)
         }
     }
 }
@@ -259,6 +310,9 @@ fn validate(config: &ProducerConfig) -> Result<()> {
     if config.max_in_flight_requests == 0 {
         return bad("max_in_flight_requests must allow one request");
     }
+    if config.idempotent && config.max_in_flight_requests > MAX_IN_FLIGHT_IDEMPOTENT {
+        return bad("idempotence allows at most 5 requests in flight (max_in_flight_requests)");
+    }
     Ok(())
 }
 
@@ -303,5 +357,24 @@ mod tests {
         };
         assert!(validate(&c).is_err());
         assert_eq!(Acks::All.value(), -1);
+        let c = ProducerConfig {
+            max_in_flight_requests: 6,
+            ..ProducerConfig::default()
+        };
+        assert!(validate(&c).is_err(), "brokers remember five batches");
+        let c = ProducerConfig {
+            acks: Acks::Leader,
+            idempotent: false,
+            max_in_flight_requests: 6,
+            ..ProducerConfig::default()
+        };
+        assert!(validate(&c).is_ok());
+        assert_eq!(c.in_flight_limit(), 6);
+        let c = ProducerConfig {
+            acks: Acks::None,
+            idempotent: false,
+            ..ProducerConfig::default()
+        };
+        assert_eq!(c.in_flight_limit(), 1);
     }
 }

@@ -1,12 +1,13 @@
 //! The sending half of the producer's task: ready batches drained per leader into
-//! Produce requests (at most one batch per partition in flight, up to
-//! `max_in_flight_requests` requests per broker, each on a connection of its own), and
-//! their answers settled: offsets delivered, retriable errors retried after a backoff,
-//! the rest failed; an idempotent producer renews its id after a batch failed for good.
+//! Produce requests on the broker's pipelined connection (up to
+//! `max_in_flight_requests` requests per broker, and as many batches per partition,
+//! one per request), and their answers settled by the rules of `in_flight`: offsets
+//! delivered, refused batches resent in order after a backoff, the rest failed; an
+//! idempotent producer renews its id after a batch whose outcome is unknown failed.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -15,60 +16,71 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 use crate::batch::restamp;
-use crate::cluster::Cluster;
-use crate::connection::Connection;
+use crate::connection::{PendingResponse, PendingWrite};
 use crate::error::{Error, Result, DUPLICATE_SEQUENCE_NUMBER};
 use crate::record::RecordMetadata;
 
 use super::accumulator::{Accumulator, Batch, Body, PartitionQueue, TopicPartition};
+use super::in_flight::{Attempt, SettleContext, Settled};
 use super::{init_producer_id, Acks};
 
-/// The producer's connections to one broker: idle ones, and how many carry a request.
-#[derive(Default)]
-pub(super) struct NodeConnections {
-    pub(super) idle: Vec<Connection>,
-    pub(super) in_flight: usize,
-}
-
-/// What one request task reports back.
+/// What one request task reports back: each partition with the serial of the batch it
+/// carried, and the answer.
 pub(super) struct Outcome {
     pub(super) node: i32,
-    pub(super) partitions: Vec<TopicPartition>,
+    pub(super) partitions: Vec<(TopicPartition, u64)>,
+    /// The request was handed to a connection: a failure without answer may have left
+    /// its batches stored.
+    pub(super) sent: bool,
     pub(super) result: Result<Option<ProduceResponse>>,
-    /// The connection, unless it broke.
-    pub(super) connection: Option<Connection>,
 }
 
-/// Sends `request` to `node` on `connection` (a new one if `None`); returns the result
-/// and the connection unless it broke. With acks=0 nothing comes back.
-pub(super) async fn produce(
-    cluster: &Cluster,
-    node: i32,
-    connection: Option<Connection>,
-    acks: Acks,
-    request: &ProduceRequest,
-) -> (Result<Option<ProduceResponse>>, Option<Connection>) {
-    let mut connection = match connection {
-        Some(c) => c,
-        None => match cluster.connect_node(node).await {
-            Ok(c) => c,
-            Err(e) => return (Err(e), None),
-        },
-    };
-    let result = if acks == Acks::None {
-        connection.send_no_response(request).await.map(|()| None)
-    } else {
-        connection.send(request).await.map(Some)
-    };
-    let keep = !connection.is_broken();
-    (result, keep.then_some(connection))
+/// A request queued on a connection: its answer, or (acks=0) its write.
+enum Sent {
+    Answer(PendingResponse<ProduceResponse>),
+    Written(PendingWrite),
 }
 
-/// The base offset a Produce response gives `tp`, or its error.
-pub(super) fn partition_result(
-    response: &ProduceResponse,
-    tp: &TopicPartition,
-) -> Result<Option<i64>> {
+impl Sent {
+    async fn outcome(sent: Result<Sent>) -> Result<Option<ProduceResponse>> {
+        match sent? {
+            Sent::Answer(answer) => answer.await.map(Some),
+            Sent::Written(written) => written.await.map(|()| None),
+        }
+    }
+}
+
+/// When a partition's next batch is due (its partition free to send it).
+struct Due {
+    now: Instant,
+    limit: usize,
+    batch_size: usize,
+    linger: Duration,
+    closing: bool,
+    flush_upto: Option<u64>,
+}
+
+impl Due {
+    fn due(&self, q: &PartitionQueue) -> bool {
+        if !q.may_send(self.now, self.limit) {
+            return false;
+        }
+        let Some(batch) = q.next_to_send() else {
+            return false;
+        };
+        matches!(batch.body, Body::Sealed { .. })
+            || q.batches.len() > q.in_flight + 1
+            || batch.size_bytes >= self.batch_size
+            || self.now >= batch.created + self.linger
+            || self.closing
+            || self
+                .flush_upto
+                .is_some_and(|upto| batch.first_serial <= upto)
+    }
+}
+
+/// How a Produce response settles `tp`'s batch: its base offset, or its error.
+pub(super) fn partition_result(response: &ProduceResponse, tp: &TopicPartition) -> Attempt {
     let p = response
         .responses
         .iter()
@@ -76,21 +88,35 @@ pub(super) fn partition_result(
         .flat_map(|t| t.partition_responses.iter())
         .find(|p| p.index == tp.1);
     let Some(p) = p else {
-        return Err(Error::Kafka {
+        // Not an answer for the batch: as if it were lost.
+        return Attempt::Lost(Error::Kafka {
             context: format!("produce to {}-{}", tp.0, tp.1),
             code: crate::error::KafkaCode(crate::error::UNKNOWN_TOPIC_OR_PARTITION),
             message: Some("the response does not mention the partition".into()),
         });
     };
     if p.error_code == DUPLICATE_SEQUENCE_NUMBER {
-        return Ok((p.base_offset >= 0).then_some(p.base_offset));
+        return Attempt::Appended((p.base_offset >= 0).then_some(p.base_offset));
     }
-    Error::check(
+    let checked = Error::check(
         p.error_code,
         || format!("produce to {}-{}", tp.0, tp.1),
         p.error_message.as_deref(),
-    )?;
-    Ok(Some(p.base_offset))
+    );
+    match checked {
+        Ok(()) => Attempt::Appended(Some(p.base_offset)),
+        Err(e) => Attempt::Refused(e),
+    }
+}
+
+/// The Produce request's `timeout_ms` (how long the broker may wait for replicas):
+/// the client's request timeout less a margin of a tenth of it, at most 5 s, so that
+/// the broker's REQUEST_TIMED_OUT arrives before the connection's own deadline (which
+/// is the full request timeout, counted from the send) would break the connection and
+/// fail every request in flight on it.
+pub(super) fn produce_timeout_ms(request_timeout: Duration) -> i32 {
+    let margin = (request_timeout / 10).min(Duration::from_secs(5));
+    i32::try_from(request_timeout.saturating_sub(margin).as_millis()).unwrap_or(i32::MAX)
 }
 
 pub(super) fn succeed(batch: Batch, tp: &TopicPartition, base_offset: Option<i64>) {
@@ -133,8 +159,8 @@ impl Accumulator {
                 let outcome = Outcome {
                     node,
                     partitions,
+                    sent: true,
                     result: Err(error),
-                    connection: None,
                 };
                 (e.id(), outcome)
             }
@@ -143,46 +169,36 @@ impl Accumulator {
         self.complete(outcome, now);
     }
 
-    /// Starts requests for ready partitions, per broker while it has a free slot.
+    /// Starts requests for partitions whose next batch is due, per broker while it has
+    /// a free slot and an open connection (opening one if needed). A partition whose
+    /// batches in flight went to another broker or connection waits for them.
     pub(super) fn drain(&mut self, now: Instant) {
-        let flush_upto = self.flushes.iter().map(|(upto, _)| *upto).max();
-        let batch_size = self.config.batch_size_bytes;
-        let linger = self.config.linger;
-        let closing = self.closing;
-        let ready = |q: &PartitionQueue| {
-            let Some(batch) = q.batches.front() else {
-                return false;
-            };
-            if q.in_flight || q.backoff_until.is_some_and(|t| now < t) {
-                return false;
-            }
-            matches!(batch.body, Body::Sealed { .. })
-                || q.batches.len() > 1
-                || batch.size_bytes >= batch_size
-                || now >= batch.created + linger
-                || closing
-                || flush_upto.is_some_and(|upto| batch.first_serial <= upto)
+        let due = Due {
+            now,
+            limit: self.config.in_flight_limit(),
+            batch_size: self.config.batch_size_bytes,
+            linger: self.config.linger,
+            closing: self.closing,
+            flush_upto: self.flushes.iter().map(|(upto, _)| *upto).max(),
         };
-        let mut due: Vec<TopicPartition> = Vec::new();
+        let mut ready: Vec<TopicPartition> = Vec::new();
         for topic in self.topics.values() {
             for (p, q) in topic.queues.iter().enumerate() {
-                if ready(q) {
+                if due.due(q) {
                     // p < partitions ≤ i32::MAX
-                    due.push((
-                        Arc::clone(&topic.name),
-                        i32::try_from(p).unwrap_or(i32::MAX),
-                    ));
+                    let p = i32::try_from(p).unwrap_or(i32::MAX);
+                    ready.push((Arc::clone(&topic.name), p));
                 }
             }
         }
-        if due.is_empty() {
+        if ready.is_empty() {
             return;
         }
-        due.sort();
+        ready.sort();
         let metadata = self.cluster.metadata();
         let mut by_node: HashMap<i32, VecDeque<TopicPartition>> = HashMap::new();
         let mut need_metadata = false;
-        for tp in due {
+        for tp in ready {
             match metadata.leader(&tp.0, tp.1) {
                 Ok((node, _)) => by_node.entry(node).or_default().push_back(tp),
                 Err(_) => need_metadata = true,
@@ -192,32 +208,51 @@ impl Accumulator {
             let topics: Vec<String> = self.topics.keys().cloned().collect();
             self.refresh_in_background(topics, now);
         }
-        let limit = self.in_flight_limit();
-        for (node, mut partitions) in by_node {
-            while !partitions.is_empty() && self.nodes.get(&node).map_or(0, |n| n.in_flight) < limit
-            {
-                self.send_to(node, &mut partitions);
+        for (node, partitions) in by_node {
+            self.drain_node(node, partitions, &due);
+        }
+    }
+
+    fn drain_node(&mut self, node: i32, mut partitions: VecDeque<TopicPartition>, due: &Due) {
+        let Some(link) = self.links.usable(node, &self.cluster, due.now) else {
+            // Not connected: say why, should the batches expire waiting.
+            if let Some(e) = self.links.last_error(node).cloned() {
+                for tp in &partitions {
+                    let next = self.queue_mut(tp).and_then(|q| {
+                        let index = q.in_flight;
+                        q.batches.get_mut(index)
+                    });
+                    if let Some(b) = next {
+                        b.last_error.get_or_insert_with(|| e.clone());
+                    }
+                }
             }
+            return;
+        };
+        partitions.retain(|tp| {
+            let pinned = |q: &PartitionQueue| q.pinned_elsewhere(node, Some(link));
+            !self.queue(tp).is_some_and(pinned)
+        });
+        while !partitions.is_empty() && self.links.in_flight(node) < due.limit {
+            self.send_to(node, link, &mut partitions, due);
         }
     }
 
-    /// Requests outstanding per broker: one with acks=0, whose ordering rests on a
-    /// single connection (see the module guarantees).
-    pub(super) fn in_flight_limit(&self) -> usize {
-        if self.config.acks == Acks::None {
-            1
-        } else {
-            self.config.max_in_flight_requests
-        }
-    }
-
-    /// Closes (first attempt) or re-stamps (after a producer id renewal) the front
+    /// Closes (first attempt) or re-stamps (after a producer id renewal) the next
     /// batches of `partitions` and sends as many as fit `max_request_bytes` to `node`
-    /// in one Produce request; the rest stay in `partitions`.
-    pub(super) fn send_to(&mut self, node: i32, partitions: &mut VecDeque<TopicPartition>) {
+    /// in one Produce request on its connection `link`. The partitions not taken stay
+    /// in `partitions`, and so do those whose following batch is due too.
+    fn send_to(
+        &mut self,
+        node: i32,
+        link: u64,
+        partitions: &mut VecDeque<TopicPartition>,
+        due: &Due,
+    ) {
         let mut request_bytes = 0usize;
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
-        let mut sent: Vec<TopicPartition> = Vec::new();
+        let mut sent: Vec<(TopicPartition, u64)> = Vec::new();
+        let mut again: Vec<TopicPartition> = Vec::new();
         while let Some(tp) = partitions.pop_front() {
             let Some(bytes) = self.prepare(&tp) else {
                 continue;
@@ -229,12 +264,14 @@ impl Accumulator {
             let Some(queue) = self.queue_mut(&tp) else {
                 continue;
             };
-            let Some(batch) = queue.batches.front_mut() else {
+            let Some(serial) = queue.next_to_send().map(|b| b.first_serial) else {
                 continue;
             };
+            queue.mark_sent(node, link);
+            if due.due(queue) {
+                again.push(tp.clone());
+            }
             request_bytes += bytes.len();
-            queue.in_flight = true;
-            batch.attempts += 1;
             let data = PartitionProduceData::default()
                 .with_index(tp.1)
                 .with_records(Some(bytes));
@@ -246,52 +283,70 @@ impl Accumulator {
                         .with_partition_data(vec![data]),
                 ),
             }
-            sent.push(tp);
+            sent.push((tp, serial));
         }
-        if sent.is_empty() {
-            return;
+        partitions.extend(again);
+        if !sent.is_empty() {
+            self.start_request(node, topic_data, sent);
         }
-        let timeout_ms =
-            i32::try_from(self.cluster.request_timeout().as_millis()).unwrap_or(i32::MAX);
+    }
+
+    /// Queues the request on `node`'s connection and spawns the task awaiting its
+    /// answer (or, with acks=0, its write).
+    fn start_request(
+        &mut self,
+        node: i32,
+        topic_data: Vec<TopicProduceData>,
+        sent: Vec<(TopicPartition, u64)>,
+    ) {
+        let timeout_ms = produce_timeout_ms(self.cluster.request_timeout());
         let request = ProduceRequest::default()
             .with_transactional_id(None)
             .with_acks(self.config.acks.value())
             .with_timeout_ms(timeout_ms)
             .with_topic_data(topic_data);
-        let cluster = Arc::clone(&self.cluster);
-        let acks = self.config.acks;
-        let slot = self.nodes.entry(node).or_default();
-        slot.in_flight += 1;
-        let connection = slot.idle.pop();
+        let queued = match self.links.pipeline(node) {
+            Some(p) if self.config.acks == Acks::None => {
+                p.send_no_response(&request).map(Sent::Written)
+            }
+            Some(p) => p.send(&request).map(Sent::Answer),
+            // `drain_node` found it open, and nothing closed it since.
+            None => Err(Error::Connect {
+                addr: format!("node {node}"),
+                reason: "no connection".into(),
+            }),
+        };
+        self.links.request_started(node);
         let carried = sent.clone();
+        let handed = queued.is_ok();
         let task = self.in_flight.spawn(async move {
-            let (result, connection) = produce(&cluster, node, connection, acks, &request).await;
             Outcome {
                 node,
                 partitions: sent,
-                result,
-                connection,
+                sent: handed,
+                result: Sent::outcome(queued).await,
             }
         });
         self.requests.insert(task.id(), (node, carried));
     }
 
-    /// The bytes of `tp`'s front batch ready to send: closed on its first attempt (its
-    /// sequence numbers taken), re-stamped after a producer id renewal. A batch that
-    /// cannot be encoded fails and is dropped.
+    /// The bytes of `tp`'s next batch to send: closed on its first attempt, re-stamped
+    /// after a producer id renewal or a gap closed before it, else as sent before. An
+    /// idempotent batch takes its sequence numbers when first stamped under the current
+    /// producer id; stamping sequence 0 holds the partition to one batch in flight until
+    /// one is acknowledged. A batch that cannot be encoded fails and is dropped.
     pub(super) fn prepare(&mut self, tp: &TopicPartition) -> Option<Bytes> {
         let identity = self.identity;
         let compression = self.config.compression;
         let queue = self.queue_mut(tp)?;
-        let batch = queue.batches.front_mut()?;
-        let base_sequence = queue.next_sequence;
-        let sealed = match std::mem::replace(
-            &mut batch.body,
-            Body::Sealed {
-                bytes: Bytes::new(),
-                stale_sequence: true,
-            },
-        ) {
+        let index = queue.in_flight;
+        let batch = queue.batches.get_mut(index)?;
+        let base_sequence = batch.sequence.unwrap_or(queue.next_sequence);
+        let stale = Body::Sealed {
+            bytes: Bytes::new(),
+            stale_sequence: true,
+        };
+        let sealed = match std::mem::replace(&mut batch.body, stale) {
             Body::Open(builder) => builder.finish(identity, base_sequence, compression),
             Body::Sealed {
                 bytes,
@@ -312,8 +367,12 @@ impl Accumulator {
             Ok(bytes) => {
                 queue.last_batch_bytes = bytes.len();
                 if identity.is_some() {
-                    let count = i32::try_from(batch.records.len()).unwrap_or(i32::MAX);
-                    queue.next_sequence = base_sequence.wrapping_add(count) & i32::MAX;
+                    if batch.sequence.is_none() {
+                        let count = i32::try_from(batch.records.len()).unwrap_or(i32::MAX);
+                        queue.next_sequence = base_sequence.wrapping_add(count) & i32::MAX;
+                        batch.sequence = Some(base_sequence);
+                    }
+                    queue.awaiting_first_ack |= base_sequence == 0;
                 }
                 batch.body = Body::Sealed {
                     bytes: bytes.clone(),
@@ -322,7 +381,9 @@ impl Accumulator {
                 Some(bytes)
             }
             Err(e) => {
-                let batch = queue.batches.pop_front()?;
+                let batch = queue.batches.remove(index)?;
+                queue.leave_gap(&batch);
+                queue.close_gaps();
                 self.buffered_bytes -= batch.size_bytes;
                 fail(batch, &e);
                 None
@@ -335,105 +396,107 @@ impl Accumulator {
         self.topics.get_mut(&*tp.0)?.queues.get_mut(p)
     }
 
+    fn queue(&self, tp: &TopicPartition) -> Option<&PartitionQueue> {
+        let p = usize::try_from(tp.1).ok()?;
+        self.topics.get(&*tp.0)?.queues.get(p)
+    }
+
     /// Applies a request's outcome to each of its partitions.
     pub(super) fn complete(&mut self, outcome: Outcome, now: Instant) {
-        let slot = self.nodes.entry(outcome.node).or_default();
-        slot.in_flight = slot.in_flight.saturating_sub(1);
-        if let Some(connection) = outcome.connection {
-            slot.idle.push(connection);
-        }
-        for tp in outcome.partitions {
-            let result = match &outcome.result {
-                Err(e) => Err(e.clone()),
-                Ok(None) => Ok(None), // acks=0
+        self.links.request_finished(outcome.node);
+        for (tp, serial) in outcome.partitions {
+            let attempt = match &outcome.result {
+                Err(e) if outcome.sent => Attempt::Lost(e.clone()),
+                Err(e) => Attempt::Refused(e.clone()),
+                Ok(None) => Attempt::Appended(None), // acks=0
                 Ok(Some(response)) => partition_result(response, &tp),
             };
-            self.complete_partition(&tp, result, now);
+            self.complete_partition(&tp, serial, attempt, now);
         }
     }
 
+    /// Settles the batch `serial` of `tp` with its answer (see `in_flight`).
     pub(super) fn complete_partition(
         &mut self,
         tp: &TopicPartition,
-        result: Result<Option<i64>>,
+        serial: u64,
+        attempt: Attempt,
         now: Instant,
     ) {
-        let identity = self.identity;
-        let config = &self.config;
+        let cx = SettleContext {
+            config: &self.config,
+            idempotent: self.identity.is_some(),
+            renewing: self.needs_reset,
+            now,
+        };
         let Some(queue) = usize::try_from(tp.1)
             .ok()
             .and_then(|p| self.topics.get_mut(&*tp.0)?.queues.get_mut(p))
         else {
             return;
         };
-        queue.in_flight = false;
-        let Some(batch) = queue.batches.front_mut() else {
-            return;
-        };
-        let e = match result {
-            Ok(base_offset) => {
-                queue.backoff_until = None;
-                if let Some(batch) = queue.batches.pop_front() {
-                    self.buffered_bytes -= batch.size_bytes;
-                    succeed(batch, tp, base_offset);
-                }
-                return;
-            }
-            Err(e) => e,
-        };
-        let elapsed = now.saturating_duration_since(batch.created);
-        let retry = e.is_retriable()
-            && batch.attempts <= config.retries
-            && elapsed < config.delivery_timeout;
-        if retry {
-            let shift = batch.attempts.saturating_sub(1).min(16);
-            let backoff = config
-                .retry_backoff
-                .saturating_mul(1 << shift)
-                .min(config.retry_backoff_max);
-            debug!(topic = %tp.0, partition = tp.1, attempts = batch.attempts, error = %e, ?backoff, "retrying batch");
-            batch.last_error = Some(e);
-            queue.backoff_until = Some(now + backoff);
-            self.refresh_in_background(vec![tp.0.to_string()], now);
-            return;
+        let settled = queue.settle(serial, attempt, &cx);
+        // The partition's batches may be all back: its front one expires from now on.
+        if let Some(expires) = queue.expires_at(self.config.delivery_timeout) {
+            self.next_expiry = Some(self.next_expiry.map_or(expires, |t| t.min(expires)));
         }
-        let error = if e.is_retriable() {
-            Error::DeliveryTimeout {
-                topic: tp.0.to_string(),
-                partition: tp.1,
-                timeout: config.delivery_timeout,
-                last_error: e.to_string(),
+        match settled {
+            Settled::Unknown => {}
+            Settled::Acknowledged(batch, base_offset) => {
+                self.buffered_bytes -= batch.size_bytes;
+                succeed(batch, tp, base_offset);
             }
-        } else {
-            e
-        };
-        queue.backoff_until = None;
-        if let Some(batch) = queue.batches.pop_front() {
-            self.buffered_bytes -= batch.size_bytes;
-            // The broker may hold part of this partition's sequence range.
-            if identity.is_some() && batch.sent_with_sequence() {
-                self.needs_reset = true;
+            Settled::Retry => {
+                debug!(topic = %tp.0, partition = tp.1, serial, backoff_until = ?queue.backoff_until, "retrying batch");
+                self.refresh_in_background(vec![tp.0.to_string()], now);
             }
-            fail(batch, &error);
+            Settled::Failed {
+                batch,
+                error,
+                renew_id,
+            } => {
+                self.buffered_bytes -= batch.size_bytes;
+                self.needs_reset |= renew_id;
+                let error = if error.is_retriable() {
+                    Error::DeliveryTimeout {
+                        topic: tp.0.to_string(),
+                        partition: tp.1,
+                        timeout: self.config.delivery_timeout,
+                        last_error: error.to_string(),
+                    }
+                } else {
+                    error
+                };
+                fail(batch, &error);
+            }
         }
     }
 
-    /// After an idempotent batch failed for good the partition's sequence numbers can
-    /// no longer be trusted: take a new producer id and restart every sequence at 0,
-    /// re-stamping batches that were sent but not acknowledged.
+    /// After a batch whose outcome is unknown failed (or the broker's sequence state
+    /// disagreed): takes a new producer id, fails every pending batch that may be
+    /// stored under the old one (with the error its unanswered attempt got), and lets
+    /// the others take sequence numbers from 0 under the new id (see `in_flight`).
+    /// Nothing is in flight: this waits for every request to be settled.
     pub(super) async fn reset_producer_id(&mut self) {
         match init_producer_id(&self.cluster).await {
             Ok(identity) => {
                 self.identity = Some(identity);
+                let mut unknown = Vec::new();
                 for topic in self.topics.values_mut() {
-                    for queue in &mut topic.queues {
-                        queue.next_sequence = 0;
-                        for batch in &mut queue.batches {
-                            if let Body::Sealed { stale_sequence, .. } = &mut batch.body {
-                                *stale_sequence = true;
-                            }
-                        }
+                    for (p, queue) in topic.queues.iter_mut().enumerate() {
+                        let p = i32::try_from(p).unwrap_or(i32::MAX);
+                        let tp = (Arc::clone(&topic.name), p);
+                        unknown.extend(queue.renew().into_iter().map(|b| (tp.clone(), b)));
                     }
+                }
+                for ((topic, partition), mut batch) in unknown {
+                    debug!(%topic, partition, serial = batch.first_serial, "outcome unknown at a producer id renewal");
+                    self.buffered_bytes -= batch.size_bytes;
+                    let error = batch.maybe_stored.take().unwrap_or_else(|| {
+                        let unknown = std::io::Error::other("outcome unknown");
+                        Error::io(&format!("{topic}-{partition}"), unknown)
+                    });
+                    fail(batch, &error);
                 }
                 self.needs_reset = false;
             }
@@ -463,23 +526,38 @@ mod tests {
                 .with_base_offset(base_offset)])])
     }
 
+    fn offset(attempt: Attempt) -> Option<i64> {
+        match attempt {
+            Attempt::Appended(offset) => offset,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn duplicates_count_as_success_and_errors_map() {
         let tp: TopicPartition = (Arc::from("t"), 1);
-        assert_eq!(partition_result(&response(0, 40), &tp).unwrap(), Some(40));
-        assert_eq!(
-            partition_result(&response(DUPLICATE_SEQUENCE_NUMBER, 40), &tp).unwrap(),
-            Some(40)
-        );
-        assert_eq!(
-            partition_result(&response(DUPLICATE_SEQUENCE_NUMBER, -1), &tp).unwrap(),
-            None
-        );
-        let e = partition_result(&response(6, -1), &tp).unwrap_err();
-        assert!(e.is_retriable(), "NOT_LEADER_OR_FOLLOWER retries");
-        let e = partition_result(&response(10, -1), &tp).unwrap_err();
-        assert!(!e.is_retriable(), "MESSAGE_TOO_LARGE does not");
-        let e = partition_result(&response(0, 0), &(Arc::from("t"), 2)).unwrap_err();
-        assert_eq!(e.kafka_code(), Some(3));
+        assert_eq!(offset(partition_result(&response(0, 40), &tp)), Some(40));
+        let duplicate = partition_result(&response(DUPLICATE_SEQUENCE_NUMBER, 40), &tp);
+        assert_eq!(offset(duplicate), Some(40));
+        let duplicate = partition_result(&response(DUPLICATE_SEQUENCE_NUMBER, -1), &tp);
+        assert_eq!(offset(duplicate), None);
+        let refused = |code| match partition_result(&response(code, -1), &tp) {
+            Attempt::Refused(e) => e,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(6).is_retriable(), "NOT_LEADER_OR_FOLLOWER retries");
+        assert!(!refused(10).is_retriable(), "MESSAGE_TOO_LARGE does not");
+        // A response without the partition is no answer for its batch.
+        let missing = partition_result(&response(0, 0), &(Arc::from("t"), 2));
+        assert!(matches!(missing, Attempt::Lost(ref e) if e.kafka_code() == Some(3)));
+    }
+
+    #[test]
+    fn the_broker_times_a_produce_out_before_the_connection_does() {
+        let ms = |d: Duration| produce_timeout_ms(d);
+        assert_eq!(ms(Duration::from_secs(30)), 27_000, "a tenth of it");
+        assert_eq!(ms(Duration::from_secs(120)), 115_000, "at most 5 s");
+        assert_eq!(ms(Duration::from_millis(100)), 90);
+        assert_eq!(ms(Duration::from_secs(u64::MAX / 4)), i32::MAX);
     }
 }
