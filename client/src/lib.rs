@@ -7,7 +7,8 @@
 //! - [`Connection`]: one connection, frames, correlation ids, API version
 //!   negotiation, per-request timeouts, bounded frames; over TCP or TLS, authenticated
 //!   with SASL PLAIN or SCRAM when [`security`] says so (Kafka's `security.protocol`
-//!   and `ssl.*` / `sasl.*` settings).
+//!   and `ssl.*` / `sasl.*` settings). [`Connection::into_pipeline`] turns one into a
+//!   pipelined connection (a writer and a reader, several requests on the wire at once).
 //! - [`Cluster`]: bootstrap, metadata (partition → leader by node id) and a connection
 //!   per broker.
 //! - [`Admin`]: create, delete, list and describe topics; describe and alter configs;
@@ -15,7 +16,9 @@
 //!   describe and delete ACLs ([`acls`]); describe and alter client quotas
 //!   ([`quotas`]).
 //! - [`Producer`]: batching by linger and size, the Java client's murmur2 partitioner,
-//!   acks 0/1/all, idempotence, retries with backoff, compression.
+//!   acks 0/1/all, idempotence, retries with backoff, compression; up to 5 batches per
+//!   partition in flight on one pipelined connection per broker, in order across
+//!   retries.
 //! - [`PartitionConsumer`]: reads one partition from earliest, latest, an offset or a
 //!   time.
 //! - [`GroupConsumer`]: a consumer group member (Kafka's classic group protocol):
