@@ -68,10 +68,14 @@ impl Due {
         let Some(batch) = q.next_to_send() else {
             return false;
         };
+        // A batch that is merely old enough (linger) waits while the partition has
+        // batches in flight, growing meanwhile: under a light load, one request per
+        // round trip carries what came during it, instead of many small ones. A full
+        // batch does not wait: under load, up to `limit` go at once.
         matches!(batch.body, Body::Sealed { .. })
             || q.batches.len() > q.in_flight + 1
             || batch.size_bytes >= self.batch_size
-            || self.now >= batch.created + self.linger
+            || (q.in_flight == 0 && self.now >= batch.created + self.linger)
             || self.closing
             || self
                 .flush_upto
