@@ -238,19 +238,25 @@ impl Connection {
         }
     }
 
+    /// Fails when an earlier failure broke this connection.
+    fn refuse_if_broken(&self) -> Result<()> {
+        if !self.broken {
+            return Ok(());
+        }
+        Err(Error::io(
+            &self.addr,
+            std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "connection closed after an earlier failure",
+            ),
+        ))
+    }
+
     /// Turns this connection into a [`Pipeline`]: its stream is split between a writer
     /// and a reader on a task of their own (spawned on the current Tokio runtime).
     /// Fails on a broken connection.
     pub fn into_pipeline(self) -> Result<Pipeline> {
-        if self.broken {
-            return Err(Error::io(
-                &self.addr,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotConnected,
-                    "connection closed after an earlier failure",
-                ),
-            ));
-        }
+        self.refuse_if_broken()?;
         Ok(Pipeline::start(
             self.addr,
             self.stream,
@@ -363,15 +369,7 @@ impl Connection {
         expect_response: bool,
         timeout: Duration,
     ) -> Result<Option<Bytes>> {
-        if self.broken {
-            return Err(Error::io(
-                &self.addr,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotConnected,
-                    "connection closed after an earlier failure",
-                ),
-            ));
-        }
+        self.refuse_if_broken()?;
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = self.encode_frame(api, version, correlation_id, body)?;
