@@ -524,7 +524,18 @@ impl EntryTable {
 
     /// Shrinks the file to its records and syncs it (segment close).
     pub fn trim(&mut self) -> Result<()> {
-        self.map.flush().map_err(|e| LogError::io(&self.path, e))?;
+        self.trim_unsynced()?;
+        self.file
+            .sync_all()
+            .map_err(|e| LogError::io(&self.path, e))?;
+        self.synced = self.len;
+        Ok(())
+    }
+
+    /// Shrinks the file as [`EntryTable::trim`] does, leaving the sync to whoever syncs
+    /// the handle from [`EntryTable::sync_handle`] (a roll's next flush); records
+    /// written through the map stay in the page cache when it is replaced.
+    pub fn trim_unsynced(&mut self) -> Result<()> {
         let bytes = (ENTRY_TABLE_HEADER_BYTES + self.len * ENTRY_RECORD_BYTES) as u64;
         // Replace the mapping with one that fits the shrunk file before shrinking it.
         // SAFETY: as in `map_file`.
@@ -537,14 +548,10 @@ impl EntryTable {
         self.file
             .set_len(bytes)
             .map_err(|e| LogError::io(&self.path, e))?;
-        self.file
-            .sync_all()
-            .map_err(|e| LogError::io(&self.path, e))?;
         // SAFETY: as in `map_file`.
         self.map = unsafe { MmapOptions::new().len(bytes as usize).map_mut(&self.file) }
             .map_err(|e| LogError::io(&self.path, e))?;
         self.capacity = self.len;
-        self.synced = self.len;
         Ok(())
     }
 

@@ -32,7 +32,9 @@ pub const POINTS: &[&str] = &[
     "raft.state.before_rename",
     // log-store: restarting a log at a snapshot (Log::reset)
     "log.reset.before_segments",
-    // log-store: rolling a segment (Log::roll)
+    // log-store: rolling a segment (Log::roll), and the flush that makes it durable
+    // (Log::flush, Log::complete_flush)
+    "log.roll.before_create",
     "log.roll.before_checkpoint",
     // log-store: retention and DeleteRecords (Log::delete_oldest)
     "log.delete.before_segments",

@@ -262,18 +262,31 @@ impl<E: IndexEntry> MmapIndex<E> {
 
     /// Shrinks the file to exactly the written entries and syncs it (segment close).
     pub fn trim(&mut self) -> Result<()> {
-        if let Some(map) = &self.map {
-            map.flush().map_err(|e| LogError::io(&self.path, e))?;
-        }
+        self.trim_unsynced()?;
+        self.file
+            .sync_all()
+            .map_err(|e| LogError::io(&self.path, e))
+    }
+
+    /// Shrinks the file as [`Index::trim`] does, leaving the sync to whoever syncs the
+    /// handle from [`Index::sync_handle`] (a roll's next flush). Pages written through
+    /// the map stay in the page cache when it is replaced, and that sync writes them.
+    pub fn trim_unsynced(&mut self) -> Result<()> {
         let bytes = (self.len * E::ENTRY_BYTES) as u64;
         self.map = None;
         self.file
             .set_len(bytes)
             .map_err(|e| LogError::io(&self.path, e))?;
-        self.file
-            .sync_all()
-            .map_err(|e| LogError::io(&self.path, e))?;
         self.limit = self.len;
         self.remap(bytes)
+    }
+
+    /// A duplicate handle on the index file, to sync it without `&mut self`.
+    pub fn sync_handle(&self) -> Result<(PathBuf, File)> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| LogError::io(&self.path, e))?;
+        Ok((self.path.clone(), file))
     }
 }

@@ -641,7 +641,7 @@ fn a_prepared_flush_moves_the_watermark_to_what_it_covered_and_never_over_a_trun
     // Appends go on while the sync runs; the watermark covers only what was prepared.
     log.append(&common::batch(3, 2, 100, 1000)).unwrap();
     pending.sync().unwrap();
-    assert_eq!(log.complete_flush(pending), 6);
+    assert_eq!(log.complete_flush(pending).unwrap(), 6);
     assert_eq!(log.flushed_offset(), 6);
 
     let pending = log.prepare_flush().unwrap().expect("one batch to flush");
@@ -650,7 +650,7 @@ fn a_prepared_flush_moves_the_watermark_to_what_it_covered_and_never_over_a_trun
     log.append(&common::batch(9, 4, 100, 1000)).unwrap();
     pending.sync().unwrap();
     // Offsets 4..8 now hold other entries than the ones the sync covered.
-    assert_eq!(log.complete_flush(pending), 4);
+    assert_eq!(log.complete_flush(pending).unwrap(), 4);
     assert_eq!(log.flush().unwrap(), 8);
     assert!(log.prepare_flush().unwrap().is_none());
 }

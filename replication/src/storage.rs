@@ -194,7 +194,9 @@ impl LogStorage {
             return Ok(());
         };
         pending.sync().map_err(|e| self.log_err(e))?;
-        write(&self.log).complete_flush(pending);
+        write(&self.log)
+            .complete_flush(pending)
+            .map_err(|e| self.log_err(e))?;
         Ok(())
     }
 

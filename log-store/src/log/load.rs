@@ -75,6 +75,7 @@ impl Log {
             cleaning: Arc::new(AtomicBool::new(false)),
             clean_poisoned: false,
             tombstones_held_below: None,
+            unsynced: Vec::new(),
             sealed: false,
             deferred_deletes: Vec::new(),
         };

@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{debug, info, info_span};
+use tracing::{info, info_span};
 
 use crate::batch::{self, BatchError, BatchHeader};
 use crate::checkpoint::{sync_dir, Checkpoint};
@@ -28,11 +28,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::entries::{EntryKind, EntryRecord};
 use crate::error::{LogError, Result};
-use crate::segment::{Segment, SyncCover};
+use crate::segment::Segment;
 
 mod clean;
+mod flush;
 mod load;
 mod retention;
+
+pub use flush::PendingFlush;
 
 pub(crate) use load::list_segments;
 
@@ -143,40 +146,13 @@ pub struct Log {
     /// past its horizon only because of that bound: a due horizon starts no new cleaning
     /// until the bound moves.
     tombstones_held_below: Option<u64>,
+    /// Segments closed by rolls whose files the next flush syncs, oldest first.
+    unsynced: Vec<flush::UnsyncedSegment>,
     /// Set by [`Log::seal`]: every change is refused from then on.
     sealed: bool,
     /// Files of removed segments, renamed `*.deleted`, waiting out `file.delete.delay.ms`
     /// (lost on a stop: the next open removes every `*.deleted` file).
     deferred_deletes: Vec<retention::DeferredDelete>,
-}
-
-/// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
-/// ([`PendingFlush::sync`]) runs without it, so appends and reads go on during the
-/// `fdatasync`; [`Log::complete_flush`] then moves the flushed watermark.
-#[derive(Debug)]
-pub struct PendingFlush {
-    files: Vec<(PathBuf, std::fs::File)>,
-    cover: SyncCover,
-    segment_base_offset: u64,
-    offset: u64,
-    raft_index: u64,
-    generation: u64,
-}
-
-impl PendingFlush {
-    /// The offset `flushed_offset()` becomes when this flush completes.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// Makes the prepared entries durable (`fdatasync` of each file of the active
-    /// segment). Blocking; call it off the async runtime's threads.
-    pub fn sync(&self) -> Result<()> {
-        for (path, file) in &self.files {
-            file.sync_data().map_err(|e| LogError::io(path, e))?;
-        }
-        Ok(())
-    }
 }
 
 /// Whether an append computes the batch's CRC-32C.
@@ -502,26 +478,8 @@ impl Log {
         Ok(())
     }
 
-    /// Seals the active segment and starts a new one at `next_offset()`.
-    pub fn roll(&mut self) -> Result<()> {
-        self.check_open()?;
-        if !self.active().has_data() {
-            return Ok(());
-        }
-        let (next_offset, next_raft) = (self.next_offset(), self.active().next_raft_index());
-        let span = info_span!("log_roll", dir = %self.dir.display(), base_offset = next_offset);
-        let _enter = span.enter();
-        self.active_mut().close()?;
-        self.start_segment(next_offset, next_raft)?;
-        self.crash_point("log.roll.before_checkpoint")?;
-        self.checkpoint.recovery_point = next_offset;
-        self.checkpoint.write(&self.dir)?;
-        debug!("segment rolled");
-        Ok(())
-    }
-
     /// Starts a new, empty active segment at `next_offset` / `next_raft_index` (every
-    /// earlier segment closed or gone) and makes its files' names durable; nothing is
+    /// earlier segment gone: a reset) and makes its files' names durable; nothing is
     /// left unflushed.
     fn start_segment(&mut self, next_offset: u64, next_raft_index: u64) -> Result<()> {
         let seg = Segment::create(
@@ -536,55 +494,6 @@ impl Log {
         self.flushed_offset = next_offset;
         self.flushed_raft_index = next_raft_index - 1;
         Ok(())
-    }
-
-    // ------------------------------------------------------------ durability
-
-    /// Makes every entry appended so far durable; returns the new `flushed_offset()`.
-    pub fn flush(&mut self) -> Result<u64> {
-        self.active_mut().flush()?;
-        self.flushed_offset = self.next_offset();
-        self.flushed_raft_index = self.last_raft_index();
-        Ok(self.flushed_offset)
-    }
-
-    /// Prepares a flush of everything appended so far, to be synced without `&mut self`
-    /// ([`PendingFlush::sync`]) and then recorded with [`Log::complete_flush`]. `None`
-    /// when everything is already durable. Segments closed by a roll were synced by it,
-    /// so only the active segment's files are involved.
-    pub fn prepare_flush(&self) -> Result<Option<PendingFlush>> {
-        if self.flushed_offset == self.next_offset()
-            && self.flushed_raft_index == self.last_raft_index()
-        {
-            return Ok(None);
-        }
-        let active = self.active();
-        let (files, cover) = active.sync_handles()?;
-        Ok(Some(PendingFlush {
-            files,
-            cover,
-            segment_base_offset: active.base_offset(),
-            offset: self.next_offset(),
-            raft_index: self.last_raft_index(),
-            generation: self.generation,
-        }))
-    }
-
-    /// Records a [`PendingFlush`] whose `sync` succeeded: the flushed watermark moves to
-    /// what it covered (never backwards; not at all when the log was truncated or reset
-    /// since it was prepared). Returns `flushed_offset()`.
-    pub fn complete_flush(&mut self, done: PendingFlush) -> u64 {
-        if done.generation == self.generation {
-            self.flushed_offset = self.flushed_offset.max(done.offset.min(self.next_offset()));
-            self.flushed_raft_index = self
-                .flushed_raft_index
-                .max(done.raft_index.min(self.last_raft_index()));
-            let active = self.active_mut();
-            if active.base_offset() == done.segment_base_offset {
-                active.mark_synced(done.cover);
-            }
-        }
-        self.flushed_offset
     }
 
     /// Flushes, seals the active segment's files and writes the clean-shutdown marker.
@@ -722,6 +631,7 @@ impl Log {
             seg.delete()?;
         }
         let config = self.config.clone();
+        self.forget_unsynced_from(self.segments[i].base_offset());
         self.segments[i].truncate_from_raft_index(raft_index, &config)?;
         sync_dir(&self.dir)?;
         let next = self.next_offset();
@@ -759,6 +669,7 @@ impl Log {
         for seg in std::mem::take(&mut self.segments) {
             seg.delete()?;
         }
+        self.forget_unsynced_from(0);
         self.start_segment(next_offset, next_raft_index)?;
         self.lower_first_dirty(next_offset)?;
         Ok(())

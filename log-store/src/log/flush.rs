@@ -1,0 +1,215 @@
+//! Durability of a log: rolls and flushes.
+//!
+//! A roll does no I/O that waits for the disk: it closes the active segment without
+//! syncing it (indexes and entry table trimmed, the `.log` cut to its end), creates the
+//! next segment's files and appends go on there. The closed segment's files and the
+//! directory (the new segment's names) are synced by the next flush, before the flushed
+//! watermark moves past anything the roll left unsynced. Only after that sync does the
+//! recovery point move to the oldest segment still unsynced (or the active one), and the
+//! checkpoint is written.
+//!
+//! Crash order of a roll, step by step (docs/storage.md says the same):
+//! 1. the old segment is closed in the page cache and the new one's files are created;
+//! 2. a flush syncs the closed segments' files, then the directory, then the active
+//!    segment's files; the flushed watermark then covers everything appended;
+//! 3. the checkpoint's recovery point moves past the synced segments.
+//!
+//! A crash before step 3 leaves the recovery point at or below the closed segment, so the
+//! next open scans it and every later segment entry by entry, cutting at the first torn
+//! entry; a new segment whose files a power loss took is simply absent. No step ever
+//! counts unsynced bytes as durable.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use tracing::{debug, info_span};
+
+use super::Log;
+use crate::checkpoint::sync_dir;
+use crate::error::{LogError, Result};
+use crate::segment::{Segment, SyncCover};
+
+/// A segment closed by a roll whose files are not synced yet.
+#[derive(Debug)]
+pub(super) struct UnsyncedSegment {
+    base_offset: u64,
+    files: Vec<(PathBuf, File)>,
+}
+
+/// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
+/// ([`PendingFlush::sync`]) runs without it, so appends and reads go on during the
+/// `fdatasync`; [`Log::complete_flush`] then moves the flushed watermark.
+#[derive(Debug)]
+pub struct PendingFlush {
+    /// Files of segments closed by rolls, synced (with the directory) first.
+    rolled: Vec<(PathBuf, File)>,
+    /// How many of the log's unsynced closed segments `rolled` covers.
+    rolled_segments: usize,
+    dir: Option<PathBuf>,
+    files: Vec<(PathBuf, File)>,
+    cover: SyncCover,
+    segment_base_offset: u64,
+    offset: u64,
+    raft_index: u64,
+    generation: u64,
+}
+
+impl PendingFlush {
+    /// The offset `flushed_offset()` becomes when this flush completes.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Makes the prepared entries durable: the files of segments closed by rolls and
+    /// the directory, then each file of the active segment (`fdatasync`). Blocking; call
+    /// it off the async runtime's threads.
+    pub fn sync(&self) -> Result<()> {
+        sync_rolled(&self.rolled, self.dir.as_deref())?;
+        for (path, file) in &self.files {
+            file.sync_data().map_err(|e| LogError::io(path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Syncs closed segments' files (length included), then `dir` (their successors' names).
+fn sync_rolled(files: &[(PathBuf, File)], dir: Option<&std::path::Path>) -> Result<()> {
+    for (path, file) in files {
+        file.sync_all().map_err(|e| LogError::io(path, e))?;
+    }
+    match dir {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+impl Log {
+    /// Seals the active segment and starts a new one at `next_offset()`, without
+    /// waiting for the disk: the next flush makes the closed segment durable (see the
+    /// module docs for the crash order).
+    pub fn roll(&mut self) -> Result<()> {
+        self.check_open()?;
+        if !self.active().has_data() {
+            return Ok(());
+        }
+        let (next_offset, next_raft) = (self.next_offset(), self.active().next_raft_index());
+        let span = info_span!("log_roll", dir = %self.dir.display(), base_offset = next_offset);
+        let _enter = span.enter();
+        let base_offset = self.active().base_offset();
+        let files = self.active_mut().close_unsynced()?;
+        self.unsynced.push(UnsyncedSegment { base_offset, files });
+        self.crash_point("log.roll.before_create")?;
+        let seg = Segment::create(
+            &self.dir,
+            next_offset,
+            next_raft,
+            &self.config,
+            self.clock.now_ms(),
+        )?;
+        self.segments.push(seg);
+        debug!("segment rolled");
+        Ok(())
+    }
+
+    /// Makes every entry appended so far durable (segments closed by rolls first);
+    /// returns the new `flushed_offset()`.
+    pub fn flush(&mut self) -> Result<u64> {
+        let rolled: Vec<(PathBuf, File)> = self
+            .unsynced
+            .iter()
+            .flat_map(|s| s.files.iter())
+            .map(|(p, f)| f.try_clone().map(|f| (p.clone(), f)))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| LogError::io(&self.dir, e))?;
+        let dir = (!self.unsynced.is_empty()).then(|| self.dir.clone());
+        sync_rolled(&rolled, dir.as_deref())?;
+        self.active_mut().flush()?;
+        self.flushed_offset = self.next_offset();
+        self.flushed_raft_index = self.last_raft_index();
+        let synced = self.unsynced.len();
+        self.rolls_synced(synced)?;
+        Ok(self.flushed_offset)
+    }
+
+    /// Prepares a flush of everything appended so far, to be synced without `&mut self`
+    /// ([`PendingFlush::sync`]) and then recorded with [`Log::complete_flush`]. `None`
+    /// when everything is already durable.
+    pub fn prepare_flush(&self) -> Result<Option<PendingFlush>> {
+        if self.flushed_offset == self.next_offset()
+            && self.flushed_raft_index == self.last_raft_index()
+            && self.unsynced.is_empty()
+        {
+            return Ok(None);
+        }
+        let mut rolled = Vec::new();
+        for (path, file) in self.unsynced.iter().flat_map(|s| s.files.iter()) {
+            let file = file.try_clone().map_err(|e| LogError::io(path, e))?;
+            rolled.push((path.clone(), file));
+        }
+        let active = self.active();
+        let (files, cover) = active.sync_handles()?;
+        Ok(Some(PendingFlush {
+            rolled,
+            rolled_segments: self.unsynced.len(),
+            dir: (!self.unsynced.is_empty()).then(|| self.dir.clone()),
+            files,
+            cover,
+            segment_base_offset: active.base_offset(),
+            offset: self.next_offset(),
+            raft_index: self.last_raft_index(),
+            generation: self.generation,
+        }))
+    }
+
+    /// Records a [`PendingFlush`] whose `sync` succeeded: the flushed watermark moves to
+    /// what it covered (never backwards; not at all when the log was truncated or reset
+    /// since it was prepared), and past segments it synced for a roll, the recovery
+    /// point. Returns `flushed_offset()`.
+    pub fn complete_flush(&mut self, done: PendingFlush) -> Result<u64> {
+        if done.generation != self.generation {
+            return Ok(self.flushed_offset);
+        }
+        self.flushed_offset = self.flushed_offset.max(done.offset.min(self.next_offset()));
+        self.flushed_raft_index = self
+            .flushed_raft_index
+            .max(done.raft_index.min(self.last_raft_index()));
+        let active = self.active_mut();
+        if active.base_offset() == done.segment_base_offset {
+            active.mark_synced(done.cover);
+        }
+        self.rolls_synced(done.rolled_segments)?;
+        Ok(self.flushed_offset)
+    }
+
+    /// The first `count` segments closed by rolls are durable: the recovery point moves
+    /// to the oldest one still unsynced, or the active segment, and the checkpoint says
+    /// so.
+    fn rolls_synced(&mut self, count: usize) -> Result<()> {
+        let count = count.min(self.unsynced.len());
+        if count == 0 {
+            return Ok(());
+        }
+        let point = self
+            .unsynced
+            .get(count)
+            .map_or(self.active().base_offset(), |s| s.base_offset);
+        if point > self.checkpoint.recovery_point {
+            let span = info_span!("log_recovery_point", dir = %self.dir.display(), point);
+            let _enter = span.enter();
+            self.crash_point("log.roll.before_checkpoint")?;
+            let mut checkpoint = self.checkpoint;
+            checkpoint.recovery_point = point;
+            checkpoint.write(&self.dir)?;
+            self.checkpoint = checkpoint;
+        }
+        // Only once the checkpoint says so: should it fail, the next flush tries again.
+        self.unsynced.drain(..count);
+        Ok(())
+    }
+
+    /// Forgets the closed segments from `base_offset` on: a truncation or reset removed
+    /// them or made one active again (whose own flush then syncs it).
+    pub(super) fn forget_unsynced_from(&mut self, base_offset: u64) {
+        self.unsynced.retain(|s| s.base_offset < base_offset);
+    }
+}
