@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
 
 use crate::batch::{BatchBuilder, ProducerIdentity, BATCH_HEADER_BYTES};
 use crate::cluster::Cluster;
@@ -21,7 +22,7 @@ use crate::partitioner::{partition_for_key, NullKeyState};
 use crate::record::ProducerRecord;
 
 use super::links::Links;
-use super::sender::{fail, Outcome};
+use super::sender::{fail, InFlightRequest};
 use super::{Command, ProducerConfig, COMMAND_QUEUE_RECORDS, MAX_GROWN_BATCH_BYTES};
 
 /// Initial room of a batch's buffer, in bytes, when `batch_size_bytes` is larger: big
@@ -319,9 +320,9 @@ pub(super) struct Accumulator {
     pub(super) seed: u32,
     pub(super) topics: HashMap<String, TopicState>,
     pub(super) unassigned: VecDeque<Unassigned>,
-    pub(super) in_flight: JoinSet<Outcome>,
-    /// What each request task carries, to settle its batches if the task fails.
-    pub(super) requests: HashMap<tokio::task::Id, (i32, Vec<(TopicPartition, u64)>)>,
+    /// The answers awaited, polled on this task (no task per request: an answer
+    /// wakes the producer directly).
+    pub(super) in_flight: FuturesUnordered<InFlightRequest>,
     /// The producer's connection to each broker.
     pub(super) links: Links,
     /// Flush waiters with the last serial they cover.
@@ -362,8 +363,7 @@ impl Accumulator {
             seed,
             topics: HashMap::new(),
             unassigned: VecDeque::new(),
-            in_flight: JoinSet::new(),
-            requests: HashMap::new(),
+            in_flight: FuturesUnordered::new(),
             links: Links::default(),
             flushes: Vec::new(),
             buffered_bytes: 0,
@@ -399,11 +399,12 @@ impl Accumulator {
             let accepting = !self.closing && self.buffered_bytes < self.config.buffer_bytes;
             tokio::select! {
                 biased;
-                Some(joined) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
+                Some(outcome) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     now = Instant::now();
-                    self.joined(joined, now);
-                    while let Some(joined) = self.in_flight.try_join_next_with_id() {
-                        self.joined(joined, now);
+                    self.complete(outcome, now);
+                    // Other answers that are in already, without another wake-up.
+                    while let Some(Some(outcome)) = self.in_flight.next().now_or_never() {
+                        self.complete(outcome, now);
                     }
                 }
                 Some(connected) = self.links.connecting.join_next_with_id(), if !self.links.connecting.is_empty() => {

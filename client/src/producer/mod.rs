@@ -56,9 +56,11 @@
 //! Costs: the background task takes records from its queue in bulk, reads the clock
 //! once per wake-up (not per record), and does its housekeeping (expiry, metadata age,
 //! flushes, sending) per wake-up; a record costs one partition choice and one append
-//! to its batch's buffer. Connections are opened by tasks of their own and requests
-//! awaited by tasks of their own, so the producer's task never waits for the network
-//! (but for InitProducerId and metadata of topics it has not seen).
+//! to its batch's buffer. Connections are opened by tasks of their own; a request is
+//! queued on its broker's pipelined connection and its answer awaited among the
+//! task's other events (no task per request, so an answer costs one wake-up of the
+//! producer's task). The task never waits for the network (but for InitProducerId and
+//! metadata of topics it has not seen).
 //!
 //! This module is the public API ([`Producer`], its configuration and the queue to the
 //! task); `accumulator` holds the task's buffers (records into per-partition batches),

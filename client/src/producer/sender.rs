@@ -6,6 +6,8 @@
 //! idempotent producer renews its id after a batch whose outcome is unknown failed.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,10 @@ use super::accumulator::{Accumulator, Batch, Body, PartitionQueue, TopicPartitio
 use super::in_flight::{Attempt, SettleContext, Settled};
 use super::{init_producer_id, Acks};
 
-/// What one request task reports back: each partition with the serial of the batch it
+/// A request's answer, awaited on the producer's task.
+pub(super) type InFlightRequest = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// What one request reports back: each partition with the serial of the batch it
 /// carried, and the answer.
 pub(super) struct Outcome {
     pub(super) node: i32,
@@ -142,37 +147,6 @@ pub(super) fn fail(batch: Batch, error: &Error) {
 }
 
 impl Accumulator {
-    pub(super) fn joined(
-        &mut self,
-        joined: std::result::Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
-        now: Instant,
-    ) {
-        let (id, outcome) = match joined {
-            Ok((id, outcome)) => (id, outcome),
-            Err(e) => {
-                // Its batches are retried like after a lost connection, so that every
-                // delivery still resolves (at worst by its delivery timeout).
-                warn!(error = %e, "produce request task failed");
-                let Some((node, partitions)) = self.requests.remove(&e.id()) else {
-                    return;
-                };
-                let error = Error::io(
-                    &format!("node {node}"),
-                    std::io::Error::other(format!("produce request task failed: {e}")),
-                );
-                let outcome = Outcome {
-                    node,
-                    partitions,
-                    sent: true,
-                    result: Err(error),
-                };
-                (e.id(), outcome)
-            }
-        };
-        self.requests.remove(&id);
-        self.complete(outcome, now);
-    }
-
     /// Starts requests for partitions whose next batch is due, per broker while it has
     /// a free slot and an open connection (opening one if needed). A partition whose
     /// batches in flight went to another broker or connection waits for them.
@@ -295,8 +269,8 @@ impl Accumulator {
         }
     }
 
-    /// Queues the request on `node`'s connection and spawns the task awaiting its
-    /// answer (or, with acks=0, its write).
+    /// Queues the request on `node`'s connection and adds its answer (or, with
+    /// acks=0, its write) to those the producer's task awaits.
     fn start_request(
         &mut self,
         node: i32,
@@ -321,17 +295,15 @@ impl Accumulator {
             }),
         };
         self.links.request_started(node);
-        let carried = sent.clone();
         let handed = queued.is_ok();
-        let task = self.in_flight.spawn(async move {
+        self.in_flight.push(Box::pin(async move {
             Outcome {
                 node,
                 partitions: sent,
                 sent: handed,
                 result: Sent::outcome(queued).await,
             }
-        });
-        self.requests.insert(task.id(), (node, carried));
+        }));
     }
 
     /// The bytes of `tp`'s next batch to send: closed on its first attempt, re-stamped
