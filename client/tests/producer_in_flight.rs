@@ -492,8 +492,10 @@ fn config(max_in_flight_requests: usize) -> ProducerConfig {
         acks: Acks::Leader,
         idempotent: false,
         linger: Duration::ZERO,
-        // A few records per batch: many batches per partition.
+        // A few records per batch: many batches per partition. A batch behind others
+        // in flight grows up to what one request carries, so that is small too.
         batch_size_bytes: 300,
+        max_request_bytes: 400,
         max_in_flight_requests,
         retry_backoff: Duration::from_millis(5),
         ..ProducerConfig::default()
@@ -708,6 +710,32 @@ async fn a_batch_behind_a_busy_one_grows_but_stays_within_a_default_broker_limit
         records > 1000,
         "batches grew past 16 KiB: {records} records"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_behind_one_in_flight_grows_rather_than_filling_free_slots() {
+    // The first request is held while ~110 KB arrive for its partition: four slots are
+    // free, but no batch reaches the grown size (1 MiB), so the records wait in one
+    // growing batch and the partition never has two requests in flight.
+    let broker = Broker::start(usize::MAX, 0).await;
+    let config = ProducerConfig {
+        batch_size_bytes: 16 * 1024,
+        max_request_bytes: 4 * 1024 * 1024,
+        ..config(5)
+    };
+    let producer = producer_for(&broker, config).await;
+    let value = "x".repeat(100);
+    let mut deliveries = Vec::new();
+    for _ in 0..1000 {
+        let record = ProducerRecord::new("t", value.clone()).with_partition(0);
+        deliveries.push(producer.enqueue(record).await.expect("enqueue"));
+    }
+    broker.released.send_replace(true);
+    for (i, d) in deliveries.into_iter().enumerate() {
+        assert_eq!(d.await.expect("acknowledged").offset, Some(i as i64));
+    }
+    producer.close().await.expect("close");
+    assert_eq!(broker.state.lock().unwrap().max_parked, 1);
 }
 
 async fn producer_for(broker: &Broker, config: ProducerConfig) -> Producer {

@@ -4,10 +4,15 @@
 //! one ([`crate::connection::Pipeline`]): up to `max_in_flight_requests` Produce
 //! requests per broker are outstanding on it at once, and a partition may have as many
 //! batches in flight (one per request), so one partition's throughput is not capped at
-//! one batch per round trip. While a partition cannot send its next batch (that many
-//! in flight, or a refusal being retried), the batch keeps taking records up to
-//! `max_request_bytes` (and at most [`MAX_GROWN_BATCH_BYTES`] unless `batch_size_bytes`
-//! is larger).
+//! one batch per round trip. While a partition has batches in flight (or cannot send:
+//! a refusal being retried), its next batch keeps taking records past
+//! `batch_size_bytes`, up to `max_request_bytes` (and at most [`MAX_GROWN_BATCH_BYTES`]
+//! unless `batch_size_bytes` is larger), and goes once it is that full or nothing of
+//! the partition is in flight: under load a partition sends one larger request per
+//! round trip rather than many small ones (fewer requests for the broker to append,
+//! replicate and sync), and has several in flight only when a grown batch fills
+//! within a round trip. Unlike Java's `batch.size`, `batch_size_bytes` is thus the
+//! size at which a batch goes when nothing waits ahead of it.
 //!
 //! Guarantees:
 //! - With idempotence (acks=all), per partition, records are written in the order
@@ -148,7 +153,8 @@ pub struct ProducerConfig {
     pub idempotent: bool,
     /// `linger.ms`: how long a batch waits for more records.
     pub linger: Duration,
-    /// `batch.size`: a batch is sent once it holds this many bytes.
+    /// `batch.size`: a batch is sent once it holds this many bytes, when none of its
+    /// partition is in flight (otherwise it grows: see the module docs).
     pub batch_size_bytes: usize,
     /// `max.request.size`: bound on one Produce request; larger records are refused.
     pub max_request_bytes: usize,

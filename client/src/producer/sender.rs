@@ -73,14 +73,16 @@ impl Due {
         let Some(batch) = q.next_to_send() else {
             return false;
         };
-        // A batch that is merely old enough (linger) waits while the partition has
-        // batches in flight, growing meanwhile: under a light load, one request per
-        // round trip carries what came during it, instead of many small ones. A full
-        // batch does not wait: under load, up to `limit` go at once.
+        // While the partition has batches in flight its next batch waits, growing past
+        // `batch_size` (`make_room`), until it is full at the grown size (a batch was
+        // started behind it) or they are back: one request per round trip carries what
+        // came during it, instead of many small ones, and only a load that fills a
+        // grown batch within a round trip puts several in flight (up to `limit`).
+        let idle = q.in_flight == 0;
         matches!(batch.body, Body::Sealed { .. })
             || q.batches.len() > q.in_flight + 1
-            || batch.size_bytes >= self.batch_size
-            || (q.in_flight == 0 && self.now >= batch.created + self.linger)
+            || (idle && batch.size_bytes >= self.batch_size)
+            || (idle && self.now >= batch.created + self.linger)
             || self.closing
             || self
                 .flush_upto
