@@ -9,6 +9,7 @@
 //! | `read_sequential` | read a 1 GiB log start to end, 1 MiB reads split into batches | dd page-cache read |
 //! | `lookup` | `read(random offset, 1)` in a 1 GiB log: the first batch at an offset | < 1 µs |
 //! | `reopen_1MiB_segments` | `Log::open` of a 1 GiB log of 1 MiB segments, clean and unclean | < 50 / 500 ms |
+//! | `roll` | roll a segment whose 64 KiB are flushed: `roll()` alone (what appends wait for), and `roll()` then the `flush()` that makes it durable | the sync of a few small files |
 //!
 //! Each append benchmark has a `baseline_pwrite_*` twin that writes the same bytes to a
 //! plain file (and `fdatasync`s at the same points): the limit measured in-process, which
@@ -338,5 +339,50 @@ fn reopen(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, append_raft_entry, read, reopen);
+/// Data in each segment the roll benchmark closes (flushed before the timed roll).
+const ROLL_SEGMENT_BYTES: u64 = 64 * 1024;
+
+/// A roll of a segment whose data is already flushed (as the replication path keeps it),
+/// timed alone, which is what the append lock is held for, and followed by the flush
+/// that syncs the closed segment, the directory and the checkpoint: the work a roll
+/// used to do under the lock.
+fn roll(c: &mut Criterion) {
+    let mut group = c.benchmark_group("roll");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(2));
+    let batch = small_batch();
+    let per_segment = (ROLL_SEGMENT_BYTES / batch.len() as u64).max(1);
+    for with_flush in [false, true] {
+        let label = if with_flush {
+            "roll_then_flush"
+        } else {
+            "roll"
+        };
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                let dir = scratch_dir().expect("bench dir is writable");
+                let mut log = Log::open(dir.path(), LogConfig::default()).expect("open a log");
+                let mut batch = batch.clone();
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    append_copies(&mut log, &mut batch, per_segment, None).expect("append");
+                    log.flush().expect("flush");
+                    let start = Instant::now();
+                    log.roll().expect("roll");
+                    if with_flush {
+                        log.flush().expect("flush");
+                    }
+                    timed += start.elapsed();
+                    log.flush().expect("flush");
+                }
+                timed
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append, append_raft_entry, read, reopen, roll);
 criterion_main!(benches);

@@ -242,13 +242,22 @@ pub struct EntryTable {
     synced: usize,
     /// The header's rebuildable flag.
     rebuildable: bool,
+    /// The header is known durable (a table made for a roll leaves its sync to the
+    /// log's next flush).
+    header_durable: bool,
 }
 
 impl EntryTable {
-    /// Creates a new, empty, rebuildable table with its header, synced (a flush that
-    /// leaves the records to a rebuild relies on the header being there). The caller
-    /// syncs the directory.
-    pub fn create(path: &Path, base_offset: u64, base_raft_index: u64) -> Result<Self> {
+    /// Creates a new, empty, rebuildable table with its header, synced when `sync_header`
+    /// (a flush that leaves the records to a rebuild relies on the header being there:
+    /// otherwise the next [`EntryTable::sync`], [`EntryTable::sync_header`] or sync of
+    /// [`EntryTable::sync_handle`] makes it durable). The caller syncs the directory.
+    pub fn create(
+        path: &Path,
+        base_offset: u64,
+        base_raft_index: u64,
+        sync_header: bool,
+    ) -> Result<Self> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -262,9 +271,16 @@ impl EntryTable {
             rebuildable: true,
         };
         file.write_all(&header.encode())
-            .and_then(|()| file.sync_data())
+            .and_then(|()| {
+                if sync_header {
+                    file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|e| LogError::io(path, e))?;
         let mut table = Self::map_file(path, file, header, 0)?;
+        table.header_durable = sync_header;
         table.ensure_capacity(INITIAL_CAPACITY_RECORDS)?;
         Ok(table)
     }
@@ -307,6 +323,7 @@ impl EntryTable {
             capacity,
             synced: 0,
             rebuildable: header.rebuildable,
+            header_durable: true,
         })
     }
 
@@ -491,6 +508,7 @@ impl EntryTable {
 
     /// Makes every record written so far durable.
     pub fn sync(&mut self) -> Result<()> {
+        self.sync_header()?;
         // The header and any zeroed slots are included: flush from the first unsynced
         // record to the end of the written ones, plus one slot for a zeroed tail.
         let from = ENTRY_TABLE_HEADER_BYTES + self.synced.min(self.len) * ENTRY_RECORD_BYTES;
@@ -520,6 +538,27 @@ impl EntryTable {
     /// [`EntryTable::sync_handle`] finished).
     pub fn mark_synced(&mut self, len: usize) {
         self.synced = self.synced.max(len.min(self.len));
+    }
+
+    /// Whether the header is known durable.
+    pub fn header_durable(&self) -> bool {
+        self.header_durable
+    }
+
+    /// Makes the header durable if it is not known to be (`fdatasync` of the file).
+    pub fn sync_header(&mut self) -> Result<()> {
+        if !self.header_durable {
+            self.file
+                .sync_data()
+                .map_err(|e| LogError::io(&self.path, e))?;
+            self.header_durable = true;
+        }
+        Ok(())
+    }
+
+    /// Records that a sync through [`EntryTable::sync_handle`] made the header durable.
+    pub fn mark_header_durable(&mut self) {
+        self.header_durable = true;
     }
 
     /// Shrinks the file to its records and syncs it (segment close).

@@ -131,7 +131,8 @@ fn a_crash_at_each_step_of_a_roll_loses_nothing() {
 
 /// A power loss after a roll and before the flush that syncs it: the closed segment may
 /// lose any unsynced part of its tail (cut at any byte past what was flushed), and the
-/// new segment's files may be gone or kept. The log reopens with at least everything
+/// new segment's files may be gone, kept, or left with an empty table (its header was
+/// not synced yet). The log reopens with at least everything
 /// flushed, as a prefix.
 #[test]
 fn a_power_loss_before_the_rolls_flush_keeps_what_was_flushed() {
@@ -150,8 +151,8 @@ fn a_power_loss_before_the_rolls_flush_keeps_what_was_flushed() {
     let active = log.segments().last().unwrap().base_offset;
     drop(log);
     for (trial, cut) in (flushed_bytes..=closed.size_bytes).step_by(97).enumerate() {
-        for drop_new in [true, false] {
-            let dir = base.path().join(format!("t{trial}-{drop_new}"));
+        for new_files in ["gone", "kept", "table emptied"] {
+            let dir = base.path().join(format!("t{trial}-{new_files}"));
             copy_dir(&src, &dir);
             let log_file = closed.path.clone();
             let f = fs::OpenOptions::new()
@@ -159,13 +160,69 @@ fn a_power_loss_before_the_rolls_flush_keeps_what_was_flushed() {
                 .open(dir.join(log_file.file_name().unwrap()))
                 .unwrap();
             f.set_len(cut).unwrap();
-            if drop_new {
-                for p in segment_files(&dir, active) {
-                    fs::remove_file(p).unwrap();
+            match new_files {
+                "gone" => {
+                    for p in segment_files(&dir, active) {
+                        fs::remove_file(p).unwrap();
+                    }
                 }
+                // Its header was never synced: a power loss may leave the table empty.
+                "table emptied" => {
+                    fs::write(dir.join(format!("{active:020}.entries")), b"").unwrap()
+                }
+                _ => {}
             }
             let k = assert_prefix_of_at_least(&dir, &appended, durable);
             assert!(k >= durable, "cut {cut}: {k}");
         }
     }
+}
+
+fn spare_files(dir: &Path) -> Vec<PathBuf> {
+    ["entries", "log", "index", "timeindex"]
+        .iter()
+        .map(|s| dir.join(format!("next-segment.{s}.tmp")))
+        .collect()
+}
+
+/// Polls until the thread started by the last roll has created the spare files.
+fn wait_for_spare(dir: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !spare_files(dir).iter().all(|p| p.exists()) {
+        assert!(std::time::Instant::now() < deadline, "no spare files");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// A roll starts a thread creating the next segment's files; the next roll takes them
+/// under the new segment's names, and leftovers of a stop go at open.
+#[test]
+fn a_roll_takes_the_files_made_ahead_and_leftovers_go_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut appended = Vec::new();
+    append_until_rolled(&mut log, &mut appended, 1);
+    wait_for_spare(dir.path());
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let spare_inodes: Vec<u64> = spare_files(dir.path()).iter().map(|p| inode(p)).collect();
+    append_until_rolled(&mut log, &mut appended, 1);
+    let active = log.segments().last().unwrap().base_offset;
+    let taken: Vec<u64> = ["entries", "log", "index", "timeindex"]
+        .iter()
+        .map(|s| inode(&dir.path().join(format!("{active:020}.{s}"))))
+        .collect();
+    assert_eq!(
+        taken, spare_inodes,
+        "the new segment's files are the spare ones"
+    );
+    let pending = log.prepare_flush().unwrap().unwrap();
+    pending.sync().unwrap();
+    log.complete_flush(pending).unwrap();
+    // A third roll's spare files are left by an unclean stop.
+    append_until_rolled(&mut log, &mut appended, 1);
+    wait_for_spare(dir.path());
+    drop(log);
+    let k = assert_prefix_of_at_least(dir.path(), &appended, 0);
+    assert_eq!(k, appended.len());
+    assert!(spare_files(dir.path()).iter().all(|p| !p.exists()));
 }

@@ -1,23 +1,24 @@
 //! Durability of a log: rolls and flushes.
 //!
 //! A roll does no I/O that waits for the disk: it closes the active segment without
-//! syncing it (indexes and entry table trimmed, the `.log` cut to its end), creates the
-//! next segment's files and appends go on there. The closed segment's files and the
-//! directory (the new segment's names) are synced by the next flush, before the flushed
-//! watermark moves past anything the roll left unsynced. Only after that sync does the
-//! recovery point move to the oldest segment still unsynced (or the active one), and the
-//! checkpoint is written.
+//! syncing it (indexes and entry table trimmed, the `.log` cut to its end), gives the
+//! next segment the files a thread created ahead of time (`segment/spare.rs`; created
+//! in place when none are ready), writes the new table's header without syncing it,
+//! and appends go on there.
 //!
-//! Crash order of a roll, step by step (docs/storage.md says the same):
-//! 1. the old segment is closed in the page cache and the new one's files are created;
-//! 2. a flush syncs the closed segments' files, then the directory, then the active
-//!    segment's files; the flushed watermark then covers everything appended;
-//! 3. the checkpoint's recovery point moves past the synced segments.
+//! Crash order of a roll, step by step (docs/log-store.md says the same):
+//! 1. the old segment is closed in the page cache and the new one's files are named
+//!    and written;
+//! 2. the next flush syncs the closed segments' files, then the directory (the new
+//!    names), then the active segment's files with its table's header; only then does
+//!    the flushed watermark cover anything appended since the roll;
+//! 3. once that flush completes, the recovery point moves to the oldest segment still
+//!    unsynced (or the active one), and the checkpoint is written.
 //!
 //! A crash before step 3 leaves the recovery point at or below the closed segment, so the
 //! next open scans it and every later segment entry by entry, cutting at the first torn
-//! entry; a new segment whose files a power loss took is simply absent. No step ever
-//! counts unsynced bytes as durable.
+//! entry; a new segment whose files a power loss took or emptied is cut away. No step
+//! ever counts unsynced bytes as durable.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -99,7 +100,10 @@ impl Log {
         let files = self.active_mut().close_unsynced()?;
         self.unsynced.push(UnsyncedSegment { base_offset, files });
         self.crash_point("log.roll.before_create")?;
-        let seg = Segment::create(
+        self.spare
+            .adopt(&self.dir, next_offset)
+            .map_err(|e| LogError::io(&self.dir, e))?;
+        let seg = Segment::create_for_roll(
             &self.dir,
             next_offset,
             next_raft,
@@ -107,6 +111,7 @@ impl Log {
             self.clock.now_ms(),
         )?;
         self.segments.push(seg);
+        self.spare.make(&self.dir);
         debug!("segment rolled");
         Ok(())
     }

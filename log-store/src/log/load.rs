@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::entries::EntryTable;
 use crate::error::{LogError, Result};
-use crate::segment::{self, parse_segment_file_name, RecoveryOutcome, Segment};
+use crate::segment::{self, parse_segment_file_name, RecoveryOutcome, Segment, Spare};
 
 impl Log {
     /// Opens the log in `dir` with an injected clock (roll and retention by time use it).
@@ -76,6 +76,7 @@ impl Log {
             clean_poisoned: false,
             tombstones_held_below: None,
             unsynced: Vec::new(),
+            spare: Spare::default(),
             sealed: false,
             deferred_deletes: Vec::new(),
         };

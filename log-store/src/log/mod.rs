@@ -28,7 +28,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::LogConfig;
 use crate::entries::{EntryKind, EntryRecord};
 use crate::error::{LogError, Result};
-use crate::segment::Segment;
+use crate::segment::{Segment, Spare};
 
 mod clean;
 mod flush;
@@ -148,6 +148,8 @@ pub struct Log {
     tombstones_held_below: Option<u64>,
     /// Segments closed by rolls whose files the next flush syncs, oldest first.
     unsynced: Vec<flush::UnsyncedSegment>,
+    /// The next segment's files, created ahead of the roll.
+    spare: Spare,
     /// Set by [`Log::seal`]: every change is refused from then on.
     sealed: bool,
     /// Files of removed segments, renamed `*.deleted`, waiting out `file.delete.delay.ms`
@@ -512,6 +514,7 @@ impl Log {
         }
         self.flush()?;
         self.active_mut().close()?;
+        self.spare.finish();
         self.sealed = true;
         self.checkpoint.recovery_point = self.next_offset();
         self.checkpoint.write(&self.dir)?;

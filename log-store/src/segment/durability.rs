@@ -22,7 +22,7 @@ impl Segment {
             self.log_dirty = false;
         }
         if self.entries.rebuildable() {
-            return Ok(());
+            return self.entries.sync_header();
         }
         self.sync_entrydata()?;
         self.entries.sync()
@@ -41,8 +41,8 @@ impl Segment {
     }
 
     /// Duplicate handles on every file a flush must sync (the `.log`; unless the table
-    /// is rebuildable, `.entrydata` when it grew since its last sync and the table), and
-    /// what they cover. For [`crate::Log::prepare_flush`].
+    /// is rebuildable, `.entrydata` when it grew since its last sync and the table; the
+    /// table also while its header is not known durable), and what they cover. For [`crate::Log::prepare_flush`].
     pub fn sync_handles(&self) -> Result<(Vec<(PathBuf, File)>, SyncCover)> {
         let dup = |path: &PathBuf, f: &File| {
             f.try_clone()
@@ -51,7 +51,15 @@ impl Segment {
         };
         let mut files = vec![dup(&self.log_path, &self.log_file)?];
         if self.entries.rebuildable() {
-            return Ok((files, SyncCover::default()));
+            if self.entries.header_durable() {
+                return Ok((files, SyncCover::default()));
+            }
+            files.push(self.entries.sync_handle()?);
+            let cover = SyncCover {
+                header: true,
+                ..SyncCover::default()
+            };
+            return Ok((files, cover));
         }
         if let Some(f) = &self.entrydata {
             if self.entrydata_size > self.entrydata_synced {
@@ -62,6 +70,7 @@ impl Segment {
         let cover = SyncCover {
             entries: self.entries.len(),
             entrydata_bytes: self.entrydata_size,
+            header: true,
         };
         Ok((files, cover))
     }
@@ -89,6 +98,9 @@ impl Segment {
     /// Records that a sync through [`Segment::sync_handles`] finished.
     pub fn mark_synced(&mut self, cover: SyncCover) {
         self.entries.mark_synced(cover.entries);
+        if cover.header {
+            self.entries.mark_header_durable();
+        }
         self.entrydata_synced = self.entrydata_synced.max(cover.entrydata_bytes);
     }
 
@@ -210,5 +222,26 @@ mod tests {
         assert_eq!(synced_paths(&seg), ["log", "entrydata", "entries"]);
         seg.flush().unwrap();
         assert_eq!(synced_paths(&seg), ["log", "entries"]);
+    }
+
+    /// A segment made for a roll leaves its table's header to the next flush: until a
+    /// flush covers it, the table is among the files a flush syncs.
+    #[test]
+    fn a_rolled_segments_table_header_is_synced_by_its_first_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let mut seg = Segment::create_for_roll(dir.path(), 0, 1, &config, 0).unwrap();
+        assert!(seg.entries.rebuildable());
+        assert_eq!(synced_paths(&seg), ["log", "entries"]);
+        let (_, cover) = seg.sync_handles().unwrap();
+        seg.mark_synced(cover);
+        assert_eq!(synced_paths(&seg), ["log"]);
+        let mut seg = Segment::create_for_roll(dir.path(), 0, 1, &config, 0).unwrap();
+        seg.flush().unwrap();
+        assert_eq!(
+            synced_paths(&seg),
+            ["log"],
+            "an in-place flush syncs it too"
+        );
     }
 }

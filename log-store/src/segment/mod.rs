@@ -18,10 +18,12 @@ mod indexes;
 mod maps;
 mod recovery;
 mod removal;
+mod spare;
 
 pub use maps::MAP_RESIDENT_BYTES;
 pub use recovery::RecoveryOutcome;
 pub(crate) use removal::rename_aside;
+pub use spare::Spare;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -57,6 +59,8 @@ pub const DELETED_SUFFIX: &str = "deleted";
 pub struct SyncCover {
     entries: usize,
     entrydata_bytes: u64,
+    /// The table's file is among the synced ones: its header is durable after it.
+    header: bool,
 }
 
 /// `NNNNNNNNNNNNNNNNNNNN.suffix`: the base offset zero-padded to 20 digits, as Kafka names
@@ -127,6 +131,16 @@ pub struct Segment {
     active: bool,
 }
 
+/// Cuts the file at `path` to nothing if there is one: an index about to be created
+/// must not take entries of an earlier life of the name.
+fn empty_if_present(path: &Path) -> Result<()> {
+    match OpenOptions::new().write(true).truncate(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io(path, e)),
+    }
+}
+
 fn open_rw(path: &Path, create: bool) -> Result<File> {
     OpenOptions::new()
         .read(true)
@@ -153,8 +167,10 @@ impl Segment {
         log_size.max(config.segment_bytes) + u64::from(config.max_message_bytes)
     }
 
-    /// Creates a new, empty active segment. The entry table is written first, so a crash
-    /// can never leave a `.log` without its table. The caller syncs the directory.
+    /// Creates a new, empty active segment, its table's header synced. The entry table
+    /// is written first, so a crash can never leave a `.log` without its table. The
+    /// caller syncs the directory. Files already there under its names (a roll's spare
+    /// ones, or stale ones) are emptied and reused.
     pub fn create(
         dir: &Path,
         base_offset: u64,
@@ -162,9 +178,32 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Segment> {
+        Self::create_with(dir, base_offset, base_raft_index, config, now_ms, true)
+    }
+
+    /// [`Segment::create`] for a roll: the table's header is left to the log's next
+    /// flush, which syncs it with the closed segment and the directory.
+    pub fn create_for_roll(
+        dir: &Path,
+        base_offset: u64,
+        base_raft_index: u64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Segment> {
+        Self::create_with(dir, base_offset, base_raft_index, config, now_ms, false)
+    }
+
+    fn create_with(
+        dir: &Path,
+        base_offset: u64,
+        base_raft_index: u64,
+        config: &LogConfig,
+        now_ms: i64,
+        sync_header: bool,
+    ) -> Result<Segment> {
         let [log_path, index_path, time_path, entries_path, entrydata_path] =
             Self::paths(dir, base_offset);
-        let entries = EntryTable::create(&entries_path, base_offset, base_raft_index)?;
+        let entries = EntryTable::create(&entries_path, base_offset, base_raft_index, sync_header)?;
         let log_file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -172,8 +211,8 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(|e| LogError::io(&log_path, e))?;
-        let _ = std::fs::remove_file(&index_path);
-        let _ = std::fs::remove_file(&time_path);
+        empty_if_present(&index_path)?;
+        empty_if_present(&time_path)?;
         let _ = std::fs::remove_file(&entrydata_path);
         let offset_index = OffsetIndex::open(&index_path, Some(config.segment_index_bytes))?;
         let time_index = TimeIndex::open(&time_path, Some(config.segment_index_bytes))?;
