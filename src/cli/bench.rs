@@ -112,7 +112,8 @@ struct BenchOptions {
     /// How long a batch waits for more records.
     #[arg(long, default_value_t = 5, value_name = "MS")]
     linger_ms: u64,
-    /// Bytes per batch before it is sent.
+    /// Bytes per batch before it is sent while none of its partition is in flight (a
+    /// batch waiting behind one in flight grows up to 1 MiB).
     #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
     batch_bytes: u64,
