@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::{LogError, Result};
+use crate::handle::SyncHandle;
 
 /// Size of the table's header.
 pub const ENTRY_TABLE_HEADER_BYTES: usize = 32;
@@ -526,12 +527,8 @@ impl EntryTable {
     /// A duplicate handle on the table's file, for a sync done without `&mut self`
     /// (`Log::prepare_flush`). On Linux `fdatasync` of the file writes back the pages
     /// dirtied through the shared map, as `msync` would.
-    pub fn sync_handle(&self) -> Result<(PathBuf, File)> {
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|e| LogError::io(&self.path, e))?;
-        Ok((self.path.clone(), file))
+    pub fn sync_handle(&self) -> Result<SyncHandle> {
+        crate::handle::duplicate(&self.path, &self.file)
     }
 
     /// Records that the first `len` records are durable (a sync through

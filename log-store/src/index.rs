@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::{LogError, Result};
+use crate::handle::SyncHandle;
 
 /// One fixed-size index entry.
 pub trait IndexEntry: Copy + std::fmt::Debug {
@@ -282,11 +283,7 @@ impl<E: IndexEntry> MmapIndex<E> {
     }
 
     /// A duplicate handle on the index file, to sync it without `&mut self`.
-    pub fn sync_handle(&self) -> Result<(PathBuf, File)> {
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|e| LogError::io(&self.path, e))?;
-        Ok((self.path.clone(), file))
+    pub fn sync_handle(&self) -> Result<SyncHandle> {
+        crate::handle::duplicate(&self.path, &self.file)
     }
 }

@@ -54,6 +54,7 @@ pub mod config;
 pub mod entries;
 pub mod error;
 pub mod failpoint;
+pub mod handle;
 pub mod index;
 pub mod inspect;
 pub mod log;

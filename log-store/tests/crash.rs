@@ -117,14 +117,6 @@ fn build(dir: &Path, clean: bool) -> Vec<Appended> {
     out
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-    }
-}
-
 fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
@@ -206,7 +198,7 @@ fn cutting_the_last_segment_at_any_byte_leaves_an_exact_prefix() {
     let src = base.path().join("src");
     let appended = build(&src, false);
     let reference = base.path().join("reference");
-    copy_dir(&src, &reference);
+    common::copy_dir(&src, &reference);
     let log_file = last_with_suffix(&src, "log");
     let size = fs::metadata(&log_file).unwrap().len();
     // Every batch boundary and its neighbours, plus an even sample of positions.
@@ -221,7 +213,7 @@ fn cutting_the_last_segment_at_any_byte_leaves_an_exact_prefix() {
     cuts.dedup();
     for (i, cut) in cuts.iter().enumerate() {
         let dir = base.path().join(format!("cut-{i}"));
-        copy_dir(&src, &dir);
+        common::copy_dir(&src, &dir);
         let f = fs::OpenOptions::new()
             .write(true)
             .open(dir.join(log_file.file_name().unwrap()))
@@ -248,7 +240,7 @@ fn flipped_bits_in_the_last_segment_leave_a_prefix() {
         let len = fs::metadata(src.join(&name)).unwrap().len();
         for trial in 0..40 {
             let dir = base.path().join(format!("flip-{suffix}-{trial}"));
-            copy_dir(&src, &dir);
+            common::copy_dir(&src, &dir);
             let path = dir.join(&name);
             let mut bytes = fs::read(&path).unwrap();
             for _ in 0..1 + rng.below(3) {
@@ -279,7 +271,7 @@ fn zeroed_tails_and_garbage_leave_a_prefix() {
         let len = fs::metadata(src.join(&name)).unwrap().len() as usize;
         for zeroed in [1usize, 7, 48, 61, 300, 1000, len] {
             let dir = base.path().join(format!("zero-{suffix}-{zeroed}"));
-            copy_dir(&src, &dir);
+            common::copy_dir(&src, &dir);
             let path = dir.join(&name);
             let mut bytes = fs::read(&path).unwrap();
             let from = len.saturating_sub(zeroed);
@@ -292,7 +284,7 @@ fn zeroed_tails_and_garbage_leave_a_prefix() {
     // Garbage after the last batch (a torn write that never got its entry) is cut, and
     // nothing acknowledged is lost.
     let dir = base.path().join("garbage");
-    copy_dir(&src, &dir);
+    common::copy_dir(&src, &dir);
     let path = dir.join(last_with_suffix(&src, "log").file_name().unwrap());
     let mut bytes = fs::read(&path).unwrap();
     bytes.extend(std::iter::repeat_n(0xAB, 777));
@@ -312,7 +304,7 @@ fn cutting_the_entry_table_anywhere_leaves_a_prefix() {
     let len = fs::metadata(src.join(&name)).unwrap().len();
     for (i, cut) in (0..len.min(64 * 48)).step_by(13).enumerate() {
         let dir = base.path().join(format!("cut-entries-{i}"));
-        copy_dir(&src, &dir);
+        common::copy_dir(&src, &dir);
         let f = fs::OpenOptions::new()
             .write(true)
             .open(dir.join(&name))
@@ -369,7 +361,7 @@ fn damaged_or_missing_indexes_are_rebuilt_without_loss() {
         ];
         for (d, damage) in damages.iter().enumerate() {
             let dir = base.path().join(format!("idx-{d}"));
-            copy_dir(&src, &dir);
+            common::copy_dir(&src, &dir);
             for suffix in ["index", "timeindex"] {
                 for p in files_with_suffix(&dir, suffix) {
                     damage(&p, &mut rng);

@@ -79,14 +79,6 @@ fn last_meta_slot(entries: &[Entry]) -> u64 {
     last.unwrap().raft_index - 1
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-    }
-}
-
 /// A power loss that took the table's bytes from `at` on: cut (`zero` false) or left as
 /// zeroed pages (`zero` true).
 fn lose_table_from(dir: &Path, at: u64, zero: bool) {
@@ -136,7 +128,7 @@ fn data_records_lost_after_the_last_non_data_entry_are_rebuilt() {
         for zero in [false, true] {
             let dir = base.path().join(format!("trial-{trial}"));
             trial += 1;
-            copy_dir(&src, &dir);
+            common::copy_dir(&src, &dir);
             lose_table_from(&dir, at, zero);
             let log = open_exactly(&dir, &entries);
             let whole = (at - HEADER) / RECORD;
@@ -165,7 +157,7 @@ fn batches_after_a_lost_non_data_record_are_not_rebuilt() {
     let meta = last_meta_slot(&entries);
     for zero in [false, true] {
         let dir = base.path().join(format!("zero-{zero}"));
-        copy_dir(&src, &dir);
+        common::copy_dir(&src, &dir);
         lose_table_from(&dir, HEADER + meta * RECORD, zero);
         let log = open_exactly(&dir, &entries[..meta as usize]);
         assert_eq!(log.open_report().rebuilt_entries, 0);
@@ -202,7 +194,7 @@ fn a_crash_inside_a_non_data_append_keeps_every_earlier_entry() {
             let dir = base
                 .path()
                 .join(format!("{point}-{lose_record}-{lose_payload}"));
-            copy_dir(&src, &dir);
+            common::copy_dir(&src, &dir);
             if lose_record {
                 lose_table_from(&dir, record_at, false);
             }
@@ -271,7 +263,7 @@ fn a_truncation_stops_rebuilds_before_it_cuts() {
     drop(reader);
     assert!(!rebuildable(&src));
     let dir = base.path().join("lost");
-    copy_dir(&src, &dir);
+    common::copy_dir(&src, &dir);
     lose_table_from(&dir, HEADER + keep as u64 * RECORD, false);
     let log = open_exactly(&dir, &entries[..keep]);
     assert_eq!(log.open_report().rebuilt_entries, 0);

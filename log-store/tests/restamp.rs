@@ -137,7 +137,7 @@ fn a_restamp_stopped_at_any_step_finishes_when_run_again() {
         .all(|p| trials.iter().any(|(t, _)| t == p)));
     for (point, skip) in trials {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(built.path(), dir.path());
+        common::copy_dir(built.path(), dir.path());
         failpoint::arm(point, skip);
         let stopped = restamp_zero_terms(dir.path(), 1);
         failpoint::disarm();
@@ -162,11 +162,4 @@ fn a_log_not_closed_cleanly_or_a_zero_term_is_refused() {
     fs::remove_file(dir.path().join(log_store::log::CLEAN_SHUTDOWN_FILE)).unwrap();
     let e = restamp_zero_terms(dir.path(), 1).unwrap_err();
     assert!(e.to_string().contains("not closed cleanly"), "{e}");
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
 }

@@ -50,14 +50,6 @@ fn segment_files(dir: &Path, base: u64) -> Vec<PathBuf> {
         .collect()
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-    }
-}
-
 /// Opens the log in `dir`: it holds a prefix of `appended` of at least `durable` entries,
 /// and takes an append right after it. Returns the prefix's length.
 fn assert_prefix_of_at_least(dir: &Path, appended: &[Appended], durable: usize) -> usize {
@@ -153,7 +145,7 @@ fn a_power_loss_before_the_rolls_flush_keeps_what_was_flushed() {
     for (trial, cut) in (flushed_bytes..=closed.size_bytes).step_by(97).enumerate() {
         for new_files in ["gone", "kept", "table emptied"] {
             let dir = base.path().join(format!("t{trial}-{new_files}"));
-            copy_dir(&src, &dir);
+            common::copy_dir(&src, &dir);
             let log_file = closed.path.clone();
             let f = fs::OpenOptions::new()
                 .write(true)

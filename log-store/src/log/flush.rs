@@ -20,7 +20,6 @@
 //! entry; a new segment whose files a power loss took or emptied is cut away. No step
 //! ever counts unsynced bytes as durable.
 
-use std::fs::File;
 use std::path::PathBuf;
 
 use tracing::{debug, info_span};
@@ -28,13 +27,14 @@ use tracing::{debug, info_span};
 use super::Log;
 use crate::checkpoint::sync_dir;
 use crate::error::{LogError, Result};
+use crate::handle::{duplicate_all, SyncHandle};
 use crate::segment::{Segment, SyncCover};
 
 /// A segment closed by a roll whose files are not synced yet.
 #[derive(Debug)]
 pub(super) struct UnsyncedSegment {
     base_offset: u64,
-    files: Vec<(PathBuf, File)>,
+    files: Vec<SyncHandle>,
 }
 
 /// A flush prepared under the log's lock by [`Log::prepare_flush`], whose slow part
@@ -43,11 +43,11 @@ pub(super) struct UnsyncedSegment {
 #[derive(Debug)]
 pub struct PendingFlush {
     /// Files of segments closed by rolls, synced (with the directory) first.
-    rolled: Vec<(PathBuf, File)>,
+    rolled: Vec<SyncHandle>,
     /// How many of the log's unsynced closed segments `rolled` covers.
     rolled_segments: usize,
     dir: Option<PathBuf>,
-    files: Vec<(PathBuf, File)>,
+    files: Vec<SyncHandle>,
     cover: SyncCover,
     segment_base_offset: u64,
     offset: u64,
@@ -74,7 +74,7 @@ impl PendingFlush {
 }
 
 /// Syncs closed segments' files (length included), then `dir` (their successors' names).
-fn sync_rolled(files: &[(PathBuf, File)], dir: Option<&std::path::Path>) -> Result<()> {
+fn sync_rolled(files: &[SyncHandle], dir: Option<&std::path::Path>) -> Result<()> {
     for (path, file) in files {
         file.sync_all().map_err(|e| LogError::io(path, e))?;
     }
@@ -119,13 +119,7 @@ impl Log {
     /// Makes every entry appended so far durable (segments closed by rolls first);
     /// returns the new `flushed_offset()`.
     pub fn flush(&mut self) -> Result<u64> {
-        let rolled: Vec<(PathBuf, File)> = self
-            .unsynced
-            .iter()
-            .flat_map(|s| s.files.iter())
-            .map(|(p, f)| f.try_clone().map(|f| (p.clone(), f)))
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| LogError::io(&self.dir, e))?;
+        let rolled = duplicate_all(self.unsynced.iter().flat_map(|s| s.files.iter()))?;
         let dir = (!self.unsynced.is_empty()).then(|| self.dir.clone());
         sync_rolled(&rolled, dir.as_deref())?;
         self.active_mut().flush()?;
@@ -146,11 +140,7 @@ impl Log {
         {
             return Ok(None);
         }
-        let mut rolled = Vec::new();
-        for (path, file) in self.unsynced.iter().flat_map(|s| s.files.iter()) {
-            let file = file.try_clone().map_err(|e| LogError::io(path, e))?;
-            rolled.push((path.clone(), file));
-        }
+        let rolled = duplicate_all(self.unsynced.iter().flat_map(|s| s.files.iter()))?;
         let active = self.active();
         let (files, cover) = active.sync_handles()?;
         Ok(Some(PendingFlush {

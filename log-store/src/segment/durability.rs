@@ -2,13 +2,11 @@
 //! the segment) and closing (synced at once, or left to the log's next flush after a
 //! roll).
 
-use std::fs::File;
-use std::path::PathBuf;
-
 use tracing::debug;
 
 use super::{CleanHandles, Segment, SyncCover};
 use crate::error::{LogError, Result};
+use crate::handle::{duplicate, SyncHandle};
 
 impl Segment {
     /// Makes every append so far durable: the `.log`, and unless the table is
@@ -42,13 +40,10 @@ impl Segment {
 
     /// Duplicate handles on every file a flush must sync (the `.log`; unless the table
     /// is rebuildable, `.entrydata` when it grew since its last sync and the table; the
-    /// table also while its header is not known durable), and what they cover. For [`crate::Log::prepare_flush`].
-    pub fn sync_handles(&self) -> Result<(Vec<(PathBuf, File)>, SyncCover)> {
-        let dup = |path: &PathBuf, f: &File| {
-            f.try_clone()
-                .map(|f| (path.clone(), f))
-                .map_err(|e| LogError::io(path, e))
-        };
+    /// table also while its header is not known durable), and what they cover. For
+    /// [`crate::Log::prepare_flush`].
+    pub fn sync_handles(&self) -> Result<(Vec<SyncHandle>, SyncCover)> {
+        let dup = duplicate;
         let mut files = vec![dup(&self.log_path, &self.log_file)?];
         if self.entries.rebuildable() {
             if self.entries.header_durable() {
@@ -81,11 +76,7 @@ impl Segment {
     pub(crate) fn clean_handles(&self) -> Result<CleanHandles> {
         let (table_path, table) = self.entries.sync_handle()?;
         let entrydata = match &self.entrydata {
-            Some(f) => Some((
-                self.entrydata_path.clone(),
-                f.try_clone()
-                    .map_err(|e| LogError::io(&self.entrydata_path, e))?,
-            )),
+            Some(f) => Some(duplicate(&self.entrydata_path, f)?),
             None => None,
         };
         Ok(CleanHandles {
@@ -132,28 +123,21 @@ impl Segment {
     /// on each of its files, which `sync_all` makes durable (a roll leaves that to the
     /// log's next flush, so appends to the next segment do not wait for it). Until then
     /// the segment keeps what it knows is unsynced, should a truncation reopen it.
-    pub fn close_unsynced(&mut self) -> Result<Vec<(PathBuf, File)>> {
+    pub fn close_unsynced(&mut self) -> Result<Vec<SyncHandle>> {
         self.push_time_entry();
         self.offset_index.trim_unsynced()?;
         self.time_index.trim_unsynced()?;
         self.entries.trim_unsynced()?;
         self.cut_file_to_logical_size()?;
         self.active = false;
-        let log = self
-            .log_file
-            .try_clone()
-            .map_err(|e| LogError::io(&self.log_path, e))?;
         let mut files = vec![
-            (self.log_path.clone(), log),
+            duplicate(&self.log_path, &self.log_file)?,
             self.offset_index.sync_handle()?,
             self.time_index.sync_handle()?,
             self.entries.sync_handle()?,
         ];
         if let Some(f) = &self.entrydata {
-            let f = f
-                .try_clone()
-                .map_err(|e| LogError::io(&self.entrydata_path, e))?;
-            files.push((self.entrydata_path.clone(), f));
+            files.push(duplicate(&self.entrydata_path, f)?);
         }
         Ok(files)
     }

@@ -90,3 +90,13 @@ pub fn assert_holds(log: &log_store::Log, want: &[Appended]) {
         );
     }
 }
+
+/// Copies the files of `src` (no subdirectories) into `dst`, created if needed: a trial
+/// damages the copy of a log built once.
+pub fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+}
