@@ -682,27 +682,11 @@ async fn try_enqueue_hands_the_record_back_while_the_buffer_is_full() {
 async fn a_batch_behind_a_busy_one_grows_but_stays_within_a_default_broker_limit() {
     // The first request is held while ~2.7 MB of records arrive for its partition.
     let broker = Broker::start(usize::MAX, 0).await;
-    let cluster = Cluster::connect(ClientConfig::new(&broker.addr()))
-        .await
-        .expect("connect");
     let config = ProducerConfig {
-        batch_size_bytes: 16 * 1024,
-        max_request_bytes: 4 * 1024 * 1024,
         buffer_bytes: 8 * 1024 * 1024,
         ..config(5)
     };
-    let producer = Producer::new(cluster, config).await.expect("producer");
-    let value = "x".repeat(100);
-    let mut deliveries = Vec::new();
-    for _ in 0..20_000 {
-        let record = ProducerRecord::new("t", value.clone()).with_partition(0);
-        deliveries.push(producer.enqueue(record).await.expect("enqueue"));
-    }
-    broker.released.send_replace(true);
-    for (i, d) in deliveries.into_iter().enumerate() {
-        assert_eq!(d.await.expect("acknowledged").offset, Some(i as i64));
-    }
-    producer.close().await.expect("close");
+    produce_100_byte_records_while_held(&broker, config, 20_000).await;
     let (bytes, records) = broker.state.lock().unwrap().max_batch;
     // Kafka's default message.max.bytes.
     assert!(bytes <= 1_048_588, "a batch of {bytes} bytes");
@@ -718,15 +702,27 @@ async fn a_batch_behind_one_in_flight_grows_rather_than_filling_free_slots() {
     // free, but no batch reaches the grown size (1 MiB), so the records wait in one
     // growing batch and the partition never has two requests in flight.
     let broker = Broker::start(usize::MAX, 0).await;
+    produce_100_byte_records_while_held(&broker, config(5), 1000).await;
+    assert_eq!(broker.state.lock().unwrap().max_parked, 1);
+}
+
+/// Enqueues `count` records of 100 bytes to partition 0 while `broker` holds every
+/// answer (batches of 16 KiB, requests of up to 4 MiB), then releases the answers and
+/// checks each record got the next offset.
+async fn produce_100_byte_records_while_held(
+    broker: &Broker,
+    config: ProducerConfig,
+    count: usize,
+) {
     let config = ProducerConfig {
         batch_size_bytes: 16 * 1024,
         max_request_bytes: 4 * 1024 * 1024,
-        ..config(5)
+        ..config
     };
-    let producer = producer_for(&broker, config).await;
+    let producer = producer_for(broker, config).await;
     let value = "x".repeat(100);
     let mut deliveries = Vec::new();
-    for _ in 0..1000 {
+    for _ in 0..count {
         let record = ProducerRecord::new("t", value.clone()).with_partition(0);
         deliveries.push(producer.enqueue(record).await.expect("enqueue"));
     }
@@ -735,7 +731,6 @@ async fn a_batch_behind_one_in_flight_grows_rather_than_filling_free_slots() {
         assert_eq!(d.await.expect("acknowledged").offset, Some(i as i64));
     }
     producer.close().await.expect("close");
-    assert_eq!(broker.state.lock().unwrap().max_parked, 1);
 }
 
 async fn producer_for(broker: &Broker, config: ProducerConfig) -> Producer {

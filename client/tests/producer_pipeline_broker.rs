@@ -214,7 +214,8 @@ impl Proxy {
         });
         while let Some(frame) = read_frame(&mut from_broker).await {
             let correlation_id = (&frame[4..8]).get_i32();
-            // Outstanding until the client has the answer.
+            // Outstanding until its answer goes to the client: no longer counted before
+            // the client can read it (and send another request in its place).
             let produce = produce_ids.lock().unwrap().get(&correlation_id).copied();
             if let Some((version, held)) = produce {
                 if held && !self.answer().await {
@@ -222,10 +223,10 @@ impl Proxy {
                 }
                 self.note_answer(&frame, version);
             }
+            produce_ids.lock().unwrap().remove(&correlation_id);
             if to_client.write_all(&frame).await.is_err() {
                 return;
             }
-            produce_ids.lock().unwrap().remove(&correlation_id);
         }
     }
 
@@ -314,6 +315,9 @@ async fn produce_through_proxy(topic: &str, count: usize, cut: bool) -> Arc<Mute
         idempotent: true,
         max_in_flight_requests: IN_FLIGHT,
         batch_size_bytes: 4096,
+        // A batch behind others grows up to what a request carries: keep that small
+        // too, so one partition has many batches to put in flight.
+        max_request_bytes: 8192,
         retry_backoff: Duration::from_millis(20),
         ..ProducerConfig::default()
     };

@@ -223,14 +223,13 @@ impl PartitionQueue {
     /// Starts a new batch at the back unless the last one is open with room for `u`.
     fn make_room(&mut self, u: &Unassigned, config: &ProducerConfig, now: Instant) {
         let request_limit = config.max_request_bytes - BATCH_HEADER_BYTES;
-        // A batch that waits for batches in flight, or cannot go yet, keeps growing, up
-        // to what one request may carry and a default broker accepts (unless
-        // batch_size_bytes itself asks for more): so does the back batch when the
-        // unsent ones before it take every free slot.
+        // A batch that will wait behind another (in flight, or unsent before it), or
+        // cannot go yet, keeps growing, up to what one request may carry and a default
+        // broker accepts (unless batch_size_bytes itself asks for more). Only the next
+        // batch to go while nothing is in flight is cut at batch_size_bytes.
         let in_flight_limit = self.send_limit(config.in_flight_limit());
         let unsent = self.batches.len().saturating_sub(self.in_flight);
-        let free = in_flight_limit.saturating_sub(self.in_flight);
-        let grows = self.in_flight > 0 || self.blocked(in_flight_limit) || unsent > free;
+        let grows = self.in_flight > 0 || unsent > 1 || self.blocked(in_flight_limit);
         let limit = if grows {
             config
                 .batch_size_bytes

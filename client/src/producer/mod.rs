@@ -4,11 +4,11 @@
 //! one ([`crate::connection::Pipeline`]): up to `max_in_flight_requests` Produce
 //! requests per broker are outstanding on it at once, and a partition may have as many
 //! batches in flight (one per request), so one partition's throughput is not capped at
-//! one batch per round trip. While a partition has batches in flight (or cannot send:
-//! a refusal being retried), its next batch keeps taking records past
-//! `batch_size_bytes`, up to `max_request_bytes` (and at most [`MAX_GROWN_BATCH_BYTES`]
-//! unless `batch_size_bytes` is larger), and goes once it is that full or nothing of
-//! the partition is in flight: under load a partition sends one larger request per
+//! one batch per round trip. A batch that waits behind another of its partition (in
+//! flight, or unsent ahead of it) or cannot go (a refusal being retried) keeps taking
+//! records past `batch_size_bytes`, up to `max_request_bytes` (and at most
+//! [`MAX_GROWN_BATCH_BYTES`] unless `batch_size_bytes` is larger), and goes once it is
+//! that full or nothing of the partition is in flight: under load a partition sends one larger request per
 //! round trip rather than many small ones (fewer requests for the broker to append,
 //! replicate and sync), and has several in flight only when a grown batch fills
 //! within a round trip. Unlike Java's `batch.size`, `batch_size_bytes` is thus the
