@@ -74,7 +74,10 @@ impl PendingFlush {
 }
 
 /// Syncs closed segments' files (length included), then `dir` (their successors' names).
-fn sync_rolled(files: &[SyncHandle], dir: Option<&std::path::Path>) -> Result<()> {
+fn sync_rolled<'a>(
+    files: impl IntoIterator<Item = &'a SyncHandle>,
+    dir: Option<&std::path::Path>,
+) -> Result<()> {
     for (path, file) in files {
         file.sync_all().map_err(|e| LogError::io(path, e))?;
     }
@@ -119,9 +122,9 @@ impl Log {
     /// Makes every entry appended so far durable (segments closed by rolls first);
     /// returns the new `flushed_offset()`.
     pub fn flush(&mut self) -> Result<u64> {
-        let rolled = duplicate_all(self.unsynced.iter().flat_map(|s| s.files.iter()))?;
-        let dir = (!self.unsynced.is_empty()).then(|| self.dir.clone());
-        sync_rolled(&rolled, dir.as_deref())?;
+        // With `&mut self` the log's own handles serve; no duplicates needed.
+        let dir = (!self.unsynced.is_empty()).then_some(self.dir.as_path());
+        sync_rolled(self.unsynced.iter().flat_map(|s| s.files.iter()), dir)?;
         self.active_mut().flush()?;
         self.flushed_offset = self.next_offset();
         self.flushed_raft_index = self.last_raft_index();
