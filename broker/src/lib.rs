@@ -7,7 +7,9 @@
 //! `kafka-protocol` crate); [`partition`] is one replica of a partition's Raft group;
 //! [`topics`] is the map of topics and their partitions, which the cluster keeps in
 //! line with the controller's records; [`producer_state`] makes
-//! producers idempotent; [`admin_http`] serves `/health` and `/metrics`.
+//! producers idempotent; [`txn_state`] follows each partition's transactions (the last
+//! stable offset, the aborted ones) and [`control_batch`] is their markers;
+//! [`admin_http`] serves `/health` and `/metrics`.
 //!
 //! Every broker is a cluster node ([`cluster`]): a controller Raft group holds the
 //! metadata and every partition is a Raft group over its replicas (docs/cluster.md). A
@@ -39,6 +41,7 @@ pub mod checked_file;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod control_batch;
 pub mod convert;
 pub mod disk_space;
 pub mod error;
@@ -62,6 +65,7 @@ pub mod shutdown;
 pub mod throttle;
 pub mod tls;
 pub mod topics;
+pub mod txn_state;
 pub mod versions;
 
 use std::sync::Arc;

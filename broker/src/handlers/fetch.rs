@@ -5,9 +5,10 @@
 //! the response, except that the first batch of the first partition with data is
 //! returned whole however large, so a consumer can always make progress. Long poll:
 //! when fewer than `min_bytes` are ready, the answer waits until a high watermark moves
-//! or `max_wait_ms` passes, then is built again. Transactions are not supported, so
-//! read_committed sees what read_uncommitted sees and the last stable offset is the
-//! high watermark. Fetch sessions (KIP-227) are not kept: every answer is a full one
+//! or `max_wait_ms` passes, then is built again. Isolation: `read_uncommitted` reads up
+//! to the high watermark; `read_committed` up to the last stable offset, and the answer
+//! lists the aborted transactions with records in it, which the client skips. Fetch
+//! sessions (KIP-227) are not kept: every answer is a full one
 //! with session id 0, which clients treat as sessionless.
 
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
@@ -145,8 +148,9 @@ fn build(ctx: &RequestContext, request: &FetchRequest) -> (FetchResponse, usize)
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica((-1).into())
                 .with_aborted_transactions(Some(Vec::new()));
+            let read_committed = request.isolation_level == READ_COMMITTED;
             let filled = match topic.as_ref().and_then(|t| t.partition(fp.partition)) {
-                Some(p) => fill_partition(p, fp, &mut budget, &mut out),
+                Some(p) => fill_partition(p, fp, read_committed, &mut budget, &mut out),
                 None => Err(missing_topic(readable).code()),
             };
             if let Err(code) = filled {
@@ -177,12 +181,16 @@ struct Budget {
     first_data_seen: bool,
 }
 
+/// `isolation_level` of a `read_committed` consumer.
+pub const READ_COMMITTED: i8 = 1;
+
 /// Fills `out` for one asked partition: its offsets, then its records within the
 /// budget. Only the leader serves, at the client's epoch. The error code when the
 /// partition cannot answer (`out` keeps the offsets already known).
 fn fill_partition(
     p: &Partition,
     fp: &FetchPartition,
+    read_committed: bool,
     budget: &mut Budget,
     out: &mut PartitionData,
 ) -> Result<(), i16> {
@@ -191,7 +199,7 @@ fn fill_partition(
         .map_err(|e| e.code())?;
     let offsets = p.offsets().map_err(|e| e.code())?;
     out.high_watermark = offsets.high_watermark as i64;
-    out.last_stable_offset = offsets.high_watermark as i64;
+    out.last_stable_offset = p.last_stable_offset().map_err(|e| e.code())? as i64;
     out.log_start_offset = offsets.log_start as i64;
     let offset = fp.fetch_offset;
     if offset < offsets.log_start as i64 || offset > offsets.log_end as i64 {
@@ -202,6 +210,22 @@ fn fill_partition(
         .min(budget.remaining);
     let records = if limit == 0 && budget.first_data_seen {
         Bytes::new()
+    } else if read_committed {
+        let read = p
+            .read_committed(offset as u64, limit.max(1))
+            .map_err(|e| e.code())?;
+        out.last_stable_offset = read.last_stable as i64;
+        out.aborted_transactions = Some(
+            read.aborted
+                .iter()
+                .map(|a| {
+                    AbortedTransaction::default()
+                        .with_producer_id(a.producer_id.into())
+                        .with_first_offset(a.first_offset as i64)
+                })
+                .collect(),
+        );
+        read.records
     } else {
         p.read(offset as u64, limit.max(1)).map_err(|e| e.code())?
     };

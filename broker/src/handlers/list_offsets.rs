@@ -1,6 +1,8 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark) and by timestamp — the
-//! first record whose timestamp is at or after T, found with the time index and then
-//! by walking that one batch's records.
+//! ListOffsets: earliest (-2), latest (-1) and by timestamp — the first record whose
+//! timestamp is at or after T, found with the time index and then by walking that one
+//! batch's records. Latest, and the end past which a timestamp finds nothing, is the
+//! high watermark for `read_uncommitted` and the last stable offset for
+//! `read_committed` (isolation level 1, from v2).
 //!
 //! The walk reads only each record's length, timestamp delta and offset delta (zigzag
 //! varints, via `integer-encoding`), allocating nothing: decoding stored records with
@@ -17,6 +19,7 @@ use log_store::records::RECORDS_AT;
 use log_store::LogError;
 
 use super::authz::missing_topic;
+use super::fetch::READ_COMMITTED;
 use super::RequestContext;
 use crate::acl::{Operation, ResourceType};
 use crate::partition::{Partition, PartitionError};
@@ -55,7 +58,8 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
                     {
                         return out.with_error_code(ctx.code(e.code()));
                     }
-                    match lookup(p, lp.timestamp) {
+                    let read_committed = request.isolation_level == READ_COMMITTED;
+                    match lookup(p, lp.timestamp, read_committed) {
                         Ok((timestamp, offset)) => {
                             out.with_timestamp(timestamp).with_offset(offset)
                         }
@@ -72,10 +76,19 @@ pub fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsR
 }
 
 /// `(timestamp, offset)` for one partition; `(-1, -1)` when no record is that recent.
-fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+fn lookup(
+    p: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), PartitionError> {
     let offsets = p.offsets()?;
+    let end = if read_committed {
+        p.last_stable_offset()?
+    } else {
+        offsets.high_watermark
+    };
     match timestamp {
-        LATEST => return Ok((-1, offsets.high_watermark as i64)),
+        LATEST => return Ok((-1, end as i64)),
         EARLIEST => return Ok((-1, offsets.log_start as i64)),
         t if t < 0 => {
             return Err(PartitionError::Log(LogError::InvalidArgument(format!(
@@ -90,14 +103,14 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), PartitionError> {
     let Some(base) = base else {
         return Ok((-1, -1));
     };
-    if base >= offsets.high_watermark {
+    if base >= end {
         return Ok((-1, -1));
     }
     let batch = p.read(base, 1)?;
     let start = offsets.log_start.max(base);
     let found = first_record_at_or_after(&batch, timestamp, offsets.log_start as i64)
         .unwrap_or((-1, start as i64));
-    if found.1 < 0 || found.1 as u64 >= offsets.high_watermark {
+    if found.1 < 0 || found.1 as u64 >= end {
         return Ok((-1, -1));
     }
     Ok(found)

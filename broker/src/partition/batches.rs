@@ -1,12 +1,11 @@
 //! The batch-level helpers of a partition: checking a produced batch's header,
-//! reading past batches that compaction emptied, rebuilding idempotent-producer state
-//! from the log, and where a group's replicas all hold the log up to.
+//! reading past batches that compaction emptied, and where a group's replicas all hold
+//! the log up to.
 
 use bytes::Bytes;
 use log_store::{BatchHeader, Batches, Log, LogError};
 
-use super::{PartitionError, PartitionResult, REBUILD_READ_BYTES};
-use crate::producer_state::ProducerStates;
+use super::{PartitionError, PartitionResult};
 
 /// The Kafka offset below which `log` holds every batch up to Raft entry `raft_index`.
 pub(super) fn offset_held_through(log: &Log, raft_index: u64) -> u64 {
@@ -96,25 +95,6 @@ pub(super) fn read_past_empty_batches(
         next = chunk_next.filter(|&n| n > at);
     }
     Ok(out.freeze())
-}
-
-/// Producer state from the batch headers of the whole log (idempotence across restarts).
-pub(super) fn rebuild_producers(log: &Log) -> std::result::Result<ProducerStates, LogError> {
-    let mut states = ProducerStates::default();
-    let mut offset = log.log_start_offset();
-    loop {
-        let chunk = log.read(offset, REBUILD_READ_BYTES)?;
-        if chunk.is_empty() {
-            return Ok(states);
-        }
-        for item in Batches::new(chunk) {
-            let (header, _) = item.map_err(LogError::CorruptBatch)?;
-            let base = header.base_offset as u64;
-            let last = header.last_offset() as u64;
-            states.record(&header, base, last);
-            offset = last + 1;
-        }
-    }
 }
 
 /// `batch` stamped with the broker's clock as its LogAppendTime, and the time; its CRC

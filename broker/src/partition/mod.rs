@@ -34,20 +34,21 @@ use tracing::{info, warn};
 use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
-use crate::producer_state::{ProducerStates, SequenceCheck};
+use crate::producer_state::SequenceCheck;
 
 mod batches;
 mod error;
+mod isolation;
 mod isr;
+mod replica_state;
 use batches::{
     check_produced_header, corrupt_or, offset_held_through, read_past_empty_batches,
-    rebuild_producers, stamp_append_time,
+    stamp_append_time,
 };
 pub use error::{PartitionError, PartitionResult};
+pub use isolation::CommittedRead;
 pub use isr::{InSyncReplicas, Isr};
-
-/// Bytes read per step when rebuilding producer state from the log at open.
-const REBUILD_READ_BYTES: usize = 1 << 20;
+use replica_state::{loaded, ReplicaState};
 
 /// Where an accepted batch is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +103,11 @@ struct Hosted {
     max_message_bytes: std::sync::atomic::AtomicU32,
     /// The replica's write-caching policy, shared with its Raft group.
     write_caching: WriteCaching,
-    producers: std::sync::Mutex<ProducerStates>,
+    /// Producers' sequences and transactions, for the leader's term.
+    state: std::sync::Mutex<ReplicaState>,
     view: watch::Receiver<GroupView>,
-    /// Serializes produce on the leader: check, propose, record. Holds the term whose
-    /// producer state is loaded (0: none).
-    appending: tokio::sync::Mutex<u64>,
+    /// Serializes produce on the leader: check, propose, record.
+    appending: tokio::sync::Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -242,9 +243,9 @@ impl Partition {
                 max_message_bytes: max_message_bytes.into(),
                 write_caching,
                 log,
-                producers: std::sync::Mutex::new(ProducerStates::default()),
+                state: std::sync::Mutex::new(ReplicaState::default()),
                 view: view.clone(),
-                appending: tokio::sync::Mutex::new(0),
+                appending: tokio::sync::Mutex::new(()),
                 closed: AtomicBool::new(false),
             })),
         );
@@ -364,7 +365,7 @@ impl Partition {
         };
         self.check_in_sync(h, min_in_sync)?;
         let header = check_produced_header(&batch)?;
-        let mut loaded_term = h.appending.lock().await;
+        let _appending = h.appending.lock().await;
         let view = *h.view.borrow();
         if !view.is_leader {
             return Err(PartitionError::NotLeader);
@@ -372,16 +373,9 @@ impl Partition {
         if h.closed.load(Ordering::Acquire) {
             return Err(PartitionError::NotLeader);
         }
-        if *loaded_term != view.term {
-            // New leadership: this log holds every entry the old leader may have
-            // acknowledged; rebuild the producers' sequences from it.
-            let log = h.log.read().map_err(|_| PartitionError::Offline)?;
-            let rebuilt = rebuild_producers(&log).map_err(PartitionError::Log)?;
-            drop(log);
-            *lock_producers(&h.producers) = rebuilt;
-            *loaded_term = view.term;
-        }
-        let check = lock_producers(&h.producers).check(&header);
+        let check = loaded(&h.state, &h.log, view.term)?
+            .producers
+            .check(&header);
         match check {
             SequenceCheck::Refuse(why) => return Err(corrupt_or(&batch, why.into())),
             SequenceCheck::Duplicate {
@@ -429,7 +423,7 @@ impl Partition {
         let tracked: Tracked = proposed(h.node.propose_tracked(h.group, batch, commit)).await?;
         let base_offset = tracked.appended.base_offset;
         let last_offset = base_offset + header.last_offset_delta.max(0) as u64;
-        lock_producers(&h.producers).record(&header, base_offset, last_offset);
+        loaded(&h.state, &h.log, view.term)?.record(&header, base_offset, last_offset, None);
         self.shared.metrics.appended_batches.inc();
         Ok(ReplicaAppend {
             appended: Appended {
@@ -787,12 +781,4 @@ async fn proposed<T>(
             Err(PartitionError::Timeout("the Raft group"))
         }
     }
-}
-
-fn lock_producers(
-    m: &std::sync::Mutex<ProducerStates>,
-) -> std::sync::MutexGuard<'_, ProducerStates> {
-    // Updates are single calls that leave the map consistent; a panic in one cannot
-    // leave it half-changed.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,0 +1,89 @@
+//! What a partition's leader derives from its log: the idempotent producers' sequences
+//! and the transactions open or aborted here. Both are rebuilt from the whole log by
+//! the first request of a new term that needs them (this log holds every entry the old
+//! leader may have acknowledged), then kept up to date by the leader's appends.
+
+use std::sync::{Mutex, MutexGuard};
+
+use log_store::{BatchHeader, Batches, Log, LogError};
+
+use super::{PartitionError, PartitionResult};
+use crate::control_batch::{self, MarkerKind};
+use crate::producer_state::ProducerStates;
+use crate::txn_state::TxnState;
+
+/// Bytes read per step when rebuilding the state from the log.
+const REBUILD_READ_BYTES: usize = 1 << 20;
+
+/// The leader's state of one partition, for the term it was built in.
+#[derive(Debug, Default)]
+pub struct ReplicaState {
+    /// The term this state was rebuilt in (`None`: never built).
+    term: Option<u64>,
+    pub producers: ProducerStates,
+    pub txns: TxnState,
+}
+
+impl ReplicaState {
+    /// Applies a batch the leader appended at `base..=last` (`marker`: the kind of a
+    /// control batch it wrote itself).
+    pub fn record(&mut self, h: &BatchHeader, base: u64, last: u64, marker: Option<MarkerKind>) {
+        self.producers.record(h, base, last);
+        self.txns.apply(h, base, last, marker);
+    }
+}
+
+/// Locks `state`, rebuilt from `log` first unless it was built in `term`.
+pub(super) fn loaded<'a>(
+    state: &'a Mutex<ReplicaState>,
+    log: &std::sync::RwLock<Log>,
+    term: u64,
+) -> PartitionResult<MutexGuard<'a, ReplicaState>> {
+    // Updates are single calls that leave the state consistent; a panic in one cannot
+    // leave it half-changed.
+    let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.term != Some(term) {
+        // A poisoned lock means a panic while appending; refuse rather than guess.
+        let log = log.read().map_err(|_| PartitionError::Offline)?;
+        *guard = rebuild(&log).map_err(PartitionError::Log)?;
+        guard.term = Some(term);
+    }
+    Ok(guard)
+}
+
+/// The state of every batch in `log`: producers' sequences (idempotence across
+/// restarts) and transactions.
+fn rebuild(log: &Log) -> Result<ReplicaState, LogError> {
+    let mut state = ReplicaState::default();
+    let mut offset = log.log_start_offset();
+    loop {
+        let chunk = log.read(offset, REBUILD_READ_BYTES)?;
+        if chunk.is_empty() {
+            return Ok(state);
+        }
+        for item in Batches::new(chunk) {
+            let (header, bytes) = item.map_err(LogError::CorruptBatch)?;
+            let base = header.base_offset as u64;
+            let last = header.last_offset() as u64;
+            let marker = if header.is_control() {
+                read_marker(&header, bytes)
+            } else {
+                None
+            };
+            state.record(&header, base, last, marker);
+            offset = last + 1;
+        }
+    }
+}
+
+/// The kind of a stored control batch's marker; an unreadable one is logged and ends
+/// nothing (control batches are written only by this broker and checked by CRC).
+fn read_marker(header: &BatchHeader, bytes: bytes::Bytes) -> Option<MarkerKind> {
+    match control_batch::decode(bytes) {
+        Ok(m) => Some(m.kind),
+        Err(e) => {
+            tracing::warn!(offset = header.base_offset, error = %e, "unreadable transaction marker");
+            None
+        }
+    }
+}
