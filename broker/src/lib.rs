@@ -56,6 +56,7 @@ pub mod partition;
 pub mod principal;
 pub mod producer_state;
 pub mod quota;
+pub mod record_fields;
 pub mod request;
 pub mod response_frame;
 pub mod scrape;

@@ -10,9 +10,8 @@
 //!
 //! A null value is a tombstone: the offset, or the whole group, is gone. These record
 //! layouts are not Kafka *request* messages, so the `kafka-protocol` crate has no codec
-//! for them; this file reads and writes them with bounds-checked primitives. Bytes read
-//! back from the log are untrusted: every length is checked against what is left, and a
-//! malformed record is an error, never a panic or a large allocation.
+//! for them; this file reads and writes them with the bounds-checked primitives of
+//! [`crate::record_fields`].
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -25,14 +24,12 @@ pub const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 /// The group-metadata value layout we write (with group instance ids).
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 
-/// Why a stored record could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed __consumer_offsets record: {0}")]
-pub struct RecordError(pub String);
-
-fn err<T>(what: impl Into<String>) -> Result<T, RecordError> {
-    Err(RecordError(what.into()))
-}
+pub use crate::record_fields::RecordError;
+use crate::record_fields::{
+    err, get_bytes, get_compact_string, get_i16, get_i32, get_i64, get_nullable_string, get_string,
+    put_bytes, put_nullable_string, put_string,
+};
+pub use crate::record_fields::{java_string_hash, partition_for};
 
 /// What a record's key names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -240,112 +237,6 @@ impl GroupValue {
             members,
         })
     }
-}
-
-fn put_string(b: &mut BytesMut, s: &str) {
-    // Group ids, topics and member ids arrive in int16-length protocol strings.
-    let len = s.len().min(i16::MAX as usize);
-    b.put_i16(len as i16);
-    b.put_slice(&s.as_bytes()[..len]);
-}
-
-fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(b, s),
-        None => b.put_i16(-1),
-    }
-}
-
-fn put_bytes(b: &mut BytesMut, v: &[u8]) {
-    // Protocol bytes arrive in int32-length fields within a bounded request frame.
-    b.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
-    b.put_slice(v);
-}
-
-fn need(b: &Bytes, n: usize, what: &str) -> Result<(), RecordError> {
-    if b.remaining() < n {
-        return err(format!("truncated at {what}"));
-    }
-    Ok(())
-}
-
-fn get_i16(b: &mut Bytes) -> Result<i16, RecordError> {
-    need(b, 2, "int16")?;
-    Ok(b.get_i16())
-}
-
-fn get_i32(b: &mut Bytes) -> Result<i32, RecordError> {
-    need(b, 4, "int32")?;
-    Ok(b.get_i32())
-}
-
-fn get_i64(b: &mut Bytes) -> Result<i64, RecordError> {
-    need(b, 8, "int64")?;
-    Ok(b.get_i64())
-}
-
-fn get_nullable_string(b: &mut Bytes) -> Result<Option<String>, RecordError> {
-    let len = get_i16(b)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    let len = len as usize;
-    need(b, len, "string")?;
-    let raw = b.split_to(len);
-    String::from_utf8(raw.to_vec())
-        .map(Some)
-        .or_else(|_| err("string is not UTF-8"))
-}
-
-fn get_string(b: &mut Bytes) -> Result<String, RecordError> {
-    get_nullable_string(b)?.map_or_else(|| err("null where a string is required"), Ok)
-}
-
-fn get_bytes(b: &mut Bytes) -> Result<Bytes, RecordError> {
-    let len = get_i32(b)?;
-    if len < 0 {
-        return Ok(Bytes::new());
-    }
-    need(b, len as usize, "bytes")?;
-    Ok(b.split_to(len as usize))
-}
-
-/// A compact (unsigned varint length + 1) nullable string, as flexible versions use.
-fn get_compact_string(b: &mut Bytes) -> Result<Option<String>, RecordError> {
-    let mut len: u64 = 0;
-    for shift in (0..35).step_by(7) {
-        need(b, 1, "varint")?;
-        let byte = b.get_u8();
-        len |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            if len == 0 {
-                return Ok(None);
-            }
-            let len = (len - 1) as usize;
-            need(b, len, "compact string")?;
-            let raw = b.split_to(len);
-            return String::from_utf8(raw.to_vec())
-                .map(Some)
-                .or_else(|_| err("string is not UTF-8"));
-        }
-    }
-    err("varint longer than 5 bytes")
-}
-
-/// Java's `String.hashCode` over UTF-16 code units: Kafka places a group on
-/// `__consumer_offsets` partition `abs(hashCode(group)) % partitions`; we do the same so a
-/// group lands where a Kafka user would look for it.
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
-
-/// The `__consumer_offsets` partition of `group` (Kafka's `Utils.abs` maps `i32::MIN` to 0).
-pub fn partition_for(group: &str, partitions: i32) -> i32 {
-    let h = java_string_hash(group);
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
 }
 
 #[cfg(test)]
