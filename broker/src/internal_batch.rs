@@ -50,8 +50,21 @@ pub fn encode(
 /// One decoded record: key, value (`None`: tombstone) and offset.
 pub type Decoded = (Option<Bytes>, Option<Bytes>, i64);
 
-/// The records of stored batch bytes.
+/// The smallest encoded record (length, attributes, three varints, key and value
+/// lengths, header count): bounds the record count a batch header may claim.
+const MIN_RECORD_BYTES: usize = 7;
+
+/// The records of stored batch bytes. A header that claims more records than the
+/// bytes can hold is refused before anything is allocated for them.
 pub fn decode(mut batch: Bytes) -> Result<Vec<Decoded>, String> {
+    let header = log_store::BatchHeader::parse_header(&batch).map_err(|e| e.to_string())?;
+    if header.records_count.max(0) as usize > batch.len() / MIN_RECORD_BYTES {
+        return Err(format!(
+            "the batch claims {} records in {} bytes",
+            header.records_count,
+            batch.len()
+        ));
+    }
     let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| e.to_string())?;
     Ok(set
         .records

@@ -10,6 +10,7 @@ use crate::group::{CommitOutcome, GroupError};
 use crate::partition::PartitionError;
 use crate::producer_state::SequenceRefusal;
 use crate::topics::TopicError;
+use crate::txn::TxnError;
 
 /// The Kafka error code a client gets for a log error on its request.
 pub fn log_error_code(e: &LogError) -> i16 {
@@ -55,6 +56,7 @@ impl PartitionError {
             PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             PartitionError::Timeout(_) => ResponseError::RequestTimedOut,
             PartitionError::InvalidBatch(_) => ResponseError::InvalidRecord,
+            PartitionError::TransactionNotVerified => ResponseError::InvalidTxnState,
             PartitionError::Sequence(s) => return s.code(),
             PartitionError::Log(e) => return log_error_code(e),
         };
@@ -177,6 +179,60 @@ impl From<&ClusterError> for Refusal {
         Refusal {
             code: e.code(),
             message: e.to_string(),
+        }
+    }
+}
+
+impl TxnError {
+    /// The code a transaction API answers with at request version `version`; APIs
+    /// older than `fenced_from` know PRODUCER_FENCED as INVALID_PRODUCER_EPOCH (as
+    /// Kafka answers them).
+    pub fn code_at(&self, version: i16, fenced_from: i16) -> i16 {
+        let e = match self {
+            TxnError::CoordinatorNotAvailable | TxnError::ProducerIds(_) => {
+                ResponseError::CoordinatorNotAvailable
+            }
+            TxnError::NotCoordinator => ResponseError::NotCoordinator,
+            TxnError::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
+            TxnError::InvalidId(_) => ResponseError::InvalidRequest,
+            TxnError::InvalidTimeout { .. } => ResponseError::InvalidTransactionTimeout,
+            TxnError::Concurrent => ResponseError::ConcurrentTransactions,
+            TxnError::ProducerFenced if version < fenced_from => {
+                ResponseError::InvalidProducerEpoch
+            }
+            TxnError::ProducerFenced => ResponseError::ProducerFenced,
+            TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+            TxnError::InvalidTxnState { .. } | TxnError::NotInTransaction => {
+                ResponseError::InvalidTxnState
+            }
+            TxnError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
+            // The request cannot be served here: an abortable error for the client.
+            TxnError::RemotePartition { .. } => ResponseError::InvalidRequest,
+            // As Kafka's coordinator maps the failures of its own appends.
+            TxnError::Storage(e) => match **e {
+                PartitionError::NotLeader | PartitionError::Gone | PartitionError::Offline => {
+                    ResponseError::NotCoordinator
+                }
+                PartitionError::Timeout(_) | PartitionError::NotEnoughReplicas { .. } => {
+                    ResponseError::CoordinatorNotAvailable
+                }
+                _ => ResponseError::UnknownServerError,
+            },
+        };
+        e.code()
+    }
+
+    /// The code a transactional produce gets when its coordinator does not confirm
+    /// the transaction: retriable (NOT_ENOUGH_REPLICAS, as Kafka) when the
+    /// coordinator cannot be asked here, otherwise the refusal.
+    pub fn produce_code(&self) -> i16 {
+        match self {
+            TxnError::CoordinatorNotAvailable
+            | TxnError::NotCoordinator
+            | TxnError::LoadInProgress => ResponseError::NotEnoughReplicas.code(),
+            TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch.code(),
+            TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping.code(),
+            _ => ResponseError::InvalidTxnState.code(),
         }
     }
 }

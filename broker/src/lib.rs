@@ -51,6 +51,7 @@ pub mod health;
 pub mod identity;
 pub mod internal_batch;
 pub mod kafka_codes;
+pub mod leadership;
 pub mod metrics;
 pub mod partition;
 pub mod principal;
@@ -66,6 +67,7 @@ pub mod shutdown;
 pub mod throttle;
 pub mod tls;
 pub mod topics;
+pub mod txn;
 pub mod txn_state;
 pub mod versions;
 
@@ -105,6 +107,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// The consumer-group coordinator.
     pub groups: Arc<Coordinator>,
+    /// The transaction coordinator.
+    pub txns: Arc<txn::TxnCoordinator>,
     /// `queued.max.request.bytes`: one permit per request byte read and being handled.
     pub queued_request_bytes: Arc<tokio::sync::Semaphore>,
     /// Free space against `storage.min.free.bytes`.

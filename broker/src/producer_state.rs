@@ -169,6 +169,23 @@ impl ProducerStates {
         });
     }
 
+    /// Notes a transaction marker of `producer_id` at `epoch`: a newer epoch (the
+    /// coordinator fenced the producer) replaces the producer's, so its batches with an
+    /// older epoch are refused from now on; its sequence starts again.
+    pub fn end_transaction(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
     /// Producers tracked.
     pub fn len(&self) -> usize {
         self.producers.len()

@@ -237,6 +237,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         cluster: cluster.clone(),
         metrics,
         groups: Arc::new(Coordinator::new(config.groups.clone())),
+        txns: Arc::new(crate::txn::TxnCoordinator::new(config.txns.clone())),
         queued_request_bytes: Arc::new(tokio::sync::Semaphore::new(
             config.queued_max_request_bytes,
         )),
@@ -419,12 +420,14 @@ async fn start_cluster(
     Ok(())
 }
 
-/// The broker's own background tasks: the group coordinator, the log cleaner and the
-/// disk-space watch.
+/// The broker's own background tasks: the group and transaction coordinators, the log
+/// cleaner and the disk-space watch.
 fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     let m = &broker.metrics;
     let groups = broker.groups.clone().run(shutdown.clone());
     spawn_supervised(m, "group coordinator", groups);
+    let txns = broker.txns.clone().run(broker.clone(), shutdown.clone());
+    spawn_supervised(m, "transaction coordinator", txns);
     let cleaner = run_cleaner(broker.clone(), shutdown.clone());
     spawn_supervised(m, "log cleaner", cleaner);
     let disk = crate::disk_space::watch(broker.clone(), shutdown.clone());

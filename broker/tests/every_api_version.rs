@@ -288,6 +288,21 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                     .with_match(Some(s("quota-user"))),
             ])
             .into(),
+        // Before InitProducerId the id has no transaction: a well-formed refusal.
+        ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(s("tx").into())
+            .with_v3_and_below_producer_id(1.into())
+            .with_v3_and_below_topics(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic("t"))
+                    .with_partitions(vec![0]),
+            ])
+            .into(),
+        ApiKey::EndTxn => EndTxnRequest::default()
+            .with_transactional_id(s("tx").into())
+            .with_producer_id(1.into())
+            .with_committed(true)
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }

@@ -20,12 +20,14 @@ mod cluster;
 pub mod listeners;
 mod topic;
 pub mod topic_keys;
+mod txn;
 pub use cluster::{
     ClusterSettings, RaftTls, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CONTROLLER_SEGMENT_BYTES,
     MAX_CONTROLLER_VOTERS,
 };
 pub use listeners::{ListenerSettings, SecurityProtocol};
 pub use topic::{ConfigValueError, TopicConfig};
+pub use txn::TxnConfig;
 
 /// Kafka's `socket.request.max.bytes`: a larger request frame closes its connection.
 pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
@@ -107,6 +109,8 @@ pub struct BrokerConfig {
     pub topics: TopicDefaults,
     /// Consumer groups and `__consumer_offsets`.
     pub groups: GroupConfig,
+    /// The transaction coordinator.
+    pub txns: TxnConfig,
     /// The log cleaner (`cleanup.policy=compact`).
     pub cleaner: CleanerSettings,
 }
@@ -161,6 +165,7 @@ impl Default for BrokerConfig {
             metadata_segment_bytes: DEFAULT_CONTROLLER_SEGMENT_BYTES,
             topics: TopicDefaults::default(),
             groups: GroupConfig::default(),
+            txns: TxnConfig::default(),
             cleaner: CleanerSettings::default(),
         }
     }
@@ -341,6 +346,9 @@ impl BrokerConfig {
         }
         if let Some(set) = self.admin_api.set(key, value) {
             return set.map_err(BrokerError::Config);
+        }
+        if self.txns.set(key, value)? {
+            return Ok(());
         }
         if let Some(set) = self.authorizer.set(key, value) {
             return set.map_err(BrokerError::Config);

@@ -135,3 +135,27 @@ fn kafkas_hour_and_minute_settings_give_time_defaults_ms_first() {
         .apply_toml("\"log.retention.hours\" = \"soon\"\n")
         .is_err());
 }
+
+#[test]
+fn transaction_settings_read_and_refuse_out_of_range_values() {
+    let mut c = BrokerConfig::default();
+    c.apply_toml(
+        "transaction.state.log.num.partitions = 4\ntransaction.max.timeout.ms = 60000\n\
+         transactional.id.expiration.ms = 5000\n\
+         transaction.abort.timed.out.transaction.cleanup.interval.ms = 200\n",
+    )
+    .unwrap();
+    assert_eq!(c.txns.state_topic_partitions, 4);
+    assert_eq!(c.txns.max_timeout_ms, 60_000);
+    assert_eq!(c.txns.id_expiration, Duration::from_secs(5));
+    assert_eq!(c.txns.abort_check_interval, Duration::from_millis(200));
+    for bad in [
+        "transaction.state.log.num.partitions = 0",
+        "transaction.state.log.segment.bytes = 10",
+        "transaction.max.timeout.ms = 0",
+        "transaction.remove.expired.transaction.cleanup.interval.ms = -1",
+    ] {
+        let err = BrokerConfig::default().apply_toml(bad).unwrap_err();
+        assert!(matches!(err, BrokerError::Config(_)), "{bad}: {err}");
+    }
+}

@@ -8,13 +8,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use log_store::BatchHeader;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::{Group, GroupState};
-use super::{lock, wall_ms, Coordinator, MIN_RECORD_BYTES, OFFSETS_TOPIC, REPLAY_READ_BYTES};
+use super::{lock, wall_ms, Coordinator, MIN_RECORD_BYTES, OFFSETS_TOPIC};
 use super::{records, state};
 use crate::error::{BrokerError, Result};
+use crate::leadership::Keys;
 use crate::partition::Partition;
 
 impl Coordinator {
@@ -23,73 +24,14 @@ impl Coordinator {
     /// waits for this before it serves.
     pub fn load_led_partitions(&self) -> bool {
         self.follow_leadership();
-        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let partitions = self.partitions();
-        !partitions.is_empty()
-            && partitions.iter().all(|p| {
-                p.view()
-                    .is_some_and(|v| v.is_leader && loaded.get(&p.index()) == Some(&v.term))
-            })
+        !partitions.is_empty() && partitions.iter().all(|p| self.loaded.serves(p).is_ok())
     }
 
-    /// Loads the groups of each `__consumer_offsets` partition this node has come to lead (once the new leader's log is fully committed, so it holds
-    /// every acknowledged commit), and drops those of partitions it no longer leads.
-    /// Called every tick.
+    /// Loads the groups of each `__consumer_offsets` partition this node has come to
+    /// lead, and drops those of partitions it no longer leads. Called every tick.
     pub(super) fn follow_leadership(&self) {
-        let loaded = &self.loaded;
-        for p in self.partitions() {
-            let index = p.index();
-            let view = p.view();
-            let current = loaded
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&index)
-                .copied();
-            match view {
-                Some(v) if v.is_leader => {
-                    if current == Some(v.term) {
-                        continue;
-                    }
-                    let caught_up = p.offsets().is_ok_and(|o| o.high_watermark == o.log_end);
-                    if !caught_up {
-                        continue;
-                    }
-                    self.unload_partition(index);
-                    let started = Instant::now();
-                    match self.replay_partition(&p, started) {
-                        Ok(records) => {
-                            info!(
-                                partition = index,
-                                term = v.term,
-                                records,
-                                elapsed_ms = started.elapsed().as_millis() as u64,
-                                "now coordinating the groups of this {OFFSETS_TOPIC} partition"
-                            );
-                            loaded
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(index, v.term);
-                        }
-                        Err(e) => {
-                            warn!(partition = index, error = %e, "loading groups failed; will retry")
-                        }
-                    }
-                }
-                _ => {
-                    if current.is_some() {
-                        loaded
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&index);
-                        self.unload_partition(index);
-                        info!(
-                            partition = index,
-                            "no longer coordinating the groups of this {OFFSETS_TOPIC} partition"
-                        );
-                    }
-                }
-            }
-        }
+        self.loaded.follow(self, &self.partitions());
     }
 
     /// Drops the cached groups of `__consumer_offsets` partition `index` (their
@@ -147,27 +89,13 @@ impl Coordinator {
 
     fn read_partition(&self, p: &Partition, now: Instant) -> Result<u64> {
         let mut records_read = 0;
-        let mut offset = p.offsets().map(|o| o.log_start).unwrap_or(0);
-        loop {
-            let chunk = p.read(offset, REPLAY_READ_BYTES).map_err(|e| {
-                BrokerError::Config(format!(
-                    "cannot read {OFFSETS_TOPIC}-{} at offset {offset}: {e}",
-                    p.index()
-                ))
-            })?;
-            if chunk.is_empty() {
-                return Ok(records_read);
-            }
-            for item in log_store::Batches::new(chunk) {
-                let (header, bytes) = item.map_err(|e| BrokerError::Log {
-                    topic: OFFSETS_TOPIC.into(),
-                    partition: p.index(),
-                    source: log_store::LogError::CorruptBatch(e),
-                })?;
-                offset = header.last_offset() as u64 + 1;
-                records_read += self.replay_batch(&header, bytes, now, p.index());
-            }
-        }
+        p.replay(|header, bytes| {
+            records_read += self.replay_batch(header, bytes, now, p.index());
+        })
+        .map_err(|e| {
+            BrokerError::Config(format!("cannot read {OFFSETS_TOPIC}-{}: {e}", p.index()))
+        })?;
+        Ok(records_read)
     }
 
     pub(super) fn replay_batch(
@@ -261,5 +189,19 @@ impl Coordinator {
             // Offsets committed after a delete bring the group back, empty.
             g.state = GroupState::Empty;
         }
+    }
+}
+
+impl Keys for Coordinator {
+    const WHAT: &'static str = "groups";
+    const TOPIC: &'static str = OFFSETS_TOPIC;
+
+    fn unload(&self, index: i32) {
+        self.unload_partition(index);
+    }
+
+    fn replay(&self, p: &Partition) -> std::result::Result<u64, String> {
+        self.replay_partition(p, Instant::now())
+            .map_err(|e| e.to_string())
     }
 }

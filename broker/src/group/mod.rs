@@ -42,6 +42,7 @@ use tracing::{info, warn};
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::GroupConfig;
 use crate::error::Result;
+use crate::leadership::{Loaded, NotServed};
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::shutdown::Shutdown;
 use crate::topics::Topics;
@@ -54,8 +55,6 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// How long an OffsetCommit or SyncGroup waits for its records to become durable
 /// (Kafka's `offsets.commit.timeout.ms`).
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes read per step when replaying a `__consumer_offsets` partition.
-const REPLAY_READ_BYTES: usize = 1 << 20;
 /// The smallest encoded record (length, attributes, three varints, key and value
 /// lengths, header count): bounds the record count a batch header may claim.
 const MIN_RECORD_BYTES: usize = 7;
@@ -173,7 +172,7 @@ pub struct Coordinator {
     /// The partitions whose groups are loaded here, with the Raft term of the
     /// leadership they were loaded in. A group is served only while its partition is
     /// led here and loaded in the current term.
-    loaded: Mutex<HashMap<i32, u64>>,
+    loaded: Loaded,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
 }
 
@@ -186,7 +185,7 @@ impl Coordinator {
         Coordinator {
             config,
             partitions: std::sync::RwLock::new(Vec::new()),
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Loaded::default(),
             groups: Mutex::new(HashMap::new()),
         }
     }
@@ -220,16 +219,13 @@ impl Coordinator {
     /// group's partition, COORDINATOR_LOAD_IN_PROGRESS until that partition's groups are
     /// loaded, COORDINATOR_NOT_AVAILABLE before the topic exists.
     pub fn serves(&self, group: &str) -> std::result::Result<(), GroupError> {
-        let Some((index, p)) = self.partition_index(group) else {
+        let Some((_, p)) = self.partition_index(group) else {
             return Err(GroupError::CoordinatorNotAvailable);
         };
-        let Some(view) = p.view().filter(|v| v.is_leader) else {
-            return Err(GroupError::NotCoordinator);
-        };
-        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        match loaded.get(&index) {
-            Some(&term) if term == view.term => Ok(()),
-            _ => Err(GroupError::LoadInProgress),
+        match self.loaded.serves(&p) {
+            Ok(_) => Ok(()),
+            Err(NotServed::NotLeader) => Err(GroupError::NotCoordinator),
+            Err(NotServed::Loading) => Err(GroupError::LoadInProgress),
         }
     }
 

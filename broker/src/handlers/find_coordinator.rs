@@ -1,8 +1,8 @@
 //! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
-//! partition (COORDINATOR_NOT_AVAILABLE until the topic exists and that partition has a
-//! leader). Transaction coordinators (key type 1) answer
-//! COORDINATOR_NOT_AVAILABLE: transactions are not supported. v0–3 carry one key, v4+
-//! a batch.
+//! partition, a transactional id's (key type 1) the leader of its
+//! `__transaction_state` partition; COORDINATOR_NOT_AVAILABLE until the topic exists
+//! and that partition has a leader. The first transactional lookup creates
+//! `__transaction_state`, as in Kafka. v0–3 carry one key, v4+ a batch.
 //!
 //! librdkafka turns LZ4 compression on only when FindCoordinator v0 is in the
 //! ApiVersions list (`rdkafka_feature.c`), one more reason to advertise the whole range.
@@ -32,19 +32,35 @@ fn coordinator(
     if let Some(refused) = lookup(key_type, key) {
         return Err(refused);
     }
-    if !ctx
-        .checks()
-        .allows(Operation::Describe, ResourceType::Group, key)
-    {
+    let (resource, denied) = if key_type == KEY_TYPE_TRANSACTION {
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        let why = "DESCRIBE on the transactional id is needed";
+        (ResourceType::TransactionalId, (code, why))
+    } else {
         let code = ResponseError::GroupAuthorizationFailed.code();
-        return Err((code, "DESCRIBE on the group is needed"));
+        (
+            ResourceType::Group,
+            (code, "DESCRIBE on the group is needed"),
+        )
+    };
+    if !ctx.checks().allows(Operation::Describe, resource, key) {
+        return Err(denied);
     }
     let cluster = &b.cluster;
     let unavailable = (
         ResponseError::CoordinatorNotAvailable.code(),
-        "the group's __consumer_offsets partition has no leader yet",
+        "the coordinator's internal partition has no leader yet",
     );
-    let (_, partition) = b.groups.partition_index(key).ok_or(unavailable)?;
+    let partition = if key_type == KEY_TYPE_TRANSACTION {
+        let found = b.txns.partition_of(key);
+        if found.is_none() {
+            b.txns.ensure_topic(&ctx.broker);
+        }
+        found
+    } else {
+        b.groups.partition_index(key).map(|(_, p)| p)
+    }
+    .ok_or(unavailable)?;
     let group = partition.group();
     let leader = cluster
         .leader_of(group, partition.view())
@@ -63,10 +79,11 @@ fn lookup(key_type: i8, key: &str) -> Option<(i16, &'static str)> {
             "the group id is empty",
         )),
         KEY_TYPE_GROUP => None,
-        KEY_TYPE_TRANSACTION => Some((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "transactions are not supported",
+        KEY_TYPE_TRANSACTION if key.is_empty() => Some((
+            ResponseError::InvalidRequest.code(),
+            "the transactional id is empty",
         )),
+        KEY_TYPE_TRANSACTION => None,
         _ => Some((ResponseError::InvalidRequest.code(), "unknown key type")),
     }
 }

@@ -2,6 +2,7 @@
 //! advertises, decodes the body with the `kafka-protocol` codec and calls the handler.
 
 mod acls;
+mod add_partitions_to_txn;
 mod api_versions;
 mod authz;
 mod client_quotas;
@@ -14,6 +15,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -94,6 +96,10 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::InitProducerId(r) => Reply::now(init_producer_id::handle(&ctx, r).await),
         RequestKind::DescribeCluster(r) => Reply::now(describe_cluster::handle(&ctx, r)),
         RequestKind::FindCoordinator(r) => Reply::now(find_coordinator::handle(&ctx, r)),
+        RequestKind::AddPartitionsToTxn(r) => {
+            Reply::now(add_partitions_to_txn::handle(&ctx, r).await)
+        }
+        RequestKind::EndTxn(r) => Reply::now(end_txn::handle(&ctx, r).await),
         RequestKind::JoinGroup(r) => join_group::handle(ctx.clone(), r),
         RequestKind::SyncGroup(r) => sync_group::handle(ctx.clone(), r),
         RequestKind::Heartbeat(r) => Reply::now(heartbeat::handle(&ctx, r)),

@@ -9,7 +9,11 @@
 //! (count, offset deltas, lengths) are CORRUPT_MESSAGE; a keyless record on a compacted
 //! topic INVALID_RECORD and a CreateTime outside `message.timestamp.before.max.ms` /
 //! `after.max.ms` INVALID_TIMESTAMP, each with the offending records listed in
-//! `record_errors` (Produce v8+). Transactions are not supported.
+//! `record_errors` (Produce v8+). A transactional batch needs WRITE on the request's
+//! transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and the coordinator's
+//! word that its producer has the partition in its ongoing transaction
+//! (`TxnCoordinator::verify`; INVALID_TXN_STATE, or NOT_ENOUGH_REPLICAS, retriable,
+//! when this broker cannot ask the coordinator).
 //!
 //! A valid batch is then rewritten as the topic asks (`log_store::recode`): stored in
 //! the topic's `compression.type` unless that is `producer` (here, on a blocking
@@ -33,7 +37,7 @@ use super::{message, Reply};
 use crate::acl::{Operation, ResourceType};
 use crate::config::TopicConfig;
 use crate::internal_batch::now_ms;
-use crate::partition::{Partition, PartitionError, PartitionResult};
+use crate::partition::{Partition, PartitionError, PartitionResult, Produce};
 use crate::topics::Topic;
 use crate::Broker;
 
@@ -74,8 +78,8 @@ fn refused(ctx: &RequestContext, index: i32, code: i16, why: Option<&str>) -> Ou
 async fn produce_one(
     ctx: &RequestContext,
     acks: i16,
-    topic: &str,
-    index: i32,
+    transactional_id: Option<&str>,
+    (topic, index): (&str, i32),
     records: Option<Bytes>,
 ) -> Outcome {
     let checked = target(&ctx.broker, topic, index)
@@ -88,6 +92,11 @@ async fn produce_one(
         Ok(records) => records,
         Err(refusal) => return *refusal,
     };
+    let transaction_verified =
+        match verify_transaction(ctx, transactional_id, topic, index, &records) {
+            Ok(verified) => verified,
+            Err(refusal) => return *refusal,
+        };
     let records = match recompress(records, &t.config).await {
         Ok(records) => records,
         Err(why) => return refused(ctx, index, ResponseError::CorruptMessage.code(), Some(&why)),
@@ -99,11 +108,13 @@ async fn produce_one(
     } else {
         1
     };
-    let stamp = t.config.log_append_time;
-    match p
-        .append_replica(records, min_in_sync, acks == -1, stamp)
-        .await
-    {
+    let produce = Produce {
+        min_in_sync,
+        awaited: acks == -1,
+        stamp: t.config.log_append_time,
+        transaction_verified,
+    };
+    match p.append_replica(records, produce).await {
         Ok(r) => {
             let start = p.offsets().map(|o| o.log_start as i64).unwrap_or(-1);
             let wait_for = match r.committed {
@@ -121,6 +132,34 @@ async fn produce_one(
         }
         Err(e) => refused(ctx, index, e.code(), Some(&e.to_string())),
     }
+}
+
+/// Whether the (validated) batch is transactional and its transaction confirmed by
+/// the coordinator; the refusal when it is transactional and not confirmed.
+fn verify_transaction(
+    ctx: &RequestContext,
+    transactional_id: Option<&str>,
+    topic: &str,
+    index: i32,
+    records: &[u8],
+) -> Result<bool, Box<Outcome>> {
+    let Ok(header) = BatchHeader::parse_header(records) else {
+        // The partition reports what is wrong with it.
+        return Ok(false);
+    };
+    if !header.is_transactional() {
+        return Ok(false);
+    }
+    let Some(id) = transactional_id else {
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        let why = "a transactional batch without a transactional id";
+        return Err(Box::new(refused(ctx, index, code, Some(why))));
+    };
+    ctx.broker
+        .txns
+        .verify(id, header.producer_id, header.producer_epoch, topic, index)
+        .map(|()| true)
+        .map_err(|e| Box::new(refused(ctx, index, e.produce_code(), Some(&e.to_string()))))
 }
 
 /// Why a partition's produce is refused before its records are looked at: a Kafka
@@ -269,6 +308,10 @@ pub async fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let checks = ctx.checks();
+    let transactional_id_allowed = request
+        .transactional_id
+        .as_ref()
+        .is_none_or(|id| checks.allows(Operation::Write, ResourceType::TransactionalId, id));
     for topic in request.topic_data {
         let name = topic.name.as_str().to_string();
         let writable = checks.allows(Operation::Write, ResourceType::Topic, &name);
@@ -284,15 +327,16 @@ pub async fn handle(ctx: Arc<RequestContext>, request: ProduceRequest) -> Result
                     ResponseError::InvalidRequiredAcks.code(),
                     None,
                 )
-            } else if request.transactional_id.is_some() {
+            } else if !transactional_id_allowed {
                 refused(
                     &ctx,
                     data.index,
                     ResponseError::TransactionalIdAuthorizationFailed.code(),
-                    Some("transactions are not supported"),
+                    Some("WRITE on the transactional id is needed"),
                 )
             } else {
-                produce_one(&ctx, acks, &name, data.index, data.records).await
+                let tid = request.transactional_id.as_ref().map(|t| t.as_str());
+                produce_one(&ctx, acks, tid, (&name, data.index), data.records).await
             };
             if let Some(w) = outcome.wait_for {
                 waits.push((partitions.len(), w));

@@ -19,21 +19,27 @@ pub(super) fn offset_held_through(log: &Log, raft_index: u64) -> u64 {
     log.entry(raft_index).map_or(0, |e| e.next_offset)
 }
 
-/// The header of a produced batch, refused (as Kafka does) when it is a control or
-/// transactional batch or its record count and offset delta disagree.
-pub(super) fn check_produced_header(batch: &[u8]) -> PartitionResult<BatchHeader> {
+/// The header of a produced batch, refused (as Kafka does) when it is a control batch,
+/// a transactional batch whose transaction was not verified, or its record count and
+/// offset delta disagree.
+pub(super) fn check_produced_header(
+    batch: &[u8],
+    transaction_verified: bool,
+) -> PartitionResult<BatchHeader> {
     let header = BatchHeader::parse_header(batch)
         .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
     if batch.len() < header.size_bytes {
         return Err(corrupt_or(batch, PartitionError::InvalidBatch("truncated")));
     }
-    if header.is_control() || header.is_transactional() {
-        // Transactions are not supported; a non-transactional producer never sends
-        // control batches.
+    if header.is_control() {
+        // Only transaction coordinators write markers.
         return Err(corrupt_or(
             batch,
-            PartitionError::InvalidBatch("a control or transactional batch"),
+            PartitionError::InvalidBatch("a control batch"),
         ));
+    }
+    if header.is_transactional() && !transaction_verified {
+        return Err(corrupt_or(batch, PartitionError::TransactionNotVerified));
     }
     if header.records_count < 1
         || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1

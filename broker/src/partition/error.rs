@@ -37,6 +37,10 @@ pub enum PartitionError {
     /// The batch breaks a rule of produced batches.
     #[error("invalid batch: {0}")]
     InvalidBatch(&'static str),
+    /// A transactional batch whose producer has no ongoing transaction with this
+    /// partition in it, as its transaction coordinator says.
+    #[error("the batch's transaction was not verified with its coordinator")]
+    TransactionNotVerified,
     /// The batch does not fit the producer's sequence or epoch.
     #[error(transparent)]
     Sequence(#[from] SequenceRefusal),

@@ -24,9 +24,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use log_store::{BatchHeader, CleanOutcome, Cleaner, Log, LogError};
+use log_store::{CleanOutcome, Cleaner, Log, LogError};
 use replication::group::{discard_logger, Group, ProposeError, WriteCaching};
-use replication::node::{Ack, GroupView, NodeHandle, Tracked};
+use replication::node::{GroupView, NodeHandle};
 use replication::LogStorage;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -34,13 +34,15 @@ use tracing::{info, warn};
 use crate::config::TopicConfig;
 use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
-use crate::producer_state::SequenceCheck;
 
+mod append;
 mod batches;
 mod error;
 mod isolation;
 mod isr;
+mod replay;
 mod replica_state;
+pub use append::Produce;
 use batches::{
     check_produced_header, corrupt_or, offset_held_through, read_past_empty_batches,
     stamp_append_time,
@@ -344,98 +346,6 @@ impl Partition {
         }
     }
 
-    /// Produce on a cluster partition's leader: checks that at least `min_in_sync`
-    /// replicas are in sync (an acks=all produce passes the topic's
-    /// `min.insync.replicas`, anything else 1), the batch and the producer's sequence,
-    /// proposes the batch to the group, and returns once the leader appended it (its
-    /// offsets assigned), with a receiver for its commit. `awaited`: the caller waits for
-    /// that commit now (acks=all), so a lone voter flushes at once; otherwise it may hold
-    /// the flush briefly (`replication::node::LAZY_FLUSH_DELAY`) unless a Fetch long poll
-    /// waits on the partition. `stamp`: the topic is LogAppendTime; the batch is
-    /// stamped with the clock under the append lock, so stamps follow offsets.
-    pub async fn append_replica(
-        &self,
-        batch: Bytes,
-        min_in_sync: u32,
-        awaited: bool,
-        stamp: bool,
-    ) -> PartitionResult<ReplicaAppend> {
-        let Mode::Hosted(h) = &self.mode else {
-            return Err(PartitionError::NotLeader);
-        };
-        self.check_in_sync(h, min_in_sync)?;
-        let header = check_produced_header(&batch)?;
-        let _appending = h.appending.lock().await;
-        let view = *h.view.borrow();
-        if !view.is_leader {
-            return Err(PartitionError::NotLeader);
-        }
-        if h.closed.load(Ordering::Acquire) {
-            return Err(PartitionError::NotLeader);
-        }
-        let check = loaded(&h.state, &h.log, view.term)?
-            .producers
-            .check(&header);
-        match check {
-            SequenceCheck::Refuse(why) => return Err(corrupt_or(&batch, why.into())),
-            SequenceCheck::Duplicate {
-                base_offset,
-                last_offset,
-            } => {
-                BatchHeader::parse_validated(&batch)
-                    .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
-                self.shared.metrics.duplicate_batches.inc();
-                return Ok(ReplicaAppend {
-                    appended: Appended {
-                        base_offset,
-                        last_offset,
-                        duplicate: true,
-                    },
-                    committed: None,
-                    log_append_time_ms: None,
-                });
-            }
-            SequenceCheck::Append => {}
-        }
-        // The Raft entry is appended by the node without another check: validate the
-        // whole batch (CRC-32C included) here, and its size (replicas take whatever
-        // their leader appended). Stamping checks the CRC before it writes a new one.
-        let (batch, log_append_time_ms) = if stamp {
-            let (stamped, at_ms) = stamp_append_time(&batch)?;
-            (stamped, Some(at_ms))
-        } else {
-            BatchHeader::parse_validated(&batch)
-                .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
-            (batch, None)
-        };
-        let limit_bytes = h.max_message_bytes.load(Ordering::Relaxed);
-        if batch.len() > limit_bytes as usize {
-            return Err(PartitionError::Log(LogError::BatchTooLarge {
-                size_bytes: batch.len(),
-                limit_bytes,
-            }));
-        }
-        let commit = if awaited || self.fetch_waiters.load(Ordering::Acquire) > 0 {
-            Ack::Quorum
-        } else {
-            Ack::Eventually
-        };
-        let tracked: Tracked = proposed(h.node.propose_tracked(h.group, batch, commit)).await?;
-        let base_offset = tracked.appended.base_offset;
-        let last_offset = base_offset + header.last_offset_delta.max(0) as u64;
-        loaded(&h.state, &h.log, view.term)?.record(&header, base_offset, last_offset, None);
-        self.shared.metrics.appended_batches.inc();
-        Ok(ReplicaAppend {
-            appended: Appended {
-                base_offset,
-                last_offset,
-                duplicate: false,
-            },
-            committed: Some(tracked.committed),
-            log_append_time_ms,
-        })
-    }
-
     pub fn topic(&self) -> &str {
         &self.topic
     }
@@ -456,22 +366,6 @@ impl Partition {
         // A poisoned lock means a panic while appending; refuse rather than guess.
         let log = h.log.read().map_err(|_| PartitionError::Offline)?;
         Ok(f(&log))
-    }
-
-    /// Appends one batch from a synchronous caller (the group coordinator) on this
-    /// partition's leader, and returns once the leader appended it; the caller waits for
-    /// its commit with [`Partition::wait_durable`], which hurries the flush. Only reached
-    /// from the broker's multi-threaded runtime, where blocking in place hands this
-    /// worker's other tasks to another thread.
-    pub fn append(&self, batch: &[u8]) -> PartitionResult<Appended> {
-        let handle =
-            tokio::runtime::Handle::try_current().map_err(|_| PartitionError::NotLeader)?;
-        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            return Err(PartitionError::NotLeader);
-        }
-        let batch = Bytes::copy_from_slice(batch);
-        let append = self.append_replica(batch, 1, false, false);
-        tokio::task::block_in_place(|| handle.block_on(append)).map(|r| r.appended)
     }
 
     /// The high watermark: the group's commit point, the limit of what consumers see.

@@ -29,6 +29,10 @@ impl ReplicaState {
     /// control batch it wrote itself).
     pub fn record(&mut self, h: &BatchHeader, base: u64, last: u64, marker: Option<MarkerKind>) {
         self.producers.record(h, base, last);
+        if h.is_control() && h.is_transactional() {
+            self.producers
+                .end_transaction(h.producer_id, h.producer_epoch);
+        }
         self.txns.apply(h, base, last, marker);
     }
 }

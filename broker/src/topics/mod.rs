@@ -27,6 +27,8 @@ pub use error::TopicError;
 pub const MAX_TOPIC_NAME_CHARS: usize = 249;
 /// Kafka's name for the internal topic of group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's name for the internal topic of transaction coordinator state.
+pub const TXN_STATE_TOPIC: &str = "__transaction_state";
 /// Partitions one topic may have (bounds what one request can make the broker create).
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
@@ -50,10 +52,10 @@ impl Topic {
     }
 }
 
-/// Topics the broker writes itself (`__consumer_offsets`): clients may read them but
-/// not produce to, delete or grow them.
+/// Topics the broker writes itself (`__consumer_offsets`, `__transaction_state`):
+/// clients may read them but not produce to, delete or grow them.
 pub fn is_internal(name: &str) -> bool {
-    name == OFFSETS_TOPIC
+    name == OFFSETS_TOPIC || name == TXN_STATE_TOPIC
 }
 
 pub(crate) fn refuse_internal(name: &str) -> std::result::Result<(), TopicError> {
