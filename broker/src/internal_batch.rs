@@ -1,6 +1,7 @@
 //! Batches the broker writes itself (group metadata and offsets in
-//! `__consumer_offsets`, controller records): one uncompressed RecordBatch v2 with no
-//! producer, encoded by the `kafka-protocol` codec.
+//! `__consumer_offsets`, controller records, transaction state): one uncompressed
+//! RecordBatch v2 with no producer (or, for offsets committed inside a transaction, the
+//! transaction's producer and no sequence), encoded by the `kafka-protocol` codec.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -13,16 +14,35 @@ pub fn encode(
     records: Vec<(Option<Bytes>, Option<Bytes>)>,
     now_ms: i64,
 ) -> Result<Vec<u8>, String> {
+    encode_as(records, now_ms, None)
+}
+
+/// [`encode`] as a transactional batch of producer `(id, epoch)`, with no sequence:
+/// the group coordinator's offsets committed inside a transaction.
+pub fn encode_transactional(
+    records: Vec<(Option<Bytes>, Option<Bytes>)>,
+    now_ms: i64,
+    producer: (i64, i16),
+) -> Result<Vec<u8>, String> {
+    encode_as(records, now_ms, Some(producer))
+}
+
+fn encode_as(
+    records: Vec<(Option<Bytes>, Option<Bytes>)>,
+    now_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Vec<u8>, String> {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever `offset - sequence` changes, and

@@ -303,6 +303,25 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
             .with_producer_id(1.into())
             .with_committed(true)
             .into(),
+        ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default()
+            .with_transactional_id(s("tx").into())
+            .with_producer_id(1.into())
+            .with_group_id(s("g").into())
+            .into(),
+        ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default()
+            .with_transactional_id(s("tx").into())
+            .with_group_id(s("g").into())
+            .with_producer_id(1.into())
+            .with_generation_id(-1)
+            .with_topics(vec![
+                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                    .with_name(topic("t"))
+                    .with_partitions(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                            .with_committed_offset(1),
+                    ]),
+            ])
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }

@@ -1,11 +1,17 @@
 """Transactions with confluent-kafka (librdkafka) on one broker: commit and abort across
 three topics, what read_committed and read_uncommitted consumers see, an open
-transaction holding back the last stable offset, zombie fencing, and the coordinator
-aborting a transaction past its timeout."""
+transaction holding back the last stable offset, zombie fencing, the coordinator
+aborting a transaction past its timeout, SIGKILLs at each step of a transaction, and a
+consume-transform-produce app (offsets committed in its transactions) that stays
+exactly-once through SIGKILLs of itself and of the broker."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
@@ -191,3 +197,55 @@ def test_an_open_transaction_is_aborted_after_a_kill(broker):
     assert read_to_end(broker.bootstrap, (topic,), "read_committed") == in_partition_order(kept)
     everything = read_to_end(broker.bootstrap, (topic,), "read_uncommitted")
     assert sorted(everything) == sorted(lost + kept)
+
+
+def committed_output(bootstrap: str, topic: str) -> list[bytes]:
+    return read_to_end(bootstrap, (topic,), "read_committed")
+
+
+def test_consume_transform_produce_is_exactly_once_across_kills(tmp_path):
+    """An app copies every input record into the output topic inside transactions that
+    also commit its input offsets. The test SIGKILLs the app three times and the broker
+    once while it runs: the committed output holds every input record exactly once, in
+    order per partition."""
+    b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr",
+               config={"group.initial.rebalance.delay.ms": 0})
+    b.start()
+    app = None
+    try:
+        create_topic(b.bootstrap, "eos-in", PARTITIONS)
+        create_topic(b.bootstrap, "eos-out", PARTITIONS)
+        plain = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+        sent = []
+        for part in range(PARTITIONS):
+            for i in range(2000):
+                v = f"in:eos-in:{part}:{i}".encode()
+                plain.produce("eos-in", value=v, partition=part)
+                sent.append(v)
+        assert plain.flush(30) == 0
+        expected = [b"out:" + v for v in in_partition_order(sent)]
+
+        def start_app():
+            return subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("eos_app.py")), b.bootstrap,
+                 "eos-in", "eos-out", "eos-group", "eos-app"],
+                stderr=open(tmp_path / "eos-app.stderr", "ab"))
+
+        app = start_app()
+        for fraction, kill_broker in [(0.2, False), (0.4, True), (0.6, False), (0.8, False)]:
+            wait_until(lambda: len(committed_output(b.bootstrap, "eos-out"))
+                       >= fraction * len(expected), 120, f"{fraction:.0%} of the output")
+            app.send_signal(signal.SIGKILL)
+            app.wait(10)
+            if kill_broker:
+                b.kill()
+                b.start()
+            app = start_app()
+        wait_until(lambda: len(committed_output(b.bootstrap, "eos-out")) >= len(expected),
+                   120, "the whole output")
+        assert committed_output(b.bootstrap, "eos-out") == expected
+    finally:
+        if app is not None and app.poll() is None:
+            app.send_signal(signal.SIGKILL)
+            app.wait(10)
+        b.stop()

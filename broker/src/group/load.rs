@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use log_store::BatchHeader;
 use tracing::warn;
 
 use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::{Group, GroupState};
-use super::{lock, wall_ms, Coordinator, MIN_RECORD_BYTES, OFFSETS_TOPIC};
+use super::{lock, wall_ms, Coordinator, OFFSETS_TOPIC};
 use super::{records, state};
 use crate::error::{BrokerError, Result};
 use crate::leadership::Keys;
@@ -106,40 +105,49 @@ impl Coordinator {
         index: i32,
     ) -> u64 {
         if header.is_control() {
+            // A transaction's marker decides the offsets it committed here.
+            match crate::control_batch::decode(bytes) {
+                Ok(m) => {
+                    let commit = m.kind == crate::control_batch::MarkerKind::Commit;
+                    self.end_transaction(index, header.producer_id, commit);
+                }
+                Err(e) => {
+                    warn!(partition = index, offset = header.base_offset, error = %e, "unreadable transaction marker skipped")
+                }
+            }
             return 0;
         }
-        let claimed = header.records_count.max(0) as usize;
-        if claimed > bytes.len() / MIN_RECORD_BYTES {
-            warn!(
-                partition = index,
-                offset = header.base_offset,
-                "{OFFSETS_TOPIC} batch claims more records than it holds; skipped"
-            );
-            return 0;
-        }
-        let mut buf = bytes;
-        let set = match RecordBatchDecoder::decode(&mut buf) {
-            Ok(set) => set,
+        let records = match crate::internal_batch::decode(bytes) {
+            Ok(records) => records,
             Err(e) => {
                 warn!(partition = index, offset = header.base_offset, error = %e, "undecodable {OFFSETS_TOPIC} batch skipped");
                 return 0;
             }
         };
+        let producer = header.is_transactional().then_some(header.producer_id);
         let mut n = 0;
-        for record in set.records {
+        for (key, value, offset) in records {
             n += 1;
-            let Some(key) = record.key else { continue };
+            let Some(key) = key else { continue };
             match RecordKey::decode(key) {
-                Ok(key) => self.apply(key, record.value, now),
+                Ok(key) => self.apply(key, value, now, producer),
                 Err(e) => {
-                    warn!(partition = index, offset = record.offset, error = %e, "skipping a {OFFSETS_TOPIC} record")
+                    warn!(partition = index, offset, error = %e, "skipping a {OFFSETS_TOPIC} record")
                 }
             }
         }
         n
     }
 
-    pub(super) fn apply(&self, key: RecordKey, value: Option<Bytes>, now: Instant) {
+    /// Applies one record read back; `producer`: the record was committed inside that
+    /// producer's transaction, which a later marker decides.
+    pub(super) fn apply(
+        &self,
+        key: RecordKey,
+        value: Option<Bytes>,
+        now: Instant,
+        producer: Option<i64>,
+    ) {
         let group = self.get_or_create(key.group());
         let mut g = lock(&group);
         match (key, value) {
@@ -158,8 +166,11 @@ impl Coordinator {
                 Some(v),
             ) => match OffsetValue::decode(v) {
                 Ok(value) => {
-                    g.offsets
-                        .insert((topic, partition), state::Committed { value });
+                    let into = match producer {
+                        Some(id) => g.pending_txn.entry(id).or_default(),
+                        None => &mut g.offsets,
+                    };
+                    into.insert((topic, partition), state::Committed { value });
                 }
                 Err(e) => warn!(group = %g.id, error = %e, "skipping an offset record"),
             },

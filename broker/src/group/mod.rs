@@ -28,9 +28,10 @@ mod load;
 mod offsets;
 pub mod records;
 pub mod state;
+mod txn_offsets;
 
 pub use error::GroupError;
-pub use offsets::{CommitEntry, CommitOutcome};
+pub use offsets::{CommitEntry, CommitOutcome, Committer};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,9 +56,6 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// How long an OffsetCommit or SyncGroup waits for its records to become durable
 /// (Kafka's `offsets.commit.timeout.ms`).
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The smallest encoded record (length, attributes, three varints, key and value
-/// lengths, header count): bounds the record count a batch header may claim.
-const MIN_RECORD_BYTES: usize = 7;
 
 /// A committed offset's place: topic and partition.
 pub type TopicPartition = (String, i32);
@@ -271,12 +269,19 @@ impl Coordinator {
         ids
     }
 
-    /// Appends records (key, value or tombstone) to `partition` as one batch; the last
-    /// offset written.
-    fn append(partition: &Partition, records: Vec<(Bytes, Option<Bytes>)>) -> PartitionResult<u64> {
+    /// Appends records (key, value or tombstone) to `partition` as one batch (of the
+    /// transaction of `producer`, when given); the last offset written.
+    fn append(
+        partition: &Partition,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        producer: Option<(i64, i16)>,
+    ) -> PartitionResult<u64> {
         let records = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
-        let batch = crate::internal_batch::encode(records, wall_ms())
-            .map_err(|_| PartitionError::InvalidBatch("the coordinator's records do not encode"))?;
+        let batch = match producer {
+            Some(p) => crate::internal_batch::encode_transactional(records, wall_ms(), p),
+            None => crate::internal_batch::encode(records, wall_ms()),
+        }
+        .map_err(|_| PartitionError::InvalidBatch("the coordinator's records do not encode"))?;
         partition.append(&batch).map(|a| a.last_offset)
     }
 
@@ -295,7 +300,7 @@ impl Coordinator {
             group: g.id.clone(),
         }
         .encode();
-        match Self::append(&p, vec![(key, Some(g.to_value().encode()))]) {
+        match Self::append(&p, vec![(key, Some(g.to_value().encode()))], None) {
             Ok(at) => g.fire_syncs(Ok(Some(at)), now),
             Err(e) => {
                 warn!(group = %g.id, error = %e, "storing group metadata failed");
@@ -537,7 +542,7 @@ impl Coordinator {
                 .encode(),
                 None,
             ));
-            let written = Self::append(&partition, tombstones);
+            let written = Self::append(&partition, tombstones, None);
             if written.is_ok() {
                 g.offsets.clear();
                 g.state = GroupState::Dead;

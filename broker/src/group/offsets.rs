@@ -29,6 +29,18 @@ pub struct CommitOutcome {
     pub written: Result<(), GroupError>,
 }
 
+/// Who commits: the member (KIP-447 fences a stale one inside a transaction too) and,
+/// for TxnOffsetCommit, the transaction's producer.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub generation: i32,
+    /// `(producer id, epoch)` of a TxnOffsetCommit: the offsets wait for the
+    /// transaction's marker.
+    pub producer: Option<(i64, i16)>,
+}
+
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
 pub struct CommitEntry {
@@ -40,17 +52,18 @@ pub struct CommitEntry {
 }
 
 impl Coordinator {
-    /// OffsetCommit, answered once the offsets are durable: `Err` refuses every entry;
-    /// otherwise each entry was refused on its own or written with the others.
+    /// OffsetCommit and TxnOffsetCommit, answered once the offsets are durable: `Err`
+    /// refuses every entry; otherwise each entry was refused on its own or written with
+    /// the others. Offsets of a transaction are the group's only once its COMMIT marker
+    /// is written ([`Coordinator::end_transaction`]).
     pub async fn commit(
         &self,
         group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
+        who: &Committer,
         entries: &[CommitEntry],
         topics: &Topics,
     ) -> Result<CommitOutcome, GroupError> {
+        let generation = who.generation;
         self.check_group_id(group_id)?;
         self.serves(group_id)?;
         let partition = self
@@ -82,14 +95,20 @@ impl Coordinator {
         };
         let written = {
             let mut g = lock(&group);
-            g.check_commit(member_id, instance_id, generation, Instant::now())?;
+            // Without a generation and member, a transaction's commit comes from a
+            // client older than KIP-447: Kafka does not check it.
+            let unchecked = who.producer.is_some() && generation < 0 && who.member_id.is_empty();
+            if !unchecked {
+                let instance_id = who.instance_id.as_deref();
+                g.check_commit(&who.member_id, instance_id, generation, Instant::now())?;
+            }
             if valid.is_empty() {
                 return Ok(CommitOutcome {
                     refused,
                     written: Ok(()),
                 });
             }
-            Self::write_offsets(&mut g, &partition, group_id, entries, &valid)
+            Self::write_offsets(&mut g, &partition, group_id, entries, &valid, who.producer)
         };
         let outcome = match written {
             Ok(last) => partition.wait_durable(last, COMMIT_TIMEOUT).await,
@@ -105,13 +124,15 @@ impl Coordinator {
     }
 
     /// Appends the `valid` entries' offsets to the group's partition and, once
-    /// appended, records them as the group's; the last offset written.
+    /// appended, records them as the group's (or as pending in `producer`'s
+    /// transaction); the last offset written.
     pub(super) fn write_offsets(
         g: &mut Group,
         partition: &Partition,
         group_id: &str,
         entries: &[CommitEntry],
         valid: &[usize],
+        producer: Option<(i64, i16)>,
     ) -> PartitionResult<u64> {
         let now = wall_ms();
         let values: Vec<(usize, OffsetValue)> = valid
@@ -141,12 +162,15 @@ impl Coordinator {
                 (key.encode(), Some(v.encode()))
             })
             .collect();
-        let written = Self::append(partition, records);
+        let written = Self::append(partition, records, producer);
         if written.is_ok() {
+            let into = match producer {
+                Some((id, _)) => g.pending_txn.entry(id).or_default(),
+                None => &mut g.offsets,
+            };
             for (i, value) in values {
                 let e = &entries[i];
-                g.offsets
-                    .insert((e.topic.clone(), e.partition), state::Committed { value });
+                into.insert((e.topic.clone(), e.partition), state::Committed { value });
             }
         }
         written
@@ -267,7 +291,7 @@ impl Coordinator {
             if tombstones.is_empty() {
                 return Ok(outcomes);
             }
-            let written = Self::append(&partition, tombstones);
+            let written = Self::append(&partition, tombstones, None);
             if written.is_ok() {
                 for k in removed {
                     g.offsets.remove(&k);
@@ -331,7 +355,7 @@ impl Coordinator {
                     None,
                 ));
             }
-            match Self::append(&partition, tombstones) {
+            match Self::append(&partition, tombstones, None) {
                 Ok(_) => {
                     expired_total += expired.len();
                     for k in &expired {

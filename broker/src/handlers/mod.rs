@@ -2,6 +2,7 @@
 //! advertises, decodes the body with the `kafka-protocol` codec and calls the handler.
 
 mod acls;
+mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod api_versions;
 mod authz;
@@ -34,6 +35,7 @@ mod sasl_authenticate;
 mod sasl_handshake;
 mod scram_users;
 mod sync_group;
+mod txn_offset_commit;
 mod unsupported;
 
 use std::future::Future;
@@ -100,6 +102,8 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
             Reply::now(add_partitions_to_txn::handle(&ctx, r).await)
         }
         RequestKind::EndTxn(r) => Reply::now(end_txn::handle(&ctx, r).await),
+        RequestKind::AddOffsetsToTxn(r) => Reply::now(add_offsets_to_txn::handle(&ctx, r).await),
+        RequestKind::TxnOffsetCommit(r) => Reply::now(txn_offset_commit::handle(&ctx, r).await),
         RequestKind::JoinGroup(r) => join_group::handle(ctx.clone(), r),
         RequestKind::SyncGroup(r) => sync_group::handle(ctx.clone(), r),
         RequestKind::Heartbeat(r) => Reply::now(heartbeat::handle(&ctx, r)),

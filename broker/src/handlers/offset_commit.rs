@@ -14,7 +14,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use super::Reply;
 use super::RequestContext;
 use crate::acl::{Operation, ResourceType};
-use crate::group::{CommitEntry, CommitOutcome};
+use crate::group::{CommitEntry, CommitOutcome, Committer};
 
 pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
     let mut entries = Vec::new();
@@ -47,9 +47,12 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
         }
         shape.push((t.name, partitions));
     }
-    let member_id = r.member_id.to_string();
-    let instance_id = r.group_instance_id.map(|i| i.to_string());
-    let generation = r.generation_id_or_member_epoch;
+    let who = Committer {
+        member_id: r.member_id.to_string(),
+        instance_id: r.group_instance_id.map(|i| i.to_string()),
+        generation: r.generation_id_or_member_epoch,
+        producer: None,
+    };
     Reply::Later(Box::pin(async move {
         let b = &ctx.broker;
         let outcome = if entries.is_empty() && !shape.is_empty() {
@@ -59,16 +62,7 @@ pub fn handle(ctx: Arc<RequestContext>, r: OffsetCommitRequest) -> Reply {
                 written: Ok(()),
             })
         } else {
-            b.groups
-                .commit(
-                    &group_id,
-                    &member_id,
-                    instance_id.as_deref(),
-                    generation,
-                    &entries,
-                    &b.topics,
-                )
-                .await
+            b.groups.commit(&group_id, &who, &entries, &b.topics).await
         };
         let codes = match outcome {
             Ok(o) => o.codes(),

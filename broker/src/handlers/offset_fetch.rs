@@ -4,7 +4,9 @@
 //!
 //! As in Kafka, the group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED), a named topic
 //! the caller may not describe answers TOPIC_AUTHORIZATION_FAILED per partition, and
-//! "every partition" leaves such topics out.
+//! "every partition" leaves such topics out. With `require_stable` (v7+, sent by
+//! read_committed consumers) a partition whose offset waits for a transaction's
+//! outcome answers UNSTABLE_OFFSET_COMMIT, which the client retries.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -76,8 +78,30 @@ fn multi(ctx: &RequestContext, found: Found) -> Vec<OffsetFetchResponseTopics> {
     found.into_iter().map(topic).collect()
 }
 
-/// One group's offsets as the caller may see them, or the group's error code.
+/// One group's offsets as the caller may see them (unstable ones refused when
+/// `require_stable`), or the group's error code.
 fn fetch(
+    ctx: &RequestContext,
+    group_id: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Result<Found, i16> {
+    let mut found = fetch_all(ctx, group_id, wanted)?;
+    if require_stable {
+        let unstable = ctx.broker.groups.unstable_offsets(group_id);
+        let code = ResponseError::UnstableOffsetCommit.code();
+        for (t, ps) in &mut found {
+            for (p, v) in ps.iter_mut() {
+                if v.is_ok() && unstable.contains(&(t.clone(), *p)) {
+                    *v = Err(code);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn fetch_all(
     ctx: &RequestContext,
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
@@ -122,7 +146,7 @@ pub fn handle(ctx: &RequestContext, r: OffsetFetchRequest) -> OffsetFetchRespons
             .map(|g| {
                 let wanted = wanted_topics(g.topics, |t| (t.name.to_string(), t.partition_indexes));
                 let out = OffsetFetchResponseGroup::default();
-                match fetch(ctx, g.group_id.as_str(), wanted) {
+                match fetch(ctx, g.group_id.as_str(), wanted, r.require_stable) {
                     Ok(found) => out.with_topics(multi(ctx, found)),
                     Err(code) => out.with_error_code(ctx.code(code)),
                 }
@@ -132,7 +156,8 @@ pub fn handle(ctx: &RequestContext, r: OffsetFetchRequest) -> OffsetFetchRespons
         return OffsetFetchResponse::default().with_groups(results);
     }
     let wanted = wanted_topics(r.topics, |t| (t.name.to_string(), t.partition_indexes));
-    match fetch(ctx, r.group_id.as_str(), wanted.clone()) {
+    let require_stable = ctx.version >= 7 && r.require_stable;
+    match fetch(ctx, r.group_id.as_str(), wanted.clone(), require_stable) {
         Ok(found) => OffsetFetchResponse::default().with_topics(single(ctx, found)),
         Err(code) if ctx.version >= 2 => {
             OffsetFetchResponse::default().with_error_code(ctx.code(code))

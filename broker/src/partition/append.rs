@@ -42,6 +42,26 @@ impl Default for Produce {
     }
 }
 
+/// Who wrote a batch.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// A producer (Produce): checked against its producer's sequence.
+    Client,
+    /// The broker itself: group records, offsets in a transaction.
+    Broker,
+    /// A transaction coordinator's marker.
+    Marker(MarkerKind),
+}
+
+impl Origin {
+    fn marker(self) -> Option<MarkerKind> {
+        match self {
+            Origin::Marker(kind) => Some(kind),
+            Origin::Client | Origin::Broker => None,
+        }
+    }
+}
+
 impl Partition {
     /// Produce on a cluster partition's leader: checks that at least `min_in_sync`
     /// replicas are in sync (an acks=all produce passes the topic's
@@ -60,17 +80,16 @@ impl Partition {
         produce: Produce,
     ) -> PartitionResult<ReplicaAppend> {
         let header = check_produced_header(&batch, produce.transaction_verified)?;
-        self.append_as(batch, header, produce, None).await
+        self.append_as(batch, header, produce, Origin::Client).await
     }
 
-    /// The append path of every batch: `marker` is the kind of a control batch the
-    /// broker wrote itself (checked by the caller, as every broker-written batch is).
+    /// The append path of every batch, by who wrote it.
     async fn append_as(
         &self,
         batch: Bytes,
         header: BatchHeader,
         produce: Produce,
-        marker: Option<MarkerKind>,
+        origin: Origin,
     ) -> PartitionResult<ReplicaAppend> {
         let Produce {
             min_in_sync,
@@ -92,10 +111,11 @@ impl Partition {
         }
         let check = {
             let state = loaded(&h.state, &h.log, view.term)?;
-            // A marker carries no sequence: it ends the producer's transaction instead.
-            match marker {
-                Some(_) => SequenceCheck::Append,
-                None => state.producers.check(&header),
+            // The broker's own batches carry no sequence (a marker ends its producer's
+            // transaction, offsets in a transaction belong to it) and are never retried.
+            match origin {
+                Origin::Client => state.producers.check(&header),
+                Origin::Broker | Origin::Marker(_) => SequenceCheck::Append,
             }
         };
         match check {
@@ -145,7 +165,12 @@ impl Partition {
         let tracked: Tracked = proposed(h.node.propose_tracked(h.group, batch, commit)).await?;
         let base_offset = tracked.appended.base_offset;
         let last_offset = base_offset + header.last_offset_delta.max(0) as u64;
-        loaded(&h.state, &h.log, view.term)?.record(&header, base_offset, last_offset, marker);
+        loaded(&h.state, &h.log, view.term)?.record(
+            &header,
+            base_offset,
+            last_offset,
+            origin.marker(),
+        );
         self.shared.metrics.appended_batches.inc();
         Ok(ReplicaAppend {
             appended: Appended {
@@ -178,7 +203,7 @@ impl Partition {
     pub async fn append_own(&self, batch: Bytes) -> PartitionResult<Appended> {
         let header = BatchHeader::parse_header(&batch)
             .map_err(|e| PartitionError::Log(LogError::CorruptBatch(e)))?;
-        self.append_as(batch, header, Produce::default(), None)
+        self.append_as(batch, header, Produce::default(), Origin::Broker)
             .await
             .map(|r| r.appended)
     }
@@ -203,7 +228,7 @@ impl Partition {
             ..Produce::default()
         };
         let appended = self
-            .append_as(batch, header, produce, Some(marker.kind))
+            .append_as(batch, header, produce, Origin::Marker(marker.kind))
             .await?;
         let offset = appended.appended.last_offset;
         self.wait_durable(offset, REPLICA_APPEND_TIMEOUT).await?;

@@ -12,17 +12,23 @@ use super::{state, Claim, TxnCoordinator, TxnError};
 use crate::control_batch::{Marker, MarkerKind};
 use crate::internal_batch::now_ms;
 use crate::partition::Partition;
-use crate::topics::{is_internal, Topics};
+use crate::topics::{is_internal, Topics, OFFSETS_TOPIC};
 use crate::Broker;
 
 /// Refuses a partition this coordinator could not end a transaction in: unknown,
-/// internal, or led by another broker.
-pub(super) fn check_local(topics: &Topics, topic: &str, index: i32) -> Result<(), TxnError> {
+/// internal (unless `internal_ok`: a group's offsets partition), or led by another
+/// broker.
+pub(super) fn check_local(
+    topics: &Topics,
+    topic: &str,
+    index: i32,
+    internal_ok: bool,
+) -> Result<(), TxnError> {
     let unknown = || TxnError::UnknownPartition {
         topic: topic.to_string(),
         partition: index,
     };
-    if is_internal(topic) {
+    if is_internal(topic) && !internal_ok {
         return Err(unknown());
     }
     let t = topics.get(topic).ok_or_else(unknown)?;
@@ -69,6 +75,12 @@ async fn finish(broker: &Broker, id: &str, claim: &Claim) -> Result<(), TxnError
         };
         p.append_marker(v.producer_id, v.producer_epoch, marker)
             .await?;
+        if topic == OFFSETS_TOPIC {
+            // The group coordinator of that partition settles the offsets the
+            // transaction committed there.
+            let commit = kind == MarkerKind::Commit;
+            broker.groups.end_transaction(*index, v.producer_id, commit);
+        }
     }
     let Some(done) = state::complete(&v, now_ms()) else {
         return Ok(());

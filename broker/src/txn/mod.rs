@@ -54,7 +54,7 @@ use crate::internal_batch::now_ms;
 use crate::leadership::{Loaded, NotServed};
 use crate::partition::{Partition, PartitionError};
 use crate::shutdown::Shutdown;
-use crate::topics::{Topics, TXN_STATE_TOPIC};
+use crate::topics::{Topics, OFFSETS_TOPIC, TXN_STATE_TOPIC};
 use crate::Broker;
 use records::{TxnStatus, TxnValue};
 use state::{EndStep, InitStep};
@@ -250,7 +250,7 @@ impl TxnCoordinator {
         topic: &str,
         index: i32,
     ) -> Result<(), TxnError> {
-        markers::check_local(topics, topic, index)
+        markers::check_local(topics, topic, index, false)
     }
 
     /// AddPartitionsToTxn (the caller checked each partition with
@@ -272,6 +272,22 @@ impl TxnCoordinator {
         Self::persist(&c.partition, id, Some(&next)).await?;
         c.entry.set(Some(next));
         Ok(())
+    }
+
+    /// AddOffsetsToTxn: adds `group`'s `__consumer_offsets` partition to the producer's
+    /// ongoing transaction, for the offsets it will commit there (TxnOffsetCommit).
+    pub async fn add_offsets(
+        &self,
+        topics: &Topics,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        offsets_partition: i32,
+    ) -> Result<(), TxnError> {
+        markers::check_local(topics, OFFSETS_TOPIC, offsets_partition, true)?;
+        let partitions = BTreeSet::from([(OFFSETS_TOPIC.to_string(), offsets_partition)]);
+        self.add_partitions(id, producer_id, epoch, partitions)
+            .await
     }
 
     /// EndTxn: answered once the decision is durable; the markers follow.

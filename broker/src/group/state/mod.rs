@@ -227,6 +227,9 @@ pub struct Group {
     join_not_before: Option<Instant>,
     /// Latest committed offset per (topic, partition).
     pub offsets: HashMap<(String, i32), Committed>,
+    /// Offsets committed inside transactions still open, by producer id: they become
+    /// `offsets` when the transaction commits, and are dropped when it aborts.
+    pub pending_txn: HashMap<i64, HashMap<(String, i32), Committed>>,
     next_seq: u64,
     persist: bool,
     syncs_ready: bool,
@@ -251,6 +254,7 @@ impl Group {
             rebalance_deadline: None,
             join_not_before: None,
             offsets: HashMap::new(),
+            pending_txn: HashMap::new(),
             next_seq: 0,
             persist: false,
             syncs_ready: false,
