@@ -67,6 +67,20 @@ pub struct PartitionLabels {
     pub partition: String,
 }
 
+/// Transactions coordinated here, by state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TxnStateLabels {
+    pub state: String,
+}
+
+/// A transaction's end: `commit` or `abort`, and who decided (`client`; for aborts also
+/// `fenced`, a new producer instance, or `timeout`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TxnEndLabels {
+    pub outcome: String,
+    pub reason: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to ~13 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
@@ -136,6 +150,8 @@ pub struct Metrics {
     pub cleaner_bytes_read: Counter,
     pub cleaner_bytes_written: Counter,
     pub cleaner_records_removed: Counter,
+    /// Transactions decided by their coordinator here.
+    pub transaction_ends: Family<TxnEndLabels, Counter>,
     // The state gauges (`pub(crate)`) are refilled at each scrape by `crate::scrape`.
     pub(crate) log_start: Family<PartitionLabels, Gauge>,
     pub(crate) log_end: Family<PartitionLabels, Gauge>,
@@ -156,6 +172,9 @@ pub struct Metrics {
     pub(crate) group_generation: Family<GroupLabels, Gauge>,
     pub(crate) group_committed: Family<GroupPartitionLabels, Gauge>,
     pub(crate) group_lag: Family<GroupPartitionLabels, Gauge>,
+    pub(crate) last_stable_offset: Family<PartitionLabels, Gauge>,
+    pub(crate) lso_lag: Family<PartitionLabels, Gauge>,
+    pub(crate) transactions: Family<TxnStateLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -225,6 +244,10 @@ impl Metrics {
             cleaner_bytes_read: Counter::default(),
             cleaner_bytes_written: Counter::default(),
             cleaner_records_removed: Counter::default(),
+            transaction_ends: Family::default(),
+            last_stable_offset: Family::default(),
+            lso_lag: Family::default(),
+            transactions: Family::default(),
             log_start: Family::default(),
             log_end: Family::default(),
             flushed: Family::default(),
@@ -373,6 +396,29 @@ impl Metrics {
                 "partition_high_watermark",
                 "End of the committed log; consumers read up to here",
                 m.high_watermark.clone(),
+            );
+            r.register(
+                "partition_last_stable_offset",
+                "On the leader: the high watermark held back by transactions not yet \
+                 stable; read_committed consumers read up to here",
+                m.last_stable_offset.clone(),
+            );
+            r.register(
+                "partition_lso_lag",
+                "On the leader: high watermark minus last stable offset (offsets held back \
+                 from read_committed consumers by open transactions)",
+                m.lso_lag.clone(),
+            );
+            r.register(
+                "transactions",
+                "Transactional ids coordinated here, by the state of their transaction",
+                m.transactions.clone(),
+            );
+            r.register(
+                "transactions_ended",
+                "Transactions decided here, by outcome (commit, abort) and reason (client; \
+                 fenced: a new producer instance; timeout)",
+                m.transaction_ends.clone(),
             );
             r.register(
                 "partition_size_bytes",

@@ -1,14 +1,14 @@
 //! What `GET /metrics` reports of the broker's state, read when scraped: each
-//! partition's offsets, size and Raft position, followers' lag, under-replicated
-//! partitions, the Raft transport's message counts, and each consumer group's state,
-//! members and lag.
+//! partition's offsets (the last stable offset on leaders), size and Raft position,
+//! followers' lag, under-replicated partitions, the Raft transport's message counts,
+//! each consumer group's state, members and lag, and the transactions coordinated here.
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::{
     escape_label_value, FollowerLabels, GroupLabels, GroupPartitionLabels, GroupStateLabels,
-    Metrics, OutcomeLabels, PartitionLabels, MAX_GROUPS_IN_METRICS,
+    Metrics, OutcomeLabels, PartitionLabels, TxnStateLabels, MAX_GROUPS_IN_METRICS,
 };
 use crate::Broker;
 
@@ -18,6 +18,7 @@ pub fn render(broker: &Broker) -> String {
         partitions(m, broker);
         raft_transport(m, broker);
         groups(m, broker);
+        transactions(m, broker);
     })
 }
 
@@ -67,6 +68,10 @@ fn partitions(m: &Metrics, broker: &Broker) {
         set(&m.flushed, o.flushed);
         set(&m.high_watermark, o.high_watermark);
         set(&m.size_bytes, o.size_bytes);
+        if let Some(lso) = p.last_stable_offset_if_loaded() {
+            set(&m.last_stable_offset, lso);
+            set(&m.lso_lag, o.high_watermark.saturating_sub(lso));
+        }
         let Some(v) = p.view() else { continue };
         set(&m.raft_term, v.term);
         set(&m.raft_commit_index, v.committed_index);
@@ -83,6 +88,17 @@ fn partitions(m: &Metrics, broker: &Broker) {
                 })
                 .set(gauge_value(lag));
         }
+    }
+}
+
+/// Transactional ids coordinated here by the state of their transaction.
+fn transactions(m: &Metrics, broker: &Broker) {
+    for (state, count) in broker.txns.state_counts() {
+        m.transactions
+            .get_or_create(&TxnStateLabels {
+                state: state.to_string(),
+            })
+            .set(gauge_value(count as u64));
     }
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -198,6 +199,12 @@ class Broker:
             return resp.read().decode()
         finally:
             conn.close()
+
+    def metric(self, name: str, **labels) -> float:
+        """One series of /metrics with exactly these labels (0 when absent)."""
+        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        line = re.search(rf"^{re.escape(name)}\{{{re.escape(want)}\}} (\S+)$", self.metrics(), re.M)
+        return float(line.group(1)) if line else 0.0
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -97,6 +97,9 @@ def test_commit_and_abort_across_topics(broker):
     everything = read_to_end(broker.bootstrap, TOPICS, "read_uncommitted")
     assert len(everything) == 5 * 20 * len(TOPICS) * PARTITIONS
     assert read_to_end(broker.bootstrap, TOPICS, "read_committed") == in_partition_order(committed)
+    ended = "strata_transactions_ended_total"
+    assert broker.metric(ended, outcome="commit", reason="client") == 3
+    assert broker.metric(ended, outcome="abort", reason="client") == 2
 
 
 def test_an_open_transaction_holds_back_read_committed(broker):
@@ -108,6 +111,8 @@ def test_an_open_transaction_holds_back_read_committed(broker):
     p.flush(30)
     assert read_to_end(broker.bootstrap, (topic,), "read_committed") == []
     assert len(read_to_end(broker.bootstrap, (topic,), "read_uncommitted")) == len(values)
+    assert broker.metric("strata_partition_lso_lag", topic=topic, partition="0") == 10
+    assert broker.metric("strata_transactions", state="Ongoing") == 1
     p.commit_transaction(30)
     assert read_to_end(broker.bootstrap, (topic,), "read_committed") == in_partition_order(values)
 
@@ -134,6 +139,7 @@ def test_a_newer_producer_fences_the_older_one(broker):
         old.commit_transaction(30)
     assert fenced(refused.value), refused.value
     assert read_to_end(broker.bootstrap, (topic,), "read_committed") == in_partition_order(kept)
+    assert broker.metric("strata_transactions_ended_total", outcome="abort", reason="fenced") == 1
 
 
 def test_a_transaction_past_its_timeout_is_aborted(tmp_path):
@@ -157,6 +163,7 @@ def test_a_transaction_past_its_timeout_is_aborted(tmp_path):
         # and read_committed sees the later records, never the abandoned ones.
         wait_until(lambda: read_to_end(b.bootstrap, (topic,), "read_committed") == later,
                    30, "the abandoned transaction to be aborted")
+        assert b.metric("strata_transactions_ended_total", outcome="abort", reason="timeout") == 1
         with pytest.raises(KafkaException) as refused:
             abandoned.commit_transaction(30)
         assert fenced(refused.value) or refused.value.args[0].txn_requires_abort(), refused.value

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use log_store::Batches;
 
+use super::replica_state::if_loaded;
 use super::{loaded, read_past_empty_batches, Mode, Partition, PartitionError, PartitionResult};
 use crate::txn_state::AbortedTxn;
 
@@ -33,6 +34,21 @@ impl Partition {
         Ok(loaded(&h.state, &h.log, view.term)?
             .txns
             .last_stable_offset(hw))
+    }
+
+    /// [`Partition::last_stable_offset`] if this leader already follows its
+    /// transactions in the current term (for `/metrics`: a scrape does not make a leader
+    /// read its whole log).
+    pub fn last_stable_offset_if_loaded(&self) -> Option<u64> {
+        let Mode::Hosted(h) = &self.mode else {
+            return None;
+        };
+        let view = *h.view.borrow();
+        if !view.is_leader {
+            return None;
+        }
+        let hw = self.high_watermark();
+        if_loaded(&h.state, view.term).map(|mut s| s.txns.last_stable_offset(hw))
     }
 
     /// Whole batches from `offset` as [`Partition::read`] returns them, but never past

@@ -55,6 +55,15 @@ pub(super) fn loaded<'a>(
     Ok(guard)
 }
 
+/// Locks `state` if it was built in `term`; `None` otherwise (nothing is rebuilt).
+pub(super) fn if_loaded(
+    state: &Mutex<ReplicaState>,
+    term: u64,
+) -> Option<MutexGuard<'_, ReplicaState>> {
+    let guard = state.lock().unwrap_or_else(|p| p.into_inner());
+    (guard.term == Some(term)).then_some(guard)
+}
+
 /// The state of every batch in `log`: producers' sequences (idempotence across
 /// restarts) and transactions.
 fn rebuild(log: &Log) -> Result<ReplicaState, LogError> {

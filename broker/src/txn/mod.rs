@@ -225,6 +225,7 @@ impl TxnCoordinator {
                     transactional_id = id,
                     "aborting the ongoing transaction of a fenced producer"
                 );
+                decided(broker, false, "fenced");
                 markers::finish_later(broker, id, c);
                 return Err(TxnError::Concurrent);
             }
@@ -306,6 +307,7 @@ impl TxnCoordinator {
             EndStep::Prepare(next) => {
                 Self::persist(&c.partition, id, Some(&next)).await?;
                 c.entry.set(Some(next));
+                decided(broker, commit, "client");
                 markers::finish_later(broker, id, c);
                 Ok(())
             }
@@ -359,6 +361,7 @@ impl TxnCoordinator {
                 Ok(()) => {
                     info!(transactional_id = %id, timeout_ms = current.timeout_ms, "aborting a transaction past its timeout");
                     c.entry.set(Some(aborting));
+                    decided(broker, false, "timeout");
                     markers::finish_later(broker, &id, c);
                 }
                 Err(e) => {
@@ -410,6 +413,27 @@ impl TxnCoordinator {
                 markers::finish_later(broker, &id, c);
             }
         }
+    }
+
+    /// How many ids coordinated here are in each state (every state listed).
+    pub fn state_counts(&self) -> Vec<(&'static str, usize)> {
+        let all = [
+            TxnStatus::Empty,
+            TxnStatus::Ongoing,
+            TxnStatus::PrepareCommit,
+            TxnStatus::PrepareAbort,
+            TxnStatus::CompleteCommit,
+            TxnStatus::CompleteAbort,
+        ];
+        let values = self.snapshot();
+        all.iter()
+            .map(|&s| {
+                (
+                    s.name(),
+                    values.iter().filter(|(_, v)| v.status == s).count(),
+                )
+            })
+            .collect()
     }
 
     fn snapshot(&self) -> Vec<(String, TxnValue)> {
@@ -513,4 +537,13 @@ impl TxnCoordinator {
             }
         }
     }
+}
+
+/// Counts a transaction decided here (`strata_transactions_ended`).
+fn decided(broker: &Broker, commit: bool, reason: &str) {
+    let labels = crate::metrics::TxnEndLabels {
+        outcome: if commit { "commit" } else { "abort" }.to_string(),
+        reason: reason.to_string(),
+    };
+    broker.metrics.transaction_ends.get_or_create(&labels).inc();
 }
