@@ -206,8 +206,9 @@ impl TxnError {
                 ResponseError::InvalidTxnState
             }
             TxnError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
-            // The request cannot be served here: an abortable error for the client.
-            TxnError::RemotePartition { .. } => ResponseError::InvalidRequest,
+            TxnError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+            // Another broker did not answer or refused: the client retries.
+            TxnError::Peer(_) => ResponseError::CoordinatorNotAvailable,
             // As Kafka's coordinator maps the failures of its own appends.
             TxnError::Storage(e) => match **e {
                 PartitionError::NotLeader | PartitionError::Gone | PartitionError::Offline => {
@@ -224,15 +225,37 @@ impl TxnError {
 
     /// The code a transactional produce gets when its coordinator does not confirm
     /// the transaction: retriable (NOT_ENOUGH_REPLICAS, as Kafka) when the
-    /// coordinator cannot be asked here, otherwise the refusal.
+    /// coordinator cannot be asked, otherwise the refusal. Also what a coordinator
+    /// answers another broker's verification with ([`TxnError::from_verify_code`]).
     pub fn produce_code(&self) -> i16 {
         match self {
             TxnError::CoordinatorNotAvailable
             | TxnError::NotCoordinator
-            | TxnError::LoadInProgress => ResponseError::NotEnoughReplicas.code(),
+            | TxnError::LoadInProgress
+            | TxnError::Peer(_) => ResponseError::NotEnoughReplicas.code(),
             TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch.code(),
             TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping.code(),
             _ => ResponseError::InvalidTxnState.code(),
+        }
+    }
+
+    /// A coordinator's answer to a verification ([`TxnError::produce_code`]) as the
+    /// refusal it stands for.
+    pub fn from_verify_code(code: i16) -> TxnError {
+        match ResponseError::try_from_code(code) {
+            Some(ResponseError::InvalidProducerEpoch) => TxnError::ProducerFenced,
+            Some(ResponseError::InvalidProducerIdMapping) => TxnError::InvalidProducerIdMapping,
+            Some(ResponseError::InvalidTxnState) => TxnError::NotInTransaction,
+            _ => TxnError::Peer(format!("the coordinator answered error {code}")),
+        }
+    }
+
+    /// What WriteTxnMarkers answers for a partition whose marker was not written.
+    pub fn marker_code(&self) -> i16 {
+        match self {
+            TxnError::NotLeader { .. } => ResponseError::NotLeaderOrFollower.code(),
+            TxnError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition.code(),
+            _ => ResponseError::KafkaStorageError.code(),
         }
     }
 }

@@ -428,6 +428,10 @@ fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     spawn_supervised(m, "group coordinator", groups);
     let txns = broker.txns.clone().run(broker.clone(), shutdown.clone());
     spawn_supervised(m, "transaction coordinator", txns);
+    if let Some(calls) = broker.cluster.node.rpc().take_incoming() {
+        let peers = crate::txn::remote::serve(broker.clone(), calls, shutdown.clone());
+        spawn_supervised(m, "calls from peers", peers);
+    }
     let cleaner = run_cleaner(broker.clone(), shutdown.clone());
     spawn_supervised(m, "log cleaner", cleaner);
     let disk = crate::disk_space::watch(broker.clone(), shutdown.clone());

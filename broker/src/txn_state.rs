@@ -139,6 +139,11 @@ impl TxnState {
         }
     }
 
+    /// Whether `producer_id` has a transaction open here.
+    pub fn is_open(&self, producer_id: i64) -> bool {
+        self.open.contains_key(&producer_id)
+    }
+
     /// Transactions open here.
     pub fn open_count(&self) -> usize {
         self.open.len()

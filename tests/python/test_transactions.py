@@ -7,17 +7,12 @@ exactly-once through SIGKILLs of itself and of the broker."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from harness import Broker, wait_until
-from kclients import consumer, create_topic
+from kclients import create_topic
+from txnkit import in_partition_order, read_to_end, run_eos
 
 TOPICS = ("txn-a", "txn-b", "txn-c")
 PARTITIONS = 3
@@ -45,39 +40,6 @@ def send(p: Producer, label: str, count: int, topics=TOPICS) -> list[bytes]:
                 p.produce(t, value=v, partition=part)
                 values.append(v)
     return values
-
-
-def read_to_end(bootstrap: str, topics, isolation: str, timeout: float = 30.0) -> list[bytes]:
-    """Every record a consumer with `isolation` reads from offset 0 of each partition
-    of `topics` up to its end (partition EOF), in per-partition order."""
-    c = consumer(bootstrap, **{"isolation.level": isolation, "auto.offset.reset": "earliest"})
-    tps = [TopicPartition(t, p, 0) for t in topics for p in range(PARTITIONS)]
-    seen: dict[tuple[str, int], list[bytes]] = {(tp.topic, tp.partition): [] for tp in tps}
-    pending = set(seen)
-    try:
-        c.assign(tps)
-        deadline = time.monotonic() + timeout
-        while pending:
-            assert time.monotonic() < deadline, f"no end of {sorted(pending)} within {timeout} s"
-            for m in c.consume(num_messages=1000, timeout=0.5):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard((m.topic(), m.partition()))
-                        continue
-                    raise KafkaException(err)
-                seen[(m.topic(), m.partition())].append(m.value())
-    finally:
-        c.close()
-    return [v for key in sorted(seen) for v in seen[key]]
-
-
-def in_partition_order(values: list[bytes]) -> list[bytes]:
-    """`values` as read_to_end returns them: by topic, partition, then produce order."""
-    def key(v: bytes):
-        _, t, part, i = v.decode().split(":")
-        return (t, int(part))
-    return sorted(values, key=key)
 
 
 def test_commit_and_abort_across_topics(broker):
@@ -206,10 +168,6 @@ def test_an_open_transaction_is_aborted_after_a_kill(broker):
     assert sorted(everything) == sorted(lost + kept)
 
 
-def committed_output(bootstrap: str, topic: str) -> list[bytes]:
-    return read_to_end(bootstrap, (topic,), "read_committed")
-
-
 def test_consume_transform_produce_is_exactly_once_across_kills(tmp_path):
     """An app copies every input record into the output topic inside transactions that
     also commit its input offsets. The test SIGKILLs the app three times and the broker
@@ -218,41 +176,15 @@ def test_consume_transform_produce_is_exactly_once_across_kills(tmp_path):
     b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr",
                config={"group.initial.rebalance.delay.ms": 0})
     b.start()
-    app = None
     try:
-        create_topic(b.bootstrap, "eos-in", PARTITIONS)
-        create_topic(b.bootstrap, "eos-out", PARTITIONS)
-        plain = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
-        sent = []
-        for part in range(PARTITIONS):
-            for i in range(2000):
-                v = f"in:eos-in:{part}:{i}".encode()
-                plain.produce("eos-in", value=v, partition=part)
-                sent.append(v)
-        assert plain.flush(30) == 0
-        expected = [b"out:" + v for v in in_partition_order(sent)]
+        for t in ("eos-in", "eos-out"):
+            create_topic(b.bootstrap, t, PARTITIONS)
 
-        def start_app():
-            return subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("eos_app.py")), b.bootstrap,
-                 "eos-in", "eos-out", "eos-group", "eos-app"],
-                stderr=open(tmp_path / "eos-app.stderr", "ab"))
+        def kill_broker():
+            b.kill()
+            b.start()
 
-        app = start_app()
-        for fraction, kill_broker in [(0.2, False), (0.4, True), (0.6, False), (0.8, False)]:
-            wait_until(lambda: len(committed_output(b.bootstrap, "eos-out"))
-                       >= fraction * len(expected), 120, f"{fraction:.0%} of the output")
-            app.send_signal(signal.SIGKILL)
-            app.wait(10)
-            if kill_broker:
-                b.kill()
-                b.start()
-            app = start_app()
-        wait_until(lambda: len(committed_output(b.bootstrap, "eos-out")) >= len(expected),
-                   120, "the whole output")
-        assert committed_output(b.bootstrap, "eos-out") == expected
+        run_eos(lambda: b.bootstrap, PARTITIONS, tmp_path,
+                {0.2: None, 0.4: kill_broker, 0.6: None, 0.8: None})
     finally:
-        if app is not None and app.poll() is None:
-            app.send_signal(signal.SIGKILL)
-            app.wait(10)
         b.stop()

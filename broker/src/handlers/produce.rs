@@ -92,8 +92,9 @@ async fn produce_one(
         Ok(records) => records,
         Err(refusal) => return *refusal,
     };
+    let target = (topic, index, &*p);
     let transaction_verified =
-        match verify_transaction(ctx, transactional_id, topic, index, &records) {
+        match verify_transaction(ctx, transactional_id, target, &records).await {
             Ok(verified) => verified,
             Err(refusal) => return *refusal,
         };
@@ -135,12 +136,13 @@ async fn produce_one(
 }
 
 /// Whether the (validated) batch is transactional and its transaction confirmed by
-/// the coordinator; the refusal when it is transactional and not confirmed.
-fn verify_transaction(
+/// the coordinator (here or on another broker; not asked again while the producer has
+/// a transaction open in `partition`); the refusal when it is transactional and not
+/// confirmed.
+async fn verify_transaction(
     ctx: &RequestContext,
     transactional_id: Option<&str>,
-    topic: &str,
-    index: i32,
+    (topic, index, partition): (&str, i32, &Partition),
     records: &[u8],
 ) -> Result<bool, Box<Outcome>> {
     let Ok(header) = BatchHeader::parse_header(records) else {
@@ -155,9 +157,14 @@ fn verify_transaction(
         let why = "a transactional batch without a transactional id";
         return Err(Box::new(refused(ctx, index, code, Some(why))));
     };
+    if partition.has_open_transaction(header.producer_id) {
+        return Ok(true);
+    }
+    let producer = (header.producer_id, header.producer_epoch);
     ctx.broker
         .txns
-        .verify(id, header.producer_id, header.producer_epoch, topic, index)
+        .verify_anywhere(&ctx.broker, id, producer, (topic, index))
+        .await
         .map(|()| true)
         .map_err(|e| Box::new(refused(ctx, index, e.produce_code(), Some(&e.to_string()))))
 }

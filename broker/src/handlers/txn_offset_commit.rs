@@ -32,7 +32,7 @@ pub async fn handle(
     } else if let Err(e) = checks.group(Operation::Read, &group_id) {
         Some(e.code())
     } else {
-        verify(ctx, &request, &group_id).err()
+        verify(ctx, &request, &group_id).await.err()
     };
     let mut entries = Vec::new();
     let mut codes: Vec<Option<i16>> = Vec::new();
@@ -72,22 +72,27 @@ pub async fn handle(
 }
 
 /// The producer's transaction holds the group's offsets partition: the code otherwise.
-fn verify(ctx: &RequestContext, r: &TxnOffsetCommitRequest, group_id: &str) -> Result<(), i16> {
+async fn verify(
+    ctx: &RequestContext,
+    r: &TxnOffsetCommitRequest,
+    group_id: &str,
+) -> Result<(), i16> {
     let unavailable = ResponseError::CoordinatorNotAvailable.code();
     let (index, _) = ctx
         .broker
         .groups
         .partition_index(group_id)
         .ok_or(unavailable)?;
+    let producer = (r.producer_id.0, r.producer_epoch);
     ctx.broker
         .txns
-        .verify(
+        .verify_anywhere(
+            &ctx.broker,
             &r.transactional_id,
-            r.producer_id.0,
-            r.producer_epoch,
-            OFFSETS_TOPIC,
-            index,
+            producer,
+            (OFFSETS_TOPIC, index),
         )
+        .await
         .map_err(|e| e.code_at(ctx.version, FENCED_FROM))
 }
 

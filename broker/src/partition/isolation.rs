@@ -51,6 +51,17 @@ impl Partition {
         if_loaded(&h.state, view.term).map(|mut s| s.txns.last_stable_offset(hw))
     }
 
+    /// Whether this leader knows producer `producer_id` to have a transaction open here
+    /// (its first batch was verified with the coordinator); false when the state is
+    /// not loaded in this term.
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        let Mode::Hosted(h) = &self.mode else {
+            return false;
+        };
+        let term = h.view.borrow().term;
+        if_loaded(&h.state, term).is_some_and(|s| s.txns.is_open(producer_id))
+    }
+
     /// Whole batches from `offset` as [`Partition::read`] returns them, but never past
     /// the last stable offset, and the aborted transactions among them.
     pub fn read_committed(&self, offset: u64, max_bytes: usize) -> PartitionResult<CommittedRead> {

@@ -39,10 +39,12 @@ pub enum TxnError {
     /// A partition that does not exist, or that transactions may not write to.
     #[error("unknown partition {topic}-{partition}")]
     UnknownPartition { topic: String, partition: i32 },
-    /// A partition of the transaction is led by another broker, which this coordinator
-    /// cannot yet write markers to.
-    #[error("partition {topic}-{partition} is led by another broker")]
-    RemotePartition { topic: String, partition: i32 },
+    /// A partition this broker does not lead (a marker sent to the wrong broker).
+    #[error("this broker does not lead {topic}-{partition}")]
+    NotLeader { topic: String, partition: i32 },
+    /// A call to another broker (a marker, a verification) failed or was refused.
+    #[error("{0}")]
+    Peer(String),
     #[error("no producer id could be allocated: {0}")]
     ProducerIds(String),
     /// Writing the transaction's record or a marker failed.

@@ -1,43 +1,78 @@
 //! Ending a transaction in its partitions: a COMMIT or ABORT marker written through
-//! each partition's leader and committed, then the transaction's completion made
-//! durable. A marker written twice (a retry after a partial failure) ends nothing the
-//! second time, and consumers skip both.
+//! each partition's leader (here, or another broker through a WriteTxnMarkers call,
+//! [`super::remote`]) and committed, all partitions at once, then the transaction's
+//! completion made durable. A marker written twice (a retry after a partial failure)
+//! ends nothing the second time, and consumers skip both.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::records::TxnStatus;
-use super::{state, Claim, TxnCoordinator, TxnError};
+use super::{remote, state, Claim, TxnCoordinator, TxnError};
 use crate::control_batch::{Marker, MarkerKind};
 use crate::internal_batch::now_ms;
-use crate::partition::Partition;
 use crate::topics::{is_internal, Topics, OFFSETS_TOPIC};
 use crate::Broker;
 
-/// Refuses a partition this coordinator could not end a transaction in: unknown,
-/// internal (unless `internal_ok`: a group's offsets partition), or led by another
-/// broker.
-pub(super) fn check_local(
+/// Refuses a partition a transaction cannot include: unknown, or internal (unless
+/// `internal_ok`: a group's offsets partition).
+pub(super) fn check_partition(
     topics: &Topics,
     topic: &str,
     index: i32,
     internal_ok: bool,
 ) -> Result<(), TxnError> {
-    let unknown = || TxnError::UnknownPartition {
-        topic: topic.to_string(),
-        partition: index,
-    };
-    if is_internal(topic) && !internal_ok {
-        return Err(unknown());
-    }
-    let t = topics.get(topic).ok_or_else(unknown)?;
-    let p = t.partition(index).ok_or_else(unknown)?;
-    if !p.view().is_some_and(|v| v.is_leader) {
-        return Err(TxnError::RemotePartition {
+    let known = topics
+        .get(topic)
+        .is_some_and(|t| t.partition(index).is_some());
+    if !known || (is_internal(topic) && !internal_ok) {
+        return Err(TxnError::UnknownPartition {
             topic: topic.to_string(),
             partition: index,
         });
+    }
+    Ok(())
+}
+
+/// Writes `marker` of producer `(producer_id, epoch)` on `topic`-`index`, which this
+/// broker must lead, and waits for its commit; a deleted partition needs none. On a
+/// `__consumer_offsets` partition the group coordinator then settles the offsets the
+/// transaction committed there.
+pub(super) async fn write_here(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    (producer_id, epoch): (i64, i16),
+    marker: Marker,
+) -> Result<(), TxnError> {
+    let Some(p) = broker
+        .topics
+        .get(topic)
+        .and_then(|t| t.partition(index).cloned())
+    else {
+        // Deleted since: nothing of the transaction is left there to end.
+        debug!(
+            topic,
+            partition = index,
+            "no marker for a deleted partition"
+        );
+        return Ok(());
+    };
+    p.append_marker(producer_id, epoch, marker)
+        .await
+        .map_err(|e| match e {
+            crate::partition::PartitionError::NotLeader => TxnError::NotLeader {
+                topic: topic.to_string(),
+                partition: index,
+            },
+            e => TxnError::from(e),
+        })?;
+    if topic == OFFSETS_TOPIC {
+        let commit = marker.kind == MarkerKind::Commit;
+        broker.groups.end_transaction(index, producer_id, commit);
     }
     Ok(())
 }
@@ -54,7 +89,7 @@ pub(super) fn finish_later(broker: &Arc<Broker>, id: &str, claim: Claim) {
     });
 }
 
-async fn finish(broker: &Broker, id: &str, claim: &Claim) -> Result<(), TxnError> {
+async fn finish(broker: &Arc<Broker>, id: &str, claim: &Claim) -> Result<(), TxnError> {
     let Some(v) = claim.entry.get() else {
         return Ok(());
     };
@@ -67,20 +102,25 @@ async fn finish(broker: &Broker, id: &str, claim: &Claim) -> Result<(), TxnError
         kind,
         coordinator_epoch: claim.coordinator_epoch,
     };
-    for (topic, index) in &v.partitions {
-        let Some(p) = partition(&broker.topics, topic, *index) else {
-            // Deleted since: nothing of the transaction is left there to end.
-            debug!(transactional_id = id, topic = %topic, partition = index, "no marker for a deleted partition");
-            continue;
-        };
-        p.append_marker(v.producer_id, v.producer_epoch, marker)
-            .await?;
-        if topic == OFFSETS_TOPIC {
-            // The group coordinator of that partition settles the offsets the
-            // transaction committed there.
-            let commit = kind == MarkerKind::Commit;
-            broker.groups.end_transaction(*index, v.producer_id, commit);
+    let producer = (v.producer_id, v.producer_epoch);
+    let mut writes = JoinSet::new();
+    for (leader, partitions) in by_leader(broker, &v.partitions)? {
+        if leader == broker.cluster.node_id {
+            for (topic, index) in partitions {
+                let broker = broker.clone();
+                writes.spawn(
+                    async move { write_here(&broker, &topic, index, producer, marker).await },
+                );
+            }
+        } else {
+            let broker = broker.clone();
+            writes.spawn(async move {
+                remote::write_markers(&broker, leader, producer, marker, &partitions).await
+            });
         }
+    }
+    while let Some(written) = writes.join_next().await {
+        written.map_err(|e| TxnError::Peer(format!("a marker task failed: {e}")))??;
     }
     let Some(done) = state::complete(&v, now_ms()) else {
         return Ok(());
@@ -90,6 +130,26 @@ async fn finish(broker: &Broker, id: &str, claim: &Claim) -> Result<(), TxnError
     Ok(())
 }
 
-fn partition(topics: &Topics, topic: &str, index: i32) -> Option<Arc<Partition>> {
-    topics.get(topic)?.partition(index).cloned()
+/// The transaction's partitions grouped by the node that leads each now; a partition
+/// with no known leader (an election under way) fails this attempt.
+fn by_leader(
+    broker: &Broker,
+    partitions: &std::collections::BTreeSet<(String, i32)>,
+) -> Result<BTreeMap<u64, Vec<(String, i32)>>, TxnError> {
+    let mut out: BTreeMap<u64, Vec<(String, i32)>> = BTreeMap::new();
+    for (topic, index) in partitions {
+        let Some(p) = broker
+            .topics
+            .get(topic)
+            .and_then(|t| t.partition(*index).cloned())
+        else {
+            continue;
+        };
+        let leader = broker
+            .cluster
+            .leader_of(p.group(), p.view())
+            .ok_or_else(|| TxnError::Peer(format!("{topic}-{index} has no leader now")))?;
+        out.entry(leader).or_default().push((topic.clone(), *index));
+    }
+    Ok(out)
 }

@@ -27,17 +27,15 @@
 //!   refuse the older epoch, and the old producer's requests to the coordinator are
 //!   answered PRODUCER_FENCED.
 //!
-//! ## Departures from Kafka (docs/transactions.md)
-//! - Markers are written only to partitions this broker leads; a transaction that adds
-//!   a partition led by another broker is refused at AddPartitionsToTxn, and a
-//!   transactional produce to a broker that does not coordinate the producer's id is
-//!   answered NOT_ENOUGH_REPLICAS (retriable, as Kafka answers when it cannot reach the
-//!   coordinator). On a single broker every partition is local.
+//! - Other brokers are reached with calls over the Raft transport ([`remote`]): markers
+//!   to the leaders of the transaction's partitions, and a partition leader's question
+//!   to the coordinator about a transactional produce.
 
 mod error;
 mod load;
 mod markers;
 pub mod records;
+pub mod remote;
 pub mod state;
 
 pub use error::TxnError;
@@ -243,15 +241,14 @@ impl TxnCoordinator {
         Ok((next.producer_id, next.producer_epoch))
     }
 
-    /// Refuses a partition a transaction cannot include: unknown, internal, or led by
-    /// another broker (whose markers this coordinator cannot write).
+    /// Refuses a partition a transaction cannot include: unknown, or internal.
     pub fn check_partition(
         &self,
         topics: &Topics,
         topic: &str,
         index: i32,
     ) -> Result<(), TxnError> {
-        markers::check_local(topics, topic, index, false)
+        markers::check_partition(topics, topic, index, false)
     }
 
     /// AddPartitionsToTxn (the caller checked each partition with
@@ -285,7 +282,7 @@ impl TxnCoordinator {
         epoch: i16,
         offsets_partition: i32,
     ) -> Result<(), TxnError> {
-        markers::check_local(topics, OFFSETS_TOPIC, offsets_partition, true)?;
+        markers::check_partition(topics, OFFSETS_TOPIC, offsets_partition, true)?;
         let partitions = BTreeSet::from([(OFFSETS_TOPIC.to_string(), offsets_partition)]);
         self.add_partitions(id, producer_id, epoch, partitions)
             .await
@@ -312,6 +309,30 @@ impl TxnCoordinator {
                 Ok(())
             }
         }
+    }
+
+    /// [`TxnCoordinator::verify`] wherever `id`'s coordinator is: here, or asked with a
+    /// verification call ([`remote`]).
+    pub async fn verify_anywhere(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer: (i64, i16),
+        (topic, partition): (&str, i32),
+    ) -> Result<(), TxnError> {
+        match self.verify(id, producer.0, producer.1, topic, partition) {
+            Err(TxnError::NotCoordinator) => {}
+            local => return local,
+        }
+        let p = self
+            .partition_of(id)
+            .ok_or(TxnError::CoordinatorNotAvailable)?;
+        let node = broker
+            .cluster
+            .leader_of(p.group(), p.view())
+            .filter(|&n| n != broker.cluster.node_id)
+            .ok_or(TxnError::CoordinatorNotAvailable)?;
+        remote::verify(broker, node, id, producer, (topic, partition)).await
     }
 
     /// Whether producer `(producer_id, epoch)` of `id` may write a transactional batch

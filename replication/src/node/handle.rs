@@ -14,6 +14,8 @@ pub struct NodeHandle {
     pub(super) commands: mpsc::Sender<Command>,
     /// The peer nodes heard from within an election timeout, as of the last tick.
     pub(super) alive: watch::Receiver<Vec<u64>>,
+    /// Calls to and from peer nodes.
+    pub(super) rpc: std::sync::Arc<super::rpc::Rpc>,
 }
 
 fn stopped() -> ProposeError {
@@ -21,6 +23,11 @@ fn stopped() -> ProposeError {
 }
 
 impl NodeHandle {
+    /// Calls between this node and its peers ([`super::rpc`]).
+    pub fn rpc(&self) -> &std::sync::Arc<super::rpc::Rpc> {
+        &self.rpc
+    }
+
     /// Resolves once the node's task has ended (stopped, or failed) and dropped its
     /// groups: nothing writes to their logs any more.
     pub async fn stopped(&self) {

@@ -39,6 +39,7 @@ use crate::transport::{Envelope, Transport};
 
 mod flush;
 mod handle;
+pub mod rpc;
 pub use handle::NodeHandle;
 
 /// Commands queued to the node task before it pushes back.
@@ -243,10 +244,12 @@ pub fn start(
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (published_alive, alive) = watch::channel(Vec::new());
     let (flushed_tx, flushed) = mpsc::unbounded_channel();
+    let rpc = std::sync::Arc::new(rpc::Rpc::new(id, transport.clone()));
     let node = Node {
         id,
         groups,
         transport,
+        rpc: rpc.clone(),
         alive: std::collections::HashSet::new(),
         published_alive,
         views: HashMap::new(),
@@ -263,6 +266,7 @@ pub fn start(
         NodeHandle {
             commands: tx,
             alive,
+            rpc,
         },
         task,
     )
@@ -291,6 +295,8 @@ struct Node {
     id: u64,
     groups: HashMap<u64, Group>,
     transport: Transport,
+    /// Calls between nodes: messages of `rpc::RPC_GROUP` go here.
+    rpc: std::sync::Arc<rpc::Rpc>,
     /// Peer nodes alive at the last tick.
     alive: std::collections::HashSet<u64>,
     /// The same, ascending, for [`NodeHandle::is_alive`].
@@ -480,6 +486,10 @@ impl Node {
     fn message(&mut self, e: Envelope, touched: &mut Vec<u64>) {
         self.quiet.heard_from(e.message.from);
         if e.group == NODE_GROUP {
+            return;
+        }
+        if e.group == rpc::RPC_GROUP {
+            self.rpc.deliver(e.message);
             return;
         }
         let Some(g) = self.groups.get_mut(&e.group) else {
