@@ -19,7 +19,7 @@ pub trait Keys {
     const TOPIC: &'static str;
     /// Forgets the keys of partition `index`.
     fn unload(&self, index: i32);
-    /// Replays partition `p` into the keys; how many records or keys it found.
+    /// Replays partition `p` into the keys; how many records it read.
     fn replay(&self, p: &Partition) -> Result<u64, String>;
 }
 
@@ -81,11 +81,11 @@ impl Loaded {
                     keys.unload(index);
                     let started = Instant::now();
                     match keys.replay(p) {
-                        Ok(found) => {
+                        Ok(records) => {
                             info!(
                                 partition = index,
                                 term,
-                                found,
+                                records,
                                 elapsed_ms = started.elapsed().as_millis() as u64,
                                 "now coordinating the {} of this {} partition",
                                 K::WHAT,

@@ -28,19 +28,18 @@ impl TxnCoordinator {
         self.txns().retain(|id, _| partition_for(id, n) != index);
     }
 
-    /// Replays one partition into the id map; the ids it holds.
+    /// Replays one partition into the id map; the records read.
     fn replay_partition(&self, p: &Partition) -> Result<u64, crate::partition::PartitionError> {
         let mut found: std::collections::HashMap<String, Option<TxnValue>> = Default::default();
-        p.replay(|header, bytes| replay_batch(header, bytes, p.index(), &mut found))?;
+        let mut records = 0;
+        p.replay(|header, bytes| records += replay_batch(header, bytes, p.index(), &mut found))?;
         let mut txns = self.txns();
-        let mut ids = 0;
         for (id, value) in found {
             if let Some(v) = value {
                 txns.entry(id).or_default().set(Some(v));
-                ids += 1;
             }
         }
-        Ok(ids)
+        Ok(records)
     }
 }
 
@@ -49,17 +48,18 @@ fn replay_batch(
     bytes: Bytes,
     index: i32,
     found: &mut std::collections::HashMap<String, Option<TxnValue>>,
-) {
+) -> u64 {
     if header.is_control() {
-        return;
+        return 0;
     }
     let records = match crate::internal_batch::decode(bytes) {
         Ok(r) => r,
         Err(e) => {
             warn!(partition = index, offset = header.base_offset, error = %e, "undecodable {TXN_STATE_TOPIC} batch skipped");
-            return;
+            return 0;
         }
     };
+    let read = records.len() as u64;
     for (key, value, offset) in records {
         let Some(key) = key else { continue };
         let decoded =
@@ -73,6 +73,7 @@ fn replay_batch(
             }
         }
     }
+    read
 }
 
 impl Keys for TxnCoordinator {
