@@ -143,11 +143,6 @@ impl TxnState {
     pub fn is_open(&self, producer_id: i64) -> bool {
         self.open.contains_key(&producer_id)
     }
-
-    /// Transactions open here.
-    pub fn open_count(&self) -> usize {
-        self.open.len()
-    }
 }
 
 #[cfg(test)]
@@ -198,7 +193,7 @@ mod tests {
             0,
             &[('d', -1), ('t', 7), ('t', 8), ('t', 7), ('d', -1)],
         );
-        assert_eq!(s.open_count(), 2);
+        assert_eq!(s.open.len(), 2);
         assert_eq!(s.last_stable_offset(5), 1);
         assert_eq!(s.last_stable_offset(0), 0, "never above the high watermark");
         play(&mut s, 5, &[('c', 7)]);
@@ -210,7 +205,7 @@ mod tests {
             "both ended, but the high watermark has not passed 8's marker"
         );
         assert_eq!(s.last_stable_offset(7), 7);
-        assert_eq!(s.open_count(), 0);
+        assert_eq!(s.open.len(), 0);
         assert_eq!(
             s.aborted_between(0, 7),
             vec![AbortedTxn {
@@ -227,7 +222,7 @@ mod tests {
         let mut s = TxnState::default();
         play(&mut s, 0, &[('t', 7), ('a', 7)]);
         play(&mut s, 0, &[('t', 7), ('a', 7)]);
-        assert_eq!(s.open_count(), 0);
+        assert_eq!(s.open.len(), 0);
         assert_eq!(s.aborted_between(0, 10).len(), 1);
     }
 
@@ -240,7 +235,7 @@ mod tests {
         let mut unreadable = TxnState::default();
         unreadable.apply(&header(8, TXN), 0, 0, None);
         unreadable.apply(&header(8, TXN | CONTROL), 1, 1, None);
-        assert_eq!(unreadable.open_count(), 1);
+        assert_eq!(unreadable.open.len(), 1);
     }
 
     #[test]

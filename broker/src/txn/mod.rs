@@ -123,10 +123,6 @@ impl TxnCoordinator {
         }
     }
 
-    pub fn config(&self) -> &TxnConfig {
-        &self.config
-    }
-
     fn partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
