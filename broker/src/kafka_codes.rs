@@ -38,6 +38,8 @@ impl SequenceRefusal {
             SequenceRefusal::Malformed { .. } => ResponseError::InvalidRecord,
             SequenceRefusal::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
             SequenceRefusal::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+            SequenceRefusal::NoOpenTransaction { .. } => ResponseError::InvalidTxnState,
+            SequenceRefusal::NotCurrentEpoch { .. } => ResponseError::InvalidProducerEpoch,
         }
         .code()
     }
@@ -194,7 +196,7 @@ impl TxnError {
             }
             TxnError::NotCoordinator => ResponseError::NotCoordinator,
             TxnError::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
-            TxnError::InvalidId(_) => ResponseError::InvalidRequest,
+            TxnError::InvalidId(_) | TxnError::AdminCommit => ResponseError::InvalidRequest,
             TxnError::InvalidTimeout { .. } => ResponseError::InvalidTransactionTimeout,
             TxnError::Concurrent => ResponseError::ConcurrentTransactions,
             TxnError::ProducerFenced if version < fenced_from => {
@@ -255,6 +257,9 @@ impl TxnError {
         match self {
             TxnError::NotLeader { .. } => ResponseError::NotLeaderOrFollower.code(),
             TxnError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition.code(),
+            TxnError::AdminCommit => ResponseError::InvalidRequest.code(),
+            // An operator's abort that does not fit the partition's producer state.
+            TxnError::Storage(e) if matches!(**e, PartitionError::Sequence(_)) => e.code(),
             _ => ResponseError::KafkaStorageError.code(),
         }
     }

@@ -32,6 +32,32 @@ struct SequencedBatch {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<SequencedBatch>,
+    /// Max timestamp of its last batch (-1 before one).
+    last_timestamp: i64,
+    /// Epoch of the coordinator that wrote its last transaction marker (-1: none).
+    coordinator_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::with_capacity(BATCHES_REMEMBERED_PER_PRODUCER),
+            last_timestamp: -1,
+            coordinator_epoch: -1,
+        }
+    }
+}
+
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Sequence of the last record of its last batch (-1: none since its epoch began).
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
 }
 
 /// What to do with an incoming batch.
@@ -61,6 +87,16 @@ pub enum SequenceRefusal {
     /// Not the next sequence (a gap, or a new epoch not starting at 0).
     #[error("producer {producer_id}: sequence {sequence} is out of order")]
     OutOfOrder { producer_id: i64, sequence: i32 },
+    /// An operator's abort marker for a producer with no transaction open here.
+    #[error("producer {producer_id} has no transaction open here")]
+    NoOpenTransaction { producer_id: i64 },
+    /// An operator's abort marker at an epoch other than the producer's.
+    #[error("producer {producer_id}: epoch {epoch} is not its current {current:?}")]
+    NotCurrentEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: Option<i16>,
+    },
 }
 
 fn out_of_order(h: &BatchHeader) -> SequenceRefusal {
@@ -150,10 +186,8 @@ impl ProducerStates {
         let entry = self
             .producers
             .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::with_capacity(BATCHES_REMEMBERED_PER_PRODUCER),
-            });
+            .or_insert_with(|| ProducerEntry::new(h.producer_epoch));
+        entry.last_timestamp = h.max_timestamp;
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -169,21 +203,42 @@ impl ProducerStates {
         });
     }
 
-    /// Notes a transaction marker of `producer_id` at `epoch`: a newer epoch (the
-    /// coordinator fenced the producer) replaces the producer's, so its batches with an
-    /// older epoch are refused from now on; its sequence starts again.
-    pub fn end_transaction(&mut self, producer_id: i64, epoch: i16) {
+    /// Notes a transaction marker of `producer_id` at `epoch`, written by the
+    /// coordinator at `coordinator_epoch`: a newer epoch (the coordinator fenced the
+    /// producer) replaces the producer's, so its batches with an older epoch are
+    /// refused from now on; its sequence starts again.
+    pub fn end_transaction(&mut self, producer_id: i64, epoch: i16, coordinator_epoch: i32) {
         let entry = self
             .producers
             .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::new(),
-            });
+            .or_insert_with(|| ProducerEntry::new(epoch));
+        entry.coordinator_epoch = coordinator_epoch;
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+    }
+
+    /// The current epoch of `producer_id`, if tracked.
+    pub fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|e| e.epoch)
+    }
+
+    /// Every producer tracked, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut all: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ActiveProducer {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+            })
+            .collect();
+        all.sort_by_key(|p| p.producer_id);
+        all
     }
 
     /// Producers tracked.
@@ -216,6 +271,30 @@ mod tests {
             base_sequence: seq,
             records_count: records,
         }
+    }
+
+    #[test]
+    fn active_producers_show_last_sequence_timestamp_and_marker() {
+        let mut s = ProducerStates::default();
+        let mut h = header(9, 0, 0, 3);
+        h.max_timestamp = 1234;
+        s.record(&h, 10, 12);
+        s.record(&header(4, 1, 0, 1), 13, 13);
+        s.end_transaction(9, 0, 7);
+        let all = s.active();
+        assert_eq!(
+            all.iter().map(|p| p.producer_id).collect::<Vec<_>>(),
+            [4, 9]
+        );
+        let nine = all[1];
+        assert_eq!((nine.epoch, nine.last_sequence), (0, 2));
+        assert_eq!((nine.last_timestamp, nine.coordinator_epoch), (1234, 7));
+        assert_eq!(all[0].coordinator_epoch, -1);
+        // A fencing marker moves the epoch on and forgets the sequence.
+        s.end_transaction(9, 1, 8);
+        assert_eq!(s.epoch_of(9), Some(1));
+        assert_eq!(s.active()[1].last_sequence, -1);
+        assert_eq!(s.epoch_of(5), None);
     }
 
     #[test]

@@ -143,6 +143,11 @@ impl TxnState {
     pub fn is_open(&self, producer_id: i64) -> bool {
         self.open.contains_key(&producer_id)
     }
+
+    /// The first offset of `producer_id`'s open transaction here, if it has one.
+    pub fn open_since(&self, producer_id: i64) -> Option<u64> {
+        self.open.get(&producer_id).copied()
+    }
 }
 
 #[cfg(test)]

@@ -322,6 +322,28 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                     ]),
             ])
             .into(),
+        ApiKey::DescribeTransactions => DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![s("tx").into()])
+            .into(),
+        ApiKey::ListTransactions => ListTransactionsRequest::default()
+            .with_state_filters(vec![s("Ongoing"), s("Bogus")])
+            .with_duration_filter(if version >= 1 { 1000 } else { -1 })
+            .into(),
+        ApiKey::DescribeProducers => DescribeProducersRequest::default()
+            .with_topics(vec![describe_producers_request::TopicRequest::default()
+                .with_name(topic("t"))
+                .with_partition_indexes(vec![0, 9])])
+            .into(),
+        ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::default()
+            .with_markers(vec![write_txn_markers_request::WritableTxnMarker::default(
+            )
+            .with_producer_id(7.into())
+            .with_topics(vec![
+                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                    .with_name(topic("t"))
+                    .with_partition_indexes(vec![0]),
+            ])])
+            .into(),
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -511,6 +533,25 @@ async fn every_advertised_version_is_answered() {
                 }
                 ResponseKind::DeleteRecords(r) => {
                     assert_eq!(r.topics[0].partitions[0].error_code, 0);
+                }
+                ResponseKind::DescribeTransactions(r) => {
+                    // No transaction ever ran: `__transaction_state` is not there yet.
+                    let t = &r.transaction_states[0];
+                    assert_eq!((t.transactional_id.as_str(), t.error_code), ("tx", 15));
+                }
+                ResponseKind::ListTransactions(r) => {
+                    assert_eq!(r.error_code, 0, "ListTransactions v{version}");
+                    assert_eq!(r.unknown_state_filters, vec![s("Bogus")]);
+                    assert!(r.transaction_states.is_empty());
+                }
+                ResponseKind::WriteTxnMarkers(r) => {
+                    // Producer 7 has no transaction open on t-0: INVALID_TXN_STATE.
+                    let p = &r.markers[0].topics[0].partitions[0];
+                    assert_eq!(p.error_code, 48);
+                }
+                ResponseKind::DescribeProducers(r) => {
+                    let p = &r.topics[0].partitions;
+                    assert_eq!((p[0].error_code, p[1].error_code), (0, 3));
                 }
                 _ => {}
             }

@@ -199,7 +199,6 @@ fn fill_partition(
         .map_err(|e| e.code())?;
     let offsets = p.offsets().map_err(|e| e.code())?;
     out.high_watermark = offsets.high_watermark as i64;
-    out.last_stable_offset = p.last_stable_offset().map_err(|e| e.code())? as i64;
     out.log_start_offset = offsets.log_start as i64;
     let offset = fp.fetch_offset;
     if offset < offsets.log_start as i64 || offset > offsets.log_end as i64 {
@@ -208,7 +207,15 @@ fn fill_partition(
     let limit = (fp.partition_max_bytes.max(0) as usize)
         .min(FETCH_MAX_BYTES)
         .min(budget.remaining);
+    // The last stable offset is looked up once: a read_committed read reports the one
+    // it read up to.
+    let lso = || {
+        p.last_stable_offset()
+            .map(|o| o as i64)
+            .map_err(|e| e.code())
+    };
     let records = if limit == 0 && budget.first_data_seen {
+        out.last_stable_offset = lso()?;
         Bytes::new()
     } else if read_committed {
         let read = p
@@ -227,6 +234,7 @@ fn fill_partition(
         );
         read.records
     } else {
+        out.last_stable_offset = lso()?;
         p.read(offset as u64, limit.max(1)).map_err(|e| e.code())?
     };
     let records = if records.len() > limit && budget.first_data_seen {

@@ -16,6 +16,8 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -25,6 +27,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 pub mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -37,6 +40,7 @@ mod scram_users;
 mod sync_group;
 mod txn_offset_commit;
 mod unsupported;
+mod write_txn_markers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -104,6 +108,10 @@ pub async fn dispatch(ctx: Arc<RequestContext>, body: Body) -> Result<(Reply, i1
         RequestKind::EndTxn(r) => Reply::now(end_txn::handle(&ctx, r).await),
         RequestKind::AddOffsetsToTxn(r) => Reply::now(add_offsets_to_txn::handle(&ctx, r).await),
         RequestKind::TxnOffsetCommit(r) => Reply::now(txn_offset_commit::handle(&ctx, r).await),
+        RequestKind::DescribeTransactions(r) => Reply::now(describe_transactions::handle(&ctx, r)),
+        RequestKind::ListTransactions(r) => Reply::now(list_transactions::handle(&ctx, r)),
+        RequestKind::WriteTxnMarkers(r) => Reply::now(write_txn_markers::handle(&ctx, r).await),
+        RequestKind::DescribeProducers(r) => Reply::now(describe_producers::handle(&ctx, r)),
         RequestKind::JoinGroup(r) => join_group::handle(ctx.clone(), r),
         RequestKind::SyncGroup(r) => sync_group::handle(ctx.clone(), r),
         RequestKind::Heartbeat(r) => Reply::now(heartbeat::handle(&ctx, r)),

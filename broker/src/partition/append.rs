@@ -14,8 +14,8 @@ use super::{
     check_produced_header, corrupt_or, loaded, proposed, stamp_append_time, Appended, Mode,
     Partition, PartitionError, PartitionResult, ReplicaAppend, REPLICA_APPEND_TIMEOUT,
 };
-use crate::control_batch::{self, Marker, MarkerKind};
-use crate::producer_state::SequenceCheck;
+use crate::control_batch::{self, Marker};
+use crate::producer_state::{SequenceCheck, SequenceRefusal};
 
 /// How a client's batch is appended.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +42,42 @@ impl Default for Produce {
     }
 }
 
+/// Who asks for a transaction marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerFrom {
+    /// The transaction coordinator, ending a transaction it decided.
+    Coordinator,
+    /// An operator aborting a hanging transaction on one partition.
+    Admin,
+}
+
+impl MarkerFrom {
+    fn origin(self, marker: Marker) -> Origin {
+        match self {
+            MarkerFrom::Coordinator => Origin::Marker(marker),
+            MarkerFrom::Admin => Origin::AdminAbort(marker),
+        }
+    }
+}
+
+/// An operator's abort is taken only for a transaction open here, at the epoch of the
+/// producer that opened it.
+fn admin_abort_check(state: &super::ReplicaState, h: &BatchHeader) -> SequenceCheck {
+    let producer_id = h.producer_id;
+    if !state.txns.is_open(producer_id) {
+        return SequenceCheck::Refuse(SequenceRefusal::NoOpenTransaction { producer_id });
+    }
+    let current = state.producers.epoch_of(producer_id);
+    if current != Some(h.producer_epoch) {
+        return SequenceCheck::Refuse(SequenceRefusal::NotCurrentEpoch {
+            producer_id,
+            epoch: h.producer_epoch,
+            current,
+        });
+    }
+    SequenceCheck::Append
+}
+
 /// Who wrote a batch.
 #[derive(Debug, Clone, Copy)]
 enum Origin {
@@ -50,13 +86,16 @@ enum Origin {
     /// The broker itself: group records, offsets in a transaction.
     Broker,
     /// A transaction coordinator's marker.
-    Marker(MarkerKind),
+    Marker(Marker),
+    /// An operator's abort marker (WriteTxnMarkers on the Kafka port): taken only for
+    /// a producer with a transaction open here, at its current epoch.
+    AdminAbort(Marker),
 }
 
 impl Origin {
-    fn marker(self) -> Option<MarkerKind> {
+    fn marker(self) -> Option<Marker> {
         match self {
-            Origin::Marker(kind) => Some(kind),
+            Origin::Marker(marker) | Origin::AdminAbort(marker) => Some(marker),
             Origin::Client | Origin::Broker => None,
         }
     }
@@ -115,6 +154,7 @@ impl Partition {
             // transaction, offsets in a transaction belong to it) and are never retried.
             match origin {
                 Origin::Client => state.producers.check(&header),
+                Origin::AdminAbort(_) => admin_abort_check(&state, &header),
                 Origin::Broker | Origin::Marker(_) => SequenceCheck::Append,
             }
         };
@@ -211,12 +251,15 @@ impl Partition {
     /// Writes a transaction marker for producer `producer_id` at `epoch` on this
     /// partition's leader and returns its offset once it is committed. The marker ends
     /// the producer's open transaction here, and from then on the partition refuses the
-    /// producer's batches with an older epoch.
+    /// producer's batches with an older epoch. A coordinator's marker is written as
+    /// asked; an operator's (`MarkerFrom::Admin`, always an abort) only ends a
+    /// transaction open here at the producer's current epoch.
     pub async fn append_marker(
         &self,
         producer_id: i64,
         epoch: i16,
         marker: Marker,
+        from: MarkerFrom,
     ) -> PartitionResult<u64> {
         let now = crate::internal_batch::now_ms();
         let batch = control_batch::encode(producer_id, epoch, marker, now)
@@ -228,7 +271,7 @@ impl Partition {
             ..Produce::default()
         };
         let appended = self
-            .append_as(batch, header, produce, Origin::Marker(marker.kind))
+            .append_as(batch, header, produce, from.origin(marker))
             .await?;
         let offset = appended.appended.last_offset;
         self.wait_durable(offset, REPLICA_APPEND_TIMEOUT).await?;

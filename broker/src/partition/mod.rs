@@ -40,9 +40,10 @@ mod batches;
 mod error;
 mod isolation;
 mod isr;
+mod producers;
 mod replay;
 mod replica_state;
-pub use append::Produce;
+pub use append::{MarkerFrom, Produce};
 use batches::{
     check_produced_header, corrupt_or, offset_held_through, read_past_empty_batches,
     stamp_append_time,

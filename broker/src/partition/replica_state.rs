@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use log_store::{BatchHeader, Batches, Log, LogError};
 
 use super::{PartitionError, PartitionResult};
-use crate::control_batch::{self, MarkerKind};
+use crate::control_batch::{self, Marker};
 use crate::producer_state::ProducerStates;
 use crate::txn_state::TxnState;
 
@@ -27,13 +27,14 @@ pub struct ReplicaState {
 impl ReplicaState {
     /// Applies a batch the leader appended at `base..=last` (`marker`: the kind of a
     /// control batch it wrote itself).
-    pub fn record(&mut self, h: &BatchHeader, base: u64, last: u64, marker: Option<MarkerKind>) {
+    pub fn record(&mut self, h: &BatchHeader, base: u64, last: u64, marker: Option<Marker>) {
         self.producers.record(h, base, last);
         if h.is_control() && h.is_transactional() {
+            let coordinator_epoch = marker.map_or(-1, |m| m.coordinator_epoch);
             self.producers
-                .end_transaction(h.producer_id, h.producer_epoch);
+                .end_transaction(h.producer_id, h.producer_epoch, coordinator_epoch);
         }
-        self.txns.apply(h, base, last, marker);
+        self.txns.apply(h, base, last, marker.map(|m| m.kind));
     }
 }
 
@@ -91,9 +92,9 @@ fn rebuild(log: &Log) -> Result<ReplicaState, LogError> {
 
 /// The kind of a stored control batch's marker; an unreadable one is logged and ends
 /// nothing (control batches are written only by this broker and checked by CRC).
-fn read_marker(header: &BatchHeader, bytes: bytes::Bytes) -> Option<MarkerKind> {
+fn read_marker(header: &BatchHeader, bytes: bytes::Bytes) -> Option<Marker> {
     match control_batch::decode(bytes) {
-        Ok(m) => Some(m.kind),
+        Ok(m) => Some(m),
         Err(e) => {
             tracing::warn!(offset = header.base_offset, error = %e, "unreadable transaction marker");
             None

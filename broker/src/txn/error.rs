@@ -42,6 +42,9 @@ pub enum TxnError {
     /// A partition this broker does not lead (a marker sent to the wrong broker).
     #[error("this broker does not lead {topic}-{partition}")]
     NotLeader { topic: String, partition: i32 },
+    /// WriteTxnMarkers from a client asked for a COMMIT: only a coordinator commits.
+    #[error("only the transaction coordinator writes COMMIT markers")]
+    AdminCommit,
     /// A call to another broker (a marker, a verification) failed or was refused.
     #[error("{0}")]
     Peer(String),

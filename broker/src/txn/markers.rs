@@ -14,6 +14,7 @@ use super::records::TxnStatus;
 use super::{remote, state, Claim, TxnCoordinator, TxnError};
 use crate::control_batch::{Marker, MarkerKind};
 use crate::internal_batch::now_ms;
+use crate::partition::MarkerFrom;
 use crate::topics::{is_internal, Topics, OFFSETS_TOPIC};
 use crate::Broker;
 
@@ -47,12 +48,19 @@ pub(super) async fn write_here(
     index: i32,
     (producer_id, epoch): (i64, i16),
     marker: Marker,
+    from: MarkerFrom,
 ) -> Result<(), TxnError> {
     let Some(p) = broker
         .topics
         .get(topic)
         .and_then(|t| t.partition(index).cloned())
     else {
+        if from == MarkerFrom::Admin {
+            return Err(TxnError::UnknownPartition {
+                topic: topic.to_string(),
+                partition: index,
+            });
+        }
         // Deleted since: nothing of the transaction is left there to end.
         debug!(
             topic,
@@ -61,7 +69,7 @@ pub(super) async fn write_here(
         );
         return Ok(());
     };
-    p.append_marker(producer_id, epoch, marker)
+    p.append_marker(producer_id, epoch, marker, from)
         .await
         .map_err(|e| match e {
             crate::partition::PartitionError::NotLeader => TxnError::NotLeader {
@@ -108,9 +116,17 @@ async fn finish(broker: &Arc<Broker>, id: &str, claim: &Claim) -> Result<(), Txn
         if leader == broker.cluster.node_id {
             for (topic, index) in partitions {
                 let broker = broker.clone();
-                writes.spawn(
-                    async move { write_here(&broker, &topic, index, producer, marker).await },
-                );
+                writes.spawn(async move {
+                    write_here(
+                        &broker,
+                        &topic,
+                        index,
+                        producer,
+                        marker,
+                        MarkerFrom::Coordinator,
+                    )
+                    .await
+                });
             }
         } else {
             let broker = broker.clone();

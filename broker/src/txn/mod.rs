@@ -2,7 +2,7 @@
 //! `transactional.id`, with each id's state stored as records in the compacted internal
 //! topic `__transaction_state` ([`records`] has the layout, [`state`] the state
 //! machine, `load` the loading as leaderships move, `markers` the end of a
-//! transaction in its partitions).
+//! transaction in its partitions, `describe` what the admin APIs list).
 //!
 //! ## Guarantees
 //! - An id lives on partition `abs(javaHashCode(id)) % transaction.state.log.num.partitions`
@@ -31,6 +31,7 @@
 //!   to the leaders of the transaction's partitions, and a partition leader's question
 //!   to the coordinator about a transactional produce.
 
+mod describe;
 mod error;
 mod load;
 mod markers;

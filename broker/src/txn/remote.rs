@@ -42,6 +42,7 @@ use tracing::warn;
 use super::markers::write_here;
 use super::TxnError;
 use crate::control_batch::{Marker, MarkerKind};
+use crate::partition::MarkerFrom;
 use crate::shutdown::Shutdown;
 use crate::Broker;
 
@@ -185,7 +186,10 @@ async fn answer(broker: Arc<Broker>, call: RpcCall) {
     let mut body = call.payload.slice(call.payload.len() - body.len()..);
     let answered = match kind {
         WRITE_MARKERS => match WriteTxnMarkersRequest::decode(&mut body, WRITE_MARKERS_VERSION) {
-            Ok(r) => encode(&markers_here(&broker, r).await, WRITE_MARKERS_VERSION),
+            Ok(r) => {
+                let answer = markers_here(&broker, r, MarkerFrom::Coordinator).await;
+                encode(&answer, WRITE_MARKERS_VERSION)
+            }
             Err(e) => Err(format!("undecodable WriteTxnMarkers: {e}")),
         },
         VERIFY => match AddPartitionsToTxnRequest::decode(&mut body, VERIFY_VERSION) {
@@ -207,8 +211,14 @@ fn encode(body: &impl Encodable, version: i16) -> Result<Bytes, String> {
     Ok(buf.freeze())
 }
 
-/// WriteTxnMarkers on this broker: each marker on each partition it leads.
-async fn markers_here(broker: &Broker, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+/// WriteTxnMarkers on this broker: each marker on each partition it leads. A
+/// coordinator's markers (`MarkerFrom::Coordinator`) are written as asked; an
+/// operator's may only abort a transaction open on the partition.
+pub(crate) async fn markers_here(
+    broker: &Broker,
+    request: WriteTxnMarkersRequest,
+    from: MarkerFrom,
+) -> WriteTxnMarkersResponse {
     let mut results = Vec::with_capacity(request.markers.len());
     for m in request.markers {
         let kind = if m.transaction_result {
@@ -225,7 +235,11 @@ async fn markers_here(broker: &Broker, request: WriteTxnMarkersRequest) -> Write
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for index in t.partition_indexes {
                 let producer = (m.producer_id.0, m.producer_epoch);
-                let written = write_here(broker, t.name.as_str(), index, producer, marker).await;
+                let written = if from == MarkerFrom::Admin && kind == MarkerKind::Commit {
+                    Err(TxnError::AdminCommit)
+                } else {
+                    write_here(broker, t.name.as_str(), index, producer, marker, from).await
+                };
                 partitions.push(
                     WritableTxnMarkerPartitionResult::default()
                         .with_partition_index(index)
