@@ -1,4 +1,4 @@
-"""A consume-transform-produce app for test_transactions.py, run as its own process so
+"""A consume-transform-produce app for test_cluster_transactions.py, run as its own process so
 the test can SIGKILL it: reads `IN` as group `GROUP` (read_committed, static
 membership), writes each record's value prefixed with b"out:" to the same partition of
 `OUT`, and commits its input offsets in the same transaction, one transaction per

@@ -13,7 +13,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from records import assert_compressed, assert_consumed_equal, expected_by_partition, make_records
 
 PARTITIONS = 4
-RECORDS = 100_000
+RECORDS = 30_000
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:

@@ -1,9 +1,9 @@
 """Transactions with confluent-kafka (librdkafka) on one broker: commit and abort across
 three topics, what read_committed and read_uncommitted consumers see, an open
 transaction holding back the last stable offset, zombie fencing, the coordinator
-aborting a transaction past its timeout, SIGKILLs at each step of a transaction, and a
-consume-transform-produce app (offsets committed in its transactions) that stays
-exactly-once through SIGKILLs of itself and of the broker."""
+aborting a transaction past its timeout, and SIGKILLs at each step of a transaction.
+The consume-transform-produce app under SIGKILLs runs on a cluster
+(test_cluster_transactions.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from harness import Broker, wait_until
 from kclients import create_topic
-from txnkit import in_partition_order, read_to_end, run_eos
+from txnkit import in_partition_order, read_to_end
 
 TOPICS = ("txn-a", "txn-b", "txn-c")
 PARTITIONS = 3
@@ -166,25 +166,3 @@ def test_an_open_transaction_is_aborted_after_a_kill(broker):
     assert read_to_end(broker.bootstrap, (topic,), "read_committed") == in_partition_order(kept)
     everything = read_to_end(broker.bootstrap, (topic,), "read_uncommitted")
     assert sorted(everything) == sorted(lost + kept)
-
-
-def test_consume_transform_produce_is_exactly_once_across_kills(tmp_path):
-    """An app copies every input record into the output topic inside transactions that
-    also commit its input offsets. The test SIGKILLs the app three times and the broker
-    once while it runs: the committed output holds every input record exactly once, in
-    order per partition."""
-    b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr",
-               config={"group.initial.rebalance.delay.ms": 0})
-    b.start()
-    try:
-        for t in ("eos-in", "eos-out"):
-            create_topic(b.bootstrap, t, PARTITIONS)
-
-        def kill_broker():
-            b.kill()
-            b.start()
-
-        run_eos(lambda: b.bootstrap, PARTITIONS, tmp_path,
-                {0.2: None, 0.4: kill_broker, 0.6: None, 0.8: None})
-    finally:
-        b.stop()
