@@ -10,9 +10,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use client::admin::NewTopic;
-use client::consumer::{FetchConfig, PartitionConsumer, StartOffset};
+use client::consumer::{FetchConfig, Isolation, PartitionConsumer, StartOffset};
+use client::offsets::LATEST_TIMESTAMP;
 use client::partitioner::partition_for_key;
-use client::{Acks, Admin, Cluster, Producer, ProducerConfig, ProducerRecord};
+use client::{
+    Acks, Admin, Cluster, GroupMetadata, Producer, ProducerConfig, ProducerRecord,
+    TransactionConfig, TransactionalProducer,
+};
 use common::broker::{free_port, iso8601, now_ms, Broker, DEADLINE};
 
 #[test]
@@ -324,10 +328,187 @@ fn idempotent_library_producer_writes_each_record_once() {
     });
 }
 
+/// Reads `topic`-`partition` from its start to its end with `isolation`: the values.
+async fn read_all(
+    cluster: &std::sync::Arc<Cluster>,
+    topic: &str,
+    partition: i32,
+    isolation: Isolation,
+) -> Vec<String> {
+    let config = FetchConfig {
+        isolation,
+        max_wait: std::time::Duration::from_millis(50),
+        ..FetchConfig::default()
+    };
+    let mut consumer = PartitionConsumer::new(
+        cluster.clone(),
+        topic,
+        partition,
+        StartOffset::Earliest,
+        config,
+    )
+    .await
+    .expect("consumer");
+    let end = client::offsets::list_offset(cluster, topic, partition, LATEST_TIMESTAMP)
+        .await
+        .expect("end offset")
+        .offset;
+    let mut values = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while consumer.position() < end {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}-{partition}: stuck at {}",
+            consumer.position()
+        );
+        for r in consumer.poll().await.expect("poll") {
+            values.push(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into());
+        }
+    }
+    values
+}
+
+#[test]
+fn transactional_library_producer_commits_aborts_and_is_fenced() {
+    let broker = Broker::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let cluster = Cluster::connect(broker.cluster_config())
+            .await
+            .expect("connect");
+        let topic = NewTopic {
+            name: "orders".into(),
+            partitions: 2,
+            replication_factor: 1,
+            configs: vec![],
+        };
+        Admin::new(cluster.clone())
+            .create_topic(&topic)
+            .await
+            .expect("topic");
+        let config = ProducerConfig::default();
+        let mut p = TransactionalProducer::new(
+            cluster.clone(),
+            config.clone(),
+            TransactionConfig::new("orders-app"),
+        )
+        .await
+        .expect("a transactional producer");
+        assert!(
+            p.send(ProducerRecord::new("orders", "early"))
+                .await
+                .is_err(),
+            "no transaction"
+        );
+        let mut committed = BTreeSet::new();
+        for (n, commit) in [true, false, true].into_iter().enumerate() {
+            p.begin().expect("begin");
+            for i in 0..40 {
+                let value = format!("t{n}-{i}");
+                let record = ProducerRecord::new("orders", value.clone()).with_key(format!("k{i}"));
+                p.send(record).await.expect("send");
+                if commit {
+                    committed.insert(value);
+                }
+            }
+            if commit {
+                p.commit().await.expect("commit");
+            } else {
+                p.abort().await.expect("abort");
+            }
+        }
+        // The group's offsets commit with a transaction.
+        p.begin().expect("begin");
+        p.send(ProducerRecord::new("orders", "with-offsets").with_partition(0))
+            .await
+            .expect("send");
+        committed.insert("with-offsets".to_string());
+        let group = GroupMetadata {
+            group_id: "orders-readers".into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        };
+        let tp = client::TopicPartition::new("orders", 1);
+        let offsets = BTreeMap::from([(tp.clone(), 17)]);
+        p.send_offsets(&group, &offsets)
+            .await
+            .expect("send offsets");
+        p.commit().await.expect("commit with offsets");
+        // The commit is answered once decided; the offsets show once its markers
+        // are written.
+        let admin = client::group::GroupAdmin::new(cluster.clone());
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let read = admin
+                .committed_offsets("orders-readers", None)
+                .await
+                .expect("offsets");
+            if read.get(&tp) == Some(&17) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "offsets never committed: {read:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+
+        let mut seen = BTreeSet::new();
+        let mut everything = 0;
+        for partition in 0..2 {
+            let values = read_all(&cluster, "orders", partition, Isolation::ReadCommitted).await;
+            everything += read_all(&cluster, "orders", partition, Isolation::ReadUncommitted)
+                .await
+                .len();
+            for v in values {
+                assert!(seen.insert(v.clone()), "{v} read twice");
+            }
+        }
+        assert_eq!(
+            seen, committed,
+            "read_committed sees exactly the committed records"
+        );
+        assert_eq!(
+            everything, 121,
+            "read_uncommitted sees the aborted ones too"
+        );
+
+        // A second producer with the id fences the first.
+        let mut newer = TransactionalProducer::new(
+            cluster.clone(),
+            config,
+            TransactionConfig::new("orders-app"),
+        )
+        .await
+        .expect("the newer producer");
+        assert!(newer.identity().producer_epoch > p.identity().producer_epoch);
+        p.begin().expect("begin");
+        let fenced = p
+            .send(ProducerRecord::new("orders", "zombie").with_partition(1))
+            .await;
+        let code = fenced
+            .expect_err("the older producer is fenced")
+            .kafka_code();
+        assert!(matches!(code, Some(47 | 90)), "{code:?}");
+        assert!(p.commit().await.is_err() && p.abort().await.is_err());
+        newer.begin().expect("begin");
+        newer
+            .send(ProducerRecord::new("orders", "newer").with_partition(1))
+            .await
+            .expect("send");
+        newer.commit().await.expect("commit");
+        let last = read_all(&cluster, "orders", 1, Isolation::ReadCommitted).await;
+        assert_eq!(last.last().map(String::as_str), Some("newer"));
+        newer.close().await.expect("close");
+    });
+}
+
 #[test]
 fn a_resent_idempotent_batch_is_stored_once() {
     use client::batch::{encode_batch, BatchRecord, ProducerIdentity};
-    use client::offsets::{list_offset, LATEST_TIMESTAMP};
+    use client::offsets::list_offset;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
@@ -358,6 +539,7 @@ fn a_resent_idempotent_batch_is_stored_once() {
         let identity = ProducerIdentity {
             producer_id: id.producer_id.0,
             producer_epoch: id.producer_epoch,
+            transactional: false,
         };
         let records: Vec<BatchRecord> = (0..3)
             .map(|i| BatchRecord {

@@ -20,6 +20,12 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterClientQuotasResponse, AlterUserScramCredentialsRequest,
     AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
     CreateAclsRequest, CreateAclsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
@@ -77,6 +83,13 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),
+    // Transactions: the versions before KIP-890's batched and verify-only forms.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
@@ -159,6 +172,12 @@ requests! {
     DeleteAclsRequest => DeleteAclsResponse, DeleteAcls;
     DescribeClientQuotasRequest => DescribeClientQuotasResponse, DescribeClientQuotas;
     AlterClientQuotasRequest => AlterClientQuotasResponse, AlterClientQuotas;
+    AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, AddPartitionsToTxn;
+    AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, AddOffsetsToTxn;
+    EndTxnRequest => EndTxnResponse, EndTxn;
+    TxnOffsetCommitRequest => TxnOffsetCommitResponse, TxnOffsetCommit;
+    ListTransactionsRequest => ListTransactionsResponse, ListTransactions;
+    DescribeTransactionsRequest => DescribeTransactionsResponse, DescribeTransactions;
 }
 
 /// Settings shared by every connection of a client.

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tracing::debug;
 
-use crate::batch::decode_records;
+use crate::batch::{decode_records, AbortedTxn};
 use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
@@ -54,6 +55,38 @@ pub struct FetchConfig {
     pub max_bytes: i32,
     /// Bound on record bytes per partition per fetch.
     pub partition_max_bytes: i32,
+    /// `isolation.level`: what of transactions the consumer sees.
+    pub isolation: Isolation,
+}
+
+/// Kafka's `isolation.level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Every record up to the high watermark, transactional ones whatever their outcome.
+    #[default]
+    ReadUncommitted,
+    /// Records up to the last stable offset, without those of aborted transactions.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// The wire value of a Fetch's `isolation_level`.
+    pub fn wire(self) -> i8 {
+        match self {
+            Isolation::ReadUncommitted => 0,
+            Isolation::ReadCommitted => 1,
+        }
+    }
+}
+
+/// The aborted transactions a Fetch answered for a partition, as
+/// [`decode_records`] takes them.
+pub(crate) fn aborted_of(data: &PartitionData) -> Vec<AbortedTxn> {
+    data.aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect()
 }
 
 impl Default for FetchConfig {
@@ -63,6 +96,7 @@ impl Default for FetchConfig {
             min_bytes: 1,
             max_bytes: 50 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
+            isolation: Isolation::ReadUncommitted,
         }
     }
 }
@@ -200,7 +234,7 @@ impl PartitionConsumer {
             .with_max_wait_ms(duration_ms(self.config.max_wait))
             .with_min_bytes(self.config.min_bytes)
             .with_max_bytes(self.config.max_bytes)
-            .with_isolation_level(0)
+            .with_isolation_level(self.config.isolation.wire())
             .with_session_id(0)
             .with_session_epoch(-1)
             .with_topics(vec![FetchTopic::default()
@@ -230,7 +264,8 @@ impl PartitionConsumer {
         Error::check(data.error_code, context, None)?;
         self.high_watermark = Some(data.high_watermark);
         let bytes = data.records.clone().unwrap_or_default();
-        let decoded = decode_records(&self.topic, self.partition, self.position, bytes)?;
+        let aborted = aborted_of(data);
+        let decoded = decode_records(&self.topic, self.partition, self.position, bytes, &aborted)?;
         match decoded.next_offset {
             Some(next) => {
                 self.position = self.position.max(next);

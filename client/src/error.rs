@@ -49,6 +49,13 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 /// Kafka's `GROUP_SUBSCRIBED_TO_TOPIC`: OffsetDelete of a topic the group consumes.
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+/// Kafka's `CONCURRENT_TRANSACTIONS`: another operation on the transaction is finishing.
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+/// Kafka's `INVALID_PRODUCER_EPOCH`: a newer producer with the transactional id exists
+/// (what older request versions answer instead of PRODUCER_FENCED).
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+/// Kafka's `PRODUCER_FENCED`: a newer producer with the transactional id exists.
+pub const PRODUCER_FENCED: i16 = 90;
 
 /// A Kafka error code from a response, with its protocol name and retriability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,12 +279,32 @@ pub enum Error {
     #[error("the producer is closed")]
     ProducerClosed,
 
-    /// No broker named a coordinator for the group within the bound (the broker keeps
-    /// answering COORDINATOR_NOT_AVAILABLE, or none is reachable).
-    #[error("no coordinator found for group {group:?} within {timeout:?}: {last_error}")]
+    /// A transactional producer's batch could not be written and its outcome cannot be
+    /// known or repaired: the transaction must be aborted.
+    #[error("a batch of the transaction on {partition} failed; abort the transaction")]
+    TransactionAborted {
+        /// `topic-partition`.
+        partition: String,
+    },
+
+    /// A transactional producer was used out of order (send outside a transaction,
+    /// commit after a failed send, …) or can no longer be used (fenced by a newer
+    /// instance).
+    #[error("transactional id {transactional_id:?}: {reason}")]
+    Transaction {
+        /// The transactional id.
+        transactional_id: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// No broker named a coordinator for the group (or transactional id) within the
+    /// bound (the broker keeps answering COORDINATOR_NOT_AVAILABLE, or none is
+    /// reachable).
+    #[error("no coordinator found for {key} within {timeout:?}: {last_error}")]
     NoCoordinator {
-        /// The group id.
-        group: String,
+        /// What was looked up: `group "g"` or `transactional id "t"`.
+        key: String,
         /// The bound that passed.
         timeout: Duration,
         /// The last answer or failure.

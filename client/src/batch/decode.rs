@@ -2,6 +2,7 @@
 //! `kafka-protocol`'s decoder, with the framing checks done by hand (see the parent
 //! module).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
@@ -26,17 +27,30 @@ pub struct DecodedRecords {
     pub partial_tail_bytes: usize,
 }
 
+/// An aborted transaction a `read_committed` fetch names: its producer id and the
+/// offset of its first batch in the partition.
+pub type AbortedTxn = (i64, i64);
+
 /// Decodes the complete batches of a fetch response's `records` for `topic`-`partition`
 /// fetched at `fetch_offset`: control batches skipped, records below `fetch_offset`
 /// (a batch may start earlier) dropped, offset gaps tolerated, a trailing partial batch
 /// ignored. A complete batch that fails its CRC or does not decode is an error.
+///
+/// `aborted` is what a `read_committed` fetch answered (empty otherwise): a
+/// transactional batch of a producer is skipped from the first offset of one of its
+/// aborted transactions up to its next control batch (the ABORT marker), as Kafka's
+/// consumers do.
 pub fn decode_records(
     topic: &str,
     partition: i32,
     fetch_offset: i64,
     mut bytes: Bytes,
+    aborted: &[AbortedTxn],
 ) -> Result<DecodedRecords> {
     let mut out = DecodedRecords::default();
+    let mut pending: Vec<AbortedTxn> = aborted.to_vec();
+    pending.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
+    let mut aborting: HashSet<i64> = HashSet::new();
     // One allocation for the call, shared by every record it decodes.
     let shared_topic: Arc<str> = Arc::from(topic);
     while bytes.len() >= LOG_OVERHEAD_BYTES {
@@ -57,12 +71,23 @@ pub fn decode_records(
         }
         let batch = bytes.split_to(total);
         let header = BatchHeader::read(&batch).map_err(corrupt)?;
-        out.next_offset = Some(
-            base_offset
-                .saturating_add(i64::from(header.last_offset_delta.max(0)))
-                .saturating_add(1),
-        );
+        let last_offset = base_offset.saturating_add(i64::from(header.last_offset_delta.max(0)));
+        out.next_offset = Some(last_offset.saturating_add(1));
+        while pending
+            .last()
+            .is_some_and(|&(_, first)| first <= last_offset)
+        {
+            if let Some((producer_id, _)) = pending.pop() {
+                aborting.insert(producer_id);
+            }
+        }
         if header.control {
+            if header.transactional {
+                aborting.remove(&header.producer_id);
+            }
+            continue;
+        }
+        if header.transactional && aborting.contains(&header.producer_id) {
             continue;
         }
         let set =
@@ -85,6 +110,9 @@ struct BatchHeader {
     last_offset_delta: i32,
     /// Whether the batch holds control records (transaction markers), not data.
     control: bool,
+    /// Whether the batch belongs to a transaction, and its producer.
+    transactional: bool,
+    producer_id: i64,
 }
 
 impl BatchHeader {
@@ -120,6 +148,8 @@ impl BatchHeader {
         Ok(BatchHeader {
             last_offset_delta,
             control: info.control,
+            transactional: info.transactional,
+            producer_id: info.producer_id,
         })
     }
 }

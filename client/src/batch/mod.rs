@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::record::Header;
 
 mod decode;
-pub use decode::{decode_records, DecodedRecords};
+pub use decode::{decode_records, AbortedTxn, DecodedRecords};
 
 /// Bytes before a batch's `batchLength` field ends: baseOffset (8) + batchLength (4).
 pub const LOG_OVERHEAD_BYTES: usize = 12;
@@ -41,6 +41,8 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 const CRC_OFFSET: usize = 17;
 /// Offset of `attributes` within a batch: where the checksummed bytes start.
 const ATTRIBUTES_OFFSET: usize = 21;
+/// The attributes bit of a batch in a transaction.
+const TRANSACTIONAL_ATTRIBUTE: i16 = 1 << 4;
 /// Offset of `producerId` within a batch (then producerEpoch, baseSequence).
 const PRODUCER_ID_OFFSET: usize = 43;
 /// Offset of `producerEpoch` within a batch.
@@ -63,6 +65,8 @@ pub struct ProducerIdentity {
     pub producer_id: i64,
     /// The epoch of that producer id.
     pub producer_epoch: i16,
+    /// A transactional producer's: its batches carry the transactional attribute.
+    pub transactional: bool,
 }
 
 /// A record as it goes into a batch.
@@ -100,7 +104,7 @@ pub fn encode_batch(
         .map(|(i, r)| {
             let delta = i as i32; // records.len() ≤ what fits a request, far below 2^31
             Record {
-                transactional: false,
+                transactional: identity.is_some_and(|id| id.transactional),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
@@ -314,6 +318,13 @@ impl BatchBuilder {
 /// a finished batch and recomputes its CRC. These fields are outside the records, so a
 /// batch whose producer id was renewed is re-stamped without re-encoding.
 fn stamp(batch: &mut [u8], identity: Option<ProducerIdentity>, base_sequence: i32) {
+    let mut attributes =
+        i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]])
+            & !TRANSACTIONAL_ATTRIBUTE;
+    if identity.is_some_and(|id| id.transactional) {
+        attributes |= TRANSACTIONAL_ATTRIBUTE;
+    }
+    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     let (producer_id, producer_epoch, base_sequence) = match identity {
         Some(id) => (id.producer_id, id.producer_epoch, base_sequence),
         None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
@@ -442,6 +453,7 @@ mod tests {
         let id = ProducerIdentity {
             producer_id: 7_000_000_001,
             producer_epoch: 5,
+            transactional: false,
         };
         for c in [
             Compression::None,
@@ -451,7 +463,17 @@ mod tests {
             Compression::Zstd,
         ] {
             for records in [recs(1), recs(3), varied()] {
-                for (identity, sequence) in [(None, 0), (Some(id), 0), (Some(id), i32::MAX - 1)] {
+                let txn = ProducerIdentity {
+                    transactional: true,
+                    ..id
+                };
+                let cases = [
+                    (None, 0),
+                    (Some(id), 0),
+                    (Some(id), i32::MAX - 1),
+                    (Some(txn), 3),
+                ];
+                for (identity, sequence) in cases {
                     let ours = build(&records, identity, sequence, c);
                     let reference = encode_batch(&records, identity, sequence, c).unwrap();
                     assert_eq!(ours, reference, "{c:?}, {} records", records.len());
@@ -492,7 +514,7 @@ mod tests {
         let mut records = recs(3);
         records[1].timestamp_ms -= 5_000;
         let batch = build(&records, None, 0, Compression::Lz4);
-        let out = decode_records("t", 0, 0, at_offset(&batch, 0).freeze()).unwrap();
+        let out = decode_records("t", 0, 0, at_offset(&batch, 0).freeze(), &[]).unwrap();
         let got: Vec<i64> = out.records.iter().map(|r| r.timestamp_ms).collect();
         let sent: Vec<i64> = records.iter().map(|r| r.timestamp_ms).collect();
         assert_eq!(got, sent);
@@ -514,10 +536,12 @@ mod tests {
         let first = ProducerIdentity {
             producer_id: 1,
             producer_epoch: 0,
+            transactional: false,
         };
         let renewed = ProducerIdentity {
             producer_id: 99,
             producer_epoch: 2,
+            transactional: false,
         };
         for c in [Compression::None, Compression::Zstd] {
             let sent = build(&records, Some(first), 40, c);
@@ -559,6 +583,7 @@ mod tests {
         let id = ProducerIdentity {
             producer_id: 42,
             producer_epoch: 3,
+            transactional: false,
         };
         let batch = encode_batch(&recs(3), Some(id), 17, Compression::None).unwrap();
         let info = RecordBatchDecoder::decode_batch_info(&mut batch.clone()).unwrap();
@@ -596,7 +621,7 @@ mod tests {
             Compression::Zstd,
         ] {
             let batch = encode_batch(&recs(4), None, 0, c).unwrap();
-            let out = decode_records("t", 0, 0, at_offset(&batch, 0).freeze()).unwrap();
+            let out = decode_records("t", 0, 0, at_offset(&batch, 0).freeze(), &[]).unwrap();
             assert_eq!(out.records.len(), 4, "{c:?}");
             assert_eq!(out.records[3].value.as_deref(), Some(&b"value-3"[..]));
             assert_eq!(out.records[3].key.as_deref(), Some(&b"k3"[..]));
@@ -614,7 +639,7 @@ mod tests {
         all.extend_from_slice(&at_offset(&b, 20)); // a gap: 15..=19 compacted away
         let tail = at_offset(&b, 25);
         all.extend_from_slice(&tail[..tail.len() - 7]); // cut short
-        let out = decode_records("t", 2, 12, all.freeze()).unwrap();
+        let out = decode_records("t", 2, 12, all.freeze(), &[]).unwrap();
         let offsets: Vec<i64> = out.records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![12, 13, 14, 20, 21, 22, 23, 24]);
         assert_eq!(out.next_offset, Some(25));
@@ -623,6 +648,61 @@ mod tests {
             .records
             .iter()
             .all(|r| r.partition == 2 && &*r.topic == "t"));
+    }
+
+    /// A transaction marker of `producer_id` at `offset` (an ABORT: type 0).
+    fn marker(producer_id: i64, offset: i64) -> BytesMut {
+        let control = Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 0,
+            key: Some(Bytes::from_static(&[0, 0, 0, 0])),
+            value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+            headers: IndexMap::new(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&control], &options).unwrap();
+        buf
+    }
+
+    #[test]
+    fn read_committed_skips_aborted_transactions_up_to_their_marker() {
+        let txn = |pid| {
+            let id = ProducerIdentity {
+                producer_id: pid,
+                producer_epoch: 0,
+                transactional: true,
+            };
+            encode_batch(&recs(2), Some(id), 0, Compression::None).unwrap()
+        };
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&at_offset(&txn(1), 0)); // 0..=1, producer 1: aborted
+        buf.extend_from_slice(&at_offset(&txn(2), 2)); // 2..=3, producer 2: committed
+        buf.extend_from_slice(&marker(1, 4)); // producer 1's ABORT
+        buf.extend_from_slice(&at_offset(&txn(1), 5)); // 5..=6, producer 1's next one
+        let plain = encode_batch(&recs(1), None, 0, Compression::None).unwrap();
+        buf.extend_from_slice(&at_offset(&plain, 7));
+        let all = buf.freeze();
+        let offsets = |aborted: &[AbortedTxn]| {
+            let out = decode_records("t", 0, 0, all.clone(), aborted).unwrap();
+            assert_eq!(out.next_offset, Some(8));
+            out.records.iter().map(|r| r.offset).collect::<Vec<_>>()
+        };
+        assert_eq!(offsets(&[]), vec![0, 1, 2, 3, 5, 6, 7]);
+        assert_eq!(offsets(&[(1, 0)]), vec![2, 3, 5, 6, 7]);
+        // Both of producer 1's transactions aborted; listed in any order.
+        assert_eq!(offsets(&[(1, 5), (1, 0)]), vec![2, 3, 7]);
     }
 
     #[test]
@@ -655,7 +735,7 @@ mod tests {
         .unwrap();
         let data = encode_batch(&recs(1), None, 0, Compression::None).unwrap();
         buf.extend_from_slice(&at_offset(&data, 6));
-        let out = decode_records("t", 0, 0, buf.freeze()).unwrap();
+        let out = decode_records("t", 0, 0, buf.freeze(), &[]).unwrap();
         assert_eq!(out.records.len(), 1);
         assert_eq!(out.records[0].offset, 6);
         assert_eq!(out.next_offset, Some(7));
@@ -667,24 +747,24 @@ mod tests {
         let mut bad = at_offset(&b, 0);
         let last = bad.len() - 1;
         bad[last] ^= 0xff; // CRC no longer matches
-        let err = decode_records("t", 0, 0, bad.freeze()).unwrap_err();
+        let err = decode_records("t", 0, 0, bad.freeze(), &[]).unwrap_err();
         assert!(matches!(err, Error::CorruptBatch { .. }), "{err}");
         // A forged record count far beyond what the bytes can hold.
         let mut forged = at_offset(&b, 0);
         forged[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(decode_records("t", 0, 0, forged.freeze()).is_err());
+        assert!(decode_records("t", 0, 0, forged.freeze(), &[]).is_err());
         // Negative length, wrong magic, a too-short "batch".
         let mut neg = at_offset(&b, 0);
         neg[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert!(decode_records("t", 0, 0, neg.freeze()).is_err());
+        assert!(decode_records("t", 0, 0, neg.freeze(), &[]).is_err());
         let mut v1 = at_offset(&b, 0);
         v1[MAGIC_OFFSET] = 1;
-        assert!(decode_records("t", 0, 0, v1.freeze()).is_err());
+        assert!(decode_records("t", 0, 0, v1.freeze(), &[]).is_err());
         let mut short = BytesMut::from(&[0u8; 20][..]);
         short[8..12].copy_from_slice(&8i32.to_be_bytes());
-        assert!(decode_records("t", 0, 0, short.freeze()).is_err());
+        assert!(decode_records("t", 0, 0, short.freeze(), &[]).is_err());
         // Garbage shorter than a frame header is a partial tail, not an error.
-        let out = decode_records("t", 0, 0, Bytes::from_static(&[1, 2, 3])).unwrap();
+        let out = decode_records("t", 0, 0, Bytes::from_static(&[1, 2, 3]), &[]).unwrap();
         assert_eq!((out.records.len(), out.partial_tail_bytes), (0, 3));
     }
 }

@@ -24,7 +24,7 @@ use tracing::debug;
 use crate::cluster::Cluster;
 use crate::connection::Request;
 use crate::error::{Error, KafkaCode, Result};
-use crate::group::coordinator::{find_coordinator, is_coordinator_error};
+use crate::group::coordinator::{find_coordinator, is_coordinator_error, CoordinatorKind};
 use crate::group::offsets::{
     check_commit_response, commit_request, fetch_error_code, fetch_request, parse_fetch_response,
     Committer,
@@ -354,7 +354,8 @@ impl GroupAdmin {
         let timeout = self.cluster.request_timeout();
         let deadline = Instant::now() + timeout;
         loop {
-            let coordinator = find_coordinator(&self.cluster, group, timeout).await?;
+            let coordinator =
+                find_coordinator(&self.cluster, CoordinatorKind::Group, group, timeout).await?;
             if !self
                 .cluster
                 .metadata()

@@ -1,7 +1,7 @@
-//! Finding a group's coordinator (FindCoordinator, key type 0) and keeping a connection
-//! of the group's own to it.
+//! Finding a group's coordinator (FindCoordinator, key type 0) or a transactional id's
+//! (key type 1), and keeping a connection of its own to it.
 //!
-//! The coordinator of a group is one broker; while it loads the group or moves, brokers
+//! The coordinator of a key is one broker; while it loads the key or moves, brokers
 //! answer COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR,
 //! and the lookup retries with backoff until its bound passes
 //! ([`Error::NoCoordinator`]).
@@ -19,8 +19,30 @@ use crate::error::{
     NOT_COORDINATOR,
 };
 
-/// FindCoordinator key type of a consumer group.
-const KEY_TYPE_GROUP: i8 = 0;
+/// What a coordinator is looked up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorKind {
+    /// A consumer group (FindCoordinator key type 0).
+    Group,
+    /// A transactional id (key type 1).
+    Transaction,
+}
+
+impl CoordinatorKind {
+    fn key_type(self) -> i8 {
+        match self {
+            CoordinatorKind::Group => 0,
+            CoordinatorKind::Transaction => 1,
+        }
+    }
+
+    fn describe(self, key: &str) -> String {
+        match self {
+            CoordinatorKind::Group => format!("group {key:?}"),
+            CoordinatorKind::Transaction => format!("transactional id {key:?}"),
+        }
+    }
+}
 /// First wait between lookups; doubles up to [`LOOKUP_BACKOFF_MAX`].
 const LOOKUP_BACKOFF: Duration = Duration::from_millis(100);
 const LOOKUP_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -42,40 +64,42 @@ pub fn is_coordinator_error(code: i16) -> bool {
     )
 }
 
-/// Asks any broker which broker coordinates `group`, retrying while the answer is "not
-/// available yet" or the brokers are unreachable, for at most `timeout`.
+/// Asks any broker which broker coordinates `key` (a group or transactional id, by
+/// `kind`), retrying while the answer is "not available yet" or the brokers are
+/// unreachable, for at most `timeout`.
 pub async fn find_coordinator(
     cluster: &Cluster,
-    group: &str,
+    kind: CoordinatorKind,
+    key: &str,
     timeout: Duration,
 ) -> Result<CoordinatorAddr> {
     let deadline = Instant::now() + timeout;
     let mut backoff = LOOKUP_BACKOFF;
     loop {
-        let last_error = match lookup(cluster, group).await {
+        let last_error = match lookup(cluster, kind, key).await {
             Ok(addr) => return Ok(addr),
             Err(e) if e.is_retriable() => e,
             Err(e) => return Err(e),
         };
         if Instant::now() + backoff >= deadline {
             return Err(Error::NoCoordinator {
-                group: group.to_string(),
+                key: kind.describe(key),
                 timeout,
                 last_error: last_error.to_string(),
             });
         }
-        debug!(group, error = %last_error, "coordinator lookup failed; retrying");
+        debug!(key, error = %last_error, "coordinator lookup failed; retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(LOOKUP_BACKOFF_MAX);
     }
 }
 
 /// One FindCoordinator exchange.
-async fn lookup(cluster: &Cluster, group: &str) -> Result<CoordinatorAddr> {
-    let key = StrBytes::from_string(group.to_string());
+async fn lookup(cluster: &Cluster, kind: CoordinatorKind, name: &str) -> Result<CoordinatorAddr> {
+    let key = StrBytes::from_string(name.to_string());
     let response = cluster
         .send_any_with(|version| {
-            let request = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
+            let request = FindCoordinatorRequest::default().with_key_type(kind.key_type());
             // v4 batches keys; earlier versions name one key.
             if version >= 4 {
                 request.with_coordinator_keys(vec![key])
@@ -84,7 +108,7 @@ async fn lookup(cluster: &Cluster, group: &str) -> Result<CoordinatorAddr> {
             }
         })
         .await?;
-    let context = || format!("find the coordinator of group {group:?}");
+    let context = || format!("find the coordinator of {}", kind.describe(name));
     let (code, message, node_id, host, port) = match response.coordinators.first() {
         Some(c) => (
             c.error_code,
@@ -119,19 +143,22 @@ async fn lookup(cluster: &Cluster, group: &str) -> Result<CoordinatorAddr> {
     Ok(CoordinatorAddr { node_id, addr })
 }
 
-/// A group's own connection to its coordinator, found and opened on first use and
-/// again after [`CoordinatorLink::invalidate`] or a broken connection.
+/// A group's (or transactional producer's) own connection to its coordinator, found
+/// and opened on first use and again after [`CoordinatorLink::invalidate`] or a broken
+/// connection.
 #[derive(Debug)]
 pub(crate) struct CoordinatorLink {
+    kind: CoordinatorKind,
     group: String,
     coordinator: Option<CoordinatorAddr>,
     conn: Option<Connection>,
 }
 
 impl CoordinatorLink {
-    pub(crate) fn new(group: &str) -> CoordinatorLink {
+    pub(crate) fn new(kind: CoordinatorKind, key: &str) -> CoordinatorLink {
         CoordinatorLink {
-            group: group.to_string(),
+            kind,
+            group: key.to_string(),
             coordinator: None,
             conn: None,
         }
@@ -157,7 +184,10 @@ impl CoordinatorLink {
         if self.conn.is_none() {
             let coordinator = match &self.coordinator {
                 Some(c) => c.clone(),
-                None => find_coordinator(cluster, &self.group, cluster.request_timeout()).await?,
+                None => {
+                    let timeout = cluster.request_timeout();
+                    find_coordinator(cluster, self.kind, &self.group, timeout).await?
+                }
             };
             debug!(group = %self.group, coordinator = ?coordinator, "connecting to the group coordinator");
             let conn =

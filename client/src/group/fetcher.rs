@@ -18,7 +18,7 @@ use tracing::debug;
 use crate::batch::decode_records;
 use crate::cluster::Cluster;
 use crate::connection::Connection;
-use crate::consumer::{FetchConfig, MAX_PARTITION_FETCH_BYTES};
+use crate::consumer::{aborted_of, FetchConfig, MAX_PARTITION_FETCH_BYTES};
 use crate::error::{Error, Result};
 use crate::record::ConsumerRecord;
 use crate::topic_partition::TopicPartition;
@@ -159,7 +159,7 @@ impl Fetcher {
             .with_max_wait_ms(i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX))
             .with_min_bytes(self.config.min_bytes)
             .with_max_bytes(self.config.max_bytes)
-            .with_isolation_level(0)
+            .with_isolation_level(self.config.isolation.wire())
             .with_session_id(0)
             .with_session_epoch(-1)
             .with_topics(
@@ -212,7 +212,8 @@ impl Fetcher {
         };
         Error::check(data.error_code, context, None)?;
         let bytes = data.records.clone().unwrap_or_default();
-        let decoded = decode_records(&tp.topic, tp.partition, offset, bytes)?;
+        let aborted = aborted_of(data);
+        let decoded = decode_records(&tp.topic, tp.partition, offset, bytes, &aborted)?;
         if decoded.next_offset.is_some() {
             self.partition_max_bytes.remove(tp);
         } else if decoded.partial_tail_bytes > 0 {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
+use kafka_protocol::messages::TransactionalId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{BatchBuilder, ProducerIdentity, BATCH_HEADER_BYTES};
@@ -317,6 +318,8 @@ pub(super) struct Accumulator {
     pub(super) config: ProducerConfig,
     pub(super) rx: mpsc::Receiver<Command>,
     pub(super) identity: Option<ProducerIdentity>,
+    /// A transactional producer's id, sent with every Produce request.
+    pub(super) transactional_id: Option<TransactionalId>,
     pub(super) seed: u32,
     pub(super) topics: HashMap<String, TopicState>,
     pub(super) unassigned: VecDeque<Unassigned>,
@@ -352,6 +355,7 @@ impl Accumulator {
         config: ProducerConfig,
         rx: mpsc::Receiver<Command>,
         identity: Option<ProducerIdentity>,
+        transactional_id: Option<TransactionalId>,
         seed: u32,
     ) -> Accumulator {
         let now = Instant::now();
@@ -360,6 +364,7 @@ impl Accumulator {
             config,
             rx,
             identity,
+            transactional_id,
             seed,
             topics: HashMap::new(),
             unassigned: VecDeque::new(),

@@ -346,6 +346,7 @@ mod tests {
         let identity = Some(ProducerIdentity {
             producer_id: 7,
             producer_epoch: 0,
+            transactional: false,
         });
         for serial in 1..=n {
             let mut b = Batch::open(serial, 64, now);

@@ -77,7 +77,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kafka_protocol::messages::InitProducerIdRequest;
+use kafka_protocol::messages::{InitProducerIdRequest, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
@@ -238,17 +239,43 @@ impl Producer {
         } else {
             None
         };
+        Ok(Producer::start(cluster, config, identity, None))
+    }
+
+    /// Starts a producer that writes as `identity` of `transactional_id` (see
+    /// [`crate::transaction`]): it never takes another producer id itself. Where an
+    /// idempotent producer would renew its id, every pending batch fails instead, and
+    /// the transaction has to be aborted.
+    pub(crate) fn with_identity(
+        cluster: Arc<Cluster>,
+        config: ProducerConfig,
+        identity: ProducerIdentity,
+        transactional_id: &str,
+    ) -> Result<Producer> {
+        validate(&config)?;
+        let id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
+        Ok(Producer::start(cluster, config, Some(identity), Some(id)))
+    }
+
+    fn start(
+        cluster: Arc<Cluster>,
+        config: ProducerConfig,
+        identity: Option<ProducerIdentity>,
+        transactional_id: Option<TransactionalId>,
+    ) -> Producer {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE_RECORDS);
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let task = tokio::spawn(Accumulator::new(cluster, config, rx, identity, seed).run());
-        Ok(Producer {
+        let task = tokio::spawn(
+            Accumulator::new(cluster, config, rx, identity, transactional_id, seed).run(),
+        );
+        Producer {
             tx,
             slots: Slots::new(),
             task,
-        })
+        }
     }
 
     /// Hands `record` to the producer and returns its [`Delivery`] without waiting for
@@ -338,6 +365,7 @@ async fn init_producer_id(cluster: &Cluster) -> Result<ProducerIdentity> {
     Ok(ProducerIdentity {
         producer_id: response.producer_id.0,
         producer_epoch: response.producer_epoch,
+        transactional: false,
     })
 }
 

@@ -281,7 +281,7 @@ impl Accumulator {
     ) {
         let timeout_ms = produce_timeout_ms(self.cluster.request_timeout());
         let request = ProduceRequest::default()
-            .with_transactional_id(None)
+            .with_transactional_id(self.transactional_id.clone())
             .with_acks(self.config.acks.value())
             .with_timeout_ms(timeout_ms)
             .with_topic_data(topic_data);
@@ -456,6 +456,10 @@ impl Accumulator {
     /// the others take sequence numbers from 0 under the new id (see `in_flight`).
     /// Nothing is in flight: this waits for every request to be settled.
     pub(super) async fn reset_producer_id(&mut self) {
+        if self.identity.is_some_and(|id| id.transactional) {
+            self.fail_transaction();
+            return;
+        }
         match init_producer_id(&self.cluster).await {
             Ok(identity) => {
                 self.identity = Some(identity);
@@ -483,6 +487,34 @@ impl Accumulator {
                 tokio::time::sleep(self.config.retry_backoff).await;
             }
         }
+    }
+}
+
+impl Accumulator {
+    /// A transactional producer's counterpart of a producer id renewal: its id and
+    /// epoch are the coordinator's to change, so every pending batch fails (with the
+    /// error of its unanswered attempt, if any) and the partitions start their
+    /// sequences again. The transaction must be aborted; its producer then takes a
+    /// bumped epoch.
+    fn fail_transaction(&mut self) {
+        for topic in self.topics.values_mut() {
+            for (p, queue) in topic.queues.iter_mut().enumerate() {
+                let failed = std::mem::take(&mut queue.batches);
+                queue.renew();
+                for mut batch in failed {
+                    self.buffered_bytes -= batch.size_bytes;
+                    let error = batch
+                        .maybe_stored
+                        .take()
+                        .or_else(|| batch.last_error.take())
+                        .unwrap_or_else(|| Error::TransactionAborted {
+                            partition: format!("{}-{p}", topic.name),
+                        });
+                    fail(batch, &error);
+                }
+            }
+        }
+        self.needs_reset = false;
     }
 }
 

@@ -37,7 +37,7 @@ use crate::cluster::Cluster;
 use crate::consumer::FetchConfig;
 use crate::error::{Error, Result};
 use crate::group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor};
-use crate::group::coordinator::CoordinatorLink;
+use crate::group::coordinator::{CoordinatorKind, CoordinatorLink};
 use crate::group::fetcher::Fetcher;
 use crate::group::heartbeat::Heartbeat;
 use crate::group::membership::{MemberState, Membership};
@@ -252,7 +252,7 @@ impl GroupConsumer {
         let now = Instant::now();
         Ok(GroupConsumer {
             fetcher: Fetcher::new(Arc::clone(&cluster), config.fetch.clone()),
-            link: CoordinatorLink::new(&config.group_id),
+            link: CoordinatorLink::new(CoordinatorKind::Group, &config.group_id),
             member: Membership::new(&config.group_id, config.group_instance_id.clone()),
             cluster,
             config,
@@ -326,6 +326,17 @@ impl GroupConsumer {
     /// The generation joined, or -1.
     pub fn generation(&self) -> i32 {
         self.member.generation()
+    }
+
+    /// What a transactional producer needs to commit this member's offsets in its
+    /// transaction ([`crate::TransactionalProducer::send_offsets`]).
+    pub fn group_metadata(&self) -> crate::transaction::GroupMetadata {
+        crate::transaction::GroupMetadata {
+            group_id: self.config.group_id.clone(),
+            generation_id: self.member.generation(),
+            member_id: self.member.member_id().to_string(),
+            group_instance_id: self.member.instance_id().map(str::to_string),
+        }
     }
 
     /// The partitions assigned in the current generation, sorted.
