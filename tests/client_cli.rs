@@ -17,7 +17,7 @@ use client::{
     Acks, Admin, Cluster, GroupMetadata, Producer, ProducerConfig, ProducerRecord,
     TransactionConfig, TransactionalProducer,
 };
-use common::broker::{free_port, iso8601, now_ms, Broker, DEADLINE};
+use common::broker::{create_topic, free_port, iso8601, now_ms, runtime, Broker, DEADLINE};
 
 #[test]
 fn iso8601_helper_renders_known_instants() {
@@ -229,25 +229,11 @@ fn consume_from_a_time_skips_earlier_records() {
 #[test]
 fn idempotent_library_producer_writes_each_record_once() {
     let broker = Broker::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    runtime().block_on(async {
         let cluster = Cluster::connect(broker.cluster_config())
             .await
             .expect("connect");
-        let admin = Admin::new(cluster.clone());
-        admin
-            .create_topic(&NewTopic {
-                name: "ledger".into(),
-                partitions: 2,
-                replication_factor: 1,
-                configs: vec![],
-            })
-            .await
-            .expect("create topic");
+        create_topic(&cluster, "ledger", 2).await;
         let producer = Producer::new(
             cluster.clone(),
             ProducerConfig {
@@ -371,25 +357,11 @@ async fn read_all(
 #[test]
 fn transactional_library_producer_commits_aborts_and_is_fenced() {
     let broker = Broker::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    runtime().block_on(async {
         let cluster = Cluster::connect(broker.cluster_config())
             .await
             .expect("connect");
-        let topic = NewTopic {
-            name: "orders".into(),
-            partitions: 2,
-            replication_factor: 1,
-            configs: vec![],
-        };
-        Admin::new(cluster.clone())
-            .create_topic(&topic)
-            .await
-            .expect("topic");
+        create_topic(&cluster, "orders", 2).await;
         let config = ProducerConfig::default();
         let mut p = TransactionalProducer::new(
             cluster.clone(),
@@ -451,7 +423,10 @@ fn transactional_library_producer_commits_aborts_and_is_fenced() {
             if read.get(&tp) == Some(&17) {
                 break;
             }
-            assert!(Instant::now() < deadline, "offsets never committed: {read:?}");
+            assert!(
+                Instant::now() < deadline,
+                "offsets never committed: {read:?}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
 

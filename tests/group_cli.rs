@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use client::group::RebalanceListener;
 use client::{
-    Acks, Admin, Cluster, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
+    Acks, Cluster, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
 };
-use common::broker::{iso8601, now_ms, Broker, DEADLINE};
+use common::broker::{create_topic, iso8601, now_ms, runtime, Broker, DEADLINE};
 
 /// Settings that make rebalances quick in tests: the broker's minimum session
 /// timeout, frequent heartbeats and commits, a bounded rejoin wait.
@@ -364,26 +364,6 @@ fn reset_to_a_time_rereads_exactly_the_records_from_then() {
     assert!(describe_offsets(&broker, "replay", "timeline")
         .values()
         .all(|(c, _, _)| c == "0"));
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-async fn create_topic(cluster: &Arc<Cluster>, name: &str, partitions: i32) {
-    Admin::new(cluster.clone())
-        .create_topic(&client::admin::NewTopic {
-            name: name.into(),
-            partitions,
-            replication_factor: 1,
-            configs: vec![],
-        })
-        .await
-        .expect("create topic");
 }
 
 /// Polls `consumer` until it has an assignment (it joined), within [`DEADLINE`].

@@ -198,3 +198,25 @@ pub fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut out).expect("read the answer");
     out
 }
+
+/// A two-thread runtime for tests that drive the client library.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Creates `name` with `partitions` partitions and one replica.
+pub async fn create_topic(cluster: &std::sync::Arc<client::Cluster>, name: &str, partitions: i32) {
+    client::Admin::new(cluster.clone())
+        .create_topic(&client::admin::NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: 1,
+            configs: vec![],
+        })
+        .await
+        .expect("create topic");
+}
