@@ -15,6 +15,7 @@ pub mod produce;
 pub mod quota;
 pub mod serve;
 pub mod topic;
+pub mod transactions;
 pub mod user;
 
 mod json;

@@ -59,6 +59,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe, reset and delete consumer groups on a running broker.
     Group(cli::group::GroupArgs),
+    /// List and describe transactional ids (as kafka-transactions) on a running broker.
+    Transactions(cli::transactions::TransactionsArgs),
     /// Load-test a broker (any Kafka-compatible one): produce, consume, end to end.
     Bench(cli::bench::BenchArgs),
     /// Inspect and operate a Strata cluster through its brokers' admin HTTP.
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => args.run(),
         Command::Consume(args) => args.run(),
         Command::Group(args) => args.run(),
+        Command::Transactions(args) => args.run(),
         Command::Bench(args) => args.run(),
         Command::Cluster(args) => args.run(),
         Command::DevCluster(args) => args.run(),

@@ -28,11 +28,13 @@ const READ_BUFFER_BYTES: usize = 1 << 20;
 
 /// One batch as found in a `.log` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchInfo {
+pub struct BatchInfo<'a> {
     pub position: u64,
     pub header: BatchHeader,
     /// The stored CRC-32C matches the batch content.
     pub crc_ok: bool,
+    /// The whole batch frame, as stored.
+    pub frame: &'a [u8],
 }
 
 /// How the scan of a `.log` file ended.
@@ -105,6 +107,7 @@ pub fn scan_log_file(
             position,
             header,
             crc_ok,
+            frame: &buf[..size],
         });
         position += size as u64;
         scan.framed_bytes = position;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use client::consumer::{FetchConfig, PartitionConsumer, StartOffset};
+use client::consumer::{FetchConfig, Isolation, PartitionConsumer, StartOffset};
 use client::{ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset};
 use tokio::sync::mpsc;
 
@@ -60,6 +60,22 @@ pub struct ConsumeArgs {
     /// Longest time the broker holds a fetch waiting for new records.
     #[arg(long, default_value_t = 500, value_name = "MS")]
     max_wait_ms: u64,
+    /// Kafka's isolation.level: read_committed reads up to the last stable offset and
+    /// skips the records of aborted transactions; read_uncommitted reads everything up
+    /// to the high watermark.
+    #[arg(long, default_value = "read_uncommitted", value_name = "LEVEL", value_parser = parse_isolation)]
+    isolation: Isolation,
+}
+
+/// `--isolation`: read_committed | read_uncommitted.
+fn parse_isolation(s: &str) -> Result<Isolation, String> {
+    match s {
+        "read_committed" => Ok(Isolation::ReadCommitted),
+        "read_uncommitted" => Ok(Isolation::ReadUncommitted),
+        _ => Err(format!(
+            "expected read_committed or read_uncommitted, got {s:?}"
+        )),
+    }
 }
 
 /// `--from`: earliest | latest | OFFSET | @MS | ISO-8601 time.
@@ -118,6 +134,7 @@ impl ConsumeArgs {
         };
         let config = FetchConfig {
             max_wait: Duration::from_millis(self.max_wait_ms),
+            isolation: self.isolation,
             ..FetchConfig::default()
         };
         let (tx, mut rx) = mpsc::channel::<Fetched>(QUEUE_FETCHES);
@@ -185,6 +202,7 @@ impl ConsumeArgs {
         config.auto_offset_reset = reset;
         config.group_instance_id = self.group_instance_id.clone();
         config.fetch.max_wait = Duration::from_millis(self.max_wait_ms);
+        config.fetch.isolation = self.isolation;
         let mut consumer = GroupConsumer::new(cluster, config)?;
         consumer.subscribe([self.topic.clone()])?;
         let result = self.print_group(&mut consumer).await;

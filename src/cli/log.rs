@@ -2,6 +2,7 @@
 //! or a Kafka broker's. Files are only read, so a running broker is never disturbed.
 
 mod dump;
+mod txn;
 mod verify;
 
 use clap::Subcommand;

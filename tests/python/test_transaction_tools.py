@@ -3,10 +3,14 @@ producer commits and aborts, its read_committed consumer sees only the committed
 records. Then the operators' tools, through kafka-python's admin client (KIP-664,
 as `kafka-transactions.sh` uses them): ListTransactions with its filters,
 DescribeTransactions, DescribeProducers, and aborting a hanging transaction on one
-partition with WriteTxnMarkers, which frees that partition's last stable offset."""
+partition with WriteTxnMarkers, which frees that partition's last stable offset. And
+`strata transactions list | describe`, `strata consume --isolation` and what
+`strata log dump` shows of markers and of `__transaction_state`."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
@@ -139,3 +143,66 @@ def test_operators_find_and_abort_a_hanging_transaction(broker):
     open_.commit_transaction(30)
     seen = read_to_end(broker.bootstrap, (topic,), "read_committed")
     assert seen == [f"open:{topic}:1:0".encode(), b"done"]
+
+
+def strata(broker, *args: str) -> list[dict]:
+    """`strata ARGS --format json` against `broker`: one dict per output line."""
+    r = subprocess.run([str(broker.bin), *args, "--brokers", broker.bootstrap, "--format", "json"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"strata {args} exited {r.returncode}:\n{r.stderr}"
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def consume(broker, topic: str, isolation: str, count: int) -> list[str]:
+    r = subprocess.run([str(broker.bin), "consume", topic, "--brokers", broker.bootstrap,
+                        "--isolation", isolation, "--count", str(count)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"strata consume exited {r.returncode}:\n{r.stderr}"
+    return r.stdout.splitlines()
+
+
+def test_the_cli_lists_describes_consumes_and_dumps_transactions(broker):
+    topic, hold = "cli-txn", "cli-txn-open"
+    create_topic(broker.bootstrap, topic, 1)
+    create_topic(broker.bootstrap, hold, 2)
+    p = txn_producer(broker.bootstrap, "cli-done")
+    for outcome in ("commit", "abort", "commit"):
+        p.begin_transaction()
+        for i in range(5):
+            p.produce(topic, value=f"{outcome}-{i}".encode(), partition=0)
+        p.flush(30)
+        p.commit_transaction(30) if outcome == "commit" else p.abort_transaction(30)
+    open_ = txn_producer(broker.bootstrap, "cli-open")
+    open_.begin_transaction()
+    for part in (0, 1):
+        open_.produce(hold, value=b"held", partition=part)
+    open_.flush(30)
+
+    listed = {t["transactional_id"]: t for t in strata(broker, "transactions", "list")}
+    assert {i: t["state"] for i, t in listed.items()} == {"cli-done": "CompleteCommit",
+                                                           "cli-open": "Ongoing"}
+    ongoing = strata(broker, "transactions", "list", "--state", "Ongoing", "--min-duration-ms", "0")
+    assert [t["transactional_id"] for t in ongoing] == ["cli-open"]
+    [desc] = strata(broker, "transactions", "describe", "cli-open")
+    assert desc["state"] == "Ongoing" and desc["partitions"] == [f"{hold}-0", f"{hold}-1"]
+    assert desc["producer_id"] == listed["cli-open"]["producer_id"] and desc["start_time_ms"] > 0
+
+    # Our own consumer: read_committed skips the aborted transaction's records.
+    assert consume(broker, topic, "read_committed", 10) == \
+        [f"commit-{i}" for i in range(5)] * 2
+    assert len(consume(broker, topic, "read_uncommitted", 15)) == 15
+
+    # log dump names the markers, and the coordinator's records.
+    markers = [b["marker"] for b in broker.dump_batches(broker.partition_dir(topic, 0))
+               if b["control"]]
+    assert markers == ["COMMIT", "ABORT", "COMMIT"]
+    states = []
+    for d in broker.data_dir.glob("__transaction_state-*"):
+        r = subprocess.run([str(broker.bin), "log", "dump", str(d), "--json"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        states += [row for row in map(json.loads, r.stdout.splitlines())
+                   if row.get("type") == "txn_state"]
+    done = [s["state"] for s in states if s["transactional_id"] == "cli-done"]
+    assert done[-1] == "CompleteCommit" and "PrepareAbort" in done, done
+    open_.abort_transaction(30)

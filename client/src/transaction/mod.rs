@@ -20,6 +20,7 @@
 //! - A producer that was fenced (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH) or refused
 //!   for the id can only be closed.
 
+pub mod admin;
 mod calls;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -1,5 +1,8 @@
 //! `strata log dump PATH`: one line per record batch, as text or JSON, from a segment
-//! file or every segment of a partition directory, then a summary.
+//! file or every segment of a partition directory, then a summary. A transaction
+//! marker shows its kind (COMMIT or ABORT) and coordinator epoch; the batches of a
+//! `__transaction_state` partition are followed by a line per record (the
+//! transactional id's state).
 //!
 //! Damage (exit 1): a CRC mismatch, bytes that are not a batch frame, or a file that ends
 //! inside a batch anywhere but in the last file dumped. A torn tail in the last file is
@@ -17,6 +20,8 @@ use crate::cli::json::JsonObject;
 use crate::cli::timestamp::{iso8601_utc, NO_TIMESTAMP};
 use crate::cli::Outcome;
 
+use super::txn;
+
 #[derive(Args)]
 pub struct DumpArgs {
     /// Segment `.log` file, or partition directory.
@@ -31,6 +36,7 @@ pub fn run(args: &DumpArgs) -> Result<Outcome> {
     let mut dump = Dump {
         out: BufWriter::new(io::stdout().lock()),
         json: args.json,
+        txn_state: is_txn_state_partition(&args.path),
         totals: Totals::default(),
         write_error: None,
     };
@@ -45,6 +51,18 @@ pub fn run(args: &DumpArgs) -> Result<Outcome> {
     } else {
         Outcome::Clean
     })
+}
+
+/// Whether `path` is a `__transaction_state` partition directory or a file in one.
+fn is_txn_state_partition(path: &Path) -> bool {
+    let dir = if path.is_dir() {
+        Some(path)
+    } else {
+        path.parent()
+    };
+    dir.and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("__transaction_state-"))
 }
 
 /// `path` itself if it is a file (whatever its name), else its segment files in
@@ -82,6 +100,8 @@ struct Totals {
 struct Dump<W: Write> {
     out: W,
     json: bool,
+    /// Decode the records as `__transaction_state` ones.
+    txn_state: bool,
     totals: Totals,
     /// The first failed write parks here; the scan callback then stops the scan.
     write_error: Option<io::Error>,
@@ -109,12 +129,18 @@ impl<W: Write> Dump<W> {
         if !b.crc_ok {
             self.totals.damaged = true;
         }
-        let line = if self.json {
+        let mut lines = vec![if self.json {
             batch_json(path, b)
         } else {
             batch_text(b)
-        };
-        match writeln!(self.out, "{line}") {
+        }];
+        if self.txn_state {
+            lines.extend(txn::state_records(b, self.json));
+        }
+        match lines
+            .iter()
+            .try_for_each(|line| writeln!(self.out, "{line}"))
+        {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
                 self.write_error = Some(e);
@@ -267,7 +293,7 @@ fn batch_text(b: &BatchInfo) -> String {
     format!(
         "position={} offsets={}..={} records={} base_ts={} max_ts={} max_time={} size={} \
          compression={} producer_id={} producer_epoch={} base_sequence={} leader_epoch={} \
-         flags={flags} crc={}",
+         flags={flags} crc={}{}",
         b.position,
         h.base_offset,
         h.last_offset(),
@@ -282,11 +308,18 @@ fn batch_text(b: &BatchInfo) -> String {
         h.base_sequence,
         h.partition_leader_epoch,
         if b.crc_ok { "ok" } else { "BAD" },
+        txn::marker(b).map_or_else(String::new, |m| {
+            let epoch = m
+                .coordinator_epoch
+                .map(|e| format!(" coordinator_epoch={e}"));
+            format!(" marker={}{}", m.kind, epoch.unwrap_or_default())
+        }),
     )
 }
 
 fn batch_json(path: &Path, b: &BatchInfo) -> String {
     let h = &b.header;
+    let marker = txn::marker(b);
     JsonObject::new()
         .str("type", "batch")
         .str("file", &path.display().to_string())
@@ -305,6 +338,11 @@ fn batch_json(path: &Path, b: &BatchInfo) -> String {
         .int("leader_epoch", h.partition_leader_epoch)
         .bool("transactional", h.is_transactional())
         .bool("control", h.is_control())
+        .opt_str("marker", marker.as_ref().map(|m| m.kind.as_str()))
+        .opt_int(
+            "coordinator_epoch",
+            marker.and_then(|m| m.coordinator_epoch),
+        )
         .str("crc", &format!("{:#010x}", h.crc))
         .bool("crc_ok", b.crc_ok)
         .finish()
