@@ -379,25 +379,33 @@ fn transactional_library_producer_commits_aborts_and_is_fenced() {
         let mut committed = BTreeSet::new();
         for (n, commit) in [true, false, true].into_iter().enumerate() {
             p.begin().expect("begin");
+            let mut deliveries = Vec::new();
             for i in 0..40 {
                 let value = format!("t{n}-{i}");
                 let record = ProducerRecord::new("orders", value.clone()).with_key(format!("k{i}"));
-                p.send(record).await.expect("send");
+                deliveries.push(p.send(record).await.expect("send"));
                 if commit {
                     committed.insert(value);
                 }
             }
             if commit {
                 p.commit().await.expect("commit");
+                // Every record of a committed transaction was acknowledged.
+                for d in deliveries {
+                    assert!(d.await.expect("acknowledged").offset.is_some());
+                }
             } else {
                 p.abort().await.expect("abort");
             }
         }
         // The group's offsets commit with a transaction.
         p.begin().expect("begin");
-        p.send(ProducerRecord::new("orders", "with-offsets").with_partition(0))
-            .await
-            .expect("send");
+        // Left to the commit to check.
+        drop(
+            p.send(ProducerRecord::new("orders", "with-offsets").with_partition(0))
+                .await
+                .expect("send"),
+        );
         committed.insert("with-offsets".to_string());
         let group = GroupMetadata {
             group_id: "orders-readers".into(),
@@ -469,10 +477,13 @@ fn transactional_library_producer_commits_aborts_and_is_fenced() {
         assert!(matches!(code, Some(47 | 90)), "{code:?}");
         assert!(p.commit().await.is_err() && p.abort().await.is_err());
         newer.begin().expect("begin");
-        newer
-            .send(ProducerRecord::new("orders", "newer").with_partition(1))
-            .await
-            .expect("send");
+        // Left to the commit to check.
+        drop(
+            newer
+                .send(ProducerRecord::new("orders", "newer").with_partition(1))
+                .await
+                .expect("send"),
+        );
         newer.commit().await.expect("commit");
         let last = read_all(&cluster, "orders", 1, Isolation::ReadCommitted).await;
         assert_eq!(last.last().map(String::as_str), Some("newer"));

@@ -29,6 +29,8 @@ enum Slot {
 
 struct Block {
     slots: [Mutex<Slot>; SLOTS_PER_BLOCK],
+    /// Where a failed outcome is noted, for producers that watch for one.
+    failures: Option<Arc<FirstFailure>>,
 }
 
 impl fmt::Debug for Block {
@@ -38,9 +40,10 @@ impl fmt::Debug for Block {
 }
 
 impl Block {
-    fn new() -> Arc<Block> {
+    fn new(failures: Option<Arc<FirstFailure>>) -> Arc<Block> {
         Arc::new(Block {
             slots: std::array::from_fn(|_| Mutex::new(Slot::Waiting(None))),
+            failures,
         })
     }
 
@@ -52,16 +55,38 @@ impl Block {
     }
 }
 
+/// The first failed outcome among a producer's records: what a transactional
+/// producer checks before it commits, whether or not the caller kept the deliveries.
+#[derive(Debug, Default)]
+pub(crate) struct FirstFailure(Mutex<Option<Error>>);
+
+impl FirstFailure {
+    fn note(&self, error: &Error) {
+        let mut first = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(error.clone());
+        }
+    }
+
+    /// The first failure since the last call, if any.
+    pub(crate) fn take(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
 /// Hands out slots in order, a block at a time.
 #[derive(Debug)]
 pub(crate) struct Slots {
     cursor: Mutex<(Arc<Block>, usize)>,
+    failures: Option<Arc<FirstFailure>>,
 }
 
 impl Slots {
-    pub(crate) fn new() -> Slots {
+    /// Slots whose failed outcomes are also noted in `failures`.
+    pub(crate) fn with_failures(failures: Option<Arc<FirstFailure>>) -> Slots {
         Slots {
-            cursor: Mutex::new((Block::new(), 0)),
+            cursor: Mutex::new((Block::new(failures.clone()), 0)),
+            failures,
         }
     }
 
@@ -69,7 +94,7 @@ impl Slots {
     pub(crate) fn next(&self) -> (Reply, Delivery) {
         let mut cursor = self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
         if cursor.1 == SLOTS_PER_BLOCK {
-            *cursor = (Block::new(), 0);
+            *cursor = (Block::new(self.failures.clone()), 0);
         }
         let index = cursor.1;
         cursor.1 += 1;
@@ -100,6 +125,9 @@ impl Reply {
         let Some(block) = self.block.take() else {
             return;
         };
+        if let (Err(e), Some(failures)) = (&outcome, &block.failures) {
+            failures.note(e);
+        }
         let waker = {
             let mut slot = block.slot(self.index);
             match std::mem::replace(&mut *slot, Slot::Done(outcome)) {
@@ -176,7 +204,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_slot_resolves_once_in_any_order_across_blocks() {
-        let slots = Slots::new();
+        let slots = Slots::with_failures(None);
         let n = SLOTS_PER_BLOCK * 3 + 5;
         let (replies, deliveries): (Vec<_>, Vec<_>) = (0..n).map(|_| slots.next()).unzip();
         // Resolve back to front from another task while the deliveries are awaited.
@@ -194,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_reply_is_producer_closed_and_resolved_before_polling() {
-        let slots = Slots::new();
+        let slots = Slots::with_failures(None);
         let (reply, delivery) = slots.next();
         drop(reply);
         assert!(matches!(delivery.await, Err(Error::ProducerClosed)));
@@ -206,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_delivery_is_woken() {
-        let slots = Slots::new();
+        let slots = Slots::with_failures(None);
         let (reply, delivery) = slots.next();
         let waiter = tokio::spawn(delivery);
         tokio::task::yield_now().await;

@@ -361,7 +361,7 @@ mod tests {
                 stale_sequence: false,
             };
             b.sequence = Some(seq);
-            let (reply, _) = Slots::new().next();
+            let (reply, _) = Slots::with_failures(None).next();
             b.records.push(Pending {
                 reply,
                 timestamp_ms: 0,

@@ -86,7 +86,7 @@ use tracing::debug;
 use crate::batch::{ProducerIdentity, BATCH_HEADER_BYTES};
 use crate::cluster::Cluster;
 pub use crate::delivery::Delivery;
-use crate::delivery::{Reply, Slots};
+use crate::delivery::{FirstFailure, Reply, Slots};
 use crate::error::{Error, Result};
 use crate::partitioner::NullKeyPartitioning;
 use crate::record::{Compression, ProducerRecord, RecordMetadata};
@@ -227,6 +227,8 @@ pub struct Producer {
     tx: mpsc::Sender<Command>,
     slots: Slots,
     task: JoinHandle<()>,
+    /// A transactional producer's record of failed records.
+    failures: Option<Arc<FirstFailure>>,
 }
 
 impl Producer {
@@ -240,6 +242,12 @@ impl Producer {
             None
         };
         Ok(Producer::start(cluster, config, identity, None))
+    }
+
+    /// The first record that failed since the last call (only noted for a producer
+    /// started by [`Producer::with_identity`]).
+    pub(crate) fn take_failure(&self) -> Option<Error> {
+        self.failures.as_ref().and_then(|f| f.take())
     }
 
     /// Starts a producer that writes as `identity` of `transactional_id` (see
@@ -268,13 +276,17 @@ impl Producer {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
+        let failures = transactional_id
+            .is_some()
+            .then(|| Arc::new(FirstFailure::default()));
         let task = tokio::spawn(
             Accumulator::new(cluster, config, rx, identity, transactional_id, seed).run(),
         );
         Producer {
             tx,
-            slots: Slots::new(),
+            slots: Slots::with_failures(failures.clone()),
             task,
+            failures,
         }
     }
 

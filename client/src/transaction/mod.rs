@@ -105,8 +105,6 @@ pub struct TransactionalProducer {
     /// What the ongoing transaction has added at the coordinator.
     partitions: HashSet<(Arc<str>, i32)>,
     groups: HashSet<String>,
-    /// The ongoing transaction's records, checked at commit.
-    deliveries: Vec<Delivery>,
     next_partition: u32,
 }
 
@@ -138,7 +136,6 @@ impl TransactionalProducer {
             state: State::Ready,
             partitions: HashSet::new(),
             groups: HashSet::new(),
-            deliveries: Vec::new(),
             next_partition: 0,
         })
     }
@@ -175,10 +172,11 @@ impl TransactionalProducer {
         }
     }
 
-    /// Hands `record` to the transaction. Waits for the coordinator the first time the
-    /// transaction writes to the record's partition; the record's outcome is checked
-    /// by [`TransactionalProducer::commit`].
-    pub async fn send(&mut self, mut record: ProducerRecord) -> Result<()> {
+    /// Hands `record` to the transaction and returns its [`Delivery`]. Waits for the
+    /// coordinator the first time the transaction writes to the record's partition.
+    /// Awaiting the delivery is optional: [`TransactionalProducer::commit`] refuses to
+    /// commit a transaction with a failed record either way.
+    pub async fn send(&mut self, mut record: ProducerRecord) -> Result<Delivery> {
         self.check_open()?;
         let partition = match record.partition {
             Some(p) => p,
@@ -190,9 +188,7 @@ impl TransactionalProducer {
             self.add_partition(&tp).await?;
             self.partitions.insert(tp);
         }
-        let delivery = self.producer.enqueue(record).await?;
-        self.deliveries.push(delivery);
-        Ok(())
+        self.producer.enqueue(record).await
     }
 
     async fn choose_partition(&mut self, record: &ProducerRecord) -> Result<i32> {
@@ -356,12 +352,10 @@ impl TransactionalProducer {
     pub async fn commit(&mut self) -> Result<()> {
         self.check_open()?;
         self.producer.flush().await?;
-        for delivery in std::mem::take(&mut self.deliveries) {
-            if let Err(e) = delivery.await {
-                let why = format!("a record of the transaction failed ({e}); abort it");
-                self.state = State::MustAbort(why.clone());
-                return Err(self.refuse(&why));
-            }
+        if let Some(e) = self.producer.take_failure() {
+            let why = format!("a record of the transaction failed ({e}); abort it");
+            self.state = State::MustAbort(why.clone());
+            return Err(self.refuse(&why));
         }
         self.end(true).await
     }
@@ -370,15 +364,16 @@ impl TransactionalProducer {
     /// `read_committed` consumers. After a failed record this also bumps the
     /// producer's epoch and starts a fresh producer.
     pub async fn abort(&mut self) -> Result<()> {
-        let failed = match &self.state {
+        match &self.state {
             State::Failed(why) => return Err(self.refuse(why)),
             State::Ready => return Err(self.refuse("no transaction is open")),
-            State::InTransaction => false,
-            State::MustAbort(_) => true,
-        };
-        // The records in flight settle first; their outcome no longer matters.
+            State::InTransaction | State::MustAbort(_) => {}
+        }
+        // The records in flight settle first. One that failed leaves the partition's
+        // sequence out of step with the broker: the producer then starts afresh.
         self.producer.flush().await?;
-        self.deliveries.clear();
+        let failed =
+            self.producer.take_failure().is_some() || matches!(self.state, State::MustAbort(_));
         self.end(false).await?;
         if failed {
             self.renew().await?;
