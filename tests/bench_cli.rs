@@ -265,3 +265,28 @@ fn bad_flags_and_unreachable_brokers_fail_with_one_line() {
         unreachable.stderr
     );
 }
+
+#[test]
+fn transactional_produce_commits_what_read_committed_consumers_read() {
+    let broker = Broker::start();
+    let base = [
+        "--topic",
+        "txn-bench",
+        "--partitions",
+        "3",
+        "--messages",
+        "3000",
+        "--json",
+    ];
+    let produce = ["bench", "produce", "--transaction-ms", "20"];
+    let args: Vec<&str> = produce.iter().chain(&base).copied().collect();
+    let report = bench_json(&broker, &args);
+    assert_eq!(report["messages"], 3000, "{report}");
+    assert_eq!(report["transaction_ms"], 20);
+    // Every record committed: a read_committed consumer reads all of them.
+    let consume = ["bench", "consume", "--isolation", "read_committed"];
+    let args: Vec<&str> = consume.iter().chain(&base).copied().collect();
+    let report = bench_json(&broker, &args);
+    assert_eq!(report["messages"], 3000, "{report}");
+    assert_eq!(report["isolation"], "read_committed");
+}

@@ -28,10 +28,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use client::admin::NewTopic;
-use client::consumer::{FetchConfig, PartitionConsumer, StartOffset};
+use client::consumer::{FetchConfig, Isolation, PartitionConsumer, StartOffset};
 use client::error::TOPIC_ALREADY_EXISTS;
 use client::offsets::{list_offset, LATEST_TIMESTAMP};
-use client::{Acks, Admin, Producer, ProducerConfig};
+use client::{Acks, Admin, Producer, ProducerConfig, TransactionConfig, TransactionalProducer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 
@@ -121,6 +121,16 @@ struct BenchOptions {
     /// a fixed load) [default: as fast as possible].
     #[arg(long, value_name = "MSGS_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
     rate: Option<u64>,
+    /// Produce in transactions, each producer committing every MS (acks=all; producer
+    /// n has the transactional.id `strata-bench-<n>`) (produce, e2e). Latency is still
+    /// send to acknowledgement.
+    #[arg(long, value_name = "MS", conflicts_with = "rate",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_ms: Option<u64>,
+    /// The readers' isolation.level: read_committed or read_uncommitted (consume, e2e).
+    #[arg(long, default_value = "read_uncommitted", value_name = "LEVEL",
+          value_parser = super::consume::parse_isolation)]
+    isolation: Isolation,
     /// Print exactly one JSON object on stdout, and no progress bar.
     #[arg(long)]
     json: bool,
@@ -279,6 +289,11 @@ impl BenchOptions {
             linger_ms: self.linger_ms,
             batch_bytes: self.batch_bytes as usize,
             rate_msgs_per_sec: self.rate,
+            transaction_ms: self.transaction_ms,
+            isolation: match self.isolation {
+                Isolation::ReadCommitted => "read_committed",
+                Isolation::ReadUncommitted => "read_uncommitted",
+            },
             messages: self.messages_target(mode),
             duration: self.duration,
         };
@@ -370,12 +385,8 @@ impl BenchOptions {
         let total = self.messages_target(Mode::Produce);
         let n = self.producers;
         let mut producers = Vec::new();
-        for _ in 0..n {
-            let cluster = self.brokers.connect().await?;
-            let producer = Producer::new(cluster, self.producer_config())
-                .await
-                .context("starting a producer")?;
-            producers.push(producer);
+        for i in 0..n {
+            producers.push(self.producer(i).await?);
         }
         let value = Bytes::from(vec![b'x'; self.size]);
         let start = Instant::now();
@@ -392,9 +403,35 @@ impl BenchOptions {
                 start,
                 stamp_values,
             };
-            set.spawn(load::produce(producer, plan, Arc::clone(progress)));
+            let progress = Arc::clone(progress);
+            match producer {
+                Sender::Plain(p) => set.spawn(load::produce(p, plan, progress)),
+                Sender::Transactional(p, every) => {
+                    set.spawn(load::produce_transactional(*p, plan, every, progress))
+                }
+            };
         }
         Ok(start)
+    }
+
+    /// Producer `i`, connected and ready: transactional with `--transaction-ms`.
+    async fn producer(&self, i: u64) -> Result<Sender> {
+        let cluster = self.brokers.connect().await?;
+        let config = self.producer_config();
+        Ok(match self.transaction_ms {
+            None => Sender::Plain(
+                Producer::new(cluster, config)
+                    .await
+                    .context("starting a producer")?,
+            ),
+            Some(ms) => {
+                let txn = TransactionConfig::new(format!("strata-bench-{i}"));
+                let p = TransactionalProducer::new(cluster, config, txn)
+                    .await
+                    .context("starting a transactional producer")?;
+                Sender::Transactional(Box::new(p), Duration::from_millis(ms))
+            }
+        })
     }
 
     async fn run_produce(&self, params: Params) -> Result<Report> {
@@ -441,6 +478,7 @@ impl BenchOptions {
     ) -> Result<()> {
         let config = FetchConfig {
             max_wait: READ_MAX_WAIT,
+            isolation: self.isolation,
             ..FetchConfig::default()
         };
         for c in 0..consumers {
@@ -710,6 +748,13 @@ fn compression_name(c: CompressionArg) -> &'static str {
 }
 
 /// Where readers start and what they share.
+/// A producer of the load: plain (idempotent with acks=all), or transactional and
+/// committing at an interval.
+enum Sender {
+    Plain(Producer),
+    Transactional(Box<TransactionalProducer>, Duration),
+}
+
 struct Reading<'a> {
     start: StartOffset,
     /// How to measure each record's age on arrival (e2e).

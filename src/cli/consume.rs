@@ -68,7 +68,7 @@ pub struct ConsumeArgs {
 }
 
 /// `--isolation`: read_committed | read_uncommitted.
-fn parse_isolation(s: &str) -> Result<Isolation, String> {
+pub(super) fn parse_isolation(s: &str) -> Result<Isolation, String> {
     match s {
         "read_committed" => Ok(Isolation::ReadCommitted),
         "read_uncommitted" => Ok(Isolation::ReadUncommitted),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use client::consumer::PartitionConsumer;
-use client::{Delivery, Producer, ProducerRecord, TryEnqueueError};
+use client::{Delivery, Producer, ProducerRecord, TransactionalProducer, TryEnqueueError};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
@@ -221,6 +221,52 @@ pub async fn produce(
     let closed = producer.close().await;
     let mut stats = settler.await?;
     if let Some(e) = send_error.or(closed.err()) {
+        stats.first_error.get_or_insert(e);
+    }
+    Ok(stats)
+}
+
+/// As [`produce`] (unpaced), in transactions: `producer` commits every `interval` and
+/// at the end. A record counts once acknowledged, as there; a failed commit ends the
+/// task with its error.
+pub async fn produce_transactional(
+    mut producer: TransactionalProducer,
+    plan: ProducerPlan,
+    interval: Duration,
+    progress: Arc<Progress>,
+) -> anyhow::Result<ProducerStats> {
+    let (tx, rx) = mpsc::channel(SETTLE_QUEUE_RECORDS);
+    let settler = tokio::spawn(settle(rx, Arc::clone(&progress)));
+    let mut clock = CoarseClock::new();
+    let sent: client::Result<()> = async {
+        let mut sent = 0u64;
+        let mut began = clock.refresh();
+        producer.begin()?;
+        while plan.messages.is_none_or(|n| sent < n) {
+            let now = clock.now();
+            if plan.deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            if now.saturating_duration_since(began) >= interval {
+                producer.commit().await?;
+                producer.begin()?;
+                began = clock.refresh();
+            }
+            let delivery = producer.send(plan.record(now)).await?;
+            if let Err(refused) = tx.try_send((now, delivery)) {
+                if !pass_refused(&tx, refused, &mut clock).await {
+                    break;
+                }
+            }
+            sent += 1;
+        }
+        producer.commit().await
+    }
+    .await;
+    drop(tx);
+    let closed = producer.close().await;
+    let mut stats = settler.await?;
+    if let Some(e) = sent.err().or(closed.err()) {
         stats.first_error.get_or_insert(e);
     }
     Ok(stats)

@@ -46,6 +46,10 @@ pub struct Params {
     pub linger_ms: u64,
     pub batch_bytes: usize,
     pub rate_msgs_per_sec: Option<u64>,
+    /// Producers commit a transaction this often (`None`: no transactions).
+    pub transaction_ms: Option<u64>,
+    /// The readers' isolation level, as Kafka names it.
+    pub isolation: &'static str,
     pub messages: Option<u64>,
     pub duration: Option<Duration>,
 }
@@ -134,6 +138,8 @@ impl Report {
             .int("linger_ms", p.linger_ms)
             .int("batch_bytes", p.batch_bytes as u64)
             .opt_int("rate_msgs_per_sec", p.rate_msgs_per_sec)
+            .opt_int("transaction_ms", p.transaction_ms)
+            .str("isolation", p.isolation)
             .opt_int("messages_requested", p.messages)
             .opt_float("duration_s", p.duration.map(|d| d.as_secs_f64()))
             .int("messages", self.messages)
@@ -157,7 +163,7 @@ impl Report {
         writeln!(
             out,
             "bench {}: topic {} ({} partitions), {} producers, {} consumers, {} B values, \
-             acks={}, compression {}, linger {} ms, batch {} B, rate {rate}",
+             acks={}, compression {}, linger {} ms, batch {} B, rate {rate}{}, {}",
             self.mode,
             p.topic,
             p.partitions,
@@ -168,6 +174,9 @@ impl Report {
             p.compression,
             p.linger_ms,
             p.batch_bytes,
+            p.transaction_ms
+                .map_or_else(String::new, |ms| format!(", a transaction every {ms} ms")),
+            p.isolation,
         )?;
         let mut table = Table::new(&[
             "MESSAGES", "SECONDS", "MSGS/S", "MB/S", "LATENCY", "P50 MS", "P90 MS", "P99 MS",
@@ -242,6 +251,8 @@ mod tests {
                 linger_ms: 5,
                 batch_bytes: 16384,
                 rate_msgs_per_sec: None,
+                transaction_ms: None,
+                isolation: "read_uncommitted",
                 messages: Some(1000),
                 duration: None,
             },
