@@ -105,6 +105,10 @@ pub struct TransactionalProducer {
     /// What the ongoing transaction has added at the coordinator.
     partitions: HashSet<(Arc<str>, i32)>,
     groups: HashSet<String>,
+    /// The last transaction's partitions: added with the first partition of the next
+    /// one, in the same request (a steady producer writes the same partitions in each
+    /// transaction, and each addition is a durable write at the coordinator).
+    previous: HashSet<(Arc<str>, i32)>,
     next_partition: u32,
 }
 
@@ -136,6 +140,7 @@ impl TransactionalProducer {
             state: State::Ready,
             partitions: HashSet::new(),
             groups: HashSet::new(),
+            previous: HashSet::new(),
             next_partition: 0,
         })
     }
@@ -185,8 +190,12 @@ impl TransactionalProducer {
         record.partition = Some(partition);
         let tp = (Arc::clone(&record.topic), partition);
         if !self.partitions.contains(&tp) {
-            self.add_partition(&tp).await?;
-            self.partitions.insert(tp);
+            let mut adding = vec![tp.clone()];
+            if self.partitions.is_empty() {
+                adding.extend(self.previous.drain().filter(|p| *p != tp));
+            }
+            self.add_partitions(&adding).await?;
+            self.partitions.extend(adding);
         }
         self.producer.enqueue(record).await
     }
@@ -209,13 +218,25 @@ impl TransactionalProducer {
         })
     }
 
-    async fn add_partition(&mut self, (topic, partition): &(Arc<str>, i32)) -> Result<()> {
+    async fn add_partitions(&mut self, partitions: &[(Arc<str>, i32)]) -> Result<()> {
         let ProducerIdentity {
             producer_id,
             producer_epoch,
             ..
         } = self.identity;
         let id = self.txn.transactional_id.clone();
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        let topics: Vec<AddPartitionsToTxnTopic> = by_topic
+            .into_iter()
+            .map(|(topic, indexes)| {
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(indexes)
+            })
+            .collect();
         let build = |_version| {
             AddPartitionsToTxnRequest::default()
                 .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(
@@ -223,9 +244,7 @@ impl TransactionalProducer {
                 )))
                 .with_v3_and_below_producer_id(ProducerId(producer_id))
                 .with_v3_and_below_producer_epoch(producer_epoch)
-                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(vec![*partition])])
+                .with_v3_and_below_topics(topics.clone())
         };
         let code = |r: &kafka_protocol::messages::AddPartitionsToTxnResponse| {
             r.results_by_topic_v3_and_below
@@ -235,7 +254,7 @@ impl TransactionalProducer {
                 .find(|&c| c != 0)
                 .unwrap_or(r.error_code)
         };
-        let what = format!("add {topic}-{partition} to the transaction");
+        let what = format!("add {} partitions to the transaction", partitions.len());
         let answered = self.coordinator(&what, build, code).await;
         self.settle(answered.map(drop))
     }
@@ -399,7 +418,7 @@ impl TransactionalProducer {
             self.settle(answered.map(drop))?;
         }
         debug!(transactional_id = %self.txn.transactional_id, commit, "transaction ended");
-        self.partitions.clear();
+        self.previous = std::mem::take(&mut self.partitions);
         self.groups.clear();
         self.state = State::Ready;
         Ok(())
