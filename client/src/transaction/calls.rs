@@ -14,8 +14,10 @@ use crate::connection::Request;
 use crate::error::{Error, KafkaCode, Result, CONCURRENT_TRANSACTIONS};
 use crate::group::coordinator::{is_coordinator_error, CoordinatorLink};
 
-/// First wait before a retry; doubles up to [`RETRY_BACKOFF_MAX`].
-const RETRY_BACKOFF: Duration = Duration::from_millis(20);
+/// First wait before a retry; doubles up to [`RETRY_BACKOFF_MAX`]. Short: the usual
+/// wait is for the markers of the previous commit (CONCURRENT_TRANSACTIONS), a few
+/// milliseconds, and a producer committing every 100 ms loses what it oversleeps.
+const RETRY_BACKOFF: Duration = Duration::from_millis(2);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// Sends the request `build` makes to `link`'s coordinator until it is answered

@@ -109,7 +109,10 @@ pub struct TransactionalProducer {
     /// one, in the same request (a steady producer writes the same partitions in each
     /// transaction, and each addition is a durable write at the coordinator).
     previous: HashSet<(Arc<str>, i32)>,
-    next_partition: u32,
+    /// Per topic, the partition records without key or partition go to, and the
+    /// bytes left before the next one takes over (a batch's worth: as the sticky
+    /// partitioner, so batches fill one at a time).
+    sticky: HashMap<Arc<str>, (i32, usize)>,
 }
 
 impl TransactionalProducer {
@@ -141,7 +144,7 @@ impl TransactionalProducer {
             partitions: HashSet::new(),
             groups: HashSet::new(),
             previous: HashSet::new(),
-            next_partition: 0,
+            sticky: HashMap::new(),
         })
     }
 
@@ -201,21 +204,33 @@ impl TransactionalProducer {
     }
 
     async fn choose_partition(&mut self, record: &ProducerRecord) -> Result<i32> {
-        let topic = record.topic.to_string();
-        if self.cluster.metadata().topic(&topic).is_err() {
+        if self.cluster.metadata().topic(&record.topic).is_err() {
             let auto_create = self.config.allow_auto_create_topics;
+            let topic = [record.topic.to_string()];
             self.cluster
-                .refresh_metadata(Some(std::slice::from_ref(&topic)), auto_create)
+                .refresh_metadata(Some(&topic), auto_create)
                 .await?;
         }
-        let count = self.cluster.metadata().partition_count(&topic)?;
-        Ok(match &record.key {
-            Some(key) => partition_for_key(key, count),
-            None => {
-                self.next_partition = self.next_partition.wrapping_add(1);
-                (self.next_partition % count.max(1) as u32) as i32
-            }
-        })
+        let count = self
+            .cluster
+            .metadata()
+            .partition_count(&record.topic)?
+            .max(1);
+        if let Some(key) = &record.key {
+            return Ok(partition_for_key(key, count));
+        }
+        let batch = self.config.batch_size_bytes;
+        let size = record.size_estimate_bytes();
+        let (partition, left) = self
+            .sticky
+            .entry(Arc::clone(&record.topic))
+            .or_insert((0, batch));
+        if *left < size {
+            *partition = (*partition + 1) % count;
+            *left = batch;
+        }
+        *left = left.saturating_sub(size);
+        Ok(*partition % count)
     }
 
     async fn add_partitions(&mut self, partitions: &[(Arc<str>, i32)]) -> Result<()> {
