@@ -33,7 +33,11 @@ echo "== doc tests"
 cargo test --workspace --doc --locked
 
 echo "== cargo build (the debug strata binary every Python test runs)"
-cargo build -j "$CARGO_BUILD_JOBS" --locked --bin strata
+# `cargo test --all-targets` above built it already (the CLI tests run it). The same
+# target selection keeps the same dependency features, so this only checks that it is
+# fresh; `--bin strata` alone would build the dependencies again (about 70 s) without
+# the dev-dependencies' features.
+cargo build -j "$CARGO_BUILD_JOBS" --workspace --all-targets --locked --exclude strata-fuzz
 STRATA_BIN="${CARGO_TARGET_DIR:-target}/debug/strata"
 
 echo "== Python venv for the real-client tests (.venv/)"

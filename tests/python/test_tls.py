@@ -8,7 +8,6 @@ makes every certificate itself (pki.py)."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -87,12 +86,6 @@ def tls_api_versions(port: int, ca: Path, cert=None) -> Optional[str]:
         return f"{type(e).__name__}: {e}"
 
 
-def metric(broker: Broker, name: str, **labels) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    m = re.search(rf"^{re.escape(name)}\{{{re.escape(want)}\}} (\S+)$", broker.metrics(), re.M)
-    return float(m.group(1)) if m else 0.0
-
-
 def produce(conf: dict, topic: str, n: int) -> list[bytes]:
     values = [f"tls-{i:04d}".encode() for i in range(n)]
     p = Producer({**conf, "acks": "all", "enable.idempotence": True})
@@ -160,8 +153,8 @@ def test_ssl_listener_serves_real_clients_beside_plaintext(request, tmp_path, pk
         assert answer[:1] in (b"", b"\x15"), f"a plaintext request answered: {answer[:16]!r}"
     assert tls_api_versions(b.kafka_port, ca) is not None
     assert tls_api_versions(ssl_port, ca) is None
-    assert metric(b, "strata_tls_handshakes_total", listener="SSL", outcome="failed") >= 1
-    assert metric(b, "strata_tls_handshakes_total", listener="SSL", outcome="ok") >= 3
+    assert b.metric("strata_tls_handshakes_total", listener="SSL", outcome="failed") >= 1
+    assert b.metric("strata_tls_handshakes_total", listener="SSL", outcome="ok") >= 3
     b.assert_alive()
 
 
@@ -180,12 +173,12 @@ def test_client_certificates_required(request, tmp_path, pki):
     for who in (None, "mallory", "expired"):
         why = tls_api_versions(ssl_port, ca, pki[who] if who else None)
         assert why is not None, f"{who or 'no certificate'}: served"
-    failed = metric(b, "strata_tls_handshakes_total", listener="SSL", outcome="failed")
+    failed = b.metric("strata_tls_handshakes_total", listener="SSL", outcome="failed")
     assert failed >= 3, failed
     # A trusted certificate whose subject no principal rule maps is refused too.
     carol = pki["ca"].issue(pki["folder"], "carol", server=False)
     assert tls_api_versions(ssl_port, ca, carol) is not None
-    assert metric(b, "strata_tls_handshakes_total", listener="SSL", outcome="refused") == 1
+    assert b.metric("strata_tls_handshakes_total", listener="SSL", outcome="refused") == 1
 
     # librdkafka without a certificate gets a clear error, not a hang.
     errors = []
@@ -218,12 +211,12 @@ def test_certificates_reload_without_restart(request, tmp_path, pki):
     os.kill(b.proc.pid, signal.SIGHUP)
     wait_until(lambda: tls_api_versions(ssl_port, other) is None, 30, "the rotated certificate")
     assert tls_api_versions(ssl_port, ca) is not None
-    assert metric(b, "strata_tls_certificate_reloads_total", listener="SSL", outcome="ok") >= 1
+    assert b.metric("strata_tls_certificate_reloads_total", listener="SSL", outcome="ok") >= 1
 
     # A broken file is reported and the certificate in use stays.
     keystore.write_text("not a PEM file\n")
     os.kill(b.proc.pid, signal.SIGHUP)
-    wait_until(lambda: metric(b, "strata_tls_certificate_reloads_total", listener="SSL",
+    wait_until(lambda: b.metric("strata_tls_certificate_reloads_total", listener="SSL",
                               outcome="failed") >= 1, 30, "the failed reload to be counted")
     assert tls_api_versions(ssl_port, other) is None
 
