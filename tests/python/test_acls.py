@@ -25,7 +25,6 @@ from kafka.errors import ClusterAuthorizationFailedError
 
 from harness import Broker, free_port, wait_until
 from pki import Authority
-from test_tls import metric
 
 ADMIN_PRINCIPAL = "User:CN=admin,O=Strata tests"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -175,7 +174,7 @@ def test_each_api_family_is_refused_without_an_acl(authorized):
     finally:
         k.close()
     assert a.list_consumer_groups().result(30).valid == []
-    assert metric(b, "strata_authorization_denials_total",
+    assert b.metric("strata_authorization_denials_total",
                   resource_type="TOPIC", operation="DESCRIBE") >= 1
     # The administrator is a super user: it sees everything.
     assert visible_topics(admin_conf) >= set(TOPICS)
@@ -203,7 +202,7 @@ def test_literal_prefixed_deny_and_kip_679(authorized):
     assert produce_error(alice, "orders", idempotent=True) is None
     # alice sees logs-1 (READ implies DESCRIBE), so the Produce itself is refused.
     assert produce_error(alice, "logs-1").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-    assert metric(b, "strata_authorization_denials_total",
+    assert b.metric("strata_authorization_denials_total",
                   resource_type="TOPIC", operation="WRITE") >= 1
     # Read logs-1 as group readers: the admin writes a record first.
     assert produce_error(admin_conf, "logs-1") is None

@@ -24,7 +24,6 @@ import pytest
 from cluster_harness import deliver, started_cluster, wait_for
 from harness import free_port, strata_bin, toml_text
 from pki import Authority
-from test_tls import metric
 
 pytest_plugins = ["cluster_plugin"]
 
@@ -110,7 +109,7 @@ def test_mutual_tls_raft_refuses_strangers(request, tmp_path):
 
 
 def reloads(node, outcome: str) -> float:
-    return metric(node, "strata_tls_certificate_reloads_total", listener="RAFT", outcome=outcome)
+    return node.metric("strata_tls_certificate_reloads_total", listener="RAFT", outcome=outcome)
 
 
 def rotate_certificates(c, ca: Authority, folder, security: dict, conf: dict) -> None:

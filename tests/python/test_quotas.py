@@ -18,7 +18,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import wait_until
 from kwire import frame, kstring, read_response, request_header
-from test_tls import metric
 
 TOPIC = "quoted"
 QUOTA = 512 * 1024
@@ -114,8 +113,8 @@ def test_a_producer_over_its_byte_rate_converges_to_the_quota(broker):
     assert 0.8 * QUOTA <= rate <= 1.2 * QUOTA
     assert max(throttles) > 0, "librdkafka never saw throttle_time_ms"
     labels = {"quota": "producer_byte_rate", "user": "", "client_id": "throttled"}
-    assert metric(broker, "strata_client_quota_throttle_seconds_total", **labels) > 0
-    assert metric(broker, "strata_client_quota_usage_total", **labels) >= sum(n for _, n in delivered)
+    assert broker.metric("strata_client_quota_throttle_seconds_total", **labels) > 0
+    assert broker.metric("strata_client_quota_usage_total", **labels) >= sum(n for _, n in delivered)
 
     # A consumer over consumer_byte_rate is throttled too.
     alter_quota(broker.bootstrap, [("client-id", "slow-reader")], "consumer_byte_rate", QUOTA)
@@ -126,7 +125,7 @@ def test_a_producer_over_its_byte_rate_converges_to_the_quota(broker):
 
     def throttled() -> bool:
         c.poll(0.2)
-        return metric(broker, "strata_client_quota_throttle_seconds_total", **labels) > 0
+        return broker.metric("strata_client_quota_throttle_seconds_total", **labels) > 0
 
     wait_until(throttled, 60, "the consumer to be throttled")
     c.close()

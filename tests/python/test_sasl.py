@@ -22,7 +22,6 @@ from kafka import KafkaConsumer
 from harness import Broker, free_port, wait_until
 from kwire import frame, kstring, read_response, request_header
 from pki import Authority
-from test_tls import metric
 
 TOPIC = "over-sasl"
 
@@ -137,7 +136,7 @@ def test_scram_and_plain_with_real_clients(secured):
     assert read.stdout.split() == values
     for listener, mechanism in [("SASL_SSL", "SCRAM-SHA-512"), ("SASL_SSL", "PLAIN"),
                                 ("SASL_PLAINTEXT", "SCRAM-SHA-256"), ("SASL_SSL", "SCRAM-SHA-256")]:
-        assert metric(b, "strata_sasl_authentications_total", listener=listener,
+        assert b.metric("strata_sasl_authentications_total", listener=listener,
                       mechanism=mechanism, outcome="ok") >= 1, (listener, mechanism)
 
 
