@@ -38,7 +38,10 @@ use tokio::task::JoinSet;
 use super::produce::{parse_acks, CompressionArg};
 use super::topic::BrokersArg;
 use super::Outcome;
-use load::{Dating, ProducerPlan, ProducerStats, Progress, ReadLimit, ReaderStats, STAMP_BYTES};
+use load::{
+    Dating, Produced, ProducerPlan, ProducerStats, Progress, ReadLimit, ReaderStats, Sender,
+    STAMP_BYTES,
+};
 use report::{Latency, Params, Report};
 
 /// Records per run when neither `--messages` nor `--duration` is given.
@@ -748,55 +751,12 @@ fn compression_name(c: CompressionArg) -> &'static str {
 }
 
 /// Where readers start and what they share.
-/// A producer of the load: plain (idempotent with acks=all), or transactional and
-/// committing at an interval.
-enum Sender {
-    Plain(Producer),
-    Transactional(Box<TransactionalProducer>, Duration),
-}
-
 struct Reading<'a> {
     start: StartOffset,
     /// How to measure each record's age on arrival (e2e).
     dating: Dating,
     limit: &'a Arc<ReadLimit>,
     progress: &'a Arc<Progress>,
-}
-
-/// The producers' results added up.
-struct Produced {
-    acked: u64,
-    failed: u64,
-    latency: hdrhistogram::Histogram<u64>,
-    last_ack: Option<Instant>,
-}
-
-impl Produced {
-    /// Adds up `stats`; a producer that failed without a record acknowledged makes the
-    /// run fail with its error.
-    fn sum(stats: Vec<ProducerStats>) -> Result<Produced> {
-        let mut total = Produced {
-            acked: 0,
-            failed: 0,
-            latency: report::latency_histogram(),
-            last_ack: None,
-        };
-        let mut first_error = None;
-        for s in stats {
-            total.acked += s.acked;
-            total.failed += s.failed;
-            report::merge(&mut total.latency, &s.latency);
-            total.last_ack = total.last_ack.max(s.last_ack);
-            if first_error.is_none() {
-                first_error = s.first_error;
-            }
-        }
-        match first_error {
-            Some(e) if total.acked == 0 => Err(anyhow!(e).context("no record was acknowledged")),
-            Some(e) if total.failed == 0 => Err(anyhow!(e).context("a producer failed")),
-            _ => Ok(total),
-        }
-    }
 }
 
 #[cfg(test)]

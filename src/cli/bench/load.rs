@@ -395,6 +395,51 @@ async fn settle(
     stats
 }
 
+/// A producer of the load: plain (idempotent with acks=all), or transactional and
+/// committing at an interval.
+pub enum Sender {
+    Plain(Producer),
+    Transactional(Box<TransactionalProducer>, Duration),
+}
+
+/// The producers' results added up.
+pub struct Produced {
+    pub acked: u64,
+    pub failed: u64,
+    pub latency: Histogram<u64>,
+    pub last_ack: Option<Instant>,
+}
+
+impl Produced {
+    /// Adds up `stats`; a producer that failed without a record acknowledged makes the
+    /// run fail with its error.
+    pub fn sum(stats: Vec<ProducerStats>) -> anyhow::Result<Produced> {
+        let mut total = Produced {
+            acked: 0,
+            failed: 0,
+            latency: latency_histogram(),
+            last_ack: None,
+        };
+        let mut first_error = None;
+        for s in stats {
+            total.acked += s.acked;
+            total.failed += s.failed;
+            merge(&mut total.latency, &s.latency);
+            total.last_ack = total.last_ack.max(s.last_ack);
+            if first_error.is_none() {
+                first_error = s.first_error;
+            }
+        }
+        match first_error {
+            Some(e) if total.acked == 0 => {
+                Err(anyhow::anyhow!(e).context("no record was acknowledged"))
+            }
+            Some(e) if total.failed == 0 => Err(anyhow::anyhow!(e).context("a producer failed")),
+            _ => Ok(total),
+        }
+    }
+}
+
 /// When readers stop; shared by all of them and set by the run's coordinator.
 #[derive(Debug)]
 pub struct ReadLimit {
