@@ -12,7 +12,7 @@
 //! Points are armed per thread, so tests running in parallel in one binary do not fire
 //! each other's points; a point hit on another thread (a runtime worker) never fires.
 //! Every name a persist path uses is listed in [`POINTS`] (or in [`SEGMENT_POINTS`],
-//! [`DELETE_POINTS`] or, for offline work on a closed log, [`OFFLINE_POINTS`]), so a test
+//! [`DELETE_POINTS`], [`SIDECAR_POINTS`] or, for offline work on a closed log, [`OFFLINE_POINTS`]), so a test
 //! can crash at each.
 
 use std::cell::RefCell;
@@ -59,6 +59,11 @@ pub const SEGMENT_POINTS: &[&str] = &[
 /// (`tests/delete_delay.rs`) stop at each. They are not in [`POINTS`], every one of which
 /// the replication simulation expects to fire: its runs never wait out the delay.
 pub const DELETE_POINTS: &[&str] = &["log.delete.before_table_rename", "log.delete.before_purge"];
+
+/// Crash points of a sidecar write (`StagedSidecar::write`, `Log::install_sidecar`).
+/// Sidecars are rebuildable, so a crash at either only costs a scan; the broker's crash
+/// tests (`broker/src/partition/sidecars/tests.rs`) stop at each and check the state read back.
+pub const SIDECAR_POINTS: &[&str] = &["log.sidecar.before_sync", "log.sidecar.before_rename"];
 
 /// Crash points of offline work on a closed log, which no Raft group drives (so the
 /// replication simulation, which crashes at every point of [`POINTS`], never reaches

@@ -12,6 +12,7 @@
 //! | `.entries` | dense Raft entry table: index, term, kind, position, length | ours ([`entries`]) |
 //! | `.entrydata` | payloads of non-data Raft entries (no-ops, conf changes) | ours |
 //! | `log.checkpoint` | log start offset, recovery point, Raft entry before the first | ours ([`checkpoint`]) |
+//! | `.txnindex`, `.snapshot` | the broker's state derived from a segment, rebuildable | ours ([`sidecar`]) |
 //! | `cleaner.checkpoint` | first dirty offset, next delete horizon | ours ([`clean_checkpoint`]) |
 //!
 //! The partition log *is* the Raft log: each batch is one Raft entry, offsets are assigned
@@ -64,6 +65,7 @@ pub mod recode;
 pub mod records;
 pub mod restamp;
 pub mod segment;
+pub mod sidecar;
 pub mod throttle;
 pub mod validate;
 
@@ -79,5 +81,6 @@ pub use log::{
 pub use recode::{recompress, set_max_timestamp, stamp_log_append_time, RecodeError};
 pub use restamp::restamp_zero_terms;
 pub use segment::MAP_RESIDENT_BYTES;
+pub use sidecar::{Anchor, SidecarKind, StagedSidecar};
 pub use throttle::Throttle;
 pub use validate::{validate_records, RecordError, RecordRule, RecordRules, ValidationError};

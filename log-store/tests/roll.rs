@@ -14,12 +14,7 @@ use log_store::{failpoint, EntryKind, Log, LogConfig};
 use common::Appended;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        segment_index_bytes: 16 * 1024,
-        ..LogConfig::default()
-    }
+    common::four_kib_segments()
 }
 
 /// Appends data batches until the log has rolled `rolls` times past its state now.

@@ -20,6 +20,7 @@ use crate::config::LogConfig;
 use crate::entries::EntryTable;
 use crate::error::{LogError, Result};
 use crate::segment::{self, parse_segment_file_name, RecoveryOutcome, Segment, Spare};
+use crate::sidecar::SidecarKind;
 
 impl Log {
     /// Opens the log in `dir` with an injected clock (roll and retention by time use it).
@@ -297,6 +298,8 @@ impl Log {
                 segment::OFFSET_INDEX_SUFFIX,
                 segment::TIME_INDEX_SUFFIX,
                 segment::ENTRYDATA_SUFFIX,
+                SidecarKind::TxnIndex.suffix(),
+                SidecarKind::Snapshot.suffix(),
                 segment::ENTRIES_SUFFIX,
             ] {
                 let p = self.dir.join(segment::segment_file_name(base, suffix));
@@ -312,11 +315,12 @@ impl Log {
     }
 }
 
-/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work
-/// and every `*.deleted` file (removed from the log before the stop, only its
-/// `file.delete.delay.ms` was left to run).
+/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work,
+/// every `*.deleted` file (removed from the log before the stop, only its
+/// `file.delete.delay.ms` was left to run) and sidecars whose segment is gone.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
     let mut bases = Vec::new();
+    let mut sidecars = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| LogError::io(dir, e))?;
@@ -339,10 +343,20 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         if let Some((base, suffix)) = parse_segment_file_name(name) {
             if suffix == segment::LOG_SUFFIX || suffix == segment::ENTRIES_SUFFIX {
                 bases.push(base);
+            } else if SidecarKind::ALL.iter().any(|k| k.suffix() == suffix) {
+                sidecars.push((base, entry.path()));
             }
         }
     }
     bases.sort_unstable();
     bases.dedup();
+    for (base, path) in sidecars {
+        if bases.binary_search(&base).is_err() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => debug!(file = %path.display(), "removed a sidecar without its segment"),
+                Err(e) => warn!(file = %path.display(), error = %e, "orphan sidecar not removed"),
+            }
+        }
+    }
     Ok(bases)
 }

@@ -34,6 +34,7 @@ mod clean;
 mod flush;
 mod load;
 mod retention;
+mod sidecars;
 
 pub use flush::PendingFlush;
 
@@ -635,6 +636,14 @@ impl Log {
         }
         let config = self.config.clone();
         self.forget_unsynced_from(self.segments[i].base_offset());
+        // The segment is active again: its `.txnindex` no longer covers it (a read would
+        // refuse it by its anchor; removing it keeps the directory honest).
+        let [txnindex, _] = self.segments[i].sidecar_paths();
+        match std::fs::remove_file(&txnindex) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io(txnindex, e)),
+        }
         self.segments[i].truncate_from_raft_index(raft_index, &config)?;
         sync_dir(&self.dir)?;
         let next = self.next_offset();

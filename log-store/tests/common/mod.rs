@@ -3,6 +3,17 @@
 
 use bytes::Bytes;
 
+/// A log that rolls every 4 KiB, with an index entry every 256 bytes: many segments
+/// from a few batches.
+pub fn four_kib_segments() -> log_store::LogConfig {
+    log_store::LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        segment_index_bytes: 16 * 1024,
+        ..log_store::LogConfig::default()
+    }
+}
+
 /// A batch of `records` records with values of `value_bytes` bytes; record `i` has key
 /// `key-{seed}-{i}` and timestamp `timestamp_ms + i` (see `strata_testkit::keyed_batch`).
 pub fn batch(seed: u64, records: usize, value_bytes: usize, timestamp_ms: i64) -> Vec<u8> {
