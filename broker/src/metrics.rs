@@ -150,6 +150,11 @@ pub struct Metrics {
     pub cleaner_bytes_read: Counter,
     pub cleaner_bytes_written: Counter,
     pub cleaner_records_removed: Counter,
+    /// Producer-state rebuilds by a new leader, the bytes of log they read, and the
+    /// segment sidecars (producer snapshots, transaction indexes) written to spare them.
+    pub state_rebuilds: Counter,
+    pub state_rebuild_read_bytes: Counter,
+    pub sidecars_written: Counter,
     /// Transactions decided by their coordinator here.
     pub transaction_ends: Family<TxnEndLabels, Counter>,
     // The state gauges (`pub(crate)`) are refilled at each scrape by `crate::scrape`.
@@ -244,6 +249,9 @@ impl Metrics {
             cleaner_bytes_read: Counter::default(),
             cleaner_bytes_written: Counter::default(),
             cleaner_records_removed: Counter::default(),
+            state_rebuilds: Counter::default(),
+            state_rebuild_read_bytes: Counter::default(),
+            sidecars_written: Counter::default(),
             transaction_ends: Family::default(),
             last_stable_offset: Family::default(),
             lso_lag: Family::default(),
@@ -478,6 +486,21 @@ impl Metrics {
                 "log_cleaner_failures",
                 "Compaction passes that failed",
                 m.cleaner_failures.clone(),
+            );
+            r.register(
+                "producer_state_rebuilds",
+                "Producer and transaction state rebuilds by a new partition leader",
+                m.state_rebuilds.clone(),
+            );
+            r.register(
+                "producer_state_rebuild_read_bytes",
+                "Log bytes read by producer state rebuilds (the rest came from segment sidecars)",
+                m.state_rebuild_read_bytes.clone(),
+            );
+            r.register(
+                "segment_sidecars_written",
+                "Producer snapshots and transaction indexes written beside closed segments",
+                m.sidecars_written.clone(),
             );
             r.register(
                 "log_cleaner_read_bytes",

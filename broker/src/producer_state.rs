@@ -6,13 +6,14 @@
 //! not appended again, and the client is told where the original landed. A batch that
 //! does not continue the last sequence is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. A
 //! producer the partition has no state for is accepted at any sequence, as Kafka does:
-//! retention or DeleteRecords may have removed its batches before a restart. The
-//! state is rebuilt at open by reading the batch headers of the log, so it survives
-//! restarts without a snapshot file.
+//! retention or DeleteRecords may have removed its batches before a restart. A new
+//! leader rebuilds the state from the newest snapshot beside a segment and the batch
+//! headers after it (`partition/sidecars.rs`).
 
 use std::collections::{HashMap, VecDeque};
 
 use log_store::BatchHeader;
+use serde::{Deserialize, Serialize};
 
 /// Batches remembered per producer for duplicate detection.
 pub const BATCHES_REMEMBERED_PER_PRODUCER: usize = 5;
@@ -20,7 +21,7 @@ pub const BATCHES_REMEMBERED_PER_PRODUCER: usize = 5;
 /// `producerId` of a batch that is not idempotent.
 pub const NO_PRODUCER_ID: i64 = -1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct SequencedBatch {
     first_seq: i32,
     last_seq: i32,
@@ -28,7 +29,7 @@ struct SequencedBatch {
     last_offset: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<SequencedBatch>,
@@ -122,7 +123,7 @@ fn next_sequence(seq: i32) -> i32 {
 
 /// Per-partition producer state. Not synchronized: the partition holds it under the same
 /// lock as its log, so the check and the append are one step.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
 }

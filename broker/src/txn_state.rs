@@ -23,11 +23,12 @@
 use std::collections::{HashMap, VecDeque};
 
 use log_store::BatchHeader;
+use serde::{Deserialize, Serialize};
 
 use crate::control_batch::MarkerKind;
 
 /// A transaction that ended with an ABORT marker in this partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortedTxn {
     pub producer_id: i64,
     /// Offset of the transaction's first batch here.
@@ -38,21 +39,24 @@ pub struct AbortedTxn {
     stable_after: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Ended {
     first_offset: u64,
     marker_offset: u64,
 }
 
 /// The transactions of one partition. Not synchronized: the partition keeps it with its
-/// producer state, under one lock.
-#[derive(Debug, Default)]
+/// producer state, under one lock. Its serialized form (a segment's producer snapshot)
+/// leaves the aborted transactions out: each closed segment's `.txnindex` holds those
+/// whose marker it holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TxnState {
     /// First offset of each producer's open transaction.
     open: HashMap<i64, u64>,
     /// Ended transactions whose marker the high watermark had not passed when last
     /// asked, in marker order.
     ending: VecDeque<Ended>,
+    #[serde(skip)]
     aborted: VecDeque<AbortedTxn>,
     /// Batches below this offset are applied.
     applied_to: u64,
@@ -137,6 +141,22 @@ impl TxnState {
         {
             self.aborted.pop_front();
         }
+    }
+
+    /// Aborted transactions recorded (the ones [`TxnState::forget_before`] left).
+    pub fn aborted_count(&self) -> usize {
+        self.aborted.len()
+    }
+
+    /// The aborted transactions recorded after the first `count`, in marker order.
+    pub fn aborted_after(&self, count: usize) -> Vec<AbortedTxn> {
+        self.aborted.iter().skip(count).copied().collect()
+    }
+
+    /// Sets the aborted transactions recorded before this state's open ones (read back
+    /// from the segments' `.txnindex` files), in marker order.
+    pub fn restore_aborted(&mut self, aborted: Vec<AbortedTxn>) {
+        self.aborted = aborted.into();
     }
 
     /// Whether `producer_id` has a transaction open here.

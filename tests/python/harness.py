@@ -203,7 +203,8 @@ class Broker:
     def metric(self, name: str, **labels) -> float:
         """One series of /metrics with exactly these labels (0 when absent)."""
         want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        line = re.search(rf"^{re.escape(name)}\{{{re.escape(want)}\}} (\S+)$", self.metrics(), re.M)
+        series = f"{name}{{{want}}}" if labels else name
+        line = re.search(rf"^{re.escape(series)} (\S+)$", self.metrics(), re.M)
         return float(line.group(1)) if line else 0.0
 
     def running(self) -> bool:

@@ -1,7 +1,8 @@
 """Transactions with confluent-kafka (librdkafka) on one broker: commit and abort across
 three topics, what read_committed and read_uncommitted consumers see, an open
 transaction holding back the last stable offset, zombie fencing, the coordinator
-aborting a transaction past its timeout, and SIGKILLs at each step of a transaction.
+aborting a transaction past its timeout, SIGKILLs at each step of a transaction, and a
+restarted leader loading its producer state from the segments' sidecars.
 The consume-transform-produce app under SIGKILLs runs on a cluster
 (test_cluster_transactions.py)."""
 
@@ -166,3 +167,49 @@ def test_an_open_transaction_is_aborted_after_a_kill(broker):
     assert read_to_end(broker.bootstrap, (topic,), "read_committed") == in_partition_order(kept)
     everything = read_to_end(broker.bootstrap, (topic,), "read_uncommitted")
     assert sorted(everything) == sorted(lost + kept)
+
+
+def test_a_restarted_leader_loads_its_state_from_segment_sidecars(tmp_path):
+    """Each closed segment gets a transaction index and a producer snapshot; after a
+    SIGKILL the new leader loads them and reads only the active segment's batches, and
+    read_committed still drops every aborted transaction, those in closed segments
+    included."""
+    b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr", config={
+        "log.retention.check.interval.ms": 100,
+    })
+    b.start()
+    try:
+        topic = "txn-sidecars"
+        create_topic(b.bootstrap, topic, PARTITIONS, config={"segment.bytes": "8192"})
+        p = txn_producer(b.bootstrap, "txn-sidecars")
+        committed = []
+        for n in range(24):
+            p.begin_transaction()
+            values = send(p, f"s{n}", 60, topics=(topic,))
+            if n % 3 == 2:
+                p.flush(30)
+                p.abort_transaction(30)
+            else:
+                p.commit_transaction(30)
+                committed += values
+        dirs = [b.partition_dir(topic, part) for part in range(PARTITIONS)]
+
+        def closed(d):
+            return len(list(d.glob("*.log"))) - 1
+
+        assert all(closed(d) >= 3 for d in dirs), [closed(d) for d in dirs]
+        wait_until(lambda: all(len(list(d.glob("*.snapshot"))) == closed(d)
+                               and len(list(d.glob("*.txnindex"))) == closed(d) for d in dirs),
+                   30, "a snapshot and a transaction index for every closed segment")
+        # Closed segments' files are cut to their data (an active one may be longer).
+        in_closed = sum(f.stat().st_size for d in dirs for f in sorted(d.glob("*.log"))[:-1])
+        b.kill()
+        b.start()
+        assert read_to_end(b.bootstrap, (topic,), "read_committed") == in_partition_order(committed)
+        assert b.metric("strata_producer_state_rebuilds_total") >= PARTITIONS
+        # What the rebuilds read: the active segments, and the transaction log's
+        # partitions (one segment each), never the closed segments.
+        read = b.metric("strata_producer_state_rebuild_read_bytes_total")
+        assert read < in_closed / 2, (read, in_closed)
+    finally:
+        b.stop()

@@ -149,7 +149,7 @@ impl Partition {
             return Err(PartitionError::NotLeader);
         }
         let check = {
-            let state = loaded(&h.state, &h.log, view.term)?;
+            let state = loaded(&h.state, &h.log, view.term, &self.shared.metrics)?;
             // The broker's own batches carry no sequence (a marker ends its producer's
             // transaction, offsets in a transaction belong to it) and are never retried.
             match origin {
@@ -205,7 +205,7 @@ impl Partition {
         let tracked: Tracked = proposed(h.node.propose_tracked(h.group, batch, commit)).await?;
         let base_offset = tracked.appended.base_offset;
         let last_offset = base_offset + header.last_offset_delta.max(0) as u64;
-        loaded(&h.state, &h.log, view.term)?.record(
+        loaded(&h.state, &h.log, view.term, &self.shared.metrics)?.record(
             &header,
             base_offset,
             last_offset,

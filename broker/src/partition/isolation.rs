@@ -31,7 +31,7 @@ impl Partition {
             return Err(PartitionError::NotLeader);
         }
         let hw = self.high_watermark();
-        Ok(loaded(&h.state, &h.log, view.term)?
+        Ok(loaded(&h.state, &h.log, view.term, &self.shared.metrics)?
             .txns
             .last_stable_offset(hw))
     }
@@ -86,7 +86,7 @@ impl Partition {
             return Err(PartitionError::NotLeader);
         };
         let view = *h.view.borrow();
-        let mut state = loaded(&h.state, &h.log, view.term)?;
+        let mut state = loaded(&h.state, &h.log, view.term, &self.shared.metrics)?;
         state.txns.forget_before(log_start);
         Ok(CommittedRead {
             aborted: state.txns.aborted_between(offset, end),

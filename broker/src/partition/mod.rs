@@ -43,6 +43,7 @@ mod isr;
 mod producers;
 mod replay;
 mod replica_state;
+mod sidecars;
 pub use append::{MarkerFrom, Produce};
 use batches::{
     check_produced_header, corrupt_or, offset_held_through, read_past_empty_batches,
@@ -108,6 +109,8 @@ struct Hosted {
     write_caching: WriteCaching,
     /// Producers' sequences and transactions, for the leader's term.
     state: std::sync::Mutex<ReplicaState>,
+    /// How far the segments' producer snapshots and transaction indexes are written.
+    sidecars: sidecars::SidecarProgress,
     view: watch::Receiver<GroupView>,
     /// Serializes produce on the leader: check, propose, record.
     appending: tokio::sync::Mutex<()>,
@@ -247,6 +250,7 @@ impl Partition {
                 write_caching,
                 log,
                 state: std::sync::Mutex::new(ReplicaState::default()),
+                sidecars: Default::default(),
                 view: view.clone(),
                 appending: tokio::sync::Mutex::new(()),
                 closed: AtomicBool::new(false),
@@ -600,15 +604,30 @@ impl Partition {
         f(&mut log)
     }
 
-    /// Housekeeping: retention and idle map release. A replica deletes only segments
-    /// wholly below its high watermark (committed entries, which Raft never
-    /// truncates; a follower that still needs them gets a snapshot), however busy the
-    /// end of its log.
+    /// Housekeeping: retention, idle map release, and the producer snapshots and
+    /// transaction indexes of newly closed segments (`sidecars.rs`). A replica deletes
+    /// only segments wholly below its high watermark (committed entries, which Raft
+    /// never truncates; a follower that still needs them gets a snapshot), however busy
+    /// the end of its log.
     pub fn housekeeping(&self) {
         let Mode::Hosted(h) = &self.mode else { return };
         if h.closed.load(Ordering::Acquire) {
             return;
         }
+        self.retain(h);
+        match sidecars::write_missing(&h.log, &h.sidecars) {
+            Ok(0) => {}
+            Ok(n) => {
+                self.shared.metrics.sidecars_written.inc_by(n as u64);
+            }
+            Err(e) => {
+                warn!(topic = %self.topic, partition = self.index, error = %e, "segment sidecars not written")
+            }
+        }
+    }
+
+    /// Retention and idle map release, under the write lock.
+    fn retain(&self, h: &Hosted) {
         let hw = self.high_watermark();
         let Ok(mut log) = h.log.write() else { return };
         match log.apply_retention_below(hw) {

@@ -17,7 +17,7 @@ impl Partition {
         if !view.is_leader {
             return Err(PartitionError::NotLeader);
         }
-        let state = loaded(&h.state, &h.log, view.term)?;
+        let state = loaded(&h.state, &h.log, view.term, &self.shared.metrics)?;
         Ok(state
             .producers
             .active()

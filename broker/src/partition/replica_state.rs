@@ -1,24 +1,31 @@
 //! What a partition's leader derives from its log: the idempotent producers' sequences
-//! and the transactions open or aborted here. Both are rebuilt from the whole log by
-//! the first request of a new term that needs them (this log holds every entry the old
-//! leader may have acknowledged), then kept up to date by the leader's appends.
+//! and the transactions open or aborted here. Both are rebuilt by the first request of
+//! a new term that needs them (this log holds every entry the old leader may have
+//! acknowledged), then kept up to date by the leader's appends. The rebuild starts from
+//! the sidecars of the closed segments (`sidecars.rs`) and reads only the batches after
+//! the newest of them.
 
 use std::sync::{Mutex, MutexGuard};
 
+use bytes::Bytes;
 use log_store::{BatchHeader, Batches, Log, LogError};
+use serde::{Deserialize, Serialize};
 
-use super::{PartitionError, PartitionResult};
+use super::{sidecars, PartitionError, PartitionResult};
 use crate::control_batch::{self, Marker};
+use crate::metrics::Metrics;
 use crate::producer_state::ProducerStates;
 use crate::txn_state::TxnState;
 
 /// Bytes read per step when rebuilding the state from the log.
 const REBUILD_READ_BYTES: usize = 1 << 20;
 
-/// The leader's state of one partition, for the term it was built in.
-#[derive(Debug, Default)]
+/// The leader's state of one partition, for the term it was built in. Serialized, it
+/// is a segment's producer snapshot (`sidecars.rs`).
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ReplicaState {
     /// The term this state was rebuilt in (`None`: never built).
+    #[serde(skip)]
     term: Option<u64>,
     pub producers: ProducerStates,
     pub txns: TxnState,
@@ -38,11 +45,13 @@ impl ReplicaState {
     }
 }
 
-/// Locks `state`, rebuilt from `log` first unless it was built in `term`.
+/// Locks `state`, rebuilt from `log` first unless it was built in `term` (counted in
+/// `metrics`).
 pub(super) fn loaded<'a>(
     state: &'a Mutex<ReplicaState>,
     log: &std::sync::RwLock<Log>,
     term: u64,
+    metrics: &Metrics,
 ) -> PartitionResult<MutexGuard<'a, ReplicaState>> {
     // Updates are single calls that leave the state consistent; a panic in one cannot
     // leave it half-changed.
@@ -50,8 +59,20 @@ pub(super) fn loaded<'a>(
     if guard.term != Some(term) {
         // A poisoned lock means a panic while appending; refuse rather than guess.
         let log = log.read().map_err(|_| PartitionError::Offline)?;
-        *guard = rebuild(&log).map_err(PartitionError::Log)?;
+        let started = std::time::Instant::now();
+        let (rebuilt, from, read_bytes) = rebuild(&log).map_err(PartitionError::Log)?;
+        *guard = rebuilt;
         guard.term = Some(term);
+        metrics.state_rebuilds.inc();
+        metrics.state_rebuild_read_bytes.inc_by(read_bytes);
+        tracing::info!(
+            dir = %log.dir().display(),
+            term,
+            from,
+            read_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "producer state rebuilt"
+        );
     }
     Ok(guard)
 }
@@ -66,28 +87,40 @@ pub(super) fn if_loaded(
 }
 
 /// The state of every batch in `log`: producers' sequences (idempotence across
-/// restarts) and transactions.
-fn rebuild(log: &Log) -> Result<ReplicaState, LogError> {
-    let mut state = ReplicaState::default();
-    let mut offset = log.log_start_offset();
+/// restarts) and transactions. Starts from the newest segment whose sidecars the log
+/// holds (the active one once they are written) and reads the batches from there.
+/// Returns the state, the offset the read started at and the bytes it read.
+pub(super) fn rebuild(log: &Log) -> Result<(ReplicaState, u64, u64), LogError> {
+    let (from, mut state) = sidecars::load(log);
+    let from = from.max(log.log_start_offset());
+    let (mut offset, mut read_bytes) = (from, 0u64);
     loop {
         let chunk = log.read(offset, REBUILD_READ_BYTES)?;
-        if chunk.is_empty() {
-            return Ok(state);
-        }
-        for item in Batches::new(chunk) {
-            let (header, bytes) = item.map_err(LogError::CorruptBatch)?;
-            let base = header.base_offset as u64;
-            let last = header.last_offset() as u64;
-            let marker = if header.is_control() {
-                read_marker(&header, bytes)
-            } else {
-                None
-            };
-            state.record(&header, base, last, marker);
-            offset = last + 1;
+        read_bytes += chunk.len() as u64;
+        match apply_chunk(&mut state, chunk)? {
+            Some(next) => offset = next,
+            None => return Ok((state, from, read_bytes)),
         }
     }
+}
+
+/// Applies every batch of `chunk` (whole batches, as the log returns them) to `state`;
+/// the offset after the last one, `None` for an empty chunk.
+pub(super) fn apply_chunk(state: &mut ReplicaState, chunk: Bytes) -> Result<Option<u64>, LogError> {
+    let mut next = None;
+    for item in Batches::new(chunk) {
+        let (header, bytes) = item.map_err(LogError::CorruptBatch)?;
+        let base = header.base_offset as u64;
+        let last = header.last_offset() as u64;
+        let marker = if header.is_control() {
+            read_marker(&header, bytes)
+        } else {
+            None
+        };
+        state.record(&header, base, last, marker);
+        next = Some(last + 1);
+    }
+    Ok(next)
 }
 
 /// The kind of a stored control batch's marker; an unreadable one is logged and ends
