@@ -59,6 +59,7 @@ pub mod handle;
 pub mod index;
 pub mod inspect;
 pub mod log;
+pub mod merkle;
 pub mod offset_map;
 pub mod prealloc;
 pub mod recode;

@@ -1,0 +1,127 @@
+//! Merkle trees over a partition's batches, as RFC 9162 (Certificate Transparency 2.0)
+//! defines them, for audit topics: the tree's leaves are the batches in offset order,
+//! its root commits to every byte of every batch and to their order, and two proofs
+//! let a client check the log without reading it:
+//!
+//! - an **inclusion proof** shows that a leaf is the `m`-th of a tree of size `n` with a
+//!   given root ([`inclusion_proof`], checked by [`verify_inclusion`]);
+//! - a **consistency proof** shows that the tree of size `m` is a prefix of the tree of
+//!   size `n`: nothing before `m` was changed, removed or reordered since
+//!   ([`consistency_proof`], checked by [`verify_consistency`]).
+//!
+//! Hashing is RFC 9162's, with SHA-256 and domain separation so that a leaf can never be
+//! taken for an interior node: a leaf's hash is `SHA-256(0x00 || data)`, a node's
+//! `SHA-256(0x01 || left || right)`, and the empty tree's root is `SHA-256()`. A tree of
+//! `n > 1` leaves splits at `k`, the largest power of two below `n`: the left subtree
+//! holds the first `k` leaves, the right one the rest.
+//!
+//! Proofs are built from the hashes of *complete* subtrees (`2^level` leaves starting at
+//! a multiple of `2^level`), which a [`SubtreeHashes`] store answers, so a proof costs
+//! O(log² n) lookups and hashes whatever the tree's size. [`MemoryTree`] keeps them in
+//! memory; any store that keeps every complete subtree's hash works the same.
+
+mod proof;
+mod verify;
+
+use sha2::{Digest, Sha256};
+
+pub use proof::{consistency_proof, inclusion_proof, root, SubtreeHashes, TreeError};
+pub use verify::{verify_consistency, verify_inclusion, ProofError};
+
+/// A SHA-256 hash.
+pub type Hash = [u8; 32];
+
+/// The root of the empty tree: SHA-256 of nothing.
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+/// The hash of a leaf holding `data`.
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    leaf_hash_parts(&[data])
+}
+
+/// The hash of a leaf holding the concatenation of `parts`.
+pub fn leaf_hash_parts(parts: &[&[u8]]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x00]);
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// The hash of the interior node over `left` and `right`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x01]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// A tree kept in memory: the hash of every complete subtree, level by level.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTree {
+    /// `levels[l][i]`: the hash of leaves `i·2^l .. (i+1)·2^l`.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MemoryTree {
+    /// Leaves appended.
+    pub fn size(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// Leaf `index`'s hash.
+    pub fn leaf(&self, index: u64) -> Option<Hash> {
+        self.levels
+            .first()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
+    }
+
+    /// Keeps the first `size` leaves (and the complete subtrees over them only).
+    pub fn truncate(&mut self, size: u64) {
+        for (level, nodes) in self.levels.iter_mut().enumerate() {
+            let keep = usize::try_from(size >> level).unwrap_or(usize::MAX);
+            nodes.truncate(keep);
+        }
+        while self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
+        }
+    }
+
+    /// Appends a leaf by its hash, and every complete subtree it completes.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut level = 0;
+        loop {
+            if self.levels.len() == level {
+                self.levels.push(Vec::new());
+            }
+            let nodes = &mut self.levels[level];
+            nodes.push(hash);
+            if nodes.len() % 2 == 1 {
+                return;
+            }
+            hash = node_hash(&nodes[nodes.len() - 2], &nodes[nodes.len() - 1]);
+            level += 1;
+        }
+    }
+}
+
+impl SubtreeHashes for MemoryTree {
+    type Error = std::convert::Infallible;
+
+    fn subtree(&self, level: u32, index: u64) -> Result<Option<Hash>, Self::Error> {
+        Ok(self
+            .levels
+            .get(level as usize)
+            .and_then(|l| l.get(usize::try_from(index).ok()?))
+            .copied())
+    }
+}
+
+#[cfg(test)]
+mod tests;
