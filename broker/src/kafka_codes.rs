@@ -22,7 +22,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::CorruptBatch(_) => ResponseError::CorruptMessage.code(),
         LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        LogError::InvalidArgument(_) => ResponseError::InvalidRequest.code(),
+        LogError::InvalidArgument(_) | LogError::NoAuditTree(_) | LogError::AuditRange(_) => {
+            ResponseError::InvalidRequest.code()
+        }
         // Sealed at shutdown: another replica (or this one after its restart) serves it.
         LogError::Closed { .. } => ResponseError::NotLeaderOrFollower.code(),
         LogError::Io { .. }
@@ -147,9 +149,10 @@ impl TopicError {
             TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
             TopicError::InvalidAssignment(_) => ResponseError::InvalidReplicaAssignment,
             TopicError::MoveInProgress { .. } => ResponseError::ReassignmentInProgress,
-            TopicError::InvalidConfig(_) | TopicError::CompactOnly { .. } => {
-                ResponseError::InvalidConfig
-            }
+            TopicError::InvalidConfig(_)
+            | TopicError::CompactOnly { .. }
+            | TopicError::AuditFixed { .. } => ResponseError::InvalidConfig,
+            TopicError::AppendOnly { .. } => ResponseError::PolicyViolation,
             TopicError::BrokerConfigReadOnly | TopicError::UnalterableResource { .. } => {
                 ResponseError::InvalidRequest
             }

@@ -73,6 +73,9 @@ pub struct LogConfig {
     /// cleaning's swap are renamed `*.deleted` and stay on disk this long; 0 removes them
     /// at once.
     pub file_delete_delay_ms: i64,
+    /// `audit.enabled`: the log keeps an RFC 9162 Merkle tree over its batches (see
+    /// [`crate::log::AuditHead`]).
+    pub audit: bool,
 }
 
 impl Default for LogConfig {
@@ -92,6 +95,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: DEFAULT_MIN_COMPACTION_LAG_MS,
             max_compaction_lag_ms: DEFAULT_MAX_COMPACTION_LAG_MS,
             file_delete_delay_ms: DEFAULT_FILE_DELETE_DELAY_MS,
+            audit: false,
         }
     }
 }

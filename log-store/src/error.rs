@@ -50,6 +50,14 @@ pub enum LogError {
     #[error("the log in {dir} is closed")]
     Closed { dir: PathBuf },
 
+    /// An audit question to a log that keeps no tree, as the text says.
+    #[error("no audit tree: {0}")]
+    NoAuditTree(&'static str),
+
+    /// An audit proof about leaves or tree sizes the tree does not hold.
+    #[error("audit tree: {0}")]
+    AuditRange(String),
+
     /// A caller asked for something the log's rules forbid (a term going backwards, an
     /// invalid configuration value, …).
     #[error("invalid argument: {0}")]

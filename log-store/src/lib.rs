@@ -77,7 +77,8 @@ pub use config::LogConfig;
 pub use entries::EntryKind;
 pub use error::{LogError, Result};
 pub use log::{
-    AppendInfo, EntryInfo, Log, OpenReport, PendingFlush, RetentionOutcome, SegmentInfo,
+    AppendInfo, AuditHead, EntryInfo, InclusionProof, Log, OpenReport, PendingFlush,
+    RetentionOutcome, SegmentInfo,
 };
 pub use recode::{recompress, set_max_timestamp, stamp_log_append_time, RecodeError};
 pub use restamp::restamp_zero_terms;

@@ -4,7 +4,8 @@
 //! (Prometheus / OpenMetrics text) and `GET /cluster` (JSON: this node, the controller
 //! leader, the registered brokers and this node's partition replicas with their Raft
 //! view; what `strata cluster status` shows),
-//! `POST /cluster/rebalance-leaders` and `POST /cluster/move` (cluster operations).
+//! `POST /cluster/rebalance-leaders` and `POST /cluster/move` (cluster operations), and
+//! `GET /audit/…` (audit topics' tree heads and proofs, [`audit`]).
 //!
 //! Access: see [`auth`] (`admin.api.require.auth`, HTTP Basic or a bearer token, changes
 //! for super users) and [`tls`] (HTTPS with `ADMIN:SSL`). Whatever the credentials, a
@@ -14,6 +15,7 @@
 //! grants. So the operations refuse a request that carries `Origin` (403) and one whose
 //! body is not declared `application/json` (415); the CLI sends neither kind.
 
+mod audit;
 mod auth;
 mod listener;
 
@@ -307,6 +309,15 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/cluster", get(cluster))
+        .route("/audit/{topic}/{partition}/head", get(audit::head))
+        .route(
+            "/audit/{topic}/{partition}/inclusion",
+            get(audit::inclusion),
+        )
+        .route(
+            "/audit/{topic}/{partition}/consistency",
+            get(audit::consistency),
+        )
         .merge(changes)
         .layer(axum::middleware::from_fn_with_state(
             state,

@@ -81,6 +81,14 @@ impl Cluster {
         let Some(topic) = topics.get(name) else {
             return Err(TopicError::Unknown { name: name.into() }.into());
         };
+        if topic.config.audit {
+            let action = "deleted with the topic";
+            return Err(TopicError::AppendOnly {
+                name: name.into(),
+                action,
+            }
+            .into());
+        }
         let record = MetaRecord::DeleteTopic {
             request: self.request_id(),
             name: name.to_string(),
@@ -137,10 +145,13 @@ impl Cluster {
         validate_only: bool,
     ) -> Result<(), ClusterError> {
         let _change = self.topic_change.lock().await;
-        if topics.get(name).is_none() {
+        let Some(topic) = topics.get(name) else {
             return Err(TopicError::Unknown { name: name.into() }.into());
-        }
+        };
         let config = topics.config_with(&overrides)?;
+        if config.audit != topic.config.audit {
+            return Err(TopicError::AuditFixed { name: name.into() }.into());
+        }
         if is_internal(name) && config.cleanup_policy != "compact" {
             return Err(TopicError::CompactOnly { name: name.into() }.into());
         }

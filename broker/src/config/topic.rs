@@ -58,6 +58,10 @@ pub struct TopicConfig {
     pub flush_ms: i64,
     /// `flush.bytes`: with write caching, the written bytes that start a sync at once.
     pub flush_bytes: i64,
+    /// `audit.enabled`: an append-only topic. Set when the topic is created, never
+    /// changed; retention is unlimited (a finite `retention.*` is refused), and
+    /// compaction, DeleteRecords and deleting the topic are refused.
+    pub audit: bool,
     /// Keys stored without effect, by name, when set (the rest read their default).
     pub stored: BTreeMap<&'static str, String>,
 }
@@ -88,6 +92,7 @@ impl Default for TopicConfig {
             write_caching: false,
             flush_ms: DEFAULT_FLUSH_MS,
             flush_bytes: DEFAULT_FLUSH_BYTES,
+            audit: false,
             stored: BTreeMap::new(),
         }
     }
@@ -193,6 +198,17 @@ impl TopicConfig {
                     .ok_or_else(|| bad(key, format!("{value:?} is not a ratio from 0 to 1")))?;
             }
             "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(key, value)?,
+            "audit.enabled" => {
+                self.audit = super::topic_keys::parse_bool(value.trim())
+                    .ok_or_else(|| bad(key, format!("{value:?} is not true or false")))?;
+                // An audit topic keeps every batch; a later `retention.*` key that
+                // sets a limit is refused by `check`. (Keys apply in name order, so
+                // this comes first.)
+                if self.audit {
+                    self.retention_ms = None;
+                    self.retention_bytes = None;
+                }
+            }
             "write.caching" => {
                 self.write_caching = super::topic_keys::parse_bool(value.trim())
                     .ok_or_else(|| bad(key, format!("{value:?} is not true or false")))?;
@@ -269,6 +285,7 @@ impl TopicConfig {
     /// Checks the keys together (a log that could not open with them, or Kafka's rules
     /// between keys); the key named is the one to change.
     pub fn check(&self) -> Result<(), ConfigValueError> {
+        self.check_audit()?;
         if self.max_compaction_lag_ms < self.min_compaction_lag_ms {
             return Err(bad(
                 "max.compaction.lag.ms",
@@ -287,6 +304,31 @@ impl TopicConfig {
                 .unwrap_or("config");
             bad(key, message)
         })
+    }
+
+    /// An audit topic's keys: nothing may remove its batches.
+    fn check_audit(&self) -> Result<(), ConfigValueError> {
+        if !self.audit {
+            return Ok(());
+        }
+        if self.cleanup_policy.contains("compact") {
+            return Err(bad(
+                "cleanup.policy",
+                "an audit topic (audit.enabled=true) is append-only: it cannot be compacted",
+            ));
+        }
+        for (key, limited) in [
+            ("retention.ms", self.retention_ms.is_some()),
+            ("retention.bytes", self.retention_bytes.is_some()),
+        ] {
+            if limited {
+                return Err(bad(
+                    key,
+                    "an audit topic (audit.enabled=true) keeps every batch: it must be -1",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Resets one key to `defaults`' value (AlterConfigs DELETE).
@@ -319,6 +361,7 @@ impl TopicConfig {
             "flush.ms" => self.flush_ms.to_string(),
             "flush.bytes" => self.flush_bytes.to_string(),
             "write.caching" => self.write_caching.to_string(),
+            "audit.enabled" => self.audit.to_string(),
             "cleanup.policy" => self.cleanup_policy.clone(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
@@ -391,6 +434,7 @@ impl TopicConfig {
             min_compaction_lag_ms: self.min_compaction_lag_ms,
             max_compaction_lag_ms: self.max_compaction_lag_ms,
             file_delete_delay_ms: self.file_delete_delay_ms,
+            audit: self.audit,
         }
     }
 }

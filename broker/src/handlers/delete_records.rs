@@ -1,7 +1,8 @@
 //! DeleteRecords: moves partitions' log start offsets forward (-1 means the high
 //! watermark), deleting whole segments before them. On a cluster partition the leader
 //! replicates the move (`Partition::delete_before_replicated`) and answers once it
-//! committed; other replicas answer NOT_LEADER_OR_FOLLOWER.
+//! committed; other replicas answer NOT_LEADER_OR_FOLLOWER. An audit topic
+//! (`audit.enabled`) answers POLICY_VIOLATION.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
@@ -35,6 +36,10 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                 let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index)) else {
                     return out.with_error_code(ctx.code(missing_topic(allowed).code()));
                 };
+                if topic.as_ref().is_some_and(|t| t.config.audit) {
+                    // An audit topic is append-only (audit.enabled).
+                    return out.with_error_code(ctx.code(ResponseError::PolicyViolation.code()));
+                }
                 let target = match dp.offset {
                     -1 => p.high_watermark(),
                     o if o >= 0 => o as u64,

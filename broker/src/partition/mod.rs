@@ -36,6 +36,7 @@ use crate::error::{BrokerError, Result};
 use crate::metrics::Metrics;
 
 mod append;
+mod audit;
 mod batches;
 mod error;
 mod isolation;

@@ -47,6 +47,12 @@ pub enum TopicError {
     InvalidConfig(String),
     #[error("{name} must stay cleanup.policy=compact: its latest records are the groups' state")]
     CompactOnly { name: String },
+    /// An audit topic's batches cannot be removed (`audit.enabled`).
+    #[error("{name} is an audit topic (audit.enabled=true): its records cannot be {action}")]
+    AppendOnly { name: String, action: &'static str },
+    /// `audit.enabled` is set at creation only.
+    #[error("{name}: audit.enabled is set when a topic is created and never changes")]
+    AuditFixed { name: String },
     #[error("broker settings are read-only: set them in the config file or flags and restart")]
     BrokerConfigReadOnly,
     #[error("resource type {kind} cannot be altered")]

@@ -80,9 +80,11 @@ impl Log {
             spare: Spare::default(),
             sealed: false,
             deferred_deletes: Vec::new(),
+            audit: None,
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         log.start_appending(&marker)?;
+        log.build_audit_tree()?;
         info!(
             clean,
             segments = log.segments.len(),

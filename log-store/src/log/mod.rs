@@ -30,12 +30,14 @@ use crate::entries::{EntryKind, EntryRecord};
 use crate::error::{LogError, Result};
 use crate::segment::{Segment, Spare};
 
+mod audit;
 mod clean;
 mod flush;
 mod load;
 mod retention;
 mod sidecars;
 
+pub use audit::{AuditHead, InclusionProof};
 pub use flush::PendingFlush;
 
 pub(crate) use load::list_segments;
@@ -156,6 +158,8 @@ pub struct Log {
     /// Files of removed segments, renamed `*.deleted`, waiting out `file.delete.delay.ms`
     /// (lost on a stop: the next open removes every `*.deleted` file).
     deferred_deletes: Vec<retention::DeferredDelete>,
+    /// The Merkle tree over the batches of an audit log (`LogConfig::audit`).
+    audit: Option<audit::AuditTree>,
 }
 
 /// Whether an append computes the batch's CRC-32C.
@@ -183,7 +187,11 @@ impl Log {
     /// were created with. Invalid settings are refused and the old ones stay.
     pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
         config.validate()?;
+        let audit_was = self.config.audit;
         self.config = config;
+        if self.config.audit != audit_was {
+            self.build_audit_tree()?;
+        }
         Ok(())
     }
 
@@ -440,6 +448,9 @@ impl Log {
             .expect("a log always has an active segment");
         let (_, rest) = batch.split_at(prefix.len());
         let rec = seg.append_data([&prefix, rest], &header, term, config)?;
+        if let Some(tree) = &mut self.audit {
+            tree.push([&prefix, rest], base_offset, last_offset);
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -656,6 +667,9 @@ impl Log {
         }
         self.checkpoint.write(&self.dir)?;
         self.lower_first_dirty(next)?;
+        if let Some(tree) = &mut self.audit {
+            tree.truncate_from(next);
+        }
         info!(next_offset = next, "log truncated");
         Ok(())
     }
@@ -684,7 +698,7 @@ impl Log {
         self.forget_unsynced_from(0);
         self.start_segment(next_offset, next_raft_index)?;
         self.lower_first_dirty(next_offset)?;
-        Ok(())
+        self.build_audit_tree()
     }
 
     /// A crash test's point of interruption (see [`crate::failpoint`]); `Ok` in normal

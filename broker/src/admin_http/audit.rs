@@ -1,0 +1,143 @@
+//! Audit topics' Merkle trees on the admin port, as JSON (hashes in lowercase hex), for
+//! auditors and independent verifiers. Read-only; over committed batches only.
+//!
+//! - `GET /audit/{topic}/{partition}/head`: `{tree_size, root_hash, last_offset}`.
+//! - `GET /audit/{topic}/{partition}/inclusion?offset=N[&tree_size=S]`: the inclusion
+//!   proof (RFC 9162 2.1.3) of the batch holding offset `N` in the tree of `S` leaves
+//!   (default: the head's), with `leaf_index`, the batch's `base_offset` and
+//!   `last_offset`, its `leaf_hash`, the `path` and that tree's `root_hash`.
+//! - `GET /audit/{topic}/{partition}/consistency?from=A&to=B`: the consistency proof
+//!   (RFC 9162 2.1.4) between the trees of `A` and `B` leaves, with both roots.
+//!
+//! 404 for an unknown topic or partition or one this broker holds no replica of, 400
+//! for a question the tree cannot answer (not an audit topic, an offset or size past the
+//! committed head), with `{"error": …}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use log_store::merkle::Hash;
+use serde_json::{json, Value};
+
+use crate::partition::{Partition, PartitionError, PartitionResult};
+use crate::Broker;
+
+fn hex(h: &Hash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+/// A question refused: the status and why.
+pub(super) struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        answer(self.0, json!({ "error": self.1 }))
+    }
+}
+
+fn partition(broker: &Broker, topic: &str, index: i32) -> Result<Arc<Partition>, Refusal> {
+    broker
+        .topics
+        .get(topic)
+        .and_then(|t| t.partition(index).cloned())
+        .ok_or_else(|| {
+            Refusal(
+                StatusCode::NOT_FOUND,
+                format!("no partition {topic}/{index}"),
+            )
+        })
+}
+
+fn reply(result: PartitionResult<Value>) -> Result<Response, Refusal> {
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(PartitionError::NotLeader | PartitionError::Gone) => StatusCode::NOT_FOUND,
+        Err(PartitionError::Offline) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(_) => StatusCode::BAD_REQUEST,
+    };
+    result
+        .map(|body| answer(status, body))
+        .map_err(|e| Refusal(status, e.to_string()))
+}
+
+/// An unsigned number from the query string (`None`: absent).
+fn number(query: &HashMap<String, String>, key: &str) -> Result<Option<u64>, Refusal> {
+    query
+        .get(key)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                Refusal(
+                    StatusCode::BAD_REQUEST,
+                    format!("{key}={v:?} is not a number"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A number the query string must hold.
+fn required(query: &HashMap<String, String>, key: &str) -> Result<u64, Refusal> {
+    number(query, key)?
+        .ok_or_else(|| Refusal(StatusCode::BAD_REQUEST, format!("{key}=N is required")))
+}
+
+pub(super) async fn head(
+    State(broker): State<Arc<Broker>>,
+    Path((topic, index)): Path<(String, i32)>,
+) -> Result<Response, Refusal> {
+    let p = partition(&broker, &topic, index)?;
+    reply(p.audit_head().map(|h| {
+        json!({
+            "topic": topic, "partition": index, "tree_size": h.size,
+            "root_hash": hex(&h.root), "last_offset": h.last_offset,
+        })
+    }))
+}
+
+pub(super) async fn inclusion(
+    State(broker): State<Arc<Broker>>,
+    Path((topic, index)): Path<(String, i32)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    let p = partition(&broker, &topic, index)?;
+    let (offset, size) = (required(&query, "offset")?, number(&query, "tree_size")?);
+    reply(p.audit_inclusion(offset, size).map(|(proof, root)| {
+        json!({
+            "topic": topic, "partition": index, "offset": offset,
+            "leaf_index": proof.leaf_index, "tree_size": proof.tree_size,
+            "base_offset": proof.base_offset, "last_offset": proof.last_offset,
+            "leaf_hash": hex(&proof.leaf_hash),
+            "path": proof.path.iter().map(hex).collect::<Vec<_>>(),
+            "root_hash": hex(&root),
+        })
+    }))
+}
+
+pub(super) async fn consistency(
+    State(broker): State<Arc<Broker>>,
+    Path((topic, index)): Path<(String, i32)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    let p = partition(&broker, &topic, index)?;
+    let (from, to) = (required(&query, "from")?, required(&query, "to")?);
+    reply(p.audit_consistency(from, to).map(|(proof, first, second)| {
+        json!({
+            "topic": topic, "partition": index, "from": from, "to": to,
+            "from_root": hex(&first), "to_root": hex(&second),
+            "proof": proof.iter().map(hex).collect::<Vec<_>>(),
+        })
+    }))
+}

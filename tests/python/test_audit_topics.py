@@ -1,0 +1,238 @@
+"""Audit topics (`audit.enabled=true`) through confluent-kafka's AdminClient: created
+with unlimited retention and reported so by DescribeConfigs; records produce and read as
+on any topic; DeleteRecords and DeleteTopics are refused with POLICY_VIOLATION, and
+configs that would remove records (compaction, a retention limit) or turn the setting
+off with INVALID_CONFIG; a normal topic cannot become an audit topic either. The tree
+heads and proofs the admin port serves are checked by an independent RFC 9162 verifier
+written here with Python's own SHA-256, against batches it reads from the segment files
+itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+
+from cluster_harness import segment_files
+from kclients import admin, create_topic
+from txnkit import read_to_end
+
+TOPIC = "audit-trail"
+
+
+def _configs(a, topic: str) -> dict:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    entries = a.describe_configs([resource])[resource].result(timeout=30)
+    return {k: v.value for k, v in entries.items()}
+
+
+def _set(a, topic: str, key: str, value: str) -> None:
+    resource = ConfigResource(
+        ResourceType.TOPIC, topic,
+        incremental_configs=[ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)],
+    )
+    a.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+
+def _refused(call, code) -> str:
+    with pytest.raises(KafkaException) as e:
+        call()
+    err = e.value.args[0]
+    assert err.code() == code, err
+    return err.str()
+
+
+def test_an_audit_topic_keeps_every_record(broker):
+    a = admin(broker.bootstrap)
+    create_topic(broker.bootstrap, TOPIC, 3, config={"audit.enabled": "true"})
+    conf = _configs(a, TOPIC)
+    assert (conf["audit.enabled"], conf["retention.ms"], conf["retention.bytes"]) == ("true", "-1", "-1")
+
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    values = [f"event-{part}-{i}".encode() for part in range(3) for i in range(50)]
+    for v in values:
+        p.produce(TOPIC, value=v, partition=int(v.split(b"-")[1]))
+    assert p.flush(30) == 0
+
+    futures = a.delete_records([TopicPartition(TOPIC, 0, 10)], operation_timeout=30)
+    for fut in futures.values():
+        _refused(lambda: fut.result(timeout=30), KafkaError.POLICY_VIOLATION)
+    _refused(lambda: a.delete_topics([TOPIC], operation_timeout=30)[TOPIC].result(timeout=30),
+             KafkaError.POLICY_VIOLATION)
+    for key, value in (("cleanup.policy", "compact"), ("retention.ms", "86400000"),
+                       ("retention.bytes", "1048576"), ("audit.enabled", "false")):
+        why = _refused(lambda: _set(a, TOPIC, key, value), KafkaError.INVALID_CONFIG)
+        assert key in why, why
+    # A setting that removes nothing may change.
+    _set(a, TOPIC, "segment.bytes", "1048576")
+    assert _configs(a, TOPIC)["segment.bytes"] == "1048576"
+
+    assert sorted(read_to_end(broker.bootstrap, (TOPIC,), "read_uncommitted")) == sorted(values)
+
+
+def test_audit_enabled_is_fixed_at_creation(broker):
+    a = admin(broker.bootstrap)
+    create_topic(broker.bootstrap, "plain", 1)
+    _refused(lambda: _set(a, "plain", "audit.enabled", "true"), KafkaError.INVALID_CONFIG)
+    for bad in ({"cleanup.policy": "compact"}, {"retention.ms": "1000"}):
+        topic = NewTopic("audit-bad", num_partitions=1, replication_factor=1,
+                         config={"audit.enabled": "true", **bad})
+        fut = a.create_topics([topic], operation_timeout=30)["audit-bad"]
+        _refused(lambda: fut.result(timeout=30), KafkaError.INVALID_CONFIG)
+
+
+# -- an independent verifier: RFC 9162 with Python's own SHA-256 ---------------------
+
+def _leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return _node(_mth(leaves[:k]), _mth(leaves[k:]))
+
+
+def _verify_inclusion(leaf: bytes, index: int, size: int, path: list[bytes], root: bytes) -> bool:
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = _node(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+def _verify_consistency(first: int, second: int, proof: list[bytes], r1: bytes, r2: bytes) -> bool:
+    if first == second:
+        return not proof and r1 == r2
+    if first == 0 or first > second or not proof:
+        return first == 0 and not proof
+    path = ([r1] if first & (first - 1) == 0 else []) + proof
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = _node(c, fr), _node(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = _node(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == r1 and sr == r2
+
+
+def _stored_batches(partition_dir) -> list[tuple[int, bytes]]:
+    """(base offset, bytes) of every batch in the partition's segment files, read from
+    disk: what the verifier hashes itself."""
+    out = []
+    for seg in segment_files(partition_dir):
+        data = seg.read_bytes()
+        pos = 0
+        while pos + 12 <= len(data):
+            base, length = struct.unpack_from(">qi", data, pos)
+            if length < 49 or pos + 12 + length > len(data) or (out and base <= out[-1][0]):
+                break  # the active segment's preallocated tail
+            out.append((base, data[pos:pos + 12 + length]))
+            pos += 12 + length
+    return out
+
+
+def _get(broker, path: str) -> dict:
+    conn = broker.admin_connection(10.0)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        assert resp.status == 200, (path, resp.status, body)
+        return body
+    finally:
+        conn.close()
+
+
+def _produce_batches(bootstrap: str, topic: str, count: int, label: str) -> None:
+    """`count` batches: one record each, flushed one at a time."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(count):
+        p.produce(topic, value=f"{label}-{i}".encode() * (1 + i % 5), partition=0)
+        assert p.flush(30) == 0
+
+
+def test_proofs_check_with_an_independent_verifier(broker):
+    topic = "audit-proofs"
+    create_topic(broker.bootstrap, topic, 1, config={"audit.enabled": "true",
+                                                      "segment.bytes": "4096"})
+    _produce_batches(broker.bootstrap, topic, 37, "first")
+    head = _get(broker, f"/audit/{topic}/0/head")
+    batches = _stored_batches(broker.partition_dir(topic, 0))
+    leaves = [_leaf(b) for _, b in batches]
+    assert head["tree_size"] == len(batches) == 37
+    assert bytes.fromhex(head["root_hash"]) == _mth(leaves)
+
+    root = bytes.fromhex(head["root_hash"])
+    for index in (0, 1, 17, 36):
+        offset = batches[index][0]
+        proof = _get(broker, f"/audit/{topic}/0/inclusion?offset={offset}")
+        path = [bytes.fromhex(h) for h in proof["path"]]
+        assert proof["leaf_index"] == index and bytes.fromhex(proof["leaf_hash"]) == leaves[index]
+        assert _verify_inclusion(leaves[index], index, 37, path, root), proof
+        if path:
+            forged = path[:]
+            forged[0] = bytes(32)
+            assert not _verify_inclusion(leaves[index], index, 37, forged, root)
+        assert not _verify_inclusion(_leaf(b"forged"), index, 37, path, root)
+
+    _produce_batches(broker.bootstrap, topic, 12, "later")
+    later = _get(broker, f"/audit/{topic}/0/head")
+    assert later["tree_size"] == 49
+    proof = _get(broker, f"/audit/{topic}/0/consistency?from=37&to=49")
+    path = [bytes.fromhex(h) for h in proof["proof"]]
+    new_root = bytes.fromhex(later["root_hash"])
+    assert proof["from_root"] == head["root_hash"] and proof["to_root"] == later["root_hash"]
+    assert _verify_consistency(37, 49, path, root, new_root)
+    assert not _verify_consistency(37, 49, path, _mth(leaves[1:] + leaves[:1]), new_root)
+    # An older head proven against the newer one with a proof for other sizes fails.
+    assert not _verify_consistency(36, 49, path, _mth(leaves[:36]), new_root)
+
+    # Questions the tree cannot answer are refused, not guessed.
+    conn = broker.admin_connection(10.0)
+    try:
+        for bad in (f"/audit/{topic}/0/inclusion?offset=999999",
+                    f"/audit/{topic}/0/consistency?from=3&to=999",
+                    f"/audit/{TOPIC}-none/0/head"):
+            conn.request("GET", bad)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status in (400, 404), (bad, resp.status)
+    finally:
+        conn.close()
+    create_topic(broker.bootstrap, "not-audited", 1)
+    conn = broker.admin_connection(10.0)
+    try:
+        conn.request("GET", "/audit/not-audited/0/head")
+        resp = conn.getresponse()
+        assert resp.status == 400 and "audit" in json.loads(resp.read())["error"]
+    finally:
+        conn.close()
