@@ -3,6 +3,7 @@
 
 pub mod acl;
 mod admin_http;
+pub mod audit;
 pub mod bench;
 pub mod cluster;
 mod command_config;

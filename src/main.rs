@@ -65,6 +65,9 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Inspect and operate a Strata cluster through its brokers' admin HTTP.
     Cluster(cli::cluster::ClusterArgs),
+    /// An audit topic's Merkle tree (through a broker's admin HTTP): its head, and
+    /// inclusion and consistency proofs, each checked before it is printed.
+    Audit(cli::audit::AuditArgs),
     /// Move a partition's replicas to other brokers of a running cluster.
     Partition(cli::partition::PartitionArgs),
     /// Run a local cluster of N brokers on 127.0.0.1 (data under one folder) until
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Transactions(args) => args.run(),
         Command::Bench(args) => args.run(),
         Command::Cluster(args) => args.run(),
+        Command::Audit(args) => args.run(),
         Command::DevCluster(args) => args.run(),
         Command::Partition(args) => args.run(),
     });

@@ -56,7 +56,7 @@ impl PartitionArgs {
 }
 
 /// `TOPIC/P` → (topic, p).
-fn parse_partition(text: &str) -> anyhow::Result<(String, i32)> {
+pub(super) fn parse_partition(text: &str) -> anyhow::Result<(String, i32)> {
     let Some((topic, index)) = text.rsplit_once('/') else {
         bail!("expected TOPIC/PARTITION, got {text:?}");
     };

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import subprocess
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
@@ -215,6 +216,20 @@ def test_proofs_check_with_an_independent_verifier(broker):
     assert not _verify_consistency(37, 49, path, _mth(leaves[1:] + leaves[:1]), new_root)
     # An older head proven against the newer one with a proof for other sizes fails.
     assert not _verify_consistency(36, 49, path, _mth(leaves[:36]), new_root)
+
+    # `strata audit` asks the same questions and checks each proof before printing it.
+    def cli(*args):
+        return subprocess.run([str(broker.bin), "audit", *args, "--admin", broker.admin_addr],
+                              capture_output=True, text=True, timeout=60)
+
+    r = cli("head", f"{topic}/0")
+    assert r.returncode == 0 and "tree size 49" in r.stdout and later["root_hash"] in r.stdout, r
+    r = cli("prove", f"{topic}/0", "--offset", str(batches[5][0]), "--tree-size", "37")
+    assert r.returncode == 0 and "verified" in r.stdout and head["root_hash"] in r.stdout, r
+    r = cli("consistency", f"{topic}/0", "--from", "37", "--to", "49")
+    assert r.returncode == 0 and "verified" in r.stdout, r
+    r = cli("prove", f"{topic}/0", "--offset", "999999")
+    assert r.returncode not in (0, 3) and "no batch holds offset" in r.stderr, r
 
     # Questions the tree cannot answer are refused, not guessed.
     conn = broker.admin_connection(10.0)

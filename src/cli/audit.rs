@@ -1,0 +1,186 @@
+//! `strata audit head | prove | consistency TOPIC/P`: an audit topic's Merkle tree
+//! through a broker's admin HTTP (`GET /audit/…`), with every proof checked here, by
+//! the RFC 9162 verifier of `log_store::merkle`, before it is printed. A proof that
+//! does not check exits with status 3 (damaged), as `strata log verify` does.
+
+use anyhow::{bail, Context};
+use log_store::merkle::{self, Hash};
+use serde_json::Value;
+
+use super::admin_http::{AdminClient, AdminEndpointArgs};
+use super::partition::parse_partition;
+use super::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AuditCommand {
+    /// The head of a partition's tree over its committed batches: size, root, last
+    /// offset.
+    Head(Target),
+    /// Proves the batch holding --offset is in the tree (of --tree-size leaves, default
+    /// the head's) and checks the proof against that tree's root.
+    Prove {
+        #[command(flatten)]
+        target: Target,
+        /// An offset of the batch to prove.
+        #[arg(long)]
+        offset: u64,
+        /// The tree size to prove against [default: the committed head's].
+        #[arg(long)]
+        tree_size: Option<u64>,
+    },
+    /// Proves the tree of --from leaves is a prefix of the tree of --to leaves (nothing
+    /// before --from changed) and checks the proof.
+    Consistency {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct Target {
+    /// The partition, as TOPIC/PARTITION (e.g. `audit-trail/0`).
+    partition: String,
+    #[command(flatten)]
+    admin: AdminEndpointArgs,
+    /// Print the broker's JSON answer (after checking it) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AuditArgs {
+    pub fn run(self) -> anyhow::Result<Outcome> {
+        match self.command {
+            AuditCommand::Head(t) => head(&t),
+            AuditCommand::Prove {
+                target,
+                offset,
+                tree_size,
+            } => {
+                let size = tree_size.map_or(String::new(), |s| format!("&tree_size={s}"));
+                let answer = get(&target, &format!("inclusion?offset={offset}{size}"))?;
+                prove(&target, &answer)
+            }
+            AuditCommand::Consistency { target, from, to } => {
+                let answer = get(&target, &format!("consistency?from={from}&to={to}"))?;
+                consistency(&target, &answer)
+            }
+        }
+    }
+}
+
+/// `GET /audit/TOPIC/P/{what}` on the broker of `t`.
+fn get(t: &Target, what: &str) -> anyhow::Result<Value> {
+    let (topic, index) = parse_partition(&t.partition)?;
+    let client = AdminClient::new(&t.admin)?;
+    client.get(client.addr(), &format!("/audit/{topic}/{index}/{what}"))
+}
+
+fn num(v: &Value, key: &str) -> anyhow::Result<u64> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .with_context(|| format!("the answer has no number {key:?}"))
+}
+
+fn hash(v: &Value) -> anyhow::Result<Hash> {
+    let text = v.as_str().context("a hash that is not a string")?;
+    if text.len() != 64 || !text.is_ascii() {
+        bail!("{text:?} is not a SHA-256 hash in hex");
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .with_context(|| format!("{text:?} is not hex"))?;
+    }
+    Ok(out)
+}
+
+fn field_hash(v: &Value, key: &str) -> anyhow::Result<Hash> {
+    hash(
+        v.get(key)
+            .with_context(|| format!("the answer has no {key:?}"))?,
+    )
+}
+
+fn hashes(v: &Value, key: &str) -> anyhow::Result<Vec<Hash>> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .with_context(|| format!("the answer has no list {key:?}"))?
+        .iter()
+        .map(hash)
+        .collect()
+}
+
+fn head(t: &Target) -> anyhow::Result<Outcome> {
+    let answer = get(t, "head")?;
+    if t.json {
+        println!("{answer}");
+        return Ok(Outcome::Clean);
+    }
+    let last = answer.get("last_offset").and_then(Value::as_u64);
+    println!(
+        "{}: tree size {}, root {}, last offset {}",
+        t.partition,
+        num(&answer, "tree_size")?,
+        answer
+            .get("root_hash")
+            .and_then(Value::as_str)
+            .unwrap_or("-"),
+        last.map_or("-".to_string(), |o| o.to_string()),
+    );
+    Ok(Outcome::Clean)
+}
+
+fn prove(t: &Target, answer: &Value) -> anyhow::Result<Outcome> {
+    let (index, size) = (num(answer, "leaf_index")?, num(answer, "tree_size")?);
+    let leaf = field_hash(answer, "leaf_hash")?;
+    let root = field_hash(answer, "root_hash")?;
+    let checked = merkle::verify_inclusion(&leaf, index, size, &hashes(answer, "path")?, &root);
+    report(t, answer, checked, || {
+        format!(
+            "offsets {}..={} are leaf {index} of the tree of {size} leaves with root {}",
+            num(answer, "base_offset").unwrap_or(0),
+            num(answer, "last_offset").unwrap_or(0),
+            answer["root_hash"].as_str().unwrap_or("")
+        )
+    })
+}
+
+fn consistency(t: &Target, answer: &Value) -> anyhow::Result<Outcome> {
+    let (from, to) = (num(answer, "from")?, num(answer, "to")?);
+    let (r1, r2) = (
+        field_hash(answer, "from_root")?,
+        field_hash(answer, "to_root")?,
+    );
+    let checked = merkle::verify_consistency(from, to, &hashes(answer, "proof")?, &r1, &r2);
+    report(t, answer, checked, || {
+        format!("the tree of {from} leaves is a prefix of the tree of {to} leaves")
+    })
+}
+
+/// Prints a checked proof (`claim`), or says why it failed (exit status 3).
+fn report(
+    t: &Target,
+    answer: &Value,
+    checked: Result<(), merkle::ProofError>,
+    claim: impl FnOnce() -> String,
+) -> anyhow::Result<Outcome> {
+    match checked {
+        Ok(()) if t.json => println!("{answer}"),
+        Ok(()) => println!("{}: verified: {}", t.partition, claim()),
+        Err(e) => {
+            eprintln!("{}: the proof does not verify: {e}", t.partition);
+            return Ok(Outcome::Damaged);
+        }
+    }
+    Ok(Outcome::Clean)
+}
