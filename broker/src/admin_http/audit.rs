@@ -20,15 +20,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use log_store::merkle::Hash;
+use log_store::merkle::to_hex as hex;
 use serde_json::{json, Value};
 
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::Broker;
-
-fn hex(h: &Hash) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn answer(status: StatusCode, body: Value) -> Response {
     (

@@ -62,7 +62,15 @@ impl Cluster {
         let existing = topics.get(name);
         let config = topics.config_with(&meta.config).unwrap_or_else(|e| {
             warn!(topic = name, error = %e, "invalid topic config in the controller; using the defaults");
-            topics.defaults().log.clone()
+            // An audit topic stays one (append-only, with its tree) whatever else fails.
+            let mut defaults = topics.defaults().log.clone();
+            if crate::config::audit_override(&meta.config) {
+                defaults.audit = true;
+                defaults.retention_ms = None;
+                defaults.retention_bytes = None;
+                defaults.cleanup_policy = "delete".into();
+            }
+            defaults
         });
         let topic_name: Arc<str> = name.into();
         let me = self.node_id;

@@ -81,7 +81,7 @@ impl Cluster {
         let Some(topic) = topics.get(name) else {
             return Err(TopicError::Unknown { name: name.into() }.into());
         };
-        if topic.config.audit {
+        if topic.config.audit || crate::config::audit_override(&topic.overrides) {
             let action = "deleted with the topic";
             return Err(TopicError::AppendOnly {
                 name: name.into(),
@@ -149,7 +149,8 @@ impl Cluster {
             return Err(TopicError::Unknown { name: name.into() }.into());
         };
         let config = topics.config_with(&overrides)?;
-        if config.audit != topic.config.audit {
+        let was_audit = topic.config.audit || crate::config::audit_override(&topic.overrides);
+        if config.audit != was_audit || crate::config::audit_override(&overrides) != was_audit {
             return Err(TopicError::AuditFixed { name: name.into() }.into());
         }
         if is_internal(name) && config.cleanup_policy != "compact" {

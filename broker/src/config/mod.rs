@@ -26,7 +26,7 @@ pub use cluster::{
     MAX_CONTROLLER_VOTERS,
 };
 pub use listeners::{ListenerSettings, SecurityProtocol};
-pub use topic::{ConfigValueError, TopicConfig};
+pub use topic::{audit_override, ConfigValueError, TopicConfig};
 pub use txn::TxnConfig;
 
 /// Kafka's `socket.request.max.bytes`: a larger request frame closes its connection.

@@ -159,3 +159,31 @@ fn transaction_settings_read_and_refuse_out_of_range_values() {
         assert!(matches!(err, BrokerError::Config(_)), "{bad}: {err}");
     }
 }
+
+#[test]
+fn an_audit_topic_keeps_everything_whatever_the_broker_defaults() {
+    // A broker whose defaults compact and expire: audit.enabled (applied first, by
+    // name order) turns both off, and a later key that turns either on is refused.
+    let mut defaults = TopicConfig::default();
+    defaults.set("cleanup.policy", "compact").unwrap();
+    defaults.set("retention.ms", "1000").unwrap();
+    let mut t = defaults.clone();
+    t.set("audit.enabled", "true").unwrap();
+    t.check().unwrap();
+    assert!(t.audit && t.retention_ms.is_none() && t.retention_bytes.is_none());
+    assert_eq!(t.cleanup_policy, "delete");
+    assert!(t.log_config().audit);
+    for (key, value) in [
+        ("cleanup.policy", "compact,delete"),
+        ("retention.ms", "86400000"),
+        ("retention.bytes", "1"),
+    ] {
+        let mut bad = t.clone();
+        bad.set(key, value).unwrap();
+        let e = bad.check().unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+    }
+    let overrides = std::collections::BTreeMap::from([("audit.enabled".into(), "TRUE".into())]);
+    assert!(super::audit_override(&overrides));
+    assert!(!super::audit_override(&Default::default()));
+}

@@ -201,12 +201,13 @@ impl TopicConfig {
             "audit.enabled" => {
                 self.audit = super::topic_keys::parse_bool(value.trim())
                     .ok_or_else(|| bad(key, format!("{value:?} is not true or false")))?;
-                // An audit topic keeps every batch; a later `retention.*` key that
-                // sets a limit is refused by `check`. (Keys apply in name order, so
-                // this comes first.)
+                // An audit topic keeps every batch, whatever the broker's defaults: a
+                // later key that sets a retention limit or compaction is refused by
+                // `check`. (Keys apply in name order, so this comes first.)
                 if self.audit {
                     self.retention_ms = None;
                     self.retention_bytes = None;
+                    self.cleanup_policy = "delete".into();
                 }
             }
             "write.caching" => {
@@ -437,6 +438,14 @@ impl TopicConfig {
             audit: self.audit,
         }
     }
+}
+
+/// Whether topic `overrides` (as the controller stores them) make an audit topic.
+pub fn audit_override(overrides: &BTreeMap<String, String>) -> bool {
+    overrides
+        .get("audit.enabled")
+        .and_then(|v| super::topic_keys::parse_bool(v))
+        .unwrap_or(false)
 }
 
 fn codec_names() -> String {

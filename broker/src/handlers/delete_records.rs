@@ -36,7 +36,10 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                 let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index)) else {
                     return out.with_error_code(ctx.code(missing_topic(allowed).code()));
                 };
-                if topic.as_ref().is_some_and(|t| t.config.audit) {
+                let audit = |t: &crate::topics::Topic| {
+                    t.config.audit || crate::config::audit_override(&t.overrides)
+                };
+                if topic.as_deref().is_some_and(audit) {
                     // An audit topic is append-only (audit.enabled).
                     return out.with_error_code(ctx.code(ResponseError::PolicyViolation.code()));
                 }

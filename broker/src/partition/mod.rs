@@ -616,7 +616,7 @@ impl Partition {
             return;
         }
         self.retain(h);
-        match sidecars::write_missing(&h.log, &h.sidecars) {
+        match sidecars::write_missing(&h.log, &h.sidecars, self.high_watermark()) {
             Ok(0) => {}
             Ok(n) => {
                 self.shared.metrics.sidecars_written.inc_by(n as u64);

@@ -53,8 +53,14 @@ pub(super) fn load(log: &Log) -> (u64, ReplicaState) {
         }
     }
     // The snapshot of segment i holds the state after segments 0..i, whose aborted
-    // transactions are the first ends[i - 1].
+    // transactions are the first ends[i - 1]. One taken before the log start is not
+    // used: the batches between it and the log start can no longer be read (DeleteRecords
+    // inside its segment), and the state must be that of the batches after it.
+    let log_start = log.log_start_offset();
     for i in (0..=ends.len()).rev() {
+        if segments[i].base_offset < log_start {
+            break;
+        }
         if let Some(mut state) = read_json::<ReplicaState>(log, SidecarKind::Snapshot, &segments[i])
         {
             aborted.truncate(if i == 0 { 0 } else { ends[i - 1] });
@@ -94,6 +100,7 @@ pub(super) struct SidecarProgress(Mutex<Option<Anchor>>);
 pub(super) fn write_missing(
     log: &RwLock<Log>,
     progress: &SidecarProgress,
+    high_watermark: u64,
 ) -> PartitionResult<usize> {
     let read = || log.read().map_err(|_| PartitionError::Offline);
     let (segments, up_to_date) = {
@@ -115,7 +122,7 @@ pub(super) fn write_missing(
     let first = segments.partition_point(|s| s.base_offset < from);
     for j in first..closed {
         let (seg, next) = (&segments[j], &segments[j + 1]);
-        let Some(n) = derive_pair(log, seg, next, &mut state)? else {
+        let Some(n) = derive_pair(log, seg, next, &mut state, high_watermark)? else {
             return Ok(written); // the log changed under the pass: the next one resumes
         };
         written += n;
@@ -129,12 +136,16 @@ pub(super) fn write_missing(
 }
 
 /// Applies closed segment `seg` to `state` and writes its `.txnindex` and `next`'s
-/// `.snapshot`; `None` when the log changed while it was read.
+/// `.snapshot`; `None` when the log changed while it was read. Ended transactions whose
+/// marker is below `high_watermark` are dropped from the snapshot: they are stable
+/// (committed markers stay below every later high watermark), and would otherwise be
+/// carried into every later snapshot.
 fn derive_pair(
     log: &RwLock<Log>,
     seg: &SegmentInfo,
     next: &SegmentInfo,
     state: &mut ReplicaState,
+    high_watermark: u64,
 ) -> PartitionResult<Option<usize>> {
     let read = || log.read().map_err(|_| PartitionError::Offline);
     let Some(anchor) = read()?.sidecar_anchor(SidecarKind::TxnIndex, seg.base_offset) else {
@@ -152,6 +163,7 @@ fn derive_pair(
         }
     }
     let dir = read()?.dir().to_path_buf();
+    state.txns.last_stable_offset(high_watermark);
     let txnindex = json(&state.txns.aborted_after(aborted_before))?;
     let snapshot = json(&*state)?;
     let stage = |kind, base, body: &[u8]| {

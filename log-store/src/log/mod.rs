@@ -624,6 +624,16 @@ impl Log {
     /// Removes the Raft entries from `raft_index` on (Raft conflict resolution). Offsets
     /// rewind with them.
     pub fn truncate_from_raft_index(&mut self, raft_index: u64) -> Result<()> {
+        let done = self.truncate_entries(raft_index);
+        // An audit tree follows the segments left, even when a step failed midway.
+        let next = self.next_offset();
+        if let Some(tree) = &mut self.audit {
+            tree.truncate_from(next);
+        }
+        done
+    }
+
+    fn truncate_entries(&mut self, raft_index: u64) -> Result<()> {
         self.check_open()?;
         if raft_index > self.last_raft_index() {
             return Ok(());
@@ -667,9 +677,6 @@ impl Log {
         }
         self.checkpoint.write(&self.dir)?;
         self.lower_first_dirty(next)?;
-        if let Some(tree) = &mut self.audit {
-            tree.truncate_from(next);
-        }
         info!(next_offset = next, "log truncated");
         Ok(())
     }

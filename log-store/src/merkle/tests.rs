@@ -139,6 +139,12 @@ fn requests_outside_the_tree_are_refused() {
         Err(ProofError::LeafOutOfRange { index: 5, size: 5 })
     );
     assert_eq!(
+        verify_consistency(0, 5, &[], &r, &r),
+        Err(ProofError::RootMismatch),
+        "only the empty tree has size 0"
+    );
+    assert!(verify_consistency(0, 5, &[], &empty_root(), &r).is_ok());
+    assert_eq!(
         verify_consistency(6, 5, &[], &r, &r),
         Err(ProofError::SizesOutOfOrder {
             first: 6,
@@ -220,4 +226,14 @@ proptest! {
             prop_assert!(verify_consistency(m, size, &bad, &old, &new).is_err());
         }
     }
+}
+
+#[test]
+fn hashes_round_trip_through_hex() {
+    let h = leaf_hash(b"x");
+    assert_eq!(from_hex(&to_hex(&h)), Some(h));
+    assert_eq!(from_hex(&to_hex(&h).to_uppercase()), Some(h));
+    assert_eq!(from_hex(&to_hex(&h)[1..]), None);
+    assert_eq!(from_hex(&"zz".repeat(32)), None);
+    assert_eq!(from_hex(&"é".repeat(32)), None);
 }

@@ -80,7 +80,12 @@ pub fn verify_consistency(
         if !proof.is_empty() {
             return Err(ProofError::TooLong);
         }
-        if first == second && first_root != second_root {
+        let first_ok = if first == 0 {
+            *first_root == super::empty_root()
+        } else {
+            first_root == second_root
+        };
+        if !first_ok {
             return Err(ProofError::RootMismatch);
         }
         return Ok(());

@@ -110,10 +110,16 @@ fn full_read(log: &Log) -> serde_json::Value {
     comparable(&state)
 }
 
+/// The state as JSON, with the ended transactions a high watermark past every marker
+/// has made stable dropped (the writer drops them below its high watermark).
 fn comparable(state: &ReplicaState) -> serde_json::Value {
+    let aborted = serde_json::to_value(state.txns.aborted_after(0)).unwrap();
+    let mut copy: ReplicaState =
+        serde_json::from_value(serde_json::to_value(state).unwrap()).unwrap();
+    copy.txns.last_stable_offset(u64::MAX);
     serde_json::json!({
-        "snapshot": serde_json::to_value(state).unwrap(),
-        "aborted": serde_json::to_value(state.txns.aborted_after(0)).unwrap(),
+        "snapshot": serde_json::to_value(&copy).unwrap(),
+        "aborted": aborted,
     })
 }
 
@@ -150,14 +156,21 @@ fn a_leader_reads_only_the_active_segment_once_the_sidecars_are_written() {
     assert!(full.txns.is_open(12) && full.producers.len() == 5);
     let progress = SidecarProgress::default();
     let closed = log.read().unwrap().segment_count() - 1;
-    assert_eq!(write_missing(&log, &progress).unwrap(), 2 * closed);
+    assert_eq!(
+        write_missing(&log, &progress, u64::MAX).unwrap(),
+        2 * closed
+    );
     let log_now = log.read().unwrap();
     let (_, _, read_bytes) = rebuild(&log_now).unwrap();
     assert_eq!(assert_rebuild_matches(&log_now), active_base(&log_now));
     let active = log_now.segments().last().unwrap().size_bytes;
     assert_eq!(read_bytes, active);
     drop(log_now);
-    assert_eq!(write_missing(&log, &progress).unwrap(), 0, "nothing new");
+    assert_eq!(
+        write_missing(&log, &progress, u64::MAX).unwrap(),
+        0,
+        "nothing new"
+    );
 }
 
 #[test]
@@ -165,12 +178,15 @@ fn later_passes_write_only_the_newly_closed_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (log, mut w) = scripted(dir.path(), 8);
     let progress = SidecarProgress::default();
-    write_missing(&log, &progress).unwrap();
+    write_missing(&log, &progress, u64::MAX).unwrap();
     let before = log.read().unwrap().segment_count();
     w.script(&mut log.write().unwrap(), 4);
     let rolled = log.read().unwrap().segment_count() - before;
     assert!(rolled > 0);
-    assert_eq!(write_missing(&log, &progress).unwrap(), 2 * rolled);
+    assert_eq!(
+        write_missing(&log, &progress, u64::MAX).unwrap(),
+        2 * rolled
+    );
     let log = log.read().unwrap();
     assert_eq!(assert_rebuild_matches(&log), active_base(&log));
 }
@@ -182,7 +198,7 @@ fn a_crash_at_each_step_of_a_sidecar_write_costs_only_a_read() {
             let dir = tempfile::tempdir().unwrap();
             let (log, _) = scripted(dir.path(), 10);
             failpoint::arm(point, skip);
-            assert!(write_missing(&log, &SidecarProgress::default()).is_err());
+            assert!(write_missing(&log, &SidecarProgress::default(), u64::MAX).is_err());
             assert_eq!(failpoint::take_fired(), vec![*point]);
             // The process dies: no close. A power loss may tear the unsynced staged file.
             drop(log);
@@ -196,7 +212,7 @@ fn a_crash_at_each_step_of_a_sidecar_write_costs_only_a_read() {
             let log = RwLock::new(Log::open(dir.path(), config()).unwrap());
             let from = assert_rebuild_matches(&log.read().unwrap());
             assert!(from < active_base(&log.read().unwrap()), "{point} {skip}");
-            assert!(write_missing(&log, &SidecarProgress::default()).unwrap() > 0);
+            assert!(write_missing(&log, &SidecarProgress::default(), u64::MAX).unwrap() > 0);
             let log = log.read().unwrap();
             assert_eq!(
                 assert_rebuild_matches(&log),
@@ -212,7 +228,7 @@ fn sidecars_of_a_rewritten_log_are_not_used() {
     let dir = tempfile::tempdir().unwrap();
     let (log, mut w) = scripted(dir.path(), 12);
     let progress = SidecarProgress::default();
-    write_missing(&log, &progress).unwrap();
+    write_missing(&log, &progress, u64::MAX).unwrap();
     {
         // A new leader's term replaces the log from inside the third segment with
         // different transactions.
@@ -230,7 +246,7 @@ fn sidecars_of_a_rewritten_log_are_not_used() {
         let from = assert_rebuild_matches(&log);
         assert!(from <= third.base_offset, "read from {from}");
     }
-    assert!(write_missing(&log, &progress).unwrap() > 0);
+    assert!(write_missing(&log, &progress, u64::MAX).unwrap() > 0);
     let log = log.read().unwrap();
     assert_eq!(assert_rebuild_matches(&log), active_base(&log));
 }
@@ -239,7 +255,7 @@ fn sidecars_of_a_rewritten_log_are_not_used() {
 fn a_damaged_or_missing_sidecar_moves_the_start_back() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = scripted(dir.path(), 12);
-    write_missing(&log, &SidecarProgress::default()).unwrap();
+    write_missing(&log, &SidecarProgress::default(), u64::MAX).unwrap();
     let log = log.read().unwrap();
     let segs = log.segments();
     let n = segs.len();
@@ -267,7 +283,7 @@ fn producers_outlive_the_segments_retention_removes() {
     let (log, mut w) = scripted(dir.path(), 12);
     w.send(&mut log.write().unwrap(), 77, 2, false);
     w.script(&mut log.write().unwrap(), 6);
-    write_missing(&log, &SidecarProgress::default()).unwrap();
+    write_missing(&log, &SidecarProgress::default(), u64::MAX).unwrap();
     let mut log = log.write().unwrap();
     let segs = log.segments();
     log.delete_before(segs[segs.len() - 2].base_offset).unwrap();
@@ -278,4 +294,27 @@ fn producers_outlive_the_segments_retention_removes() {
         Some(0),
         "producer 77's only batch is gone, its sequence is not"
     );
+}
+
+#[test]
+fn a_log_start_inside_a_segment_is_not_read_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut w) = scripted(dir.path(), 12);
+    write_missing(&log, &SidecarProgress::default(), u64::MAX).unwrap();
+    let mut log = log.write().unwrap();
+    // DeleteRecords to the middle of the active segment: its snapshot (the state at its
+    // base) is below the log start, and the batches between cannot be read any more, so
+    // the state is that of the batches from the log start on, as a full read gives.
+    let active = log.segments().last().unwrap().clone();
+    let mid = (active.base_offset + active.next_offset) / 2;
+    assert!(mid > active.base_offset);
+    log.delete_before(mid).unwrap();
+    assert_eq!(log.log_start_offset(), mid);
+    assert_eq!(assert_rebuild_matches(&log), mid, "read from the log start");
+    w.script(&mut log, 3);
+    drop(log);
+    let log = RwLock::new(Log::open(dir.path(), config()).unwrap());
+    write_missing(&log, &SidecarProgress::default(), u64::MAX).unwrap();
+    let log = log.read().unwrap();
+    assert_eq!(assert_rebuild_matches(&log), active_base(&log));
 }
