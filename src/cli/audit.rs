@@ -1,9 +1,10 @@
-//! `strata audit head | prove | consistency TOPIC/P`: an audit topic's Merkle tree
+//! `strata audit head | prove | consistency | witness`: an audit topic's Merkle tree
 //! through a broker's admin HTTP (`GET /audit/…`), with every proof checked here, by
 //! the RFC 9162 verifier of `log_store::merkle`, before it is printed. A proof that
-//! does not check exits with status 3 (damaged), as `strata log verify` does.
+//! does not check exits with status 1 (damaged), as `strata log verify` does; other
+//! failures exit with 2.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use log_store::merkle::{self, Hash};
 use serde_json::Value;
 
@@ -34,6 +35,10 @@ enum AuditCommand {
         #[arg(long)]
         tree_size: Option<u64>,
     },
+    /// Remembers each partition's last head in --state and checks that the new head
+    /// extends it (a consistency proof against the remembered root): fails on a
+    /// rollback (a smaller tree) or a fork (a rewritten history).
+    Witness(WitnessArgs),
     /// Proves the tree of --from leaves is a prefix of the tree of --to leaves (nothing
     /// before --from changed) and checks the proof.
     Consistency {
@@ -44,6 +49,19 @@ enum AuditCommand {
         #[arg(long)]
         to: u64,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct WitnessArgs {
+    /// The partitions to watch, as TOPIC/PARTITION.
+    #[arg(required = true)]
+    partitions: Vec<String>,
+    /// The file of heads last seen (JSON; created when absent, updated for every
+    /// partition whose new head checks).
+    #[arg(long, value_name = "FILE")]
+    state: std::path::PathBuf,
+    #[command(flatten)]
+    admin: AdminEndpointArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -70,6 +88,9 @@ impl AuditArgs {
                 let answer = get(&target, &format!("inclusion?offset={offset}{size}"))?;
                 prove(&target, &answer)
             }
+            AuditCommand::Witness(w) => {
+                super::audit_witness::witness(&w.partitions, &w.state, &w.admin)
+            }
             AuditCommand::Consistency { target, from, to } => {
                 let answer = get(&target, &format!("consistency?from={from}&to={to}"))?;
                 consistency(&target, &answer)
@@ -85,33 +106,25 @@ fn get(t: &Target, what: &str) -> anyhow::Result<Value> {
     client.get(client.addr(), &format!("/audit/{topic}/{index}/{what}"))
 }
 
-fn num(v: &Value, key: &str) -> anyhow::Result<u64> {
+pub(super) fn num(v: &Value, key: &str) -> anyhow::Result<u64> {
     v.get(key)
         .and_then(Value::as_u64)
         .with_context(|| format!("the answer has no number {key:?}"))
 }
 
-fn hash(v: &Value) -> anyhow::Result<Hash> {
+pub(super) fn hash(v: &Value) -> anyhow::Result<Hash> {
     let text = v.as_str().context("a hash that is not a string")?;
-    if text.len() != 64 || !text.is_ascii() {
-        bail!("{text:?} is not a SHA-256 hash in hex");
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-            .with_context(|| format!("{text:?} is not hex"))?;
-    }
-    Ok(out)
+    merkle::from_hex(text).with_context(|| format!("{text:?} is not a SHA-256 hash in hex"))
 }
 
-fn field_hash(v: &Value, key: &str) -> anyhow::Result<Hash> {
+pub(super) fn field_hash(v: &Value, key: &str) -> anyhow::Result<Hash> {
     hash(
         v.get(key)
             .with_context(|| format!("the answer has no {key:?}"))?,
     )
 }
 
-fn hashes(v: &Value, key: &str) -> anyhow::Result<Vec<Hash>> {
+pub(super) fn hashes(v: &Value, key: &str) -> anyhow::Result<Vec<Hash>> {
     v.get(key)
         .and_then(Value::as_array)
         .with_context(|| format!("the answer has no list {key:?}"))?
@@ -167,7 +180,7 @@ fn consistency(t: &Target, answer: &Value) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Prints a checked proof (`claim`), or says why it failed (exit status 3).
+/// Prints a checked proof (`claim`), or says why it failed (exit status 1).
 fn report(
     t: &Target,
     answer: &Value,
