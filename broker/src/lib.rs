@@ -37,6 +37,7 @@
 pub mod acl;
 pub mod admin_http;
 pub mod alloc;
+pub mod audit_signer;
 pub mod checked_file;
 pub mod cluster;
 pub mod config;
@@ -117,6 +118,8 @@ pub struct Broker {
     pub failed_logins: session::FailedLogins,
     /// Clients' usage measured against their quotas.
     pub quotas: quota::QuotaSensors,
+    /// The key that signs audit tree heads (`audit.signing.key.file`), if set.
+    pub audit_signer: Option<audit_signer::AuditSigner>,
 }
 
 impl Broker {

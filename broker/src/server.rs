@@ -230,7 +230,15 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
         metrics.clone(),
         cluster.in_sync_replicas(),
     )?;
+    let audit_signer = match &config.audit_signing_key_file {
+        Some(path) => Some(
+            crate::audit_signer::AuditSigner::load(path)
+                .map_err(|e| BrokerError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
     let broker = Arc::new(Broker {
+        audit_signer,
         node_id: config.node_id,
         listeners,
         topics,

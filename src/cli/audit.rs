@@ -1,4 +1,4 @@
-//! `strata audit head | prove | consistency | witness`: an audit topic's Merkle tree
+//! `strata audit head | key | prove | consistency | witness`: an audit topic's Merkle tree
 //! through a broker's admin HTTP (`GET /audit/…`), with every proof checked here, by
 //! the RFC 9162 verifier of `log_store::merkle`, before it is printed. A proof that
 //! does not check exits with status 1 (damaged), as `strata log verify` does; other
@@ -21,8 +21,13 @@ pub struct AuditArgs {
 #[derive(clap::Subcommand, Debug)]
 enum AuditCommand {
     /// The head of a partition's tree over its committed batches: size, root, last
-    /// offset.
+    /// offset, and the broker's signature when it has a signing key.
     Head(Target),
+    /// The public key (Ed25519, hex) the brokers sign tree heads with.
+    Key {
+        #[command(flatten)]
+        admin: AdminEndpointArgs,
+    },
     /// Proves the batch holding --offset is in the tree (of --tree-size leaves, default
     /// the head's) and checks the proof against that tree's root.
     Prove {
@@ -79,6 +84,13 @@ impl AuditArgs {
     pub fn run(self) -> anyhow::Result<Outcome> {
         match self.command {
             AuditCommand::Head(t) => head(&t),
+            AuditCommand::Key { admin } => {
+                let client = AdminClient::new(&admin)?;
+                let answer = client.get(client.addr(), "/audit/key")?;
+                let key = answer.get("public_key").and_then(Value::as_str);
+                println!("{}", key.context("the answer has no public_key")?);
+                Ok(Outcome::Clean)
+            }
             AuditCommand::Prove {
                 target,
                 offset,
@@ -140,15 +152,14 @@ fn head(t: &Target) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Clean);
     }
     let last = answer.get("last_offset").and_then(Value::as_u64);
+    let text = |key: &str| answer.get(key).and_then(Value::as_str);
     println!(
-        "{}: tree size {}, root {}, last offset {}",
+        "{}: tree size {}, root {}, last offset {}, signature {}",
         t.partition,
         num(&answer, "tree_size")?,
-        answer
-            .get("root_hash")
-            .and_then(Value::as_str)
-            .unwrap_or("-"),
+        text("root_hash").unwrap_or("-"),
         last.map_or("-".to_string(), |o| o.to_string()),
+        text("signature").unwrap_or("none (the broker has no audit.signing.key.file)"),
     );
     Ok(Outcome::Clean)
 }

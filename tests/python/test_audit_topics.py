@@ -5,7 +5,9 @@ configs that would remove records (compaction, a retention limit) or turn the se
 off with INVALID_CONFIG; a normal topic cannot become an audit topic either. The tree
 heads and proofs the admin port serves are checked by an independent RFC 9162 verifier
 written here with Python's own SHA-256, against batches it reads from the segment files
-itself. `strata audit witness` catches a rollback and a fork of a partition."""
+itself. `strata audit witness` catches a rollback and a fork of a partition. Heads signed with
+`audit.signing.key.file` check with the published key (the `cryptography` package's
+Ed25519)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,12 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from cluster_harness import segment_files
+from harness import Broker
 from kclients import admin, create_topic
 from txnkit import read_to_end
 
@@ -162,16 +169,21 @@ def _stored_batches(partition_dir) -> list[tuple[int, bytes]]:
     return out
 
 
-def _get(broker, path: str) -> dict:
+def _answer(broker, path: str) -> tuple[int, dict]:
+    """GET `path` on the admin port: the status and the JSON body."""
     conn = broker.admin_connection(10.0)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
-        body = json.loads(resp.read())
-        assert resp.status == 200, (path, resp.status, body)
-        return body
+        return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+def _get(broker, path: str) -> dict:
+    status, body = _answer(broker, path)
+    assert status == 200, (path, status, body)
+    return body
 
 
 def _produce_batches(bootstrap: str, topic: str, count: int, label: str) -> None:
@@ -233,25 +245,14 @@ def test_proofs_check_with_an_independent_verifier(broker):
     assert r.returncode == 2 and "no batch holds offset" in r.stderr, r
 
     # Questions the tree cannot answer are refused, not guessed.
-    conn = broker.admin_connection(10.0)
-    try:
-        for bad in (f"/audit/{topic}/0/inclusion?offset=999999",
-                    f"/audit/{topic}/0/consistency?from=3&to=999",
-                    f"/audit/{TOPIC}-none/0/head"):
-            conn.request("GET", bad)
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status in (400, 404), (bad, resp.status)
-    finally:
-        conn.close()
+    for bad, want in ((f"/audit/{topic}/0/inclusion?offset=999999", 400),
+                      (f"/audit/{topic}/0/consistency?from=3&to=999", 400),
+                      (f"/audit/{TOPIC}-none/0/head", 404)):
+        status, body = _answer(broker, bad)
+        assert status == want and body["error"], (bad, status, body)
     create_topic(broker.bootstrap, "not-audited", 1)
-    conn = broker.admin_connection(10.0)
-    try:
-        conn.request("GET", "/audit/not-audited/0/head")
-        resp = conn.getresponse()
-        assert resp.status == 400 and "audit" in json.loads(resp.read())["error"]
-    finally:
-        conn.close()
+    status, body = _answer(broker, "/audit/not-audited/0/head")
+    assert status == 400 and "audit" in body["error"], body
 
 
 def test_the_witness_catches_a_rollback_and_a_fork(broker, tmp_path):
@@ -305,3 +306,51 @@ def test_the_witness_catches_a_rollback_and_a_fork(broker, tmp_path):
     broker.start()
     r = witness()
     assert r.returncode == 0 and "20 → 20 leaves" in r.stdout, r
+
+
+def test_heads_are_signed_with_the_published_key(tmp_path):
+    """With `audit.signing.key.file`, each head carries an Ed25519 signature over the
+    documented statement, which checks with the key `GET /audit/key` and
+    `strata audit key` publish (the `cryptography` package's Ed25519) and fails for any
+    other statement."""
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "audit-signing.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr",
+               config={"audit.signing.key.file": str(key_file)})
+    b.start()
+    try:
+        topic = "signed-trail"
+        create_topic(b.bootstrap, topic, 1, config={"audit.enabled": "true"})
+        _produce_batches(b.bootstrap, topic, 5, "s")
+        public = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                               serialization.PublicFormat.Raw)
+        assert _get(b, "/audit/key") == {"algorithm": "Ed25519", "public_key": public.hex()}
+        r = subprocess.run([str(b.bin), "audit", "key", "--admin", b.admin_addr],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stdout.strip() == public.hex(), r
+
+        head = _get(b, f"/audit/{topic}/0/head")
+        assert head["tree_size"] == 5
+
+        def statement(size: int) -> bytes:
+            name = topic.encode()
+            return (b"strata-audit-tree-head-v1" + struct.pack(">H", len(name)) + name
+                    + struct.pack(">iQ", 0, size) + bytes.fromhex(head["root_hash"])
+                    + struct.pack(">qq", head["last_offset"], head["timestamp_ms"]))
+
+        verifier = Ed25519PublicKey.from_public_bytes(public)
+        verifier.verify(bytes.fromhex(head["signature"]), statement(5))
+        with pytest.raises(InvalidSignature):
+            verifier.verify(bytes.fromhex(head["signature"]), statement(6))
+    finally:
+        b.stop()
+
+
+def test_heads_are_unsigned_without_a_key(broker):
+    create_topic(broker.bootstrap, "unsigned-trail", 1, config={"audit.enabled": "true"})
+    assert _get(broker, "/audit/unsigned-trail/0/head")["signature"] is None
+    status, body = _answer(broker, "/audit/key")
+    assert status == 404 and "audit.signing.key.file" in body["error"], body

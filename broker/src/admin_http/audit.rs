@@ -1,7 +1,11 @@
 //! Audit topics' Merkle trees on the admin port, as JSON (hashes in lowercase hex), for
 //! auditors and independent verifiers. Read-only; over committed batches only.
 //!
-//! - `GET /audit/{topic}/{partition}/head`: `{tree_size, root_hash, last_offset}`.
+//! - `GET /audit/{topic}/{partition}/head`: `{tree_size, root_hash, last_offset,
+//!   timestamp_ms, signature}`, the signature (Ed25519, hex; `null` without
+//!   `audit.signing.key.file`) over the statement `audit_signer` lays out.
+//! - `GET /audit/key`: `{algorithm: "Ed25519", public_key}` (hex, 32 bytes); 404 without
+//!   a key.
 //! - `GET /audit/{topic}/{partition}/inclusion?offset=N[&tree_size=S]`: the inclusion
 //!   proof (RFC 9162 2.1.3) of the batch holding offset `N` in the tree of `S` leaves
 //!   (default: the head's), with `leaf_index`, the batch's `base_offset` and
@@ -23,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use log_store::merkle::to_hex as hex;
 use serde_json::{json, Value};
 
+use crate::audit_signer::HeadStatement;
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::Broker;
 
@@ -95,12 +100,42 @@ pub(super) async fn head(
     Path((topic, index)): Path<(String, i32)>,
 ) -> Result<Response, Refusal> {
     let p = partition(&broker, &topic, index)?;
+    let timestamp_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     reply(p.audit_head().map(|h| {
+        let statement = HeadStatement {
+            topic: &topic,
+            partition: index,
+            tree_size: h.size,
+            root: &h.root,
+            last_offset: h.last_offset,
+            timestamp_ms,
+        };
+        let signature = broker
+            .audit_signer
+            .as_ref()
+            .map(|s| hex(&s.sign(&statement)));
         json!({
             "topic": topic, "partition": index, "tree_size": h.size,
             "root_hash": hex(&h.root), "last_offset": h.last_offset,
+            "timestamp_ms": timestamp_ms, "signature": signature,
         })
     }))
+}
+
+/// `GET /audit/key`: the public key heads are signed with (404 without one).
+pub(super) async fn key(State(broker): State<Arc<Broker>>) -> Result<Response, Refusal> {
+    let signer = broker.audit_signer.as_ref().ok_or_else(|| {
+        Refusal(
+            StatusCode::NOT_FOUND,
+            "no audit.signing.key.file: heads are not signed".into(),
+        )
+    })?;
+    Ok(answer(
+        StatusCode::OK,
+        json!({"algorithm": "Ed25519", "public_key": hex(signer.public_key())}),
+    ))
 }
 
 pub(super) async fn inclusion(
@@ -116,7 +151,7 @@ pub(super) async fn inclusion(
             "leaf_index": proof.leaf_index, "tree_size": proof.tree_size,
             "base_offset": proof.base_offset, "last_offset": proof.last_offset,
             "leaf_hash": hex(&proof.leaf_hash),
-            "path": proof.path.iter().map(hex).collect::<Vec<_>>(),
+            "path": proof.path.iter().map(|h| hex(h)).collect::<Vec<_>>(),
             "root_hash": hex(&root),
         })
     }))
@@ -133,7 +168,7 @@ pub(super) async fn consistency(
         json!({
             "topic": topic, "partition": index, "from": from, "to": to,
             "from_root": hex(&first), "to_root": hex(&second),
-            "proof": proof.iter().map(hex).collect::<Vec<_>>(),
+            "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
         })
     }))
 }

@@ -309,6 +309,7 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/cluster", get(cluster))
+        .route("/audit/key", get(audit::key))
         .route("/audit/{topic}/{partition}/head", get(audit::head))
         .route(
             "/audit/{topic}/{partition}/inclusion",

@@ -94,6 +94,9 @@ pub struct BrokerConfig {
     /// free space on the data directory's filesystem, produce is refused with
     /// KAFKA_STORAGE_ERROR and `/health` reports the broker degraded.
     pub storage_min_free_bytes: u64,
+    /// `audit.signing.key.file`: the Ed25519 private key (PEM, PKCS#8) that signs audit
+    /// topics' tree heads; unsigned heads without it.
+    pub audit_signing_key_file: Option<PathBuf>,
     /// Kafka's `log.retention.check.interval.ms`: how often retention (and the release
     /// of idle segment maps) runs over every partition.
     pub retention_check_interval: Duration,
@@ -159,6 +162,7 @@ impl Default for BrokerConfig {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             storage_min_free_bytes: DEFAULT_STORAGE_MIN_FREE_BYTES,
+            audit_signing_key_file: None,
             retention_check_interval: DEFAULT_RETENTION_CHECK_INTERVAL,
             replica_lag_time_max: DEFAULT_REPLICA_LAG_TIME_MAX,
             metadata_snapshot_records: DEFAULT_CHECKPOINT_RECORDS,
@@ -405,6 +409,9 @@ impl BrokerConfig {
                 self.connections_max_idle = at_least::<u64>(value, 1)
                     .map(Duration::from_millis)
                     .ok_or_else(|| parse_err("milliseconds, at least 1"))?
+            }
+            "audit.signing.key.file" => {
+                self.audit_signing_key_file = Some(PathBuf::from(value));
             }
             "storage.min.free.bytes" => {
                 self.storage_min_free_bytes =

@@ -60,9 +60,9 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
-/// `hash` in lowercase hex, as proofs travel in JSON.
-pub fn to_hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+/// `bytes` (a hash, a signature) in lowercase hex, as proofs travel in JSON.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A hash from 64 hex digits (either case); `None` for anything else.
