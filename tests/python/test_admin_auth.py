@@ -64,6 +64,8 @@ def start(request, tmp_path, settings: dict) -> Broker:
         **settings,
     })
     request.node.strata_broker = b
+    # A test that fails (or ends) with the broker running must not leave it behind.
+    request.addfinalizer(lambda: b.running() and b.kill())
     return b
 
 

@@ -56,6 +56,8 @@ def start(request, tmp_path, config: dict, ssl_port: int, plaintext: bool = True
     b.config = {"listeners": ",".join(listeners), **config}
     b.config_path = b.stderr_path.parent / "strata.toml"
     request.node.strata_broker = b
+    # A test that fails (or ends) with the broker running must not leave it behind.
+    request.addfinalizer(lambda: b.running() and b.kill())
     b.start()
     return b
 
