@@ -98,10 +98,16 @@ impl AuditSigner {
     }
 }
 
+/// Whether `signature` is `public_key`'s Ed25519 signature of `head`.
+pub fn verify(public_key: &[u8], head: &HeadStatement<'_>, signature: &[u8]) -> bool {
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+        .verify(&head.message(), signature)
+        .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::signature::{UnparsedPublicKey, ED25519};
 
     /// A PKCS#8 v1 Ed25519 key (RFC 8410's example private key, as OpenSSL writes it).
     const PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
@@ -124,13 +130,12 @@ mod tests {
             timestamp_ms: 1_700_000_000_000,
         };
         let sig = signer.sign(&head);
-        let public = UnparsedPublicKey::new(&ED25519, signer.public_key());
-        public.verify(&head.message(), &sig).unwrap();
+        assert!(verify(signer.public_key(), &head, &sig));
         let other = HeadStatement {
             tree_size: 9,
             ..head
         };
-        assert!(public.verify(&other.message(), &sig).is_err());
+        assert!(!verify(signer.public_key(), &other, &sig));
         assert!(head.message().starts_with(HEAD_CONTEXT));
 
         std::fs::write(&path, "not a key").unwrap();

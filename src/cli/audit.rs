@@ -1,4 +1,4 @@
-//! `strata audit head | key | prove | consistency | witness`: an audit topic's Merkle tree
+//! `strata audit head | key | prove | consistency | verify | witness`: an audit topic's Merkle tree
 //! through a broker's admin HTTP (`GET /audit/…`), with every proof checked here, by
 //! the RFC 9162 verifier of `log_store::merkle`, before it is printed. A proof that
 //! does not check exits with status 1 (damaged), as `strata log verify` does; other
@@ -40,6 +40,10 @@ enum AuditCommand {
         #[arg(long)]
         tree_size: Option<u64>,
     },
+    /// Recomputes a partition directory's tree from its segment files and checks it
+    /// against a saved head (--head) or a broker's tree (--against), naming the first
+    /// batch that differs.
+    Verify(super::audit_verify::VerifyArgs),
     /// Remembers each partition's last head in --state and checks that the new head
     /// extends it (a consistency proof against the remembered root): fails on a
     /// rollback (a smaller tree) or a fork (a rewritten history).
@@ -100,6 +104,7 @@ impl AuditArgs {
                 let answer = get(&target, &format!("inclusion?offset={offset}{size}"))?;
                 prove(&target, &answer)
             }
+            AuditCommand::Verify(v) => super::audit_verify::verify(&v),
             AuditCommand::Witness(w) => {
                 super::audit_witness::witness(&w.partitions, &w.state, &w.admin)
             }

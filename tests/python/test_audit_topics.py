@@ -7,7 +7,8 @@ heads and proofs the admin port serves are checked by an independent RFC 9162 ve
 written here with Python's own SHA-256, against batches it reads from the segment files
 itself. `strata audit witness` catches a rollback and a fork of a partition. Heads signed with
 `audit.signing.key.file` check with the published key (the `cryptography` package's
-Ed25519)."""
+Ed25519). `strata audit verify` names the first tampered batch of a copied partition
+directory."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import shutil
 import struct
 import subprocess
 
+import crc32c
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
@@ -153,19 +155,30 @@ def _verify_consistency(first: int, second: int, proof: list[bytes], r1: bytes, 
     return sn == 0 and fr == r1 and sr == r2
 
 
-def _stored_batches(partition_dir) -> list[tuple[int, bytes]]:
-    """(base offset, bytes) of every batch in the partition's segment files, read from
-    disk: what the verifier hashes itself."""
+def _batch_spans(partition_dir) -> list[tuple[object, int, int, int]]:
+    """(segment file, position, length, base offset) of every batch in the partition's
+    segment files, in offset order (stopping at a preallocated tail)."""
     out = []
     for seg in segment_files(partition_dir):
         data = seg.read_bytes()
         pos = 0
         while pos + 12 <= len(data):
             base, length = struct.unpack_from(">qi", data, pos)
-            if length < 49 or pos + 12 + length > len(data) or (out and base <= out[-1][0]):
-                break  # the active segment's preallocated tail
-            out.append((base, data[pos:pos + 12 + length]))
+            if length < 49 or pos + 12 + length > len(data) or (out and base <= out[-1][3]):
+                break
+            out.append((seg, pos, 12 + length, base))
             pos += 12 + length
+    return out
+
+
+def _stored_batches(partition_dir) -> list[tuple[int, bytes]]:
+    """(base offset, bytes) of every batch in the partition's segment files, read from
+    disk: what the verifier hashes itself."""
+    files = {}
+    out = []
+    for seg, pos, length, base in _batch_spans(partition_dir):
+        data = files.setdefault(seg, seg.read_bytes())
+        out.append((base, data[pos:pos + length]))
     return out
 
 
@@ -354,3 +367,82 @@ def test_heads_are_unsigned_without_a_key(broker):
     assert _get(broker, "/audit/unsigned-trail/0/head")["signature"] is None
     status, body = _answer(broker, "/audit/key")
     assert status == 404 and "audit.signing.key.file" in body["error"], body
+
+
+def test_audit_verify_names_the_first_tampered_batch(broker, tmp_path):
+    """`strata audit verify` recomputes the tree of a partition directory: an untouched
+    copy verifies against a saved head and the broker's tree; a byte changed with its
+    CRC fixed, a deleted batch and two swapped batches are each named by offset, and a
+    cut tail is reported as such."""
+    topic = "verified-trail"
+    create_topic(broker.bootstrap, topic, 1, config={"audit.enabled": "true",
+                                                      "segment.bytes": "4096"})
+    _produce_batches(broker.bootstrap, topic, 40, "v")
+    head_file = tmp_path / "head.json"
+    r = subprocess.run([str(broker.bin), "audit", "head", f"{topic}/0", "--json",
+                        "--admin", broker.admin_addr], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    head_file.write_text(r.stdout)
+    original = tmp_path / "original"
+    shutil.copytree(broker.partition_dir(topic, 0), original)
+    spans = _batch_spans(original)
+    assert len(spans) == 40
+
+    def verify(copy):
+        return subprocess.run([str(broker.bin), "audit", "verify", str(copy), "--head", str(head_file),
+                               "--against", f"{topic}/0", "--admin", broker.admin_addr],
+                              capture_output=True, text=True, timeout=60)
+
+    r = verify(original)
+    assert r.returncode == 0 and "verified" in r.stdout, r
+
+    def tampered(name: str, change) -> subprocess.CompletedProcess:
+        copy = tmp_path / name
+        shutil.copytree(original, copy)
+        change(copy)
+        return verify(copy)
+
+    k = 7
+    seg_k, pos_k, len_k, base_k = spans[k]
+
+    def flip(copy):
+        f = copy / seg_k.name
+        data = bytearray(f.read_bytes())
+        data[pos_k + len_k - 2] ^= 0x01
+        crc = crc32c.crc32c(bytes(data[pos_k + 21:pos_k + len_k]))
+        struct.pack_into(">I", data, pos_k + 17, crc)
+        f.write_bytes(bytes(data))
+
+    r = tampered("flipped", flip)
+    assert r.returncode == 1 and f"batch {k} (offset {base_k})" in r.stderr, r
+    assert "do not hash to the head's root" in r.stderr, r
+
+    def delete(copy):
+        f = copy / seg_k.name
+        data = f.read_bytes()
+        f.write_bytes(data[:pos_k] + data[pos_k + len_k:])
+
+    r = tampered("deleted", delete)
+    assert r.returncode == 1 and f"batch {k} (offset {spans[k + 1][3]})" in r.stderr, r
+
+    seg_n, pos_n, len_n, _ = spans[k + 1]
+    assert seg_n == seg_k, "two batches of one segment"
+
+    def swap(copy):
+        f = copy / seg_k.name
+        data = f.read_bytes()
+        a, b = data[pos_k:pos_k + len_k], data[pos_n:pos_n + len_n]
+        f.write_bytes(data[:pos_k] + b + a + data[pos_n + len_n:])
+
+    r = tampered("swapped", swap)
+    assert r.returncode == 1 and f"batch {k} (offset {spans[k + 1][3]})" in r.stderr, r
+
+    def cut(copy):
+        last_seg, last_pos, _, _ = spans[-3]
+        f = copy / last_seg.name
+        f.write_bytes(f.read_bytes()[:last_pos])
+        for seg in {s for s, _, _, _ in spans[-3:]} - {last_seg}:
+            (copy / seg.name).write_bytes(b"")
+
+    r = tampered("cut", cut)
+    assert r.returncode == 1 and "the tail was cut" in r.stderr, r

@@ -1,0 +1,245 @@
+//! `strata audit verify DIR`: recomputes an audit partition's Merkle tree from the
+//! segment files of DIR (read only: a stopped broker's partition directory, a copy, or a
+//! replica's), and checks it against what the caller trusts:
+//!
+//! - `--head FILE`: a head as `strata audit head --json` prints it (its signature checked
+//!   with `--public-key`): the first `tree_size` batches must hash to its root;
+//! - `--against TOPIC/P` (with the admin port flags): a broker's committed tree. When the
+//!   roots differ, the first bad batch is found by bisection on prefix roots (the broker
+//!   proves the root of any prefix), in O(log n) requests, and named by its offset.
+//!
+//! A batch with a bad CRC-32C is named too (a change that did not fix the CRC). Exits 1
+//! when anything does not match.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use broker::audit_signer::{self, HeadStatement};
+use log_store::inspect;
+use log_store::merkle::{self, Hash, MemoryTree};
+use serde_json::Value;
+
+use super::admin_http::{AdminClient, AdminEndpointArgs};
+use super::audit::{field_hash, num};
+use super::partition::parse_partition;
+use super::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The partition directory (`<topic>-<partition>`) to recompute the tree of.
+    dir: PathBuf,
+    /// A head to check the tree against (JSON of `strata audit head --json`).
+    #[arg(long, value_name = "FILE")]
+    head: Option<PathBuf>,
+    /// The public key (hex) to check --head's signature with.
+    #[arg(long, value_name = "HEX", requires = "head")]
+    public_key: Option<String>,
+    /// Compare with this partition's committed tree on a broker, naming the first batch
+    /// that differs.
+    #[arg(long, value_name = "TOPIC/P")]
+    against: Option<String>,
+    #[command(flatten)]
+    admin: AdminEndpointArgs,
+}
+
+/// The batches of a directory as leaves: their hashes and offsets.
+struct Leaves {
+    tree: MemoryTree,
+    /// (base offset, last offset) per leaf.
+    offsets: Vec<(u64, u64)>,
+    problems: Vec<String>,
+}
+
+fn read_leaves(dir: &Path) -> anyhow::Result<Leaves> {
+    let mut leaves = Leaves {
+        tree: MemoryTree::default(),
+        offsets: Vec::new(),
+        problems: Vec::new(),
+    };
+    let logs = inspect::segment_logs(dir).with_context(|| format!("listing {}", dir.display()))?;
+    if logs.is_empty() {
+        anyhow::bail!(
+            "no segment files in {}; is it a partition directory?",
+            dir.display()
+        );
+    }
+    for (_, path) in logs {
+        inspect::scan_log_file(
+            &path,
+            |b| {
+                let (base, last) = (b.header.base_offset, b.header.last_offset());
+                let next = leaves.offsets.last().map_or(0, |&(_, l)| l + 1);
+                if base < 0 || (base as u64) < next {
+                    // Bytes past the log's end (a truncation that left the file alone).
+                    return ControlFlow::Break(());
+                }
+                if !b.crc_ok {
+                    leaves
+                        .problems
+                        .push(format!("offset {base}: the batch's CRC-32C does not match"));
+                }
+                leaves.tree.push(merkle::leaf_hash(b.frame));
+                leaves.offsets.push((base as u64, last as u64));
+                ControlFlow::Continue(())
+            },
+            |_| {},
+        )
+        .with_context(|| format!("reading {}", path.display()))?;
+    }
+    Ok(leaves)
+}
+
+pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    let mut leaves = read_leaves(&args.dir)?;
+    let size = leaves.tree.size();
+    let root = merkle::root(&leaves.tree, size).context("the tree of the whole log")?;
+    println!(
+        "{}: {size} batches, offsets {}, root {}",
+        args.dir.display(),
+        leaves
+            .offsets
+            .last()
+            .map_or("none".to_string(), |&(_, l)| format!("0..={l}")),
+        merkle::to_hex(&root)
+    );
+    if let Some(path) = &args.head {
+        let why = check_head(&leaves, path, args.public_key.as_deref())?;
+        leaves.problems.extend(why);
+    }
+    if let Some(partition) = &args.against {
+        let why = check_against(&leaves, partition, &args.admin)?;
+        leaves.problems.extend(why);
+    }
+    if leaves.problems.is_empty() {
+        println!("verified");
+        return Ok(Outcome::Clean);
+    }
+    for p in &leaves.problems {
+        eprintln!("{}: {p}", args.dir.display());
+    }
+    Ok(Outcome::Damaged)
+}
+
+/// What does not match the head in `path` (signed, when `public_key` is given).
+fn check_head(
+    leaves: &Leaves,
+    path: &Path,
+    public_key: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let head: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let size = num(&head, "tree_size")?;
+    let root = field_hash(&head, "root_hash")?;
+    if let Some(key) = public_key {
+        let statement = statement_of(&head, &root)?;
+        let signature = head
+            .get("signature")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let ok = hex_bytes(key)
+            .zip(hex_bytes(signature))
+            .is_some_and(|(k, s)| audit_signer::verify(&k, &statement, &s));
+        if !ok {
+            return Ok(Some(format!(
+                "the head in {} is not signed by that key",
+                path.display()
+            )));
+        }
+    }
+    if leaves.tree.size() < size {
+        return Ok(Some(format!(
+            "the log holds {} batches, the head covers {size}: its tail was cut or the log rolled back",
+            leaves.tree.size()
+        )));
+    }
+    let local = merkle::root(&leaves.tree, size).context("a prefix of the tree")?;
+    Ok((local != root).then(|| {
+        format!(
+            "the first {size} batches do not hash to the head's root: one was changed, removed, \
+             added or reordered (compare with a broker, --against, to name it)"
+        )
+    }))
+}
+
+fn statement_of<'a>(head: &'a Value, root: &'a Hash) -> anyhow::Result<HeadStatement<'a>> {
+    let text = |k: &str| {
+        head.get(k)
+            .and_then(Value::as_str)
+            .with_context(|| format!("the head has no {k:?}"))
+    };
+    Ok(HeadStatement {
+        topic: text("topic")?,
+        partition: i32::try_from(num(head, "partition")?).context("a partition number")?,
+        tree_size: num(head, "tree_size")?,
+        root,
+        last_offset: head.get("last_offset").and_then(Value::as_u64),
+        timestamp_ms: head
+            .get("timestamp_ms")
+            .and_then(Value::as_i64)
+            .context("the head has no timestamp_ms")?,
+    })
+}
+
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// What does not match the broker's committed tree of `partition`; names the first
+/// batch that differs.
+fn check_against(
+    leaves: &Leaves,
+    partition: &str,
+    admin: &AdminEndpointArgs,
+) -> anyhow::Result<Option<String>> {
+    let (topic, index) = parse_partition(partition)?;
+    let client = AdminClient::new(admin)?;
+    let base = format!("/audit/{topic}/{index}");
+    let head = client.get(client.addr(), &format!("{base}/head"))?;
+    let size = num(&head, "tree_size")?;
+    let broker_root = |m: u64| -> anyhow::Result<Hash> {
+        let answer = client.get(
+            client.addr(),
+            &format!("{base}/consistency?from={m}&to={size}"),
+        )?;
+        field_hash(&answer, "from_root")
+    };
+    let local_root = |m: u64| merkle::root(&leaves.tree, m).context("a prefix of the tree");
+    let common = size.min(leaves.tree.size());
+    if local_root(common)? == broker_root(common)? {
+        if leaves.tree.size() < size {
+            let from = leaves.offsets.last().map_or(0, |&(_, l)| l + 1);
+            return Ok(Some(format!(
+                "the log ends at batch {} (offset {from}); the broker's tree has {size}: the tail was cut",
+                leaves.tree.size()
+            )));
+        }
+        return Ok(None);
+    }
+    // The longest prefix both trees share: prefix equality only fails from the first
+    // bad leaf on.
+    let (mut good, mut bad) = (0u64, common);
+    while bad - good > 1 {
+        let mid = good + (bad - good) / 2;
+        if local_root(mid)? == broker_root(mid)? {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    // Leaf `good` is the first that differs (the prefix of `good + 1` leaves does).
+    let first_bad = good;
+    let (offset, _) = leaves.offsets[first_bad as usize];
+    Ok(Some(format!(
+        "batch {first_bad} (offset {offset}) differs from the broker's tree: it or the order \
+         from there was changed, or a batch before it removed"
+    )))
+}
