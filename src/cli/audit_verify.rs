@@ -139,8 +139,8 @@ fn check_head(
             .get("signature")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let ok = hex_bytes(key)
-            .zip(hex_bytes(signature))
+        let ok = merkle::bytes_from_hex(key)
+            .zip(merkle::bytes_from_hex(signature))
             .is_some_and(|(k, s)| audit_signer::verify(&k, &statement, &s));
         if !ok {
             return Ok(Some(format!(
@@ -181,16 +181,6 @@ fn statement_of<'a>(head: &'a Value, root: &'a Hash) -> anyhow::Result<HeadState
             .and_then(Value::as_i64)
             .context("the head has no timestamp_ms")?,
     })
-}
-
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// What does not match the broker's committed tree of `partition`; names the first

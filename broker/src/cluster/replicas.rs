@@ -65,10 +65,7 @@ impl Cluster {
             // An audit topic stays one (append-only, with its tree) whatever else fails.
             let mut defaults = topics.defaults().log.clone();
             if crate::config::audit_override(&meta.config) {
-                defaults.audit = true;
-                defaults.retention_ms = None;
-                defaults.retention_bytes = None;
-                defaults.cleanup_policy = "delete".into();
+                defaults.make_audit();
             }
             defaults
         });

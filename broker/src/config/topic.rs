@@ -199,15 +199,14 @@ impl TopicConfig {
             }
             "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(key, value)?,
             "audit.enabled" => {
-                self.audit = super::topic_keys::parse_bool(value.trim())
+                let audit = super::topic_keys::parse_bool(value.trim())
                     .ok_or_else(|| bad(key, format!("{value:?} is not true or false")))?;
-                // An audit topic keeps every batch, whatever the broker's defaults: a
-                // later key that sets a retention limit or compaction is refused by
-                // `check`. (Keys apply in name order, so this comes first.)
-                if self.audit {
-                    self.retention_ms = None;
-                    self.retention_bytes = None;
-                    self.cleanup_policy = "delete".into();
+                // Keys apply in name order, so this comes before any retention or
+                // cleanup key, which `check` then refuses if it removes batches.
+                if audit {
+                    self.make_audit();
+                } else {
+                    self.audit = false;
                 }
             }
             "write.caching" => {
@@ -305,6 +304,15 @@ impl TopicConfig {
                 .unwrap_or("config");
             bad(key, message)
         })
+    }
+
+    /// Makes this an audit topic, whatever the broker's defaults: unlimited retention,
+    /// no compaction.
+    pub fn make_audit(&mut self) {
+        self.audit = true;
+        self.retention_ms = None;
+        self.retention_bytes = None;
+        self.cleanup_policy = "delete".into();
     }
 
     /// An audit topic's keys: nothing may remove its batches.

@@ -22,9 +22,9 @@ impl Partition {
         offset: u64,
         tree_size: Option<u64>,
     ) -> PartitionResult<(InclusionProof, Hash)> {
-        let head = self.audit_head()?;
-        let size = tree_size.unwrap_or(head.size);
-        self.committed_size(&head, size)?;
+        let committed = self.committed_audit_size()?;
+        let size = tree_size.unwrap_or(committed);
+        check_committed(committed, size)?;
         self.with_log(|log| {
             let proof = log.audit_inclusion(offset, size)?;
             Ok((proof, log.audit_root(size)?))
@@ -39,8 +39,7 @@ impl Partition {
         first: u64,
         second: u64,
     ) -> PartitionResult<(Vec<Hash>, Hash, Hash)> {
-        let head = self.audit_head()?;
-        self.committed_size(&head, second)?;
+        check_committed(self.committed_audit_size()?, second)?;
         self.with_log(|log| {
             let proof = log.audit_consistency(first, second)?;
             Ok((proof, log.audit_root(first)?, log.audit_root(second)?))
@@ -48,15 +47,19 @@ impl Partition {
         .map_err(PartitionError::Log)
     }
 
-    /// Refuses a tree size past the committed head.
-    fn committed_size(&self, head: &AuditHead, size: u64) -> PartitionResult<()> {
-        if size > head.size {
-            let why = format!(
-                "tree size {size} is past the committed head's {}",
-                head.size
-            );
-            return Err(PartitionError::Log(log_store::LogError::AuditRange(why)));
-        }
-        Ok(())
+    /// Leaves of the tree of this replica's committed batches.
+    fn committed_audit_size(&self) -> PartitionResult<u64> {
+        let hw = self.high_watermark();
+        self.with_log(|log| log.audit_size(hw))?
+            .map_err(PartitionError::Log)
     }
+}
+
+/// Refuses a tree size past the committed head's.
+fn check_committed(committed: u64, size: u64) -> PartitionResult<()> {
+    if size > committed {
+        let why = format!("tree size {size} is past the committed head's {committed}");
+        return Err(PartitionError::Log(log_store::LogError::AuditRange(why)));
+    }
+    Ok(())
 }

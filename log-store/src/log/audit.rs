@@ -107,13 +107,19 @@ impl Log {
     /// watermark, for a head of committed batches only).
     pub fn audit_head(&self, limit_offset: u64) -> Result<AuditHead> {
         let t = self.audit_tree()?;
-        let leaves = t.batches.partition_point(|&(_, last)| last < limit_offset);
-        let size = leaves as u64;
+        let size = self.audit_size(limit_offset)?;
+        let leaves = size as usize;
         Ok(AuditHead {
             size,
             root: merkle::root(&t.tree, size).map_err(range)?,
             last_offset: t.batches[..leaves].last().map(|&(_, last)| last),
         })
+    }
+
+    /// Leaves whose batches lie wholly below `limit_offset`.
+    pub fn audit_size(&self, limit_offset: u64) -> Result<u64> {
+        let t = self.audit_tree()?;
+        Ok(t.batches.partition_point(|&(_, last)| last < limit_offset) as u64)
     }
 
     /// The root of the tree of the first `size` leaves.

@@ -67,14 +67,18 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// A hash from 64 hex digits (either case); `None` for anything else.
 pub fn from_hex(text: &str) -> Option<Hash> {
-    if text.len() != 64 || !text.is_ascii() {
+    bytes_from_hex(text)?.try_into().ok()
+}
+
+/// Bytes (a key, a signature) from hex digits (either case); `None` for anything else.
+pub fn bytes_from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// A tree kept in memory: the hash of every complete subtree, level by level.
