@@ -70,6 +70,9 @@ pub enum EntryKind {
     /// A replicated DeleteRecords: moves the log start to the offset in its payload
     /// (8 bytes, big-endian) on every replica that applies it.
     LogStart,
+    /// A tree head of an audit log, as its leader logged it (`merkle::LoggedHead`): every
+    /// replica that appends it checks it against its own tree.
+    AuditHead,
 }
 
 impl EntryKind {
@@ -80,6 +83,7 @@ impl EntryKind {
             EntryKind::ConfChange => 2,
             EntryKind::ConfChangeV2 => 3,
             EntryKind::LogStart => 4,
+            EntryKind::AuditHead => 5,
         }
     }
 
@@ -90,6 +94,7 @@ impl EntryKind {
             2 => EntryKind::ConfChange,
             3 => EntryKind::ConfChangeV2,
             4 => EntryKind::LogStart,
+            5 => EntryKind::AuditHead,
             _ => return None,
         })
     }

@@ -59,6 +59,7 @@ pub mod handle;
 pub mod index;
 pub mod inspect;
 pub mod log;
+pub mod logged_heads;
 pub mod merkle;
 pub mod offset_map;
 pub mod prealloc;
@@ -77,8 +78,8 @@ pub use config::LogConfig;
 pub use entries::EntryKind;
 pub use error::{LogError, Result};
 pub use log::{
-    AppendInfo, AuditHead, EntryInfo, InclusionProof, Log, OpenReport, PendingFlush,
-    RetentionOutcome, SegmentInfo,
+    AppendInfo, AuditDivergence, AuditHead, EntryInfo, HeadMark, InclusionProof, Log, OpenReport,
+    PendingFlush, RetentionOutcome, SegmentInfo,
 };
 pub use recode::{recompress, set_max_timestamp, stamp_log_append_time, RecodeError};
 pub use restamp::restamp_zero_terms;

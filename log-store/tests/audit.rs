@@ -3,8 +3,10 @@
 
 mod common;
 
-use log_store::merkle::{self, verify_consistency, verify_inclusion, MemoryTree};
-use log_store::{Log, LogConfig, LogError};
+use log_store::merkle::{
+    self, verify_consistency, verify_inclusion, LoggedHead, MemoryTree, TreeHead,
+};
+use log_store::{EntryKind, Log, LogConfig, LogError};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -109,4 +111,111 @@ fn a_log_without_audit_keeps_no_tree() {
     audited.retention_ms = None;
     log.set_config(audited).unwrap();
     assert_eq!(log.audit_head(u64::MAX).unwrap().size, 3);
+}
+
+/// Logs the head of the log's whole tree, with `root` in place of its own when given.
+fn log_head(log: &mut Log, term: u64, root: Option<merkle::Hash>) -> u64 {
+    let own = log.audit_head(u64::MAX).unwrap();
+    let logged = LoggedHead {
+        head: TreeHead {
+            topic: "trail".into(),
+            partition: 0,
+            tree_size: own.size,
+            root: root.unwrap_or(own.root),
+            last_offset: own.last_offset,
+            timestamp_ms: 1_000,
+        },
+        signature: Some([5; 64]),
+    };
+    log.append_meta(term, EntryKind::AuditHead, &logged.encode())
+        .unwrap()
+}
+
+#[test]
+fn logged_heads_are_checked_against_the_tree_on_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 30);
+    let first = log_head(&mut log, 1, None);
+    append(&mut log, 1, 5);
+    log.append_meta(1, EntryKind::AuditHead, b"not a head")
+        .unwrap();
+    assert_eq!(log.audit_divergence(), None);
+    assert_eq!(
+        log.audit_heads().len(),
+        1,
+        "a malformed head counts as none"
+    );
+    assert_eq!(log.audit_heads()[0].raft_index, first);
+    assert_eq!(log.audit_heads()[0].tree_size, 30);
+    assert_eq!(log.logged_head(first).unwrap().signature, Some([5; 64]));
+
+    let bad = log_head(&mut log, 1, Some([0; 32]));
+    let d = log.audit_divergence().expect("the wrong root is caught");
+    assert_eq!(
+        (d.raft_index, d.tree_size, d.logged_root),
+        (bad, 35, [0; 32])
+    );
+    assert_eq!(d.own_root, Some(log.audit_head(u64::MAX).unwrap().root));
+    assert!(d.to_string().contains("35 leaves"), "{d}");
+
+    // A truncation takes the later heads with it; the divergence stays.
+    log.truncate_from_raft_index(first + 1).unwrap();
+    assert_eq!(log.audit_heads().len(), 1);
+    assert!(log.audit_divergence().is_some());
+    drop(log);
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.audit_heads().len(), 1);
+    assert_eq!(log.audit_divergence(), None, "what is left agrees");
+}
+
+#[test]
+fn a_batch_changed_on_disk_is_caught_by_the_heads_when_the_log_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 30);
+    let logged = log_head(&mut log, 1, None);
+    append(&mut log, 1, 5);
+    let first_segment = log.segments()[0].path.clone();
+    log.close().unwrap();
+
+    // A record value byte of the first batch, in a closed segment that a clean open
+    // does not scan: only the tree sees it.
+    let mut bytes = std::fs::read(&first_segment).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&first_segment, bytes).unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let d = log
+        .audit_divergence()
+        .expect("the change is caught at open");
+    assert_eq!((d.raft_index, d.tree_size), (logged, 30));
+    assert_ne!(d.own_root, Some(d.logged_root));
+}
+
+#[test]
+fn the_heads_of_a_directory_read_offline_as_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 30);
+    let first = log_head(&mut log, 1, None);
+    append(&mut log, 1, 30);
+    log.append_meta(1, EntryKind::AuditHead, b"not a head")
+        .unwrap();
+    let second = log_head(&mut log, 2, None);
+    assert!(log.segment_count() > 3);
+    let logged = [first, second].map(|i| log.logged_head(i).unwrap());
+    drop(log); // as a copy of a running broker's directory would be
+
+    let found = log_store::logged_heads::read_logged_heads(dir.path()).unwrap();
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        (found[0].0, found[0].1.as_ref().unwrap()),
+        (first, &logged[0])
+    );
+    assert!(found[1].1.is_err(), "the malformed head is reported");
+    assert_eq!(
+        (found[2].0, found[2].1.as_ref().unwrap()),
+        (second, &logged[1])
+    );
+    assert_eq!(logged[1].head.tree_size, 60);
 }

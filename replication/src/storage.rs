@@ -14,6 +14,8 @@
 //! - `EntryNormal` whose context is [`LOG_START_CONTEXT`] (a replicated DeleteRecords): a
 //!   `LogStart` entry keeping its 8-byte offset; it takes no Kafka offset, and the
 //!   context is given back when the entry is read.
+//! - `EntryNormal` whose context is [`AUDIT_HEAD_CONTEXT`] (an audit log's tree head): an
+//!   `AuditHead` entry keeping its payload, likewise.
 //!
 //! Not persisted: any other `context`, and `sync_log` (Strata proposes neither).
 //!
@@ -150,23 +152,23 @@ impl LogStorage {
                     reason: format!("entry {} does not follow {}", e.index, expected - 1),
                 });
             }
-            let appended = match (e.get_entry_type(), e.data.is_empty()) {
-                (EntryType::EntryNormal, _) if e.context.as_ref() == LOG_START_CONTEXT => log
-                    .append_meta(e.term, EntryKind::LogStart, &e.data)
-                    .map(|_| ()),
-                (EntryType::EntryNormal, false) if vouched(e) => {
+            let normal = e.get_entry_type() == EntryType::EntryNormal;
+            let marked = normal.then(|| marked_kind(&e.context)).flatten();
+            let appended = match (e.get_entry_type(), e.data.is_empty(), marked) {
+                (_, _, Some(kind)) => log.append_meta(e.term, kind, &e.data).map(|_| ()),
+                (EntryType::EntryNormal, false, None) if vouched(e) => {
                     log.append_vouched(e.term, &e.data).map(|_| ())
                 }
-                (EntryType::EntryNormal, false) => {
+                (EntryType::EntryNormal, false, None) => {
                     log.append_replicated(e.term, &e.data).map(|_| ())
                 }
-                (EntryType::EntryNormal, true) => {
+                (EntryType::EntryNormal, true, None) => {
                     log.append_meta(e.term, EntryKind::Noop, &[]).map(|_| ())
                 }
-                (EntryType::EntryConfChange, _) => log
+                (EntryType::EntryConfChange, _, _) => log
                     .append_meta(e.term, EntryKind::ConfChange, &e.data)
                     .map(|_| ()),
-                (EntryType::EntryConfChangeV2, _) => log
+                (EntryType::EntryConfChangeV2, _, _) => log
                     .append_meta(e.term, EntryKind::ConfChangeV2, &e.data)
                     .map(|_| ()),
             };
@@ -388,8 +390,8 @@ impl LogStorage {
             data,
             ..Default::default()
         };
-        if info.kind == EntryKind::LogStart {
-            e.context = LOG_START_CONTEXT.to_vec().into();
+        if let Some(context) = context_of(info.kind) {
+            e.context = context.to_vec().into();
         }
         e.set_entry_type(entry_type);
         Ok(e)
@@ -399,6 +401,28 @@ impl LogStorage {
 /// The context that marks a normal entry as a replicated DeleteRecords
 /// ([`EntryKind::LogStart`]; its data is the new log start offset, 8 bytes big-endian).
 pub const LOG_START_CONTEXT: &[u8] = b"strata:log-start";
+
+/// The context that marks a normal entry as an audit log's tree head
+/// ([`EntryKind::AuditHead`]; its data is a `log_store::merkle::LoggedHead`).
+pub const AUDIT_HEAD_CONTEXT: &[u8] = b"strata:audit-head";
+
+/// The non-data kind a normal entry's context marks it as (`None`: its data decides).
+pub fn marked_kind(context: &[u8]) -> Option<EntryKind> {
+    match context {
+        LOG_START_CONTEXT => Some(EntryKind::LogStart),
+        AUDIT_HEAD_CONTEXT => Some(EntryKind::AuditHead),
+        _ => None,
+    }
+}
+
+/// The context a normal entry of `kind` is read back with.
+fn context_of(kind: EntryKind) -> Option<&'static [u8]> {
+    match kind {
+        EntryKind::LogStart => Some(LOG_START_CONTEXT),
+        EntryKind::AuditHead => Some(AUDIT_HEAD_CONTEXT),
+        _ => None,
+    }
+}
 
 /// Locks for reading; a poisoned lock still guards a log whose every method left it
 /// consistent or returned an error, so the data is usable.

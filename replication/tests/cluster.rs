@@ -264,13 +264,15 @@ async fn views_tracked_proposals_and_forwarding() {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_log_start_moves_on_every_replica() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(dir.path(), 3, 1, LogConfig::default(), TICK)
-        .await
-        .unwrap();
-    for n in 0..30 {
+/// Three nodes running group 1 with `batches` batches committed: the cluster, the
+/// leader's id and its handle.
+async fn one_group_of(
+    dir: &std::path::Path,
+    config: LogConfig,
+    batches: u64,
+) -> (LocalCluster, u64, replication::node::NodeHandle) {
+    let cluster = LocalCluster::start(dir, 3, 1, config, TICK).await.unwrap();
+    for n in 0..batches {
         cluster
             .propose(1, common::batch(n, 1).to_vec(), TIMEOUT)
             .await
@@ -278,6 +280,13 @@ async fn the_log_start_moves_on_every_replica() {
     }
     let leader = cluster.leader(1).await.expect("a leader");
     let h = cluster.handle(leader).unwrap().clone();
+    (cluster, leader, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_start_moves_on_every_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, leader, h) = one_group_of(dir.path(), LogConfig::default(), 30).await;
     let done = h.move_log_start(1, 20).await.unwrap();
     assert!(done.high_watermark >= 30);
     assert_eq!(
@@ -372,5 +381,60 @@ async fn a_lone_voter_commits_without_being_hurried() {
     assert_eq!(commit(first).await.base_offset, 6);
     let log = cluster.log(1, 1).unwrap().read().unwrap().next_offset();
     assert_eq!(log, 9);
+    cluster.shutdown();
+}
+
+/// An audit log's tree head travels through Raft as a non-data entry (it takes no
+/// offset, and keeps its kind when sent from the log): every replica records it and
+/// checks it against its own tree, so a head that no replica's tree agrees with is
+/// caught on each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_heads_are_checked_on_every_replica() {
+    use log_store::merkle::{LoggedHead, TreeHead};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        audit: true,
+        retention_ms: None,
+        ..LogConfig::default()
+    };
+    let (mut cluster, leader, h) = one_group_of(dir.path(), config, 10).await;
+    let own = cluster
+        .log(leader, 1)
+        .unwrap()
+        .read()
+        .unwrap()
+        .audit_head(10)
+        .unwrap();
+    let head = |root| LoggedHead {
+        head: TreeHead {
+            topic: "t".into(),
+            partition: 0,
+            tree_size: own.size,
+            root,
+            last_offset: own.last_offset,
+            timestamp_ms: 1,
+        },
+        signature: None,
+    };
+    h.log_audit_head(1, head(own.root).encode()).await.unwrap();
+    h.log_audit_head(1, head([9; 32]).encode()).await.unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    for id in 1..=3 {
+        let log = cluster.log(id, 1).unwrap();
+        while log.read().unwrap().audit_heads().len() < 2 {
+            assert!(Instant::now() < deadline, "node {id}: heads never arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let log = log.read().unwrap();
+        assert_eq!(log.audit_heads()[0].root, own.root);
+        let d = log.audit_divergence().expect("the wrong head is caught");
+        assert_eq!(d.raft_index, log.audit_heads()[1].raft_index);
+        assert_eq!(d.own_root, Some(own.root));
+    }
+    let c = h
+        .propose(1, common::batch(10, 1).to_vec(), Ack::Quorum)
+        .await
+        .unwrap();
+    assert_eq!(c.base_offset, 10, "heads take no offset");
     cluster.shutdown();
 }

@@ -32,6 +32,11 @@ impl AuditTree {
         self.batches.push((base, last));
     }
 
+    /// The root of the first `size` leaves (`None`: fewer leaves).
+    pub(super) fn root(&self, size: u64) -> Option<Hash> {
+        merkle::root(&self.tree, size).ok()
+    }
+
     /// Drops the leaves of batches at or past `offset` (a truncation).
     pub(crate) fn truncate_from(&mut self, offset: u64) {
         let keep = self.batches.partition_point(|&(base, _)| base < offset);
@@ -64,16 +69,21 @@ pub struct InclusionProof {
 
 impl Log {
     /// Builds the tree from the log's batches when the config asks for one (none
-    /// otherwise, or when the log does not start at offset 0).
+    /// otherwise, or when the log does not start at offset 0), then collects and checks
+    /// the heads the log records.
     pub(super) fn build_audit_tree(&mut self) -> Result<()> {
-        self.audit = None;
+        self.audit = self.tree_from_batches()?;
+        self.collect_audit_heads()
+    }
+
+    fn tree_from_batches(&self) -> Result<Option<AuditTree>> {
         if !self.config.audit {
-            return Ok(());
+            return Ok(None);
         }
         if self.log_start_offset() != 0 {
             warn!(dir = %self.dir.display(), log_start = self.log_start_offset(),
                 "audit log does not start at offset 0: no tree kept");
-            return Ok(());
+            return Ok(None);
         }
         let mut tree = AuditTree::default();
         let mut offset = 0;
@@ -89,8 +99,7 @@ impl Log {
                 offset = last + 1;
             }
         }
-        self.audit = Some(tree);
-        Ok(())
+        Ok(Some(tree))
     }
 
     fn audit_tree(&self) -> Result<&AuditTree> {

@@ -81,6 +81,7 @@ impl Log {
             sealed: false,
             deferred_deletes: Vec::new(),
             audit: None,
+            audit_heads: Default::default(),
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         log.start_appending(&marker)?;

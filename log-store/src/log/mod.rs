@@ -31,6 +31,7 @@ use crate::error::{LogError, Result};
 use crate::segment::{Segment, Spare};
 
 mod audit;
+mod audit_heads;
 mod clean;
 mod flush;
 mod load;
@@ -38,6 +39,7 @@ mod retention;
 mod sidecars;
 
 pub use audit::{AuditHead, InclusionProof};
+pub use audit_heads::{AuditDivergence, HeadMark};
 pub use flush::PendingFlush;
 
 pub(crate) use load::list_segments;
@@ -160,6 +162,8 @@ pub struct Log {
     deferred_deletes: Vec<retention::DeferredDelete>,
     /// The Merkle tree over the batches of an audit log (`LogConfig::audit`).
     audit: Option<audit::AuditTree>,
+    /// The tree heads an audit log records, and the first one its tree disagrees with.
+    audit_heads: audit_heads::LoggedHeads,
 }
 
 /// Whether an append computes the batch's CRC-32C.
@@ -460,8 +464,9 @@ impl Log {
         })
     }
 
-    /// Appends a non-data Raft entry (no-op, configuration change). It takes a Raft index
-    /// but no Kafka offset. Returns its Raft index.
+    /// Appends a non-data Raft entry (no-op, configuration change, logged tree head). It
+    /// takes a Raft index but no Kafka offset. Returns its Raft index. An audit log checks
+    /// a tree head against its own tree (`audit_heads.rs`).
     pub fn append_meta(&mut self, term: u64, kind: EntryKind, payload: &[u8]) -> Result<u64> {
         self.check_open()?;
         if kind.is_data() {
@@ -476,10 +481,14 @@ impl Log {
             });
         }
         self.check_term(term)?;
-        Ok(self
+        let raft_index = self
             .active_mut()
             .append_meta(kind, term, payload)?
-            .raft_index)
+            .raft_index;
+        if kind == EntryKind::AuditHead && self.config.audit {
+            self.note_audit_head(raft_index, payload);
+        }
+        Ok(raft_index)
     }
 
     fn check_term(&self, term: u64) -> Result<()> {
@@ -630,6 +639,8 @@ impl Log {
         if let Some(tree) = &mut self.audit {
             tree.truncate_from(next);
         }
+        let kept = self.last_raft_index();
+        self.audit_heads.truncate_from(kept + 1);
         done
     }
 

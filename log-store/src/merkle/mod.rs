@@ -20,11 +20,13 @@
 //! O(log² n) lookups and hashes whatever the tree's size. [`MemoryTree`] keeps them in
 //! memory; any store that keeps every complete subtree's hash works the same.
 
+mod head;
 mod proof;
 mod verify;
 
 use sha2::{Digest, Sha256};
 
+pub use head::{HeadError, LoggedHead, TreeHead, HEAD_CONTEXT, SIGNATURE_BYTES};
 pub use proof::{consistency_proof, inclusion_proof, root, SubtreeHashes, TreeError};
 pub use verify::{verify_consistency, verify_inclusion, ProofError};
 

@@ -445,6 +445,15 @@ impl Group {
         })
     }
 
+    /// Proposes an audit log's tree head (`payload`: a `log_store::merkle::LoggedHead`);
+    /// every replica checks it against its own tree as it appends it.
+    pub fn propose_audit_head(&mut self, payload: Vec<u8>) -> Result<Proposal, ProposeError> {
+        self.check_leader()?;
+        self.submit(0, |node| {
+            node.propose(crate::storage::AUDIT_HEAD_CONTEXT.to_vec(), payload)
+        })
+    }
+
     /// The Kafka offset the next data entry appended after the last entry of the Raft
     /// log will get: the log's own next offset plus the records of the entries raft-rs
     /// holds that are not written yet (this leader's proposals since the last Ready). So
@@ -473,7 +482,7 @@ impl Group {
         for e in unstable {
             if e.get_entry_type() == EntryType::EntryNormal
                 && !e.data.is_empty()
-                && e.context.as_ref() != crate::storage::LOG_START_CONTEXT
+                && crate::storage::marked_kind(&e.context).is_none()
             {
                 next += log_store::BatchHeader::parse_header(&e.data)
                     .map_or(0, |h| u64::from(h.last_offset_delta as u32) + 1);

@@ -152,6 +152,22 @@ impl NodeHandle {
         .unwrap_or_else(|| Err(stopped()))
     }
 
+    /// Logs an audit tree head in `group` (`payload`: a `log_store::merkle::LoggedHead`;
+    /// this node must lead the group); resolves when the entry commits.
+    pub async fn log_audit_head(
+        &self,
+        group: u64,
+        payload: Vec<u8>,
+    ) -> Result<Committed, ProposeError> {
+        self.ask(|reply| Command::AuditHead {
+            group,
+            payload,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err(stopped()))
+    }
+
     /// Asks this node, leader of `group`, to hand leadership to `to`. Returns once the
     /// request is made; the transfer completes when `to` wins its election (watch
     /// [`NodeHandle::status`]).

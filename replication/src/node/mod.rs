@@ -159,6 +159,11 @@ enum Command {
         offset: u64,
         reply: Reply,
     },
+    AuditHead {
+        group: u64,
+        payload: Vec<u8>,
+        reply: Reply,
+    },
     TransferLeader {
         group: u64,
         to: u64,
@@ -197,6 +202,7 @@ impl std::fmt::Debug for Command {
             Command::LogStart { group, offset, .. } => {
                 write!(f, "LogStart(group {group}, {offset})")
             }
+            Command::AuditHead { group, .. } => write!(f, "AuditHead({group})"),
             Command::TransferLeader { group, to, .. } => {
                 write!(f, "TransferLeader(group {group} to {to})")
             }
@@ -217,6 +223,7 @@ impl Command {
             | Command::Campaign { group, .. }
             | Command::ChangeMembership { group, .. }
             | Command::LogStart { group, .. }
+            | Command::AuditHead { group, .. }
             | Command::TransferLeader { group, .. }
             | Command::AddGroup { group, .. }
             | Command::Hurry { group } => Some(*group),
@@ -682,6 +689,16 @@ fn command(
             reply,
         } => {
             let proposed = groups.get_mut(&group).map(|g| g.propose_log_start(offset));
+            until_committed(waiting, group, proposed, reply);
+        }
+        Command::AuditHead {
+            group,
+            payload,
+            reply,
+        } => {
+            let proposed = groups
+                .get_mut(&group)
+                .map(|g| g.propose_audit_head(payload));
             until_committed(waiting, group, proposed, reply);
         }
         Command::TransferLeader { group, to, reply } => {
