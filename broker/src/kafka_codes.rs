@@ -53,7 +53,9 @@ impl PartitionError {
         let e = match self {
             PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
             PartitionError::Gone => ResponseError::UnknownTopicOrPartition,
-            PartitionError::Offline => ResponseError::KafkaStorageError,
+            PartitionError::Offline | PartitionError::AuditDiverged => {
+                ResponseError::KafkaStorageError
+            }
             PartitionError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
             PartitionError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
             PartitionError::PastHighWatermark { .. } => ResponseError::OffsetOutOfRange,
@@ -216,9 +218,10 @@ impl TxnError {
             TxnError::Peer(_) => ResponseError::CoordinatorNotAvailable,
             // As Kafka's coordinator maps the failures of its own appends.
             TxnError::Storage(e) => match **e {
-                PartitionError::NotLeader | PartitionError::Gone | PartitionError::Offline => {
-                    ResponseError::NotCoordinator
-                }
+                PartitionError::NotLeader
+                | PartitionError::Gone
+                | PartitionError::Offline
+                | PartitionError::AuditDiverged => ResponseError::NotCoordinator,
                 PartitionError::Timeout(_) | PartitionError::NotEnoughReplicas { .. } => {
                     ResponseError::CoordinatorNotAvailable
                 }

@@ -37,6 +37,7 @@
 pub mod acl;
 pub mod admin_http;
 pub mod alloc;
+pub mod audit_heads;
 pub mod audit_signer;
 pub mod checked_file;
 pub mod cluster;

@@ -155,6 +155,11 @@ pub struct Metrics {
     pub state_rebuilds: Counter,
     pub state_rebuild_read_bytes: Counter,
     pub sidecars_written: Counter,
+    /// Audit tree heads logged by this broker's leaders, heads it could not log, and
+    /// the partitions here whose audit tree disagrees with a logged head (an alarm).
+    pub audit_heads_logged: Counter,
+    pub audit_head_failures: Counter,
+    pub audit_diverged_partitions: Gauge,
     /// Transactions decided by their coordinator here.
     pub transaction_ends: Family<TxnEndLabels, Counter>,
     // The state gauges (`pub(crate)`) are refilled at each scrape by `crate::scrape`.
@@ -252,6 +257,9 @@ impl Metrics {
             state_rebuilds: Counter::default(),
             state_rebuild_read_bytes: Counter::default(),
             sidecars_written: Counter::default(),
+            audit_heads_logged: Counter::default(),
+            audit_head_failures: Counter::default(),
+            audit_diverged_partitions: Gauge::default(),
             transaction_ends: Family::default(),
             last_stable_offset: Family::default(),
             lso_lag: Family::default(),
@@ -501,6 +509,21 @@ impl Metrics {
                 "segment_sidecars_written",
                 "Producer snapshots and transaction indexes written beside closed segments",
                 m.sidecars_written.clone(),
+            );
+            r.register(
+                "audit_heads_logged",
+                "Signed audit tree heads logged by partition leaders on this broker",
+                m.audit_heads_logged.clone(),
+            );
+            r.register(
+                "audit_head_failures",
+                "Audit tree heads a leader here could not log",
+                m.audit_head_failures.clone(),
+            );
+            r.register(
+                "audit_diverged_partitions",
+                "Audit partitions here whose tree disagrees with a logged head (out of service)",
+                m.audit_diverged_partitions.clone(),
             );
             r.register(
                 "log_cleaner_read_bytes",

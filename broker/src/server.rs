@@ -429,7 +429,7 @@ async fn start_cluster(
 }
 
 /// The broker's own background tasks: the group and transaction coordinators, the log
-/// cleaner and the disk-space watch.
+/// cleaner, the disk-space watch and the audit heads.
 fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     let m = &broker.metrics;
     let groups = broker.groups.clone().run(shutdown.clone());
@@ -444,6 +444,8 @@ fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     spawn_supervised(m, "log cleaner", cleaner);
     let disk = crate::disk_space::watch(broker.clone(), shutdown.clone());
     spawn_supervised(m, "disk space", disk);
+    let audit = crate::audit_heads::run(broker.clone(), shutdown.clone());
+    spawn_supervised(m, "audit heads", audit);
 }
 
 /// Spawns a long-lived task whose panic or error fails the broker (`health`).

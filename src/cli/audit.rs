@@ -1,11 +1,11 @@
-//! `strata audit head | key | prove | consistency | verify | witness`: an audit topic's Merkle tree
-//! through a broker's admin HTTP (`GET /audit/…`), with every proof checked here, by
-//! the RFC 9162 verifier of `log_store::merkle`, before it is printed. A proof that
+//! `strata audit head | heads | key | prove | consistency | verify | witness`: an audit
+//! topic's Merkle tree through a broker's admin HTTP (`GET /audit/…`), with every proof
+//! checked here, by the RFC 9162 verifier of `log_store::merkle`, before it is printed. A proof that
 //! does not check exits with status 1 (damaged), as `strata log verify` does; other
 //! failures exit with 2.
 
 use anyhow::Context;
-use log_store::merkle::{self, Hash};
+use log_store::merkle::{self, Hash, TreeHead};
 use serde_json::Value;
 
 use super::admin_http::{AdminClient, AdminEndpointArgs};
@@ -41,9 +41,12 @@ enum AuditCommand {
         tree_size: Option<u64>,
     },
     /// Recomputes a partition directory's tree from its segment files and checks it
-    /// against a saved head (--head) or a broker's tree (--against), naming the first
-    /// batch that differs.
+    /// against every head logged in it, a saved head (--head) or a broker's tree
+    /// (--against), naming the first batch that differs.
     Verify(super::audit_verify::VerifyArgs),
+    /// Lists the signed heads logged in a partition's log and checks each: its signature,
+    /// and that the committed tree extends it (a consistency proof).
+    Heads(super::audit_heads::HeadsArgs),
     /// Remembers each partition's last head in --state and checks that the new head
     /// extends it (a consistency proof against the remembered root): fails on a
     /// rollback (a smaller tree) or a fork (a rewritten history).
@@ -105,6 +108,7 @@ impl AuditArgs {
                 prove(&target, &answer)
             }
             AuditCommand::Verify(v) => super::audit_verify::verify(&v),
+            AuditCommand::Heads(h) => super::audit_heads::heads(&h),
             AuditCommand::Witness(w) => {
                 super::audit_witness::witness(&w.partitions, &w.state, &w.admin)
             }
@@ -148,6 +152,31 @@ pub(super) fn hashes(v: &Value, key: &str) -> anyhow::Result<Vec<Hash>> {
         .iter()
         .map(hash)
         .collect()
+}
+
+/// The head a JSON answer (or a saved head) states.
+pub(super) fn tree_head(v: &Value) -> anyhow::Result<TreeHead> {
+    let topic = v
+        .get("topic")
+        .and_then(Value::as_str)
+        .context("the head has no \"topic\"")?;
+    Ok(TreeHead {
+        topic: topic.to_string(),
+        partition: i32::try_from(num(v, "partition")?).context("a partition number")?,
+        tree_size: num(v, "tree_size")?,
+        root: field_hash(v, "root_hash")?,
+        last_offset: v.get("last_offset").and_then(Value::as_u64),
+        timestamp_ms: v
+            .get("timestamp_ms")
+            .and_then(Value::as_i64)
+            .context("the head has no timestamp_ms")?,
+    })
+}
+
+/// Whether `signature` is the Ed25519 signature of `head` by `public_key` (hex).
+pub(super) fn signed_by(public_key: &str, head: &TreeHead, signature: &[u8]) -> bool {
+    merkle::bytes_from_hex(public_key)
+        .is_some_and(|k| broker::audit_signer::verify(&k, head, signature))
 }
 
 fn head(t: &Target) -> anyhow::Result<Outcome> {

@@ -15,13 +15,12 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use broker::audit_signer::{self, HeadStatement};
-use log_store::inspect;
 use log_store::merkle::{self, Hash, MemoryTree};
+use log_store::{inspect, logged_heads};
 use serde_json::Value;
 
 use super::admin_http::{AdminClient, AdminEndpointArgs};
-use super::audit::{field_hash, num};
+use super::audit::{field_hash, num, signed_by, tree_head};
 use super::partition::parse_partition;
 use super::Outcome;
 
@@ -32,8 +31,9 @@ pub struct VerifyArgs {
     /// A head to check the tree against (JSON of `strata audit head --json`).
     #[arg(long, value_name = "FILE")]
     head: Option<PathBuf>,
-    /// The public key (hex) to check --head's signature with.
-    #[arg(long, value_name = "HEX", requires = "head")]
+    /// The public key (hex) to check the signatures of --head and of every head logged
+    /// in DIR with.
+    #[arg(long, value_name = "HEX")]
     public_key: Option<String>,
     /// Compare with this partition's committed tree on a broker, naming the first batch
     /// that differs.
@@ -103,6 +103,8 @@ pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
             .map_or("none".to_string(), |&(_, l)| format!("0..={l}")),
         merkle::to_hex(&root)
     );
+    let why = check_logged_heads(&leaves, &args.dir, args.public_key.as_deref())?;
+    leaves.problems.extend(why);
     if let Some(path) = &args.head {
         let why = check_head(&leaves, path, args.public_key.as_deref())?;
         leaves.problems.extend(why);
@@ -121,6 +123,58 @@ pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Damaged)
 }
 
+/// What does not match among the heads logged in `dir`: each must be the root of the
+/// recomputed tree of its size and, when `public_key` is given, signed with it. The
+/// first head that fails bounds the first bad batch: it lies after the largest tree a
+/// head before it proved.
+fn check_logged_heads(
+    leaves: &Leaves,
+    dir: &Path,
+    public_key: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let found = logged_heads::read_logged_heads(dir)
+        .with_context(|| format!("reading the heads logged in {}", dir.display()))?;
+    let mut problems = Vec::new();
+    let mut proven = 0u64;
+    for (raft_index, head) in &found {
+        let at = format!("the head logged at raft index {raft_index}");
+        let logged = match head {
+            Ok(l) => l,
+            Err(why) => {
+                problems.push(format!("{at}: {why}"));
+                continue;
+            }
+        };
+        let h = &logged.head;
+        if let Some(key) = public_key {
+            let signature = logged.signature.unwrap_or([0; 64]);
+            if !signed_by(key, h, &signature) {
+                problems.push(format!(
+                    "{at} (tree size {}) is not signed by that key",
+                    h.tree_size
+                ));
+            }
+        }
+        match merkle::root(&leaves.tree, h.tree_size) {
+            Ok(root) if root == h.root => proven = proven.max(h.tree_size),
+            Ok(_) => problems.push(format!(
+                "{at}: the first {} batches do not hash to its root; the first bad batch is \
+                 one of leaves {proven}..{} (from offset {})",
+                h.tree_size,
+                h.tree_size,
+                leaves.offsets.get(proven as usize).map_or(0, |o| o.0)
+            )),
+            Err(_) => problems.push(format!(
+                "{at} covers {} batches, the log holds {}: its tail was cut",
+                h.tree_size,
+                leaves.tree.size()
+            )),
+        }
+    }
+    println!("{} logged heads checked", found.len());
+    Ok(problems)
+}
+
 /// What does not match the head in `path` (signed, when `public_key` is given).
 fn check_head(
     leaves: &Leaves,
@@ -134,15 +188,11 @@ fn check_head(
     let size = num(&head, "tree_size")?;
     let root = field_hash(&head, "root_hash")?;
     if let Some(key) = public_key {
-        let statement = statement_of(&head, &root)?;
-        let signature = head
-            .get("signature")
-            .and_then(Value::as_str)
+        let signature = head.get("signature").and_then(Value::as_str);
+        let signature = signature
+            .and_then(merkle::bytes_from_hex)
             .unwrap_or_default();
-        let ok = merkle::bytes_from_hex(key)
-            .zip(merkle::bytes_from_hex(signature))
-            .is_some_and(|(k, s)| audit_signer::verify(&k, &statement, &s));
-        if !ok {
+        if !signed_by(key, &tree_head(&head)?, &signature) {
             return Ok(Some(format!(
                 "the head in {} is not signed by that key",
                 path.display()
@@ -162,25 +212,6 @@ fn check_head(
              added or reordered (compare with a broker, --against, to name it)"
         )
     }))
-}
-
-fn statement_of<'a>(head: &'a Value, root: &'a Hash) -> anyhow::Result<HeadStatement<'a>> {
-    let text = |k: &str| {
-        head.get(k)
-            .and_then(Value::as_str)
-            .with_context(|| format!("the head has no {k:?}"))
-    };
-    Ok(HeadStatement {
-        topic: text("topic")?,
-        partition: i32::try_from(num(head, "partition")?).context("a partition number")?,
-        tree_size: num(head, "tree_size")?,
-        root,
-        last_offset: head.get("last_offset").and_then(Value::as_u64),
-        timestamp_ms: head
-            .get("timestamp_ms")
-            .and_then(Value::as_i64)
-            .context("the head has no timestamp_ms")?,
-    })
 }
 
 /// What does not match the broker's committed tree of `partition`; names the first

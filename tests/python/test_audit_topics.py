@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from cluster_harness import segment_files
+from cluster_harness import segment_files, wait_for
 from harness import Broker
 from kclients import admin, create_topic
 from txnkit import read_to_end
@@ -169,6 +169,16 @@ def _batch_spans(partition_dir) -> list[tuple[object, int, int, int]]:
             out.append((seg, pos, 12 + length, base))
             pos += 12 + length
     return out
+
+
+def _change_batch(partition_dir, k: int) -> None:
+    """Changes a byte of the `k`-th batch's last record and fixes the batch's CRC-32C,
+    as a careful forger would: only the Merkle tree can tell."""
+    seg, pos, length, _ = _batch_spans(partition_dir)[k]
+    data = bytearray(seg.read_bytes())
+    data[pos + length - 2] ^= 0x01
+    struct.pack_into(">I", data, pos + 17, crc32c.crc32c(bytes(data[pos + 21:pos + length])))
+    seg.write_bytes(bytes(data))
 
 
 def _stored_batches(partition_dir) -> list[tuple[int, bytes]]:
@@ -321,11 +331,8 @@ def test_the_witness_catches_a_rollback_and_a_fork(broker, tmp_path):
     assert r.returncode == 0 and "20 → 20 leaves" in r.stdout, r
 
 
-def test_heads_are_signed_with_the_published_key(tmp_path):
-    """With `audit.signing.key.file`, each head carries an Ed25519 signature over the
-    documented statement, which checks with the key `GET /audit/key` and
-    `strata audit key` publish (the `cryptography` package's Ed25519) and fails for any
-    other statement."""
+def _signing_broker(tmp_path) -> tuple[Broker, Ed25519PrivateKey]:
+    """A started broker with an `audit.signing.key.file` made here, and its key."""
     key = Ed25519PrivateKey.generate()
     key_file = tmp_path / "audit-signing.pem"
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
@@ -334,12 +341,33 @@ def test_heads_are_signed_with_the_published_key(tmp_path):
     b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr",
                config={"audit.signing.key.file": str(key_file)})
     b.start()
+    return b, key
+
+
+def _raw_public(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _statement(head: dict, size: int | None = None) -> bytes:
+    """The signed statement of a head, laid out here from the documentation."""
+    name = head["topic"].encode()
+    last = -1 if head["last_offset"] is None else head["last_offset"]
+    return (b"strata-audit-tree-head-v1" + struct.pack(">H", len(name)) + name
+            + struct.pack(">iQ", head["partition"], head["tree_size"] if size is None else size)
+            + bytes.fromhex(head["root_hash"]) + struct.pack(">qq", last, head["timestamp_ms"]))
+
+
+def test_heads_are_signed_with_the_published_key(tmp_path):
+    """With `audit.signing.key.file`, each head carries an Ed25519 signature over the
+    documented statement, which checks with the key `GET /audit/key` and
+    `strata audit key` publish (the `cryptography` package's Ed25519) and fails for any
+    other statement."""
+    b, key = _signing_broker(tmp_path)
     try:
         topic = "signed-trail"
         create_topic(b.bootstrap, topic, 1, config={"audit.enabled": "true"})
         _produce_batches(b.bootstrap, topic, 5, "s")
-        public = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw)
+        public = _raw_public(key)
         assert _get(b, "/audit/key") == {"algorithm": "Ed25519", "public_key": public.hex()}
         r = subprocess.run([str(b.bin), "audit", "key", "--admin", b.admin_addr],
                            capture_output=True, text=True, timeout=60)
@@ -347,19 +375,102 @@ def test_heads_are_signed_with_the_published_key(tmp_path):
 
         head = _get(b, f"/audit/{topic}/0/head")
         assert head["tree_size"] == 5
-
-        def statement(size: int) -> bytes:
-            name = topic.encode()
-            return (b"strata-audit-tree-head-v1" + struct.pack(">H", len(name)) + name
-                    + struct.pack(">iQ", 0, size) + bytes.fromhex(head["root_hash"])
-                    + struct.pack(">qq", head["last_offset"], head["timestamp_ms"]))
-
         verifier = Ed25519PublicKey.from_public_bytes(public)
-        verifier.verify(bytes.fromhex(head["signature"]), statement(5))
+        verifier.verify(bytes.fromhex(head["signature"]), _statement(head))
         with pytest.raises(InvalidSignature):
-            verifier.verify(bytes.fromhex(head["signature"]), statement(6))
+            verifier.verify(bytes.fromhex(head["signature"]), _statement(head, 6))
     finally:
         b.stop()
+
+
+def _logged_heads(b, topic: str) -> list[dict]:
+    return _get(b, f"/audit/{topic}/0/heads")["heads"]
+
+
+def test_signed_heads_are_logged_and_checked(tmp_path):
+    """The leader logs a signed head every `audit.head.interval.ms` once the tree grew
+    (and on demand, `POST …/log-head`): each checks with the published key in Python, and
+    the committed tree extends each by a consistency proof checked here. `strata audit
+    heads` checks them online; `strata audit verify DIR` checks every head logged in the
+    segment files, and names the heads a changed batch contradicts."""
+    b, key = _signing_broker(tmp_path)
+    topic = "logged-trail"
+    try:
+        create_topic(b.bootstrap, topic, 1, config={"audit.enabled": "true",
+                                                     "audit.head.interval.ms": "200",
+                                                     "segment.bytes": "4096"})
+        _produce_batches(b.bootstrap, topic, 20, "l")
+        wait_for(lambda: (any(h["tree_size"] == 20 for h in _logged_heads(b, topic)), ""),
+                 30, "a logged head of all 20 batches")
+        _produce_batches(b.bootstrap, topic, 10, "m")
+        wait_for(lambda: (any(h["tree_size"] == 30 for h in _logged_heads(b, topic)), ""),
+                 30, "a logged head of all 30 batches")
+        # From here on heads are logged on demand only.
+        a = admin(b.bootstrap)
+        _set(a, topic, "audit.head.interval.ms", "3600000")
+        wait_for(lambda: (_configs(a, topic)["audit.head.interval.ms"] == "3600000", ""), 30,
+                 "the new interval in force")
+        heads = _logged_heads(b, topic)
+        sizes = [h["tree_size"] for h in heads]
+        assert sizes == sorted(set(sizes)) and sizes[-1] == 30, sizes
+
+        verifier = Ed25519PublicKey.from_public_bytes(_raw_public(key))
+        leaves = [_leaf(d) for _, d in _stored_batches(b.partition_dir(topic, 0))]
+        for h in heads:
+            verifier.verify(bytes.fromhex(h["signature"]), _statement(h))
+            assert bytes.fromhex(h["root_hash"]) == _mth(leaves[:h["tree_size"]])
+            proof = _get(b, f"/audit/{topic}/0/consistency?from={h['tree_size']}&to=30")
+            assert _verify_consistency(h["tree_size"], 30, [bytes.fromhex(p) for p in proof["proof"]],
+                                       bytes.fromhex(h["root_hash"]), _mth(leaves))
+
+        def post_head() -> tuple[int, dict]:
+            conn = b.admin_connection(30.0)
+            try:
+                conn.request("POST", f"/audit/{topic}/0/log-head", body="{}",
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                return resp.status, json.loads(resp.read())
+            finally:
+                conn.close()
+
+        status, body = post_head()
+        assert status == 409 and "already covers" in body["error"], body
+        _produce_batches(b.bootstrap, topic, 1, "n")
+        status, body = post_head()
+        assert status == 200 and body["tree_size"] == 31, body
+        verifier.verify(bytes.fromhex(body["signature"]), _statement(body))
+        assert _logged_heads(b, topic)[-1]["tree_size"] == 31
+
+        def cli(*args):
+            return subprocess.run([str(b.bin), "audit", *args], capture_output=True, text=True,
+                                  timeout=60)
+
+        _produce_batches(b.bootstrap, topic, 1, "o")
+        count = len(_logged_heads(b, topic)) + 1
+        r = cli("heads", f"{topic}/0", "--log", "--public-key", _raw_public(key).hex(),
+                "--admin", b.admin_addr)
+        assert r.returncode == 0 and '"tree_size":32' in r.stdout, r
+        assert f"{count} logged heads checked" in r.stdout, r
+        other = _raw_public(Ed25519PrivateKey.generate()).hex()
+        r = cli("heads", f"{topic}/0", "--public-key", other, "--admin", b.admin_addr)
+        assert r.returncode == 1 and "not signed by the key" in r.stderr, r
+    finally:
+        b.stop()
+
+    part = b.partition_dir(topic, 0)
+    public = _raw_public(key).hex()
+    r = cli("verify", str(part), "--public-key", public)
+    assert r.returncode == 0 and f"{count} logged heads checked" in r.stdout, r
+    r = cli("verify", str(part), "--public-key", other)
+    assert r.returncode == 1 and "is not signed by that key" in r.stderr, r
+
+    # Batch 3's bytes changed (its CRC fixed): every head of 4 batches or more disagrees.
+    copy = tmp_path / "changed"
+    shutil.copytree(part, copy)
+    _change_batch(copy, 3)
+    r = cli("verify", str(copy), "--public-key", public)
+    assert r.returncode == 1 and "do not hash to its root" in r.stderr, r
+    assert "the head logged at raft index" in r.stderr, r
 
 
 def test_heads_are_unsigned_without_a_key(broker):
@@ -405,15 +516,7 @@ def test_audit_verify_names_the_first_tampered_batch(broker, tmp_path):
     k = 7
     seg_k, pos_k, len_k, base_k = spans[k]
 
-    def flip(copy):
-        f = copy / seg_k.name
-        data = bytearray(f.read_bytes())
-        data[pos_k + len_k - 2] ^= 0x01
-        crc = crc32c.crc32c(bytes(data[pos_k + 21:pos_k + len_k]))
-        struct.pack_into(">I", data, pos_k + 17, crc)
-        f.write_bytes(bytes(data))
-
-    r = tampered("flipped", flip)
+    r = tampered("flipped", lambda copy: _change_batch(copy, k))
     assert r.returncode == 1 and f"batch {k} (offset {base_k})" in r.stderr, r
     assert "do not hash to the head's root" in r.stderr, r
 

@@ -3,21 +3,22 @@ Merkle tree over the committed batches, and after the leader is SIGKILLed the ne
 leader's tree extends the old one: a consistency proof from the head the old leader
 served checks against that head's root (with test_audit_topics.py's independent Python
 verifier). The killed broker, restarted, rebuilds its tree from its segments and reaches
-the same head."""
+the same head. A replica whose batch was changed on disk while it was down is caught by
+the heads logged through Raft when it opens its log, and taken out of service."""
 
 from __future__ import annotations
 
 from cluster_harness import started_cluster, wait_for
-from test_audit_topics import _get, _produce_batches, _verify_consistency
+from test_audit_topics import _answer, _change_batch, _get, _produce_batches, _verify_consistency
 
 TOPIC = "audit-replicated"
 
 
-def _same_head_everywhere(c, size: int) -> dict:
-    """Waits until every running replica serves a head of `size` leaves, all with one
-    root; that head."""
+def _same_head_everywhere(c, size: int, ids=None) -> dict:
+    """Waits until every running replica (of `ids`) serves a head of `size` leaves, all
+    with one root; that head."""
     def cond():
-        heads = {i: _get(c.node(i), f"/audit/{TOPIC}/0/head") for i in c.running_ids()}
+        heads = {i: _get(c.node(i), f"/audit/{TOPIC}/0/head") for i in ids or c.running_ids()}
         roots = {h["root_hash"] for h in heads.values()}
         sizes = {h["tree_size"] for h in heads.values()}
         return (next(iter(heads.values())) if sizes == {size} and len(roots) == 1 else None,
@@ -46,3 +47,54 @@ def test_replicas_build_one_tree_and_a_new_leader_extends_it(request, tmp_path):
 
     c.restart(old)
     assert _same_head_everywhere(c, 35)["root_hash"] == later["root_hash"]
+
+
+def test_a_replica_whose_batch_changed_is_taken_out_of_service(request, tmp_path):
+    """A follower's batch is changed on disk while it is down, its CRC fixed, so that only
+    the tree can tell. Restarted, it finds its tree contradicting the heads the leader
+    logged through Raft: it serves nothing (503 on the admin port),
+    `strata_audit_diverged_partitions` reads 1 and /health names the partition, while
+    the two other replicas go on with the same tree."""
+    c = started_cluster(request, tmp_path, 3)
+    c.create_topic(TOPIC, 1, 3, config={"audit.enabled": "true", "audit.head.interval.ms": "200",
+                                        "segment.bytes": "4096"})
+    _produce_batches(c.bootstrap, TOPIC, 30, "x")
+    _same_head_everywhere(c, 30)
+
+    def logged_everywhere(size):
+        sizes = {i: [h["tree_size"] for h in _get(c.node(i), f"/audit/{TOPIC}/0/heads")["heads"]]
+                 for i in c.running_ids()}
+        return all(size in s for s in sizes.values()), f"logged head sizes {sizes}"
+
+    wait_for(lambda: logged_everywhere(30), 30, "a logged head of 30 leaves on every replica")
+    leader = c.wait_leader(TOPIC, 0)
+    victim = next(i for i in c.ids if i != leader)
+    others = [i for i in c.ids if i != victim]
+    c.kill(victim)
+    node = c.node(victim)
+    _change_batch(node.partition_dir(TOPIC, 0), 3)
+    node.spawn()
+
+    def out_of_service():
+        try:
+            diverged = node.metric("strata_audit_diverged_partitions")
+        except (OSError, AssertionError) as e:
+            return False, f"no metrics yet: {e}"
+        return diverged == 1, f"strata_audit_diverged_partitions {diverged}"
+
+    wait_for(out_of_service, 60, "the changed replica to be taken out of service")
+    conn = node.admin_connection(5.0)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        status, text = resp.status, resp.read().decode()
+    finally:
+        conn.close()
+    assert status == 503 and f"{TOPIC}/0" in text and "audit tree" in text, (status, text)
+    status, body = _answer(node, f"/audit/{TOPIC}/0/head")
+    assert status == 503 and "disagrees with a logged head" in body["error"], body
+
+    _produce_batches(c.bootstrap_of(others), TOPIC, 5, "y")
+    _same_head_everywhere(c, 35, ids=others)
+    for i in others:
+        assert c.node(i).metric("strata_audit_diverged_partitions") == 0

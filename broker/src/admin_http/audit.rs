@@ -3,7 +3,11 @@
 //!
 //! - `GET /audit/{topic}/{partition}/head`: `{tree_size, root_hash, last_offset,
 //!   timestamp_ms, signature}`, the signature (Ed25519, hex; `null` without
-//!   `audit.signing.key.file`) over the statement `audit_signer` lays out.
+//!   `audit.signing.key.file`) over the head's statement (`merkle::TreeHead`).
+//! - `GET /audit/{topic}/{partition}/heads[?from_size=S][&limit=N]`: the heads logged in
+//!   the partition's log (committed), each with its `raft_index`;
+//! - `POST /audit/{topic}/{partition}/log-head` (a change: ALTER on the Cluster, as the
+//!   other admin changes): the leader logs its signed committed head now.
 //! - `GET /audit/key`: `{algorithm: "Ed25519", public_key}` (hex, 32 bytes); 404 without
 //!   a key.
 //! - `GET /audit/{topic}/{partition}/inclusion?offset=N[&tree_size=S]`: the inclusion
@@ -27,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use log_store::merkle::to_hex as hex;
 use serde_json::{json, Value};
 
-use crate::audit_signer::HeadStatement;
+use crate::audit_heads::{head_json, now_ms, signed};
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::Broker;
 
@@ -66,7 +70,9 @@ fn reply(result: PartitionResult<Value>) -> Result<Response, Refusal> {
     let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(PartitionError::NotLeader | PartitionError::Gone) => StatusCode::NOT_FOUND,
-        Err(PartitionError::Offline) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(PartitionError::Offline | PartitionError::AuditDiverged) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Err(_) => StatusCode::BAD_REQUEST,
     };
     result
@@ -100,27 +106,61 @@ pub(super) async fn head(
     Path((topic, index)): Path<(String, i32)>,
 ) -> Result<Response, Refusal> {
     let p = partition(&broker, &topic, index)?;
-    let timestamp_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    reply(p.audit_head().map(|h| {
-        let statement = HeadStatement {
-            topic: &topic,
-            partition: index,
-            tree_size: h.size,
-            root: &h.root,
-            last_offset: h.last_offset,
-            timestamp_ms,
-        };
-        let signature = broker
-            .audit_signer
-            .as_ref()
-            .map(|s| hex(&s.sign(&statement)));
-        json!({
-            "topic": topic, "partition": index, "tree_size": h.size,
-            "root_hash": hex(&h.root), "last_offset": h.last_offset,
-            "timestamp_ms": timestamp_ms, "signature": signature,
-        })
+    reply(
+        p.audit_head()
+            .map(|h| head_json(&signed(&broker, &p, &h, now_ms()))),
+    )
+}
+
+/// `GET /audit/{topic}/{partition}/heads[?from_size=S][&limit=N]`: the heads logged in
+/// the partition (committed ones), oldest first, with their Raft indexes.
+pub(super) async fn logged_heads(
+    State(broker): State<Arc<Broker>>,
+    Path((topic, index)): Path<(String, i32)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    let p = partition(&broker, &topic, index)?;
+    let from_size = number(&query, "from_size")?.unwrap_or(0);
+    let limit = number(&query, "limit")?.map_or(MAX_HEADS, |n| (n as usize).min(MAX_HEADS));
+    reply(p.logged_heads(from_size, limit).map(|heads| {
+        let heads: Vec<Value> = heads
+            .iter()
+            .map(|(raft_index, logged)| {
+                let mut h = head_json(logged);
+                h["raft_index"] = json!(raft_index);
+                h
+            })
+            .collect();
+        json!({ "topic": topic, "partition": index, "heads": heads })
+    }))
+}
+
+/// Heads one `GET …/heads` answers at most.
+const MAX_HEADS: usize = 1000;
+
+/// `POST /audit/{topic}/{partition}/log-head`: the leader signs its committed head and logs
+/// it now; answers with the head once its entry committed (409 when the last logged head
+/// already covers the committed tree).
+pub(super) async fn log_head(
+    State(broker): State<Arc<Broker>>,
+    Path((topic, index)): Path<(String, i32)>,
+) -> Result<Response, Refusal> {
+    let p = partition(&broker, &topic, index)?;
+    if let Err(e) = p.check_leader() {
+        return reply(Err(e));
+    }
+    let head = match p.audit_head_to_log() {
+        Ok((Some(head), _)) => head,
+        Ok((None, _)) => {
+            let why = "the last logged head already covers every committed batch";
+            return Err(Refusal(StatusCode::CONFLICT, why.into()));
+        }
+        Err(e) => return reply(Err(e)),
+    };
+    let logged = signed(&broker, &p, &head, now_ms());
+    reply(p.log_audit_head(&logged).await.map(|()| {
+        broker.metrics.audit_heads_logged.inc();
+        head_json(&logged)
     }))
 }
 

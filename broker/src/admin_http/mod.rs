@@ -300,6 +300,10 @@ pub async fn serve(
             axum::routing::post(rebalance_leaders),
         )
         .route("/cluster/move", axum::routing::post(move_partition))
+        .route(
+            "/audit/{topic}/{partition}/log-head",
+            axum::routing::post(audit::log_head),
+        )
         .route_layer(axum::middleware::from_fn(not_from_a_browser))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -311,6 +315,7 @@ pub async fn serve(
         .route("/cluster", get(cluster))
         .route("/audit/key", get(audit::key))
         .route("/audit/{topic}/{partition}/head", get(audit::head))
+        .route("/audit/{topic}/{partition}/heads", get(audit::logged_heads))
         .route(
             "/audit/{topic}/{partition}/inclusion",
             get(audit::inclusion),

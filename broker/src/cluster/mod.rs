@@ -299,6 +299,21 @@ impl Cluster {
         true
     }
 
+    /// Hands the leadership of `group`, if this node holds it, to the most caught-up
+    /// other voter (a replica that must not serve: its audit tree diverged). Returns
+    /// whether a transfer was asked for.
+    pub async fn hand_over(&self, group: u64) -> bool {
+        let status = self.node.status().await;
+        let Some(to) = status
+            .iter()
+            .find(|s| s.group == group && s.leader == self.node_id)
+            .and_then(successor)
+        else {
+            return false;
+        };
+        self.node.transfer_leader(group, to).await.is_ok()
+    }
+
     /// Graceful shutdown's first step: hands every leadership this node holds to the
     /// most caught-up other voter, and waits (at most `timeout`) until it holds none,
     /// so clients see a leader change rather than an election timeout.
@@ -330,13 +345,7 @@ impl Cluster {
                 if !asked.insert((s.group, s.term)) {
                     continue;
                 }
-                let target = s
-                    .matched
-                    .iter()
-                    .filter(|(id, _)| s.voters.contains(id))
-                    .max_by_key(|(_, matched)| *matched)
-                    .map(|(id, _)| *id);
-                if let Some(to) = target {
+                if let Some(to) = successor(s) {
                     let _ = self.node.transfer_leader(s.group, to).await;
                 }
             }
@@ -695,6 +704,15 @@ fn decode_records(batch: Bytes) -> Vec<(u64, MetaRecord)> {
             }
         })
         .collect()
+}
+
+/// The voter other than the leader that holds the most of the log, as the leader sees it.
+fn successor(s: &GroupStatus) -> Option<u64> {
+    s.matched
+        .iter()
+        .filter(|(id, _)| s.voters.contains(id) && *id != s.leader)
+        .max_by_key(|(_, matched)| *matched)
+        .map(|(id, _)| *id)
 }
 
 #[cfg(test)]

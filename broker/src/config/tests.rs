@@ -187,3 +187,14 @@ fn an_audit_topic_keeps_everything_whatever_the_broker_defaults() {
     assert!(super::audit_override(&overrides));
     assert!(!super::audit_override(&Default::default()));
 }
+
+#[test]
+fn audit_head_interval_has_a_floor() {
+    let mut t = TopicConfig::default();
+    assert_eq!(t.get("audit.head.interval.ms").as_deref(), Some("60000"));
+    t.set("audit.head.interval.ms", "250").unwrap();
+    assert_eq!(t.audit_head_interval_ms, 250);
+    let e = t.set("audit.head.interval.ms", "99").unwrap_err();
+    assert!(e.to_string().contains("minimum 100"), "{e}");
+    assert!(t.set("audit.head.interval.ms", "soon").is_err());
+}

@@ -62,6 +62,9 @@ pub struct TopicConfig {
     /// changed; retention is unlimited (a finite `retention.*` is refused), and
     /// compaction, DeleteRecords and deleting the topic are refused.
     pub audit: bool,
+    /// `audit.head.interval.ms`: how often the leader of an audit topic's partition signs
+    /// its committed tree head and logs it (when the tree grew since the last one).
+    pub audit_head_interval_ms: i64,
     /// Keys stored without effect, by name, when set (the rest read their default).
     pub stored: BTreeMap<&'static str, String>,
 }
@@ -93,6 +96,7 @@ impl Default for TopicConfig {
             flush_ms: DEFAULT_FLUSH_MS,
             flush_bytes: DEFAULT_FLUSH_BYTES,
             audit: false,
+            audit_head_interval_ms: DEFAULT_AUDIT_HEAD_INTERVAL_MS,
             stored: BTreeMap::new(),
         }
     }
@@ -104,6 +108,11 @@ impl Default for TopicConfig {
 pub const DEFAULT_FLUSH_MS: i64 = 100;
 /// `flush.bytes` by default (Redpanda's): 256 KiB.
 pub const DEFAULT_FLUSH_BYTES: i64 = 256 * 1024;
+
+/// `audit.head.interval.ms` by default: a signed head a minute.
+pub const DEFAULT_AUDIT_HEAD_INTERVAL_MS: i64 = 60_000;
+/// The shortest `audit.head.interval.ms`: each head is a Raft entry on every replica.
+pub const MIN_AUDIT_HEAD_INTERVAL_MS: i64 = 100;
 
 /// Why a topic setting was refused (becomes INVALID_CONFIG with this message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -276,6 +285,11 @@ impl TopicConfig {
                 self.max_compaction_lag_ms = parse_at_least(key, value, 1)?;
                 return Ok(true);
             }
+            "audit.head.interval.ms" => {
+                self.audit_head_interval_ms =
+                    parse_at_least(key, value, MIN_AUDIT_HEAD_INTERVAL_MS)?;
+                return Ok(true);
+            }
             _ => return Ok(false),
         };
         *field = parse_at_least(key, value, 0)?;
@@ -371,6 +385,7 @@ impl TopicConfig {
             "flush.bytes" => self.flush_bytes.to_string(),
             "write.caching" => self.write_caching.to_string(),
             "audit.enabled" => self.audit.to_string(),
+            "audit.head.interval.ms" => self.audit_head_interval_ms.to_string(),
             "cleanup.policy" => self.cleanup_policy.clone(),
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),

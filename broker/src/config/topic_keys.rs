@@ -92,11 +92,12 @@ const FSYNC: &str = "Strata syncs by entry, or with write.caching by flush.ms an
 
 /// Every topic config, in the order DescribeConfigs lists them.
 #[rustfmt::skip]
-pub const TOPIC_KEYS: [TopicKey; 39] = {
+pub const TOPIC_KEYS: [TopicKey; 40] = {
     use KeyType::*;
     [
         // Strata's own: an append-only, provable topic (set at creation only).
         honoured("audit.enabled", Boolean, ""),
+        honoured("audit.head.interval.ms", Long, ""),
         honoured("cleanup.policy", List, "log.cleanup.policy"),
         stored("compression.gzip.level", Int, "compression.gzip.level", "-1", Rule::DefaultOrRange(1, 9), LEVELS),
         stored("compression.lz4.level", Int, "compression.lz4.level", "9", Rule::Range(1, 17), LEVELS),

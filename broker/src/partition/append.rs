@@ -139,6 +139,7 @@ impl Partition {
         let Mode::Hosted(h) = &self.mode else {
             return Err(PartitionError::NotLeader);
         };
+        self.check_tree_agrees()?;
         self.check_in_sync(h, min_in_sync)?;
         let _appending = h.appending.lock().await;
         let view = *h.view.borrow();

@@ -1,15 +1,19 @@
 //! An audit topic's Merkle tree on this replica (`audit.enabled`; the log keeps it):
 //! heads and proofs over the committed batches only, so a head never covers a batch a
-//! new leader could take back.
+//! new leader could take back; the heads the leader logs through Raft; and whether this
+//! replica's tree disagrees with one of them (then it serves nothing: `check_leader`).
 
-use log_store::merkle::Hash;
-use log_store::{AuditHead, InclusionProof};
+use std::sync::atomic::Ordering;
 
-use super::{Partition, PartitionError, PartitionResult};
+use log_store::merkle::{Hash, LoggedHead};
+use log_store::{AuditDivergence, AuditHead, HeadMark, InclusionProof};
+
+use super::{proposed, Mode, Partition, PartitionError, PartitionResult};
 
 impl Partition {
     /// The head of the tree of this replica's committed batches.
     pub fn audit_head(&self) -> PartitionResult<AuditHead> {
+        self.check_tree_agrees()?;
         let hw = self.high_watermark();
         self.with_log(|log| log.audit_head(hw))?
             .map_err(PartitionError::Log)
@@ -22,6 +26,7 @@ impl Partition {
         offset: u64,
         tree_size: Option<u64>,
     ) -> PartitionResult<(InclusionProof, Hash)> {
+        self.check_tree_agrees()?;
         let committed = self.committed_audit_size()?;
         let size = tree_size.unwrap_or(committed);
         check_committed(committed, size)?;
@@ -39,12 +44,78 @@ impl Partition {
         first: u64,
         second: u64,
     ) -> PartitionResult<(Vec<Hash>, Hash, Hash)> {
+        self.check_tree_agrees()?;
         check_committed(self.committed_audit_size()?, second)?;
         self.with_log(|log| {
             let proof = log.audit_consistency(first, second)?;
             Ok((proof, log.audit_root(first)?, log.audit_root(second)?))
         })?
         .map_err(PartitionError::Log)
+    }
+
+    /// The committed head when it is larger than the last head logged (`None`: nothing
+    /// new to log), with the last logged head.
+    pub fn audit_head_to_log(&self) -> PartitionResult<(Option<AuditHead>, Option<HeadMark>)> {
+        let hw = self.high_watermark();
+        self.with_log(|log| {
+            let last = log.audit_heads().last().copied();
+            let head = log.audit_head(hw)?;
+            let grew = last.is_none_or(|m| head.size > m.tree_size);
+            Ok((grew.then_some(head), last))
+        })?
+        .map_err(PartitionError::Log)
+    }
+
+    /// Logs `head` (this partition's, as signed) through Raft, on the leader; resolves
+    /// once the entry committed, every replica having checked it as it appended it.
+    pub async fn log_audit_head(&self, head: &LoggedHead) -> PartitionResult<()> {
+        let Mode::Hosted(h) = &self.mode else {
+            return Err(PartitionError::NotLeader);
+        };
+        self.check_leader()?;
+        proposed(h.node.log_audit_head(h.group, head.encode())).await?;
+        Ok(())
+    }
+
+    /// The committed logged heads of trees of at least `from_size` leaves, oldest first,
+    /// at most `limit`, with their Raft indexes.
+    pub fn logged_heads(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> PartitionResult<Vec<(u64, LoggedHead)>> {
+        let committed = self.view().map_or(0, |v| v.committed_index);
+        self.with_log(|log| {
+            log.audit_heads()
+                .iter()
+                .filter(|m| m.tree_size >= from_size && m.raft_index <= committed)
+                .take(limit)
+                .map(|m| Ok((m.raft_index, log.logged_head(m.raft_index)?)))
+                .collect::<log_store::Result<Vec<_>>>()
+        })?
+        .map_err(PartitionError::Log)
+    }
+
+    /// Reads whether this replica's tree disagrees with a logged head, and takes the
+    /// replica out of service (or back, never: a divergence lasts until the log is
+    /// reopened) accordingly.
+    pub fn refresh_audit_divergence(&self) -> Option<AuditDivergence> {
+        let Mode::Hosted(h) = &self.mode else {
+            return None;
+        };
+        let divergence = h.log.read().ok()?.audit_divergence();
+        h.diverged.store(divergence.is_some(), Ordering::Release);
+        divergence
+    }
+
+    /// Refuses when this replica's tree disagrees with a logged head.
+    pub(super) fn check_tree_agrees(&self) -> PartitionResult<()> {
+        match &self.mode {
+            Mode::Hosted(h) if h.diverged.load(Ordering::Acquire) => {
+                Err(PartitionError::AuditDiverged)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Leaves of the tree of this replica's committed batches.

@@ -18,6 +18,10 @@ pub enum PartitionError {
     /// served any more, since the log may not hold what it believes written.
     #[error("the partition is offline after a storage failure")]
     Offline,
+    /// This replica's audit tree disagrees with a head logged through Raft: its batches
+    /// are not the ones replicated, so it serves nothing.
+    #[error("this replica's audit tree disagrees with a logged head")]
+    AuditDiverged,
     /// The client names a leader epoch this replica has not reached.
     #[error("leader epoch {given} is newer than this replica's {current}")]
     UnknownLeaderEpoch { given: i32, current: u64 },

@@ -116,6 +116,8 @@ struct Hosted {
     /// Serializes produce on the leader: check, propose, record.
     appending: tokio::sync::Mutex<()>,
     closed: AtomicBool,
+    /// The audit tree disagrees with a logged head: the replica serves nothing.
+    diverged: AtomicBool,
 }
 
 /// How this partition is stored.
@@ -208,6 +210,7 @@ impl Partition {
         let write_caching = WriteCaching::new(config.write_caching());
         let log = Log::open(dir, config.log_config()).map_err(err)?;
         let report = log.open_report();
+        let diverged = log.audit_divergence().is_some();
         if report.truncated_bytes > 0 || report.removed_segments > 0 {
             warn!(topic = %topic, partition = index, ?report, "replica recovered after an unclean stop");
         }
@@ -255,6 +258,7 @@ impl Partition {
                 view: view.clone(),
                 appending: tokio::sync::Mutex::new(()),
                 closed: AtomicBool::new(false),
+                diverged: AtomicBool::new(diverged),
             })),
         );
         tokio::spawn(partition.clone().follow_view(view));
@@ -311,8 +315,10 @@ impl Partition {
         }
     }
 
-    /// Ok where this broker may serve the partition's data: on its leader.
+    /// Ok where this broker may serve the partition's data: on its leader, unless its
+    /// audit tree disagrees with a logged head.
     pub fn check_leader(&self) -> PartitionResult<()> {
+        self.check_tree_agrees()?;
         match &self.mode {
             Mode::Hosted(h) if h.view.borrow().is_leader => Ok(()),
             _ => Err(PartitionError::NotLeader),
