@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::{debug, debug_span, info, warn, Instrument};
 
+use crate::config::audit_log::EventType;
 use crate::handlers::{self, Reply, RequestContext};
 use crate::metrics::{ApiLabels, RequestLabels};
 use crate::response_frame::{self, ResponseFrame};
@@ -141,6 +142,8 @@ struct Pending {
     started: Instant,
     /// What it used, for the client quotas.
     usage: Usage,
+    /// The change it asks for, to record in the audit trail once answered.
+    audited: Option<crate::audit_trail::Pending>,
 }
 
 /// Until when the connection reads no request: a client over its quota waits out its
@@ -447,6 +450,12 @@ async fn decode_and_dispatch(
     if !produced.is_zero() {
         mute(muted, Instant::now() + produced);
     }
+    let audited = match &request.body {
+        crate::request::Body::Decoded(r) if broker.audit_trail.records(EventType::Management) => {
+            crate::audit_trail::management_event(r)
+        }
+        _ => None,
+    };
     let span = debug_span!("request", api = ?api, version, correlation_id = ctx.correlation_id);
     let (reply, response_version) = handlers::dispatch(ctx.clone(), request.body)
         .instrument(span)
@@ -460,6 +469,7 @@ async fn decode_and_dispatch(
             produce_throttle: produced,
             ..Usage::default()
         },
+        audited,
     })
 }
 
@@ -545,6 +555,10 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         // Its wait is over: the connection may count as idle again once it is written.
         in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         let errors = p.ctx.take_errors();
+        if let Some(change) = p.audited {
+            let event = change.finish(&p.ctx, &errors);
+            broker.audit_trail.record(&broker.metrics, event);
+        }
         let api_name = format!("{:?}", p.ctx.api);
         broker
             .metrics

@@ -39,6 +39,7 @@ pub mod admin_http;
 pub mod alloc;
 pub mod audit_heads;
 pub mod audit_signer;
+pub mod audit_trail;
 pub mod checked_file;
 pub mod cluster;
 pub mod config;
@@ -121,6 +122,8 @@ pub struct Broker {
     pub quotas: quota::QuotaSensors,
     /// The key that signs audit tree heads (`audit.signing.key.file`), if set.
     pub audit_signer: Option<audit_signer::AuditSigner>,
+    /// The broker's own audit trail (`audit.log.*`).
+    pub audit_trail: audit_trail::AuditTrail,
 }
 
 impl Broker {

@@ -159,7 +159,12 @@ pub struct Metrics {
     /// the partitions here whose audit tree disagrees with a logged head (an alarm).
     pub audit_heads_logged: Counter,
     pub audit_head_failures: Counter,
+    /// Logged heads a majority of the replicas' trees disagree with.
+    pub audit_bad_heads: Counter,
     pub audit_diverged_partitions: Gauge,
+    /// The audit trail's events by outcome: `written`, `dropped` (the buffer was full),
+    /// `failed` (not written after every try).
+    pub audit_log_events: Family<OutcomeLabels, Counter>,
     /// Transactions decided by their coordinator here.
     pub transaction_ends: Family<TxnEndLabels, Counter>,
     // The state gauges (`pub(crate)`) are refilled at each scrape by `crate::scrape`.
@@ -259,7 +264,9 @@ impl Metrics {
             sidecars_written: Counter::default(),
             audit_heads_logged: Counter::default(),
             audit_head_failures: Counter::default(),
+            audit_bad_heads: Counter::default(),
             audit_diverged_partitions: Gauge::default(),
+            audit_log_events: Family::default(),
             transaction_ends: Family::default(),
             last_stable_offset: Family::default(),
             lso_lag: Family::default(),
@@ -521,9 +528,19 @@ impl Metrics {
                 m.audit_head_failures.clone(),
             );
             r.register(
+                "audit_bad_heads",
+                "Logged audit heads that a majority of the replicas' trees disagree with",
+                m.audit_bad_heads.clone(),
+            );
+            r.register(
                 "audit_diverged_partitions",
                 "Audit partitions here whose tree disagrees with a logged head (out of service)",
                 m.audit_diverged_partitions.clone(),
+            );
+            r.register(
+                "audit_log_events",
+                "Events of the broker's audit trail, by outcome (written, dropped, failed)",
+                m.audit_log_events.clone(),
             );
             r.register(
                 "log_cleaner_read_bytes",

@@ -239,6 +239,7 @@ pub async fn run(config: BrokerConfig) -> Result<Running> {
     };
     let broker = Arc::new(Broker {
         audit_signer,
+        audit_trail: crate::audit_trail::AuditTrail::new(config.audit_log.clone()),
         node_id: config.node_id,
         listeners,
         topics,
@@ -429,7 +430,7 @@ async fn start_cluster(
 }
 
 /// The broker's own background tasks: the group and transaction coordinators, the log
-/// cleaner, the disk-space watch and the audit heads.
+/// cleaner, the disk-space watch, the audit heads and the audit trail's writer.
 fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     let m = &broker.metrics;
     let groups = broker.groups.clone().run(shutdown.clone());
@@ -446,6 +447,11 @@ fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     spawn_supervised(m, "disk space", disk);
     let audit = crate::audit_heads::run(broker.clone(), shutdown.clone());
     spawn_supervised(m, "audit heads", audit);
+    let events = broker.audit_trail.take_receiver();
+    if let Some(events) = events.filter(|_| broker.audit_trail.config().enabled) {
+        let trail = crate::audit_trail::run(broker.clone(), events, shutdown.clone());
+        spawn_supervised(m, "audit trail", trail);
+    }
 }
 
 /// Spawns a long-lived task whose panic or error fails the broker (`health`).

@@ -154,15 +154,15 @@ fn logged_heads_are_checked_against_the_tree_on_append() {
     let d = log.audit_divergence().expect("the wrong root is caught");
     assert_eq!(
         (d.raft_index, d.tree_size, d.logged_root),
-        (bad, 35, [0; 32])
+        (bad, 35, Some([0; 32]))
     );
     assert_eq!(d.own_root, Some(log.audit_head(u64::MAX).unwrap().root));
     assert!(d.to_string().contains("35 leaves"), "{d}");
 
-    // A truncation takes the later heads with it; the divergence stays.
+    // A truncation takes the later heads with it, and the divergence found there.
     log.truncate_from_raft_index(first + 1).unwrap();
     assert_eq!(log.audit_heads().len(), 1);
-    assert!(log.audit_divergence().is_some());
+    assert_eq!(log.audit_divergence(), None);
     drop(log);
     let log = Log::open(dir.path(), config()).unwrap();
     assert_eq!(log.audit_heads().len(), 1);
@@ -189,7 +189,7 @@ fn a_batch_changed_on_disk_is_caught_by_the_heads_when_the_log_opens() {
         .audit_divergence()
         .expect("the change is caught at open");
     assert_eq!((d.raft_index, d.tree_size), (logged, 30));
-    assert_ne!(d.own_root, Some(d.logged_root));
+    assert_ne!(d.own_root, d.logged_root);
 }
 
 #[test]
@@ -218,4 +218,26 @@ fn the_heads_of_a_directory_read_offline_as_logged() {
         (second, &logged[1])
     );
     assert_eq!(logged[1].head.tree_size, 60);
+}
+
+#[test]
+fn a_logged_head_changed_on_disk_is_a_divergence_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 5);
+    let logged = log_head(&mut log, 1, None);
+    log.close().unwrap();
+    let data = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "entrydata"))
+        .expect("the head's payload file");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 70; // inside the head's root
+    bytes[last] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let d = log.audit_divergence().expect("the changed head is caught");
+    assert_eq!((d.raft_index, d.logged_root), (logged, None));
+    assert!(d.to_string().contains("does not read back"), "{d}");
 }

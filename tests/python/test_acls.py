@@ -23,11 +23,9 @@ from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResource
 from kafka.admin import ResourceType as KResourceType
 from kafka.errors import ClusterAuthorizationFailedError
 
-from harness import Broker, free_port, wait_until
-from pki import Authority
+from authkit import ADMIN_PRINCIPAL, start_authorized
+from harness import wait_until
 
-ADMIN_PRINCIPAL = "User:CN=admin,O=Strata tests"
-AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 TOPICS = ["orders", "logs-1", "secret"]
 
 
@@ -35,31 +33,7 @@ TOPICS = ["orders", "logs-1", "secret"]
 def authorized(request, tmp_path):
     """The broker, the administrator's client config (mTLS, a super user) and a config
     maker for SCRAM users on the SASL_PLAINTEXT listener."""
-    folder = tmp_path / "pki"
-    ca = Authority.create(folder, "strata-test-ca")
-    server = ca.issue(folder, "broker", server=True)
-    admin_cert = ca.issue(folder, "admin", server=False)
-    b = Broker(tmp_path / "data", tmp_path / "strata-serve.stderr")
-    sasl_port = free_port()
-    b.config = {
-        "listeners": f"SSL://127.0.0.1:{b.kafka_port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
-        "ssl.keystore.location": str(server.keystore),
-        "ssl.truststore.location": str(ca.ca_path),
-        "ssl.client.auth": "required",
-        "sasl.enabled.mechanisms": "SCRAM-SHA-256",
-        "authorizer.class.name": AUTHORIZER,
-        "super.users": ADMIN_PRINCIPAL,
-    }
-    b.config_path = b.stderr_path.parent / "strata.toml"
-    request.node.strata_broker = b
-    b.start()
-    admin_conf = {
-        "bootstrap.servers": b.bootstrap,
-        "security.protocol": "SSL",
-        "ssl.ca.location": str(ca.ca_path),
-        "ssl.certificate.location": str(admin_cert.cert_path),
-        "ssl.key.location": str(admin_cert.key_path),
-    }
+    b, admin_conf, sasl_port = start_authorized(request, tmp_path)
     admin = AdminClient(admin_conf)
     users = [UserScramCredentialUpsertion(u, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
                                           f"{u}-secret".encode()) for u in ("alice", "bob")]

@@ -209,6 +209,18 @@ def _get(broker, path: str) -> dict:
     return body
 
 
+def _post_log_head(broker, topic: str) -> tuple[int, dict]:
+    """`POST /audit/TOPIC/0/log-head`: the status and the JSON body."""
+    conn = broker.admin_connection(30.0)
+    try:
+        conn.request("POST", f"/audit/{topic}/0/log-head", body="{}",
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
 def _produce_batches(bootstrap: str, topic: str, count: int, label: str) -> None:
     """`count` batches: one record each, flushed one at a time."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
@@ -423,20 +435,10 @@ def test_signed_heads_are_logged_and_checked(tmp_path):
             assert _verify_consistency(h["tree_size"], 30, [bytes.fromhex(p) for p in proof["proof"]],
                                        bytes.fromhex(h["root_hash"]), _mth(leaves))
 
-        def post_head() -> tuple[int, dict]:
-            conn = b.admin_connection(30.0)
-            try:
-                conn.request("POST", f"/audit/{topic}/0/log-head", body="{}",
-                             headers={"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                return resp.status, json.loads(resp.read())
-            finally:
-                conn.close()
-
-        status, body = post_head()
+        status, body = _post_log_head(b, topic)
         assert status == 409 and "already covers" in body["error"], body
         _produce_batches(b.bootstrap, topic, 1, "n")
-        status, body = post_head()
+        status, body = _post_log_head(b, topic)
         assert status == 200 and body["tree_size"] == 31, body
         verifier.verify(bytes.fromhex(body["signature"]), _statement(body))
         assert _logged_heads(b, topic)[-1]["tree_size"] == 31

@@ -4,8 +4,9 @@
 //! - `GET /audit/{topic}/{partition}/head`: `{tree_size, root_hash, last_offset,
 //!   timestamp_ms, signature}`, the signature (Ed25519, hex; `null` without
 //!   `audit.signing.key.file`) over the head's statement (`merkle::TreeHead`).
-//! - `GET /audit/{topic}/{partition}/heads[?from_size=S][&limit=N]`: the heads logged in
-//!   the partition's log (committed), each with its `raft_index`;
+//! - `GET /audit/{topic}/{partition}/heads[?after_index=I][&limit=N]`: the heads logged
+//!   in the partition's log (committed) after Raft index `I`, each with its
+//!   `raft_index`;
 //! - `POST /audit/{topic}/{partition}/log-head` (a change: ALTER on the Cluster, as the
 //!   other admin changes): the leader logs its signed committed head now.
 //! - `GET /audit/key`: `{algorithm: "Ed25519", public_key}` (hex, 32 bytes); 404 without
@@ -31,7 +32,8 @@ use axum::response::{IntoResponse, Response};
 use log_store::merkle::to_hex as hex;
 use serde_json::{json, Value};
 
-use crate::audit_heads::{head_json, now_ms, signed};
+use crate::audit_heads::{head_json, signed};
+use crate::internal_batch::now_ms;
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::Broker;
 
@@ -112,17 +114,18 @@ pub(super) async fn head(
     )
 }
 
-/// `GET /audit/{topic}/{partition}/heads[?from_size=S][&limit=N]`: the heads logged in
-/// the partition (committed ones), oldest first, with their Raft indexes.
+/// `GET /audit/{topic}/{partition}/heads[?after_index=I][&limit=N]`: the heads logged in
+/// the partition (committed ones) after Raft index `I`, oldest first, with their Raft
+/// indexes.
 pub(super) async fn logged_heads(
     State(broker): State<Arc<Broker>>,
     Path((topic, index)): Path<(String, i32)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
     let p = partition(&broker, &topic, index)?;
-    let from_size = number(&query, "from_size")?.unwrap_or(0);
+    let after = number(&query, "after_index")?.unwrap_or(0);
     let limit = number(&query, "limit")?.map_or(MAX_HEADS, |n| (n as usize).min(MAX_HEADS));
-    reply(p.logged_heads(from_size, limit).map(|heads| {
+    reply(p.logged_heads(after, limit).map(|heads| {
         let heads: Vec<Value> = heads
             .iter()
             .map(|(raft_index, logged)| {
@@ -158,10 +161,8 @@ pub(super) async fn log_head(
         Err(e) => return reply(Err(e)),
     };
     let logged = signed(&broker, &p, &head, now_ms());
-    reply(p.log_audit_head(&logged).await.map(|()| {
-        broker.metrics.audit_heads_logged.inc();
-        head_json(&logged)
-    }))
+    let done = crate::audit_heads::log_head(&broker, &p, &logged).await;
+    reply(done.map(|()| head_json(&logged)))
 }
 
 /// `GET /audit/key`: the public key heads are signed with (404 without one).

@@ -24,6 +24,7 @@ use super::listener::ClientAddr;
 use crate::acl;
 use crate::cluster::metadata::users::password_matches;
 use crate::config::admin::AdminApiSettings;
+use crate::config::audit_log::EventType;
 use crate::metrics::OutcomeLabels;
 use crate::Broker;
 
@@ -37,10 +38,61 @@ pub struct AdminAuth {
 
 /// Who made a request (kept in its extensions for the change routes).
 #[derive(Debug, Clone)]
-enum Caller {
+pub(super) enum Caller {
     Anyone,
     Token,
     User(String),
+}
+
+impl Caller {
+    /// The principal the audit trail names.
+    pub(super) fn principal(&self) -> String {
+        match self {
+            Caller::Anyone => "User:ANONYMOUS".into(),
+            Caller::Token => "admin-token".into(),
+            Caller::User(user) => format!("User:{user}"),
+        }
+    }
+}
+
+/// Records an admin-port event in the audit trail.
+fn record(
+    state: &AuthState,
+    kind: EventType,
+    principal: String,
+    peer: SocketAddr,
+    what: String,
+    outcome: Result<(), String>,
+) {
+    let trail = &state.broker.audit_trail;
+    if trail.records(kind) {
+        let event = crate::audit_trail::admin_event(kind, principal, Some(peer), what, outcome);
+        trail.record(&state.broker.metrics, event);
+    }
+}
+
+/// For the change routes: records each change made (and its HTTP status) in the audit
+/// trail.
+pub async fn record_change(
+    State(state): State<AuthState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let what = format!("{} {}", request.method(), request.uri().path());
+    let principal = request
+        .extensions()
+        .get::<Caller>()
+        .map_or_else(|| Caller::Anyone.principal(), Caller::principal);
+    let response = next.run(request).await;
+    let status = response.status();
+    let outcome = if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
+    };
+    record(&state, EventType::Admin, principal, peer, what, outcome);
+    response
 }
 
 impl AdminAuth {
@@ -127,6 +179,16 @@ pub async fn authenticate(
         }
         Err(why) => {
             warn!(%peer, path = request.uri().path(), reason = why, "admin request refused");
+            let what = format!("{} {}", request.method(), request.uri().path());
+            let unknown = Caller::Anyone.principal();
+            record(
+                &state,
+                EventType::Authenticate,
+                unknown,
+                peer,
+                what,
+                Err(why.into()),
+            );
             // As Kafka's `connection.failed.authentication.delay.ms`: guessing is slow.
             tokio::time::sleep(crate::handlers::FAILED_AUTHENTICATION_DELAY).await;
             refuse(&state, StatusCode::UNAUTHORIZED, "unauthenticated", why)
@@ -220,6 +282,19 @@ pub async fn may_alter_cluster(
     }
     let why = "this change needs ALTER on the Cluster (a principal of super.users, or an \
                ACL when an authorizer is configured) or the admin token";
+    let principal = request
+        .extensions()
+        .get::<Caller>()
+        .map_or_else(|| Caller::Anyone.principal(), Caller::principal);
+    let what = format!("{} {}", request.method(), request.uri().path());
+    record(
+        &state,
+        EventType::Authorize,
+        principal,
+        peer,
+        what,
+        Err(why.into()),
+    );
     warn!(
         path = request.uri().path(),
         "admin change refused: not a super user"

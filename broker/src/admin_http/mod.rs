@@ -304,6 +304,10 @@ pub async fn serve(
             "/audit/{topic}/{partition}/log-head",
             axum::routing::post(audit::log_head),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::record_change,
+        ))
         .route_layer(axum::middleware::from_fn(not_from_a_browser))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

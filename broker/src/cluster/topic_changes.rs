@@ -12,8 +12,8 @@ use super::{Cluster, ClusterError, CONTROLLER_TIMEOUT};
 use crate::config::TopicConfig;
 use crate::partition::Partition;
 use crate::topics::{
-    check_growth, is_internal, refuse_internal, validate_topic_name, Topic, TopicError, Topics,
-    MAX_PARTITIONS_PER_TOPIC,
+    check_growth, is_compacted_internal, refuse_internal, validate_topic_name, Topic, TopicError,
+    Topics, MAX_PARTITIONS_PER_TOPIC,
 };
 
 impl Cluster {
@@ -153,7 +153,7 @@ impl Cluster {
         if config.audit != was_audit || crate::config::audit_override(&overrides) != was_audit {
             return Err(TopicError::AuditFixed { name: name.into() }.into());
         }
-        if is_internal(name) && config.cleanup_policy != "compact" {
+        if is_compacted_internal(name) && config.cleanup_policy != "compact" {
             return Err(TopicError::CompactOnly { name: name.into() }.into());
         }
         if validate_only {

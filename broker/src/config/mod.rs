@@ -15,12 +15,14 @@ use std::time::Duration;
 use crate::error::{BrokerError, Result};
 
 pub mod admin;
+pub mod audit_log;
 pub mod authorizer;
 mod cluster;
 pub mod listeners;
 mod topic;
 pub mod topic_keys;
 mod txn;
+pub use audit_log::AuditLogConfig;
 pub use cluster::{
     ClusterSettings, RaftTls, DEFAULT_CHECKPOINT_RECORDS, DEFAULT_CONTROLLER_SEGMENT_BYTES,
     MAX_CONTROLLER_VOTERS,
@@ -114,6 +116,8 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// The transaction coordinator.
     pub txns: TxnConfig,
+    /// The broker's own audit trail (`audit.log.*`).
+    pub audit_log: AuditLogConfig,
     /// The log cleaner (`cleanup.policy=compact`).
     pub cleaner: CleanerSettings,
 }
@@ -170,6 +174,7 @@ impl Default for BrokerConfig {
             topics: TopicDefaults::default(),
             groups: GroupConfig::default(),
             txns: TxnConfig::default(),
+            audit_log: AuditLogConfig::default(),
             cleaner: CleanerSettings::default(),
         }
     }
@@ -351,7 +356,7 @@ impl BrokerConfig {
         if let Some(set) = self.admin_api.set(key, value) {
             return set.map_err(BrokerError::Config);
         }
-        if self.txns.set(key, value)? {
+        if self.txns.set(key, value)? || self.audit_log.set(key, value)? {
             return Ok(());
         }
         if let Some(set) = self.authorizer.set(key, value) {

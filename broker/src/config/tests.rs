@@ -198,3 +198,26 @@ fn audit_head_interval_has_a_floor() {
     assert!(e.to_string().contains("minimum 100"), "{e}");
     assert!(t.set("audit.head.interval.ms", "soon").is_err());
 }
+
+#[test]
+fn audit_log_settings_parse_and_refuse_nonsense() {
+    use super::audit_log::EventType;
+    let mut c = BrokerConfig::default();
+    assert!(!c.audit_log.enabled);
+    c.set("audit.log.enabled", "true").unwrap();
+    c.set("audit.log.event.types", "authenticate, admin")
+        .unwrap();
+    c.set("audit.log.buffer.events", "50").unwrap();
+    assert!(c.audit_log.records(EventType::Admin));
+    assert!(!c.audit_log.records(EventType::Management));
+    assert_eq!(c.audit_log.buffer_events, 50);
+    for (key, bad) in [
+        ("audit.log.event.types", "authenticate,produce"),
+        ("audit.log.buffer.events", "0"),
+        ("audit.log.enabled", "yes please"),
+        ("audit.log.replication.factor", "0"),
+    ] {
+        let e = c.set(key, bad).unwrap_err();
+        assert!(e.to_string().contains(key), "{e}");
+    }
+}

@@ -7,6 +7,7 @@ use tracing::info;
 use super::RequestContext;
 use crate::acl::{Caller, Decision, Operation, ResourceType};
 use crate::cluster::metadata::MetadataState;
+use crate::config::audit_log::EventType;
 use crate::group::GroupError;
 use crate::metrics::DenialLabels;
 
@@ -170,6 +171,19 @@ impl Checks<'_> {
             .authorization_denials
             .get_or_create(&labels)
             .inc();
+        let trail = &ctx.broker.audit_trail;
+        if trail.records(EventType::Authorize) {
+            let why = format!("{op} on {rt} {name} denied");
+            let resource = crate::audit_trail::Resource::new("resource", format!("{rt}:{name}"));
+            let event = crate::audit_trail::kafka_event(
+                ctx,
+                EventType::Authorize,
+                crate::audit_trail::Activity::Other,
+                vec![resource],
+                Err(why),
+            );
+            trail.record(&ctx.broker.metrics, event);
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::{message, RequestContext};
 use crate::cluster::metadata::users::password_matches;
+use crate::config::audit_log::EventType;
 use crate::metrics::SaslLabels;
 use crate::session::Auth;
 
@@ -96,12 +97,14 @@ async fn answer(
         }
         Step::Done(user, bytes) => {
             count("ok");
+            record_login(ctx, mechanism, Some(&user), Ok(()));
             info!(peer = ?session.peer, listener = %session.listener, principal = %format!("User:{user}"), mechanism = mechanism.name(), "authenticated");
             session.set_auth(Auth::Authenticated(user));
             ok(bytes)
         }
         Step::Failed(why) => {
             count("failed");
+            record_login(ctx, mechanism, None, Err(why.clone()));
             warn!(peer = ?session.peer, listener = %session.listener, mechanism = mechanism.name(), reason = why, "authentication failed; closing");
             if let Some(ip) = session.peer.map(|p| p.ip()) {
                 ctx.broker.failed_logins.failed(ip);
@@ -149,4 +152,30 @@ fn scram_final(server: ScramServer, token: &[u8]) -> Step {
         Err(sasl::ScramError::InvalidCredentials) => Step::Failed(INVALID.into()),
         Err(e) => Step::Failed(e.to_string()),
     }
+}
+
+/// An authentication event for the audit trail: the user named on success (the
+/// connection's principal before it otherwise).
+fn record_login(
+    ctx: &RequestContext,
+    mechanism: Mechanism,
+    user: Option<&str>,
+    outcome: Result<(), String>,
+) {
+    let trail = &ctx.broker.audit_trail;
+    if !trail.records(EventType::Authenticate) {
+        return;
+    }
+    let mut event = crate::audit_trail::kafka_event(
+        ctx,
+        EventType::Authenticate,
+        crate::audit_trail::Activity::Logon,
+        Vec::new(),
+        outcome,
+    );
+    if let Some(user) = user {
+        event.principal = format!("User:{user}");
+    }
+    event.auth_protocol = Some(mechanism.name().to_string());
+    trail.record(&ctx.broker.metrics, event);
 }

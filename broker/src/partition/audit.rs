@@ -60,7 +60,7 @@ impl Partition {
         self.with_log(|log| {
             let last = log.audit_heads().last().copied();
             let head = log.audit_head(hw)?;
-            let grew = last.is_none_or(|m| head.size > m.tree_size);
+            let grew = head.size > last.map_or(0, |m| m.tree_size);
             Ok((grew.then_some(head), last))
         })?
         .map_err(PartitionError::Log)
@@ -77,18 +77,19 @@ impl Partition {
         Ok(())
     }
 
-    /// The committed logged heads of trees of at least `from_size` leaves, oldest first,
-    /// at most `limit`, with their Raft indexes.
+    /// The committed logged heads after Raft index `after`, oldest first, at most
+    /// `limit`, with their Raft indexes.
     pub fn logged_heads(
         &self,
-        from_size: u64,
+        after: u64,
         limit: usize,
     ) -> PartitionResult<Vec<(u64, LoggedHead)>> {
+        self.check_tree_agrees()?;
         let committed = self.view().map_or(0, |v| v.committed_index);
         self.with_log(|log| {
             log.audit_heads()
                 .iter()
-                .filter(|m| m.tree_size >= from_size && m.raft_index <= committed)
+                .filter(|m| m.raft_index > after && m.raft_index <= committed)
                 .take(limit)
                 .map(|m| Ok((m.raft_index, log.logged_head(m.raft_index)?)))
                 .collect::<log_store::Result<Vec<_>>>()
@@ -96,16 +97,51 @@ impl Partition {
         .map_err(PartitionError::Log)
     }
 
-    /// Reads whether this replica's tree disagrees with a logged head, and takes the
-    /// replica out of service (or back, never: a divergence lasts until the log is
-    /// reopened) accordingly.
-    pub fn refresh_audit_divergence(&self) -> Option<AuditDivergence> {
-        let Mode::Hosted(h) = &self.mode else {
-            return None;
-        };
-        let divergence = h.log.read().ok()?.audit_divergence();
-        h.diverged.store(divergence.is_some(), Ordering::Release);
-        divergence
+    /// The last committed logged head.
+    pub fn last_logged_head(&self) -> Option<HeadMark> {
+        let committed = self.view().map_or(0, |v| v.committed_index);
+        self.with_log(|log| {
+            let heads = log.audit_heads();
+            heads
+                .iter()
+                .rev()
+                .find(|m| m.raft_index <= committed)
+                .copied()
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// The first logged head this replica's tree disagrees with (the log's finding; who
+    /// is wrong is for the broker's poll of the other replicas to say).
+    pub fn audit_disagreement(&self) -> Option<AuditDivergence> {
+        self.with_log(|log| log.audit_divergence()).ok().flatten()
+    }
+
+    /// Takes the replica out of service (its tree is not the group's), or back in.
+    pub fn set_tree_diverged(&self, diverged: bool) {
+        if let Mode::Hosted(h) = &self.mode {
+            h.diverged.store(diverged, Ordering::Release);
+        }
+    }
+
+    /// Whether the replica is out of service because its tree diverged.
+    pub fn tree_diverged(&self) -> bool {
+        matches!(&self.mode, Mode::Hosted(h) if h.diverged.load(Ordering::Acquire))
+    }
+
+    /// Whether this replica keeps the partition's audit tree (its log starts at 0).
+    pub fn keeps_audit_tree(&self) -> bool {
+        self.with_log(|log| log.audit_size(0).is_ok())
+            .unwrap_or(false)
+    }
+
+    /// This replica's root of the tree of the first `size` leaves, committed or not
+    /// (`None`: no tree here, or fewer leaves).
+    pub fn audit_root(&self, size: u64) -> Option<Hash> {
+        self.with_log(|log| log.audit_root(size).ok())
+            .ok()
+            .flatten()
     }
 
     /// Refuses when this replica's tree disagrees with a logged head.

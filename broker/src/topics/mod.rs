@@ -52,9 +52,15 @@ impl Topic {
     }
 }
 
-/// Topics the broker writes itself (`__consumer_offsets`, `__transaction_state`):
-/// clients may read them but not produce to, delete or grow them.
+/// Topics the broker writes itself (`__consumer_offsets`, `__transaction_state`, the
+/// audit trail's `__strata_audit_log`): clients may read them but not produce to,
+/// delete or grow them.
 pub fn is_internal(name: &str) -> bool {
+    is_compacted_internal(name) || name == crate::audit_trail::AUDIT_LOG_TOPIC
+}
+
+/// The internal topics that must stay compacted (keyed state, not history).
+pub fn is_compacted_internal(name: &str) -> bool {
     name == OFFSETS_TOPIC || name == TXN_STATE_TOPIC
 }
 

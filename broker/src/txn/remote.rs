@@ -9,6 +9,12 @@
 //!   where the producer already has a transaction open skips it: its first batch was
 //!   verified, and the marker that ends the transaction also bumps the epoch a fenced
 //!   producer would need.
+//! - [`AUDIT_EVENTS`]: a batch of the broker's audit trail (a RecordBatch v2 the caller
+//!   encoded), for the leader of `__strata_audit_log`. Answered once it committed: one
+//!   byte, 0, or 1 followed by why it was not written (UTF-8).
+//! - [`AUDIT_ROOT`]: topic length u16, topic, partition i32, tree size u64: this
+//!   replica's root of that audit tree (`audit_heads::poll`). Answered 0 and the 32-byte
+//!   root, or 1 when it keeps no such tree.
 //!
 //! A payload that does not decode is logged and left unanswered: the caller's wait
 //! times out, as when a message is lost.
@@ -50,6 +56,10 @@ use crate::Broker;
 pub const WRITE_MARKERS: u8 = 1;
 /// An AddPartitionsToTxn verify-only call.
 pub const VERIFY: u8 = 2;
+/// A batch of audit-trail events.
+pub const AUDIT_EVENTS: u8 = 3;
+/// A replica's root of an audit partition's tree of some size.
+pub const AUDIT_ROOT: u8 = 4;
 const WRITE_MARKERS_VERSION: i16 = 1;
 const VERIFY_VERSION: i16 = 4;
 /// How long a call waits for its answer (a marker waits for its commit there).
@@ -72,6 +82,24 @@ async fn call(broker: &Broker, node: u64, payload: Bytes) -> Result<Bytes, TxnEr
         .call(node, payload, CALL_TIMEOUT)
         .await
         .map_err(|e| TxnError::Peer(e.to_string()))
+}
+
+/// Appends a batch of audit-trail events through `node`, the audit topic's leader;
+/// returns once it committed there.
+pub(crate) async fn append_audit_events(
+    broker: &Broker,
+    node: u64,
+    batch: Bytes,
+) -> Result<(), String> {
+    let payload = Bytes::from([&[AUDIT_EVENTS][..], &batch[..]].concat());
+    let answer = call(broker, node, payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    match answer.split_first() {
+        Some((0, _)) => Ok(()),
+        Some((_, why)) => Err(format!("node {node}: {}", String::from_utf8_lossy(why))),
+        None => Err(format!("node {node} answered nothing")),
+    }
 }
 
 /// Writes `marker` for producer `(producer_id, epoch)` on `partitions` through their
@@ -196,6 +224,14 @@ async fn answer(broker: Arc<Broker>, call: RpcCall) {
             Ok(r) => encode(&verify_here(&broker, r), VERIFY_VERSION),
             Err(e) => Err(format!("undecodable AddPartitionsToTxn: {e}")),
         },
+        AUDIT_EVENTS => {
+            let written = crate::audit_trail::append_here(&broker, body).await;
+            Ok(match written {
+                Ok(()) => Bytes::from_static(&[0]),
+                Err(why) => Bytes::from([&[1u8][..], why.as_bytes()].concat()),
+            })
+        }
+        AUDIT_ROOT => Ok(crate::audit_heads::answer_root_call(&broker, &body)),
         other => Err(format!("unknown call {other}")),
     };
     match answered {

@@ -4,14 +4,18 @@
 //! A leader logs a head of its committed tree; the entry reaches every replica through
 //! Raft after every batch the head covers, so each replica that appends it can compare
 //! the head's root with the root of its own first `tree_size` leaves. Replicas store the
-//! same bytes, so the roots agree unless this replica's batches were changed behind
-//! Raft's back (a disk edited, a segment swapped): the first head that disagrees is kept
-//! as the log's [`AuditDivergence`], for the broker to take the replica out of service.
-//! The same check runs over every logged head when the log opens, so a log changed
-//! while the broker was stopped is caught before it serves anything.
+//! same bytes, so the roots agree unless some replica's batches were changed behind
+//! Raft's back (a disk edited, a segment swapped): this one's, or the leader's that
+//! signed the head. The first head that disagrees is kept as the log's
+//! [`AuditDivergence`]; the broker finds out which side is wrong by asking the other
+//! replicas for their roots. The same check runs over every logged head when the log
+//! opens, so a log changed while the broker was stopped is caught before it serves.
 //!
-//! A malformed payload (the leader's bug or a forged frame) is skipped on every replica
-//! alike; it is appended, as Raft requires, but counts as no head.
+//! A malformed payload arriving through Raft (the leader's bug or a forged frame) is
+//! skipped on every replica alike: it is appended, as Raft requires, but counts as no
+//! head. One that does not read back at open (a bad checksum, bytes that do not
+//! decode) was changed on this disk, and is a divergence. The check compares roots
+//! only: signatures are for clients (`strata audit verify --public-key`).
 
 use tracing::{error, warn};
 
@@ -35,13 +39,18 @@ pub struct AuditDivergence {
     /// The head's entry.
     pub raft_index: u64,
     pub tree_size: u64,
-    pub logged_root: Hash,
+    /// `None`: the head's entry did not read back (at open).
+    pub logged_root: Option<Hash>,
     /// This replica's root of `tree_size` leaves; `None` when it holds fewer leaves.
     pub own_root: Option<Hash>,
 }
 
 impl std::fmt::Display for AuditDivergence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(logged) = self.logged_root else {
+            let at = self.raft_index;
+            return write!(f, "the head logged at raft index {at} does not read back");
+        };
         let own = self.own_root.map_or_else(
             || "no such tree (fewer leaves)".into(),
             |r| merkle::to_hex(&r),
@@ -52,7 +61,7 @@ impl std::fmt::Display for AuditDivergence {
              this replica's is {own}",
             self.raft_index,
             self.tree_size,
-            merkle::to_hex(&self.logged_root)
+            merkle::to_hex(&logged)
         )
     }
 }
@@ -65,10 +74,13 @@ pub(crate) struct LoggedHeads {
 }
 
 impl LoggedHeads {
-    /// Forgets the heads at or after `raft_index` (a truncation). A divergence stays:
-    /// the batches that caused it are still here.
+    /// Forgets the heads at or after `raft_index` (a truncation), and a divergence found
+    /// there.
     pub(crate) fn truncate_from(&mut self, raft_index: u64) {
         self.marks.retain(|m| m.raft_index < raft_index);
+        if self.divergence.is_some_and(|d| d.raft_index >= raft_index) {
+            self.divergence = None;
+        }
     }
 }
 
@@ -116,13 +128,16 @@ impl Log {
         if own_root == Some(mark.root) || self.audit_heads.divergence.is_some() {
             return;
         }
-        let d = AuditDivergence {
+        self.note_divergence(AuditDivergence {
             raft_index: mark.raft_index,
             tree_size: mark.tree_size,
-            logged_root: mark.root,
+            logged_root: Some(mark.root),
             own_root,
-        };
-        error!(dir = %self.dir.display(), divergence = %d, "audit tree diverged from a logged head");
+        });
+    }
+
+    fn note_divergence(&mut self, d: AuditDivergence) {
+        error!(dir = %self.dir.display(), divergence = %d, "audit tree disagrees with a logged head");
         self.audit_heads.divergence = Some(d);
     }
 
@@ -134,9 +149,21 @@ impl Log {
             return Ok(());
         }
         for raft_index in self.first_raft_index()..=self.last_raft_index() {
-            if self.entry(raft_index)?.kind == EntryKind::AuditHead {
-                let payload = self.entry_payload(raft_index)?;
-                self.note_audit_head(raft_index, &payload);
+            if self.entry(raft_index)?.kind != EntryKind::AuditHead {
+                continue;
+            }
+            match self.entry_payload(raft_index) {
+                Ok(payload) if LoggedHead::decode(&payload).is_ok() => {
+                    self.note_audit_head(raft_index, &payload)
+                }
+                // Changed on this disk: the leader never logs a malformed head.
+                _ if self.audit_heads.divergence.is_some() => {}
+                _ => self.note_divergence(AuditDivergence {
+                    raft_index,
+                    tree_size: 0,
+                    logged_root: None,
+                    own_root: None,
+                }),
             }
         }
         Ok(())
