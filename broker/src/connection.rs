@@ -26,6 +26,7 @@ use tracing::{debug, debug_span, info, warn, Instrument};
 
 use crate::config::audit_log::EventType;
 use crate::handlers::{self, Reply, RequestContext};
+use crate::kafka_codes::error_name;
 use crate::metrics::{ApiLabels, RequestLabels};
 use crate::response_frame::{self, ResponseFrame};
 use crate::session::{ListenerId, Session};
@@ -556,7 +557,11 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         let errors = p.ctx.take_errors();
         if let Some(change) = p.audited {
-            let event = change.finish(&p.ctx, &errors);
+            let outcome = crate::audit_trail::outcome_of(&errors);
+            let kind = EventType::Management;
+            let event = p
+                .ctx
+                .audit_event(kind, change.activity, change.resources, outcome);
             broker.audit_trail.record(&broker.metrics, event);
         }
         let api_name = format!("{:?}", p.ctx.api);
@@ -611,13 +616,4 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
-}
-
-/// The Kafka name of an error code, for metric labels.
-pub fn error_name(code: i16) -> String {
-    use kafka_protocol::error::ParseResponseErrorCode;
-    match code.err() {
-        None => "NONE".into(),
-        Some(e) => format!("{e:?}"),
-    }
 }

@@ -270,3 +270,12 @@ impl TxnError {
         }
     }
 }
+
+/// The Kafka name of an error code, for metric labels.
+pub fn error_name(code: i16) -> String {
+    use kafka_protocol::error::ParseResponseErrorCode;
+    match code.err() {
+        None => "NONE".into(),
+        Some(e) => format!("{e:?}"),
+    }
+}

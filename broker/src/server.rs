@@ -438,7 +438,7 @@ fn spawn_broker_tasks(broker: &Arc<Broker>, shutdown: &Shutdown) {
     let txns = broker.txns.clone().run(broker.clone(), shutdown.clone());
     spawn_supervised(m, "transaction coordinator", txns);
     if let Some(calls) = broker.cluster.node.rpc().take_incoming() {
-        let peers = crate::txn::remote::serve(broker.clone(), calls, shutdown.clone());
+        let peers = crate::peers::serve(broker.clone(), calls, shutdown.clone());
         spawn_supervised(m, "calls from peers", peers);
     }
     let cleaner = run_cleaner(broker.clone(), shutdown.clone());

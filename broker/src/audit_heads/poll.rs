@@ -1,7 +1,7 @@
 //! Which side of a disagreement is wrong: a replica whose tree disagrees with a logged
 //! head, and a leader after each head it logs, ask the group's other voters for their
-//! root of the head's tree size (a call between nodes, `txn::remote`'s
-//! [`AUDIT_ROOT`](crate::txn::remote::AUDIT_ROOT)) and count.
+//! root of the head's tree size (a call between brokers,
+//! [`AUDIT_ROOT`](crate::calls::AUDIT_ROOT)) and count.
 //!
 //! - A root held by a majority of the voters is the group's: a replica whose own root is
 //!   another is the one changed behind Raft's back, and goes out of service; a logged
@@ -111,11 +111,7 @@ fn judge(
 /// Node `node`'s root of `p`'s tree of `size` leaves (`None`: no answer, or none kept).
 async fn ask(broker: &Broker, node: u64, p: &Partition, size: u64) -> Option<Hash> {
     let payload = request(p.topic(), p.index(), size);
-    let answer = broker
-        .cluster
-        .node
-        .rpc()
-        .call(node, payload, ASK_TIMEOUT)
+    let answer = crate::calls::call(broker, node, payload, ASK_TIMEOUT)
         .await
         .ok()?;
     match answer.split_first() {
@@ -127,7 +123,7 @@ async fn ask(broker: &Broker, node: u64, p: &Partition, size: u64) -> Option<Has
 /// The call: kind, topic length u16, topic, partition i32, tree size u64.
 fn request(topic: &str, partition: i32, size: u64) -> Bytes {
     let mut buf = BytesMut::with_capacity(16 + topic.len());
-    buf.put_u8(crate::txn::remote::AUDIT_ROOT);
+    buf.put_u8(crate::calls::AUDIT_ROOT);
     buf.put_u16(u16::try_from(topic.len()).unwrap_or(u16::MAX));
     buf.put_slice(topic.as_bytes());
     buf.put_i32(partition);

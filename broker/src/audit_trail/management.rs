@@ -1,40 +1,28 @@
 //! Changes through the Kafka API as audit events: before a request is handled, what it
 //! asks to change ([`management_event`]); once it is answered, the outcome from the
-//! error codes its handler returned ([`Pending::finish`]). One event per request,
+//! error codes its handler returned ([`outcome_of`]). One event per request,
 //! naming every resource it touched; a request that changes nothing (a validation
 //! only, an offset commit by a group member) is no event.
 
 use kafka_protocol::messages::RequestKind;
 
-use super::{kafka_event, Activity, Event, Resource};
-use crate::config::audit_log::EventType;
-use crate::connection::error_name;
-use crate::handlers::RequestContext;
+use super::{Activity, Resource};
+use crate::kafka_codes::error_name;
 
 /// A change under way, waiting for its answer.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    activity: Activity,
-    resources: Vec<Resource>,
+    pub activity: Activity,
+    pub resources: Vec<Resource>,
 }
 
-impl Pending {
-    /// The event of the change, given the error codes of its answer (none: success).
-    pub fn finish(self, ctx: &RequestContext, errors: &[i16]) -> Event {
-        let outcome = if errors.is_empty() {
-            Ok(())
-        } else {
-            let names: Vec<String> = errors.iter().map(|&c| error_name(c)).collect();
-            Err(names.join(","))
-        };
-        kafka_event(
-            ctx,
-            EventType::Management,
-            self.activity,
-            self.resources,
-            outcome,
-        )
+/// The outcome of a change from the error codes of its answer (none: success).
+pub fn outcome_of(errors: &[i16]) -> Result<(), String> {
+    if errors.is_empty() {
+        return Ok(());
     }
+    let names: Vec<String> = errors.iter().map(|&c| error_name(c)).collect();
+    Err(names.join(","))
 }
 
 /// What `request` changes, when it is a change worth an event.

@@ -18,11 +18,10 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 pub use event::{Activity, Event, Resource};
-pub use management::{management_event, Pending};
-pub use writer::{append_here, run, AUDIT_LOG_TOPIC};
+pub use management::{management_event, outcome_of, Pending};
+pub use writer::{answer_events_call, append_here, run, AUDIT_LOG_TOPIC};
 
 use crate::config::audit_log::{AuditLogConfig, EventType};
-use crate::handlers::RequestContext;
 use crate::metrics::{Metrics, OutcomeLabels};
 
 /// The trail's buffer and settings.
@@ -85,30 +84,6 @@ pub(crate) fn count(metrics: &Metrics, outcome: &str, n: u64) {
 }
 
 use crate::internal_batch::now_ms;
-
-/// An event about the Kafka request of `ctx`.
-pub fn kafka_event(
-    ctx: &RequestContext,
-    kind: EventType,
-    activity: Activity,
-    resources: Vec<Resource>,
-    outcome: Result<(), String>,
-) -> Event {
-    Event {
-        kind,
-        activity,
-        time_ms: now_ms(),
-        principal: ctx.session.principal(),
-        client: ctx.peer,
-        service: "kafka",
-        listener: Some(ctx.session.listener.to_string()),
-        operation: format!("{:?}", ctx.api),
-        resources,
-        success: outcome.is_ok(),
-        detail: outcome.err(),
-        auth_protocol: None,
-    }
-}
 
 /// An event about an admin-port request.
 pub fn admin_event(

@@ -1,8 +1,7 @@
 //! Writes the audit trail's events to `__strata_audit_log`: one task per broker drains
 //! the buffer into batches (one JSON record per event) and appends each to the topic's
-//! partition 0 on its leader: here, or on another broker through the calls between
-//! nodes (`txn::remote`, authenticated peers only), where it commits before the call is
-//! answered. The topic is created on first use (one partition, `audit.enabled=true`,
+//! partition 0 on its leader: here, or on another broker through a call between brokers
+//! (`calls`, authenticated peers only), answered once it committed there. The topic is created on first use (one partition, `audit.enabled=true`,
 //! replication factor `audit.log.replication.factor` or up to 3). A batch that cannot be
 //! written after [`ATTEMPTS`] tries is counted `failed`; while it is retried, new events
 //! wait in the buffer (and past it are dropped and counted).
@@ -16,11 +15,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{count, Event};
+use crate::calls::{call, done_or_why, read_done_or_why, AUDIT_EVENTS};
 use crate::shutdown::Shutdown;
+pub use crate::topics::AUDIT_LOG_TOPIC;
 use crate::Broker;
 
-/// The internal audit topic.
-pub const AUDIT_LOG_TOPIC: &str = "__strata_audit_log";
 /// Events per batch, at most.
 const MAX_BATCH_EVENTS: usize = 500;
 /// Tries of one batch before its events count as failed.
@@ -104,7 +103,14 @@ async fn append(broker: &Broker, batch: Bytes) -> Result<(), String> {
     if view.is_some_and(|v| v.is_leader) {
         return append_here(broker, batch).await;
     }
-    crate::txn::remote::append_audit_events(broker, leader, batch).await
+    let payload = Bytes::from([&[AUDIT_EVENTS][..], &batch[..]].concat());
+    let answer = call(broker, leader, payload, COMMIT_TIMEOUT).await?;
+    read_done_or_why(leader, &answer)
+}
+
+/// Answers a peer's [`AUDIT_EVENTS`] call (its body: the batch).
+pub async fn answer_events_call(broker: &Broker, batch: Bytes) -> Bytes {
+    done_or_why(append_here(broker, batch).await)
 }
 
 async fn create(broker: &Broker) -> Result<Arc<crate::topics::Topic>, String> {

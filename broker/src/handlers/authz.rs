@@ -175,8 +175,7 @@ impl Checks<'_> {
         if trail.records(EventType::Authorize) {
             let why = format!("{op} on {rt} {name} denied");
             let resource = crate::audit_trail::Resource::new("resource", format!("{rt}:{name}"));
-            let event = crate::audit_trail::kafka_event(
-                ctx,
+            let event = ctx.audit_event(
                 EventType::Authorize,
                 crate::audit_trail::Activity::Other,
                 vec![resource],

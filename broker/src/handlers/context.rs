@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 
+use crate::audit_trail::{Activity, Event, Resource};
+use crate::config::audit_log::EventType;
 use crate::session::Session;
 use crate::Broker;
 
@@ -68,6 +70,30 @@ impl RequestContext {
         let principal = self.session.principal();
         let user = principal.strip_prefix("User:").unwrap_or(&principal);
         (user.to_string(), self.client_id_string())
+    }
+
+    /// An audit-trail event about this request (its principal, client and listener).
+    pub fn audit_event(
+        &self,
+        kind: EventType,
+        activity: Activity,
+        resources: Vec<Resource>,
+        outcome: Result<(), String>,
+    ) -> Event {
+        Event {
+            kind,
+            activity,
+            time_ms: crate::internal_batch::now_ms(),
+            principal: self.session.principal(),
+            client: self.peer,
+            service: "kafka",
+            listener: Some(self.session.listener.to_string()),
+            operation: format!("{:?}", self.api),
+            resources,
+            success: outcome.is_ok(),
+            detail: outcome.err(),
+            auth_protocol: None,
+        }
     }
 
     /// The client's host as Kafka shows it (`/127.0.0.1`).

@@ -166,8 +166,7 @@ fn record_login(
     if !trail.records(EventType::Authenticate) {
         return;
     }
-    let mut event = crate::audit_trail::kafka_event(
-        ctx,
+    let mut event = ctx.audit_event(
         EventType::Authenticate,
         crate::audit_trail::Activity::Logon,
         Vec::new(),

@@ -29,6 +29,8 @@ pub const MAX_TOPIC_NAME_CHARS: usize = 249;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Kafka's name for the internal topic of transaction coordinator state.
 pub const TXN_STATE_TOPIC: &str = "__transaction_state";
+/// The broker's own audit trail (`audit_trail`), an audit topic.
+pub const AUDIT_LOG_TOPIC: &str = "__strata_audit_log";
 /// Partitions one topic may have (bounds what one request can make the broker create).
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
@@ -56,7 +58,7 @@ impl Topic {
 /// audit trail's `__strata_audit_log`): clients may read them but not produce to,
 /// delete or grow them.
 pub fn is_internal(name: &str) -> bool {
-    is_compacted_internal(name) || name == crate::audit_trail::AUDIT_LOG_TOPIC
+    is_compacted_internal(name) || name == AUDIT_LOG_TOPIC
 }
 
 /// The internal topics that must stay compacted (keyed state, not history).

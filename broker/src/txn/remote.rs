@@ -1,7 +1,6 @@
-//! Transactions across brokers, over the calls between nodes of the Raft transport
-//! (`replication::node::rpc`: authenticated peers only). A call's payload is one byte
-//! naming the request, then the Kafka request body at a fixed version; the answer is
-//! the Kafka response body at that version:
+//! Transactions across brokers, over the calls between brokers (`calls`). The body of
+//! a call is the Kafka request body at a fixed version; the answer is the Kafka response
+//! body at that version:
 //! - [`WRITE_MARKERS`]: WriteTxnMarkers v1, from a coordinator to the leader of some of
 //!   a transaction's partitions. Answered once each marker is committed there.
 //! - [`VERIFY`]: AddPartitionsToTxn v4 with `verify_only`, from a partition's leader to
@@ -9,17 +8,10 @@
 //!   where the producer already has a transaction open skips it: its first batch was
 //!   verified, and the marker that ends the transaction also bumps the epoch a fenced
 //!   producer would need.
-//! - [`AUDIT_EVENTS`]: a batch of the broker's audit trail (a RecordBatch v2 the caller
-//!   encoded), for the leader of `__strata_audit_log`. Answered once it committed: one
-//!   byte, 0, or 1 followed by why it was not written (UTF-8).
-//! - [`AUDIT_ROOT`]: topic length u16, topic, partition i32, tree size u64: this
-//!   replica's root of that audit tree (`audit_heads::poll`). Answered 0 and the 32-byte
-//!   root, or 1 when it keeps no such tree.
 //!
-//! A payload that does not decode is logged and left unanswered: the caller's wait
-//! times out, as when a message is lost.
+//! A body that does not decode is logged and left unanswered: the caller's wait times
+//! out, as when a message is lost.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -41,25 +33,14 @@ use kafka_protocol::messages::{
     WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use replication::node::rpc::RpcCall;
-use tokio::sync::mpsc;
-use tracing::warn;
 
 use super::markers::write_here;
 use super::TxnError;
+use crate::calls::{VERIFY, WRITE_MARKERS};
 use crate::control_batch::{Marker, MarkerKind};
 use crate::partition::MarkerFrom;
-use crate::shutdown::Shutdown;
 use crate::Broker;
 
-/// A WriteTxnMarkers call.
-pub const WRITE_MARKERS: u8 = 1;
-/// An AddPartitionsToTxn verify-only call.
-pub const VERIFY: u8 = 2;
-/// A batch of audit-trail events.
-pub const AUDIT_EVENTS: u8 = 3;
-/// A replica's root of an audit partition's tree of some size.
-pub const AUDIT_ROOT: u8 = 4;
 const WRITE_MARKERS_VERSION: i16 = 1;
 const VERIFY_VERSION: i16 = 4;
 /// How long a call waits for its answer (a marker waits for its commit there).
@@ -75,31 +56,9 @@ fn payload(kind: u8, body: &impl Encodable, version: i16) -> Result<Bytes, TxnEr
 
 /// Sends a call to `node`; the answer's bytes.
 async fn call(broker: &Broker, node: u64, payload: Bytes) -> Result<Bytes, TxnError> {
-    broker
-        .cluster
-        .node
-        .rpc()
-        .call(node, payload, CALL_TIMEOUT)
+    crate::calls::call(broker, node, payload, CALL_TIMEOUT)
         .await
-        .map_err(|e| TxnError::Peer(e.to_string()))
-}
-
-/// Appends a batch of audit-trail events through `node`, the audit topic's leader;
-/// returns once it committed there.
-pub(crate) async fn append_audit_events(
-    broker: &Broker,
-    node: u64,
-    batch: Bytes,
-) -> Result<(), String> {
-    let payload = Bytes::from([&[AUDIT_EVENTS][..], &batch[..]].concat());
-    let answer = call(broker, node, payload)
-        .await
-        .map_err(|e| e.to_string())?;
-    match answer.split_first() {
-        Some((0, _)) => Ok(()),
-        Some((_, why)) => Err(format!("node {node}: {}", String::from_utf8_lossy(why))),
-        None => Err(format!("node {node} answered nothing")),
-    }
+        .map_err(TxnError::Peer)
 }
 
 /// Writes `marker` for producer `(producer_id, epoch)` on `partitions` through their
@@ -190,54 +149,19 @@ pub(super) async fn verify(
     }
 }
 
-/// Answers the calls peers send this broker until shutdown, each in its own task.
-pub async fn serve(
-    broker: Arc<Broker>,
-    mut calls: mpsc::Receiver<RpcCall>,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        let call = tokio::select! {
-            Some(call) = calls.recv() => call,
-            _ = shutdown.wait() => return,
-            else => return,
-        };
-        tokio::spawn(answer(broker.clone(), call));
-    }
+/// Answers a WriteTxnMarkers call (its body).
+pub(crate) async fn answer_markers(broker: &Broker, mut body: Bytes) -> Result<Bytes, String> {
+    let request = WriteTxnMarkersRequest::decode(&mut body, WRITE_MARKERS_VERSION)
+        .map_err(|e| format!("undecodable WriteTxnMarkers: {e}"))?;
+    let answer = markers_here(broker, request, MarkerFrom::Coordinator).await;
+    encode(&answer, WRITE_MARKERS_VERSION)
 }
 
-async fn answer(broker: Arc<Broker>, call: RpcCall) {
-    let Some((&kind, body)) = call.payload.split_first() else {
-        warn!(peer = call.from, "an empty call from a peer");
-        return;
-    };
-    let mut body = call.payload.slice(call.payload.len() - body.len()..);
-    let answered = match kind {
-        WRITE_MARKERS => match WriteTxnMarkersRequest::decode(&mut body, WRITE_MARKERS_VERSION) {
-            Ok(r) => {
-                let answer = markers_here(&broker, r, MarkerFrom::Coordinator).await;
-                encode(&answer, WRITE_MARKERS_VERSION)
-            }
-            Err(e) => Err(format!("undecodable WriteTxnMarkers: {e}")),
-        },
-        VERIFY => match AddPartitionsToTxnRequest::decode(&mut body, VERIFY_VERSION) {
-            Ok(r) => encode(&verify_here(&broker, r), VERIFY_VERSION),
-            Err(e) => Err(format!("undecodable AddPartitionsToTxn: {e}")),
-        },
-        AUDIT_EVENTS => {
-            let written = crate::audit_trail::append_here(&broker, body).await;
-            Ok(match written {
-                Ok(()) => Bytes::from_static(&[0]),
-                Err(why) => Bytes::from([&[1u8][..], why.as_bytes()].concat()),
-            })
-        }
-        AUDIT_ROOT => Ok(crate::audit_heads::answer_root_call(&broker, &body)),
-        other => Err(format!("unknown call {other}")),
-    };
-    match answered {
-        Ok(bytes) => broker.cluster.node.rpc().answer(&call, bytes),
-        Err(e) => warn!(peer = call.from, error = %e, "a call from a peer left unanswered"),
-    }
+/// Answers a verify-only AddPartitionsToTxn call (its body).
+pub(crate) fn answer_verify(broker: &Broker, mut body: Bytes) -> Result<Bytes, String> {
+    let request = AddPartitionsToTxnRequest::decode(&mut body, VERIFY_VERSION)
+        .map_err(|e| format!("undecodable AddPartitionsToTxn: {e}"))?;
+    encode(&verify_here(broker, request), VERIFY_VERSION)
 }
 
 fn encode(body: &impl Encodable, version: i16) -> Result<Bytes, String> {
