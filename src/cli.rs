@@ -5,6 +5,7 @@ pub mod acl;
 mod admin_http;
 pub mod audit;
 mod audit_heads;
+mod audit_source;
 mod audit_verify;
 mod audit_witness;
 pub mod bench;

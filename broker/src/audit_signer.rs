@@ -59,16 +59,10 @@ impl AuditSigner {
     }
 }
 
-/// Whether `signature` is `public_key`'s Ed25519 signature of `head`'s statement.
-pub fn verify(public_key: &[u8], head: &TreeHead, signature: &[u8]) -> bool {
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
-        .verify(&head.message(), signature)
-        .is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use log_store::merkle::verify_signature;
 
     /// A PKCS#8 v1 Ed25519 key (RFC 8410's example private key, as OpenSSL writes it).
     const PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
@@ -90,12 +84,12 @@ mod tests {
             timestamp_ms: 1_700_000_000_000,
         };
         let sig = signer.sign(&head);
-        assert!(verify(signer.public_key(), &head, &sig));
+        assert!(verify_signature(signer.public_key(), &head, &sig));
         let other = TreeHead {
             tree_size: 9,
             ..head
         };
-        assert!(!verify(signer.public_key(), &other, &sig));
+        assert!(!verify_signature(signer.public_key(), &other, &sig));
 
         std::fs::write(&path, "not a key").unwrap();
         let e = AuditSigner::load(&path).unwrap_err();

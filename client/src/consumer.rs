@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
@@ -197,11 +198,38 @@ impl PartitionConsumer {
     /// and the position moved past them. Retriable failures are retried with backoff
     /// for up to the request timeout before being returned.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        match self.fetch_retrying().await? {
+            Some((bytes, aborted)) => self.take(bytes, &aborted),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// [`PartitionConsumer::poll`] on an audit topic, with every batch of the fetch
+    /// proven by `check` (see [`crate::audit`]) before any record is returned. A batch
+    /// that fails is an [`Error::AuditRefused`], and the position stays before it.
+    pub async fn poll_checked<S: crate::audit::ProofSource>(
+        &mut self,
+        check: &mut crate::audit::AuditCheck<S>,
+    ) -> Result<Vec<ConsumerRecord>> {
+        let Some((bytes, aborted)) = self.fetch_retrying().await? else {
+            return Ok(Vec::new());
+        };
+        check.check(&bytes).await.map_err(|r| Error::AuditRefused {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: r.offset,
+            reason: r.reason,
+        })?;
+        self.take(bytes, &aborted)
+    }
+
+    /// One fetch's record bytes and aborted transactions, retried as `poll` says.
+    async fn fetch_retrying(&mut self) -> Result<Option<(Bytes, Vec<AbortedTxn>)>> {
         let deadline = Instant::now() + self.cluster.request_timeout();
         let mut backoff = RETRY_BACKOFF;
         loop {
             match self.fetch_once().await {
-                Ok(records) => return Ok(records),
+                Ok(fetched) => return Ok(fetched),
                 Err(e) if refreshable(&e) && Instant::now() < deadline => {
                     debug!(topic = %self.topic, partition = self.partition, error = %e, "fetch failed; retrying");
                     self.connection = None;
@@ -217,7 +245,7 @@ impl PartitionConsumer {
         }
     }
 
-    async fn fetch_once(&mut self) -> Result<Vec<ConsumerRecord>> {
+    async fn fetch_once(&mut self) -> Result<Option<(Bytes, Vec<AbortedTxn>)>> {
         let (leader, _) = self
             .cluster
             .metadata()
@@ -259,13 +287,19 @@ impl PartitionConsumer {
             .flat_map(|t| t.partitions.iter())
             .find(|p| p.partition_index == self.partition)
         else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         Error::check(data.error_code, context, None)?;
         self.high_watermark = Some(data.high_watermark);
-        let bytes = data.records.clone().unwrap_or_default();
-        let aborted = aborted_of(data);
-        let decoded = decode_records(&self.topic, self.partition, self.position, bytes, &aborted)?;
+        Ok(Some((
+            data.records.clone().unwrap_or_default(),
+            aborted_of(data),
+        )))
+    }
+
+    /// The records of a fetch's bytes; moves the position past them.
+    fn take(&mut self, bytes: Bytes, aborted: &[AbortedTxn]) -> Result<Vec<ConsumerRecord>> {
+        let decoded = decode_records(&self.topic, self.partition, self.position, bytes, aborted)?;
         match decoded.next_offset {
             Some(next) => {
                 self.position = self.position.max(next);

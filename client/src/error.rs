@@ -243,6 +243,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch of an audit topic failed its proof against a signed tree head
+    /// ([`crate::audit`]): the history served is not the signed one.
+    #[error("audit check of {topic}-{partition} refused offset {offset}: {reason}")]
+    AuditRefused {
+        /// The topic.
+        topic: String,
+        /// The partition index.
+        partition: i32,
+        /// The base offset of the batch refused.
+        offset: i64,
+        /// Why.
+        reason: String,
+    },
+
     /// The cluster metadata names no usable leader for the partition.
     #[error("no leader is known for {topic}-{partition}")]
     NoLeader {

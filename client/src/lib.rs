@@ -56,6 +56,7 @@
 
 pub mod acls;
 pub mod admin;
+pub mod audit;
 pub mod batch;
 pub mod cluster;
 pub mod connection;

@@ -60,7 +60,7 @@ pub mod index;
 pub mod inspect;
 pub mod log;
 pub mod logged_heads;
-pub mod merkle;
+pub use merkle;
 pub mod offset_map;
 pub mod prealloc;
 pub mod recode;

@@ -176,7 +176,7 @@ pub(super) fn tree_head(v: &Value) -> anyhow::Result<TreeHead> {
 /// Whether `signature` is the Ed25519 signature of `head` by `public_key` (hex).
 pub(super) fn signed_by(public_key: &str, head: &TreeHead, signature: &[u8]) -> bool {
     merkle::bytes_from_hex(public_key)
-        .is_some_and(|k| broker::audit_signer::verify(&k, head, signature))
+        .is_some_and(|k| merkle::verify_signature(&k, head, signature))
 }
 
 fn head(t: &Target) -> anyhow::Result<Outcome> {

@@ -6,16 +6,24 @@
 //! the partitions and remembers how far it read (commits as it goes, and on exit commits
 //! exactly what was printed), so the next run resumes there; `--from` then only says
 //! where to start partitions the group has no offset for.
+//!
+//! With `--audit-key HEX` (an audit topic) every batch is proven, before any of its
+//! records is printed, to be the next leaf of a tree head signed with that key
+//! (`client::audit`, proofs from `--admin`); `--trusted-head FILE` pins a head kept from
+//! before. A batch that fails stops the command with status 1.
 
 use std::io::{self, BufWriter, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use client::audit::AuditCheck;
 use client::consumer::{FetchConfig, Isolation, PartitionConsumer, StartOffset};
 use client::{ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset};
 use tokio::sync::mpsc;
 
+use super::admin_http::{AdminClient, AdminEndpointArgs};
+use super::audit_source::AdminProofs;
 use super::json::JsonObject;
 use super::timestamp::{iso8601_utc, parse_iso8601};
 use super::topic::{block_on, BrokersArg};
@@ -65,6 +73,16 @@ pub struct ConsumeArgs {
     /// to the high watermark.
     #[arg(long, default_value = "read_uncommitted", value_name = "LEVEL", value_parser = parse_isolation)]
     isolation: Isolation,
+    /// Prove every batch against tree heads signed with this Ed25519 public key (hex)
+    /// before printing its records; the proofs come from --admin.
+    #[arg(long, value_name = "HEX", conflicts_with = "group")]
+    audit_key: Option<String>,
+    /// With --audit-key: a head kept from before (`strata audit head --json`). Batches
+    /// it covers are proven against it, and newer heads must extend it.
+    #[arg(long, value_name = "FILE", requires = "audit_key")]
+    trusted_head: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    admin: AdminEndpointArgs,
 }
 
 /// `--isolation`: read_committed | read_uncommitted.
@@ -110,6 +128,24 @@ impl ConsumeArgs {
         block_on(self.consume())
     }
 
+    /// The audit check of partition `p`, with `--audit-key`.
+    fn audit_check(&self, p: i32) -> Result<Option<AuditCheck<AdminProofs>>> {
+        let Some(key) = &self.audit_key else {
+            return Ok(None);
+        };
+        let key = log_store::merkle::bytes_from_hex(key)
+            .filter(|k| k.len() == 32)
+            .context("--audit-key: an Ed25519 public key is 32 bytes in hex")?;
+        let trusted = match &self.trusted_head {
+            Some(path) => Some(super::audit_source::read_head(path)?),
+            None => None,
+        };
+        let source = AdminProofs::new(AdminClient::new(&self.admin)?);
+        let check = AuditCheck::new(source, &self.topic, p, key, trusted)
+            .map_err(|e| anyhow::anyhow!("--trusted-head: {}", e.reason))?;
+        Ok(Some(check))
+    }
+
     async fn consume(self) -> Result<Outcome> {
         if self.group.is_some() {
             return self.consume_as_group().await;
@@ -143,7 +179,8 @@ impl ConsumeArgs {
                 PartitionConsumer::new(cluster.clone(), &self.topic, p, self.from, config.clone())
                     .await
                     .with_context(|| format!("starting to read {}-{p}", self.topic))?;
-            tokio::spawn(read_partition(consumer, tx.clone()));
+            let check = self.audit_check(p)?;
+            tokio::spawn(read_partition(consumer, check, tx.clone()));
         }
         drop(tx);
         let printer = Printer::new(&self.format);
@@ -160,6 +197,11 @@ impl ConsumeArgs {
                 _ = &mut ctrl_c => break,
             };
             let Some(fetched) = fetched else { break };
+            if let Err(e @ client::Error::AuditRefused { .. }) = &fetched {
+                out.flush()?;
+                eprintln!("{e}");
+                return Ok(Outcome::Damaged);
+            }
             for record in fetched? {
                 printer.print(&record, &mut out)?;
                 printed += 1;
@@ -251,11 +293,19 @@ impl ConsumeArgs {
     }
 }
 
-/// Polls one partition forever, handing each non-empty fetch to the printer; stops on
-/// the first error (after passing it on) or when the printer is gone.
-async fn read_partition(mut consumer: PartitionConsumer, tx: mpsc::Sender<Fetched>) {
+/// Polls one partition forever (each batch proven first, with `check`), handing each
+/// non-empty fetch to the printer; stops on the first error (after passing it on) or
+/// when the printer is gone.
+async fn read_partition(
+    mut consumer: PartitionConsumer,
+    mut check: Option<AuditCheck<AdminProofs>>,
+    tx: mpsc::Sender<Fetched>,
+) {
     loop {
-        let fetched = consumer.poll().await;
+        let fetched = match &mut check {
+            Some(check) => consumer.poll_checked(check).await,
+            None => consumer.poll().await,
+        };
         let failed = fetched.is_err();
         if matches!(&fetched, Ok(records) if records.is_empty()) {
             continue;

@@ -551,3 +551,51 @@ def test_audit_verify_names_the_first_tampered_batch(broker, tmp_path):
 
     r = tampered("cut", cut)
     assert r.returncode == 1 and "the tail was cut" in r.stderr, r
+
+
+def test_consume_proves_every_batch(tmp_path):
+    """`strata consume --audit-key` proves each batch against a signed head before it
+    prints its records; with `--trusted-head` (a head kept from before) a batch changed
+    on the broker's disk, and re-signed by the broker's own key, is refused: no batch of
+    the changed tree can be proven in the trusted one."""
+    b, key = _signing_broker(tmp_path)
+    topic = "consumed-trail"
+    public = _raw_public(key).hex()
+    try:
+        create_topic(b.bootstrap, topic, 1, config={"audit.enabled": "true",
+                                                     "audit.head.interval.ms": "3600000",
+                                                     "segment.bytes": "4096"})
+        _produce_batches(b.bootstrap, topic, 1, "first")
+        wait_for(lambda: (_logged_heads(b, topic), ""), 30, "the first logged head")
+        _produce_batches(b.bootstrap, topic, 19, "later")
+
+        def cli(*args):
+            return subprocess.run([str(b.bin), *args], capture_output=True, text=True, timeout=60)
+
+        r = cli("audit", "head", f"{topic}/0", "--json", "--admin", b.admin_addr)
+        assert r.returncode == 0, r
+        kept = tmp_path / "kept-head.json"
+        kept.write_text(r.stdout)
+        assert json.loads(r.stdout)["tree_size"] == 20
+
+        def consume(*flags):
+            return cli("consume", topic, "--partition", "0", "--count", "20", "--brokers",
+                       b.bootstrap, "--admin", b.admin_addr, *flags)
+
+        r = consume("--audit-key", public, "--trusted-head", str(kept))
+        assert r.returncode == 0 and len(r.stdout.splitlines()) == 20, r
+        other = _raw_public(Ed25519PrivateKey.generate()).hex()
+        r = consume("--audit-key", other)
+        assert r.returncode == 1 and "not signed by the key" in r.stderr, r
+
+        b.stop()
+        _change_batch(b.partition_dir(topic, 0), 15)
+        b.start()
+        # Only the first batch had a logged head: the broker serves and signs the change.
+        r = consume("--audit-key", public)
+        assert r.returncode == 0, r
+        r = consume("--audit-key", public, "--trusted-head", str(kept))
+        assert r.returncode == 1 and "differs from the trusted head" in r.stderr, r
+        assert len(r.stdout.splitlines()) < 20, r
+    finally:
+        b.stop()

@@ -1,6 +1,7 @@
 //! Tree heads: what a (signed) head of an audit partition's tree states, the bytes its
-//! Ed25519 signature covers, and the payload of the non-data log entry
-//! ([`crate::EntryKind::AuditHead`]) that records one in the partition's own log.
+//! Ed25519 signature covers and how a signature is checked, and the payload of the
+//! non-data log entry (log-store's `EntryKind::AuditHead`) that records one in the
+//! partition's own log.
 //!
 //! The statement, big-endian, so that any Ed25519 implementation can check a signature:
 //!
@@ -87,6 +88,14 @@ impl TreeHead {
         };
         Ok((head, r.0))
     }
+}
+
+/// Whether `signature` is `public_key`'s Ed25519 signature (RFC 8032) of `head`'s
+/// statement.
+pub fn verify_signature(public_key: &[u8], head: &TreeHead, signature: &[u8]) -> bool {
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+        .verify(&head.message(), signature)
+        .is_ok()
 }
 
 /// A head as the log records it: the statement and its signature, if it was signed.

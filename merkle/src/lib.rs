@@ -26,7 +26,7 @@ mod verify;
 
 use sha2::{Digest, Sha256};
 
-pub use head::{HeadError, LoggedHead, TreeHead, HEAD_CONTEXT, SIGNATURE_BYTES};
+pub use head::{verify_signature, HeadError, LoggedHead, TreeHead, HEAD_CONTEXT, SIGNATURE_BYTES};
 pub use proof::{consistency_proof, inclusion_proof, root, SubtreeHashes, TreeError};
 pub use verify::{verify_consistency, verify_inclusion, ProofError};
 
