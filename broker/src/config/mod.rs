@@ -190,8 +190,9 @@ pub struct GroupConfig {
     pub offsets_topic_partitions: i32,
     /// `offsets.topic.segment.bytes`.
     pub offsets_topic_segment_bytes: u64,
-    /// `offsets.retention.minutes`: committed offsets of an empty group are removed this
-    /// long after it became empty.
+    /// `offsets.retention.minutes` (or, finer, Strata's `offsets.retention.ms`; the
+    /// later of the two in the config wins): committed offsets of an empty group are
+    /// removed this long after it became empty.
     pub offsets_retention: Duration,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval: Duration,
@@ -484,6 +485,12 @@ impl BrokerConfig {
                 let minutes: u64 = at_least::<u64>(value, 1)
                     .ok_or_else(|| parse_err("a number of minutes (1 or more)"))?;
                 self.groups.offsets_retention = Duration::from_secs(minutes.saturating_mul(60));
+            }
+            "offsets.retention.ms" => {
+                self.groups.offsets_retention = Duration::from_millis(
+                    at_least::<u64>(value, 1000)
+                        .ok_or_else(|| parse_err("milliseconds, at least 1000"))?,
+                );
             }
             "offsets.retention.check.interval.ms" => {
                 self.groups.offsets_retention_check_interval = Duration::from_millis(

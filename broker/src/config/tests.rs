@@ -221,3 +221,13 @@ fn audit_log_settings_parse_and_refuse_nonsense() {
         assert!(e.to_string().contains(key), "{e}");
     }
 }
+
+#[test]
+fn offsets_retention_takes_minutes_or_milliseconds() {
+    let mut c = BrokerConfig::default();
+    c.set("offsets.retention.minutes", "2").unwrap();
+    assert_eq!(c.groups.offsets_retention, Duration::from_secs(120));
+    c.set("offsets.retention.ms", "15000").unwrap();
+    assert_eq!(c.groups.offsets_retention, Duration::from_secs(15));
+    assert!(c.set("offsets.retention.ms", "999").is_err());
+}
