@@ -21,12 +21,14 @@
 //! memory; any store that keeps every complete subtree's hash works the same.
 
 mod head;
+mod memory;
 mod proof;
 mod verify;
 
 use sha2::{Digest, Sha256};
 
 pub use head::{verify_signature, HeadError, LoggedHead, TreeHead, HEAD_CONTEXT, SIGNATURE_BYTES};
+pub use memory::MemoryTree;
 pub use proof::{consistency_proof, inclusion_proof, root, SubtreeHashes, TreeError};
 pub use verify::{verify_consistency, verify_inclusion, ProofError};
 
@@ -81,69 +83,6 @@ pub fn bytes_from_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
         .collect()
-}
-
-/// A tree kept in memory: the hash of every complete subtree, level by level.
-#[derive(Debug, Clone, Default)]
-pub struct MemoryTree {
-    /// `levels[l][i]`: the hash of leaves `i·2^l .. (i+1)·2^l`.
-    levels: Vec<Vec<Hash>>,
-}
-
-impl MemoryTree {
-    /// Leaves appended.
-    pub fn size(&self) -> u64 {
-        self.levels.first().map_or(0, |l| l.len() as u64)
-    }
-
-    /// Leaf `index`'s hash.
-    pub fn leaf(&self, index: u64) -> Option<Hash> {
-        self.levels
-            .first()?
-            .get(usize::try_from(index).ok()?)
-            .copied()
-    }
-
-    /// Keeps the first `size` leaves (and the complete subtrees over them only).
-    pub fn truncate(&mut self, size: u64) {
-        for (level, nodes) in self.levels.iter_mut().enumerate() {
-            let keep = usize::try_from(size >> level).unwrap_or(usize::MAX);
-            nodes.truncate(keep);
-        }
-        while self.levels.last().is_some_and(Vec::is_empty) {
-            self.levels.pop();
-        }
-    }
-
-    /// Appends a leaf by its hash, and every complete subtree it completes.
-    pub fn push(&mut self, leaf: Hash) {
-        let mut hash = leaf;
-        let mut level = 0;
-        loop {
-            if self.levels.len() == level {
-                self.levels.push(Vec::new());
-            }
-            let nodes = &mut self.levels[level];
-            nodes.push(hash);
-            if nodes.len() % 2 == 1 {
-                return;
-            }
-            hash = node_hash(&nodes[nodes.len() - 2], &nodes[nodes.len() - 1]);
-            level += 1;
-        }
-    }
-}
-
-impl SubtreeHashes for MemoryTree {
-    type Error = std::convert::Infallible;
-
-    fn subtree(&self, level: u32, index: u64) -> Result<Option<Hash>, Self::Error> {
-        Ok(self
-            .levels
-            .get(level as usize)
-            .and_then(|l| l.get(usize::try_from(index).ok()?))
-            .copied())
-    }
 }
 
 #[cfg(test)]

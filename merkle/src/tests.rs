@@ -237,3 +237,65 @@ fn hashes_round_trip_through_hex() {
     assert_eq!(from_hex(&"zz".repeat(32)), None);
     assert_eq!(from_hex(&"é".repeat(32)), None);
 }
+
+/// Every root, inclusion and consistency proof a forgetful tree still answers is the
+/// full tree's; a tree rebuilt from a frontier answers the same.
+fn assert_answers_as_full(full: &MemoryTree, part: &MemoryTree, n: u64, size: u64) {
+    for m in n..=size {
+        assert_eq!(root(part, m).unwrap(), root(full, m).unwrap(), "root {m}");
+    }
+    for m in [n, (n + size) / 2, size] {
+        for leaf in n..m {
+            assert_eq!(
+                inclusion_proof(part, leaf, m).unwrap(),
+                inclusion_proof(full, leaf, m).unwrap(),
+                "leaf {leaf} of {m}"
+            );
+        }
+        if n > 0 {
+            assert_eq!(
+                consistency_proof(part, n, m).unwrap(),
+                consistency_proof(full, n, m).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_tree_that_forgot_a_prefix_still_proves_the_rest() {
+    for size in 0..48u64 {
+        let all = leaves(size as usize, 7);
+        let full = tree_of(&all);
+        for n in 0..=size {
+            let mut part = full.clone();
+            part.forget_before(n);
+            assert_eq!(part.size(), size);
+            assert_eq!(part.first_held(), n & !1);
+            assert_answers_as_full(&full, &part, n, size);
+            let mut rebuilt = MemoryTree::from_frontier(n, &full.frontier(n).unwrap()).unwrap();
+            for l in &all[n as usize..] {
+                rebuilt.push(*l);
+            }
+            assert_answers_as_full(&full, &rebuilt, n, size);
+            // Truncating back to the forgotten point and growing again works too.
+            part.truncate(n);
+            assert_eq!(part.size(), n);
+            for l in &all[n as usize..] {
+                part.push(*l);
+            }
+            assert_answers_as_full(&full, &part, n, size);
+        }
+    }
+}
+
+#[test]
+fn a_forgotten_leaf_cannot_be_proven() {
+    let full = tree_of(&leaves(13, 1));
+    let mut part = full.clone();
+    part.forget_before(9);
+    assert!(inclusion_proof(&part, 3, 13).is_err());
+    assert!(root(&part, 5).is_err());
+    assert!(part.frontier(5).is_none());
+    assert_eq!(part.frontier(9), full.frontier(9));
+    assert!(MemoryTree::from_frontier(9, &[[0; 32]]).is_none());
+}
