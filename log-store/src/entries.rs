@@ -73,6 +73,9 @@ pub enum EntryKind {
     /// A tree head of an audit log, as its leader logged it (`merkle::LoggedHead`): every
     /// replica that appends it checks it against its own tree.
     AuditHead,
+    /// A seal of an audit log's first leaves (`log::AuditSeal`): once applied, the
+    /// segments before its offset may be removed.
+    AuditSeal,
 }
 
 impl EntryKind {
@@ -84,6 +87,7 @@ impl EntryKind {
             EntryKind::ConfChangeV2 => 3,
             EntryKind::LogStart => 4,
             EntryKind::AuditHead => 5,
+            EntryKind::AuditSeal => 6,
         }
     }
 
@@ -95,6 +99,7 @@ impl EntryKind {
             3 => EntryKind::ConfChangeV2,
             4 => EntryKind::LogStart,
             5 => EntryKind::AuditHead,
+            6 => EntryKind::AuditSeal,
             _ => return None,
         })
     }

@@ -12,7 +12,7 @@
 //! Points are armed per thread, so tests running in parallel in one binary do not fire
 //! each other's points; a point hit on another thread (a runtime worker) never fires.
 //! Every name a persist path uses is listed in [`POINTS`] (or in [`SEGMENT_POINTS`],
-//! [`DELETE_POINTS`], [`SIDECAR_POINTS`] or, for offline work on a closed log, [`OFFLINE_POINTS`]), so a test
+//! [`DELETE_POINTS`], [`SIDECAR_POINTS`], [`AUDIT_POINTS`] or, for offline work on a closed log, [`OFFLINE_POINTS`]), so a test
 //! can crash at each.
 
 use std::cell::RefCell;
@@ -39,6 +39,11 @@ pub const POINTS: &[&str] = &[
     // log-store: retention and DeleteRecords (Log::delete_oldest)
     "log.delete.before_segments",
 ];
+
+/// Crash points of an audit log's seal (`Log::apply_durable_audit_seal`), which the
+/// log-store's audit tests (`tests/audit.rs`) stop at; the replication simulation logs
+/// no seals.
+pub const AUDIT_POINTS: &[&str] = &["audit.seal.before_rename"];
 
 /// Crash points inside one append or truncation of a segment, where a rebuildable
 /// entry table is synced or loses its flag (`Segment::append_meta`,

@@ -3,10 +3,11 @@
 
 mod common;
 
+use log_store::log::{AuditSeal, SEAL_FILE};
 use log_store::merkle::{
     self, verify_consistency, verify_inclusion, LoggedHead, MemoryTree, TreeHead,
 };
-use log_store::{EntryKind, Log, LogConfig, LogError};
+use log_store::{failpoint, EntryKind, Log, LogConfig, LogError};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -240,4 +241,166 @@ fn a_logged_head_changed_on_disk_is_a_divergence_at_open() {
     let d = log.audit_divergence().expect("the changed head is caught");
     assert_eq!((d.raft_index, d.logged_root), (logged, None));
     assert!(d.to_string().contains("does not read back"), "{d}");
+}
+
+/// Logs a seal of the leaves wholly below `limit` (with `root` in place of the tree's
+/// when given), and returns it.
+fn log_seal(log: &mut Log, limit: u64, root: Option<merkle::Hash>) -> AuditSeal {
+    let h = log.audit_head(limit).unwrap();
+    let seal = AuditSeal {
+        tree_size: h.size,
+        next_offset: h.last_offset.unwrap() + 1,
+        root: root.unwrap_or(h.root),
+    };
+    log.append_meta(1, EntryKind::AuditSeal, &seal.encode())
+        .unwrap();
+    seal
+}
+
+/// Every proof of a batch from `from` on checks against `head`; sealed ones are refused.
+fn assert_proves_from(log: &Log, from: u64, head: &log_store::log::AuditHead) {
+    for offset in [
+        from,
+        from + 1,
+        (from + log.next_offset()) / 2,
+        log.next_offset() - 1,
+    ] {
+        let p = log.audit_inclusion(offset, head.size).unwrap();
+        verify_inclusion(&p.leaf_hash, p.leaf_index, p.tree_size, &p.path, &head.root).unwrap();
+    }
+    if from > 0 {
+        assert!(matches!(
+            log.audit_inclusion(from - 1, head.size),
+            Err(LogError::AuditRange(_))
+        ));
+    }
+}
+
+#[test]
+fn a_seal_lets_retention_remove_the_sealed_segments_and_the_tree_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let removable = LogConfig {
+        retention_bytes: Some(1),
+        ..config()
+    };
+    let mut log = Log::open(dir.path(), removable.clone()).unwrap();
+    append(&mut log, 1, 60);
+    let early = log.audit_head(20).unwrap();
+    log_head(&mut log, 1, None); // a head of the whole tree, checked again at each open
+    let segments = log.segment_count();
+    let head = log.audit_head(u64::MAX).unwrap();
+    assert_eq!(
+        log.apply_retention().unwrap().deleted_segments,
+        0,
+        "nothing sealed"
+    );
+    log.delete_before(50).unwrap();
+    assert_eq!(
+        log.segment_count(),
+        segments,
+        "DeleteRecords removes nothing unsealed"
+    );
+
+    let seal = log_seal(&mut log, 70, None);
+    assert!(log.audit_seal().is_none(), "applied once durable");
+    log.flush().unwrap();
+    assert_eq!(log.audit_seal(), Some(seal));
+    assert!(dir.path().join(SEAL_FILE).exists());
+    assert_eq!(log.audit_head(u64::MAX).unwrap(), head);
+    assert_proves_from(&log, seal.next_offset, &head);
+    let p = log.audit_consistency(seal.tree_size, head.size).unwrap();
+    verify_consistency(seal.tree_size, head.size, &p, &seal.root, &head.root).unwrap();
+    assert!(
+        log.audit_consistency(early.size, head.size).is_err(),
+        "sealed sizes"
+    );
+
+    log.apply_retention().unwrap();
+    assert!(log.segment_count() < segments);
+    assert!(log.log_start_offset() <= seal.next_offset);
+    assert!(log.log_start_offset() > 0);
+
+    drop(log); // an unclean stop: the tree comes back from the seal file and the rest
+    let mut log = Log::open(dir.path(), removable).unwrap();
+    assert_eq!(log.audit_seal(), Some(seal));
+    assert_eq!(log.audit_head(u64::MAX).unwrap(), head);
+    assert_eq!(
+        log.audit_divergence(),
+        None,
+        "heads below the seal are not rechecked"
+    );
+    assert_proves_from(&log, seal.next_offset, &head);
+    append(&mut log, 1, 10);
+    let later = log.audit_head(u64::MAX).unwrap();
+    let p = log.audit_consistency(head.size, later.size).unwrap();
+    verify_consistency(head.size, later.size, &p, &head.root, &later.root).unwrap();
+    log_head(&mut log, 1, None);
+    assert_eq!(log.audit_divergence(), None);
+}
+
+#[test]
+fn a_seal_the_tree_disagrees_with_is_a_divergence_and_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 40);
+    let seal = log_seal(&mut log, 30, Some([7; 32]));
+    log.flush().unwrap();
+    assert_eq!(log.audit_seal(), None);
+    let d = log.audit_divergence().unwrap();
+    assert_eq!(
+        (d.tree_size, d.logged_root),
+        (seal.tree_size, Some([7; 32]))
+    );
+    assert!(!dir.path().join(SEAL_FILE).exists());
+    log.delete_before(30).unwrap();
+    assert_eq!(log.audit_sealed_offset(), 0);
+    // A malformed seal is skipped, as a malformed head.
+    log.append_meta(1, EntryKind::AuditSeal, b"junk").unwrap();
+    log.flush().unwrap();
+    assert_eq!(log.audit_seal(), None);
+}
+
+/// A crash before the seal's entry is flushed, and one before its file's rename: the
+/// reopened log finds the entry and seals again.
+#[test]
+fn a_crash_at_each_step_of_a_seal_seals_at_the_next_open() {
+    for point in [None, Some("audit.seal.before_rename")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), config()).unwrap();
+        append(&mut log, 1, 40);
+        log.flush().unwrap();
+        let head = log.audit_head(u64::MAX).unwrap();
+        let seal = log_seal(&mut log, 30, None);
+        if let Some(point) = point {
+            assert!(failpoint::AUDIT_POINTS.contains(&point));
+            failpoint::arm(point, 0);
+            log.flush().unwrap(); // the seal's write fails; the flush itself stands
+            failpoint::disarm();
+            assert_eq!(failpoint::take_fired(), vec![point]);
+            assert_eq!(log.audit_seal(), None);
+        }
+        assert!(!dir.path().join(SEAL_FILE).exists());
+        drop(log);
+        let log = Log::open(dir.path(), config()).unwrap();
+        assert_eq!(log.audit_seal(), Some(seal), "{point:?}");
+        assert!(dir.path().join(SEAL_FILE).exists());
+        assert_eq!(log.audit_head(u64::MAX).unwrap(), head);
+        assert_proves_from(&log, seal.next_offset, &head);
+    }
+}
+
+#[test]
+fn a_damaged_seal_file_stops_the_open_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 40);
+    log_seal(&mut log, 30, None);
+    log.flush().unwrap();
+    drop(log);
+    let path = dir.path().join(SEAL_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = Log::open(dir.path(), config()).unwrap_err().to_string();
+    assert!(err.contains(SEAL_FILE), "{err}");
 }

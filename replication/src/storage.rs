@@ -14,8 +14,9 @@
 //! - `EntryNormal` whose context is [`LOG_START_CONTEXT`] (a replicated DeleteRecords): a
 //!   `LogStart` entry keeping its 8-byte offset; it takes no Kafka offset, and the
 //!   context is given back when the entry is read.
-//! - `EntryNormal` whose context is [`AUDIT_HEAD_CONTEXT`] (an audit log's tree head): an
-//!   `AuditHead` entry keeping its payload, likewise.
+//! - `EntryNormal` whose context is [`AUDIT_HEAD_CONTEXT`] (an audit log's tree head) or
+//!   [`AUDIT_SEAL_CONTEXT`] (its seal): an `AuditHead` or `AuditSeal` entry keeping its
+//!   payload, likewise.
 //!
 //! Not persisted: any other `context`, and `sync_log` (Strata proposes neither).
 //!
@@ -406,11 +407,16 @@ pub const LOG_START_CONTEXT: &[u8] = b"strata:log-start";
 /// ([`EntryKind::AuditHead`]; its data is a `log_store::merkle::LoggedHead`).
 pub const AUDIT_HEAD_CONTEXT: &[u8] = b"strata:audit-head";
 
+/// The context that marks a normal entry as an audit log's seal
+/// ([`EntryKind::AuditSeal`]; its data is a `log_store::log::AuditSeal`).
+pub const AUDIT_SEAL_CONTEXT: &[u8] = b"strata:audit-seal";
+
 /// The non-data kind a normal entry's context marks it as (`None`: its data decides).
 pub fn marked_kind(context: &[u8]) -> Option<EntryKind> {
     match context {
         LOG_START_CONTEXT => Some(EntryKind::LogStart),
         AUDIT_HEAD_CONTEXT => Some(EntryKind::AuditHead),
+        AUDIT_SEAL_CONTEXT => Some(EntryKind::AuditSeal),
         _ => None,
     }
 }
@@ -420,6 +426,7 @@ fn context_of(kind: EntryKind) -> Option<&'static [u8]> {
     match kind {
         EntryKind::LogStart => Some(LOG_START_CONTEXT),
         EntryKind::AuditHead => Some(AUDIT_HEAD_CONTEXT),
+        EntryKind::AuditSeal => Some(AUDIT_SEAL_CONTEXT),
         _ => None,
     }
 }

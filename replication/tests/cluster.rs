@@ -10,7 +10,7 @@ mod common;
 use bytes::Bytes;
 use common::TICK;
 use log_store::{Log, LogConfig};
-use replication::group::ProposeError;
+use replication::group::{AuditEntry, ProposeError};
 use replication::local_cluster::LocalCluster;
 use replication::node::Ack;
 
@@ -416,8 +416,12 @@ async fn audit_heads_are_checked_on_every_replica() {
         },
         signature: None,
     };
-    h.log_audit_head(1, head(own.root).encode()).await.unwrap();
-    h.log_audit_head(1, head([9; 32]).encode()).await.unwrap();
+    h.log_audit_entry(1, AuditEntry::Head(head(own.root).encode()))
+        .await
+        .unwrap();
+    h.log_audit_entry(1, AuditEntry::Head(head([9; 32]).encode()))
+        .await
+        .unwrap();
     let deadline = Instant::now() + TIMEOUT;
     for id in 1..=3 {
         let log = cluster.log(id, 1).unwrap();

@@ -124,6 +124,9 @@ impl Log {
     /// Compares `mark` with this replica's tree (none kept: nothing to compare with).
     fn check_head(&mut self, mark: &HeadMark) {
         let Some(tree) = &self.audit else { return };
+        if mark.tree_size < tree.sealed_leaves() {
+            return; // checked before the seal; the export proves those leaves
+        }
         let own_root = tree.root(mark.tree_size);
         if own_root == Some(mark.root) || self.audit_heads.divergence.is_some() {
             return;
@@ -136,21 +139,27 @@ impl Log {
         });
     }
 
-    fn note_divergence(&mut self, d: AuditDivergence) {
+    pub(super) fn note_divergence(&mut self, d: AuditDivergence) {
         error!(dir = %self.dir.display(), divergence = %d, "audit tree disagrees with a logged head");
         self.audit_heads.divergence = Some(d);
     }
 
-    /// Collects and checks every head the log records (at open, after the tree is
-    /// built). Non-audit logs keep none.
+    /// Collects and checks every head and seal the log records (at open, after the tree
+    /// is built). Non-audit logs keep none.
     pub(super) fn collect_audit_heads(&mut self) -> Result<()> {
         self.audit_heads = LoggedHeads::default();
         if !self.config.audit {
             return Ok(());
         }
         for raft_index in self.first_raft_index()..=self.last_raft_index() {
-            if self.entry(raft_index)?.kind != EntryKind::AuditHead {
-                continue;
+            match self.entry(raft_index)?.kind {
+                EntryKind::AuditHead => {}
+                EntryKind::AuditSeal => {
+                    let payload = self.entry_payload(raft_index)?;
+                    self.note_audit_seal(raft_index, &payload);
+                    continue;
+                }
+                _ => continue,
             }
             match self.entry_payload(raft_index) {
                 Ok(payload) if LoggedHead::decode(&payload).is_ok() => {

@@ -97,7 +97,8 @@ impl Log {
                 self.dir.display()
             )));
         }
-        let clean_up_to = clean_up_to_offset.min(self.next_offset());
+        // An audit log compacts only what a seal covers (`audit_seal.rs`).
+        let clean_up_to = self.removable_below(clean_up_to_offset.min(self.next_offset()));
         let rewritable = self.rewritable_segments(clean_up_to, now_ms);
         if rewritable == 0 {
             return Ok(None);

@@ -130,6 +130,7 @@ impl Log {
         self.flushed_raft_index = self.last_raft_index();
         let synced = self.unsynced.len();
         self.rolls_synced(synced)?;
+        self.apply_durable_audit_seal();
         Ok(self.flushed_offset)
     }
 
@@ -176,6 +177,7 @@ impl Log {
             active.mark_synced(done.cover);
         }
         self.rolls_synced(done.rolled_segments)?;
+        self.apply_durable_audit_seal();
         Ok(self.flushed_offset)
     }
 

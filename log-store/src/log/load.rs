@@ -82,6 +82,7 @@ impl Log {
             deferred_deletes: Vec::new(),
             audit: None,
             audit_heads: Default::default(),
+            audit_seal: Default::default(),
         };
         log.load_segments(&bases, clean, fresh_checkpoint)?;
         log.start_appending(&marker)?;

@@ -32,6 +32,7 @@ use crate::segment::{Segment, Spare};
 
 mod audit;
 mod audit_heads;
+mod audit_seal;
 mod clean;
 mod flush;
 mod load;
@@ -40,6 +41,7 @@ mod sidecars;
 
 pub use audit::{AuditHead, InclusionProof};
 pub use audit_heads::{AuditDivergence, HeadMark};
+pub use audit_seal::{AuditSeal, SealFile, SEAL_FILE};
 pub use flush::PendingFlush;
 
 pub(crate) use load::list_segments;
@@ -164,6 +166,8 @@ pub struct Log {
     audit: Option<audit::AuditTree>,
     /// The tree heads an audit log records, and the first one its tree disagrees with.
     audit_heads: audit_heads::LoggedHeads,
+    /// The seal in force on an audit log, and one logged since.
+    audit_seal: audit_seal::SealState,
 }
 
 /// Whether an append computes the batch's CRC-32C.
@@ -464,9 +468,10 @@ impl Log {
         })
     }
 
-    /// Appends a non-data Raft entry (no-op, configuration change, logged tree head). It
-    /// takes a Raft index but no Kafka offset. Returns its Raft index. An audit log checks
-    /// a tree head against its own tree (`audit_heads.rs`).
+    /// Appends a non-data Raft entry (no-op, configuration change, logged tree head or
+    /// seal). It takes a Raft index but no Kafka offset. Returns its Raft index. An audit
+    /// log checks a tree head or seal against its own tree (`audit_heads.rs`,
+    /// `audit_seal.rs`).
     pub fn append_meta(&mut self, term: u64, kind: EntryKind, payload: &[u8]) -> Result<u64> {
         self.check_open()?;
         if kind.is_data() {
@@ -485,8 +490,10 @@ impl Log {
             .active_mut()
             .append_meta(kind, term, payload)?
             .raft_index;
-        if kind == EntryKind::AuditHead && self.config.audit {
-            self.note_audit_head(raft_index, payload);
+        match kind {
+            EntryKind::AuditHead if self.config.audit => self.note_audit_head(raft_index, payload),
+            EntryKind::AuditSeal if self.config.audit => self.note_audit_seal(raft_index, payload),
+            _ => {}
         }
         Ok(raft_index)
     }
@@ -641,6 +648,7 @@ impl Log {
         }
         let kept = self.last_raft_index();
         self.audit_heads.truncate_from(kept + 1);
+        self.audit_seal.truncate_from(kept + 1);
         done
     }
 

@@ -34,10 +34,22 @@ impl Log {
         }
         if offset > self.checkpoint.log_start_offset {
             self.checkpoint.log_start_offset = offset;
-            let n = self.closed_segments_ending_by(offset);
+            let n = self.closed_segments_ending_by(self.removable_below(offset));
             self.delete_oldest(n)?;
         }
         Ok(self.log_start_offset())
+    }
+
+    /// `offset`, or for an audit log the seal's offset when that is lower: an audit log
+    /// removes (or compacts) only what a seal covers (`audit_seal.rs`). The log start of an audit log
+    /// may still move past the seal (the broker refuses DeleteRecords past it; a
+    /// follower may apply one before its own seal is durable): segments go once the
+    /// seal reaches them.
+    pub(super) fn removable_below(&self, offset: u64) -> u64 {
+        match self.config.audit {
+            true => offset.min(self.audit_sealed_offset()),
+            false => offset,
+        }
     }
 
     /// How many of the oldest closed segments end at or below `offset` (never the
@@ -71,7 +83,7 @@ impl Log {
         self.check_open()?;
         let now_ms = self.clock.now_ms();
         self.purge_deleted(now_ms)?;
-        let closed = self.closed_segments_ending_by(bound);
+        let closed = self.closed_segments_ending_by(self.removable_below(bound));
         let delete = self.config.delete;
         let by_time = match self.config.retention_ms.filter(|_| delete) {
             Some(ms) => self.segments[..closed]

@@ -33,6 +33,15 @@ pub use caching::{FlushPolicy, WriteCaching};
 pub use ready::FlushJob;
 pub use rejoin::REJOIN_FILE;
 
+/// An audit log's non-data entry, with its payload.
+#[derive(Debug)]
+pub enum AuditEntry {
+    /// A tree head: a `log_store::merkle::LoggedHead`.
+    Head(Vec<u8>),
+    /// A seal: a `log_store::log::AuditSeal`.
+    Seal(Vec<u8>),
+}
+
 /// Raft timing in ticks; the driver decides how long a tick is.
 pub const ELECTION_TICKS: usize = 10;
 pub const HEARTBEAT_TICKS: usize = 2;
@@ -445,13 +454,15 @@ impl Group {
         })
     }
 
-    /// Proposes an audit log's tree head (`payload`: a `log_store::merkle::LoggedHead`);
+    /// Proposes an audit log's entry (`entry`: a tree head or a seal, with its payload);
     /// every replica checks it against its own tree as it appends it.
-    pub fn propose_audit_head(&mut self, payload: Vec<u8>) -> Result<Proposal, ProposeError> {
+    pub fn propose_audit_entry(&mut self, entry: AuditEntry) -> Result<Proposal, ProposeError> {
         self.check_leader()?;
-        self.submit(0, |node| {
-            node.propose(crate::storage::AUDIT_HEAD_CONTEXT.to_vec(), payload)
-        })
+        let (context, payload) = match entry {
+            AuditEntry::Head(p) => (crate::storage::AUDIT_HEAD_CONTEXT, p),
+            AuditEntry::Seal(p) => (crate::storage::AUDIT_SEAL_CONTEXT, p),
+        };
+        self.submit(0, |node| node.propose(context.to_vec(), payload))
     }
 
     /// The Kafka offset the next data entry appended after the last entry of the Raft

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use super::{Ack, GroupView, Reply};
-use crate::group::{Group, GroupStatus, MemberChange, ProposeError};
+use crate::group::{AuditEntry, Group, GroupStatus, MemberChange, ProposeError};
 
 pub(super) enum Command {
     Propose {
@@ -40,9 +40,9 @@ pub(super) enum Command {
         offset: u64,
         reply: Reply,
     },
-    AuditHead {
+    Audit {
         group: u64,
-        payload: Vec<u8>,
+        entry: AuditEntry,
         reply: Reply,
     },
     TransferLeader {
@@ -83,7 +83,7 @@ impl std::fmt::Debug for Command {
             Command::LogStart { group, offset, .. } => {
                 write!(f, "LogStart(group {group}, {offset})")
             }
-            Command::AuditHead { group, .. } => write!(f, "AuditHead({group})"),
+            Command::Audit { group, .. } => write!(f, "Audit({group})"),
             Command::TransferLeader { group, to, .. } => {
                 write!(f, "TransferLeader(group {group} to {to})")
             }
@@ -104,7 +104,7 @@ impl Command {
             | Command::Campaign { group, .. }
             | Command::ChangeMembership { group, .. }
             | Command::LogStart { group, .. }
-            | Command::AuditHead { group, .. }
+            | Command::Audit { group, .. }
             | Command::TransferLeader { group, .. }
             | Command::AddGroup { group, .. }
             | Command::Hurry { group } => Some(*group),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Ack, Command, Committed, GroupView, Tracked};
-use crate::group::{Group, GroupStatus, MemberChange, ProposeError};
+use crate::group::{AuditEntry, Group, GroupStatus, MemberChange, ProposeError};
 
 /// A handle to the node task. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -152,16 +152,16 @@ impl NodeHandle {
         .unwrap_or_else(|| Err(stopped()))
     }
 
-    /// Logs an audit tree head in `group` (`payload`: a `log_store::merkle::LoggedHead`;
-    /// this node must lead the group); resolves when the entry commits.
-    pub async fn log_audit_head(
+    /// Logs an audit log's tree head or seal in `group` (this node must lead the
+    /// group); resolves when the entry commits.
+    pub async fn log_audit_entry(
         &self,
         group: u64,
-        payload: Vec<u8>,
+        entry: AuditEntry,
     ) -> Result<Committed, ProposeError> {
-        self.ask(|reply| Command::AuditHead {
+        self.ask(|reply| Command::Audit {
             group,
-            payload,
+            entry,
             reply,
         })
         .await

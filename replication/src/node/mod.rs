@@ -585,14 +585,12 @@ fn command(
             let proposed = groups.get_mut(&group).map(|g| g.propose_log_start(offset));
             until_committed(waiting, group, proposed, reply);
         }
-        Command::AuditHead {
+        Command::Audit {
             group,
-            payload,
+            entry,
             reply,
         } => {
-            let proposed = groups
-                .get_mut(&group)
-                .map(|g| g.propose_audit_head(payload));
+            let proposed = groups.get_mut(&group).map(|g| g.propose_audit_entry(entry));
             until_committed(waiting, group, proposed, reply);
         }
         Command::TransferLeader { group, to, reply } => {
