@@ -17,6 +17,8 @@
 //!   `last_offset`, its `leaf_hash`, the `path` and that tree's `root_hash`.
 //! - `GET /audit/{topic}/{partition}/consistency?from=A&to=B`: the consistency proof
 //!   (RFC 9162 2.1.4) between the trees of `A` and `B` leaves, with both roots.
+//! - `GET` and `POST /audit/{topic}/{partition}/seal`: the seal in force, and sealing
+//!   (`audit_seal.rs`).
 //!
 //! 404 for an unknown topic or partition or one this broker holds no replica of, 400
 //! for a question the tree cannot answer (not an audit topic, an offset or size past the
@@ -37,7 +39,7 @@ use crate::internal_batch::now_ms;
 use crate::partition::{Partition, PartitionError, PartitionResult};
 use crate::Broker;
 
-fn answer(status: StatusCode, body: Value) -> Response {
+pub(super) fn answer(status: StatusCode, body: Value) -> Response {
     (
         status,
         [(CONTENT_TYPE, "application/json")],
@@ -47,7 +49,7 @@ fn answer(status: StatusCode, body: Value) -> Response {
 }
 
 /// A question refused: the status and why.
-pub(super) struct Refusal(StatusCode, String);
+pub(super) struct Refusal(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -55,7 +57,11 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn partition(broker: &Broker, topic: &str, index: i32) -> Result<Arc<Partition>, Refusal> {
+pub(super) fn partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+) -> Result<Arc<Partition>, Refusal> {
     broker
         .topics
         .get(topic)
@@ -68,7 +74,7 @@ fn partition(broker: &Broker, topic: &str, index: i32) -> Result<Arc<Partition>,
         })
 }
 
-fn reply(result: PartitionResult<Value>) -> Result<Response, Refusal> {
+pub(super) fn reply(result: PartitionResult<Value>) -> Result<Response, Refusal> {
     let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(PartitionError::NotLeader | PartitionError::Gone) => StatusCode::NOT_FOUND,
@@ -98,7 +104,7 @@ fn number(query: &HashMap<String, String>, key: &str) -> Result<Option<u64>, Ref
 }
 
 /// A number the query string must hold.
-fn required(query: &HashMap<String, String>, key: &str) -> Result<u64, Refusal> {
+pub(super) fn required(query: &HashMap<String, String>, key: &str) -> Result<u64, Refusal> {
     number(query, key)?
         .ok_or_else(|| Refusal(StatusCode::BAD_REQUEST, format!("{key}=N is required")))
 }

@@ -16,6 +16,7 @@
 //! body is not declared `application/json` (415); the CLI sends neither kind.
 
 mod audit;
+mod audit_seal;
 mod auth;
 mod listener;
 
@@ -304,6 +305,10 @@ pub async fn serve(
             "/audit/{topic}/{partition}/log-head",
             axum::routing::post(audit::log_head),
         )
+        .route(
+            "/audit/{topic}/{partition}/seal",
+            axum::routing::post(audit_seal::seal),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::record_change,
@@ -320,6 +325,7 @@ pub async fn serve(
         .route("/audit/key", get(audit::key))
         .route("/audit/{topic}/{partition}/head", get(audit::head))
         .route("/audit/{topic}/{partition}/heads", get(audit::logged_heads))
+        .route("/audit/{topic}/{partition}/seal", get(audit_seal::current))
         .route(
             "/audit/{topic}/{partition}/inclusion",
             get(audit::inclusion),

@@ -11,7 +11,8 @@
 //!   word is no majority), the logged head decides: it was committed by a quorum when
 //!   it was logged.
 //!
-//! Replicas without a tree (restarted from a Raft snapshot) abstain.
+//! Replicas without a tree (restarted from a Raft snapshot) abstain, and so does a
+//! replica asked about a tree its seal covers (a head logged before the seal).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,6 +49,10 @@ pub async fn poll(
 ) -> Verdict {
     if !p.keeps_audit_tree() {
         return Verdict::Agrees; // nothing to compare: abstain
+    }
+    if size < p.audit_sealed_size() {
+        // Sealed since the head was logged: only the export proves those leaves now.
+        return Verdict::Agrees;
     }
     let own = p.audit_root(size);
     let me = broker.cluster.node_id;

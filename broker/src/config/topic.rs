@@ -211,7 +211,7 @@ impl TopicConfig {
                 let audit = super::topic_keys::parse_bool(value.trim())
                     .ok_or_else(|| bad(key, format!("{value:?} is not true or false")))?;
                 // Keys apply in name order, so this comes before any retention or
-                // cleanup key, which `check` then refuses if it removes batches.
+                // cleanup key given with it, which then applies to sealed batches.
                 if audit {
                     self.make_audit();
                 } else {
@@ -299,7 +299,6 @@ impl TopicConfig {
     /// Checks the keys together (a log that could not open with them, or Kafka's rules
     /// between keys); the key named is the one to change.
     pub fn check(&self) -> Result<(), ConfigValueError> {
-        self.check_audit()?;
         if self.max_compaction_lag_ms < self.min_compaction_lag_ms {
             return Err(bad(
                 "max.compaction.lag.ms",
@@ -321,37 +320,12 @@ impl TopicConfig {
     }
 
     /// Makes this an audit topic, whatever the broker's defaults: unlimited retention,
-    /// no compaction.
+    /// no compaction (either may be set later; they act on sealed batches only).
     pub fn make_audit(&mut self) {
         self.audit = true;
         self.retention_ms = None;
         self.retention_bytes = None;
         self.cleanup_policy = "delete".into();
-    }
-
-    /// An audit topic's keys: nothing may remove its batches.
-    fn check_audit(&self) -> Result<(), ConfigValueError> {
-        if !self.audit {
-            return Ok(());
-        }
-        if self.cleanup_policy.contains("compact") {
-            return Err(bad(
-                "cleanup.policy",
-                "an audit topic (audit.enabled=true) is append-only: it cannot be compacted",
-            ));
-        }
-        for (key, limited) in [
-            ("retention.ms", self.retention_ms.is_some()),
-            ("retention.bytes", self.retention_bytes.is_some()),
-        ] {
-            if limited {
-                return Err(bad(
-                    key,
-                    "an audit topic (audit.enabled=true) keeps every batch: it must be -1",
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// Resets one key to `defaults`' value (AlterConfigs DELETE).

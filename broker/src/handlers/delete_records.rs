@@ -2,7 +2,8 @@
 //! watermark), deleting whole segments before them. On a cluster partition the leader
 //! replicates the move (`Partition::delete_before_replicated`) and answers once it
 //! committed; other replicas answer NOT_LEADER_OR_FOLLOWER. An audit topic
-//! (`audit.enabled`) answers POLICY_VIOLATION.
+//! (`audit.enabled`) answers POLICY_VIOLATION past its partition's seal (nothing is
+//! removed from it that was not sealed: exported first).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
@@ -36,13 +37,6 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                 let Some(p) = topic.as_ref().and_then(|t| t.partition(dp.partition_index)) else {
                     return out.with_error_code(ctx.code(missing_topic(allowed).code()));
                 };
-                let audit = |t: &crate::topics::Topic| {
-                    t.config.audit || crate::config::audit_override(&t.overrides)
-                };
-                if topic.as_deref().is_some_and(audit) {
-                    // An audit topic is append-only (audit.enabled).
-                    return out.with_error_code(ctx.code(ResponseError::PolicyViolation.code()));
-                }
                 let target = match dp.offset {
                     -1 => p.high_watermark(),
                     o if o >= 0 => o as u64,
@@ -51,6 +45,13 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                             .with_error_code(ctx.code(ResponseError::OffsetOutOfRange.code()))
                     }
                 };
+                let audit = |t: &crate::topics::Topic| {
+                    t.config.audit || crate::config::audit_override(&t.overrides)
+                };
+                if topic.as_deref().is_some_and(audit) && target > p.audit_sealed_offset() {
+                    // An audit topic is append-only (audit.enabled) up to its seal.
+                    return out.with_error_code(ctx.code(ResponseError::PolicyViolation.code()));
+                }
                 match p.delete_before_replicated(target).await {
                     Ok(start) => out.with_low_watermark(start as i64),
                     Err(e) => out.with_error_code(ctx.code(e.code())),

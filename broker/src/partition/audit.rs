@@ -5,8 +5,10 @@
 
 use std::sync::atomic::Ordering;
 
+use log_store::log::AuditSeal;
 use log_store::merkle::{Hash, LoggedHead};
-use log_store::{AuditDivergence, AuditHead, HeadMark, InclusionProof};
+use log_store::{AuditDivergence, AuditHead, HeadMark, InclusionProof, LogError};
+use replication::group::AuditEntry;
 
 use super::{proposed, Mode, Partition, PartitionError, PartitionResult};
 
@@ -73,8 +75,75 @@ impl Partition {
             return Err(PartitionError::NotLeader);
         };
         self.check_leader()?;
-        proposed(h.node.log_audit_head(h.group, head.encode())).await?;
+        proposed(
+            h.node
+                .log_audit_entry(h.group, AuditEntry::Head(head.encode())),
+        )
+        .await?;
         Ok(())
+    }
+
+    /// Seals the first `tree_size` committed leaves, whose root the exporter computed
+    /// as `root` from the batches it archived (so it holds what this tree does), by
+    /// logging the seal through Raft on the leader; resolves once the entry committed.
+    /// From then on the segments before the seal's `next_offset` may be removed
+    /// (`log_store::log::AuditSeal`). Returns the seal with the frontier of its leaves.
+    pub async fn seal_audit(
+        &self,
+        tree_size: u64,
+        root: Hash,
+    ) -> PartitionResult<(AuditSeal, Vec<Hash>)> {
+        let Mode::Hosted(h) = &self.mode else {
+            return Err(PartitionError::NotLeader);
+        };
+        self.check_leader()?;
+        check_committed(self.committed_audit_size()?, tree_size)?;
+        let (seal, frontier) = self
+            .with_log(|log| {
+                Ok((
+                    log.audit_seal_for(tree_size)?,
+                    log.audit_frontier(tree_size)?,
+                ))
+            })?
+            .map_err(PartitionError::Log)?;
+        if seal.root != root {
+            let why = format!(
+                "the root given for {tree_size} leaves is not this tree's ({}): the export does not hold these batches",
+                log_store::merkle::to_hex(&seal.root)
+            );
+            return Err(PartitionError::Log(LogError::AuditRange(why)));
+        }
+        proposed(
+            h.node
+                .log_audit_entry(h.group, AuditEntry::Seal(seal.encode())),
+        )
+        .await?;
+        Ok((seal, frontier))
+    }
+
+    /// The seal in force on this replica (`None`: none yet) with the frontier of its
+    /// leaves.
+    pub fn audit_seal(&self) -> PartitionResult<Option<(AuditSeal, Vec<Hash>)>> {
+        self.check_tree_agrees()?;
+        self.with_log(|log| {
+            let Some(seal) = log.audit_seal() else {
+                return Ok(None);
+            };
+            Ok(Some((seal, log.audit_frontier(seal.tree_size)?)))
+        })?
+        .map_err(PartitionError::Log)
+    }
+
+    /// Leaves this replica's seal covers (0 without one).
+    pub fn audit_sealed_size(&self) -> u64 {
+        self.with_log(|log| log.audit_seal().map_or(0, |s| s.tree_size))
+            .unwrap_or(0)
+    }
+
+    /// The offset before which this replica's audit log may lose records (its seal's;
+    /// 0 without one).
+    pub fn audit_sealed_offset(&self) -> u64 {
+        self.with_log(|log| log.audit_sealed_offset()).unwrap_or(0)
     }
 
     /// The committed logged heads after Raft index `after`, oldest first, at most
