@@ -4,6 +4,7 @@
 pub mod acl;
 mod admin_http;
 pub mod audit;
+mod audit_export;
 mod audit_heads;
 mod audit_source;
 mod audit_verify;

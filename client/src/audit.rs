@@ -232,7 +232,7 @@ fn refusal(offset: i64, reason: &str) -> AuditRefusal {
 }
 
 /// The whole batches of record bytes: (base offset, last offset, the batch's bytes).
-fn frames(records: &Bytes) -> impl Iterator<Item = (i64, i64, &[u8])> {
+pub(crate) fn frames(records: &Bytes) -> impl Iterator<Item = (i64, i64, &[u8])> {
     let mut rest: &[u8] = records;
     std::iter::from_fn(move || {
         let base = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);

@@ -223,6 +223,23 @@ impl PartitionConsumer {
         self.take(bytes, &aborted)
     }
 
+    /// One fetch as the broker stores it: the whole record batches after the position,
+    /// each as its bytes (control batches and aborted transactions' batches included,
+    /// as read_uncommitted serves them), and the position moved past them. An archiver
+    /// or an audit exporter keeps these bytes as they are.
+    pub async fn poll_batches(&mut self) -> Result<Vec<Bytes>> {
+        let Some((bytes, _)) = self.fetch_retrying().await? else {
+            return Ok(Vec::new());
+        };
+        let batches: Vec<Bytes> = crate::audit::frames(&bytes)
+            .filter(|&(_, last, _)| last >= self.position)
+            .map(|(_, _, batch)| bytes.slice_ref(batch))
+            .collect();
+        // Moves the position (and the fetch size, when no whole batch fit) as a poll does.
+        self.take(bytes, &[])?;
+        Ok(batches)
+    }
+
     /// One fetch's record bytes and aborted transactions, retried as `poll` says.
     async fn fetch_retrying(&mut self) -> Result<Option<(Bytes, Vec<AbortedTxn>)>> {
         let deadline = Instant::now() + self.cluster.request_timeout();

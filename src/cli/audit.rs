@@ -1,4 +1,4 @@
-//! `strata audit head | heads | key | prove | consistency | verify | witness`: an audit
+//! `strata audit head | heads | key | prove | consistency | verify | witness | export`: an audit
 //! topic's Merkle tree through a broker's admin HTTP (`GET /audit/…`), with every proof
 //! checked here, by the RFC 9162 verifier of `log_store::merkle`, before it is printed. A proof that
 //! does not check exits with status 1 (damaged), as `strata log verify` does; other
@@ -44,6 +44,11 @@ enum AuditCommand {
     /// against every head logged in it, a saved head (--head) or a broker's tree
     /// (--against), naming the first batch that differs.
     Verify(super::audit_verify::VerifyArgs),
+    /// Writes a partition's batches from its seal on, with the signed head and proofs
+    /// they check against, to a directory that `verify` checks with no broker; with
+    /// --seal, then seals them, so that DeleteRecords, retention and compaction may
+    /// remove them.
+    Export(super::audit_export::ExportArgs),
     /// Lists the signed heads logged in a partition's log and checks each: its signature,
     /// and that the committed tree extends it (a consistency proof).
     Heads(super::audit_heads::HeadsArgs),
@@ -108,6 +113,7 @@ impl AuditArgs {
                 prove(&target, &answer)
             }
             AuditCommand::Verify(v) => super::audit_verify::verify(&v),
+            AuditCommand::Export(e) => super::audit_export::export(&e),
             AuditCommand::Heads(h) => super::audit_heads::heads(&h),
             AuditCommand::Witness(w) => {
                 super::audit_witness::witness(&w.partitions, &w.state, &w.admin)

@@ -10,11 +10,16 @@
 //!
 //! A batch with a bad CRC-32C is named too (a change that did not fix the CRC). Exits 1
 //! when anything does not match.
+//!
+//! A directory whose front was sealed (`audit.seal`) is recomputed from the seal's
+//! frontier on, and an export (`export.json`, `strata audit export`) from the frontier
+//! it starts at, checked against the signed head it carries (`audit_export.rs`).
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use log_store::log::SealFile;
 use log_store::merkle::{self, Hash, MemoryTree};
 use log_store::{inspect, logged_heads};
 use serde_json::Value;
@@ -44,19 +49,52 @@ pub struct VerifyArgs {
 }
 
 /// The batches of a directory as leaves: their hashes and offsets.
-struct Leaves {
-    tree: MemoryTree,
-    /// (base offset, last offset) per leaf.
-    offsets: Vec<(u64, u64)>,
-    problems: Vec<String>,
+pub(super) struct Leaves {
+    pub(super) tree: MemoryTree,
+    /// Leaves before this one were sealed: the tree holds their frontier only.
+    pub(super) first_leaf: u64,
+    /// The offset the leaves read start at.
+    pub(super) first_offset: u64,
+    /// (base offset, last offset) per leaf read.
+    pub(super) offsets: Vec<(u64, u64)>,
+    pub(super) problems: Vec<String>,
 }
 
-fn read_leaves(dir: &Path) -> anyhow::Result<Leaves> {
-    let mut leaves = Leaves {
-        tree: MemoryTree::default(),
-        offsets: Vec::new(),
-        problems: Vec::new(),
+impl Leaves {
+    /// Leaves from a frontier: `tree` holds the first `first_leaf` leaves' frontier, and
+    /// the batches read start at `first_offset`.
+    pub(super) fn after(tree: MemoryTree, first_offset: u64) -> Leaves {
+        Leaves {
+            first_leaf: tree.size(),
+            tree,
+            first_offset,
+            offsets: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The offset of leaf `index`'s batch (0 when not read).
+    fn offset_of(&self, index: u64) -> u64 {
+        let i = index.saturating_sub(self.first_leaf) as usize;
+        self.offsets.get(i).map_or(self.first_offset, |o| o.0)
+    }
+}
+
+/// The leaves of a partition directory: from offset 0, or from its seal.
+fn partition_leaves(dir: &Path) -> anyhow::Result<Leaves> {
+    let start = match SealFile::read(dir)? {
+        Some(file) => {
+            let tree = file.tree().context("the seal file's frontier")?;
+            Leaves::after(tree, file.seal.next_offset)
+        }
+        None => Leaves::after(MemoryTree::default(), 0),
     };
+    read_leaves(dir, start)
+}
+
+/// Reads the batches of the segment files in `dir` from `leaves.first_offset` on, as
+/// the next leaves of `leaves`.
+pub(super) fn read_leaves(dir: &Path, mut leaves: Leaves) -> anyhow::Result<Leaves> {
     let logs = inspect::segment_logs(dir).with_context(|| format!("listing {}", dir.display()))?;
     if logs.is_empty() {
         anyhow::bail!(
@@ -69,7 +107,13 @@ fn read_leaves(dir: &Path) -> anyhow::Result<Leaves> {
             &path,
             |b| {
                 let (base, last) = (b.header.base_offset, b.header.last_offset());
-                let next = leaves.offsets.last().map_or(0, |&(_, l)| l + 1);
+                let next = leaves
+                    .offsets
+                    .last()
+                    .map_or(leaves.first_offset, |&(_, l)| l + 1);
+                if leaves.offsets.is_empty() && base >= 0 && (base as u64) < next {
+                    return ControlFlow::Continue(()); // sealed, not yet removed
+                }
                 if base < 0 || (base as u64) < next {
                     // Bytes past the log's end (a truncation that left the file alone).
                     return ControlFlow::Break(());
@@ -91,19 +135,27 @@ fn read_leaves(dir: &Path) -> anyhow::Result<Leaves> {
 }
 
 pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
-    let mut leaves = read_leaves(&args.dir)?;
+    let export = super::audit_export::Export::read(&args.dir)?;
+    let mut leaves = match &export {
+        Some(e) => read_leaves(&args.dir, e.start()?)?,
+        None => partition_leaves(&args.dir)?,
+    };
     let size = leaves.tree.size();
     let root = merkle::root(&leaves.tree, size).context("the tree of the whole log")?;
     println!(
-        "{}: {size} batches, offsets {}, root {}",
+        "{}: {size} leaves ({} sealed before offset {}), offsets {}, root {}",
         args.dir.display(),
-        leaves
-            .offsets
-            .last()
-            .map_or("none".to_string(), |&(_, l)| format!("0..={l}")),
+        leaves.first_leaf,
+        leaves.first_offset,
+        leaves.offsets.last().map_or("none".to_string(), |&(_, l)| {
+            format!("{}..={l}", leaves.first_offset)
+        }),
         merkle::to_hex(&root)
     );
-    let why = check_logged_heads(&leaves, &args.dir, args.public_key.as_deref())?;
+    let why = match &export {
+        Some(e) => e.check(&leaves, args.public_key.as_deref())?,
+        None => check_logged_heads(&leaves, &args.dir, args.public_key.as_deref())?,
+    };
     leaves.problems.extend(why);
     if let Some(path) = &args.head {
         let why = check_head(&leaves, path, args.public_key.as_deref())?;
@@ -135,7 +187,8 @@ fn check_logged_heads(
     let found = logged_heads::read_logged_heads(dir)
         .with_context(|| format!("reading the heads logged in {}", dir.display()))?;
     let mut problems = Vec::new();
-    let mut proven = 0u64;
+    let mut proven = leaves.first_leaf;
+    let mut sealed = 0;
     for (raft_index, head) in &found {
         let at = format!("the head logged at raft index {raft_index}");
         let logged = match head {
@@ -146,6 +199,10 @@ fn check_logged_heads(
             }
         };
         let h = &logged.head;
+        if h.tree_size < leaves.first_leaf {
+            sealed += 1; // its leaves are sealed: their export proves them
+            continue;
+        }
         if let Some(key) = public_key {
             let signature = logged.signature.unwrap_or([0; 64]);
             if !signed_by(key, h, &signature) {
@@ -162,7 +219,7 @@ fn check_logged_heads(
                  one of leaves {proven}..{} (from offset {})",
                 h.tree_size,
                 h.tree_size,
-                leaves.offsets.get(proven as usize).map_or(0, |o| o.0)
+                leaves.offset_of(proven)
             )),
             Err(_) => problems.push(format!(
                 "{at} covers {} batches, the log holds {}: its tail was cut",
@@ -171,7 +228,10 @@ fn check_logged_heads(
             )),
         }
     }
-    println!("{} logged heads checked", found.len());
+    println!(
+        "{} logged heads checked ({sealed} of sealed leaves only, not checked here)",
+        found.len() - sealed
+    );
     Ok(problems)
 }
 
@@ -205,6 +265,12 @@ fn check_head(
             leaves.tree.size()
         )));
     }
+    if size < leaves.first_leaf {
+        return Ok(Some(format!(
+            "the head covers {size} leaves, fewer than the {} sealed here: check it against the export",
+            leaves.first_leaf
+        )));
+    }
     let local = merkle::root(&leaves.tree, size).context("a prefix of the tree")?;
     Ok((local != root).then(|| {
         format!(
@@ -235,9 +301,18 @@ fn check_against(
     };
     let local_root = |m: u64| merkle::root(&leaves.tree, m).context("a prefix of the tree");
     let common = size.min(leaves.tree.size());
+    if common < leaves.first_leaf {
+        return Ok(Some(format!(
+            "the broker's tree has {size} leaves, fewer than the {} sealed here",
+            leaves.first_leaf
+        )));
+    }
     if local_root(common)? == broker_root(common)? {
         if leaves.tree.size() < size {
-            let from = leaves.offsets.last().map_or(0, |&(_, l)| l + 1);
+            let from = leaves
+                .offsets
+                .last()
+                .map_or(leaves.first_offset, |&(_, l)| l + 1);
             return Ok(Some(format!(
                 "the log ends at batch {} (offset {from}); the broker's tree has {size}: the tail was cut",
                 leaves.tree.size()
@@ -247,7 +322,7 @@ fn check_against(
     }
     // The longest prefix both trees share: prefix equality only fails from the first
     // bad leaf on.
-    let (mut good, mut bad) = (0u64, common);
+    let (mut good, mut bad) = (leaves.first_leaf, common);
     while bad - good > 1 {
         let mid = good + (bad - good) / 2;
         if local_root(mid)? == broker_root(mid)? {
@@ -256,9 +331,10 @@ fn check_against(
             bad = mid;
         }
     }
-    // Leaf `good` is the first that differs (the prefix of `good + 1` leaves does).
+    // Leaf `good` is the first that differs (the prefix of `good + 1` leaves does; the
+    // sealed prefix, when `good` is still there, is the broker's as the seal says).
     let first_bad = good;
-    let (offset, _) = leaves.offsets[first_bad as usize];
+    let offset = leaves.offset_of(first_bad);
     Ok(Some(format!(
         "batch {first_bad} (offset {offset}) differs from the broker's tree: it or the order \
          from there was changed, or a batch before it removed"
