@@ -300,11 +300,18 @@ fn a_seal_lets_retention_remove_the_sealed_segments_and_the_tree_goes_on() {
         segments,
         "DeleteRecords removes nothing unsealed"
     );
+    assert_eq!(log.log_start_offset(), 0, "held until a seal covers it");
 
     let seal = log_seal(&mut log, 70, None);
     assert!(log.audit_seal().is_none(), "applied once durable");
+    assert_eq!(log.delete_before(60).unwrap(), 0);
     log.flush().unwrap();
     assert_eq!(log.audit_seal(), Some(seal));
+    assert_eq!(
+        log.log_start_offset(),
+        seal.next_offset.min(60),
+        "the held start"
+    );
     assert!(dir.path().join(SEAL_FILE).exists());
     assert_eq!(log.audit_head(u64::MAX).unwrap(), head);
     assert_proves_from(&log, seal.next_offset, &head);

@@ -65,6 +65,7 @@ impl MemoryTree {
     /// documentation). The size, the roots of trees of at least `n` leaves and the
     /// proofs of leaves from `n` on are unchanged.
     pub fn forget_before(&mut self, n: u64) {
+        let n = n.min(self.size());
         for (level, nodes) in self.levels.iter_mut().enumerate() {
             let start = &mut self.starts[level];
             let from = kept_from(n, level).max(*start);
@@ -94,9 +95,11 @@ impl MemoryTree {
         self.levels[level].get(usize::try_from(i).ok()?).copied()
     }
 
-    /// Keeps the first `size` leaves (and the complete subtrees over them only). A size
-    /// below the forgotten leaves keeps none of the held ones.
+    /// Keeps the first `size` leaves (and the complete subtrees over them only). A tree
+    /// cannot be cut below the leaves it forgot: a smaller `size` cuts at the first leaf
+    /// held (callers never cut below the point they forgot before).
     pub fn truncate(&mut self, size: u64) {
+        let size = size.max(self.first_held());
         for (level, nodes) in self.levels.iter_mut().enumerate() {
             let complete = size.checked_shr(level as u32).unwrap_or(0);
             let keep = complete.saturating_sub(self.starts[level]);

@@ -155,8 +155,17 @@ impl Log {
             match self.entry(raft_index)?.kind {
                 EntryKind::AuditHead => {}
                 EntryKind::AuditSeal => {
-                    let payload = self.entry_payload(raft_index)?;
-                    self.note_audit_seal(raft_index, &payload);
+                    match self.entry_payload(raft_index) {
+                        Ok(payload) => self.note_audit_seal(raft_index, &payload),
+                        // Changed on this disk, as an unreadable head below.
+                        Err(_) if self.audit_heads.divergence.is_some() => {}
+                        Err(_) => self.note_divergence(AuditDivergence {
+                            raft_index,
+                            tree_size: 0,
+                            logged_root: None,
+                            own_root: None,
+                        }),
+                    }
                     continue;
                 }
                 _ => continue,

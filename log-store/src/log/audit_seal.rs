@@ -16,7 +16,9 @@
 //! 2. forgets the sealed leaves in memory (the frontier is all that later roots and
 //!    proofs need of them);
 //! 3. lets DeleteRecords and retention remove the segments that end at or before
-//!    `next_offset`, never later ones.
+//!    `next_offset`, never later ones. The log start never passes the seal in force: a
+//!    DeleteRecords past it (applied by a follower whose own seal is not durable yet)
+//!    is held, and carried out when a seal covers it.
 //!
 //! A crash before step 1 completes leaves the seal's entry in the log and the segments
 //! untouched (nothing is removed before step 3): the next open finds the entry and seals
@@ -166,6 +168,9 @@ pub(crate) struct SealState {
     applied: Option<AuditSeal>,
     /// The newest seal appended since, with its Raft index.
     pending: Option<(u64, AuditSeal)>,
+    /// A log start a DeleteRecords asked for past the seal in force, to move to once a
+    /// seal covers it.
+    held_start: Option<u64>,
 }
 
 impl SealState {
@@ -173,8 +178,13 @@ impl SealState {
     pub(crate) fn applied(seal: Option<AuditSeal>) -> SealState {
         SealState {
             applied: seal,
-            pending: None,
+            ..SealState::default()
         }
+    }
+
+    /// Remembers a log start asked for past the seal.
+    pub(crate) fn hold_start(&mut self, offset: u64) {
+        self.held_start = Some(self.held_start.map_or(offset, |o| o.max(offset)));
     }
 
     /// Forgets a pending seal at or after `raft_index` (a truncation).
@@ -240,8 +250,9 @@ impl Log {
     }
 
     /// Applies the pending seal when its entry is durable (after a flush): writes the
-    /// seal file, then forgets the sealed leaves. A failed write is retried at the next
-    /// flush; until then nothing more may be removed.
+    /// seal file, then forgets the sealed leaves, then moves the log start to one a
+    /// DeleteRecords asked for, as far as the seal allows. A failed write is retried at
+    /// the next flush or retention pass; until then nothing more may be removed.
     pub(super) fn apply_durable_audit_seal(&mut self) {
         let Some((raft_index, seal)) = self.audit_seal.pending else {
             return;
@@ -258,6 +269,11 @@ impl Log {
                 }
                 info!(dir = %self.dir.display(), tree_size = seal.tree_size,
                     next_offset = seal.next_offset, "audit log sealed");
+                if let Some(start) = self.audit_seal.held_start.take() {
+                    if let Err(e) = self.delete_before(start) {
+                        warn!(dir = %self.dir.display(), error = %e, "held log start not applied");
+                    }
+                }
             }
             Err(e) => {
                 warn!(dir = %self.dir.display(), error = %e, "audit seal not written; retrying at the next flush")

@@ -22,7 +22,10 @@ pub(super) struct DeferredDelete {
 
 impl Log {
     /// Kafka DeleteRecords: moves the log start to `offset` (never backwards) and deletes
-    /// the closed segments wholly before it. Returns the new log start offset.
+    /// the closed segments wholly before it. Returns the new log start offset. An audit
+    /// log moves it no further than its seal (`audit_seal.rs`), and goes on to `offset`
+    /// when a later seal covers it: a follower may apply a DeleteRecords the leader
+    /// checked against its seal before its own seal is durable.
     pub fn delete_before(&mut self, offset: u64) -> Result<u64> {
         self.check_open()?;
         if offset > self.next_offset() {
@@ -32,19 +35,21 @@ impl Log {
                 next: self.next_offset(),
             });
         }
-        if offset > self.checkpoint.log_start_offset {
-            self.checkpoint.log_start_offset = offset;
-            let n = self.closed_segments_ending_by(self.removable_below(offset));
+        let start = self.removable_below(offset);
+        if start < offset {
+            self.audit_seal.hold_start(offset);
+        }
+        if start > self.checkpoint.log_start_offset {
+            self.checkpoint.log_start_offset = start;
+            let n = self.closed_segments_ending_by(start);
             self.delete_oldest(n)?;
         }
         Ok(self.log_start_offset())
     }
 
     /// `offset`, or for an audit log the seal's offset when that is lower: an audit log
-    /// removes (or compacts) only what a seal covers (`audit_seal.rs`). The log start of an audit log
-    /// may still move past the seal (the broker refuses DeleteRecords past it; a
-    /// follower may apply one before its own seal is durable): segments go once the
-    /// seal reaches them.
+    /// removes (or compacts) only what a seal covers (`audit_seal.rs`), and its log start
+    /// never passes its seal.
     pub(super) fn removable_below(&self, offset: u64) -> u64 {
         match self.config.audit {
             true => offset.min(self.audit_sealed_offset()),
@@ -81,6 +86,9 @@ impl Log {
     /// deleting them cannot race the replication protocol, however busy the log's end).
     pub fn apply_retention_below(&mut self, bound: u64) -> Result<RetentionOutcome> {
         self.check_open()?;
+        // A seal whose file could not be written at its flush is tried again here, as
+        // the broker calls this periodically whether or not anything is appended.
+        self.apply_durable_audit_seal();
         let now_ms = self.clock.now_ms();
         self.purge_deleted(now_ms)?;
         let closed = self.closed_segments_ending_by(self.removable_below(bound));
