@@ -136,6 +136,23 @@ impl Export {
         Ok(Leaves::after(tree, self.first_offset))
     }
 
+    /// Says what the caller must check by hand: the signature without a key, and for
+    /// an export after a seal, that it goes on from the previous export.
+    pub(super) fn notes(&self, leaves: &Leaves, public_key: Option<&str>) {
+        if public_key.is_none() {
+            println!("the head's signature is not checked: give --public-key");
+        }
+        if let Ok(root) = merkle::root(&leaves.tree, self.first_leaf) {
+            if self.first_leaf > 0 {
+                println!(
+                    "the export goes on from the tree of {} leaves with root {}: the previous export's tree_size and root_hash",
+                    self.first_leaf,
+                    hex(&root)
+                );
+            }
+        }
+    }
+
     /// What does not match in an export whose batches were read as `leaves`.
     pub(super) fn check(
         &self,
@@ -171,17 +188,14 @@ impl Export {
                 "the batches' tree is not a prefix of the signed head's ({e}): the export is not that history"
             ));
         }
-        match public_key {
-            Some(key) => {
-                let signature = self.head.get("signature").and_then(Value::as_str);
-                let signature = signature
-                    .and_then(merkle::bytes_from_hex)
-                    .unwrap_or_default();
-                if !signed_by(key, &head, &signature) {
-                    problems.push("the head is not signed by that key".into());
-                }
+        if let Some(key) = public_key {
+            let signature = self.head.get("signature").and_then(Value::as_str);
+            let signature = signature
+                .and_then(merkle::bytes_from_hex)
+                .unwrap_or_default();
+            if !signed_by(key, &head, &signature) {
+                problems.push("the head is not signed by that key".into());
             }
-            None => println!("the head's signature is not checked: give --public-key"),
         }
         Ok(problems)
     }
@@ -193,37 +207,32 @@ pub(super) fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
     let base = format!("/audit/{topic}/{index}");
     let head = client.get(client.addr(), &format!("{base}/head"))?;
     let seal = client.get(client.addr(), &format!("{base}/seal"))?;
-    let first_leaf = num(&seal, "tree_size")?;
-    let first_offset = num(&seal, "next_offset")?;
+    let start = sealed_start(&seal)?;
+    let (first_leaf, first_offset) = (start.first_leaf, start.first_offset);
     let frontier = hashes(&seal, "frontier")?;
-    let mut tree = MemoryTree::from_frontier(first_leaf, &frontier)
-        .context("the broker's seal has a frontier of the wrong length")?;
-    if merkle::root(&tree, first_leaf).ok() != Some(field_hash(&seal, "root_hash")?) {
-        bail!("the broker's seal frontier does not make its root");
-    }
-    let head_size = num(&head, "tree_size")?;
-    let wanted = head_size.saturating_sub(first_leaf);
-    let batches = block_on(fetch(args, &topic, index, first_offset, wanted))?;
-    let Some(last) = batches.last() else {
+    let wanted = num(&head, "tree_size")?.saturating_sub(first_leaf);
+    let log = empty_dir(&args.to)?.join(format!("{first_offset:020}.log"));
+    let mut sink = Sink {
+        file: std::io::BufWriter::new(
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?,
+        ),
+        leaves: start,
+    };
+    block_on(fetch(args, &topic, index, wanted, &mut sink))?;
+    let leaves = sink.finish()?;
+    let Some(&(_, last)) = leaves.offsets.last() else {
+        std::fs::remove_file(&log)?;
         bail!("nothing to export: no committed batch from offset {first_offset} is covered");
     };
-    let next_offset = u64::try_from(header(last)?.last_offset())? + 1;
-    for b in &batches {
-        tree.push(merkle::leaf_hash(b));
-    }
-    let tree_size = tree.size();
-    let root = merkle::root(&tree, tree_size).context("the exported tree")?;
+    let tree_size = leaves.tree.size();
+    let root = merkle::root(&leaves.tree, tree_size).context("the exported tree")?;
     let proof = client.get(
         client.addr(),
-        &format!("{base}/consistency?from={tree_size}&to={head_size}"),
+        &format!(
+            "{base}/consistency?from={tree_size}&to={}",
+            num(&head, "tree_size")?
+        ),
     )?;
-    if field_hash(&proof, "from_root")? != root {
-        eprintln!(
-            "{}: the broker's tree of {tree_size} leaves is not the tree of the batches it served",
-            args.partition
-        );
-        return Ok(Outcome::Damaged);
-    }
     let manifest = Export {
         topic: topic.clone(),
         partition: index,
@@ -231,24 +240,22 @@ pub(super) fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
         first_offset,
         frontier,
         tree_size,
-        next_offset,
+        next_offset: last + 1,
         root,
         head,
         consistency: hashes(&proof, "proof")?,
     };
-    write(&args.to, &manifest, &batches)?;
-    let leaves = read_leaves(&args.to, manifest.start()?)?;
-    let mut problems = leaves.problems.clone();
-    problems.extend(manifest.check(&leaves, args.public_key.as_deref())?);
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("{}: {p}", args.to.display());
-        }
+    // Checked before the manifest is written, and again as read back from disk.
+    manifest.notes(&leaves, args.public_key.as_deref());
+    let problems = manifest.check(&leaves, args.public_key.as_deref())?;
+    if !problems.is_empty() || written_wrong(&args.to, &manifest, args)? {
+        report_damage(&args.to, &problems);
         return Ok(Outcome::Damaged);
     }
     println!(
-        "{}: exported leaves {first_leaf}..{tree_size} (offsets {first_offset}..{next_offset}) to {}, root {}, checked",
+        "{}: exported leaves {first_leaf}..{tree_size} (offsets {first_offset}..{}) to {}, root {}, checked",
         args.partition,
+        last + 1,
         args.to.display(),
         hex(&root)
     );
@@ -256,11 +263,62 @@ pub(super) fn export(args: &ExportArgs) -> anyhow::Result<Outcome> {
         let path = format!("{base}/seal?tree_size={tree_size}&root_hash={}", hex(&root));
         client.post(client.addr(), &path, "{}", SEAL_TIMEOUT)?;
         println!(
-            "{}: sealed the first {tree_size} leaves: the batches before offset {next_offset} may now be removed",
-            args.partition
+            "{}: sealed the first {tree_size} leaves: the batches before offset {} may now be removed",
+            args.partition,
+            last + 1
         );
     }
     Ok(Outcome::Clean)
+}
+
+/// The leaves before the export, from the broker's seal: its frontier, checked to make
+/// its root.
+fn sealed_start(seal: &Value) -> anyhow::Result<Leaves> {
+    let first_leaf = num(seal, "tree_size")?;
+    let tree = MemoryTree::from_frontier(first_leaf, &hashes(seal, "frontier")?)
+        .context("the broker's seal has a frontier of the wrong length")?;
+    if merkle::root(&tree, first_leaf).ok() != Some(field_hash(seal, "root_hash")?) {
+        bail!("the broker's seal frontier does not make its root");
+    }
+    Ok(Leaves::after(tree, num(seal, "next_offset")?))
+}
+
+/// `dir`, created when absent; refused when it holds anything.
+fn empty_dir(dir: &Path) -> anyhow::Result<&Path> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty: an export goes to a directory of its own",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn report_damage(dir: &Path, problems: &[String]) {
+    for p in problems {
+        eprintln!("{}: {p}", dir.display());
+    }
+}
+
+/// Writes the manifest (its presence marks a whole export), synced with the directory,
+/// then reads the export back and checks it; true (and the manifest removed) when that
+/// check fails.
+fn written_wrong(dir: &Path, manifest: &Export, args: &ExportArgs) -> anyhow::Result<bool> {
+    let path = dir.join(MANIFEST);
+    let mut f = std::fs::File::create(&path)?;
+    writeln!(f, "{}", manifest.to_json())?;
+    f.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()?;
+    let leaves = read_leaves(dir, manifest.start()?)?;
+    let mut problems = leaves.problems.clone();
+    problems.extend(manifest.check(&leaves, args.public_key.as_deref())?);
+    if problems.is_empty() {
+        return Ok(false);
+    }
+    std::fs::remove_file(&path)?;
+    report_damage(dir, &problems);
+    Ok(true)
 }
 
 fn header(batch: &Bytes) -> anyhow::Result<log_store::BatchHeader> {
@@ -271,35 +329,62 @@ fn header(batch: &Bytes) -> anyhow::Result<log_store::BatchHeader> {
     Ok(h)
 }
 
-/// Up to `wanted` committed batches from `from` on (those wholly before `--before`
-/// only), as stored; each must follow the last.
+/// Where fetched batches go: the export's `.log` file, and the leaves of the tree.
+struct Sink {
+    file: std::io::BufWriter<std::fs::File>,
+    leaves: Leaves,
+}
+
+impl Sink {
+    /// Appends `batch`, which must follow the last one.
+    fn push(&mut self, batch: &Bytes, base: u64, last: u64) -> anyhow::Result<()> {
+        let next = self
+            .leaves
+            .offsets
+            .last()
+            .map_or(self.leaves.first_offset, |&(_, l)| l + 1);
+        if base != next {
+            bail!("the broker served offset {base} where {next} was next");
+        }
+        self.file.write_all(batch)?;
+        self.leaves.tree.push(merkle::leaf_hash(batch));
+        self.leaves.offsets.push((base, last));
+        Ok(())
+    }
+
+    /// The leaves, once the file is synced.
+    fn finish(self) -> anyhow::Result<Leaves> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(self.leaves)
+    }
+}
+
+/// Up to `wanted` committed batches from the sink's first offset on (those wholly
+/// before `--before` only), as stored, into `sink`.
 async fn fetch(
     args: &ExportArgs,
     topic: &str,
     index: i32,
-    from: u64,
     wanted: u64,
-) -> anyhow::Result<Vec<Bytes>> {
+    sink: &mut Sink,
+) -> anyhow::Result<()> {
     let cluster = args.brokers.connect().await?;
     let config = FetchConfig {
         max_wait: Duration::from_millis(100),
         ..FetchConfig::default()
     };
-    let start = StartOffset::Offset(i64::try_from(from)?);
+    let start = StartOffset::Offset(i64::try_from(sink.leaves.first_offset)?);
     let mut consumer = PartitionConsumer::new(cluster, topic, index, start, config).await?;
     let bar = ProgressBar::new(wanted).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} batches")
             .context("the progress bar's template")?,
     );
-    let mut out: Vec<Bytes> = Vec::new();
-    let mut next = from;
-    while (out.len() as u64) < wanted {
+    let mut got = 0u64;
+    'fetching: while got < wanted {
         let batches = consumer.poll_batches().await?;
         if batches.is_empty() && consumer.high_watermark() <= Some(consumer.position()) {
-            bail!(
-                "the broker's head covers {wanted} batches from offset {from}; it served {}",
-                out.len()
-            );
+            bail!("the broker's head covers {wanted} more batches; it served {got}");
         }
         for b in batches {
             let h = header(&b)?;
@@ -307,44 +392,14 @@ async fn fetch(
                 u64::try_from(h.base_offset)?,
                 u64::try_from(h.last_offset())?,
             );
-            if args.before.is_some_and(|o| last >= o) || out.len() as u64 == wanted {
-                bar.finish_and_clear();
-                return Ok(out);
+            if args.before.is_some_and(|o| last >= o) || got == wanted {
+                break 'fetching;
             }
-            if base != next {
-                bail!("the broker served offset {base} where {next} was next");
-            }
-            next = last + 1;
-            out.push(b);
+            sink.push(&b, base, last)?;
+            got += 1;
             bar.inc(1);
         }
     }
     bar.finish_and_clear();
-    Ok(out)
-}
-
-/// Writes the export: the batches, synced, then the manifest (its presence marks a
-/// whole export), synced, then the directory.
-fn write(dir: &Path, manifest: &Export, batches: &[Bytes]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let busy = std::fs::read_dir(dir)?.next().is_some();
-    if busy {
-        bail!(
-            "{} is not empty: an export goes to a directory of its own",
-            dir.display()
-        );
-    }
-    let log = dir.join(format!("{:020}.log", manifest.first_offset));
-    let mut f =
-        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    for b in batches {
-        f.write_all(b)?;
-    }
-    f.sync_all()?;
-    let path = dir.join(MANIFEST);
-    let mut f = std::fs::File::create(&path)?;
-    writeln!(f, "{}", manifest.to_json())?;
-    f.sync_all()?;
-    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }

@@ -80,16 +80,47 @@ impl Leaves {
     }
 }
 
-/// The leaves of a partition directory: from offset 0, or from its seal.
+/// The leaves of a partition directory: from offset 0 while its first segment is there
+/// (its `audit.seal`, if any, is then checked against them), else from its seal, whose
+/// root only the heads logged after it then vouch for.
 fn partition_leaves(dir: &Path) -> anyhow::Result<Leaves> {
-    let start = match SealFile::read(dir)? {
-        Some(file) => {
-            let tree = file.tree().context("the seal file's frontier")?;
-            Leaves::after(tree, file.seal.next_offset)
+    let seal = SealFile::read(dir)?;
+    let first_base = inspect::segment_logs(dir)?.first().map(|&(base, _)| base);
+    let Some(file) = seal.filter(|_| first_base != Some(0)) else {
+        let mut leaves = read_leaves(dir, Leaves::after(MemoryTree::default(), 0))?;
+        if let Some(file) = SealFile::read(dir)? {
+            leaves.problems.extend(seal_mismatch(&leaves, &file));
         }
-        None => Leaves::after(MemoryTree::default(), 0),
+        return Ok(leaves);
     };
-    read_leaves(dir, start)
+    let tree = file.tree().context("the seal file's frontier")?;
+    println!(
+        "leaves 0..{} are sealed and their segments removed: their root is audit.seal's, which the heads logged after it vouch for",
+        file.seal.tree_size
+    );
+    read_leaves(dir, Leaves::after(tree, file.seal.next_offset))
+}
+
+/// Whether `audit.seal` says what the batches before its offset make.
+fn seal_mismatch(leaves: &Leaves, file: &SealFile) -> Option<String> {
+    let seal = &file.seal;
+    let ends = |size: u64| {
+        let i = usize::try_from(size).ok()?.checked_sub(1)?;
+        leaves.offsets.get(i).map(|&(_, last)| last + 1)
+    };
+    if seal.tree_size > leaves.tree.size() {
+        println!("audit.seal is past the log's end (its entry was not durable): ignored, as the broker does");
+        return None;
+    }
+    let root = merkle::root(&leaves.tree, seal.tree_size).ok();
+    (root != Some(seal.root) || ends(seal.tree_size) != Some(seal.next_offset)).then(|| {
+        format!(
+            "audit.seal says the first {} batches end before offset {} with root {}: the batches here do not",
+            seal.tree_size,
+            seal.next_offset,
+            merkle::to_hex(&seal.root)
+        )
+    })
 }
 
 /// Reads the batches of the segment files in `dir` from `leaves.first_offset` on, as
@@ -113,6 +144,12 @@ pub(super) fn read_leaves(dir: &Path, mut leaves: Leaves) -> anyhow::Result<Leav
                     .map_or(leaves.first_offset, |&(_, l)| l + 1);
                 if leaves.offsets.is_empty() && base >= 0 && (base as u64) < next {
                     return ControlFlow::Continue(()); // sealed, not yet removed
+                }
+                if leaves.offsets.is_empty() && base >= 0 && (base as u64) > next {
+                    leaves.problems.push(format!(
+                        "the batches start at offset {base}, after offset {next} where the tree goes on: no tree can be rebuilt here"
+                    ));
+                    return ControlFlow::Break(());
                 }
                 if base < 0 || (base as u64) < next {
                     // Bytes past the log's end (a truncation that left the file alone).
@@ -153,7 +190,10 @@ pub(super) fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         merkle::to_hex(&root)
     );
     let why = match &export {
-        Some(e) => e.check(&leaves, args.public_key.as_deref())?,
+        Some(e) => {
+            e.notes(&leaves, args.public_key.as_deref());
+            e.check(&leaves, args.public_key.as_deref())?
+        }
         None => check_logged_heads(&leaves, &args.dir, args.public_key.as_deref())?,
     };
     leaves.problems.extend(why);

@@ -152,6 +152,10 @@ def test_export_and_seal_before_removal(tmp_path):
     finally:
         b.stop()
 
+    # The broker's own directory verifies from its seal on.
+    r = _strata(b, "audit", "verify", str(b.partition_dir(TOPIC, 0)), "--public-key", public)
+    assert r.returncode == 0 and "verified" in r.stdout and "sealed" in r.stdout, r
+
     # Every export verifies with no broker; a changed batch (its CRC fixed) does not.
     for d in (first, sealed, chained):
         r = _strata(b, "audit", "verify", str(d), "--public-key", public)

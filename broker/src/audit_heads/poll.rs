@@ -50,11 +50,12 @@ pub async fn poll(
     if !p.keeps_audit_tree() {
         return Verdict::Agrees; // nothing to compare: abstain
     }
+    let own = p.audit_root(size);
+    // Read after the root: a seal applied in between is seen here.
     if size < p.audit_sealed_size() {
         // Sealed since the head was logged: only the export proves those leaves now.
         return Verdict::Agrees;
     }
-    let own = p.audit_root(size);
     let me = broker.cluster.node_id;
     let voters = broker
         .cluster

@@ -48,7 +48,11 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                 let audit = |t: &crate::topics::Topic| {
                     t.config.audit || crate::config::audit_override(&t.overrides)
                 };
-                if topic.as_deref().is_some_and(audit) && target > p.audit_sealed_offset() {
+                // Only the leader's seal counts; another replica answers
+                // NOT_LEADER_OR_FOLLOWER below, which clients retry.
+                let leads = p.check_leader().is_ok();
+                if topic.as_deref().is_some_and(audit) && leads && target > p.audit_sealed_offset()
+                {
                     // An audit topic is append-only (audit.enabled) up to its seal.
                     return out.with_error_code(ctx.code(ResponseError::PolicyViolation.code()));
                 }

@@ -97,6 +97,7 @@ impl Partition {
             return Err(PartitionError::NotLeader);
         };
         self.check_leader()?;
+        self.check_tree_agrees()?;
         check_committed(self.committed_audit_size()?, tree_size)?;
         let (seal, frontier) = self
             .with_log(|log| {
