@@ -49,16 +49,24 @@ pub enum SidecarKind {
     TxnIndex,
     /// State at the start of a segment, derived up to the entry before it.
     Snapshot,
+    /// An audit log's leaves of a closed segment (`log/audit_leaves.rs`), derived up to
+    /// its last entry.
+    Leaves,
 }
 
 impl SidecarKind {
-    pub const ALL: [SidecarKind; 2] = [SidecarKind::TxnIndex, SidecarKind::Snapshot];
+    pub const ALL: [SidecarKind; 3] = [
+        SidecarKind::TxnIndex,
+        SidecarKind::Snapshot,
+        SidecarKind::Leaves,
+    ];
 
     /// The file suffix after the segment's base offset.
     pub fn suffix(self) -> &'static str {
         match self {
             SidecarKind::TxnIndex => "txnindex",
             SidecarKind::Snapshot => "snapshot",
+            SidecarKind::Leaves => "leaves",
         }
     }
 
@@ -66,6 +74,7 @@ impl SidecarKind {
         match self {
             SidecarKind::TxnIndex => 1,
             SidecarKind::Snapshot => 2,
+            SidecarKind::Leaves => 3,
         }
     }
 

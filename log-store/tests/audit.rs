@@ -3,10 +3,13 @@
 
 mod common;
 
-use log_store::log::{AuditSeal, SEAL_FILE};
+use std::sync::RwLock;
+
+use log_store::log::{scrub_audit_leaves, write_audit_leaves, AuditSeal, SEAL_FILE};
 use log_store::merkle::{
     self, verify_consistency, verify_inclusion, LoggedHead, MemoryTree, TreeHead,
 };
+use log_store::SidecarKind;
 use log_store::{failpoint, EntryKind, Log, LogConfig, LogError};
 
 fn config() -> LogConfig {
@@ -410,4 +413,79 @@ fn a_damaged_seal_file_stops_the_open_naming_it() {
     std::fs::write(&path, bytes).unwrap();
     let err = Log::open(dir.path(), config()).unwrap_err().to_string();
     assert!(err.contains(SEAL_FILE), "{err}");
+}
+
+/// Closed segments' leaves are written beside them; an open takes them from there (a
+/// batch changed on disk since is not seen at open), and the scrub, hashing the
+/// segments again, finds the change. A damaged `.leaves` is ignored: the open hashes.
+#[test]
+fn leaves_sidecars_spare_the_open_and_the_scrub_checks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 40);
+    let head = log.audit_head(u64::MAX).unwrap();
+    let segments = log.segments();
+    let log = RwLock::new(log);
+    assert_eq!(write_audit_leaves(&log).unwrap(), segments.len() - 1);
+    assert_eq!(write_audit_leaves(&log).unwrap(), 0, "all written");
+    let leaves = SidecarKind::Leaves.path(dir.path(), segments[1].base_offset);
+    assert!(leaves.exists());
+    log.into_inner().unwrap().close().unwrap();
+
+    let log = RwLock::new(Log::open(dir.path(), config()).unwrap());
+    assert_eq!(log.read().unwrap().audit_head(u64::MAX).unwrap(), head);
+    assert!(scrub_audit_leaves(&log, usize::MAX).unwrap() > 0);
+    assert_eq!(
+        log.read().unwrap().audit_divergence(),
+        None,
+        "an untouched log"
+    );
+    log.into_inner().unwrap().close().unwrap();
+
+    // The second segment's first batch changes: the open takes its recorded leaf.
+    let mut bytes = std::fs::read(&segments[1].path).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&segments[1].path, bytes).unwrap();
+    let log = RwLock::new(Log::open(dir.path(), config()).unwrap());
+    assert_eq!(log.read().unwrap().audit_head(u64::MAX).unwrap(), head);
+    assert_eq!(log.read().unwrap().audit_divergence(), None);
+    scrub_audit_leaves(&log, 1).unwrap();
+    scrub_audit_leaves(&log, usize::MAX).unwrap();
+    let d = log
+        .read()
+        .unwrap()
+        .audit_divergence()
+        .expect("the scrub finds it");
+    assert_eq!(d.changed_offset, Some(segments[1].base_offset));
+    assert!(d.to_string().contains("changed on this disk"), "{d}");
+    log.into_inner().unwrap().close().unwrap();
+
+    // A damaged sidecar reads as absent: the open hashes the (changed) batches.
+    let mut body = std::fs::read(&leaves).unwrap();
+    let last = body.len() - 1;
+    body[last] ^= 1;
+    std::fs::write(&leaves, body).unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_ne!(log.audit_head(u64::MAX).unwrap().root, head.root);
+}
+
+/// A batch that no longer parses (its magic byte changed) behind its `.leaves` is found
+/// by the scrub too.
+#[test]
+fn the_scrub_finds_a_batch_that_no_longer_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 40);
+    let segments = log.segments();
+    let log = RwLock::new(log);
+    write_audit_leaves(&log).unwrap();
+    log.into_inner().unwrap().close().unwrap();
+    let mut bytes = std::fs::read(&segments[1].path).unwrap();
+    bytes[16] = 0x7f; // the first batch's magic
+    std::fs::write(&segments[1].path, bytes).unwrap();
+    let log = RwLock::new(Log::open(dir.path(), config()).unwrap());
+    assert_eq!(log.read().unwrap().audit_divergence(), None);
+    scrub_audit_leaves(&log, usize::MAX).unwrap();
+    let d = log.read().unwrap().audit_divergence().expect("found");
+    assert_eq!(d.changed_offset, Some(segments[1].base_offset));
 }

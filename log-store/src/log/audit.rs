@@ -30,6 +30,9 @@ pub(crate) struct AuditTree {
     first_offset: u64,
     /// `(base offset, last offset)` of leaf `first_leaf + i`'s batch.
     batches: Vec<(u64, u64)>,
+    /// Closed segments whose leaves came from their `.leaves` sidecar at open, by base
+    /// offset: the scrub has yet to hash their batches (`audit_leaves.rs`).
+    pub(super) unchecked: Vec<u64>,
 }
 
 impl AuditTree {
@@ -40,7 +43,41 @@ impl AuditTree {
             first_leaf: file.seal.tree_size,
             first_offset: file.seal.next_offset,
             batches: Vec::new(),
+            unchecked: Vec::new(),
         })
+    }
+
+    /// Adds the leaf `hash` of the batch at `base..=last`.
+    pub(super) fn push_hash(&mut self, hash: Hash, base: u64, last: u64) {
+        self.tree.push(hash);
+        self.batches.push((base, last));
+    }
+
+    /// The leaves of the batches from offset `from` to `to` (a segment's range): `None`
+    /// unless the tree holds every one, from a batch starting at `from` to one ending
+    /// just before `to`.
+    pub(super) fn leaves_between(&self, from: u64, to: u64) -> Option<Vec<(u64, u64, Hash)>> {
+        let i = self.batches.partition_point(|&(base, _)| base < from);
+        let j = self.batches.partition_point(|&(base, _)| base < to);
+        let held = &self.batches[i..j];
+        let starts = held.first().map_or(from == to, |b| b.0 == from);
+        let ends = held.last().map_or(from == to, |b| b.1 + 1 == to);
+        if !starts || !ends || from < self.first_offset {
+            return None;
+        }
+        held.iter()
+            .enumerate()
+            .map(|(k, &(base, last))| {
+                let leaf = self.tree.leaf(self.first_leaf + (i + k) as u64)?;
+                Some((base, last, leaf))
+            })
+            .collect()
+    }
+
+    /// The leaf of the batch starting at `base` (`None`: not held).
+    pub(super) fn leaf_at(&self, base: u64) -> Option<Hash> {
+        let i = self.batches.binary_search_by_key(&base, |b| b.0).ok()?;
+        self.tree.leaf(self.first_leaf + i as u64)
     }
 
     /// Forgets the first `size` leaves (sealed), whose batches end before `next_offset`.
@@ -74,8 +111,7 @@ impl AuditTree {
 
     /// Adds the batch stored as the concatenation of `parts` at `base..=last`.
     pub(crate) fn push(&mut self, parts: [&[u8]; 2], base: u64, last: u64) {
-        self.tree.push(merkle::leaf_hash_parts(&parts));
-        self.batches.push((base, last));
+        self.push_hash(merkle::leaf_hash_parts(&parts), base, last);
     }
 
     /// The frontier of the first `size` leaves (`None`: not held).
@@ -167,6 +203,15 @@ impl Log {
         }
         let mut offset = tree.first_offset;
         loop {
+            // A closed segment's leaves from its sidecar, left for the scrub to check.
+            if let Some((leaves, next)) = self.leaves_sidecar_at(offset) {
+                for (base, last, hash) in leaves {
+                    tree.push_hash(hash, base, last);
+                }
+                tree.unchecked.push(offset);
+                offset = next;
+                continue;
+            }
             let chunk = self.read(offset, BUILD_READ_BYTES)?;
             if chunk.is_empty() {
                 break;

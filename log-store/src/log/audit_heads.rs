@@ -43,10 +43,19 @@ pub struct AuditDivergence {
     pub logged_root: Option<Hash>,
     /// This replica's root of `tree_size` leaves; `None` when it holds fewer leaves.
     pub own_root: Option<Hash>,
+    /// Set when no head is involved: the batch at this offset no longer hashes to the
+    /// leaf recorded when it was appended (the scrub's finding, `audit_leaves.rs`).
+    pub changed_offset: Option<u64>,
 }
 
 impl std::fmt::Display for AuditDivergence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(offset) = self.changed_offset {
+            return write!(
+                f,
+                "the batch at offset {offset} no longer hashes to the leaf recorded when it was appended: it was changed on this disk"
+            );
+        }
         let Some(logged) = self.logged_root else {
             let at = self.raft_index;
             return write!(f, "the head logged at raft index {at} does not read back");
@@ -78,7 +87,11 @@ impl LoggedHeads {
     /// there.
     pub(crate) fn truncate_from(&mut self, raft_index: u64) {
         self.marks.retain(|m| m.raft_index < raft_index);
-        if self.divergence.is_some_and(|d| d.raft_index >= raft_index) {
+        // A changed batch found by the scrub stays found: it names no entry.
+        if self
+            .divergence
+            .is_some_and(|d| d.raft_index >= raft_index && d.changed_offset.is_none())
+        {
             self.divergence = None;
         }
     }
@@ -136,6 +149,7 @@ impl Log {
             tree_size: mark.tree_size,
             logged_root: Some(mark.root),
             own_root,
+            changed_offset: None,
         });
     }
 
@@ -164,6 +178,7 @@ impl Log {
                             tree_size: 0,
                             logged_root: None,
                             own_root: None,
+                            changed_offset: None,
                         }),
                     }
                     continue;
@@ -181,6 +196,7 @@ impl Log {
                     tree_size: 0,
                     logged_root: None,
                     own_root: None,
+                    changed_offset: None,
                 }),
             }
         }

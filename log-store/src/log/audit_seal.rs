@@ -244,6 +244,7 @@ impl Log {
                 tree_size: seal.tree_size,
                 logged_root: Some(seal.root),
                 own_root,
+                changed_offset: None,
             });
         }
         false

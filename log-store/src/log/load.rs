@@ -304,6 +304,7 @@ impl Log {
                 segment::ENTRYDATA_SUFFIX,
                 SidecarKind::TxnIndex.suffix(),
                 SidecarKind::Snapshot.suffix(),
+                SidecarKind::Leaves.suffix(),
                 segment::ENTRIES_SUFFIX,
             ] {
                 let p = self.dir.join(segment::segment_file_name(base, suffix));

@@ -32,6 +32,7 @@ use crate::segment::{Segment, Spare};
 
 mod audit;
 mod audit_heads;
+mod audit_leaves;
 mod audit_seal;
 mod clean;
 mod flush;
@@ -41,6 +42,7 @@ mod sidecars;
 
 pub use audit::{AuditHead, InclusionProof};
 pub use audit_heads::{AuditDivergence, HeadMark};
+pub use audit_leaves::{scrub_audit_leaves, write_audit_leaves};
 pub use audit_seal::{AuditSeal, SealFile, SEAL_FILE};
 pub use flush::PendingFlush;
 
@@ -676,13 +678,16 @@ impl Log {
         }
         let config = self.config.clone();
         self.forget_unsynced_from(self.segments[i].base_offset());
-        // The segment is active again: its `.txnindex` no longer covers it (a read would
-        // refuse it by its anchor; removing it keeps the directory honest).
-        let [txnindex, _] = self.segments[i].sidecar_paths();
-        match std::fs::remove_file(&txnindex) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::io(txnindex, e)),
+        // The segment is active again: its `.txnindex` and `.leaves` no longer cover it
+        // (a read would refuse them by their anchor; removing them keeps the directory
+        // honest).
+        let [txnindex, _, leaves] = self.segments[i].sidecar_paths();
+        for path in [txnindex, leaves] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(path, e)),
+            }
         }
         self.segments[i].truncate_from_raft_index(raft_index, &config)?;
         sync_dir(&self.dir)?;

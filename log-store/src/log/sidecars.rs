@@ -10,15 +10,15 @@ use crate::sidecar::{decode, Anchor, SidecarKind, StagedSidecar};
 impl Log {
     /// The anchor a `kind` sidecar of segment `base_offset` must carry to match the log
     /// now; `None` when there is no such segment, or it is the active one (a `.txnindex`
-    /// covers a closed segment only).
+    /// or `.leaves` covers a closed segment only).
     pub fn sidecar_anchor(&self, kind: SidecarKind, base_offset: u64) -> Option<Anchor> {
         let segments = &self.segments;
         let i = segments
             .iter()
             .position(|s| s.base_offset() == base_offset)?;
         let raft_index = match kind {
-            SidecarKind::TxnIndex if segments[i].is_active() => return None,
-            SidecarKind::TxnIndex => segments[i].next_raft_index() - 1,
+            SidecarKind::TxnIndex | SidecarKind::Leaves if segments[i].is_active() => return None,
+            SidecarKind::TxnIndex | SidecarKind::Leaves => segments[i].next_raft_index() - 1,
             SidecarKind::Snapshot => segments[i].base_raft_index() - 1,
         };
         // Raft indexes start at 1: entry 0 is "before every entry", of term 0.

@@ -13,8 +13,8 @@ use crate::sidecar::SidecarKind;
 impl Segment {
     /// The segment's files, the entry table last (some may not exist: `.entrydata` and
     /// the sidecars).
-    fn file_paths(&self) -> [PathBuf; 7] {
-        let [txnindex, snapshot] = self.sidecar_paths();
+    fn file_paths(&self) -> [PathBuf; 8] {
+        let [txnindex, snapshot, leaves] = self.sidecar_paths();
         [
             self.log_path.clone(),
             self.offset_index.path().to_path_buf(),
@@ -22,12 +22,13 @@ impl Segment {
             self.entrydata_path.clone(),
             txnindex,
             snapshot,
+            leaves,
             self.entries.path().to_path_buf(),
         ]
     }
 
     /// The paths of the segment's sidecars ([`SidecarKind::ALL`] order).
-    pub(crate) fn sidecar_paths(&self) -> [PathBuf; 2] {
+    pub(crate) fn sidecar_paths(&self) -> [PathBuf; 3] {
         let dir = self.log_path.parent().unwrap_or(std::path::Path::new("."));
         SidecarKind::ALL.map(|k| k.path(dir, self.base_offset))
     }
@@ -51,9 +52,12 @@ impl Segment {
     /// segment's open files and maps stay valid; the caller drops the segment, syncs the
     /// directory and removes the returned files when their delay has passed.
     pub fn retire(&self) -> Result<Vec<PathBuf>> {
-        let mut retired = Vec::with_capacity(7);
-        let [log, index, time_index, entrydata, txnindex, snapshot, table] = self.file_paths();
-        for p in [log, index, time_index, entrydata, txnindex, snapshot] {
+        let mut retired = Vec::with_capacity(8);
+        let [log, index, time_index, entrydata, txnindex, snapshot, leaves, table] =
+            self.file_paths();
+        for p in [
+            log, index, time_index, entrydata, txnindex, snapshot, leaves,
+        ] {
             retired.extend(rename_aside(p)?);
         }
         failpoint::check("log.delete.before_table_rename")
