@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use log_store::merkle::{to_hex as hex, LoggedHead, TreeHead};
-use log_store::{AuditHead, LogError};
+use log_store::{AuditDivergence, AuditHead, LogError};
 use serde_json::{json, Value};
 use tracing::{error, warn};
 
@@ -193,9 +193,11 @@ fn next_work(
     if w.diverged.is_some() {
         return leads.then_some(Work::HandOver);
     }
-    if let Some(d) = p.audit_disagreement().filter(|d| d.raft_index > w.polled) {
+    let new = |d: &AuditDivergence| d.raft_index > w.polled || d.changed_offset.is_some();
+    if let Some(d) = p.audit_disagreement().filter(new) {
         let Some(root) = d.logged_root else {
-            // The head's own entry was changed on this disk: no poll needed.
+            // The head's own entry, or a batch the scrub checked, was changed on this
+            // disk: no poll needed.
             w.diverged = Some(d.to_string());
             p.set_tree_diverged(true);
             return None;

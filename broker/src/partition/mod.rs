@@ -611,8 +611,10 @@ impl Partition {
         f(&mut log)
     }
 
-    /// Housekeeping: retention, idle map release, and the producer snapshots and
-    /// transaction indexes of newly closed segments (`sidecars.rs`). A replica deletes
+    /// Housekeeping: retention, idle map release, the producer snapshots and
+    /// transaction indexes of newly closed segments (`sidecars.rs`), and for an audit
+    /// log the leaves of those segments and the scrub of leaves read from disk at open
+    /// (`log_store::log::scrub_audit_leaves`, [`AUDIT_SCRUB_BYTES_PER_PASS`] a pass). A replica deletes
     /// only segments wholly below its high watermark (committed entries, which Raft
     /// never truncates; a follower that still needs them gets a snapshot), however busy
     /// the end of its log.
@@ -630,6 +632,11 @@ impl Partition {
             Err(e) => {
                 warn!(topic = %self.topic, partition = self.index, error = %e, "segment sidecars not written")
             }
+        }
+        let audit = log_store::log::write_audit_leaves(&h.log)
+            .and_then(|_| log_store::log::scrub_audit_leaves(&h.log, AUDIT_SCRUB_BYTES_PER_PASS));
+        if let Err(e) = audit {
+            warn!(topic = %self.topic, partition = self.index, error = %e, "audit leaves not written or scrubbed");
         }
     }
 
@@ -687,6 +694,11 @@ impl Drop for FlushDemand {
 
 /// How long a produce waits for the leader's node to append its batch.
 const REPLICA_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes of an audit log the scrub hashes per housekeeping pass (at most: a segment once
+/// begun is finished): 256 MiB every `log.retention.check.interval.ms` (30 s by
+/// default) is about 8.5 MiB/s, a 10 GiB log in 20 minutes.
+pub const AUDIT_SCRUB_BYTES_PER_PASS: usize = 256 << 20;
 
 /// Waits for a proposal to the replica's group (at most [`REPLICA_APPEND_TIMEOUT`]),
 /// its refusals as partition errors.
