@@ -13,6 +13,8 @@
 //! | `.entrydata` | payloads of non-data Raft entries (no-ops, conf changes) | ours |
 //! | `log.checkpoint` | log start offset, recovery point, Raft entry before the first | ours ([`checkpoint`]) |
 //! | `.txnindex`, `.snapshot` | the broker's state derived from a segment, rebuildable | ours ([`sidecar`]) |
+//! | `.leaves` | an audit log's leaves of a closed segment, rebuildable | ours ([`sidecar`], [`log::write_audit_leaves`]) |
+//! | `audit.seal` | an audit log's seal and the frontier of its leaves | ours ([`log::SealFile`]) |
 //! | `cleaner.checkpoint` | first dirty offset, next delete horizon | ours ([`clean_checkpoint`]) |
 //!
 //! The partition log *is* the Raft log: each batch is one Raft entry, offsets are assigned

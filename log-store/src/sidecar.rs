@@ -1,9 +1,12 @@
-//! Sidecar files: state a layer above the log derives from a segment, kept beside the
-//! segment so that a later reader need not read the segment again. The broker keeps two
-//! kinds: a closed segment's aborted transactions (`.txnindex`) and the producer state
-//! at the start of a segment (`.snapshot`).
+//! Sidecar files: state derived from a segment, kept beside the segment so that a later
+//! reader need not read the segment again. The broker keeps two kinds: a closed
+//! segment's aborted transactions (`.txnindex`) and the producer state at the start of a
+//! segment (`.snapshot`). An audit log keeps a third, its closed segments' leaves
+//! (`.leaves`, `log/audit_leaves.rs`), whose body only the log itself reads (never below
+//! its seal, where a compaction may have rewritten the batches it kept the leaves of).
 //!
-//! The log does not read a sidecar's body; it guarantees three things about it:
+//! The log does not read the broker's sidecars' bodies; it guarantees three things about
+//! every sidecar:
 //! - **It matches the log.** A sidecar names the Raft entry its content was derived up
 //!   to (its [`Anchor`]: the last entry of the segment for a `.txnindex`, the entry just
 //!   before the segment for a `.snapshot`). By Raft's log matching property a log that

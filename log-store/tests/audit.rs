@@ -5,12 +5,14 @@ mod common;
 
 use std::sync::RwLock;
 
+use bytes::Bytes;
 use log_store::log::{scrub_audit_leaves, write_audit_leaves, AuditSeal, SEAL_FILE};
 use log_store::merkle::{
     self, verify_consistency, verify_inclusion, LoggedHead, MemoryTree, TreeHead,
 };
 use log_store::SidecarKind;
-use log_store::{failpoint, EntryKind, Log, LogConfig, LogError};
+use log_store::{failpoint, Cleaner, EntryKind, Log, LogConfig, LogError};
+use strata_testkit::{encode_batch, Compression, RecordSpec, NO_PRODUCER};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -488,4 +490,89 @@ fn the_scrub_finds_a_batch_that_no_longer_reads_back() {
     scrub_audit_leaves(&log, usize::MAX).unwrap();
     let d = log.read().unwrap().audit_divergence().expect("found");
     assert_eq!(d.changed_offset, Some(segments[1].base_offset));
+}
+
+/// With `compact`, an audit log cleans nothing before a seal, then only the sealed
+/// segments: every batch from the seal on stays as it was, proven by the same head,
+/// through a reopen.
+#[test]
+fn compaction_rewrites_only_sealed_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let compacting = LogConfig {
+        compact: true,
+        delete: false,
+        min_cleanable_dirty_ratio: 0.0,
+        ..config()
+    };
+    let mut log = Log::open(dir.path(), compacting.clone()).unwrap();
+    for i in 0..120u64 {
+        let spec = RecordSpec {
+            key: Some(Bytes::from(format!("k{}", i % 3))),
+            value: Some(Bytes::from(format!("value-{i}"))),
+            timestamp_ms: 1_000,
+        };
+        let b = encode_batch([spec], NO_PRODUCER, Compression::None).to_vec();
+        log.append_with_term(1, &b).unwrap();
+    }
+    log.roll().unwrap();
+    let hw = log.next_offset();
+    assert!(
+        log.prepare_clean(hw, 10_000).unwrap().is_none(),
+        "nothing sealed"
+    );
+    let head = log.audit_head(u64::MAX).unwrap();
+    let first_end = log.segments()[0].next_offset;
+    let seal = log_seal(&mut log, first_end, None);
+    log.flush().unwrap();
+    assert_eq!(seal.next_offset, first_end);
+    let sealed_bytes = |log: &Log| -> usize {
+        common::read_all(log, 0)
+            .iter()
+            .filter(|(o, _)| *o < first_end)
+            .map(|(_, b)| b.len())
+            .sum()
+    };
+    let before = sealed_bytes(&log);
+    let job = log
+        .prepare_clean(hw, 10_000)
+        .unwrap()
+        .expect("the sealed segment is due");
+    let cleaned = job.run(&Cleaner::default()).unwrap();
+    drop(job);
+    assert!(log.complete_clean(cleaned).unwrap().applied);
+    assert!(
+        sealed_bytes(&log) < before,
+        "the sealed segment was compacted"
+    );
+    assert_proves_from(&log, first_end, &head);
+    drop(log);
+    let log = Log::open(dir.path(), compacting).unwrap();
+    assert_eq!(log.audit_head(u64::MAX).unwrap(), head);
+    assert_eq!(log.audit_divergence(), None);
+    assert_proves_from(&log, first_end, &head);
+}
+
+/// A log start moved inside a segment waiting for the scrub (a seal, then DeleteRecords
+/// up to it), and a seal covering part of it: the scrub checks what is left, and finds
+/// nothing wrong with an untouched log.
+#[test]
+fn the_scrub_starts_at_the_log_start_and_the_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, 1, 40);
+    let segments = log.segments();
+    let log = RwLock::new(log);
+    write_audit_leaves(&log).unwrap();
+    log.into_inner().unwrap().close().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    let seal = log_seal(&mut log, segments[1].base_offset + 3, None);
+    log.flush().unwrap();
+    assert!(seal.next_offset > segments[1].base_offset);
+    assert_eq!(
+        log.delete_before(seal.next_offset).unwrap(),
+        seal.next_offset
+    );
+    let log = RwLock::new(log);
+    assert!(scrub_audit_leaves(&log, usize::MAX).unwrap() > 0);
+    assert_eq!(log.read().unwrap().audit_divergence(), None);
 }

@@ -119,6 +119,11 @@ impl AuditTree {
         self.tree.frontier(size)
     }
 
+    /// The offset the held leaves start at (after the seal; 0 without one).
+    pub(super) fn first_offset(&self) -> u64 {
+        self.first_offset
+    }
+
     /// Leaves sealed: the tree holds only their frontier.
     pub(super) fn sealed_leaves(&self) -> u64 {
         self.first_leaf

@@ -154,7 +154,7 @@ impl Log {
     }
 
     pub(super) fn note_divergence(&mut self, d: AuditDivergence) {
-        error!(dir = %self.dir.display(), divergence = %d, "audit tree disagrees with a logged head");
+        error!(dir = %self.dir.display(), divergence = %d, "audit tree divergence");
         self.audit_heads.divergence = Some(d);
     }
 

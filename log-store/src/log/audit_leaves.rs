@@ -25,7 +25,7 @@ use tracing::debug;
 
 use super::{AuditDivergence, Log};
 use crate::batch::Batches;
-use crate::error::Result;
+use crate::error::{LogError, Result};
 use crate::merkle::{self, Hash};
 use crate::sidecar::{Anchor, SidecarKind, StagedSidecar};
 
@@ -81,6 +81,9 @@ impl Log {
             .iter()
             .find(|s| s.base_offset() == offset && !s.is_active())?;
         let next = seg.next_offset();
+        if next == offset {
+            return None; // no batch: nothing to take (and no progress to make)
+        }
         let leaves = decode(&self.read_sidecar(SidecarKind::Leaves, offset)?)?;
         let mut expected = offset;
         for &(base, last, _) in &leaves {
@@ -92,22 +95,27 @@ impl Log {
         (expected == next).then_some((leaves, next))
     }
 
-    /// The bodies of missing `.leaves` sidecars: closed segments whose leaves the tree
-    /// holds, at most [`WRITE_PER_PASS`].
-    fn missing_leaves(&self) -> Vec<(u64, Anchor, Vec<u8>)> {
+    /// Closed segments without a `.leaves` file whose leaves the tree holds (from the
+    /// seal on), at most [`WRITE_PER_PASS`], by base offset.
+    fn leaves_wanted(&self) -> Vec<u64> {
         let Some(tree) = &self.audit else {
             return Vec::new();
         };
         self.segments
             .iter()
-            .filter(|s| !s.is_active() && !s.sidecar_paths()[2].exists())
-            .filter_map(|s| {
-                let leaves = tree.leaves_between(s.base_offset(), s.next_offset())?;
-                let anchor = self.sidecar_anchor(SidecarKind::Leaves, s.base_offset())?;
-                Some((s.base_offset(), anchor, encode(&leaves)))
-            })
+            .filter(|s| !s.is_active() && s.base_offset() >= tree.first_offset())
+            .filter(|s| !s.sidecar_paths()[2].exists())
+            .map(|s| s.base_offset())
             .take(WRITE_PER_PASS)
             .collect()
+    }
+
+    /// The anchor and body of segment `base`'s `.leaves` (`None`: not wanted now).
+    fn leaves_body(&self, base: u64) -> Option<(Anchor, Vec<u8>)> {
+        let next = self.segment_end(base)?;
+        let leaves = self.audit.as_ref()?.leaves_between(base, next)?;
+        let anchor = self.sidecar_anchor(SidecarKind::Leaves, base)?;
+        Some((anchor, encode(&leaves)))
     }
 
     /// The oldest segment the scrub has yet to check: its base and next offsets.
@@ -145,14 +153,17 @@ impl Log {
 }
 
 /// Writes the missing `.leaves` sidecars of an audit log's closed segments; the number
-/// written. Takes the read lock per step, never while writing. Blocking I/O.
+/// written. Takes the read lock per segment, never while writing. Blocking I/O.
 pub fn write_audit_leaves(log: &RwLock<Log>) -> Result<usize> {
-    let (dir, missing) = {
+    let (dir, wanted) = {
         let l = read(log);
-        (l.dir().to_path_buf(), l.missing_leaves())
+        (l.dir().to_path_buf(), l.leaves_wanted())
     };
     let mut written = 0;
-    for (base, anchor, body) in missing {
+    for base in wanted {
+        let Some((anchor, body)) = read(log).leaves_body(base) else {
+            continue;
+        };
         let staged = StagedSidecar::write(&dir, SidecarKind::Leaves, base, anchor, &body)?;
         written += usize::from(read(log).install_sidecar(staged)?);
     }
@@ -162,10 +173,69 @@ pub fn write_audit_leaves(log: &RwLock<Log>) -> Result<usize> {
     Ok(written)
 }
 
+/// What one step of the scrub found.
+enum Step {
+    /// Checked up to this offset; more of the segment to go.
+    Next(u64),
+    /// The segment is checked (or gone, or cut, or sealed: nothing left to check).
+    Done,
+    /// The batch at this offset no longer hashes to its leaf, or no longer reads back.
+    Changed(u64),
+}
+
+impl Log {
+    /// Hashes one chunk of segment `base..next` from `offset` and compares each batch
+    /// with its recorded leaf, all under the caller's one lock (so a truncation cannot
+    /// come between the read and the comparison); the bytes read. Batches before the log
+    /// start or the seal are not checked: they may be gone or compacted, and the export
+    /// proves the sealed ones. An I/O error is returned (the segment stays unchecked).
+    fn scrub_step(&self, base: u64, next: u64, offset: u64) -> Result<(Step, usize)> {
+        if self.segment_end(base) != Some(next) {
+            return Ok((Step::Done, 0)); // removed, cut or rewritten since
+        }
+        let from = offset
+            .max(self.log_start_offset())
+            .max(self.audit_sealed_offset());
+        if from >= next {
+            return Ok((Step::Done, 0));
+        }
+        let chunk = match self.read_bounded(from, SCRUB_READ_BYTES, next) {
+            Ok(c) if !c.is_empty() => c,
+            Err(e @ LogError::Io { .. }) => return Err(e),
+            _ => return Ok((Step::Changed(from), 0)),
+        };
+        let read = chunk.len();
+        // The first batch holds `from` (a log start may fall inside a batch); each
+        // later one starts where the last ended.
+        let mut at: Option<u64> = None;
+        for item in Batches::new(chunk) {
+            let here = at.unwrap_or(from);
+            let Ok((h, bytes)) = item else {
+                return Ok((Step::Changed(here), read));
+            };
+            let (first, last) = (h.base_offset, h.last_offset());
+            let placed = match at {
+                None => first >= 0 && first as u64 <= from && last >= from as i64,
+                Some(a) => first == a as i64 && last >= first,
+            };
+            let recorded = self.audit_leaf_at(first.max(0) as u64);
+            if !placed || recorded.is_some_and(|leaf| leaf != merkle::leaf_hash(&bytes)) {
+                return Ok((Step::Changed(here), read));
+            }
+            at = Some(last as u64 + 1);
+        }
+        Ok(match at {
+            None => (Step::Changed(from), read),
+            Some(a) if a >= next => (Step::Done, read),
+            Some(a) => (Step::Next(a), read),
+        })
+    }
+}
+
 /// Hashes the batches of segments whose leaves came from a sidecar, oldest first, until
 /// `budget` bytes were read (a segment once begun is finished); the bytes read. A batch
-/// that no longer hashes to its leaf is the log's divergence. Takes the read lock per
-/// step. Blocking I/O.
+/// that no longer hashes to its leaf, or no longer reads back, is the log's divergence.
+/// Takes the read lock per step. Blocking I/O.
 pub fn scrub_audit_leaves(log: &RwLock<Log>, budget: usize) -> Result<usize> {
     let mut hashed = 0;
     while hashed < budget {
@@ -173,32 +243,16 @@ pub fn scrub_audit_leaves(log: &RwLock<Log>, budget: usize) -> Result<usize> {
             break;
         };
         let mut offset = base;
-        let mut changed = None;
-        while offset < next && changed.is_none() {
-            let chunk = read(log).read_bounded(offset, SCRUB_READ_BYTES, next);
-            let Some(chunk) = chunk.ok().filter(|c| !c.is_empty()) else {
-                // Removed or cut since (retention, a truncation): nothing left to check;
-                // else the segment no longer reads back from here.
-                if read(log).segment_end(base) == Some(next) {
-                    changed = Some(offset);
-                }
-                break;
-            };
-            hashed += chunk.len();
-            let l = read(log);
-            for item in Batches::new(chunk) {
-                let Ok((h, bytes)) = item else {
-                    changed = Some(offset); // no longer parses
-                    break;
-                };
-                let recorded = l.audit_leaf_at(offset);
-                if recorded.is_some_and(|leaf| leaf != merkle::leaf_hash(&bytes)) {
-                    changed = Some(offset);
-                    break;
-                }
-                offset = h.last_offset() as u64 + 1;
+        let changed = loop {
+            let (step, n) = read(log).scrub_step(base, next, offset)?;
+            hashed += n;
+            match step {
+                Step::Next(at) if at > offset => offset = at,
+                Step::Next(_) => break Some(offset), // no progress: not a batch sequence
+                Step::Done => break None,
+                Step::Changed(at) => break Some(at),
             }
-        }
+        };
         debug!(base, next, ?changed, "audit segment scrubbed");
         write(log).scrubbed(base, changed);
     }
