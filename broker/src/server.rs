@@ -629,8 +629,10 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: Shutdown) {
         }
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            let mut scrub = crate::partition::AUDIT_SCRUB_BYTES_PER_PASS;
             for p in b.topics.partitions() {
                 p.housekeeping();
+                scrub = scrub.saturating_sub(p.scrub_audit(scrub));
             }
         })
         .await;

@@ -80,44 +80,48 @@ impl Leaves {
     }
 }
 
-/// The leaves of a partition directory: from offset 0 while its first segment is there
-/// (its `audit.seal`, if any, is then checked against them), else from its seal, whose
-/// root only the heads logged after it then vouch for.
+/// The leaves of a partition directory: from offset 0, or with `audit.seal` from the
+/// seal's frontier (whose root the heads logged after it vouch for). While the sealed
+/// batches are still there they are compared with the seal, and a difference is told,
+/// not counted: they may have been compacted, and the export proves them.
 fn partition_leaves(dir: &Path) -> anyhow::Result<Leaves> {
-    let seal = SealFile::read(dir)?;
-    let first_base = inspect::segment_logs(dir)?.first().map(|&(base, _)| base);
-    let Some(file) = seal.filter(|_| first_base != Some(0)) else {
-        let mut leaves = read_leaves(dir, Leaves::after(MemoryTree::default(), 0))?;
-        if let Some(file) = SealFile::read(dir)? {
-            leaves.problems.extend(seal_mismatch(&leaves, &file));
-        }
-        return Ok(leaves);
+    let from_zero = || read_leaves(dir, Leaves::after(MemoryTree::default(), 0));
+    let Some(file) = SealFile::read(dir)? else {
+        return from_zero();
     };
+    let first_base = inspect::segment_logs(dir)?.first().map(|&(base, _)| base);
+    if first_base == Some(0) {
+        let all = from_zero()?;
+        let end = all.offsets.last().map_or(0, |&(_, l)| l + 1);
+        if file.seal.next_offset > end {
+            println!("audit.seal is past the log's end (its entry was not durable): ignored, as the broker does");
+            return Ok(all);
+        }
+        if let Some(why) = seal_mismatch(&all, &file) {
+            println!("{why}: compacted or changed since the seal; the export proves them");
+        }
+    }
     let tree = file.tree().context("the seal file's frontier")?;
     println!(
-        "leaves 0..{} are sealed and their segments removed: their root is audit.seal's, which the heads logged after it vouch for",
+        "leaves 0..{} are sealed: the tree goes on from audit.seal, which the heads logged after it vouch for",
         file.seal.tree_size
     );
     read_leaves(dir, Leaves::after(tree, file.seal.next_offset))
 }
 
-/// Whether `audit.seal` says what the batches before its offset make.
+/// How the batches before the seal's offset differ from `audit.seal`, if they do.
 fn seal_mismatch(leaves: &Leaves, file: &SealFile) -> Option<String> {
     let seal = &file.seal;
-    let ends = |size: u64| {
-        let i = usize::try_from(size).ok()?.checked_sub(1)?;
-        leaves.offsets.get(i).map(|&(_, last)| last + 1)
-    };
-    if seal.tree_size > leaves.tree.size() {
-        println!("audit.seal is past the log's end (its entry was not durable): ignored, as the broker does");
-        return None;
-    }
+    let i = usize::try_from(seal.tree_size).ok()?.checked_sub(1);
+    let ends = i
+        .and_then(|i| leaves.offsets.get(i))
+        .map(|&(_, last)| last + 1);
     let root = merkle::root(&leaves.tree, seal.tree_size).ok();
-    (root != Some(seal.root) || ends(seal.tree_size) != Some(seal.next_offset)).then(|| {
+    (root != Some(seal.root) || ends != Some(seal.next_offset)).then(|| {
         format!(
-            "audit.seal says the first {} batches end before offset {} with root {}: the batches here do not",
-            seal.tree_size,
+            "the batches before offset {} are not the {} leaves audit.seal says (root {})",
             seal.next_offset,
+            seal.tree_size,
             merkle::to_hex(&seal.root)
         )
     })

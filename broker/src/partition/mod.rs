@@ -613,8 +613,7 @@ impl Partition {
 
     /// Housekeeping: retention, idle map release, the producer snapshots and
     /// transaction indexes of newly closed segments (`sidecars.rs`), and for an audit
-    /// log the leaves of those segments and the scrub of leaves read from disk at open
-    /// (`log_store::log::scrub_audit_leaves`, [`AUDIT_SCRUB_BYTES_PER_PASS`] a pass). A replica deletes
+    /// log the leaves of those segments (`log_store::log::write_audit_leaves`). A replica deletes
     /// only segments wholly below its high watermark (committed entries, which Raft
     /// never truncates; a follower that still needs them gets a snapshot), however busy
     /// the end of its log.
@@ -633,11 +632,24 @@ impl Partition {
                 warn!(topic = %self.topic, partition = self.index, error = %e, "segment sidecars not written")
             }
         }
-        let audit = log_store::log::write_audit_leaves(&h.log)
-            .and_then(|_| log_store::log::scrub_audit_leaves(&h.log, AUDIT_SCRUB_BYTES_PER_PASS));
-        if let Err(e) = audit {
-            warn!(topic = %self.topic, partition = self.index, error = %e, "audit leaves not written or scrubbed");
+        if let Err(e) = log_store::log::write_audit_leaves(&h.log) {
+            warn!(topic = %self.topic, partition = self.index, error = %e, "audit leaves not written");
         }
+    }
+
+    /// Scrubs up to `budget` bytes of the audit log's segments whose leaves were read
+    /// from disk at open (`log_store::log::scrub_audit_leaves`); the bytes read.
+    pub fn scrub_audit(&self, budget: usize) -> usize {
+        let Mode::Hosted(h) = &self.mode else {
+            return 0;
+        };
+        if budget == 0 || h.closed.load(Ordering::Acquire) {
+            return 0;
+        }
+        log_store::log::scrub_audit_leaves(&h.log, budget).unwrap_or_else(|e| {
+            warn!(topic = %self.topic, partition = self.index, error = %e, "audit leaves not scrubbed; retrying next pass");
+            0
+        })
     }
 
     /// Retention and idle map release, under the write lock.
@@ -695,9 +707,10 @@ impl Drop for FlushDemand {
 /// How long a produce waits for the leader's node to append its batch.
 const REPLICA_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bytes of an audit log the scrub hashes per housekeeping pass (at most: a segment once
-/// begun is finished): 256 MiB every `log.retention.check.interval.ms` (30 s by
-/// default) is about 8.5 MiB/s, a 10 GiB log in 20 minutes.
+/// Bytes of audit logs the scrub hashes per housekeeping pass, all partitions together
+/// (at most: a segment once begun is finished): 256 MiB every
+/// `log.retention.check.interval.ms` (30 s by default) is about 8.5 MiB/s, a 10 GiB log
+/// in 20 minutes.
 pub const AUDIT_SCRUB_BYTES_PER_PASS: usize = 256 << 20;
 
 /// Waits for a proposal to the replica's group (at most [`REPLICA_APPEND_TIMEOUT`]),
