@@ -471,17 +471,24 @@ fn leaves_sidecars_spare_the_open_and_the_scrub_checks_them() {
     assert_ne!(log.audit_head(u64::MAX).unwrap().root, head.root);
 }
 
-/// A batch that no longer parses (its magic byte changed) behind its `.leaves` is found
-/// by the scrub too.
-#[test]
-fn the_scrub_finds_a_batch_that_no_longer_reads_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+/// A log of 40 batches in `dir`, its closed segments' `.leaves` written, closed; its
+/// segments.
+fn closed_with_leaves(dir: &std::path::Path) -> Vec<log_store::SegmentInfo> {
+    let mut log = Log::open(dir, config()).unwrap();
     append(&mut log, 1, 40);
     let segments = log.segments();
     let log = RwLock::new(log);
     write_audit_leaves(&log).unwrap();
     log.into_inner().unwrap().close().unwrap();
+    segments
+}
+
+/// A batch that no longer parses (its magic byte changed) behind its `.leaves` is found
+/// by the scrub too.
+#[test]
+fn the_scrub_finds_a_batch_that_no_longer_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = closed_with_leaves(dir.path());
     let mut bytes = std::fs::read(&segments[1].path).unwrap();
     bytes[16] = 0x7f; // the first batch's magic
     std::fs::write(&segments[1].path, bytes).unwrap();
@@ -558,12 +565,7 @@ fn compaction_rewrites_only_sealed_segments() {
 #[test]
 fn the_scrub_starts_at_the_log_start_and_the_seal() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
-    append(&mut log, 1, 40);
-    let segments = log.segments();
-    let log = RwLock::new(log);
-    write_audit_leaves(&log).unwrap();
-    log.into_inner().unwrap().close().unwrap();
+    let segments = closed_with_leaves(dir.path());
     let mut log = Log::open(dir.path(), config()).unwrap();
     let seal = log_seal(&mut log, segments[1].base_offset + 3, None);
     log.flush().unwrap();
