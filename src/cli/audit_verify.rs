@@ -90,6 +90,8 @@ fn partition_leaves(dir: &Path) -> anyhow::Result<Leaves> {
         return from_zero();
     };
     let first_base = inspect::segment_logs(dir)?.first().map(|&(base, _)| base);
+    let tree = file.tree().context("the seal file's frontier")?;
+    let mut sealed = Leaves::after(tree, file.seal.next_offset);
     if first_base == Some(0) {
         let all = from_zero()?;
         let end = all.offsets.last().map_or(0, |&(_, l)| l + 1);
@@ -100,13 +102,24 @@ fn partition_leaves(dir: &Path) -> anyhow::Result<Leaves> {
         if let Some(why) = seal_mismatch(&all, &file) {
             println!("{why}: compacted or changed since the seal; the export proves them");
         }
+        // The batches from the seal on, as already hashed: their leaves go on from it.
+        for (i, &(base, last)) in all.offsets.iter().enumerate() {
+            if base >= file.seal.next_offset {
+                let leaf = all.tree.leaf(i as u64).context("a leaf per batch read")?;
+                sealed.tree.push(leaf);
+                sealed.offsets.push((base, last));
+            }
+        }
+        sealed.problems = all.problems;
     }
-    let tree = file.tree().context("the seal file's frontier")?;
     println!(
         "leaves 0..{} are sealed: the tree goes on from audit.seal, which the heads logged after it vouch for",
         file.seal.tree_size
     );
-    read_leaves(dir, Leaves::after(tree, file.seal.next_offset))
+    if first_base == Some(0) {
+        return Ok(sealed);
+    }
+    read_leaves(dir, sealed)
 }
 
 /// How the batches before the seal's offset differ from `audit.seal`, if they do.
